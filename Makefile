@@ -1,0 +1,57 @@
+# riffledb: `make demo` runs the main job, `make test` runs every test. Both set up what they
+# need first (Debian packages, .venv, the C++ build), and rebuild only what changed.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.riffledb-setup
+BUILD  := build/release
+DEV    := build/dev
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONPATH := $(CURDIR)/python
+PYTEST_ARGS ?=
+
+.PHONY: all setup build test test-cpp test-python test-asan demo format lint clean bench
+
+all: build
+
+$(STAMP): scripts/setup.sh requirements-dev.txt
+	bash scripts/setup.sh
+
+setup: $(STAMP)
+
+$(BUILD)/build.ninja: | $(STAMP)
+	cmake --preset release
+
+build: $(STAMP) $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+test-cpp: build
+	ctest --test-dir $(BUILD) --output-on-failure -j2 --timeout 300
+
+test-python: build
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: test-cpp test-python
+
+# The C++ suites under AddressSanitizer and UBSan.
+$(DEV)/build.ninja: | $(STAMP)
+	cmake --preset dev
+
+test-asan: $(STAMP) $(DEV)/build.ninja
+	cmake --build $(DEV)
+	ctest --test-dir $(DEV) --output-on-failure -j2 --timeout 600
+
+demo: build
+	$(PY) examples/demo.py
+
+format: $(STAMP)
+	$(PY) -m ruff format python tests examples benchmarks
+	$(PY) -m ruff check --fix --select I python tests examples benchmarks
+	command -v clang-format >/dev/null && find cpp python/src -name '*.h' -o -name '*.cc' | xargs clang-format -i || echo "clang-format not installed: C++ left as is"
+
+lint: $(STAMP)
+	$(PY) -m ruff check python tests examples benchmarks
+	$(PY) -m ruff format --check python tests examples benchmarks
+
+clean:
+	rm -rf build python/riffledb/_riffledb*.so

@@ -1,0 +1,11 @@
+// Registration functions, one per binding file.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace riffledb::python {
+
+void RegisterErrors(nanobind::module_& m);
+void RegisterArrow(nanobind::module_& m);
+
+}  // namespace riffledb::python

@@ -1,0 +1,36 @@
+// The one place where an arrow::Status becomes a Python exception (DESIGN.md, decision 10).
+#pragma once
+
+#include <utility>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <nanobind/nanobind.h>
+
+namespace riffledb::python {
+
+/// Raises the Python exception for a failed status: Invalid -> ValueError, KeyError ->
+/// KeyError, IndexError -> IndexError, IOError -> OSError, NotImplemented ->
+/// NotImplementedError, TypeError -> TypeError, Cancelled -> KeyboardInterrupt, other ->
+/// RuntimeError. Must hold the GIL.
+[[noreturn]] void RaiseStatus(const arrow::Status& status);
+
+inline void ThrowIfError(const arrow::Status& status) {
+  if (!status.ok()) RaiseStatus(status);
+}
+
+template <typename T>
+T ValueOrThrow(arrow::Result<T>&& result) {
+  if (!result.ok()) RaiseStatus(result.status());
+  return std::move(result).ValueUnsafe();
+}
+
+/// Runs `f` with the GIL released and returns its result (Status or Result<T>) unchanged;
+/// callers convert it with ThrowIfError / ValueOrThrow after the GIL is back.
+template <typename F>
+auto WithoutGil(F&& f) -> decltype(f()) {
+  nanobind::gil_scoped_release release;
+  return f();
+}
+
+}  // namespace riffledb::python
