@@ -1,0 +1,259 @@
+#include "riffledb/format/manifest.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <arrow/type.h>
+#include <arrow/util/key_value_metadata.h>
+#include <nlohmann/json.hpp>
+
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::format {
+namespace {
+
+using Json = nlohmann::json;
+
+std::shared_ptr<arrow::Schema> EveryTypeSchema() {
+  auto field_meta = arrow::key_value_metadata({"unit", "doc"}, {"px", "an image width"});
+  std::vector<std::shared_ptr<arrow::Field>> fields = {
+      arrow::field("i8", arrow::int8()),
+      arrow::field("i16", arrow::int16()),
+      arrow::field("i32", arrow::int32(), /*nullable=*/false),
+      arrow::field("i64", arrow::int64()),
+      arrow::field("u8", arrow::uint8()),
+      arrow::field("u16", arrow::uint16()),
+      arrow::field("u32", arrow::uint32(), true, field_meta),
+      arrow::field("u64", arrow::uint64()),
+      arrow::field("f16", arrow::float16()),
+      arrow::field("f32", arrow::float32()),
+      arrow::field("f64", arrow::float64()),
+      arrow::field("flag", arrow::boolean()),
+      arrow::field("s", arrow::utf8()),
+      arrow::field("ls", arrow::large_utf8()),
+      arrow::field("b", arrow::binary()),
+      arrow::field("lb", arrow::large_binary()),
+      arrow::field("fsb", arrow::fixed_size_binary(16)),
+      arrow::field("d", arrow::date32()),
+      arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO, "Europe/Paris")),
+      arrow::field("dec", arrow::decimal128(38, 9)),
+      arrow::field("l", arrow::list(arrow::field("item", arrow::int32(), false))),
+      arrow::field("ll", arrow::large_list(arrow::utf8())),
+      arrow::field("vec", arrow::fixed_size_list(arrow::float32(), 512)),
+      arrow::field("st", arrow::struct_({arrow::field("x", arrow::float64()),
+                                         arrow::field("tags", arrow::list(arrow::utf8()))})),
+      arrow::field("m", arrow::map(arrow::utf8(), arrow::int64())),
+      arrow::field("cat", arrow::dictionary(arrow::int32(), arrow::utf8())),
+      arrow::field("ocat", arrow::dictionary(arrow::int8(), arrow::utf8(), /*ordered=*/true)),
+      arrow::field("n", arrow::null()),
+  };
+  return arrow::schema(fields, arrow::key_value_metadata({"riffledb.test", "split_names"},
+                                                         {"1", "[\"train\",\"test\"]"}));
+}
+
+Manifest SampleManifest() {
+  Manifest m;
+  m.version = 3;
+  m.timestamp_ms = 1700000000123;
+  m.operation = "delete";
+  m.schema = EveryTypeSchema();
+  m.next_fragment_id = 7;
+  m.fragments.push_back({0, "data/a.arrow", 100, std::nullopt});
+  m.fragments.push_back({5, "data/b.arrow", 50, DeletionFileInfo{"_deletions/x.arrow", 3}});
+  return m;
+}
+
+TEST(Manifest, RoundTripEveryType) {
+  Manifest m = SampleManifest();
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(text, "00000000000000000003.json"));
+  EXPECT_EQ(back.version, 3u);
+  EXPECT_EQ(back.timestamp_ms, 1700000000123);
+  EXPECT_EQ(back.operation, "delete");
+  EXPECT_EQ(back.next_fragment_id, 7u);
+  ASSERT_TRUE(back.schema->Equals(*m.schema, /*check_metadata=*/true))
+      << back.schema->ToString(true) << "\nvs\n"
+      << m.schema->ToString(true);
+  ASSERT_TRUE(back.schema->field(6)->metadata()->Equals(*m.schema->field(6)->metadata()));
+  ASSERT_TRUE(back.schema->metadata()->Equals(*m.schema->metadata()));
+  EXPECT_TRUE(back.schema->GetFieldByName("cat")->type()->Equals(
+      arrow::dictionary(arrow::int32(), arrow::utf8())));
+  EXPECT_TRUE(back.schema->GetFieldByName("ocat")->type()->Equals(
+      arrow::dictionary(arrow::int8(), arrow::utf8(), true)));
+  EXPECT_FALSE(back.schema->GetFieldByName("i32")->nullable());
+  ASSERT_EQ(back.fragments.size(), 2u);
+  EXPECT_EQ(back.fragments[0].id, 0u);
+  EXPECT_EQ(back.fragments[0].path, "data/a.arrow");
+  EXPECT_EQ(back.fragments[0].physical_rows, 100);
+  EXPECT_FALSE(back.fragments[0].deletion.has_value());
+  EXPECT_EQ(back.fragments[1].id, 5u);
+  ASSERT_TRUE(back.fragments[1].deletion.has_value());
+  EXPECT_EQ(back.fragments[1].deletion->path, "_deletions/x.arrow");
+  EXPECT_EQ(back.fragments[1].deletion->num_deleted, 3);
+  EXPECT_EQ(back.num_rows(), 147);
+  // Serializing again gives the same bytes (stable key order).
+  ASSERT_OK_AND_ASSIGN(std::string again, SerializeManifest(back));
+  EXPECT_EQ(again, text);
+}
+
+TEST(Manifest, DocumentedKeys) {
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(SampleManifest()));
+  Json doc = Json::parse(text);
+  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_EQ(doc["version"], 3);
+  EXPECT_EQ(doc["timestamp_ms"], 1700000000123);
+  EXPECT_EQ(doc["operation"], "delete");
+  EXPECT_EQ(doc["next_fragment_id"], 7);
+  EXPECT_TRUE(doc["schema"].is_string());
+  EXPECT_EQ(doc["fragments"][0]["id"], 0);
+  EXPECT_EQ(doc["fragments"][0]["path"], "data/a.arrow");
+  EXPECT_EQ(doc["fragments"][0]["physical_rows"], 100);
+  EXPECT_FALSE(doc["fragments"][0].contains("deletion"));
+  EXPECT_EQ(doc["fragments"][1]["deletion"]["path"], "_deletions/x.arrow");
+  EXPECT_EQ(doc["fragments"][1]["deletion"]["num_deleted"], 3);
+}
+
+TEST(Manifest, EmptyTableAndUnknownKeys) {
+  Manifest m;
+  m.version = 1;
+  m.operation = "create";
+  m.schema = arrow::schema({arrow::field("x", arrow::int64())});
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  Json doc = Json::parse(text);
+  doc["some_future_key"] = {{"a", 1}};
+  doc["fragments"] = Json::array();
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(doc.dump(), "v1.json"));
+  EXPECT_EQ(back.num_rows(), 0);
+  EXPECT_TRUE(back.fragments.empty());
+  // `deletion: null` is the same as no deletion file.
+  doc["next_fragment_id"] = 1;
+  doc["fragments"] = Json::array({{{"id", 0}, {"path", "data/x.arrow"},
+                                   {"physical_rows", 4}, {"deletion", nullptr}}});
+  ASSERT_OK_AND_ASSIGN(back, ParseManifest(doc.dump(), "v1.json"));
+  EXPECT_FALSE(back.fragments[0].deletion.has_value());
+  EXPECT_EQ(back.num_rows(), 4);
+}
+
+TEST(Manifest, SerializeRejectsInvalidManifests) {
+  Manifest m = SampleManifest();
+  m.fragments[1].id = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id", SerializeManifest(m));
+  m = SampleManifest();
+  m.schema = nullptr;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "schema", SerializeManifest(m));
+  m = SampleManifest();
+  m.fragments[0].path = "../escape.arrow";
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "..", SerializeManifest(m));
+  m = SampleManifest();
+  m.next_fragment_id = 5;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "next_fragment_id", SerializeManifest(m));
+  m = SampleManifest();
+  m.version = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "version", SerializeManifest(m));
+}
+
+// Golden rejections: each corrupt manifest fails with Invalid, the message begins with the
+// source name and contains the expected fragment.
+struct Corruption {
+  const char* name;
+  std::function<std::string(Json)> corrupt;  // from a valid manifest's JSON to bad text
+  const char* message;
+};
+
+std::string Set(Json doc, const std::string& pointer, Json value) {
+  doc[Json::json_pointer(pointer)] = std::move(value);
+  return doc.dump();
+}
+std::string Erase(Json doc, const std::string& pointer) {
+  Json::json_pointer p(pointer);
+  doc[p.parent_pointer()].erase(p.back());
+  return doc.dump();
+}
+
+TEST(Manifest, GoldenRejections) {
+  ASSERT_OK_AND_ASSIGN(std::string valid, SerializeManifest(SampleManifest()));
+  const Json doc = Json::parse(valid);
+  const std::vector<Corruption> cases = {
+      {"truncated", [&](Json) { return valid.substr(0, valid.size() / 2); }, "invalid JSON"},
+      {"empty", [](Json) { return std::string(); }, "invalid JSON"},
+      {"not json", [](Json) { return std::string("version: 1"); }, "invalid JSON"},
+      {"array", [](Json) { return std::string("[1, 2]"); }, "must be a JSON object, got array"},
+      {"deep nesting", [](Json) { return std::string(10000, '[') + std::string(10000, ']'); },
+       "nested deeper"},
+      {"missing version", [](Json d) { return Erase(d, "/version"); }, "missing key 'version'"},
+      {"missing schema", [](Json d) { return Erase(d, "/schema"); }, "missing key 'schema'"},
+      {"missing fragments", [](Json d) { return Erase(d, "/fragments"); },
+       "missing key 'fragments'"},
+      {"missing fragment path", [](Json d) { return Erase(d, "/fragments/1/path"); },
+       "missing key 'fragments[1].path'"},
+      {"version string", [](Json d) { return Set(d, "/version", "3"); },
+       "'version' must be an integer, got string"},
+      {"version float", [](Json d) { return Set(d, "/version", 3.5); },
+       "'version' must be an integer, got number"},
+      {"version zero", [](Json d) { return Set(d, "/version", 0); }, "must be at least 1"},
+      {"fragments object", [](Json d) { return Set(d, "/fragments", Json::object()); },
+       "'fragments' must be an array"},
+      {"fragment not object", [](Json d) { return Set(d, "/fragments/0", 17); },
+       "'fragments[0]' must be an object"},
+      {"negative rows", [](Json d) { return Set(d, "/fragments/0/physical_rows", -1); },
+       "'fragments[0].physical_rows' is -1"},
+      {"too many rows",
+       [](Json d) { return Set(d, "/fragments/0/physical_rows", int64_t{1} << 33); },
+       "must be at most 4294967296"},
+      {"negative deleted",
+       [](Json d) { return Set(d, "/fragments/1/deletion/num_deleted", -2); },
+       "'fragments[1].deletion.num_deleted' is -2"},
+      {"more deleted than rows",
+       [](Json d) { return Set(d, "/fragments/1/deletion/num_deleted", 51); },
+       "must be in [0, physical_rows = 50]"},
+      {"deletion not object", [](Json d) { return Set(d, "/fragments/1/deletion", "x"); },
+       "'fragments[1].deletion' must be an object or null"},
+      {"duplicate ids", [](Json d) { return Set(d, "/fragments/1/id", 0); },
+       "duplicate fragment id 0"},
+      {"id too large for uint32",
+       [](Json d) { return Set(d, "/fragments/1/id", int64_t{1} << 32); }, "fragments[1].id"},
+      {"id beyond next_fragment_id", [](Json d) { return Set(d, "/next_fragment_id", 5); },
+       "must be below next_fragment_id (5)"},
+      {"dotdot path", [](Json d) { return Set(d, "/fragments/0/path", "data/../../etc"); },
+       "'..' components"},
+      {"absolute path", [](Json d) { return Set(d, "/fragments/0/path", "/etc/passwd"); },
+       "must be relative"},
+      {"empty path", [](Json d) { return Set(d, "/fragments/0/path", ""); }, "is empty"},
+      {"dotdot deletion path",
+       [](Json d) { return Set(d, "/fragments/1/deletion/path", ".."); },
+       "'fragments[1].deletion.path'"},
+      {"format_version 99", [](Json d) { return Set(d, "/format_version", 99); },
+       "format_version 99 is newer than this riffledb supports (1)"},
+      {"format_version 0", [](Json d) { return Set(d, "/format_version", 0); },
+       "'format_version' is 0"},
+      {"missing format_version", [](Json d) { return Erase(d, "/format_version"); },
+       "missing key 'format_version'"},
+      {"negative timestamp", [](Json d) { return Set(d, "/timestamp_ms", -5); },
+       "'timestamp_ms' is -5"},
+      {"operation number", [](Json d) { return Set(d, "/operation", 1); },
+       "'operation' must be a string"},
+      {"bad base64", [](Json d) { return Set(d, "/schema", "!!!not base64!!!"); },
+       "not valid base64"},
+      {"empty schema", [](Json d) { return Set(d, "/schema", ""); }, "'schema' is empty"},
+      {"base64 of garbage", [](Json d) { return Set(d, "/schema", "AAECAwQFBgcICQ=="); },
+       "not an Arrow IPC schema"},
+      {"truncated IPC schema",
+       [](Json d) {
+         std::string s = d["schema"];
+         return Set(d, "/schema", s.substr(0, s.size() / 2 / 4 * 4));
+       },
+       "not an Arrow IPC schema"},
+  };
+  for (const Corruption& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string text = c.corrupt(doc);
+    auto result = ParseManifest(text, "_versions/00000000000000000003.json");
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, c.message, result);
+    EXPECT_EQ(result.status().message().rfind("_versions/00000000000000000003.json: ", 0), 0u)
+        << result.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace riffledb::format
