@@ -1,0 +1,38 @@
+"""Shared fixtures for the riffledb Python suite.
+
+Only the fixtures every module needs live here; module-specific helpers stay in their
+module so each test file reads on its own.
+"""
+
+import pytest
+import riffledb
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _riffledb_imports():
+    """Fails every test at once, with one clear message, if the package is half-built."""
+    import riffledb.db
+    import riffledb.table
+    import riffledb.util
+
+    required = [
+        (riffledb, "connect"),
+        (riffledb.db, "DBConnection"),
+        (riffledb.table, "Table"),
+        (riffledb.util, "tbl_to_tensor"),
+    ]
+    missing = [f"{m.__name__}.{a}" for m, a in required if not hasattr(m, a)]
+    if missing:
+        pytest.fail(f"riffledb is importable but lacks {missing}", pytrace=False)
+
+
+@pytest.fixture
+def tmp_db(tmp_path):
+    """A database in a fresh directory (the embedded default)."""
+    return riffledb.connect(tmp_path)
+
+
+@pytest.fixture
+def mem_db():
+    """A fresh process-local in-memory database."""
+    return riffledb.connect("memory://")
