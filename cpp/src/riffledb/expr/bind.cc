@@ -1,0 +1,318 @@
+// BindExpression, ReferencedColumns and evaluation: what happens to a parsed expression
+// once a schema or a batch is known.
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <arrow/array/util.h>
+#include <arrow/compute/api_scalar.h>
+#include <arrow/compute/cast.h>
+#include <arrow/compute/exec.h>
+#include <arrow/scalar.h>
+
+#include "riffledb/expr/parser.h"
+#include "riffledb/util/arrow_init.h"
+
+namespace riffledb {
+
+namespace {
+
+namespace cp = arrow::compute;
+using arrow::Result;
+using arrow::Status;
+using cp::Expression;
+
+std::string JoinNames(const arrow::FieldVector& fields) {
+  std::string out;
+  for (const auto& field : fields) {
+    if (!out.empty()) out += ", ";
+    out += field->name();
+  }
+  return out.empty() ? "(none)" : out;
+}
+
+std::string RefText(const arrow::FieldRef& ref) {
+  if (const std::string* name = ref.name()) return *name;
+  if (const auto* parts = ref.nested_refs()) {
+    std::string out;
+    for (const auto& part : *parts) {
+      if (!out.empty()) out += ".";
+      out += RefText(part);
+    }
+    return out;
+  }
+  return ref.ToString();
+}
+
+// Checks that `ref` names exactly one field of `schema`, with a message that says which
+// part is missing and what exists instead.
+Status CheckColumn(const arrow::FieldRef& ref, const arrow::Schema& schema) {
+  std::vector<arrow::FieldRef> parts;
+  if (const auto* nested = ref.nested_refs()) {
+    parts = *nested;
+  } else {
+    parts = {ref};
+  }
+  arrow::FieldVector fields = schema.fields();
+  std::string path;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string* name = parts[i].name();
+    if (name == nullptr) {  // a positional reference: let Arrow judge it
+      ARROW_ASSIGN_OR_RAISE(auto match, ref.FindOne(schema));
+      return Status::OK();
+    }
+    std::shared_ptr<arrow::Field> found;
+    int matches = 0;
+    for (const auto& field : fields) {
+      if (field->name() == *name) {
+        found = field;
+        ++matches;
+      }
+    }
+    if (matches == 0) {
+      if (i == 0) {
+        return Status::Invalid("Column '", *name, "' does not exist; available columns: ",
+                               JoinNames(fields));
+      }
+      return Status::Invalid("Field '", *name, "' does not exist in struct column '", path,
+                             "'; available fields: ", JoinNames(fields));
+    }
+    if (matches > 1) {
+      return Status::Invalid("Column '", path.empty() ? "" : path + ".", *name,
+                             "' is ambiguous: ", matches, " fields have that name");
+    }
+    path += (path.empty() ? "" : ".") + *name;
+    if (i + 1 < parts.size()) {
+      if (found->type()->id() != arrow::Type::STRUCT) {
+        return Status::Invalid("Column '", path, "' is not a struct (it is ",
+                               found->type()->ToString(), ") and has no field '",
+                               RefText(parts[i + 1]), "'");
+      }
+      fields = found->type()->fields();
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::shared_ptr<arrow::DataType>> TypeOf(const Expression& expr,
+                                                const arrow::Schema& schema) {
+  ARROW_ASSIGN_OR_RAISE(Expression bound, expr.Bind(schema));
+  if (bound.type() == nullptr) return Status::Invalid("untyped expression");
+  return bound.type()->GetSharedPtr();
+}
+
+bool IsComparison(const std::string& name) {
+  return name == "equal" || name == "not_equal" || name == "less" ||
+         name == "less_equal" || name == "greater" || name == "greater_equal";
+}
+
+// Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
+// so that a comparison runs in the column's type: uint64 vs an int64 literal, timestamp
+// vs a string, large_string vs a string... Otherwise leaves it to Arrow's implicit casts.
+void CoerceLiteral(const Expression& other, Expression* literal,
+                   const arrow::Schema& schema) {
+  const arrow::Datum* lit = literal->literal();
+  if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid) return;
+  if (other.literal() != nullptr) return;
+  auto maybe_type = TypeOf(other, schema);
+  if (!maybe_type.ok()) return;  // the final Bind reports it
+  const std::shared_ptr<arrow::DataType> target = *maybe_type;
+  const std::shared_ptr<arrow::Scalar>& scalar = lit->scalar();
+  const arrow::Type::type from = scalar->type->id();
+  const arrow::Type::type to = target->id();
+  if (scalar->type->Equals(*target)) return;
+
+  const bool temporal_target =
+      to == arrow::Type::DATE32 || to == arrow::Type::DATE64 || to == arrow::Type::TIMESTAMP;
+  const bool temporal_source = from == arrow::Type::STRING || from == arrow::Type::DATE32 ||
+                               from == arrow::Type::TIMESTAMP;
+  bool wanted = false;
+  if (arrow::is_integer(to) && from == arrow::Type::INT64) {
+    wanted = true;  // a safe cast fails (and we skip) when the value does not fit
+  } else if (arrow::is_floating(to) && from == arrow::Type::INT64) {
+    wanted = true;
+  } else if (temporal_target && temporal_source) {
+    wanted = true;
+  } else if ((to == arrow::Type::LARGE_STRING || to == arrow::Type::STRING_VIEW) &&
+             from == arrow::Type::STRING) {
+    wanted = true;
+  }
+  if (!wanted) return;
+
+  arrow::Datum value(scalar);
+  if (to == arrow::Type::TIMESTAMP && from == arrow::Type::STRING) {
+    // Parse as a naive timestamp first: a zone-aware column then reads it as UTC.
+    const auto& ts = static_cast<const arrow::TimestampType&>(*target);
+    auto naive = cp::Cast(value, arrow::timestamp(ts.unit()), cp::CastOptions::Safe());
+    if (!naive.ok()) return;
+    value = *naive;
+  }
+  auto cast = cp::Cast(value, target, cp::CastOptions::Safe());
+  if (!cast.ok()) return;
+  if (arrow::is_floating(to)) {
+    // Only when the integer survives the round trip.
+    auto back = cp::Cast(*cast, arrow::int64(), cp::CastOptions::Safe());
+    if (!back.ok() || !back->scalar()->Equals(*scalar)) return;
+  }
+  *literal = cp::literal(*cast);
+}
+
+// Lowers `%` and coerces literals, bottom-up. The result is unbound.
+Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
+  const Expression::Call* call = expr.call();
+  if (call == nullptr) return expr;
+  std::vector<Expression> args;
+  args.reserve(call->arguments.size());
+  for (const Expression& arg : call->arguments) {
+    ARROW_ASSIGN_OR_RAISE(Expression lowered, Lower(arg, schema));
+    args.push_back(std::move(lowered));
+  }
+  if (call->function_name == kModFunctionName) {
+    if (args.size() != 2) return Status::Invalid("% takes two operands");
+    ARROW_ASSIGN_OR_RAISE(auto left, TypeOf(args[0], schema));
+    ARROW_ASSIGN_OR_RAISE(auto right, TypeOf(args[1], schema));
+    // a % b = a - b * trunc(a / b); integer division already truncates.
+    Expression quotient = cp::call("divide_checked", {args[0], args[1]});
+    if (!arrow::is_integer(left->id()) || !arrow::is_integer(right->id())) {
+      quotient = cp::call("trunc", {std::move(quotient)});
+    }
+    return cp::call("subtract_checked",
+                    {args[0], cp::call("multiply_checked", {args[1], std::move(quotient)})});
+  }
+  if (IsComparison(call->function_name) && args.size() == 2) {
+    CoerceLiteral(args[0], &args[1], schema);
+    CoerceLiteral(args[1], &args[0], schema);
+  }
+  return cp::call(call->function_name, std::move(args), call->options);
+}
+
+// The smallest subexpression of `expr` that fails to bind, to point a type error at it.
+Expression Culprit(const Expression& expr, const arrow::Schema& schema) {
+  if (const Expression::Call* call = expr.call()) {
+    for (const Expression& arg : call->arguments) {
+      if (!arg.Bind(schema).ok()) return Culprit(arg, schema);
+    }
+  }
+  return expr;
+}
+
+void CollectColumns(const Expression& expr, std::vector<std::string>* out,
+                    std::unordered_set<std::string>* seen) {
+  if (const arrow::FieldRef* ref = expr.field_ref()) {
+    const std::string* name = ref->name();
+    if (name == nullptr) {
+      if (const auto* parts = ref->nested_refs(); parts != nullptr && !parts->empty()) {
+        name = parts->front().name();
+      }
+    }
+    if (name != nullptr && seen->insert(*name).second) out->push_back(*name);
+    return;
+  }
+  if (const Expression::Call* call = expr.call()) {
+    for (const Expression& arg : call->arguments) CollectColumns(arg, out, seen);
+  }
+}
+
+// Checks that every column the bound expression reads exists in `batch` with the bound
+// type, so that evaluating on a mismatched batch fails instead of reading out of bounds.
+Status CheckBatch(const Expression& expr, const arrow::RecordBatch& batch) {
+  if (const Expression::Parameter* param = expr.parameter()) {
+    if (param->type.id() == arrow::Type::NA && param->indices.empty()) return Status::OK();
+    if (param->indices.empty()) return Status::Invalid("unresolved column in ", expr.ToString());
+    std::shared_ptr<arrow::DataType> type;
+    for (size_t i = 0; i < param->indices.size(); ++i) {
+      const int index = param->indices[i];
+      const int n = i == 0 ? batch.num_columns() : type->num_fields();
+      if (i > 0 && type->id() != arrow::Type::STRUCT) {
+        return Status::Invalid("Column ", expr.ToString(), " does not match the batch");
+      }
+      if (index < 0 || index >= n) {
+        return Status::Invalid("Column ", expr.ToString(),
+                               " does not exist in the batch; bind to its schema");
+      }
+      type = i == 0 ? batch.schema()->field(index)->type() : type->field(index)->type();
+    }
+    if (param->type.type == nullptr || !type->Equals(*param->type.type)) {
+      return Status::Invalid("Column ", expr.ToString(), " is ", type->ToString(),
+                             " in the batch but ",
+                             param->type.type ? param->type.type->ToString() : "untyped",
+                             " in the bound expression; bind to the batch's schema");
+    }
+    return Status::OK();
+  }
+  if (const Expression::Call* call = expr.call()) {
+    for (const Expression& arg : call->arguments) ARROW_RETURN_NOT_OK(CheckBatch(arg, batch));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<arrow::compute::Expression> BindExpression(
+    const arrow::compute::Expression& expr, const arrow::Schema& schema) {
+  ARROW_RETURN_NOT_OK(EnsureArrowComputeInitialized());
+  if (!expr.is_valid()) return Status::Invalid("cannot bind an empty expression");
+  for (const arrow::FieldRef& ref : cp::FieldsInExpression(expr)) {
+    ARROW_RETURN_NOT_OK(CheckColumn(ref, schema));
+  }
+  auto lowered = Lower(expr, schema);
+  Result<Expression> bound =
+      lowered.ok() ? lowered->Bind(schema) : Result<Expression>(lowered.status());
+  if (bound.ok()) return bound;
+  const Expression culprit = Culprit(lowered.ok() ? *lowered : expr, schema);
+  return Status::Invalid("Type error in ", culprit.ToString(), ": ",
+                         bound.status().message());
+}
+
+std::vector<std::string> ReferencedColumns(const arrow::compute::Expression& expr) {
+  std::vector<std::string> out;
+  std::unordered_set<std::string> seen;
+  if (expr.is_valid()) CollectColumns(expr, &out, &seen);
+  return out;
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> EvaluateExpression(
+    const arrow::compute::Expression& bound, const arrow::RecordBatch& batch) {
+  ARROW_RETURN_NOT_OK(EnsureArrowComputeInitialized());
+  if (!bound.is_valid() || !bound.IsBound()) {
+    return Status::Invalid("Expression must be bound before evaluation",
+                           bound.is_valid() ? ": " + bound.ToString() : "");
+  }
+  ARROW_RETURN_NOT_OK(CheckBatch(bound, batch));
+  ARROW_ASSIGN_OR_RAISE(arrow::Datum result,
+                        cp::ExecuteScalarExpression(bound, cp::ExecBatch(batch)));
+  if (result.is_scalar()) {
+    return arrow::MakeArrayFromScalar(*result.scalar(), batch.num_rows());
+  }
+  if (!result.is_array() || result.length() != batch.num_rows()) {
+    return Status::Invalid("Expression ", bound.ToString(), " did not give one value per row");
+  }
+  return result.make_array();
+}
+
+arrow::Result<std::shared_ptr<arrow::BooleanArray>> EvaluateFilter(
+    const arrow::compute::Expression& bound, const arrow::RecordBatch& batch) {
+  if (bound.is_valid() && bound.IsBound()) {
+    const arrow::DataType* type = bound.type();
+    // A bare NULL (type null) selects nothing, as in SQL.
+    if (type == nullptr ||
+        (type->id() != arrow::Type::BOOL && type->id() != arrow::Type::NA)) {
+      return Status::Invalid("Filter must be a boolean expression, got ",
+                             type ? type->ToString() : "an untyped expression");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Array> values,
+                        EvaluateExpression(bound, batch));
+  if (values->type_id() == arrow::Type::NA) {
+    ARROW_ASSIGN_OR_RAISE(values, arrow::MakeArrayFromScalar(arrow::BooleanScalar(false),
+                                                             batch.num_rows()));
+  } else if (values->null_count() > 0) {
+    ARROW_ASSIGN_OR_RAISE(arrow::Datum filled,
+                          cp::CallFunction("coalesce", {values, arrow::Datum(false)}));
+    values = filled.make_array();
+  }
+  return std::static_pointer_cast<arrow::BooleanArray>(values);
+}
+
+}  // namespace riffledb
