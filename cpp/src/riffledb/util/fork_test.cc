@@ -1,0 +1,273 @@
+// fork() with the thread pool and per-process handles. Every child is reaped by the
+// parent with a deadline (and has an alarm() as a backstop), so a hang fails the test
+// instead of hanging it. Children report through their exit code; they never use gtest
+// assertions.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "riffledb/testing/testing.h"
+#include "riffledb/util/pid.h"
+#include "riffledb/util/thread_pool.h"
+
+namespace riffledb {
+namespace {
+
+using arrow::Status;
+
+constexpr int kTimedOut = 200;
+
+// Waits for `pid` at most `timeout`; kills it after that. Returns its exit code,
+// 128 + signal if a signal killed it, kTimedOut if it had to be killed.
+int ReapWithDeadline(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return 128 + WTERMSIG(status);
+    }
+    if (r < 0 && errno != EINTR) return 255;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return kTimedOut;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Runs body() in a forked child, which _exit()s with its result (0 = pass).
+int RunInChild(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return 254;
+  if (pid == 0) {
+    alarm(30);
+    _exit(body());
+  }
+  return ReapWithDeadline(pid);
+}
+
+// 0 if ParallelFor(n) on `pool` covers [0, n) once: the sum of indexes is right.
+int CheckParallelSum(ThreadPool* pool, int64_t n) {
+  std::atomic<int64_t> sum{0};
+  Status st = pool->ParallelFor(n, [&](int64_t i) {
+    sum.fetch_add(i, std::memory_order_relaxed);
+    return Status::OK();
+  });
+  if (!st.ok()) return 10;
+  return sum.load() == n * (n - 1) / 2 ? 0 : 11;
+}
+
+int CheckSubmit(ThreadPool* pool) {
+  std::atomic<int> ran{0};
+  std::vector<TaskHandle> handles;
+  for (int i = 0; i < 20; ++i) {
+    handles.push_back(pool->Submit([&ran] {
+      ran.fetch_add(1);
+      return Status::OK();
+    }));
+  }
+  for (const TaskHandle& h : handles) {
+    if (!h.Wait().ok()) return 20;
+  }
+  return ran.load() == 20 ? 0 : 21;
+}
+
+TEST(ForkSafety, ChildUsesTheDefaultPoolAfterTheParentUsedIt) {
+  ThreadPool* pool = ThreadPool::Default();
+  ASSERT_EQ(CheckParallelSum(pool, 100000), 0);
+  ASSERT_EQ(CheckSubmit(pool), 0);
+  const int parent_pid = CurrentPid();
+  EXPECT_EQ(
+      RunInChild([&] {
+        if (CurrentPid() != static_cast<int>(getpid()) || CurrentPid() == parent_pid) {
+          return 1;
+        }
+        if (ThreadPool::Default() != pool) return 2;
+        if (int rc = CheckParallelSum(pool, 100000)) return rc;
+        if (int rc = CheckSubmit(pool)) return rc;
+        return CheckParallelSum(pool, 1000);
+      }),
+      0);
+  ASSERT_EQ(CheckParallelSum(pool, 100000), 0);  // the parent's pool is untouched
+}
+
+TEST(ForkSafety, ForkWhileThePoolIsBusy) {
+  ThreadPool* shared = ThreadPool::Default();
+  ThreadPool four(4);
+  std::atomic<bool> stop{false};
+  std::atomic<int> parent_failures{0};
+  std::atomic<int64_t> parent_rounds{0};
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 4; ++t) {
+    ThreadPool* pool = t % 2 == 0 ? shared : &four;
+    busy.emplace_back([&, pool] {
+      while (!stop.load()) {
+        if (CheckParallelSum(pool, 1000) != 0) parent_failures.fetch_add(1);
+        parent_rounds.fetch_add(1);
+      }
+    });
+  }
+  while (parent_rounds.load() < 20) std::this_thread::yield();
+  for (int i = 0; i < 50; ++i) {
+    const int rc = RunInChild([&] {
+      if (int rc = CheckParallelSum(shared, 10000)) return rc;
+      if (int rc = CheckParallelSum(&four, 10000)) return 30 + rc;
+      return CheckSubmit(&four);
+    });
+    if (rc != 0) {
+      ADD_FAILURE() << "fork " << i << ": child exited with " << rc;
+      break;
+    }
+  }
+  stop.store(true);
+  for (std::thread& t : busy) t.join();
+  EXPECT_EQ(parent_failures.load(), 0);
+}
+
+TEST(ForkSafety, NestedFork) {
+  ThreadPool* pool = ThreadPool::Default();
+  ASSERT_EQ(CheckParallelSum(pool, 10000), 0);
+  const uint64_t generation = ForkGeneration();
+  EXPECT_EQ(RunInChild([&] {
+              if (ForkGeneration() != generation + 1) return 1;
+              if (int rc = CheckParallelSum(pool, 10000)) return rc;
+              const int grandchild = RunInChild([&] {
+                if (ForkGeneration() != generation + 2) return 1;
+                if (CurrentPid() != static_cast<int>(getpid())) return 2;
+                if (int rc = CheckParallelSum(pool, 10000)) return rc;
+                return CheckSubmit(pool);
+              });
+              if (grandchild != 0) return 100 + grandchild % 100;
+              return CheckParallelSum(pool, 10000);  // still works after its own fork
+            }),
+            0);
+}
+
+TEST(ForkSafety, PoolsCreatedBeforeAndAfterFork) {
+  ThreadPool before(3);
+  ASSERT_EQ(CheckParallelSum(&before, 10000), 0);
+  ThreadPool never_used(2);
+  EXPECT_EQ(RunInChild([&] {
+              if (int rc = CheckParallelSum(&before, 10000)) return rc;
+              if (int rc = CheckSubmit(&before)) return rc;
+              if (int rc = CheckParallelSum(&never_used, 10000)) return 30 + rc;
+              ThreadPool after(3);
+              if (int rc = CheckParallelSum(&after, 10000)) return 40 + rc;
+              if (int rc = CheckSubmit(&after)) return 40 + rc;
+              return 0;  // `after` is destroyed (its threads joined) before this returns
+            }),
+            0);
+  EXPECT_EQ(CheckParallelSum(&before, 10000), 0);
+}
+
+TEST(ForkSafety, ChildCanDestroyPoolsInheritedFromTheParent) {
+  auto pool = std::make_unique<ThreadPool>(2);
+  ASSERT_EQ(CheckParallelSum(pool.get(), 1000), 0);
+  EXPECT_EQ(RunInChild([&] {
+              pool.reset();  // must not join the parent's threads
+              ThreadPool fresh(2);
+              return CheckParallelSum(&fresh, 1000);
+            }),
+            0);
+  EXPECT_EQ(CheckParallelSum(pool.get(), 1000), 0);
+}
+
+TEST(ForkSafety, ParentTasksAreDroppedInTheChild) {
+  ThreadPool pool(1);
+  std::atomic<bool> release{false};
+  std::atomic<bool> started{false};
+  std::atomic<int> second_ran{0};
+  TaskHandle running = pool.Submit([&] {
+    started.store(true);
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return Status::OK();
+  });
+  while (!started.load()) std::this_thread::yield();
+  TaskHandle queued = pool.Submit([&] {
+    second_ran.fetch_add(1);
+    return Status::OK();
+  });
+  EXPECT_EQ(RunInChild([&] {
+              if (!running.Wait().IsCancelled()) return 1;
+              if (!queued.Wait().IsCancelled()) return 2;
+              if (int rc = CheckSubmit(&pool)) return rc;
+              if (int rc = CheckParallelSum(&pool, 1000)) return rc;
+              return second_ran.load() == 0 ? 0 : 3;  // never ran in the child
+            }),
+            0);
+  release.store(true);
+  ASSERT_OK(running.Wait());
+  ASSERT_OK(queued.Wait());
+  EXPECT_EQ(second_ran.load(), 1);
+}
+
+TEST(ForkSafety, FinishedParentTasksKeepTheirStatusInTheChild) {
+  TaskHandle done = ThreadPool::Default()->Submit([] { return Status::IOError("disk"); });
+  ASSERT_RAISES(IOError, done.Wait());
+  EXPECT_EQ(RunInChild([&] { return done.Wait().IsIOError() ? 0 : 1; }), 0);
+}
+
+struct Connection {
+  int built_by;
+};
+
+TEST(ForkSafety, PerProcessRebuildsInTheChildOnly) {
+  PerProcess<Connection> holder;
+  std::atomic<int> builds{0};
+  auto factory = [&] {
+    builds.fetch_add(1);
+    return std::make_shared<Connection>(Connection{CurrentPid()});
+  };
+  ASSERT_OK_AND_ASSIGN(auto parent_handle, holder.Get(factory));
+  EXPECT_EQ(parent_handle->built_by, CurrentPid());
+  EXPECT_EQ(holder.built_pid(), CurrentPid());
+  EXPECT_EQ(RunInChild([&] {
+              const int me = static_cast<int>(getpid());
+              if (holder.built_pid() != 0) return 1;  // the parent's handle is not ours
+              auto child_handle = holder.Get(factory);
+              if (!child_handle.ok()) return 2;
+              if ((*child_handle)->built_by != me) return 3;
+              if (child_handle->get() == parent_handle.get()) return 4;
+              if (builds.load() != 2) return 5;
+              auto again = holder.Get(factory);
+              if (!again.ok() || again->get() != child_handle->get()) return 6;
+              if (holder.built_pid() != me) return 7;
+              return 0;
+            }),
+            0);
+  ASSERT_OK_AND_ASSIGN(auto after, holder.Get(factory));
+  EXPECT_EQ(after, parent_handle);  // not rebuilt in the parent
+  EXPECT_EQ(builds.load(), 1);
+}
+
+TEST(ForkSafety, SpinLockHeldByTheParentIsTakenOverInTheChild) {
+  internal::ForkSafeSpinLock lock;
+  lock.lock();  // held by this thread, which the child does not see as its own
+  EXPECT_EQ(RunInChild([&] {
+              lock.lock();
+              lock.unlock();
+              lock.lock();  // and it works normally afterwards
+              lock.unlock();
+              return 0;
+            }),
+            0);
+  lock.unlock();
+}
+
+}  // namespace
+}  // namespace riffledb
