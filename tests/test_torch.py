@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+# SPDX-FileCopyrightText: Copyright The LanceDB Authors
+# Adapted from lancedb/python/python/tests/test_torch.py (the seed); the Permutation
+# tests are added later, with the permutation module.
+
+import pyarrow as pa
+import pytest
+from riffledb.util import tbl_to_tensor
+
+torch = pytest.importorskip("torch")
+
+
+def test_table_dataloader(mem_db):
+    table = mem_db.create_table("test_table", pa.table({"a": range(1000)}))
+    dataloader = torch.utils.data.DataLoader(
+        table, collate_fn=tbl_to_tensor, batch_size=10, shuffle=True
+    )
+    for batch in dataloader:
+        assert batch.size(0) == 1
+        assert batch.size(1) == 10
+
+
+# riffledb additions: the rows of each batch are exactly the sampled rows, in order.
+
+
+def _identity(batch):
+    return batch
+
+
+def _shuffled_loaders(dataset, seed: int, collate_fn):
+    """A shuffling DataLoader over `dataset` and one over plain indices, same seed."""
+    kwargs = {"batch_size": 10, "shuffle": True}
+    got = torch.utils.data.DataLoader(
+        dataset,
+        collate_fn=collate_fn,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+    indices = torch.utils.data.DataLoader(
+        list(range(len(dataset))),
+        collate_fn=list,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+    return got, indices
+
+
+@pytest.mark.parametrize("db_fixture", ["mem_db", "tmp_db"])
+def test_table_dataloader_honours_sampled_order(request, db_fixture):
+    db = request.getfixturevalue(db_fixture)
+    # Values differ from offsets so a row/offset mix-up cannot pass.
+    table = db.create_table("t", pa.table({"a": [1000 + i for i in range(1000)]}))
+    got, expected = _shuffled_loaders(table, seed=7, collate_fn=_identity)
+    batches = list(got)
+    expected_batches = list(expected)
+    assert len(batches) == len(expected_batches) == 100
+    for batch, idx in zip(batches, expected_batches, strict=True):
+        assert isinstance(batch, pa.Table)
+        assert batch.column_names == ["a"]
+        assert batch["a"].to_pylist() == [1000 + i for i in idx]
+    seen = sorted(v for b in batches for v in b["a"].to_pylist())
+    assert seen == [1000 + i for i in range(1000)]
+    # The shuffle is real: the sampled order is not the storage order.
+    assert [v for b in batches for v in b["a"].to_pylist()] != seen
+
+
+def test_table_dataloader_tensor_order(mem_db):
+    table = mem_db.create_table(
+        "t", pa.table({"a": range(1000), "b": [2 * i for i in range(1000)]})
+    )
+    got, expected = _shuffled_loaders(table, seed=3, collate_fn=tbl_to_tensor)
+    for batch, idx in zip(got, expected, strict=True):
+        assert batch.shape == (2, 10)
+        assert batch[0].tolist() == idx
+        assert batch[1].tolist() == [2 * i for i in idx]
+
+
+class _FixedSampler(torch.utils.data.Sampler):
+    def __init__(self, indices):
+        self.indices = indices
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def test_table_dataloader_custom_sampler_with_duplicates(mem_db):
+    table = mem_db.create_table("t", pa.table({"a": range(100)}))
+    order = [99, 0, 0, 57, 3, 99, 42, 42, 42, 1, 12]
+    loader = torch.utils.data.DataLoader(
+        table, sampler=_FixedSampler(order), batch_size=4, collate_fn=_identity
+    )
+    batches = [b["a"].to_pylist() for b in loader]
+    assert batches == [[99, 0, 0, 57], [3, 99, 42, 42], [42, 1, 12]]
+
+
+def test_table_dataloader_after_delete(mem_db):
+    table = mem_db.create_table("t", pa.table({"a": range(100)}))
+    table.delete("a % 2 = 0")
+    assert len(table) == 50
+    loader = torch.utils.data.DataLoader(
+        table, sampler=_FixedSampler([49, 0, 10]), batch_size=3, collate_fn=tbl_to_tensor
+    )
+    assert [b.tolist() for b in loader] == [[[99, 1, 21]]]
