@@ -211,6 +211,8 @@ def test_readers_see_whole_versions_during_appends(tmp_path):
     for seen in observed:
         assert seen, "a reader never completed a read"
         assert seen == sorted(seen), "a reader went back to an older version"
+        # Its last read started after the last append returned.
+        assert seen[-1] == ROWS * (n_appends + 1)
     assert writer.count_rows() == ROWS * (n_appends + 1)
 
 
