@@ -140,7 +140,7 @@ def test_where(tbl, where, expected):
     out = tbl.search().where(where).to_arrow()
     assert out.schema == GOLDEN.schema
     assert out["id"].to_pylist() == expected
-    assert out.equals(GOLDEN.take(expected))
+    assert out.equals(GOLDEN.take(pa.array(expected, pa.int64())))
 
 
 @pytest.mark.parametrize(("where", "expected"), FILTERS, ids=FILTER_IDS)
