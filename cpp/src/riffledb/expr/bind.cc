@@ -1,5 +1,6 @@
 // BindExpression, ReferencedColumns and evaluation: what happens to a parsed expression
 // once a schema or a batch is known.
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -102,6 +103,45 @@ Result<std::shared_ptr<arrow::DataType>> TypeOf(const Expression& expr,
   return bound.type()->GetSharedPtr();
 }
 
+bool IsArithmetic(const std::string& name) {
+  return name == "add_checked" || name == "subtract_checked" ||
+         name == "multiply_checked" || name == "divide_checked" || name == kModFunctionName;
+}
+
+bool IsKleene(const std::string& name) {
+  return name == "and_kleene" || name == "or_kleene" || name == "invert";
+}
+
+// Mirrors a comparison so that its operands can be swapped.
+std::string Mirror(const std::string& name) {
+  if (name == "less") return "greater";
+  if (name == "less_equal") return "greater_equal";
+  if (name == "greater") return "less";
+  if (name == "greater_equal") return "less_equal";
+  return name;
+}
+
+// `unsigned_column <op> negative_literal` is decided by the sign alone; Arrow would cast
+// both to int64 and fail on values above INT64_MAX. Rewritten as a comparison with 0u,
+// which keeps nulls null: u > -1 is u >= 0u (true), u < -1 is u < 0u (false).
+std::optional<Expression> CompareUnsignedWithNegative(const std::string& name,
+                                                      const Expression& column,
+                                                      const Expression& literal,
+                                                      const arrow::Schema& schema) {
+  const arrow::Datum* lit = literal.literal();
+  if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid ||
+      lit->type()->id() != arrow::Type::INT64 ||
+      static_cast<const arrow::Int64Scalar&>(*lit->scalar()).value >= 0) {
+    return std::nullopt;
+  }
+  auto type = TypeOf(column, schema);
+  if (!type.ok() || !arrow::is_unsigned_integer((*type)->id())) return std::nullopt;
+  auto zero = arrow::MakeScalar(*type, 0);
+  if (!zero.ok()) return std::nullopt;
+  const bool always = name == "greater" || name == "greater_equal" || name == "not_equal";
+  return cp::call(always ? "greater_equal" : "less", {column, cp::literal(*zero)});
+}
+
 bool IsComparison(const std::string& name) {
   return name == "equal" || name == "not_equal" || name == "less" ||
          name == "less_equal" || name == "greater" || name == "greater_equal";
@@ -110,8 +150,8 @@ bool IsComparison(const std::string& name) {
 // Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
 // so that a comparison runs in the column's type: uint64 vs an int64 literal, timestamp
 // vs a string, large_string vs a string... Otherwise leaves it to Arrow's implicit casts.
-void CoerceLiteral(const Expression& other, Expression* literal,
-                   const arrow::Schema& schema) {
+void CoerceLiteral(const Expression& other, Expression* literal, const arrow::Schema& schema,
+                   bool numbers_only = false) {
   const arrow::Datum* lit = literal->literal();
   if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid) return;
   if (other.literal() != nullptr) return;
@@ -132,6 +172,8 @@ void CoerceLiteral(const Expression& other, Expression* literal,
     wanted = true;  // a safe cast fails (and we skip) when the value does not fit
   } else if (arrow::is_floating(to) && from == arrow::Type::INT64) {
     wanted = true;
+  } else if (numbers_only) {
+    return;
   } else if (temporal_target && temporal_source) {
     wanted = true;
   } else if ((to == arrow::Type::LARGE_STRING || to == arrow::Type::STRING_VIEW) &&
@@ -170,6 +212,8 @@ Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
   }
   if (call->function_name == kModFunctionName) {
     if (args.size() != 2) return Status::Invalid("% takes two operands");
+    CoerceLiteral(args[0], &args[1], schema, /*numbers_only=*/true);
+    CoerceLiteral(args[1], &args[0], schema, /*numbers_only=*/true);
     ARROW_ASSIGN_OR_RAISE(auto left, TypeOf(args[0], schema));
     ARROW_ASSIGN_OR_RAISE(auto right, TypeOf(args[1], schema));
     // a % b = a - b * trunc(a / b); integer division already truncates.
@@ -180,9 +224,40 @@ Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
     return cp::call("subtract_checked",
                     {args[0], cp::call("multiply_checked", {args[1], std::move(quotient)})});
   }
+  if (call->function_name == "cast" && args.size() == 1) {
+    // CAST(float AS int) truncates like SQL engines do; a NaN or an out-of-range value
+    // still fails the safe cast.
+    const auto* options = static_cast<const cp::CastOptions*>(call->options.get());
+    auto from = TypeOf(args[0], schema);
+    if (options != nullptr && options->to_type.type != nullptr && from.ok() &&
+        arrow::is_floating((*from)->id()) && arrow::is_integer(options->to_type.id())) {
+      return cp::call("cast", {cp::call("trunc", {args[0]})}, call->options);
+    }
+  }
   if (IsComparison(call->function_name) && args.size() == 2) {
+    if (auto rewritten =
+            CompareUnsignedWithNegative(call->function_name, args[0], args[1], schema)) {
+      return *rewritten;
+    }
+    if (auto rewritten = CompareUnsignedWithNegative(Mirror(call->function_name), args[1],
+                                                     args[0], schema)) {
+      return *rewritten;
+    }
     CoerceLiteral(args[0], &args[1], schema);
     CoerceLiteral(args[1], &args[0], schema);
+  }
+  if (IsArithmetic(call->function_name) && args.size() == 2) {
+    CoerceLiteral(args[0], &args[1], schema, /*numbers_only=*/true);
+    CoerceLiteral(args[1], &args[0], schema, /*numbers_only=*/true);
+  }
+  if (IsKleene(call->function_name)) {
+    // Arrow's Kleene kernels take no null-typed input: a bare NULL there is a null bool.
+    for (Expression& arg : args) {
+      if (arg.literal() != nullptr && arg.type() != nullptr &&
+          arg.type()->id() == arrow::Type::NA) {
+        arg = cp::literal(arrow::MakeNullScalar(arrow::boolean()));
+      }
+    }
   }
   return cp::call(call->function_name, std::move(args), call->options);
 }

@@ -159,6 +159,12 @@ Result<std::shared_ptr<arrow::Array>> LiteralValueSet(const std::vector<Node>& i
   return builder->Finish();
 }
 
+// CAST checks overflow, truncation and parse errors. (BindExpression truncates floats
+// cast to integers first, as SQL engines do: CAST(2.7 AS int) is 2.)
+std::shared_ptr<cp::CastOptions> SqlCastOptions(std::shared_ptr<arrow::DataType> type) {
+  return std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(type)));
+}
+
 class Parser {
  public:
   Parser(std::string_view text, std::vector<Token> tokens)
@@ -215,6 +221,12 @@ class Parser {
     if (const Token* prev = Previous()) reason += " after " + prev->Describe();
     if (got.kind != TokenKind::kEnd || Previous() == nullptr) {
       reason += ", got " + got.Describe();
+    }
+    for (std::string_view keyword : kReserved) {
+      if (got.IsKeyword(keyword)) {
+        reason += " (a keyword: quote a column of that name as `" + got.text + "`)";
+        break;
+      }
     }
     return Error(got, reason);
   }
@@ -513,8 +525,7 @@ class Parser {
       const Token& op = Next();
       ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::DataType> type, ParseType());
       ARROW_ASSIGN_OR_RAISE(node, MakeCall(op, "cast", {std::move(node)},
-                                           std::make_shared<cp::CastOptions>(
-                                               cp::CastOptions::Safe(std::move(type)))));
+                                           SqlCastOptions(std::move(type))));
     }
     return node;
   }
@@ -651,7 +662,7 @@ class Parser {
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::DataType> type, ParseType());
     ARROW_RETURN_NOT_OK(Expect(")", "to close CAST"));
     return MakeCall(cast, "cast", {std::move(operand)},
-                    std::make_shared<cp::CastOptions>(cp::CastOptions::Safe(std::move(type))));
+                    SqlCastOptions(std::move(type)));
   }
 
   Result<std::shared_ptr<arrow::DataType>> ParseType() {
@@ -744,9 +755,9 @@ class Parser {
           : spec->min_args == spec->max_args
               ? std::to_string(spec->min_args)
               : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
+      const bool plural = spec->max_args != 1 && !(spec->max_args < 0 && spec->min_args == 1);
       return Error(name_tok, name + "() takes " + expected + " argument" +
-                                 (expected == "1" ? "" : "s") + ", got " +
-                                 std::to_string(n));
+                                 (plural ? "s" : "") + ", got " + std::to_string(n));
     }
     const std::string arrow_name(spec->arrow_name);
     switch (spec->kind) {
