@@ -1,0 +1,424 @@
+#include "riffledb/format/fragment.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include <arrow/array.h>
+#include <arrow/array/array_dict.h>
+#include <arrow/builder.h>
+#include <arrow/io/file.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/ipc/writer.h>
+
+#include "riffledb/io/local_file.h"
+
+namespace riffledb::format {
+
+namespace {
+
+// Row ids keep the row within its fragment in 32 bits.
+constexpr int64_t kMaxFragmentRows = int64_t{1} << 32;
+
+arrow::ipc::IpcWriteOptions WriteOptions() {
+  auto options = arrow::ipc::IpcWriteOptions::Defaults();
+  options.use_threads = false;
+  // Uncompressed (the default codec is none): takes are a memory map plus a gather.
+  // A dictionary that grows between batches is written as a delta; one that changes
+  // otherwise starts a new fragment (see FragmentWriter::NeedsNewFile).
+  options.emit_dictionary_deltas = true;
+  return options;
+}
+
+arrow::ipc::IpcReadOptions ReadOptions() {
+  auto options = arrow::ipc::IpcReadOptions::Defaults();
+  options.use_threads = false;
+  // Files we write are aligned, so this copies nothing for them; a corrupt or foreign file
+  // with misaligned buffers is copied rather than handing out misaligned pointers.
+  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
+  return options;
+}
+
+// One fragment file being written: an fd we open ourselves (O_EXCL, O_CLOEXEC) so that we
+// can fsync it before closing.
+class FileSink {
+ public:
+  static arrow::Result<std::unique_ptr<FileSink>> Open(
+      const std::string& path, const std::shared_ptr<arrow::Schema>& schema) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return arrow::Status::IOError("Cannot create '", path, "': ", std::strerror(errno));
+    }
+    auto sink = std::unique_ptr<FileSink>(new FileSink(path));
+    auto stream = arrow::io::FileOutputStream::Open(fd);  // owns fd from here on
+    if (!stream.ok()) {
+      ::close(fd);
+      return stream.status();
+    }
+    sink->stream_ = *stream;
+    auto writer = arrow::ipc::MakeFileWriter(sink->stream_, schema, WriteOptions());
+    if (!writer.ok()) {
+      sink.reset();
+      ::unlink(path.c_str());
+      return writer.status().WithMessage("Cannot write fragment '", path,
+                                         "': ", writer.status().message());
+    }
+    sink->writer_ = *writer;
+    return sink;
+  }
+
+  arrow::Status Write(const arrow::RecordBatch& batch) {
+    rows_ += batch.num_rows();
+    return Annotate(writer_->WriteRecordBatch(batch));
+  }
+
+  /// Writes the footer, fsyncs and closes.
+  arrow::Status Finish() {
+    ARROW_RETURN_NOT_OK(Annotate(writer_->Close()));
+    if (::fsync(stream_->file_descriptor()) != 0) {
+      return arrow::Status::IOError("Cannot fsync '", path_, "': ", std::strerror(errno));
+    }
+    return Annotate(stream_->Close());
+  }
+
+  const std::string& path() const { return path_; }
+  int64_t rows() const { return rows_; }
+
+ private:
+  explicit FileSink(std::string path) : path_(std::move(path)) {}
+
+  arrow::Status Annotate(arrow::Status st) const {
+    if (st.ok()) return st;
+    return st.WithMessage("Cannot write fragment '", path_, "': ", st.message());
+  }
+
+  std::string path_;
+  std::shared_ptr<arrow::io::FileOutputStream> stream_;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  int64_t rows_ = 0;
+};
+
+// Splits the input into fragments of at most max_rows_per_fragment rows and coalesces it
+// into record batches of at least min_rows_per_batch rows.
+class FragmentWriter {
+ public:
+  FragmentWriter(std::string table_dir, std::shared_ptr<arrow::Schema> schema,
+                 const FragmentWriteOptions& options)
+      : table_dir_(std::move(table_dir)), schema_(std::move(schema)), options_(options) {}
+
+  ~FragmentWriter() {
+    if (!done_) Abort();
+  }
+
+  arrow::Status Add(const std::shared_ptr<arrow::RecordBatch>& batch) {
+    int64_t offset = 0;
+    while (offset < batch->num_rows()) {
+      int64_t room = options_.max_rows_per_fragment - FragmentRows();
+      int64_t take = std::min(room, batch->num_rows() - offset);
+      pending_.push_back(offset == 0 && take == batch->num_rows()
+                             ? batch
+                             : batch->Slice(offset, take));
+      pending_rows_ += take;
+      offset += take;
+      if (pending_rows_ >= options_.min_rows_per_batch) ARROW_RETURN_NOT_OK(Flush());
+      if (FragmentRows() == options_.max_rows_per_fragment) {
+        ARROW_RETURN_NOT_OK(Flush());
+        ARROW_RETURN_NOT_OK(FinishFile());
+      }
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::vector<WrittenFragment>> Finish() {
+    ARROW_RETURN_NOT_OK(Flush());
+    ARROW_RETURN_NOT_OK(FinishFile());
+    if (!written_.empty()) {
+      ARROW_RETURN_NOT_OK(io::SyncDir(io::JoinPath(table_dir_, "data")));
+    }
+    done_ = true;
+    return written_;
+  }
+
+  /// Removes every file written so far (best effort: we are already failing).
+  void Abort() {
+    done_ = true;
+    if (sink_) {
+      (void)io::RemoveAll(sink_->path());
+      sink_.reset();
+    }
+    for (const auto& fragment : written_) {
+      (void)io::RemoveAll(io::JoinPath(table_dir_, fragment.path));
+    }
+    written_.clear();
+  }
+
+ private:
+  int64_t FragmentRows() const { return (sink_ ? sink_->rows() : 0) + pending_rows_; }
+
+  arrow::Status Flush() {
+    if (pending_.empty()) return arrow::Status::OK();
+    std::shared_ptr<arrow::RecordBatch> batch;
+    if (pending_.size() == 1) {
+      batch = pending_[0];
+    } else {
+      // Concatenate also unifies differing dictionaries of dictionary columns.
+      ARROW_ASSIGN_OR_RAISE(batch, arrow::ConcatenateRecordBatches(pending_));
+    }
+    pending_.clear();
+    pending_rows_ = 0;
+    ARROW_ASSIGN_OR_RAISE(auto extended, ExtendDictionaries(batch));
+    if (extended == nullptr) {
+      // Cannot extend the file's dictionaries (value type the unifier does not support, or
+      // the index type overflows): the batch starts a new file with its own.
+      ARROW_RETURN_NOT_OK(FinishFile());
+      ARROW_ASSIGN_OR_RAISE(extended, ExtendDictionaries(batch));
+      if (extended == nullptr) return arrow::Status::Invalid("Cannot write dictionaries");
+    }
+    if (!sink_) {
+      std::string relative = "data/" + io::RandomId() + ".arrow";
+      ARROW_ASSIGN_OR_RAISE(sink_,
+                            FileSink::Open(io::JoinPath(table_dir_, relative), schema_));
+      sink_relative_ = relative;
+    }
+    return sink_->Write(*extended);
+  }
+
+  // The IPC file format allows one dictionary per field plus deltas that append to it.
+  // Returns `batch` with each top-level dictionary column rewritten against a dictionary
+  // that extends the one already in the file (unified, indices transposed), or nullptr if
+  // that is impossible. Changing dictionaries nested inside other types are not rewritten:
+  // the IPC writer rejects them with Invalid.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> ExtendDictionaries(
+      const std::shared_ptr<arrow::RecordBatch>& batch) {
+    std::vector<std::shared_ptr<arrow::Array>> columns = batch->columns();
+    std::map<int, std::shared_ptr<arrow::Array>> updated = dictionaries_;
+    bool changed = false;
+    for (int i = 0; i < batch->num_columns(); ++i) {
+      if (columns[i]->type_id() != arrow::Type::DICTIONARY) continue;
+      const auto& array = static_cast<const arrow::DictionaryArray&>(*columns[i]);
+      const auto& type = static_cast<const arrow::DictionaryType&>(*array.type());
+      auto it = dictionaries_.find(i);
+      std::shared_ptr<arrow::Array> old = it == dictionaries_.end() ? nullptr : it->second;
+      if (old && (array.dictionary() == old || array.dictionary()->Equals(*old))) continue;
+      auto unifier = arrow::DictionaryUnifier::Make(type.value_type());
+      if (!unifier.ok()) {
+        if (old && !IsPrefix(*old, *array.dictionary())) return nullptr;
+        updated[i] = array.dictionary();
+        continue;
+      }
+      // Unifying the file's dictionary first keeps it as the prefix of the result.
+      if (old) ARROW_RETURN_NOT_OK((*unifier)->Unify(*old));
+      std::shared_ptr<arrow::Buffer> transpose;
+      ARROW_RETURN_NOT_OK((*unifier)->Unify(*array.dictionary(), &transpose));
+      std::shared_ptr<arrow::Array> dictionary;
+      if (!(*unifier)->GetResultWithIndexType(type.index_type(), &dictionary).ok()) {
+        return nullptr;  // the indices cannot address the unified dictionary
+      }
+      ARROW_ASSIGN_OR_RAISE(columns[i], array.Transpose(array.type(), dictionary,
+                                                        transpose->data_as<int32_t>()));
+      updated[i] = std::move(dictionary);
+      changed = true;
+    }
+    dictionaries_ = std::move(updated);
+    if (!changed) return batch;
+    return arrow::RecordBatch::Make(batch->schema(), batch->num_rows(), std::move(columns));
+  }
+
+  static bool IsPrefix(const arrow::Array& prefix, const arrow::Array& array) {
+    return prefix.length() <= array.length() &&
+           array.Slice(0, prefix.length())->Equals(prefix);
+  }
+
+  arrow::Status FinishFile() {
+    if (!sink_) return arrow::Status::OK();
+    arrow::Status st = sink_->Finish();
+    // Once Finish was attempted the file is ours to clean up as a written one.
+    written_.push_back({sink_relative_, sink_->rows()});
+    sink_.reset();
+    dictionaries_.clear();
+    return st;
+  }
+
+  const std::string table_dir_;
+  const std::shared_ptr<arrow::Schema> schema_;
+  const FragmentWriteOptions options_;
+
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;
+  int64_t pending_rows_ = 0;
+  std::unique_ptr<FileSink> sink_;
+  std::string sink_relative_;
+  // Top-level dictionary columns: the dictionary written to the current file so far.
+  std::map<int, std::shared_ptr<arrow::Array>> dictionaries_;
+  std::vector<WrittenFragment> written_;
+  bool done_ = false;
+};
+
+arrow::Status SchemaMismatch(const arrow::Schema& expected, const arrow::Schema& got) {
+  return arrow::Status::Invalid("Data schema does not match the table schema.\nTable schema:\n",
+                                expected.ToString(), "\nData schema:\n", got.ToString());
+}
+
+arrow::Status Corrupt(const char* kind, const std::string& path, const arrow::Status& st) {
+  return arrow::Status::Invalid("Corrupt ", kind, " file '", path, "': ", st.message());
+}
+
+// Reads every batch of an IPC file, validated; errors are Invalid naming `path`.
+arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
+    const std::string& path, const std::shared_ptr<arrow::io::RandomAccessFile>& file,
+    const arrow::Schema& expected_schema, const char* kind) {
+  auto reader_result = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
+  if (!reader_result.ok()) return Corrupt(kind, path, reader_result.status());
+  auto reader = *reader_result;
+  if (!reader->schema()->Equals(expected_schema, /*check_metadata=*/false)) {
+    return arrow::Status::Invalid("Corrupt ", kind, " file '", path,
+                                  "': its schema does not match the manifest.\nExpected:\n",
+                                  expected_schema.ToString(), "\nFile has:\n",
+                                  reader->schema()->ToString());
+  }
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  batches.reserve(reader->num_record_batches());
+  for (int i = 0; i < reader->num_record_batches(); ++i) {
+    auto batch = reader->ReadRecordBatch(i);
+    if (!batch.ok()) return Corrupt(kind, path, batch.status());
+    batches.push_back(std::move(batch).ValueUnsafe());
+  }
+  return batches;
+}
+
+}  // namespace
+
+arrow::Result<std::vector<WrittenFragment>> WriteFragments(
+    const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
+    arrow::RecordBatchReader* reader, const FragmentWriteOptions& options) {
+  if (options.max_rows_per_fragment < 1 || options.max_rows_per_fragment > kMaxFragmentRows) {
+    return arrow::Status::Invalid("max_rows_per_fragment must be in [1, 2^32], got ",
+                                  options.max_rows_per_fragment);
+  }
+  if (options.min_rows_per_batch < 1) {
+    return arrow::Status::Invalid("min_rows_per_batch must be at least 1, got ",
+                                  options.min_rows_per_batch);
+  }
+  if (!reader->schema()->Equals(*schema, /*check_metadata=*/false)) {
+    return SchemaMismatch(*schema, *reader->schema());
+  }
+  ARROW_RETURN_NOT_OK(io::CreateDirs(io::JoinPath(table_dir, "data")));
+  FragmentWriter writer(table_dir, schema, options);  // removes its files unless finished
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (batch == nullptr) break;
+    if (!batch->schema()->Equals(*schema, /*check_metadata=*/false)) {
+      return SchemaMismatch(*schema, *batch->schema());
+    }
+    // Cheap structural checks (the schema of a batch does not prove its columns match it);
+    // data from outside the process must not be persisted malformed.
+    arrow::Status valid = batch->Validate();
+    if (!valid.ok()) return arrow::Status::Invalid("Invalid input batch: ", valid.message());
+    if (batch->num_rows() == 0) continue;
+    ARROW_RETURN_NOT_OK(writer.Add(batch));
+  }
+  return writer.Finish();
+}
+
+arrow::Result<std::shared_ptr<FragmentFile>> FragmentFile::Open(
+    const std::string& path, const std::shared_ptr<arrow::Schema>& schema,
+    int64_t expected_rows) {
+  ARROW_ASSIGN_OR_RAISE(auto file, io::MapFile(path));
+  ARROW_ASSIGN_OR_RAISE(auto batches, ReadAllBatches(path, file, *schema, "fragment"));
+  auto fragment = std::make_shared<FragmentFile>();
+  fragment->batch_offsets_.reserve(batches.size() + 1);
+  int64_t rows = 0;
+  for (const auto& batch : batches) {
+    fragment->batch_offsets_.push_back(rows);
+    rows += batch->num_rows();
+  }
+  fragment->batch_offsets_.push_back(rows);
+  // Row count before the costly validation: a wrong count is the cheap, common mismatch.
+  if (rows != expected_rows) {
+    return arrow::Status::Invalid("Corrupt fragment file '", path, "': it has ", rows,
+                                  " rows, the manifest says ", expected_rows);
+  }
+  for (size_t i = 0; i < batches.size(); ++i) {
+    arrow::Status st = batches[i]->ValidateFull();
+    if (!st.ok()) {
+      return arrow::Status::Invalid("Corrupt fragment file '", path, "': record batch ", i,
+                                    ": ", st.message());
+    }
+  }
+  fragment->batches_ = std::move(batches);
+  return fragment;
+}
+
+namespace {
+
+std::shared_ptr<arrow::Schema> DeletionSchema() {
+  return arrow::schema({arrow::field("row", arrow::uint32(), /*nullable=*/false)});
+}
+
+}  // namespace
+
+arrow::Status WriteDeletionFile(const std::string& path, const std::vector<uint32_t>& rows) {
+  for (size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i] <= rows[i - 1]) {
+      return arrow::Status::Invalid("Deleted rows must be strictly increasing: row ",
+                                    rows[i], " at position ", i, " follows ", rows[i - 1]);
+    }
+  }
+  arrow::UInt32Builder builder;
+  ARROW_RETURN_NOT_OK(builder.AppendValues(rows));
+  ARROW_ASSIGN_OR_RAISE(auto array, builder.Finish());
+  auto batch = arrow::RecordBatch::Make(DeletionSchema(), array->length(), {array});
+
+  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
+  ARROW_ASSIGN_OR_RAISE(auto writer,
+                        arrow::ipc::MakeFileWriter(sink, DeletionSchema(), WriteOptions()));
+  ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*batch));
+  ARROW_RETURN_NOT_OK(writer->Close());
+  ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
+
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  if (!parent.empty()) ARROW_RETURN_NOT_OK(io::CreateDirs(parent));
+  return io::CreateFileExclusive(path, {buffer->data(), static_cast<size_t>(buffer->size())});
+}
+
+arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
+                                                      int64_t physical_rows,
+                                                      int64_t expected_count) {
+  ARROW_ASSIGN_OR_RAISE(auto data, io::ReadFile(path));
+  auto file = std::make_shared<arrow::io::BufferReader>(data);
+  ARROW_ASSIGN_OR_RAISE(auto batches,
+                        ReadAllBatches(path, file, *DeletionSchema(), "deletion"));
+  auto bad = [&](auto&&... args) {
+    return arrow::Status::Invalid("Corrupt deletion file '", path, "': ", args...);
+  };
+  std::vector<uint32_t> rows;
+  for (const auto& batch : batches) {
+    arrow::Status st = batch->ValidateFull();
+    if (!st.ok()) return Corrupt("deletion", path, st);
+    const auto& column = static_cast<const arrow::UInt32Array&>(*batch->column(0));
+    if (column.null_count() != 0) return bad("contains nulls");
+    for (int64_t i = 0; i < column.length(); ++i) {
+      uint32_t row = column.Value(i);
+      if (!rows.empty() && row <= rows.back()) {
+        return bad("rows are not strictly increasing at position ", rows.size(), " (", row,
+                   " after ", rows.back(), ")");
+      }
+      if (static_cast<int64_t>(row) >= physical_rows) {
+        return bad("row ", row, " is beyond the fragment's ", physical_rows, " rows");
+      }
+      rows.push_back(row);
+    }
+  }
+  if (static_cast<int64_t>(rows.size()) != expected_count) {
+    return bad("it holds ", rows.size(), " rows, the manifest says ", expected_count);
+  }
+  return rows;
+}
+
+}  // namespace riffledb::format

@@ -1,0 +1,122 @@
+#include "riffledb/format/table_dir.h"
+
+#include <charconv>
+#include <cstdio>
+#include <string_view>
+
+#include "riffledb/io/local_file.h"
+
+namespace riffledb::format {
+
+namespace {
+
+constexpr std::string_view kVersionsDir = "_versions";
+constexpr std::string_view kManifestSuffix = ".json";
+constexpr size_t kVersionDigits = 20;  // enough for every uint64; sorts as text
+
+std::string ManifestName(uint64_t version) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%020llu.json", static_cast<unsigned long long>(version));
+  return name;
+}
+
+// The version of a committed manifest's file name, or 0 for anything else (temporary
+// files of an exclusive create start with '.' and end with ".tmp").
+uint64_t ParseManifestName(std::string_view name) {
+  if (name.size() != kVersionDigits + kManifestSuffix.size() ||
+      name.substr(kVersionDigits) != kManifestSuffix) {
+    return 0;
+  }
+  uint64_t version = 0;
+  const char* end = name.data() + kVersionDigits;
+  for (const char* p = name.data(); p < end; ++p) {
+    if (*p < '0' || *p > '9') return 0;
+  }
+  auto [ptr, ec] = std::from_chars(name.data(), end, version);
+  if (ec != std::errc() || ptr != end) return 0;
+  return version;
+}
+
+std::string DescribeVersions(const std::vector<uint64_t>& versions) {
+  if (versions.empty()) return "none";
+  bool contiguous = versions.back() - versions.front() + 1 == versions.size();
+  if (contiguous) {
+    if (versions.size() == 1) return std::to_string(versions.front());
+    return std::to_string(versions.front()) + ".." + std::to_string(versions.back());
+  }
+  std::string out;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    if (i == 8 && versions.size() > 10) {
+      out += ", ..., " + std::to_string(versions.back());
+      break;
+    }
+    if (i > 0) out += ", ";
+    out += std::to_string(versions[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TableDir::Resolve(const std::string& relative) const {
+  return io::JoinPath(path_, relative);
+}
+
+arrow::Result<std::vector<uint64_t>> TableDir::ListVersions() const {
+  ARROW_ASSIGN_OR_RAISE(auto names, io::ListDir(Resolve(std::string(kVersionsDir))));
+  std::vector<uint64_t> versions;
+  for (const auto& name : names) {
+    uint64_t version = ParseManifestName(name);
+    if (version != 0) versions.push_back(version);
+  }
+  // Fixed-width names sort numerically already.
+  return versions;
+}
+
+arrow::Result<uint64_t> TableDir::LatestVersion() const {
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+  if (versions.empty()) {
+    return arrow::Status::Invalid("Not a riffledb table: '", path_,
+                                  "' has no committed version in ", kVersionsDir, "/");
+  }
+  return versions.back();
+}
+
+arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
+  std::string relative = std::string(kVersionsDir) + "/" + ManifestName(version);
+  std::string path = Resolve(relative);
+  ARROW_ASSIGN_OR_RAISE(bool exists, io::Exists(path));
+  if (!exists) {
+    ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+    return arrow::Status::Invalid("Version ", version, " does not exist in table ", path_,
+                                  "; versions: ", DescribeVersions(versions));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto data, io::ReadFile(path));
+  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
+  if (manifest.version != version) {
+    return arrow::Status::Invalid(path, ": the manifest says version ", manifest.version,
+                                  ", its file name says ", version);
+  }
+  return manifest;
+}
+
+arrow::Result<Manifest> TableDir::ReadLatestManifest() const {
+  ARROW_ASSIGN_OR_RAISE(uint64_t version, LatestVersion());
+  return ReadManifest(version);
+}
+
+arrow::Status TableDir::Commit(const Manifest& manifest) const {
+  ARROW_ASSIGN_OR_RAISE(std::string text, SerializeManifest(manifest));
+  std::string dir = Resolve(std::string(kVersionsDir));
+  ARROW_RETURN_NOT_OK(io::CreateDirs(dir));
+  std::string path = io::JoinPath(dir, ManifestName(manifest.version));
+  arrow::Status st = io::CreateFileExclusive(
+      path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  if (st.IsAlreadyExists()) {
+    return arrow::Status::AlreadyExists("Version ", manifest.version, " of table ", path_,
+                                        " was committed by another writer");
+  }
+  return st;
+}
+
+}  // namespace riffledb::format
