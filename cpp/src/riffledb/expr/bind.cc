@@ -1,16 +1,16 @@
 // BindExpression, ReferencedColumns and evaluation: what happens to a parsed expression
 // once a schema or a batch is known.
-#include <optional>
-#include <string>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
 #include <arrow/array/util.h>
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/cast.h>
 #include <arrow/compute/exec.h>
 #include <arrow/scalar.h>
+
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "riffledb/expr/parser.h"
 #include "riffledb/util/arrow_init.h"
@@ -76,8 +76,8 @@ Status CheckColumn(const arrow::FieldRef& ref, const arrow::Schema& schema) {
         return Status::Invalid("Column '", *name, "' does not exist; available columns: ",
                                JoinNames(fields));
       }
-      return Status::Invalid("Field '", *name, "' does not exist in struct column '", path,
-                             "'; available fields: ", JoinNames(fields));
+      return Status::Invalid("Field '", *name, "' does not exist in struct column '",
+                             path, "'; available fields: ", JoinNames(fields));
     }
     if (matches > 1) {
       return Status::Invalid("Column '", path.empty() ? "" : path + ".", *name,
@@ -105,7 +105,8 @@ Result<std::shared_ptr<arrow::DataType>> TypeOf(const Expression& expr,
 
 bool IsArithmetic(const std::string& name) {
   return name == "add_checked" || name == "subtract_checked" ||
-         name == "multiply_checked" || name == "divide_checked" || name == kModFunctionName;
+         name == "multiply_checked" || name == "divide_checked" ||
+         name == kModFunctionName;
 }
 
 bool IsKleene(const std::string& name) {
@@ -150,8 +151,8 @@ bool IsComparison(const std::string& name) {
 // Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
 // so that a comparison runs in the column's type: uint64 vs an int64 literal, timestamp
 // vs a string, large_string vs a string... Otherwise leaves it to Arrow's implicit casts.
-void CoerceLiteral(const Expression& other, Expression* literal, const arrow::Schema& schema,
-                   bool numbers_only = false) {
+void CoerceLiteral(const Expression& other, Expression* literal,
+                   const arrow::Schema& schema, bool numbers_only = false) {
   const arrow::Datum* lit = literal->literal();
   if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid) return;
   if (other.literal() != nullptr) return;
@@ -163,9 +164,10 @@ void CoerceLiteral(const Expression& other, Expression* literal, const arrow::Sc
   const arrow::Type::type to = target->id();
   if (scalar->type->Equals(*target)) return;
 
-  const bool temporal_target =
-      to == arrow::Type::DATE32 || to == arrow::Type::DATE64 || to == arrow::Type::TIMESTAMP;
-  const bool temporal_source = from == arrow::Type::STRING || from == arrow::Type::DATE32 ||
+  const bool temporal_target = to == arrow::Type::DATE32 || to == arrow::Type::DATE64 ||
+                               to == arrow::Type::TIMESTAMP;
+  const bool temporal_source = from == arrow::Type::STRING ||
+                               from == arrow::Type::DATE32 ||
                                from == arrow::Type::TIMESTAMP;
   bool wanted = false;
   if (arrow::is_integer(to) && from == arrow::Type::INT64) {
@@ -221,8 +223,9 @@ Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
     if (!arrow::is_integer(left->id()) || !arrow::is_integer(right->id())) {
       quotient = cp::call("trunc", {std::move(quotient)});
     }
-    return cp::call("subtract_checked",
-                    {args[0], cp::call("multiply_checked", {args[1], std::move(quotient)})});
+    return cp::call(
+        "subtract_checked",
+        {args[0], cp::call("multiply_checked", {args[1], std::move(quotient)})});
   }
   if (call->function_name == "cast" && args.size() == 1) {
     // CAST(float AS int) truncates like SQL engines do; a NaN or an out-of-range value
@@ -293,8 +296,10 @@ void CollectColumns(const Expression& expr, std::vector<std::string>* out,
 // type, so that evaluating on a mismatched batch fails instead of reading out of bounds.
 Status CheckBatch(const Expression& expr, const arrow::RecordBatch& batch) {
   if (const Expression::Parameter* param = expr.parameter()) {
-    if (param->type.id() == arrow::Type::NA && param->indices.empty()) return Status::OK();
-    if (param->indices.empty()) return Status::Invalid("unresolved column in ", expr.ToString());
+    if (param->type.id() == arrow::Type::NA && param->indices.empty())
+      return Status::OK();
+    if (param->indices.empty())
+      return Status::Invalid("unresolved column in ", expr.ToString());
     std::shared_ptr<arrow::DataType> type;
     for (size_t i = 0; i < param->indices.size(); ++i) {
       const int index = param->indices[i];
@@ -317,7 +322,8 @@ Status CheckBatch(const Expression& expr, const arrow::RecordBatch& batch) {
     return Status::OK();
   }
   if (const Expression::Call* call = expr.call()) {
-    for (const Expression& arg : call->arguments) ARROW_RETURN_NOT_OK(CheckBatch(arg, batch));
+    for (const Expression& arg : call->arguments)
+      ARROW_RETURN_NOT_OK(CheckBatch(arg, batch));
   }
   return Status::OK();
 }
@@ -361,7 +367,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> EvaluateExpression(
     return arrow::MakeArrayFromScalar(*result.scalar(), batch.num_rows());
   }
   if (!result.is_array() || result.length() != batch.num_rows()) {
-    return Status::Invalid("Expression ", bound.ToString(), " did not give one value per row");
+    return Status::Invalid("Expression ", bound.ToString(),
+                           " did not give one value per row");
   }
   return result.make_array();
 }

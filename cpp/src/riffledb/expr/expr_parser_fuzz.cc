@@ -1,5 +1,6 @@
-// Fuzz target: parse arbitrary bytes; when they parse, bind to the test schema and evaluate
-// on the test batch (as a filter when boolean, else as a projection). Nothing may crash.
+// Fuzz target: parse arbitrary bytes; when they parse, bind to the test schema and
+// evaluate on the test batch (as a filter when boolean, else as a projection). Nothing
+// may crash.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -17,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!bound.ok()) return 0;
   if (bound->type() != nullptr && bound->type()->id() == arrow::Type::BOOL) {
     auto selected = riffledb::EvaluateFilter(*bound, *batch);
-    if (selected.ok() && ((*selected)->length() != batch->num_rows() ||
-                          (*selected)->null_count() != 0)) {
+    if (selected.ok() &&
+        ((*selected)->length() != batch->num_rows() || (*selected)->null_count() != 0)) {
       __builtin_trap();  // the contract says: num_rows values, no nulls
     }
   } else {

@@ -1,13 +1,13 @@
 // The fixed test table of the expr tests and the fuzz target. Private to riffledb/expr.
 #pragma once
 
-#include <memory>
-
 #include <arrow/array.h>
 #include <arrow/json/from_string.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 #include <arrow/type.h>
+
+#include <memory>
 
 namespace riffledb::internal {
 
@@ -17,8 +17,8 @@ namespace riffledb::internal {
 ///   t timestamp[us], `my col` int64, l list<int32>, ls large_string.
 inline arrow::Result<std::shared_ptr<arrow::RecordBatch>> MakeExprTestBatch() {
   using arrow::json::ArrayFromJSONString;
-  auto st_type = arrow::struct_({arrow::field("x", arrow::int32()),
-                                 arrow::field("y", arrow::utf8())});
+  auto st_type = arrow::struct_(
+      {arrow::field("x", arrow::int32()), arrow::field("y", arrow::utf8())});
   arrow::FieldVector fields = {
       arrow::field("a", arrow::int32()),
       arrow::field("b", arrow::int64()),

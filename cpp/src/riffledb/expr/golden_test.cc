@@ -2,14 +2,14 @@
 //
 // RIFFLEDB_UPDATE_GOLDEN=1 rewrites the expected blocks with the actual results: review
 // the diff before committing it.
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "riffledb/expr/expr_test_util_internal.h"
 #include "riffledb/expr/parser.h"
@@ -40,10 +40,10 @@ std::string OneLine(const std::string& text) {
 }
 
 struct Record {
-  int line = 0;             // of the directive
-  std::string directive;    // parse | bind | eval | project
-  std::string input;        // may span lines
-  std::string expected;     // may span lines
+  int line = 0;                                 // of the directive
+  std::string directive;                        // parse | bind | eval | project
+  std::string input;                            // may span lines
+  std::string expected;                         // may span lines
   size_t expected_begin = 0, expected_end = 0;  // line indexes, for rewriting
 };
 
@@ -55,7 +55,8 @@ std::vector<std::string> ReadLines(const fs::path& path) {
   return lines;
 }
 
-std::vector<Record> ParseRecords(const std::vector<std::string>& lines, std::string* error) {
+std::vector<Record> ParseRecords(const std::vector<std::string>& lines,
+                                 std::string* error) {
   std::vector<Record> records;
   size_t i = 0;
   while (i < lines.size()) {
@@ -68,7 +69,8 @@ std::vector<Record> ParseRecords(const std::vector<std::string>& lines, std::str
     r.directive = lines[i++];
     if (r.directive != "parse" && r.directive != "bind" && r.directive != "eval" &&
         r.directive != "project") {
-      *error = "line " + std::to_string(r.line) + ": unknown directive '" + r.directive + "'";
+      *error =
+          "line " + std::to_string(r.line) + ": unknown directive '" + r.directive + "'";
       return {};
     }
     bool first = true;

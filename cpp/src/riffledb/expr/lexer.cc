@@ -1,9 +1,9 @@
-#include "riffledb/expr/lexer_internal.h"
-
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+
+#include "riffledb/expr/lexer_internal.h"
 
 namespace riffledb::internal {
 
@@ -200,8 +200,8 @@ arrow::Result<std::vector<Token>> Tokenize(std::string_view text) {
         tok.kind = TokenKind::kQuotedIdentifier;
       }
     } else {
-      static constexpr std::string_view kTwoChar[] = {"==", "!=", "<>", "<=",
-                                                      ">=", "::", "||"};
+      static constexpr std::string_view kTwoChar[] = {
+          "==", "!=", "<>", "<=", ">=", "::", "||"};
       tok.kind = TokenKind::kOperator;
       for (std::string_view op : kTwoChar) {
         if (text.substr(i, 2) == op) {

@@ -1,13 +1,13 @@
 // The tokenizer of the expression language. Private to riffledb/expr.
 #pragma once
 
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 namespace riffledb::internal {
 

@@ -1,7 +1,13 @@
 // A recursive-descent parser of the expression language (grammar in README.md). Each
-// precedence level is one method; AND/OR chains are built as balanced trees so that a long
-// generated filter does not become a deep tree.
+// precedence level is one method; AND/OR chains are built as balanced trees so that a
+// long generated filter does not become a deep tree.
 #include "riffledb/expr/parser.h"
+
+#include <arrow/array/builder_base.h>
+#include <arrow/compute/api_scalar.h>
+#include <arrow/compute/cast.h>
+#include <arrow/scalar.h>
+#include <arrow/util/value_parsing.h>
 
 #include <algorithm>
 #include <charconv>
@@ -12,12 +18,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <arrow/array/builder_base.h>
-#include <arrow/compute/api_scalar.h>
-#include <arrow/compute/cast.h>
-#include <arrow/scalar.h>
-#include <arrow/util/value_parsing.h>
 
 #include "riffledb/expr/lexer_internal.h"
 #include "riffledb/util/arrow_init.h"
@@ -41,11 +41,11 @@ struct Node {
 
 // How a function of the language maps onto Arrow.
 enum class FunctionKind {
-  kPlain,         // arrow_name(args...)
-  kPattern,       // arrow_name(arg0) with MatchSubstringOptions(arg1, a string literal)
-  kRound,         // round(x [, digits])
-  kConcat,        // binary_join_element_wise(args..., "") skipping nulls
-  kElementWise,   // max/min_element_wise(args...) skipping nulls
+  kPlain,        // arrow_name(args...)
+  kPattern,      // arrow_name(arg0) with MatchSubstringOptions(arg1, a string literal)
+  kRound,        // round(x [, digits])
+  kConcat,       // binary_join_element_wise(args..., "") skipping nulls
+  kElementWise,  // max/min_element_wise(args...) skipping nulls
 };
 
 struct FunctionSpec {
@@ -95,7 +95,7 @@ constexpr FunctionSpec kFunctions[] = {
 constexpr int64_t kMaxRoundDigits = 15;
 
 // Keywords that cannot be column names unless quoted.
-constexpr std::string_view kReserved[] = {"AND", "OR",   "NOT",   "IS", "IN",
+constexpr std::string_view kReserved[] = {"AND",     "OR",   "NOT",   "IS", "IN",
                                           "BETWEEN", "LIKE", "ILIKE", "AS"};
 
 std::string ToLower(std::string_view s) {
@@ -116,14 +116,15 @@ std::string KnownFunctionList() {
 // The string value of a non-null string literal, or nullopt.
 std::optional<std::string> StringLiteral(const Expression& expr) {
   const arrow::Datum* lit = expr.literal();
-  if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid) return std::nullopt;
+  if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid)
+    return std::nullopt;
   if (lit->type()->id() != arrow::Type::STRING) return std::nullopt;
   return std::string(static_cast<const arrow::StringScalar&>(*lit->scalar()).view());
 }
 
-// Builds the value set of `x IN (v1, v2, ...)` when every vi is a literal of one type (ints
-// and floats mix as float64; NULLs join any type). Otherwise returns nullptr and the caller
-// falls back to a chain of equalities.
+// Builds the value set of `x IN (v1, v2, ...)` when every vi is a literal of one type
+// (ints and floats mix as float64; NULLs join any type). Otherwise returns nullptr and
+// the caller falls back to a chain of equalities.
 Result<std::shared_ptr<arrow::Array>> LiteralValueSet(const std::vector<Node>& items) {
   std::shared_ptr<arrow::DataType> type;
   bool mixed_numbers = false;
@@ -151,7 +152,8 @@ Result<std::shared_ptr<arrow::Array>> LiteralValueSet(const std::vector<Node>& i
       ARROW_RETURN_NOT_OK(builder->AppendNull());
     } else if (mixed_numbers && scalar->type->id() == arrow::Type::INT64) {
       const int64_t v = static_cast<const arrow::Int64Scalar&>(*scalar).value;
-      ARROW_RETURN_NOT_OK(builder->AppendScalar(arrow::DoubleScalar(static_cast<double>(v))));
+      ARROW_RETURN_NOT_OK(
+          builder->AppendScalar(arrow::DoubleScalar(static_cast<double>(v))));
     } else {
       ARROW_RETURN_NOT_OK(builder->AppendScalar(*scalar));
     }
@@ -174,7 +176,8 @@ class Parser {
     if (Peek().kind == TokenKind::kEnd) return Error(Peek(), "the expression is empty");
     ARROW_ASSIGN_OR_RAISE(Node node, ParseOr());
     if (Peek().kind != TokenKind::kEnd) {
-      return Error(Peek(), "unexpected " + Peek().Describe() + " after a complete expression");
+      return Error(Peek(),
+                   "unexpected " + Peek().Describe() + " after a complete expression");
     }
     return std::move(node.expr);
   }
@@ -326,7 +329,8 @@ class Parser {
       if (const char* function = ComparisonFunction(tok)) {
         Next();
         ARROW_ASSIGN_OR_RAISE(Node right, ParseConcat());
-        ARROW_ASSIGN_OR_RAISE(left, MakeCall(tok, function, {std::move(left), std::move(right)}));
+        ARROW_ASSIGN_OR_RAISE(
+            left, MakeCall(tok, function, {std::move(left), std::move(right)}));
         continue;
       }
       if (tok.IsKeyword("IS")) {
@@ -378,16 +382,19 @@ class Parser {
       const bool is_true = what.IsKeyword("TRUE");
       Node node;
       if (is_true) {
-        ARROW_ASSIGN_OR_RAISE(node, MakeCall(is, "coalesce", {std::move(operand), lit(false)}));
+        ARROW_ASSIGN_OR_RAISE(node,
+                              MakeCall(is, "coalesce", {std::move(operand), lit(false)}));
         if (negated) {
           ARROW_ASSIGN_OR_RAISE(node, MakeCall(is, "invert", {std::move(node)}));
         }
       } else if (negated) {
-        ARROW_ASSIGN_OR_RAISE(node, MakeCall(is, "coalesce", {std::move(operand), lit(true)}));
-      } else {
-        ARROW_ASSIGN_OR_RAISE(Node inverted, MakeCall(is, "invert", {std::move(operand)}));
         ARROW_ASSIGN_OR_RAISE(node,
-                              MakeCall(is, "coalesce", {std::move(inverted), lit(false)}));
+                              MakeCall(is, "coalesce", {std::move(operand), lit(true)}));
+      } else {
+        ARROW_ASSIGN_OR_RAISE(Node inverted,
+                              MakeCall(is, "invert", {std::move(operand)}));
+        ARROW_ASSIGN_OR_RAISE(
+            node, MakeCall(is, "coalesce", {std::move(inverted), lit(false)}));
       }
       return node;
     }
@@ -410,9 +417,11 @@ class Parser {
       ARROW_RETURN_NOT_OK(Expect(")", "or ',' in the IN list"));
       break;
     }
-    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Array> value_set, LiteralValueSet(items));
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Array> value_set,
+                          LiteralValueSet(items));
     if (value_set != nullptr) {
-      // INCONCLUSIVE is SQL's: a null input, or no match with a NULL in the list, is null.
+      // INCONCLUSIVE is SQL's: a null input, or no match with a NULL in the list, is
+      // null.
       return MakeCall(in, "is_in", {std::move(operand)},
                       std::make_shared<cp::SetLookupOptions>(
                           std::move(value_set), cp::SetLookupOptions::INCONCLUSIVE));
@@ -433,9 +442,10 @@ class Parser {
     }
     Next();
     ARROW_ASSIGN_OR_RAISE(Node high, ParseConcat());
-    ARROW_ASSIGN_OR_RAISE(Node ge, MakeCall(between, "greater_equal", {operand, std::move(low)}));
-    ARROW_ASSIGN_OR_RAISE(Node le,
-                          MakeCall(between, "less_equal", {std::move(operand), std::move(high)}));
+    ARROW_ASSIGN_OR_RAISE(Node ge,
+                          MakeCall(between, "greater_equal", {operand, std::move(low)}));
+    ARROW_ASSIGN_OR_RAISE(
+        Node le, MakeCall(between, "less_equal", {std::move(operand), std::move(high)}));
     return MakeCall(between, "and_kleene", {std::move(ge), std::move(le)});
   }
 
@@ -451,7 +461,8 @@ class Parser {
                                     " must be a string literal");
     }
     if (Peek().IsKeyword("ESCAPE")) {
-      return Error(Peek(), "ESCAPE is not supported; '\\' escapes '%' and '_' in patterns");
+      return Error(Peek(),
+                   "ESCAPE is not supported; '\\' escapes '%' and '_' in patterns");
     }
     return MakeCall(like, "match_like", {std::move(operand)},
                     std::make_shared<cp::MatchSubstringOptions>(*text, ignore_case));
@@ -492,7 +503,8 @@ class Parser {
       const char* function = op.text == "*"   ? "multiply_checked"
                              : op.text == "/" ? "divide_checked"
                                               : kModFunctionName;
-      ARROW_ASSIGN_OR_RAISE(left, MakeCall(op, function, {std::move(left), std::move(right)}));
+      ARROW_ASSIGN_OR_RAISE(left,
+                            MakeCall(op, function, {std::move(left), std::move(right)}));
     }
     return left;
   }
@@ -508,7 +520,8 @@ class Parser {
     // A negative number is one literal (so that -9223372036854775808 is an int64), unless
     // a cast binds tighter: -1::string is -(1::string).
     if (op.text == "-" &&
-        (operand_tok.kind == TokenKind::kInteger || operand_tok.kind == TokenKind::kFloat) &&
+        (operand_tok.kind == TokenKind::kInteger ||
+         operand_tok.kind == TokenKind::kFloat) &&
         !Peek(1).IsOperator("::")) {
       Next();
       return NumberLiteral(operand_tok, /*negative=*/true, op.pos);
@@ -524,8 +537,8 @@ class Parser {
     while (Peek().IsOperator("::")) {
       const Token& op = Next();
       ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::DataType> type, ParseType());
-      ARROW_ASSIGN_OR_RAISE(node, MakeCall(op, "cast", {std::move(node)},
-                                           SqlCastOptions(std::move(type))));
+      ARROW_ASSIGN_OR_RAISE(
+          node, MakeCall(op, "cast", {std::move(node)}, SqlCastOptions(std::move(type))));
     }
     return node;
   }
@@ -603,8 +616,8 @@ class Parser {
     double value = 0;
     auto [ptr, ec] = std::from_chars(begin, end, value);
     if (ec != std::errc() || ptr != end || !std::isfinite(value)) {
-      return internal::ParseError(text_, pos,
-                                  "float literal " + shown + " is out of range for float64");
+      return internal::ParseError(
+          text_, pos, "float literal " + shown + " is out of range for float64");
     }
     return Node{cp::literal(negative ? -value : value), 1};
   }
@@ -616,7 +629,7 @@ class Parser {
     if (keyword.IsKeyword("DATE")) {
       int32_t days = 0;
       if (!arrow::internal::ParseValue<arrow::Date32Type>(value.text.data(),
-                                                           value.text.size(), &days)) {
+                                                          value.text.size(), &days)) {
         return Error(value, "invalid DATE literal " + value.Describe() +
                                 " (expected 'YYYY-MM-DD')");
       }
@@ -640,7 +653,8 @@ class Parser {
     while (Peek().IsOperator(".")) {
       Next();
       const Token& part = Peek();
-      if (part.kind != TokenKind::kIdentifier && part.kind != TokenKind::kQuotedIdentifier) {
+      if (part.kind != TokenKind::kIdentifier &&
+          part.kind != TokenKind::kQuotedIdentifier) {
         return Error(part, "expected a field name after '.', got " + part.Describe());
       }
       Next();
@@ -661,8 +675,7 @@ class Parser {
     Next();
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::DataType> type, ParseType());
     ARROW_RETURN_NOT_OK(Expect(")", "to close CAST"));
-    return MakeCall(cast, "cast", {std::move(operand)},
-                    SqlCastOptions(std::move(type)));
+    return MakeCall(cast, "cast", {std::move(operand)}, SqlCastOptions(std::move(type)));
   }
 
   Result<std::shared_ptr<arrow::DataType>> ParseType() {
@@ -712,8 +725,8 @@ class Parser {
     } else if (name == "timestamp" || name == "datetime") {
       type = arrow::timestamp(arrow::TimeUnit::MICRO);
     } else {
-      return Error(tok, "unknown type " + tok.Describe() + "; supported types: " +
-                            std::string(kKnown));
+      return Error(tok, "unknown type " + tok.Describe() +
+                            "; supported types: " + std::string(kKnown));
     }
     return type;
   }
@@ -755,7 +768,8 @@ class Parser {
           : spec->min_args == spec->max_args
               ? std::to_string(spec->min_args)
               : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
-      const bool plural = spec->max_args != 1 && !(spec->max_args < 0 && spec->min_args == 1);
+      const bool plural =
+          spec->max_args != 1 && !(spec->max_args < 0 && spec->min_args == 1);
       return Error(name_tok, name + "() takes " + expected + " argument" +
                                  (plural ? "s" : "") + ", got " + std::to_string(n));
     }
@@ -766,8 +780,8 @@ class Parser {
       case FunctionKind::kPattern: {
         std::optional<std::string> pattern = StringLiteral(args[1].expr);
         if (!pattern) {
-          return Error(*arg_tokens[1], "the second argument of " + name +
-                                           "() must be a string literal");
+          return Error(*arg_tokens[1],
+                       "the second argument of " + name + "() must be a string literal");
         }
         args.pop_back();
         return MakeCall(name_tok, arrow_name, std::move(args),
@@ -779,7 +793,8 @@ class Parser {
           const arrow::Datum* lit = args[1].expr.literal();
           if (lit == nullptr || !lit->is_scalar() || !lit->scalar()->is_valid ||
               lit->type()->id() != arrow::Type::INT64) {
-            return Error(*arg_tokens[1], "the digits of round() must be an integer literal");
+            return Error(*arg_tokens[1],
+                         "the digits of round() must be an integer literal");
           }
           digits = static_cast<const arrow::Int64Scalar&>(*lit->scalar()).value;
           if (digits < -kMaxRoundDigits || digits > kMaxRoundDigits) {

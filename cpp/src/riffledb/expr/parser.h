@@ -1,14 +1,10 @@
 // The SQL expression language of filters and projections (DESIGN.md, decision 6): parsing
 // into arrow::compute::Expression, binding to a schema, and evaluation on a batch.
 //
-// All functions are thread-safe (they share no mutable state) and never throw. Expressions
-// are immutable values that share their nodes; they stay valid as long as they are held.
+// All functions are thread-safe (they share no mutable state) and never throw.
+// Expressions are immutable values that share their nodes; they stay valid as long as
+// they are held.
 #pragma once
-
-#include <memory>
-#include <string>
-#include <string_view>
-#include <vector>
 
 #include <arrow/array.h>
 #include <arrow/compute/expression.h>
@@ -16,10 +12,16 @@
 #include <arrow/result.h>
 #include <arrow/type.h>
 
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
 namespace riffledb {
 
-/// The maximum nesting of an expression (parentheses, NOT, unary minus, function calls and
-/// the depth of the resulting tree). Deeper input is rejected with Invalid, never a crash.
+/// The maximum nesting of an expression (parentheses, NOT, unary minus, function calls
+/// and the depth of the resulting tree). Deeper input is rejected with Invalid, never a
+/// crash.
 inline constexpr int kMaxExpressionDepth = 256;
 
 /// The name of the pseudo-function that `a % b` parses to. It has no Arrow kernel:
@@ -41,13 +43,13 @@ arrow::Result<arrow::compute::Expression> ParseExpression(std::string_view sql);
 /// `uint64_col > 5` and `ts_col > '2024-01-01'` work), and looks up kernels.
 ///
 /// Errors (all Invalid): an unknown column names it and lists the available ones
-/// ("Column 'foo' does not exist; available columns: a, b"); an ambiguous column names it;
-/// a type error ("Type error in <expr>: ...") gives Arrow's reason.
+/// ("Column 'foo' does not exist; available columns: a, b"); an ambiguous column names
+/// it; a type error ("Type error in <expr>: ...") gives Arrow's reason.
 arrow::Result<arrow::compute::Expression> BindExpression(
     const arrow::compute::Expression& expr, const arrow::Schema& schema);
 
-/// Names of the top-level columns `expr` (bound or not) references, deduplicated, in order
-/// of first use (a nested reference `s.x` names `s`).
+/// Names of the top-level columns `expr` (bound or not) references, deduplicated, in
+/// order of first use (a nested reference `s.x` names `s`).
 std::vector<std::string> ReferencedColumns(const arrow::compute::Expression& expr);
 
 /// Evaluates a bound boolean filter on `batch`, whose schema must be the one it was bound
@@ -61,7 +63,8 @@ arrow::Result<std::shared_ptr<arrow::BooleanArray>> EvaluateFilter(
     const arrow::compute::Expression& bound, const arrow::RecordBatch& batch);
 
 /// Evaluates a bound expression on `batch` as an array of batch.num_rows() values (a
-/// scalar result is broadcast). Same error contract as EvaluateFilter, less the type check.
+/// scalar result is broadcast). Same error contract as EvaluateFilter, less the type
+/// check.
 arrow::Result<std::shared_ptr<arrow::Array>> EvaluateExpression(
     const arrow::compute::Expression& bound, const arrow::RecordBatch& batch);
 

@@ -1,15 +1,14 @@
 #include "riffledb/expr/parser.h"
 
-#include <pthread.h>
-
-#include <string>
-#include <vector>
-
 #include <arrow/array/builder_primitive.h>
 #include <arrow/compute/api_scalar.h>
 #include <arrow/json/from_string.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <string>
+#include <vector>
 
 #include "riffledb/expr/expr_test_util_internal.h"
 #include "riffledb/testing/testing.h"
@@ -22,7 +21,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::shared_ptr<arrow::Schema> TwoColumns() {
-  return arrow::schema({arrow::field("a", arrow::int32()), arrow::field("b", arrow::utf8())});
+  return arrow::schema(
+      {arrow::field("a", arrow::int32()), arrow::field("b", arrow::utf8())});
 }
 
 std::vector<bool> ToVector(const arrow::BooleanArray& array) {
@@ -44,9 +44,10 @@ TEST(ExprParse, LongInputIsExcerptedAroundThePosition) {
   text += " AND )";
   auto result = ParseExpression(text);
   ASSERT_RAISES(Invalid, result.status());
-  EXPECT_THAT(result.status().message(),
-              HasSubstr("Invalid filter '...a = 1 AND a = 1 AND a = 1 AND )' at position " +
-                        std::to_string(text.size()) + ": "));
+  EXPECT_THAT(
+      result.status().message(),
+      HasSubstr("Invalid filter '...a = 1 AND a = 1 AND a = 1 AND )' at position " +
+                std::to_string(text.size()) + ": "));
 }
 
 TEST(ExprParse, InvalidUtf8IsRejectedAndEscaped) {
@@ -97,9 +98,11 @@ TEST(ExprParse, DeepestAcceptedInputFitsInA4MiBStack) {
                    [](void* arg) -> void* {
                      auto* job = static_cast<Job*>(arg);
                      auto parsed = ParseExpression(job->text);
-                     job->ok = parsed.ok() && BindExpression(*parsed, *arrow::schema({
-                                                  arrow::field("a", arrow::int32())}))
-                                                  .ok();
+                     job->ok =
+                         parsed.ok() &&
+                         BindExpression(
+                             *parsed, *arrow::schema({arrow::field("a", arrow::int32())}))
+                             .ok();
                      return nullptr;
                    },
                    &job));
@@ -129,7 +132,8 @@ TEST(ExprBind, UnknownColumnNamesItAndListsTheAvailableOnes) {
   ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("a > 1 AND foo = 2"));
   auto bound = BindExpression(expr, *TwoColumns());
   ASSERT_RAISES(Invalid, bound.status());
-  EXPECT_EQ(bound.status().message(), "Column 'foo' does not exist; available columns: a, b");
+  EXPECT_EQ(bound.status().message(),
+            "Column 'foo' does not exist; available columns: a, b");
 }
 
 TEST(ExprBind, ColumnNamesAreCaseSensitive) {
@@ -139,8 +143,8 @@ TEST(ExprBind, ColumnNamesAreCaseSensitive) {
 }
 
 TEST(ExprBind, AmbiguousColumn) {
-  auto schema =
-      arrow::schema({arrow::field("a", arrow::int32()), arrow::field("a", arrow::int64())});
+  auto schema = arrow::schema(
+      {arrow::field("a", arrow::int32()), arrow::field("a", arrow::int64())});
   ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("a > 1"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Column 'a' is ambiguous",
                              BindExpression(expr, *schema).status());
@@ -160,8 +164,8 @@ TEST(ExprBind, EmptyExpressionIsInvalid) {
 TEST(ExprBind, ZoneAwareTimestampAgainstNaiveLiteral) {
   auto type = arrow::timestamp(arrow::TimeUnit::NANO, "UTC");
   auto schema = arrow::schema({arrow::field("ts", type)});
-  ASSERT_OK_AND_ASSIGN(auto column, arrow::json::ArrayFromJSONString(
-                                        type, R"(["2024-01-01 00:00:00Z",
+  ASSERT_OK_AND_ASSIGN(auto column,
+                       arrow::json::ArrayFromJSONString(type, R"(["2024-01-01 00:00:00Z",
                                                   "2024-06-01 12:00:00Z", null])"));
   auto batch = arrow::RecordBatch::Make(schema, 3, {column});
   for (const char* filter : {"ts > '2024-03-01'", "ts > TIMESTAMP '2024-03-01 00:00:00'",
@@ -176,7 +180,8 @@ TEST(ExprBind, ZoneAwareTimestampAgainstNaiveLiteral) {
 
 TEST(ExprReferencedColumns, DeduplicatedInFirstUseOrder) {
   ASSERT_OK_AND_ASSIGN(
-      auto expr, ParseExpression("b = 'x' AND (a > 1 OR st.x = 2) AND a % 2 = 0 AND b IS NULL"));
+      auto expr,
+      ParseExpression("b = 'x' AND (a > 1 OR st.x = 2) AND a % 2 = 0 AND b IS NULL"));
   EXPECT_THAT(ReferencedColumns(expr), ElementsAre("b", "a", "st"));
   EXPECT_THAT(ReferencedColumns(cp::Expression()), ElementsAre());
   ASSERT_OK_AND_ASSIGN(auto literal_only, ParseExpression("1 + 2 = 3"));
@@ -185,7 +190,8 @@ TEST(ExprReferencedColumns, DeduplicatedInFirstUseOrder) {
 
 TEST(ExprReferencedColumns, SameOnBoundExpressions) {
   ASSERT_OK_AND_ASSIGN(auto batch, internal::MakeExprTestBatch());
-  ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("`my col` > 1 AND _rowid < 3 AND a % 2 = 1"));
+  ASSERT_OK_AND_ASSIGN(auto expr,
+                       ParseExpression("`my col` > 1 AND _rowid < 3 AND a % 2 = 1"));
   ASSERT_OK_AND_ASSIGN(auto bound, BindExpression(expr, *batch->schema()));
   EXPECT_THAT(ReferencedColumns(bound), ElementsAre("my col", "_rowid", "a"));
 }
@@ -231,13 +237,15 @@ TEST(ExprEvaluateFilter, NonBooleanIsInvalid) {
   ASSERT_OK_AND_ASSIGN(auto bound, BindExpression(expr, *batch->schema()));
   auto selected = EvaluateFilter(bound, *batch);
   ASSERT_RAISES(Invalid, selected.status());
-  EXPECT_EQ(selected.status().message(), "Filter must be a boolean expression, got int32");
+  EXPECT_EQ(selected.status().message(),
+            "Filter must be a boolean expression, got int32");
 }
 
 TEST(ExprEvaluateFilter, UnboundIsInvalid) {
   ASSERT_OK_AND_ASSIGN(auto batch, internal::MakeExprTestBatch());
   ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("a > 1"));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "must be bound", EvaluateFilter(expr, *batch).status());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "must be bound",
+                             EvaluateFilter(expr, *batch).status());
   ASSERT_RAISES(Invalid, EvaluateFilter(cp::Expression(), *batch).status());
 }
 
@@ -248,8 +256,8 @@ TEST(ExprEvaluateFilter, BatchThatDoesNotMatchTheBoundSchemaIsInvalid) {
   ASSERT_OK_AND_ASSIGN(auto fewer, batch->SelectColumns({0, 1}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not exist in the batch",
                              EvaluateFilter(bound, *fewer).status());
-  ASSERT_OK_AND_ASSIGN(auto other_types, batch->SelectColumns({0, 1, 2, 3, 4, 5, 6, 7, 8,
-                                                               9, 10, 11, 3}));
+  ASSERT_OK_AND_ASSIGN(auto other_types,
+                       batch->SelectColumns({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 3}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "is string in the batch but large_string",
                              EvaluateFilter(bound, *other_types).status());
 }
@@ -259,7 +267,8 @@ TEST(ExprEvaluateFilter, DivisionByZeroIsAnError) {
   for (const char* text : {"a / 0 = 1", "a % 0 = 1", "c / 0.0 > 1"}) {
     ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression(text));
     ASSERT_OK_AND_ASSIGN(auto bound, BindExpression(expr, *batch->schema()));
-    ASSERT_RAISES_WITH_MESSAGE(Invalid, "divide by zero", EvaluateFilter(bound, *batch).status());
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, "divide by zero",
+                               EvaluateFilter(bound, *batch).status());
   }
 }
 
@@ -269,8 +278,9 @@ TEST(ExprEvaluateFilter, StructChildUnderANullParentIsNull) {
   arrow::TypedBufferBuilder<bool> validity;
   for (bool valid : {true, false, true}) ASSERT_OK(validity.Append(valid));
   ASSERT_OK_AND_ASSIGN(auto bitmap, validity.Finish());
-  ASSERT_OK_AND_ASSIGN(auto st, arrow::StructArray::Make({child}, {arrow::field("x", arrow::int32())},
-                                                         bitmap));
+  ASSERT_OK_AND_ASSIGN(
+      auto st,
+      arrow::StructArray::Make({child}, {arrow::field("x", arrow::int32())}, bitmap));
   auto schema = arrow::schema({arrow::field("st", st->type())});
   auto batch = arrow::RecordBatch::Make(schema, 3, {st});
   ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("st.x > 2"));
@@ -285,19 +295,21 @@ TEST(ExprEvaluateExpression, ScalarIsBroadcast) {
   ASSERT_OK_AND_ASSIGN(auto bound, BindExpression(expr, *batch->schema()));
   ASSERT_OK_AND_ASSIGN(auto values, EvaluateExpression(bound, *batch));
   ASSERT_EQ(values->length(), batch->num_rows());
-  ASSERT_OK_AND_ASSIGN(auto expected,
-                       arrow::json::ArrayFromJSONString(values->type(), "[3,3,3,3,3,3,3,3]"));
+  ASSERT_OK_AND_ASSIGN(auto expected, arrow::json::ArrayFromJSONString(
+                                          values->type(), "[3,3,3,3,3,3,3,3]"));
   EXPECT_TRUE(values->Equals(*expected)) << values->ToString();
 }
 
 TEST(ExprEvaluateExpression, ModuloHasTheSignOfTheDividend) {
-  auto schema = arrow::schema({arrow::field("x", arrow::int64()),
-                               arrow::field("y", arrow::float64())});
-  auto x = arrow::json::ArrayFromJSONString(arrow::int64(), "[7, -7, 7, -7, null]").ValueOrDie();
+  auto schema = arrow::schema(
+      {arrow::field("x", arrow::int64()), arrow::field("y", arrow::float64())});
+  auto x = arrow::json::ArrayFromJSONString(arrow::int64(), "[7, -7, 7, -7, null]")
+               .ValueOrDie();
   auto y = arrow::json::ArrayFromJSONString(arrow::float64(), "[7.5, -7.5, 7.5, -7.5, 1]")
                .ValueOrDie();
   auto batch = arrow::RecordBatch::Make(schema, 5, {x, y});
-  ASSERT_OK_AND_ASSIGN(auto expr, ParseExpression("x % 3 = (x - x / 3 * 3) AND x % -3 = x % 3"));
+  ASSERT_OK_AND_ASSIGN(auto expr,
+                       ParseExpression("x % 3 = (x - x / 3 * 3) AND x % -3 = x % 3"));
   ASSERT_OK_AND_ASSIGN(auto bound, BindExpression(expr, *schema));
   ASSERT_OK_AND_ASSIGN(auto selected, EvaluateFilter(bound, *batch));
   EXPECT_EQ(selected->true_count(), 4);
