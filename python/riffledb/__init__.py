@@ -1,7 +1,47 @@
-"""riffledb: an embedded table store for ML training data."""
+"""riffledb: an embedded table store for ML training data.
+
+A C++ core on Apache Arrow with LanceDB's Python surface for training data::
+
+    import riffledb
+    db = riffledb.connect("./data")           # or "memory://"
+    table = db.create_table("digits", pa_table)
+    rows = table.take_offsets([5, 1, 5]).to_arrow()
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Union
 
 import pyarrow as _pa  # noqa: F401  (loads libarrow before the extension needs it)
 
-from . import _riffledb  # noqa: F401
+from . import _riffledb
+from .db import DBConnection
+from .table import Table
 
 __version__ = "0.1.0"
+
+__all__ = ["connect", "DBConnection", "Table", "__version__"]
+
+
+def connect(uri: Union[str, os.PathLike], **kwargs) -> DBConnection:
+    """Connects to a database.
+
+    Args:
+        uri: A directory (created if missing; tables are subdirectories), or
+            ``"memory://"`` for a fresh database private to this call.
+        **kwargs: Accepted for LanceDB compatibility (``read_consistency_interval``,
+            ``storage_options``) and ignored: local tables are strongly consistent for
+            their own writes and reopen the newest version on ``checkout_latest()``.
+
+    Returns:
+        The connection.
+    """
+    unknown = set(kwargs) - {"read_consistency_interval", "storage_options", "api_key"}
+    if unknown:
+        raise TypeError(f"connect() got unexpected keyword arguments: {sorted(unknown)}")
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    if not isinstance(uri, str):
+        raise TypeError(f"uri must be a str or os.PathLike, got {type(uri).__name__}")
+    return DBConnection(_riffledb.Database.connect(uri))

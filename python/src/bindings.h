@@ -7,5 +7,7 @@ namespace riffledb::python {
 
 void RegisterErrors(nanobind::module_& m);
 void RegisterArrow(nanobind::module_& m);
+void RegisterDatabase(nanobind::module_& m);
+void RegisterTable(nanobind::module_& m);
 
 }  // namespace riffledb::python

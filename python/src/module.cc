@@ -7,4 +7,6 @@ NB_MODULE(_riffledb, m) {
   m.doc() = "riffledb native core (C++ on Apache Arrow)";
   riffledb::python::RegisterErrors(m);
   riffledb::python::RegisterArrow(m);
+  riffledb::python::RegisterTable(m);
+  riffledb::python::RegisterDatabase(m);
 }

@@ -1,0 +1,176 @@
+#include "riffledb/db/database.h"
+
+#include <filesystem>
+
+#include "riffledb/io/local_file.h"
+
+namespace riffledb {
+
+arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& uri) {
+  if (uri.rfind(kMemoryUri, 0) == 0) {
+    return std::shared_ptr<Database>(new Database(kMemoryUri, true));
+  }
+  if (uri.find("://") != std::string::npos) {
+    return arrow::Status::NotImplemented("Unsupported database URI '", uri,
+                                         "': use a directory path or memory://");
+  }
+  if (uri.empty()) return arrow::Status::Invalid("Database path must not be empty");
+  std::error_code error;
+  std::string path = std::filesystem::absolute(uri, error).lexically_normal().string();
+  if (error) return arrow::Status::IOError("Cannot resolve database path '", uri, "'");
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+  ARROW_ASSIGN_OR_RAISE(bool exists, io::Exists(path));
+  if (exists) {
+    ARROW_ASSIGN_OR_RAISE(bool is_dir, io::IsDirectory(path));
+    if (!is_dir) {
+      return arrow::Status::IOError("Database path '", path, "' exists and is not a directory");
+    }
+  } else {
+    ARROW_RETURN_NOT_OK(io::CreateDirs(path));
+  }
+  return std::shared_ptr<Database>(new Database(std::move(path), false));
+}
+
+arrow::Status Database::ValidateTableName(const std::string& name) {
+  if (name.empty()) return arrow::Status::Invalid("Table name must not be empty");
+  if (name.size() > 255) {
+    return arrow::Status::Invalid("Table name '", name.substr(0, 40),
+                                  "...' is longer than 255 characters");
+  }
+  if (name[0] == '.') {
+    return arrow::Status::Invalid("Invalid table name '", name,
+                                  "': it must not start with '.'");
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return arrow::Status::Invalid(
+          "Invalid table name '", name,
+          "': only letters, digits, '_', '-' and '.' are allowed (no path separators)");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+std::string Database::TablePath(const std::string& name) const {
+  return io::JoinPath(uri_, name + kTableSuffix);
+}
+
+arrow::Status Database::NotFound(const std::string& name) const {
+  return arrow::Status::Invalid("Table '", name, "' was not found in database '", uri_, "'");
+}
+
+arrow::Result<std::vector<std::string>> Database::TableNames() const {
+  std::vector<std::string> names;
+  if (in_memory_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, store] : memory_tables_) names.push_back(name);
+    return names;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto entries, io::ListDir(uri_));
+  const std::string suffix = kTableSuffix;
+  for (const auto& entry : entries) {
+    if (entry.size() <= suffix.size() ||
+        entry.compare(entry.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    std::string name = entry.substr(0, entry.size() - suffix.size());
+    if (!ValidateTableName(name).ok()) continue;
+    ARROW_ASSIGN_OR_RAISE(bool has, HasTable(name));
+    if (has) names.push_back(std::move(name));
+  }
+  return names;
+}
+
+arrow::Result<bool> Database::HasTable(const std::string& name) const {
+  if (in_memory_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return memory_tables_.count(name) > 0;
+  }
+  DirectoryStore store(TablePath(name));
+  ARROW_ASSIGN_OR_RAISE(auto versions, store.ListVersions());
+  return !versions.empty();
+}
+
+arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
+    const std::string& name, std::shared_ptr<arrow::Schema> schema,
+    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok) {
+  ARROW_RETURN_NOT_OK(ValidateTableName(name));
+  ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
+  if (exists) {
+    if (mode == CreateMode::kOverwrite) {
+      ARROW_ASSIGN_OR_RAISE(auto table, OpenTable(name));
+      if (data != nullptr) {
+        ARROW_RETURN_NOT_OK(table->Overwrite(data).status());
+      } else {
+        auto empty = arrow::RecordBatchReader::Make({}, schema);
+        ARROW_RETURN_NOT_OK(empty.status());
+        ARROW_RETURN_NOT_OK(table->Overwrite(empty->get()).status());
+      }
+      return table;
+    }
+    if (exist_ok) return OpenTable(name);
+    return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                                  "'");
+  }
+  std::shared_ptr<Store> store;
+  if (in_memory_) {
+    store = std::make_shared<MemoryStore>(std::string(kMemoryUri) + name);
+  } else {
+    store = std::make_shared<DirectoryStore>(TablePath(name));
+  }
+  auto created = Table::Create(name, store, std::move(schema), data);
+  if (created.status().IsAlreadyExists()) {
+    // Another process created it between our check and our commit.
+    if (exist_ok) return OpenTable(name);
+    return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                                  "'");
+  }
+  ARROW_RETURN_NOT_OK(created.status());
+  if (in_memory_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, inserted] =
+        memory_tables_.emplace(name, std::static_pointer_cast<MemoryStore>(store));
+    if (!inserted) {
+      if (exist_ok) return Table::Open(name, it->second);
+      return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                                    "'");
+    }
+  }
+  return created;
+}
+
+arrow::Result<std::shared_ptr<Table>> Database::OpenTable(const std::string& name) const {
+  ARROW_RETURN_NOT_OK(ValidateTableName(name));
+  if (in_memory_) {
+    std::shared_ptr<MemoryStore> store;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = memory_tables_.find(name);
+      if (it == memory_tables_.end()) return NotFound(name);
+      store = it->second;
+    }
+    return Table::Open(name, std::move(store));
+  }
+  ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
+  if (!exists) return NotFound(name);
+  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name)));
+}
+
+arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {
+  ARROW_RETURN_NOT_OK(ValidateTableName(name));
+  if (in_memory_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (memory_tables_.erase(name) == 0 && !ignore_missing) return NotFound(name);
+    return arrow::Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
+  if (!exists) {
+    if (ignore_missing) return arrow::Status::OK();
+    return NotFound(name);
+  }
+  return io::RemoveAll(TablePath(name));
+}
+
+}  // namespace riffledb

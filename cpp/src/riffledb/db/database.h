@@ -1,0 +1,69 @@
+// A database: a catalog of named tables in a directory or in process memory.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "riffledb/table/store.h"
+#include "riffledb/table/table.h"
+
+namespace riffledb {
+
+/// How CreateTable treats an existing table of the same name.
+enum class CreateMode { kCreate, kOverwrite };
+
+/// Thread-safe. A directory database keeps no state but its path: tables created by other
+/// processes are visible at once. A `memory://` database lives as long as its last handle.
+class Database {
+ public:
+  static constexpr char kMemoryUri[] = "memory://";
+  /// Table directories are `<database>/<name>` + this suffix.
+  static constexpr char kTableSuffix[] = ".riffle";
+
+  /// `memory://` (a fresh, private database per call) or a directory path (created if
+  /// missing).
+  static arrow::Result<std::shared_ptr<Database>> Connect(const std::string& uri);
+
+  const std::string& uri() const { return uri_; }
+  bool in_memory() const { return in_memory_; }
+
+  /// Sorted table names.
+  arrow::Result<std::vector<std::string>> TableNames() const;
+  arrow::Result<bool> HasTable(const std::string& name) const;
+  /// Creates `name` from `schema` and `data` (may be null). kCreate: Invalid "Table 'x'
+  /// already exists" if it does, unless `exist_ok` (then the existing table is returned and
+  /// `data` ignored). kOverwrite: an existing table gets a new version holding `data`.
+  arrow::Result<std::shared_ptr<Table>> CreateTable(const std::string& name,
+                                                    std::shared_ptr<arrow::Schema> schema,
+                                                    arrow::RecordBatchReader* data,
+                                                    CreateMode mode, bool exist_ok);
+  /// Invalid "Table 'x' was not found in database '<uri>'" if it does not exist.
+  arrow::Result<std::shared_ptr<Table>> OpenTable(const std::string& name) const;
+  /// Removes the table and its files; Invalid (as OpenTable) if missing and not
+  /// `ignore_missing`.
+  arrow::Status DropTable(const std::string& name, bool ignore_missing);
+
+  /// Invalid naming `name` unless it is a plain table name: 1..255 of [A-Za-z0-9_.-], not
+  /// starting with '.', so it can never name a path outside the database.
+  static arrow::Status ValidateTableName(const std::string& name);
+
+ private:
+  Database(std::string uri, bool in_memory) : uri_(std::move(uri)), in_memory_(in_memory) {}
+  std::string TablePath(const std::string& name) const;
+  arrow::Status NotFound(const std::string& name) const;
+
+  const std::string uri_;
+  const bool in_memory_;
+  mutable std::mutex mu_;
+  // guarded by mu_ (memory databases only)
+  std::map<std::string, std::shared_ptr<MemoryStore>> memory_tables_;
+};
+
+}  // namespace riffledb

@@ -1,0 +1,230 @@
+#include "riffledb/table/store.h"
+
+#include <arrow/array/concatenate.h>
+#include <arrow/record_batch.h>
+#include <arrow/table.h>
+
+#include "riffledb/io/local_file.h"
+
+namespace riffledb {
+
+namespace {
+
+// Builds the batch offsets of a fragment's batches.
+std::shared_ptr<FragmentData> MakeFragmentData(
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
+  auto data = std::make_shared<FragmentData>();
+  data->batch_offsets.reserve(batches.size() + 1);
+  int64_t offset = 0;
+  for (const auto& batch : batches) {
+    data->batch_offsets.push_back(offset);
+    offset += batch->num_rows();
+  }
+  data->batch_offsets.push_back(offset);
+  data->batches = std::move(batches);
+  return data;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// DirectoryStore
+
+DirectoryStore::DirectoryStore(std::string path) : dir_(std::move(path)) {}
+
+arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
+  return dir_.ListVersions();
+}
+
+arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
+  return dir_.ReadManifest(version);
+}
+
+arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
+  return dir_.Commit(manifest);
+}
+
+arrow::Result<std::vector<format::WrittenFragment>> DirectoryStore::WriteFragments(
+    const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) {
+  return format::WriteFragments(dir_.path(), schema, reader);
+}
+
+arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
+    const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fragments_.find(info.path);
+    if (it != fragments_.end()) return it->second;
+  }
+  // Open outside the lock: mapping and validating a file is I/O.
+  ARROW_ASSIGN_OR_RAISE(auto file, format::FragmentFile::Open(dir_.Resolve(info.path), schema,
+                                                              info.physical_rows));
+  auto data = MakeFragmentData(file->batches());
+  std::lock_guard<std::mutex> lock(mu_);
+  return fragments_.emplace(info.path, std::move(data)).first->second;
+}
+
+arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
+    const std::vector<uint32_t>& rows) {
+  std::string relative = "_deletions/" + io::RandomId() + ".arrow";
+  ARROW_RETURN_NOT_OK(io::CreateDirs(dir_.Resolve("_deletions")));
+  ARROW_RETURN_NOT_OK(format::WriteDeletionFile(dir_.Resolve(relative), rows));
+  return relative;
+}
+
+arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::ReadDeletionFile(
+    const format::DeletionFileInfo& info, int64_t physical_rows) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = deletions_.find(info.path);
+    if (it != deletions_.end()) return it->second;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, format::ReadDeletionFile(dir_.Resolve(info.path),
+                                                            physical_rows, info.num_deleted));
+  auto shared = std::make_shared<const std::vector<uint32_t>>(std::move(rows));
+  std::lock_guard<std::mutex> lock(mu_);
+  return deletions_.emplace(info.path, std::move(shared)).first->second;
+}
+
+void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    // Best effort: an orphan file is harmless, it is never referenced by a manifest.
+    (void)io::RemoveAll(dir_.Resolve(path));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// MemoryStore
+
+arrow::Result<std::vector<uint64_t>> MemoryStore::ListVersions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint64_t> versions;
+  versions.reserve(versions_.size());
+  for (const auto& [version, manifest] : versions_) versions.push_back(version);
+  return versions;
+}
+
+arrow::Result<format::Manifest> MemoryStore::ReadManifest(uint64_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = versions_.find(version);
+  if (it == versions_.end()) {
+    if (versions_.empty()) {
+      return arrow::Status::Invalid("Version ", version, " does not exist in table ",
+                                    location_, "; it has no versions");
+    }
+    return arrow::Status::Invalid("Version ", version, " does not exist in table ",
+                                  location_, "; versions: ", versions_.begin()->first, "..",
+                                  versions_.rbegin()->first);
+  }
+  return it->second;
+}
+
+arrow::Status MemoryStore::Commit(const format::Manifest& manifest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!versions_.emplace(manifest.version, manifest).second) {
+    return arrow::Status::AlreadyExists("Version ", manifest.version, " of ", location_,
+                                        " was committed concurrently");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
+    const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) {
+  const format::FragmentWriteOptions options;
+  std::vector<format::WrittenFragment> written;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> fragment_batches;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pending;  // small batches to coalesce
+  int64_t pending_rows = 0;
+  int64_t fragment_rows = 0;
+
+  auto flush_pending = [&]() -> arrow::Status {
+    if (pending.empty()) return arrow::Status::OK();
+    std::shared_ptr<arrow::RecordBatch> batch = pending.front();
+    if (pending.size() > 1) {
+      ARROW_ASSIGN_OR_RAISE(batch, arrow::ConcatenateRecordBatches(pending));
+    }
+    fragment_batches.push_back(std::move(batch));
+    fragment_rows += pending_rows;
+    pending.clear();
+    pending_rows = 0;
+    return arrow::Status::OK();
+  };
+  auto finish_fragment = [&]() -> arrow::Status {
+    ARROW_RETURN_NOT_OK(flush_pending());
+    if (fragment_batches.empty()) return arrow::Status::OK();
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string path = "data/" + std::to_string(next_file_++);
+    fragments_.emplace(path, MakeFragmentData(std::move(fragment_batches)));
+    written.push_back({path, fragment_rows});
+    fragment_batches.clear();
+    fragment_rows = 0;
+    return arrow::Status::OK();
+  };
+
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (batch == nullptr) break;
+    if (!batch->schema()->Equals(*schema, /*check_metadata=*/false)) {
+      std::vector<std::string> paths;
+      for (const auto& fragment : written) paths.push_back(fragment.path);
+      RemoveUnreferenced(paths);
+      return arrow::Status::Invalid("Data schema does not match the table schema.\nData:\n",
+                                    batch->schema()->ToString(), "\nTable:\n",
+                                    schema->ToString());
+    }
+    int64_t offset = 0;
+    while (offset < batch->num_rows()) {
+      int64_t room = options.max_rows_per_fragment - fragment_rows - pending_rows;
+      int64_t take = std::min(room, batch->num_rows() - offset);
+      auto piece = (offset == 0 && take == batch->num_rows()) ? batch : batch->Slice(offset, take);
+      pending.push_back(piece);
+      pending_rows += take;
+      offset += take;
+      if (pending_rows >= options.min_rows_per_batch) ARROW_RETURN_NOT_OK(flush_pending());
+      if (fragment_rows + pending_rows >= options.max_rows_per_fragment) {
+        ARROW_RETURN_NOT_OK(finish_fragment());
+      }
+    }
+  }
+  ARROW_RETURN_NOT_OK(finish_fragment());
+  return written;
+}
+
+arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
+    const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = fragments_.find(info.path);
+  if (it == fragments_.end()) {
+    return arrow::Status::IOError("Fragment ", info.path, " of ", location_, " is missing");
+  }
+  return it->second;
+}
+
+arrow::Result<std::string> MemoryStore::WriteDeletionFile(const std::vector<uint32_t>& rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string path = "_deletions/" + std::to_string(next_file_++);
+  deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));
+  return path;
+}
+
+arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> MemoryStore::ReadDeletionFile(
+    const format::DeletionFileInfo& info, int64_t physical_rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = deletions_.find(info.path);
+  if (it == deletions_.end()) {
+    return arrow::Status::IOError("Deletion file ", info.path, " of ", location_,
+                                  " is missing");
+  }
+  return it->second;
+}
+
+void MemoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& path : paths) {
+    fragments_.erase(path);
+    deletions_.erase(path);
+  }
+}
+
+}  // namespace riffledb

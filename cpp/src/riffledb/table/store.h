@@ -1,0 +1,113 @@
+// Where a table's versions and files live: a directory on disk or process memory.
+//
+// The table layer sees one interface; the two backends differ only in where bytes go.
+// A DirectoryStore keeps nothing in memory but caches; a MemoryStore (`memory://`) holds
+// the Arrow batches themselves. Both are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "riffledb/format/fragment.h"
+#include "riffledb/format/manifest.h"
+#include "riffledb/format/table_dir.h"
+
+namespace riffledb {
+
+/// The readable content of one fragment: its record batches (memory-mapped for a directory
+/// store) and where each starts. Immutable, shared between versions that reference the file.
+struct FragmentData {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  std::vector<int64_t> batch_offsets;  ///< size batches.size() + 1; back() = physical rows
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  /// A description for error messages ("/data/db/t.riffle" or "memory://t").
+  virtual const std::string& location() const = 0;
+
+  virtual arrow::Result<std::vector<uint64_t>> ListVersions() = 0;
+  virtual arrow::Result<format::Manifest> ReadManifest(uint64_t version) = 0;
+  /// Publishes `manifest` as its version; AlreadyExists if that version exists.
+  virtual arrow::Status Commit(const format::Manifest& manifest) = 0;
+
+  /// Writes the stream as new fragment files (not yet referenced by any version).
+  virtual arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
+      const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) = 0;
+  virtual arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) = 0;
+  /// Writes a deletion file and returns its path relative to the store.
+  virtual arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) = 0;
+  virtual arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
+      const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
+  /// Best-effort removal of files a failed or lost commit wrote.
+  virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
+};
+
+/// A table directory (docs/format.md). Opened fragments and deletion files are cached by
+/// path: files are immutable, so a cache entry never goes stale.
+class DirectoryStore : public Store {
+ public:
+  explicit DirectoryStore(std::string path);
+
+  const std::string& location() const override { return dir_.path(); }
+  arrow::Result<std::vector<uint64_t>> ListVersions() override;
+  arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
+  arrow::Status Commit(const format::Manifest& manifest) override;
+  arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
+      const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) override;
+  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) override;
+  arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
+      const format::DeletionFileInfo& info, int64_t physical_rows) override;
+  void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+
+ private:
+  format::TableDir dir_;
+  std::mutex mu_;
+  // guarded by mu_
+  std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;
+  std::map<std::string, std::shared_ptr<const std::vector<uint32_t>>> deletions_;
+};
+
+/// A table held in process memory (`memory://`). Versions and files are kept for the life of
+/// the store, so checkout works as for a directory.
+class MemoryStore : public Store {
+ public:
+  explicit MemoryStore(std::string location) : location_(std::move(location)) {}
+
+  const std::string& location() const override { return location_; }
+  arrow::Result<std::vector<uint64_t>> ListVersions() override;
+  arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
+  arrow::Status Commit(const format::Manifest& manifest) override;
+  arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
+      const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) override;
+  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) override;
+  arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
+      const format::DeletionFileInfo& info, int64_t physical_rows) override;
+  void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+
+ private:
+  const std::string location_;
+  std::mutex mu_;
+  // guarded by mu_
+  std::map<uint64_t, format::Manifest> versions_;
+  std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;
+  std::map<std::string, std::shared_ptr<const std::vector<uint32_t>>> deletions_;
+  uint64_t next_file_ = 0;
+};
+
+}  // namespace riffledb

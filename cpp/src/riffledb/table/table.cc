@@ -1,0 +1,332 @@
+#include "riffledb/table/table.h"
+
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <unordered_set>
+
+namespace riffledb {
+
+namespace {
+
+constexpr int kMaxCommitAttempts = 10000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+arrow::Status ValidateSchema(const arrow::Schema& schema) {
+  std::unordered_set<std::string> names;
+  for (const auto& field : schema.fields()) {
+    if (field->name().empty()) return arrow::Status::Invalid("Column names must not be empty");
+    if (IsReservedColumnName(field->name())) {
+      return arrow::Status::Invalid("Column name '", field->name(),
+                                    "' is reserved for the row id / row offset the table adds");
+    }
+    if (!names.insert(field->name()).second) {
+      return arrow::Status::Invalid("Column name '", field->name(), "' appears twice");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+// Describes how `data` differs from `table` for the schema mismatch error.
+std::string SchemaDifference(const arrow::Schema& data, const arrow::Schema& table) {
+  for (const auto& field : table.fields()) {
+    auto other = data.GetFieldByName(field->name());
+    if (other == nullptr) return "column '" + field->name() + "' is missing from the data";
+    if (!other->type()->Equals(*field->type())) {
+      return "column '" + field->name() + "' is " + other->type()->ToString() +
+             " in the data but " + field->type()->ToString() + " in the table";
+    }
+  }
+  for (const auto& field : data.fields()) {
+    if (table.GetFieldIndex(field->name()) < 0) {
+      return "column '" + field->name() + "' is not in the table";
+    }
+  }
+  return "the columns are in a different order";
+}
+
+// Passes batches through relabelled with the table's schema (field metadata and nullability
+// are the table's); rejects batches whose names or types differ, or with nulls in a
+// non-nullable column.
+class SchemaAdaptingReader : public arrow::RecordBatchReader {
+ public:
+  SchemaAdaptingReader(arrow::RecordBatchReader* input, std::shared_ptr<arrow::Schema> schema)
+      : input_(input), schema_(std::move(schema)) {}
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(input_->ReadNext(&batch));
+    if (batch == nullptr) {
+      *out = nullptr;
+      return arrow::Status::OK();
+    }
+    const auto& data_schema = *batch->schema();
+    bool same = data_schema.num_fields() == schema_->num_fields();
+    for (int i = 0; same && i < schema_->num_fields(); ++i) {
+      same = data_schema.field(i)->name() == schema_->field(i)->name() &&
+             data_schema.field(i)->type()->Equals(*schema_->field(i)->type());
+    }
+    if (!same) {
+      return arrow::Status::Invalid("Data schema does not match the table schema: ",
+                                    SchemaDifference(data_schema, *schema_), ".\nData schema:\n",
+                                    data_schema.ToString(), "\nTable schema:\n",
+                                    schema_->ToString());
+    }
+    for (int i = 0; i < schema_->num_fields(); ++i) {
+      if (!schema_->field(i)->nullable() && batch->column(i)->null_count() > 0) {
+        return arrow::Status::Invalid("Column '", schema_->field(i)->name(),
+                                      "' is not nullable but the data has ",
+                                      batch->column(i)->null_count(), " nulls");
+      }
+    }
+    *out = arrow::RecordBatch::Make(schema_, batch->num_rows(), batch->columns());
+    return arrow::Status::OK();
+  }
+
+ private:
+  arrow::RecordBatchReader* input_;
+  std::shared_ptr<arrow::Schema> schema_;
+};
+
+std::vector<std::string> PathsOf(const std::vector<format::WrittenFragment>& written) {
+  std::vector<std::string> paths;
+  for (const auto& fragment : written) paths.push_back(fragment.path);
+  return paths;
+}
+
+// Appends `written` to `manifest` as fragments with fresh ids.
+void AddFragments(format::Manifest* manifest,
+                  const std::vector<format::WrittenFragment>& written) {
+  for (const auto& fragment : written) {
+    format::FragmentInfo info;
+    info.id = manifest->next_fragment_id++;
+    info.path = fragment.path;
+    info.physical_rows = fragment.physical_rows;
+    manifest->fragments.push_back(std::move(info));
+  }
+}
+
+}  // namespace
+
+bool IsReservedColumnName(const std::string& name) {
+  return name == kRowIdColumn || name == kRowOffsetColumn;
+}
+
+Table::Table(std::string name, std::shared_ptr<Store> store,
+             std::shared_ptr<const Snapshot> snapshot)
+    : name_(std::move(name)), store_(std::move(store)), snapshot_(std::move(snapshot)) {}
+
+arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
+                                                  std::shared_ptr<Store> store) {
+  std::shared_ptr<Table> table(new Table(std::move(name), std::move(store), nullptr));
+  ARROW_ASSIGN_OR_RAISE(auto manifest, table->LatestManifest());
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(table->store_, std::move(manifest)));
+  table->SetSnapshot(std::move(snapshot), false);
+  return table;
+}
+
+arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
+                                                    std::shared_ptr<Store> store,
+                                                    std::shared_ptr<arrow::Schema> schema,
+                                                    arrow::RecordBatchReader* data) {
+  ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  std::vector<format::WrittenFragment> written;
+  if (data != nullptr) {
+    SchemaAdaptingReader adapted(data, schema);
+    ARROW_ASSIGN_OR_RAISE(written, store->WriteFragments(schema, &adapted));
+  }
+  format::Manifest manifest;
+  manifest.version = 1;
+  manifest.timestamp_ms = NowMs();
+  manifest.operation = "create";
+  manifest.schema = schema;
+  AddFragments(&manifest, written);
+  arrow::Status status = store->Commit(manifest);
+  if (!status.ok()) {
+    store->RemoveUnreferenced(PathsOf(written));
+    return status;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store, std::move(manifest)));
+  return std::shared_ptr<Table>(new Table(std::move(name), std::move(store), std::move(snapshot)));
+}
+
+std::shared_ptr<const Snapshot> Table::snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_;
+}
+
+bool Table::detached() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return detached_;
+}
+
+void Table::SetSnapshot(std::shared_ptr<const Snapshot> snapshot, bool detached) {
+  std::lock_guard<std::mutex> lock(mu_);
+  snapshot_ = std::move(snapshot);
+  detached_ = detached;
+}
+
+arrow::Result<format::Manifest> Table::LatestManifest() const {
+  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
+  if (versions.empty()) {
+    return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
+                                  " has no committed version");
+  }
+  return store_->ReadManifest(versions.back());
+}
+
+arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
+  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
+  std::vector<VersionInfo> infos;
+  infos.reserve(versions.size());
+  for (uint64_t version : versions) {
+    ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
+    infos.push_back({manifest.version, manifest.timestamp_ms, manifest.operation});
+  }
+  return infos;
+}
+
+arrow::Status Table::Checkout(uint64_t version) {
+  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
+  if (std::find(versions.begin(), versions.end(), version) == versions.end()) {
+    return arrow::Status::Invalid("Version ", version, " of table '", name_,
+                                  "' does not exist; versions: ",
+                                  versions.empty() ? std::string("none")
+                                                   : std::to_string(versions.front()) + ".." +
+                                                         std::to_string(versions.back()));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
+  SetSnapshot(std::move(snapshot), version != versions.back());
+  return arrow::Status::OK();
+}
+
+arrow::Status Table::CheckoutLatest() {
+  ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest());
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
+  SetSnapshot(std::move(snapshot), false);
+  return arrow::Status::OK();
+}
+
+arrow::Status Table::CheckWritable() const {
+  if (detached()) {
+    return arrow::Status::Invalid("Table '", name_, "' is checked out at version ",
+                                  snapshot()->version(),
+                                  ", an old version: call checkout_latest() before writing");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<uint64_t> Table::CommitWithRetry(
+    const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
+    const std::function<void()>& on_abandon) {
+  for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    auto latest = LatestManifest();
+    if (!latest.ok()) {
+      on_abandon();
+      return latest.status();
+    }
+    auto next = make(*latest);
+    if (!next.ok()) {
+      on_abandon();
+      return next.status();
+    }
+    next->version = latest->version + 1;
+    next->timestamp_ms = NowMs();
+    arrow::Status status = store_->Commit(*next);
+    if (status.IsAlreadyExists()) {
+      // Another writer committed this version first: rebase on theirs and try again.
+      std::this_thread::sleep_for(std::chrono::microseconds(50 * (attempt % 20)));
+      continue;
+    }
+    if (!status.ok()) {
+      on_abandon();
+      return status;
+    }
+    const uint64_t version = next->version;
+    ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(*next)));
+    SetSnapshot(std::move(snapshot), false);
+    return version;
+  }
+  on_abandon();
+  return arrow::Status::IOError("Gave up committing to table '", name_, "' after ",
+                                kMaxCommitAttempts, " attempts lost to concurrent writers");
+}
+
+arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
+  ARROW_RETURN_NOT_OK(CheckWritable());
+  ARROW_ASSIGN_OR_RAISE(auto latest, LatestManifest());
+  SchemaAdaptingReader adapted(data, latest.schema);
+  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(latest.schema, &adapted));
+  const auto schema = latest.schema;
+  return CommitWithRetry(
+      [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
+        if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
+          return arrow::Status::Invalid("Table '", name_,
+                                        "' was overwritten with a new schema during the append");
+        }
+        format::Manifest next = base;
+        next.operation = "append";
+        AddFragments(&next, written);
+        return next;
+      },
+      [&] { store_->RemoveUnreferenced(PathsOf(written)); });
+}
+
+arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data) {
+  ARROW_RETURN_NOT_OK(CheckWritable());
+  auto schema = data->schema();
+  ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  SchemaAdaptingReader adapted(data, schema);
+  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, &adapted));
+  return CommitWithRetry(
+      [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
+        format::Manifest next;
+        next.operation = "overwrite";
+        next.schema = schema;
+        next.next_fragment_id = base.next_fragment_id;
+        AddFragments(&next, written);
+        return next;
+      },
+      [&] { store_->RemoveUnreferenced(PathsOf(written)); });
+}
+
+arrow::Result<uint64_t> Table::Delete(const std::string& filter) {
+  ARROW_RETURN_NOT_OK(CheckWritable());
+  std::vector<std::string> attempt_files;  // deletion files of the current attempt
+  auto discard = [&] {
+    store_->RemoveUnreferenced(attempt_files);
+    attempt_files.clear();
+  };
+  return CommitWithRetry(
+      [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
+        discard();  // files of an attempt that lost the race
+        ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, base));
+        ARROW_ASSIGN_OR_RAISE(auto deletions, snapshot->RowsToDelete(filter));
+        format::Manifest next = base;
+        next.operation = "delete";
+        next.fragments.clear();
+        for (size_t i = 0; i < base.fragments.size(); ++i) {
+          format::FragmentInfo info = base.fragments[i];
+          const auto& rows = deletions.first[i];
+          if (rows != nullptr) {
+            if (static_cast<int64_t>(rows->size()) == info.physical_rows) continue;
+            ARROW_ASSIGN_OR_RAISE(auto path, store_->WriteDeletionFile(*rows));
+            attempt_files.push_back(path);
+            info.deletion = format::DeletionFileInfo{path, static_cast<int64_t>(rows->size())};
+          }
+          next.fragments.push_back(std::move(info));
+        }
+        return next;
+      },
+      discard);
+}
+
+}  // namespace riffledb

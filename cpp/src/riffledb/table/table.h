@@ -1,0 +1,87 @@
+// A table: a named sequence of versions in a Store, and the writes that add versions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "riffledb/table/snapshot.h"
+#include "riffledb/table/store.h"
+
+namespace riffledb {
+
+/// A committed version as listed by Table::ListVersions.
+struct VersionInfo {
+  uint64_t version;
+  int64_t timestamp_ms;
+  std::string operation;
+};
+
+/// A handle on a table. Reads go to the handle's current snapshot: the version it opened,
+/// last wrote or checked out (it does not follow other writers until CheckoutLatest()).
+/// Writes commit atomically on top of the newest version and move the handle to it; several
+/// handles and processes may write at once without losing rows. Thread-safe.
+class Table {
+ public:
+  /// Opens the newest version. Invalid naming the location if the store holds no version.
+  static arrow::Result<std::shared_ptr<Table>> Open(std::string name,
+                                                    std::shared_ptr<Store> store);
+  /// Creates version 1 from `schema` and the rows of `data` (may be null: an empty table).
+  /// AlreadyExists if the store already holds a version (another creator won).
+  static arrow::Result<std::shared_ptr<Table>> Create(std::string name,
+                                                      std::shared_ptr<Store> store,
+                                                      std::shared_ptr<arrow::Schema> schema,
+                                                      arrow::RecordBatchReader* data);
+
+  const std::string& name() const { return name_; }
+  const std::shared_ptr<Store>& store() const { return store_; }
+  /// The snapshot reads go to; it stays valid (and unchanged) however the table moves on.
+  std::shared_ptr<const Snapshot> snapshot() const;
+  /// True if the handle was moved to an older version by Checkout.
+  bool detached() const;
+
+  arrow::Result<std::vector<VersionInfo>> ListVersions() const;
+  /// Moves reads to `version` (Invalid naming it if it does not exist); writes then fail
+  /// until CheckoutLatest().
+  arrow::Status Checkout(uint64_t version);
+  arrow::Status CheckoutLatest();
+
+  /// Appends the rows of `data`, whose schema must match the table's (names and types;
+  /// Invalid naming both schemas otherwise, and nothing is written). Returns the new version.
+  arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data);
+  /// Replaces every row (and the schema) with `data`'s.
+  arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data);
+  /// Deletes the rows matching `filter`. Commits a version even when nothing matched.
+  arrow::Result<uint64_t> Delete(const std::string& filter);
+
+ private:
+  Table(std::string name, std::shared_ptr<Store> store,
+        std::shared_ptr<const Snapshot> snapshot);
+  arrow::Status CheckWritable() const;
+  arrow::Result<format::Manifest> LatestManifest() const;
+  // Commits what `make` builds from the newest manifest, retrying when another writer
+  // commits first. `make` sets everything but version and timestamp.
+  arrow::Result<uint64_t> CommitWithRetry(
+      const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
+      const std::function<void()>& on_abandon);
+  void SetSnapshot(std::shared_ptr<const Snapshot> snapshot, bool detached);
+
+  const std::string name_;
+  const std::shared_ptr<Store> store_;
+  mutable std::mutex mu_;
+  // guarded by mu_
+  std::shared_ptr<const Snapshot> snapshot_;
+  bool detached_ = false;
+};
+
+/// Names that cannot be table columns because the store adds them.
+bool IsReservedColumnName(const std::string& name);
+
+}  // namespace riffledb

@@ -1,0 +1,295 @@
+#include "riffledb/table/table.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+
+#include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb {
+namespace {
+
+using riffledb::testing::IdBatch;
+using riffledb::testing::Int64Column;
+using riffledb::testing::ReaderOf;
+using riffledb::testing::TempDir;
+using riffledb::testing::UInt64Column;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kFragment1 = uint64_t{1} << 32;
+
+std::vector<int64_t> ScanIds(const Snapshot& snapshot, const ScanOptions& options = {}) {
+  auto reader = snapshot.Scan(options).ValueOrDie();
+  auto table = reader->ToTable().ValueOrDie();
+  std::vector<int64_t> ids;
+  if (table->num_rows() == 0) return ids;
+  auto batch = table->CombineChunksToBatch().ValueOrDie();
+  return Int64Column(*batch, "id");
+}
+
+class TableTest : public ::testing::TestWithParam<bool> {
+ protected:
+  std::shared_ptr<Store> MakeStore() {
+    if (GetParam()) return std::make_shared<DirectoryStore>(dir_.path() + "/t.riffle");
+    return std::make_shared<MemoryStore>("memory://t");
+  }
+  std::shared_ptr<Table> CreateWithIds(int64_t n) {
+    auto store = MakeStore();
+    auto reader = ReaderOf({IdBatch(0, n)});
+    return Table::Create("t", store, reader->schema(), reader.get()).ValueOrDie();
+  }
+  TempDir dir_;
+};
+
+TEST_P(TableTest, CreateAndOpenRoundTrip) {
+  auto store = MakeStore();
+  auto reader = ReaderOf({IdBatch(0, 5)});
+  ASSERT_OK_AND_ASSIGN(auto table, Table::Create("t", store, reader->schema(), reader.get()));
+  EXPECT_EQ(table->snapshot()->version(), 1u);
+  EXPECT_EQ(table->snapshot()->num_rows(), 5);
+  ASSERT_OK_AND_ASSIGN(auto reopened, Table::Open("t", store));
+  EXPECT_THAT(ScanIds(*reopened->snapshot()), ElementsAre(0, 1, 2, 3, 4));
+}
+
+TEST_P(TableTest, CreateTwiceIsAlreadyExists) {
+  auto store = MakeStore();
+  auto reader = ReaderOf({IdBatch(0, 5)});
+  ASSERT_OK(Table::Create("t", store, reader->schema(), reader.get()));
+  auto again = ReaderOf({IdBatch(0, 5)});
+  ASSERT_RAISES(AlreadyExists, Table::Create("t", store, again->schema(), again.get()));
+}
+
+TEST_P(TableTest, RowIdsAreFragmentAndRow) {
+  auto table = CreateWithIds(3);
+  auto more = ReaderOf({IdBatch(3, 2)});
+  ASSERT_OK_AND_ASSIGN(auto version, table->Append(more.get()));
+  EXPECT_EQ(version, 2u);
+  ScanOptions options;
+  options.with_row_id = true;
+  auto batch = table->snapshot()->Scan(options).ValueOrDie()->ToTable().ValueOrDie()
+                   ->CombineChunksToBatch().ValueOrDie();
+  EXPECT_THAT(UInt64Column(*batch, "_rowid"),
+              ElementsAre(0u, 1u, 2u, kFragment1, kFragment1 + 1));
+  EXPECT_EQ(batch->schema()->field(2)->name(), "_rowid");
+}
+
+TEST_P(TableTest, TakeOffsetsKeepsRequestedOrderAndDuplicates) {
+  auto table = CreateWithIds(3);
+  auto more = ReaderOf({IdBatch(3, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  std::vector<int64_t> offsets = {6, 0, 3, 3, 2, 5};
+  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot()->TakeOffsets(offsets, {{}, true}));
+  EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(6, 0, 3, 3, 2, 5));
+  EXPECT_THAT(UInt64Column(*batch, "_rowid"),
+              ElementsAre(kFragment1 + 3, 0u, kFragment1, kFragment1, 2u, kFragment1 + 2));
+}
+
+TEST_P(TableTest, TakeOutOfRangeNamesTheOffset) {
+  auto table = CreateWithIds(10);
+  std::vector<int64_t> offsets = {1, 10};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset 10 at position 1",
+                             table->snapshot()->TakeOffsets(offsets, {}));
+  std::vector<int64_t> negative = {-1};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset -1", table->snapshot()->TakeOffsets(negative, {}));
+}
+
+TEST_P(TableTest, TakeEmptyGivesEmptyBatchWithSchema) {
+  auto table = CreateWithIds(10);
+  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot()->TakeOffsets({}, {}));
+  EXPECT_EQ(batch->num_rows(), 0);
+  EXPECT_EQ(batch->num_columns(), 2);
+}
+
+TEST_P(TableTest, TakeSelectsColumns) {
+  auto table = CreateWithIds(10);
+  std::vector<int64_t> offsets = {4};
+  ASSERT_OK_AND_ASSIGN(auto batch,
+                       table->snapshot()->TakeOffsets(offsets, {{"label", "_rowid"}, false}));
+  EXPECT_EQ(batch->schema()->ToString(), "label: int32\n_rowid: uint64 not null");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Column 'nope' does not exist",
+                             table->snapshot()->TakeOffsets(offsets, {{"nope"}, false}));
+}
+
+TEST_P(TableTest, DeleteSkipsRowsButKeepsRowIds) {
+  auto table = CreateWithIds(10);
+  ASSERT_OK_AND_ASSIGN(auto version, table->Delete("id % 3 = 1"));
+  EXPECT_EQ(version, 2u);
+  auto snapshot = table->snapshot();
+  EXPECT_EQ(snapshot->num_rows(), 7);
+  EXPECT_THAT(ScanIds(*snapshot), ElementsAre(0, 2, 3, 5, 6, 8, 9));
+  std::vector<int64_t> offsets = {6, 1, 4};
+  ASSERT_OK_AND_ASSIGN(auto batch, snapshot->TakeOffsets(offsets, {{}, true}));
+  EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(9, 2, 6));
+  EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(9u, 2u, 6u));
+  // Deleting more merges with the earlier deletions.
+  ASSERT_OK(table->Delete("id >= 8"));
+  EXPECT_THAT(ScanIds(*table->snapshot()), ElementsAre(0, 2, 3, 5, 6));
+  std::vector<uint64_t> gone = {4};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Row id 4 at position 0",
+                             table->snapshot()->TakeRowIds(gone, {}));
+}
+
+TEST_P(TableTest, DeleteEverythingInAFragmentDropsIt) {
+  auto table = CreateWithIds(3);
+  auto more = ReaderOf({IdBatch(3, 3)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(table->Delete("id < 3"));
+  EXPECT_EQ(table->snapshot()->manifest().fragments.size(), 1u);
+  EXPECT_THAT(ScanIds(*table->snapshot()), ElementsAre(3, 4, 5));
+}
+
+TEST_P(TableTest, ScanFilterOffsetLimitAndRowOffset) {
+  auto table = CreateWithIds(20);
+  ScanOptions options;
+  options.filter = "label < 5";
+  options.offset = 2;
+  options.limit = 4;
+  EXPECT_THAT(ScanIds(*table->snapshot(), options), ElementsAre(2, 3, 4, 10));
+  ScanOptions by_offset;
+  by_offset.filter = "_rowoffset >= 18";
+  EXPECT_THAT(ScanIds(*table->snapshot(), by_offset), ElementsAre(18, 19));
+  ASSERT_OK_AND_ASSIGN(auto count, table->snapshot()->CountRows(std::string("id % 2 = 0")));
+  EXPECT_EQ(count, 10);
+  ASSERT_OK_AND_ASSIGN(auto all, table->snapshot()->CountRows(std::nullopt));
+  EXPECT_EQ(all, 20);
+}
+
+TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
+  auto table = CreateWithIds(10);
+  ScanOptions options;
+  options.projection = {{"double_id", "id * 2"}, {"l", "label"}};
+  options.max_batch_rows = 4;
+  ASSERT_OK_AND_ASSIGN(auto reader, table->snapshot()->Scan(options));
+  std::vector<int64_t> sizes;
+  std::shared_ptr<arrow::RecordBatch> batch;
+  while (reader->ReadNext(&batch).ok() && batch) sizes.push_back(batch->num_rows());
+  EXPECT_THAT(sizes, ElementsAre(4, 4, 2));
+  EXPECT_EQ(reader->schema()->ToString(), "double_id: int64\nl: int32");
+}
+
+TEST_P(TableTest, FilterErrors) {
+  auto table = CreateWithIds(10);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", table->snapshot()->CountRows(std::string("nope > 1")));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "position", table->snapshot()->CountRows(std::string("id >")));
+}
+
+TEST_P(TableTest, SchemaMismatchWritesNothing) {
+  auto table = CreateWithIds(5);
+  auto wrong = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("id", arrow::utf8())}), 1,
+      {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["x"])").ValueOrDie()});
+  auto reader = ReaderOf({wrong});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Data schema does not match the table schema",
+                             table->Append(reader.get()));
+  EXPECT_EQ(table->snapshot()->version(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
+  EXPECT_EQ(versions.size(), 1u);
+}
+
+TEST_P(TableTest, CheckoutReadsOldVersionAndRefusesWrites) {
+  auto table = CreateWithIds(5);
+  auto more = ReaderOf({IdBatch(5, 5)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(table->Checkout(1));
+  EXPECT_EQ(table->snapshot()->num_rows(), 5);
+  auto again = ReaderOf({IdBatch(10, 1)});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "checkout_latest", table->Append(again.get()));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Version 7", table->Checkout(7));
+  ASSERT_OK(table->CheckoutLatest());
+  EXPECT_EQ(table->snapshot()->num_rows(), 10);
+}
+
+TEST_P(TableTest, SnapshotIsUnchangedByLaterWrites) {
+  auto table = CreateWithIds(5);
+  auto pinned = table->snapshot();
+  auto more = ReaderOf({IdBatch(5, 5)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(table->Delete("id = 0"));
+  EXPECT_THAT(ScanIds(*pinned), ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_EQ(table->snapshot()->num_rows(), 9);
+}
+
+TEST_P(TableTest, OverwriteReplacesRowsAndSchema) {
+  auto table = CreateWithIds(5);
+  auto other = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("name", arrow::utf8())}), 2,
+      {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["a", "b"])").ValueOrDie()});
+  auto reader = ReaderOf({other});
+  ASSERT_OK_AND_ASSIGN(auto version, table->Overwrite(reader.get()));
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(table->snapshot()->schema()->ToString(), "name: string");
+  EXPECT_EQ(table->snapshot()->num_rows(), 2);
+}
+
+TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
+  auto table = CreateWithIds(0 + 1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto reader = ReaderOf({IdBatch(1000 * (t + 1) + 10 * i, 10)});
+        ASSERT_OK(table->Append(reader.get()));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_OK(table->CheckoutLatest());
+  auto ids = ScanIds(*table->snapshot());
+  EXPECT_EQ(ids.size(), 401u);
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 401u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, TableTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Directory" : "Memory"; });
+
+TEST(TableDirectory, ConcurrentAppendsFromProcessesLoseNothing) {
+  TempDir dir;
+  const std::string path = dir.path() + "/t.riffle";
+  {
+    auto reader = ReaderOf({IdBatch(0, 1)});
+    ASSERT_OK(Table::Create("t", std::make_shared<DirectoryStore>(path), reader->schema(),
+                            reader.get()));
+  }
+  std::vector<pid_t> children;
+  for (int p = 0; p < 3; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto table = Table::Open("t", std::make_shared<DirectoryStore>(path)).ValueOrDie();
+      for (int i = 0; i < 20; ++i) {
+        auto reader = ReaderOf({IdBatch(1000 * (p + 1) + 10 * i, 10)});
+        if (!table->Append(reader.get()).ok()) _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  ASSERT_OK_AND_ASSIGN(auto table, Table::Open("t", std::make_shared<DirectoryStore>(path)));
+  auto ids = ScanIds(*table->snapshot());
+  EXPECT_EQ(ids.size(), 601u);
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 601u);
+  EXPECT_EQ(table->snapshot()->version(), 61u);
+}
+
+TEST(TableDirectory, ReservedColumnNamesAreRejected) {
+  TempDir dir;
+  auto schema = arrow::schema({arrow::field("_rowid", arrow::int64())});
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "reserved",
+      Table::Create("t", std::make_shared<DirectoryStore>(dir.path() + "/t.riffle"), schema,
+                    nullptr));
+}
+
+}  // namespace
+}  // namespace riffledb

@@ -1,0 +1,69 @@
+// Test helpers shared by the table component's tests.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include <arrow/api.h>
+#include <arrow/json/from_string.h>
+
+#include "riffledb/table/table.h"
+
+namespace riffledb::testing {
+
+/// A fresh empty directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("riffledb-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// {id int64, label int32}: id = start..start+n-1, label = id % 10.
+inline std::shared_ptr<arrow::RecordBatch> IdBatch(int64_t start, int64_t n) {
+  arrow::Int64Builder ids;
+  arrow::Int32Builder labels;
+  for (int64_t i = start; i < start + n; ++i) {
+    (void)ids.Append(i);
+    (void)labels.Append(static_cast<int32_t>(i % 10));
+  }
+  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
+                               arrow::field("label", arrow::int32())});
+  return arrow::RecordBatch::Make(schema, n, {ids.Finish().ValueOrDie(),
+                                              labels.Finish().ValueOrDie()});
+}
+
+inline std::shared_ptr<arrow::RecordBatchReader> ReaderOf(
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
+    std::shared_ptr<arrow::Schema> schema = nullptr) {
+  if (schema == nullptr) schema = batches.at(0)->schema();
+  return arrow::RecordBatchReader::Make(std::move(batches), schema).ValueOrDie();
+}
+
+/// The int64 column `name` of a batch as a vector.
+inline std::vector<int64_t> Int64Column(const arrow::RecordBatch& batch,
+                                        const std::string& name) {
+  auto column = std::static_pointer_cast<arrow::Int64Array>(batch.GetColumnByName(name));
+  return std::vector<int64_t>(column->raw_values(), column->raw_values() + column->length());
+}
+
+inline std::vector<uint64_t> UInt64Column(const arrow::RecordBatch& batch,
+                                          const std::string& name) {
+  auto column = std::static_pointer_cast<arrow::UInt64Array>(batch.GetColumnByName(name));
+  return std::vector<uint64_t>(column->raw_values(), column->raw_values() + column->length());
+}
+
+}  // namespace riffledb::testing

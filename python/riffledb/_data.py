@@ -1,0 +1,137 @@
+"""Turning user data (Arrow, pandas, Python objects, streams) into Arrow streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+import pyarrow as pa
+
+
+def _is_pandas(data: Any) -> bool:
+    module = type(data).__module__
+    return module.startswith("pandas") and type(data).__name__ == "DataFrame"
+
+
+def _schema_difference(data: pa.Schema, target: pa.Schema) -> str:
+    for field in target:
+        index = data.get_field_index(field.name)
+        if index < 0:
+            return f"column '{field.name}' is missing from the data"
+        other = data.field(index)
+        if other.type != field.type:
+            return (
+                f"column '{field.name}' is {other.type} in the data "
+                f"but {field.type} in the table"
+            )
+    for field in data:
+        if target.get_field_index(field.name) < 0:
+            return f"column '{field.name}' is not in the table"
+    return "the columns differ"
+
+
+def _mismatch(data: pa.Schema, target: pa.Schema) -> ValueError:
+    return ValueError(
+        "Data schema does not match the table schema: "
+        f"{_schema_difference(data, target)}.\nData schema:\n{data}\nTable schema:\n{target}"
+    )
+
+
+def align_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    """Reorders and safely casts ``batch`` to ``target``; ValueError naming both schemas."""
+    if batch.schema.equals(target, check_metadata=False):
+        return batch
+    if sorted(batch.schema.names) != sorted(target.names):
+        raise _mismatch(batch.schema, target)
+    if batch.schema.names != target.names:
+        batch = batch.select(target.names)
+    try:
+        return batch.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        raise _mismatch(batch.schema, target) from error
+
+
+def align_table(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """Like align_batch for a whole table."""
+    if table.schema.equals(target, check_metadata=False):
+        return table
+    if sorted(table.schema.names) != sorted(target.names):
+        raise _mismatch(table.schema, target)
+    if table.schema.names != target.names:
+        table = table.select(target.names)
+    try:
+        return table.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        raise _mismatch(table.schema, target) from error
+
+
+def _aligned_reader(reader: pa.RecordBatchReader, target: pa.Schema) -> pa.RecordBatchReader:
+    if reader.schema.equals(target, check_metadata=False):
+        return reader
+    if sorted(reader.schema.names) != sorted(target.names):
+        raise _mismatch(reader.schema, target)
+
+    def batches():
+        for batch in reader:
+            yield align_batch(batch, target)
+
+    return pa.RecordBatchReader.from_batches(target, batches())
+
+
+def to_arrow_stream(data: Any, schema: Optional[pa.Schema] = None):
+    """Returns an object with ``__arrow_c_stream__`` for ``data`` and its schema.
+
+    Arrow tables, batches and readers pass through without copying; a reader (or any
+    ``__arrow_c_stream__`` producer) is streamed batch by batch, never materialised.
+    With ``schema``, the data is reordered and safely cast to it.
+    """
+    if schema is not None and not isinstance(schema, pa.Schema):
+        schema = pa.schema(schema)
+    if isinstance(data, pa.Table):
+        table = data if schema is None else align_table(data, schema)
+        return table, table.schema
+    if isinstance(data, pa.RecordBatch):
+        batch = data if schema is None else align_batch(data, schema)
+        return pa.Table.from_batches([batch]), batch.schema
+    if isinstance(data, pa.RecordBatchReader):
+        reader = data if schema is None else _aligned_reader(data, schema)
+        return reader, reader.schema
+    if _is_pandas(data):
+        table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+        return table, table.schema
+    if hasattr(data, "__arrow_c_stream__"):
+        reader = pa.RecordBatchReader.from_stream(data)
+        if schema is not None:
+            reader = _aligned_reader(reader, schema)
+        return reader, reader.schema
+    if isinstance(data, Mapping):
+        table = pa.Table.from_pydict(dict(data), schema=schema)
+        return table, table.schema
+    if isinstance(data, list):
+        if not data and schema is None:
+            raise ValueError("Cannot infer a schema from an empty list: pass schema=")
+        if data and not isinstance(data[0], Mapping):
+            if isinstance(data[0], (pa.RecordBatch, pa.Table)):
+                tables = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+                          for b in data]
+                table = pa.concat_tables(tables)
+                if schema is not None:
+                    table = align_table(table, schema)
+                return table, table.schema
+            raise TypeError(
+                "A list of data must hold dicts (one per row) or record batches, "
+                f"got {type(data[0]).__name__} at position 0"
+            )
+        table = pa.Table.from_pylist(data, schema=schema)
+        return table, table.schema
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        if schema is None:
+            raise ValueError("An iterator of record batches needs schema=")
+        batches = (align_batch(b, schema) for b in data)
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        return reader, schema
+    raise TypeError(
+        f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, RecordBatch "
+        "or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict of lists, or an "
+        "object with __arrow_c_stream__"
+    )

@@ -1,0 +1,111 @@
+"""Database connections (LanceDB's ``DBConnection`` surface)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import pyarrow as pa
+
+from . import _riffledb
+from ._data import to_arrow_stream
+from .table import Table
+
+
+class DBConnection:
+    """A connection to a database directory or to a ``memory://`` database.
+
+    Thread-safe. Create one with :func:`riffledb.connect`.
+    """
+
+    def __init__(self, inner: _riffledb.Database):
+        self._inner = inner
+
+    @property
+    def uri(self) -> str:
+        """The absolute directory path, or ``"memory://"``."""
+        return self._inner.uri
+
+    def __repr__(self) -> str:
+        return f"DBConnection(uri={self.uri!r})"
+
+    def table_names(self, page_token: Optional[str] = None, limit: Optional[int] = None
+                    ) -> list[str]:
+        """Names of the tables, sorted.
+
+        Args:
+            page_token: Return only names after this one (LanceDB's paging).
+            limit: Return at most this many names (all when None).
+        """
+        names = self._inner.table_names()
+        if page_token is not None:
+            names = [n for n in names if n > page_token]
+        if limit is not None:
+            names = names[:limit]
+        return names
+
+    def __contains__(self, name: str) -> bool:
+        return self._inner.has_table(name)
+
+    def __len__(self) -> int:
+        return len(self._inner.table_names())
+
+    def create_table(
+        self,
+        name: str,
+        data: Any = None,
+        schema: Optional[pa.Schema] = None,
+        mode: Literal["create", "overwrite"] = "create",
+        exist_ok: bool = False,
+    ) -> Table:
+        """Creates a table.
+
+        Args:
+            name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 255.
+            data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader`` (streamed),
+                a pandas DataFrame, a list of row dicts, a dict of columns, or any object
+                with ``__arrow_c_stream__`` (polars, DuckDB, ...). None: an empty table.
+            schema: The table schema; the data is cast to it. Required without data.
+            mode: ``"create"`` fails if the table exists (see ``exist_ok``);
+                ``"overwrite"`` replaces its rows and schema (as a new version).
+            exist_ok: With ``mode="create"``, return the existing table instead of failing
+                (``data`` is then ignored).
+
+        Returns:
+            The table.
+
+        Raises:
+            ValueError: bad name or mode, the table exists, no data and no schema, or data
+                that does not fit ``schema``.
+        """
+        if mode not in ("create", "overwrite"):
+            raise ValueError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
+        _riffledb.Database.validate_table_name(name)
+        if data is None:
+            if schema is None:
+                raise ValueError(
+                    f"Cannot create table '{name}': pass data, a schema, or both"
+                )
+            schema = schema if isinstance(schema, pa.Schema) else pa.schema(schema)
+            stream = None
+        else:
+            if mode == "create" and exist_ok and self._inner.has_table(name):
+                return self.open_table(name)
+            stream, schema = to_arrow_stream(data, schema)
+        inner = self._inner.create_table(name, schema, stream, mode, exist_ok)
+        return Table(inner, self)
+
+    def open_table(self, name: str) -> Table:
+        """Opens the newest version of a table.
+
+        Raises:
+            ValueError: the table does not exist (the message names it and the database).
+        """
+        return Table(self._inner.open_table(name), self)
+
+    def drop_table(self, name: str, ignore_missing: bool = False) -> None:
+        """Deletes a table and all its versions.
+
+        Raises:
+            ValueError: the table does not exist and ``ignore_missing`` is False.
+        """
+        self._inner.drop_table(name, ignore_missing)

@@ -1,0 +1,198 @@
+"""Tables (LanceDB's ``Table`` surface for training data)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from . import _riffledb
+from ._data import to_arrow_stream
+from .query import Query, TakeQuery
+
+if TYPE_CHECKING:
+    from .db import DBConnection
+
+
+def _as_index_array(values, dtype, what: str):
+    """Offsets or row ids as a contiguous 1-D numpy array (no copy when already one)."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
+        if values.dtype.kind not in "iu":
+            raise TypeError(f"{what} must be integers, got dtype {values.dtype}")
+        if values.dtype.kind == "i" and dtype == np.uint64 and len(values) and values.min() < 0:
+            position = int(np.argmax(values < 0))
+            raise IndexError(f"Row id {values[position]} at position {position} is negative")
+        return np.ascontiguousarray(values, dtype=dtype)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values.to_numpy(zero_copy_only=False)
+        return _as_index_array(values, dtype, what)
+    if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of integers, got {type(values).__name__}")
+    values = list(values)
+    for position, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(
+                f"{what} must be integers, got {type(value).__name__} at position {position}"
+            )
+        if dtype == np.uint64 and value < 0:
+            raise IndexError(f"Row id {value} at position {position} is negative")
+    return np.asarray(values, dtype=dtype) if values else np.empty(0, dtype=dtype)
+
+
+class Table:
+    """A table in a riffledb database.
+
+    Reads see the version this object last opened, wrote or checked out; writes commit a
+    new version atomically (concurrent writers in other threads or processes lose nothing).
+    A table is a map-style torch ``Dataset``: ``len(table)`` rows, and
+    ``table.__getitems__(offsets)`` returns those rows as a ``pa.Table``, in order.
+    """
+
+    def __init__(self, inner: _riffledb.Table, connection: Optional["DBConnection"] = None):
+        self._inner = inner
+        self._conn = connection
+
+    # -- metadata -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema, with schema and field metadata."""
+        return pa.Schema._import_from_c_capsule(self._inner.schema())
+
+    @property
+    def version(self) -> int:
+        """The version this object reads (1 after create, +1 per write)."""
+        return self._inner.version
+
+    def __repr__(self) -> str:
+        return f"Table(name={self.name!r}, version={self.version}, rows={len(self)})"
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """Every committed version: dicts with ``version``, ``timestamp`` (a timezone-aware
+        ``datetime``) and ``metadata`` (``{"operation": ...}``)."""
+        return [
+            {
+                "version": version,
+                "timestamp": datetime.datetime.fromtimestamp(
+                    ms / 1000.0, tz=datetime.timezone.utc
+                ),
+                "metadata": {"operation": operation},
+            }
+            for version, ms, operation in self._inner.list_versions()
+        ]
+
+    def checkout(self, version: int) -> None:
+        """Reads ``version`` from now on; writes fail until :meth:`checkout_latest`."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be a non-negative integer, got {version!r}")
+        self._inner.checkout(version)
+
+    def checkout_latest(self) -> None:
+        """Moves to the newest version (including other writers' commits)."""
+        self._inner.checkout_latest()
+
+    # -- reads --------------------------------------------------------------------------
+    def count_rows(self, filter: Optional[str] = None) -> int:
+        """Rows matching the SQL ``filter`` (all rows when None)."""
+        return self._inner.count_rows(filter)
+
+    def __len__(self) -> int:
+        return self._inner.num_rows
+
+    def search(self, query: Any = None, **kwargs) -> Query:
+        """A plain-scan query builder (``where``/``select``/``limit``/``offset``).
+
+        Vector and full-text search are not part of riffledb.
+        """
+        if query is not None:
+            raise NotImplementedError(
+                "riffledb has no vector or full-text search: call search() without a query "
+                "for a plain scan"
+            )
+        return Query(self)
+
+    def query(self) -> Query:
+        """Same as ``search()``."""
+        return Query(self)
+
+    def to_arrow(self) -> pa.Table:
+        """The whole table (schema metadata included)."""
+        reader = pa.RecordBatchReader._import_from_c_capsule(
+            self._inner.scan(None, [], False, 0, None, 0)
+        )
+        return reader.read_all()
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self):
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def head(self, n: int = 5) -> pa.Table:
+        """The first ``n`` rows."""
+        return Query(self).limit(n).to_arrow()
+
+    def take_offsets(self, offsets) -> TakeQuery:
+        """Rows at these offsets (positions in scan order), in this order.
+
+        Duplicates are allowed. Out-of-range offsets raise IndexError naming the offset.
+        """
+        return TakeQuery(self, _as_index_array(offsets, np.int64, "offsets"), False)
+
+    def take_row_ids(self, row_ids) -> TakeQuery:
+        """Rows with these ``_rowid``s, in this order; unknown ids raise IndexError."""
+        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row ids"), True)
+
+    def _take(self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
+              ) -> pa.RecordBatch:
+        if by_row_id:
+            schema, array = self._inner.take_row_ids(keys, columns, with_row_id)
+        else:
+            schema, array = self._inner.take_offsets(keys, columns, with_row_id)
+        return pa.RecordBatch._import_from_c_capsule(schema, array)
+
+    def __getitems__(self, offsets) -> pa.Table:
+        """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""
+        keys = _as_index_array(offsets, np.int64, "offsets")
+        schema, array = self._inner.take_offsets(keys, [], False)
+        return pa.Table.from_batches([pa.RecordBatch._import_from_c_capsule(schema, array)])
+
+    # -- writes -------------------------------------------------------------------------
+    def add(self, data: Any, mode: Literal["append", "overwrite"] = "append") -> None:
+        """Adds rows (``mode="append"``) or replaces them all (``"overwrite"``).
+
+        The data is aligned to the table schema (column order, safe casts). On a mismatch a
+        ValueError names both schemas and nothing is written.
+        """
+        if mode == "append":
+            schema = self.schema
+            if isinstance(data, list) and data and isinstance(data[0], Mapping):
+                extra = set().union(*(row.keys() for row in data)) - set(schema.names)
+                if extra:
+                    raise ValueError(
+                        f"Data has columns that are not in the table: {sorted(extra)}.\n"
+                        f"Table schema:\n{schema}"
+                    )
+            stream, _ = to_arrow_stream(data, schema)
+            self._inner.add(stream)
+        elif mode == "overwrite":
+            stream, _ = to_arrow_stream(data)
+            self._inner.overwrite(stream)
+        else:
+            raise ValueError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+
+    def delete(self, where: str) -> None:
+        """Deletes the rows matching the SQL filter ``where``."""
+        if not isinstance(where, str):
+            raise TypeError(f"delete() takes a SQL string, got {type(where).__name__}")
+        self._inner.delete(where)

@@ -1,0 +1,47 @@
+"""Tensor helpers (LanceDB's ``lancedb.util``)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = [
+    "attempt_import_or_raise",
+    "tbl_to_tensor",
+]
+
+
+def attempt_import_or_raise(module: str, mitigation: str | None = None) -> ModuleType:
+    """Imports an optional dependency, or raises ImportError saying what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        hint = mitigation or module
+        raise ImportError(f"Please install {hint}") from error
+
+
+def _column_to_tensor(torch: Any, column: pa.ChunkedArray):
+    if column.num_chunks > 1:
+        raise Exception("Single batch was too large to fit into a one-chunk table")
+    array = column.chunk(0) if column.num_chunks == 1 else pa.array([], type=column.type)
+    return torch.from_dlpack(array)
+
+
+def tbl_to_tensor(tbl: pa.Table):
+    """Converts a table of numeric columns to a 2-D tensor of shape (columns, rows).
+
+    Each column is exported zero-copy through DLPack (so it must have one chunk, no nulls
+    and a numeric type) and the columns are stacked (which copies). This is the
+    ``collate_fn`` that makes a table a torch ``Dataset``::
+
+        DataLoader(table, collate_fn=tbl_to_tensor, batch_size=10, shuffle=True)
+
+    Raises:
+        Exception: a column has more than one chunk.
+        TypeError: a column cannot be exported through DLPack (nulls, bool, strings, ...).
+    """
+    torch = attempt_import_or_raise("torch")
+    return torch.stack([_column_to_tensor(torch, tbl.column(i)) for i in range(tbl.num_columns)])

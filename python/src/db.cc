@@ -1,0 +1,67 @@
+// Bindings for riffledb::Database.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "arrow_bridge.h"
+#include "bindings.h"
+#include "errors.h"
+#include "riffledb/db/database.h"
+
+namespace nb = nanobind;
+
+namespace riffledb::python {
+
+void RegisterDatabase(nb::module_& m) {
+  nb::class_<Database>(m, "Database")
+      .def_static("connect",
+                  [](const std::string& uri) {
+                    return ValueOrThrow(WithoutGil([&] { return Database::Connect(uri); }));
+                  })
+      .def_prop_ro("uri", &Database::uri)
+      .def_prop_ro("in_memory", &Database::in_memory)
+      .def("table_names",
+           [](const Database& db) {
+             return ValueOrThrow(WithoutGil([&] { return db.TableNames(); }));
+           })
+      .def("has_table",
+           [](const Database& db, const std::string& name) {
+             return ValueOrThrow(WithoutGil([&] { return db.HasTable(name); }));
+           })
+      .def(
+          "create_table",
+          [](Database& db, const std::string& name, nb::handle schema, nb::handle data,
+             const std::string& mode, bool exist_ok) {
+            CreateMode create_mode;
+            if (mode == "create") {
+              create_mode = CreateMode::kCreate;
+            } else if (mode == "overwrite") {
+              create_mode = CreateMode::kOverwrite;
+            } else {
+              ThrowIfError(arrow::Status::Invalid("Invalid mode '", mode,
+                                                  "': expected 'create' or 'overwrite'"));
+            }
+            auto arrow_schema = ValueOrThrow(ImportSchema(schema));
+            std::shared_ptr<arrow::RecordBatchReader> reader;
+            if (!data.is_none()) reader = ValueOrThrow(ImportStream(data));
+            return ValueOrThrow(WithoutGil([&] {
+              return db.CreateTable(name, arrow_schema, reader.get(), create_mode, exist_ok);
+            }));
+          },
+          nb::arg("name"), nb::arg("schema"), nb::arg("data").none(), nb::arg("mode"),
+          nb::arg("exist_ok"))
+      .def("open_table",
+           [](const Database& db, const std::string& name) {
+             return ValueOrThrow(WithoutGil([&] { return db.OpenTable(name); }));
+           })
+      .def("drop_table",
+           [](Database& db, const std::string& name, bool ignore_missing) {
+             ThrowIfError(WithoutGil([&] { return db.DropTable(name, ignore_missing); }));
+           })
+      .def_static("validate_table_name", [](const std::string& name) {
+        ThrowIfError(Database::ValidateTableName(name));
+      });
+}
+
+}  // namespace riffledb::python

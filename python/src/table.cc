@@ -1,0 +1,127 @@
+// Bindings for riffledb::Table and its snapshot reads.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "arrow_bridge.h"
+#include "bindings.h"
+#include "errors.h"
+#include "riffledb/table/table.h"
+
+namespace nb = nanobind;
+
+namespace riffledb::python {
+
+namespace {
+
+using Int64Array = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using UInt64Array = nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
+                       const std::vector<std::string>& columns, bool with_row_id) {
+  auto snapshot = table.snapshot();
+  TakeOptions options{columns, with_row_id};
+  auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
+  return ExportBatch(batch);
+}
+
+nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
+                      const std::vector<std::string>& columns, bool with_row_id) {
+  auto snapshot = table.snapshot();
+  TakeOptions options{columns, with_row_id};
+  auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
+  return ExportBatch(batch);
+}
+
+}  // namespace
+
+void RegisterTable(nb::module_& m) {
+  nb::class_<Table>(m, "Table")
+      .def_prop_ro("name", &Table::name)
+      .def_prop_ro("version", [](const Table& t) { return t.snapshot()->version(); })
+      .def_prop_ro("location", [](const Table& t) { return t.store()->location(); })
+      .def_prop_ro("detached", &Table::detached)
+      .def_prop_ro("num_rows", [](const Table& t) { return t.snapshot()->num_rows(); })
+      .def("schema", [](const Table& t) { return ExportSchema(t.snapshot()->schema()); })
+      .def(
+          "count_rows",
+          [](const Table& t, std::optional<std::string> filter) {
+            auto snapshot = t.snapshot();
+            return ValueOrThrow(WithoutGil([&] { return snapshot->CountRows(filter); }));
+          },
+          nb::arg("filter").none() = nb::none())
+      .def(
+          "scan",
+          [](const Table& t, std::optional<std::string> filter,
+             std::vector<std::pair<std::string, std::string>> projection, bool with_row_id,
+             int64_t offset, std::optional<int64_t> limit, int64_t max_batch_rows) {
+            ScanOptions options;
+            options.filter = std::move(filter);
+            options.projection = std::move(projection);
+            options.with_row_id = with_row_id;
+            options.offset = offset;
+            options.limit = limit;
+            options.max_batch_rows = max_batch_rows;
+            auto snapshot = t.snapshot();
+            auto reader = ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
+            return ExportStream(std::move(reader));
+          },
+          nb::arg("filter").none(), nb::arg("projection"), nb::arg("with_row_id"),
+          nb::arg("offset"), nb::arg("limit").none(), nb::arg("max_batch_rows"))
+      .def(
+          "take_offsets",
+          [](const Table& t, Int64Array offsets, const std::vector<std::string>& columns,
+             bool with_row_id) {
+            return TakeOffsets(t, {offsets.data(), offsets.shape(0)}, columns, with_row_id);
+          },
+          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
+      .def(
+          "take_offsets",
+          [](const Table& t, const std::vector<int64_t>& offsets,
+             const std::vector<std::string>& columns, bool with_row_id) {
+            return TakeOffsets(t, offsets, columns, with_row_id);
+          },
+          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
+      .def(
+          "take_row_ids",
+          [](const Table& t, UInt64Array ids, const std::vector<std::string>& columns,
+             bool with_row_id) {
+            return TakeRowIds(t, {ids.data(), ids.shape(0)}, columns, with_row_id);
+          },
+          nb::arg("row_ids"), nb::arg("columns"), nb::arg("with_row_id"))
+      .def("add",
+           [](Table& t, nb::handle data) {
+             auto reader = ValueOrThrow(ImportStream(data));
+             return ValueOrThrow(WithoutGil([&] { return t.Append(reader.get()); }));
+           })
+      .def("overwrite",
+           [](Table& t, nb::handle data) {
+             auto reader = ValueOrThrow(ImportStream(data));
+             return ValueOrThrow(WithoutGil([&] { return t.Overwrite(reader.get()); }));
+           })
+      .def("delete",
+           [](Table& t, const std::string& filter) {
+             return ValueOrThrow(WithoutGil([&] { return t.Delete(filter); }));
+           })
+      .def("list_versions",
+           [](const Table& t) {
+             auto versions = ValueOrThrow(WithoutGil([&] { return t.ListVersions(); }));
+             std::vector<std::tuple<uint64_t, int64_t, std::string>> out;
+             for (const auto& v : versions) out.emplace_back(v.version, v.timestamp_ms, v.operation);
+             return out;
+           })
+      .def("checkout",
+           [](Table& t, uint64_t version) {
+             ThrowIfError(WithoutGil([&] { return t.Checkout(version); }));
+           })
+      .def("checkout_latest", [](Table& t) {
+        ThrowIfError(WithoutGil([&] { return t.CheckoutLatest(); }));
+      });
+}
+
+}  // namespace riffledb::python
