@@ -1,5 +1,12 @@
 #include "riffledb/format/fragment.h"
 
+#include <arrow/array.h>
+#include <arrow/array/array_dict.h>
+#include <arrow/builder.h>
+#include <arrow/io/file.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/ipc/writer.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -8,14 +15,6 @@
 #include <filesystem>
 #include <limits>
 #include <map>
-
-#include <arrow/array.h>
-#include <arrow/array/array_dict.h>
-#include <arrow/builder.h>
-#include <arrow/io/file.h>
-#include <arrow/io/memory.h>
-#include <arrow/ipc/reader.h>
-#include <arrow/ipc/writer.h>
 
 #include "riffledb/io/local_file.h"
 
@@ -39,8 +38,8 @@ arrow::ipc::IpcWriteOptions WriteOptions() {
 arrow::ipc::IpcReadOptions ReadOptions() {
   auto options = arrow::ipc::IpcReadOptions::Defaults();
   options.use_threads = false;
-  // Files we write are aligned, so this copies nothing for them; a corrupt or foreign file
-  // with misaligned buffers is copied rather than handing out misaligned pointers.
+  // Files we write are aligned, so this copies nothing for them; a corrupt or foreign
+  // file with misaligned buffers is copied rather than handing out misaligned pointers.
   options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
   return options;
 }
@@ -121,9 +120,8 @@ class FragmentWriter {
     while (offset < batch->num_rows()) {
       int64_t room = options_.max_rows_per_fragment - FragmentRows();
       int64_t take = std::min(room, batch->num_rows() - offset);
-      pending_.push_back(offset == 0 && take == batch->num_rows()
-                             ? batch
-                             : batch->Slice(offset, take));
+      pending_.push_back(
+          offset == 0 && take == batch->num_rows() ? batch : batch->Slice(offset, take));
       pending_rows_ += take;
       offset += take;
       if (pending_rows_ >= options_.min_rows_per_batch) ARROW_RETURN_NOT_OK(Flush());
@@ -174,8 +172,8 @@ class FragmentWriter {
     pending_rows_ = 0;
     ARROW_ASSIGN_OR_RAISE(auto extended, ExtendDictionaries(batch));
     if (extended == nullptr) {
-      // Cannot extend the file's dictionaries (value type the unifier does not support, or
-      // the index type overflows): the batch starts a new file with its own.
+      // Cannot extend the file's dictionaries (value type the unifier does not support,
+      // or the index type overflows): the batch starts a new file with its own.
       ARROW_RETURN_NOT_OK(FinishFile());
       ARROW_ASSIGN_OR_RAISE(extended, ExtendDictionaries(batch));
       if (extended == nullptr) return arrow::Status::Invalid("Cannot write dictionaries");
@@ -192,8 +190,8 @@ class FragmentWriter {
   // The IPC file format allows one dictionary per field plus deltas that append to it.
   // Returns `batch` with each top-level dictionary column rewritten against a dictionary
   // that extends the one already in the file (unified, indices transposed), or nullptr if
-  // that is impossible. Changing dictionaries nested inside other types are not rewritten:
-  // the IPC writer rejects them with Invalid.
+  // that is impossible. Changing dictionaries nested inside other types are not
+  // rewritten: the IPC writer rejects them with Invalid.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> ExtendDictionaries(
       const std::shared_ptr<arrow::RecordBatch>& batch) {
     std::vector<std::shared_ptr<arrow::Array>> columns = batch->columns();
@@ -204,8 +202,10 @@ class FragmentWriter {
       const auto& array = static_cast<const arrow::DictionaryArray&>(*columns[i]);
       const auto& type = static_cast<const arrow::DictionaryType&>(*array.type());
       auto it = dictionaries_.find(i);
-      std::shared_ptr<arrow::Array> old = it == dictionaries_.end() ? nullptr : it->second;
-      if (old && (array.dictionary() == old || array.dictionary()->Equals(*old))) continue;
+      std::shared_ptr<arrow::Array> old =
+          it == dictionaries_.end() ? nullptr : it->second;
+      if (old && (array.dictionary() == old || array.dictionary()->Equals(*old)))
+        continue;
       auto unifier = arrow::DictionaryUnifier::Make(type.value_type());
       if (!unifier.ok()) {
         if (old && !IsPrefix(*old, *array.dictionary())) return nullptr;
@@ -227,7 +227,8 @@ class FragmentWriter {
     }
     dictionaries_ = std::move(updated);
     if (!changed) return batch;
-    return arrow::RecordBatch::Make(batch->schema(), batch->num_rows(), std::move(columns));
+    return arrow::RecordBatch::Make(batch->schema(), batch->num_rows(),
+                                    std::move(columns));
   }
 
   static bool IsPrefix(const arrow::Array& prefix, const arrow::Array& array) {
@@ -260,11 +261,13 @@ class FragmentWriter {
 };
 
 arrow::Status SchemaMismatch(const arrow::Schema& expected, const arrow::Schema& got) {
-  return arrow::Status::Invalid("Data schema does not match the table schema.\nTable schema:\n",
-                                expected.ToString(), "\nData schema:\n", got.ToString());
+  return arrow::Status::Invalid(
+      "Data schema does not match the table schema.\nTable schema:\n",
+      expected.ToString(), "\nData schema:\n", got.ToString());
 }
 
-arrow::Status Corrupt(const char* kind, const std::string& path, const arrow::Status& st) {
+arrow::Status Corrupt(const char* kind, const std::string& path,
+                      const arrow::Status& st) {
   return arrow::Status::Invalid("Corrupt ", kind, " file '", path, "': ", st.message());
 }
 
@@ -276,10 +279,10 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
   if (!reader_result.ok()) return Corrupt(kind, path, reader_result.status());
   auto reader = *reader_result;
   if (!reader->schema()->Equals(expected_schema, /*check_metadata=*/false)) {
-    return arrow::Status::Invalid("Corrupt ", kind, " file '", path,
-                                  "': its schema does not match the manifest.\nExpected:\n",
-                                  expected_schema.ToString(), "\nFile has:\n",
-                                  reader->schema()->ToString());
+    return arrow::Status::Invalid(
+        "Corrupt ", kind, " file '", path,
+        "': its schema does not match the manifest.\nExpected:\n",
+        expected_schema.ToString(), "\nFile has:\n", reader->schema()->ToString());
   }
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   batches.reserve(reader->num_record_batches());
@@ -296,7 +299,8 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
 arrow::Result<std::vector<WrittenFragment>> WriteFragments(
     const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
     arrow::RecordBatchReader* reader, const FragmentWriteOptions& options) {
-  if (options.max_rows_per_fragment < 1 || options.max_rows_per_fragment > kMaxFragmentRows) {
+  if (options.max_rows_per_fragment < 1 ||
+      options.max_rows_per_fragment > kMaxFragmentRows) {
     return arrow::Status::Invalid("max_rows_per_fragment must be in [1, 2^32], got ",
                                   options.max_rows_per_fragment);
   }
@@ -316,10 +320,11 @@ arrow::Result<std::vector<WrittenFragment>> WriteFragments(
     if (!batch->schema()->Equals(*schema, /*check_metadata=*/false)) {
       return SchemaMismatch(*schema, *batch->schema());
     }
-    // Cheap structural checks (the schema of a batch does not prove its columns match it);
-    // data from outside the process must not be persisted malformed.
+    // Cheap structural checks (the schema of a batch does not prove its columns match
+    // it); data from outside the process must not be persisted malformed.
     arrow::Status valid = batch->Validate();
-    if (!valid.ok()) return arrow::Status::Invalid("Invalid input batch: ", valid.message());
+    if (!valid.ok())
+      return arrow::Status::Invalid("Invalid input batch: ", valid.message());
     if (batch->num_rows() == 0) continue;
     ARROW_RETURN_NOT_OK(writer.Add(batch));
   }
@@ -347,8 +352,8 @@ arrow::Result<std::shared_ptr<FragmentFile>> FragmentFile::Open(
   for (size_t i = 0; i < batches.size(); ++i) {
     arrow::Status st = batches[i]->ValidateFull();
     if (!st.ok()) {
-      return arrow::Status::Invalid("Corrupt fragment file '", path, "': record batch ", i,
-                                    ": ", st.message());
+      return arrow::Status::Invalid("Corrupt fragment file '", path, "': record batch ",
+                                    i, ": ", st.message());
     }
   }
   fragment->batches_ = std::move(batches);
@@ -363,11 +368,13 @@ std::shared_ptr<arrow::Schema> DeletionSchema() {
 
 }  // namespace
 
-arrow::Status WriteDeletionFile(const std::string& path, const std::vector<uint32_t>& rows) {
+arrow::Status WriteDeletionFile(const std::string& path,
+                                const std::vector<uint32_t>& rows) {
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i] <= rows[i - 1]) {
       return arrow::Status::Invalid("Deleted rows must be strictly increasing: row ",
-                                    rows[i], " at position ", i, " follows ", rows[i - 1]);
+                                    rows[i], " at position ", i, " follows ",
+                                    rows[i - 1]);
     }
   }
   arrow::UInt32Builder builder;
@@ -376,15 +383,16 @@ arrow::Status WriteDeletionFile(const std::string& path, const std::vector<uint3
   auto batch = arrow::RecordBatch::Make(DeletionSchema(), array->length(), {array});
 
   ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
-  ARROW_ASSIGN_OR_RAISE(auto writer,
-                        arrow::ipc::MakeFileWriter(sink, DeletionSchema(), WriteOptions()));
+  ARROW_ASSIGN_OR_RAISE(
+      auto writer, arrow::ipc::MakeFileWriter(sink, DeletionSchema(), WriteOptions()));
   ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*batch));
   ARROW_RETURN_NOT_OK(writer->Close());
   ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
 
   std::string parent = std::filesystem::path(path).parent_path().string();
   if (!parent.empty()) ARROW_RETURN_NOT_OK(io::CreateDirs(parent));
-  return io::CreateFileExclusive(path, {buffer->data(), static_cast<size_t>(buffer->size())});
+  return io::CreateFileExclusive(path,
+                                 {buffer->data(), static_cast<size_t>(buffer->size())});
 }
 
 arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
@@ -406,8 +414,8 @@ arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
     for (int64_t i = 0; i < column.length(); ++i) {
       uint32_t row = column.Value(i);
       if (!rows.empty() && row <= rows.back()) {
-        return bad("rows are not strictly increasing at position ", rows.size(), " (", row,
-                   " after ", rows.back(), ")");
+        return bad("rows are not strictly increasing at position ", rows.size(), " (",
+                   row, " after ", rows.back(), ")");
       }
       if (static_cast<int64_t>(row) >= physical_rows) {
         return bad("row ", row, " is beyond the fragment's ", physical_rows, " rows");

@@ -1,17 +1,16 @@
 // Fuzz target: arbitrary bytes as a fragment file (and as a deletion file). The bytes are
-// written to a per-process temporary file and opened through the memory-map path the table
-// uses; a file that opens has every value read.
+// written to a per-process temporary file and opened through the memory-map path the
+// table uses; a file that opens has every value read.
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/record_batch.h>
+#include <arrow/scalar.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <arrow/io/memory.h>
-#include <arrow/ipc/reader.h>
-#include <arrow/record_batch.h>
-#include <arrow/scalar.h>
 
 #include "riffledb/format/fragment.h"
 

@@ -1,16 +1,16 @@
 #include "riffledb/format/fragment.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <string>
-#include <vector>
-
 #include <arrow/array.h>
 #include <arrow/builder.h>
 #include <arrow/record_batch.h>
 #include <arrow/scalar.h>
 #include <arrow/table.h>
 #include <arrow/util/key_value_metadata.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "riffledb/io/local_file.h"
 #include "riffledb/testing/testing.h"
@@ -45,7 +45,8 @@ std::shared_ptr<arrow::Schema> TestSchema() {
       arrow::key_value_metadata({"k"}, {"v"}));
 }
 
-// Rows [start, start + n) with a dictionary of its own per batch (so coalescing must unify).
+// Rows [start, start + n) with a dictionary of its own per batch (so coalescing must
+// unify).
 std::shared_ptr<arrow::RecordBatch> MakeBatch(int64_t start, int64_t n) {
   arrow::Int64Builder ids;
   arrow::StringBuilder names;
@@ -82,8 +83,10 @@ std::shared_ptr<arrow::RecordBatchReader> MakeReader(
 void ExpectRows(const FragmentFile& fragment, int64_t start, int64_t n) {
   ASSERT_EQ(fragment.num_rows(), n);
   ASSERT_OK_AND_ASSIGN(auto table, arrow::Table::FromRecordBatches(fragment.batches()));
-  ASSERT_OK_AND_ASSIGN(auto expected, arrow::Table::FromRecordBatches({MakeBatch(start, n)}));
-  // Dictionaries differ in layout; compare decoded values through the id column and a cast.
+  ASSERT_OK_AND_ASSIGN(auto expected,
+                       arrow::Table::FromRecordBatches({MakeBatch(start, n)}));
+  // Dictionaries differ in layout; compare decoded values through the id column and a
+  // cast.
   ASSERT_TRUE(table->column(0)->Equals(*expected->column(0)));
   ASSERT_TRUE(table->column(1)->Equals(*expected->column(1)));
   ASSERT_TRUE(table->column(3)->Equals(*expected->column(3)));
@@ -109,15 +112,16 @@ TEST_F(FragmentTest, RoundTripCoalescesTinyBatches) {
   FragmentWriteOptions options;
   options.min_rows_per_batch = 64;
   auto reader = MakeReader(input);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(dir_, TestSchema(), reader.get(), options));
   ASSERT_EQ(written.size(), 1u);  // differing dictionaries were unified, not split
   EXPECT_EQ(written[0].physical_rows, rows);
   EXPECT_EQ(written[0].path.rfind("data/", 0), 0u);
   EXPECT_EQ(written[0].path.size(), 5 + 32 + 6u);
 
-  ASSERT_OK_AND_ASSIGN(auto fragment,
-                       FragmentFile::Open(io::JoinPath(dir_, written[0].path), TestSchema(),
-                                          rows));
+  ASSERT_OK_AND_ASSIGN(
+      auto fragment,
+      FragmentFile::Open(io::JoinPath(dir_, written[0].path), TestSchema(), rows));
   ExpectRows(*fragment, 0, rows);
   // Coalesced: every batch but the last has at least 64 rows.
   ASSERT_EQ(fragment->batches().size(), static_cast<size_t>((rows + 63) / 64));
@@ -140,14 +144,16 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
   options.max_rows_per_fragment = 300;
   options.min_rows_per_batch = 100;
   auto reader = MakeReader(input);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(dir_, TestSchema(), reader.get(), options));
   ASSERT_EQ(written.size(), 4u);
   std::vector<int64_t> sizes;
   int64_t start = 0;
   for (const auto& w : written) {
     sizes.push_back(w.physical_rows);
-    ASSERT_OK_AND_ASSIGN(auto fragment, FragmentFile::Open(io::JoinPath(dir_, w.path),
-                                                           TestSchema(), w.physical_rows));
+    ASSERT_OK_AND_ASSIGN(
+        auto fragment,
+        FragmentFile::Open(io::JoinPath(dir_, w.path), TestSchema(), w.physical_rows));
     ExpectRows(*fragment, start, w.physical_rows);
     start += w.physical_rows;
   }
@@ -160,8 +166,9 @@ TEST_F(FragmentTest, LargeBatchIsNotCopied) {
   auto reader = MakeReader({batch});
   ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get()));
   ASSERT_EQ(written.size(), 1u);
-  ASSERT_OK_AND_ASSIGN(auto fragment, FragmentFile::Open(io::JoinPath(dir_, written[0].path),
-                                                         TestSchema(), 500));
+  ASSERT_OK_AND_ASSIGN(
+      auto fragment,
+      FragmentFile::Open(io::JoinPath(dir_, written[0].path), TestSchema(), 500));
   EXPECT_EQ(fragment->batches().size(), 1u);
   ExpectRows(*fragment, 0, 500);
 }
@@ -175,8 +182,8 @@ TEST_F(FragmentTest, EmptyInputWritesNothing) {
 
 TEST_F(FragmentTest, SchemaMismatchRemovesWrittenFiles) {
   auto other = arrow::schema({arrow::field("id", arrow::int32())});
-  auto bad = arrow::RecordBatch::Make(other, 1, {*arrow::MakeArrayFromScalar(
-                                                     arrow::Int32Scalar(1), 1)});
+  auto bad = arrow::RecordBatch::Make(
+      other, 1, {*arrow::MakeArrayFromScalar(arrow::Int32Scalar(1), 1)});
   // The reader claims the table schema but yields a different batch after some data.
   class LyingReader : public arrow::RecordBatchReader {
    public:
@@ -268,26 +275,28 @@ TEST_F(CorruptFragmentTest, WrongRowCount) {
   ASSERT_OK(FragmentFile::Open(path_, TestSchema(), 200).status());
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "has 200 rows, the manifest says 201",
                              FragmentFile::Open(path_, TestSchema(), 201));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, FragmentFile::Open(path_, TestSchema(), 201));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_,
+                             FragmentFile::Open(path_, TestSchema(), 201));
 }
 
 TEST_F(CorruptFragmentTest, WrongSchema) {
   auto other = arrow::schema({arrow::field("id", arrow::int64(), false)});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, FragmentFile::Open(path_, other, 200));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not match", FragmentFile::Open(path_, other, 200));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not match",
+                             FragmentFile::Open(path_, other, 200));
   // Metadata is ignored.
   ASSERT_OK(FragmentFile::Open(path_, TestSchema()->WithMetadata(nullptr), 200).status());
 }
 
 TEST_F(CorruptFragmentTest, MissingFile) {
-  ASSERT_RAISES_WITH_MESSAGE(IOError, "nope.arrow",
-                             FragmentFile::Open(io::JoinPath(dir_, "nope.arrow"),
-                                                TestSchema(), 1));
+  ASSERT_RAISES_WITH_MESSAGE(
+      IOError, "nope.arrow",
+      FragmentFile::Open(io::JoinPath(dir_, "nope.arrow"), TestSchema(), 1));
 }
 
 TEST_F(CorruptFragmentTest, TruncatedFiles) {
-  for (size_t size : {size_t{0}, size_t{4}, size_t{10}, bytes_.size() / 3, bytes_.size() / 2,
-                      bytes_.size() - 10, bytes_.size() - 1}) {
+  for (size_t size : {size_t{0}, size_t{4}, size_t{10}, bytes_.size() / 3,
+                      bytes_.size() / 2, bytes_.size() - 10, bytes_.size() - 1}) {
     SCOPED_TRACE(size);
     std::string path = Write(bytes_.substr(0, size));
     auto result = FragmentFile::Open(path, TestSchema(), 200);
@@ -334,12 +343,15 @@ TEST_F(FragmentTest, DeletionFileRoundTrip) {
 
 TEST_F(FragmentTest, DeletionFileValidation) {
   std::string path = io::JoinPath(dir_, "_deletions/d.arrow");
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing", WriteDeletionFile(path, {3, 3}));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing", WriteDeletionFile(path, {5, 2}));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
+                             WriteDeletionFile(path, {3, 3}));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
+                             WriteDeletionFile(path, {5, 2}));
   ASSERT_OK(WriteDeletionFile(path, {1, 2, 7}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "row 7 is beyond the fragment's 7 rows",
                              ReadDeletionFile(path, 7, 3));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 4", ReadDeletionFile(path, 8, 4));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 4",
+                             ReadDeletionFile(path, 8, 4));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path, ReadDeletionFile(path, 8, 4));
   ASSERT_RAISES_WITH_MESSAGE(IOError, "missing.arrow",
                              ReadDeletionFile(io::JoinPath(dir_, "missing.arrow"), 8, 1));
@@ -348,7 +360,8 @@ TEST_F(FragmentTest, DeletionFileValidation) {
   auto reader = MakeReader({MakeBatch(0, 3)});
   ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get()));
   std::string fragment = io::JoinPath(dir_, written[0].path);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Corrupt deletion file", ReadDeletionFile(fragment, 8, 3));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Corrupt deletion file",
+                             ReadDeletionFile(fragment, 8, 3));
 
   // Truncated and flipped deletion files give errors naming the file.
   ASSERT_OK_AND_ASSIGN(auto data, io::ReadFile(path));

@@ -2,13 +2,13 @@
 // Disabled: run once by hand after a format change with
 //   format_test --gtest_also_run_disabled_tests --gtest_filter='FuzzSeeds.*'
 // and check that the seeds still pass the targets.
-#include <filesystem>
-#include <fstream>
-
 #include <arrow/array.h>
 #include <arrow/builder.h>
 #include <arrow/record_batch.h>
 #include <arrow/util/key_value_metadata.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/manifest.h"
@@ -21,7 +21,8 @@ namespace {
 const std::filesystem::path kFuzzDir =
     std::filesystem::path(__FILE__).parent_path() / "testdata" / "fuzz";
 
-void WriteSeed(const std::string& target, const std::string& name, const std::string& bytes) {
+void WriteSeed(const std::string& target, const std::string& name,
+               const std::string& bytes) {
   std::filesystem::create_directories(kFuzzDir / target);
   std::ofstream(kFuzzDir / target / name, std::ios::binary | std::ios::trunc) << bytes;
   ASSERT_LT(bytes.size(), 20u * 1024) << name;
@@ -55,9 +56,10 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   m.operation = "delete";
   m.schema = RichSchema();
   m.next_fragment_id = 3;
-  m.fragments = {{0, "data/0123456789abcdef0123456789abcdef.arrow", 1000, std::nullopt},
-                 {2, "data/fedcba9876543210fedcba9876543210.arrow", 20,
-                  DeletionFileInfo{"_deletions/00112233445566778899aabbccddeeff.arrow", 2}}};
+  m.fragments = {
+      {0, "data/0123456789abcdef0123456789abcdef.arrow", 1000, std::nullopt},
+      {2, "data/fedcba9876543210fedcba9876543210.arrow", 20,
+       DeletionFileInfo{"_deletions/00112233445566778899aabbccddeeff.arrow", 2}}};
   ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
   WriteSeed("manifest_fuzz", "rich_schema.json", text);
 
@@ -85,7 +87,8 @@ TEST(FuzzSeeds, DISABLED_Generate) {
             scalar = arrow::MakeScalar("s" + std::to_string(v));
             break;
           case arrow::Type::DICTIONARY: {
-            auto dict = static_cast<arrow::DictionaryBuilder<arrow::StringType>*>(builder.get());
+            auto dict =
+                static_cast<arrow::DictionaryBuilder<arrow::StringType>*>(builder.get());
             ASSERT_OK(dict->Append("cat" + std::to_string(v % (2 + b))));
             continue;
           }
@@ -112,8 +115,8 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   ASSERT_OK_AND_ASSIGN(auto bytes, io::ReadFile(io::JoinPath(dir, written[0].path)));
   WriteSeed("fragment_fuzz", "rich_types.arrow", bytes->ToString());
 
-  auto simple = arrow::schema({arrow::field("x", arrow::int32()),
-                               arrow::field("y", arrow::utf8())});
+  auto simple = arrow::schema(
+      {arrow::field("x", arrow::int32()), arrow::field("y", arrow::utf8())});
   arrow::Int32Builder xs;
   arrow::StringBuilder ys;
   for (int i = 0; i < 10; ++i) {

@@ -4,9 +4,9 @@
 //   version           integer  table version, >= 1 (also the file name)
 //   timestamp_ms      integer  commit time, milliseconds since the Unix epoch, >= 0
 //   operation         string   what made this version ("create", "append", ...)
-//   schema            string   base64 of the Arrow IPC schema message (all types/metadata)
-//   next_fragment_id  integer  uint32, greater than every fragment id ever used
-//   fragments         array    in scan order, each an object:
+//   schema            string   base64 of the Arrow IPC schema message (all
+//   types/metadata) next_fragment_id  integer  uint32, greater than every fragment id
+//   ever used fragments         array    in scan order, each an object:
 //     id              integer  uint32, unique, < next_fragment_id
 //     path            string   data file, relative to the table directory
 //     physical_rows   integer  rows in the file incl. deleted ones, 0..2^32
@@ -18,17 +18,17 @@
 // format version.
 #include "riffledb/format/manifest.h"
 
-#include <limits>
-#include <string>
-#include <unordered_set>
-
 #include <arrow/buffer.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/dictionary.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/util/base64.h>
+
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_set>
 
 namespace riffledb::format {
 
@@ -84,8 +84,9 @@ const Json* Find(const Json& object, const char* key) {
 }
 
 // Reads an integer key in [min, max]; `what` names it in messages ("fragments[2].id").
-arrow::Result<int64_t> GetInt(const ManifestError& err, const Json& object, const char* key,
-                              const std::string& what, int64_t min, int64_t max) {
+arrow::Result<int64_t> GetInt(const ManifestError& err, const Json& object,
+                              const char* key, const std::string& what, int64_t min,
+                              int64_t max) {
   const Json* value = Find(object, key);
   if (value == nullptr) return err.Invalid("missing key '", what, "'");
   if (value->is_number_unsigned()) {
@@ -117,7 +118,8 @@ arrow::Result<uint64_t> GetUint64(const ManifestError& err, const Json& object,
     return v;
   }
   if (value->is_number_integer()) {
-    return err.Invalid("'", key, "' is ", value->get<int64_t>(), ", must be at least ", min);
+    return err.Invalid("'", key, "' is ", value->get<int64_t>(), ", must be at least ",
+                       min);
   }
   return err.Invalid("'", key, "' must be an integer, got ", value->type_name());
 }
@@ -138,7 +140,8 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
                                    const std::string& what) {
   if (path.empty()) return err.Invalid("'", what, "' is empty");
   if (path.front() == '/') {
-    return err.Invalid("'", what, "' is '", path, "', must be relative to the table directory");
+    return err.Invalid("'", what, "' is '", path,
+                       "', must be relative to the table directory");
   }
   if (path.find('\0') != std::string::npos || path.find('\\') != std::string::npos) {
     return err.Invalid("'", what, "' contains a NUL or backslash character");
@@ -157,8 +160,8 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
   return arrow::Status::OK();
 }
 
-// Checks the invariants that do not depend on the JSON encoding, so that SerializeManifest
-// never writes what ParseManifest would reject.
+// Checks the invariants that do not depend on the JSON encoding, so that
+// SerializeManifest never writes what ParseManifest would reject.
 arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
   if (m.version < 1) return err.Invalid("'version' is 0, must be at least 1");
   if (m.timestamp_ms < 0) {
@@ -179,11 +182,12 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     }
     ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
     if (f.physical_rows < 0 || f.physical_rows > kMaxFragmentRows) {
-      return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows, ", must be in [0, ",
-                         kMaxFragmentRows, "]");
+      return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
+                         ", must be in [0, ", kMaxFragmentRows, "]");
     }
     if (f.deletion) {
-      ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.deletion->path, at + ".deletion.path"));
+      ARROW_RETURN_NOT_OK(
+          ValidateRelativePath(err, f.deletion->path, at + ".deletion.path"));
       if (f.deletion->num_deleted < 0 || f.deletion->num_deleted > f.physical_rows) {
         return err.Invalid("'", at, ".deletion.num_deleted' is ", f.deletion->num_deleted,
                            ", must be in [0, physical_rows = ", f.physical_rows, "]");
@@ -212,7 +216,8 @@ arrow::Result<std::shared_ptr<arrow::Schema>> DecodeSchema(const ManifestError& 
   arrow::ipc::DictionaryMemo memo;
   auto schema = arrow::ipc::ReadSchema(&reader, &memo);
   if (!schema.ok()) {
-    return err.Invalid("'schema' is not an Arrow IPC schema: ", schema.status().message());
+    return err.Invalid("'schema' is not an Arrow IPC schema: ",
+                       schema.status().message());
   }
   return std::move(schema).ValueUnsafe();
 }
@@ -243,9 +248,8 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
 
   Manifest m;
   ARROW_ASSIGN_OR_RAISE(m.version, GetUint64(err, doc, "version", 1));
-  ARROW_ASSIGN_OR_RAISE(m.timestamp_ms,
-                        GetInt(err, doc, "timestamp_ms", "timestamp_ms", 0,
-                               std::numeric_limits<int64_t>::max()));
+  ARROW_ASSIGN_OR_RAISE(m.timestamp_ms, GetInt(err, doc, "timestamp_ms", "timestamp_ms",
+                                               0, std::numeric_limits<int64_t>::max()));
   ARROW_ASSIGN_OR_RAISE(m.operation, GetString(err, doc, "operation", "operation"));
   ARROW_ASSIGN_OR_RAISE(int64_t next_id,
                         GetInt(err, doc, "next_fragment_id", "next_fragment_id", 0,
@@ -269,9 +273,9 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
                                              std::numeric_limits<uint32_t>::max()));
     info.id = static_cast<uint32_t>(id);
     ARROW_ASSIGN_OR_RAISE(info.path, GetString(err, f, "path", at + ".path"));
-    ARROW_ASSIGN_OR_RAISE(info.physical_rows, GetInt(err, f, "physical_rows",
-                                                     at + ".physical_rows", 0,
-                                                     kMaxFragmentRows));
+    ARROW_ASSIGN_OR_RAISE(
+        info.physical_rows,
+        GetInt(err, f, "physical_rows", at + ".physical_rows", 0, kMaxFragmentRows));
     const Json* deletion = Find(f, "deletion");
     if (deletion != nullptr && !deletion->is_null()) {
       if (!deletion->is_object()) {
@@ -279,10 +283,11 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
                            deletion->type_name());
       }
       DeletionFileInfo del;
-      ARROW_ASSIGN_OR_RAISE(del.path, GetString(err, *deletion, "path", at + ".deletion.path"));
+      ARROW_ASSIGN_OR_RAISE(del.path,
+                            GetString(err, *deletion, "path", at + ".deletion.path"));
       ARROW_ASSIGN_OR_RAISE(del.num_deleted,
-                            GetInt(err, *deletion, "num_deleted", at + ".deletion.num_deleted",
-                                   0, kMaxFragmentRows));
+                            GetInt(err, *deletion, "num_deleted",
+                                   at + ".deletion.num_deleted", 0, kMaxFragmentRows));
       info.deletion = std::move(del);
     }
     m.fragments.push_back(std::move(info));
@@ -328,8 +333,9 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
       fragments.push_back(std::move(fragment));
     }
     doc["fragments"] = std::move(fragments);
-    doc["schema"] = arrow::util::base64_encode(std::string_view(
-        reinterpret_cast<const char*>(schema->data()), static_cast<size_t>(schema->size())));
+    doc["schema"] = arrow::util::base64_encode(
+        std::string_view(reinterpret_cast<const char*>(schema->data()),
+                         static_cast<size_t>(schema->size())));
     // Throws (caught below) on invalid UTF-8 in a path: failing beats renaming a file.
     return doc.dump(2) + "\n";
   } catch (const std::exception& e) {

@@ -1,5 +1,5 @@
-// Fuzz target: ParseManifest on arbitrary bytes. A manifest that parses must serialize and
-// parse back to the same manifest.
+// Fuzz target: ParseManifest on arbitrary bytes. A manifest that parses must serialize
+// and parse back to the same manifest.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

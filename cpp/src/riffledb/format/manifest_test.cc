@@ -1,12 +1,12 @@
 #include "riffledb/format/manifest.h"
 
-#include <functional>
-#include <string>
-#include <vector>
-
 #include <arrow/type.h>
 #include <arrow/util/key_value_metadata.h>
+
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "riffledb/testing/testing.h"
 
@@ -41,11 +41,13 @@ std::shared_ptr<arrow::Schema> EveryTypeSchema() {
       arrow::field("l", arrow::list(arrow::field("item", arrow::int32(), false))),
       arrow::field("ll", arrow::large_list(arrow::utf8())),
       arrow::field("vec", arrow::fixed_size_list(arrow::float32(), 512)),
-      arrow::field("st", arrow::struct_({arrow::field("x", arrow::float64()),
-                                         arrow::field("tags", arrow::list(arrow::utf8()))})),
+      arrow::field("st",
+                   arrow::struct_({arrow::field("x", arrow::float64()),
+                                   arrow::field("tags", arrow::list(arrow::utf8()))})),
       arrow::field("m", arrow::map(arrow::utf8(), arrow::int64())),
       arrow::field("cat", arrow::dictionary(arrow::int32(), arrow::utf8())),
-      arrow::field("ocat", arrow::dictionary(arrow::int8(), arrow::utf8(), /*ordered=*/true)),
+      arrow::field("ocat",
+                   arrow::dictionary(arrow::int8(), arrow::utf8(), /*ordered=*/true)),
       arrow::field("n", arrow::null()),
   };
   return arrow::schema(fields, arrow::key_value_metadata({"riffledb.test", "split_names"},
@@ -60,7 +62,8 @@ Manifest SampleManifest() {
   m.schema = EveryTypeSchema();
   m.next_fragment_id = 7;
   m.fragments.push_back({0, "data/a.arrow", 100, std::nullopt});
-  m.fragments.push_back({5, "data/b.arrow", 50, DeletionFileInfo{"_deletions/x.arrow", 3}});
+  m.fragments.push_back(
+      {5, "data/b.arrow", 50, DeletionFileInfo{"_deletions/x.arrow", 3}});
   return m;
 }
 
@@ -128,8 +131,10 @@ TEST(Manifest, EmptyTableAndUnknownKeys) {
   EXPECT_TRUE(back.fragments.empty());
   // `deletion: null` is the same as no deletion file.
   doc["next_fragment_id"] = 1;
-  doc["fragments"] = Json::array({{{"id", 0}, {"path", "data/x.arrow"},
-                                   {"physical_rows", 4}, {"deletion", nullptr}}});
+  doc["fragments"] = Json::array({{{"id", 0},
+                                   {"path", "data/x.arrow"},
+                                   {"physical_rows", 4},
+                                   {"deletion", nullptr}}});
   ASSERT_OK_AND_ASSIGN(back, ParseManifest(doc.dump(), "v1.json"));
   EXPECT_FALSE(back.fragments[0].deletion.has_value());
   EXPECT_EQ(back.num_rows(), 4);
@@ -153,8 +158,8 @@ TEST(Manifest, SerializeRejectsInvalidManifests) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "version", SerializeManifest(m));
 }
 
-// Golden rejections: each corrupt manifest fails with Invalid, the message begins with the
-// source name and contains the expected fragment.
+// Golden rejections: each corrupt manifest fails with Invalid, the message begins with
+// the source name and contains the expected fragment.
 struct Corruption {
   const char* name;
   std::function<std::string(Json)> corrupt;  // from a valid manifest's JSON to bad text
@@ -175,14 +180,19 @@ TEST(Manifest, GoldenRejections) {
   ASSERT_OK_AND_ASSIGN(std::string valid, SerializeManifest(SampleManifest()));
   const Json doc = Json::parse(valid);
   const std::vector<Corruption> cases = {
-      {"truncated", [&](Json) { return valid.substr(0, valid.size() / 2); }, "invalid JSON"},
+      {"truncated", [&](Json) { return valid.substr(0, valid.size() / 2); },
+       "invalid JSON"},
       {"empty", [](Json) { return std::string(); }, "invalid JSON"},
       {"not json", [](Json) { return std::string("version: 1"); }, "invalid JSON"},
-      {"array", [](Json) { return std::string("[1, 2]"); }, "must be a JSON object, got array"},
-      {"deep nesting", [](Json) { return std::string(10000, '[') + std::string(10000, ']'); },
+      {"array", [](Json) { return std::string("[1, 2]"); },
+       "must be a JSON object, got array"},
+      {"deep nesting",
+       [](Json) { return std::string(10000, '[') + std::string(10000, ']'); },
        "nested deeper"},
-      {"missing version", [](Json d) { return Erase(d, "/version"); }, "missing key 'version'"},
-      {"missing schema", [](Json d) { return Erase(d, "/schema"); }, "missing key 'schema'"},
+      {"missing version", [](Json d) { return Erase(d, "/version"); },
+       "missing key 'version'"},
+      {"missing schema", [](Json d) { return Erase(d, "/schema"); },
+       "missing key 'schema'"},
       {"missing fragments", [](Json d) { return Erase(d, "/fragments"); },
        "missing key 'fragments'"},
       {"missing fragment path", [](Json d) { return Erase(d, "/fragments/1/path"); },
@@ -191,7 +201,8 @@ TEST(Manifest, GoldenRejections) {
        "'version' must be an integer, got string"},
       {"version float", [](Json d) { return Set(d, "/version", 3.5); },
        "'version' must be an integer, got number"},
-      {"version zero", [](Json d) { return Set(d, "/version", 0); }, "must be at least 1"},
+      {"version zero", [](Json d) { return Set(d, "/version", 0); },
+       "must be at least 1"},
       {"fragments object", [](Json d) { return Set(d, "/fragments", Json::object()); },
        "'fragments' must be an array"},
       {"fragment not object", [](Json d) { return Set(d, "/fragments/0", 17); },
@@ -212,10 +223,13 @@ TEST(Manifest, GoldenRejections) {
       {"duplicate ids", [](Json d) { return Set(d, "/fragments/1/id", 0); },
        "duplicate fragment id 0"},
       {"id too large for uint32",
-       [](Json d) { return Set(d, "/fragments/1/id", int64_t{1} << 32); }, "fragments[1].id"},
-      {"id beyond next_fragment_id", [](Json d) { return Set(d, "/next_fragment_id", 5); },
+       [](Json d) { return Set(d, "/fragments/1/id", int64_t{1} << 32); },
+       "fragments[1].id"},
+      {"id beyond next_fragment_id",
+       [](Json d) { return Set(d, "/next_fragment_id", 5); },
        "must be below next_fragment_id (5)"},
-      {"dotdot path", [](Json d) { return Set(d, "/fragments/0/path", "data/../../etc"); },
+      {"dotdot path",
+       [](Json d) { return Set(d, "/fragments/0/path", "data/../../etc"); },
        "'..' components"},
       {"absolute path", [](Json d) { return Set(d, "/fragments/0/path", "/etc/passwd"); },
        "must be relative"},
@@ -250,7 +264,8 @@ TEST(Manifest, GoldenRejections) {
     std::string text = c.corrupt(doc);
     auto result = ParseManifest(text, "_versions/00000000000000000003.json");
     ASSERT_RAISES_WITH_MESSAGE(Invalid, c.message, result);
-    EXPECT_EQ(result.status().message().rfind("_versions/00000000000000000003.json: ", 0), 0u)
+    EXPECT_EQ(result.status().message().rfind("_versions/00000000000000000003.json: ", 0),
+              0u)
         << result.status().message();
   }
 }

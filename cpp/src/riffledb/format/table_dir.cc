@@ -16,7 +16,8 @@ constexpr size_t kVersionDigits = 20;  // enough for every uint64; sorts as text
 
 std::string ManifestName(uint64_t version) {
   char name[32];
-  std::snprintf(name, sizeof(name), "%020llu.json", static_cast<unsigned long long>(version));
+  std::snprintf(name, sizeof(name), "%020llu.json",
+                static_cast<unsigned long long>(version));
   return name;
 }
 

@@ -1,5 +1,8 @@
 #include "riffledb/format/table_dir.h"
 
+#include <arrow/array.h>
+#include <arrow/record_batch.h>
+#include <arrow/scalar.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,10 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <arrow/array.h>
-#include <arrow/record_batch.h>
-#include <arrow/scalar.h>
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/io/local_file.h"
@@ -24,7 +23,8 @@ class TableDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/riffledb_table_XXXXXX";
+    std::string templ =
+        std::string(tmp && *tmp ? tmp : "/tmp") + "/riffledb_table_XXXXXX";
     ASSERT_NE(::mkdtemp(templ.data()), nullptr);
     root_ = templ;
     table_ = io::JoinPath(root_, "t.rdb");
@@ -85,13 +85,13 @@ TEST_F(TableDirTest, CommitExistingVersionIsAlreadyExists) {
 
 TEST_F(TableDirTest, MissingVersionMessage) {
   TableDir dir(table_);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Version 1 does not exist in table " + table_ +
-                                          "; versions: none",
-                             dir.ReadManifest(1));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Version 1 does not exist in table " + table_ + "; versions: none",
+      dir.ReadManifest(1));
   for (uint64_t v = 1; v <= 3; ++v) ASSERT_OK(dir.Commit(MakeManifest(v)));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Version 7 does not exist in table " + table_ +
-                                          "; versions: 1..3",
-                             dir.ReadManifest(7));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Version 7 does not exist in table " + table_ + "; versions: 1..3",
+      dir.ReadManifest(7));
 }
 
 TEST_F(TableDirTest, ManifestVersionMustMatchFileName) {
@@ -174,7 +174,8 @@ TEST_F(TableDirTest, ForkedWritersRaceAndRetry) {
           Manifest next = *latest;
           next.version += 1;
           next.operation = "p" + std::to_string(c);
-          next.fragments.push_back({next.next_fragment_id, "data/x.arrow", 1, std::nullopt});
+          next.fragments.push_back(
+              {next.next_fragment_id, "data/x.arrow", 1, std::nullopt});
           next.next_fragment_id += 1;
           arrow::Status st = dir.Commit(next);
           if (st.ok()) break;
@@ -239,8 +240,8 @@ TEST_F(TableDirTest, ForkedCommitsOfOneVersionExactlyOneWins) {
   EXPECT_EQ(versions, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
 }
 
-// A writer killed mid-commit leaves a temp manifest and an unreferenced fragment file; the
-// table still reads as its last committed version.
+// A writer killed mid-commit leaves a temp manifest and an unreferenced fragment file;
+// the table still reads as its last committed version.
 TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
   TableDir dir(table_);
   ASSERT_OK(dir.Commit(MakeManifest(1, "create")));
@@ -255,10 +256,10 @@ TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
   ASSERT_EQ(written.size(), 1u);
   // A partially written temporary manifest for version 3, and other strays.
   std::string partial = "{\"format_version\": 1, \"vers";
-  for (std::string name : {".00000000000000000003.json.0123456789abcdef.tmp",
-                           "00000000000000000003.json.tmp", "notes.txt",
-                           "0000000000000000004.json", "0000000000000000000x.json",
-                           "00000000000000000000.json"}) {
+  for (std::string name :
+       {".00000000000000000003.json.0123456789abcdef.tmp",
+        "00000000000000000003.json.tmp", "notes.txt", "0000000000000000004.json",
+        "0000000000000000000x.json", "00000000000000000000.json"}) {
     ASSERT_OK(io::WriteFileAtomic(
         dir.Resolve("_versions/" + name),
         {reinterpret_cast<const uint8_t*>(partial.data()), partial.size()}));

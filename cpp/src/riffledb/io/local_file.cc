@@ -1,5 +1,6 @@
 #include "riffledb/io/local_file.h"
 
+#include <arrow/io/memory.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
@@ -14,8 +15,6 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
-
-#include <arrow/io/memory.h>
 
 namespace riffledb::io {
 
@@ -71,9 +70,9 @@ arrow::Status WriteAll(int fd, std::span<const uint8_t> data, const std::string&
 arrow::Result<std::string> WriteTempFile(const std::string& path,
                                          std::span<const uint8_t> data) {
   std::filesystem::path p(path);
-  std::string tmp = (p.parent_path() / ("." + p.filename().string() + "." + RandomId() +
-                                        ".tmp"))
-                        .string();
+  std::string tmp =
+      (p.parent_path() / ("." + p.filename().string() + "." + RandomId() + ".tmp"))
+          .string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError(errno, "Cannot create", tmp);
   FdGuard guard(fd);
@@ -89,20 +88,23 @@ arrow::Result<std::string> WriteTempFile(const std::string& path,
 
 }  // namespace
 
-arrow::Status CreateFileExclusive(const std::string& path, std::span<const uint8_t> data) {
+arrow::Status CreateFileExclusive(const std::string& path,
+                                  std::span<const uint8_t> data) {
   ARROW_ASSIGN_OR_RAISE(std::string tmp, WriteTempFile(path, data));
   // link() fails with EEXIST if `path` exists, atomically: of racing writers (threads or
   // processes) exactly one wins, and `path` appears with its complete content.
   int rc = ::link(tmp.c_str(), path.c_str());
   int err = rc == 0 ? 0 : errno;
   if (rc != 0 && (err == EPERM || err == ENOTSUP || err == EOPNOTSUPP || err == ENOSYS)) {
-    // Filesystems without hard links: renameat2(RENAME_NOREPLACE) gives the same guarantee.
+    // Filesystems without hard links: renameat2(RENAME_NOREPLACE) gives the same
+    // guarantee.
     rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE);
     err = rc == 0 ? 0 : errno;
   }
   ::unlink(tmp.c_str());  // after a successful rename this is a harmless ENOENT
   if (rc != 0) {
-    if (err == EEXIST) return arrow::Status::AlreadyExists("File already exists: '", path, "'");
+    if (err == EEXIST)
+      return arrow::Status::AlreadyExists("File already exists: '", path, "'");
     return ErrnoError(err, "Cannot create", path);
   }
   return SyncDir(ParentDir(path));
@@ -145,7 +147,8 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path) 
   return std::shared_ptr<arrow::Buffer>(std::move(buffer));
 }
 
-arrow::Result<std::shared_ptr<arrow::io::MemoryMappedFile>> MapFile(const std::string& path) {
+arrow::Result<std::shared_ptr<arrow::io::MemoryMappedFile>> MapFile(
+    const std::string& path) {
   // Check first so that the common failures get our uniform message.
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "Cannot open", path);
@@ -196,7 +199,8 @@ arrow::Result<bool> IsDirectory(const std::string& path) {
 arrow::Status CreateDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
-  if (ec) return arrow::Status::IOError("Cannot create directory '", path, "': ", ec.message());
+  if (ec)
+    return arrow::Status::IOError("Cannot create directory '", path, "': ", ec.message());
   // create_directories succeeds if `path` exists as a file on some standard libraries.
   ARROW_ASSIGN_OR_RAISE(bool is_dir, IsDirectory(path));
   if (!is_dir) return ErrnoError(ENOTDIR, "Cannot create directory", path);
