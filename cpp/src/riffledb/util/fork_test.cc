@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -27,6 +28,36 @@ namespace {
 using arrow::Status;
 
 constexpr int kTimedOut = 200;
+
+// GCC 12's AddressSanitizer runtime is not fork-safe: its allocator has no atfork
+// handlers (added upstream in LLVM 18, llvm/llvm-project#75290), so a child deadlocks in
+// malloc if another thread of the parent was inside ASan's allocator at the moment of
+// fork() (llvm/llvm-project#63224). glibc's malloc has no such problem. Under ASan the
+// tests therefore fork only while no other thread can be allocating: pools are idle, or
+// every busy thread is parked inside a pool task (ForkWhileThePoolIsBusy).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAllocatorIsForkUnsafe = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAllocatorIsForkUnsafe = true;
+#else
+constexpr bool kAllocatorIsForkUnsafe = false;
+#endif
+#else
+constexpr bool kAllocatorIsForkUnsafe = false;
+#endif
+
+// Under ASan, waits (at most 10 s) until `pools` are idle: their workers finished freeing
+// the previous task's closures.
+void SettleBeforeFork(std::initializer_list<ThreadPool*> pools) {
+  if (!kAllocatorIsForkUnsafe) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (ThreadPool* pool : pools) {
+    while (!pool->idle() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
 
 // Waits for `pid` at most `timeout`; kills it after that. Returns its exit code,
 // 128 + signal if a signal killed it, kTimedOut if it had to be killed.
@@ -49,8 +80,11 @@ int ReapWithDeadline(pid_t pid, std::chrono::seconds timeout = std::chrono::seco
   }
 }
 
-// Runs body() in a forked child, which _exit()s with its result (0 = pass).
-int RunInChild(const std::function<int()>& body) {
+// Runs body() in a forked child, which _exit()s with its result (0 = pass). `settle`:
+// the pools to let settle first (see kAllocatorIsForkUnsafe).
+int RunInChild(const std::function<int()>& body,
+               std::initializer_list<ThreadPool*> settle = {ThreadPool::Default()}) {
+  SettleBeforeFork(settle);
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return 254;
@@ -106,34 +140,82 @@ TEST(ForkSafety, ChildUsesTheDefaultPoolAfterTheParentUsedIt) {
   ASSERT_EQ(CheckParallelSum(pool, 100000), 0);  // the parent's pool is untouched
 }
 
+// Four parent threads run ParallelFor loops on two pools while the main thread forks 50
+// times. Without ASan the loops run freely, so fork() lands at arbitrary points (inside
+// queue operations, between tasks, during thread start). Under ASan (see
+// kAllocatorIsForkUnsafe) each fork happens while every caller and every pool worker is
+// parked inside a task, a gate the tasks wait on; the gate opens between forks.
 TEST(ForkSafety, ForkWhileThePoolIsBusy) {
   ThreadPool* shared = ThreadPool::Default();
   ThreadPool four(4);
   std::atomic<bool> stop{false};
+  std::atomic<bool> gate_closed{false};
+  std::atomic<int> parked{0};
   std::atomic<int> parent_failures{0};
   std::atomic<int64_t> parent_rounds{0};
   std::vector<std::thread> busy;
-  for (int t = 0; t < 4; ++t) {
+  const int kCallersPerPool = 2;
+  for (int t = 0; t < 2 * kCallersPerPool; ++t) {
     ThreadPool* pool = t % 2 == 0 ? shared : &four;
     busy.emplace_back([&, pool] {
       while (!stop.load()) {
-        if (CheckParallelSum(pool, 1000) != 0) parent_failures.fetch_add(1);
+        const int64_t n = 1000;
+        std::atomic<int64_t> sum{0};
+        Status st = pool->ParallelFor(n, [&](int64_t i) {
+          if (gate_closed.load()) {
+            parked.fetch_add(1);
+            while (gate_closed.load())
+              std::this_thread::sleep_for(std::chrono::microseconds(50));
+            parked.fetch_sub(1);
+          }
+          sum.fetch_add(i, std::memory_order_relaxed);
+          return Status::OK();
+        });
+        if (!st.ok() || sum.load() != n * (n - 1) / 2) parent_failures.fetch_add(1);
         parent_rounds.fetch_add(1);
       }
     });
   }
   while (parent_rounds.load() < 20) std::this_thread::yield();
   for (int i = 0; i < 50; ++i) {
-    const int rc = RunInChild([&] {
-      if (int rc = CheckParallelSum(shared, 10000)) return rc;
-      if (int rc = CheckParallelSum(&four, 10000)) return 30 + rc;
-      return CheckSubmit(&four);
-    });
+    if (kAllocatorIsForkUnsafe) {
+      // Threads that reach a task park; the others end up waiting (a caller whose
+      // indexes are all claimed, a worker with nothing to run) without allocating. Wait
+      // until the number of parked threads has been stable for 50 ms.
+      gate_closed.store(true);
+      int last = -1;
+      auto stable_since = std::chrono::steady_clock::now();
+      const auto deadline = stable_since + std::chrono::seconds(20);
+      while (std::chrono::steady_clock::now() < deadline) {
+        const int now_parked = parked.load();
+        if (now_parked != last) {
+          last = now_parked;
+          stable_since = std::chrono::steady_clock::now();
+        } else if (now_parked > 0 && std::chrono::steady_clock::now() - stable_since >
+                                         std::chrono::milliseconds(50)) {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+    const int rc = RunInChild(
+        [&] {
+          if (int rc = CheckParallelSum(shared, 10000)) return rc;
+          if (int rc = CheckParallelSum(&four, 10000)) return 30 + rc;
+          return CheckSubmit(&four);
+        },
+        /*settle=*/{});
+    if (kAllocatorIsForkUnsafe) {
+      const int64_t rounds = parent_rounds.load();
+      gate_closed.store(false);
+      while (parent_rounds.load() < rounds + 2) std::this_thread::yield();
+    }
     if (rc != 0) {
       ADD_FAILURE() << "fork " << i << ": child exited with " << rc;
       break;
     }
   }
+  gate_closed.store(false);
   stop.store(true);
   for (std::thread& t : busy) t.join();
   EXPECT_EQ(parent_failures.load(), 0);
@@ -162,27 +244,32 @@ TEST(ForkSafety, PoolsCreatedBeforeAndAfterFork) {
   ThreadPool before(3);
   ASSERT_EQ(CheckParallelSum(&before, 10000), 0);
   ThreadPool never_used(2);
-  EXPECT_EQ(RunInChild([&] {
-              if (int rc = CheckParallelSum(&before, 10000)) return rc;
-              if (int rc = CheckSubmit(&before)) return rc;
-              if (int rc = CheckParallelSum(&never_used, 10000)) return 30 + rc;
-              ThreadPool after(3);
-              if (int rc = CheckParallelSum(&after, 10000)) return 40 + rc;
-              if (int rc = CheckSubmit(&after)) return 40 + rc;
-              return 0;  // `after` is destroyed (its threads joined) before this returns
-            }),
-            0);
+  EXPECT_EQ(
+      RunInChild(
+          [&] {
+            if (int rc = CheckParallelSum(&before, 10000)) return rc;
+            if (int rc = CheckSubmit(&before)) return rc;
+            if (int rc = CheckParallelSum(&never_used, 10000)) return 30 + rc;
+            ThreadPool after(3);
+            if (int rc = CheckParallelSum(&after, 10000)) return 40 + rc;
+            if (int rc = CheckSubmit(&after)) return 40 + rc;
+            return 0;  // `after` is destroyed (its threads joined) before this returns
+          },
+          {ThreadPool::Default(), &before}),
+      0);
   EXPECT_EQ(CheckParallelSum(&before, 10000), 0);
 }
 
 TEST(ForkSafety, ChildCanDestroyPoolsInheritedFromTheParent) {
   auto pool = std::make_unique<ThreadPool>(2);
   ASSERT_EQ(CheckParallelSum(pool.get(), 1000), 0);
-  EXPECT_EQ(RunInChild([&] {
-              pool.reset();  // must not join the parent's threads
-              ThreadPool fresh(2);
-              return CheckParallelSum(&fresh, 1000);
-            }),
+  EXPECT_EQ(RunInChild(
+                [&] {
+                  pool.reset();  // must not join the parent's threads
+                  ThreadPool fresh(2);
+                  return CheckParallelSum(&fresh, 1000);
+                },
+                {ThreadPool::Default(), pool.get()}),
             0);
   EXPECT_EQ(CheckParallelSum(pool.get(), 1000), 0);
 }

@@ -96,6 +96,7 @@ struct PoolState {
   std::vector<std::thread> workers;  // guarded by mu: threads of this process only
   bool started = false;   // guarded by mu: workers were spawned in this process
   bool stopping = false;  // guarded by mu
+  int idle_workers = 0;   // guarded by mu: workers waiting on cv
 };
 
 namespace {
@@ -175,10 +176,12 @@ void PoolState::EnsureStartedLocked() {
   if (started) return;
   // Workers block asynchronous signals, so that signals go to the application's own
   // threads (Python handles them on its main thread). Synchronous ones stay unblocked:
-  // blocking them would turn a crash into a silent kill without sanitizer reports.
+  // blocking them would turn a crash into a silent kill without sanitizer reports. So
+  // does SIGPROF, which sampling profilers (gperftools) need on the thread doing the
+  // work.
   sigset_t blocked, previous;
   sigfillset(&blocked);
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS}) {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS, SIGPROF}) {
     sigdelset(&blocked, sig);
   }
   pthread_sigmask(SIG_BLOCK, &blocked, &previous);
@@ -199,7 +202,9 @@ void PoolState::WorkerLoop() {
   pthread_setname_np(pthread_self(), "riffledb-pool");
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
+    ++idle_workers;
     cv.wait(lock, [this] { return stopping || !queue.empty(); });
+    --idle_workers;
     if (queue.empty()) return;  // stopping, and the queue is drained
     Work work = std::move(queue.front());
     queue.pop_front();
@@ -224,6 +229,7 @@ void PoolState::ResetInChild() {
   new (&cv) std::condition_variable();
   started = false;
   stopping = false;
+  idle_workers = 0;
 }
 
 namespace {
@@ -350,6 +356,12 @@ ThreadPool::~ThreadPool() {
     leftover.swap(s.queue);
   }
   for (internal::Work& work : leftover) work();
+}
+
+bool ThreadPool::idle() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->queue.empty() &&
+         state_->idle_workers == static_cast<int>(state_->workers.size());
 }
 
 arrow::Status ThreadPool::ParallelFor(int64_t n,

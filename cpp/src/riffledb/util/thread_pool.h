@@ -81,6 +81,11 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
+  /// True if no work is queued and every started worker is waiting for work. A snapshot,
+  /// for tests and diagnostics (e.g. to let a pool settle before fork() under
+  /// sanitizers).
+  bool idle() const;
+
   /// Runs fn(i) for every i in [0, n) and waits. The calling thread takes part and up to
   /// num_threads() - 1 pool threads help, so nested calls from pool tasks and calls while
   /// the pool is busy never deadlock. Indexes are claimed in chunks in increasing order,

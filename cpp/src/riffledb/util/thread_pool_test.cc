@@ -195,6 +195,17 @@ TEST(ThreadPool, DestructionRunsQueuedWork) {
   ThreadPool unused(3);  // never started: nothing to join
 }
 
+TEST(ThreadPool, BecomesIdleWhenWorkIsDone) {
+  ThreadPool pool(2);
+  EXPECT_TRUE(pool.idle());  // nothing started yet
+  ASSERT_OK(pool.ParallelFor(1000, [](int64_t) { return Status::OK(); }));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pool.idle() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(pool.idle());
+}
+
 TEST(ThreadPool, DefaultIsASingleton) {
   ThreadPool* pool = ThreadPool::Default();
   EXPECT_EQ(pool, ThreadPool::Default());
