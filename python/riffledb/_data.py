@@ -98,6 +98,9 @@ def to_arrow_stream(data: Any, schema: Optional[pa.Schema] = None):
         return reader, reader.schema
     if _is_pandas(data):
         table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+        metadata = dict(table.schema.metadata or {})
+        metadata.pop(b"pandas", None)  # pandas' own bookkeeping, not the user's metadata
+        table = table.replace_schema_metadata(metadata or None)
         return table, table.schema
     if hasattr(data, "__arrow_c_stream__"):
         reader = pa.RecordBatchReader.from_stream(data)

@@ -24,7 +24,7 @@ using UInt64Array = nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::d
 
 nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
                        const std::vector<std::string>& columns, bool with_row_id) {
-  auto snapshot = table.snapshot();
+  auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
   auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
   return ExportBatch(batch);
@@ -32,7 +32,7 @@ nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
 
 nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
                       const std::vector<std::string>& columns, bool with_row_id) {
-  auto snapshot = table.snapshot();
+  auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
   auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
   return ExportBatch(batch);
@@ -43,15 +43,17 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
 void RegisterTable(nb::module_& m) {
   nb::class_<Table>(m, "Table")
       .def_prop_ro("name", &Table::name)
-      .def_prop_ro("version", [](const Table& t) { return t.snapshot()->version(); })
+      .def_prop_ro("version", &Table::version)
       .def_prop_ro("location", [](const Table& t) { return t.store()->location(); })
       .def_prop_ro("detached", &Table::detached)
-      .def_prop_ro("num_rows", [](const Table& t) { return t.snapshot()->num_rows(); })
-      .def("schema", [](const Table& t) { return ExportSchema(t.snapshot()->schema()); })
+      .def_prop_ro("num_rows",
+                   [](const Table& t) { return ValueOrThrow(t.snapshot())->num_rows(); })
+      .def("schema",
+           [](const Table& t) { return ExportSchema(ValueOrThrow(t.snapshot())->schema()); })
       .def(
           "count_rows",
           [](const Table& t, std::optional<std::string> filter) {
-            auto snapshot = t.snapshot();
+            auto snapshot = ValueOrThrow(t.snapshot());
             return ValueOrThrow(WithoutGil([&] { return snapshot->CountRows(filter); }));
           },
           nb::arg("filter").none() = nb::none())
@@ -67,7 +69,7 @@ void RegisterTable(nb::module_& m) {
             options.offset = offset;
             options.limit = limit;
             options.max_batch_rows = max_batch_rows;
-            auto snapshot = t.snapshot();
+            auto snapshot = ValueOrThrow(t.snapshot());
             auto reader = ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
             return ExportStream(std::move(reader));
           },

@@ -1,5 +1,6 @@
 #include "riffledb/db/database.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "riffledb/io/local_file.h"
@@ -34,8 +35,7 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
 arrow::Status Database::ValidateTableName(const std::string& name) {
   if (name.empty()) return arrow::Status::Invalid("Table name must not be empty");
   if (name.size() > 255) {
-    return arrow::Status::Invalid("Table name '", name.substr(0, 40),
-                                  "...' is longer than 255 characters");
+    return arrow::Status::Invalid("Table name '", name, "' is longer than 255 characters");
   }
   if (name[0] == '.') {
     return arrow::Status::Invalid("Invalid table name '", name,
@@ -80,6 +80,7 @@ arrow::Result<std::vector<std::string>> Database::TableNames() const {
     ARROW_ASSIGN_OR_RAISE(bool has, HasTable(name));
     if (has) names.push_back(std::move(name));
   }
+  std::sort(names.begin(), names.end());  // "a-2.riffle" sorts before "a.riffle" on disk
   return names;
 }
 

@@ -121,14 +121,18 @@ bool IsReservedColumnName(const std::string& name) {
 
 Table::Table(std::string name, std::shared_ptr<Store> store,
              std::shared_ptr<const Snapshot> snapshot)
-    : name_(std::move(name)), store_(std::move(store)), snapshot_(std::move(snapshot)) {}
+    : name_(std::move(name)), store_(std::move(store)), snapshot_(std::move(snapshot)) {
+  if (*snapshot_ != nullptr) version_ = (*snapshot_)->version();
+}
 
 arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
                                                   std::shared_ptr<Store> store) {
   std::shared_ptr<Table> table(new Table(std::move(name), std::move(store), nullptr));
   ARROW_ASSIGN_OR_RAISE(auto manifest, table->LatestManifest());
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(table->store_, std::move(manifest)));
-  table->SetSnapshot(std::move(snapshot), false);
+  const uint64_t version = manifest.version;
+  // A version whose files are damaged still gives a handle: reads report the damage, and
+  // Checkout can reach an older, intact version.
+  table->SetSnapshot(Snapshot::Open(table->store_, std::move(manifest)), version, false);
   return table;
 }
 
@@ -157,9 +161,14 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
   return std::shared_ptr<Table>(new Table(std::move(name), std::move(store), std::move(snapshot)));
 }
 
-std::shared_ptr<const Snapshot> Table::snapshot() const {
+arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   return snapshot_;
+}
+
+uint64_t Table::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return version_;
 }
 
 bool Table::detached() const {
@@ -167,9 +176,11 @@ bool Table::detached() const {
   return detached_;
 }
 
-void Table::SetSnapshot(std::shared_ptr<const Snapshot> snapshot, bool detached) {
+void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
+                        uint64_t version, bool detached) {
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_ = std::move(snapshot);
+  version_ = version;
   detached_ = detached;
 }
 
@@ -204,21 +215,22 @@ arrow::Status Table::Checkout(uint64_t version) {
   }
   ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
-  SetSnapshot(std::move(snapshot), version != versions.back());
+  SetSnapshot(std::move(snapshot), version, version != versions.back());
   return arrow::Status::OK();
 }
 
 arrow::Status Table::CheckoutLatest() {
   ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest());
+  const uint64_t version = manifest.version;
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
-  SetSnapshot(std::move(snapshot), false);
+  SetSnapshot(std::move(snapshot), version, false);
   return arrow::Status::OK();
 }
 
 arrow::Status Table::CheckWritable() const {
   if (detached()) {
     return arrow::Status::Invalid("Table '", name_, "' is checked out at version ",
-                                  snapshot()->version(),
+                                  version(),
                                   ", an old version: call checkout_latest() before writing");
   }
   return arrow::Status::OK();
@@ -252,7 +264,7 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
     }
     const uint64_t version = next->version;
     ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(*next)));
-    SetSnapshot(std::move(snapshot), false);
+    SetSnapshot(std::move(snapshot), version, false);
     return version;
   }
   on_abandon();

@@ -43,7 +43,11 @@ class Table {
   const std::string& name() const { return name_; }
   const std::shared_ptr<Store>& store() const { return store_; }
   /// The snapshot reads go to; it stays valid (and unchanged) however the table moves on.
-  std::shared_ptr<const Snapshot> snapshot() const;
+  /// An error if that version's files could not be opened (corrupt or missing fragment):
+  /// the handle still works for Checkout of another version.
+  arrow::Result<std::shared_ptr<const Snapshot>> snapshot() const;
+  /// The version reads go to (known even when its snapshot failed to open).
+  uint64_t version() const;
   /// True if the handle was moved to an older version by Checkout.
   bool detached() const;
 
@@ -71,13 +75,15 @@ class Table {
   arrow::Result<uint64_t> CommitWithRetry(
       const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
       const std::function<void()>& on_abandon);
-  void SetSnapshot(std::shared_ptr<const Snapshot> snapshot, bool detached);
+  void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot, uint64_t version,
+                   bool detached);
 
   const std::string name_;
   const std::shared_ptr<Store> store_;
   mutable std::mutex mu_;
   // guarded by mu_
-  std::shared_ptr<const Snapshot> snapshot_;
+  arrow::Result<std::shared_ptr<const Snapshot>> snapshot_;
+  uint64_t version_ = 0;
   bool detached_ = false;
 };
 

@@ -51,10 +51,10 @@ TEST_P(TableTest, CreateAndOpenRoundTrip) {
   auto store = MakeStore();
   auto reader = ReaderOf({IdBatch(0, 5)});
   ASSERT_OK_AND_ASSIGN(auto table, Table::Create("t", store, reader->schema(), reader.get()));
-  EXPECT_EQ(table->snapshot()->version(), 1u);
-  EXPECT_EQ(table->snapshot()->num_rows(), 5);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 5);
   ASSERT_OK_AND_ASSIGN(auto reopened, Table::Open("t", store));
-  EXPECT_THAT(ScanIds(*reopened->snapshot()), ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_THAT(ScanIds(*reopened->snapshot().ValueOrDie()), ElementsAre(0, 1, 2, 3, 4));
 }
 
 TEST_P(TableTest, CreateTwiceIsAlreadyExists) {
@@ -72,7 +72,7 @@ TEST_P(TableTest, RowIdsAreFragmentAndRow) {
   EXPECT_EQ(version, 2u);
   ScanOptions options;
   options.with_row_id = true;
-  auto batch = table->snapshot()->Scan(options).ValueOrDie()->ToTable().ValueOrDie()
+  auto batch = table->snapshot().ValueOrDie()->Scan(options).ValueOrDie()->ToTable().ValueOrDie()
                    ->CombineChunksToBatch().ValueOrDie();
   EXPECT_THAT(UInt64Column(*batch, "_rowid"),
               ElementsAre(0u, 1u, 2u, kFragment1, kFragment1 + 1));
@@ -84,7 +84,7 @@ TEST_P(TableTest, TakeOffsetsKeepsRequestedOrderAndDuplicates) {
   auto more = ReaderOf({IdBatch(3, 4)});
   ASSERT_OK(table->Append(more.get()));
   std::vector<int64_t> offsets = {6, 0, 3, 3, 2, 5};
-  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot()->TakeOffsets(offsets, {{}, true}));
+  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{}, true}));
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(6, 0, 3, 3, 2, 5));
   EXPECT_THAT(UInt64Column(*batch, "_rowid"),
               ElementsAre(kFragment1 + 3, 0u, kFragment1, kFragment1, 2u, kFragment1 + 2));
@@ -94,14 +94,14 @@ TEST_P(TableTest, TakeOutOfRangeNamesTheOffset) {
   auto table = CreateWithIds(10);
   std::vector<int64_t> offsets = {1, 10};
   ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset 10 at position 1",
-                             table->snapshot()->TakeOffsets(offsets, {}));
+                             table->snapshot().ValueOrDie()->TakeOffsets(offsets, {}));
   std::vector<int64_t> negative = {-1};
-  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset -1", table->snapshot()->TakeOffsets(negative, {}));
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset -1", table->snapshot().ValueOrDie()->TakeOffsets(negative, {}));
 }
 
 TEST_P(TableTest, TakeEmptyGivesEmptyBatchWithSchema) {
   auto table = CreateWithIds(10);
-  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot()->TakeOffsets({}, {}));
+  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot().ValueOrDie()->TakeOffsets({}, {}));
   EXPECT_EQ(batch->num_rows(), 0);
   EXPECT_EQ(batch->num_columns(), 2);
 }
@@ -110,17 +110,17 @@ TEST_P(TableTest, TakeSelectsColumns) {
   auto table = CreateWithIds(10);
   std::vector<int64_t> offsets = {4};
   ASSERT_OK_AND_ASSIGN(auto batch,
-                       table->snapshot()->TakeOffsets(offsets, {{"label", "_rowid"}, false}));
+                       table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"label", "_rowid"}, false}));
   EXPECT_EQ(batch->schema()->ToString(), "label: int32\n_rowid: uint64 not null");
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Column 'nope' does not exist",
-                             table->snapshot()->TakeOffsets(offsets, {{"nope"}, false}));
+                             table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"nope"}, false}));
 }
 
 TEST_P(TableTest, DeleteSkipsRowsButKeepsRowIds) {
   auto table = CreateWithIds(10);
   ASSERT_OK_AND_ASSIGN(auto version, table->Delete("id % 3 = 1"));
   EXPECT_EQ(version, 2u);
-  auto snapshot = table->snapshot();
+  auto snapshot = table->snapshot().ValueOrDie();
   EXPECT_EQ(snapshot->num_rows(), 7);
   EXPECT_THAT(ScanIds(*snapshot), ElementsAre(0, 2, 3, 5, 6, 8, 9));
   std::vector<int64_t> offsets = {6, 1, 4};
@@ -129,10 +129,10 @@ TEST_P(TableTest, DeleteSkipsRowsButKeepsRowIds) {
   EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(9u, 2u, 6u));
   // Deleting more merges with the earlier deletions.
   ASSERT_OK(table->Delete("id >= 8"));
-  EXPECT_THAT(ScanIds(*table->snapshot()), ElementsAre(0, 2, 3, 5, 6));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(0, 2, 3, 5, 6));
   std::vector<uint64_t> gone = {4};
   ASSERT_RAISES_WITH_MESSAGE(IndexError, "Row id 4 at position 0",
-                             table->snapshot()->TakeRowIds(gone, {}));
+                             table->snapshot().ValueOrDie()->TakeRowIds(gone, {}));
 }
 
 TEST_P(TableTest, DeleteEverythingInAFragmentDropsIt) {
@@ -140,8 +140,8 @@ TEST_P(TableTest, DeleteEverythingInAFragmentDropsIt) {
   auto more = ReaderOf({IdBatch(3, 3)});
   ASSERT_OK(table->Append(more.get()));
   ASSERT_OK(table->Delete("id < 3"));
-  EXPECT_EQ(table->snapshot()->manifest().fragments.size(), 1u);
-  EXPECT_THAT(ScanIds(*table->snapshot()), ElementsAre(3, 4, 5));
+  EXPECT_EQ(table->snapshot().ValueOrDie()->manifest().fragments.size(), 1u);
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(3, 4, 5));
 }
 
 TEST_P(TableTest, ScanFilterOffsetLimitAndRowOffset) {
@@ -150,13 +150,13 @@ TEST_P(TableTest, ScanFilterOffsetLimitAndRowOffset) {
   options.filter = "label < 5";
   options.offset = 2;
   options.limit = 4;
-  EXPECT_THAT(ScanIds(*table->snapshot(), options), ElementsAre(2, 3, 4, 10));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), options), ElementsAre(2, 3, 4, 10));
   ScanOptions by_offset;
   by_offset.filter = "_rowoffset >= 18";
-  EXPECT_THAT(ScanIds(*table->snapshot(), by_offset), ElementsAre(18, 19));
-  ASSERT_OK_AND_ASSIGN(auto count, table->snapshot()->CountRows(std::string("id % 2 = 0")));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), by_offset), ElementsAre(18, 19));
+  ASSERT_OK_AND_ASSIGN(auto count, table->snapshot().ValueOrDie()->CountRows(std::string("id % 2 = 0")));
   EXPECT_EQ(count, 10);
-  ASSERT_OK_AND_ASSIGN(auto all, table->snapshot()->CountRows(std::nullopt));
+  ASSERT_OK_AND_ASSIGN(auto all, table->snapshot().ValueOrDie()->CountRows(std::nullopt));
   EXPECT_EQ(all, 20);
 }
 
@@ -165,7 +165,7 @@ TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
   ScanOptions options;
   options.projection = {{"double_id", "id * 2"}, {"l", "label"}};
   options.max_batch_rows = 4;
-  ASSERT_OK_AND_ASSIGN(auto reader, table->snapshot()->Scan(options));
+  ASSERT_OK_AND_ASSIGN(auto reader, table->snapshot().ValueOrDie()->Scan(options));
   std::vector<int64_t> sizes;
   std::shared_ptr<arrow::RecordBatch> batch;
   while (reader->ReadNext(&batch).ok() && batch) sizes.push_back(batch->num_rows());
@@ -175,8 +175,8 @@ TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
 
 TEST_P(TableTest, FilterErrors) {
   auto table = CreateWithIds(10);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", table->snapshot()->CountRows(std::string("nope > 1")));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "position", table->snapshot()->CountRows(std::string("id >")));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", table->snapshot().ValueOrDie()->CountRows(std::string("nope > 1")));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "position", table->snapshot().ValueOrDie()->CountRows(std::string("id >")));
 }
 
 TEST_P(TableTest, SchemaMismatchWritesNothing) {
@@ -187,7 +187,7 @@ TEST_P(TableTest, SchemaMismatchWritesNothing) {
   auto reader = ReaderOf({wrong});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Data schema does not match the table schema",
                              table->Append(reader.get()));
-  EXPECT_EQ(table->snapshot()->version(), 1u);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
   ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
   EXPECT_EQ(versions.size(), 1u);
 }
@@ -197,22 +197,22 @@ TEST_P(TableTest, CheckoutReadsOldVersionAndRefusesWrites) {
   auto more = ReaderOf({IdBatch(5, 5)});
   ASSERT_OK(table->Append(more.get()));
   ASSERT_OK(table->Checkout(1));
-  EXPECT_EQ(table->snapshot()->num_rows(), 5);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 5);
   auto again = ReaderOf({IdBatch(10, 1)});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "checkout_latest", table->Append(again.get()));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Version 7", table->Checkout(7));
   ASSERT_OK(table->CheckoutLatest());
-  EXPECT_EQ(table->snapshot()->num_rows(), 10);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 10);
 }
 
 TEST_P(TableTest, SnapshotIsUnchangedByLaterWrites) {
   auto table = CreateWithIds(5);
-  auto pinned = table->snapshot();
+  auto pinned = table->snapshot().ValueOrDie();
   auto more = ReaderOf({IdBatch(5, 5)});
   ASSERT_OK(table->Append(more.get()));
   ASSERT_OK(table->Delete("id = 0"));
   EXPECT_THAT(ScanIds(*pinned), ElementsAre(0, 1, 2, 3, 4));
-  EXPECT_EQ(table->snapshot()->num_rows(), 9);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 9);
 }
 
 TEST_P(TableTest, OverwriteReplacesRowsAndSchema) {
@@ -223,8 +223,8 @@ TEST_P(TableTest, OverwriteReplacesRowsAndSchema) {
   auto reader = ReaderOf({other});
   ASSERT_OK_AND_ASSIGN(auto version, table->Overwrite(reader.get()));
   EXPECT_EQ(version, 2u);
-  EXPECT_EQ(table->snapshot()->schema()->ToString(), "name: string");
-  EXPECT_EQ(table->snapshot()->num_rows(), 2);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->schema()->ToString(), "name: string");
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 2);
 }
 
 TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
@@ -240,7 +240,7 @@ TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
   }
   for (auto& thread : threads) thread.join();
   ASSERT_OK(table->CheckoutLatest());
-  auto ids = ScanIds(*table->snapshot());
+  auto ids = ScanIds(*table->snapshot().ValueOrDie());
   EXPECT_EQ(ids.size(), 401u);
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 401u);
 }
@@ -276,10 +276,10 @@ TEST(TableDirectory, ConcurrentAppendsFromProcessesLoseNothing) {
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   ASSERT_OK_AND_ASSIGN(auto table, Table::Open("t", std::make_shared<DirectoryStore>(path)));
-  auto ids = ScanIds(*table->snapshot());
+  auto ids = ScanIds(*table->snapshot().ValueOrDie());
   EXPECT_EQ(ids.size(), 601u);
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 601u);
-  EXPECT_EQ(table->snapshot()->version(), 61u);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 61u);
 }
 
 TEST(TableDirectory, ReservedColumnNamesAreRejected) {
