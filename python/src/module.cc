@@ -9,4 +9,6 @@ NB_MODULE(_riffledb, m) {
   riffledb::python::RegisterArrow(m);
   riffledb::python::RegisterTable(m);
   riffledb::python::RegisterDatabase(m);
+  riffledb::python::RegisterPermutationBuilder(m);
+  riffledb::python::RegisterPermutationReader(m);
 }

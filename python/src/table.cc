@@ -41,7 +41,18 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
 }  // namespace
 
 void RegisterTable(nb::module_& m) {
+  // A pinned, immutable version of a table: what permutations read.
+  nb::class_<Snapshot>(m, "Snapshot")
+      .def_prop_ro("version", &Snapshot::version)
+      .def_prop_ro("num_rows", &Snapshot::num_rows)
+      .def("schema", [](const Snapshot& s) { return ExportSchema(s.schema()); });
+
   nb::class_<Table>(m, "Table")
+      .def("snapshot",
+           [](const Table& t) {
+             // Snapshots are immutable; nanobind holds them through non-const pointers.
+             return std::const_pointer_cast<Snapshot>(ValueOrThrow(t.snapshot()));
+           })
       .def_prop_ro("name", &Table::name)
       .def_prop_ro("version", &Table::version)
       .def_prop_ro("location", [](const Table& t) { return t.store()->location(); })
