@@ -1,4 +1,4 @@
-"""riffledb demo: store a real dataset in an embedded database and read it as a torch Dataset.
+"""riffledb demo: store a real dataset in an embedded database, read it as a Dataset.
 
 Run with `make demo`. The first run creates the table from scikit-learn's digits dataset
 (shipped with the package, no download); later runs reuse it.
@@ -15,7 +15,9 @@ import pyarrow as pa
 
 import riffledb
 
-DATA_DIR = os.environ.get("RIFFLEDB_DEMO_DIR", os.path.join(os.path.dirname(__file__), "..", "demo-data"))
+DATA_DIR = os.environ.get(
+    "RIFFLEDB_DEMO_DIR", os.path.join(os.path.dirname(__file__), "..", "demo-data")
+)
 
 
 def load_digits_table() -> pa.Table:
@@ -59,20 +61,26 @@ def main() -> int:
     print(f"data lives in {os.path.abspath(db.uri)}")
     print(f"schema: {', '.join(f'{f.name}: {f.type}' for f in table.schema)}")
 
-    loader = torch.utils.data.DataLoader(table, batch_size=64, shuffle=True, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        table, batch_size=64, shuffle=True, collate_fn=collate
+    )
     seen = []
     start = time.perf_counter()
     for epoch in range(3):
-        for images, labels in loader:
+        for _images, labels in loader:
             if epoch == 0:
                 seen.append(labels)
     took = time.perf_counter() - start
     rows = 3 * len(table)
     labels = torch.cat(seen)
-    print(f"read 3 shuffled epochs through torch DataLoader: {rows} rows in {took:.3f} s "
-          f"({rows / took:,.0f} rows/s)")
-    print(f"one epoch delivered {len(labels)} rows, label counts: "
-          f"{torch.bincount(labels).tolist()}")
+    print(
+        f"read 3 shuffled epochs through torch DataLoader: {rows} rows in {took:.3f} s "
+        f"({rows / took:,.0f} rows/s)"
+    )
+    print(
+        f"one epoch delivered {len(labels)} rows, label counts: "
+        f"{torch.bincount(labels).tolist()}"
+    )
     assert len(labels) == len(table), "an epoch must deliver every row exactly once"
     return 0
 

@@ -11,7 +11,6 @@ A C++ core on Apache Arrow with LanceDB's Python surface for training data::
 from __future__ import annotations
 
 import os
-from typing import Union
 
 import pyarrow as _pa  # noqa: F401  (loads libarrow before the extension needs it)
 
@@ -24,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = ["connect", "DBConnection", "Table", "__version__"]
 
 
-def connect(uri: Union[str, os.PathLike], **kwargs) -> DBConnection:
+def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
     """Connects to a database.
 
     Args:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
 
@@ -33,12 +33,17 @@ def _schema_difference(data: pa.Schema, target: pa.Schema) -> str:
 def _mismatch(data: pa.Schema, target: pa.Schema) -> ValueError:
     return ValueError(
         "Data schema does not match the table schema: "
-        f"{_schema_difference(data, target)}.\nData schema:\n{data}\nTable schema:\n{target}"
+        f"{_schema_difference(data, target)}.\n"
+        f"Data schema:\n{data}\nTable schema:\n{target}"
     )
 
 
 def align_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Reorders and safely casts ``batch`` to ``target``; ValueError naming both schemas."""
+    """Reorders and safely casts ``batch`` to ``target``.
+
+    Raises:
+        ValueError: the schemas do not fit (naming both).
+    """
     if batch.schema.equals(target, check_metadata=False):
         return batch
     if sorted(batch.schema.names) != sorted(target.names):
@@ -65,7 +70,9 @@ def align_table(table: pa.Table, target: pa.Schema) -> pa.Table:
         raise _mismatch(table.schema, target) from error
 
 
-def _aligned_reader(reader: pa.RecordBatchReader, target: pa.Schema) -> pa.RecordBatchReader:
+def _aligned_reader(
+    reader: pa.RecordBatchReader, target: pa.Schema
+) -> pa.RecordBatchReader:
     if reader.schema.equals(target, check_metadata=False):
         return reader
     if sorted(reader.schema.names) != sorted(target.names):
@@ -78,7 +85,7 @@ def _aligned_reader(reader: pa.RecordBatchReader, target: pa.Schema) -> pa.Recor
     return pa.RecordBatchReader.from_batches(target, batches())
 
 
-def to_arrow_stream(data: Any, schema: Optional[pa.Schema] = None):
+def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
     """Returns an object with ``__arrow_c_stream__`` for ``data`` and its schema.
 
     Arrow tables, batches and readers pass through without copying; a reader (or any
@@ -115,8 +122,10 @@ def to_arrow_stream(data: Any, schema: Optional[pa.Schema] = None):
             raise ValueError("Cannot infer a schema from an empty list: pass schema=")
         if data and not isinstance(data[0], Mapping):
             if isinstance(data[0], (pa.RecordBatch, pa.Table)):
-                tables = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-                          for b in data]
+                tables = [
+                    pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+                    for b in data
+                ]
                 table = pa.concat_tables(tables)
                 if schema is not None:
                     table = align_table(table, schema)
@@ -134,7 +143,8 @@ def to_arrow_stream(data: Any, schema: Optional[pa.Schema] = None):
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         return reader, schema
     raise TypeError(
-        f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, RecordBatch "
-        "or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict of lists, or an "
+        f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, "
+        "RecordBatch or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict "
+        "of lists, or an "
         "object with __arrow_c_stream__"
     )

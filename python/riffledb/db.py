@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -28,8 +28,9 @@ class DBConnection:
     def __repr__(self) -> str:
         return f"DBConnection(uri={self.uri!r})"
 
-    def table_names(self, page_token: Optional[str] = None, limit: Optional[int] = None
-                    ) -> list[str]:
+    def table_names(
+        self, page_token: str | None = None, limit: int | None = None
+    ) -> list[str]:
         """Names of the tables, sorted.
 
         Args:
@@ -53,7 +54,7 @@ class DBConnection:
         self,
         name: str,
         data: Any = None,
-        schema: Optional[pa.Schema] = None,
+        schema: pa.Schema | None = None,
         mode: Literal["create", "overwrite"] = "create",
         exist_ok: bool = False,
     ) -> Table:
@@ -61,7 +62,8 @@ class DBConnection:
 
         Args:
             name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 255.
-            data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader`` (streamed),
+            data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader``
+                (streamed),
                 a pandas DataFrame, a list of row dicts, a dict of columns, or any object
                 with ``__arrow_c_stream__`` (polars, DuckDB, ...). None: an empty table.
             schema: The table schema; the data is cast to it. Required without data.

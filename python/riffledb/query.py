@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .table import Table
 
 
-def _projection(columns: Union[Sequence[str], Mapping[str, str], None]):
+def _projection(columns: Sequence[str] | Mapping[str, str] | None):
     if columns is None:
         return []
     if isinstance(columns, Mapping):
@@ -28,46 +28,48 @@ class Query:
     reads the table version current when it runs.
     """
 
-    def __init__(self, table: "Table"):
+    def __init__(self, table: Table):
         self._table = table
-        self._where: Optional[str] = None
+        self._where: str | None = None
         self._columns: list[tuple[str, str]] = []
-        self._limit: Optional[int] = None
+        self._limit: int | None = None
         self._offset = 0
         self._with_row_id = False
 
-    def where(self, where: str, prefilter: Optional[bool] = None) -> "Query":
+    def where(self, where: str, prefilter: bool | None = None) -> Query:
         """Keeps rows where the SQL expression ``where`` is true."""
         if not isinstance(where, str):
             raise TypeError(f"where() takes a SQL string, got {type(where).__name__}")
         self._where = where
         return self
 
-    def select(self, columns: Union[Sequence[str], Mapping[str, str]]) -> "Query":
+    def select(self, columns: Sequence[str] | Mapping[str, str]) -> Query:
         """Output columns: a list of names, or a dict of output name -> SQL expression."""
         self._columns = _projection(columns)
         return self
 
-    def limit(self, limit: Optional[int]) -> "Query":
+    def limit(self, limit: int | None) -> Query:
         """Returns at most ``limit`` rows (None: no limit)."""
         if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}")
+            raise ValueError(
+                f"limit must be a non-negative integer or None, got {limit!r}"
+            )
         self._limit = limit
         return self
 
-    def offset(self, offset: int) -> "Query":
+    def offset(self, offset: int) -> Query:
         """Skips the first ``offset`` matching rows."""
         if not isinstance(offset, int) or offset < 0:
             raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
         self._offset = offset
         return self
 
-    def with_row_id(self, with_row_id: bool = True) -> "Query":
+    def with_row_id(self, with_row_id: bool = True) -> Query:
         """Adds the ``_rowid`` column (uint64) last."""
         self._with_row_id = bool(with_row_id)
         return self
 
-    def to_reader(self, batch_size: Optional[int] = None) -> pa.RecordBatchReader:
+    def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:
         """Streams the result."""
         capsule = self._table._inner.scan(
             self._where,
@@ -79,7 +81,7 @@ class Query:
         )
         return pa.RecordBatchReader._import_from_c_capsule(capsule)
 
-    def to_batches(self, batch_size: Optional[int] = None) -> Iterator[pa.RecordBatch]:
+    def to_batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
         """Iterates over the result as record batches of at most ``batch_size`` rows."""
         return iter(self.to_reader(batch_size))
 
@@ -99,29 +101,33 @@ class Query:
 
 
 class TakeQuery:
-    """Rows by offset (``Table.take_offsets``) or row id (``Table.take_row_ids``), returned
-    in the requested order, duplicates included."""
+    """Rows by offset (``Table.take_offsets``) or row id (``Table.take_row_ids``).
 
-    def __init__(self, table: "Table", keys, by_row_id: bool):
+    Rows come back in the requested order, duplicates included.
+    """
+
+    def __init__(self, table: Table, keys, by_row_id: bool):
         self._table = table
         self._keys = keys
         self._by_row_id = by_row_id
         self._columns: list[str] = []
         self._with_row_id = False
 
-    def select(self, columns: Sequence[str]) -> "TakeQuery":
+    def select(self, columns: Sequence[str]) -> TakeQuery:
         """Only these columns, in this order (``_rowid`` may be named)."""
         if isinstance(columns, str):
             raise TypeError("select() takes a list of column names")
         self._columns = [str(c) for c in columns]
         return self
 
-    def with_row_id(self, with_row_id: bool = True) -> "TakeQuery":
+    def with_row_id(self, with_row_id: bool = True) -> TakeQuery:
         self._with_row_id = bool(with_row_id)
         return self
 
     def to_batch(self) -> pa.RecordBatch:
-        return self._table._take(self._keys, self._by_row_id, self._columns, self._with_row_id)
+        return self._table._take(
+            self._keys, self._by_row_id, self._columns, self._with_row_id
+        )
 
     def to_arrow(self) -> pa.Table:
         return pa.Table.from_batches([self.to_batch()])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -24,20 +24,30 @@ def _as_index_array(values, dtype, what: str):
             raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
         if values.dtype.kind not in "iu":
             raise TypeError(f"{what} must be integers, got dtype {values.dtype}")
-        if values.dtype.kind == "i" and dtype == np.uint64 and len(values) and values.min() < 0:
+        if (
+            values.dtype.kind == "i"
+            and dtype == np.uint64
+            and len(values)
+            and values.min() < 0
+        ):
             position = int(np.argmax(values < 0))
-            raise IndexError(f"Row id {values[position]} at position {position} is negative")
+            raise IndexError(
+                f"Row id {values[position]} at position {position} is negative"
+            )
         return np.ascontiguousarray(values, dtype=dtype)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_numpy(zero_copy_only=False)
         return _as_index_array(values, dtype, what)
     if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
-        raise TypeError(f"{what} must be a sequence of integers, got {type(values).__name__}")
+        raise TypeError(
+            f"{what} must be a sequence of integers, got {type(values).__name__}"
+        )
     values = list(values)
     for position, value in enumerate(values):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(
-                f"{what} must be integers, got {type(value).__name__} at position {position}"
+                f"{what} must be integers, got {type(value).__name__} "
+                f"at position {position}"
             )
         if dtype == np.uint64 and value < 0:
             raise IndexError(f"Row id {value} at position {position} is negative")
@@ -48,12 +58,13 @@ class Table:
     """A table in a riffledb database.
 
     Reads see the version this object last opened, wrote or checked out; writes commit a
-    new version atomically (concurrent writers in other threads or processes lose nothing).
+    new version atomically (concurrent writers in other threads or processes lose
+    nothing).
     A table is a map-style torch ``Dataset``: ``len(table)`` rows, and
     ``table.__getitems__(offsets)`` returns those rows as a ``pa.Table``, in order.
     """
 
-    def __init__(self, inner: _riffledb.Table, connection: Optional["DBConnection"] = None):
+    def __init__(self, inner: _riffledb.Table, connection: DBConnection | None = None):
         self._inner = inner
         self._conn = connection
 
@@ -76,8 +87,12 @@ class Table:
         return f"Table(name={self.name!r}, version={self.version}, rows={len(self)})"
 
     def list_versions(self) -> list[dict[str, Any]]:
-        """Every committed version: dicts with ``version``, ``timestamp`` (a timezone-aware
-        ``datetime``) and ``metadata`` (``{"operation": ...}``)."""
+        """Every committed version.
+
+        Returns:
+            Dicts with ``version``, ``timestamp`` (a timezone-aware ``datetime``) and
+            ``metadata`` (``{"operation": ...}``).
+        """
         return [
             {
                 "version": version,
@@ -100,7 +115,7 @@ class Table:
         self._inner.checkout_latest()
 
     # -- reads --------------------------------------------------------------------------
-    def count_rows(self, filter: Optional[str] = None) -> int:
+    def count_rows(self, filter: str | None = None) -> int:
         """Rows matching the SQL ``filter`` (all rows when None)."""
         return self._inner.count_rows(filter)
 
@@ -114,8 +129,8 @@ class Table:
         """
         if query is not None:
             raise NotImplementedError(
-                "riffledb has no vector or full-text search: call search() without a query "
-                "for a plain scan"
+                "riffledb has no vector or full-text search: call search() without "
+                "a query for a plain scan"
             )
         return Query(self)
 
@@ -153,8 +168,9 @@ class Table:
         """Rows with these ``_rowid``s, in this order; unknown ids raise IndexError."""
         return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row ids"), True)
 
-    def _take(self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
-              ) -> pa.RecordBatch:
+    def _take(
+        self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
+    ) -> pa.RecordBatch:
         if by_row_id:
             schema, array = self._inner.take_row_ids(keys, columns, with_row_id)
         else:
@@ -165,14 +181,16 @@ class Table:
         """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""
         keys = _as_index_array(offsets, np.int64, "offsets")
         schema, array = self._inner.take_offsets(keys, [], False)
-        return pa.Table.from_batches([pa.RecordBatch._import_from_c_capsule(schema, array)])
+        return pa.Table.from_batches(
+            [pa.RecordBatch._import_from_c_capsule(schema, array)]
+        )
 
     # -- writes -------------------------------------------------------------------------
     def add(self, data: Any, mode: Literal["append", "overwrite"] = "append") -> None:
         """Adds rows (``mode="append"``) or replaces them all (``"overwrite"``).
 
-        The data is aligned to the table schema (column order, safe casts). On a mismatch a
-        ValueError names both schemas and nothing is written.
+        The data is aligned to the table schema (column order, safe casts). On a
+        mismatch a ValueError names both schemas and nothing is written.
         """
         if mode == "append":
             schema = self.schema
