@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -17,41 +17,51 @@ if TYPE_CHECKING:
     from .db import DBConnection
 
 
-def _as_index_array(values, dtype, what: str):
-    """Offsets or row ids as a contiguous 1-D numpy array (no copy when already one)."""
-    if isinstance(values, np.ndarray):
-        if values.ndim != 1:
-            raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
-        if values.dtype.kind not in "iu":
-            raise TypeError(f"{what} must be integers, got dtype {values.dtype}")
-        if (
-            values.dtype.kind == "i"
-            and dtype == np.uint64
-            and len(values)
-            and values.min() < 0
-        ):
-            position = int(np.argmax(values < 0))
-            raise IndexError(
-                f"Row id {values[position]} at position {position} is negative"
-            )
-        return np.ascontiguousarray(values, dtype=dtype)
+def _as_index_array(values, dtype, what: str) -> np.ndarray:
+    """Offsets or row ids as a contiguous 1-D numpy array, without per-element Python work
+    (no copy when ``values`` already is a matching array)."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_numpy(zero_copy_only=False)
-        return _as_index_array(values, dtype, what)
-    if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
-        raise TypeError(
-            f"{what} must be a sequence of integers, got {type(values).__name__}"
-        )
-    values = list(values)
-    for position, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(
-                f"{what} must be integers, got {type(value).__name__} "
-                f"at position {position}"
+    elif not isinstance(values, np.ndarray):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
+                raise TypeError(
+                    f"{what} must be a sequence of integers, got {type(values).__name__}"
+                )
+            values = list(values)
+        if len(values) == 0:
+            return np.empty(0, dtype=dtype)
+        try:
+            values = np.asarray(values)
+        except (ValueError, TypeError) as error:
+            raise TypeError(f"{what} must be a flat sequence of integers") from error
+    if values.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
+    if values.dtype.kind not in "iu":
+        if len(values) == 0:
+            return np.empty(0, dtype=dtype)
+        for position, value in enumerate(values.tolist()):  # error path only
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(
+                    f"{what} must be integers, got {type(value).__name__} "
+                    f"at position {position}"
+                )
+        raise IndexError(f"{what} out of the 64-bit integer range")
+    if (
+        dtype == np.uint64
+        and values.dtype.kind == "i"
+        and len(values)
+        and values.min() < 0
+    ):
+        position = int(np.argmax(values < 0))
+        raise IndexError(f"Row id {values[position]} at position {position} is negative")
+    if dtype == np.int64 and values.dtype == np.uint64 and len(values):
+        if values.max() > np.iinfo(np.int64).max:
+            position = int(np.argmax(values > np.iinfo(np.int64).max))
+            raise IndexError(
+                f"Offset {values[position]} at position {position} is out of range"
             )
-        if dtype == np.uint64 and value < 0:
-            raise IndexError(f"Row id {value} at position {position} is negative")
-    return np.asarray(values, dtype=dtype) if values else np.empty(0, dtype=dtype)
+    return np.ascontiguousarray(values, dtype=dtype)
 
 
 class Table:
