@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def _as_index_array(values, dtype, what: str) -> np.ndarray:
     """Offsets or row ids as a contiguous 1-D numpy array, without per-element Python work
     (no copy when ``values`` already is a matching array)."""
+    original = None
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_numpy(zero_copy_only=False)
     elif not isinstance(values, np.ndarray):
@@ -31,6 +32,7 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
             values = list(values)
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
+        original = values
         try:
             values = np.asarray(values)
         except (ValueError, TypeError) as error:
@@ -40,8 +42,9 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
     if values.dtype.kind not in "iu":
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
-        for position, value in enumerate(values.tolist()):  # error path only
-            if isinstance(value, bool) or not isinstance(value, int):
+        items = original if original is not None else values.tolist()
+        for position, value in enumerate(items):  # error path only
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(
                     f"{what} must be integers, got {type(value).__name__} "
                     f"at position {position}"
