@@ -78,8 +78,67 @@ class Table:
     """
 
     def __init__(self, inner: _riffledb.Table, connection: DBConnection | None = None):
-        self._inner = inner
+        self._native: _riffledb.Table | None = inner
         self._conn = connection
+        self._pickled: dict[str, Any] | None = None
+
+    @property
+    def _inner(self) -> _riffledb.Table:
+        """The native table, reopened on first use after unpickling."""
+        native = self._native
+        if native is None:
+            native = self._reopen()
+        return native
+
+    # -- pickling -----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """A table pickles without native handles, for spawn/forkserver workers.
+
+        A directory table pickles as its database path, name and version (the copy reads
+        that same version); a ``memory://`` table as its rows in Arrow IPC form.
+        """
+        if self._native is None and self._pickled is not None:
+            return dict(self._pickled)
+        uri = self._conn.uri if self._conn is not None else None
+        if uri is None:
+            raise TypeError(f"Cannot pickle table '{self.name}': it has no connection")
+        state: dict[str, Any] = {"name": self.name, "version": self.version}
+        if uri.startswith("memory://"):
+            sink = pa.BufferOutputStream()
+            data = self.to_arrow()
+            with pa.ipc.new_stream(sink, data.schema) as writer:
+                writer.write_table(data)
+            state.update(kind="memory", data=sink.getvalue().to_pybytes())
+        else:
+            state.update(kind="local", uri=uri)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._native = None
+        self._conn = None
+        self._pickled = dict(state)
+
+    def _reopen(self) -> _riffledb.Table:
+        from . import connect
+
+        state = self._pickled
+        if state is None:
+            raise RuntimeError("Table has neither a native handle nor a pickled state")
+        kind = state.get("kind")
+        if kind == "local":
+            conn = connect(state["uri"])
+            native = conn._inner.open_table(state["name"])
+            if native.version != state["version"]:
+                native.checkout(state["version"])
+        elif kind == "memory":
+            conn = connect("memory://")
+            data = pa.ipc.open_stream(state["data"]).read_all()
+            native = conn.create_table(state["name"], data)._inner
+        else:
+            raise ValueError(f"Unknown table pickle state kind: {kind!r}")
+        self._conn = conn
+        self._native = native
+        return native
 
     # -- metadata -----------------------------------------------------------------------
     @property
