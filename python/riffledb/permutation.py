@@ -1,0 +1,857 @@
+"""Permutations: splits and shuffles of a table, read as PyTorch-ready datasets.
+
+LanceDB's ``lancedb.permutation`` surface. A *permutation table* (made by
+:func:`permutation_builder`) lists base-table row ids per split; a :class:`Permutation`
+reads one split of it (or, with :meth:`Permutation.identity`, the whole table) as a lazy,
+map-style dataset: ``len(p)``, ``p[i]``, ``p.__getitems__(indices)`` and batched
+iteration, with every read going through the permutation's format or transform.
+
+A permutation pins the versions of its tables when it is created: it reads the base-table
+version its table handle was on then (and the permutation table's), so writes to the table
+during a training run change neither what the run reads nor ``len()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _riffledb
+from .util import (
+    attempt_import_or_raise,
+    batch_to_numpy,
+    batch_to_tensor,
+    batch_to_tensor_dict,
+    batch_to_tensor_rows,
+)
+
+if TYPE_CHECKING:
+    from ._permutation_builder import PermutationBuilder
+    from .table import Table
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Permutation",
+    "PermutationBuilder",
+    "Permutations",
+    "Transforms",
+    "permutation_builder",  # noqa: F822 (module __getattr__)
+]
+
+#: Rows per batch when iterating, unless ``with_batch_size`` says otherwise (HuggingFace
+#: uses 10).
+DEFAULT_BATCH_SIZE = 100
+
+_ROWID = "_rowid"
+
+
+def __getattr__(name: str):
+    # The builder lives in its own module; re-exported lazily so that this module does
+    # not depend on it at import time.
+    if name in ("PermutationBuilder", "permutation_builder"):
+        from . import _permutation_builder
+
+        return getattr(_permutation_builder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- transforms --------------------------------------------------------------------------
+
+
+def _arrow2polars(batch: pa.RecordBatch):
+    pl = attempt_import_or_raise("polars")
+    return pl.from_arrow(batch)
+
+
+class Transforms:
+    """Batch converters, the transforms behind :meth:`Permutation.with_format`.
+
+    Each takes the ``pa.RecordBatch`` of a read and returns what the read returns. All are
+    module-level functions, so a permutation using them pickles.
+    """
+
+    @staticmethod
+    def arrow2python(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+        """``"python"``: a list with one dict per row (copies into Python objects)."""
+        return batch.to_pylist()
+
+    @staticmethod
+    def arrow2pythoncol(batch: pa.RecordBatch) -> dict[str, list[Any]]:
+        """``"python_col"``: a dict of column name -> list of values (copies)."""
+        return batch.to_pydict()
+
+    @staticmethod
+    def arrow2arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``"arrow"``: the ``pa.RecordBatch`` itself (zero-copy)."""
+        return batch
+
+    @staticmethod
+    def arrow2numpy(batch: pa.RecordBatch):
+        """``"numpy"``: one 2-D ``np.ndarray`` of shape (rows, features).
+
+        See :func:`riffledb.util.batch_to_numpy`: fixed-size list columns (embeddings)
+        contribute one feature per element; mixed numeric dtypes are promoted, other mixes
+        give ``object``. For a dict of per-column arrays use
+        :func:`riffledb.util.batch_to_numpy_dict` with ``with_transform``.
+        """
+        return batch_to_numpy(batch)
+
+    @staticmethod
+    def arrow2pandas(batch: pa.RecordBatch):
+        """``"pandas"``: a ``pd.DataFrame`` (zero-copy for numeric columns where pandas
+        allows it)."""
+        attempt_import_or_raise("pandas")
+        return batch.to_pandas()
+
+    @staticmethod
+    def arrow2polars(batch: pa.RecordBatch | None = None):
+        """``"polars"``: a ``pl.DataFrame`` (zero-copy).
+
+        Called without a batch (LanceDB's spelling, ``Transforms.arrow2polars()``)
+        it returns the converter itself, a module-level function that pickles by name.
+        """
+        if batch is None:
+            attempt_import_or_raise("polars")
+            return _arrow2polars
+        return _arrow2polars(batch)
+
+
+_FORMATS: dict[str, tuple[Callable[[pa.RecordBatch], Any], str | None]] = {
+    "python": (Transforms.arrow2python, None),
+    "python_col": (Transforms.arrow2pythoncol, None),
+    "numpy": (Transforms.arrow2numpy, None),
+    "pandas": (Transforms.arrow2pandas, "pandas"),
+    "arrow": (Transforms.arrow2arrow, None),
+    "polars": (_arrow2polars, "polars"),
+    "torch": (batch_to_tensor_dict, "torch"),
+    "torch_row": (batch_to_tensor_rows, "torch"),
+    "torch_col": (batch_to_tensor, "torch"),
+}
+
+Format = Literal[
+    "python",
+    "python_col",
+    "numpy",
+    "pandas",
+    "arrow",
+    "polars",
+    "torch",
+    "torch_row",
+    "torch_col",
+]
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _check_table(table: Any, what: str) -> None:
+    if not hasattr(table, "_inner") or not hasattr(table._inner, "snapshot"):
+        raise TypeError(f"{what} must be a riffledb Table, got {type(table).__name__}")
+
+
+def _split_names(permutation_table: Table) -> list[str] | None:
+    """The JSON ``split_names`` of the permutation table's metadata, validated;
+    None when there is none."""
+    metadata = permutation_table.schema.metadata
+    if not metadata or b"split_names" not in metadata:
+        return None
+    try:
+        names = json.loads(metadata[b"split_names"].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"The permutation table's split_names metadata is not valid JSON: {error}"
+        ) from error
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            "The permutation table's split_names metadata must be a JSON list of "
+            f"strings, got {names!r}"
+        )
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(
+                f"The permutation table's split names are not unique: `{name}` appears "
+                "more than once"
+            )
+        seen.add(name)
+    return names
+
+
+def _check_count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
+    return int(value)
+
+
+def _as_offsets(offsets: Any):
+    """Offsets as something the native take accepts in one call: an int64 numpy array or a
+    list of ints."""
+    if isinstance(offsets, np.ndarray):
+        if offsets.ndim != 1:
+            raise ValueError(
+                f"offsets must be one-dimensional, got shape {offsets.shape}"
+            )
+        if offsets.dtype.kind not in "iu":
+            raise TypeError(f"offsets must be integers, got dtype {offsets.dtype}")
+        if (
+            offsets.dtype.kind == "u"
+            and len(offsets)
+            and offsets.max() > np.iinfo(np.int64).max
+        ):
+            raise IndexError(f"Offset {offsets.max()} is out of range")
+        return np.ascontiguousarray(offsets, dtype=np.int64)
+    if isinstance(offsets, list):
+        return offsets
+    if isinstance(offsets, (pa.Array, pa.ChunkedArray)):
+        return _as_offsets(offsets.to_numpy(zero_copy_only=False))
+    if hasattr(offsets, "__array__") and not isinstance(offsets, (str, bytes)):
+        return _as_offsets(np.asarray(offsets))  # torch tensors
+    if isinstance(offsets, (str, bytes)) or not hasattr(offsets, "__iter__"):
+        raise TypeError(
+            f"offsets must be a sequence of integers, got {type(offsets).__name__}"
+        )
+    return list(offsets)
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+# -- Permutations ------------------------------------------------------------------------
+
+
+class Permutations:
+    """The splits of a permutation table, by name or index.
+
+    Attributes:
+        base_table: The table the permutation table refers to.
+        permutation_table: The permutation table (``row_id``, ``split_id``).
+        split_names: The split names from the permutation table's metadata (``[]`` when
+            it has none).
+        split_dict: Split name -> split index.
+
+    Raises:
+        ValueError: the ``split_names`` metadata is not a JSON list of unique strings.
+    """
+
+    def __init__(self, base_table: Table, permutation_table: Table):
+        _check_table(base_table, "base_table")
+        _check_table(permutation_table, "permutation_table")
+        self.base_table = base_table
+        self.permutation_table = permutation_table
+        self.split_names: list[str] = _split_names(permutation_table) or []
+        self.split_dict: dict[str, int] = {n: i for i, n in enumerate(self.split_names)}
+
+    def get_by_name(self, name: str) -> Permutation:
+        """The split named ``name``; ValueError if there is none."""
+        index = self.split_dict.get(name)
+        if index is None:
+            raise ValueError(f"No split named `{name}` found")
+        return self.get_by_index(index)
+
+    def get_by_index(self, index: int) -> Permutation:
+        """Split ``index`` (ValueError "No rows found ..." if it has no rows)."""
+        return Permutation.from_tables(self.base_table, self.permutation_table, index)
+
+    def __getitem__(self, key: str | int) -> Permutation:
+        if isinstance(key, str):
+            return self.get_by_name(key)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return self.get_by_index(int(key))
+        raise TypeError(f"Invalid split name or index: {key}")
+
+    def __repr__(self) -> str:
+        return f"Permutations(split_names={self.split_names!r})"
+
+
+# -- Permutation -------------------------------------------------------------------------
+
+
+class Permutation:
+    """A view of one split of a table, in permutation order, as a map-style dataset.
+
+    Fulfils the PyTorch ``Dataset`` contract (``__len__``, ``__getitem__``,
+    ``__getitems__``) and follows HuggingFace ``Dataset`` naming. Nothing is copied or
+    materialised: rows are gathered from the base table when read.
+
+    Every ``with_*`` / selection method returns a new permutation; ``self`` is never
+    modified. Reads are thread-safe.
+
+    Positions (``offsets``) are 0-based within the permutation after ``with_skip`` /
+    ``with_take`` / ``with_repeat``. The permutation reads the table versions that were
+    current when it was created (see the module docstring).
+
+    State is plain (tables, split, selection, batch size, transform, offset, limit,
+    repeat, pinned versions); the native reader is a cache rebuilt lazily in each process
+    (``_ensure_open``), so a forked DataLoader worker rebuilds its own.
+    """
+
+    def __init__(
+        self,
+        base_table: Table,
+        permutation_table: Table | None,
+        split: int,
+        selection: dict[str, str],
+        batch_size: int,
+        transform_fn: Callable[[pa.RecordBatch], Any],
+        offset: int | None = None,
+        limit: int | None = None,
+        *,
+        repeat: int = 1,
+        base_version: int | None = None,
+        permutation_version: int | None = None,
+    ):
+        """Internal constructor: use :meth:`from_tables` or :meth:`identity`."""
+        assert base_table is not None, "base_table is required"
+        assert selection is not None, "selection is required"
+        self.base_table = base_table
+        self.permutation_table = permutation_table
+        self.split = split
+        self.selection = dict(selection)
+        self.batch_size = batch_size
+        self.transform_fn = transform_fn
+        self.offset = offset
+        self.limit = limit
+        self.repeat_times = repeat
+        self.base_version = (
+            base_version if base_version is not None else base_table.version
+        )
+        self.permutation_version = (
+            permutation_version
+            if permutation_version is not None or permutation_table is None
+            else permutation_table.version
+        )
+        self._clear_cache()
+
+    # -- native state (a per-process cache) ----------------------------------------------
+    def _clear_cache(self) -> None:
+        self._reader = None
+        self._bound = None
+        self._pid: int | None = None
+        self._snapshots = None
+
+    @staticmethod
+    def _snapshot(table: Table, version: int):
+        if table.version == version:
+            return table._inner.snapshot()
+        # The handle moved on (it wrote, or checked out): read the pinned version
+        # through a separate handle, leaving the user's one alone.
+        conn = getattr(table, "_conn", None)
+        if conn is None:
+            raise ValueError(
+                f"Cannot read version {version} of table '{table.name}': the table "
+                f"handle is now on version {table.version} and has no connection to "
+                "reopen it"
+            )
+        other = conn.open_table(table.name)
+        other.checkout(version)
+        return other._inner.snapshot()
+
+    def _ensure_open(self):
+        """The native reader of this process, rebuilt after fork or unpickling."""
+        pid = os.getpid()
+        if self._reader is not None and self._pid == pid:
+            return self._reader
+        if self._snapshots is None:
+            base = self._snapshot(self.base_table, self.base_version)
+            perm = (
+                None
+                if self.permutation_table is None
+                else self._snapshot(self.permutation_table, self.permutation_version)
+            )
+            self._snapshots = (base, perm)
+        reader = _riffledb.PermutationReader.open(*self._snapshots, self.split)
+        if self.offset is not None or self.limit is not None:
+            reader = reader.with_offset_limit(self.offset, self.limit)
+        self._reader, self._bound, self._pid = reader, None, pid
+        return reader
+
+    def _bound_selection(self):
+        reader = self._ensure_open()
+        if self._bound is None:
+            self._bound = reader.bind(list(self.selection.items()))
+        return self._bound
+
+    def _copy(self, **changes: Any) -> Permutation:
+        other = copy.copy(self)
+        other.selection = dict(self.selection)
+        for key, value in changes.items():
+            setattr(other, key, value)
+        if "selection" in changes:
+            other._bound = None
+        return other
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def identity(cls, table: Table) -> Permutation:
+        """All rows of ``table`` in storage order, as of its current version.
+
+        Raises:
+            ValueError: the table has no rows.
+        """
+        return cls.from_tables(table, None, None)
+
+    @classmethod
+    def from_tables(
+        cls,
+        base_table: Table,
+        permutation_table: Table | None = None,
+        split: str | int | None = None,
+    ) -> Permutation:
+        """One split of a permutation table over ``base_table``.
+
+        Args:
+            base_table: The table holding the data.
+            permutation_table: What :meth:`PermutationBuilder.execute` returned, or any
+                table with integer ``row_id`` (base ``_rowid``) and ``split_id`` columns;
+                rows of a split are read in its stored order. None: the identity
+                permutation (all base rows in storage order).
+            split: The split index, or its name from the ``split_names`` metadata; None
+                means split 0.
+
+        Raises:
+            ValueError: a split without a permutation table, an unknown split name, a
+                negative index, invalid ``split_names`` metadata, a permutation table
+                without ``row_id``/``split_id``, or a split without rows ("Invalid input,
+                No rows found in the permutation table for the given split").
+            TypeError: ``split`` is not a str or int.
+        """
+        assert base_table is not None, "base_table is required"
+        _check_table(base_table, "base_table")
+        if permutation_table is not None:
+            _check_table(permutation_table, "permutation_table")
+        if split is None:
+            index = 0
+        else:
+            if permutation_table is None:
+                raise ValueError(
+                    f"Cannot create a permutation on split `{split}` because no "
+                    "permutation table is provided"
+                )
+            if isinstance(split, str):
+                names = _split_names(permutation_table)
+                if names is None:
+                    raise ValueError(
+                        f"Cannot create a permutation on split `{split}` because no "
+                        "split names are defined in the permutation table"
+                    )
+                if split not in names:
+                    raise ValueError(
+                        f"Cannot create a permutation on split `{split}` because split "
+                        f"`{split}` is not defined in the permutation table"
+                    )
+                index = names.index(split)
+            elif isinstance(split, (int, np.integer)) and not isinstance(split, bool):
+                index = int(split)
+                if index < 0:
+                    raise ValueError(f"Split index must not be negative, got {index}")
+            else:
+                raise TypeError(f"Invalid split: {split}")
+        permutation = cls(
+            base_table,
+            permutation_table,
+            index,
+            {},
+            DEFAULT_BATCH_SIZE,
+            Transforms.arrow2python,
+        )
+        reader = permutation._ensure_open()
+        bound = reader.bind(None)
+        names = pa.Schema._import_from_c_capsule(bound.schema()).names
+        permutation.selection = {name: name for name in names}
+        permutation._bound = bound
+        return permutation
+
+    # -- configuration (each returns a new permutation) ----------------------------------
+    def with_batch_size(self, batch_size: int) -> Permutation:
+        """The batch size of ``__iter__`` (default :data:`DEFAULT_BATCH_SIZE`)."""
+        batch_size = _check_count(batch_size, "batch_size")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return self._copy(batch_size=batch_size)
+
+    def with_format(self, format: Format) -> Permutation:
+        """Sets what reads return, one of:
+
+        - ``"python"`` (default): a list of row dicts (copies).
+        - ``"python_col"``: a dict of column -> list (copies).
+        - ``"numpy"``: one 2-D ``np.ndarray`` (rows, features); fixed-size list columns
+          (embeddings) give one feature per element. A single numeric column without nulls
+          is a zero-copy view; otherwise the columns are copied into one array.
+        - ``"pandas"``: a ``pd.DataFrame``.
+        - ``"arrow"``: the ``pa.RecordBatch`` (zero-copy).
+        - ``"polars"``: a ``pl.DataFrame`` (zero-copy).
+        - ``"torch"``: a list of row dicts of tensors, each a view into a zero-copy column
+          tensor (0-D, or 1-D for a fixed-size list column); dtypes kept. torch's default
+          collate makes a dict of (batch,) / (batch, d) tensors.
+        - ``"torch_row"``: a list of 1-D row tensors (features per row; one copy).
+        - ``"torch_col"``: one 2-D tensor (features, rows), columns first (one copy).
+
+        Torch formats take numeric and boolean columns and fixed-size lists of them; other
+        types raise TypeError naming the column (use :meth:`with_transform`).
+        Overrides any earlier transform.
+
+        Raises:
+            ValueError: an unknown format.
+            ImportError: the format's library is not installed.
+        """
+        assert format is not None, "format is required"
+        if format not in _FORMATS:
+            raise ValueError(f"Invalid format: {format}")
+        transform, module = _FORMATS[format]
+        if module is not None:
+            attempt_import_or_raise(module)
+        return self.with_transform(transform)
+
+    def with_transform(self, transform: Callable[[pa.RecordBatch], Any]) -> Permutation:
+        """Sets a function applied to each ``pa.RecordBatch`` read; its result is
+        what reads return. It runs in the caller's thread. Use a module-level function
+        so that the permutation pickles (DataLoader workers)."""
+        assert transform is not None, "transform is required"
+        if not callable(transform):
+            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        return self._copy(transform_fn=transform)
+
+    def with_skip(self, skip: int) -> Permutation:
+        """Starts the permutation at row ``skip`` of the split.
+
+        Skip and take always apply as "skip, then take", validated against the whole split
+        (no clamping); a second ``with_skip`` replaces the first.
+
+        Raises:
+            ValueError: "Offset is greater than the number of rows in the permutation
+                table", "Offset + limit is greater than ...", or a negative skip.
+        """
+        skip = _check_count(skip, "skip")
+        reader = self._ensure_open().with_offset_limit(skip, self.limit)
+        other = self._copy(offset=skip)
+        other._reader, other._bound = reader, None
+        return other
+
+    def with_take(self, limit: int) -> Permutation:
+        """Limits the permutation to ``limit`` rows after the skip (see
+        :meth:`with_skip`).
+
+        ``with_take(0)`` is an empty permutation: iteration yields nothing.
+
+        Raises:
+            ValueError: "Limit is greater than the number of rows in the permutation
+                table", "Offset + limit is greater than ...", or a negative limit.
+        """
+        limit = _check_count(limit, "limit")
+        reader = self._ensure_open().with_offset_limit(self.offset, limit)
+        other = self._copy(limit=limit)
+        other._reader, other._bound = reader, None
+        return other
+
+    def with_repeat(self, times: int) -> Permutation:
+        """Repeats the rows (after skip/take) ``times`` times: ``len`` is multiplied,
+        offset ``i`` reads row ``i % n``, and iteration runs through the rows ``times``
+        times with batches of exactly ``batch_size`` rows across the repetitions. A
+        second call replaces the first.
+
+        Raises:
+            ValueError: ``times`` < 1.
+        """
+        times = _check_count(times, "times")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        return self._copy(repeat_times=times)
+
+    def skip(self, skip: int) -> Permutation:
+        """Deprecated: use :meth:`with_skip`."""
+        warnings.warn(
+            "skip is deprecated: Use with_skip instead", DeprecationWarning, stacklevel=2
+        )
+        return self.with_skip(skip)
+
+    def take(self, limit: int) -> Permutation:
+        """Deprecated: use :meth:`with_take`."""
+        warnings.warn(
+            "take is deprecated: Use with_take instead", DeprecationWarning, stacklevel=2
+        )
+        return self.with_take(limit)
+
+    def repeat(self, times: int) -> Permutation:
+        """Deprecated: use :meth:`with_repeat`."""
+        warnings.warn(
+            "repeat is deprecated: Use with_repeat instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.with_repeat(times)
+
+    # -- selection (metadata only: no I/O) -----------------------------------------------
+    def remove_columns(self, columns: list[str]) -> Permutation:
+        """Drops these output columns (names not present are ignored).
+
+        Raises:
+            ValueError: "Cannot remove all columns".
+        """
+        assert columns is not None, "columns is required"
+        if isinstance(columns, str):
+            columns = [columns]
+        drop = set(columns)
+        selection = {k: v for k, v in self.selection.items() if k not in drop}
+        if not selection:
+            raise ValueError("Cannot remove all columns")
+        return self._copy(selection=selection)
+
+    def rename_column(self, old_name: str, new_name: str) -> Permutation:
+        """Renames an output column, keeping its position.
+
+        Raises:
+            ValueError: "Cannot rename column `old` because it does not exist", "Cannot
+                rename column `old` to `new` because a column with that name already
+                exists", or renaming another column to ``_rowid``.
+        """
+        assert old_name is not None, "old_name is required"
+        assert new_name is not None, "new_name is required"
+        if old_name not in self.selection:
+            raise ValueError(
+                f"Cannot rename column `{old_name}` because it does not exist"
+            )
+        if new_name in self.selection:
+            raise ValueError(
+                f"Cannot rename column `{old_name}` to `{new_name}` because a column "
+                "with that name already exists"
+            )
+        if new_name == _ROWID:
+            raise ValueError(
+                f"Dynamic column {self.selection[old_name]} cannot be used to "
+                "select _rowid"
+            )
+        selection = {
+            (new_name if key == old_name else key): value
+            for key, value in self.selection.items()
+        }
+        return self._copy(selection=selection)
+
+    def rename_columns(self, column_map: dict[str, str]) -> Permutation:
+        """Applies :meth:`rename_column` for each pair, in order."""
+        assert column_map is not None, "column_map is required"
+        permutation = self
+        for old_name, new_name in column_map.items():
+            permutation = permutation.rename_column(old_name, new_name)
+        return permutation
+
+    def select_columns(self, columns: list[str]) -> Permutation:
+        """Keeps only these output columns, in this order (duplicates collapse). Can only
+        narrow the selection; ``"_rowid"`` (uint64 row ids) may always be selected.
+
+        Raises:
+            ValueError: "Must select at least one column", "Cannot select column `name`
+                because it does not exist".
+        """
+        assert columns is not None, "columns is required"
+        if isinstance(columns, str):
+            columns = [columns]
+        if len(columns) == 0:
+            raise ValueError("Must select at least one column")
+        selection: dict[str, str] = {}
+        for name in columns:
+            value = self.selection.get(name)
+            if value is None:
+                if name != _ROWID:
+                    raise ValueError(
+                        f"Cannot select column `{name}` because it does not exist"
+                    )
+                value = _ROWID
+            selection[name] = value
+        return self._copy(selection=selection)
+
+    def flatten(self) -> Permutation:
+        """Replaces each struct column ``s`` by one column per field, named ``s.x``
+        (recursively, so nested structs give ``s.x.y``), in place of ``s``. Metadata only:
+        fields are read as nested column references.
+
+        Raises:
+            ValueError: a struct column computed by an expression (only stored struct
+                columns and their fields can be flattened).
+        """
+        schema = self.schema
+        self._ensure_open()
+        base_schema = pa.Schema._import_from_c_capsule(self._snapshots[0].schema())
+        base_names = set(base_schema.names)
+
+        def expand(
+            name: str,
+            source: str,
+            type_: pa.DataType,
+            path: str | None,
+            out: dict[str, str],
+        ) -> None:
+            if not pa.types.is_struct(type_):
+                out[name] = source
+                return
+            if path is None:
+                raise ValueError(
+                    f"Cannot flatten column `{name}`: it is computed by the expression "
+                    f"{source!r}, not read from a struct column"
+                )
+            for i in range(type_.num_fields):
+                child = type_.field(i)
+                child_path = f"{path}.{_quote(child.name)}"
+                expand(f"{name}.{child.name}", child_path, child.type, child_path, out)
+
+        selection: dict[str, str] = {}
+        for field, (name, source) in zip(schema, self.selection.items(), strict=False):
+            path = _quote(source) if source in base_names else None
+            expand(name, source, field.type, path, selection)
+        return self._copy(selection=selection)
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of what reads return before the transform (selection order)."""
+        return pa.Schema._import_from_c_capsule(self._bound_selection().schema())
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the permutation (after skip, take and repeat). No I/O."""
+        return self._ensure_open().num_rows * self.repeat_times
+
+    @property
+    def num_columns(self) -> int:
+        return len(self.schema)
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(num_rows, num_columns)``."""
+        return self.num_rows, self.num_columns
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        kind = "identity" if self.permutation_table is None else f"split={self.split}"
+        return (
+            f"Permutation({kind}, rows={self.num_rows}, columns={list(self.selection)}, "
+            f"batch_size={self.batch_size})"
+        )
+
+    def unique(self, column: str) -> list[Any]:
+        """The distinct values of an output column over the permutation's rows, in
+        order of first appearance (reads the column once).
+
+        Raises:
+            ValueError: the column is not in the selection.
+        """
+        if column not in self.selection:
+            raise ValueError(
+                f"Cannot get unique values of column `{column}` because it does not exist"
+            )
+        narrowed = (
+            self.select_columns([column])
+            .with_repeat(1)
+            .with_transform(Transforms.arrow2arrow)
+        )
+        chunks = [batch.column(0) for batch in narrowed.iter(max(self.batch_size, 8192))]
+        if not chunks:
+            return []
+        return pc.unique(pa.chunked_array(chunks, type=chunks[0].type)).to_pylist()
+
+    # -- reads ---------------------------------------------------------------------------
+    def _take_batch(self, offsets: Any) -> pa.RecordBatch:
+        reader = self._ensure_open()
+        bound = self._bound_selection()
+        offsets = _as_offsets(offsets)
+        if self.repeat_times != 1:
+            n = reader.num_rows
+            array = np.asarray(offsets, dtype=np.int64)
+            total = n * self.repeat_times
+            bad = (array < 0) | (array >= total)
+            if bad.any():
+                position = int(np.argmax(bad))
+                raise IndexError(
+                    f"Offset {array[position]} at position {position} is out of range "
+                    f"for a permutation of {total} rows"
+                )
+            offsets = array % n
+        schema, array = reader.take_offsets(offsets, bound)
+        return pa.RecordBatch._import_from_c_capsule(schema, array)
+
+    def take_offsets(self, offsets: Sequence[int]) -> Any:
+        """The rows at these offsets, in this order (duplicates allowed), through the
+        transform. Offsets are positions in this permutation (after skip/take/repeat), and
+        the same contract holds for identity permutations.
+
+        Raises:
+            IndexError: an offset outside ``[0, len(self))``, naming it.
+        """
+        return self.transform_fn(self._take_batch(offsets))
+
+    def __getitem__(self, index: int) -> Any:
+        """Row ``index`` as a one-row batch through the transform (for ``"python"``,
+        a list holding one dict)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(
+                f"Permutation indices must be integers, got {type(index).__name__}"
+            )
+        return self.take_offsets([int(index)])
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The rows at ``indices`` (torch's batched fetch): one native take, then the
+        transform."""
+        return self.take_offsets(indices)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Batches of ``batch_size`` rows through the transform; a final short batch is
+        dropped (``iter(batch_size, skip_last_batch=True)``)."""
+        return self.iter(self.batch_size, skip_last_batch=True)
+
+    def iter(self, batch_size: int, skip_last_batch: bool = False) -> Iterator[Any]:
+        """Batches of exactly ``batch_size`` rows, in permutation order, through the
+        transform; only the last batch may be shorter, and ``skip_last_batch`` drops it.
+
+        A generator: nothing is read until the first ``next``, and each batch is read when
+        asked for.
+        """
+        batch_size = _check_count(batch_size, "batch_size")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return self._iter(batch_size, skip_last_batch)
+
+    def _iter(self, batch_size: int, skip_last_batch: bool) -> Iterator[Any]:
+        reader = self._ensure_open()
+        bound = self._bound_selection()
+        if self.repeat_times == 1:
+            stream = pa.RecordBatchReader._import_from_c_capsule(
+                reader.read(bound, batch_size)
+            )
+            for batch in stream:
+                if skip_last_batch and batch.num_rows < batch_size:
+                    return
+                yield self.transform_fn(batch)
+            return
+        n = reader.num_rows
+        total = n * self.repeat_times
+        for start in range(0, total, batch_size):
+            end = min(start + batch_size, total)
+            if skip_last_batch and end - start < batch_size:
+                return
+            if start // n == (end - 1) // n:
+                schema, array = reader.take_range(start % n, end - start, bound)
+            else:
+                offsets = np.arange(start, end, dtype=np.int64) % n
+                schema, array = reader.take_offsets(offsets, bound)
+            yield self.transform_fn(pa.RecordBatch._import_from_c_capsule(schema, array))
+
+    # -- introspection -------------------------------------------------------------------
+    def row_ids(self) -> pa.UInt64Array:
+        """The base ``_rowid`` of each row, in permutation order (after skip/take; one
+        repetition)."""
+        schema, array = self._ensure_open().row_ids()
+        return pa.RecordBatch._import_from_c_capsule(schema, array).column(0)
