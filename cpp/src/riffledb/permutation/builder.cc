@@ -1,0 +1,559 @@
+#include "riffledb/permutation/builder.h"
+
+#include <arrow/array.h>
+#include <arrow/buffer.h>
+#include <arrow/util/key_value_metadata.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "riffledb/permutation/split_internal.h"
+#include "riffledb/util/random.h"
+
+namespace riffledb {
+
+// ---------------------------------------------------------------------------------------
+// SplitSizes
+
+SplitSizes SplitSizes::Ratios(std::vector<double> ratios) {
+  SplitSizes sizes;
+  sizes.kind = Kind::kRatios;
+  sizes.ratios = std::move(ratios);
+  return sizes;
+}
+
+SplitSizes SplitSizes::Counts(std::vector<uint64_t> counts) {
+  SplitSizes sizes;
+  sizes.kind = Kind::kCounts;
+  sizes.counts = std::move(counts);
+  return sizes;
+}
+
+SplitSizes SplitSizes::Fixed(uint64_t num_splits) {
+  SplitSizes sizes;
+  sizes.kind = Kind::kFixed;
+  sizes.fixed = num_splits;
+  return sizes;
+}
+
+uint64_t SplitSizes::num_splits() const {
+  switch (kind) {
+    case Kind::kRatios:
+      return ratios.size();
+    case Kind::kCounts:
+      return counts.size();
+    case Kind::kFixed:
+      return fixed;
+  }
+  return 0;
+}
+
+arrow::Result<std::vector<uint64_t>> SplitSizes::ToCounts(uint64_t num_rows) const {
+  const double n = static_cast<double>(num_rows);
+  switch (kind) {
+    case Kind::kRatios: {
+      double sum = 0;
+      for (double p : ratios) {
+        if (!(p >= 0.0 && p <= 1.0)) {  // also rejects NaN
+          return arrow::Status::Invalid(
+              "Invalid input, Split percentages must be between 0.0 and 1.0");
+        }
+        if (p * n < 1.0) {
+          return arrow::Status::Invalid("Invalid input, One of the splits has ",
+                                        internal::FormatFloatLikeRust(p * 100.0), "% of ",
+                                        num_rows, " rows which rounds to 0 rows");
+        }
+        sum += p;
+      }
+      if (sum > 1.0) {
+        return arrow::Status::Invalid(
+            "Invalid input, Split percentages must sum to 1.0 or less");
+      }
+      std::vector<uint64_t> out;
+      uint64_t total = 0;
+      for (double p : ratios) {
+        out.push_back(static_cast<uint64_t>(std::round(p * n)));  // half away from zero
+        total += out.back();
+      }
+      if (out.empty()) return out;
+      for (size_t i = 0; total > num_rows; i = (i + 1) % out.size()) {
+        if (out[i] > 0) {
+          --out[i];
+          --total;
+        }
+      }
+      if (std::abs(n - sum * n) < 0.5) {
+        for (size_t i = 0; total < num_rows; i = (i + 1) % out.size()) {
+          ++out[i];
+          ++total;
+        }
+      }
+      return out;
+    }
+    case Kind::kCounts: {
+      unsigned __int128 sum = 0;
+      for (uint64_t c : counts) sum += c;
+      if (sum > num_rows) {
+        std::string digits;
+        for (unsigned __int128 v = sum; v > 0; v /= 10) {
+          digits.insert(digits.begin(),
+                        static_cast<char>('0' + static_cast<int>(v % 10)));
+        }
+        return arrow::Status::Invalid("Invalid input, Split counts specified ", digits,
+                                      " rows but only ", num_rows, " are available");
+      }
+      if (std::find(counts.begin(), counts.end(), uint64_t{0}) != counts.end()) {
+        return arrow::Status::Invalid(
+            "Invalid input, Split counts must be greater than 0");
+      }
+      return counts;
+    }
+    case Kind::kFixed: {
+      if (fixed == 0) {
+        return arrow::Status::Invalid(
+            "Invalid input, Split fixed config specified 0 splits; it must be at least "
+            "1");
+      }
+      if (fixed > num_rows || num_rows / fixed == 0) {
+        return arrow::Status::Invalid(
+            "Invalid input, Split fixed config specified ", fixed, " splits but only ",
+            num_rows, " rows are available.  Must have at least 1 row per split.");
+      }
+      return std::vector<uint64_t>(fixed, num_rows / fixed);
+    }
+  }
+  return arrow::Status::Invalid("Unknown split size kind");
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+PermutationBuilder::PermutationBuilder(std::shared_ptr<const Snapshot> base)
+    : base_(std::move(base)) {}
+
+PermutationBuilder& PermutationBuilder::Filter(std::string sql) {
+  filter_ = std::move(sql);
+  return *this;
+}
+
+PermutationBuilder& PermutationBuilder::SplitRandom(
+    SplitSizes sizes, std::optional<uint64_t> seed, std::optional<uint64_t> clump_size,
+    std::optional<std::vector<std::string>> split_names) {
+  split_kind_ = SplitKind::kRandom;
+  sizes_ = std::move(sizes);
+  split_shuffle_ = {seed, clump_size};
+  split_names_ = std::move(split_names);
+  return *this;
+}
+
+PermutationBuilder& PermutationBuilder::SplitHash(
+    std::vector<std::string> columns, std::vector<uint64_t> split_weights,
+    uint64_t discard_weight, std::optional<std::vector<std::string>> split_names) {
+  split_kind_ = SplitKind::kHash;
+  hash_columns_ = std::move(columns);
+  hash_weights_ = std::move(split_weights);
+  hash_discard_ = discard_weight;
+  split_names_ = std::move(split_names);
+  return *this;
+}
+
+PermutationBuilder& PermutationBuilder::SplitSequential(
+    SplitSizes sizes, std::optional<std::vector<std::string>> split_names) {
+  split_kind_ = SplitKind::kSequential;
+  sizes_ = std::move(sizes);
+  split_names_ = std::move(split_names);
+  return *this;
+}
+
+PermutationBuilder& PermutationBuilder::SplitCalculated(
+    std::string sql, std::optional<std::vector<std::string>> split_names) {
+  split_kind_ = SplitKind::kCalculated;
+  calculation_ = std::move(sql);
+  split_names_ = std::move(split_names);
+  return *this;
+}
+
+PermutationBuilder& PermutationBuilder::Shuffle(std::optional<uint64_t> seed,
+                                                std::optional<uint64_t> clump_size) {
+  shuffle_ = ShuffleOptions{seed, clump_size};
+  return *this;
+}
+
+// ---------------------------------------------------------------------------------------
+// Execute
+
+namespace {
+
+using internal::Grouped;
+
+arrow::Result<uint64_t> ClumpSize(const std::optional<uint64_t>& clump_size) {
+  if (clump_size && *clump_size == 0) {
+    return arrow::Status::Invalid("Invalid input, clump size must be greater than 0");
+  }
+  return clump_size.value_or(1);
+}
+
+// Calls f(Tag{}) with the narrowest unsigned type holding indexes below `num_splits`.
+template <typename F>
+auto WithTagType(uint64_t num_splits, F&& f) {
+  if (num_splits <= (uint64_t{1} << 8)) return f(uint8_t{});
+  if (num_splits <= (uint64_t{1} << 16)) return f(uint16_t{});
+  if (num_splits <= (uint64_t{1} << 32)) return f(uint32_t{});
+  return f(uint64_t{});
+}
+
+// Runs `options` over `base` and calls on_batch(batch) for each non-empty batch.
+template <typename OnBatch>
+arrow::Status ForEachBatch(const Snapshot& base, const ScanOptions& options,
+                           OnBatch&& on_batch) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, base.Scan(options));
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    if (batch == nullptr) return arrow::Status::OK();
+    if (batch->num_rows() > 0) ARROW_RETURN_NOT_OK(on_batch(*batch));
+  }
+}
+
+void AppendIds(const arrow::Array& column, std::vector<uint64_t>* ids) {
+  const auto& typed = static_cast<const arrow::UInt64Array&>(column);
+  ids->insert(ids->end(), typed.raw_values(), typed.raw_values() + typed.length());
+}
+
+ScanOptions BaseScan(const std::optional<std::string>& filter) {
+  ScanOptions options;
+  options.filter = filter;
+  return options;
+}
+
+// The split id of one calculated value, or Invalid naming it and its row.
+template <typename T>
+arrow::Result<uint64_t> CalculatedId(T value, int64_t row, uint64_t row_id,
+                                     const std::string& sql) {
+  if constexpr (std::is_floating_point_v<T>) {
+    const double v = static_cast<double>(value);
+    // 2^64 is exactly representable; anything at or above it does not fit.
+    if (std::isfinite(v) && v >= 0 && v == std::floor(v) && v < 18446744073709551616.0) {
+      return static_cast<uint64_t>(v);
+    }
+    return arrow::Status::Invalid("Invalid input, split_calculated '", sql, "' gave ",
+                                  internal::FormatFloatLikeRust(v), " at row ", row,
+                                  " (_rowid ", row_id,
+                                  "): split ids must be non-negative integers");
+  } else if constexpr (std::is_signed_v<T>) {
+    if (value < 0) {
+      return arrow::Status::Invalid("Invalid input, split_calculated '", sql, "' gave ",
+                                    static_cast<int64_t>(value), " at row ", row,
+                                    " (_rowid ", row_id,
+                                    "): split ids must be non-negative integers");
+    }
+    return static_cast<uint64_t>(value);
+  } else {
+    return static_cast<uint64_t>(value);
+  }
+}
+
+template <typename ArrayType>
+arrow::Status AppendCalculated(const arrow::Array& column,
+                               const arrow::UInt64Array& row_ids, int64_t first_row,
+                               const std::string& sql, std::vector<uint64_t>* tags) {
+  const auto& typed = static_cast<const ArrayType&>(column);
+  for (int64_t i = 0; i < typed.length(); ++i) {
+    if (typed.IsNull(i)) {
+      return arrow::Status::Invalid(
+          "Invalid input, split_calculated '", sql, "' gave null at row ", first_row + i,
+          " (_rowid ", row_ids.Value(i), "): split ids must be non-negative integers");
+    }
+    ARROW_ASSIGN_OR_RAISE(
+        auto id, CalculatedId(typed.Value(i), first_row + i, row_ids.Value(i), sql));
+    tags->push_back(id);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status AppendCalculatedColumn(const arrow::Array& column,
+                                     const arrow::UInt64Array& row_ids, int64_t first_row,
+                                     const std::string& sql,
+                                     std::vector<uint64_t>* tags) {
+  switch (column.type_id()) {
+    case arrow::Type::BOOL:
+      return AppendCalculated<arrow::BooleanArray>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::INT8:
+      return AppendCalculated<arrow::Int8Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::INT16:
+      return AppendCalculated<arrow::Int16Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::INT32:
+      return AppendCalculated<arrow::Int32Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::INT64:
+      return AppendCalculated<arrow::Int64Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::UINT8:
+      return AppendCalculated<arrow::UInt8Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::UINT16:
+      return AppendCalculated<arrow::UInt16Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::UINT32:
+      return AppendCalculated<arrow::UInt32Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::UINT64:
+      return AppendCalculated<arrow::UInt64Array>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::FLOAT:
+      return AppendCalculated<arrow::FloatArray>(column, row_ids, first_row, sql, tags);
+    case arrow::Type::DOUBLE:
+      return AppendCalculated<arrow::DoubleArray>(column, row_ids, first_row, sql, tags);
+    default:
+      return arrow::Status::Invalid(
+          "Invalid input, split_calculated '", sql, "' has type ",
+          column.type()->ToString(),
+          "; split ids must be integers (or booleans, or integral floats)");
+  }
+}
+
+// Narrows calculated split ids to dense tags and groups by them.
+// `values` receives the split id of each tag.
+arrow::Result<Grouped> GroupCalculated(
+    std::vector<uint64_t> ids, std::vector<uint64_t> raw, std::vector<uint64_t>* values,
+    std::optional<std::pair<uint64_t, uint64_t>> shuffle) {
+  uint64_t max = 0;
+  for (uint64_t v : raw) max = std::max(max, v);
+  uint64_t num_tags;
+  if (raw.empty()) {
+    num_tags = 0;
+  } else if (max < (uint64_t{1} << 20)) {
+    // Small ids: the id is the tag (empty splits in between cost one count each).
+    num_tags = max + 1;
+    values->resize(num_tags);
+    for (uint64_t i = 0; i < num_tags; ++i) (*values)[i] = i;
+  } else {
+    // Large ids: rank them among the distinct ids.
+    std::vector<uint64_t> distinct = raw;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    distinct.shrink_to_fit();
+    for (uint64_t& v : raw) {
+      v = static_cast<uint64_t>(std::lower_bound(distinct.begin(), distinct.end(), v) -
+                                distinct.begin());
+    }
+    num_tags = distinct.size();
+    *values = std::move(distinct);
+  }
+  return WithTagType(num_tags, [&](auto tag) -> Grouped {
+    using Tag = decltype(tag);
+    if constexpr (std::is_same_v<Tag, uint64_t>) {
+      return internal::GroupBySplit(std::move(ids), std::move(raw), num_tags, shuffle);
+    } else {
+      std::vector<Tag> tags(raw.size());
+      for (size_t i = 0; i < raw.size(); ++i) tags[i] = static_cast<Tag>(raw[i]);
+      std::vector<uint64_t>().swap(raw);
+      return internal::GroupBySplit(std::move(ids), std::move(tags), num_tags, shuffle);
+    }
+  });
+}
+
+// Groups a stream already laid out as consecutive splits of `counts` rows, after the
+// optional shuffle of the whole stream.
+Grouped GroupContiguous(std::vector<uint64_t> ids, std::vector<uint64_t> counts,
+                        std::optional<std::pair<uint64_t, uint64_t>> shuffle) {
+  if (!shuffle) return Grouped{std::move(ids), std::move(counts)};
+  if (counts.size() <= 1) {
+    Rng rng(shuffle->first);
+    internal::ShuffleInClumps(&ids, shuffle->second, rng);
+    return Grouped{std::move(ids), std::move(counts)};
+  }
+  const uint64_t num_splits = counts.size();
+  return WithTagType(num_splits, [&](auto tag) -> Grouped {
+    using Tag = decltype(tag);
+    std::vector<Tag> tags;
+    tags.reserve(ids.size());
+    for (uint64_t s = 0; s < num_splits; ++s) tags.insert(tags.end(), counts[s], Tag(s));
+    return internal::GroupBySplit(std::move(ids), std::move(tags), num_splits, shuffle);
+  });
+}
+
+std::shared_ptr<arrow::Array> UInt64ArrayOf(std::vector<uint64_t> values) {
+  const int64_t length = static_cast<int64_t>(values.size());
+  auto buffer = arrow::Buffer::FromVector(std::move(values));
+  return arrow::MakeArray(
+      arrow::ArrayData::Make(arrow::uint64(), length, {nullptr, std::move(buffer)}, 0));
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const {
+  if (base_ == nullptr) return arrow::Status::Invalid("Permutation builder has no table");
+  // Settings that need no data are checked before the scan.
+  std::optional<std::pair<uint64_t, uint64_t>> shuffle;
+  if (shuffle_) {
+    ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(shuffle_->clump_size));
+    shuffle.emplace(shuffle_->seed ? *shuffle_->seed : SeedFromEntropy(), clump);
+  }
+  std::optional<uint64_t> num_splits;
+  switch (split_kind_) {
+    case SplitKind::kNone:
+      num_splits = 1;
+      break;
+    case SplitKind::kRandom:
+    case SplitKind::kSequential:
+      if (sizes_.kind == SplitSizes::Kind::kFixed && sizes_.fixed == 0) {
+        ARROW_RETURN_NOT_OK(sizes_.ToCounts(0).status());
+      }
+      num_splits = sizes_.num_splits();
+      break;
+    case SplitKind::kHash: {
+      if (hash_columns_.empty()) {
+        return arrow::Status::Invalid(
+            "Invalid input, Hash strategy requires at least one column");
+      }
+      if (hash_weights_.empty()) {
+        return arrow::Status::Invalid(
+            "Invalid input, Hash strategy requires at least one split weight");
+      }
+      unsigned __int128 total = hash_discard_;
+      for (uint64_t w : hash_weights_) {
+        if (w == 0) {
+          return arrow::Status::Invalid(
+              "Invalid input, Split weights must be greater than 0");
+        }
+        total += w;
+      }
+      if (total > std::numeric_limits<uint64_t>::max()) {
+        return arrow::Status::Invalid(
+            "Invalid input, the split weights and discard weight sum to more than 2^64 - "
+            "1");
+      }
+      num_splits = hash_weights_.size();
+      break;
+    }
+    case SplitKind::kCalculated:
+      break;  // checked per row
+  }
+  ARROW_RETURN_NOT_OK(internal::ValidateSplitNames(split_names_, num_splits));
+
+  const uint64_t capacity = static_cast<uint64_t>(base_->num_rows());
+  Grouped grouped;
+  std::vector<uint64_t> split_values;  // calculated: the split id of each group
+  switch (split_kind_) {
+    case SplitKind::kNone:
+    case SplitKind::kRandom:
+    case SplitKind::kSequential: {
+      std::vector<uint64_t> ids;
+      ids.reserve(capacity);
+      ScanOptions options = BaseScan(filter_);
+      options.projection = {{kRowIdColumn, kRowIdColumn}};
+      ARROW_RETURN_NOT_OK(ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
+        AppendIds(*b.column(0), &ids);
+        return arrow::Status::OK();
+      }));
+      std::vector<uint64_t> counts{ids.size()};
+      if (split_kind_ != SplitKind::kNone) {
+        ARROW_ASSIGN_OR_RAISE(counts, sizes_.ToCounts(ids.size()));
+        if (split_kind_ == SplitKind::kRandom) {
+          ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(split_shuffle_.clump_size));
+          Rng rng(split_shuffle_.seed ? *split_shuffle_.seed : SeedFromEntropy());
+          internal::ShuffleInClumps(&ids, clump, rng);
+        }
+        uint64_t kept = 0;
+        for (uint64_t c : counts) kept += c;
+        ids.resize(kept);  // leftover rows are dropped
+      }
+      grouped = GroupContiguous(std::move(ids), std::move(counts), shuffle);
+      break;
+    }
+    case SplitKind::kHash: {
+      ScanOptions options = BaseScan(filter_);
+      for (size_t i = 0; i < hash_columns_.size(); ++i) {
+        options.projection.emplace_back("c" + std::to_string(i), hash_columns_[i]);
+      }
+      options.projection.emplace_back(kRowIdColumn, kRowIdColumn);
+      // Cumulative weights: split i takes residues in [thresholds[i-1], thresholds[i]).
+      std::vector<uint64_t> thresholds;
+      uint64_t total = hash_discard_;
+      for (uint64_t w : hash_weights_) {
+        total += w;
+        thresholds.push_back((thresholds.empty() ? 0 : thresholds.back()) + w);
+      }
+      const uint64_t kept_below = thresholds.back();
+      const int num_columns = static_cast<int>(hash_columns_.size());
+      ARROW_ASSIGN_OR_RAISE(
+          grouped, WithTagType(*num_splits, [&](auto tag) -> arrow::Result<Grouped> {
+            using Tag = decltype(tag);
+            std::vector<uint64_t> ids;
+            std::vector<Tag> tags;
+            ids.reserve(capacity);
+            tags.reserve(capacity);
+            ARROW_RETURN_NOT_OK(
+                ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
+                  std::vector<std::shared_ptr<arrow::Array>> columns;
+                  for (int c = 0; c < num_columns; ++c) columns.push_back(b.column(c));
+                  ARROW_ASSIGN_OR_RAISE(
+                      auto hasher, internal::RowHasher::Make(columns, hash_columns_));
+                  const auto& row_ids =
+                      static_cast<const arrow::UInt64Array&>(*b.column(num_columns));
+                  for (int64_t i = 0; i < b.num_rows(); ++i) {
+                    const uint64_t r = hasher.Hash(i) % total;
+                    if (r >= kept_below) continue;  // discarded
+                    const auto split = static_cast<Tag>(
+                        std::upper_bound(thresholds.begin(), thresholds.end(), r) -
+                        thresholds.begin());
+                    ids.push_back(row_ids.Value(i));
+                    tags.push_back(split);
+                  }
+                  return arrow::Status::OK();
+                }));
+            return internal::GroupBySplit(std::move(ids), std::move(tags), *num_splits,
+                                          shuffle);
+          }));
+      break;
+    }
+    case SplitKind::kCalculated: {
+      ScanOptions options = BaseScan(filter_);
+      options.projection = {{"split_id", calculation_}, {kRowIdColumn, kRowIdColumn}};
+      std::vector<uint64_t> ids, raw;
+      ids.reserve(capacity);
+      raw.reserve(capacity);
+      ARROW_RETURN_NOT_OK(ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
+        const auto& row_ids = static_cast<const arrow::UInt64Array&>(*b.column(1));
+        ARROW_RETURN_NOT_OK(AppendCalculatedColumn(
+            *b.column(0), row_ids, static_cast<int64_t>(ids.size()), calculation_, &raw));
+        AppendIds(row_ids, &ids);
+        return arrow::Status::OK();
+      }));
+      if (split_names_) {
+        for (size_t i = 0; i < raw.size(); ++i) {
+          if (raw[i] >= split_names_->size()) {
+            return arrow::Status::Invalid(
+                "Invalid input, split_calculated '", calculation_, "' gave split id ",
+                raw[i], " at row ", i, " (_rowid ", ids[i], ") but only ",
+                split_names_->size(), " split names were given");
+          }
+        }
+      }
+      ARROW_ASSIGN_OR_RAISE(grouped, GroupCalculated(std::move(ids), std::move(raw),
+                                                     &split_values, shuffle));
+      break;
+    }
+  }
+
+  // split_id: runs of each group's split id, filled after the working buffers are gone.
+  const uint64_t num_rows = grouped.ids.size();
+  std::vector<uint64_t> split_ids(num_rows);
+  uint64_t at = 0;
+  for (size_t g = 0; g < grouped.counts.size(); ++g) {
+    const uint64_t value = split_values.empty() ? g : split_values[g];
+    std::fill_n(split_ids.begin() + static_cast<int64_t>(at), grouped.counts[g], value);
+    at += grouped.counts[g];
+  }
+  std::shared_ptr<const arrow::KeyValueMetadata> metadata;
+  if (split_names_) {
+    metadata = arrow::key_value_metadata({kSplitNamesMetadataKey},
+                                         {internal::SplitNamesJson(*split_names_)});
+  }
+  auto schema = arrow::schema({arrow::field("row_id", arrow::uint64(), false),
+                               arrow::field("split_id", arrow::uint64(), false)},
+                              std::move(metadata));
+  return arrow::Table::Make(
+      std::move(schema),
+      {UInt64ArrayOf(std::move(grouped.ids)), UInt64ArrayOf(std::move(split_ids))},
+      static_cast<int64_t>(num_rows));
+}
+
+}  // namespace riffledb

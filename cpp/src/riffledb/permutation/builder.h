@@ -1,0 +1,175 @@
+// The permutation builder: filter -> split -> shuffle -> group by split (DESIGN.md
+// decisions 7 and 8, spec/permutation.md §2 and §3).
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/table.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "riffledb/table/snapshot.h"
+
+namespace riffledb {
+
+/// Name of the schema metadata key holding the split names (a compact JSON array).
+inline constexpr char kSplitNamesMetadataKey[] = "split_names";
+
+/// The sizes of a random or sequential split, in one of three forms (spec §3.2).
+struct SplitSizes {
+  enum class Kind : uint8_t { kRatios, kCounts, kFixed };
+
+  /// Fractions of the filtered rows, each in [0, 1], summing to at most 1.
+  static SplitSizes Ratios(std::vector<double> ratios);
+  /// Exact row counts, each >= 1, summing to at most the filtered row count.
+  static SplitSizes Counts(std::vector<uint64_t> counts);
+  /// `num_splits` splits of floor(n / num_splits) rows each (the remainder is dropped).
+  static SplitSizes Fixed(uint64_t num_splits);
+
+  /// Number of splits these sizes describe.
+  uint64_t num_splits() const;
+
+  /// Validates the sizes against `num_rows` filtered rows and converts them to per-split
+  /// row counts (spec §3.2): ratios are rounded half away from zero, an excess is trimmed
+  /// cyclically from split 0, and a shortfall is topped up cyclically from split 0 only
+  /// when |n - Σp·n| < 0.5; counts are taken as given; fixed k gives k × floor(n/k).
+  /// Errors are Invalid with LanceDB's messages ("Invalid input, ..."), plus fixed = 0
+  /// and NaN ratios, which LanceDB does not check.
+  arrow::Result<std::vector<uint64_t>> ToCounts(uint64_t num_rows) const;
+
+  Kind kind = Kind::kFixed;
+  std::vector<double> ratios;
+  std::vector<uint64_t> counts;
+  uint64_t fixed = 0;
+};
+
+/// Builds a permutation table over one pinned version of a base table.
+///
+/// Configuration follows LanceDB's builder: each call replaces the earlier call of its
+/// kind (a second Split* replaces strategy and names, a second Filter or Shuffle replaces
+/// the first). Nothing is validated until Execute(). Defaults: no filter, one split (id
+/// 0) holding every row in scan order, no shuffle.
+///
+/// Execute() returns an Arrow table with columns `row_id` (uint64, the base `_rowid`) and
+/// `split_id` (uint64), both non-null, with rows grouped by split id ascending; within a
+/// split the order is the permutation order. When split names were given the schema
+/// metadata holds `split_names` = compact JSON array. Operations run in the order
+/// filter -> split -> shuffle -> stable grouping by split.
+///
+/// Semantics (a stable contract: same seed and same data give the same table on every
+/// platform and thread count):
+///  - Random split: the filtered row ids, in scan order, are shuffled as clumps of
+///    `clump_size` (default 1; see Shuffle below) with Rng(seed), then assigned
+///    sequentially: the first c_0 rows go to split 0, the next c_1 to split 1, ...;
+///    leftover rows are dropped.
+///  - Sequential split: the same assignment over the filtered scan order.
+///  - Hash split: h = XXH64(E(row), seed 0) where E(row) concatenates, over `columns` in
+///    order, the canonical encoding of each value: a null is the single byte 0x00; a
+///    non-null value is 0x01 followed by
+///      * booleans: one byte 0 or 1;
+///      * signed integers and integer-backed temporal types (date, time, timestamp,
+///        duration): the value widened to int64, 8 bytes little-endian;
+///      * unsigned integers: widened to uint64, 8 bytes little-endian;
+///      * float32/float64: widened to float64 with -0.0 -> +0.0 and every NaN ->
+///        0x7ff8000000000000, the IEEE bits as 8 bytes little-endian;
+///      * strings and binaries (all widths, views, fixed-size): the byte length as 8
+///      bytes
+///        little-endian, then the bytes;
+///      * decimal128/256: the 16/32 bytes of the two's complement value, little-endian;
+///      * dictionary-encoded values: the encoding of the dictionary value.
+///    So an int32 5 hashes like an int64 5, and a string like the same large_string.
+///    Then r = h mod (Σ split_weights + discard_weight); the row goes to the first split
+///    i with r < w_0 + ... + w_i, or is dropped when r >= Σ split_weights.
+///  - Calculated split: the SQL expression gives each row's split id. Integer and boolean
+///    results (false = 0, true = 1) are used as they are; a float result is accepted when
+///    its value is integral and fits uint64. Null, negative, non-integral or out-of-range
+///    values, and non-numeric results, are Invalid naming the value and the row (position
+///    in the filtered scan and its `_rowid`). Split ids need not be contiguous.
+///  - Shuffle: the post-split stream of m rows is cut into clumps [0,c), [c,2c), ... (the
+///    last may be short); P = Shuffle(identity[0..ceil(m/c)), Rng(seed)) (util/random.h,
+///    Fisher-Yates from the back); the stream becomes clumps P[0], P[1], ... with rows in
+///    a clump keeping their order. Then rows are grouped by split, stably. No seed means
+///    a seed from the OS (SeedFromEntropy).
+///
+/// Memory: the builder keeps only row ids (8 bytes a row), plus a per-row split index of
+/// 1, 2, 4 or 8 bytes when rows are not already grouped (hash and calculated splits, or
+/// any split followed by a shuffle). Peak use is about 16 + 2·tag bytes a row (≤ 24 for
+/// up to 65536 splits), of which the returned table keeps 16. Calculated split ids of
+/// 2^20 or more cost a temporary sorted copy of the ids (8 bytes a row).
+///
+/// Thread-safety: configuration calls must not race with anything; Execute() is const and
+/// may run concurrently with other Execute() calls. The returned table owns its buffers
+/// and stays valid independently of the builder and the snapshot.
+class PermutationBuilder {
+ public:
+  /// Builds over `base`, which the builder keeps alive.
+  explicit PermutationBuilder(std::shared_ptr<const Snapshot> base);
+
+  /// Only rows where the SQL boolean expression `sql` is true are permuted.
+  PermutationBuilder& Filter(std::string sql);
+
+  /// Random split (spec §3.3). `clump_size` 0 is Invalid at Execute(); no seed means OS
+  /// entropy.
+  PermutationBuilder& SplitRandom(
+      SplitSizes sizes, std::optional<uint64_t> seed = std::nullopt,
+      std::optional<uint64_t> clump_size = std::nullopt,
+      std::optional<std::vector<std::string>> split_names = std::nullopt);
+
+  /// Hash split over `columns` (spec §3.4, hash defined above).
+  PermutationBuilder& SplitHash(
+      std::vector<std::string> columns, std::vector<uint64_t> split_weights,
+      uint64_t discard_weight = 0,
+      std::optional<std::vector<std::string>> split_names = std::nullopt);
+
+  /// Sequential split in filtered scan order (spec §3.5).
+  PermutationBuilder& SplitSequential(
+      SplitSizes sizes,
+      std::optional<std::vector<std::string>> split_names = std::nullopt);
+
+  /// Split id computed per row by the SQL expression `sql` (spec §3.5; policy above).
+  /// With names, every split id must be below the number of names.
+  PermutationBuilder& SplitCalculated(
+      std::string sql,
+      std::optional<std::vector<std::string>> split_names = std::nullopt);
+
+  /// Shuffles the post-split stream in clumps (spec §3.6). `clump_size` 0 is Invalid at
+  /// Execute(); absent means 1.
+  PermutationBuilder& Shuffle(std::optional<uint64_t> seed = std::nullopt,
+                              std::optional<uint64_t> clump_size = std::nullopt);
+
+  /// Builds the permutation table (one scan of the base snapshot).
+  ///
+  /// Errors: Invalid with LanceDB's messages for split sizes and hash settings (spec
+  /// §3.2, §3.4); Invalid for clump_size 0, fixed 0, split names whose number differs
+  /// from the number of splits (naming both counts) or that repeat a name (naming it),
+  /// and calculated split values outside the policy above; the filter's and
+  /// expressions' parse and bind errors; NotImplemented for a hash column of an
+  /// unsupported type (lists, structs, ...).
+  arrow::Result<std::shared_ptr<arrow::Table>> Execute() const;
+
+  const std::shared_ptr<const Snapshot>& base() const { return base_; }
+
+ private:
+  enum class SplitKind : uint8_t { kNone, kRandom, kHash, kSequential, kCalculated };
+  struct ShuffleOptions {
+    std::optional<uint64_t> seed;
+    std::optional<uint64_t> clump_size;
+  };
+
+  std::shared_ptr<const Snapshot> base_;
+  std::optional<std::string> filter_;
+  SplitKind split_kind_ = SplitKind::kNone;
+  SplitSizes sizes_;                       // random, sequential
+  ShuffleOptions split_shuffle_;           // random
+  std::vector<std::string> hash_columns_;  // hash
+  std::vector<uint64_t> hash_weights_;
+  uint64_t hash_discard_ = 0;
+  std::string calculation_;  // calculated
+  std::optional<std::vector<std::string>> split_names_;
+  std::optional<ShuffleOptions> shuffle_;
+};
+
+}  // namespace riffledb

@@ -1,0 +1,644 @@
+#include "riffledb/permutation/builder.h"
+
+#include <arrow/api.h>
+#include <arrow/json/from_string.h>
+#include <arrow/util/key_value_metadata.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include "riffledb/permutation/split_internal.h"
+#include "riffledb/table/table.h"
+#include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb {
+namespace {
+
+using ::riffledb::testing::IdBatch;
+using ::riffledb::testing::ReaderOf;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+
+// A memory table {id int64, label int32 = id % 10} with row ids 0..n-1, in batches.
+std::shared_ptr<const Snapshot> IdSnapshot(int64_t n, int64_t batch_rows = 7) {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (int64_t at = 0; at < n; at += batch_rows) {
+    batches.push_back(IdBatch(at, std::min(batch_rows, n - at)));
+  }
+  auto schema = IdBatch(0, 0)->schema();
+  auto reader = ReaderOf(std::move(batches), schema);
+  auto store = std::make_shared<MemoryStore>("memory://t");
+  auto table = Table::Create("t", store, schema, reader.get()).ValueOrDie();
+  return table->snapshot().ValueOrDie();
+}
+
+std::shared_ptr<const Snapshot> SnapshotOf(std::shared_ptr<arrow::RecordBatch> batch) {
+  auto reader = ReaderOf({batch});
+  auto store = std::make_shared<MemoryStore>("memory://t");
+  auto table = Table::Create("t", store, batch->schema(), reader.get()).ValueOrDie();
+  return table->snapshot().ValueOrDie();
+}
+
+struct Built {
+  std::vector<uint64_t> row_ids;
+  std::vector<uint64_t> split_ids;
+  std::shared_ptr<arrow::Table> table;
+
+  std::vector<uint64_t> Sizes() const {
+    std::vector<uint64_t> sizes;
+    for (uint64_t s : split_ids) {
+      if (sizes.size() <= s) sizes.resize(s + 1, 0);
+      ++sizes[s];
+    }
+    return sizes;
+  }
+  std::vector<uint64_t> Split(uint64_t s) const {
+    std::vector<uint64_t> out;
+    for (size_t i = 0; i < row_ids.size(); ++i) {
+      if (split_ids[i] == s) out.push_back(row_ids[i]);
+    }
+    return out;
+  }
+};
+
+arrow::Result<Built> Build(const PermutationBuilder& builder) {
+  ARROW_ASSIGN_OR_RAISE(auto table, builder.Execute());
+  Built out;
+  out.table = table;
+  if (table->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, table->CombineChunksToBatch());
+    out.row_ids = testing::UInt64Column(*batch, "row_id");
+    out.split_ids = testing::UInt64Column(*batch, "split_id");
+  }
+  return out;
+}
+
+std::vector<uint64_t> Iota(uint64_t n, uint64_t from = 0) {
+  std::vector<uint64_t> v(n);
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+// --- split sizes (spec §3.2) -----------------------------------------------------------
+
+std::vector<uint64_t> CountsOf(SplitSizes sizes, uint64_t n) {
+  return sizes.ToCounts(n).ValueOrDie();
+}
+
+TEST(SplitSizes, RatiosRoundHalfAwayFromZeroAndTrimOrTopUp) {
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.3, 0.7}), 100), ElementsAre(30, 70));
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.333, 0.333, 0.333}), 100),
+              ElementsAre(34, 33, 33));
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.3, 0.41}), 70), ElementsAre(21, 29));
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.05, 0.30}), 942), ElementsAre(47, 283));
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.217, 0.168, 0.17}), 50),
+              ElementsAre(11, 8, 9));
+  // 0.5 * 5 = 2.5 rounds up to 3 twice; the excess is trimmed from split 0.
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({0.5, 0.5}), 5), ElementsAre(2, 3));
+  EXPECT_THAT(CountsOf(SplitSizes::Ratios({1.0}), 10), ElementsAre(10));
+}
+
+TEST(SplitSizes, CountsAndFixed) {
+  EXPECT_THAT(CountsOf(SplitSizes::Counts({5, 15, 10}), 50), ElementsAre(5, 15, 10));
+  EXPECT_THAT(CountsOf(SplitSizes::Fixed(3), 100), ElementsAre(33, 33, 33));
+  EXPECT_THAT(CountsOf(SplitSizes::Fixed(4), 100), ElementsAre(25, 25, 25, 25));
+  EXPECT_THAT(CountsOf(SplitSizes::Fixed(3), 10), ElementsAre(3, 3, 3));
+}
+
+void ExpectInvalid(const arrow::Status& status, const std::string& message) {
+  EXPECT_TRUE(status.IsInvalid()) << status.ToString();
+  EXPECT_EQ(status.message(), message);
+}
+
+TEST(SplitSizes, LanceDbValidationMessages) {
+  ExpectInvalid(SplitSizes::Ratios({-0.1, 0.5}).ToCounts(100).status(),
+                "Invalid input, Split percentages must be between 0.0 and 1.0");
+  ExpectInvalid(SplitSizes::Ratios({1.5}).ToCounts(100).status(),
+                "Invalid input, Split percentages must be between 0.0 and 1.0");
+  ExpectInvalid(
+      SplitSizes::Ratios({0.001}).ToCounts(100).status(),
+      "Invalid input, One of the splits has 0.1% of 100 rows which rounds to 0 rows");
+  ExpectInvalid(
+      SplitSizes::Ratios({0.5, 0.5}).ToCounts(0).status(),
+      "Invalid input, One of the splits has 50% of 0 rows which rounds to 0 rows");
+  ExpectInvalid(SplitSizes::Ratios({0.7, 0.4}).ToCounts(100).status(),
+                "Invalid input, Split percentages must sum to 1.0 or less");
+  ExpectInvalid(
+      SplitSizes::Counts({60, 50}).ToCounts(100).status(),
+      "Invalid input, Split counts specified 110 rows but only 100 are available");
+  ExpectInvalid(SplitSizes::Counts({0, 100}).ToCounts(100).status(),
+                "Invalid input, Split counts must be greater than 0");
+  ExpectInvalid(
+      SplitSizes::Fixed(150).ToCounts(100).status(),
+      "Invalid input, Split fixed config specified 150 splits but only 100 rows "
+      "are available.  Must have at least 1 row per split.");
+}
+
+TEST(SplitSizes, RiffledbFixesFixedZeroAndNan) {
+  ExpectInvalid(
+      SplitSizes::Fixed(0).ToCounts(100).status(),
+      "Invalid input, Split fixed config specified 0 splits; it must be at least 1");
+  ExpectInvalid(SplitSizes::Ratios({std::nan("")}).ToCounts(100).status(),
+                "Invalid input, Split percentages must be between 0.0 and 1.0");
+  // Counts whose sum overflows 64 bits are still reported exactly.
+  ExpectInvalid(
+      SplitSizes::Counts({UINT64_MAX, 2}).ToCounts(100).status(),
+      "Invalid input, Split counts specified 18446744073709551617 rows but only "
+      "100 are available");
+}
+
+TEST(SplitInternal, FormatFloatLikeRust) {
+  EXPECT_EQ(internal::FormatFloatLikeRust(50.0), "50");
+  EXPECT_EQ(internal::FormatFloatLikeRust(0.001 * 100.0), "0.1");
+  EXPECT_EQ(internal::FormatFloatLikeRust(12.5), "12.5");
+  EXPECT_EQ(internal::FormatFloatLikeRust(1e-7), "0.0000001");
+}
+
+// --- default, sequential, random ------------------------------------------------------
+
+TEST(PermutationBuilder, DefaultIsOneSplitInScanOrder) {
+  PermutationBuilder builder(IdSnapshot(20));
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_EQ(r.row_ids, Iota(20));
+  EXPECT_EQ(r.split_ids, std::vector<uint64_t>(20, 0));
+  EXPECT_EQ(r.table->schema()->ToString(),
+            "row_id: uint64 not null\nsplit_id: uint64 not null");
+  EXPECT_EQ(r.table->schema()->metadata(), nullptr);
+}
+
+TEST(PermutationBuilder, SequentialSplitsInScanOrder) {
+  PermutationBuilder builder(IdSnapshot(100));
+  builder.SplitSequential(SplitSizes::Ratios({0.333, 0.333, 0.333}));
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_THAT(r.Sizes(), ElementsAre(34, 33, 33));
+  EXPECT_EQ(r.row_ids, Iota(100));
+}
+
+TEST(PermutationBuilder, FixedDropsRemainder) {
+  PermutationBuilder builder(IdSnapshot(100));
+  builder.SplitSequential(SplitSizes::Fixed(3));
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_THAT(r.Sizes(), ElementsAre(33, 33, 33));
+  EXPECT_EQ(r.row_ids, Iota(99));
+}
+
+TEST(PermutationBuilder, RandomSplitExactSizesAndDeterminism) {
+  auto snapshot = IdSnapshot(942);
+  PermutationBuilder builder(snapshot);
+  builder.SplitRandom(SplitSizes::Ratios({0.05, 0.30}), 42);
+  ASSERT_OK_AND_ASSIGN(auto a, Build(builder));
+  ASSERT_OK_AND_ASSIGN(auto b, Build(builder));
+  EXPECT_THAT(a.Sizes(), ElementsAre(47, 283));
+  EXPECT_EQ(a.row_ids, b.row_ids);
+  EXPECT_NE(a.row_ids, Iota(330));
+  // Membership is a random subset of distinct rows.
+  std::set<uint64_t> distinct(a.row_ids.begin(), a.row_ids.end());
+  EXPECT_EQ(distinct.size(), 330u);
+  EXPECT_LT(*distinct.rbegin(), 942u);
+
+  PermutationBuilder other(snapshot);
+  other.SplitRandom(SplitSizes::Ratios({0.05, 0.30}), 43);
+  ASSERT_OK_AND_ASSIGN(auto c, Build(other));
+  EXPECT_NE(a.row_ids, c.row_ids);
+
+  // Same seed, other ratios: the same shuffled prefix.
+  PermutationBuilder prefix(snapshot);
+  prefix.SplitRandom(SplitSizes::Ratios({0.3, 0.7}), 42);
+  ASSERT_OK_AND_ASSIGN(auto d, Build(prefix));
+  EXPECT_TRUE(std::equal(a.row_ids.begin(), a.row_ids.end(), d.row_ids.begin()));
+}
+
+TEST(PermutationBuilder, RandomSplitIsTheDocumentedShuffle) {
+  PermutationBuilder builder(IdSnapshot(50));
+  builder.SplitRandom(SplitSizes::Counts({10, 20}), 7);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  std::vector<uint64_t> expected = Iota(50);
+  Rng rng(7);
+  Shuffle(std::span<uint64_t>(expected), rng);
+  expected.resize(30);
+  EXPECT_EQ(r.row_ids, expected);
+  EXPECT_THAT(r.Sizes(), ElementsAre(10, 20));
+}
+
+TEST(PermutationBuilder, RandomSplitClumpsStayTogether) {
+  PermutationBuilder builder(IdSnapshot(100));
+  builder.SplitRandom(SplitSizes::Counts({100}), 3, 7);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  ASSERT_EQ(r.row_ids.size(), 100u);
+  // Cut the output into runs of consecutive ids: each run is a clump (or several).
+  std::map<uint64_t, std::vector<uint64_t>> clumps;
+  for (uint64_t id : r.row_ids) clumps[id / 7].push_back(id);
+  // Each clump appears contiguously and in order.
+  for (size_t i = 0; i < r.row_ids.size();) {
+    const uint64_t clump = r.row_ids[i] / 7;
+    const auto& members = clumps[clump];
+    for (size_t k = 0; k < members.size(); ++k) {
+      ASSERT_EQ(r.row_ids[i + k], clump * 7 + k) << "at " << i + k;
+    }
+    i += members.size();
+  }
+  EXPECT_NE(r.row_ids, Iota(100));
+  EXPECT_EQ(clumps[14].size(), 2u);  // the runt clump 98, 99
+}
+
+TEST(PermutationBuilder, FilterThenSplitUsesFilteredCount) {
+  PermutationBuilder builder(IdSnapshot(100));
+  builder.Filter("label % 10 != 0").SplitSequential(SplitSizes::Ratios({0.5, 0.5}));
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_THAT(r.Sizes(), ElementsAre(45, 45));
+  for (uint64_t id : r.row_ids) EXPECT_NE(id % 10, 0u);
+
+  PermutationBuilder too_many(IdSnapshot(100));
+  too_many.Filter("id < 10").SplitSequential(SplitSizes::Counts({20}));
+  ExpectInvalid(
+      too_many.Execute().status(),
+      "Invalid input, Split counts specified 20 rows but only 10 are available");
+}
+
+TEST(PermutationBuilder, LastCallWins) {
+  PermutationBuilder builder(IdSnapshot(100));
+  builder.Filter("id < 10").Filter("id >= 90");
+  builder.SplitSequential(SplitSizes::Fixed(2), std::vector<std::string>{"a", "b"});
+  builder.SplitSequential(SplitSizes::Counts({4}));
+  builder.Shuffle(1).Shuffle(2, 1);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_EQ(r.table->schema()->metadata(), nullptr);
+  EXPECT_THAT(r.Sizes(), ElementsAre(4));
+  for (uint64_t id : r.row_ids) EXPECT_GE(id, 90u);
+}
+
+// --- shuffle --------------------------------------------------------------------------
+
+TEST(PermutationBuilder, ShuffleIsDeterministicPermutationWithinSplits) {
+  auto snapshot = IdSnapshot(1000);
+  PermutationBuilder builder(snapshot);
+  builder.SplitSequential(SplitSizes::Counts({600, 300})).Shuffle(5);
+  ASSERT_OK_AND_ASSIGN(auto a, Build(builder));
+  ASSERT_OK_AND_ASSIGN(auto b, Build(builder));
+  EXPECT_EQ(a.row_ids, b.row_ids);
+  EXPECT_THAT(a.Sizes(), ElementsAre(600, 300));
+  auto s0 = a.Split(0);
+  auto s1 = a.Split(1);
+  EXPECT_NE(s0, Iota(600));
+  std::sort(s0.begin(), s0.end());
+  std::sort(s1.begin(), s1.end());
+  EXPECT_EQ(s0, Iota(600));
+  EXPECT_EQ(s1, Iota(300, 600));
+
+  PermutationBuilder other(snapshot);
+  other.SplitSequential(SplitSizes::Counts({600, 300})).Shuffle(6);
+  ASSERT_OK_AND_ASSIGN(auto c, Build(other));
+  EXPECT_NE(a.row_ids, c.row_ids);
+}
+
+TEST(PermutationBuilder, ShuffleMatchesDocumentedAlgorithm) {
+  // Global clump shuffle of the post-split stream, then a stable grouping by split.
+  PermutationBuilder builder(IdSnapshot(23));
+  builder.SplitSequential(SplitSizes::Counts({10, 12})).Shuffle(9, 3);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  Rng rng(9);
+  auto order = internal::ClumpOrder(22, 3, rng);
+  std::vector<uint64_t> stream;
+  for (uint64_t c : order) {
+    for (uint64_t i = c * 3; i < std::min<uint64_t>(22, c * 3 + 3); ++i)
+      stream.push_back(i);
+  }
+  std::vector<uint64_t> expected;
+  for (uint64_t id : stream)
+    if (id < 10) expected.push_back(id);
+  for (uint64_t id : stream)
+    if (id >= 10) expected.push_back(id);
+  EXPECT_EQ(r.row_ids, expected);
+}
+
+TEST(PermutationBuilder, ShuffleClumpsIntactAnySize) {
+  // 1003 rows, clump 10: no batch-divisibility requirement, the runt clump is fine.
+  PermutationBuilder builder(IdSnapshot(1003, 64));
+  builder.Shuffle(11, 10);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  ASSERT_EQ(r.row_ids.size(), 1003u);
+  for (size_t i = 0; i < r.row_ids.size();) {
+    const uint64_t first = r.row_ids[i];
+    ASSERT_EQ(first % 10, 0u) << "clump starts at " << first;
+    const uint64_t len = std::min<uint64_t>(10, 1003 - first);
+    for (uint64_t k = 0; k < len; ++k) ASSERT_EQ(r.row_ids[i + k], first + k);
+    i += len;
+  }
+  auto sorted = r.row_ids;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, Iota(1003));
+}
+
+TEST(PermutationBuilder, ShuffleWithoutSeedUsesEntropy) {
+  auto snapshot = IdSnapshot(200);
+  PermutationBuilder builder(snapshot);
+  builder.Shuffle();
+  ASSERT_OK_AND_ASSIGN(auto a, Build(builder));
+  ASSERT_OK_AND_ASSIGN(auto b, Build(builder));
+  EXPECT_NE(a.row_ids, b.row_ids);
+}
+
+TEST(PermutationBuilder, ClumpSizeZeroIsInvalid) {
+  PermutationBuilder builder(IdSnapshot(10));
+  builder.Shuffle(1, 0);
+  ExpectInvalid(builder.Execute().status(),
+                "Invalid input, clump size must be greater than 0");
+  PermutationBuilder random(IdSnapshot(10));
+  random.SplitRandom(SplitSizes::Fixed(2), 1, 0);
+  ExpectInvalid(random.Execute().status(),
+                "Invalid input, clump size must be greater than 0");
+}
+
+TEST(PermutationBuilder, FixedZeroIsInvalidNotACrash) {
+  PermutationBuilder builder(IdSnapshot(10));
+  builder.SplitRandom(SplitSizes::Fixed(0), 1);
+  ASSERT_RAISES(Invalid, builder.Execute());
+}
+
+TEST(SplitInternal, JointShuffleEqualsClumpOrderForClumpOne) {
+  std::vector<uint64_t> ids = Iota(101, 1000);
+  std::vector<uint8_t> tags(101, 0);
+  auto grouped =
+      internal::GroupBySplit(ids, tags, 1, std::make_pair(uint64_t{77}, uint64_t{1}));
+  Rng rng(77);
+  auto order = internal::ClumpOrder(101, 1, rng);
+  std::vector<uint64_t> expected;
+  for (uint64_t c : order) expected.push_back(ids[c]);
+  EXPECT_EQ(grouped.ids, expected);
+
+  // And equal to the clump_size > 1 code path, which uses ClumpOrder directly.
+  std::vector<uint64_t> shuffled = ids;
+  Rng rng2(77);
+  internal::ShuffleInClumps(&shuffled, 1, rng2);
+  EXPECT_EQ(shuffled, expected);
+}
+
+// --- hash split ------------------------------------------------------------------------
+
+TEST(PermutationBuilder, HashValidationMessages) {
+  auto snapshot = IdSnapshot(10);
+  PermutationBuilder no_columns(snapshot);
+  no_columns.SplitHash({}, {1});
+  ExpectInvalid(no_columns.Execute().status(),
+                "Invalid input, Hash strategy requires at least one column");
+  PermutationBuilder no_weights(snapshot);
+  no_weights.SplitHash({"id"}, {});
+  ExpectInvalid(no_weights.Execute().status(),
+                "Invalid input, Hash strategy requires at least one split weight");
+  PermutationBuilder zero(snapshot);
+  zero.SplitHash({"id"}, {1, 0});
+  ExpectInvalid(zero.Execute().status(),
+                "Invalid input, Split weights must be greater than 0");
+  PermutationBuilder unknown(snapshot);
+  unknown.SplitHash({"nope"}, {1});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", unknown.Execute());
+}
+
+TEST(PermutationBuilder, HashSplitIsStablePerValueAndRoughlyWeighted) {
+  const int64_t n = 20000;
+  auto snapshot = IdSnapshot(n, 1000);
+  PermutationBuilder builder(snapshot);
+  builder.SplitHash({"id"}, {1, 3});  // discard defaults to 0
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  ASSERT_EQ(r.row_ids.size(), static_cast<size_t>(n));
+  auto sizes = r.Sizes();
+  EXPECT_NEAR(sizes[0], n / 4.0, n * 0.02);
+  EXPECT_NEAR(sizes[1], n * 3 / 4.0, n * 0.02);
+  // Grouped by split, each split in scan order (stable).
+  EXPECT_TRUE(std::is_sorted(r.split_ids.begin(), r.split_ids.end()));
+  auto s0 = r.Split(0);
+  EXPECT_TRUE(std::is_sorted(s0.begin(), s0.end()));
+  // The documented hash: XXH64 of 0x01 + int64 LE, mod 4, split 0 iff residue < 1.
+  for (uint64_t i = 0; i < r.row_ids.size(); ++i) {
+    const int64_t id = static_cast<int64_t>(r.row_ids[i]);
+    unsigned char bytes[9] = {1};
+    for (int b = 0; b < 8; ++b) bytes[1 + b] = static_cast<unsigned char>(id >> (8 * b));
+    const uint64_t residue = XXH64(bytes, 9, 0) % 4;
+    ASSERT_EQ(r.split_ids[i], residue < 1 ? 0u : 1u) << "id " << id;
+  }
+  // The label column has 10 values: rows with the same label share a split.
+  PermutationBuilder by_label(snapshot);
+  by_label.SplitHash({"label"}, {1, 1});
+  ASSERT_OK_AND_ASSIGN(auto l, Build(by_label));
+  std::map<uint64_t, uint64_t> split_of_label;
+  for (size_t i = 0; i < l.row_ids.size(); ++i) {
+    auto [it, inserted] = split_of_label.emplace(l.row_ids[i] % 10, l.split_ids[i]);
+    EXPECT_EQ(it->second, l.split_ids[i]);
+  }
+  // Stable when rows are removed: a filtered build assigns the same splits.
+  PermutationBuilder filtered(snapshot);
+  filtered.Filter("id % 3 = 0").SplitHash({"id"}, {1, 3});
+  ASSERT_OK_AND_ASSIGN(auto f, Build(filtered));
+  std::map<uint64_t, uint64_t> full;
+  for (size_t i = 0; i < r.row_ids.size(); ++i) full[r.row_ids[i]] = r.split_ids[i];
+  for (size_t i = 0; i < f.row_ids.size(); ++i) {
+    EXPECT_EQ(full[f.row_ids[i]], f.split_ids[i]);
+  }
+}
+
+TEST(PermutationBuilder, HashDiscard) {
+  const int64_t n = 20000;
+  PermutationBuilder builder(IdSnapshot(n, 1000));
+  builder.SplitHash({"id", "label"}, {1, 2}, 1);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_NEAR(static_cast<double>(r.row_ids.size()), n * 0.75, n * 0.02);
+  auto sizes = r.Sizes();
+  EXPECT_NEAR(sizes[0], n * 0.25, n * 0.02);
+  EXPECT_NEAR(sizes[1], n * 0.5, n * 0.02);
+}
+
+TEST(SplitInternal, CanonicalEncoding) {
+  auto ints =
+      arrow::json::ArrayFromJSONString(arrow::int32(), "[5, null, -1]").ValueOrDie();
+  auto longs =
+      arrow::json::ArrayFromJSONString(arrow::int64(), "[5, null, -1]").ValueOrDie();
+  auto strings =
+      arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["ab", null, ""])").ValueOrDie();
+  auto large =
+      arrow::json::ArrayFromJSONString(arrow::large_utf8(), R"(["ab", null, ""])")
+          .ValueOrDie();
+  auto doubles =
+      arrow::json::ArrayFromJSONString(arrow::float64(), "[0.0, -0.0, NaN]").ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto a, internal::RowHasher::Make({ints, strings}, {"i", "s"}));
+  ASSERT_OK_AND_ASSIGN(auto b, internal::RowHasher::Make({longs, large}, {"i", "s"}));
+  for (int64_t row = 0; row < 3; ++row) EXPECT_EQ(a.Hash(row), b.Hash(row)) << row;
+  EXPECT_EQ(a.Encode(0),
+            std::string("\x01\x05\0\0\0\0\0\0\0\x01\x02\0\0\0\0\0\0\0ab", 20));
+  EXPECT_EQ(a.Encode(1), std::string("\0\0", 2));
+  ASSERT_OK_AND_ASSIGN(auto d, internal::RowHasher::Make({doubles}, {"d"}));
+  EXPECT_EQ(d.Hash(0), d.Hash(1));  // -0.0 == +0.0
+  EXPECT_EQ(d.Encode(2), std::string("\x01\0\0\0\0\0\0\xf8\x7f", 9));
+  // A null string and an empty string differ.
+  EXPECT_NE(a.Hash(1), a.Hash(2));
+  // Unsupported types are NotImplemented, naming the column.
+  auto lists =
+      arrow::json::ArrayFromJSONString(arrow::list(arrow::int32()), "[[1]]").ValueOrDie();
+  ASSERT_RAISES_WITH_MESSAGE(NotImplemented, "'l'",
+                             internal::RowHasher::Make({lists}, {"l"}));
+  // Dictionary values hash like the plain values, a null entry like a null.
+  auto dict_type = arrow::dictionary(arrow::int8(), arrow::utf8());
+  auto dict_values =
+      arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["ab", null])").ValueOrDie();
+  auto indices =
+      arrow::json::ArrayFromJSONString(arrow::int8(), "[0, 1, null]").ValueOrDie();
+  auto dict =
+      arrow::DictionaryArray::FromArrays(dict_type, indices, dict_values).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto e, internal::RowHasher::Make({dict}, {"s"}));
+  ASSERT_OK_AND_ASSIGN(auto p, internal::RowHasher::Make({strings}, {"s"}));
+  EXPECT_EQ(e.Hash(0), p.Hash(0));
+  EXPECT_EQ(e.Hash(1), p.Hash(1));
+  EXPECT_EQ(e.Hash(2), p.Hash(1));
+}
+
+TEST(PermutationBuilder, HashSplitWithShuffleKeepsMembership) {
+  auto snapshot = IdSnapshot(500, 50);
+  PermutationBuilder plain(snapshot);
+  plain.SplitHash({"id"}, {1, 1, 1});
+  ASSERT_OK_AND_ASSIGN(auto a, Build(plain));
+  PermutationBuilder shuffled(snapshot);
+  shuffled.SplitHash({"id"}, {1, 1, 1}).Shuffle(3, 4);
+  ASSERT_OK_AND_ASSIGN(auto b, Build(shuffled));
+  EXPECT_EQ(a.split_ids, b.split_ids);
+  for (uint64_t s = 0; s < 3; ++s) {
+    auto x = a.Split(s), y = b.Split(s);
+    EXPECT_NE(x, y);
+    std::sort(y.begin(), y.end());
+    EXPECT_EQ(x, y);
+  }
+}
+
+// --- calculated split ------------------------------------------------------------------
+
+TEST(PermutationBuilder, CalculatedSplitCastsIntegersGroupsStably) {
+  PermutationBuilder builder(IdSnapshot(30));
+  builder.SplitCalculated("id % 3");
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_THAT(r.Sizes(), ElementsAre(10, 10, 10));
+  EXPECT_THAT(r.Split(1), ElementsAre(1, 4, 7, 10, 13, 16, 19, 22, 25, 28));
+  EXPECT_TRUE(std::is_sorted(r.split_ids.begin(), r.split_ids.end()));
+
+  // Booleans are 0 / 1; integral floats are accepted; gaps are allowed.
+  PermutationBuilder boolean(IdSnapshot(10));
+  boolean.SplitCalculated("id >= 7");
+  ASSERT_OK_AND_ASSIGN(auto b, Build(boolean));
+  EXPECT_THAT(b.Sizes(), ElementsAre(7, 3));
+  PermutationBuilder floats(IdSnapshot(10));
+  floats.SplitCalculated("CAST(id AS DOUBLE) * 2.0");
+  ASSERT_OK_AND_ASSIGN(auto f, Build(floats));
+  EXPECT_EQ(f.split_ids, (std::vector<uint64_t>{0, 2, 4, 6, 8, 10, 12, 14, 16, 18}));
+}
+
+TEST(PermutationBuilder, CalculatedSplitLargeIds) {
+  PermutationBuilder builder(IdSnapshot(6));
+  builder.SplitCalculated("(id % 2) * 5000000000 + 7");
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_EQ(r.split_ids,
+            (std::vector<uint64_t>{7, 7, 7, 5000000007, 5000000007, 5000000007}));
+  EXPECT_EQ(r.row_ids, (std::vector<uint64_t>{0, 2, 4, 1, 3, 5}));
+}
+
+TEST(PermutationBuilder, CalculatedSplitRejections) {
+  auto snapshot = IdSnapshot(10);
+  PermutationBuilder negative(snapshot);
+  negative.SplitCalculated("id - 3");
+  ExpectInvalid(
+      negative.Execute().status(),
+      "Invalid input, split_calculated 'id - 3' gave -3 at row 0 (_rowid 0): split "
+      "ids must be non-negative integers");
+  PermutationBuilder fraction(snapshot);
+  fraction.Filter("id > 2").SplitCalculated("CAST(id AS DOUBLE) / 2.0");
+  ExpectInvalid(
+      fraction.Execute().status(),
+      "Invalid input, split_calculated 'CAST(id AS DOUBLE) / 2.0' gave 1.5 at row 0 "
+      "(_rowid 3): split ids must be non-negative integers");
+  PermutationBuilder string(snapshot);
+  string.SplitCalculated("'a'");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "has type string", string.Execute());
+  PermutationBuilder bad_sql(snapshot);
+  bad_sql.SplitCalculated("nope + 1");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", bad_sql.Execute());
+  PermutationBuilder unnamed(snapshot);
+  unnamed.SplitCalculated("id % 3", std::vector<std::string>{"a", "b"});
+  ExpectInvalid(
+      unnamed.Execute().status(),
+      "Invalid input, split_calculated 'id % 3' gave split id 2 at row 2 (_rowid 2) "
+      "but only 2 split names were given");
+}
+
+TEST(PermutationBuilder, CalculatedSplitNullIsInvalid) {
+  auto batch = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("s", arrow::int64())}), 3,
+      {arrow::json::ArrayFromJSONString(arrow::int64(), "[0, null, 1]").ValueOrDie()});
+  PermutationBuilder builder(SnapshotOf(batch));
+  builder.SplitCalculated("s");
+  ExpectInvalid(
+      builder.Execute().status(),
+      "Invalid input, split_calculated 's' gave null at row 1 (_rowid 1): split ids "
+      "must be non-negative integers");
+}
+
+// --- names, metadata, empty results ----------------------------------------------------
+
+TEST(PermutationBuilder, SplitNamesMetadataJson) {
+  PermutationBuilder builder(IdSnapshot(10));
+  builder.SplitRandom(SplitSizes::Ratios({0.5, 0.5}), 1, std::nullopt,
+                      std::vector<std::string>{"train", "te\"st"});
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  ASSERT_NE(r.table->schema()->metadata(), nullptr);
+  EXPECT_EQ(r.table->schema()->metadata()->Get("split_names").ValueOrDie(),
+            R"(["train","te\"st"])");
+}
+
+TEST(PermutationBuilder, SplitNamesValidated) {
+  PermutationBuilder mismatch(IdSnapshot(10));
+  mismatch.SplitSequential(SplitSizes::Fixed(2), std::vector<std::string>{"only_one"});
+  ExpectInvalid(mismatch.Execute().status(),
+                "Invalid input, 1 split names were given for 2 splits");
+  PermutationBuilder duplicate(IdSnapshot(10));
+  duplicate.SplitHash({"id"}, {1, 1}, 0, std::vector<std::string>{"a", "a"});
+  ExpectInvalid(duplicate.Execute().status(),
+                "Invalid input, split name 'a' is given more than once");
+}
+
+TEST(PermutationBuilder, EmptyResultsAllowedForDefaultHashCalculated) {
+  auto snapshot = IdSnapshot(10);
+  for (int kind = 0; kind < 3; ++kind) {
+    PermutationBuilder builder(snapshot);
+    builder.Filter("id > 100");
+    if (kind == 1) builder.SplitHash({"id"}, {1, 1});
+    if (kind == 2) builder.SplitCalculated("id % 2");
+    builder.Shuffle(1);
+    ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+    EXPECT_EQ(r.table->num_rows(), 0) << kind;
+    EXPECT_EQ(r.table->num_columns(), 2);
+  }
+  PermutationBuilder ratios(snapshot);
+  ratios.Filter("id > 100").SplitRandom(SplitSizes::Ratios({0.5, 0.5}), 1);
+  ExpectInvalid(
+      ratios.Execute().status(),
+      "Invalid input, One of the splits has 50% of 0 rows which rounds to 0 rows");
+}
+
+TEST(PermutationBuilder, RowIdsOfLaterFragmentsAndDeletes) {
+  auto store = std::make_shared<MemoryStore>("memory://t");
+  auto reader = ReaderOf({IdBatch(0, 3)});
+  ASSERT_OK_AND_ASSIGN(auto table,
+                       Table::Create("t", store, reader->schema(), reader.get()));
+  auto more = ReaderOf({IdBatch(3, 2)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(table->Delete("id = 1"));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+  PermutationBuilder builder(snapshot);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_EQ(r.row_ids,
+            (std::vector<uint64_t>{0, 2, uint64_t{1} << 32, (uint64_t{1} << 32) + 1}));
+}
+
+}  // namespace
+}  // namespace riffledb
