@@ -69,7 +69,7 @@ def ids(rows):
     return [row["id"] for row in rows]
 
 
-# -- construction and splits (§10 #8) -------------------------------------------------------
+# -- construction and splits (§10 #8) ----------------------------------------------------
 
 
 def test_identity_reads_all_rows_in_storage_order(mem_db):
@@ -131,13 +131,14 @@ def test_split_errors(two_splits, mem_db):
     with pytest.raises(ValueError) as info:
         Permutation.from_tables(base, None, 3)
     assert str(info.value) == (
-        "Cannot create a permutation on split `3` because no permutation table is provided"
+        "Cannot create a permutation on split `3` because no permutation table is "
+        "provided"
     )
     with pytest.raises(ValueError) as info:
         Permutation.from_tables(base, perm, "valid")
     assert str(info.value) == (
-        "Cannot create a permutation on split `valid` because split `valid` is not defined "
-        "in the permutation table"
+        "Cannot create a permutation on split `valid` because split `valid` is not "
+        "defined in the permutation table"
     )
     unnamed = perm_table(mem_db, [[0, 1]], name="unnamed")
     with pytest.raises(ValueError) as info:
@@ -224,7 +225,7 @@ def test_split_names_are_validated(mem_db, metadata, message):
         Permutation.from_tables(base, perm, "a")
 
 
-# -- offset / limit (§10 #9) ----------------------------------------------------------------
+# -- offset / limit (§10 #9) -------------------------------------------------------------
 
 
 def test_skip_and_take(two_splits):
@@ -295,7 +296,7 @@ def test_deprecated_aliases_warn(two_splits):
         assert len(p.repeat(3)) == 150
 
 
-# -- iteration (§10 #10, upstream bug §4.4) ---------------------------------------------------
+# -- iteration (§10 #10, upstream bug §4.4) ----------------------------------------------
 
 
 def test_iteration_batches_are_exact_for_non_first_split(two_splits):
@@ -346,7 +347,7 @@ def test_default_iteration_uses_batch_size_100(mem_db):
     assert [b.num_rows for b in p.iter(100)] == [100, 100, 50]
 
 
-# -- take_offsets / __getitem__ / __getitems__ (§10 #11, upstream bugs §4.5) -------------------
+# -- take_offsets / __getitem__ / __getitems__ (§10 #11, upstream bugs §4.5) -------------
 
 
 def test_take_offsets_requested_order_and_duplicates(two_splits):
@@ -405,7 +406,7 @@ def test_transform_applies_to_every_read(two_splits):
         p.with_transform(None)
 
 
-# -- selection (§10 #12) ----------------------------------------------------------------------
+# -- selection (§10 #12) -----------------------------------------------------------------
 
 
 def test_select_remove_rename(two_splits):
@@ -490,7 +491,7 @@ def test_dynamic_selection_cannot_be_rowid(two_splits):
     with pytest.raises(
         ValueError, match="^Dynamic column id cannot be used to select _rowid$"
     ):
-        bad.schema
+        _ = bad.schema
 
 
 def test_expression_selection(two_splits):
@@ -511,7 +512,7 @@ def test_row_ids(two_splits):
     assert Permutation.identity(base).with_take(3).row_ids().to_pylist() == [0, 1, 2]
 
 
-# -- beyond LanceDB: repeat, unique, flatten ----------------------------------------------------
+# -- beyond LanceDB: repeat, unique, flatten ---------------------------------------------
 
 
 def test_with_repeat(two_splits):
@@ -577,7 +578,7 @@ def test_flatten(mem_db):
     assert p.select_columns(["id"]).flatten().column_names == ["id"]
 
 
-# -- version pinning (beyond LanceDB: spec §4.3, §8 #15/#16) -----------------------------------
+# -- version pinning (beyond LanceDB: spec §4.3, §8 #15/#16) -----------------------------
 
 
 @pytest.mark.parametrize("db_fixture", ["mem_db", "tmp_db"])
@@ -619,7 +620,7 @@ def test_permutation_pins_the_handle_version_even_after_it_moves(tmp_db):
     assert len(base) == 11
 
 
-# -- per-process native state ------------------------------------------------------------------
+# -- per-process native state ------------------------------------------------------------
 
 
 def test_reader_is_rebuilt_when_the_pid_changes(two_splits, monkeypatch):
@@ -664,7 +665,7 @@ def test_state_is_plain(two_splits):
     )
 
 
-# -- properties ----------------------------------------------------------------------------------
+# -- properties --------------------------------------------------------------------------
 
 
 @settings(max_examples=40, deadline=None)
