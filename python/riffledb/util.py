@@ -100,7 +100,7 @@ def _array_to_tensor(torch: Any, name: str, array: pa.Array, allow_nulls: bool =
         # Nulls become NaN, as numpy and pandas convert them (a copy, float64).
         return torch.from_numpy(array.to_numpy(zero_copy_only=False).astype("float64"))
     if len(array) == 0:
-        return torch.from_numpy(array.to_numpy(zero_copy_only=False))
+        return torch.from_numpy(array.to_numpy(zero_copy_only=False).copy())
     return torch.from_dlpack(array)
 
 
