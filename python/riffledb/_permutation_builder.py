@@ -1,0 +1,263 @@
+"""The permutation builder (LanceDB's ``permutation_builder`` surface, spec §1.1).
+
+Re-exported by :mod:`riffledb.permutation`. The work happens in C++
+(``cpp/src/riffledb/permutation/builder.h``, where the split, hash and shuffle algorithms
+are documented); this module checks arguments the way LanceDB's Python layer does and
+wraps the result as a table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from . import _riffledb
+
+__all__ = ["PermutationBuilder", "permutation_builder"]
+
+_U64_MAX = 2**64 - 1
+
+
+def _u64(value: Any, name: str) -> Any:
+    """Checks a u64 argument like pyo3 does: negative or too large -> OverflowError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise OverflowError(
+                f"can't convert negative int to unsigned ({name}={value})"
+            )
+        if value > _U64_MAX:
+            raise OverflowError(f"int too big to convert ({name}={value})")
+    return value
+
+
+def _u64_list(values: Any, name: str) -> Any:
+    if isinstance(values, (list, tuple)):
+        for value in values:
+            _u64(value, name)
+        return list(values)
+    return values
+
+
+def _names(split_names: Any) -> list[str] | None:
+    return None if split_names is None else list(split_names)
+
+
+def _check_sizes(ratios: Any, counts: Any, fixed: Any) -> None:
+    if sum(x is not None for x in (ratios, counts, fixed)) != 1:
+        raise ValueError("Exactly one of 'ratios', 'counts', or 'fixed' must be provided")
+
+
+def _native_table(table: Any) -> _riffledb.Table:
+    """The native table behind a riffledb ``Table`` (or a wrapper holding one in
+    ``_table``), or LanceDB's RuntimeError."""
+    inner = getattr(table, "_inner", None)
+    if not isinstance(inner, _riffledb.Table):
+        inner = getattr(getattr(table, "_table", None), "_inner", None)
+    if not isinstance(inner, _riffledb.Table):
+        raise RuntimeError(
+            "Provided table does not appear to be a Table or RemoteTable instance"
+        )
+    return inner
+
+
+class PermutationBuilder:
+    """Builds a permutation table (row ids grouped by split) over a table.
+
+    Fluent: every configuration method returns ``self``, and calling a kind of method
+    again replaces the earlier call (a second ``split_*`` replaces the strategy and the
+    names; a second ``filter`` or ``shuffle`` replaces the first). Defaults: no filter,
+    one split (id 0) with every row in storage order, no shuffle. The pipeline is
+    filter -> split -> shuffle -> stable grouping by split.
+
+    The builder reads the version of the table current when it was created. It is
+    consumed by :meth:`execute`: any later call raises ``RuntimeError``. Not
+    thread-safe.
+
+    Example:
+        >>> perm = (
+        ...     permutation_builder(table)
+        ...     .split_random(ratios=[0.8, 0.2], seed=42, split_names=["train", "test"])
+        ...     .shuffle(seed=7)
+        ...     .execute()
+        ... )
+    """
+
+    def __init__(self, table: Any) -> None:
+        """Starts a builder over ``table``.
+
+        Args:
+            table: A riffledb ``Table`` (an object exposing the native table as
+                ``_inner`` or ``_table._inner``).
+
+        Raises:
+            RuntimeError: ``table`` is not a table.
+        """
+        self._native: _riffledb.PermutationBuilder | None = _riffledb.PermutationBuilder(
+            _native_table(table).snapshot()
+        )
+
+    def _builder(self) -> _riffledb.PermutationBuilder:
+        if self._native is None:
+            raise RuntimeError("Builder already consumed")
+        return self._native
+
+    def filter(self, filter: str) -> PermutationBuilder:
+        """Keeps only rows where the SQL boolean expression ``filter`` is true.
+
+        Split sizes are computed from the filtered row count. Errors in the expression are
+        reported by :meth:`execute`.
+        """
+        self._builder().filter(filter)
+        return self
+
+    def split_random(
+        self,
+        *,
+        ratios: list[float] | None = None,
+        counts: list[int] | None = None,
+        fixed: int | None = None,
+        seed: int | None = None,
+        clump_size: int | None = None,
+        split_names: list[str] | None = None,
+    ) -> PermutationBuilder:
+        """Splits the rows at random: a seeded shuffle of all (filtered) rows, then the
+        first ``sizes[0]`` rows go to split 0, the next to split 1, and so on.
+
+        Args:
+            ratios: Fraction of the rows for each split (each in [0, 1], sum <= 1).
+            counts: Number of rows for each split (each >= 1, sum <= row count).
+            fixed: Number of equal splits of ``row_count // fixed`` rows each.
+            seed: Seed of the shuffle; None draws one from the OS (not reproducible).
+            clump_size: Rows move in clumps of this many consecutive rows (default 1).
+            split_names: One distinct name per split, stored in the table's metadata.
+
+        Raises:
+            ValueError: not exactly one of ``ratios``, ``counts``, ``fixed``. Other size
+                errors are raised by :meth:`execute`.
+            OverflowError: a negative integer.
+        """
+        _check_sizes(ratios, counts, fixed)
+        self._builder().split_random(
+            ratios=None if ratios is None else list(ratios),
+            counts=_u64_list(counts, "counts"),
+            fixed=_u64(fixed, "fixed"),
+            seed=_u64(seed, "seed"),
+            clump_size=_u64(clump_size, "clump_size"),
+            split_names=_names(split_names),
+        )
+        return self
+
+    def split_hash(
+        self,
+        columns: list[str],
+        split_weights: list[int],
+        *,
+        discard_weight: int | None = None,
+        split_names: list[str] | None = None,
+    ) -> PermutationBuilder:
+        """Splits the rows by a hash of ``columns``: rows with equal values always land in
+        the same split, whatever else is in the table.
+
+        The hash is xxHash64 of a canonical encoding of the values (documented in
+        ``builder.h``); ``hash mod (sum(split_weights) + discard_weight)`` picks the split
+        by cumulative weight, the top ``discard_weight`` residues drop the row.
+
+        Args:
+            columns: Columns to hash (at least one).
+            split_weights: Relative weight of each split (each >= 1).
+            discard_weight: Relative weight of the rows left out (default 0: none).
+            split_names: One distinct name per split.
+
+        Raises:
+            OverflowError: a negative integer.
+        """
+        self._builder().split_hash(
+            list(columns),
+            _u64_list(split_weights, "split_weights"),
+            discard_weight=_u64(discard_weight, "discard_weight"),
+            split_names=_names(split_names),
+        )
+        return self
+
+    def split_sequential(
+        self,
+        *,
+        ratios: list[float] | None = None,
+        counts: list[int] | None = None,
+        fixed: int | None = None,
+        split_names: list[str] | None = None,
+    ) -> PermutationBuilder:
+        """Splits the rows in storage order: the first ``sizes[0]`` rows go to split 0,
+        the next to split 1, and so on. Sizes as in :meth:`split_random`.
+
+        Raises:
+            ValueError: not exactly one of ``ratios``, ``counts``, ``fixed``.
+            OverflowError: a negative integer.
+        """
+        _check_sizes(ratios, counts, fixed)
+        self._builder().split_sequential(
+            ratios=None if ratios is None else list(ratios),
+            counts=_u64_list(counts, "counts"),
+            fixed=_u64(fixed, "fixed"),
+            split_names=_names(split_names),
+        )
+        return self
+
+    def split_calculated(
+        self, calculation: str, split_names: list[str] | None = None
+    ) -> PermutationBuilder:
+        """Gives each row the split id computed by the SQL expression ``calculation``.
+
+        Integer and boolean results are used as they are, floats when integral; null,
+        negative or fractional values make :meth:`execute` raise ``ValueError`` naming the
+        row. With ``split_names``, every split id must be below ``len(split_names)``.
+        """
+        self._builder().split_calculated(calculation, _names(split_names))
+        return self
+
+    def shuffle(
+        self, *, seed: int | None = None, clump_size: int | None = None
+    ) -> PermutationBuilder:
+        """Shuffles the rows within each split.
+
+        Args:
+            seed: Seed of the shuffle; None draws one from the OS (not reproducible).
+            clump_size: Consecutive rows of the split stream move together in clumps of
+                this many (default 1; 0 makes :meth:`execute` raise ``ValueError``).
+
+        Raises:
+            OverflowError: a negative integer.
+        """
+        self._builder().shuffle(
+            seed=_u64(seed, "seed"), clump_size=_u64(clump_size, "clump_size")
+        )
+        return self
+
+    def execute(self) -> Any:
+        """Builds the permutation table and consumes the builder.
+
+        Returns:
+            A riffledb ``Table`` named ``"permutation"`` in a fresh ``memory://``
+            database, with columns ``row_id`` (uint64, the base table's ``_rowid``) and
+            ``split_id`` (uint64), grouped by split, and the ``split_names`` metadata
+            (a JSON array) when names were given.
+
+        Raises:
+            ValueError: invalid sizes, weights, names, clump size or calculated split
+                values, or a bad filter or expression (LanceDB's messages where it has
+                them).
+            RuntimeError: the builder was already consumed.
+        """
+        native = self._builder()
+        self._native = None
+        capsule = native.execute()
+        table = pa.RecordBatchReader._import_from_c_capsule(capsule).read_all()
+        from . import connect
+
+        return connect("memory://").create_table("permutation", table)
+
+
+def permutation_builder(table: Any) -> PermutationBuilder:
+    """A :class:`PermutationBuilder` over ``table`` (same as the constructor)."""
+    return PermutationBuilder(table)
