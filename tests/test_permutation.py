@@ -729,3 +729,35 @@ def test_no_warnings_on_plain_use(two_splits):
         p = Permutation.from_tables(base, perm, "test").with_skip(1).with_take(2)
         list(p)
         p[0]
+
+
+# -- with the builder --------------------------------------------------------------------
+
+
+def test_builder_output_reads_in_permutation_table_order(mem_db):
+    from riffledb.permutation import PermutationBuilder, permutation_builder
+
+    base = base_table(mem_db, 200)
+    perm = (
+        permutation_builder(base)
+        .split_random(ratios=[0.9, 0.1], split_names=["train", "test"], seed=3)
+        .shuffle(seed=4)
+        .execute()
+    )
+    assert isinstance(permutation_builder(base), PermutationBuilder)
+    stored = perm.to_arrow()
+    perms = Permutations(base, perm)
+    assert perms.split_names == ["train", "test"]
+    for k, name in enumerate(["train", "test"]):
+        row_ids = [
+            r
+            for r, s in zip(
+                stored["row_id"].to_pylist(), stored["split_id"].to_pylist(), strict=True
+            )
+            if s == k
+        ]
+        p = perms[name]
+        assert len(p) == len(row_ids) == [180, 20][k]
+        rows = [i for b in p.with_format("python_col").iter(16) for i in b["id"]]
+        assert rows == [1000 + r for r in row_ids]
+        assert p.row_ids().to_pylist() == row_ids
