@@ -4,14 +4,17 @@
 // Uses the same generated table as take_benchmark.cc ({id int64, label int32,
 // vec fixed_size_list<float32, 512>}, 1M rows, about 2 GiB, cached under
 // $TMPDIR/riffledb-bench/; RIFFLEDB_BENCH_ROWS overrides the row count). A scan is
-// zero-copy over the memory map, so every benchmark here also reads what it gets (a sum of
-// 64-bit words over each returned value buffer): "scan" means "scan and consume", and the
-// baseline consumes the same bytes from plain in-memory columns.
+// zero-copy over the memory map, so every benchmark here also reads what it gets (a sum
+// of 64-bit words over each returned value buffer): "scan" means "scan and consume", and
+// the baseline consumes the same bytes from plain in-memory columns.
 //
 //   build/bench/cpp/scan_benchmark --benchmark_repetitions=5 \
 //       --benchmark_report_aggregates_only=true
 
+#include <arrow/api.h>
+#include <benchmark/benchmark.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -23,10 +26,6 @@
 #include <string>
 #include <vector>
 
-#include <arrow/api.h>
-#include <benchmark/benchmark.h>
-#include <unistd.h>
-
 #include "riffledb/table/snapshot.h"
 #include "riffledb/table/store.h"
 #include "riffledb/table/table.h"
@@ -35,8 +34,8 @@ namespace riffledb {
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// The benchmark table. This section is the same in take_benchmark.cc and scan_benchmark.cc,
-// so both binaries share one cached copy on disk.
+// The benchmark table. This section is the same in take_benchmark.cc and
+// scan_benchmark.cc, so both binaries share one cached copy on disk.
 
 constexpr int32_t kDim = 512;
 constexpr uint64_t kSeed = 20240917;
@@ -59,10 +58,10 @@ uint64_t SplitMix(uint64_t x) {
 }
 
 std::shared_ptr<arrow::Schema> BenchSchema() {
-  return arrow::schema({arrow::field("id", arrow::int64(), false),
-                        arrow::field("label", arrow::int32(), false),
-                        arrow::field("vec", arrow::fixed_size_list(arrow::float32(), kDim),
-                                     false)});
+  return arrow::schema(
+      {arrow::field("id", arrow::int64(), false),
+       arrow::field("label", arrow::int32(), false),
+       arrow::field("vec", arrow::fixed_size_list(arrow::float32(), kDim), false)});
 }
 
 // Streams rows [begin, end) of the generated table, kGenBatchRows at a time: row i has
@@ -92,7 +91,8 @@ class GeneratingReader : public arrow::RecordBatchReader {
       for (int32_t d = 0; d < kDim; d += 2) {
         state = SplitMix(state);
         vec[r * kDim + d] = static_cast<float>(state >> 40) * 0x1p-23f - 1.0f;
-        vec[r * kDim + d + 1] = static_cast<float>((state >> 8) & 0xffffff) * 0x1p-23f - 1.0f;
+        vec[r * kDim + d + 1] =
+            static_cast<float>((state >> 8) & 0xffffff) * 0x1p-23f - 1.0f;
       }
     }
     auto values = std::make_shared<arrow::FloatArray>(n * kDim, std::move(floats));
@@ -136,20 +136,21 @@ arrow::Status TouchAll(const Snapshot& snapshot) {
 // The table with `rows` rows in `fragments` equal appends, built on first use and cached
 // on disk by a hash of everything that determines its content.
 arrow::Result<std::shared_ptr<const Snapshot>> BenchTable(int64_t rows, int fragments) {
-  const uint64_t key = SplitMix(SplitMix(SplitMix(kSeed ^ 1 /* layout version */) ^
-                                         static_cast<uint64_t>(rows)) ^
-                                static_cast<uint64_t>(fragments) ^ (uint64_t{kDim} << 32));
+  const uint64_t key = SplitMix(
+      SplitMix(SplitMix(kSeed ^ 1 /* layout version */) ^ static_cast<uint64_t>(rows)) ^
+      static_cast<uint64_t>(fragments) ^ (uint64_t{kDim} << 32));
   const char* tmp = std::getenv("TMPDIR");
   const std::filesystem::path root =
-      std::filesystem::path(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") / "riffledb-bench";
+      std::filesystem::path(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") /
+      "riffledb-bench";
   char name[64];
   std::snprintf(name, sizeof(name), "t%lldr-%df-%016llx", static_cast<long long>(rows),
                 fragments, static_cast<unsigned long long>(key));
   const auto path = root / name;
 
   auto open = [&]() -> arrow::Result<std::shared_ptr<const Snapshot>> {
-    ARROW_ASSIGN_OR_RAISE(auto table,
-                          Table::Open(name, std::make_shared<DirectoryStore>(path.string())));
+    ARROW_ASSIGN_OR_RAISE(
+        auto table, Table::Open(name, std::make_shared<DirectoryStore>(path.string())));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
     if (snapshot->num_rows() != rows ||
         static_cast<int>(snapshot->manifest().fragments.size()) != fragments) {
@@ -199,7 +200,8 @@ const Snapshot& CachedTable(int fragments) {
     table = *std::move(result);
     auto st = TouchAll(*table);
     if (!st.ok()) {
-      std::fprintf(stderr, "cannot read the benchmark table: %s\n", st.ToString().c_str());
+      std::fprintf(stderr, "cannot read the benchmark table: %s\n",
+                   st.ToString().c_str());
       std::abort();
     }
   }
@@ -224,7 +226,8 @@ uint64_t SumWords(const uint8_t* data, int64_t bytes) {
 // Sums the value bytes of a fixed-width array (or fixed-size list of one).
 uint64_t SumArray(const arrow::ArrayData& data) {
   if (data.type->id() == arrow::Type::FIXED_SIZE_LIST) {
-    const int32_t size = static_cast<const arrow::FixedSizeListType&>(*data.type).list_size();
+    const int32_t size =
+        static_cast<const arrow::FixedSizeListType&>(*data.type).list_size();
     auto child = data.child_data[0]->Slice(data.offset * size, data.length * size);
     return SumArray(*child);
   }
@@ -268,7 +271,8 @@ void BM_Scan(benchmark::State& state) {
     benchmark::DoNotOptimize(*sum);
   }
   state.SetItemsProcessed(state.iterations() * snapshot.num_rows());
-  state.SetBytesProcessed(state.iterations() * snapshot.num_rows() * BytesPerRow(columns));
+  state.SetBytesProcessed(state.iterations() * snapshot.num_rows() *
+                          BytesPerRow(columns));
 }
 
 void BM_CountRows(benchmark::State& state) {
@@ -301,8 +305,8 @@ const PlainColumns& Plain() {
   static const PlainColumns columns = [] {
     const int64_t rows = BenchRows();
     const size_t bytes = static_cast<size_t>(rows * kRowBytes);
-    void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                     0);
+    void* map =
+        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) std::abort();
     madvise(map, bytes, MADV_NOHUGEPAGE);
     auto* base = static_cast<uint8_t*>(map);
@@ -311,7 +315,8 @@ const PlainColumns& Plain() {
                    reinterpret_cast<float*>(base + rows * 12)};
     for (int64_t i = 0; i < rows; ++i) {
       c.id[i] = i;
-      c.label[i] = static_cast<int32_t>(SplitMix(kSeed ^ static_cast<uint64_t>(i)) % 1000);
+      c.label[i] =
+          static_cast<int32_t>(SplitMix(kSeed ^ static_cast<uint64_t>(i)) % 1000);
     }
     for (int64_t i = 0; i < rows * kDim; ++i) c.vec[i] = static_cast<float>(i & 0xffff);
     return c;
@@ -369,7 +374,8 @@ void BM_PlainScan(benchmark::State& state) {
       }
       sum += SumWords(reinterpret_cast<const uint8_t*>(id), kept * 8);
       sum += SumWords(reinterpret_cast<const uint8_t*>(label), kept * 4);
-      if (columns == kAll) sum += SumWords(reinterpret_cast<const uint8_t*>(vec), kept * kDim * 4);
+      if (columns == kAll)
+        sum += SumWords(reinterpret_cast<const uint8_t*>(vec), kept * kDim * 4);
     }
     benchmark::DoNotOptimize(sum);
   }
@@ -394,10 +400,16 @@ void ScanArgs(benchmark::internal::Benchmark* b) {
   }
 }
 
-BENCHMARK(BM_Scan)->ArgNames({"id_label_only", "filtered"})->Apply(ScanArgs)->UseRealTime()
+BENCHMARK(BM_Scan)
+    ->ArgNames({"id_label_only", "filtered"})
+    ->Apply(ScanArgs)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_PlainScan)->ArgNames({"id_label_only", "filtered"})->Apply(ScanArgs)
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PlainScan)
+    ->ArgNames({"id_label_only", "filtered"})
+    ->Apply(ScanArgs)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountRows)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PlainCount)->UseRealTime()->Unit(benchmark::kMillisecond);
 

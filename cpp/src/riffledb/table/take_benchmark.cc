@@ -1,7 +1,8 @@
-// Micro-benchmarks of Snapshot::TakeOffsets against a plain memcpy-gather of the same bytes.
+// Micro-benchmarks of Snapshot::TakeOffsets against a plain memcpy-gather of the same
+// bytes.
 //
-// The table {id int64, label int32, vec fixed_size_list<float32, 512>} (about 2 GiB for 1M
-// rows) is generated once with a fixed seed and cached under
+// The table {id int64, label int32, vec fixed_size_list<float32, 512>} (about 2 GiB for
+// 1M rows) is generated once with a fixed seed and cached under
 // $TMPDIR/riffledb-bench/<hash of the parameters>/, so later runs only open it. Set
 // RIFFLEDB_BENCH_ROWS to use fewer rows (e.g. 262144 on a small or slow disk).
 //
@@ -13,7 +14,10 @@
 //   build/bench/cpp/take_benchmark --benchmark_repetitions=5 \
 //       --benchmark_report_aggregates_only=true
 
+#include <arrow/api.h>
+#include <benchmark/benchmark.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -26,10 +30,6 @@
 #include <string>
 #include <vector>
 
-#include <arrow/api.h>
-#include <benchmark/benchmark.h>
-#include <unistd.h>
-
 #include "riffledb/table/snapshot.h"
 #include "riffledb/table/store.h"
 #include "riffledb/table/table.h"
@@ -39,8 +39,8 @@ namespace riffledb {
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// The benchmark table. This section is the same in take_benchmark.cc and scan_benchmark.cc,
-// so both binaries share one cached copy on disk.
+// The benchmark table. This section is the same in take_benchmark.cc and
+// scan_benchmark.cc, so both binaries share one cached copy on disk.
 
 constexpr int32_t kDim = 512;
 constexpr uint64_t kSeed = 20240917;
@@ -63,10 +63,10 @@ uint64_t SplitMix(uint64_t x) {
 }
 
 std::shared_ptr<arrow::Schema> BenchSchema() {
-  return arrow::schema({arrow::field("id", arrow::int64(), false),
-                        arrow::field("label", arrow::int32(), false),
-                        arrow::field("vec", arrow::fixed_size_list(arrow::float32(), kDim),
-                                     false)});
+  return arrow::schema(
+      {arrow::field("id", arrow::int64(), false),
+       arrow::field("label", arrow::int32(), false),
+       arrow::field("vec", arrow::fixed_size_list(arrow::float32(), kDim), false)});
 }
 
 // Streams rows [begin, end) of the generated table, kGenBatchRows at a time: row i has
@@ -96,7 +96,8 @@ class GeneratingReader : public arrow::RecordBatchReader {
       for (int32_t d = 0; d < kDim; d += 2) {
         state = SplitMix(state);
         vec[r * kDim + d] = static_cast<float>(state >> 40) * 0x1p-23f - 1.0f;
-        vec[r * kDim + d + 1] = static_cast<float>((state >> 8) & 0xffffff) * 0x1p-23f - 1.0f;
+        vec[r * kDim + d + 1] =
+            static_cast<float>((state >> 8) & 0xffffff) * 0x1p-23f - 1.0f;
       }
     }
     auto values = std::make_shared<arrow::FloatArray>(n * kDim, std::move(floats));
@@ -140,20 +141,21 @@ arrow::Status TouchAll(const Snapshot& snapshot) {
 // The table with `rows` rows in `fragments` equal appends, built on first use and cached
 // on disk by a hash of everything that determines its content.
 arrow::Result<std::shared_ptr<const Snapshot>> BenchTable(int64_t rows, int fragments) {
-  const uint64_t key = SplitMix(SplitMix(SplitMix(kSeed ^ 1 /* layout version */) ^
-                                         static_cast<uint64_t>(rows)) ^
-                                static_cast<uint64_t>(fragments) ^ (uint64_t{kDim} << 32));
+  const uint64_t key = SplitMix(
+      SplitMix(SplitMix(kSeed ^ 1 /* layout version */) ^ static_cast<uint64_t>(rows)) ^
+      static_cast<uint64_t>(fragments) ^ (uint64_t{kDim} << 32));
   const char* tmp = std::getenv("TMPDIR");
   const std::filesystem::path root =
-      std::filesystem::path(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") / "riffledb-bench";
+      std::filesystem::path(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") /
+      "riffledb-bench";
   char name[64];
   std::snprintf(name, sizeof(name), "t%lldr-%df-%016llx", static_cast<long long>(rows),
                 fragments, static_cast<unsigned long long>(key));
   const auto path = root / name;
 
   auto open = [&]() -> arrow::Result<std::shared_ptr<const Snapshot>> {
-    ARROW_ASSIGN_OR_RAISE(auto table,
-                          Table::Open(name, std::make_shared<DirectoryStore>(path.string())));
+    ARROW_ASSIGN_OR_RAISE(
+        auto table, Table::Open(name, std::make_shared<DirectoryStore>(path.string())));
     ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
     if (snapshot->num_rows() != rows ||
         static_cast<int>(snapshot->manifest().fragments.size()) != fragments) {
@@ -203,7 +205,8 @@ const Snapshot& CachedTable(int fragments) {
     table = *std::move(result);
     auto st = TouchAll(*table);
     if (!st.ok()) {
-      std::fprintf(stderr, "cannot read the benchmark table: %s\n", st.ToString().c_str());
+      std::fprintf(stderr, "cannot read the benchmark table: %s\n",
+                   st.ToString().c_str());
       std::abort();
     }
   }
@@ -213,8 +216,8 @@ const Snapshot& CachedTable(int fragments) {
 // ---------------------------------------------------------------------------------------
 // Takes
 
-// Random offsets in [0, rows), fixed seed; iterations walk through it so consecutive takes
-// read different rows.
+// Random offsets in [0, rows), fixed seed; iterations walk through it so consecutive
+// takes read different rows.
 const std::vector<int64_t>& OffsetPool() {
   static const std::vector<int64_t> pool = [] {
     std::vector<int64_t> offsets(1 << 20);
@@ -284,8 +287,8 @@ const PlainColumns& Plain() {
   static const PlainColumns columns = [] {
     const int64_t rows = BenchRows();
     const size_t bytes = static_cast<size_t>(rows * kRowBytes);
-    void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                     0);
+    void* map =
+        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) std::abort();
     // Same page size as the table's file mapping: huge pages would flatter the baseline.
     madvise(map, bytes, MADV_NOHUGEPAGE);
@@ -366,12 +369,16 @@ void TakeArgs(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> 
 
 BENCHMARK(BM_TakeOffsets)
     ->ArgNames({"rows", "vec_only", "fragments"})
-    ->Apply([](benchmark::internal::Benchmark* b) { TakeArgs(b, {1, 4}); })
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      TakeArgs(b, {1, 4});
+    })
     ->UseRealTime();
 
 BENCHMARK(BM_MemcpyGather)
     ->ArgNames({"rows", "vec_only", "pool"})
-    ->Apply([](benchmark::internal::Benchmark* b) { TakeArgs(b, {0, 1}); })
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      TakeArgs(b, {0, 1});
+    })
     ->UseRealTime();
 
 }  // namespace
