@@ -38,36 +38,22 @@ def _mismatch(data: pa.Schema, target: pa.Schema) -> ValueError:
     )
 
 
-def align_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Reorders and safely casts ``batch`` to ``target``.
+def align(data, target: pa.Schema):
+    """Reorders and safely casts a ``pa.Table`` or ``pa.RecordBatch`` to ``target``.
 
     Raises:
         ValueError: the schemas do not fit (naming both).
     """
-    if batch.schema.equals(target, check_metadata=False):
-        return batch
-    if sorted(batch.schema.names) != sorted(target.names):
-        raise _mismatch(batch.schema, target)
-    if batch.schema.names != target.names:
-        batch = batch.select(target.names)
+    if data.schema.equals(target, check_metadata=False):
+        return data
+    if sorted(data.schema.names) != sorted(target.names):
+        raise _mismatch(data.schema, target)
+    if data.schema.names != target.names:
+        data = data.select(target.names)
     try:
-        return batch.cast(target, safe=True)
+        return data.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-        raise _mismatch(batch.schema, target) from error
-
-
-def align_table(table: pa.Table, target: pa.Schema) -> pa.Table:
-    """Like align_batch for a whole table."""
-    if table.schema.equals(target, check_metadata=False):
-        return table
-    if sorted(table.schema.names) != sorted(target.names):
-        raise _mismatch(table.schema, target)
-    if table.schema.names != target.names:
-        table = table.select(target.names)
-    try:
-        return table.cast(target, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-        raise _mismatch(table.schema, target) from error
+        raise _mismatch(data.schema, target) from error
 
 
 def _aligned_reader(
@@ -80,7 +66,7 @@ def _aligned_reader(
 
     def batches():
         for batch in reader:
-            yield align_batch(batch, target)
+            yield align(batch, target)
 
     return pa.RecordBatchReader.from_batches(target, batches())
 
@@ -95,10 +81,10 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
     if schema is not None and not isinstance(schema, pa.Schema):
         schema = pa.schema(schema)
     if isinstance(data, pa.Table):
-        table = data if schema is None else align_table(data, schema)
+        table = data if schema is None else align(data, schema)
         return table, table.schema
     if isinstance(data, pa.RecordBatch):
-        batch = data if schema is None else align_batch(data, schema)
+        batch = data if schema is None else align(data, schema)
         return pa.Table.from_batches([batch]), batch.schema
     if isinstance(data, pa.RecordBatchReader):
         reader = data if schema is None else _aligned_reader(data, schema)
@@ -128,7 +114,7 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
                 ]
                 table = pa.concat_tables(tables)
                 if schema is not None:
-                    table = align_table(table, schema)
+                    table = align(table, schema)
                 return table, table.schema
             raise TypeError(
                 "A list of data must hold dicts (one per row) or record batches, "
@@ -139,7 +125,7 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         if schema is None:
             raise ValueError("An iterator of record batches needs schema=")
-        batches = (align_batch(b, schema) for b in data)
+        batches = (align(b, schema) for b in data)
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         return reader, schema
     raise TypeError(
