@@ -54,14 +54,19 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = fragments_.find(info.path);
-    if (it != fragments_.end()) return it->second;
+    if (it != fragments_.end()) {
+      if (auto data = it->second.lock()) return data;
+    }
   }
   // Open outside the lock: mapping and validating a file is I/O.
   ARROW_ASSIGN_OR_RAISE(auto file, format::FragmentFile::Open(dir_.Resolve(info.path), schema,
                                                               info.physical_rows));
-  auto data = MakeFragmentData(file->batches());
+  std::shared_ptr<const FragmentData> data = MakeFragmentData(file->batches());
   std::lock_guard<std::mutex> lock(mu_);
-  return fragments_.emplace(info.path, std::move(data)).first->second;
+  auto& slot = fragments_[info.path];
+  if (auto other = slot.lock()) return other;  // another thread opened it meanwhile
+  slot = data;
+  return data;
 }
 
 arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
@@ -77,13 +82,19 @@ arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::Read
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = deletions_.find(info.path);
-    if (it != deletions_.end()) return it->second;
+    if (it != deletions_.end()) {
+      if (auto rows = it->second.lock()) return rows;
+    }
   }
   ARROW_ASSIGN_OR_RAISE(auto rows, format::ReadDeletionFile(dir_.Resolve(info.path),
                                                             physical_rows, info.num_deleted));
-  auto shared = std::make_shared<const std::vector<uint32_t>>(std::move(rows));
+  std::shared_ptr<const std::vector<uint32_t>> shared =
+      std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<std::mutex> lock(mu_);
-  return deletions_.emplace(info.path, std::move(shared)).first->second;
+  auto& slot = deletions_[info.path];
+  if (auto other = slot.lock()) return other;
+  slot = shared;
+  return shared;
 }
 
 void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {

@@ -54,8 +54,8 @@ class Store {
   virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
 };
 
-/// A table directory (docs/format.md). Opened fragments and deletion files are cached by
-/// path: files are immutable, so a cache entry never goes stale.
+/// A table directory (docs/format.md). Opened fragments and deletion files are shared by
+/// path while in use: files are immutable, so a shared entry never goes stale.
 class DirectoryStore : public Store {
  public:
   explicit DirectoryStore(std::string path);
@@ -76,9 +76,9 @@ class DirectoryStore : public Store {
  private:
   format::TableDir dir_;
   std::mutex mu_;
-  // guarded by mu_
-  std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;
-  std::map<std::string, std::shared_ptr<const std::vector<uint32_t>>> deletions_;
+  // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
+  std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;
+  std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
 };
 
 /// A table held in process memory (`memory://`). Versions and files are kept for the life of
