@@ -379,6 +379,20 @@ TEST(SplitInternal, JointShuffleEqualsClumpOrderForClumpOne) {
   EXPECT_EQ(shuffled, expected);
 }
 
+TEST(SplitInternal, ShufflePrefetchedEqualsShuffle) {
+  for (uint64_t n : {0, 1, 2, 3, 15, 16, 17, 18, 1000}) {
+    std::vector<uint64_t> a = Iota(n), b = Iota(n);
+    std::vector<uint16_t> tags(n);
+    std::iota(tags.begin(), tags.end(), uint16_t{0});
+    Rng r1(n), r2(n);
+    Shuffle(std::span<uint64_t>(a), r1);
+    internal::ShufflePrefetched(r2, std::span<uint64_t>(b), std::span<uint16_t>(tags));
+    EXPECT_EQ(a, b) << n;
+    for (uint64_t i = 0; i < n; ++i) EXPECT_EQ(tags[i], b[i]);
+    EXPECT_EQ(r1.state(), r2.state());
+  }
+}
+
 // --- hash split ------------------------------------------------------------------------
 
 TEST(PermutationBuilder, HashValidationMessages) {

@@ -237,13 +237,13 @@ std::vector<uint64_t> ClumpOrder(uint64_t num_rows, uint64_t clump_size, Rng& rn
   const uint64_t num_clumps = num_rows / clump_size + (num_rows % clump_size != 0);
   std::vector<uint64_t> order(num_clumps);
   std::iota(order.begin(), order.end(), uint64_t{0});
-  Shuffle(std::span<uint64_t>(order), rng);
+  ShufflePrefetched(rng, std::span<uint64_t>(order));
   return order;
 }
 
 void ShuffleInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, Rng& rng) {
   if (clump_size == 1) {
-    Shuffle(std::span<uint64_t>(*ids), rng);
+    ShufflePrefetched(rng, std::span<uint64_t>(*ids));
     return;
   }
   const uint64_t n = ids->size();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -53,14 +54,30 @@ class RowHasher {
   std::string buffer_;
 };
 
-/// Fisher-Yates from the back over `n` positions with the exact draws of
-/// riffledb::Shuffle, calling swap(a, b) instead of swapping one array, so several
-/// parallel arrays can be permuted together.
-template <typename Swap>
-void ShuffleIndexes(uint64_t n, Rng& rng, Swap&& swap) {
-  for (uint64_t i = n; i > 1; --i) {
-    const uint64_t j = rng.UniformBelow(i);
-    swap(i - 1, j);
+/// riffledb::Shuffle(values, rng) with the same draws and result, faster on large arrays:
+/// the draws are made a few steps ahead so the rows they swap are prefetched.
+template <typename... T>
+void ShufflePrefetched(Rng& rng, std::span<T>... values) {
+  const uint64_t n = std::get<0>(std::tuple<std::span<T>...>(values...)).size();
+  if (n < 2) return;
+  constexpr uint64_t kAhead = 16;
+  uint64_t pending[kAhead];
+  // Step k (k = 0, 1, ...) swaps positions n-1-k and j_k, with j_k = UniformBelow(n-k).
+  const uint64_t steps = n - 1;
+  uint64_t drawn = 0;
+  for (; drawn < std::min(kAhead, steps); ++drawn) {
+    pending[drawn % kAhead] = rng.UniformBelow(n - drawn);
+    (__builtin_prefetch(&values[pending[drawn % kAhead]]), ...);
+  }
+  for (uint64_t k = 0; k < steps; ++k) {
+    const uint64_t j = pending[k % kAhead];
+    const uint64_t i = n - 1 - k;
+    (std::swap(values[i], values[j]), ...);
+    if (drawn < steps) {
+      pending[drawn % kAhead] = rng.UniformBelow(n - drawn);
+      (__builtin_prefetch(&values[pending[drawn % kAhead]]), ...);
+      ++drawn;
+    }
   }
 }
 
@@ -98,10 +115,7 @@ Grouped GroupBySplit(
     Rng rng(shuffle_seed_and_clump->first);
     clump = shuffle_seed_and_clump->second;
     if (clump == 1) {
-      ShuffleIndexes(n, rng, [&](uint64_t a, uint64_t b) {
-        std::swap(ids[a], ids[b]);
-        std::swap(tags[a], tags[b]);
-      });
+      ShufflePrefetched(rng, std::span<uint64_t>(ids), std::span<Tag>(tags));
     } else {
       order = ClumpOrder(n, clump, rng);
     }
