@@ -13,9 +13,10 @@ during a training run change neither what the run reads nor ``len()``.
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 import os
+import pickle
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -225,6 +226,55 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+# -- pickling helpers --------------------------------------------------------------------
+
+#: Version of the Permutation pickle state layout.
+_PICKLE_FORMAT = 1
+
+
+def _check_picklable_callable(fn: Any, what: str) -> None:
+    """Fails early, naming the attribute, for a lambda or a nested function (which pickle
+    cannot resolve by name in a worker). Other unpicklable objects get pickle's error."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise pickle.PicklingError(
+            f"Cannot pickle a Permutation whose {what} is {qualname!r}: lambdas and "
+            "nested functions do not pickle. Use a module-level function (or a "
+            "functools.partial of one), as DataLoader workers under spawn/forkserver "
+            "unpickle the dataset."
+        )
+
+
+def _memory_table(name: str, data: pa.Table) -> Table:
+    from . import connect
+
+    return connect("memory://").create_table(name, data)
+
+
+def _permutation_table_from_data(data: dict[str, Any], split: int) -> Table:
+    """A memory:// permutation table holding one split: ``row_ids`` at index ``split``,
+    with the original ``split_names`` metadata."""
+    row_ids = np.frombuffer(data["row_ids"], dtype=np.uint64)
+    split_ids = np.full(len(row_ids), split, dtype=np.uint64)
+    metadata = None
+    if data.get("split_names") is not None:
+        metadata = {b"split_names": json.dumps(data["split_names"]).encode("utf-8")}
+    schema = pa.schema(
+        [
+            pa.field("row_id", pa.uint64(), False),
+            pa.field("split_id", pa.uint64(), False),
+        ],
+        metadata=metadata,
+    )
+    table = pa.Table.from_arrays(
+        [pa.array(row_ids, pa.uint64()), pa.array(split_ids, pa.uint64())], schema=schema
+    )
+    return _memory_table("permutation", table)
+
+
 # -- Permutations ------------------------------------------------------------------------
 
 
@@ -290,8 +340,10 @@ class Permutation:
     current when it was created (see the module docstring).
 
     State is plain (tables, split, selection, batch size, transform, offset, limit,
-    repeat, pinned versions); the native reader is a cache rebuilt lazily in each process
-    (``_ensure_open``), so a forked DataLoader worker rebuilds its own.
+    repeat, pinned versions, connection factory); the native reader is a cache rebuilt
+    lazily in each process (``_ensure_open``), so a forked DataLoader worker rebuilds its
+    own. A permutation pickles without native handles (spawn/forkserver workers): see
+    :meth:`__getstate__`.
     """
 
     def __init__(
@@ -313,7 +365,11 @@ class Permutation:
         assert base_table is not None, "base_table is required"
         assert selection is not None, "selection is required"
         self.base_table = base_table
-        self.permutation_table = permutation_table
+        self._permutation_table = permutation_table
+        # A compact pickled permutation table (row ids of one split), built into a
+        # memory:// table on first use; see __setstate__.
+        self._permutation_data: dict[str, Any] | None = None
+        self.connection_factory: Callable[[str], Table] | None = None
         self.split = split
         self.selection = dict(selection)
         self.batch_size = batch_size
@@ -330,6 +386,24 @@ class Permutation:
             else permutation_table.version
         )
         self._clear_cache()
+
+    @property
+    def permutation_table(self) -> Table | None:
+        """The permutation table (None for an identity permutation).
+
+        After unpickling it is a ``memory://`` table holding only this permutation's split
+        (at its original index, with the original ``split_names``), made on first use.
+        """
+        table = self._permutation_table
+        if table is None and self._permutation_data is not None:
+            table = _permutation_table_from_data(self._permutation_data, self.split)
+            self._permutation_table, self._permutation_data = table, None
+            self.permutation_version = table.version
+        return table
+
+    @permutation_table.setter
+    def permutation_table(self, table: Table | None) -> None:
+        self._permutation_table, self._permutation_data = table, None
 
     # -- native state (a per-process cache) ----------------------------------------------
     def _clear_cache(self) -> None:
@@ -361,14 +435,20 @@ class Permutation:
         if self._reader is not None and self._pid == pid:
             return self._reader
         if self._snapshots is None:
+            if self.base_version is None:  # unpickled from rows (memory:// base)
+                self.base_version = self.base_table.version
             base = self._snapshot(self.base_table, self.base_version)
+            permutation_table = self.permutation_table
             perm = (
                 None
-                if self.permutation_table is None
-                else self._snapshot(self.permutation_table, self.permutation_version)
+                if permutation_table is None
+                else self._snapshot(permutation_table, self.permutation_version)
             )
             self._snapshots = (base, perm)
-        reader = _riffledb.PermutationReader.open(*self._snapshots, self.split)
+        # An identity reader reads "split 0" (of the whole table); a permutation unpickled
+        # from rows keeps its original split index (see __getstate__).
+        split = 0 if self._snapshots[1] is None else self.split
+        reader = _riffledb.PermutationReader.open(*self._snapshots, split)
         if self.offset is not None or self.limit is not None:
             reader = reader.with_offset_limit(self.offset, self.limit)
         self._reader, self._bound, self._pid = reader, None, pid
@@ -380,14 +460,164 @@ class Permutation:
             self._bound = reader.bind(list(self.selection.items()))
         return self._bound
 
-    def _copy(self, **changes: Any) -> Permutation:
-        other = copy.copy(self)
+    def __copy__(self) -> Permutation:
+        # Not through __getstate__ (that is for pickling: it reads, and it reshapes
+        # permutations over memory:// tables). The copy shares the tables and the
+        # immutable native reader.
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
         other.selection = dict(self.selection)
+        return other
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Permutation:
+        # A permutation is immutable: a deep copy is a copy sharing its tables.
+        return self.__copy__()
+
+    def _copy(self, **changes: Any) -> Permutation:
+        other = self.__copy__()
         for key, value in changes.items():
             setattr(other, key, value)
         if "selection" in changes:
             other._bound = None
         return other
+
+    # -- pickling ------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The pickle state: plain values, never a native handle.
+
+        Keys: ``format_version``; ``base_table_name``; ``base_table_state`` (the base
+        Table's pickle state at the pinned version; absent with a connection factory);
+        ``base_version``; ``permutation_data`` (None for an identity, else ``{"row_ids":
+        uint64 bytes of the whole split in permutation order, "split_names"}``);
+        ``split``; ``selection``; ``batch_size``; ``transform_fn``; ``offset``;
+        ``limit``; ``repeat``; ``connection_factory``.
+
+        A permutation over a ``memory://`` table (without a connection factory) pickles
+        the split's rows in permutation order as the base table's data and becomes an
+        identity over them, so row ids cannot go stale (appends, deletes).
+
+        Raises:
+            pickle.PicklingError: the transform or the connection factory is a lambda
+                or a nested function.
+        """
+        _check_picklable_callable(self.transform_fn, "transform")
+        factory = self.connection_factory
+        if factory is not None:
+            _check_picklable_callable(factory, "connection_factory")
+        base = self.base_table
+        state: dict[str, Any] = {
+            "format_version": _PICKLE_FORMAT,
+            "base_table_name": base._unopened_name(),
+            "base_version": self.base_version,
+            "split": self.split,
+            "selection": dict(self.selection),
+            "batch_size": self.batch_size,
+            "transform_fn": self.transform_fn,
+            "offset": self.offset,
+            "limit": self.limit,
+            "repeat": self.repeat_times,
+            "connection_factory": factory,
+        }
+        if factory is not None:
+            state["permutation_data"] = self._compact_permutation_data()
+        elif base._native is None and base._pickled is not None:
+            # Never used since it was unpickled: pass the state on as it is (no I/O).
+            state["base_table_state"] = dict(base._pickled)
+            state["permutation_data"] = self._compact_permutation_data()
+        elif base._is_memory():
+            from .table import _memory_state
+
+            state["base_table_state"] = _memory_state(
+                state["base_table_name"], self._split_rows()
+            )
+            state["base_version"] = None
+            state["permutation_data"] = None
+        else:
+            table_state = base.__getstate__()
+            table_state["version"] = self.base_version
+            state["base_table_state"] = table_state
+            state["permutation_data"] = self._compact_permutation_data()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restores without I/O: the tables reopen, and the reader is built, on first
+        use (in this process)."""
+        from .table import Table
+
+        factory = state.get("connection_factory")
+        name = state["base_table_name"]
+        version = state.get("base_version")
+        if factory is not None:
+            base = Table._from_state(
+                {"kind": "factory", "factory": factory, "name": name, "version": version}
+            )
+        elif state.get("base_table_state") is not None:
+            base = Table._from_state(state["base_table_state"])
+        else:
+            raise ValueError(
+                f"Cannot unpickle a permutation over table '{name}': the state has "
+                "neither a base_table_state nor a connection_factory"
+            )
+        self.base_table = base
+        self.connection_factory = factory
+        self._permutation_table = None
+        self._permutation_data = None
+        data = state.get("permutation_data")
+        if isinstance(data, pa.Table):  # the spec's form: the whole permutation table
+            self._permutation_table = _memory_table("permutation", data)
+        elif data is not None:
+            self._permutation_data = dict(data)
+        self.split = state["split"]
+        self.selection = dict(state["selection"])
+        self.batch_size = state["batch_size"]
+        self.transform_fn = state["transform_fn"]
+        self.offset = state.get("offset")
+        self.limit = state.get("limit")
+        self.repeat_times = state.get("repeat", 1)
+        self.base_version = version
+        self.permutation_version = None
+        if self._permutation_table is not None:
+            self.permutation_version = self._permutation_table.version
+        self._clear_cache()
+
+    def _compact_permutation_data(self) -> dict[str, Any] | None:
+        """The row ids of the whole split (before skip/take) in permutation order, and
+        the split names."""
+        if self._permutation_table is None and self._permutation_data is not None:
+            return self._permutation_data
+        if self._permutation_table is None:
+            return None
+        full = self._ensure_open().with_offset_limit(None, None)
+        schema, array = full.row_ids()
+        ids = pa.RecordBatch._import_from_c_capsule(schema, array).column(0)
+        return {
+            "row_ids": ids.to_numpy(zero_copy_only=False).tobytes(),
+            "split_names": _split_names(self._permutation_table),
+        }
+
+    def _split_rows(self) -> pa.Table:
+        """Every base column of the whole split's rows (before skip/take), in permutation
+        order, at the pinned version (schema metadata kept)."""
+        full = self._ensure_open().with_offset_limit(None, None)
+        stream = pa.RecordBatchReader._import_from_c_capsule(
+            full.read(full.bind(None), 65536)
+        )
+        return stream.read_all()
+
+    def with_connection_factory(self, factory: Callable[[str], Table]) -> Permutation:
+        """Reopens the base table in a worker with ``factory(base_table_name)`` instead
+        of pickling the table (its path or, for ``memory://``, its rows).
+
+        ``factory`` must pickle: a module-level function, a ``functools.partial`` of one,
+        or a picklable callable object. The worker checks the returned table out at the
+        permutation's pinned version.
+        """
+        assert factory is not None, "connection_factory is required"
+        if not callable(factory):
+            raise TypeError(
+                f"connection_factory must be callable, got {type(factory).__name__}"
+            )
+        return self._copy(connection_factory=factory)
 
     # -- construction --------------------------------------------------------------------
     @classmethod

@@ -67,6 +67,15 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=dtype)
 
 
+def _memory_state(name: str, data: pa.Table) -> dict[str, Any]:
+    """The pickle state of a ``memory://`` table holding ``data`` (Arrow IPC bytes)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    data_bytes = sink.getvalue().to_pybytes()
+    return {"kind": "memory", "name": name, "version": None, "data": data_bytes}
+
+
 class Table:
     """A table in a riffledb database.
 
@@ -95,28 +104,48 @@ class Table:
         """A table pickles without native handles, for spawn/forkserver workers.
 
         A directory table pickles as its database path, name and version (the copy reads
-        that same version); a ``memory://`` table as its rows in Arrow IPC form.
+        that same version); a ``memory://`` table as its rows in Arrow IPC form. A copy
+        that was never used pickles as the state it was unpickled from (no I/O).
         """
         if self._native is None and self._pickled is not None:
             return dict(self._pickled)
         uri = self._conn.uri if self._conn is not None else None
         if uri is None:
             raise TypeError(f"Cannot pickle table '{self.name}': it has no connection")
-        state: dict[str, Any] = {"name": self.name, "version": self.version}
         if uri.startswith("memory://"):
-            sink = pa.BufferOutputStream()
-            data = self.to_arrow()
-            with pa.ipc.new_stream(sink, data.schema) as writer:
-                writer.write_table(data)
-            state.update(kind="memory", data=sink.getvalue().to_pybytes())
-        else:
-            state.update(kind="local", uri=uri)
-        return state
+            state = _memory_state(self.name, self.to_arrow())
+            state["version"] = self.version
+            return state
+        return {"kind": "local", "name": self.name, "version": self.version, "uri": uri}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._native = None
         self._conn = None
         self._pickled = dict(state)
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any]) -> Table:
+        """A table that reopens from a pickle state on first use (no I/O now).
+
+        Kinds: ``"local"`` and ``"memory"`` (what :meth:`__getstate__` makes) and
+        ``"factory"`` (``{"factory", "name", "version"}``: ``factory(name)`` returns the
+        table, which is then checked out at ``version`` unless that is None).
+        """
+        table = cls.__new__(cls)
+        table.__setstate__(state)
+        return table
+
+    def _unopened_name(self) -> str:
+        """The name, without reopening a table that was not used since unpickling."""
+        if self._native is None and self._pickled is not None:
+            return self._pickled["name"]
+        return self.name
+
+    def _is_memory(self) -> bool:
+        """Whether this is (or reopens as) a ``memory://`` table; no I/O."""
+        if self._native is None and self._pickled is not None:
+            return self._pickled.get("kind") == "memory"
+        return self._conn is not None and self._conn.uri.startswith("memory://")
 
     def _reopen(self) -> _riffledb.Table:
         from . import connect
@@ -134,6 +163,17 @@ class Table:
             conn = connect("memory://")
             data = pa.ipc.open_stream(state["data"]).read_all()
             native = conn.create_table(state["name"], data)._inner
+        elif kind == "factory":
+            table = state["factory"](state["name"])
+            if not isinstance(table, Table):
+                raise TypeError(
+                    f"connection_factory({state['name']!r}) must return a riffledb "
+                    f"Table, got {type(table).__name__}"
+                )
+            native, conn = table._inner, table._conn
+            version = state.get("version")
+            if version is not None and native.version != version:
+                native.checkout(version)
         else:
             raise ValueError(f"Unknown table pickle state kind: {kind!r}")
         self._conn = conn
