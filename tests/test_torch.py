@@ -3,13 +3,48 @@
 # Adapted from lancedb/python/python/tests/test_torch.py (the seed). The pickling and
 # multiprocessing Permutation tests come with the pickling issue.
 
+import functools
+import multiprocessing as mp
+import pickle
+import sys
+
 import pyarrow as pa
 import pytest
 
-from riffledb.permutation import Permutation
+import riffledb
+from riffledb.permutation import Permutation, Permutations, permutation_builder
 from riffledb.util import tbl_to_tensor
 
 torch = pytest.importorskip("torch")
+
+
+def _open_native_table(uri: str, table_name: str):
+    """Top-level connection factory used by the explicit-factory pickle test.
+
+    Defined at module scope so that pickle can resolve it by name in the
+    worker / unpickling process.
+    """
+    return riffledb.connect(uri).open_table(table_name)
+
+
+def _run_isolated(target, args, timeout: float, what: str):
+    """Runs `target(*args, queue)` in a spawned child; its one result, or a failure if it
+    hangs (join with a timeout, then terminate/kill) or exits non-zero."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    proc.join(timeout=timeout)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        pytest.fail(f"{what} hung (no result within {timeout} s)")
+    assert proc.exitcode == 0, f"child exited with code {proc.exitcode}"
+    assert not queue.empty(), "child produced no result"
+    return queue.get(timeout=5)
 
 
 def test_table_dataloader(mem_db):
@@ -181,3 +216,152 @@ def test_permutation_dataloader_duplicates_and_embeddings(mem_db):
     assert batches[0]["emb"].shape == (4, 4)
     assert batches[0]["emb"].dtype == torch.float32
     assert batches[0]["emb"][0].tolist() == [99, 99, 99, -99]
+
+
+# -- pickling and multi-process DataLoaders (the seed's tests, riffledb names) -----------
+
+
+def test_permutation_is_picklable(tmp_db):
+    """A Permutation must be picklable so it can be used with PyTorch's
+    DataLoader when num_workers > 0 (which uses multiprocessing and pickles
+    the dataset to pass it to worker processes)."""
+    table = tmp_db.create_table("test_table", pa.table({"a": range(1000)}))
+    permutation = Permutation.identity(table)
+
+    pickled = pickle.dumps(permutation)
+    restored = pickle.loads(pickled)
+
+    assert len(restored) == 1000
+    rows = restored.__getitems__([0, 1, 2])
+    assert rows == [{"a": 0}, {"a": 1}, {"a": 2}]
+
+
+def test_permutation_with_memory_base_is_picklable(mem_db):
+    """An in-memory base table is inlined into the pickle as Arrow IPC bytes
+    and rebuilt on the other side as an in-memory Table, so the
+    Permutation round-trips even though the original database can't be
+    reopened across processes."""
+    table = mem_db.create_table("test_table", pa.table({"a": range(50)}))
+    permutation = Permutation.identity(table)
+
+    restored = pickle.loads(pickle.dumps(permutation))
+
+    assert len(restored) == 50
+    assert restored.__getitems__([0, 10, 49]) == [{"a": 0}, {"a": 10}, {"a": 49}]
+
+
+def _spawn_dataloader_target(db_uri: str, queue):
+    table = riffledb.connect(db_uri).open_table("test_table")
+    permutation = Permutation.identity(table)
+    dataloader = torch.utils.data.DataLoader(
+        permutation,
+        batch_size=10,
+        shuffle=True,
+        num_workers=2,
+        multiprocessing_context="spawn",
+        timeout=60,
+    )
+    seen = []
+    for batch in dataloader:
+        assert batch["a"].size(0) == 10
+        seen.extend(batch["a"].tolist())
+    queue.put(sorted(seen))
+
+
+def test_permutation_dataloader_multiprocessing(tmp_path):
+    """Using a Permutation with a PyTorch DataLoader that has num_workers > 0
+    must work end-to-end. Each worker process gets a pickled copy of the
+    dataset and reads batches from it. (Run in a spawned child, so that a hang is
+    detected and killed.)"""
+    db_uri = str(tmp_path / "db")
+    riffledb.connect(db_uri).create_table("test_table", pa.table({"a": range(1000)}))
+    seen = _run_isolated(
+        _spawn_dataloader_target, (db_uri,), 180, "A spawn-worker DataLoader"
+    )
+    assert seen == list(range(1000))
+
+
+def test_permutation_pickle_with_connection_factory(tmp_path):
+    """When the user provides a connection_factory, pickling should round-trip
+    through that factory rather than introspecting the connection URI. Useful
+    for remote / cloud connections where the URI alone isn't reopenable."""
+    db = riffledb.connect(tmp_path)
+    db.create_table("test_table", pa.table({"a": range(50)}))
+
+    factory = functools.partial(_open_native_table, str(tmp_path))
+    permutation = Permutation.identity(factory("test_table")).with_connection_factory(
+        factory
+    )
+
+    restored = pickle.loads(pickle.dumps(permutation))
+
+    assert len(restored) == 50
+    # The factory survives pickling and is what powered base-table reopen.
+    assert restored.connection_factory is not None
+    assert restored.connection_factory.func is _open_native_table
+    assert restored.__getitems__([0, 1, 2]) == [{"a": 0}, {"a": 1}, {"a": 2}]
+
+
+def test_permutation_with_builder_is_picklable(tmp_db):
+    """A Permutation built from a non-identity permutation table must round-trip
+    through pickle while preserving the row order defined by the permutation."""
+    table = tmp_db.create_table("test_table", pa.table({"a": range(100)}))
+    perm_tbl = (
+        permutation_builder(table)
+        .split_random(ratios=[0.8, 0.2], seed=42, split_names=["train", "test"])
+        .shuffle(seed=42)
+        .execute()
+    )
+    permutations = Permutations(table, perm_tbl)
+    permutation = permutations["train"]
+    indices = list(range(len(permutation)))
+    expected = permutation.__getitems__(indices)
+
+    restored = pickle.loads(pickle.dumps(permutation))
+
+    assert len(restored) == len(permutation)
+    assert restored.__getitems__(indices) == expected
+
+
+def _multiworker_dataloader_target(db_uri: str, result_queue):
+    db = riffledb.connect(db_uri)
+    table = db.open_table("test_table")
+    permutation = Permutation.identity(table)
+    dataloader = torch.utils.data.DataLoader(
+        permutation,
+        batch_size=10,
+        num_workers=2,
+        multiprocessing_context="fork",
+    )
+    count = 0
+    for batch in dataloader:
+        assert batch["a"].size(0) == 10
+        count += 1
+    result_queue.put(count)
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux",
+    reason=(
+        "fork() is unavailable on Windows and unsafe on macOS "
+        "(Apple frameworks/TLS are not fork-safe)"
+    ),
+)
+def test_permutation_dataloader_fork_workers(tmp_path):
+    """A Permutation used by a fork-based DataLoader should not hang.
+
+    PyTorch's DataLoader uses fork-based multiprocessing by default on Linux. The
+    permutation's native reader (and Arrow's thread pool) must be usable in, or rebuilt
+    by, each forked worker.
+    """
+    db_uri = str(tmp_path / "db")
+    db = riffledb.connect(db_uri)
+    db.create_table("test_table", pa.table({"a": list(range(1000))}))
+
+    count = _run_isolated(
+        _multiworker_dataloader_target,
+        (db_uri,),
+        30,
+        "Permutation iterated in a fork-based DataLoader worker",
+    )
+    assert count == 100
