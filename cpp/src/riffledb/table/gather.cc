@@ -133,7 +133,16 @@ arrow::Status GatherValidity(const std::vector<std::shared_ptr<arrow::Array>>& c
 arrow::Result<std::shared_ptr<arrow::Array>> GatherFixedWidth(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs,
     int64_t width, ThreadPool* pool) {
-  std::vector<const uint8_t*> bases(chunks.size());
+  // Per-chunk base addresses, on the stack for the usual few dozen chunks: a small take
+  // should not pay a heap allocation per column for them.
+  constexpr size_t kInlineChunks = 64;
+  const uint8_t* inline_bases[kInlineChunks];
+  std::vector<const uint8_t*> heap_bases;
+  const uint8_t** bases = inline_bases;
+  if (chunks.size() > kInlineChunks) {
+    heap_bases.resize(chunks.size());
+    bases = heap_bases.data();
+  }
   for (size_t c = 0; c < chunks.size(); ++c) {
     bases[c] = FixedWidthBase(*chunks[c]->data(), width);
     if (bases[c] == nullptr) return nullptr;  // not applicable: caller falls back
