@@ -55,3 +55,18 @@ lint: $(STAMP)
 
 clean:
 	rm -rf build python/riffledb/_riffledb*.so
+
+# End-to-end comparison with LanceDB, HF datasets and numpy (benchmarks/README.md):
+# `make bench` (full data, ~2x2 GiB) or `make bench QUICK=1` (reduced, < 5 minutes).
+# The peers live in their own virtualenv; riffledb is this tree (python/ on PYTHONPATH,
+# the extension from `make build`).
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.riffledb-bench-setup
+
+$(BENCH_STAMP): requirements-bench.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r requirements-bench.txt
+	touch $@
+
+bench: build $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))

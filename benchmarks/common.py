@@ -1,0 +1,150 @@
+"""Shared helpers of the benchmark harness: paths, scales, /proc readers, torch batches.
+
+Everything here is importable without the peers installed, so the orchestrator can import
+it before it knows which systems are present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+DOCS = REPO / "docs" / "benchmarks"
+
+SEED = 20240611
+SPLIT_RATIOS = [0.8, 0.1, 0.1]
+SPLIT_NAMES = ["train", "val", "test"]
+HASH_WEIGHTS = [8, 1, 1]
+FILTER = "label % 10 != 0"
+
+# Row counts. "full" is the issue's data set; "quick" (make bench QUICK=1) keeps every
+# workload and shape but shrinks the data so the whole run stays under five minutes.
+SCALES = {
+    "full": {"small": 10_000_000, "vectors": 1_000_000, "blobs": 20_000},
+    "quick": {"small": 500_000, "vectors": 20_000, "blobs": 1_000},
+}
+DIM = 512
+BLOB_BYTES = 100 * 1024  # mean image size; sizes vary +-10%
+LABELS = 100
+
+
+def data_dir(scale: str) -> Path:
+    return DATA / scale
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS, VmHWM, RssAnon, RssFile, RssShmem of a process, in bytes ({} if gone)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                    out[key] = int(rest.split()[0]) * 1024
+    except OSError:
+        return {}
+    return out
+
+
+def proc_pss(pid: int | str = "self") -> int | None:
+    """Proportional set size (shared pages divided among their users), in bytes."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Resets VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "memory_bytes": mem,
+        "python": platform.python_version(),
+    }
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    return rev
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+# -- torch batches -----------------------------------------------------------------------
+# The DataLoader and "torch" take workloads turn each system's batch into the same thing: a
+# dict of batch-first tensors (id (B,), label (B,), vec (B, 512)). Module-level so that the
+# datasets holding them pickle for spawn workers.
+
+
+def arrow_to_torch(batch):
+    """A pa.RecordBatch / pa.Table -> dict of batch-first tensors (zero-copy where Arrow
+    allows: numeric columns without nulls and fixed-size lists of them)."""
+    import numpy as np
+    import pyarrow as pa
+    import torch
+
+    out = {}
+    for name, column in zip(batch.column_names, batch.columns):
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if pa.types.is_fixed_size_list(column.type):
+            width = column.type.list_size
+            values = column.flatten().to_numpy(zero_copy_only=False)
+            out[name] = torch.from_numpy(np.asarray(values).reshape(-1, width))
+        elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            out[name] = column.to_pylist()
+        else:
+            out[name] = torch.from_numpy(column.to_numpy(zero_copy_only=False))
+    return out
+
+
+def identity(batch):
+    """collate_fn for datasets whose __getitems__ already returns a whole batch."""
+    return batch

@@ -1,0 +1,3 @@
+"""One adapter per system, all with the same small interface (see ``base.py``)."""
+
+NAMES = ("riffledb", "lancedb", "hf", "numpy")

@@ -1,0 +1,87 @@
+"""riffledb through its public API: connect, open_table, permutation_builder, Permutations,
+Permutation.with_format / with_transform / __getitems__."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import riffledb
+from common import FILTER, HASH_WEIGHTS, SPLIT_NAMES, SPLIT_RATIOS, arrow_to_torch, git_revision
+from riffledb.permutation import Permutations, permutation_builder
+
+from .base import Adapter as Base
+
+
+class Adapter(Base):
+    name = "riffledb"
+
+    def __init__(self, root: Path):
+        self.db = riffledb.connect(str(root / "riffledb"))
+        self.splits: dict = {}
+
+    def versions(self) -> dict:
+        import pyarrow
+
+        return {"riffledb": f"0.1.0 ({git_revision()})", "pyarrow": pyarrow.__version__}
+
+    def _permutation(self, table: str, seed: int):
+        base = self.db.open_table(table)
+        perm = (
+            permutation_builder(base)
+            .split_random(ratios=SPLIT_RATIOS, seed=seed, split_names=SPLIT_NAMES)
+            .shuffle(seed=seed)
+            .execute()
+        )
+        return base, perm
+
+    def build(self, variant: str, seed: int) -> int:
+        builder = permutation_builder(self.db.open_table("small"))
+        if variant == "filter":
+            builder = builder.filter(FILTER)
+        if variant == "hash":
+            builder = builder.split_hash(
+                ["id"], HASH_WEIGHTS, discard_weight=0, split_names=SPLIT_NAMES
+            )
+        else:
+            builder = builder.split_random(
+                ratios=SPLIT_RATIOS, seed=seed, split_names=SPLIT_NAMES
+            )
+        return builder.shuffle(seed=seed).execute().count_rows()
+
+    def open_train(self, table: str, seed: int) -> int:
+        base, perm = self._permutation(table, seed)
+        train = Permutations(base, perm)["train"]
+        self.splits[table] = (base, perm, train)
+        return len(train)
+
+    def _train(self, table: str, format: str):
+        base, perm, train = self.splits[table]
+        key = (table, format)
+        cache = self.__dict__.setdefault("_formatted", {})
+        if key not in cache:
+            cache[key] = (
+                train.with_transform(arrow_to_torch)
+                if format == "torch"
+                else train.with_format("arrow")
+            )
+        return cache[key]
+
+    def take(self, table: str, offsets, format: str):
+        return self._train(table, format).__getitems__(offsets)
+
+    def loader_dataset(self):
+        return self._train("vectors", "torch")
+
+    def split_ids(self, table: str) -> np.ndarray:
+        train = self._train(table, "arrow").select_columns(["id"])
+        ids = np.concatenate([b.column(0).to_numpy() for b in train.iter(1 << 16)])
+        return np.sort(ids)
+
+    def pickle_targets(self) -> dict:
+        base, perm, train = self.splits["vectors"]
+        # The builder returns a memory:// permutation table, which pickles as its rows;
+        # a permutation table stored in the database pickles as a path and a version.
+        stored = self.db.create_table("bench_perm", perm.to_arrow(), mode="overwrite")
+        persisted = Permutations(base, stored)["train"].with_transform(arrow_to_torch)
+        return {"as built": self.loader_dataset(), "persisted": persisted}
