@@ -5,6 +5,7 @@ module so each test file reads on its own.
 """
 
 import pytest
+
 import riffledb
 
 

@@ -13,6 +13,7 @@ import time
 
 import pyarrow as pa
 import pytest
+
 import riffledb
 
 JOIN_TIMEOUT = 60

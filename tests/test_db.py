@@ -4,6 +4,7 @@ import os
 
 import pyarrow as pa
 import pytest
+
 import riffledb
 from riffledb.db import DBConnection
 from riffledb.table import Table

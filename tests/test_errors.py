@@ -12,6 +12,7 @@ import textwrap
 
 import pyarrow as pa
 import pytest
+
 import riffledb
 
 CHILD_TIMEOUT = 60

@@ -7,9 +7,10 @@ search().where(), count_rows() and delete() share one filter language.
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import riffledb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import riffledb
 
 FRAG1 = 1 << 32
 

@@ -5,9 +5,10 @@ import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import riffledb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import riffledb
 from riffledb.table import Table
 
 FRAG1 = 1 << 32  # row id of the first row of the second fragment

@@ -10,6 +10,7 @@ import decimal
 import numpy as np
 import pyarrow as pa
 import pytest
+
 import riffledb
 
 D = datetime.date

@@ -5,6 +5,7 @@ import re
 
 import pyarrow as pa
 import pytest
+
 from riffledb.util import tbl_to_tensor
 
 torch = pytest.importorskip("torch")
