@@ -280,6 +280,33 @@ def run_scenarios(target, *args, what: str, timeout: float = PROGRESS_TIMEOUT) -
     return outcome
 
 
+class Running:
+    """:func:`run_scenarios` in a parent thread, so that several children run at once.
+    The thread drains the child's pipe as it goes, so the progress timeout of each child
+    is measured independently."""
+
+    def __init__(self, target, *args, what: str, timeout: float = PROGRESS_TIMEOUT):
+        self._outcome: Outcome | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(target, args, what, timeout), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, target, args, what, timeout) -> None:
+        try:
+            self._outcome = run_scenarios(target, *args, what=what, timeout=timeout)
+        except BaseException as error:
+            self._error = error
+
+    def outcome(self) -> Outcome:
+        # run_scenarios cannot take longer than one timeout per message, plus reaping.
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._outcome
+
+
 def _child_main(conn, target, args) -> None:
     os.setpgrp()  # the parent kills the whole group on a hang
     try:
