@@ -41,8 +41,8 @@ def test_fork_dataloader_while_threads_read(tmp_path):
         BUSY_THREADS,
         what="fork while busy",
     )
+    takes = outcome.get("threads")  # first: a reader thread's error explains the rest
     takes_before = [outcome.get(f"round-{r:02d}") for r in range(BUSY_ROUNDS)]
-    takes = outcome.get("threads")
     assert all(t > 0 for t in takes), takes
     # The readers kept taking while the DataLoaders ran (not a timing bound: the first
     # round only starts after every thread finished a take).
