@@ -29,18 +29,32 @@ def db_path(tmp_path):
     return str(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def torch_children(tmp_path_factory):
+    """The two children that import torch start together on first use (the import takes
+    seconds; in parallel processes it overlaps)."""
+    pytest.importorskip("torch")
+    nested_db = tmp_path_factory.mktemp("nested")
+    riffledb.connect(nested_db).create_table("t", mp_helpers.rows(0, N_ROWS))
+    return {
+        "busy": mp_helpers.Running(
+            mp_helpers.fork_while_busy_scenarios,
+            str(tmp_path_factory.mktemp("busy")),
+            BUSY_ROUNDS,
+            BUSY_THREADS,
+            what="fork while busy",
+        ),
+        "nested": mp_helpers.Running(
+            mp_helpers.nested_fork_scenarios, str(nested_db), what="nested fork"
+        ),
+    }
+
+
 @pytest.mark.slow
-def test_fork_dataloader_while_threads_read(tmp_path):
+def test_fork_dataloader_while_threads_read(torch_children):
     """3 threads take 16k rows at a time (parallel gathers in the C++ pool) from the very
     Permutation a fork DataLoader reads; 50 DataLoaders in a row start while they do."""
-    pytest.importorskip("torch")
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.fork_while_busy_scenarios,
-        str(tmp_path),
-        BUSY_ROUNDS,
-        BUSY_THREADS,
-        what="fork while busy",
-    )
+    outcome = torch_children["busy"].outcome()
     takes = outcome.get("threads")  # first: a reader thread's error explains the rest
     takes_before = [outcome.get(f"round-{r:02d}") for r in range(BUSY_ROUNDS)]
     assert all(t > 0 for t in takes), takes
@@ -50,14 +64,11 @@ def test_fork_dataloader_while_threads_read(tmp_path):
 
 
 @pytest.mark.slow
-def test_nested_fork_from_dataloader_worker(db_path):
+def test_nested_fork_from_dataloader_worker(torch_children):
     """A fork worker forks a grandchild in worker_init_fn (before its first read) and in
     every __getitems__; the grandchild reads through the same Permutation object and
     reports its rows through a pipe; the worker compares them with its own."""
-    pytest.importorskip("torch")
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.nested_fork_scenarios, db_path, what="nested fork"
-    )
+    outcome = torch_children["nested"].outcome()
     result = outcome.get("nested")
     batches, expected = result["batches"], result["expected"]
     got = collections.Counter(i for b in batches for i in b["id"])
