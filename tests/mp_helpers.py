@@ -674,14 +674,13 @@ def _whole_version(ids: list[int]) -> str | None:
     return None
 
 
-def _mid_append_child(db_path: str, reader, writer) -> int:
+def _mid_append_child(db_path: str, reader) -> int:
     """In a child forked while ``writer`` appends: every way to read sees a whole version.
     Returns the exit code (0, or which read failed)."""
     checks = [
         ("inherited reader checkout_latest", lambda: _latest(reader)),
         ("fresh connection", lambda: riffledb.connect(db_path).open_table("t")),
         ("inherited reader, version as forked", lambda: reader),
-        ("writer's own object", lambda: _latest(writer)),
     ]
     for code, (what, get) in enumerate(checks, start=10):
         try:
@@ -736,7 +735,7 @@ def fork_mid_append_scenarios(db_path: str, forks: int):
             if pid == 0:
                 code = 1
                 try:
-                    code = _mid_append_child(db_path, reader, writer)
+                    code = _mid_append_child(db_path, reader)
                 finally:
                     os._exit(code)
             code = wait_child(pid, timeout=60)
@@ -756,6 +755,67 @@ def fork_mid_append_scenarios(db_path: str, forks: int):
         return count[0]
 
     yield "writer", finish
+
+
+def fork_shared_table_scenarios(db_path: str, forks: int):
+    """One Table object used by three threads (an appender, two checkout_latest/len
+    loops) while the main thread forks: each child uses that same object."""
+    shared = riffledb.connect(db_path).open_table("t")
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def appender():
+        try:
+            start = len(shared)
+            while not stop.is_set():
+                shared.add(rows(start, APPEND_ROWS))
+                start += APPEND_ROWS
+        except BaseException:
+            errors.append(traceback.format_exc())
+
+    def refresher():
+        try:
+            while not stop.is_set():
+                shared.checkout_latest()
+                len(shared)
+        except BaseException:
+            errors.append(traceback.format_exc())
+
+    threads = [
+        threading.Thread(target=f, daemon=True) for f in (appender, refresher, refresher)
+    ]
+    for t in threads:
+        t.start()
+
+    def run():
+        try:
+            for i in range(forks):
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        ids = _latest(shared).to_arrow()["id"].to_pylist()
+                        problem = _whole_version(ids)
+                        if problem:
+                            os.write(2, f"shared table child: {problem}\n".encode())
+                            code = 2
+                        else:
+                            code = 0
+                    finally:
+                        os._exit(code)
+                try:
+                    code = wait_child(pid, timeout=20)
+                except AssertionError as error:
+                    raise AssertionError(f"fork {i}: {error}") from None
+                assert code == 0, f"fork {i}: child exited with {code}"
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=PROGRESS_TIMEOUT)
+        assert not errors, errors[0]
+        return forks
+
+    yield "forks", run
 
 
 # -- objects made in the parent, used after os.fork() (test_fork.py) ---------------------
