@@ -9,8 +9,10 @@
 #include <limits>
 #include <type_traits>
 
+#include "riffledb/permutation/shuffle_internal.h"
 #include "riffledb/permutation/split_internal.h"
 #include "riffledb/util/random.h"
+#include "riffledb/util/thread_pool.h"
 
 namespace riffledb {
 
@@ -187,6 +189,7 @@ PermutationBuilder& PermutationBuilder::Shuffle(std::optional<uint64_t> seed,
 namespace {
 
 using internal::Grouped;
+using internal::ShuffleSpec;
 
 arrow::Result<uint64_t> ClumpSize(const std::optional<uint64_t>& clump_size) {
   if (clump_size && *clump_size == 0) {
@@ -310,9 +313,11 @@ arrow::Status AppendCalculatedColumn(const arrow::Array& column,
 
 // Narrows calculated split ids to dense tags and groups by them.
 // `values` receives the split id of each tag.
-arrow::Result<Grouped> GroupCalculated(
-    std::vector<uint64_t> ids, std::vector<uint64_t> raw, std::vector<uint64_t>* values,
-    std::optional<std::pair<uint64_t, uint64_t>> shuffle) {
+arrow::Result<Grouped> GroupCalculated(std::vector<uint64_t> ids,
+                                       std::vector<uint64_t> raw,
+                                       std::vector<uint64_t>* values,
+                                       const std::optional<ShuffleSpec>& shuffle,
+                                       ThreadPool* pool) {
   uint64_t max = 0;
   for (uint64_t v : raw) max = std::max(max, v);
   uint64_t num_tags;
@@ -339,12 +344,14 @@ arrow::Result<Grouped> GroupCalculated(
   return WithTagType(num_tags, [&](auto tag) -> Grouped {
     using Tag = decltype(tag);
     if constexpr (std::is_same_v<Tag, uint64_t>) {
-      return internal::GroupBySplit(std::move(ids), std::move(raw), num_tags, shuffle);
+      return internal::ShuffleAndGroup(std::move(ids), std::move(raw), num_tags, shuffle,
+                                       pool);
     } else {
       std::vector<Tag> tags(raw.size());
       for (size_t i = 0; i < raw.size(); ++i) tags[i] = static_cast<Tag>(raw[i]);
       std::vector<uint64_t>().swap(raw);
-      return internal::GroupBySplit(std::move(ids), std::move(tags), num_tags, shuffle);
+      return internal::ShuffleAndGroup(std::move(ids), std::move(tags), num_tags, shuffle,
+                                       pool);
     }
   });
 }
@@ -352,28 +359,63 @@ arrow::Result<Grouped> GroupCalculated(
 // Groups a stream already laid out as consecutive splits of `counts` rows, after the
 // optional shuffle of the whole stream.
 Grouped GroupContiguous(std::vector<uint64_t> ids, std::vector<uint64_t> counts,
-                        std::optional<std::pair<uint64_t, uint64_t>> shuffle) {
+                        const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool) {
   if (!shuffle) return Grouped{std::move(ids), std::move(counts)};
   if (counts.size() <= 1) {
-    Rng rng(shuffle->first);
-    internal::ShuffleInClumps(&ids, shuffle->second, rng);
+    internal::ShuffleIdsInClumps(&ids, shuffle->clump_size, shuffle->seed, pool);
+    return Grouped{std::move(ids), std::move(counts)};
+  }
+  if (shuffle->clump_size == 1 &&
+      internal::ShuffleContiguousSplits(&ids, counts, shuffle->seed, pool)) {
     return Grouped{std::move(ids), std::move(counts)};
   }
   const uint64_t num_splits = counts.size();
   return WithTagType(num_splits, [&](auto tag) -> Grouped {
     using Tag = decltype(tag);
-    std::vector<Tag> tags;
-    tags.reserve(ids.size());
-    for (uint64_t s = 0; s < num_splits; ++s) tags.insert(tags.end(), counts[s], Tag(s));
-    return internal::GroupBySplit(std::move(ids), std::move(tags), num_splits, shuffle);
+    std::vector<Tag> tags(ids.size());
+    uint64_t at = 0;
+    for (uint64_t s = 0; s < num_splits; ++s) {
+      std::fill_n(tags.begin() + static_cast<int64_t>(at), counts[s], Tag(s));
+      at += counts[s];
+    }
+    return internal::ShuffleAndGroup(std::move(ids), std::move(tags), num_splits, shuffle,
+                                     pool);
   });
 }
 
-std::shared_ptr<arrow::Array> UInt64ArrayOf(std::vector<uint64_t> values) {
-  const int64_t length = static_cast<int64_t>(values.size());
-  auto buffer = arrow::Buffer::FromVector(std::move(values));
+std::shared_ptr<arrow::Array> UInt64ArrayOf(std::shared_ptr<arrow::Buffer> buffer,
+                                            int64_t length) {
   return arrow::MakeArray(
       arrow::ArrayData::Make(arrow::uint64(), length, {nullptr, std::move(buffer)}, 0));
+}
+
+// The split_id column: runs of each group's split id.
+arrow::Result<std::shared_ptr<arrow::Buffer>> SplitIdBuffer(
+    const std::vector<uint64_t>& counts, const std::vector<uint64_t>& values,
+    ThreadPool* pool) {
+  uint64_t num_rows = 0;
+  for (uint64_t c : counts) num_rows += c;
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer,
+                        arrow::AllocateBuffer(static_cast<int64_t>(num_rows * 8)));
+  auto* out = buffer->mutable_data_as<uint64_t>();
+  // Filled in parallel pieces: the first touch of the pages is most of the cost.
+  std::vector<uint64_t> starts(counts.size() + 1, 0);
+  for (size_t g = 0; g < counts.size(); ++g) starts[g + 1] = starts[g] + counts[g];
+  constexpr uint64_t kPiece = uint64_t{1} << 20;
+  ARROW_RETURN_NOT_OK(pool->ParallelFor(
+      static_cast<int64_t>((num_rows + kPiece - 1) / kPiece), [&](int64_t p) {
+        const uint64_t begin = static_cast<uint64_t>(p) * kPiece;
+        const uint64_t end = std::min(num_rows, begin + kPiece);
+        size_t g = static_cast<size_t>(
+            std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin() - 1);
+        for (uint64_t i = begin; i < end; ++g) {
+          const uint64_t stop = std::min(end, starts[g + 1]);
+          std::fill(out + i, out + stop, values.empty() ? g : values[g]);
+          i = stop;
+        }
+        return arrow::Status::OK();
+      }));
+  return buffer;
 }
 
 }  // namespace
@@ -381,11 +423,12 @@ std::shared_ptr<arrow::Array> UInt64ArrayOf(std::vector<uint64_t> values) {
 arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const {
   if (base_ == nullptr) return arrow::Status::Invalid("Permutation builder has no table");
   // Settings that need no data are checked before the scan.
-  std::optional<std::pair<uint64_t, uint64_t>> shuffle;
+  std::optional<ShuffleSpec> shuffle;
   if (shuffle_) {
     ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(shuffle_->clump_size));
-    shuffle.emplace(shuffle_->seed ? *shuffle_->seed : SeedFromEntropy(), clump);
+    shuffle = ShuffleSpec{shuffle_->seed ? *shuffle_->seed : SeedFromEntropy(), clump};
   }
+  ThreadPool* pool = ThreadPool::Default();
   std::optional<uint64_t> num_splits;
   switch (split_kind_) {
     case SplitKind::kNone:
@@ -448,14 +491,15 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const
         ARROW_ASSIGN_OR_RAISE(counts, sizes_.ToCounts(ids.size()));
         if (split_kind_ == SplitKind::kRandom) {
           ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(split_shuffle_.clump_size));
-          Rng rng(split_shuffle_.seed ? *split_shuffle_.seed : SeedFromEntropy());
-          internal::ShuffleInClumps(&ids, clump, rng);
+          internal::ShuffleIdsInClumps(
+              &ids, clump, split_shuffle_.seed ? *split_shuffle_.seed : SeedFromEntropy(),
+              pool);
         }
         uint64_t kept = 0;
         for (uint64_t c : counts) kept += c;
         ids.resize(kept);  // leftover rows are dropped
       }
-      grouped = GroupContiguous(std::move(ids), std::move(counts), shuffle);
+      grouped = GroupContiguous(std::move(ids), std::move(counts), shuffle, pool);
       break;
     }
     case SplitKind::kHash: {
@@ -499,8 +543,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const
                   }
                   return arrow::Status::OK();
                 }));
-            return internal::GroupBySplit(std::move(ids), std::move(tags), *num_splits,
-                                          shuffle);
+            return internal::ShuffleAndGroup(std::move(ids), std::move(tags), *num_splits,
+                                             shuffle, pool);
           }));
       break;
     }
@@ -528,20 +572,16 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const
         }
       }
       ARROW_ASSIGN_OR_RAISE(grouped, GroupCalculated(std::move(ids), std::move(raw),
-                                                     &split_values, shuffle));
+                                                     &split_values, shuffle, pool));
       break;
     }
   }
 
   // split_id: runs of each group's split id, filled after the working buffers are gone.
-  const uint64_t num_rows = grouped.ids.size();
-  std::vector<uint64_t> split_ids(num_rows);
-  uint64_t at = 0;
-  for (size_t g = 0; g < grouped.counts.size(); ++g) {
-    const uint64_t value = split_values.empty() ? g : split_values[g];
-    std::fill_n(split_ids.begin() + static_cast<int64_t>(at), grouped.counts[g], value);
-    at += grouped.counts[g];
-  }
+  const auto num_rows = static_cast<int64_t>(grouped.ids.size());
+  ARROW_ASSIGN_OR_RAISE(auto split_ids,
+                        SplitIdBuffer(grouped.counts, split_values, pool));
+  auto row_ids = arrow::Buffer::FromVector(std::move(grouped.ids));
   std::shared_ptr<const arrow::KeyValueMetadata> metadata;
   if (split_names_) {
     metadata = arrow::key_value_metadata({kSplitNamesMetadataKey},
@@ -550,10 +590,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const
   auto schema = arrow::schema({arrow::field("row_id", arrow::uint64(), false),
                                arrow::field("split_id", arrow::uint64(), false)},
                               std::move(metadata));
-  return arrow::Table::Make(
-      std::move(schema),
-      {UInt64ArrayOf(std::move(grouped.ids)), UInt64ArrayOf(std::move(split_ids))},
-      static_cast<int64_t>(num_rows));
+  return arrow::Table::Make(std::move(schema),
+                            {UInt64ArrayOf(std::move(row_ids), num_rows),
+                             UInt64ArrayOf(std::move(split_ids), num_rows)},
+                            num_rows);
 }
 
 }  // namespace riffledb

@@ -89,16 +89,38 @@ struct SplitSizes {
 ///    values, and non-numeric results, are Invalid naming the value and the row (position
 ///    in the filtered scan and its `_rowid`). Split ids need not be contiguous.
 ///  - Shuffle: the post-split stream of m rows is cut into clumps [0,c), [c,2c), ... (the
-///    last may be short); P = Shuffle(identity[0..ceil(m/c)), Rng(seed)) (util/random.h,
-///    Fisher-Yates from the back); the stream becomes clumps P[0], P[1], ... with rows in
-///    a clump keeping their order. Then rows are grouped by split, stably. No seed means
-///    a seed from the OS (SeedFromEntropy).
+///    last may be short); P = S(identity[0..ceil(m/c)), seed) (the shuffle algorithm
+///    below); the stream becomes clumps P[0], P[1], ... with rows in a clump keeping
+///    their order. Then rows are grouped by split, stably. No seed means a seed from the
+///    OS (SeedFromEntropy). The random split's shuffle is the same S with its own seed.
+///
+/// Shuffle algorithm S(v, seed) of a list v of m items (util/random.h defines Rng, its
+/// UniformBelow and Shuffle = Fisher-Yates from the back). With K = 65536 and
+/// B = min(floor(m / K), 65536):
+///  - if B < 2 (m < 131072): Shuffle(v, Rng(seed));
+///  - otherwise, a bucketed shuffle. R = Rng(seed); the block seeds d_0 .. d_{J-1}
+///    (J = ceil(m / K)) are the first J values R.Next(), the bucket seeds e_0 .. e_{B-1}
+///    the next B. Item i (0-based) is in block floor(i / K); the items of block j, in
+///    order, each draw their bucket with UniformBelow(B) from one Rng(d_j). Bucket k is
+///    the list of the items that drew k, in input order, shuffled with
+///    Shuffle(bucket k, Rng(e_k)). S(v) is bucket 0, bucket 1, ..., bucket B-1.
+/// So S depends only on (seed, m): not on the hardware, the pool or its size (buckets
+/// and blocks are processed in parallel, each with its own generator). It is a uniform
+/// random permutation: every item's bucket is uniform and independent of the others,
+/// and within a bucket every order is equally likely. A bucket (~512 KiB of row ids)
+/// fits a core's L2 cache, so the shuffle costs two streaming passes over the rows plus
+/// in-cache swaps, instead of a cache and TLB miss per row.
 ///
 /// Memory: the builder keeps only row ids (8 bytes a row), plus a per-row split index of
 /// 1, 2, 4 or 8 bytes when rows are not already grouped (hash and calculated splits, or
-/// any split followed by a shuffle). Peak use is about 16 + 2·tag bytes a row (≤ 24 for
-/// up to 65536 splits), of which the returned table keeps 16. Calculated split ids of
-/// 2^20 or more cost a temporary sorted copy of the ids (8 bytes a row).
+/// any of them followed by a shuffle). A bucketed shuffle adds 8 bytes a row of scratch
+/// and 2 bytes a row of bucket indexes while it distributes. Peak use is about 18 bytes
+/// a row for random, sequential or no split (with or without shuffle), and about
+/// 18 + 2·tag bytes a row for hash and calculated splits followed by a shuffle (20 for
+/// up to 256 splits, 22 up to 65536), of which the returned table keeps 16. Large
+/// shuffles and groupings run on ThreadPool::Default(), with the same result for any
+/// number of threads. Calculated split ids of 2^20 or more cost a temporary sorted copy
+/// of the ids (8 bytes a row).
 ///
 /// Thread-safety: configuration calls must not race with anything; Execute() is const and
 /// may run concurrently with other Execute() calls. The returned table owns its buffers

@@ -12,10 +12,12 @@
 #include <numeric>
 #include <set>
 
+#include "riffledb/permutation/shuffle_internal.h"
 #include "riffledb/permutation/split_internal.h"
 #include "riffledb/table/table.h"
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/thread_pool.h"
 
 namespace riffledb {
 namespace {
@@ -390,6 +392,216 @@ TEST(SplitInternal, ShufflePrefetchedEqualsShuffle) {
     EXPECT_EQ(a, b) << n;
     for (uint64_t i = 0; i < n; ++i) EXPECT_EQ(tags[i], b[i]);
     EXPECT_EQ(r1.state(), r2.state());
+  }
+}
+
+// --- the shuffle algorithm (builder.h, "Shuffle algorithm") ---------------------------
+
+// The documented algorithm, written as plainly as the header states it.
+std::vector<uint64_t> ReferenceShuffle(std::vector<uint64_t> v, uint64_t seed,
+                                       uint64_t k = internal::kShuffleBucketItems) {
+  const uint64_t m = v.size();
+  const uint64_t num_buckets = std::min<uint64_t>(m / k, 65536);
+  if (num_buckets < 2) {
+    Rng rng(seed);
+    Shuffle(std::span<uint64_t>(v), rng);
+    return v;
+  }
+  Rng master(seed);
+  std::vector<uint64_t> block_seeds((m + k - 1) / k), bucket_seeds(num_buckets);
+  for (uint64_t& d : block_seeds) d = master.Next();
+  for (uint64_t& e : bucket_seeds) e = master.Next();
+  std::vector<std::vector<uint64_t>> buckets(num_buckets);
+  Rng block_rng(0);
+  for (uint64_t i = 0; i < m; ++i) {
+    if (i % k == 0) block_rng = Rng(block_seeds[i / k]);
+    buckets[block_rng.UniformBelow(num_buckets)].push_back(v[i]);
+  }
+  std::vector<uint64_t> out;
+  for (uint64_t b = 0; b < num_buckets; ++b) {
+    Rng rng(bucket_seeds[b]);
+    Shuffle(std::span<uint64_t>(buckets[b]), rng);
+    out.insert(out.end(), buckets[b].begin(), buckets[b].end());
+  }
+  return out;
+}
+
+// Global shuffle of the stream (clumps of `clump`), then a stable grouping by tag.
+std::vector<uint64_t> ReferenceShuffleAndGroup(
+    const std::vector<uint64_t>& ids, const std::vector<uint8_t>& tags, uint64_t seed,
+    uint64_t clump, uint64_t k = internal::kShuffleBucketItems) {
+  const uint64_t m = ids.size();
+  auto order = ReferenceShuffle(Iota(m / clump + (m % clump != 0)), seed, k);
+  std::vector<uint64_t> stream;
+  for (uint64_t c : order) {
+    for (uint64_t i = c * clump; i < std::min(m, (c + 1) * clump); ++i)
+      stream.push_back(i);
+  }
+  std::vector<uint64_t> out;
+  for (uint8_t t = 0; t <= *std::max_element(tags.begin(), tags.end()); ++t) {
+    for (uint64_t i : stream)
+      if (tags[i] == t) out.push_back(ids[i]);
+  }
+  return out;
+}
+
+TEST(Shuffle, NumBucketsIsAFunctionOfTheSizeOnly) {
+  EXPECT_EQ(internal::ShuffleNumBuckets(131071), 1u);
+  EXPECT_EQ(internal::ShuffleNumBuckets(131072), 2u);
+  EXPECT_EQ(internal::ShuffleNumBuckets(300000), 4u);
+  EXPECT_EQ(internal::ShuffleNumBuckets(100'000'000), 1525u);
+  EXPECT_EQ(internal::ShuffleNumBuckets(uint64_t{1} << 40), 65536u);
+}
+
+TEST(Shuffle, SmallInputsAreFisherYates) {
+  ThreadPool pool(2);
+  for (uint64_t n : {0, 1, 2, 17, 1000, 131071}) {
+    std::vector<uint64_t> a = Iota(n), b = Iota(n);
+    Rng rng(n + 5);
+    Shuffle(std::span<uint64_t>(a), rng);
+    internal::ShuffleValues(b, n + 5, &pool);
+    EXPECT_EQ(a, b) << n;
+  }
+}
+
+TEST(Shuffle, BucketedPathMatchesTheDocumentedAlgorithm) {
+  ThreadPool pool(3);
+  // The production bucket size (B = 4 at 300k rows), and a tiny one on small inputs.
+  for (auto [n, k] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {300'000, internal::kShuffleBucketItems}, {1000, 7}, {64, 2}, {9, 3}}) {
+    for (uint64_t seed : {0, 1, 42}) {
+      std::vector<uint64_t> values = Iota(n, 1000);
+      internal::ShuffleValues(values, seed, &pool, k);
+      ASSERT_EQ(values, ReferenceShuffle(Iota(n, 1000), seed, k)) << n << " " << seed;
+    }
+  }
+}
+
+TEST(Shuffle, BucketedGoldenOrder) {
+  // Pins the algorithm: changing it changes every user's seeded permutations.
+  std::vector<uint64_t> values = Iota(300'000);
+  internal::ShuffleValues(values, 42, ThreadPool::Default());
+  EXPECT_THAT(std::vector<uint64_t>(values.begin(), values.begin() + 8),
+              ElementsAre(141486, 109953, 293763, 218845, 293088, 72972, 124831, 91790));
+  auto sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, Iota(300'000));
+}
+
+TEST(Shuffle, SameResultForAnyPoolSize) {
+  ThreadPool one(1), four(4);
+  const uint64_t n = 300'003;
+  std::vector<uint64_t> a = Iota(n), b = Iota(n);
+  internal::ShuffleValues(a, 9, &one);
+  internal::ShuffleValues(b, 9, &four);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, Iota(n));
+  // Shuffle and group, with and without clumps, through the tag path and the contiguous
+  // path: all equal the reference whatever the pool.
+  std::vector<uint8_t> tags(n);
+  const std::vector<uint64_t> counts{200'000, 70'000, 30'003};
+  for (uint64_t i = 0; i < n; ++i) tags[i] = i < 200'000 ? 0 : (i < 270'000 ? 1 : 2);
+  const std::vector<uint64_t> ids = Iota(n, 1u << 20);
+  for (uint64_t clump : {1, 3}) {
+    const auto expected = ReferenceShuffleAndGroup(ids, tags, 11, clump, 1024);
+    for (ThreadPool* pool : {&one, &four}) {
+      auto grouped = internal::ShuffleAndGroup(
+          ids, tags, 3, internal::ShuffleSpec{11, clump}, pool, 1024);
+      EXPECT_EQ(grouped.ids, expected) << clump << " " << pool->num_threads();
+      EXPECT_THAT(grouped.counts, ElementsAreArray(counts));
+      if (clump == 1) {
+        std::vector<uint64_t> contiguous = ids;
+        ASSERT_TRUE(
+            internal::ShuffleContiguousSplits(&contiguous, counts, 11, pool, 1024));
+        EXPECT_EQ(contiguous, expected) << pool->num_threads();
+      }
+    }
+  }
+  // Clump shuffles of ids alone.
+  std::vector<uint64_t> c1 = Iota(n), c4 = Iota(n);
+  internal::ShuffleIdsInClumps(&c1, 5, 3, &one, 1024);
+  internal::ShuffleIdsInClumps(&c4, 5, 3, &four, 1024);
+  EXPECT_EQ(c1, c4);
+}
+
+TEST(Shuffle, ClumpsStayIntactOnTheBucketedPath) {
+  ThreadPool pool(4);
+  const uint64_t n = 300'007, clump = 10;  // 30001 clumps, 29 buckets of 1024
+  std::vector<uint64_t> ids = Iota(n);
+  internal::ShuffleIdsInClumps(&ids, clump, 8, &pool, 1024);
+  std::vector<uint64_t> order;
+  for (size_t i = 0; i < n;) {
+    const uint64_t first = ids[i];
+    ASSERT_EQ(first % clump, 0u) << "clump starts at " << first;
+    const uint64_t len = std::min<uint64_t>(clump, n - first);
+    for (uint64_t k = 0; k < len; ++k) ASSERT_EQ(ids[i + k], first + k);
+    order.push_back(first / clump);
+    i += len;
+  }
+  EXPECT_EQ(order, ReferenceShuffle(Iota(30'001), 8, 1024));
+}
+
+// Pearson's chi-square of observed counts against equal expectations.
+double ChiSquare(const std::vector<uint64_t>& observed) {
+  double total = 0;
+  for (uint64_t o : observed) total += static_cast<double>(o);
+  const double expected = total / static_cast<double>(observed.size());
+  double chi = 0;
+  for (uint64_t o : observed) chi += (o - expected) * (o - expected) / expected;
+  return chi;
+}
+
+TEST(Shuffle, PositionsAreUniform) {
+  // For n = 8 over seeds 0..19999 (deterministic: no flakes), the position of every
+  // element is uniform: chi-square with 7 degrees of freedom below 24.3 (p = 0.001),
+  // both for Fisher-Yates and for the bucketed path (buckets of 2 -> B = 4).
+  ThreadPool pool(2);
+  for (uint64_t k : {internal::kShuffleBucketItems, uint64_t{2}, uint64_t{3}}) {
+    std::vector<std::vector<uint64_t>> position(8, std::vector<uint64_t>(8, 0));
+    for (uint64_t seed = 0; seed < 20000; ++seed) {
+      std::vector<uint64_t> values = Iota(8);
+      internal::ShuffleValues(values, seed, &pool, k);
+      for (uint64_t p = 0; p < 8; ++p) ++position[values[p]][p];
+    }
+    for (uint64_t e = 0; e < 8; ++e) {
+      EXPECT_LT(ChiSquare(position[e]), 24.3) << "element " << e << ", bucket size " << k;
+    }
+  }
+}
+
+TEST(PermutationBuilder, BucketedShuffleThroughTheBuilder) {
+  // 300k rows: both the random split's shuffle and the shuffle after it are bucketed.
+  const uint64_t n = 300'000;
+  auto snapshot = IdSnapshot(n, 4096);
+  PermutationBuilder builder(snapshot);
+  builder.SplitRandom(SplitSizes::Ratios({0.8, 0.1, 0.05}), 42).Shuffle(7);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  ASSERT_OK_AND_ASSIGN(auto again, Build(builder));
+  EXPECT_EQ(r.row_ids, again.row_ids);
+  EXPECT_THAT(r.Sizes(), ElementsAre(240'000, 30'000, 15'000));
+  std::vector<uint64_t> split = ReferenceShuffle(Iota(n), 42);
+  split.resize(285'000);
+  std::vector<uint8_t> tags(285'000);
+  for (uint64_t i = 0; i < tags.size(); ++i)
+    tags[i] = i < 240'000 ? 0 : (i < 270'000 ? 1 : 2);
+  EXPECT_EQ(r.row_ids, ReferenceShuffleAndGroup(split, tags, 7, 1));
+  auto sorted = r.row_ids;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end());
+
+  // A hash split then a shuffle goes through the tag path: still a permutation of each
+  // split's members.
+  PermutationBuilder plain(snapshot), shuffled(snapshot);
+  plain.SplitHash({"id"}, {1, 1, 1});
+  shuffled.SplitHash({"id"}, {1, 1, 1}).Shuffle(3);
+  ASSERT_OK_AND_ASSIGN(auto a, Build(plain));
+  ASSERT_OK_AND_ASSIGN(auto b, Build(shuffled));
+  EXPECT_EQ(a.split_ids, b.split_ids);
+  for (uint64_t s = 0; s < 3; ++s) {
+    auto x = a.Split(s), y = b.Split(s);
+    EXPECT_NE(x, y);
+    std::sort(y.begin(), y.end());
+    EXPECT_EQ(x, y);
   }
 }
 

@@ -1,0 +1,424 @@
+#include "riffledb/permutation/shuffle_internal.h"
+
+#include <arrow/util/logging.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <type_traits>
+
+#include "riffledb/util/random.h"
+
+namespace riffledb::internal {
+
+namespace {
+
+// Rows per unit of parallel work for passes whose result does not depend on how the
+// input is cut (copies, stable counting sorts).
+constexpr uint64_t kStripeItems = uint64_t{1} << 16;
+// Per-stripe histograms are kept below this many counters.
+constexpr uint64_t kMaxHistogram = uint64_t{1} << 22;
+
+struct NoTag {};
+
+template <typename T>
+std::unique_ptr<T[]> Uninitialized(uint64_t n) {
+  return std::make_unique_for_overwrite<T[]>(n);
+}
+
+void RunParallel(ThreadPool* pool, uint64_t n, const std::function<void(uint64_t)>& fn) {
+  const arrow::Status status =
+      pool->ParallelFor(static_cast<int64_t>(n), [&](int64_t i) -> arrow::Status {
+        fn(static_cast<uint64_t>(i));
+        return arrow::Status::OK();
+      });
+  ARROW_DCHECK_OK(status);
+}
+
+// How many stripes to cut `units` units of work into, each with a histogram of
+// `width` counters. Only the speed depends on it, never the result.
+uint64_t NumStripes(uint64_t units, uint64_t width, ThreadPool* pool) {
+  uint64_t stripes =
+      std::min<uint64_t>(units, 4 * static_cast<uint64_t>(pool->num_threads()));
+  stripes = std::min<uint64_t>(stripes, kMaxHistogram / std::max<uint64_t>(width, 1));
+  return std::max<uint64_t>(stripes, 1);
+}
+
+template <typename T>
+void ParallelCopy(T* dst, const T* src, uint64_t n, ThreadPool* pool) {
+  const uint64_t chunk = 16 * kStripeItems;
+  RunParallel(pool, (n + chunk - 1) / chunk, [&](uint64_t c) {
+    const uint64_t begin = c * chunk, end = std::min(n, begin + chunk);
+    std::memcpy(dst + begin, src + begin, (end - begin) * sizeof(T));
+  });
+}
+
+std::array<uint64_t, 2> WholeInput(uint64_t m) { return {0, m}; }
+
+struct Buckets {
+  std::vector<uint64_t> starts;  // num_buckets + 1 offsets into the distributed array
+  std::vector<uint64_t> seeds;   // e_k of builder.h
+};
+
+// Steps 1 and 2 of the bucketed shuffle (builder.h): draws each item's bucket and writes
+// the items of src, grouped by bucket and in input order within a bucket, to dst.
+// `bounds` (S + 1 positions from 0 to m) cuts the input into S consecutive splits; when
+// `cells` is given it receives, at [s * B + k], how many items of split s went to bucket
+// k. (The cuts change nothing else.)
+template <typename Tag>
+Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag* dst_tags,
+                   uint64_t m, uint64_t num_buckets, uint64_t seed, uint64_t block,
+                   ThreadPool* pool, std::span<const uint64_t> bounds,
+                   std::vector<uint64_t>* cells) {
+  ARROW_DCHECK(num_buckets >= 2 && num_buckets <= kShuffleMaxBuckets);
+  ARROW_DCHECK(bounds.size() >= 2 && bounds.front() == 0 && bounds.back() == m);
+  const uint64_t num_blocks = (m + block - 1) / block;
+  Rng master(seed);
+  std::vector<uint64_t> block_seeds(num_blocks);
+  for (uint64_t& s : block_seeds) s = master.Next();
+  Buckets out;
+  out.seeds.resize(num_buckets);
+  for (uint64_t& s : out.seeds) s = master.Next();
+
+  // Stripes are runs of whole blocks, so each block's generator is used by one thread.
+  // A stripe counts its items per bucket separately for each split it overlaps (a
+  // "piece").
+  const uint64_t num_splits = bounds.size() - 1;
+  const uint64_t stripes = NumStripes(num_blocks, num_buckets, pool);
+  auto first_item = [&](uint64_t stripe) {
+    return std::min(m, num_blocks * stripe / stripes * block);
+  };
+  auto split_of = [&](uint64_t item) {  // the split holding item (< m)
+    return static_cast<uint64_t>(std::upper_bound(bounds.begin(), bounds.end(), item) -
+                                 bounds.begin() - 1);
+  };
+  std::vector<uint64_t> first_piece(stripes + 1, 0), first_split(stripes, 0);
+  for (uint64_t t = 0; t < stripes; ++t) {
+    const uint64_t a = first_item(t), b = first_item(t + 1);
+    uint64_t pieces = 0;
+    if (a < b) {
+      first_split[t] = split_of(a);
+      pieces = split_of(b - 1) - first_split[t] + 1;
+    }
+    first_piece[t + 1] = first_piece[t] + pieces;
+  }
+  std::vector<uint64_t> piece_counts(first_piece[stripes] * num_buckets, 0);
+  auto bucket_of = Uninitialized<uint16_t>(m);
+  RunParallel(pool, stripes, [&](uint64_t t) {
+    const uint64_t end_block = num_blocks * (t + 1) / stripes;
+    uint64_t s = first_split[t];
+    uint64_t* count = piece_counts.data() + first_piece[t] * num_buckets;
+    for (uint64_t j = num_blocks * t / stripes; j < end_block; ++j) {
+      Rng rng(block_seeds[j]);
+      const uint64_t end = std::min(m, (j + 1) * block);
+      for (uint64_t i = j * block; i < end;) {
+        while (bounds[s + 1] <= i) {  // next split (skipping empty ones)
+          ++s;
+          count =
+              piece_counts.data() + (first_piece[t] + s - first_split[t]) * num_buckets;
+        }
+        const uint64_t piece_end = std::min(end, bounds[s + 1]);
+        for (; i < piece_end; ++i) {
+          const auto b = static_cast<uint16_t>(rng.UniformBelow(num_buckets));
+          bucket_of[i] = b;
+          ++count[b];
+        }
+      }
+    }
+  });
+  // Bucket k starts after buckets < k; within it, stripe t's items follow stripe t-1's.
+  std::vector<uint64_t> next(stripes * num_buckets, 0);
+  if (cells != nullptr) cells->assign(num_splits * num_buckets, 0);
+  for (uint64_t t = 0; t < stripes; ++t) {
+    for (uint64_t p = first_piece[t]; p < first_piece[t + 1]; ++p) {
+      const uint64_t* count = piece_counts.data() + p * num_buckets;
+      uint64_t* sum = next.data() + t * num_buckets;
+      for (uint64_t k = 0; k < num_buckets; ++k) sum[k] += count[k];
+      if (cells != nullptr) {
+        uint64_t* cell =
+            cells->data() + (first_split[t] + p - first_piece[t]) * num_buckets;
+        for (uint64_t k = 0; k < num_buckets; ++k) cell[k] += count[k];
+      }
+    }
+  }
+  std::vector<uint64_t>().swap(piece_counts);
+  out.starts.resize(num_buckets + 1);
+  uint64_t at = 0;
+  for (uint64_t k = 0; k < num_buckets; ++k) {
+    out.starts[k] = at;
+    for (uint64_t t = 0; t < stripes; ++t) {
+      const uint64_t count = next[t * num_buckets + k];
+      next[t * num_buckets + k] = at;
+      at += count;
+    }
+  }
+  out.starts[num_buckets] = at;
+  RunParallel(pool, stripes, [&](uint64_t t) {
+    uint64_t* slot = next.data() + t * num_buckets;
+    const uint64_t end = first_item(t + 1);
+    for (uint64_t i = first_item(t); i < end; ++i) {
+      const uint64_t p = slot[bucket_of[i]]++;
+      dst[p] = src[i];
+      if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
+    }
+  });
+  return out;
+}
+
+// Step 3: shuffles each bucket with its own generator, then calls finish(begin, end)
+// on it while it is still in cache.
+template <typename Tag, typename Finish>
+void ShuffleBuckets(uint64_t* data, Tag* tags, const Buckets& buckets, ThreadPool* pool,
+                    Finish&& finish) {
+  RunParallel(pool, buckets.seeds.size(), [&](uint64_t k) {
+    const uint64_t begin = buckets.starts[k], end = buckets.starts[k + 1];
+    Rng rng(buckets.seeds[k]);
+    if constexpr (std::is_same_v<Tag, NoTag>) {
+      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin));
+    } else {
+      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin),
+                        std::span<Tag>(tags + begin, end - begin));
+    }
+    finish(begin, end);
+  });
+}
+
+// Writes the clumps of src (and tags) in `order` to dst: clump c is items
+// [c * clump, min(m, (c + 1) * clump)).
+template <typename Tag>
+void ExpandClumps(const uint64_t* src, const Tag* src_tags, uint64_t m, uint64_t clump,
+                  const std::vector<uint64_t>& order, uint64_t* dst, Tag* dst_tags,
+                  ThreadPool* pool) {
+  const uint64_t num_clumps = order.size();
+  if (num_clumps == 0) return;
+  // Every clump is full except perhaps the last one (the runt): clumps placed after it
+  // start (clump - runt) items earlier.
+  const uint64_t runt = m - (num_clumps - 1) * clump;
+  uint64_t runt_at = num_clumps;
+  if (runt != clump) {
+    runt_at = static_cast<uint64_t>(
+        std::find(order.begin(), order.end(), num_clumps - 1) - order.begin());
+  }
+  const uint64_t per_task = std::max<uint64_t>(1, kStripeItems / clump);
+  RunParallel(pool, (num_clumps + per_task - 1) / per_task, [&](uint64_t task) {
+    const uint64_t end = std::min(num_clumps, (task + 1) * per_task);
+    for (uint64_t q = task * per_task; q < end; ++q) {
+      const uint64_t c = order[q];
+      const uint64_t from = c * clump, len = std::min(clump, m - from);
+      const uint64_t to = q * clump - (q > runt_at ? clump - runt : 0);
+      std::memcpy(dst + to, src + from, len * sizeof(uint64_t));
+      if constexpr (!std::is_same_v<Tag, NoTag>) {
+        std::memcpy(dst_tags + to, src_tags + from, len * sizeof(Tag));
+      }
+    }
+  });
+}
+
+// A stable counting sort of src by tag into dst; returns the count of each tag.
+template <typename Tag>
+std::vector<uint64_t> GroupInto(const uint64_t* src, const Tag* tags, uint64_t m,
+                                uint64_t num_splits, uint64_t* dst, ThreadPool* pool) {
+  std::vector<uint64_t> counts(num_splits, 0);
+  if (num_splits == 1) {
+    ParallelCopy(dst, src, m, pool);
+    counts[0] = m;
+    return counts;
+  }
+  const uint64_t stripes =
+      NumStripes((m + kStripeItems - 1) / kStripeItems, num_splits, pool);
+  auto first = [&](uint64_t t) { return m * t / stripes; };
+  std::vector<uint64_t> next(stripes * num_splits, 0);
+  RunParallel(pool, stripes, [&](uint64_t t) {
+    uint64_t* count = next.data() + t * num_splits;
+    const uint64_t end = first(t + 1);
+    for (uint64_t i = first(t); i < end; ++i) {
+      ARROW_DCHECK(static_cast<uint64_t>(tags[i]) < num_splits);
+      ++count[tags[i]];
+    }
+  });
+  uint64_t at = 0;
+  for (uint64_t s = 0; s < num_splits; ++s) {
+    const uint64_t start = at;
+    for (uint64_t t = 0; t < stripes; ++t) {
+      const uint64_t count = next[t * num_splits + s];
+      next[t * num_splits + s] = at;
+      at += count;
+    }
+    counts[s] = at - start;
+  }
+  RunParallel(pool, stripes, [&](uint64_t t) {
+    uint64_t* slot = next.data() + t * num_splits;
+    const uint64_t end = first(t + 1);
+    for (uint64_t i = first(t); i < end; ++i) dst[slot[tags[i]]++] = src[i];
+  });
+  return counts;
+}
+
+}  // namespace
+
+uint64_t ShuffleNumBuckets(uint64_t m, uint64_t bucket_items) {
+  return std::min(m / std::max<uint64_t>(bucket_items, 1), kShuffleMaxBuckets);
+}
+
+void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
+                   uint64_t bucket_items) {
+  const uint64_t m = values.size();
+  const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
+  if (num_buckets < 2) {
+    Rng rng(seed);
+    ShufflePrefetched(rng, values);
+    return;
+  }
+  auto scratch = Uninitialized<uint64_t>(m);
+  const Buckets buckets =
+      Distribute<NoTag>(values.data(), nullptr, scratch.get(), nullptr, m, num_buckets,
+                        seed, bucket_items, pool, WholeInput(m), nullptr);
+  ShuffleBuckets<NoTag>(scratch.get(), nullptr, buckets, pool,
+                        [&](uint64_t begin, uint64_t end) {
+                          std::memcpy(values.data() + begin, scratch.get() + begin,
+                                      (end - begin) * sizeof(uint64_t));
+                        });
+}
+
+std::vector<uint64_t> ShuffledClumpOrder(uint64_t num_rows, uint64_t clump_size,
+                                         uint64_t seed, ThreadPool* pool,
+                                         uint64_t bucket_items) {
+  const uint64_t num_clumps = num_rows / clump_size + (num_rows % clump_size != 0);
+  std::vector<uint64_t> order(num_clumps);
+  std::iota(order.begin(), order.end(), uint64_t{0});
+  ShuffleValues(order, seed, pool, bucket_items);
+  return order;
+}
+
+void ShuffleIdsInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, uint64_t seed,
+                        ThreadPool* pool, uint64_t bucket_items) {
+  if (clump_size == 1) {
+    ShuffleValues(*ids, seed, pool, bucket_items);
+    return;
+  }
+  const uint64_t m = ids->size();
+  const std::vector<uint64_t> order =
+      ShuffledClumpOrder(m, clump_size, seed, pool, bucket_items);
+  auto scratch = Uninitialized<uint64_t>(m);
+  ExpandClumps<NoTag>(ids->data(), nullptr, m, clump_size, order, scratch.get(), nullptr,
+                      pool);
+  ParallelCopy(ids->data(), scratch.get(), m, pool);
+}
+
+template <typename Tag>
+Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
+                        uint64_t num_splits, const std::optional<ShuffleSpec>& shuffle,
+                        ThreadPool* pool, uint64_t bucket_items) {
+  ARROW_DCHECK_EQ(ids.size(), tags.size());
+  const uint64_t m = ids.size();
+  Grouped out;
+  auto scratch = Uninitialized<uint64_t>(m);
+  if (!shuffle) {
+    ParallelCopy(scratch.get(), ids.data(), m, pool);
+    out.counts = GroupInto(scratch.get(), tags.data(), m, num_splits, ids.data(), pool);
+    out.ids = std::move(ids);
+    return out;
+  }
+  auto scratch_tags = Uninitialized<Tag>(m);
+  if (shuffle->clump_size > 1) {
+    std::vector<uint64_t> order =
+        ShuffledClumpOrder(m, shuffle->clump_size, shuffle->seed, pool, bucket_items);
+    ExpandClumps<Tag>(ids.data(), tags.data(), m, shuffle->clump_size, order,
+                      scratch.get(), scratch_tags.get(), pool);
+  } else {
+    const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
+    if (num_buckets < 2) {
+      ParallelCopy(scratch.get(), ids.data(), m, pool);
+      ParallelCopy(scratch_tags.get(), tags.data(), m, pool);
+      Rng rng(shuffle->seed);
+      ShufflePrefetched(rng, std::span<uint64_t>(scratch.get(), m),
+                        std::span<Tag>(scratch_tags.get(), m));
+    } else {
+      const Buckets buckets = Distribute<Tag>(
+          ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m, num_buckets,
+          shuffle->seed, bucket_items, pool, WholeInput(m), nullptr);
+      std::vector<Tag>().swap(tags);
+      ShuffleBuckets<Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
+                          [](uint64_t, uint64_t) {});
+    }
+  }
+  std::vector<Tag>().swap(tags);
+  out.counts =
+      GroupInto(scratch.get(), scratch_tags.get(), m, num_splits, ids.data(), pool);
+  out.ids = std::move(ids);
+  return out;
+}
+
+bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
+                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items) {
+  const uint64_t m = ids->size();
+  const uint64_t num_splits = counts.size();
+  const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
+  if (num_buckets < 2 || num_splits < 2 || num_splits > kMaxHistogram / num_buckets) {
+    return false;
+  }
+  std::vector<uint64_t> bounds(num_splits + 1, 0);
+  for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
+  if (bounds.back() != m) return false;
+  auto scratch = Uninitialized<uint64_t>(m);
+  std::vector<uint64_t> cells;
+  const Buckets buckets =
+      Distribute<NoTag>(ids->data(), nullptr, scratch.get(), nullptr, m, num_buckets,
+                        seed, bucket_items, pool, bounds, &cells);
+  // Where bucket k's items of split s go: after split s's items of buckets < k.
+  std::vector<uint64_t> next(num_splits * num_buckets);
+  for (uint64_t s = 0; s < num_splits; ++s) {
+    uint64_t at = bounds[s];
+    for (uint64_t k = 0; k < num_buckets; ++k) {
+      next[s * num_buckets + k] = at;
+      at += cells[s * num_buckets + k];
+    }
+  }
+  // Bucket k holds its items in input order, so split by split. Shuffling the bucket and
+  // then grouping it by split is the same as shuffling the positions 0..len-1 (the same
+  // draws) and writing the item at each shuffled position to its split's next slot.
+  uint64_t* out = ids->data();
+  RunParallel(pool, num_buckets, [&](uint64_t k) {
+    const uint64_t begin = buckets.starts[k], len = buckets.starts[k + 1] - begin;
+    ARROW_DCHECK(len <= std::numeric_limits<uint32_t>::max());
+    std::vector<uint64_t> cut(num_splits + 1, 0), slot(num_splits);
+    for (uint64_t s = 0; s < num_splits; ++s) {
+      cut[s + 1] = cut[s] + cells[s * num_buckets + k];
+      slot[s] = next[s * num_buckets + k];
+    }
+    std::vector<uint32_t> order(len);
+    std::iota(order.begin(), order.end(), uint32_t{0});
+    Rng rng(buckets.seeds[k]);
+    ShufflePrefetched(rng, std::span<uint32_t>(order));
+    const uint64_t* bucket = scratch.get() + begin;
+    for (uint32_t v : order) {
+      uint64_t s;
+      if (num_splits <= 8) {
+        s = 0;
+        while (v >= cut[s + 1]) ++s;
+      } else {
+        s = static_cast<uint64_t>(std::upper_bound(cut.begin(), cut.end(), v) -
+                                  cut.begin() - 1);
+      }
+      out[slot[s]++] = bucket[v];
+    }
+  });
+  return true;
+}
+
+template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint8_t>, uint64_t,
+                                 const std::optional<ShuffleSpec>&, ThreadPool*,
+                                 uint64_t);
+template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint16_t>, uint64_t,
+                                 const std::optional<ShuffleSpec>&, ThreadPool*,
+                                 uint64_t);
+template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint32_t>, uint64_t,
+                                 const std::optional<ShuffleSpec>&, ThreadPool*,
+                                 uint64_t);
+template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint64_t>, uint64_t,
+                                 const std::optional<ShuffleSpec>&, ThreadPool*,
+                                 uint64_t);
+
+}  // namespace riffledb::internal

@@ -1,0 +1,72 @@
+// Private helpers of the permutation builder: the seeded shuffle (the exact algorithm is
+// documented in builder.h, "Shuffle algorithm") and the stable grouping by split.
+// Exposed for builder_test.cc and builder_benchmark.cc; not public API.
+//
+// Every function here gives the same result for any pool and any number of threads: the
+// only randomness comes from generators whose seeds and draw order depend on the seed and
+// the input size alone; the pool only decides which thread does which (disjoint) part.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "riffledb/permutation/split_internal.h"
+#include "riffledb/util/thread_pool.h"
+
+namespace riffledb::internal {
+
+/// K in builder.h: items per block of bucket draws, and the target items per bucket
+/// (64 Ki items of 8 bytes = 512 KiB, an L2 cache's worth).
+inline constexpr uint64_t kShuffleBucketItems = uint64_t{1} << 16;
+/// The most buckets (so that a bucket index fits 16 bits).
+inline constexpr uint64_t kShuffleMaxBuckets = uint64_t{1} << 16;
+
+/// B(m) of builder.h: min(floor(m / bucket_items), 65536). Fewer than 2 means the shuffle
+/// is a plain Fisher-Yates. `bucket_items` is kShuffleBucketItems except in tests, which
+/// shrink it to exercise the bucketed path on small inputs.
+uint64_t ShuffleNumBuckets(uint64_t m, uint64_t bucket_items = kShuffleBucketItems);
+
+/// Shuffles `values` in place with the documented algorithm and Rng(seed). Temporary
+/// memory for the bucketed path: 10 bytes per item.
+void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
+                   uint64_t bucket_items = kShuffleBucketItems);
+
+/// The clump order of a shuffle of `num_rows` rows in clumps of `clump_size` (>= 1):
+/// the documented shuffle of identity[0..ceil(num_rows / clump_size)).
+std::vector<uint64_t> ShuffledClumpOrder(uint64_t num_rows, uint64_t clump_size,
+                                         uint64_t seed, ThreadPool* pool,
+                                         uint64_t bucket_items = kShuffleBucketItems);
+
+/// Reorders `ids` as the documented shuffle in clumps of `clump_size` (>= 1).
+void ShuffleIdsInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, uint64_t seed,
+                        ThreadPool* pool, uint64_t bucket_items = kShuffleBucketItems);
+
+/// Seed and clump size of a shuffle.
+struct ShuffleSpec {
+  uint64_t seed = 0;
+  uint64_t clump_size = 1;
+};
+
+/// Groups `ids` by `tags` (split index per row, < num_splits), stably, after an optional
+/// documented shuffle of the (id, tag) stream in clumps. Frees the inputs; the result's
+/// ids reuse the buffer of `ids`. Temporary memory: 8 bytes + 2 tags per row, plus 2
+/// bytes per row (bucket indexes) while a bucketed shuffle distributes rows, plus 8 bytes
+/// per clump when clump_size > 1.
+template <typename Tag>
+Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
+                        uint64_t num_splits, const std::optional<ShuffleSpec>& shuffle,
+                        ThreadPool* pool, uint64_t bucket_items = kShuffleBucketItems);
+
+/// The shuffle and stable grouping of ShuffleAndGroup (clump size 1) for a stream laid
+/// out as consecutive splits of `counts` rows, without tags: returns false, doing
+/// nothing, unless the shuffle is bucketed, there are 2 or more splits and fewer than
+/// 2^22 / B of them, and the counts sum to ids->size(). Temporary memory: 10 bytes per
+/// row.
+bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
+                             uint64_t seed, ThreadPool* pool,
+                             uint64_t bucket_items = kShuffleBucketItems);
+
+}  // namespace riffledb::internal
