@@ -39,7 +39,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> FilterBatch(
 
 // Parsed and bound expressions of a read, with which hidden columns they need.
 struct BoundRead {
-  std::shared_ptr<arrow::Schema> eval_schema;  // table columns + needed hidden columns
+  // The table columns the read needs (indexes into the table schema, ascending): a chunk is
+  // narrowed to these before deletions and the filter are applied, so a filter on `label`
+  // never copies an embedding column it does not return.
+  std::vector<int> columns;
+  bool all_columns = true;
+  std::shared_ptr<arrow::Schema> eval_schema;  // `columns` + needed hidden columns
   bool need_row_id = false;
   bool need_row_offset = false;
   std::optional<cp::Expression> filter;
@@ -51,7 +56,9 @@ struct BoundRead {
   std::vector<Output> outputs;  // empty: every table column
 };
 
-arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions& options) {
+// `count_only`: nothing is returned, only the filter's columns are read.
+arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions& options,
+                                  bool count_only = false) {
   ARROW_RETURN_NOT_OK(EnsureArrowComputeInitialized());
   BoundRead read;
   std::optional<cp::Expression> filter;
@@ -74,7 +81,29 @@ arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions
   }
   read.need_row_id = options.with_row_id || References(referenced, kRowIdColumn);
   read.need_row_offset = References(referenced, kRowOffsetColumn);
-  arrow::FieldVector fields = schema.fields();
+  read.all_columns = !count_only && options.projection.empty();
+  if (!read.all_columns) {
+    std::vector<bool> used(schema.num_fields(), false);
+    for (const auto& name : referenced) {
+      const int index = schema.GetFieldIndex(name);
+      if (index >= 0) {
+        used[index] = true;
+      } else if (name != kRowIdColumn && name != kRowOffsetColumn) {
+        read.all_columns = true;  // unknown: bind against everything for the full message
+      }
+    }
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      if (used[i]) read.columns.push_back(i);
+    }
+  }
+  arrow::FieldVector fields;
+  if (read.all_columns) {
+    read.columns.resize(schema.num_fields());
+    std::iota(read.columns.begin(), read.columns.end(), 0);
+    fields = schema.fields();
+  } else {
+    for (int i : read.columns) fields.push_back(schema.field(i));
+  }
   if (read.need_row_id) fields.push_back(arrow::field(kRowIdColumn, arrow::uint64(), false));
   if (read.need_row_offset) {
     fields.push_back(arrow::field(kRowOffsetColumn, arrow::uint64(), false));
@@ -100,7 +129,7 @@ arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions
         read.outputs.push_back({schema.field(i)->name(), i, {}});
       }
     }
-    read.outputs.push_back({kRowIdColumn, schema.num_fields(), {}});
+    read.outputs.push_back({kRowIdColumn, static_cast<int>(read.columns.size()), {}});
   }
   return read;
 }
@@ -144,6 +173,13 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
     snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() + info.num_rows());
     snapshot->fragments_.push_back(std::move(fragment));
   }
+  // Per-column chunk lists, built once: a take then touches no per-chunk shared_ptr.
+  snapshot->column_chunks_.resize(manifest.schema->num_fields());
+  for (int column = 0; column < manifest.schema->num_fields(); ++column) {
+    auto& chunks = snapshot->column_chunks_[column];
+    chunks.reserve(snapshot->chunks_.size());
+    for (const auto& batch : snapshot->chunks_) chunks.push_back(batch->column(column));
+  }
   snapshot->store_ = std::move(store);
   snapshot->manifest_ = std::move(manifest);
   return snapshot;
@@ -180,13 +216,27 @@ ChunkRow Snapshot::ChunkOf(const Fragment& fragment, int64_t physical_row) const
 class Snapshot::ScanReader : public arrow::RecordBatchReader {
  public:
   ScanReader(std::shared_ptr<const Snapshot> snapshot, BoundRead read,
-             std::shared_ptr<arrow::Schema> schema, const ScanOptions& options)
+             std::shared_ptr<arrow::Schema> schema, const ScanOptions& options,
+             bool count_only = false)
       : snapshot_(std::move(snapshot)),
         read_(std::move(read)),
         schema_(std::move(schema)),
         skip_(options.offset),
         remaining_(options.limit.value_or(std::numeric_limits<int64_t>::max())),
-        max_batch_rows_(options.max_batch_rows) {}
+        max_batch_rows_(options.max_batch_rows),
+        count_only_(count_only) {}
+
+  /// In count mode: the number of rows the filter selects, without copying any.
+  arrow::Result<int64_t> Count() {
+    while (fragment_ < snapshot_->fragments_.size()) {
+      if (snapshot_->fragments_[fragment_].data->batches.empty()) {
+        ++fragment_;
+        continue;
+      }
+      ARROW_RETURN_NOT_OK(ReadChunk());
+    }
+    return counted_;
+  }
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
@@ -220,6 +270,9 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
     }
     std::shared_ptr<arrow::RecordBatch> batch = snapshot_->chunks_[chunk];
     const int64_t length = batch->num_rows();
+    if (!read_.all_columns) {
+      ARROW_ASSIGN_OR_RAISE(batch, batch->SelectColumns(read_.columns));
+    }
 
     if (read_.need_row_id) {
       ARROW_ASSIGN_OR_RAISE(
@@ -253,6 +306,15 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
                                                     std::move(offsets_array)));
     }
     next_offset_ += batch->num_rows();
+    if (count_only_) {
+      if (!read_.filter) {
+        counted_ += batch->num_rows();
+      } else {
+        ARROW_ASSIGN_OR_RAISE(auto mask, EvaluateFilter(*read_.filter, *batch));
+        counted_ += mask->true_count();
+      }
+      return arrow::Status::OK();
+    }
     if (read_.filter) {
       ARROW_ASSIGN_OR_RAISE(auto mask, EvaluateFilter(*read_.filter, *batch));
       ARROW_ASSIGN_OR_RAISE(batch, FilterBatch(batch, *mask));
@@ -305,6 +367,8 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   int64_t skip_;
   int64_t remaining_;
   int64_t max_batch_rows_;
+  const bool count_only_;
+  int64_t counted_ = 0;
   std::deque<std::shared_ptr<arrow::RecordBatch>> pending_;
 };
 
@@ -332,15 +396,10 @@ arrow::Result<int64_t> Snapshot::CountRows(const std::optional<std::string>& fil
   if (!filter) return num_rows();
   ScanOptions options;
   options.filter = filter;
-  // Project nothing costly: the row count only needs the filter's own columns.
-  ARROW_ASSIGN_OR_RAISE(auto reader, Scan(options));
-  int64_t count = 0;
-  while (true) {
-    std::shared_ptr<arrow::RecordBatch> batch;
-    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
-    if (batch == nullptr) return count;
-    count += batch->num_rows();
-  }
+  // Reads only the filter's columns and counts the mask: no row is copied.
+  ARROW_ASSIGN_OR_RAISE(auto read, BindRead(*schema(), options, /*count_only=*/true));
+  ScanReader reader(shared_from_this(), std::move(read), schema(), options, /*count_only=*/true);
+  return reader.Count();
 }
 
 arrow::Result<std::pair<std::vector<std::shared_ptr<std::vector<uint32_t>>>, int64_t>>
@@ -483,7 +542,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
   const auto n = static_cast<int64_t>(refs.size());
   arrow::FieldVector fields;
   arrow::ArrayVector arrays;
-  std::vector<std::shared_ptr<arrow::Array>> chunk_columns(chunks_.size());
   for (int column : columns) {
     if (column < 0) {
       fields.push_back(arrow::field(kRowIdColumn, arrow::uint64(), false));
@@ -498,9 +556,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
       arrays.push_back(std::move(empty));
       continue;
     }
-    for (size_t c = 0; c < chunks_.size(); ++c) chunk_columns[c] = chunks_[c]->column(column);
-    ARROW_ASSIGN_OR_RAISE(auto array, GatherRows(chunk_columns, refs, ThreadPool::Default()));
+    ARROW_ASSIGN_OR_RAISE(
+        auto array, GatherRows(column_chunks_[column], refs, ThreadPool::Default()));
     arrays.push_back(std::move(array));
+  }
+  if (options.columns.empty() && !options.with_row_id) {
+    return arrow::RecordBatch::Make(this->schema(), n, std::move(arrays));
   }
   return arrow::RecordBatch::Make(arrow::schema(std::move(fields), schema.metadata()), n,
                                   std::move(arrays));

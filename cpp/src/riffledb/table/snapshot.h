@@ -108,6 +108,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   std::vector<Fragment> fragments_;
   std::vector<int64_t> fragment_starts_;  // live-row offset of each fragment, plus the total
   std::vector<std::shared_ptr<arrow::RecordBatch>> chunks_;  // every batch, in scan order
+  // column_chunks_[c][k] is chunks_[k]->column(c).
+  std::vector<std::vector<std::shared_ptr<arrow::Array>>> column_chunks_;
 };
 
 }  // namespace riffledb
