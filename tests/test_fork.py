@@ -105,15 +105,6 @@ def test_fork_while_another_thread_appends(db_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "riffledb::Table::mu_ (cpp/src/riffledb/table/table.h:83) is a plain std::mutex: "
-        "a fork while another thread is inside Table::snapshot()/version()/SetSnapshot() "
-        "leaves it locked in the child, whose next use of that Table hangs (also the "
-        "stores' and Database's mu_). Reproduces within ~10-40 forks."
-    ),
-)
 def test_fork_while_threads_use_the_same_table(db_path):
     """One Table object is appended to and refreshed (checkout_latest, len) by three
     threads while the main thread forks up to 300 children; each child uses that same

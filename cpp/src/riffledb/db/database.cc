@@ -64,7 +64,7 @@ arrow::Status Database::NotFound(const std::string& name) const {
 arrow::Result<std::vector<std::string>> Database::TableNames() const {
   std::vector<std::string> names;
   if (in_memory_) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     for (const auto& [name, store] : memory_tables_) names.push_back(name);
     return names;
   }
@@ -86,7 +86,7 @@ arrow::Result<std::vector<std::string>> Database::TableNames() const {
 
 arrow::Result<bool> Database::HasTable(const std::string& name) const {
   if (in_memory_) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     return memory_tables_.count(name) > 0;
   }
   DirectoryStore store(TablePath(name));
@@ -130,11 +130,15 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   }
   ARROW_RETURN_NOT_OK(created.status());
   if (in_memory_) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto [it, inserted] =
-        memory_tables_.emplace(name, std::static_pointer_cast<MemoryStore>(store));
-    if (!inserted) {
-      if (exist_ok) return Table::Open(name, it->second);
+    std::shared_ptr<MemoryStore> existing;  // another thread's table of the same name
+    {
+      std::lock_guard<ForkSafeMutex> lock(mu_);
+      auto [it, inserted] =
+          memory_tables_.emplace(name, std::static_pointer_cast<MemoryStore>(store));
+      if (!inserted) existing = it->second;
+    }
+    if (existing != nullptr) {
+      if (exist_ok) return Table::Open(name, std::move(existing));
       return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
                                     "'");
     }
@@ -147,7 +151,7 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(const std::string& nam
   if (in_memory_) {
     std::shared_ptr<MemoryStore> store;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<ForkSafeMutex> lock(mu_);
       auto it = memory_tables_.find(name);
       if (it == memory_tables_.end()) return NotFound(name);
       store = it->second;
@@ -162,7 +166,7 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(const std::string& nam
 arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (in_memory_) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     if (memory_tables_.erase(name) == 0 && !ignore_missing) return NotFound(name);
     return arrow::Status::OK();
   }

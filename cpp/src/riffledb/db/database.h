@@ -13,6 +13,7 @@
 
 #include "riffledb/table/store.h"
 #include "riffledb/table/table.h"
+#include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {
 
@@ -61,7 +62,7 @@ class Database {
 
   const std::string uri_;
   const bool in_memory_;
-  mutable std::mutex mu_;
+  mutable ForkSafeMutex mu_;
   // guarded by mu_ (memory databases only)
   std::map<std::string, std::shared_ptr<MemoryStore>> memory_tables_;
 };

@@ -44,7 +44,8 @@ struct BoundRead {
   // never copies an embedding column it does not return.
   std::vector<int> columns;
   bool all_columns = true;
-  std::shared_ptr<arrow::Schema> eval_schema;  // `columns` + needed hidden columns
+  std::shared_ptr<arrow::Schema> table_schema;  // `columns`
+  std::shared_ptr<arrow::Schema> eval_schema;   // `columns` + needed hidden columns
   bool need_row_id = false;
   bool need_row_offset = false;
   std::optional<cp::Expression> filter;
@@ -104,6 +105,7 @@ arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions
   } else {
     for (int i : read.columns) fields.push_back(schema.field(i));
   }
+  read.table_schema = arrow::schema(fields);
   if (read.need_row_id) fields.push_back(arrow::field(kRowIdColumn, arrow::uint64(), false));
   if (read.need_row_offset) {
     fields.push_back(arrow::field(kRowOffsetColumn, arrow::uint64(), false));
@@ -169,7 +171,11 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
       ARROW_ASSIGN_OR_RAISE(fragment.deleted,
                             store->ReadDeletionFile(*info.deletion, info.physical_rows));
     }
-    for (const auto& batch : fragment.data->batches) snapshot->chunks_.push_back(batch);
+    for (size_t b = 0; b < fragment.data->columns.size(); ++b) {
+      snapshot->chunks_.push_back({&fragment.data->columns[b],
+                                   fragment.data->batch_offsets[b + 1] -
+                                       fragment.data->batch_offsets[b]});
+    }
     snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() + info.num_rows());
     snapshot->fragments_.push_back(std::move(fragment));
   }
@@ -178,7 +184,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
   for (int column = 0; column < manifest.schema->num_fields(); ++column) {
     auto& chunks = snapshot->column_chunks_[column];
     chunks.reserve(snapshot->chunks_.size());
-    for (const auto& batch : snapshot->chunks_) chunks.push_back(batch->column(column));
+    for (const Chunk& chunk : snapshot->chunks_) chunks.push_back((*chunk.columns)[column]);
   }
   snapshot->store_ = std::move(store);
   snapshot->manifest_ = std::move(manifest);
@@ -268,11 +274,14 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
       ++fragment_;
       batch_ = 0;
     }
-    std::shared_ptr<arrow::RecordBatch> batch = snapshot_->chunks_[chunk];
-    const int64_t length = batch->num_rows();
-    if (!read_.all_columns) {
-      ARROW_ASSIGN_OR_RAISE(batch, batch->SelectColumns(read_.columns));
-    }
+    // A batch of this reader's own, made from the boxed arrays (see FragmentData).
+    const Chunk& stored = snapshot_->chunks_[chunk];
+    const int64_t length = stored.num_rows;
+    arrow::ArrayVector arrays;
+    arrays.reserve(read_.columns.size());
+    for (int column : read_.columns) arrays.push_back((*stored.columns)[column]);
+    std::shared_ptr<arrow::RecordBatch> batch =
+        arrow::RecordBatch::Make(read_.table_schema, length, std::move(arrays));
 
     if (read_.need_row_id) {
       ARROW_ASSIGN_OR_RAISE(

@@ -107,8 +107,14 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   format::Manifest manifest_;
   std::vector<Fragment> fragments_;
   std::vector<int64_t> fragment_starts_;  // live-row offset of each fragment, plus the total
-  std::vector<std::shared_ptr<arrow::RecordBatch>> chunks_;  // every batch, in scan order
-  // column_chunks_[c][k] is chunks_[k]->column(c).
+  // Every stored batch, in scan order, as its boxed arrays (FragmentData::columns; owned
+  // by fragments_) and row count. Never a shared RecordBatch: see FragmentData.
+  struct Chunk {
+    const arrow::ArrayVector* columns;
+    int64_t num_rows;
+  };
+  std::vector<Chunk> chunks_;
+  // column_chunks_[c][k] is (*chunks_[k].columns)[c].
   std::vector<std::vector<std::shared_ptr<arrow::Array>>> column_chunks_;
 };
 

@@ -21,6 +21,8 @@ std::shared_ptr<FragmentData> MakeFragmentData(
     offset += batch->num_rows();
   }
   data->batch_offsets.push_back(offset);
+  data->columns.reserve(batches.size());
+  for (const auto& batch : batches) data->columns.push_back(batch->columns());
   data->batches = std::move(batches);
   return data;
 }
@@ -52,7 +54,7 @@ arrow::Result<std::vector<format::WrittenFragment>> DirectoryStore::WriteFragmen
 arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
     const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     auto it = fragments_.find(info.path);
     if (it != fragments_.end()) {
       if (auto data = it->second.lock()) return data;
@@ -62,7 +64,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   ARROW_ASSIGN_OR_RAISE(auto file, format::FragmentFile::Open(dir_.Resolve(info.path), schema,
                                                               info.physical_rows));
   std::shared_ptr<const FragmentData> data = MakeFragmentData(file->batches());
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   auto& slot = fragments_[info.path];
   if (auto other = slot.lock()) return other;  // another thread opened it meanwhile
   slot = data;
@@ -80,7 +82,7 @@ arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::ReadDeletionFile(
     const format::DeletionFileInfo& info, int64_t physical_rows) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     auto it = deletions_.find(info.path);
     if (it != deletions_.end()) {
       if (auto rows = it->second.lock()) return rows;
@@ -90,7 +92,7 @@ arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::Read
                                                             physical_rows, info.num_deleted));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   auto& slot = deletions_[info.path];
   if (auto other = slot.lock()) return other;
   slot = shared;
@@ -108,7 +110,7 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
 // MemoryStore
 
 arrow::Result<std::vector<uint64_t>> MemoryStore::ListVersions() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   std::vector<uint64_t> versions;
   versions.reserve(versions_.size());
   for (const auto& [version, manifest] : versions_) versions.push_back(version);
@@ -116,7 +118,7 @@ arrow::Result<std::vector<uint64_t>> MemoryStore::ListVersions() {
 }
 
 arrow::Result<format::Manifest> MemoryStore::ReadManifest(uint64_t version) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   auto it = versions_.find(version);
   if (it == versions_.end()) {
     if (versions_.empty()) {
@@ -131,7 +133,7 @@ arrow::Result<format::Manifest> MemoryStore::ReadManifest(uint64_t version) {
 }
 
 arrow::Status MemoryStore::Commit(const format::Manifest& manifest) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   if (!versions_.emplace(manifest.version, manifest).second) {
     return arrow::Status::AlreadyExists("Version ", manifest.version, " of ", location_,
                                         " was committed concurrently");
@@ -163,7 +165,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
   auto finish_fragment = [&]() -> arrow::Status {
     ARROW_RETURN_NOT_OK(flush_pending());
     if (fragment_batches.empty()) return arrow::Status::OK();
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<ForkSafeMutex> lock(mu_);
     std::string path = "data/" + std::to_string(next_file_++);
     fragments_.emplace(path, MakeFragmentData(std::move(fragment_batches)));
     written.push_back({path, fragment_rows});
@@ -204,7 +206,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
 
 arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
     const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   auto it = fragments_.find(info.path);
   if (it == fragments_.end()) {
     return arrow::Status::IOError("Fragment ", info.path, " of ", location_, " is missing");
@@ -213,7 +215,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
 }
 
 arrow::Result<std::string> MemoryStore::WriteDeletionFile(const std::vector<uint32_t>& rows) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   std::string path = "_deletions/" + std::to_string(next_file_++);
   deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));
   return path;
@@ -221,7 +223,7 @@ arrow::Result<std::string> MemoryStore::WriteDeletionFile(const std::vector<uint
 
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> MemoryStore::ReadDeletionFile(
     const format::DeletionFileInfo& info, int64_t physical_rows) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   auto it = deletions_.find(info.path);
   if (it == deletions_.end()) {
     return arrow::Status::IOError("Deletion file ", info.path, " of ", location_,
@@ -231,7 +233,7 @@ arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> MemoryStore::ReadDel
 }
 
 void MemoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   for (const auto& path : paths) {
     fragments_.erase(path);
     deletions_.erase(path);

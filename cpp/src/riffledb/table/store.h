@@ -19,6 +19,7 @@
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/manifest.h"
 #include "riffledb/format/table_dir.h"
+#include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {
 
@@ -26,6 +27,11 @@ namespace riffledb {
 /// store) and where each starts. Immutable, shared between versions that reference the file.
 struct FragmentData {
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  /// columns[b] holds batches[b]'s arrays, boxed once when the fragment is opened. Readers
+  /// use these, never batches[b]->column(): Arrow's RecordBatch::column() locks a mutex
+  /// inside the batch, which a fork() taken while another thread reads could leave locked in
+  /// the child, where that shared batch would hang the first reader (DESIGN.md decision 9).
+  std::vector<arrow::ArrayVector> columns;
   std::vector<int64_t> batch_offsets;  ///< size batches.size() + 1; back() = physical rows
 };
 
@@ -75,7 +81,7 @@ class DirectoryStore : public Store {
 
  private:
   format::TableDir dir_;
-  std::mutex mu_;
+  ForkSafeMutex mu_;
   // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
@@ -102,7 +108,7 @@ class MemoryStore : public Store {
 
  private:
   const std::string location_;
-  std::mutex mu_;
+  ForkSafeMutex mu_;
   // guarded by mu_
   std::map<uint64_t, format::Manifest> versions_;
   std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;

@@ -162,23 +162,23 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   return snapshot_;
 }
 
 uint64_t Table::version() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   return version_;
 }
 
 bool Table::detached() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   return detached_;
 }
 
 void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                         uint64_t version, bool detached) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
   snapshot_ = std::move(snapshot);
   version_ = version;
   detached_ = detached;

@@ -14,6 +14,7 @@
 
 #include "riffledb/table/snapshot.h"
 #include "riffledb/table/store.h"
+#include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {
 
@@ -80,7 +81,7 @@ class Table {
 
   const std::string name_;
   const std::shared_ptr<Store> store_;
-  mutable std::mutex mu_;
+  mutable ForkSafeMutex mu_;
   // guarded by mu_
   arrow::Result<std::shared_ptr<const Snapshot>> snapshot_;
   uint64_t version_ = 0;

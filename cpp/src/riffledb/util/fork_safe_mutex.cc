@@ -1,0 +1,74 @@
+#include "riffledb/util/fork_safe_mutex.h"
+
+#include <pthread.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace riffledb {
+namespace {
+
+// The fork gate: shared by every critical section, exclusive in the atfork prepare
+// handler. Never destroyed (a static destructor could run while another thread uses it).
+pthread_rwlock_t* NewGate() {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  // Writer preference: once fork() waits, new critical sections wait behind it.
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  auto* gate = new pthread_rwlock_t;
+  if (pthread_rwlock_init(gate, &attr) != 0) std::abort();
+  pthread_rwlockattr_destroy(&attr);
+  return gate;
+}
+
+pthread_rwlock_t* Gate();
+
+void PrepareFork() { pthread_rwlock_wrlock(Gate()); }
+void ParentAfterFork() { pthread_rwlock_unlock(Gate()); }
+void ChildAfterFork() {
+  // Only the forking thread exists, and it holds the gate: re-create it, free.
+  pthread_rwlock_t* gate = Gate();
+  gate->~pthread_rwlock_t();
+  new (gate) pthread_rwlock_t;
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(gate, &attr);
+  pthread_rwlockattr_destroy(&attr);
+}
+
+pthread_rwlock_t* Gate() {
+  static pthread_rwlock_t* const gate = [] {
+    pthread_rwlock_t* g = NewGate();
+    ::pthread_atfork(PrepareFork, ParentAfterFork, ChildAfterFork);
+    return g;
+  }();
+  return gate;
+}
+
+// Initialize at load time, so that a fork() racing the first lock cannot find the
+// function-local static's guard held by a thread that is gone.
+[[maybe_unused]] const bool g_initialized_at_load = (Gate(), true);
+
+}  // namespace
+
+void ForkSafeMutex::lock() {
+  pthread_rwlock_rdlock(Gate());
+  mu_.lock();
+}
+
+bool ForkSafeMutex::try_lock() {
+  if (pthread_rwlock_tryrdlock(Gate()) != 0) return false;
+  if (!mu_.try_lock()) {
+    pthread_rwlock_unlock(Gate());
+    return false;
+  }
+  return true;
+}
+
+void ForkSafeMutex::unlock() {
+  mu_.unlock();
+  pthread_rwlock_unlock(Gate());
+}
+
+}  // namespace riffledb
