@@ -23,15 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import _riffledb
 from .util import (
     attempt_import_or_raise,
     batch_to_numpy,
+    batch_to_numpy_dict,
     batch_to_tensor,
     batch_to_tensor_dict,
     batch_to_tensor_rows,
+    batch_to_torch_dict,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +136,9 @@ _FORMATS: dict[str, tuple[Callable[[pa.RecordBatch], Any], str | None]] = {
     "torch": (batch_to_tensor_dict, "torch"),
     "torch_row": (batch_to_tensor_rows, "torch"),
     "torch_col": (batch_to_tensor, "torch"),
+    # riffledb's own: a dict of batch-first columns (gathered straight into arrays)
+    "numpy_dict": (batch_to_numpy_dict, None),
+    "torch_dict": (batch_to_torch_dict, "torch"),
 }
 
 Format = Literal[
@@ -147,7 +151,31 @@ Format = Literal[
     "torch",
     "torch_row",
     "torch_col",
+    "numpy_dict",
+    "torch_dict",
 ]
+
+
+def _numpy_columns(names: list[str], arrays: list) -> dict[str, Any]:
+    return dict(zip(names, arrays, strict=True))
+
+
+def _torch_columns(names: list[str], arrays: list) -> dict[str, Any]:
+    import torch
+
+    from_numpy = torch.from_numpy
+    return {name: from_numpy(array) for name, array in zip(names, arrays, strict=True)}
+
+
+def _column_reader(transform: Callable[[pa.RecordBatch], Any]):
+    """For a transform that makes a dict of batch-first columns, the function building
+    that dict from the native take's NumPy arrays (the same dict, without a
+    ``pa.RecordBatch`` in between); None for other transforms."""
+    if transform is batch_to_torch_dict:
+        return _torch_columns
+    if transform is batch_to_numpy_dict:
+        return _numpy_columns
+    return None
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -724,6 +752,13 @@ class Permutation:
           collate makes a dict of (batch,) / (batch, d) tensors.
         - ``"torch_row"``: a list of 1-D row tensors (features per row; one copy).
         - ``"torch_col"``: one 2-D tensor (features, rows), columns first (one copy).
+        - ``"numpy_dict"`` (riffledb's own): a dict of column -> batch-first
+          ``np.ndarray``, (rows,) or (rows, d) for a fixed-size list.
+        - ``"torch_dict"`` (riffledb's own): a dict of column -> batch-first tensor, like
+          HuggingFace's ``with_format("torch")`` batches. The fastest format: reads whose
+          columns are numbers, booleans or fixed-size lists of numbers without nulls are
+          gathered straight into tensors (see :func:`riffledb.util.batch_to_torch_dict`).
+          A ``DataLoader`` needs a ``collate_fn`` that returns its argument.
 
         Torch formats take numeric and boolean columns and fixed-size lists of them; other
         types raise TypeError naming the column (use :meth:`with_transform`).
@@ -991,27 +1026,47 @@ class Permutation:
         chunks = [batch.column(0) for batch in narrowed.iter(max(self.batch_size, 8192))]
         if not chunks:
             return []
+        import pyarrow.compute as pc  # ~0.1 s to import: only here, not with the module
+
         return pc.unique(pa.chunked_array(chunks, type=chunks[0].type)).to_pylist()
 
     # -- reads ---------------------------------------------------------------------------
+    def _read_state(self):
+        """(reader, bound selection, output schema, output names) of this process, cached:
+        the schema is imported once per bound selection, not on every read."""
+        reader = self._reader
+        if reader is None or self._pid != os.getpid():
+            reader = self._ensure_open()
+        bound = self._bound
+        if bound is None:
+            bound = self._bound_selection()
+        cache = self.__dict__.get("_read_cache")
+        if cache is None or cache[0] is not bound:
+            schema = pa.Schema._import_from_c_capsule(bound.schema())
+            cache = self._read_cache = (bound, schema, schema.names)
+        return reader, bound, cache[1], cache[2]
+
+    def _check_repeat_offsets(self, offsets: Any, reader: Any):
+        """Offsets into the repeated permutation as offsets into one repetition."""
+        n = reader.num_rows
+        array = np.asarray(offsets, dtype=np.int64)
+        total = n * self.repeat_times
+        bad = (array < 0) | (array >= total)
+        if bad.any():
+            position = int(np.argmax(bad))
+            raise IndexError(
+                f"Offset {array[position]} at position {position} is out of range "
+                f"for a permutation of {total} rows"
+            )
+        return array % n
+
     def _take_batch(self, offsets: Any) -> pa.RecordBatch:
-        reader = self._ensure_open()
-        bound = self._bound_selection()
+        reader, bound, schema, _ = self._read_state()
         offsets = _as_offsets(offsets)
         if self.repeat_times != 1:
-            n = reader.num_rows
-            array = np.asarray(offsets, dtype=np.int64)
-            total = n * self.repeat_times
-            bad = (array < 0) | (array >= total)
-            if bad.any():
-                position = int(np.argmax(bad))
-                raise IndexError(
-                    f"Offset {array[position]} at position {position} is out of range "
-                    f"for a permutation of {total} rows"
-                )
-            offsets = array % n
-        schema, array = reader.take_offsets(offsets, bound)
-        return pa.RecordBatch._import_from_c_capsule(schema, array)
+            offsets = self._check_repeat_offsets(offsets, reader)
+        address, owner = reader.take_offsets_array(offsets, bound)
+        return pa.RecordBatch._import_from_c(address, schema)
 
     def take_offsets(self, offsets: Sequence[int]) -> Any:
         """The rows at these offsets, in this order (duplicates allowed), through the
@@ -1021,7 +1076,21 @@ class Permutation:
         Raises:
             IndexError: an offset outside ``[0, len(self))``, naming it.
         """
-        return self.transform_fn(self._take_batch(offsets))
+        reader, bound, schema, names = self._read_state()
+        if type(offsets) is not list:
+            offsets = _as_offsets(offsets)
+        if self.repeat_times != 1:
+            offsets = self._check_repeat_offsets(offsets, reader)
+        transform = self.transform_fn
+        columns = _column_reader(transform)
+        if columns is None:
+            address, owner = reader.take_offsets_array(offsets, bound)
+        else:
+            out = reader.take_offsets_numpy(offsets, bound)
+            if type(out) is list:
+                return columns(names, out)
+            address, owner = out  # a column without a NumPy form: through Arrow
+        return transform(pa.RecordBatch._import_from_c(address, schema))
 
     def __getitem__(self, index: int) -> Any:
         """Row ``index`` as a one-row batch through the transform (for ``"python"``,
@@ -1055,17 +1124,22 @@ class Permutation:
         return self._iter(batch_size, skip_last_batch)
 
     def _iter(self, batch_size: int, skip_last_batch: bool) -> Iterator[Any]:
-        reader = self._ensure_open()
-        bound = self._bound_selection()
-        if self.repeat_times == 1:
+        reader, bound, schema, names = self._read_state()
+        transform = self.transform_fn
+        columns = _column_reader(transform)
+        if self.repeat_times == 1 and columns is None:
             stream = pa.RecordBatchReader._import_from_c_capsule(
                 reader.read(bound, batch_size)
             )
             for batch in stream:
                 if skip_last_batch and batch.num_rows < batch_size:
                     return
-                yield self.transform_fn(batch)
+                yield transform(batch)
             return
+        if columns is None:
+            take_range, take_offsets = reader.take_range_array, reader.take_offsets_array
+        else:
+            take_range, take_offsets = reader.take_range_numpy, reader.take_offsets_numpy
         n = reader.num_rows
         total = n * self.repeat_times
         for start in range(0, total, batch_size):
@@ -1073,11 +1147,14 @@ class Permutation:
             if skip_last_batch and end - start < batch_size:
                 return
             if start // n == (end - 1) // n:
-                schema, array = reader.take_range(start % n, end - start, bound)
+                out = take_range(start % n, end - start, bound)
             else:
-                offsets = np.arange(start, end, dtype=np.int64) % n
-                schema, array = reader.take_offsets(offsets, bound)
-            yield self.transform_fn(pa.RecordBatch._import_from_c_capsule(schema, array))
+                out = take_offsets(np.arange(start, end, dtype=np.int64) % n, bound)
+            if type(out) is list:
+                yield columns(names, out)
+                continue
+            address, owner = out
+            yield transform(pa.RecordBatch._import_from_c(address, schema))
 
     # -- introspection -------------------------------------------------------------------
     def row_ids(self) -> pa.UInt64Array:

@@ -15,6 +15,7 @@ __all__ = [
     "batch_to_tensor",
     "batch_to_tensor_dict",
     "batch_to_tensor_rows",
+    "batch_to_torch_dict",
     "tbl_to_tensor",
 ]
 
@@ -194,6 +195,33 @@ def batch_to_tensor_dict(batch: pa.RecordBatch) -> list:
     ]
 
 
+def batch_to_torch_dict(batch: pa.RecordBatch) -> dict:
+    """The ``"torch_dict"`` format (riffledb's own): a dict of column name -> batch-first
+    tensor, what HuggingFace's ``with_format("torch")`` returns for a batch.
+
+    A numeric or boolean column becomes a tensor of shape (rows,), a fixed-size list
+    column of size ``d`` (an embedding) one of shape (rows, d) (nested fixed-size lists
+    add dimensions). Every column keeps its own dtype.
+
+    Copies: applied to a ``pa.RecordBatch``, numeric columns without nulls and fixed-size
+    lists of them are zero-copy views of the batch; booleans are copied. A
+    :class:`~riffledb.permutation.Permutation` with this format (or transform) gathers its
+    reads (``__getitems__``, ``take_offsets``, iteration) straight into tensors instead:
+    one copy from the table into memory that each tensor owns alone (writable, shared
+    with no other tensor), and no ``pa.RecordBatch`` is built.
+
+    torch's default ``collate_fn`` does not take a dict of whole batches: give the
+    ``DataLoader`` a module-level ``collate_fn`` that returns its argument.
+
+    Raises:
+        TypeError: a column that is not numeric, boolean or a fixed-size list of those, or
+            that has nulls.
+        ImportError: torch is not installed.
+    """
+    torch = attempt_import_or_raise("torch")
+    return dict(zip(batch.schema.names, _column_tensors(torch, batch), strict=True))
+
+
 def batch_to_numpy(batch: pa.RecordBatch):
     """The ``"numpy"`` format: one 2-D ``np.ndarray`` of shape (rows, features).
 
@@ -243,11 +271,17 @@ def _as_numpy_features(np: Any, column: pa.Array):
 
 
 def batch_to_numpy_dict(batch: pa.RecordBatch) -> dict:
-    """A dict of column name -> ``np.ndarray`` (a transform for ``with_transform``).
+    """The ``"numpy_dict"`` format (riffledb's own): a dict of column name ->
+    ``np.ndarray``, batch-first.
 
     Numeric columns without nulls are zero-copy, read-only views of the batch; a
     fixed-size list column of size ``d`` is a (rows, d) view. Others are converted as
     ``pa.Array.to_numpy(zero_copy_only=False)`` does (copies; nulls become NaN or None).
+
+    A :class:`~riffledb.permutation.Permutation` with this format gathers a read whose
+    columns are all numeric, boolean or fixed-size lists of numbers, without nulls,
+    straight into arrays (same shapes and dtypes, but writable, each owning its memory
+    alone); other reads go through this function.
     """
     np = attempt_import_or_raise("numpy")
     return {

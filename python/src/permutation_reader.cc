@@ -26,11 +26,70 @@ std::shared_ptr<T> Mutable(std::shared_ptr<const T> p) {
   return std::const_pointer_cast<T>(std::move(p));
 }
 
+// How a read hands its batch to Python.
+enum class Export {
+  kCapsules,  // (schema capsule, array capsule): self-describing
+  kArray,     // (address, owner) of the array only: the caller has the schema
+  kNumpy,     // a list of NumPy arrays, or kArray's tuple if a column has no such form
+};
+
+nb::object ExportAs(const std::shared_ptr<arrow::RecordBatch>& batch, Export how) {
+  switch (how) {
+    case Export::kCapsules:
+      return ExportBatch(batch);
+    case Export::kNumpy: {
+      nb::object columns = ExportNumpyColumns(batch);
+      if (!columns.is_none()) return columns;
+      return ExportBatchArray(batch);
+    }
+    case Export::kArray:
+      break;
+  }
+  return ExportBatchArray(batch);
+}
+
 nb::object Take(const PermutationReader& reader, std::span<const int64_t> offsets,
-                const BoundSelection& selection) {
+                const BoundSelection& selection, Export how) {
   auto batch =
       ValueOrThrow(WithoutGil([&] { return reader.TakeOffsets(offsets, selection); }));
-  return ExportBatch(batch);
+  return ExportAs(batch, how);
+}
+
+nb::object TakeRange(const PermutationReader& reader, int64_t start, int64_t length,
+                     const BoundSelection& selection, Export how) {
+  auto batch = ValueOrThrow(
+      WithoutGil([&] { return reader.TakeRange(start, length, selection); }));
+  return ExportAs(batch, how);
+}
+
+// Registers `name` taking offsets as an int64 NumPy array or a sequence of ints.
+template <Export how, typename Class>
+void DefTakeOffsets(Class& cls, const char* name) {
+  cls.def(
+         name,
+         [](const PermutationReader& r, Int64Array offsets,
+            const BoundSelection& selection) {
+           return Take(r, {offsets.data(), offsets.shape(0)}, selection, how);
+         },
+         nb::arg("offsets"), nb::arg("selection"))
+      .def(
+          name,
+          [](const PermutationReader& r, const std::vector<int64_t>& offsets,
+             const BoundSelection& selection) {
+            return Take(r, offsets, selection, how);
+          },
+          nb::arg("offsets"), nb::arg("selection"));
+}
+
+template <Export how, typename Class>
+void DefTakeRange(Class& cls, const char* name) {
+  cls.def(
+      name,
+      [](const PermutationReader& r, int64_t start, int64_t length,
+         const BoundSelection& selection) {
+        return TakeRange(r, start, length, selection, how);
+      },
+      nb::arg("start"), nb::arg("length"), nb::arg("selection"));
 }
 
 }  // namespace
@@ -41,7 +100,19 @@ void RegisterPermutationReader(nb::module_& m) {
       .def("schema",
            [](const BoundSelection& s) { return ExportSchema(s.output_schema()); });
 
-  nb::class_<PermutationReader>(m, "PermutationReader")
+  // take_offsets / take_range return (schema capsule, array capsule); the *_array forms
+  // return (address, owner) of the array only, for pa.RecordBatch._import_from_c(address,
+  // schema) against the selection's schema imported once; the *_numpy forms return a list
+  // of NumPy arrays, one per column (see ExportNumpyColumns), or the *_array tuple when a
+  // column has no NumPy form.
+  nb::class_<PermutationReader> reader(m, "PermutationReader");
+  DefTakeOffsets<Export::kCapsules>(reader, "take_offsets");
+  DefTakeOffsets<Export::kArray>(reader, "take_offsets_array");
+  DefTakeOffsets<Export::kNumpy>(reader, "take_offsets_numpy");
+  DefTakeRange<Export::kCapsules>(reader, "take_range");
+  DefTakeRange<Export::kArray>(reader, "take_range_array");
+  DefTakeRange<Export::kNumpy>(reader, "take_range_numpy");
+  reader
       .def_static(
           "open",
           [](std::shared_ptr<Snapshot> base, std::shared_ptr<Snapshot> permutation,
@@ -80,27 +151,6 @@ void RegisterPermutationReader(nb::module_& m) {
                 [&] { return BoundSelection::Make(*r.base()->schema(), selection); })));
           },
           nb::arg("selection").none())
-      .def(
-          "take_offsets",
-          [](const PermutationReader& r, Int64Array offsets,
-             const BoundSelection& selection) {
-            return Take(r, {offsets.data(), offsets.shape(0)}, selection);
-          },
-          nb::arg("offsets"), nb::arg("selection"))
-      .def(
-          "take_offsets",
-          [](const PermutationReader& r, const std::vector<int64_t>& offsets,
-             const BoundSelection& selection) { return Take(r, offsets, selection); },
-          nb::arg("offsets"), nb::arg("selection"))
-      .def(
-          "take_range",
-          [](const PermutationReader& r, int64_t start, int64_t length,
-             const BoundSelection& selection) {
-            auto batch = ValueOrThrow(
-                WithoutGil([&] { return r.TakeRange(start, length, selection); }));
-            return ExportBatch(batch);
-          },
-          nb::arg("start"), nb::arg("length"), nb::arg("selection"))
       .def(
           "read",
           [](const PermutationReader& r, std::shared_ptr<BoundSelection> selection,
