@@ -118,33 +118,77 @@ def dumps(obj) -> str:
 
 
 # -- torch batches -----------------------------------------------------------------------
-# The DataLoader and "torch" take workloads turn each system's batch into the same thing: a
-# dict of batch-first tensors (id (B,), label (B,), vec (B, 512)). Module-level so that the
-# datasets holding them pickle for spawn workers.
+# The DataLoader and "torch" take workloads turn each system's batch into the same
+# thing: a dict of batch-first tensors (id (B,), label (B,), vec (B, 512)). Module-level
+# so that the datasets holding them pickle for spawn workers.
+
+
+def _to_numpy(array):
+    """A numpy array of an Arrow array: a zero-copy view (``np.frombuffer`` on the data
+    buffer) for a primitive array without nulls, else ``to_numpy``. The view matters in a
+    fresh process: pyarrow's ``to_numpy`` imports pandas on first use (~0.6 s), which
+    would be charged to whichever system's first batch happens to call it first."""
+    import numpy as np
+    import pyarrow as pa
+
+    t = array.type
+    if (
+        array.null_count == 0
+        and pa.types.is_primitive(t)
+        and not pa.types.is_boolean(t)
+        and len(array)
+    ):
+        dtype = np.dtype(t.to_pandas_dtype())
+        return np.frombuffer(
+            array.buffers()[1],
+            dtype=dtype,
+            count=len(array),
+            offset=array.offset * dtype.itemsize,
+        )
+    return array.to_numpy(zero_copy_only=False)
 
 
 def arrow_to_torch(batch):
     """A pa.RecordBatch / pa.Table -> dict of batch-first tensors (zero-copy where Arrow
     allows: numeric columns without nulls and fixed-size lists of them)."""
-    import numpy as np
     import pyarrow as pa
     import torch
 
     out = {}
-    for name, column in zip(batch.column_names, batch.columns):
+    for name, column in zip(batch.column_names, batch.columns, strict=True):
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         if pa.types.is_fixed_size_list(column.type):
             width = column.type.list_size
-            values = column.flatten().to_numpy(zero_copy_only=False)
-            out[name] = torch.from_numpy(np.asarray(values).reshape(-1, width))
+            values = _to_numpy(column.flatten())
+            out[name] = torch.from_numpy(values.reshape(-1, width))
         elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             out[name] = column.to_pylist()
         else:
-            out[name] = torch.from_numpy(column.to_numpy(zero_copy_only=False))
+            out[name] = torch.from_numpy(_to_numpy(column))
     return out
 
 
 def identity(batch):
     """collate_fn for datasets whose __getitems__ already returns a whole batch."""
     return batch
+
+
+def mark_worker_start(directory: str, worker_id: int) -> None:
+    """worker_init_fn (with functools.partial): records when this DataLoader worker is
+    ready (perf_counter is CLOCK_MONOTONIC on Linux, comparable across processes)."""
+    import time
+
+    t = time.perf_counter()
+    with open(os.path.join(directory, f"{worker_id}-{os.getpid()}"), "w") as f:
+        f.write(repr(t))
+
+
+def describe(batch) -> dict:
+    """column -> "dtype shape" of a dict of tensors (or a summary of anything else)."""
+    if isinstance(batch, dict):
+        return {
+            k: f"{getattr(v, 'dtype', type(v).__name__)} {tuple(getattr(v, 'shape', ()))}"
+            for k, v in batch.items()
+        }
+    return {"type": type(batch).__name__}

@@ -6,13 +6,17 @@
 timed rounds, and writes ``benchmarks/results/latest.json`` (``latest-quick.json`` with
 ``--quick``) and the report under ``docs/benchmarks/`` (``report.py``).
 
-Each system runs in its own processes: permutation builds in a fresh process per
-measurement (for its peak memory), takes and DataLoader epochs in one long-lived worker per
-system (``worker.py serve``), time to first batch in a fresh interpreter per measurement.
+Each system runs in one long-lived worker process (``worker.py serve``) that imports the
+system once: permutation builds run in a child forked from it per measurement (a clean
+process for the peak memory, without paying for the interpreter and the imports 72
+times), takes and DataLoader epochs in the worker itself; time to first batch starts a
+fresh interpreter per measurement.
 
-Workloads: build (permutation build on ``small``), take (shuffled ``__getitems__`` on
-``vectors`` and ``blobs``), loader (a DataLoader epoch over ``vectors``, 0 and 2 workers,
-fork and spawn), startup (time to first batch, pickled size, worker memory).
+Workloads (issue 5): build (1, permutation build on ``small``), take (2, shuffled
+``__getitems__`` on ``vectors`` and ``blobs``), loader (3, a DataLoader epoch over
+``vectors``: 0 and 2 workers, fork and spawn; and 4, per-worker cost: pickled size, worker
+start time, worker PSS), formats (5, a 1024-row batch in each output format), startup
+(4, time to first batch from a fresh interpreter).
 """
 
 from __future__ import annotations
@@ -32,29 +36,57 @@ import data  # noqa: E402
 from common import HERE, REPO, RESULTS, SCALES, SEED, dumps, git_revision, machine  # noqa: E402
 from systems import NAMES  # noqa: E402
 
-WORKLOADS = ("build", "take", "loader", "startup")
+WORKLOADS = ("build", "take", "formats", "loader", "startup")
 VARIANTS = ("random", "hash", "filter")
 PACKAGES = ("pyarrow", "numpy", "lancedb", "datasets", "torch", "matplotlib", "pandas")
+# Systems that always run every timed repeat; the peers may stop early under a time
+# budget (CONFIG["peer_budget"]).
+ALWAYS = ("riffledb", "numpy")
+LOADER = ((0, None), (2, "fork"), (2, "spawn"))
 
 CONFIG = {
     "full": {
         "take_batches": (1, 64, 256, 1024),
         "take_rows": {"vectors": 32768, "blobs": 4096},
         "max_calls": 500,
-        "loader": ((0, None), (2, "fork"), (2, "spawn")),
-        "warmup_subprocess": True,
+        "min_calls": 5,
+        "format_calls": 10,
+        "loader": LOADER,
+        # Warm-up of a DataLoader cell: the table's files are read once (page cache),
+        # then this many batches of one epoch per configuration (code paths, workers).
+        "warmup_batches": 32,
+        "warmup_spawn": True,
+        "warmup_startup": True,
+        # Seconds of timed measurement per cell after which a peer (LanceDB, HF datasets)
+        # stops repeating: it runs at least peer_min_repeats timed repeats, then another
+        # only while the repeats so far plus its last one stay within the budget. At
+        # QUICK rates, an HF datasets epoch over the 800k-row split takes ~150 s
+        # (0 workers), a LanceDB one ~30 s; riffledb and numpy always run every repeat.
+        "peer_budget": 180.0,
+        "peer_min_repeats": 2,
     },
     "quick": {
-        "take_batches": (1, 64, 1024),
+        "take_batches": (1, 64, 256, 1024),
         "take_rows": {"vectors": 4096, "blobs": 512},
         "max_calls": 60,
-        # spawn workers re-import torch and the system in every epoch (~20 s an epoch on
-        # a loaded 2-core machine): the full run only.
-        "loader": ((0, None), (2, "fork")),
-        "warmup_subprocess": False,
+        "min_calls": 3,
+        "format_calls": 3,
+        "loader": LOADER,
+        "warmup_batches": 32,
+        # Spawn workers start a fresh interpreter every epoch, so a spawn warm-up warms
+        # nothing the fork warm-up has not (the data, the imported files) and costs
+        # ~4-8 s a system; likewise the servers' own start is the warm-up of the
+        # time-to-first-batch interpreters (same imports, same files, same open).
+        "warmup_spawn": False,
+        "warmup_startup": False,
+        "peer_budget": None,
+        "peer_min_repeats": 2,
     },
 }
 TAKE_FORMATS = {"vectors": ("arrow", "torch"), "blobs": ("arrow",)}
+# Workload 5: one 1024-row batch of vectors in each output format.
+OUTPUT_FORMATS = ("python", "numpy", "pandas", "arrow", "torch")
+FORMAT_BATCH = 1024
 
 
 def log(*args) -> None:
@@ -100,29 +132,44 @@ def run_child(args: list[str], timeout: float = 1800) -> tuple[dict, float]:
 
 
 class Server:
-    """A ``worker.py serve`` process for one system."""
+    """A ``worker.py serve`` process for one system. Started without waiting, so that
+    the systems import in parallel; :meth:`wait_ready` waits for the ready line."""
 
     def __init__(self, system: str, scale: str):
         self.system = system
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "worker.py"), "serve", "--system", system,
-             "--scale", scale],
+            [
+                sys.executable,
+                str(HERE / "worker.py"),
+                "serve",
+                "--system",
+                system,
+                "--scale",
+                scale,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env(),
         )
-        ready = self.proc.stdout.readline()
-        if not ready:
-            raise RuntimeError(f"{system} worker did not start")
 
-    def call(self, cmd: str, **kwargs):
+    def wait_ready(self) -> None:
+        if not self.proc.stdout.readline():
+            raise RuntimeError(f"{self.system} worker did not start")
+
+    def send(self, cmd: str, **kwargs) -> None:
         self.proc.stdin.write(dumps({"cmd": cmd, **kwargs}) + "\n")
         self.proc.stdin.flush()
+
+    def recv(self):
         line = self.proc.stdout.readline()
         if not line:
             return {"error": "worker exited"}
         return json.loads(line)
+
+    def call(self, cmd: str, **kwargs):
+        self.send(cmd, **kwargs)
+        return self.recv()
 
     def close(self) -> None:
         try:
@@ -133,7 +180,29 @@ class Server:
             self.proc.kill()
 
 
-def versions(servers: dict) -> dict:
+class Budget:
+    """Which timed repeats a peer still runs (CONFIG["peer_budget"])."""
+
+    def __init__(self, cfg: dict):
+        self.budget = cfg["peer_budget"]
+        self.min_repeats = cfg["peer_min_repeats"]
+        self.spent: dict = {}
+        self.skipped: dict = {}
+
+    def allows(self, cell: str, system: str) -> bool:
+        if self.budget is None or system in ALWAYS:
+            return True
+        runs = self.spent.get((cell, system), [])
+        if len(runs) < self.min_repeats or sum(runs) + runs[-1] <= self.budget:
+            return True
+        self.skipped[f"{cell} {system}"] = self.skipped.get(f"{cell} {system}", 0) + 1
+        return False
+
+    def add(self, cell: str, system: str, seconds: float) -> None:
+        self.spent.setdefault((cell, system), []).append(seconds)
+
+
+def versions() -> dict:
     out = {"python": sys.version.split()[0], "riffledb": f"0.1.0 (git {git_revision()})"}
     for p in PACKAGES:
         try:
@@ -143,21 +212,34 @@ def versions(servers: dict) -> dict:
     return out
 
 
-def bench_build(systems, scale, repeats, cfg) -> dict:
+def timed_call(server: Server, cmd: str, **kwargs) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    res = server.call(cmd, **kwargs)
+    return res, time.perf_counter() - t0
+
+
+def bench_build(servers, repeats, cfg, budget) -> dict:
+    """Every variant for every system in every round; each build in a child forked from
+    the system's server (worker.Server.build): a fresh process per measurement."""
     out: dict = {}
     for r in range(repeats + 1):
-        for system in rotate(systems, r):
+        for system in rotate(servers, r):
             for variant in VARIANTS:
-                res, _ = run_child(["build", "--system", system, "--scale", scale,
-                                    "--variant", variant])
+                if r and not budget.allows(f"build/{variant}", system):
+                    continue
+                res, wall = timed_call(
+                    servers[system], "build", variant=variant, seed=SEED
+                )
+                res = res.get("ok", res)
                 if r == 0:  # warm-up
                     continue
+                budget.add(f"build/{variant}", system, wall)
                 out.setdefault(variant, {}).setdefault(system, []).append(res)
         log(f"build round {r}/{repeats}")
     return out
 
 
-def bench_take(servers, lengths, repeats, cfg) -> dict:
+def bench_take(servers, lengths, repeats, cfg, budget) -> dict:
     out: dict = {}
     configs = [
         (table, fmt, bs)
@@ -168,34 +250,94 @@ def bench_take(servers, lengths, repeats, cfg) -> dict:
     for r in range(repeats + 1):
         for table, fmt, bs in configs:
             n = min(lengths[s][table] for s in servers)
-            calls = max(5, min(cfg["max_calls"], cfg["take_rows"][table] // bs))
+            calls = max(
+                cfg["min_calls"], min(cfg["max_calls"], cfg["take_rows"][table] // bs)
+            )
+            key = f"{table}/{fmt}/{bs}"
             for system in rotate(servers, r):
-                res = servers[system].call(
-                    "take", table=table, format=fmt, batch=bs, calls=calls, n=n,
+                if r and not budget.allows(f"take/{key}", system):
+                    continue
+                res, wall = timed_call(
+                    servers[system],
+                    "take",
+                    table=table,
+                    format=fmt,
+                    batch=bs,
+                    calls=calls,
+                    n=n,
                     seed=SEED + 1000 * r + bs,
                 )
                 if r == 0:
                     continue
-                key = f"{table}/{fmt}/{bs}"
-                out.setdefault(key, {}).setdefault(system, []).append(
-                    res.get("ok", res)
-                )
+                budget.add(f"take/{key}", system, wall)
+                out.setdefault(key, {}).setdefault(system, []).append(res.get("ok", res))
         log(f"take round {r}/{repeats}")
     return out
 
 
-def bench_loader(servers, repeats, cfg) -> dict:
+def bench_formats(servers, lengths, repeats, cfg, budget) -> dict:
+    """Workload 5: ``format_calls`` takes of 1024 random rows of vectors per round, in
+    each output format; a figure is the mean time of one batch in a round."""
     out: dict = {}
+    n = min(lengths[s]["vectors"] for s in servers)
     for r in range(repeats + 1):
-        for workers, context in cfg["loader"]:
-            if r == 0 and context == "spawn" and not cfg["warmup_subprocess"]:
-                continue
-            key = f"{workers} workers" + (f" ({context})" if context else "")
+        for fmt in OUTPUT_FORMATS:
             for system in rotate(servers, r):
-                res = servers[system].call("epoch", workers=workers, context=context,
-                                           seed=SEED + r)
+                if r and not budget.allows(f"formats/{fmt}", system):
+                    continue
+                res, wall = timed_call(
+                    servers[system],
+                    "take",
+                    table="vectors",
+                    format=fmt,
+                    batch=FORMAT_BATCH,
+                    calls=cfg["format_calls"],
+                    n=n,
+                    seed=SEED + 7000 + r,
+                )
                 if r == 0:
                     continue
+                budget.add(f"formats/{fmt}", system, wall)
+                out.setdefault(fmt, {}).setdefault(system, []).append(res.get("ok", res))
+        log(f"formats round {r}/{repeats}")
+    return out
+
+
+def loader_key(workers: int, context: str | None) -> str:
+    return f"{workers} workers" + (f" ({context})" if context else "")
+
+
+def bench_loader(servers, repeats, cfg, budget) -> dict:
+    """Round 0 is the warm-up: each system's vectors files are read once, then
+    ``warmup_batches`` batches of an epoch per configuration. Timed rounds are whole
+    epochs, checked exactly-once."""
+    out: dict = {}
+    for system in servers:
+        res = servers[system].call("prewarm", table="vectors")
+        if "error" in res:
+            log(f"{system}: prewarm failed: {res['error']}")
+    for r in range(repeats + 1):
+        for workers, context in cfg["loader"]:
+            if r == 0 and context == "spawn" and not cfg["warmup_spawn"]:
+                continue
+            key = loader_key(workers, context)
+            for system in rotate(servers, r):
+                if r and not budget.allows(f"loader/{key}", system):
+                    continue
+                kwargs = {"max_batches": cfg["warmup_batches"]} if r == 0 else {}
+                res, wall = timed_call(
+                    servers[system],
+                    "epoch",
+                    workers=workers,
+                    context=context,
+                    seed=SEED + r,
+                    **kwargs,
+                )
+                if r == 0:
+                    if "error" in res:
+                        log(f"{system} {key} warm-up: {res['error']}")
+                    continue
+                budget.add(f"loader/{key}", system, wall)
                 out.setdefault(key, {}).setdefault(system, []).append(res.get("ok", res))
         log(f"loader round {r}/{repeats}")
     return out
@@ -203,7 +345,7 @@ def bench_loader(servers, repeats, cfg) -> dict:
 
 def bench_startup(systems, scale, repeats, cfg) -> dict:
     out: dict = {}
-    first = 0 if cfg["warmup_subprocess"] else 1
+    first = 0 if cfg["warmup_startup"] else 1
     for r in range(first, repeats + 1):
         for system in rotate(systems, r):
             res, wall = run_child(["ttfb", "--system", system, "--scale", scale])
@@ -235,8 +377,16 @@ def main() -> None:
         log("note: fewer than 5 timed repeats")
 
     t_start = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str, t0: float) -> None:
+        phases[name] = time.perf_counter() - t0
+        log(f"{name}: {phases[name]:.1f}s")
+
     log(f"scale {scale}: {SCALES[scale]}")
+    t0 = time.perf_counter()
     manifest = data.ensure(scale, [s for s in systems if s != "numpy"], log=log)
+    phase("data", t0)
 
     results: dict = {
         "mode": scale,
@@ -248,33 +398,66 @@ def main() -> None:
         "config": {k: v for k, v in cfg.items()},
         "systems": systems,
         "workloads": {},
+        "phases": phases,
     }
-    results["versions"] = versions({})
+    results["versions"] = versions()
+    budget = Budget(cfg)
 
-    if "build" in workloads:
-        results["workloads"]["build"] = bench_build(systems, scale, args.repeats, cfg)
     servers = {}
-    if "take" in workloads or "loader" in workloads:
-        for system in systems:
-            servers[system] = Server(system, scale)
+    if {"build", "take", "formats", "loader"} & set(workloads):
+        t0 = time.perf_counter()
+        servers = {system: Server(system, scale) for system in systems}
+        for server in servers.values():
+            server.wait_ready()
+        phase("servers", t0)
+    if "build" in workloads:
+        t0 = time.perf_counter()
+        results["workloads"]["build"] = bench_build(servers, args.repeats, cfg, budget)
+        phase("build", t0)
+    if {"take", "formats", "loader"} & set(workloads):
+        t0 = time.perf_counter()
         lengths = {}
+        for server in servers.values():  # not measured: the systems open in parallel
+            server.send("open", tables=["vectors", "blobs"])
         for system, server in servers.items():
-            reply = server.call("open", tables=["vectors", "blobs"])
+            reply = server.recv()
             if "error" in reply:
                 raise RuntimeError(f"{system}: {reply['error']}")
             lengths[system] = reply["ok"]["lengths"]
         results["split_lengths"] = lengths
+        results["torch_batch"] = {
+            s: servers[s].call("describe_torch", table="vectors").get("ok")
+            for s in servers
+        }
+        phase("open", t0)
         if "take" in workloads:
-            results["workloads"]["take"] = bench_take(servers, lengths, args.repeats, cfg)
+            t0 = time.perf_counter()
+            results["workloads"]["take"] = bench_take(
+                servers, lengths, args.repeats, cfg, budget
+            )
+            phase("take", t0)
+        if "formats" in workloads:
+            t0 = time.perf_counter()
+            results["workloads"]["formats"] = bench_formats(
+                servers, lengths, args.repeats, cfg, budget
+            )
+            phase("formats", t0)
         if "loader" in workloads:
-            results["workloads"]["loader"] = bench_loader(servers, args.repeats, cfg)
+            t0 = time.perf_counter()
+            results["workloads"]["loader"] = bench_loader(
+                servers, args.repeats, cfg, budget
+            )
             results["workloads"]["pickle"] = {
                 s: servers[s].call("pickles").get("ok") for s in servers
             }
-        for server in servers.values():
-            server.close()
+            phase("loader", t0)
+    for server in servers.values():
+        server.close()
     if "startup" in workloads:
+        t0 = time.perf_counter()
         results["workloads"]["startup"] = bench_startup(systems, scale, args.repeats, cfg)
+        phase("startup", t0)
+    results["budget_skipped"] = budget.skipped
     results["seconds"] = time.perf_counter() - t_start
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -1,23 +1,29 @@
 """One system's side of the benchmark, run as a subprocess of run.py.
 
 Modes:
+  serve --system S --scale X --seed N   a long-lived worker: reads one JSON command per
+      line on stdin, answers one JSON line on the protocol fd (stdout at start; library
+      output is sent to stderr). run.py interleaves the systems' servers. It imports the
+      system's adapter module at start and opens nothing until asked, so that
+      ``build`` can fork a clean child per measurement (see :meth:`Server.build`).
+  ttfb --system S --scale X --seed N    from a fresh interpreter to the first DataLoader
+      batch (build or open the train split included); prints a RESULT JSON line.
   build --system S --scale X --variant V --seed N   one permutation build in this fresh
-      process; prints {"seconds", "rows", "peak_delta", "peak_rss"}.
-  ttfb --system S --scale X --seed N                from a fresh interpreter to the first
-      DataLoader batch (build or open the train split included); prints a JSON line.
-  serve --system S --scale X --seed N               a long-lived worker: reads one JSON
-      command per line on stdin, answers one JSON line on the protocol fd (stdout at start;
-      library output is sent to stderr). run.py interleaves the systems' servers.
+      process (kept for manual use; run.py forks from the server instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
 import pickle
+import select
+import signal
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,28 +32,49 @@ T_START = time.perf_counter()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SEED, data_dir, dumps, identity, proc_pss, proc_status, reset_peak_rss  # noqa: E402
+from common import (  # noqa: E402
+    SEED,
+    data_dir,
+    describe,
+    dumps,
+    identity,
+    mark_worker_start,
+    proc_pss,
+    proc_status,
+    reset_peak_rss,
+)
 
 BATCH = 256
+# Seconds the DataLoader waits for a batch from a worker before it raises: a worker that
+# deadlocks after fork (LanceDB's fork support is "experimental" and hangs now and then)
+# becomes a failed epoch in the report instead of a hung run.
+LOADER_TIMEOUT = 120
 
-# torch.from_numpy on read-only memory maps / Arrow buffers, and fork() of a threaded
-# process: expected here, and they would flood the log.
+# torch.from_numpy on read-only memory maps / Arrow buffers, fork() of a threaded
+# process, and LanceDB's "fork support is experimental": expected here, and they would
+# flood the log.
 warnings.filterwarnings("ignore", message=".*non-writable.*")
-warnings.filterwarnings("ignore", message=".*multi-threaded.*", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*multi-threaded.*")
+warnings.filterwarnings("ignore", message=".*fork support is experimental.*")
+
+
+def adapter_module(system: str):
+    return importlib.import_module(f"systems.{system}")
 
 
 def adapter(system: str, scale: str):
-    module = importlib.import_module(f"systems.{system}")
-    return module.Adapter(data_dir(scale))
+    return adapter_module(system).Adapter(data_dir(scale))
 
 
 # -- build -------------------------------------------------------------------------------
-def run_build(args) -> dict:
-    a = adapter(args.system, args.scale)
+def run_build(system: str, scale: str, variant: str, seed: int) -> dict:
+    """One permutation build in this process: wall time and peak memory over the RSS
+    before the build (VmHWM after resetting it through /proc/self/clear_refs)."""
+    a = adapter(system, scale)
     reset_peak_rss()
     before = proc_status()["VmRSS"]
     t0 = time.perf_counter()
-    rows = a.build(args.variant, args.seed)
+    rows = a.build(variant, seed)
     seconds = time.perf_counter() - t0
     status = proc_status()
     if rows is None:
@@ -86,10 +113,66 @@ def run_ttfb(args) -> dict:
 # -- serve -------------------------------------------------------------------------------
 class Server:
     def __init__(self, system: str, scale: str, seed: int):
-        self.a = adapter(system, scale)
-        self.seed = seed
+        self.system, self.scale, self.seed = system, scale, seed
+        adapter_module(system)  # imported once; adapters are made on demand
+        self._a = None
         self.lengths: dict[str, int] = {}
         self.expected = None
+
+    @property
+    def a(self):
+        if self._a is None:
+            self._a = adapter(self.system, self.scale)
+        return self._a
+
+    def build(self, variant: str, seed: int, timeout: float = 1800) -> dict:
+        """One permutation build in a child forked from this server.
+
+        The server has imported the system's modules and opened nothing, so the child
+        starts in the state of a fresh process after its imports (same allocator state,
+        no tables open) without paying for the interpreter and the imports again. The
+        child connects, resets its peak RSS, builds and reports, then exits.
+        """
+        if self._a is not None:
+            raise RuntimeError("build after open: the forked child would not be clean")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                os.close(r)
+                try:
+                    result = run_build(self.system, self.scale, variant, seed)
+                except Exception as e:
+                    import traceback
+
+                    traceback.print_exc()
+                    result = {"error": f"{type(e).__name__}: {e}"[:500]}
+                data = dumps(result).encode()
+                while data:
+                    data = data[os.write(w, data) :]
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        chunks, deadline = [], time.monotonic() + timeout
+        with os.fdopen(r, "rb") as f:
+            while True:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([f], [], [], max(0.0, left))
+                if not ready:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    return {"error": f"build timed out after {timeout:.0f}s"}
+                chunk = os.read(f.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        if not chunks:
+            return {"error": f"build child died (wait status {status})"}
+        return json.loads(b"".join(chunks))
 
     def open(self, tables: list[str]) -> dict:
         for t in tables:
@@ -98,6 +181,23 @@ class Server:
 
     def versions(self) -> dict:
         return self.a.versions()
+
+    def describe_torch(self, table: str) -> dict:
+        """The keys, dtypes and shapes of one 4-row torch-format take (fairness check:
+        every system must produce the same dict of batch-first tensors)."""
+        out = describe(self.a.take(table, [0, 1, 2, 3], "torch"))
+        out["via"] = self.a.torch_via()
+        return out
+
+    def prewarm(self, table: str) -> dict:
+        """Reads the system's files of ``table`` once (page cache), so that the first
+        timed epoch does not pay for the disk."""
+        t0, total = time.perf_counter(), 0
+        for path in self.a.files(table):
+            with open(path, "rb", buffering=0) as f:
+                while chunk := f.read(1 << 24):
+                    total += len(chunk)
+        return {"bytes": total, "seconds": time.perf_counter() - t0}
 
     def take(self, table: str, format: str, batch: int, calls: int, n: int, seed: int):
         import numpy as np
@@ -112,7 +212,17 @@ class Server:
             del out
         return {"latencies": latencies, "rows": batch * calls, "seconds": sum(latencies)}
 
-    def epoch(self, workers: int, context: str | None, seed: int) -> dict:
+    def epoch(
+        self, workers: int, context: str | None, seed: int, max_batches: int | None = None
+    ) -> dict:
+        """One DataLoader epoch over the train split of ``vectors`` (batch 256, shuffled
+        by the sampler), checked to return every row exactly once. ``max_batches``: stop
+        early (warm-up only; no check).
+
+        With workers: each worker's start time (from ``iter(loader)`` to the worker's
+        ``worker_init_fn``, which torch calls once the dataset is unpickled and before the
+        first fetch) and its memory, sampled from /proc every 32 batches and at the end.
+        """
         import numpy as np
         import torch
 
@@ -122,8 +232,12 @@ class Server:
         generator = torch.Generator()
         generator.manual_seed(seed)
         kwargs = {}
+        marks = None
         if workers:
+            marks = tempfile.mkdtemp(prefix="riffledb-bench-")
             kwargs["multiprocessing_context"] = context
+            kwargs["timeout"] = LOADER_TIMEOUT
+            kwargs["worker_init_fn"] = functools.partial(mark_worker_start, marks)
         loader = torch.utils.data.DataLoader(
             ds,
             batch_size=BATCH,
@@ -133,14 +247,18 @@ class Server:
             generator=generator,
             **kwargs,
         )
-        n_batches = len(loader)
+        n_batches = len(loader) if max_batches is None else min(len(loader), max_batches)
         ids = []
         worker_mem: dict[int, dict] = {}
         t0 = time.perf_counter()
+        t_first = None
         iterator = iter(loader)
         for i, batch in enumerate(iterator):
+            if t_first is None:
+                t_first = time.perf_counter()
             ids.append(np.asarray(batch["id"]))
-            if workers and (i % 32 == 0 or i == n_batches - 1):
+            last = i == n_batches - 1
+            if workers and (i % 32 == 0 or last):
                 for w in getattr(iterator, "_workers", []):
                     status = proc_status(w.pid)
                     if not status:
@@ -149,15 +267,30 @@ class Server:
                     seen = worker_mem.setdefault(w.pid, {})
                     for k, v in status.items():
                         seen[k] = max(seen.get(k, 0), v)
+            if last:
+                break
         seconds = time.perf_counter() - t0
+        del iterator  # shuts the workers down (an early stop leaves them running)
+        starts = []
+        if marks:
+            for name in os.listdir(marks):
+                with open(os.path.join(marks, name)) as f:
+                    starts.append(float(f.read()) - t0)
+                os.unlink(os.path.join(marks, name))
+            os.rmdir(marks)
         got = np.sort(np.concatenate(ids))
-        exact = bool(len(got) == len(self.expected) and np.array_equal(got, self.expected))
-        return {
+        out = {
             "seconds": seconds,
             "rows": int(len(got)),
-            "exactly_once": exact,
+            "first_batch": t_first - t0,
+            "worker_start": sorted(starts),
             "workers": list(worker_mem.values()),
         }
+        if max_batches is None:
+            out["exactly_once"] = bool(
+                len(got) == len(self.expected) and np.array_equal(got, self.expected)
+            )
+        return out
 
     def pickles(self) -> dict:
         out = {}
@@ -205,7 +338,10 @@ def main() -> None:
         serve(args)
         return
     try:
-        result = run_build(args) if args.mode == "build" else run_ttfb(args)
+        if args.mode == "build":
+            result = run_build(args.system, args.scale, args.variant, args.seed)
+        else:
+            result = run_ttfb(args)
     except Exception as e:
         import traceback
 

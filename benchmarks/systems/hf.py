@@ -1,5 +1,5 @@
-"""Hugging Face ``datasets``: load_from_disk (memory-mapped Arrow), train_test_split +
-shuffle (index mappings)."""
+"""Hugging Face ``datasets``: ``Dataset.from_file`` on an Arrow cache file (a memory
+map), train_test_split + shuffle (index mappings)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 from common import FILTER  # noqa: F401  (the same predicate, written for numpy below)
 
 from .base import Adapter as Base
+from .base import files_under
 
 datasets.disable_progress_bars()
 # Transforms write their index mappings to temporary files, so that no run reuses another
-# run's cache (train_test_split(keep_in_memory=True) raises on load_from_disk datasets in
-# datasets 5.2).
+# run's cache.
 datasets.disable_caching()
 
 
@@ -54,7 +54,7 @@ class Adapter(Base):
     def build(self, variant: str, seed: int) -> int | None:
         if variant == "hash":
             return None  # datasets has no hash split
-        ds = datasets.load_from_disk(str(self.root / "small"))
+        ds = datasets.Dataset.from_file(str(self.root / "small.arrow"))
         if variant == "filter":
             ds = (
                 ds.with_format("numpy")
@@ -64,16 +64,26 @@ class Adapter(Base):
         return sum(len(s) for s in self._splits(ds, seed))
 
     def open_train(self, table: str, seed: int) -> int:
-        ds = datasets.load_from_disk(str(self.root / table))
+        ds = datasets.Dataset.from_file(str(self.root / f"{table}.arrow"))
         train = self._splits(ds, seed)[0]
         self.splits[table] = {
+            "python": train.with_format(None),
+            "numpy": train.with_format("numpy"),
+            "pandas": train.with_format("pandas"),
             "arrow": train.with_format("arrow"),
             "torch": train.with_format("torch"),
         }
         return len(train)
 
     def take(self, table: str, offsets, format: str):
-        return self.splits[table][format][offsets]
+        out = self.splits[table][format][offsets]
+        if format == "python":  # a dict of column lists -> one dict per row
+            names = list(out)
+            out = [
+                dict(zip(names, row, strict=True))
+                for row in zip(*out.values(), strict=True)
+            ]
+        return out
 
     def loader_dataset(self):
         return Batches(self.splits["vectors"]["torch"])
@@ -81,3 +91,9 @@ class Adapter(Base):
     def split_ids(self, table: str) -> np.ndarray:
         ds = self.splits[table]["arrow"]
         return np.sort(ds.select_columns(["id"])[:]["id"].to_numpy())
+
+    def files(self, table: str) -> list[Path]:
+        return files_under(self.root / f"{table}.arrow")
+
+    def torch_via(self) -> str:
+        return "with_format('torch')[idx]"

@@ -10,13 +10,15 @@ from common import FILTER, HASH_WEIGHTS, SPLIT_NAMES, SPLIT_RATIOS, arrow_to_tor
 from lancedb.permutation import Permutations, permutation_builder
 
 from .base import Adapter as Base
+from .base import files_under
 
 
 class Adapter(Base):
     name = "lancedb"
 
     def __init__(self, root: Path):
-        self.db = lancedb.connect(str(root / "lancedb"))
+        self.root = root / "lancedb"
+        self.db = lancedb.connect(str(self.root))
         self.splits: dict = {}
         self._formatted: dict = {}
 
@@ -58,7 +60,7 @@ class Adapter(Base):
             self._formatted[key] = (
                 train.with_transform(arrow_to_torch)
                 if format == "torch"
-                else train.with_format("arrow")
+                else train.with_format(format)
             )
         return self._formatted[key]
 
@@ -78,3 +80,9 @@ class Adapter(Base):
         stored = self.db.create_table("bench_perm", perm.to_arrow(), mode="overwrite")
         persisted = Permutations(base, stored)["train"].with_transform(arrow_to_torch)
         return {"as built": self.loader_dataset(), "persisted": persisted}
+
+    def files(self, table: str) -> list[Path]:
+        return files_under(self.root / f"{table}.lance")
+
+    def torch_via(self) -> str:
+        return "with_transform(arrow_to_torch)"

@@ -1,5 +1,5 @@
-"""The in-memory limit: ``.npy`` files opened with ``np.load(mmap_mode="r")``, a permutation
-from ``rng.permutation`` + slicing, and fancy indexing on the memory maps."""
+"""The in-memory limit: ``.npy`` files opened with ``np.load(mmap_mode="r")``, a
+permutation from ``rng.permutation`` + slicing, and fancy indexing on the memory maps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from .base import Adapter as Base
 
 
 def _split(index: np.ndarray, rng: np.random.Generator):
-    """Random 80/10/10 split of ``index`` (permutation + slicing), train shuffled again."""
+    """Random 80/10/10 split of ``index`` (permutation + slicing), train shuffled
+    again."""
     n = len(index)
     perm = index[rng.permutation(n)]
     a = int(n * SPLIT_RATIOS[0])
@@ -69,7 +70,9 @@ class Rows:
             offs = cols["offsets"]
             starts, stops = offs[rows], offs[rows + 1]
             data = cols["data"]
-            image = np.concatenate([data[a:b] for a, b in zip(starts, stops)])
+            image = np.concatenate(
+                [data[a:b] for a, b in zip(starts, stops, strict=True)]
+            )
             return {"id": cols["id"][rows], "image": image, "sizes": stops - starts}
         return {name: col[rows] for name, col in cols.items()}
 
@@ -117,10 +120,31 @@ class Adapter(Base):
 
     def take(self, table: str, offsets, format: str):
         rows = self.splits[table]
-        return rows.__getitems__(offsets) if format == "torch" else rows.take(offsets)
+        if format == "torch":
+            return rows.__getitems__(offsets)
+        cols = rows.take(offsets)
+        if format == "python":  # one dict per row, Python values
+            lists = {k: v.tolist() for k, v in cols.items()}
+            return [
+                dict(zip(lists, row, strict=True))
+                for row in zip(*lists.values(), strict=True)
+            ]
+        if format == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(
+                {k: list(v) if v.ndim > 1 else v for k, v in cols.items()}
+            )
+        return cols  # "arrow" and "numpy": the arrays of fancy indexing
 
     def loader_dataset(self):
         return self.splits["vectors"]
 
     def split_ids(self, table: str) -> np.ndarray:
         return np.sort(self.splits[table].index)
+
+    def files(self, table: str) -> list[Path]:
+        return sorted(self.npy.glob(f"{table}_*.npy"))
+
+    def torch_via(self) -> str:
+        return "torch.from_numpy of the fancy-indexed arrays"

@@ -1,23 +1,43 @@
-"""riffledb through its public API: connect, open_table, permutation_builder, Permutations,
-Permutation.with_format / with_transform / __getitems__."""
+"""riffledb through its public API: connect, open_table, permutation_builder,
+Permutations, Permutation.with_format / with_transform / __getitems__."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from common import (
+    FILTER,
+    HASH_WEIGHTS,
+    SPLIT_NAMES,
+    SPLIT_RATIOS,
+    arrow_to_torch,
+    git_revision,
+)
+
 import riffledb
-from common import FILTER, HASH_WEIGHTS, SPLIT_NAMES, SPLIT_RATIOS, arrow_to_torch, git_revision
 from riffledb.permutation import Permutations, permutation_builder
 
 from .base import Adapter as Base
+from .base import files_under
+
+
+def _torch(permutation):
+    """A dict of batch-first tensors per read: riffledb's own ``"torch_dict"`` format
+    where this riffledb has it (gathered straight into tensors), else the harness's
+    ``arrow_to_torch`` transform (what LanceDB uses)."""
+    try:
+        return permutation.with_format("torch_dict")
+    except ValueError:  # "Invalid format": an older riffledb
+        return permutation.with_transform(arrow_to_torch)
 
 
 class Adapter(Base):
     name = "riffledb"
 
     def __init__(self, root: Path):
-        self.db = riffledb.connect(str(root / "riffledb"))
+        self.root = root / "riffledb"
+        self.db = riffledb.connect(str(self.root))
         self.splits: dict = {}
 
     def versions(self) -> dict:
@@ -60,11 +80,7 @@ class Adapter(Base):
         key = (table, format)
         cache = self.__dict__.setdefault("_formatted", {})
         if key not in cache:
-            cache[key] = (
-                train.with_transform(arrow_to_torch)
-                if format == "torch"
-                else train.with_format("arrow")
-            )
+            cache[key] = _torch(train) if format == "torch" else train.with_format(format)
         return cache[key]
 
     def take(self, table: str, offsets, format: str):
@@ -83,5 +99,17 @@ class Adapter(Base):
         # The builder returns a memory:// permutation table, which pickles as its rows;
         # a permutation table stored in the database pickles as a path and a version.
         stored = self.db.create_table("bench_perm", perm.to_arrow(), mode="overwrite")
-        persisted = Permutations(base, stored)["train"].with_transform(arrow_to_torch)
+        persisted = _torch(Permutations(base, stored)["train"])
         return {"as built": self.loader_dataset(), "persisted": persisted}
+
+    def files(self, table: str) -> list[Path]:
+        return files_under(self.root / f"{table}.riffle")
+
+    def torch_via(self) -> str:
+        fn = self._train("vectors", "torch").transform_fn
+        name = getattr(fn, "__name__", "?")
+        return (
+            "with_format('torch_dict')"
+            if name != "arrow_to_torch"
+            else ("with_transform(arrow_to_torch)")
+        )
