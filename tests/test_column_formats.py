@@ -310,3 +310,40 @@ def test_dataloader_with_an_identity_collate(split):
 
 def _identity(batch):
     return batch
+
+
+def test_reads_do_not_import_pandas(tmp_path):
+    """pyarrow's ``Array.to_numpy`` imports pandas on first use (a third of a second
+    before a training loop's first batch): the numeric read paths avoid it."""
+    import subprocess
+    import sys
+
+    import riffledb
+
+    riffledb.connect(tmp_path).create_table("t", _data())
+    code = f"""
+import sys
+import riffledb
+from riffledb.permutation import Permutation
+p = Permutation.identity(riffledb.connect({str(tmp_path)!r}).open_table("t"))
+p = p.select_columns(["id", "label", "vec", "half", "u32", "grid"])
+for fmt in ["torch_dict", "numpy_dict", "numpy", "arrow"]:
+    p.with_format(fmt).__getitems__([3, 1])
+    next(iter(p.with_format(fmt).iter(5)))
+print(sorted(m for m in ("pandas", "pyarrow.compute") if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_helpers_honour_a_sliced_batch(split):
+    batch = _expected_rows(split, list(range(9))).slice(2, 3)
+    ids = batch.column("id").to_pylist()
+    vec = [[i * DIM + k for k in range(DIM)] for i in ids]
+    grid = [[[i * 6 + 3 * j + k for k in range(3)] for j in range(2)] for i in ids]
+    arrays = batch_to_numpy_dict(batch)
+    assert arrays["vec"].tolist() == vec and arrays["grid"].tolist() == grid
+    tensors = batch_to_torch_dict(batch)
+    assert tensors["vec"].tolist() == vec and tensors["grid"].tolist() == grid
