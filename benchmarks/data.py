@@ -31,6 +31,9 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# riffledb is the tree under test (python/ with the extension `make build` wrote), as for
+# the worker processes (run.env()): data generation imports it in this process.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "python"))
 from common import BLOB_BYTES, DIM, LABELS, SCALES, SEED, data_dir  # noqa: E402
 
 CHUNK = {"small": 1 << 20, "vectors": 1 << 16, "blobs": 1000}

@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# riffledb is the tree under test (python/ with the extension `make build` wrote), as for
+# the worker processes (run.env()): data generation imports it in this process.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "python"))
 
 import data  # noqa: E402
 from common import HERE, REPO, RESULTS, SCALES, SEED, dumps, git_revision, machine  # noqa: E402
@@ -67,10 +70,10 @@ CONFIG = {
     },
     "quick": {
         "take_batches": (1, 64, 256, 1024),
-        "take_rows": {"vectors": 4096, "blobs": 512},
-        "max_calls": 60,
+        "take_rows": {"vectors": 2048, "blobs": 256},
+        "max_calls": 40,
         "min_calls": 3,
-        "format_calls": 3,
+        "format_calls": 2,
         "loader": LOADER,
         "warmup_batches": 32,
         # Spawn workers start a fresh interpreter every epoch, so a spawn warm-up warms
