@@ -228,7 +228,11 @@ def test_default_is_one_split_in_storage_order():
     assert perm.schema.field("row_id").type == pa.uint64()
     assert perm.schema.field("split_id").type == pa.uint64()
     assert not perm.schema.field("split_id").nullable
-    assert perm.schema.metadata is None
+    # A memory:// base: the build's version and digests, no recipe (see test_recipe_*).
+    assert set(perm.schema.metadata) == {
+        b"riffledb:base_version",
+        b"riffledb:split_digests",
+    }
     assert result(perm) == (list(range(25)), [0] * 25)
 
 
@@ -271,7 +275,7 @@ def test_last_call_wins():
     )
     row_ids, split_ids = result(perm)
     assert row_ids == [90, 91, 92, 93]
-    assert perm.schema.metadata is None
+    assert b"split_names" not in perm.schema.metadata
 
 
 def test_split_names_metadata():
@@ -280,7 +284,7 @@ def test_split_names_metadata():
         .split_random(ratios=[0.5, 0.5], seed=1, split_names=["train", "test"])
         .execute()
     )
-    assert perm.schema.metadata == {b"split_names": b'["train","test"]'}
+    assert perm.schema.metadata[b"split_names"] == b'["train","test"]'
     assert json.loads(perm.schema.metadata[b"split_names"]) == ["train", "test"]
 
 
@@ -458,3 +462,49 @@ def test_builder_pins_the_table_version():
     builder = permutation_builder(table)
     table.add(pa.table({"id": [10], "label": [0], "category": ["A"]}))
     assert builder.execute().count_rows() == 10
+
+
+def test_recipe_metadata_over_a_directory_table(tmp_path):
+    db = riffledb.connect(tmp_path)
+    table = db.create_table("t", pa.table({"id": pa.array(range(50), pa.int64())}))
+    table.add(pa.table({"id": pa.array(range(50, 60), pa.int64())}))
+    perm = (
+        permutation_builder(table)
+        .filter("id >= 5")
+        .split_random(counts=[20, 10], seed=np.uint64(3), split_names=["a", "b"])
+        .shuffle(seed=4, clump_size=2)
+        .execute()
+    )
+    metadata = perm.schema.metadata
+    assert metadata[b"riffledb:base_version"] == b"2"
+    assert json.loads(metadata[b"riffledb:recipe"]) == {
+        "format": 1,
+        "base": f"{tmp_path}/t",
+        "filter": {"filter": "id >= 5"},
+        "split": {
+            "kind": "random",
+            "ratios": None,
+            "counts": [20, 10],
+            "fixed": None,
+            "seed": 3,
+            "clump_size": None,
+            "split_names": ["a", "b"],
+        },
+        "shuffle": {"seed": 4, "clump_size": 2},
+    }
+    assert set(json.loads(metadata[b"riffledb:split_digests"])) == {"0", "1"}
+
+
+def test_recipe_records_the_drawn_seeds(tmp_path):
+    table = riffledb.connect(tmp_path).create_table("t", make_table(40).to_arrow())
+    perm = permutation_builder(table).split_random(fixed=2).shuffle().execute()
+    recipe = json.loads(perm.schema.metadata[b"riffledb:recipe"])
+    seeds = (recipe["split"]["seed"], recipe["shuffle"]["seed"])
+    assert all(isinstance(seed, int) and 0 <= seed < 2**64 for seed in seeds)
+    again = (
+        permutation_builder(table)
+        .split_random(fixed=2, seed=seeds[0])
+        .shuffle(seed=seeds[1])
+        .execute()
+    )
+    assert result(again) == result(perm)

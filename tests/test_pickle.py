@@ -95,28 +95,168 @@ def test_identity_over_local_table_is_small_and_does_not_grow(tmp_db):
     assert len(roundtrip(Permutation.identity(table))) == 1_000_000
 
 
-def test_split_pickles_its_row_ids_only(tmp_db):
+def hand_made_split(table, seed=1):
+    """The train split of a permutation table written by hand (no builder recipe)."""
+    built = (
+        permutation_builder(table)
+        .split_random(ratios=[0.8, 0.2], seed=seed, split_names=["train", "test"])
+        .execute()
+        .to_arrow()
+    )
+    names = {b"split_names": b'["train","test"]'}
+    return Permutations(
+        table,
+        riffledb.connect("memory://").create_table(
+            "perm", built.replace_schema_metadata(names)
+        ),
+    )
+
+
+def test_split_built_by_the_builder_pickles_as_its_recipe(tmp_db):
     table = tmp_db.create_table("t", data(100_000))
     splits = split_80_20(table)
     train, test = splits["train"], splits["test"]
-    for permutation in (train, test):
-        size = len(pickle.dumps(permutation))
-        ids = 8 * len(permutation)  # uint64 row ids of the split, nothing per base row
-        assert ids <= size < ids + 4096
-    # Skip/take are kept as numbers: the whole split's ids are pickled once.
+    sizes = [len(pickle.dumps(p)) for p in (train, test)]
+    assert max(sizes) < 1024  # not 8 bytes per row: the recipe, whatever the split size
+    assert roundtrip(train).row_ids().to_pylist() == train.row_ids().to_pylist()
+    assert all_rows(roundtrip(test)) == all_rows(test)
+    table.add(data(900_000, start=100_000))  # 10x base rows: a new build, same size
+    bigger = split_80_20(tmp_db.open_table("t"))["train"]
+    assert len(bigger) == 800_000
+    assert abs(len(pickle.dumps(bigger)) - sizes[0]) <= 8  # digits of the version/seeds
+    restored = roundtrip(bigger)
+    assert restored.row_ids().to_pylist() == bigger.row_ids().to_pylist()
+    # Skip/take are kept as numbers.
     window = test.with_skip(100).with_take(10)
-    assert len(pickle.dumps(window)) < len(pickle.dumps(test)) + 64
     state = window.__getstate__()
     assert (state["offset"], state["limit"]) == (100, 10)
-    assert len(state["permutation_data"]["row_ids"]) == 8 * len(test)
+    assert set(state["permutation_data"]) == {"recipe", "digest", "split_names"}
     restored = roundtrip(window)
     assert len(restored) == 10
     assert all_rows(restored) == all_rows(window)
 
 
+def test_seedless_builds_pickle_as_a_recipe_with_the_drawn_seeds(tmp_db):
+    table = tmp_db.create_table("t", data(5000))
+    perm = (
+        permutation_builder(table)
+        .split_random(ratios=[0.5, 0.5])
+        .shuffle(clump_size=3)
+        .execute()
+    )
+    first = Permutations(table, perm)[0]
+    state = first.__getstate__()
+    assert "recipe" in state["permutation_data"]
+    assert roundtrip(first).row_ids().to_pylist() == first.row_ids().to_pylist()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda b: b.filter("id % 3 != 0").split_random(
+            counts=[7, 5], seed=3, clump_size=2
+        ),
+        lambda b: b.split_hash(["id"], [2, 1], discard_weight=1).shuffle(seed=9),
+        lambda b: b.split_sequential(fixed=3).shuffle(seed=4, clump_size=5),
+        lambda b: b.split_calculated("id % 4", split_names=["a", "b", "c", "d"]),
+        lambda b: b.filter("x > 10.5").shuffle(seed=np.uint64(8)),
+        lambda b: b,
+    ],
+    ids=[
+        "filter-random-counts",
+        "hash-discard",
+        "sequential-fixed",
+        "calculated",
+        "np-seed",
+        "default",
+    ],
+)
+def test_every_strategy_rebuilds_the_same_split(tmp_db, build):
+    table = tmp_db.create_table("t", data(300))
+    perm = build(permutation_builder(table)).execute()
+    splits = Permutations(table, perm)
+    for index in range(len(splits.split_names) or 1):
+        split = splits[index]
+        state = split.__getstate__()
+        assert "recipe" in state["permutation_data"]
+        restored = roundtrip(split)
+        assert restored.row_ids().to_pylist() == split.row_ids().to_pylist()
+
+
+def test_hand_made_permutation_table_pickles_its_row_ids(tmp_db):
+    table = tmp_db.create_table("t", data(100_000))
+    train = hand_made_split(table)["train"]
+    size = len(pickle.dumps(train))
+    ids = 8 * len(train)  # uint64 row ids of the split, nothing per base row
+    assert ids <= size < ids + 4096
+    assert len(train.__getstate__()["permutation_data"]["row_ids"]) == ids
+    assert all_rows(roundtrip(train)) == all_rows(train)
+
+
+def test_persisted_permutation_table_keeps_its_recipe(tmp_db):
+    table = tmp_db.create_table("t", data(2000))
+    built = split_80_20(table).permutation_table
+    stored = tmp_db.create_table("perm", built.to_arrow())
+    train = Permutations(table, stored)["train"]
+    assert "recipe" in train.__getstate__()["permutation_data"]
+    assert roundtrip(train).row_ids().to_pylist() == train.row_ids().to_pylist()
+
+
+def test_changed_permutation_table_pickles_its_row_ids(tmp_db):
+    table = tmp_db.create_table("t", data(2000))
+    built = split_80_20(table).permutation_table.to_arrow()
+    # Same metadata (recipe and digests), other rows: the digest no longer matches.
+    trimmed = tmp_db.create_table("perm", built.slice(1))
+    train = Permutations(table, trimmed)["train"]
+    state = train.__getstate__()
+    assert set(state["permutation_data"]) == {"row_ids", "split_names"}
+    assert roundtrip(train).row_ids().to_pylist() == train.row_ids().to_pylist()
+    # Rows appended to the built table itself: likewise.
+    grown = split_80_20(table).permutation_table
+    grown.add(
+        pa.table(
+            {"row_id": pa.array([5], pa.uint64()), "split_id": pa.array([0], pa.uint64())}
+        )
+    )
+    train = Permutations(table, grown)["train"]
+    assert "row_ids" in train.__getstate__()["permutation_data"]
+    assert roundtrip(train).row_ids().to_pylist() == train.row_ids().to_pylist()
+
+
+def test_recipe_is_not_used_over_another_base_table(tmp_db):
+    table = tmp_db.create_table("t", data(2000))
+    other = tmp_db.create_table("u", data(2000, start=10_000))
+    perm = split_80_20(table).permutation_table
+    train = Permutation.from_tables(other, perm, "train")  # same row ids, other table
+    assert "row_ids" in train.__getstate__()["permutation_data"]
+    assert all_rows(roundtrip(train)) == all_rows(train)
+    assert all_rows(train)[0]["id"] >= 10_000
+
+
+def test_newer_base_version_pins_the_build_version(tmp_db):
+    table = tmp_db.create_table("t", data(2000))
+    train = split_80_20(table)["train"]
+    table.add(data(10, start=5000))  # the permutation still reads the build's version
+    restored = roundtrip(train)
+    assert restored.row_ids().to_pylist() == train.row_ids().to_pylist()
+    assert all_rows(restored) == all_rows(train)
+
+
+def test_replaced_base_table_fails_clearly(tmp_db):
+    table = tmp_db.create_table("t", data(2000))
+    blob = pickle.dumps(split_80_20(table)["train"])
+    tmp_db.drop_table("t")
+    tmp_db.create_table("t", data(1500))  # same name and version, other rows
+    restored = pickle.loads(blob)
+    with pytest.raises(
+        RuntimeError, match=r"The table was replaced since the permutation"
+    ):
+        len(restored.row_ids())
+
+
 def test_state_layout(tmp_db):
     table = tmp_db.create_table("t", data(10))
-    p = split_80_20(table)["test"].with_batch_size(3).with_repeat(2)
+    p = hand_made_split(table)["test"].with_batch_size(3).with_repeat(2)
     state = p.__getstate__()
     assert set(state) == {
         "format_version",

@@ -283,9 +283,11 @@ def _memory_table(name: str, data: pa.Table) -> Table:
 
 
 def _permutation_table_from_data(data: dict[str, Any], split: int) -> Table:
-    """A memory:// permutation table holding one split: ``row_ids`` at index ``split``,
-    with the original ``split_names`` metadata."""
-    row_ids = np.frombuffer(data["row_ids"], dtype=np.uint64)
+    """A memory:// permutation table holding one split: ``row_ids`` (bytes or a uint64
+    array) at index ``split``, with the original ``split_names`` metadata."""
+    row_ids = data["row_ids"]
+    if isinstance(row_ids, (bytes, bytearray, memoryview)):
+        row_ids = np.frombuffer(row_ids, dtype=np.uint64)
     split_ids = np.full(len(row_ids), split, dtype=np.uint64)
     metadata = None
     if data.get("split_names") is not None:
@@ -424,10 +426,35 @@ class Permutation:
         """
         table = self._permutation_table
         if table is None and self._permutation_data is not None:
-            table = _permutation_table_from_data(self._permutation_data, self.split)
+            data = self._permutation_data
+            if "recipe" in data:
+                data = self._rebuild_split(data)
+            table = _permutation_table_from_data(data, self.split)
             self._permutation_table, self._permutation_data = table, None
             self.permutation_version = table.version
         return table
+
+    def _rebuild_split(self, data: dict[str, Any]) -> dict[str, Any]:
+        """This split's row ids, rebuilt from a pickled recipe over the base table at the
+        pinned version and checked against the pickled digest."""
+        from ._permutation_builder import SPLIT_DIGESTS_METADATA_KEY, build_from_recipe
+
+        base = self._snapshot(self.base_table, self.base_version)
+        table = build_from_recipe(base, data["recipe"])
+        digests = json.loads(table.schema.metadata[SPLIT_DIGESTS_METADATA_KEY])
+        got = digests.get(str(self.split))
+        if got != data["digest"]:
+            raise RuntimeError(
+                f"Cannot rebuild split {self.split} of the permutation over table "
+                f"'{self.base_table.name}' (version {self.base_version}): rebuilding it "
+                f"from its recipe gave other rows (digest {got}, expected "
+                f"{data['digest']}). The table was replaced since the permutation was "
+                "pickled."
+            )
+        split_ids = table.column("split_id").to_numpy()
+        lo, hi = np.searchsorted(split_ids, [self.split, self.split + 1])
+        row_ids = table.column("row_id").slice(lo, hi - lo).to_numpy()
+        return {"row_ids": row_ids, "split_names": data.get("split_names")}
 
     @permutation_table.setter
     def permutation_table(self, table: Table | None) -> None:
@@ -617,9 +644,51 @@ class Permutation:
             return None
         full = self._ensure_open().with_offset_limit(None, None)
         schema, array = full.row_ids()
-        ids = pa.RecordBatch._import_from_c_capsule(schema, array).column(0)
+        batch = pa.RecordBatch._import_from_c_capsule(schema, array)
+        recipe = self._recipe_data(batch)
+        if recipe is not None:
+            return recipe
         return {
-            "row_ids": ids.to_numpy(zero_copy_only=False).tobytes(),
+            "row_ids": batch.column(0).to_numpy(zero_copy_only=False).tobytes(),
+            "split_names": _split_names(self._permutation_table),
+        }
+
+    def _recipe_data(self, row_ids: pa.RecordBatch) -> dict[str, Any] | None:
+        """The split as the builder's recipe (a few hundred bytes, whatever the size of
+        the split), or None unless the permutation table provably is what that recipe
+        builds: it carries the recipe, the build's base table and version are this
+        permutation's, and the digest of this split's ``row_ids`` matches the build's."""
+        from ._permutation_builder import (
+            BASE_VERSION_METADATA_KEY,
+            RECIPE_METADATA_KEY,
+            SPLIT_DIGESTS_METADATA_KEY,
+            table_identity,
+        )
+
+        metadata = self._permutation_table.schema.metadata or {}
+        recipe = metadata.get(RECIPE_METADATA_KEY)
+        digests = metadata.get(SPLIT_DIGESTS_METADATA_KEY)
+        base_version = metadata.get(BASE_VERSION_METADATA_KEY)
+        if recipe is None or digests is None or base_version is None:
+            return None
+        try:
+            spec = json.loads(recipe)
+            expected = json.loads(digests).get(str(self.split))
+            same_base = int(base_version) == self.base_version and spec.get(
+                "base"
+            ) == table_identity(self.base_table)
+        except (ValueError, AttributeError):
+            return None
+        if not same_base or expected is None:
+            return None
+        digest = _riffledb.PermutationBuilder.digest_row_ids(
+            pa.Table.from_batches([row_ids])
+        )
+        if digest != expected:
+            return None
+        return {
+            "recipe": recipe.decode("utf-8"),
+            "digest": expected,
             "split_names": _split_names(self._permutation_table),
         }
 

@@ -169,9 +169,11 @@ TEST(PermutationBuilder, DefaultIsOneSplitInScanOrder) {
   ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
   EXPECT_EQ(r.row_ids, Iota(20));
   EXPECT_EQ(r.split_ids, std::vector<uint64_t>(20, 0));
-  EXPECT_EQ(r.table->schema()->ToString(),
+  EXPECT_EQ(r.table->schema()->ToString(/*show_metadata=*/false),
             "row_id: uint64 not null\nsplit_id: uint64 not null");
-  EXPECT_EQ(r.table->schema()->metadata(), nullptr);
+  ASSERT_NE(r.table->schema()->metadata(), nullptr);
+  EXPECT_THAT(r.table->schema()->metadata()->keys(),
+              ElementsAre("riffledb:base_version", "riffledb:split_digests"));
 }
 
 TEST(PermutationBuilder, SequentialSplitsInScanOrder) {
@@ -270,7 +272,7 @@ TEST(PermutationBuilder, LastCallWins) {
   builder.SplitSequential(SplitSizes::Counts({4}));
   builder.Shuffle(1).Shuffle(2, 1);
   ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
-  EXPECT_EQ(r.table->schema()->metadata(), nullptr);
+  EXPECT_FALSE(r.table->schema()->metadata()->Contains("split_names"));  // names replaced
   EXPECT_THAT(r.Sizes(), ElementsAre(4));
   for (uint64_t id : r.row_ids) EXPECT_GE(id, 90u);
 }
@@ -819,6 +821,50 @@ TEST(PermutationBuilder, SplitNamesMetadataJson) {
   ASSERT_NE(r.table->schema()->metadata(), nullptr);
   EXPECT_EQ(r.table->schema()->metadata()->Get("split_names").ValueOrDie(),
             R"(["train","te\"st"])");
+}
+
+// XXH3-64 of the ids' little-endian bytes, as 16 lowercase hex digits.
+std::string ExpectedDigest(const std::vector<uint64_t>& ids) {
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx",
+                static_cast<unsigned long long>(
+                    XXH3_64bits(ids.data(), ids.size() * sizeof(uint64_t))));
+  return hex;
+}
+
+TEST(PermutationBuilder, BaseVersionAndSplitDigestsMetadata) {
+  auto snapshot = IdSnapshot(30);
+  PermutationBuilder builder(snapshot);
+  builder.SplitRandom(SplitSizes::Counts({10, 5}), 3).Shuffle(4);
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  const auto& metadata = *r.table->schema()->metadata();
+  EXPECT_EQ(metadata.Get("riffledb:base_version").ValueOrDie(),
+            std::to_string(snapshot->version()));
+  std::vector<uint64_t> split0(r.row_ids.begin(), r.row_ids.begin() + 10);
+  std::vector<uint64_t> split1(r.row_ids.begin() + 10, r.row_ids.end());
+  EXPECT_EQ(metadata.Get("riffledb:split_digests").ValueOrDie(),
+            R"({"0":")" + ExpectedDigest(split0) + R"(","1":")" + ExpectedDigest(split1) +
+                R"("})");
+}
+
+TEST(PermutationBuilder, SplitDigestsNameCalculatedSplitIds) {
+  PermutationBuilder builder(IdSnapshot(10));
+  builder.SplitCalculated("(id % 2) * 5 + 2");
+  ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
+  EXPECT_EQ(r.table->schema()->metadata()->Get("riffledb:split_digests").ValueOrDie(),
+            R"({"2":")" + ExpectedDigest({0, 2, 4, 6, 8}) + R"(","7":")" +
+                ExpectedDigest({1, 3, 5, 7, 9}) + R"("})");
+}
+
+TEST(PermutationBuilder, RowIdDigestFedInPiecesEqualsOneShot) {
+  const std::vector<uint64_t> ids = {5, 1, 9, 1ULL << 40, 0, 77, 3};
+  RowIdDigest pieces;
+  pieces.Update(std::span<const uint64_t>(ids.data(), 2));
+  pieces.Update(std::span<const uint64_t>(ids.data() + 2, 0));
+  pieces.Update(std::span<const uint64_t>(ids.data() + 2, 5));
+  EXPECT_EQ(pieces.Hex(), ExpectedDigest(ids));
+  EXPECT_EQ(RowIdDigest().Hex(), ExpectedDigest({}));
+  EXPECT_EQ(ExpectedDigest({}), "2d06800538d394c2");  // XXH3-64 of no bytes, seed 0
 }
 
 TEST(PermutationBuilder, SplitNamesValidated) {
