@@ -219,7 +219,11 @@ def write(results_path: Path) -> Path:
     n_rep = r["repeats"]
     quick = r["mode"] == "quick"
     suffix = "-quick" if quick else ""
-    DOCS.mkdir(parents=True, exist_ok=True)
+    out_dir = DOCS
+    if Path(results_path).name.startswith("partial-"):
+        # a subset of the workloads or systems: next to its JSON, never over the report
+        out_dir, suffix = RESULTS, "-partial" + suffix
+    out_dir.mkdir(parents=True, exist_ok=True)
     md = _header(r, quick)
     ratios: dict = {}
     stats: dict = {}
@@ -262,7 +266,7 @@ def write(results_path: Path) -> Path:
         )
         md += lines
         _plot(
-            DOCS / f"build{suffix}.png",
+            out_dir / f"build{suffix}.png",
             "Permutation build (lower is better)",
             rows,
             systems,
@@ -322,7 +326,7 @@ def write(results_path: Path) -> Path:
         ]
         md.append("")
         _plot(
-            DOCS / f"take{suffix}.png",
+            out_dir / f"take{suffix}.png",
             "Shuffled take (rows/s, higher is better)",
             rows,
             systems,
@@ -332,7 +336,7 @@ def write(results_path: Path) -> Path:
         md += [f"![take](take{suffix}.png)", ""]
 
     if "loader" in w:
-        md += _loader(r, w, systems, per, ratios, stats, suffix)
+        md += _loader(r, w, systems, per, ratios, stats, out_dir, suffix)
 
     if "loader" in w or "pickle" in w:
         md += _worker_cost(r, w, systems, stats)
@@ -377,13 +381,13 @@ def write(results_path: Path) -> Path:
         md += lines
 
     md += _targets(r, stats, ratios, w)
-    out = DOCS / f"results{suffix}.md"
+    out = out_dir / f"results{suffix}.md"
     out.write_text("\n".join(md) + "\n")
     print(f"wrote {out.relative_to(REPO)}", file=sys.stderr)
     return out
 
 
-def _loader(r, w, systems, per, ratios, stats, suffix):
+def _loader(r, w, systems, per, ratios, stats, out_dir, suffix):
     rows, mem_rows = [], []
     for key, block in w["loader"].items():
         cells = per(block, lambda x: x["rows"] / x["seconds"])
@@ -442,7 +446,7 @@ def _loader(r, w, systems, per, ratios, stats, suffix):
         ]
         md.append("")
     _plot(
-        DOCS / f"loader{suffix}.png",
+        out_dir / f"loader{suffix}.png",
         "DataLoader epoch (rows/s, higher is better)",
         rows,
         systems,
