@@ -139,9 +139,8 @@ bool DescribeNumbers(const arrow::ArrayData& data, int64_t start, NumpyForm* for
   return true;
 }
 
-bool DescribeColumn(const arrow::Array& column, NumpyForm* form) {
-  form->shape.assign(1, static_cast<size_t>(column.length()));
-  const auto& data = *column.data();
+bool DescribeColumn(const arrow::ArrayData& data, NumpyForm* form) {
+  form->shape.assign(1, static_cast<size_t>(data.length));
   if (data.type->id() == arrow::Type::BOOL) {
     if (data.GetNullCount() != 0) return false;
     form->dtype = nb::dtype<bool>();
@@ -237,12 +236,14 @@ nb::object ExportNumpyColumns(const std::shared_ptr<arrow::RecordBatch>& batch) 
   const int n = batch->num_columns();
   std::vector<NumpyForm> forms(n);
   for (int i = 0; i < n; ++i) {
-    if (!DescribeColumn(*batch->column(i), &forms[i])) return nb::none();
+    // column_data(), not column(): no boxing into an arrow::Array (and none of
+    // RecordBatch::column()'s locking).
+    if (!DescribeColumn(*batch->column_data(i), &forms[i])) return nb::none();
   }
   nb::list out;
   for (int i = 0; i < n; ++i) {
     const NumpyForm& form = forms[i];
-    const auto& data = *batch->column(i)->data();
+    const auto& data = *batch->column_data(i);
     if (form.boolean) {
       auto bytes = NewBytes(data.length);
       const uint8_t* bits = data.length > 0 ? data.buffers[1]->data() : nullptr;
