@@ -47,8 +47,10 @@ from common import (  # noqa: E402
 BATCH = 256
 # Seconds the DataLoader waits for a batch from a worker before it raises: a worker that
 # deadlocks after fork (LanceDB's fork support is "experimental" and hangs now and then)
-# becomes a failed epoch in the report instead of a hung run.
-LOADER_TIMEOUT = 120
+# becomes a failed epoch in the report instead of a hung run. A fork worker is up in
+# ~0.1 s and a batch takes milliseconds; a spawn worker's first batch waits for a fresh
+# interpreter (up to ~20 s on a busy machine).
+LOADER_TIMEOUT = {"fork": 20, "spawn": 120, "forkserver": 120}
 
 # torch.from_numpy on read-only memory maps / Arrow buffers, fork() of a threaded
 # process, and LanceDB's "fork support is experimental": expected here, and they would
@@ -216,8 +218,9 @@ class Server:
         self, workers: int, context: str | None, seed: int, max_batches: int | None = None
     ) -> dict:
         """One DataLoader epoch over the train split of ``vectors`` (batch 256, shuffled
-        by the sampler), checked to return every row exactly once. ``max_batches``: stop
-        early (warm-up only; no check).
+        by the sampler), checked to return every row exactly once; the time runs to the
+        end of the ``for`` loop (so it includes shutting the workers down, as a training
+        loop sees it). ``max_batches``: stop early (warm-up only; no check).
 
         With workers: each worker's start time (from ``iter(loader)`` to the worker's
         ``worker_init_fn``, which torch calls once the dataset is unpickled and before the
@@ -236,7 +239,7 @@ class Server:
         if workers:
             marks = tempfile.mkdtemp(prefix="riffledb-bench-")
             kwargs["multiprocessing_context"] = context
-            kwargs["timeout"] = LOADER_TIMEOUT
+            kwargs["timeout"] = LOADER_TIMEOUT.get(context, 120)
             kwargs["worker_init_fn"] = functools.partial(mark_worker_start, marks)
         loader = torch.utils.data.DataLoader(
             ds,
@@ -267,10 +270,10 @@ class Server:
                     seen = worker_mem.setdefault(w.pid, {})
                     for k, v in status.items():
                         seen[k] = max(seen.get(k, 0), v)
-            if last:
+            if last and max_batches is not None:
                 break
         seconds = time.perf_counter() - t0
-        del iterator  # shuts the workers down (an early stop leaves them running)
+        del iterator  # shuts the workers down after an early stop
         starts = []
         if marks:
             for name in os.listdir(marks):
