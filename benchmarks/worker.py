@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import select
+import shutil
 import signal
 import sys
 import tempfile
@@ -48,9 +49,9 @@ BATCH = 256
 # Seconds the DataLoader waits for a batch from a worker before it raises: a worker that
 # deadlocks after fork (LanceDB's fork support is "experimental" and hangs now and then)
 # becomes a failed epoch in the report instead of a hung run. A fork worker is up in
-# ~0.1 s and a batch takes milliseconds; a spawn worker's first batch waits for a fresh
-# interpreter (up to ~20 s on a busy machine).
-LOADER_TIMEOUT = {"fork": 20, "spawn": 120, "forkserver": 120}
+# ~0.1 s and a batch takes milliseconds (~0.1 s for HF at the full scale); a spawn
+# worker's first batch waits for a fresh interpreter (up to ~20 s on a busy machine).
+LOADER_TIMEOUT = {"fork": 10, "spawn": 120, "forkserver": 120}
 
 # torch.from_numpy on read-only memory maps / Arrow buffers, fork() of a threaded
 # process, and LanceDB's "fork support is experimental": expected here, and they would
@@ -256,22 +257,31 @@ class Server:
         t0 = time.perf_counter()
         t_first = None
         iterator = iter(loader)
-        for i, batch in enumerate(iterator):
-            if t_first is None:
-                t_first = time.perf_counter()
-            ids.append(np.asarray(batch["id"]))
-            last = i == n_batches - 1
-            if workers and (i % 32 == 0 or last):
-                for w in getattr(iterator, "_workers", []):
-                    status = proc_status(w.pid)
-                    if not status:
-                        continue
-                    status["Pss"] = proc_pss(w.pid) or 0
-                    seen = worker_mem.setdefault(w.pid, {})
-                    for k, v in status.items():
-                        seen[k] = max(seen.get(k, 0), v)
-            if last and max_batches is not None:
-                break
+        try:
+            for i, batch in enumerate(iterator):
+                if t_first is None:
+                    t_first = time.perf_counter()
+                ids.append(np.asarray(batch["id"]))
+                last = i == n_batches - 1
+                if workers and (i % 32 == 0 or last):
+                    for w in getattr(iterator, "_workers", []):
+                        status = proc_status(w.pid)
+                        if not status:
+                            continue
+                        status["Pss"] = proc_pss(w.pid) or 0
+                        seen = worker_mem.setdefault(w.pid, {})
+                        for k, v in status.items():
+                            seen[k] = max(seen.get(k, 0), v)
+                if last and max_batches is not None:
+                    break
+        except Exception:
+            # A hung or dead worker: kill the others now (torch's shutdown would wait
+            # 5 s for each), then report the error.
+            for w in getattr(iterator, "_workers", []):
+                if w.is_alive():
+                    w.kill()
+            shutil.rmtree(marks or "", ignore_errors=True)
+            raise
         seconds = time.perf_counter() - t0
         del iterator  # shuts the workers down after an early stop
         starts = []
