@@ -365,24 +365,6 @@ TEST(PermutationBuilder, FixedZeroIsInvalidNotACrash) {
   ASSERT_RAISES(Invalid, builder.Execute());
 }
 
-TEST(SplitInternal, JointShuffleEqualsClumpOrderForClumpOne) {
-  std::vector<uint64_t> ids = Iota(101, 1000);
-  std::vector<uint8_t> tags(101, 0);
-  auto grouped =
-      internal::GroupBySplit(ids, tags, 1, std::make_pair(uint64_t{77}, uint64_t{1}));
-  Rng rng(77);
-  auto order = internal::ClumpOrder(101, 1, rng);
-  std::vector<uint64_t> expected;
-  for (uint64_t c : order) expected.push_back(ids[c]);
-  EXPECT_EQ(grouped.ids, expected);
-
-  // And equal to the clump_size > 1 code path, which uses ClumpOrder directly.
-  std::vector<uint64_t> shuffled = ids;
-  Rng rng2(77);
-  internal::ShuffleInClumps(&shuffled, 1, rng2);
-  EXPECT_EQ(shuffled, expected);
-}
-
 TEST(SplitInternal, ShufflePrefetchedEqualsShuffle) {
   for (uint64_t n : {0, 1, 2, 3, 15, 16, 17, 18, 1000}) {
     std::vector<uint64_t> a = Iota(n), b = Iota(n);

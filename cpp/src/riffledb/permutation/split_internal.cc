@@ -241,21 +241,4 @@ std::vector<uint64_t> ClumpOrder(uint64_t num_rows, uint64_t clump_size, Rng& rn
   return order;
 }
 
-void ShuffleInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, Rng& rng) {
-  if (clump_size == 1) {
-    ShufflePrefetched(rng, std::span<uint64_t>(*ids));
-    return;
-  }
-  const uint64_t n = ids->size();
-  const std::vector<uint64_t> order = ClumpOrder(n, clump_size, rng);
-  std::vector<uint64_t> out;
-  out.reserve(n);
-  for (uint64_t c : order) {
-    const uint64_t begin = c * clump_size;
-    const uint64_t end = std::min(n, begin + clump_size);
-    out.insert(out.end(), ids->begin() + begin, ids->begin() + end);
-  }
-  *ids = std::move(out);
-}
-
 }  // namespace riffledb::internal

@@ -85,50 +85,11 @@ void ShufflePrefetched(Rng& rng, std::span<T>... values) {
 /// Shuffle(identity[0..ceil(num_rows/clump_size)), rng).
 std::vector<uint64_t> ClumpOrder(uint64_t num_rows, uint64_t clump_size, Rng& rng);
 
-/// Reorders `ids` as the shuffle in clumps (in place for clump_size 1).
-void ShuffleInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, Rng& rng);
-
 /// The result of grouping: row ids grouped by split index ascending, and the number of
 /// rows of each split index.
 struct Grouped {
   std::vector<uint64_t> ids;
   std::vector<uint64_t> counts;
 };
-
-/// Groups `ids` by `tags` (split index per row, < num_splits), stably, after an optional
-/// clump shuffle of the (id, tag) stream. Frees the inputs. A counting sort: one extra
-/// buffer of row ids, plus the clump order (8 bytes per clump) when clump_size > 1.
-template <typename Tag>
-Grouped GroupBySplit(
-    std::vector<uint64_t> ids, std::vector<Tag> tags, uint64_t num_splits,
-    std::optional<std::pair<uint64_t, uint64_t>> shuffle_seed_and_clump) {
-  Grouped out;
-  out.counts.assign(num_splits, 0);
-  for (Tag t : tags) ++out.counts[t];
-  std::vector<uint64_t> next(num_splits, 0);
-  for (uint64_t s = 1; s < num_splits; ++s) next[s] = next[s - 1] + out.counts[s - 1];
-  const uint64_t n = ids.size();
-  out.ids.resize(n);
-  uint64_t clump = 1;
-  std::vector<uint64_t> order;
-  if (shuffle_seed_and_clump) {
-    Rng rng(shuffle_seed_and_clump->first);
-    clump = shuffle_seed_and_clump->second;
-    if (clump == 1) {
-      ShufflePrefetched(rng, std::span<uint64_t>(ids), std::span<Tag>(tags));
-    } else {
-      order = ClumpOrder(n, clump, rng);
-    }
-  }
-  if (order.empty()) {
-    for (uint64_t i = 0; i < n; ++i) out.ids[next[tags[i]]++] = ids[i];
-  } else {
-    for (uint64_t c : order) {
-      const uint64_t end = std::min(n, (c + 1) * clump);
-      for (uint64_t i = c * clump; i < end; ++i) out.ids[next[tags[i]]++] = ids[i];
-    }
-  }
-  return out;
-}
 
 }  // namespace riffledb::internal
