@@ -53,16 +53,21 @@ def proc_status(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-def proc_pss(pid: int | str = "self") -> int | None:
-    """Proportional set size (shared pages divided among their users), in bytes."""
+def proc_pss(pid: int | str = "self") -> dict[str, int]:
+    """Proportional set size (shared pages divided among their users) of a process from
+    /proc/PID/smaps_rollup, in bytes: ``Pss`` and its ``Pss_Anon`` (heap), ``Pss_File``
+    (memory-mapped files: the page cache of data read through a memory map counts here)
+    and ``Pss_Shmem`` parts ({} if gone)."""
+    out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
+                key, _, rest = line.partition(":")
+                if key in ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem"):
+                    out[key] = int(rest.split()[0]) * 1024
     except OSError:
-        return None
-    return None
+        return {}
+    return out
 
 
 def reset_peak_rss() -> bool:

@@ -268,7 +268,7 @@ class Server:
                         status = proc_status(w.pid)
                         if not status:
                             continue
-                        status["Pss"] = proc_pss(w.pid) or 0
+                        status.update(proc_pss(w.pid))
                         seen = worker_mem.setdefault(w.pid, {})
                         for k, v in status.items():
                             seen[k] = max(seen.get(k, 0), v)
