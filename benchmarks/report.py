@@ -408,12 +408,14 @@ def _loader(r, w, systems, per, ratios, stats, out_dir, suffix):
                     hwm = statistics.median(x.get("VmHWM", 0) for x in ws)
                     anon = statistics.median(x.get("RssAnon", 0) for x in ws)
                     pss = statistics.median(x.get("Pss", 0) for x in ws)
-                    pss_anon = statistics.median(x.get("Pss_Anon", 0) for x in ws)
-                    pss_file = statistics.median(x.get("Pss_File", 0) for x in ws)
                     mem[s] = (
-                        f"{_fmt(hwm, 'B')} / {_fmt(anon, 'B')} / **{_fmt(pss, 'B')}** "
-                        f"({_fmt(pss_anon, 'B')} + {_fmt(pss_file, 'B')})"
+                        f"{_fmt(hwm, 'B')} / {_fmt(anon, 'B')} / **{_fmt(pss, 'B')}**"
                     )
+                    pss_anon = None
+                    if all("Pss_Anon" in x for x in ws):  # older results lack the split
+                        pss_anon = statistics.median(x["Pss_Anon"] for x in ws)
+                        pss_file = statistics.median(x.get("Pss_File", 0) for x in ws)
+                        mem[s] += f" ({_fmt(pss_anon, 'B')} + {_fmt(pss_file, 'B')})"
                     stats.setdefault("worker_pss", {}).setdefault(key, {})[s] = (
                         pss,
                         pss_anon,
@@ -651,10 +653,15 @@ def _targets(r, stats, ratios, w):
         label = f"Worker memory (4, PSS), {key}: below LanceDB's"
         if "riffledb" in per and "lancedb" in per:
             (ours, ours_anon), (theirs, theirs_anon) = per["riffledb"], per["lancedb"]
+            split = ""
+            if ours_anon is not None and theirs_anon is not None:
+                split = (
+                    f" (anonymous part {_fmt(ours_anon, 'B')} vs "
+                    f"{_fmt(theirs_anon, 'B')})"
+                )
             row(
                 label,
-                f"{_fmt(ours, 'B')} vs {_fmt(theirs, 'B')} (anonymous part "
-                f"{_fmt(ours_anon, 'B')} vs {_fmt(theirs_anon, 'B')})",
+                f"{_fmt(ours, 'B')} vs {_fmt(theirs, 'B')}{split}",
                 ours < theirs,
                 f"{_fmt(ours - theirs, 'B')} more ({ours / theirs:.2f}×)",
             )
