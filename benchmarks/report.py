@@ -547,6 +547,14 @@ def _worker_cost(r, w, systems, stats):
     return md + [""]
 
 
+def _pct(x: float) -> str:
+    return f"{x:.0%}" if x >= 0.01 else f"{x:.1%}"
+
+
+def _times(x: float) -> str:
+    return f"{x:.2f}×" if x >= 1.01 else f"{x:.3f}×"
+
+
 def _targets(r, stats, ratios, w):
     """Issue 5's targets, each with the measured ratio, whether it is met and, if not,
     by how much it is missed."""
@@ -581,8 +589,8 @@ def _targets(r, stats, ratios, w):
             name,
             f"{ratio:.2f}× {what}",
             ratio >= goal,
-            f"{(goal - ratio) / goal:.0%} short of {goal:g}× (riffledb needs to be "
-            f"{goal / ratio:.2f}× faster)",
+            f"{_pct((goal - ratio) / goal)} short of {goal:g}× (riffledb needs to be "
+            f"{_times(goal / ratio)} faster)",
         )
 
     build = stats.get("build") or {}
@@ -603,8 +611,8 @@ def _targets(r, stats, ratios, w):
                 f"Build (1) {label}: at most 1.5× numpy's time",
                 f"{t:.2f}× numpy's time",
                 t <= 1.5,
-                f"{(t - 1.5) / 1.5:.0%} over 1.5× (riffledb needs to be "
-                f"{t / 1.5:.2f}× faster)",
+                f"{_pct((t - 1.5) / 1.5)} over 1.5× (riffledb needs to be "
+                f"{_times(t / 1.5)} faster)",
             )
         else:
             row(f"Build (1) {label}: at most 1.5× numpy's time", "–", None)
@@ -635,8 +643,8 @@ def _targets(r, stats, ratios, w):
             "numpy's)",
             f"{t:.2f}× numpy's epoch time",
             t <= 1.2,
-            f"{(t - 1.2) / 1.2:.0%} over 1.2× (riffledb needs to be {t / 1.2:.2f}× "
-            "faster)",
+            f"{_pct((t - 1.2) / 1.2)} over 1.2× (riffledb needs to be "
+            f"{_times(t / 1.2)} faster)",
         )
     elif "loader" in w:
         row("DataLoader epoch (3), 0 workers: within 20% of numpy", "–", None)
