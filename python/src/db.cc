@@ -15,10 +15,11 @@ namespace riffledb::python {
 
 void RegisterDatabase(nb::module_& m) {
   nb::class_<Database>(m, "Database")
-      .def_static("connect",
-                  [](const std::string& uri) {
-                    return ValueOrThrow(WithoutGil([&] { return Database::Connect(uri); }));
-                  })
+      .def_static(
+          "connect",
+          [](const std::string& uri) {
+            return ValueOrThrow(WithoutGil([&] { return Database::Connect(uri); }));
+          })
       .def_prop_ro("uri", &Database::uri)
       .def_prop_ro("in_memory", &Database::in_memory)
       .def("table_names",
@@ -46,7 +47,8 @@ void RegisterDatabase(nb::module_& m) {
             std::shared_ptr<arrow::RecordBatchReader> reader;
             if (!data.is_none()) reader = ValueOrThrow(ImportStream(data));
             return ValueOrThrow(WithoutGil([&] {
-              return db.CreateTable(name, arrow_schema, reader.get(), create_mode, exist_ok);
+              return db.CreateTable(name, arrow_schema, reader.get(), create_mode,
+                                    exist_ok);
             }));
           },
           nb::arg("name"), nb::arg("schema"), nb::arg("data").none(), nb::arg("mode"),

@@ -1,11 +1,12 @@
-// The one place where an arrow::Status becomes a Python exception (DESIGN.md, decision 10).
+// The one place where an arrow::Status becomes a Python exception (DESIGN.md, decision
+// 10).
 #pragma once
-
-#include <utility>
 
 #include <arrow/result.h>
 #include <arrow/status.h>
 #include <nanobind/nanobind.h>
+
+#include <utility>
 
 namespace riffledb::python {
 

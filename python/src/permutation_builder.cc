@@ -119,8 +119,8 @@ void RegisterPermutationBuilder(nb::module_& m) {
                       column.type()->ToString());
                 }
                 const auto& ids = static_cast<const arrow::UInt64Array&>(column);
-                digest.Update(std::span<const uint64_t>(ids.raw_values(),
-                                                        static_cast<size_t>(ids.length())));
+                digest.Update(std::span<const uint64_t>(
+                    ids.raw_values(), static_cast<size_t>(ids.length())));
               }
             }));
           },

@@ -1,4 +1,6 @@
 // Bindings for riffledb::Table and its snapshot reads.
+#include "riffledb/table/table.h"
+
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -11,7 +13,6 @@
 #include "arrow_bridge.h"
 #include "bindings.h"
 #include "errors.h"
-#include "riffledb/table/table.h"
 
 namespace nb = nanobind;
 
@@ -20,13 +21,15 @@ namespace riffledb::python {
 namespace {
 
 using Int64Array = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-using UInt64Array = nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using UInt64Array =
+    nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
                        const std::vector<std::string>& columns, bool with_row_id) {
   auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
-  auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
+  auto batch =
+      ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
   return ExportBatch(batch);
 }
 
@@ -34,7 +37,8 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
                       const std::vector<std::string>& columns, bool with_row_id) {
   auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
-  auto batch = ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
+  auto batch =
+      ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
   return ExportBatch(batch);
 }
 
@@ -60,7 +64,9 @@ void RegisterTable(nb::module_& m) {
       .def_prop_ro("num_rows",
                    [](const Table& t) { return ValueOrThrow(t.snapshot())->num_rows(); })
       .def("schema",
-           [](const Table& t) { return ExportSchema(ValueOrThrow(t.snapshot())->schema()); })
+           [](const Table& t) {
+             return ExportSchema(ValueOrThrow(t.snapshot())->schema());
+           })
       .def(
           "count_rows",
           [](const Table& t, std::optional<std::string> filter) {
@@ -71,8 +77,9 @@ void RegisterTable(nb::module_& m) {
       .def(
           "scan",
           [](const Table& t, std::optional<std::string> filter,
-             std::vector<std::pair<std::string, std::string>> projection, bool with_row_id,
-             int64_t offset, std::optional<int64_t> limit, int64_t max_batch_rows) {
+             std::vector<std::pair<std::string, std::string>> projection,
+             bool with_row_id, int64_t offset, std::optional<int64_t> limit,
+             int64_t max_batch_rows) {
             ScanOptions options;
             options.filter = std::move(filter);
             options.projection = std::move(projection);
@@ -81,7 +88,8 @@ void RegisterTable(nb::module_& m) {
             options.limit = limit;
             options.max_batch_rows = max_batch_rows;
             auto snapshot = ValueOrThrow(t.snapshot());
-            auto reader = ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
+            auto reader =
+                ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
             return ExportStream(std::move(reader));
           },
           nb::arg("filter").none(), nb::arg("projection"), nb::arg("with_row_id"),
@@ -90,15 +98,15 @@ void RegisterTable(nb::module_& m) {
           "take_offsets",
           [](const Table& t, Int64Array offsets, const std::vector<std::string>& columns,
              bool with_row_id) {
-            return TakeOffsets(t, {offsets.data(), offsets.shape(0)}, columns, with_row_id);
+            return TakeOffsets(t, {offsets.data(), offsets.shape(0)}, columns,
+                               with_row_id);
           },
           nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
       .def(
           "take_offsets",
           [](const Table& t, const std::vector<int64_t>& offsets,
-             const std::vector<std::string>& columns, bool with_row_id) {
-            return TakeOffsets(t, offsets, columns, with_row_id);
-          },
+             const std::vector<std::string>& columns,
+             bool with_row_id) { return TakeOffsets(t, offsets, columns, with_row_id); },
           nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
       .def(
           "take_row_ids",
@@ -125,7 +133,8 @@ void RegisterTable(nb::module_& m) {
            [](const Table& t) {
              auto versions = ValueOrThrow(WithoutGil([&] { return t.ListVersions(); }));
              std::vector<std::tuple<uint64_t, int64_t, std::string>> out;
-             for (const auto& v : versions) out.emplace_back(v.version, v.timestamp_ms, v.operation);
+             for (const auto& v : versions)
+               out.emplace_back(v.version, v.timestamp_ms, v.operation);
              return out;
            })
       .def("checkout",

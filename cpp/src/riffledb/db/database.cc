@@ -24,7 +24,8 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
   if (exists) {
     ARROW_ASSIGN_OR_RAISE(bool is_dir, io::IsDirectory(path));
     if (!is_dir) {
-      return arrow::Status::IOError("Database path '", path, "' exists and is not a directory");
+      return arrow::Status::IOError("Database path '", path,
+                                    "' exists and is not a directory");
     }
   } else {
     ARROW_RETURN_NOT_OK(io::CreateDirs(path));
@@ -35,15 +36,16 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
 arrow::Status Database::ValidateTableName(const std::string& name) {
   if (name.empty()) return arrow::Status::Invalid("Table name must not be empty");
   if (name.size() > 255) {
-    return arrow::Status::Invalid("Table name '", name, "' is longer than 255 characters");
+    return arrow::Status::Invalid("Table name '", name,
+                                  "' is longer than 255 characters");
   }
   if (name[0] == '.') {
     return arrow::Status::Invalid("Invalid table name '", name,
                                   "': it must not start with '.'");
   }
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
     if (!ok) {
       return arrow::Status::Invalid(
           "Invalid table name '", name,
@@ -58,7 +60,8 @@ std::string Database::TablePath(const std::string& name) const {
 }
 
 arrow::Status Database::NotFound(const std::string& name) const {
-  return arrow::Status::Invalid("Table '", name, "' was not found in database '", uri_, "'");
+  return arrow::Status::Invalid("Table '", name, "' was not found in database '", uri_,
+                                "'");
 }
 
 arrow::Result<std::vector<std::string>> Database::TableNames() const {
@@ -139,8 +142,8 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     }
     if (existing != nullptr) {
       if (exist_ok) return Table::Open(name, std::move(existing));
-      return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
-                                    "'");
+      return arrow::Status::Invalid("Table '", name, "' already exists in database '",
+                                    uri_, "'");
     }
   }
   return created;

@@ -1,15 +1,15 @@
 // A database: a catalog of named tables in a directory or in process memory.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 #include "riffledb/table/store.h"
 #include "riffledb/table/table.h"
@@ -21,7 +21,8 @@ namespace riffledb {
 enum class CreateMode { kCreate, kOverwrite };
 
 /// Thread-safe. A directory database keeps no state but its path: tables created by other
-/// processes are visible at once. A `memory://` database lives as long as its last handle.
+/// processes are visible at once. A `memory://` database lives as long as its last
+/// handle.
 class Database {
  public:
   static constexpr char kMemoryUri[] = "memory://";
@@ -39,8 +40,9 @@ class Database {
   arrow::Result<std::vector<std::string>> TableNames() const;
   arrow::Result<bool> HasTable(const std::string& name) const;
   /// Creates `name` from `schema` and `data` (may be null). kCreate: Invalid "Table 'x'
-  /// already exists" if it does, unless `exist_ok` (then the existing table is returned and
-  /// `data` ignored). kOverwrite: an existing table gets a new version holding `data`.
+  /// already exists" if it does, unless `exist_ok` (then the existing table is returned
+  /// and `data` ignored). kOverwrite: an existing table gets a new version holding
+  /// `data`.
   arrow::Result<std::shared_ptr<Table>> CreateTable(const std::string& name,
                                                     std::shared_ptr<arrow::Schema> schema,
                                                     arrow::RecordBatchReader* data,
@@ -56,7 +58,8 @@ class Database {
   static arrow::Status ValidateTableName(const std::string& name);
 
  private:
-  Database(std::string uri, bool in_memory) : uri_(std::move(uri)), in_memory_(in_memory) {}
+  Database(std::string uri, bool in_memory)
+      : uri_(std::move(uri)), in_memory_(in_memory) {}
   std::string TablePath(const std::string& name) const;
   arrow::Status NotFound(const std::string& name) const;
 

@@ -1,9 +1,9 @@
 #include "riffledb/db/database.h"
 
+#include <gmock/gmock.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <gmock/gmock.h>
 
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
@@ -22,9 +22,11 @@ class DatabaseTest : public ::testing::TestWithParam<bool> {
     return Database::Connect(GetParam() ? dir_.path() + "/db" : "memory://").ValueOrDie();
   }
   std::shared_ptr<Table> Create(Database& db, const std::string& name, int64_t rows = 3,
-                                CreateMode mode = CreateMode::kCreate, bool exist_ok = false) {
+                                CreateMode mode = CreateMode::kCreate,
+                                bool exist_ok = false) {
     auto reader = ReaderOf({IdBatch(0, rows)});
-    return db.CreateTable(name, reader->schema(), reader.get(), mode, exist_ok).ValueOrDie();
+    return db.CreateTable(name, reader->schema(), reader.get(), mode, exist_ok)
+        .ValueOrDie();
   }
   TempDir dir_;
 };
@@ -41,8 +43,10 @@ TEST_P(DatabaseTest, CreateListOpenDrop) {
   ASSERT_OK(db->DropTable("a", false));
   ASSERT_OK_AND_ASSIGN(names, db->TableNames());
   EXPECT_THAT(names, ElementsAre("a-2", "b"));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'a' was not found in database", db->OpenTable("a"));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'a' was not found", db->DropTable("a", false));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'a' was not found in database",
+                             db->OpenTable("a"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'a' was not found",
+                             db->DropTable("a", false));
   ASSERT_OK(db->DropTable("a", true));
 }
 
@@ -50,9 +54,9 @@ TEST_P(DatabaseTest, CreateModes) {
   auto db = Connect();
   Create(*db, "t", 3);
   auto reader = ReaderOf({IdBatch(0, 5)});
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 't' already exists",
-                             db->CreateTable("t", reader->schema(), reader.get(),
-                                             CreateMode::kCreate, false));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Table 't' already exists",
+      db->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
   auto existing = Create(*db, "t", 5, CreateMode::kCreate, /*exist_ok=*/true);
   EXPECT_EQ(existing->snapshot().ValueOrDie()->num_rows(), 3);
   auto replaced = Create(*db, "t", 5, CreateMode::kOverwrite);
@@ -62,10 +66,14 @@ TEST_P(DatabaseTest, CreateModes) {
 
 TEST_P(DatabaseTest, InvalidNamesAreRejected) {
   auto db = Connect();
-  const std::vector<std::string> names = {"",        "../x",
-                                          "a/b",     "a\\b",
-                                          ".hidden", std::string(256, 'x'),
-                                          std::string("a\0b", 3), "sp ace"};
+  const std::vector<std::string> names = {"",
+                                          "../x",
+                                          "a/b",
+                                          "a\\b",
+                                          ".hidden",
+                                          std::string(256, 'x'),
+                                          std::string("a\0b", 3),
+                                          "sp ace"};
   for (const auto& name : names) {
     SCOPED_TRACE(name);
     ASSERT_RAISES(Invalid, db->OpenTable(name));
@@ -77,13 +85,16 @@ TEST_P(DatabaseTest, InvalidNamesAreRejected) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Databases, DatabaseTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Directory" : "Memory"; });
+                         [](const auto& info) {
+                           return info.param ? "Directory" : "Memory";
+                         });
 
 TEST(Database, MemoryDatabasesArePrivate) {
   auto a = Database::Connect("memory://").ValueOrDie();
   auto b = Database::Connect("memory://").ValueOrDie();
   auto reader = ReaderOf({IdBatch(0, 1)});
-  ASSERT_OK(a->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
+  ASSERT_OK(
+      a->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
   ASSERT_OK_AND_ASSIGN(auto names, b->TableNames());
   EXPECT_TRUE(names.empty());
 }
@@ -92,7 +103,8 @@ TEST(Database, DirectoryTablesAreSharedBetweenConnections) {
   TempDir dir;
   auto a = Database::Connect(dir.path()).ValueOrDie();
   auto reader = ReaderOf({IdBatch(0, 4)});
-  ASSERT_OK(a->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
+  ASSERT_OK(
+      a->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
   auto b = Database::Connect(dir.path() + "/").ValueOrDie();
   EXPECT_EQ(b->uri(), a->uri());
   ASSERT_OK_AND_ASSIGN(auto table, b->OpenTable("t"));

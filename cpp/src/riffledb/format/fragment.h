@@ -1,14 +1,14 @@
 // Fragment files: immutable Arrow IPC files read through memory maps, and deletion files.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
-#include <arrow/type.h>
 
 namespace riffledb::format {
 
@@ -16,9 +16,10 @@ namespace riffledb::format {
 struct FragmentWriteOptions {
   /// A new fragment file is started after this many rows.
   int64_t max_rows_per_fragment = 1 << 20;
-  /// Incoming batches are coalesced so each record batch in the file has at least this many
-  /// rows (except the last of a fragment), which keeps takes cheap however the input was
-  /// chunked; at most this many rows are buffered in memory at once (besides one input batch).
+  /// Incoming batches are coalesced so each record batch in the file has at least this
+  /// many rows (except the last of a fragment), which keeps takes cheap however the input
+  /// was chunked; at most this many rows are buffered in memory at once (besides one
+  /// input batch).
   int64_t min_rows_per_batch = 64 * 1024;
 };
 
@@ -37,8 +38,8 @@ arrow::Result<std::vector<WrittenFragment>> WriteFragments(
     const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
     arrow::RecordBatchReader* reader, const FragmentWriteOptions& options = {});
 
-/// A fragment file opened through a memory map. Immutable and thread-safe; the batches stay
-/// valid (they keep the map alive) after the reader is destroyed.
+/// A fragment file opened through a memory map. Immutable and thread-safe; the batches
+/// stay valid (they keep the map alive) after the reader is destroyed.
 class FragmentFile {
  public:
   /// Opens and validates `path` (absolute): IPC file magic and footer, schema equal to
@@ -49,7 +50,9 @@ class FragmentFile {
       const std::string& path, const std::shared_ptr<arrow::Schema>& schema,
       int64_t expected_rows);
 
-  const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches() const { return batches_; }
+  const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches() const {
+    return batches_;
+  }
   /// batch_offsets()[i] is the row index of batches()[i]'s first row; one extra entry at
   /// the end equals num_rows().
   const std::vector<int64_t>& batch_offsets() const { return batch_offsets_; }
@@ -60,10 +63,11 @@ class FragmentFile {
   std::vector<int64_t> batch_offsets_;
 };
 
-/// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as an
-/// Arrow IPC file with one non-null uint32 column `row`. `path` is absolute; written with
-/// CreateFileExclusive semantics.
-arrow::Status WriteDeletionFile(const std::string& path, const std::vector<uint32_t>& rows);
+/// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as
+/// an Arrow IPC file with one non-null uint32 column `row`. `path` is absolute; written
+/// with CreateFileExclusive semantics.
+arrow::Status WriteDeletionFile(const std::string& path,
+                                const std::vector<uint32_t>& rows);
 
 /// Reads and validates a deletion file: strictly increasing, below `physical_rows`, count
 /// equal to `expected_count`; errors name the file.

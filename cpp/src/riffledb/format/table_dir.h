@@ -5,12 +5,12 @@
 //   <table>/_deletions/<id>.arrow               deletion files
 #pragma once
 
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 #include "riffledb/format/manifest.h"
 

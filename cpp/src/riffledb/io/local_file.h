@@ -5,16 +5,16 @@
 // CreateFileExclusive's AlreadyExists when the target exists.
 #pragma once
 
+#include <arrow/buffer.h>
+#include <arrow/io/file.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <arrow/buffer.h>
-#include <arrow/io/file.h>
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 namespace riffledb::io {
 
@@ -24,16 +24,19 @@ namespace riffledb::io {
 /// and two racing writers cannot both succeed. The directory is fsynced afterwards.
 arrow::Status CreateFileExclusive(const std::string& path, std::span<const uint8_t> data);
 
-/// Writes `path` with `data`, replacing any previous file atomically (temp + fsync + rename).
+/// Writes `path` with `data`, replacing any previous file atomically (temp + fsync +
+/// rename).
 arrow::Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data);
 
 /// Reads a whole (small) file.
 arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path);
 
 /// Opens a file as a read-only memory map (zero-copy reads; shared safely across fork()).
-arrow::Result<std::shared_ptr<arrow::io::MemoryMappedFile>> MapFile(const std::string& path);
+arrow::Result<std::shared_ptr<arrow::io::MemoryMappedFile>> MapFile(
+    const std::string& path);
 
-/// Names (not paths) of the entries of a directory, sorted; an empty list if it does not exist.
+/// Names (not paths) of the entries of a directory, sorted; an empty list if it does not
+/// exist.
 arrow::Result<std::vector<std::string>> ListDir(const std::string& path);
 
 arrow::Result<bool> Exists(const std::string& path);

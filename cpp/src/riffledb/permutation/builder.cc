@@ -3,7 +3,6 @@
 #include <arrow/array.h>
 #include <arrow/buffer.h>
 #include <arrow/util/key_value_metadata.h>
-#include <nlohmann/json.hpp>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <type_traits>
 
 #include "riffledb/permutation/shuffle_internal.h"

@@ -21,13 +21,13 @@ inline constexpr char kSplitNamesMetadataKey[] = "split_names";
 /// Schema metadata riffledb adds to every permutation table it builds: the version of the
 /// base table it was built from (decimal), and a digest of each non-empty split's row ids
 /// (a compact JSON object, split id -> RowIdDigest). They let a reader prove that a table
-/// still holds what a build produced (a pickled permutation can then travel as the build's
-/// recipe: riffledb/permutation.py).
+/// still holds what a build produced (a pickled permutation can then travel as the
+/// build's recipe: riffledb/permutation.py).
 inline constexpr char kBaseVersionMetadataKey[] = "riffledb:base_version";
 inline constexpr char kSplitDigestsMetadataKey[] = "riffledb:split_digests";
 
-/// The digest of a sequence of row ids: XXH3-64 of their little-endian uint64 bytes, as 16
-/// lowercase hex digits. Fed in pieces, it equals the digest of the concatenation.
+/// The digest of a sequence of row ids: XXH3-64 of their little-endian uint64 bytes, as
+/// 16 lowercase hex digits. Fed in pieces, it equals the digest of the concatenation.
 class RowIdDigest {
  public:
   RowIdDigest();

@@ -1,13 +1,13 @@
 #include "riffledb/table/gather.h"
 
-#include <algorithm>
-#include <cstring>
-#include <limits>
-
 #include <arrow/array/concatenate.h>
 #include <arrow/buffer.h>
 #include <arrow/compute/api_vector.h>
 #include <arrow/util/bit_util.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
 
 #include "riffledb/util/thread_pool.h"
 
@@ -23,8 +23,8 @@ constexpr int64_t kParallelCopyBytes = int64_t{1} << 20;
 // touching a few rows ahead keeps several misses in flight instead of one.
 constexpr int64_t kPrefetchRows = 8;
 
-// Runs fn(begin, end) over [0, n) in contiguous pieces, in parallel when `bytes` is large.
-// A template, so the common serial case calls `fn` directly (no std::function).
+// Runs fn(begin, end) over [0, n) in contiguous pieces, in parallel when `bytes` is
+// large. A template, so the common serial case calls `fn` directly (no std::function).
 template <typename Fn>
 arrow::Status ForRanges(ThreadPool* pool, int64_t n, int64_t bytes, const Fn& fn) {
   int64_t pieces = 1;
@@ -41,8 +41,9 @@ arrow::Status ForRanges(ThreadPool* pool, int64_t n, int64_t bytes, const Fn& fn
   });
 }
 
-// Bytes per value of a fixed-width layout copied with memcpy: numbers, temporals, decimals,
-// fixed-size binary, and (nested) fixed-size lists of those. 0 when not applicable.
+// Bytes per value of a fixed-width layout copied with memcpy: numbers, temporals,
+// decimals, fixed-size binary, and (nested) fixed-size lists of those. 0 when not
+// applicable.
 int64_t FixedWidthBytes(const arrow::DataType& type) {
   switch (type.id()) {
     case arrow::Type::BOOL:
@@ -64,15 +65,16 @@ int64_t FixedWidthBytes(const arrow::DataType& type) {
   return bits / 8;
 }
 
-// Address of row 0's value bytes in a fixed-width layout, or nullptr when a nested child has
-// nulls of its own (then the memcpy path does not apply).
+// Address of row 0's value bytes in a fixed-width layout, or nullptr when a nested child
+// has nulls of its own (then the memcpy path does not apply).
 const uint8_t* FixedWidthBase(const arrow::ArrayData& data, int64_t width) {
   if (data.type->id() == arrow::Type::FIXED_SIZE_LIST) {
     const auto& child = *data.child_data[0];
     if (child.GetNullCount() != 0) return nullptr;
     const int64_t list_size =
         static_cast<const arrow::FixedSizeListType&>(*data.type).list_size();
-    const uint8_t* child_base = FixedWidthBase(child, list_size == 0 ? 0 : width / list_size);
+    const uint8_t* child_base =
+        FixedWidthBase(child, list_size == 0 ? 0 : width / list_size);
     if (child_base == nullptr && width != 0) return nullptr;
     return child_base == nullptr ? nullptr : child_base + data.offset * width;
   }
@@ -83,11 +85,10 @@ const uint8_t* FixedWidthBase(const arrow::ArrayData& data, int64_t width) {
   return data.buffers[1]->data() + data.offset * width;
 }
 
-std::shared_ptr<arrow::ArrayData> MakeFixedWidthData(const std::shared_ptr<arrow::DataType>& type,
-                                                     int64_t length,
-                                                     std::shared_ptr<arrow::Buffer> values,
-                                                     std::shared_ptr<arrow::Buffer> validity,
-                                                     int64_t null_count) {
+std::shared_ptr<arrow::ArrayData> MakeFixedWidthData(
+    const std::shared_ptr<arrow::DataType>& type, int64_t length,
+    std::shared_ptr<arrow::Buffer> values, std::shared_ptr<arrow::Buffer> validity,
+    int64_t null_count) {
   if (type->id() == arrow::Type::FIXED_SIZE_LIST) {
     const auto& list = static_cast<const arrow::FixedSizeListType&>(*type);
     auto child = MakeFixedWidthData(list.value_type(), length * list.list_size(),
@@ -131,8 +132,8 @@ arrow::Status GatherValidity(const std::vector<std::shared_ptr<arrow::Array>>& c
 }
 
 arrow::Result<std::shared_ptr<arrow::Array>> GatherFixedWidth(
-    const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs,
-    int64_t width, ThreadPool* pool) {
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs, int64_t width, ThreadPool* pool) {
   // Per-chunk base addresses, on the stack for the usual few dozen chunks: a small take
   // should not pay a heap allocation per column for them.
   constexpr size_t kInlineChunks = 64;
@@ -186,8 +187,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherFixedWidth(
 
 template <typename Offset>
 arrow::Result<std::shared_ptr<arrow::Array>> GatherBinary(
-    const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs,
-    ThreadPool* pool) {
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs, ThreadPool* pool) {
   const auto n = static_cast<int64_t>(refs.size());
   std::vector<const Offset*> offsets(chunks.size());
   std::vector<const uint8_t*> data(chunks.size());
@@ -196,7 +197,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBinary(
     offsets[c] = array.GetValues<Offset>(1);
     data[c] = array.buffers[2] ? array.buffers[2]->data() : nullptr;
   }
-  ARROW_ASSIGN_OR_RAISE(auto out_offsets, arrow::AllocateBuffer((n + 1) * sizeof(Offset)));
+  ARROW_ASSIGN_OR_RAISE(auto out_offsets,
+                        arrow::AllocateBuffer((n + 1) * sizeof(Offset)));
   auto* out_off = reinterpret_cast<Offset*>(out_offsets->mutable_data());
   int64_t total = 0;
   out_off[0] = 0;
@@ -205,7 +207,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBinary(
     total += o[refs[i].row + 1] - o[refs[i].row];
     if (total > std::numeric_limits<Offset>::max()) {
       return arrow::Status::CapacityError(
-          "Gathered binary data exceeds the 2 GiB limit of its 32-bit offsets; take fewer "
+          "Gathered binary data exceeds the 2 GiB limit of its 32-bit offsets; take "
+          "fewer "
           "rows at a time or store the column as large_binary/large_string");
     }
     out_off[i + 1] = static_cast<Offset>(total);
@@ -225,12 +228,13 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBinary(
   int64_t null_count = 0;
   ARROW_RETURN_NOT_OK(GatherValidity(chunks, refs, &validity, &null_count));
   return arrow::MakeArray(arrow::ArrayData::Make(
-      chunks[0]->type(), n, {std::move(validity), std::move(out_offsets), std::move(values)},
-      null_count));
+      chunks[0]->type(), n,
+      {std::move(validity), std::move(out_offsets), std::move(values)}, null_count));
 }
 
 arrow::Result<std::shared_ptr<arrow::Array>> GatherBoolean(
-    const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs) {
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs) {
   const auto n = static_cast<int64_t>(refs.size());
   ARROW_ASSIGN_OR_RAISE(auto values, arrow::AllocateEmptyBitmap(n));
   uint8_t* out = values->mutable_data();
@@ -249,7 +253,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBoolean(
 
 // Any type: Take from each chunk, concatenate, and restore the requested order.
 arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
-    const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs) {
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs) {
   const auto n = static_cast<int64_t>(refs.size());
   // Requests grouped by chunk, keeping request order within a chunk (counting sort).
   std::vector<int64_t> per_chunk(chunks.size() + 1, 0);
@@ -288,8 +293,8 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::Array>> GatherRows(
-    const std::vector<std::shared_ptr<arrow::Array>>& chunks, std::span<const ChunkRow> refs,
-    ThreadPool* pool) {
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs, ThreadPool* pool) {
   if (chunks.empty()) {
     return arrow::Status::Invalid("GatherRows needs at least one chunk to know the type");
   }

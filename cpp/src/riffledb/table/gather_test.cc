@@ -1,12 +1,12 @@
 #include "riffledb/table/gather.h"
 
-#include <random>
-
 #include <arrow/api.h>
-#include <arrow/json/from_string.h>
 #include <arrow/array/concatenate.h>
 #include <arrow/compute/api_vector.h>
+#include <arrow/json/from_string.h>
 #include <arrow/util/key_value_metadata.h>
+
+#include <random>
 
 #include "riffledb/testing/testing.h"
 #include "riffledb/util/arrow_init.h"
@@ -40,11 +40,14 @@ std::vector<TypeCase> Cases() {
       {"vector_child_nulls", arrow::fixed_size_list(arrow::int32(), 2),
        "[[1, null], [3, 4], null, [7, 8]]"},
       {"list", arrow::list(arrow::int32()), "[[1, 2], [], null, [3]]"},
-      {"struct", arrow::struct_({arrow::field("x", arrow::int32()), arrow::field("s", arrow::utf8())}),
+      {"struct",
+       arrow::struct_(
+           {arrow::field("x", arrow::int32()), arrow::field("s", arrow::utf8())}),
        R"([{"x": 1, "s": "a"}, null, {"x": null, "s": "c"}, {"x": 4, "s": null}])"},
       {"map", arrow::map(arrow::utf8(), arrow::int32()),
        R"([[["a", 1]], [], null, [["b", 2], ["c", 3]]])"},
-      {"dictionary", arrow::dictionary(arrow::int32(), arrow::utf8()), R"(["a", "b", null, "a"])"},
+      {"dictionary", arrow::dictionary(arrow::int32(), arrow::utf8()),
+       R"(["a", "b", null, "a"])"},
   };
 }
 
@@ -60,7 +63,8 @@ TEST_P(GatherTest, MatchesArrowTakeAcrossChunks) {
     chunks.push_back(i == 1 ? chunk->Slice(1) : chunk);
   }
   ASSERT_OK_AND_ASSIGN(auto all, arrow::Concatenate(chunks));
-  std::vector<int64_t> starts = {0, chunks[0]->length(), chunks[0]->length() + chunks[1]->length()};
+  std::vector<int64_t> starts = {0, chunks[0]->length(),
+                                 chunks[0]->length() + chunks[1]->length()};
 
   std::mt19937 rng(7);
   std::vector<ChunkRow> refs;
@@ -71,14 +75,15 @@ TEST_P(GatherTest, MatchesArrowTakeAcrossChunks) {
     refs.push_back({chunk, row});
     flat.push_back(starts[chunk] + row);
   }
-  auto indices = std::make_shared<arrow::Int64Array>(
-      static_cast<int64_t>(flat.size()), arrow::Buffer::Wrap(flat));
+  auto indices = std::make_shared<arrow::Int64Array>(static_cast<int64_t>(flat.size()),
+                                                     arrow::Buffer::Wrap(flat));
   ASSERT_OK_AND_ASSIGN(auto expected, arrow::compute::Take(*all, *indices));
   for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), ThreadPool::Default()}) {
     ASSERT_OK_AND_ASSIGN(auto actual, GatherRows(chunks, refs, pool));
     ASSERT_OK(actual->ValidateFull());
-    EXPECT_TRUE(actual->Equals(*expected)) << c.name << "\nexpected " << expected->ToString()
-                                           << "\nactual " << actual->ToString();
+    EXPECT_TRUE(actual->Equals(*expected))
+        << c.name << "\nexpected " << expected->ToString() << "\nactual "
+        << actual->ToString();
   }
   ASSERT_OK_AND_ASSIGN(auto empty, GatherRows(chunks, {}, nullptr));
   EXPECT_EQ(empty->length(), 0);
@@ -92,7 +97,8 @@ TEST(Gather, LargeParallelCopyMatchesSerial) {
   // Big enough to cross the parallel-copy threshold: 4096 rows of 512 floats.
   const int64_t rows = 4096, dim = 512;
   arrow::FloatBuilder values;
-  for (int64_t i = 0; i < rows * dim; ++i) ASSERT_OK(values.Append(static_cast<float>(i)));
+  for (int64_t i = 0; i < rows * dim; ++i)
+    ASSERT_OK(values.Append(static_cast<float>(i)));
   ASSERT_OK_AND_ASSIGN(auto flat, values.Finish());
   ASSERT_OK_AND_ASSIGN(auto vectors, arrow::FixedSizeListArray::FromArrays(flat, dim));
   std::vector<ChunkRow> refs;

@@ -1,12 +1,12 @@
 #include "riffledb/table/snapshot.h"
 
-#include <algorithm>
-#include <deque>
-#include <numeric>
-
 #include <arrow/array/builder_primitive.h>
 #include <arrow/compute/api_vector.h>
 #include <arrow/compute/expression.h>
+
+#include <algorithm>
+#include <deque>
+#include <numeric>
 
 #include "riffledb/expr/parser.h"
 #include "riffledb/util/arrow_init.h"
@@ -22,7 +22,8 @@ bool References(const std::vector<std::string>& columns, const char* name) {
   return std::find(columns.begin(), columns.end(), name) != columns.end();
 }
 
-arrow::Result<std::shared_ptr<arrow::Array>> MakeSequence(uint64_t start, int64_t length) {
+arrow::Result<std::shared_ptr<arrow::Array>> MakeSequence(uint64_t start,
+                                                          int64_t length) {
   ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(length * sizeof(uint64_t)));
   auto* values = reinterpret_cast<uint64_t*>(buffer->mutable_data());
   std::iota(values, values + length, start);
@@ -39,9 +40,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> FilterBatch(
 
 // Parsed and bound expressions of a read, with which hidden columns they need.
 struct BoundRead {
-  // The table columns the read needs (indexes into the table schema, ascending): a chunk is
-  // narrowed to these before deletions and the filter are applied, so a filter on `label`
-  // never copies an embedding column it does not return.
+  // The table columns the read needs (indexes into the table schema, ascending): a chunk
+  // is narrowed to these before deletions and the filter are applied, so a filter on
+  // `label` never copies an embedding column it does not return.
   std::vector<int> columns;
   bool all_columns = true;
   std::shared_ptr<arrow::Schema> table_schema;  // `columns`
@@ -71,7 +72,8 @@ arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions
   }
   for (const auto& [name, sql] : options.projection) {
     // A plain column name passes through as is, whatever characters it holds.
-    if (schema.GetFieldIndex(sql) >= 0 || sql == kRowIdColumn || sql == kRowOffsetColumn) {
+    if (schema.GetFieldIndex(sql) >= 0 || sql == kRowIdColumn ||
+        sql == kRowOffsetColumn) {
       referenced.push_back(sql);
       projection.emplace_back(name, cp::field_ref(sql));
       continue;
@@ -106,7 +108,8 @@ arrow::Result<BoundRead> BindRead(const arrow::Schema& schema, const ScanOptions
     for (int i : read.columns) fields.push_back(schema.field(i));
   }
   read.table_schema = arrow::schema(fields);
-  if (read.need_row_id) fields.push_back(arrow::field(kRowIdColumn, arrow::uint64(), false));
+  if (read.need_row_id)
+    fields.push_back(arrow::field(kRowIdColumn, arrow::uint64(), false));
   if (read.need_row_offset) {
     fields.push_back(arrow::field(kRowOffsetColumn, arrow::uint64(), false));
   }
@@ -154,8 +157,8 @@ arrow::Result<std::shared_ptr<arrow::Schema>> OutputSchema(const BoundRead& read
 
 // ---------------------------------------------------------------------------------------
 
-arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<Store> store,
-                                                              format::Manifest manifest) {
+arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
+    std::shared_ptr<Store> store, format::Manifest manifest) {
   std::shared_ptr<Snapshot> snapshot(new Snapshot());
   snapshot->fragment_starts_.push_back(0);
   for (const auto& info : manifest.fragments) {
@@ -163,8 +166,8 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
                       static_cast<int32_t>(snapshot->chunks_.size())};
     ARROW_ASSIGN_OR_RAISE(fragment.data, store->OpenFragment(info, manifest.schema));
     if (fragment.data->batch_offsets.back() != info.physical_rows) {
-      return arrow::Status::Invalid("Fragment ", info.path, " of ", store->location(), " has ",
-                                    fragment.data->batch_offsets.back(),
+      return arrow::Status::Invalid("Fragment ", info.path, " of ", store->location(),
+                                    " has ", fragment.data->batch_offsets.back(),
                                     " rows but its manifest says ", info.physical_rows);
     }
     if (info.deletion) {
@@ -172,11 +175,12 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
                             store->ReadDeletionFile(*info.deletion, info.physical_rows));
     }
     for (size_t b = 0; b < fragment.data->columns.size(); ++b) {
-      snapshot->chunks_.push_back({&fragment.data->columns[b],
-                                   fragment.data->batch_offsets[b + 1] -
-                                       fragment.data->batch_offsets[b]});
+      snapshot->chunks_.push_back(
+          {&fragment.data->columns[b],
+           fragment.data->batch_offsets[b + 1] - fragment.data->batch_offsets[b]});
     }
-    snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() + info.num_rows());
+    snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() +
+                                         info.num_rows());
     snapshot->fragments_.push_back(std::move(fragment));
   }
   // Per-column chunk lists, built once: a take then touches no per-chunk shared_ptr.
@@ -184,7 +188,8 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
   for (int column = 0; column < manifest.schema->num_fields(); ++column) {
     auto& chunks = snapshot->column_chunks_[column];
     chunks.reserve(snapshot->chunks_.size());
-    for (const Chunk& chunk : snapshot->chunks_) chunks.push_back((*chunk.columns)[column]);
+    for (const Chunk& chunk : snapshot->chunks_)
+      chunks.push_back((*chunk.columns)[column]);
   }
   snapshot->store_ = std::move(store);
   snapshot->manifest_ = std::move(manifest);
@@ -193,8 +198,8 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(std::shared_ptr<St
 
 int64_t Snapshot::PhysicalRow(const Fragment& fragment, int64_t live) const {
   if (fragment.deleted == nullptr || fragment.deleted->empty()) return live;
-  // With d sorted, d[j] - j is non-decreasing: the number of deletions before the target is
-  // the count of j with d[j] - j <= live.
+  // With d sorted, d[j] - j is non-decreasing: the number of deletions before the target
+  // is the count of j with d[j] - j <= live.
   const auto& d = *fragment.deleted;
   int64_t lo = 0, hi = static_cast<int64_t>(d.size());
   while (lo < hi) {
@@ -285,10 +290,12 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
 
     if (read_.need_row_id) {
       ARROW_ASSIGN_OR_RAISE(
-          auto ids, MakeSequence((uint64_t{fragment.id} << 32) | uint64_t(start), length));
-      ARROW_ASSIGN_OR_RAISE(batch, batch->AddColumn(batch->num_columns(),
-                                                    read_.eval_schema->field(batch->num_columns()),
-                                                    std::move(ids)));
+          auto ids,
+          MakeSequence((uint64_t{fragment.id} << 32) | uint64_t(start), length));
+      ARROW_ASSIGN_OR_RAISE(
+          batch, batch->AddColumn(batch->num_columns(),
+                                  read_.eval_schema->field(batch->num_columns()),
+                                  std::move(ids)));
     }
     if (fragment.deleted != nullptr) {
       const auto& d = *fragment.deleted;
@@ -309,10 +316,12 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
       }
     }
     if (read_.need_row_offset) {
-      ARROW_ASSIGN_OR_RAISE(auto offsets_array, MakeSequence(next_offset_, batch->num_rows()));
-      ARROW_ASSIGN_OR_RAISE(batch, batch->AddColumn(batch->num_columns(),
-                                                    read_.eval_schema->field(batch->num_columns()),
-                                                    std::move(offsets_array)));
+      ARROW_ASSIGN_OR_RAISE(auto offsets_array,
+                            MakeSequence(next_offset_, batch->num_rows()));
+      ARROW_ASSIGN_OR_RAISE(
+          batch, batch->AddColumn(batch->num_columns(),
+                                  read_.eval_schema->field(batch->num_columns()),
+                                  std::move(offsets_array)));
     }
     next_offset_ += batch->num_rows();
     if (count_only_) {
@@ -390,10 +399,12 @@ arrow::Result<std::shared_ptr<arrow::Schema>> Snapshot::ScanSchema(
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Snapshot::Scan(
     const ScanOptions& options) const {
   if (options.offset < 0) {
-    return arrow::Status::Invalid("Scan offset must not be negative, got ", options.offset);
+    return arrow::Status::Invalid("Scan offset must not be negative, got ",
+                                  options.offset);
   }
   if (options.limit && *options.limit < 0) {
-    return arrow::Status::Invalid("Scan limit must not be negative, got ", *options.limit);
+    return arrow::Status::Invalid("Scan limit must not be negative, got ",
+                                  *options.limit);
   }
   ARROW_ASSIGN_OR_RAISE(auto read, BindRead(*schema(), options));
   ARROW_ASSIGN_OR_RAISE(auto out_schema, OutputSchema(read, *schema()));
@@ -401,13 +412,15 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Snapshot::Scan(
                                       std::move(out_schema), options);
 }
 
-arrow::Result<int64_t> Snapshot::CountRows(const std::optional<std::string>& filter) const {
+arrow::Result<int64_t> Snapshot::CountRows(
+    const std::optional<std::string>& filter) const {
   if (!filter) return num_rows();
   ScanOptions options;
   options.filter = filter;
   // Reads only the filter's columns and counts the mask: no row is copied.
   ARROW_ASSIGN_OR_RAISE(auto read, BindRead(*schema(), options, /*count_only=*/true));
-  ScanReader reader(shared_from_this(), std::move(read), schema(), options, /*count_only=*/true);
+  ScanReader reader(shared_from_this(), std::move(read), schema(), options,
+                    /*count_only=*/true);
   return reader.Count();
 }
 
@@ -438,8 +451,9 @@ Snapshot::RowsToDelete(const std::string& filter) const {
     auto merged = std::make_shared<std::vector<uint32_t>>();
     const auto* old = fragments_[i].deleted.get();
     merged->reserve(matched[i].size() + (old ? old->size() : 0));
-    std::merge(matched[i].begin(), matched[i].end(), old ? old->begin() : matched[i].end(),
-               old ? old->end() : matched[i].end(), std::back_inserter(*merged));
+    std::merge(matched[i].begin(), matched[i].end(),
+               old ? old->begin() : matched[i].end(), old ? old->end() : matched[i].end(),
+               std::back_inserter(*merged));
     result[i] = std::move(merged);
   }
   return std::make_pair(std::move(result), total);
@@ -456,7 +470,8 @@ arrow::Result<std::vector<uint64_t>> Snapshot::RowIdsOfOffsets(
     const int64_t offset = offsets[i];
     if (offset < 0 || offset >= total) {
       return arrow::Status::IndexError("Offset ", offset, " at position ", i,
-                                       " is out of range for a table of ", total, " rows");
+                                       " is out of range for a table of ", total,
+                                       " rows");
     }
     const auto f = static_cast<size_t>(
         std::upper_bound(fragment_starts_.begin(), fragment_starts_.end(), offset) -
@@ -479,17 +494,19 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
     const int64_t offset = offsets[i];
     if (offset < 0 || offset >= total) {
       return arrow::Status::IndexError("Offset ", offset, " at position ", i,
-                                       " is out of range for a table of ", total, " rows");
+                                       " is out of range for a table of ", total,
+                                       " rows");
     }
-    const size_t f = single ? 0
-                            : static_cast<size_t>(std::upper_bound(fragment_starts_.begin(),
-                                                                   fragment_starts_.end(),
-                                                                   offset) -
-                                                  fragment_starts_.begin() - 1);
+    const size_t f =
+        single ? 0
+               : static_cast<size_t>(std::upper_bound(fragment_starts_.begin(),
+                                                      fragment_starts_.end(), offset) -
+                                     fragment_starts_.begin() - 1);
     const Fragment& fragment = fragments_[f];
     const int64_t physical = PhysicalRow(fragment, offset - fragment_starts_[f]);
     refs[i] = ChunkOf(fragment, physical);
-    if (want_ids) ids[i] = (uint64_t{fragment.id} << 32) | static_cast<uint64_t>(physical);
+    if (want_ids)
+      ids[i] = (uint64_t{fragment.id} << 32) | static_cast<uint64_t>(physical);
   }
   return Gather(refs, ids, options);
 }
@@ -503,14 +520,16 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
     const auto row = static_cast<int64_t>(id & 0xffffffffu);
     auto it = std::lower_bound(fragments_.begin(), fragments_.end(), fragment_id,
                                [](const Fragment& f, uint32_t v) { return f.id < v; });
-    bool live = it != fragments_.end() && it->id == fragment_id && row < it->physical_rows;
+    bool live =
+        it != fragments_.end() && it->id == fragment_id && row < it->physical_rows;
     if (live && it->deleted != nullptr) {
       live = !std::binary_search(it->deleted->begin(), it->deleted->end(),
                                  static_cast<uint32_t>(row));
     }
     if (!live) {
       return arrow::Status::IndexError("Row id ", id, " at position ", i,
-                                       " is not a row of version ", version(), " of the table");
+                                       " is not a row of version ", version(),
+                                       " of the table");
     }
     refs[i] = ChunkOf(*it, row);
   }
@@ -533,8 +552,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
       }
       const int index = schema.GetFieldIndex(name);
       if (index < 0) {
-        return arrow::Status::Invalid("Column '", name, "' does not exist; available columns: ",
-                                      [&] {
+        return arrow::Status::Invalid("Column '", name,
+                                      "' does not exist; available columns: ", [&] {
                                         std::string names;
                                         for (const auto& field : schema.fields()) {
                                           if (!names.empty()) names += ", ";
@@ -561,7 +580,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
     }
     fields.push_back(schema.field(column));
     if (chunks_.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto empty, arrow::MakeEmptyArray(schema.field(column)->type()));
+      ARROW_ASSIGN_OR_RAISE(auto empty,
+                            arrow::MakeEmptyArray(schema.field(column)->type()));
       arrays.push_back(std::move(empty));
       continue;
     }

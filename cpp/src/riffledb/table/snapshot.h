@@ -1,6 +1,10 @@
 // A readable, immutable view of one version of a table.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -8,10 +12,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
-#include <arrow/type.h>
 
 #include "riffledb/format/manifest.h"
 #include "riffledb/table/gather.h"
@@ -64,7 +64,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   /// Rows where `filter` is true (all rows when absent).
   arrow::Result<int64_t> CountRows(const std::optional<std::string>& filter) const;
   /// The schema a scan with these options returns.
-  arrow::Result<std::shared_ptr<arrow::Schema>> ScanSchema(const ScanOptions& options) const;
+  arrow::Result<std::shared_ptr<arrow::Schema>> ScanSchema(
+      const ScanOptions& options) const;
   /// Streams the matching rows in scan order. The reader keeps the snapshot alive.
   arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
       const ScanOptions& options) const;
@@ -73,13 +74,14 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   /// IndexError naming the first offset outside [0, num_rows()).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeOffsets(
       std::span<const int64_t> offsets, const TakeOptions& options) const;
-  /// Rows with these `_rowid`s, in the order given. IndexError naming the first id that is
-  /// not a live row of this version.
+  /// Rows with these `_rowid`s, in the order given. IndexError naming the first id that
+  /// is not a live row of this version.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRowIds(
       std::span<const uint64_t> row_ids, const TakeOptions& options) const;
 
   /// Row ids of the rows at `offsets` (bounds-checked as TakeOffsets).
-  arrow::Result<std::vector<uint64_t>> RowIdsOfOffsets(std::span<const int64_t> offsets) const;
+  arrow::Result<std::vector<uint64_t>> RowIdsOfOffsets(
+      std::span<const int64_t> offsets) const;
   /// The deleted-row lists after also deleting the rows matching `filter`: one entry per
   /// fragment (nullptr: unchanged), and how many rows the filter matched.
   arrow::Result<std::pair<std::vector<std::shared_ptr<std::vector<uint32_t>>>, int64_t>>
@@ -99,14 +101,15 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   // Physical row of the `live`-th live row of fragment `f`.
   int64_t PhysicalRow(const Fragment& fragment, int64_t live) const;
   ChunkRow ChunkOf(const Fragment& fragment, int64_t physical_row) const;
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Gather(std::span<const ChunkRow> refs,
-                                                            std::span<const uint64_t> row_ids,
-                                                            const TakeOptions& options) const;
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Gather(
+      std::span<const ChunkRow> refs, std::span<const uint64_t> row_ids,
+      const TakeOptions& options) const;
 
   std::shared_ptr<Store> store_;
   format::Manifest manifest_;
   std::vector<Fragment> fragments_;
-  std::vector<int64_t> fragment_starts_;  // live-row offset of each fragment, plus the total
+  std::vector<int64_t>
+      fragment_starts_;  // live-row offset of each fragment, plus the total
   // Every stored batch, in scan order, as its boxed arrays (FragmentData::columns; owned
   // by fragments_) and row count. Never a shared RecordBatch: see FragmentData.
   struct Chunk {

@@ -61,8 +61,9 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
     }
   }
   // Open outside the lock: mapping and validating a file is I/O.
-  ARROW_ASSIGN_OR_RAISE(auto file, format::FragmentFile::Open(dir_.Resolve(info.path), schema,
-                                                              info.physical_rows));
+  ARROW_ASSIGN_OR_RAISE(
+      auto file,
+      format::FragmentFile::Open(dir_.Resolve(info.path), schema, info.physical_rows));
   std::shared_ptr<const FragmentData> data = MakeFragmentData(file->batches());
   std::lock_guard<ForkSafeMutex> lock(mu_);
   auto& slot = fragments_[info.path];
@@ -79,8 +80,9 @@ arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
   return relative;
 }
 
-arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::ReadDeletionFile(
-    const format::DeletionFileInfo& info, int64_t physical_rows) {
+arrow::Result<std::shared_ptr<const std::vector<uint32_t>>>
+DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
+                                 int64_t physical_rows) {
   {
     std::lock_guard<ForkSafeMutex> lock(mu_);
     auto it = deletions_.find(info.path);
@@ -88,8 +90,9 @@ arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DirectoryStore::Read
       if (auto rows = it->second.lock()) return rows;
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto rows, format::ReadDeletionFile(dir_.Resolve(info.path),
-                                                            physical_rows, info.num_deleted));
+  ARROW_ASSIGN_OR_RAISE(
+      auto rows,
+      format::ReadDeletionFile(dir_.Resolve(info.path), physical_rows, info.num_deleted));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -126,8 +129,8 @@ arrow::Result<format::Manifest> MemoryStore::ReadManifest(uint64_t version) {
                                     location_, "; it has no versions");
     }
     return arrow::Status::Invalid("Version ", version, " does not exist in table ",
-                                  location_, "; versions: ", versions_.begin()->first, "..",
-                                  versions_.rbegin()->first);
+                                  location_, "; versions: ", versions_.begin()->first,
+                                  "..", versions_.rbegin()->first);
   }
   return it->second;
 }
@@ -182,19 +185,21 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
       std::vector<std::string> paths;
       for (const auto& fragment : written) paths.push_back(fragment.path);
       RemoveUnreferenced(paths);
-      return arrow::Status::Invalid("Data schema does not match the table schema.\nData:\n",
-                                    batch->schema()->ToString(), "\nTable:\n",
-                                    schema->ToString());
+      return arrow::Status::Invalid(
+          "Data schema does not match the table schema.\nData:\n",
+          batch->schema()->ToString(), "\nTable:\n", schema->ToString());
     }
     int64_t offset = 0;
     while (offset < batch->num_rows()) {
       int64_t room = options.max_rows_per_fragment - fragment_rows - pending_rows;
       int64_t take = std::min(room, batch->num_rows() - offset);
-      auto piece = (offset == 0 && take == batch->num_rows()) ? batch : batch->Slice(offset, take);
+      auto piece =
+          (offset == 0 && take == batch->num_rows()) ? batch : batch->Slice(offset, take);
       pending.push_back(piece);
       pending_rows += take;
       offset += take;
-      if (pending_rows >= options.min_rows_per_batch) ARROW_RETURN_NOT_OK(flush_pending());
+      if (pending_rows >= options.min_rows_per_batch)
+        ARROW_RETURN_NOT_OK(flush_pending());
       if (fragment_rows + pending_rows >= options.max_rows_per_fragment) {
         ARROW_RETURN_NOT_OK(finish_fragment());
       }
@@ -209,12 +214,14 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
   std::lock_guard<ForkSafeMutex> lock(mu_);
   auto it = fragments_.find(info.path);
   if (it == fragments_.end()) {
-    return arrow::Status::IOError("Fragment ", info.path, " of ", location_, " is missing");
+    return arrow::Status::IOError("Fragment ", info.path, " of ", location_,
+                                  " is missing");
   }
   return it->second;
 }
 
-arrow::Result<std::string> MemoryStore::WriteDeletionFile(const std::vector<uint32_t>& rows) {
+arrow::Result<std::string> MemoryStore::WriteDeletionFile(
+    const std::vector<uint32_t>& rows) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
   std::string path = "_deletions/" + std::to_string(next_file_++);
   deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));

@@ -5,16 +5,16 @@
 // the Arrow batches themselves. Both are thread-safe.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/manifest.h"
@@ -23,16 +23,19 @@
 
 namespace riffledb {
 
-/// The readable content of one fragment: its record batches (memory-mapped for a directory
-/// store) and where each starts. Immutable, shared between versions that reference the file.
+/// The readable content of one fragment: its record batches (memory-mapped for a
+/// directory store) and where each starts. Immutable, shared between versions that
+/// reference the file.
 struct FragmentData {
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-  /// columns[b] holds batches[b]'s arrays, boxed once when the fragment is opened. Readers
-  /// use these, never batches[b]->column(): Arrow's RecordBatch::column() locks a mutex
-  /// inside the batch, which a fork() taken while another thread reads could leave locked in
-  /// the child, where that shared batch would hang the first reader (DESIGN.md decision 9).
+  /// columns[b] holds batches[b]'s arrays, boxed once when the fragment is opened.
+  /// Readers use these, never batches[b]->column(): Arrow's RecordBatch::column() locks a
+  /// mutex inside the batch, which a fork() taken while another thread reads could leave
+  /// locked in the child, where that shared batch would hang the first reader (DESIGN.md
+  /// decision 9).
   std::vector<arrow::ArrayVector> columns;
-  std::vector<int64_t> batch_offsets;  ///< size batches.size() + 1; back() = physical rows
+  std::vector<int64_t>
+      batch_offsets;  ///< size batches.size() + 1; back() = physical rows
 };
 
 class Store {
@@ -53,7 +56,8 @@ class Store {
   virtual arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) = 0;
   /// Writes a deletion file and returns its path relative to the store.
-  virtual arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) = 0;
+  virtual arrow::Result<std::string> WriteDeletionFile(
+      const std::vector<uint32_t>& rows) = 0;
   virtual arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
   /// Best-effort removal of files a failed or lost commit wrote.
@@ -71,10 +75,13 @@ class DirectoryStore : public Store {
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
-      const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) override;
+      const std::shared_ptr<arrow::Schema>& schema,
+      arrow::RecordBatchReader* reader) override;
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
-      const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) override;
+      const format::FragmentInfo& info,
+      const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Result<std::string> WriteDeletionFile(
+      const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
@@ -87,8 +94,8 @@ class DirectoryStore : public Store {
   std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
 };
 
-/// A table held in process memory (`memory://`). Versions and files are kept for the life of
-/// the store, so checkout works as for a directory.
+/// A table held in process memory (`memory://`). Versions and files are kept for the life
+/// of the store, so checkout works as for a directory.
 class MemoryStore : public Store {
  public:
   explicit MemoryStore(std::string location) : location_(std::move(location)) {}
@@ -98,10 +105,13 @@ class MemoryStore : public Store {
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
-      const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) override;
+      const std::shared_ptr<arrow::Schema>& schema,
+      arrow::RecordBatchReader* reader) override;
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
-      const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(const std::vector<uint32_t>& rows) override;
+      const format::FragmentInfo& info,
+      const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Result<std::string> WriteDeletionFile(
+      const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;

@@ -20,10 +20,12 @@ int64_t NowMs() {
 arrow::Status ValidateSchema(const arrow::Schema& schema) {
   std::unordered_set<std::string> names;
   for (const auto& field : schema.fields()) {
-    if (field->name().empty()) return arrow::Status::Invalid("Column names must not be empty");
+    if (field->name().empty())
+      return arrow::Status::Invalid("Column names must not be empty");
     if (IsReservedColumnName(field->name())) {
-      return arrow::Status::Invalid("Column name '", field->name(),
-                                    "' is reserved for the row id / row offset the table adds");
+      return arrow::Status::Invalid(
+          "Column name '", field->name(),
+          "' is reserved for the row id / row offset the table adds");
     }
     if (!names.insert(field->name()).second) {
       return arrow::Status::Invalid("Column name '", field->name(), "' appears twice");
@@ -36,7 +38,8 @@ arrow::Status ValidateSchema(const arrow::Schema& schema) {
 std::string SchemaDifference(const arrow::Schema& data, const arrow::Schema& table) {
   for (const auto& field : table.fields()) {
     auto other = data.GetFieldByName(field->name());
-    if (other == nullptr) return "column '" + field->name() + "' is missing from the data";
+    if (other == nullptr)
+      return "column '" + field->name() + "' is missing from the data";
     if (!other->type()->Equals(*field->type())) {
       return "column '" + field->name() + "' is " + other->type()->ToString() +
              " in the data but " + field->type()->ToString() + " in the table";
@@ -50,12 +53,13 @@ std::string SchemaDifference(const arrow::Schema& data, const arrow::Schema& tab
   return "the columns are in a different order";
 }
 
-// Passes batches through relabelled with the table's schema (field metadata and nullability
-// are the table's); rejects batches whose names or types differ, or with nulls in a
-// non-nullable column.
+// Passes batches through relabelled with the table's schema (field metadata and
+// nullability are the table's); rejects batches whose names or types differ, or with
+// nulls in a non-nullable column.
 class SchemaAdaptingReader : public arrow::RecordBatchReader {
  public:
-  SchemaAdaptingReader(arrow::RecordBatchReader* input, std::shared_ptr<arrow::Schema> schema)
+  SchemaAdaptingReader(arrow::RecordBatchReader* input,
+                       std::shared_ptr<arrow::Schema> schema)
       : input_(input), schema_(std::move(schema)) {}
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
@@ -75,9 +79,9 @@ class SchemaAdaptingReader : public arrow::RecordBatchReader {
     }
     if (!same) {
       return arrow::Status::Invalid("Data schema does not match the table schema: ",
-                                    SchemaDifference(data_schema, *schema_), ".\nData schema:\n",
-                                    data_schema.ToString(), "\nTable schema:\n",
-                                    schema_->ToString());
+                                    SchemaDifference(data_schema, *schema_),
+                                    ".\nData schema:\n", data_schema.ToString(),
+                                    "\nTable schema:\n", schema_->ToString());
     }
     for (int i = 0; i < schema_->num_fields(); ++i) {
       if (!schema_->field(i)->nullable() && batch->column(i)->null_count() > 0) {
@@ -158,7 +162,8 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
     return status;
   }
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store, std::move(manifest)));
-  return std::shared_ptr<Table>(new Table(std::move(name), std::move(store), std::move(snapshot)));
+  return std::shared_ptr<Table>(
+      new Table(std::move(name), std::move(store), std::move(snapshot)));
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
@@ -207,11 +212,11 @@ arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
 arrow::Status Table::Checkout(uint64_t version) {
   ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
   if (std::find(versions.begin(), versions.end(), version) == versions.end()) {
-    return arrow::Status::Invalid("Version ", version, " of table '", name_,
-                                  "' does not exist; versions: ",
-                                  versions.empty() ? std::string("none")
-                                                   : std::to_string(versions.front()) + ".." +
-                                                         std::to_string(versions.back()));
+    return arrow::Status::Invalid(
+        "Version ", version, " of table '", name_, "' does not exist; versions: ",
+        versions.empty()
+            ? std::string("none")
+            : std::to_string(versions.front()) + ".." + std::to_string(versions.back()));
   }
   ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
@@ -229,9 +234,9 @@ arrow::Status Table::CheckoutLatest() {
 
 arrow::Status Table::CheckWritable() const {
   if (detached()) {
-    return arrow::Status::Invalid("Table '", name_, "' is checked out at version ",
-                                  version(),
-                                  ", an old version: call checkout_latest() before writing");
+    return arrow::Status::Invalid(
+        "Table '", name_, "' is checked out at version ", version(),
+        ", an old version: call checkout_latest() before writing");
   }
   return arrow::Status::OK();
 }
@@ -269,7 +274,8 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
   }
   on_abandon();
   return arrow::Status::IOError("Gave up committing to table '", name_, "' after ",
-                                kMaxCommitAttempts, " attempts lost to concurrent writers");
+                                kMaxCommitAttempts,
+                                " attempts lost to concurrent writers");
 }
 
 arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
@@ -281,8 +287,8 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
-          return arrow::Status::Invalid("Table '", name_,
-                                        "' was overwritten with a new schema during the append");
+          return arrow::Status::Invalid(
+              "Table '", name_, "' was overwritten with a new schema during the append");
         }
         format::Manifest next = base;
         next.operation = "append";
@@ -332,7 +338,8 @@ arrow::Result<uint64_t> Table::Delete(const std::string& filter) {
             if (static_cast<int64_t>(rows->size()) == info.physical_rows) continue;
             ARROW_ASSIGN_OR_RAISE(auto path, store_->WriteDeletionFile(*rows));
             attempt_files.push_back(path);
-            info.deletion = format::DeletionFileInfo{path, static_cast<int64_t>(rows->size())};
+            info.deletion =
+                format::DeletionFileInfo{path, static_cast<int64_t>(rows->size())};
           }
           next.fragments.push_back(std::move(info));
         }

@@ -1,16 +1,16 @@
 // A table: a named sequence of versions in a Store, and the writes that add versions.
 #pragma once
 
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <arrow/record_batch.h>
-#include <arrow/result.h>
-#include <arrow/status.h>
 
 #include "riffledb/table/snapshot.h"
 #include "riffledb/table/store.h"
@@ -27,19 +27,18 @@ struct VersionInfo {
 
 /// A handle on a table. Reads go to the handle's current snapshot: the version it opened,
 /// last wrote or checked out (it does not follow other writers until CheckoutLatest()).
-/// Writes commit atomically on top of the newest version and move the handle to it; several
-/// handles and processes may write at once without losing rows. Thread-safe.
+/// Writes commit atomically on top of the newest version and move the handle to it;
+/// several handles and processes may write at once without losing rows. Thread-safe.
 class Table {
  public:
   /// Opens the newest version. Invalid naming the location if the store holds no version.
   static arrow::Result<std::shared_ptr<Table>> Open(std::string name,
                                                     std::shared_ptr<Store> store);
-  /// Creates version 1 from `schema` and the rows of `data` (may be null: an empty table).
-  /// AlreadyExists if the store already holds a version (another creator won).
-  static arrow::Result<std::shared_ptr<Table>> Create(std::string name,
-                                                      std::shared_ptr<Store> store,
-                                                      std::shared_ptr<arrow::Schema> schema,
-                                                      arrow::RecordBatchReader* data);
+  /// Creates version 1 from `schema` and the rows of `data` (may be null: an empty
+  /// table). AlreadyExists if the store already holds a version (another creator won).
+  static arrow::Result<std::shared_ptr<Table>> Create(
+      std::string name, std::shared_ptr<Store> store,
+      std::shared_ptr<arrow::Schema> schema, arrow::RecordBatchReader* data);
 
   const std::string& name() const { return name_; }
   const std::shared_ptr<Store>& store() const { return store_; }
@@ -59,7 +58,8 @@ class Table {
   arrow::Status CheckoutLatest();
 
   /// Appends the rows of `data`, whose schema must match the table's (names and types;
-  /// Invalid naming both schemas otherwise, and nothing is written). Returns the new version.
+  /// Invalid naming both schemas otherwise, and nothing is written). Returns the new
+  /// version.
   arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data);
   /// Replaces every row (and the schema) with `data`'s.
   arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data);
@@ -76,8 +76,8 @@ class Table {
   arrow::Result<uint64_t> CommitWithRetry(
       const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
       const std::function<void()>& on_abandon);
-  void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot, uint64_t version,
-                   bool detached);
+  void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
+                   uint64_t version, bool detached);
 
   const std::string name_;
   const std::shared_ptr<Store> store_;

@@ -1,12 +1,11 @@
 #include "riffledb/table/table.h"
 
+#include <gmock/gmock.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <set>
 #include <thread>
-
-#include <gmock/gmock.h>
 
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
@@ -50,7 +49,8 @@ class TableTest : public ::testing::TestWithParam<bool> {
 TEST_P(TableTest, CreateAndOpenRoundTrip) {
   auto store = MakeStore();
   auto reader = ReaderOf({IdBatch(0, 5)});
-  ASSERT_OK_AND_ASSIGN(auto table, Table::Create("t", store, reader->schema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto table,
+                       Table::Create("t", store, reader->schema(), reader.get()));
   EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
   EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 5);
   ASSERT_OK_AND_ASSIGN(auto reopened, Table::Open("t", store));
@@ -72,8 +72,14 @@ TEST_P(TableTest, RowIdsAreFragmentAndRow) {
   EXPECT_EQ(version, 2u);
   ScanOptions options;
   options.with_row_id = true;
-  auto batch = table->snapshot().ValueOrDie()->Scan(options).ValueOrDie()->ToTable().ValueOrDie()
-                   ->CombineChunksToBatch().ValueOrDie();
+  auto batch = table->snapshot()
+                   .ValueOrDie()
+                   ->Scan(options)
+                   .ValueOrDie()
+                   ->ToTable()
+                   .ValueOrDie()
+                   ->CombineChunksToBatch()
+                   .ValueOrDie();
   EXPECT_THAT(UInt64Column(*batch, "_rowid"),
               ElementsAre(0u, 1u, 2u, kFragment1, kFragment1 + 1));
   EXPECT_EQ(batch->schema()->field(2)->name(), "_rowid");
@@ -84,10 +90,12 @@ TEST_P(TableTest, TakeOffsetsKeepsRequestedOrderAndDuplicates) {
   auto more = ReaderOf({IdBatch(3, 4)});
   ASSERT_OK(table->Append(more.get()));
   std::vector<int64_t> offsets = {6, 0, 3, 3, 2, 5};
-  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{}, true}));
+  ASSERT_OK_AND_ASSIGN(auto batch,
+                       table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{}, true}));
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(6, 0, 3, 3, 2, 5));
-  EXPECT_THAT(UInt64Column(*batch, "_rowid"),
-              ElementsAre(kFragment1 + 3, 0u, kFragment1, kFragment1, 2u, kFragment1 + 2));
+  EXPECT_THAT(
+      UInt64Column(*batch, "_rowid"),
+      ElementsAre(kFragment1 + 3, 0u, kFragment1, kFragment1, 2u, kFragment1 + 2));
 }
 
 TEST_P(TableTest, TakeOutOfRangeNamesTheOffset) {
@@ -96,7 +104,8 @@ TEST_P(TableTest, TakeOutOfRangeNamesTheOffset) {
   ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset 10 at position 1",
                              table->snapshot().ValueOrDie()->TakeOffsets(offsets, {}));
   std::vector<int64_t> negative = {-1};
-  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset -1", table->snapshot().ValueOrDie()->TakeOffsets(negative, {}));
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset -1",
+                             table->snapshot().ValueOrDie()->TakeOffsets(negative, {}));
 }
 
 TEST_P(TableTest, TakeEmptyGivesEmptyBatchWithSchema) {
@@ -109,11 +118,12 @@ TEST_P(TableTest, TakeEmptyGivesEmptyBatchWithSchema) {
 TEST_P(TableTest, TakeSelectsColumns) {
   auto table = CreateWithIds(10);
   std::vector<int64_t> offsets = {4};
-  ASSERT_OK_AND_ASSIGN(auto batch,
-                       table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"label", "_rowid"}, false}));
+  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot().ValueOrDie()->TakeOffsets(
+                                       offsets, {{"label", "_rowid"}, false}));
   EXPECT_EQ(batch->schema()->ToString(), "label: int32\n_rowid: uint64 not null");
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Column 'nope' does not exist",
-                             table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"nope"}, false}));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Column 'nope' does not exist",
+      table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"nope"}, false}));
 }
 
 TEST_P(TableTest, DeleteSkipsRowsButKeepsRowIds) {
@@ -150,11 +160,13 @@ TEST_P(TableTest, ScanFilterOffsetLimitAndRowOffset) {
   options.filter = "label < 5";
   options.offset = 2;
   options.limit = 4;
-  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), options), ElementsAre(2, 3, 4, 10));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), options),
+              ElementsAre(2, 3, 4, 10));
   ScanOptions by_offset;
   by_offset.filter = "_rowoffset >= 18";
   EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), by_offset), ElementsAre(18, 19));
-  ASSERT_OK_AND_ASSIGN(auto count, table->snapshot().ValueOrDie()->CountRows(std::string("id % 2 = 0")));
+  ASSERT_OK_AND_ASSIGN(
+      auto count, table->snapshot().ValueOrDie()->CountRows(std::string("id % 2 = 0")));
   EXPECT_EQ(count, 10);
   ASSERT_OK_AND_ASSIGN(auto all, table->snapshot().ValueOrDie()->CountRows(std::nullopt));
   EXPECT_EQ(all, 20);
@@ -175,8 +187,12 @@ TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
 
 TEST_P(TableTest, FilterErrors) {
   auto table = CreateWithIds(10);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "nope", table->snapshot().ValueOrDie()->CountRows(std::string("nope > 1")));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "position", table->snapshot().ValueOrDie()->CountRows(std::string("id >")));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "nope",
+      table->snapshot().ValueOrDie()->CountRows(std::string("nope > 1")));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "position",
+      table->snapshot().ValueOrDie()->CountRows(std::string("id >")));
 }
 
 TEST_P(TableTest, SchemaMismatchWritesNothing) {
@@ -246,7 +262,9 @@ TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, TableTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Directory" : "Memory"; });
+                         [](const auto& info) {
+                           return info.param ? "Directory" : "Memory";
+                         });
 
 TEST(TableDirectory, ConcurrentAppendsFromProcessesLoseNothing) {
   TempDir dir;
@@ -275,7 +293,8 @@ TEST(TableDirectory, ConcurrentAppendsFromProcessesLoseNothing) {
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
-  ASSERT_OK_AND_ASSIGN(auto table, Table::Open("t", std::make_shared<DirectoryStore>(path)));
+  ASSERT_OK_AND_ASSIGN(auto table,
+                       Table::Open("t", std::make_shared<DirectoryStore>(path)));
   auto ids = ScanIds(*table->snapshot().ValueOrDie());
   EXPECT_EQ(ids.size(), 601u);
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 601u);
@@ -287,8 +306,8 @@ TEST(TableDirectory, ReservedColumnNamesAreRejected) {
   auto schema = arrow::schema({arrow::field("_rowid", arrow::int64())});
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid, "reserved",
-      Table::Create("t", std::make_shared<DirectoryStore>(dir.path() + "/t.riffle"), schema,
-                    nullptr));
+      Table::Create("t", std::make_shared<DirectoryStore>(dir.path() + "/t.riffle"),
+                    schema, nullptr));
 }
 
 }  // namespace

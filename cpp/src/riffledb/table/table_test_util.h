@@ -1,13 +1,13 @@
 // Test helpers shared by the table component's tests.
 #pragma once
 
+#include <arrow/api.h>
+#include <arrow/json/from_string.h>
+
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
-
-#include <arrow/api.h>
-#include <arrow/json/from_string.h>
 
 #include "riffledb/table/table.h"
 
@@ -40,10 +40,10 @@ inline std::shared_ptr<arrow::RecordBatch> IdBatch(int64_t start, int64_t n) {
     (void)ids.Append(i);
     (void)labels.Append(static_cast<int32_t>(i % 10));
   }
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
-                               arrow::field("label", arrow::int32())});
-  return arrow::RecordBatch::Make(schema, n, {ids.Finish().ValueOrDie(),
-                                              labels.Finish().ValueOrDie()});
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("label", arrow::int32())});
+  return arrow::RecordBatch::Make(
+      schema, n, {ids.Finish().ValueOrDie(), labels.Finish().ValueOrDie()});
 }
 
 inline std::shared_ptr<arrow::RecordBatchReader> ReaderOf(
@@ -57,13 +57,15 @@ inline std::shared_ptr<arrow::RecordBatchReader> ReaderOf(
 inline std::vector<int64_t> Int64Column(const arrow::RecordBatch& batch,
                                         const std::string& name) {
   auto column = std::static_pointer_cast<arrow::Int64Array>(batch.GetColumnByName(name));
-  return std::vector<int64_t>(column->raw_values(), column->raw_values() + column->length());
+  return std::vector<int64_t>(column->raw_values(),
+                              column->raw_values() + column->length());
 }
 
 inline std::vector<uint64_t> UInt64Column(const arrow::RecordBatch& batch,
                                           const std::string& name) {
   auto column = std::static_pointer_cast<arrow::UInt64Array>(batch.GetColumnByName(name));
-  return std::vector<uint64_t>(column->raw_values(), column->raw_values() + column->length());
+  return std::vector<uint64_t>(column->raw_values(),
+                               column->raw_values() + column->length());
 }
 
 }  // namespace riffledb::testing

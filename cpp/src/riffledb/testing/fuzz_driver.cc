@@ -1,8 +1,9 @@
-// A libFuzzer-compatible driver for builds without libFuzzer (g++): runs every file of the
-// seed corpus given on the command line, then a fixed number of deterministic mutations of
-// them (byte flips, truncations, insertions, splices). The target must not crash, leak or
-// trip a sanitizer on any input; ctest runs it as a smoke fuzz. Real fuzzing:
-// configure with -DRIFFLEDB_BUILD_FUZZERS=ON and clang, which links libFuzzer instead.
+// A libFuzzer-compatible driver for builds without libFuzzer (g++): runs every file of
+// the seed corpus given on the command line, then a fixed number of deterministic
+// mutations of them (byte flips, truncations, insertions, splices). The target must not
+// crash, leak or trip a sanitizer on any input; ctest runs it as a smoke fuzz. Real
+// fuzzing: configure with -DRIFFLEDB_BUILD_FUZZERS=ON and clang, which links libFuzzer
+// instead.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -56,7 +57,8 @@ int main(int argc, char** argv) {
     for (int m = 0; m < mutations; ++m) {
       switch (rng() % 5) {
         case 0:  // flip a byte
-          if (!input.empty()) input[rng() % input.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+          if (!input.empty())
+            input[rng() % input.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
           break;
         case 1:  // truncate
           if (!input.empty()) input.resize(rng() % input.size());
@@ -76,7 +78,8 @@ int main(int argc, char** argv) {
         }
         default:  // set a byte to an interesting value
           if (!input.empty()) {
-            static const uint8_t kValues[] = {0, 1, 0x7f, 0x80, 0xff, '"', '\'', '(', ')', '\\'};
+            static const uint8_t kValues[] = {0,   1,    0x7f, 0x80, 0xff,
+                                              '"', '\'', '(',  ')',  '\\'};
             input[rng() % input.size()] = kValues[rng() % sizeof(kValues)];
           }
       }

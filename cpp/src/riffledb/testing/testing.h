@@ -1,28 +1,28 @@
-// GoogleTest helpers for arrow::Status / arrow::Result, shared by every component's tests.
+// GoogleTest helpers for arrow::Status / arrow::Result, shared by every component's
+// tests.
 #pragma once
-
-#include <gtest/gtest.h>
 
 #include <arrow/result.h>
 #include <arrow/status.h>
+#include <gtest/gtest.h>
 
 #define RIFFLEDB_CONCAT_INNER(a, b) a##b
 #define RIFFLEDB_CONCAT(a, b) RIFFLEDB_CONCAT_INNER(a, b)
 
-#define ASSERT_OK(expr)                                            \
-  do {                                                             \
-    ::arrow::Status _st = ::arrow::ToStatus(expr);                 \
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    ::arrow::Status _st = ::arrow::ToStatus(expr);                   \
     ASSERT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
   } while (false)
 
-#define EXPECT_OK(expr)                                            \
-  do {                                                             \
-    ::arrow::Status _st = ::arrow::ToStatus(expr);                 \
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    ::arrow::Status _st = ::arrow::ToStatus(expr);                   \
     EXPECT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
   } while (false)
 
-#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                              \
-  auto tmp = (rexpr);                                                           \
+#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                           \
+  auto tmp = (rexpr);                                                        \
   ASSERT_TRUE(tmp.ok()) << #rexpr << " failed: " << tmp.status().ToString(); \
   lhs = std::move(tmp).ValueUnsafe();
 
@@ -30,17 +30,19 @@
   ASSERT_OK_AND_ASSIGN_IMPL(RIFFLEDB_CONCAT(_result_, __COUNTER__), lhs, rexpr)
 
 // Asserts that `expr` fails with status code `code` (e.g. Invalid, IndexError).
-#define ASSERT_RAISES(code, expr)                                                   \
-  do {                                                                              \
-    ::arrow::Status _st = ::arrow::ToStatus(expr);                                  \
-    ASSERT_TRUE(_st.Is##code()) << #expr << ": expected " #code ", got " << _st.ToString(); \
+#define ASSERT_RAISES(code, expr)                                   \
+  do {                                                              \
+    ::arrow::Status _st = ::arrow::ToStatus(expr);                  \
+    ASSERT_TRUE(_st.Is##code())                                     \
+        << #expr << ": expected " #code ", got " << _st.ToString(); \
   } while (false)
 
 // Like ASSERT_RAISES, and the message contains `substr`.
-#define ASSERT_RAISES_WITH_MESSAGE(code, substr, expr)                               \
-  do {                                                                               \
-    ::arrow::Status _st = ::arrow::ToStatus(expr);                                   \
-    ASSERT_TRUE(_st.Is##code()) << #expr << ": expected " #code ", got " << _st.ToString(); \
-    ASSERT_NE(_st.message().find(substr), std::string::npos)                         \
-        << "message '" << _st.message() << "' lacks '" << substr << "'";             \
+#define ASSERT_RAISES_WITH_MESSAGE(code, substr, expr)                   \
+  do {                                                                   \
+    ::arrow::Status _st = ::arrow::ToStatus(expr);                       \
+    ASSERT_TRUE(_st.Is##code())                                          \
+        << #expr << ": expected " #code ", got " << _st.ToString();      \
+    ASSERT_NE(_st.message().find(substr), std::string::npos)             \
+        << "message '" << _st.message() << "' lacks '" << substr << "'"; \
   } while (false)

@@ -8,18 +8,18 @@ namespace riffledb {
 /// A std::mutex for short, leaf critical sections of objects that a forked child keeps
 /// using (a Table's snapshot, a store's caches, a database's table list).
 ///
-/// A plain mutex held by another thread at the moment of fork() stays locked forever in the
-/// child, where that thread does not exist. A ForkSafeMutex cannot be caught held: every
-/// critical section also holds a process-wide fork gate in shared mode, and a
+/// A plain mutex held by another thread at the moment of fork() stays locked forever in
+/// the child, where that thread does not exist. A ForkSafeMutex cannot be caught held:
+/// every critical section also holds a process-wide fork gate in shared mode, and a
 /// pthread_atfork prepare handler takes the gate exclusively, so fork() waits until every
 /// critical section in flight has finished and lets no new one start. The parent reopens
-/// the gate after fork(); the child re-creates it in place. The data a ForkSafeMutex guards
-/// is therefore always consistent in the child.
+/// the gate after fork(); the child re-creates it in place. The data a ForkSafeMutex
+/// guards is therefore always consistent in the child.
 ///
 /// Rules, which keep the gate deadlock-free: a critical section is short, never blocks on
-/// other threads (no waits, no I/O that can stall), never takes another ForkSafeMutex, and
-/// never calls fork(). The gate prefers the writer, so a stream of critical sections cannot
-/// starve a fork().
+/// other threads (no waits, no I/O that can stall), never takes another ForkSafeMutex,
+/// and never calls fork(). The gate prefers the writer, so a stream of critical sections
+/// cannot starve a fork().
 ///
 /// Meets the Lockable requirements: use it with std::lock_guard / std::unique_lock.
 class ForkSafeMutex {

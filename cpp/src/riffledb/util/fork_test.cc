@@ -372,7 +372,8 @@ TEST(ForkSafety, ForkSafeMutexIsNeverInheritedHeld) {
       while (!stop.load(std::memory_order_relaxed)) {
         std::lock_guard<ForkSafeMutex> lock(mu);
         ++a;
-        for (int spin = 0; spin < 50; ++spin) asm volatile("" ::: "memory");  // widen the window
+        for (int spin = 0; spin < 50; ++spin)
+          asm volatile("" ::: "memory");  // widen the window
         ++b;
         sections.fetch_add(1, std::memory_order_relaxed);
       }
