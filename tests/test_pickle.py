@@ -440,7 +440,7 @@ def test_memory_base_keeps_schema_metadata(mem_db):
 
 def test_with_connection_factory_validates(tmp_db):
     p = Permutation.identity(tmp_db.create_table("t", data(10)))
-    with pytest.raises(AssertionError, match="connection_factory is required"):
+    with pytest.raises(TypeError, match="connection_factory is required"):
         p.with_connection_factory(None)
     with pytest.raises(TypeError, match="must be callable"):
         p.with_connection_factory("not callable")

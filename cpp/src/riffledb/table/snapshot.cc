@@ -596,4 +596,23 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
                                   std::move(arrays));
 }
 
+std::shared_ptr<const void> Snapshot::Derived(const void* key) const {
+  std::lock_guard lock(derived_mu_);
+  for (const auto& [k, value] : derived_) {
+    if (k == key) return value;
+  }
+  return nullptr;
+}
+
+void Snapshot::SetDerived(const void* key, std::shared_ptr<const void> value) const {
+  std::lock_guard lock(derived_mu_);
+  for (auto& [k, v] : derived_) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  derived_.emplace_back(key, std::move(value));
+}
+
 }  // namespace riffledb
