@@ -1,0 +1,335 @@
+"""The hang detector: run code in another process with a deadline, never wait forever.
+
+:class:`Child` runs a *scenario generator* in a fresh ``spawn`` child that leads its own
+process group. The generator yields ``(name, fn)`` pairs; the child runs each ``fn()`` and
+reports ``start`` / ``ok`` (with ``fn``'s picklable result) / ``error`` (with the
+traceback) through a pipe, which a parent thread drains, so several children run at once
+and each has its own deadline. If a scenario makes no progress for ``timeout`` seconds,
+every process of the group (the child, its DataLoader workers, a forkserver, forked
+grandchildren) is sent SIGUSR1 first: those that descend from the child by ``fork`` dump
+the stack of every thread (faulthandler) into a file of their own, which the failure
+message quotes. Then the group is SIGKILLed.
+
+:func:`run_in_child` is the one-function case, :func:`wait_child` reaps an ``os.fork()``
+child with a deadline (and its stacks), :func:`run_python` runs a script in a fresh
+interpreter that dumps its stacks and exits at the deadline.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import functools
+import multiprocessing as mp
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+PROGRESS_TIMEOUT = 150.0  # seconds without progress before a scenario counts as hung
+STACKS_GRACE = 10.0  # at most this long to wait for the stack dumps of a hung group
+
+# In a harness child: the directory where each process of the group dumps its stacks.
+_stacks_dir: str | None = None
+_stacks_file = None
+
+
+@dataclass
+class Outcome:
+    what: str
+    results: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    hung: str | None = None  # the scenario running when the child was killed
+    exitcode: int | None = None
+    finished: bool = False  # the child reported the end of its scenarios
+    exit_hang: bool = False  # ... but then did not exit
+    stacks: str = ""  # the thread stacks of the group, when it hung
+
+    def get(self, name: str) -> Any:
+        """The result of scenario ``name``; pytest.fail with a precise message if it
+        failed, hung or never ran."""
+        import pytest
+
+        if name in self.results:
+            status, value = self.results[name]
+            if status == "ok":
+                if self.exit_hang:
+                    pytest.fail(
+                        f"{self.what}: the child finished every scenario but did not "
+                        f"exit (hang at interpreter exit); killed\n{self.stacks}",
+                        pytrace=False,
+                    )
+                if self.finished and self.exitcode != 0:
+                    pytest.fail(
+                        f"{self.what}: the child finished every scenario but exited "
+                        f"with code {self.exitcode} (a crash at exit?)",
+                        pytrace=False,
+                    )
+                return value
+            pytest.fail(f"{self.what}: scenario {name!r} raised in the child:\n{value}")
+        if self.hung == name:
+            pytest.fail(
+                f"{self.what}: scenario {name!r} HUNG (no progress for the deadline); "
+                f"process group killed\n{self.stacks}",
+                pytrace=False,
+            )
+        if self.hung is not None:
+            pytest.fail(
+                f"{self.what}: scenario {name!r} did not run: the child hung in "
+                f"{self.hung!r} and was killed\n{self.stacks}",
+                pytrace=False,
+            )
+        pytest.fail(
+            f"{self.what}: scenario {name!r} did not run: the child exited with code "
+            f"{self.exitcode} after {self.order}",
+            pytrace=False,
+        )
+
+
+class Child:
+    """A spawn child running ``target(*args)`` (a generator of ``(name, fn)``), watched
+    by a parent thread with a progress deadline of ``timeout`` seconds."""
+
+    def __init__(self, target, *args, what: str, timeout: float = PROGRESS_TIMEOUT):
+        ctx = mp.get_context("spawn")
+        self._stacks = tempfile.mkdtemp(prefix="riffledb-stacks-")
+        recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_child_main, args=(send, self._stacks, target, args), daemon=False
+        )
+        self._proc.start()
+        send.close()
+        self.pid = self._proc.pid
+        self._outcome = Outcome(what)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._watch, args=(recv, timeout), daemon=True
+        )
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._proc.is_alive()
+
+    def kill(self) -> None:
+        """SIGKILLs the child's group (for tests that kill a child on purpose)."""
+        _kill_group(self.pid)
+
+    def outcome(self) -> Outcome:
+        # The watcher cannot take longer than one deadline per message, plus reaping.
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._outcome
+
+    def _watch(self, recv, timeout: float) -> None:
+        try:
+            self._drain(recv, timeout)
+        except BaseException as error:
+            self._error = error
+        finally:
+            recv.close()
+            shutil.rmtree(self._stacks, ignore_errors=True)
+
+    def _drain(self, recv, timeout: float) -> None:
+        proc, outcome = self._proc, self._outcome
+        current = "<startup>"
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                outcome.hung = current
+                break
+            if not recv.poll(min(remaining, 1.0)):
+                if not proc.is_alive() and not recv.poll(0):
+                    break
+                continue
+            try:
+                msg = recv.recv()
+            except EOFError:
+                break
+            deadline = time.monotonic() + timeout
+            if msg[0] == "start":
+                current = msg[1]
+                outcome.order.append(current)
+            elif msg[0] in ("ok", "error"):
+                outcome.results[msg[1]] = (msg[0], msg[2])
+                current = "<between scenarios>"
+            elif msg[0] == "end":
+                outcome.finished = True
+                current = "<exit>"
+                break
+        if outcome.hung is None:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                outcome.exit_hang = outcome.finished
+                outcome.hung = current
+        if outcome.hung is not None:
+            outcome.stacks = _dump_group_stacks(self.pid, self._stacks)
+        # Also after a clean exit: leftovers (a forkserver, an orphaned worker) must not
+        # outlive the test.
+        _kill_group(self.pid)
+        proc.join(timeout=10)
+        outcome.exitcode = proc.exitcode
+
+
+def run_scenarios(target, *args, what: str, timeout: float = PROGRESS_TIMEOUT) -> Outcome:
+    """Runs ``target(*args)`` in a :class:`Child` and waits for its outcome."""
+    return Child(target, *args, what=what, timeout=timeout).outcome()
+
+
+def run_in_child(fn, *args, what: str, timeout: float = PROGRESS_TIMEOUT) -> Any:
+    """``fn(*args)`` in a spawn child: its (picklable) result, or pytest.fail with the
+    child's traceback, or with its stacks if it runs past ``timeout`` seconds."""
+    outcome = run_scenarios(_one_call, fn, args, what=what, timeout=timeout)
+    return outcome.get("call")
+
+
+def _one_call(fn, args):
+    yield "call", functools.partial(fn, *args)
+
+
+def _child_main(conn, stacks_dir: str, target, args) -> None:
+    global _stacks_dir
+    os.setpgrp()  # the parent signals the whole group on a hang
+    _stacks_dir = stacks_dir
+    faulthandler.enable()  # a crash prints every thread's stack to stderr
+    _arm_stack_dump()
+    os.register_at_fork(after_in_child=_arm_stack_dump)
+    try:
+        for name, fn in target(*args):
+            conn.send(("start", name))
+            try:
+                result = fn()
+            except BaseException:
+                conn.send(("error", name, traceback.format_exc()))
+            else:
+                conn.send(("ok", name, result))
+    except BaseException:
+        conn.send(("error", "<generator>", traceback.format_exc()))
+    conn.send(("end",))
+    conn.close()
+
+
+def _arm_stack_dump() -> None:
+    """SIGUSR1 dumps every thread's stack to ``stacks.<pid>``; re-armed in each forked
+    process, so that a DataLoader worker or a grandchild writes its own file."""
+    global _stacks_file
+    path = os.path.join(_stacks_dir, f"stacks.{os.getpid()}")
+    _stacks_file = open(path, "w")  # kept open: faulthandler writes to it on SIGUSR1
+    faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
+
+
+def _dump_group_stacks(pgid: int, stacks_dir: str) -> str:
+    """Asks every process of the group for its stacks; returns what they wrote. Waits
+    until the files stop growing (or STACKS_GRACE seconds): this only decides how much
+    of the diagnosis is shown, never a test's outcome."""
+    try:
+        os.killpg(pgid, signal.SIGUSR1)
+    except (ProcessLookupError, PermissionError):
+        return "(the process group was gone before its stacks could be dumped)"
+    return _collect_stacks(stacks_dir, [f"stacks.{pgid}"])
+
+
+def _collect_stacks(stacks_dir: str, wanted: list[str]) -> str:
+    deadline = time.monotonic() + STACKS_GRACE
+    sizes: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = {
+            f: os.path.getsize(os.path.join(stacks_dir, f))
+            for f in os.listdir(stacks_dir)
+        }
+        if now == sizes and all(now.get(w) for w in wanted):
+            break
+        sizes = now
+    parts = []
+    for name in sorted(os.listdir(stacks_dir)):
+        with open(os.path.join(stacks_dir, name)) as f:
+            text = f.read().strip()
+        if text:
+            parts.append(f"--- process {name.split('.')[1]} ---\n{text}")
+    return "\n".join(parts) if parts else "(no process dumped its stacks)"
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # os.kill: the child may not lead a group yet
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_child(pid: int, timeout: float = 60.0) -> int:
+    """``waitpid`` with a deadline: returns the exit code (negative signal number), or
+    kills the ``os.fork()`` child and raises AssertionError with its stacks on a hang."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            stacks = ""
+            if _stacks_dir is not None:  # the fork inherited _arm_stack_dump
+                os.kill(pid, signal.SIGUSR1)
+                stacks = _collect_stacks(_stacks_dir, [f"stacks.{pid}"])
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(
+                f"forked child {pid} hung for {timeout:.0f}s; killed\n{stacks}"
+            )
+        time.sleep(0.005)
+
+
+def read_pipe(fd: int, timeout: float = 60.0) -> bytes:
+    """Everything written to the pipe until its writer closes it, or AssertionError."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no EOF on the pipe within {timeout:.0f}s")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def run_python(code: str, *args: str, timeout: float = 60.0):
+    """Runs ``code`` in a fresh interpreter; returns the CompletedProcess. At the
+    deadline the child prints every thread's stack to stderr and exits with code 1."""
+    watchdog = (
+        "import faulthandler; "
+        f"faulthandler.dump_traceback_later({timeout!r}, exit=True)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", watchdog + code, *args],
+        capture_output=True,
+        text=True,
+        # Only if the interpreter cannot even run its watchdog.
+        timeout=timeout + 60,
+    )
+
+
+def sleeper_scenarios():
+    """For the hang detector's own test."""
+    yield "quick", lambda: True
+    yield "forever", sleep_forever
+
+
+def sleep_forever() -> None:
+    time.sleep(3600)
