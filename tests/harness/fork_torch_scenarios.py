@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import select
 import threading
 import time
 import traceback
@@ -28,7 +29,7 @@ from .data import (
     split_ids,
     split_table,
 )
-from .hang import PROGRESS_TIMEOUT, read_pipe, wait_child, write_all
+from .hang import PROGRESS_TIMEOUT, wait_child
 
 
 def fork_while_busy_scenarios(db_path: str, rounds: int, threads: int):
@@ -110,6 +111,28 @@ def fork_while_busy_scenarios(db_path: str, rounds: int, threads: int):
         return list(takes)
 
     yield "threads", finish
+
+
+def read_pipe(fd: int, timeout: float = 60.0) -> bytes:
+    """Everything written to the pipe until its writer closes it, or AssertionError."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no EOF on the pipe within {timeout:.0f}s")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _grandchild_read(perm, indices) -> dict:
