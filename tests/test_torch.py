@@ -20,45 +20,62 @@ from riffledb.util import tbl_to_tensor
 torch = pytest.importorskip("torch")
 
 
+def _one_epoch(batches, values) -> None:
+    """The loops below assert on each batch, which an empty loader would pass: the
+    epoch must also hold every row once (``values(batch)`` gives a batch's ``a``)."""
+    assert len(batches) == 100
+    assert sorted(int(v) for b in batches for v in values(b)) == list(range(1000))
+
+
 def test_table_dataloader(mem_db):
     table = mem_db.create_table("test_table", pa.table({"a": range(1000)}))
     dataloader = torch.utils.data.DataLoader(
         table, collate_fn=tbl_to_tensor, batch_size=10, shuffle=True
     )
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 1
         assert batch.size(1) == 10
+    _one_epoch(batches, lambda b: b[0])
 
 
 def test_permutation_dataloader(mem_db):
     table = mem_db.create_table("test_table", pa.table({"a": range(1000)}))
     permutation = Permutation.identity(table)
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch["a"].size(0) == 10
+    _one_epoch(batches, lambda b: b["a"])
 
     # The seed's "torch" assertions are those of the later "torch_row" format: at the
     # spec's HEAD "torch" is a list of row dicts (HuggingFace's set_format("torch")),
     # which the default collate turns into a dict of (batch,) tensors.
     permutation = permutation.with_format("torch")
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch["a"].size(0) == 10
         assert batch["a"].dtype == torch.int64
+    _one_epoch(batches, lambda b: b["a"])
 
     permutation = permutation.with_format("torch_row")
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 10
         assert batch.size(1) == 1
+    _one_epoch(batches, lambda b: b[:, 0])
 
     permutation = permutation.with_format("torch_col")
     dataloader = torch.utils.data.DataLoader(
         permutation, collate_fn=lambda x: x, batch_size=10, shuffle=True
     )
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 1
         assert batch.size(1) == 10
+    _one_epoch(batches, lambda b: b[0])
 
 
 # riffledb additions: the rows of each batch are exactly the sampled rows, in order.
