@@ -317,6 +317,5 @@ def test_permutation_dataloader_fork_workers(tmp_path):
         fork_dataloader_batches,
         db_uri,
         what="Permutation iterated in a fork-based DataLoader worker",
-        timeout=30,
     )
     assert count == 100
