@@ -216,11 +216,6 @@ def test_garbage_filters_raise_value_error_only(seed):
 # a failed call changes nothing
 
 
-@pytest.fixture(params=["tmp", "mem"])
-def db(request):
-    return request.getfixturevalue(f"{request.param}_db")
-
-
 def test_failed_writes_leave_table_unchanged(db):
     data = pa.table({"id": pa.array([0, 1, 2], pa.int64())})
     tbl = db.create_table("t", data)
