@@ -9,6 +9,7 @@ from harness.hang_scenarios import (
     failing_scenarios,
     forked_sleeper_scenarios,
     sleeper_scenarios,
+    spawned_sleeper_scenarios,
 )
 
 
@@ -35,6 +36,20 @@ def test_hung_fork_child_is_killed_with_its_stacks():
     assert "AssertionError: forked child" in error and "hung for 2s; killed" in error
     assert "in sleep_forever" in error and "in fork_and_wait" in error
     assert outcome.hung is None and outcome.exitcode == 0
+
+
+def test_hung_spawned_worker_dumps_its_stacks_once_armed():
+    """arm_worker (a DataLoader worker_init_fn) arms a spawned process, which the
+    at-fork hook cannot: the group's dump then has the grandchild's stack too."""
+    outcome = hang.run_scenarios(spawned_sleeper_scenarios, what="spawned", timeout=3)
+    assert outcome.hung == "join"
+    dumps = outcome.stacks.split("--- process ")[1:]
+    assert len(dumps) == 2, outcome.stacks
+    # The child waits in join; the grandchild sleeps in armed_sleeper.
+    child = next(d for d in dumps if d.startswith(f"{outcome.pid} "))
+    grandchild = next(d for d in dumps if not d.startswith(f"{outcome.pid} "))
+    assert "in join" in child and "in armed_sleeper" not in child
+    assert "in sleep_forever" in grandchild and "in armed_sleeper" in grandchild
 
 
 def test_scenario_error_carries_the_child_traceback_and_the_rest_run():

@@ -9,6 +9,7 @@ import os
 import riffledb
 
 from .data import BATCH, KINDS, dataset, memory_table
+from .hang import arm_worker
 
 STORES = {"fork": ["dir", "memory"], "spawn": ["dir"], "forkserver": ["dir", "memory"]}
 
@@ -24,6 +25,7 @@ def _loader(ds, collate, method: str, seed: int, **kwargs):
         multiprocessing_context=method,
         collate_fn=collate,
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=arm_worker,
         **kwargs,
     )
 
@@ -60,6 +62,7 @@ def _distributed(ds, collate, expected, method, num_replicas):
             num_workers=2,
             multiprocessing_context=method,
             collate_fn=collate,
+            worker_init_fn=arm_worker,
         )
         per_rank.append({"batches": list(loader), "indices": list(sampler)})
     return {"ranks": per_rank, "expected": expected, "parent": os.getpid()}

@@ -39,6 +39,7 @@ STACKS_GRACE = 10.0  # at most this long to wait for the stack dumps of a hung g
 
 # In a harness child: the directory where each process of the group dumps its stacks.
 _stacks_dir: str | None = None
+STACKS_ENV = "RIFFLEDB_TEST_STACKS_DIR"
 _stacks_file = None
 
 
@@ -52,6 +53,7 @@ class Outcome:
     finished: bool = False  # the child reported the end of its scenarios
     exit_hang: bool = False  # ... but then did not exit
     stacks: str = ""  # the thread stacks of the group, when it hung
+    pid: int | None = None  # the child's, which leads the group
 
     def get(self, name: str) -> Any:
         """The result of scenario ``name``; pytest.fail with a precise message if it
@@ -108,7 +110,7 @@ class Child:
         self._proc.start()
         send.close()
         self.pid = self._proc.pid
-        self._outcome = Outcome(what)
+        self._outcome = Outcome(what, pid=self.pid)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._watch, args=(recv, timeout), daemon=True
@@ -202,6 +204,7 @@ def _child_main(conn, stacks_dir: str, target, args) -> None:
     global _stacks_dir
     os.setpgrp()  # the parent signals the whole group on a hang
     _stacks_dir = stacks_dir
+    os.environ[STACKS_ENV] = stacks_dir  # for spawned workers: see arm_worker
     faulthandler.enable()  # a crash prints every thread's stack to stderr
     _arm_stack_dump()
     os.register_at_fork(after_in_child=_arm_stack_dump)
@@ -227,6 +230,15 @@ def _arm_stack_dump() -> None:
     path = os.path.join(_stacks_dir, f"stacks.{os.getpid()}")
     _stacks_file = open(path, "w")  # kept open: faulthandler writes to it on SIGUSR1
     faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
+
+
+def arm_worker(worker_id: int) -> None:
+    """A DataLoader ``worker_init_fn`` that arms the stack dump in spawn and forkserver
+    workers too (fork workers are armed by the at-fork hook already)."""
+    global _stacks_dir
+    if _stacks_dir is None and os.environ.get(STACKS_ENV):
+        _stacks_dir = os.environ[STACKS_ENV]
+        _arm_stack_dump()
 
 
 def _dump_group_stacks(pgid: int, stacks_dir: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 
-from .hang import wait_child
+from .hang import STACKS_ENV, STARTUP_TIMEOUT, arm_worker, wait_child
 
 
 def sleep_forever() -> None:
@@ -45,3 +46,22 @@ def crash_at_exit_scenarios():
     """Finishes its scenario, then the child dies of SIGKILL instead of exiting."""
     yield "done", lambda: 42
     os.kill(os.getpid(), 9)
+
+
+def armed_sleeper() -> None:
+    """A spawned process (like a spawn DataLoader worker) armed by arm_worker."""
+    arm_worker(0)
+    sleep_forever()
+
+
+def spawned_sleeper_scenarios():
+    """A spawned grandchild that hangs; its stacks come from arm_worker."""
+    proc = mp.get_context("spawn").Process(target=armed_sleeper, daemon=True)
+    proc.start()
+    # Before the first scenario, under the startup deadline: wait until the grandchild
+    # is armed (_arm_stack_dump creates its file), so its dump cannot be missed.
+    armed = os.path.join(os.environ[STACKS_ENV], f"stacks.{proc.pid}")
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not os.path.exists(armed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield "join", lambda: proc.join()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import riffledb
 from riffledb.permutation import Permutation
 
+from .hang import arm_worker
+
 
 def spawn_dataloader_ids(db_uri: str) -> list[int]:
     """Every value of column ``a`` read through two spawn workers, sorted."""
@@ -19,6 +21,7 @@ def spawn_dataloader_ids(db_uri: str) -> list[int]:
         num_workers=2,
         multiprocessing_context="spawn",
         timeout=60,
+        worker_init_fn=arm_worker,
     )
     seen = []
     for batch in dataloader:
