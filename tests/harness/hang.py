@@ -21,6 +21,7 @@ from __future__ import annotations
 import faulthandler
 import functools
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import shutil
 import signal
@@ -118,11 +119,11 @@ class Child:
         self._thread.start()
 
     def is_alive(self) -> bool:
-        return self._proc.is_alive()
+        return not _exited(self._proc, 0)
 
     def kill(self) -> None:
         """SIGKILLs the child's group (for tests that kill a child on purpose)."""
-        _kill_group(self.pid)
+        _kill_group(self._proc)
 
     def outcome(self) -> Outcome:
         # The watcher cannot take longer than one deadline per message, plus reaping.
@@ -152,7 +153,7 @@ class Child:
                 outcome.hung = current
                 break
             if not recv.poll(min(remaining, 1.0)):
-                if not proc.is_alive() and not recv.poll(0):
+                if _exited(proc, 0) and not recv.poll(0):
                     break
                 continue
             try:
@@ -170,16 +171,16 @@ class Child:
                 outcome.finished = True
                 current = "<exit>"
                 break
-        if outcome.hung is None:
-            proc.join(timeout=60)
-            if proc.is_alive():
-                outcome.exit_hang = outcome.finished
-                outcome.hung = current
+        if outcome.hung is None and not _exited(proc, 60):
+            outcome.exit_hang = outcome.finished
+            outcome.hung = current
         if outcome.hung is not None:
             outcome.stacks = _dump_group_stacks(self.pid, self._stacks)
         # Also after a clean exit: leftovers (a forkserver, an orphaned worker) must not
-        # outlive the test.
-        _kill_group(self.pid)
+        # outlive the test. The watcher has not reaped the child, so its pid (the group
+        # id) is still its own (unless another Process.start reaped it: then kill is a
+        # no-op, and killpg reaches a reused pid only if that leads a group).
+        _kill_group(proc)
         proc.join(timeout=10)
         outcome.exitcode = proc.exitcode
 
@@ -273,12 +274,20 @@ def _collect_stacks(stacks_dir: str, wanted: list[str]) -> str:
     return "\n".join(parts) if parts else "(no process dumped its stacks)"
 
 
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):  # os.kill: the child may not lead a group yet
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+def _exited(proc, timeout: float) -> bool:
+    """Whether ``proc`` exited (waiting up to ``timeout`` s), without reaping it, so
+    that its pid is not reused while the watcher may still signal it."""
+    return bool(mp.connection.wait([proc.sentinel], timeout))
+
+
+def _kill_group(proc) -> None:
+    """SIGKILLs the group ``proc`` leads, and ``proc`` itself if it does not lead one
+    yet. Called only before ``proc`` is reaped (see _exited)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.kill()  # a no-op once the child is reaped
 
 
 def wait_child(pid: int, timeout: float = 60.0) -> int:
