@@ -62,7 +62,9 @@ def outcomes(db_path):
                 )
         return running[method].outcome()
 
-    return get
+    yield get
+    for child in running.values():  # kill any no test waited for (-k, -x)
+        child.close()
 
 
 def check_epoch(batches, expected, parent_pid, *, from_workers=True):

@@ -38,7 +38,7 @@ def torch_children(tmp_path_factory):
     pytest.importorskip("torch")
     nested_db = tmp_path_factory.mktemp("nested")
     riffledb.connect(nested_db).create_table("t", rows(0, N_ROWS))
-    return {
+    children = {
         "busy": Child(
             fork_torch_scenarios.fork_while_busy_scenarios,
             str(tmp_path_factory.mktemp("busy")),
@@ -50,6 +50,9 @@ def torch_children(tmp_path_factory):
             fork_torch_scenarios.nested_fork_scenarios, str(nested_db), what="nested fork"
         ),
     }
+    yield children
+    for child in children.values():  # kill any no test waited for (-k, -x)
+        child.close()
 
 
 @pytest.mark.slow

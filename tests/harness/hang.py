@@ -113,6 +113,8 @@ class Child:
         self.pid = self._proc.pid
         self._outcome = Outcome(what, pid=self.pid)
         self._error: BaseException | None = None
+        self._reap_lock = threading.Lock()
+        self._reaped = False  # under _reap_lock; after it, self.pid may be another's
         self._thread = threading.Thread(
             target=self._watch, args=(recv, timeout), daemon=True
         )
@@ -123,7 +125,15 @@ class Child:
 
     def kill(self) -> None:
         """SIGKILLs the child's group (for tests that kill a child on purpose)."""
-        _kill_group(self._proc)
+        with self._reap_lock:
+            if not self._reaped:
+                _kill_group(self._proc)
+
+    def close(self) -> None:
+        """Kills the child if it still runs (a fixture's teardown, when a test did not
+        wait for it) and waits for the watcher."""
+        self.kill()
+        self._thread.join()
 
     def outcome(self) -> Outcome:
         # The watcher cannot take longer than one deadline per message, plus reaping.
@@ -180,8 +190,10 @@ class Child:
         # outlive the test. The watcher has not reaped the child, so its pid (the group
         # id) is still its own (unless another Process.start reaped it: then kill is a
         # no-op, and killpg reaches a reused pid only if that leads a group).
-        _kill_group(proc)
-        proc.join(timeout=10)
+        with self._reap_lock:
+            _kill_group(proc)
+            proc.join(timeout=10)
+            self._reaped = True
         outcome.exitcode = proc.exitcode
 
 
