@@ -9,7 +9,7 @@ import os
 import riffledb
 
 from .data import BATCH, KINDS, dataset, memory_table
-from .hang import arm_worker
+from .stacks import arm_worker
 
 STORES = {"fork": ["dir", "memory"], "spawn": ["dir"], "forkserver": ["dir", "memory"]}
 

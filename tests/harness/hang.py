@@ -6,9 +6,8 @@ reports ``start`` / ``ok`` (with ``fn``'s picklable result) / ``error`` (with th
 traceback) through a pipe, which a parent thread drains, so several children run at once
 and each has its own deadline. If a scenario makes no progress for ``timeout`` seconds,
 every process of the group (the child, its DataLoader workers, a forkserver, forked
-grandchildren) is sent SIGUSR1 first: those that descend from the child by ``fork`` dump
-the stack of every thread (faulthandler) into a file of their own, which the failure
-message quotes. Then the group is SIGKILLed.
+grandchildren) is asked for the stacks of its threads (harness/stacks.py), which the
+failure message quotes. Then the group is SIGKILLed.
 
 :func:`run_in_child` is the one-function case, :func:`wait_child` reaps an ``os.fork()``
 child with a deadline (and its stacks), :func:`run_python` runs a script in a fresh
@@ -18,7 +17,6 @@ holds the scenarios that hang on purpose, for the detector's own tests (test_han
 
 from __future__ import annotations
 
-import faulthandler
 import functools
 import multiprocessing as mp
 import multiprocessing.connection
@@ -34,14 +32,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import stacks
+
 PROGRESS_TIMEOUT = 150.0  # seconds without progress before a scenario counts as hung
 STARTUP_TIMEOUT = 120.0  # seconds for a child to start its first scenario
-STACKS_GRACE = 10.0  # at most this long to wait for the stack dumps of a hung group
-
-# In a harness child: the directory where each process of the group dumps its stacks.
-_stacks_dir: str | None = None
-STACKS_ENV = "RIFFLEDB_TEST_STACKS_DIR"
-_stacks_file = None
 
 
 @dataclass
@@ -185,7 +179,7 @@ class Child:
             outcome.exit_hang = outcome.finished
             outcome.hung = current
         if outcome.hung is not None:
-            outcome.stacks = _dump_group_stacks(self.pid, self._stacks)
+            outcome.stacks = stacks.dump_group(self.pid, self._stacks)
         # Also after a clean exit: leftovers (a forkserver, an orphaned worker) must not
         # outlive the test. The watcher has not reaped the child, so its pid (the group
         # id) is still its own (unless another Process.start reaped it: then kill is a
@@ -214,13 +208,8 @@ def _one_call(fn, args):
 
 
 def _child_main(conn, stacks_dir: str, target, args) -> None:
-    global _stacks_dir
     os.setpgrp()  # the parent signals the whole group on a hang
-    _stacks_dir = stacks_dir
-    os.environ[STACKS_ENV] = stacks_dir  # for spawned workers: see arm_worker
-    faulthandler.enable()  # a crash prints every thread's stack to stderr
-    _arm_stack_dump()
-    os.register_at_fork(after_in_child=_arm_stack_dump)
+    stacks.arm(stacks_dir)
     try:
         for name, fn in target(*args):
             conn.send(("start", name))
@@ -234,56 +223,6 @@ def _child_main(conn, stacks_dir: str, target, args) -> None:
         conn.send(("error", "<generator>", traceback.format_exc()))
     conn.send(("end",))
     conn.close()
-
-
-def _arm_stack_dump() -> None:
-    """SIGUSR1 dumps every thread's stack to ``stacks.<pid>``; re-armed in each forked
-    process, so that a DataLoader worker or a grandchild writes its own file."""
-    global _stacks_file
-    path = os.path.join(_stacks_dir, f"stacks.{os.getpid()}")
-    _stacks_file = open(path, "w")  # kept open: faulthandler writes to it on SIGUSR1
-    faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
-
-
-def arm_worker(worker_id: int) -> None:
-    """A DataLoader ``worker_init_fn`` that arms the stack dump in spawn and forkserver
-    workers too (fork workers are armed by the at-fork hook already)."""
-    global _stacks_dir
-    if _stacks_dir is None and os.environ.get(STACKS_ENV):
-        _stacks_dir = os.environ[STACKS_ENV]
-        _arm_stack_dump()
-
-
-def _dump_group_stacks(pgid: int, stacks_dir: str) -> str:
-    """Asks every process of the group for its stacks; returns what they wrote. Waits
-    until the files stop growing (or STACKS_GRACE seconds): this only decides how much
-    of the diagnosis is shown, never a test's outcome."""
-    try:
-        os.killpg(pgid, signal.SIGUSR1)
-    except (ProcessLookupError, PermissionError):
-        return "(the process group was gone before its stacks could be dumped)"
-    return _collect_stacks(stacks_dir, [f"stacks.{pgid}"])
-
-
-def _collect_stacks(stacks_dir: str, wanted: list[str]) -> str:
-    deadline = time.monotonic() + STACKS_GRACE
-    sizes: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = {
-            f: os.path.getsize(os.path.join(stacks_dir, f))
-            for f in os.listdir(stacks_dir)
-        }
-        if now == sizes and all(now.get(w) for w in wanted):
-            break
-        sizes = now
-    parts = []
-    for name in sorted(os.listdir(stacks_dir)):
-        with open(os.path.join(stacks_dir, name)) as f:
-            text = f.read().strip()
-        if text:
-            parts.append(f"--- process {name.split('.')[1]} ---\n{text}")
-    return "\n".join(parts) if parts else "(no process dumped its stacks)"
 
 
 def _exited(proc, timeout: float) -> bool:
@@ -311,14 +250,11 @@ def wait_child(pid: int, timeout: float = 60.0) -> int:
         if done:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
-            stacks = ""
-            if _stacks_dir is not None:  # the fork inherited _arm_stack_dump
-                os.kill(pid, signal.SIGUSR1)
-                stacks = _collect_stacks(_stacks_dir, [f"stacks.{pid}"])
+            dump = stacks.dump_process(pid)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise AssertionError(
-                f"forked child {pid} hung for {timeout:.0f}s; killed\n{stacks}"
+                f"forked child {pid} hung for {timeout:.0f}s; killed\n{dump}"
             )
         time.sleep(0.005)
 

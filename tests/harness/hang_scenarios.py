@@ -6,7 +6,8 @@ import multiprocessing as mp
 import os
 import time
 
-from .hang import STACKS_ENV, STARTUP_TIMEOUT, arm_worker, wait_child
+from .hang import STARTUP_TIMEOUT, wait_child
+from .stacks import STACKS_ENV, arm_worker
 
 
 def sleep_forever() -> None:
@@ -59,7 +60,7 @@ def spawned_sleeper_scenarios():
     proc = mp.get_context("spawn").Process(target=armed_sleeper, daemon=True)
     proc.start()
     # Before the first scenario, under the startup deadline: wait until the grandchild
-    # is armed (_arm_stack_dump creates its file), so its dump cannot be missed.
+    # is armed (arming creates its file), so its dump cannot be missed.
     armed = os.path.join(os.environ[STACKS_ENV], f"stacks.{proc.pid}")
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while not os.path.exists(armed) and time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import riffledb
 from riffledb.permutation import Permutation
 
-from .hang import arm_worker
+from .stacks import arm_worker
 
 
 def spawn_dataloader_ids(db_uri: str) -> list[int]:
