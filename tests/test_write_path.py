@@ -267,6 +267,9 @@ def test_unsupported_data_is_a_type_error(table):
         table.add([1, 2])
     assert "got int at position 0" in str(info.value)
     with pytest.raises(TypeError) as info:
+        table.add([{"id": 2}, 5])
+    assert "must hold only dicts, got int at position 1" in str(info.value)
+    with pytest.raises(TypeError) as info:
         table.add(iter(["x"]))
     assert "got str at position 0" in str(info.value)
     assert table.version == 1

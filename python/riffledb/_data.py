@@ -42,18 +42,20 @@ def _from_pandas(frame) -> pa.Table:
 
 
 def _from_rows(rows: list) -> pa.Table:
-    # pa.Table.from_pylist takes its columns from the first row only, which would drop a
-    # key that only later rows have; the columns are the keys of all rows, in order of
-    # first appearance, and a row without a key holds null there.
-    keys: dict[str, None] = {}
-    for position, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise TypeError(
-                "A list of rows must hold only dicts, got "
-                f"{type(row).__name__} at position {position}"
-            )
-        keys.update(dict.fromkeys(row))
-    return pa.Table.from_pydict({key: [row.get(key) for row in rows] for key in keys})
+    # Inferred as one struct array: Arrow takes the fields from the keys of all rows, in
+    # order of first appearance, in C++ (pa.Table.from_pylist takes the keys of the first
+    # row only, dropping a key that only later rows have), and a row without a key holds
+    # null there.
+    try:
+        return pa.Table.from_struct_array(pa.array(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        for position, row in enumerate(rows):  # error path only
+            if not isinstance(row, Mapping):
+                raise TypeError(
+                    "A list of rows must hold only dicts, got "
+                    f"{type(row).__name__} at position {position}"
+                ) from None
+        raise
 
 
 def _as_batches(item: Any, position: int) -> list[pa.RecordBatch]:
