@@ -309,3 +309,17 @@ def test_open_table_version_is_keyword_only(db):
     db.create_table("t", {"id": [0]})
     with pytest.raises(TypeError):
         db.open_table("t", 1)
+
+
+def test_create_overwrite_with_schema_adapts_the_data(table, db):
+    other = pa.schema([("name", pa.large_string()), ("score", pa.float32())])
+    t = db.create_table(
+        "t", [{"score": 1}, {"score": 2.5}], schema=other, mode="overwrite"
+    )
+    assert t.version == 2
+    assert t.schema == other
+    assert _rows(t) == {"name": [None, None], "score": [1.0, 2.5]}
+    with pytest.raises(ValueError) as info:
+        db.create_table("t", pa.table({"score": [1.0]}), schema=other, mode="overwrite")
+    assert "missing columns: 'name' (large_string)" in str(info.value)
+    assert db.open_table("t").version == 2
