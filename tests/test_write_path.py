@@ -323,3 +323,16 @@ def test_create_overwrite_with_schema_adapts_the_data(table, db):
         db.create_table("t", pa.table({"score": [1.0]}), schema=other, mode="overwrite")
     assert "missing columns: 'name' (large_string)" in str(info.value)
     assert db.open_table("t").version == 2
+
+
+@pytest.mark.parametrize("kind", ["rows", "columns"])
+def test_python_integers_beyond_int64_go_to_uint64(db, kind):
+    # Regression: type inference stops at int64, so these failed with OverflowError once
+    # the table schema was no longer used to convert Python objects.
+    t = db.create_table("t", schema=pa.schema([("v", pa.uint64()), ("w", pa.int8())]))
+    values = [2**64 - 1, 2**63]
+    if kind == "rows":
+        t.add([{"v": values[0], "w": 1}, {"v": values[1]}])
+    else:
+        t.add({"v": values, "w": [1, None]})
+    assert _rows(t) == {"v": values, "w": [1, None]}

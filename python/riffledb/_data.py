@@ -41,6 +41,22 @@ def _from_pandas(frame) -> pa.Table:
     return table.replace_schema_metadata(metadata or None)
 
 
+def _infer(values: Any) -> Any:
+    """``values`` as an Arrow array; integers beyond int64 are retried as uint64."""
+    try:
+        return pa.array(values)
+    except OverflowError:
+        # Inference stops at int64; Python integers beyond it fit only a uint64 column.
+        return pa.array(values, pa.uint64())
+
+
+def _from_columns(columns: Mapping) -> pa.Table:
+    try:
+        return pa.Table.from_pydict(dict(columns))
+    except OverflowError:
+        return pa.Table.from_pydict({key: _infer(v) for key, v in columns.items()})
+
+
 def _from_rows(rows: list) -> pa.Table:
     # Inferred as one struct array: Arrow takes the fields from the keys of all rows, in
     # order of first appearance, in C++ (pa.Table.from_pylist takes the keys of the first
@@ -48,6 +64,9 @@ def _from_rows(rows: list) -> pa.Table:
     # null there.
     try:
         return pa.Table.from_struct_array(pa.array(rows))
+    except OverflowError:
+        keys = dict.fromkeys(key for row in rows for key in row)
+        return _from_columns({key: [row.get(key) for row in rows] for key in keys})
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         for position, row in enumerate(rows):  # error path only
             if not isinstance(row, Mapping):
@@ -104,7 +123,7 @@ def to_arrow_stream(data: Any) -> Stream:
     if hasattr(data, "__arrow_c_stream__"):
         return Stream(data, False)
     if isinstance(data, Mapping):
-        return Stream(pa.Table.from_pydict(dict(data)), False)
+        return Stream(_from_columns(data), False)
     if isinstance(data, list):
         if not data:
             return Stream(None, True)
