@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -158,9 +157,7 @@ class TableRef:
                 f"handle is now on version {native.version} and has no connection to "
                 "reopen it"
             )
-        other = self._conn._inner.open_table(native.name)
-        other.checkout(version)
-        return other
+        return self._conn._inner.open_table(native.name, version)
 
     def state(self, version: int | None = None) -> dict[str, Any]:
         """The pickle state: the table at ``version`` (None: the handle's), without
@@ -198,9 +195,7 @@ class TableRef:
         kind = state.get("kind")
         if kind == "local":
             conn = connect(state["uri"])
-            native = conn._inner.open_table(state["name"])
-            if native.version != state["version"]:
-                native.checkout(state["version"])
+            native = conn._inner.open_table(state["name"], state["version"])
         elif kind == "memory":
             conn = connect("memory://")
             data = pa.ipc.open_stream(state["data"]).read_all()
@@ -389,25 +384,41 @@ class Table:
     def add(self, data: Any, mode: Literal["append", "overwrite"] = "append") -> None:
         """Adds rows (``mode="append"``) or replaces them all (``"overwrite"``).
 
-        The data is aligned to the table schema (column order, safe casts). On a
-        mismatch a ValueError names both schemas and nothing is written.
+        Args:
+            data: What :meth:`DBConnection.create_table` accepts. Streams (readers,
+                ``__arrow_c_stream__`` producers) are pulled batch by batch by the native
+                write path, without passing through Python.
+            mode: ``"append"`` or ``"overwrite"`` (rows and schema become ``data``'s).
+
+        Appended data is matched to the table schema by column name, in any order, and
+        cast safely (``int64`` values into an ``int32`` column, ``list`` into a
+        fixed-size list, ...). A value the cast would change (an overflow, a float with a
+        fraction into an integer, an unparsable string) or a null in a non-nullable
+        column is an error naming the column, the row and the value. Every column of the
+        data must be in the table. A table column the data lacks is an error, except when
+        the data are rows given as dicts and the column is nullable: a row that omits a
+        key holds null there.
+
+        Raises:
+            ValueError: the data does not fit the schema (one message naming every
+                missing, extra and mismatched column with its expected and given type),
+                or a value does not. Nothing is written then, even if the error comes
+                from a late batch of a stream.
         """
-        if mode == "append":
-            schema = self.schema
-            if isinstance(data, list) and data and isinstance(data[0], Mapping):
-                extra = set().union(*(row.keys() for row in data)) - set(schema.names)
-                if extra:
-                    raise ValueError(
-                        f"Data has columns that are not in the table: {sorted(extra)}.\n"
-                        f"Table schema:\n{schema}"
-                    )
-            stream, _ = to_arrow_stream(data, schema)
-            self._inner.add(stream)
-        elif mode == "overwrite":
-            stream, _ = to_arrow_stream(data)
-            self._inner.overwrite(stream)
-        else:
+        if mode not in ("append", "overwrite"):
             raise ValueError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+        stream, from_rows = to_arrow_stream(data)
+        if mode == "append":
+            if stream is None:
+                stream = self.schema.empty_table()  # no rows: a new, empty version
+            self._inner.add(stream, fill_missing_nullable=from_rows)
+        else:
+            if stream is None:
+                raise ValueError(
+                    f"Cannot overwrite table '{self.name}' with empty data: it has no "
+                    "schema to give the table"
+                )
+            self._inner.overwrite(stream)
 
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""
