@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import pyarrow as pa
+
+from ._args import describe
+from .errors import InvalidError, RiffledbTypeError
+
+T = TypeVar("T")
 
 
 def _is_pandas(data: Any) -> bool:
@@ -30,8 +36,8 @@ def _schema_difference(data: pa.Schema, target: pa.Schema) -> str:
     return "the columns differ"
 
 
-def _mismatch(data: pa.Schema, target: pa.Schema) -> ValueError:
-    return ValueError(
+def _mismatch(data: pa.Schema, target: pa.Schema) -> InvalidError:
+    return InvalidError(
         "Data schema does not match the table schema: "
         f"{_schema_difference(data, target)}.\n"
         f"Data schema:\n{data}\nTable schema:\n{target}"
@@ -42,7 +48,7 @@ def align(data, target: pa.Schema):
     """Reorders and safely casts a ``pa.Table`` or ``pa.RecordBatch`` to ``target``.
 
     Raises:
-        ValueError: the schemas do not fit (naming both).
+        riffledb.errors.InvalidError: the schemas do not fit (naming both).
     """
     if data.schema.equals(target, check_metadata=False):
         return data
@@ -56,19 +62,83 @@ def align(data, target: pa.Schema):
         raise _mismatch(data.schema, target) from error
 
 
-def _aligned_reader(
-    reader: pa.RecordBatchReader, target: pa.Schema
-) -> pa.RecordBatchReader:
+class _Source:
+    """A caller's batches on their way to the native side, keeping aside what they raise.
+
+    Arrow's C stream interface carries only an error's message across, so an exception
+    raised by the caller's generator or reader would reach the caller as a riffledb error
+    with its text. This iterator stands between the source and pyarrow's exporter and
+    keeps the exception object, which :func:`call_with_source` raises again once the
+    native call has failed (and written nothing). It costs one Python call per batch, no
+    copy.
+    """
+
+    def __init__(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch]):
+        self.schema = schema
+        self.error: BaseException | None = None
+        self._batches = iter(batches)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        try:
+            return next(self._batches)
+        except StopIteration:
+            raise
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        reader = pa.RecordBatchReader.from_batches(self.schema, self)
+        return reader.__arrow_c_stream__(requested_schema)
+
+
+def call_with_source(stream: Any, call: Callable[[], T]) -> T:
+    """Runs the native ``call`` that consumes ``stream`` (from :func:`to_arrow_stream`).
+
+    If it fails because the caller's data source raised, the source's own exception is
+    raised (the same object, its traceback extended), not the riffledb error that carried
+    its message.
+    """
+    try:
+        return call()
+    except Exception:
+        source_error = stream.error if isinstance(stream, _Source) else None
+        if source_error is None:
+            raise
+    # Raised outside the except block so that the source's exception keeps its own
+    # __context__ rather than gaining the riffledb error that relayed it.
+    raise source_error
+
+
+def _aligned_reader(reader: pa.RecordBatchReader, target: pa.Schema) -> _Source:
     if reader.schema.equals(target, check_metadata=False):
-        return reader
+        return _Source(reader.schema, reader)
     if sorted(reader.schema.names) != sorted(target.names):
         raise _mismatch(reader.schema, target)
+    return _Source(target, (align(batch, target) for batch in reader))
 
-    def batches():
-        for batch in reader:
-            yield align(batch, target)
 
-    return pa.RecordBatchReader.from_batches(target, batches())
+def _align_item(position: int, item: Any, schema: pa.Schema) -> pa.RecordBatch:
+    """The ``position``-th item of an iterator of batches, aligned to ``schema``."""
+    if not isinstance(item, pa.RecordBatch):
+        raise RiffledbTypeError(
+            "data: an iterator must yield pyarrow RecordBatches, got "
+            f"{type(item).__name__} at position {position}"
+        )
+    return align(item, schema)
+
+
+def _from_python(convert: Callable[[], pa.Table]) -> pa.Table:
+    """``convert()``, with pyarrow's conversion errors raised as riffledb's."""
+    try:
+        return convert()
+    except pa.ArrowTypeError as error:
+        raise RiffledbTypeError(f"data cannot be converted to Arrow: {error}") from error
+    except pa.ArrowInvalid as error:
+        raise InvalidError(f"data cannot be converted to Arrow: {error}") from error
 
 
 def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
@@ -76,10 +146,17 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
 
     Arrow tables, batches and readers pass through without copying; a reader (or any
     ``__arrow_c_stream__`` producer) is streamed batch by batch, never materialised.
-    With ``schema``, the data is reordered and safely cast to it.
+    With ``schema``, the data is reordered and safely cast to it. Pass the stream to the
+    native call through :func:`call_with_source`.
     """
     if schema is not None and not isinstance(schema, pa.Schema):
-        schema = pa.schema(schema)
+        try:
+            schema = pa.schema(schema)
+        except (TypeError, ValueError, pa.ArrowException) as error:
+            raise RiffledbTypeError(
+                "schema must be a pyarrow.Schema or a list of fields, got "
+                f"{describe(schema)}"
+            ) from error
     if isinstance(data, pa.Table):
         table = data if schema is None else align(data, schema)
         return table, table.schema
@@ -87,10 +164,12 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
         batch = data if schema is None else align(data, schema)
         return pa.Table.from_batches([batch]), batch.schema
     if isinstance(data, pa.RecordBatchReader):
-        reader = data if schema is None else _aligned_reader(data, schema)
-        return reader, reader.schema
+        source = _aligned_reader(data, data.schema if schema is None else schema)
+        return source, source.schema
     if _is_pandas(data):
-        table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+        table = _from_python(
+            lambda: pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+        )
         metadata = dict(table.schema.metadata or {})
         metadata.pop(b"pandas", None)  # pandas' own bookkeeping, not the user's metadata
         table = table.replace_schema_metadata(metadata or None)
@@ -98,14 +177,15 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
     if hasattr(data, "__arrow_c_stream__"):
         reader = pa.RecordBatchReader.from_stream(data)
         if schema is not None:
-            reader = _aligned_reader(reader, schema)
+            source = _aligned_reader(reader, schema)
+            return source, source.schema
         return reader, reader.schema
     if isinstance(data, Mapping):
-        table = pa.Table.from_pydict(dict(data), schema=schema)
+        table = _from_python(lambda: pa.Table.from_pydict(dict(data), schema=schema))
         return table, table.schema
     if isinstance(data, list):
         if not data and schema is None:
-            raise ValueError("Cannot infer a schema from an empty list: pass schema=")
+            raise InvalidError("Cannot infer a schema from an empty list: pass schema=")
         if data and not isinstance(data[0], Mapping):
             if isinstance(data[0], (pa.RecordBatch, pa.Table)):
                 tables = [
@@ -116,19 +196,25 @@ def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
                 if schema is not None:
                     table = align(table, schema)
                 return table, table.schema
-            raise TypeError(
-                "A list of data must hold dicts (one per row) or record batches, "
+            raise RiffledbTypeError(
+                "data: a list must hold dicts (one per row) or record batches, "
                 f"got {type(data[0]).__name__} at position 0"
             )
-        table = pa.Table.from_pylist(data, schema=schema)
+        table = _from_python(lambda: pa.Table.from_pylist(data, schema=schema))
         return table, table.schema
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         if schema is None:
-            raise ValueError("An iterator of record batches needs schema=")
-        batches = (align(b, schema) for b in data)
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
-        return reader, schema
-    raise TypeError(
+            # The schema of the first batch; whatever the source raises here reaches the
+            # caller as itself, before anything native runs.
+            iterator = iter(data)
+            first = next(iterator, None)
+            if first is None:
+                raise InvalidError("An empty iterator of record batches needs schema=")
+            schema = _align_item(0, first, getattr(first, "schema", None)).schema
+            data = itertools.chain([first], iterator)
+        batches = (_align_item(p, b, schema) for p, b in enumerate(data))
+        return _Source(schema, batches), schema
+    raise RiffledbTypeError(
         f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, "
         "RecordBatch or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict "
         "of lists, or an "

@@ -10,8 +10,16 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from ._data import to_arrow_stream
-from .query import Query, TakeQuery
+from ._args import UINT64_MAX, check_int, check_str
+from ._data import call_with_source, to_arrow_stream
+from .errors import (
+    InternalError,
+    InvalidError,
+    NotSupportedError,
+    RiffledbIndexError,
+    RiffledbTypeError,
+)
+from .query import Query, TakeQuery, native_read_all
 
 if TYPE_CHECKING:
     from .db import DBConnection
@@ -26,7 +34,7 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
     elif not isinstance(values, np.ndarray):
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
             if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"{what} must be a sequence of integers, got {type(values).__name__}"
                 )
             values = list(values)
@@ -36,20 +44,30 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
         try:
             values = np.asarray(values)
         except (ValueError, TypeError) as error:
-            raise TypeError(f"{what} must be a flat sequence of integers") from error
+            raise RiffledbTypeError(
+                f"{what} must be a flat sequence of integers"
+            ) from error
     if values.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
+        raise InvalidError(f"{what} must be one-dimensional, got shape {values.shape}")
     if values.dtype.kind not in "iu":
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
         items = original if original is not None else values.tolist()
         for position, value in enumerate(items):  # error path only
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"{what} must be integers, got {type(value).__name__} "
                     f"at position {position}"
                 )
-        raise IndexError(f"{what} out of the 64-bit integer range")
+        low, high = (0, 2**64 - 1) if dtype == np.uint64 else (-(2**63), 2**63 - 1)
+        for position, value in enumerate(items):
+            if not low <= value <= high:
+                noun = "Row id" if dtype == np.uint64 else "Offset"
+                raise RiffledbIndexError(
+                    f"{noun} {value} at position {position} is out of the 64-bit "
+                    "integer range"
+                )
+        raise RiffledbIndexError(f"{what} out of the 64-bit integer range")
     if (
         dtype == np.uint64
         and values.dtype.kind == "i"
@@ -57,11 +75,13 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
         and values.min() < 0
     ):
         position = int(np.argmax(values < 0))
-        raise IndexError(f"Row id {values[position]} at position {position} is negative")
+        raise RiffledbIndexError(
+            f"Row id {values[position]} at position {position} is negative"
+        )
     if dtype == np.int64 and values.dtype == np.uint64 and len(values):
         if values.max() > np.iinfo(np.int64).max:
             position = int(np.argmax(values > np.iinfo(np.int64).max))
-            raise IndexError(
+            raise RiffledbIndexError(
                 f"Offset {values[position]} at position {position} is out of range"
             )
     return np.ascontiguousarray(values, dtype=dtype)
@@ -111,7 +131,9 @@ class Table:
             return dict(self._pickled)
         uri = self._conn.uri if self._conn is not None else None
         if uri is None:
-            raise TypeError(f"Cannot pickle table '{self.name}': it has no connection")
+            raise RiffledbTypeError(
+                f"Cannot pickle table '{self.name}': it has no connection"
+            )
         if uri.startswith("memory://"):
             state = _memory_state(self.name, self.to_arrow())
             state["version"] = self.version
@@ -152,7 +174,7 @@ class Table:
 
         state = self._pickled
         if state is None:
-            raise RuntimeError("Table has neither a native handle nor a pickled state")
+            raise InternalError("Table has neither a native handle nor a pickled state")
         kind = state.get("kind")
         if kind == "local":
             conn = connect(state["uri"])
@@ -166,7 +188,7 @@ class Table:
         elif kind == "factory":
             table = state["factory"](state["name"])
             if not isinstance(table, Table):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"connection_factory({state['name']!r}) must return a riffledb "
                     f"Table, got {type(table).__name__}"
                 )
@@ -175,7 +197,7 @@ class Table:
             if version is not None and native.version != version:
                 native.checkout(version)
         else:
-            raise ValueError(f"Unknown table pickle state kind: {kind!r}")
+            raise InvalidError(f"Unknown table pickle state kind: {kind!r}")
         self._conn = conn
         self._native = native
         return native
@@ -218,9 +240,7 @@ class Table:
 
     def checkout(self, version: int) -> None:
         """Reads ``version`` from now on; writes fail until :meth:`checkout_latest`."""
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"version must be a non-negative integer, got {version!r}")
-        self._inner.checkout(version)
+        self._inner.checkout(check_int(version, "version", maximum=UINT64_MAX))
 
     def checkout_latest(self) -> None:
         """Moves to the newest version (including other writers' commits)."""
@@ -229,7 +249,7 @@ class Table:
     # -- reads --------------------------------------------------------------------------
     def count_rows(self, filter: str | None = None) -> int:
         """Rows matching the SQL ``filter`` (all rows when None)."""
-        return self._inner.count_rows(filter)
+        return self._inner.count_rows(check_str(filter, "filter", none_ok=True))
 
     def __len__(self) -> int:
         return self._inner.num_rows
@@ -240,7 +260,7 @@ class Table:
         Vector and full-text search are not part of riffledb.
         """
         if query is not None:
-            raise NotImplementedError(
+            raise NotSupportedError(
                 "riffledb has no vector or full-text search: call search() without "
                 "a query for a plain scan"
             )
@@ -252,10 +272,7 @@ class Table:
 
     def to_arrow(self) -> pa.Table:
         """The whole table (schema metadata included)."""
-        reader = pa.RecordBatchReader._import_from_c_capsule(
-            self._inner.scan(None, [], False, 0, None, 0)
-        )
-        return reader.read_all()
+        return native_read_all(self._inner.scan(None, [], False, 0, None, 0))
 
     def to_pandas(self):
         return self.to_arrow().to_pandas()
@@ -267,7 +284,7 @@ class Table:
 
     def head(self, n: int = 5) -> pa.Table:
         """The first ``n`` rows."""
-        return Query(self).limit(n).to_arrow()
+        return Query(self).limit(check_int(n, "n")).to_arrow()
 
     def take_offsets(self, offsets) -> TakeQuery:
         """Rows at these offsets (positions in scan order), in this order.
@@ -278,7 +295,7 @@ class Table:
 
     def take_row_ids(self, row_ids) -> TakeQuery:
         """Rows with these ``_rowid``s, in this order; unknown ids raise IndexError."""
-        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row ids"), True)
+        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row_ids"), True)
 
     def _take(
         self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
@@ -302,27 +319,28 @@ class Table:
         """Adds rows (``mode="append"``) or replaces them all (``"overwrite"``).
 
         The data is aligned to the table schema (column order, safe casts). On a
-        mismatch a ValueError names both schemas and nothing is written.
+        mismatch an InvalidError (a ValueError) names both schemas and nothing is written.
+        If an iterator or reader given as ``data`` raises, its exception reaches the
+        caller as itself, and nothing is written.
         """
+        check_str(mode, "mode")
         if mode == "append":
             schema = self.schema
             if isinstance(data, list) and data and isinstance(data[0], Mapping):
                 extra = set().union(*(row.keys() for row in data)) - set(schema.names)
                 if extra:
-                    raise ValueError(
+                    raise InvalidError(
                         f"Data has columns that are not in the table: {sorted(extra)}.\n"
                         f"Table schema:\n{schema}"
                     )
             stream, _ = to_arrow_stream(data, schema)
-            self._inner.add(stream)
+            call_with_source(stream, lambda: self._inner.add(stream))
         elif mode == "overwrite":
             stream, _ = to_arrow_stream(data)
-            self._inner.overwrite(stream)
+            call_with_source(stream, lambda: self._inner.overwrite(stream))
         else:
-            raise ValueError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+            raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
 
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""
-        if not isinstance(where, str):
-            raise TypeError(f"delete() takes a SQL string, got {type(where).__name__}")
-        self._inner.delete(where)
+        self._inner.delete(check_str(where, "where"))

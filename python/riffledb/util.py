@@ -8,6 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from .errors import RiffledbError, RiffledbTypeError
+
 __all__ = [
     "attempt_import_or_raise",
     "batch_to_numpy",
@@ -31,7 +33,8 @@ def attempt_import_or_raise(module: str, mitigation: str | None = None) -> Modul
 
 def _column_to_tensor(torch: Any, column: pa.ChunkedArray):
     if column.num_chunks > 1:
-        raise Exception("Single batch was too large to fit into a one-chunk table")
+        # LanceDB raises a bare Exception with this text; ours is one of its subclasses.
+        raise RiffledbError("Single batch was too large to fit into a one-chunk table")
     array = column.chunk(0) if column.num_chunks == 1 else pa.array([], type=column.type)
     return torch.from_dlpack(array)
 
@@ -76,8 +79,8 @@ def _list_values(array: pa.FixedSizeListArray) -> pa.Array:
     return array.values.slice(array.offset * size, len(array) * size)
 
 
-def _unsupported(name: str, type_: pa.DataType, why: str) -> TypeError:
-    return TypeError(
+def _unsupported(name: str, type_: pa.DataType, why: str) -> RiffledbTypeError:
+    return RiffledbTypeError(
         f"Column '{name}' of type {type_} cannot be converted to a tensor: {why}. "
         "Select other columns or convert it with with_transform()"
     )
