@@ -227,6 +227,15 @@ def test_numpy_integers_are_integers(mem_db):
     assert mem_db.table_names() == []
 
 
+def test_connect_rejects_bytes_and_nul():
+    with pytest.raises(errors.RiffledbTypeError) as info:
+        riffledb.connect(b"/tmp/db")
+    assert str(info.value) == "uri must be a str or os.PathLike, got bytes b'/tmp/db'"
+    with pytest.raises(errors.InvalidError) as info:
+        riffledb.connect("/tmp/a\0b")
+    assert str(info.value) == "uri must not contain a NUL character, got '/tmp/a\\x00b'"
+
+
 def test_connect_unknown_keyword_is_type_error():
     with pytest.raises(errors.RiffledbTypeError, match="unexpected keyword arguments"):
         riffledb.connect("memory://", nosuch=1)
