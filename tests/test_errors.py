@@ -36,7 +36,8 @@ _READ_CHILD = textwrap.dedent(
             tbl.search().where("id >= 0").to_arrow()
         result = {"raised": None, "ids": tbl.to_arrow()["id"].to_pylist()}
     except (OSError, ValueError) as e:
-        result = {"raised": type(e).__name__, "message": str(e)}
+        result = {"raised": type(e).__name__, "message": str(e),
+                  "riffledb": isinstance(e, riffledb.errors.RiffledbError)}
     print(json.dumps(result))
     """
 )
@@ -113,9 +114,11 @@ FRAGMENT_CORRUPTIONS = {
 }
 
 
-def _assert_names_file(result: dict, path) -> None:
+def _assert_names_file(result: dict, path, raised: str = "CorruptionError") -> None:
     assert result["raised"] is not None, f"no error reading corrupt {path.name}: {result}"
     assert path.name in result["message"], result
+    assert result["riffledb"], result
+    assert result["raised"] == raised, result
 
 
 @pytest.mark.parametrize("corruption", sorted(MANIFEST_CORRUPTIONS))
@@ -132,7 +135,9 @@ def test_corrupt_fragment(tmp_path, corruption, op):
     _, fragments = _make_table(tmp_path)
     FRAGMENT_CORRUPTIONS[corruption](fragments[0], random.Random(corruption))
     result = _run_child(_READ_CHILD, str(tmp_path), "t", op)
-    _assert_names_file(result, fragments[0])
+    # A missing file is the storage failing to find it, not a damaged file.
+    raised = "RiffledbIOError" if corruption == "deleted" else "CorruptionError"
+    _assert_names_file(result, fragments[0], raised)
 
 
 def test_corrupt_latest_fragment_leaves_old_version_readable(tmp_path):
@@ -198,7 +203,7 @@ _FUZZ_CHILD = textwrap.dedent(
             n = tbl.search().where(text).to_arrow().num_rows
             assert n == tbl.count_rows(text), text
             outcomes["ok"] += 1
-        except ValueError:
+        except riffledb.errors.InvalidError:
             outcomes["ValueError"] += 1
     print(json.dumps(outcomes))
     """

@@ -14,13 +14,15 @@ import os
 
 import pyarrow as _pa  # noqa: F401  (loads libarrow before the extension needs it)
 
-from . import _riffledb
+from . import _riffledb, errors
+from ._args import describe
 from .db import DBConnection
+from .errors import RiffledbError
 from .table import Table
 
 __version__ = "0.1.0"
 
-__all__ = ["connect", "DBConnection", "Table", "__version__"]
+__all__ = ["connect", "DBConnection", "RiffledbError", "Table", "errors", "__version__"]
 
 
 def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
@@ -38,9 +40,15 @@ def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
     """
     unknown = set(kwargs) - {"read_consistency_interval", "storage_options", "api_key"}
     if unknown:
-        raise TypeError(f"connect() got unexpected keyword arguments: {sorted(unknown)}")
+        raise errors.RiffledbTypeError(
+            f"connect() got unexpected keyword arguments: {sorted(unknown)}"
+        )
     if isinstance(uri, os.PathLike):
         uri = os.fspath(uri)
     if not isinstance(uri, str):
-        raise TypeError(f"uri must be a str or os.PathLike, got {type(uri).__name__}")
+        raise errors.RiffledbTypeError(
+            f"uri must be a str or os.PathLike, got {describe(uri)}"
+        )
+    if "\0" in uri:
+        raise errors.InvalidError(f"uri must not contain a NUL character, got {uri!r}")
     return DBConnection(_riffledb.Database.connect(uri))

@@ -7,7 +7,9 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from . import _riffledb
-from ._data import to_arrow_stream
+from ._args import check_bool, check_int, check_str, describe
+from ._data import call_with_source, to_arrow_stream
+from .errors import InvalidError, RiffledbTypeError
 from .table import Table
 
 
@@ -37,6 +39,8 @@ class DBConnection:
             page_token: Return only names after this one (LanceDB's paging).
             limit: Return at most this many names (all when None).
         """
+        check_str(page_token, "page_token", none_ok=True)
+        check_int(limit, "limit", none_ok=True)
         names = self._inner.table_names()
         if page_token is not None:
             names = [n for n in names if n > page_token]
@@ -45,7 +49,7 @@ class DBConnection:
         return names
 
     def __contains__(self, name: str) -> bool:
-        return self._inner.has_table(name)
+        return self._inner.has_table(check_str(name, "table name"))
 
     def __len__(self) -> int:
         return len(self._inner.table_names())
@@ -78,14 +82,27 @@ class DBConnection:
             The table.
 
         Raises:
-            ValueError: bad name or mode, the table exists, no data and no schema, or data
-                that does not fit ``schema`` (nothing is created then).
+            riffledb.errors.TableExistsError: the table exists (a ValueError).
+            riffledb.errors.InvalidError: bad name or mode, no data and no schema, or data
+                that does not fit ``schema`` (a ValueError; nothing is created then).
+            riffledb.errors.RiffledbTypeError: an argument of the wrong type.
+            Exception: whatever an iterator given as ``data`` raised, as itself
+                (nothing is written).
         """
+        check_str(name, "name")
+        check_str(mode, "mode")
+        exist_ok = check_bool(exist_ok, "exist_ok")
         if mode not in ("create", "overwrite"):
-            raise ValueError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
+            raise InvalidError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
         _riffledb.Database.validate_table_name(name)
         if schema is not None and not isinstance(schema, pa.Schema):
-            schema = pa.schema(schema)
+            try:
+                schema = pa.schema(schema)
+            except (TypeError, ValueError, pa.ArrowException) as error:
+                raise RiffledbTypeError(
+                    "schema must be a pyarrow.Schema or a list of fields, got "
+                    f"{describe(schema)}"
+                ) from error
         stream = None
         from_rows = False
         if data is not None:
@@ -93,12 +110,15 @@ class DBConnection:
                 return self.open_table(name)
             stream, from_rows = to_arrow_stream(data)
             if stream is None and schema is None:
-                raise ValueError(
+                raise InvalidError(
                     f"Cannot create table '{name}' from empty data without a schema: "
                     "pass schema="
                 )
-        inner = self._inner.create_table(
-            name, schema, stream, mode, exist_ok, fill_missing_nullable=from_rows
+        inner = call_with_source(
+            stream,
+            lambda: self._inner.create_table(
+                name, schema, stream, mode, exist_ok, fill_missing_nullable=from_rows
+            ),
         )
         return Table(inner, self)
 
@@ -112,15 +132,17 @@ class DBConnection:
                 keyword-only.
 
         Raises:
-            ValueError: the table does not exist (the message names it and the database),
-                or ``version`` of it does not (the message names both).
+            riffledb.errors.TableNotFoundError: the table does not exist (a ValueError;
+                the message names it and the database), or ``version`` of it does not
+                (the message names both).
         """
+        check_str(name, "name")
         if version is not None and (
             isinstance(version, bool)
             or not isinstance(version, int)
             or not 0 <= version < 2**64
         ):
-            raise ValueError(
+            raise InvalidError(
                 f"version must be a non-negative 64-bit integer, got {version!r}"
             )
         return Table(self._inner.open_table(name, version), self)
@@ -129,6 +151,8 @@ class DBConnection:
         """Deletes a table and all its versions.
 
         Raises:
-            ValueError: the table does not exist and ``ignore_missing`` is False.
+            riffledb.errors.TableNotFoundError: the table does not exist and
+                ``ignore_missing`` is False (a ValueError).
         """
-        self._inner.drop_table(name, ignore_missing)
+        check_str(name, "name")
+        self._inner.drop_table(name, check_bool(ignore_missing, "ignore_missing"))

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from ._optional import attempt_import_or_raise
+from .errors import RiffledbTypeError
 
 __all__ = [
     "FORMATS",
@@ -53,8 +54,8 @@ def _list_values(array: pa.FixedSizeListArray) -> pa.Array:
     return array.values.slice(array.offset * size, len(array) * size)
 
 
-def _unsupported(name: str, type_: pa.DataType, why: str) -> TypeError:
-    return TypeError(
+def _unsupported(name: str, type_: pa.DataType, why: str) -> RiffledbTypeError:
+    return RiffledbTypeError(
         f"Column '{name}' of type {type_} cannot be converted to a tensor: {why}. "
         "Select other columns or convert it with with_transform()"
     )

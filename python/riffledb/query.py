@@ -7,18 +7,46 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ._args import check_int, check_str, check_str_list, describe
+from .errors import RiffledbTypeError
+
 if TYPE_CHECKING:
     from .table import Table
+
+
+def native_reader(stream) -> pa.RecordBatchReader:
+    """A ``_riffledb.NativeStream`` as a pyarrow reader.
+
+    Batches cross one at a time through the native stream's own methods rather than the C
+    stream interface, so that an error while reading (a filter is evaluated then) raises
+    its riffledb.errors class: pyarrow re-raises the exception a generator raised.
+    """
+    schema = pa.Schema._import_from_c_capsule(stream.schema())
+
+    def batches():
+        while (array := stream.read_next()) is not None:
+            yield pa.RecordBatch._import_from_c(array[0], schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def native_read_all(stream) -> pa.Table:
+    """The rest of a ``_riffledb.NativeStream`` as a table, read natively."""
+    return pa.RecordBatchReader._import_from_c_capsule(stream.read_all()).read_all()
 
 
 def _projection(columns: Sequence[str] | Mapping[str, str] | None):
     if columns is None:
         return []
     if isinstance(columns, Mapping):
-        return [(str(name), str(expr)) for name, expr in columns.items()]
-    if isinstance(columns, str):
-        raise TypeError("select() takes a list of column names or a dict of name -> SQL")
-    return [(str(name), str(name)) for name in columns]
+        for name, expr in columns.items():
+            if not isinstance(name, str) or not isinstance(expr, str):
+                raise RiffledbTypeError(
+                    "columns must map output names (str) to SQL (str), got "
+                    f"{describe(name)}: {describe(expr)}"
+                )
+        return list(columns.items())
+    return [(name, name) for name in check_str_list(columns, "columns")]
 
 
 class Query:
@@ -38,9 +66,7 @@ class Query:
 
     def where(self, where: str, prefilter: bool | None = None) -> Query:
         """Keeps rows where the SQL expression ``where`` is true."""
-        if not isinstance(where, str):
-            raise TypeError(f"where() takes a SQL string, got {type(where).__name__}")
-        self._where = where
+        self._where = check_str(where, "where")
         return self
 
     def select(self, columns: Sequence[str] | Mapping[str, str]) -> Query:
@@ -50,18 +76,12 @@ class Query:
 
     def limit(self, limit: int | None) -> Query:
         """Returns at most ``limit`` rows (None: no limit)."""
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValueError(
-                f"limit must be a non-negative integer or None, got {limit!r}"
-            )
-        self._limit = limit
+        self._limit = check_int(limit, "limit", none_ok=True)
         return self
 
     def offset(self, offset: int) -> Query:
         """Skips the first ``offset`` matching rows."""
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
-        self._offset = offset
+        self._offset = check_int(offset, "offset")
         return self
 
     def with_row_id(self, with_row_id: bool = True) -> Query:
@@ -69,24 +89,26 @@ class Query:
         self._with_row_id = bool(with_row_id)
         return self
 
-    def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:
-        """Streams the result."""
-        capsule = self._table._inner.scan(
+    def _scan(self, batch_size: int | None = None):
+        return self._table._inner.scan(
             self._where,
             self._columns,
             self._with_row_id,
             self._offset,
             self._limit,
-            batch_size or 0,
+            check_int(batch_size, "batch_size", none_ok=True) or 0,
         )
-        return pa.RecordBatchReader._import_from_c_capsule(capsule)
+
+    def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:
+        """Streams the result."""
+        return native_reader(self._scan(batch_size))
 
     def to_batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
         """Iterates over the result as record batches of at most ``batch_size`` rows."""
         return iter(self.to_reader(batch_size))
 
     def to_arrow(self) -> pa.Table:
-        return self.to_reader().read_all()
+        return native_read_all(self._scan())
 
     def to_pandas(self):
         return self.to_arrow().to_pandas()
@@ -115,9 +137,7 @@ class TakeQuery:
 
     def select(self, columns: Sequence[str]) -> TakeQuery:
         """Only these columns, in this order (``_rowid`` may be named)."""
-        if isinstance(columns, str):
-            raise TypeError("select() takes a list of column names")
-        self._columns = [str(c) for c in columns]
+        self._columns = check_str_list(columns, "columns")
         return self
 
     def with_row_id(self, with_row_id: bool = True) -> TakeQuery:

@@ -9,8 +9,16 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from ._data import to_arrow_stream
-from .query import Query, TakeQuery
+from ._args import UINT64_MAX, check_int, check_str
+from ._data import call_with_source, to_arrow_stream
+from .errors import (
+    InternalError,
+    InvalidError,
+    NotSupportedError,
+    RiffledbIndexError,
+    RiffledbTypeError,
+)
+from .query import Query, TakeQuery, native_read_all
 
 if TYPE_CHECKING:
     from .db import DBConnection
@@ -25,7 +33,7 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
     elif not isinstance(values, np.ndarray):
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
             if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"{what} must be a sequence of integers, got {type(values).__name__}"
                 )
             values = list(values)
@@ -35,20 +43,30 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
         try:
             values = np.asarray(values)
         except (ValueError, TypeError) as error:
-            raise TypeError(f"{what} must be a flat sequence of integers") from error
+            raise RiffledbTypeError(
+                f"{what} must be a flat sequence of integers"
+            ) from error
     if values.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional, got shape {values.shape}")
+        raise InvalidError(f"{what} must be one-dimensional, got shape {values.shape}")
     if values.dtype.kind not in "iu":
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
         items = original if original is not None else values.tolist()
         for position, value in enumerate(items):  # error path only
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"{what} must be integers, got {type(value).__name__} "
                     f"at position {position}"
                 )
-        raise IndexError(f"{what} out of the 64-bit integer range")
+        low, high = (0, 2**64 - 1) if dtype == np.uint64 else (-(2**63), 2**63 - 1)
+        for position, value in enumerate(items):
+            if not low <= value <= high:
+                noun = "Row id" if dtype == np.uint64 else "Offset"
+                raise RiffledbIndexError(
+                    f"{noun} {value} at position {position} is out of the 64-bit "
+                    "integer range"
+                )
+        raise RiffledbIndexError(f"{what} out of the 64-bit integer range")
     if (
         dtype == np.uint64
         and values.dtype.kind == "i"
@@ -56,11 +74,13 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
         and values.min() < 0
     ):
         position = int(np.argmax(values < 0))
-        raise IndexError(f"Row id {values[position]} at position {position} is negative")
+        raise RiffledbIndexError(
+            f"Row id {values[position]} at position {position} is negative"
+        )
     if dtype == np.int64 and values.dtype == np.uint64 and len(values):
         if values.max() > np.iinfo(np.int64).max:
             position = int(np.argmax(values > np.iinfo(np.int64).max))
-            raise IndexError(
+            raise RiffledbIndexError(
                 f"Offset {values[position]} at position {position} is out of range"
             )
     return np.ascontiguousarray(values, dtype=dtype)
@@ -152,7 +172,7 @@ class TableRef:
         if version is None or native.version == version:
             return native
         if self._conn is None:
-            raise ValueError(
+            raise InvalidError(
                 f"Cannot read version {version} of table '{native.name}': the table "
                 f"handle is now on version {native.version} and has no connection to "
                 "reopen it"
@@ -174,14 +194,14 @@ class TableRef:
         native = self.native()
         uri = self._conn.uri if self._conn is not None else None
         if uri is None:
-            raise TypeError(f"Cannot pickle table '{native.name}': it has no connection")
+            raise RiffledbTypeError(
+                f"Cannot pickle table '{native.name}': it has no connection"
+            )
         if version is None:
             version = native.version
         if uri.startswith("memory://"):
-            stream = pa.RecordBatchReader._import_from_c_capsule(
-                self._handle(version).scan(None, [], False, 0, None, 0)
-            )
-            state = memory_state(native.name, stream.read_all())
+            rows = native_read_all(self._handle(version).scan(None, [], False, 0, None, 0))
+            state = memory_state(native.name, rows)
             state["version"] = version
             return state
         return {"kind": "local", "name": native.name, "version": version, "uri": uri}
@@ -191,7 +211,7 @@ class TableRef:
 
         state = self._state
         if state is None:
-            raise RuntimeError("Table has neither a native handle nor a pickled state")
+            raise InternalError("Table has neither a native handle nor a pickled state")
         kind = state.get("kind")
         if kind == "local":
             conn = connect(state["uri"])
@@ -203,7 +223,7 @@ class TableRef:
         elif kind == "factory":
             table = state["factory"](state["name"])
             if not isinstance(table, Table):
-                raise TypeError(
+                raise RiffledbTypeError(
                     f"connection_factory({state['name']!r}) must return a riffledb "
                     f"Table, got {type(table).__name__}"
                 )
@@ -212,7 +232,7 @@ class TableRef:
             if version is not None and native.version != version:
                 native.checkout(version)
         else:
-            raise ValueError(f"Unknown table pickle state kind: {kind!r}")
+            raise InvalidError(f"Unknown table pickle state kind: {kind!r}")
         self._conn = conn
         self._native = native
         return native
@@ -221,7 +241,9 @@ class TableRef:
 def reference(table: Any, what: str = "table") -> TableRef:
     """The reference of a riffledb ``Table`` (TypeError naming ``what`` otherwise)."""
     if not isinstance(table, Table):
-        raise TypeError(f"{what} must be a riffledb Table, got {type(table).__name__}")
+        raise RiffledbTypeError(
+            f"{what} must be a riffledb Table, got {type(table).__name__}"
+        )
     return table._ref
 
 
@@ -301,9 +323,7 @@ class Table:
 
     def checkout(self, version: int) -> None:
         """Reads ``version`` from now on; writes fail until :meth:`checkout_latest`."""
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"version must be a non-negative integer, got {version!r}")
-        self._inner.checkout(version)
+        self._inner.checkout(check_int(version, "version", maximum=UINT64_MAX))
 
     def checkout_latest(self) -> None:
         """Moves to the newest version (including other writers' commits)."""
@@ -312,7 +332,7 @@ class Table:
     # -- reads --------------------------------------------------------------------------
     def count_rows(self, filter: str | None = None) -> int:
         """Rows matching the SQL ``filter`` (all rows when None)."""
-        return self._inner.count_rows(filter)
+        return self._inner.count_rows(check_str(filter, "filter", none_ok=True))
 
     def __len__(self) -> int:
         return self._inner.num_rows
@@ -323,7 +343,7 @@ class Table:
         Vector and full-text search are not part of riffledb.
         """
         if query is not None:
-            raise NotImplementedError(
+            raise NotSupportedError(
                 "riffledb has no vector or full-text search: call search() without "
                 "a query for a plain scan"
             )
@@ -335,10 +355,7 @@ class Table:
 
     def to_arrow(self) -> pa.Table:
         """The whole table (schema metadata included)."""
-        reader = pa.RecordBatchReader._import_from_c_capsule(
-            self._inner.scan(None, [], False, 0, None, 0)
-        )
-        return reader.read_all()
+        return native_read_all(self._inner.scan(None, [], False, 0, None, 0))
 
     def to_pandas(self):
         return self.to_arrow().to_pandas()
@@ -350,7 +367,7 @@ class Table:
 
     def head(self, n: int = 5) -> pa.Table:
         """The first ``n`` rows."""
-        return Query(self).limit(n).to_arrow()
+        return Query(self).limit(check_int(n, "n")).to_arrow()
 
     def take_offsets(self, offsets) -> TakeQuery:
         """Rows at these offsets (positions in scan order), in this order.
@@ -361,7 +378,7 @@ class Table:
 
     def take_row_ids(self, row_ids) -> TakeQuery:
         """Rows with these ``_rowid``s, in this order; unknown ids raise IndexError."""
-        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row ids"), True)
+        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row_ids"), True)
 
     def _take(
         self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
@@ -405,23 +422,24 @@ class Table:
                 or a value does not. Nothing is written then, even if the error comes
                 from a late batch of a stream.
         """
+        check_str(mode, "mode")
         if mode not in ("append", "overwrite"):
-            raise ValueError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+            raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
         stream, from_rows = to_arrow_stream(data)
         if mode == "append":
             if stream is None:
                 stream = self.schema.empty_table()  # no rows: a new, empty version
-            self._inner.add(stream, fill_missing_nullable=from_rows)
+            call_with_source(
+                stream, lambda: self._inner.add(stream, fill_missing_nullable=from_rows)
+            )
         else:
             if stream is None:
-                raise ValueError(
+                raise InvalidError(
                     f"Cannot overwrite table '{self.name}' with empty data: it has no "
                     "schema to give the table"
                 )
-            self._inner.overwrite(stream)
+            call_with_source(stream, lambda: self._inner.overwrite(stream))
 
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""
-        if not isinstance(where, str):
-            raise TypeError(f"delete() takes a SQL string, got {type(where).__name__}")
-        self._inner.delete(where)
+        self._inner.delete(check_str(where, "where"))

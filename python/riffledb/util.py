@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from ._optional import attempt_import_or_raise
+from .errors import RiffledbError
 from .formats import (
     batch_to_numpy,
     batch_to_numpy_dict,
@@ -34,7 +35,8 @@ __all__ = [
 
 def _column_to_tensor(torch: Any, column: pa.ChunkedArray):
     if column.num_chunks > 1:
-        raise Exception("Single batch was too large to fit into a one-chunk table")
+        # LanceDB raises a bare Exception with this text; ours is one of its subclasses.
+        raise RiffledbError("Single batch was too large to fit into a one-chunk table")
     array = column.chunk(0) if column.num_chunks == 1 else pa.array([], type=column.type)
     return torch.from_dlpack(array)
 

@@ -203,6 +203,41 @@ nb::object ExportStream(std::shared_ptr<arrow::RecordBatchReader> reader) {
   return MakeCapsule(stream.release(), "arrow_array_stream", ReleaseStreamCapsule);
 }
 
+namespace {
+
+// A reader read from Python one batch at a time, or whole. Not thread-safe: one consumer.
+class NativeStream {
+ public:
+  explicit NativeStream(std::shared_ptr<arrow::RecordBatchReader> reader)
+      : reader_(std::move(reader)) {}
+
+  nb::object schema() const { return ExportSchema(reader_->schema()); }
+
+  // (address, owner) of the next batch's ArrowArray (see ExportBatchArray), or None at
+  // the end; the caller imports it against schema().
+  nb::object ReadNext() {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ThrowIfError(WithoutGil([&] { return reader_->ReadNext(&batch); }));
+    if (batch == nullptr) return nb::none();
+    return ExportBatchArray(batch);
+  }
+
+  // The remaining batches as one table, exported as a stream (which cannot fail).
+  nb::object ReadAll() {
+    auto table = ValueOrThrow(WithoutGil([&] { return reader_->ToTable(); }));
+    return ExportTable(table);
+  }
+
+ private:
+  std::shared_ptr<arrow::RecordBatchReader> reader_;
+};
+
+}  // namespace
+
+nb::object WrapStream(std::shared_ptr<arrow::RecordBatchReader> reader) {
+  return nb::cast(NativeStream(std::move(reader)));
+}
+
 nb::object ExportTable(const std::shared_ptr<arrow::Table>& table) {
   return ExportStream(std::make_shared<arrow::TableBatchReader>(table));
 }
@@ -277,6 +312,10 @@ nb::object ExportNumpyColumns(const std::shared_ptr<arrow::RecordBatch>& batch) 
 }
 
 void RegisterArrow(nb::module_& m) {
+  nb::class_<NativeStream>(m, "NativeStream")
+      .def("schema", &NativeStream::schema)
+      .def("read_next", &NativeStream::ReadNext)
+      .def("read_all", &NativeStream::ReadAll);
   // A smoke path used by tests: round-trips any Arrow stream through C++.
   m.def("_roundtrip_stream", [](nb::handle obj) {
     auto reader = ValueOrThrow(ImportStream(obj));

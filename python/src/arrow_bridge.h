@@ -19,8 +19,13 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ImportStream(
 arrow::Result<std::shared_ptr<arrow::Schema>> ImportSchema(nanobind::handle obj);
 
 /// Exports to a PyCapsule named "arrow_array_stream" (pyarrow:
-/// RecordBatchReader._import_from_c_capsule).
+/// RecordBatchReader._import_from_c_capsule). An error while reading it reaches Python as
+/// the exception pyarrow raises for the message; see WrapStream.
 nanobind::object ExportStream(std::shared_ptr<arrow::RecordBatchReader> reader);
+/// Wraps a reader as a `_riffledb.NativeStream`, whose read errors are raised through
+/// RaiseStatus (riffledb.errors, docs/errors.md), for readers that can fail after they
+/// are returned (a scan evaluates its filter while reading).
+nanobind::object WrapStream(std::shared_ptr<arrow::RecordBatchReader> reader);
 nanobind::object ExportTable(const std::shared_ptr<arrow::Table>& table);
 /// Exports a schema to a PyCapsule named "arrow_schema".
 nanobind::object ExportSchema(const std::shared_ptr<arrow::Schema>& schema);

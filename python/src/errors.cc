@@ -2,50 +2,98 @@
 
 #include <Python.h>
 
+#include <optional>
 #include <string>
 
 #include "bindings.h"
+#include "riffledb/util/status.h"
 
 namespace nb = nanobind;
 
 namespace riffledb::python {
 
-void RaiseStatus(const arrow::Status& status) {
-  PyObject* type = PyExc_RuntimeError;
+namespace {
+
+// The classes of riffledb.errors, looked up once at module init so that raising never
+// imports or looks up anything. Strong references, never released: the module cannot be
+// unloaded, and releasing at interpreter exit would race the errors module's teardown.
+struct ErrorClasses {
+  PyObject* invalid = nullptr;
+  PyObject* table_not_found = nullptr;
+  PyObject* table_exists = nullptr;
+  PyObject* type = nullptr;
+  PyObject* key = nullptr;
+  PyObject* index = nullptr;
+  PyObject* io = nullptr;
+  PyObject* corruption = nullptr;
+  PyObject* not_supported = nullptr;
+  PyObject* memory = nullptr;
+  PyObject* internal = nullptr;
+};
+
+ErrorClasses& Classes() {
+  static ErrorClasses classes;
+  return classes;
+}
+
+PyObject* ClassFor(const arrow::Status& status) {
+  const ErrorClasses& c = Classes();
+  std::optional<ErrorKind> kind = GetErrorKind(status);
+  if (kind == ErrorKind::kCorruption) return c.corruption;
   switch (status.code()) {
     case arrow::StatusCode::Invalid:
     case arrow::StatusCode::SerializationError:
-      type = PyExc_ValueError;
-      break;
+      if (kind == ErrorKind::kTableNotFound) return c.table_not_found;
+      if (kind == ErrorKind::kTableExists) return c.table_exists;
+      return c.invalid;
     case arrow::StatusCode::KeyError:
-      type = PyExc_KeyError;
-      break;
+      return c.key;
     case arrow::StatusCode::IndexError:
-      type = PyExc_IndexError;
-      break;
+      return c.index;
+    // AlreadyExists is a commit lost to another writer: the storage, not the call.
     case arrow::StatusCode::IOError:
-      type = PyExc_OSError;
-      break;
+    case arrow::StatusCode::AlreadyExists:
+      return c.io;
     case arrow::StatusCode::NotImplemented:
-      type = PyExc_NotImplementedError;
-      break;
+      return c.not_supported;
     case arrow::StatusCode::TypeError:
-      type = PyExc_TypeError;
-      break;
+      return c.type;
     case arrow::StatusCode::CapacityError:
     case arrow::StatusCode::OutOfMemory:
-      type = PyExc_MemoryError;
-      break;
+      return c.memory;
     case arrow::StatusCode::Cancelled:
-      type = PyExc_KeyboardInterrupt;
-      break;
+      // An interrupted wait is Ctrl-C: it must stay what `except KeyboardInterrupt`
+      // catches, not become an error of ours.
+      return PyExc_KeyboardInterrupt;
     default:
-      break;
+      return c.internal;
   }
-  PyErr_SetString(type, status.message().c_str());
+}
+
+}  // namespace
+
+void RaiseStatus(const arrow::Status& status) {
+  PyErr_SetString(ClassFor(status), status.message().c_str());
   throw nb::python_error();
 }
 
-void RegisterErrors(nb::module_& m) {}
+void RegisterErrors(nb::module_& m) {
+  nb::module_ errors = nb::module_::import_("riffledb.errors");
+  auto get = [&](const char* name) {
+    return nb::object(errors.attr(name)).release().ptr();
+  };
+  ErrorClasses& c = Classes();
+  c.invalid = get("InvalidError");
+  c.table_not_found = get("TableNotFoundError");
+  c.table_exists = get("TableExistsError");
+  c.type = get("RiffledbTypeError");
+  c.key = get("RiffledbKeyError");
+  c.index = get("RiffledbIndexError");
+  c.io = get("RiffledbIOError");
+  c.corruption = get("CorruptionError");
+  c.not_supported = get("NotSupportedError");
+  c.memory = get("RiffledbMemoryError");
+  c.internal = get("InternalError");
+}
 
 }  // namespace riffledb::python

@@ -10,10 +10,13 @@
 
 namespace riffledb::python {
 
-/// Raises the Python exception for a failed status: Invalid -> ValueError, KeyError ->
-/// KeyError, IndexError -> IndexError, IOError -> OSError, NotImplemented ->
-/// NotImplementedError, TypeError -> TypeError, Cancelled -> KeyboardInterrupt, other ->
-/// RuntimeError. Must hold the GIL.
+/// Raises the riffledb.errors exception for a failed status (docs/errors.md): Invalid ->
+/// InvalidError (a ValueError; TableNotFoundError / TableExistsError when the status
+/// carries that ErrorKind), KeyError -> RiffledbKeyError, IndexError ->
+/// RiffledbIndexError, IOError -> RiffledbIOError, NotImplemented -> NotSupportedError,
+/// TypeError -> RiffledbTypeError, CapacityError / OutOfMemory -> RiffledbMemoryError,
+/// any code with ErrorKind::kCorruption -> CorruptionError, Cancelled ->
+/// KeyboardInterrupt, other -> InternalError. Must hold the GIL.
 [[noreturn]] void RaiseStatus(const arrow::Status& status);
 
 inline void ThrowIfError(const arrow::Status& status) {

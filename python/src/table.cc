@@ -90,7 +90,7 @@ void RegisterTable(nb::module_& m) {
             auto snapshot = ValueOrThrow(t.snapshot());
             auto reader =
                 ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
-            return ExportStream(std::move(reader));
+            return WrapStream(std::move(reader));
           },
           nb::arg("filter").none(), nb::arg("projection"), nb::arg("with_row_id"),
           nb::arg("offset"), nb::arg("limit").none(), nb::arg("max_batch_rows"))

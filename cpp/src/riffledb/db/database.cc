@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "riffledb/io/local_file.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb {
 
@@ -60,8 +61,9 @@ std::string Database::TablePath(const std::string& name) const {
 }
 
 arrow::Status Database::NotFound(const std::string& name) const {
-  return arrow::Status::Invalid("Table '", name, "' was not found in database '", uri_,
-                                "'");
+  return WithErrorKind(
+      arrow::Status::Invalid("Table '", name, "' was not found in database '", uri_, "'"),
+      ErrorKind::kTableNotFound);
 }
 
 arrow::Result<std::vector<std::string>> Database::TableNames() const {
@@ -119,8 +121,10 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
       return table;
     }
     if (exist_ok) return OpenTable(name);
-    return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
-                                  "'");
+    return WithErrorKind(
+        arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                               "'"),
+        ErrorKind::kTableExists);
   }
   std::shared_ptr<Store> store;
   if (in_memory_) {
@@ -132,8 +136,10 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   if (created.status().IsAlreadyExists()) {
     // Another process created it between our check and our commit.
     if (exist_ok) return OpenTable(name);
-    return arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
-                                  "'");
+    return WithErrorKind(
+        arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                               "'"),
+        ErrorKind::kTableExists);
   }
   ARROW_RETURN_NOT_OK(created.status());
   if (in_memory_) {
@@ -146,8 +152,10 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     }
     if (existing != nullptr) {
       if (exist_ok) return Table::Open(name, std::move(existing));
-      return arrow::Status::Invalid("Table '", name, "' already exists in database '",
-                                    uri_, "'");
+      return WithErrorKind(
+          arrow::Status::Invalid("Table '", name, "' already exists in database '", uri_,
+                                 "'"),
+          ErrorKind::kTableExists);
     }
   }
   return created;

@@ -7,6 +7,7 @@
 
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb {
 namespace {
@@ -47,6 +48,8 @@ TEST_P(DatabaseTest, CreateListOpenDrop) {
                              db->OpenTable("a"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'a' was not found",
                              db->DropTable("a", false));
+  EXPECT_EQ(GetErrorKind(db->OpenTable("a").status()), ErrorKind::kTableNotFound);
+  EXPECT_EQ(GetErrorKind(db->DropTable("a", false)), ErrorKind::kTableNotFound);
   ASSERT_OK(db->DropTable("a", true));
 }
 
@@ -95,6 +98,10 @@ TEST_P(DatabaseTest, CreateModes) {
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid, "Table 't' already exists",
       db->CreateTable("t", reader->schema(), reader.get(), CreateMode::kCreate, false));
+  EXPECT_EQ(GetErrorKind(db->CreateTable("t", reader->schema(), reader.get(),
+                                         CreateMode::kCreate, false)
+                             .status()),
+            ErrorKind::kTableExists);
   auto existing = Create(*db, "t", 5, CreateMode::kCreate, /*exist_ok=*/true);
   EXPECT_EQ(existing->snapshot().ValueOrDie()->num_rows(), 3);
   auto replaced = Create(*db, "t", 5, CreateMode::kOverwrite);

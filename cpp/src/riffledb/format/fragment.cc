@@ -17,6 +17,7 @@
 #include <map>
 
 #include "riffledb/io/local_file.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb::format {
 
@@ -268,7 +269,9 @@ arrow::Status SchemaMismatch(const arrow::Schema& expected, const arrow::Schema&
 
 arrow::Status Corrupt(const char* kind, const std::string& path,
                       const arrow::Status& st) {
-  return arrow::Status::Invalid("Corrupt ", kind, " file '", path, "': ", st.message());
+  return WithErrorKind(
+      arrow::Status::Invalid("Corrupt ", kind, " file '", path, "': ", st.message()),
+      ErrorKind::kCorruption);
 }
 
 // Reads every batch of an IPC file, validated; errors are Invalid naming `path`.
@@ -279,10 +282,12 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
   if (!reader_result.ok()) return Corrupt(kind, path, reader_result.status());
   auto reader = *reader_result;
   if (!reader->schema()->Equals(expected_schema, /*check_metadata=*/false)) {
-    return arrow::Status::Invalid(
-        "Corrupt ", kind, " file '", path,
-        "': its schema does not match the manifest.\nExpected:\n",
-        expected_schema.ToString(), "\nFile has:\n", reader->schema()->ToString());
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt ", kind, " file '", path,
+                               "': its schema does not match the manifest.\nExpected:\n",
+                               expected_schema.ToString(), "\nFile has:\n",
+                               reader->schema()->ToString()),
+        ErrorKind::kCorruption);
   }
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   batches.reserve(reader->num_record_batches());
@@ -346,14 +351,18 @@ arrow::Result<std::shared_ptr<FragmentFile>> FragmentFile::Open(
   fragment->batch_offsets_.push_back(rows);
   // Row count before the costly validation: a wrong count is the cheap, common mismatch.
   if (rows != expected_rows) {
-    return arrow::Status::Invalid("Corrupt fragment file '", path, "': it has ", rows,
-                                  " rows, the manifest says ", expected_rows);
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt fragment file '", path, "': it has ", rows,
+                               " rows, the manifest says ", expected_rows),
+        ErrorKind::kCorruption);
   }
   for (size_t i = 0; i < batches.size(); ++i) {
     arrow::Status st = batches[i]->ValidateFull();
     if (!st.ok()) {
-      return arrow::Status::Invalid("Corrupt fragment file '", path, "': record batch ",
-                                    i, ": ", st.message());
+      return WithErrorKind(
+          arrow::Status::Invalid("Corrupt fragment file '", path, "': record batch ", i,
+                                 ": ", st.message()),
+          ErrorKind::kCorruption);
     }
   }
   fragment->batches_ = std::move(batches);
@@ -403,7 +412,9 @@ arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
   ARROW_ASSIGN_OR_RAISE(auto batches,
                         ReadAllBatches(path, file, *DeletionSchema(), "deletion"));
   auto bad = [&](auto&&... args) {
-    return arrow::Status::Invalid("Corrupt deletion file '", path, "': ", args...);
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt deletion file '", path, "': ", args...),
+        ErrorKind::kCorruption);
   };
   std::vector<uint32_t> rows;
   for (const auto& batch : batches) {

@@ -14,6 +14,7 @@
 
 #include "riffledb/io/local_file.h"
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb::format {
 namespace {
@@ -206,6 +207,8 @@ TEST_F(FragmentTest, SchemaMismatchRemovesWrittenFiles) {
   auto result = WriteFragments(dir_, TestSchema(), &reader, options);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, TestSchema()->ToString(), result);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, other->ToString(), result);
+  // Bad input to a write is not a damaged file.
+  EXPECT_EQ(GetErrorKind(result.status()), std::nullopt);
   EXPECT_TRUE(DataFiles().empty());
 
   // A reader whose declared schema differs fails before writing anything.
@@ -277,6 +280,8 @@ TEST_F(CorruptFragmentTest, WrongRowCount) {
                              FragmentFile::Open(path_, TestSchema(), 201));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path_,
                              FragmentFile::Open(path_, TestSchema(), 201));
+  EXPECT_EQ(GetErrorKind(FragmentFile::Open(path_, TestSchema(), 201).status()),
+            ErrorKind::kCorruption);
 }
 
 TEST_F(CorruptFragmentTest, WrongSchema) {
@@ -284,6 +289,8 @@ TEST_F(CorruptFragmentTest, WrongSchema) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, FragmentFile::Open(path_, other, 200));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not match",
                              FragmentFile::Open(path_, other, 200));
+  EXPECT_EQ(GetErrorKind(FragmentFile::Open(path_, other, 200).status()),
+            ErrorKind::kCorruption);
   // Metadata is ignored.
   ASSERT_OK(FragmentFile::Open(path_, TestSchema()->WithMetadata(nullptr), 200).status());
 }
@@ -302,6 +309,8 @@ TEST_F(CorruptFragmentTest, TruncatedFiles) {
     auto result = FragmentFile::Open(path, TestSchema(), 200);
     ASSERT_FALSE(result.ok());
     EXPECT_NE(result.status().message().find(path), std::string::npos)
+        << result.status().ToString();
+    EXPECT_EQ(GetErrorKind(result.status()), ErrorKind::kCorruption)
         << result.status().ToString();
   }
 }

@@ -30,6 +30,8 @@
 #include <string>
 #include <unordered_set>
 
+#include "riffledb/util/status.h"
+
 namespace riffledb::format {
 
 namespace {
@@ -43,16 +45,21 @@ constexpr int kMaxJsonDepth = 16;
 // Row ids keep the row within its fragment in 32 bits.
 constexpr int64_t kMaxFragmentRows = int64_t{1} << 32;
 
+// Errors about one manifest, prefixed with its source. While reading, a bad manifest is a
+// damaged file (ErrorKind::kCorruption); while writing, it is the writer's bug.
 class ManifestError {
  public:
-  explicit ManifestError(std::string_view source) : source_(source) {}
+  ManifestError(std::string_view source, bool reading)
+      : source_(source), reading_(reading) {}
   template <typename... Args>
   arrow::Status Invalid(Args&&... args) const {
-    return arrow::Status::Invalid(source_, ": ", std::forward<Args>(args)...);
+    auto status = arrow::Status::Invalid(source_, ": ", std::forward<Args>(args)...);
+    return reading_ ? WithErrorKind(status, ErrorKind::kCorruption) : status;
   }
 
  private:
   std::string_view source_;
+  bool reading_;
 };
 
 int MaxJsonDepth(std::string_view text) {
@@ -309,7 +316,7 @@ int64_t Manifest::num_rows() const {
 
 arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
   const std::string source = "manifest version " + std::to_string(manifest.version);
-  ManifestError err(source);
+  ManifestError err(source, /*reading=*/false);
   ARROW_RETURN_NOT_OK(ValidateManifest(manifest, err));
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> schema,
                         arrow::ipc::SerializeSchema(*manifest.schema));
@@ -344,7 +351,7 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
 }
 
 arrow::Result<Manifest> ParseManifest(std::string_view json, std::string_view source) {
-  ManifestError err(source);
+  ManifestError err(source, /*reading=*/true);
   try {
     return ParseJson(json, err);
   } catch (const std::exception& e) {

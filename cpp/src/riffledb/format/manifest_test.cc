@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb::format {
 namespace {
@@ -156,6 +157,8 @@ TEST(Manifest, SerializeRejectsInvalidManifests) {
   m = SampleManifest();
   m.version = 0;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "version", SerializeManifest(m));
+  // A manifest rejected while writing is the writer's bug, not a damaged file.
+  EXPECT_EQ(GetErrorKind(SerializeManifest(m).status()), std::nullopt);
 }
 
 // Golden rejections: each corrupt manifest fails with Invalid, the message begins with
@@ -264,6 +267,7 @@ TEST(Manifest, GoldenRejections) {
     std::string text = c.corrupt(doc);
     auto result = ParseManifest(text, "_versions/00000000000000000003.json");
     ASSERT_RAISES_WITH_MESSAGE(Invalid, c.message, result);
+    EXPECT_EQ(GetErrorKind(result.status()), ErrorKind::kCorruption);
     EXPECT_EQ(result.status().message().rfind("_versions/00000000000000000003.json: ", 0),
               0u)
         << result.status().message();

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "riffledb/io/local_file.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb::format {
 
@@ -95,8 +96,10 @@ arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
   ARROW_ASSIGN_OR_RAISE(auto data, io::ReadFile(path));
   ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
   if (manifest.version != version) {
-    return arrow::Status::Invalid(path, ": the manifest says version ", manifest.version,
-                                  ", its file name says ", version);
+    return WithErrorKind(
+        arrow::Status::Invalid(path, ": the manifest says version ", manifest.version,
+                               ", its file name says ", version),
+        ErrorKind::kCorruption);
   }
   return manifest;
 }

@@ -1,0 +1,44 @@
+// Status helpers: the precise kind of a failure, beyond its arrow::StatusCode.
+#pragma once
+
+#include <arrow/status.h>
+
+#include <optional>
+#include <string>
+
+namespace riffledb {
+
+/// Kinds a caller may need to tell apart among statuses of one code (all three are
+/// Invalid: the bindings raise a more specific exception for each, docs/errors.md).
+enum class ErrorKind {
+  /// The named table does not exist in the database.
+  kTableNotFound,
+  /// A table of that name already exists.
+  kTableExists,
+  /// A committed file (manifest, fragment, deletion file) is damaged; the message names
+  /// it.
+  kCorruption,
+};
+
+/// The arrow::StatusDetail carrying an ErrorKind. Immutable, so thread-safe.
+class ErrorKindDetail : public arrow::StatusDetail {
+ public:
+  static constexpr const char* kTypeId = "riffledb::ErrorKindDetail";
+
+  explicit ErrorKindDetail(ErrorKind kind) : kind_(kind) {}
+
+  const char* type_id() const override { return kTypeId; }
+  std::string ToString() const override;
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  const ErrorKind kind_;
+};
+
+/// `status` with `kind` attached (an OK status stays OK).
+arrow::Status WithErrorKind(const arrow::Status& status, ErrorKind kind);
+
+/// The kind attached by WithErrorKind, if any.
+std::optional<ErrorKind> GetErrorKind(const arrow::Status& status);
+
+}  // namespace riffledb

@@ -1,0 +1,241 @@
+"""Every public method, called with arguments of the wrong type or out of range, raises a
+riffledb error naming the argument, never nanobind's "incompatible function arguments"
+(a TypeError listing C++ signatures)."""
+
+import pyarrow as pa
+import pytest
+
+import riffledb
+from riffledb import errors
+
+BAD = {
+    "None": None,
+    "2**64": 2**64,
+    "2**70": 2**70,
+    "-1": -1,
+    "1.5": 1.5,
+    "'x'": "x",
+    "[None]": [None],
+    "object()": object(),
+}
+
+DATA = pa.table({"id": pa.array([0, 1, 2], pa.int64())})
+
+
+class Ctx:
+    def __init__(self, db, tmp_path):
+        self.db = db
+        self.tmp_path = tmp_path
+        self.tbl = db.create_table("t", DATA)
+
+
+# (method, call(ctx, value), the argument's name, the BAD labels that are valid values)
+CASES = [
+    ("connect", lambda c, v: riffledb.connect(v), "uri", {"'x'"}),
+    (
+        "table_names",
+        lambda c, v: c.db.table_names(page_token=v),
+        "page_token",
+        {"None", "'x'"},
+    ),
+    ("table_names", lambda c, v: c.db.table_names(limit=v), "limit", {"None"}),
+    ("__contains__", lambda c, v: v in c.db, "table name", {"'x'"}),
+    ("create_table", lambda c, v: c.db.create_table(v, DATA), "name", {"'x'"}),
+    ("create_table", lambda c, v: c.db.create_table("n", v), "data", set()),
+    (
+        "create_table",
+        lambda c, v: c.db.create_table("n", DATA, schema=v),
+        "schema",
+        {"None"},
+    ),
+    ("create_table", lambda c, v: c.db.create_table("n", DATA, mode=v), "mode", set()),
+    (
+        "create_table",
+        lambda c, v: c.db.create_table("n", DATA, exist_ok=v),
+        "exist_ok",
+        set(),
+    ),
+    ("open_table", lambda c, v: c.db.open_table(v), "name", set()),
+    ("drop_table", lambda c, v: c.db.drop_table(v), "name", set()),
+    (
+        "drop_table",
+        lambda c, v: c.db.drop_table("ghost", ignore_missing=v),
+        "ignore_missing",
+        set(),
+    ),
+    ("checkout", lambda c, v: c.tbl.checkout(v), "version", set()),
+    ("count_rows", lambda c, v: c.tbl.count_rows(v), "filter", {"None"}),
+    ("search", lambda c, v: c.tbl.search(v), "query", {"None"}),
+    ("head", lambda c, v: c.tbl.head(v), "n", set()),
+    ("take_offsets", lambda c, v: c.tbl.take_offsets(v).to_arrow(), "offsets", set()),
+    ("take_row_ids", lambda c, v: c.tbl.take_row_ids(v).to_arrow(), "row_ids", set()),
+    ("__getitems__", lambda c, v: c.tbl.__getitems__(v), "offsets", set()),
+    ("add", lambda c, v: c.tbl.add(v), "data", set()),
+    ("add", lambda c, v: c.tbl.add(DATA, mode=v), "mode", set()),
+    ("delete", lambda c, v: c.tbl.delete(v), "where", set()),
+    ("Query.where", lambda c, v: c.tbl.search().where(v), "where", {"'x'"}),
+    ("Query.select", lambda c, v: c.tbl.search().select(v), "columns", {"None"}),
+    ("Query.limit", lambda c, v: c.tbl.search().limit(v), "limit", {"None"}),
+    ("Query.offset", lambda c, v: c.tbl.search().offset(v), "offset", set()),
+    ("Query.to_reader", lambda c, v: c.tbl.search().to_reader(v), "batch_size", {"None"}),
+    (
+        "Query.to_batches",
+        lambda c, v: list(c.tbl.search().to_batches(v)),
+        "batch_size",
+        {"None"},
+    ),
+    (
+        "TakeQuery.select",
+        lambda c, v: c.tbl.take_offsets([0]).select(v),
+        "columns",
+        set(),
+    ),
+]
+
+
+@pytest.fixture(params=["tmp", "mem"])
+def ctx(request, tmp_path, monkeypatch):
+    # connect("x") makes a directory "x" in the working directory.
+    monkeypatch.chdir(tmp_path)
+    return Ctx(request.getfixturevalue(f"{request.param}_db"), tmp_path)
+
+
+@pytest.mark.parametrize("label", list(BAD))
+@pytest.mark.parametrize(
+    ("method", "call", "argument", "valid"),
+    CASES,
+    ids=[f"{case[0]}-{case[2]}" for case in CASES],
+)
+def test_bad_argument(ctx, method, call, argument, valid, label):
+    value = BAD[label]
+    if label in valid:
+        call(ctx, value)
+        return
+    with pytest.raises(Exception) as info:
+        call(ctx, value)
+    error = info.value
+    message = str(error)
+    assert "incompatible function arguments" not in message
+    assert isinstance(error, errors.RiffledbError), f"{type(error).__name__}: {message}"
+    # A bad string value (an unknown table or column) is named by its value instead.
+    assert argument in message or (isinstance(value, str) and f"'{value}'" in message), (
+        message
+    )
+    # Nothing was written by a failed call.
+    assert ctx.tbl.version == 1
+    assert ctx.db.table_names() == ["t"]
+
+
+@pytest.mark.parametrize("position", [0, 2])
+def test_take_offsets_float_is_type_error_naming_position(mem_db, position):
+    tbl = mem_db.create_table("t", DATA)
+    offsets = [0, 1, 1]
+    offsets[position] = 1.7
+    with pytest.raises(errors.RiffledbTypeError) as info:
+        tbl.take_offsets(offsets)
+    assert (
+        str(info.value) == f"offsets must be integers, got float at position {position}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "cls", "message"),
+    [
+        (
+            lambda t: t.take_offsets([None]),
+            errors.RiffledbTypeError,
+            "offsets must be integers, got NoneType at position 0",
+        ),
+        (
+            lambda t: t.take_offsets([0, 2**64]).to_arrow(),
+            errors.RiffledbIndexError,
+            f"Offset {2**64} at position 1 is out of the 64-bit integer range",
+        ),
+        (
+            lambda t: t.take_offsets([2**63]).to_arrow(),
+            errors.RiffledbIndexError,
+            "Offset 9223372036854775808 at position 0 is out of range",
+        ),
+        (
+            lambda t: t.take_row_ids([2**64]).to_arrow(),
+            errors.RiffledbIndexError,
+            f"Row id {2**64} at position 0 is out of the 64-bit integer range",
+        ),
+        (
+            lambda t: t.search().limit(2**70),
+            errors.InvalidError,
+            f"limit must be in [0, {2**63 - 1}], got {2**70}",
+        ),
+        (
+            lambda t: t.search().limit(-1),
+            errors.InvalidError,
+            f"limit must be in [0, {2**63 - 1}], got -1",
+        ),
+        (
+            lambda t: t.search().limit(1.5),
+            errors.RiffledbTypeError,
+            "limit must be an integer or None, got float 1.5",
+        ),
+        (
+            lambda t: t.checkout(2**64),
+            errors.InvalidError,
+            f"version must be in [0, {2**64 - 1}], got {2**64}",
+        ),
+        (
+            lambda t: t.checkout(True),
+            errors.RiffledbTypeError,
+            "version must be an integer, got bool True",
+        ),
+        (
+            lambda t: t.count_rows(123),
+            errors.RiffledbTypeError,
+            "filter must be a str or None, got int 123",
+        ),
+        (
+            lambda t: t.delete(b"id > 1"),
+            errors.RiffledbTypeError,
+            "where must be a str, got bytes b'id > 1'",
+        ),
+        (
+            lambda t: t.search().select(["id", 3]),
+            errors.RiffledbTypeError,
+            "columns must be a list of str, got int 3 at position 1",
+        ),
+        (
+            lambda t: t.search().select({"y": 3}),
+            errors.RiffledbTypeError,
+            "columns must map output names (str) to SQL (str), got str 'y': int 3",
+        ),
+    ],
+)
+def test_exact_messages(mem_db, call, cls, message):
+    tbl = mem_db.create_table("t", DATA)
+    with pytest.raises(cls) as info:
+        call(tbl)
+    assert str(info.value) == message
+
+
+def test_numpy_integers_are_integers(mem_db):
+    np = pytest.importorskip("numpy")
+    tbl = mem_db.create_table("t", DATA)
+    assert tbl.search().limit(np.int64(2)).offset(np.uint8(1)).to_arrow()[
+        "id"
+    ].to_pylist() == [1, 2]
+    tbl.checkout(np.int32(1))
+    assert tbl.head(np.int16(1)).num_rows == 1
+    mem_db.drop_table("t", ignore_missing=np.bool_(False))
+    assert mem_db.table_names() == []
+
+
+def test_connect_rejects_bytes_and_nul():
+    with pytest.raises(errors.RiffledbTypeError) as info:
+        riffledb.connect(b"/tmp/db")
+    assert str(info.value) == "uri must be a str or os.PathLike, got bytes b'/tmp/db'"
+    with pytest.raises(errors.InvalidError) as info:
+        riffledb.connect("/tmp/a\0b")
+    assert str(info.value) == "uri must not contain a NUL character, got '/tmp/a\\x00b'"
+
+
+def test_connect_unknown_keyword_is_type_error():
+    with pytest.raises(errors.RiffledbTypeError, match="unexpected keyword arguments"):
+        riffledb.connect("memory://", nosuch=1)
