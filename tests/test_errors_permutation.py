@@ -1,9 +1,5 @@
 """Bad arguments to permutations raise riffledb errors naming the argument (issue #9 item
 7), never nanobind's "incompatible function arguments" nor an AssertionError.
-
-permutation.py and _permutation_builder.py are being rewritten (issue #9 items 1-2); the
-cases that fail before that rewrite lands are marked xfail (not strict), so that the
-rewrite can make them pass and then drop the marks.
 """
 
 import pyarrow as pa
@@ -11,8 +7,6 @@ import pytest
 
 from riffledb import errors
 from riffledb.permutation import Permutation, permutation_builder
-
-REWRITE = pytest.mark.xfail(strict=False, reason="permutation rewrite")
 
 
 @pytest.fixture
@@ -138,7 +132,7 @@ CASES = [
     (
         "builder-shuffle-seed-2**70",
         lambda t: permutation_builder(t).shuffle(seed=2**70),
-        errors.InvalidError,
+        OverflowError,  # as LanceDB's (pyo3's) u64 arguments
         "seed",
     ),
     (
@@ -158,7 +152,7 @@ CASES = [
 
 @pytest.mark.parametrize(
     ("call", "cls", "text"),
-    [pytest.param(*case[1:], id=case[0], marks=REWRITE) for case in CASES],
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
 )
 def test_bad_permutation_argument(tbl, call, cls, text):
     with pytest.raises(Exception) as info:
@@ -170,7 +164,6 @@ def test_bad_permutation_argument(tbl, call, cls, text):
     assert text in str(error)
 
 
-@REWRITE
 def test_repeat_take_offsets_float_does_not_read_a_row(tbl):
     # Today the float is truncated and row 1 comes back.
     perm = _identity(tbl).with_repeat(3).with_format("arrow")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _riffledb
+from .errors import RiffledbTypeError
 from .table import Table, reference
 
 __all__ = ["PermutationBuilder", "permutation_builder"]
@@ -33,7 +34,12 @@ def _u64(value: Any, name: str) -> Any:
 
 def _u64_list(values: Any, name: str) -> Any:
     if isinstance(values, (list, tuple)):
-        for value in values:
+        for position, value in enumerate(values):
+            if isinstance(value, bool) or not hasattr(value, "__index__"):
+                raise RiffledbTypeError(
+                    f"{name} must be integers, got {type(value).__name__} at position "
+                    f"{position}"
+                )
             _u64(value, name)
         return list(values)
     return values
@@ -105,6 +111,10 @@ class PermutationBuilder:
         Split sizes are computed from the filtered row count. Errors in the expression are
         reported by :meth:`execute`.
         """
+        if not isinstance(filter, str):
+            raise RiffledbTypeError(
+                f"filter must be a str (a SQL expression), got {type(filter).__name__}"
+            )
         self._builder().filter(filter)
         return self
 

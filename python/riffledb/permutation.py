@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
+from .errors import InvalidError, RiffledbIndexError, RiffledbTypeError
 from .formats import Format, Transforms, column_builder, transform_of
 from .table import Table, memory_state, reference, table_from_state
 
@@ -67,15 +68,15 @@ def __getattr__(name: str):
 
 def _require(value: Any, what: str) -> None:
     if value is None:
-        raise TypeError(f"{what} is required")
+        raise RiffledbTypeError(f"{what} is required")
 
 
 def _check_count(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
+        raise RiffledbTypeError(f"{what} must be an integer, got {type(value).__name__}")
     value = int(value)
     if value > _INT64_MAX:
-        raise ValueError(f"{what} must be at most 2^63 - 1, got {value}")
+        raise InvalidError(f"{what} must be at most 2^63 - 1, got {value}")
     return value
 
 
@@ -85,12 +86,14 @@ def _bad_offset(offsets: Sequence[Any]) -> Exception | None:
     first)."""
     for position, value in enumerate(offsets):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            return TypeError(
+            return RiffledbTypeError(
                 f"offsets must be integers, got {type(value).__name__} at position "
                 f"{position}"
             )
         if not -_INT64_MAX - 1 <= int(value) <= _INT64_MAX:
-            return IndexError(f"Offset {value} at position {position} is out of range")
+            return RiffledbIndexError(
+                f"Offset {value} at position {position} is out of range"
+            )
     return None
 
 
@@ -101,26 +104,28 @@ def _as_offsets(offsets: Any) -> np.ndarray | list:
         return offsets
     if isinstance(offsets, np.ndarray):
         if offsets.ndim != 1:
-            raise ValueError(
+            raise InvalidError(
                 f"offsets must be one-dimensional, got shape {offsets.shape}"
             )
         if offsets.dtype.kind not in "iu":
             if offsets.dtype == object or len(offsets) == 0:
                 return _as_offsets(offsets.tolist())
-            raise TypeError(f"offsets must be integers, got dtype {offsets.dtype}")
+            raise RiffledbTypeError(
+                f"offsets must be integers, got dtype {offsets.dtype}"
+            )
         if (
             offsets.dtype.kind == "u"
             and len(offsets)
             and offsets.max() > np.iinfo(np.int64).max
         ):
-            raise IndexError(f"Offset {offsets.max()} is out of range")
+            raise RiffledbIndexError(f"Offset {offsets.max()} is out of range")
         return np.ascontiguousarray(offsets, dtype=np.int64)
     if isinstance(offsets, (pa.Array, pa.ChunkedArray)):
         return _as_offsets(offsets.to_numpy(zero_copy_only=False))
     if hasattr(offsets, "__array__") and not isinstance(offsets, (str, bytes)):
         return _as_offsets(np.asarray(offsets))  # torch tensors
     if isinstance(offsets, (str, bytes)) or not hasattr(offsets, "__iter__"):
-        raise TypeError(
+        raise RiffledbTypeError(
             f"offsets must be a sequence of integers, got {type(offsets).__name__}"
         )
     return list(offsets)
@@ -197,7 +202,7 @@ class Permutations:
         """The split named ``name``; ValueError if there is none."""
         index = self.split_dict.get(name)
         if index is None:
-            raise ValueError(f"No split named `{name}` found")
+            raise InvalidError(f"No split named `{name}` found")
         return self.get_by_index(index)
 
     def get_by_index(self, index: int) -> Permutation:
@@ -209,7 +214,7 @@ class Permutations:
             return self.get_by_name(key)
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             return self.get_by_index(int(key))
-        raise TypeError(f"Invalid split name or index: {key}")
+        raise RiffledbTypeError(f"Invalid split name or index: {key}")
 
     def __repr__(self) -> str:
         return f"Permutations(split_names={self.split_names!r})"
@@ -451,7 +456,7 @@ class Permutation:
         elif state.get("base_table_state") is not None:
             base = table_from_state(state["base_table_state"])
         else:
-            raise ValueError(
+            raise InvalidError(
                 f"Cannot unpickle a permutation over table '{name}': the state has "
                 "neither a base_table_state nor a connection_factory"
             )
@@ -534,7 +539,7 @@ class Permutation:
         """
         _require(factory, "connection_factory")
         if not callable(factory):
-            raise TypeError(
+            raise RiffledbTypeError(
                 f"connection_factory must be callable, got {type(factory).__name__}"
             )
         return self._copy(connection_factory=factory)
@@ -579,23 +584,27 @@ class Permutation:
         native = None
         if permutation_table is not None:
             native = _open_permutation_table(permutation_table)
+        if split is not None and (
+            isinstance(split, bool) or not isinstance(split, (str, int, np.integer))
+        ):
+            raise RiffledbTypeError(f"Invalid split: {split}")
         if split is None:
             index = 0
         else:
             if permutation_table is None:
-                raise ValueError(
+                raise InvalidError(
                     f"Cannot create a permutation on split `{split}` because no "
                     "permutation table is provided"
                 )
             if isinstance(split, str):
                 names = native.split_names
                 if names is None:
-                    raise ValueError(
+                    raise InvalidError(
                         f"Cannot create a permutation on split `{split}` because no "
                         "split names are defined in the permutation table"
                     )
                 if split not in names:
-                    raise ValueError(
+                    raise InvalidError(
                         f"Cannot create a permutation on split `{split}` because split "
                         f"`{split}` is not defined in the permutation table"
                     )
@@ -603,9 +612,9 @@ class Permutation:
             elif isinstance(split, (int, np.integer)) and not isinstance(split, bool):
                 index = int(split)
                 if index < 0:
-                    raise ValueError(f"Split index must not be negative, got {index}")
+                    raise InvalidError(f"Split index must not be negative, got {index}")
             else:
-                raise TypeError(f"Invalid split: {split}")
+                raise RiffledbTypeError(f"Invalid split: {split}")
         permutation = cls(
             base_table,
             permutation_table,
@@ -627,7 +636,7 @@ class Permutation:
         """The batch size of ``__iter__`` (default :data:`DEFAULT_BATCH_SIZE`)."""
         batch_size = _check_count(batch_size, "batch_size")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InvalidError(f"batch_size must be at least 1, got {batch_size}")
         return self._copy(batch_size=batch_size)
 
     def with_format(self, format: Format) -> Permutation:
@@ -671,7 +680,9 @@ class Permutation:
         so that the permutation pickles (DataLoader workers)."""
         _require(transform, "transform")
         if not callable(transform):
-            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+            raise RiffledbTypeError(
+                f"transform must be callable, got {type(transform).__name__}"
+            )
         return self._copy(transform_fn=transform)
 
     def with_skip(self, skip: int) -> Permutation:
@@ -713,7 +724,7 @@ class Permutation:
         """
         times = _check_count(times, "times")
         if times < 1:
-            raise ValueError(f"times must be at least 1, got {times}")
+            raise InvalidError(f"times must be at least 1, got {times}")
         reader = self._view().with_repeat(times)
         return self._copy(repeat_times=times, _reader=reader)
 
@@ -753,7 +764,7 @@ class Permutation:
         drop = set(columns)
         selection = {k: v for k, v in self.selection.items() if k not in drop}
         if not selection:
-            raise ValueError("Cannot remove all columns")
+            raise InvalidError("Cannot remove all columns")
         return self._copy(selection=selection)
 
     def rename_column(self, old_name: str, new_name: str) -> Permutation:
@@ -767,16 +778,16 @@ class Permutation:
         _require(old_name, "old_name")
         _require(new_name, "new_name")
         if old_name not in self.selection:
-            raise ValueError(
+            raise InvalidError(
                 f"Cannot rename column `{old_name}` because it does not exist"
             )
         if new_name in self.selection:
-            raise ValueError(
+            raise InvalidError(
                 f"Cannot rename column `{old_name}` to `{new_name}` because a column "
                 "with that name already exists"
             )
         if new_name == _ROWID:
-            raise ValueError(
+            raise InvalidError(
                 f"Dynamic column {self.selection[old_name]} cannot be used to "
                 "select _rowid"
             )
@@ -806,13 +817,13 @@ class Permutation:
         if isinstance(columns, str):
             columns = [columns]
         if len(columns) == 0:
-            raise ValueError("Must select at least one column")
+            raise InvalidError("Must select at least one column")
         selection: dict[str, str] = {}
         for name in columns:
             value = self.selection.get(name)
             if value is None:
                 if name != _ROWID:
-                    raise ValueError(
+                    raise InvalidError(
                         f"Cannot select column `{name}` because it does not exist"
                     )
                 value = _ROWID
@@ -843,7 +854,7 @@ class Permutation:
                 out[name] = source
                 return
             if path is None:
-                raise ValueError(
+                raise InvalidError(
                     f"Cannot flatten column `{name}`: it is computed by the expression "
                     f"{source!r}, not read from a struct column"
                 )
@@ -900,7 +911,7 @@ class Permutation:
             ValueError: the column is not in the selection.
         """
         if column not in self.selection:
-            raise ValueError(
+            raise InvalidError(
                 f"Cannot get unique values of column `{column}` because it does not exist"
             )
         narrowed = (
@@ -953,7 +964,7 @@ class Permutation:
         """Row ``index`` as a one-row batch through the transform (for ``"python"``,
         a list holding one dict)."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(
+            raise RiffledbTypeError(
                 f"Permutation indices must be integers, got {type(index).__name__}"
             )
         return self.take_offsets([int(index)])
@@ -978,7 +989,7 @@ class Permutation:
         """
         batch_size = _check_count(batch_size, "batch_size")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InvalidError(f"batch_size must be at least 1, got {batch_size}")
         return self._iter(batch_size, bool(skip_last_batch))
 
     def _iter(self, batch_size: int, drop_last: bool) -> Iterator[Any]:

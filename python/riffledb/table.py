@@ -200,7 +200,9 @@ class TableRef:
         if version is None:
             version = native.version
         if uri.startswith("memory://"):
-            rows = native_read_all(self._handle(version).scan(None, [], False, 0, None, 0))
+            rows = native_read_all(
+                self._handle(version).scan(None, [], False, 0, None, 0)
+            )
             state = memory_state(native.name, rows)
             state["version"] = version
             return state
