@@ -508,6 +508,47 @@ TEST(Shuffle, SameResultForAnyPoolSize) {
   EXPECT_EQ(c1, c4);
 }
 
+TEST(Shuffle, SharedWorkspaceGivesTheSameResults) {
+  // A build runs the split's shuffle and the final shuffle through one workspace; the
+  // second stage must not depend on what the first left in the shared arrays.
+  ThreadPool pool(2);
+  const uint64_t n = 300'003;
+  const std::vector<uint64_t> counts{200'000, 70'000, 30'003};
+  std::vector<uint64_t> alone = Iota(n, 1u << 20);
+  internal::ShuffleValues(alone, 5, &pool, 1024);
+  std::vector<uint64_t> alone_grouped = alone;
+  ASSERT_TRUE(internal::ShuffleContiguousSplits(&alone_grouped, counts, 11, &pool, 1024));
+
+  internal::ShuffleWorkspace workspace;
+  std::vector<uint64_t> shared = Iota(n, 1u << 20);
+  internal::ShuffleValues(shared, 5, &pool, 1024, &workspace);
+  EXPECT_EQ(shared, alone);
+  ASSERT_TRUE(
+      internal::ShuffleContiguousSplits(&shared, counts, 11, &pool, 1024, &workspace));
+  EXPECT_EQ(shared, alone_grouped);
+  // A smaller input reuses the larger arrays.
+  std::vector<uint64_t> small = Iota(n / 2), small_alone = Iota(n / 2);
+  internal::ShuffleIdsInClumps(&small, 3, 4, &pool, 1024, &workspace);
+  internal::ShuffleIdsInClumps(&small_alone, 3, 4, &pool, 1024);
+  EXPECT_EQ(small, small_alone);
+}
+
+TEST(ShuffleWorkspace, ReusesItsArraysAndGrowsOnDemand) {
+  internal::ShuffleWorkspace workspace;
+  uint64_t* ids = workspace.Ids(1000);
+  ASSERT_NE(ids, nullptr);
+  EXPECT_EQ(workspace.Ids(10), ids);
+  EXPECT_EQ(workspace.Ids(1000), ids);
+  uint16_t* buckets = workspace.Buckets(1 << 22);
+  ASSERT_NE(buckets, nullptr);
+  EXPECT_EQ(workspace.Buckets(5), buckets);
+  // Growing gives a usable array of the new size.
+  uint64_t* grown = workspace.Ids(1 << 20);
+  grown[0] = 1;
+  grown[(1 << 20) - 1] = 2;
+  EXPECT_EQ(grown[0] + grown[(1 << 20) - 1], 3u);
+}
+
 TEST(Shuffle, ClumpsStayIntactOnTheBucketedPath) {
   ThreadPool pool(4);
   const uint64_t n = 300'007, clump = 10;  // 30001 clumps, 29 buckets of 1024
