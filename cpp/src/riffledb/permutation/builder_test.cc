@@ -693,6 +693,31 @@ TEST(PermutationBuilder, HashSplitIsStablePerValueAndRoughlyWeighted) {
   }
 }
 
+TEST(RowHasher, SingleIntegerColumnFastPathHashesTheCanonicalEncoding) {
+  // One int64 or uint64 column is hashed from its values directly; it must give XXH64 of
+  // the same canonical bytes as every other column set, nulls and slice offsets included.
+  auto ints = arrow::json::ArrayFromJSONString(arrow::int64(),
+                                               "[7, null, -1, 0, 9223372036854775807]")
+                  .ValueOrDie();
+  auto uints =
+      arrow::json::ArrayFromJSONString(arrow::uint64(), "[18446744073709551615, null, 3]")
+          .ValueOrDie();
+  for (const auto& column : {ints, ints->Slice(1), uints, uints->Slice(2)}) {
+    ASSERT_OK_AND_ASSIGN(auto hasher, internal::RowHasher::Make({column}, {"c"}));
+    for (int64_t row = 0; row < column->length(); ++row) {
+      const std::string bytes = hasher.Encode(row);
+      EXPECT_EQ(hasher.Hash(row), XXH64(bytes.data(), bytes.size(), 0))
+          << column->ToString() << " row " << row;
+    }
+  }
+  // The documented bytes of -1: tag 0x01, then eight 0xff.
+  ASSERT_OK_AND_ASSIGN(auto hasher, internal::RowHasher::Make({ints}, {"c"}));
+  const unsigned char minus_one[9] = {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(hasher.Hash(2), XXH64(minus_one, 9, 0));
+  const char null_tag = 0;
+  EXPECT_EQ(hasher.Hash(1), XXH64(&null_tag, 1, 0));
+}
+
 TEST(PermutationBuilder, HashDiscard) {
   const int64_t n = 20000;
   PermutationBuilder builder(IdSnapshot(n, 1000));
