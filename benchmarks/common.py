@@ -23,6 +23,12 @@ SPLIT_RATIOS = [0.8, 0.1, 0.1]
 SPLIT_NAMES = ["train", "val", "test"]
 HASH_WEIGHTS = [8, 1, 1]
 FILTER = "label % 10 != 0"
+# LanceDB 0.40's permutation builder sorts by split in a DataFusion session whose memory
+# pool defaults to 100 MB, and fails at 3M rows and up ("Not enough memory to continue
+# external sort"). It reads this variable (bytes) when a build runs; 2 GiB lets it build
+# the 10M-row `small` table. run.env() sets it for every worker unless it is already set.
+LANCEDB_MEMORY_VAR = "LANCEDB_PERM_BUILDER_MEMORY_LIMIT"
+LANCEDB_MEMORY_LIMIT = 2 << 30
 
 # Row counts. "full" is the issue's data set; "quick" (make bench QUICK=1) keeps every
 # workload and shape but shrinks the data so the whole run stays under five minutes.

@@ -29,6 +29,8 @@ BUILD_NAMES = {
     "hash": "split_hash(id) 8:1:1 + shuffle",
     "filter": "filter `label % 10 != 0` + split_random + shuffle",
 }
+# Build target against the numpy peer (issue 9; issue 5 asked for 1.5x).
+BUILD_NUMPY_GOAL = 0.3
 
 
 class Stat:
@@ -409,16 +411,16 @@ def _loader(r, w, systems, per, ratios, stats, out_dir, suffix):
                     anon = statistics.median(x.get("RssAnon", 0) for x in ws)
                     pss = statistics.median(x.get("Pss", 0) for x in ws)
                     mem[s] = (
-                        f"{_fmt(hwm, 'B')} / {_fmt(anon, 'B')} / **{_fmt(pss, 'B')}**"
+                        f"{_fmt(hwm, 'B')} / **{_fmt(anon, 'B')}** / {_fmt(pss, 'B')}"
                     )
                     pss_anon = None
                     if all("Pss_Anon" in x for x in ws):  # older results lack the split
                         pss_anon = statistics.median(x["Pss_Anon"] for x in ws)
                         pss_file = statistics.median(x.get("Pss_File", 0) for x in ws)
                         mem[s] += f" ({_fmt(pss_anon, 'B')} + {_fmt(pss_file, 'B')})"
-                    stats.setdefault("worker_pss", {}).setdefault(key, {})[s] = (
+                    stats.setdefault("worker_anon", {}).setdefault(key, {})[s] = (
+                        anon,
                         pss,
-                        pss_anon,
                     )
                 else:
                     mem[s] = _err(block.get(s, [])) or "–"
@@ -446,8 +448,9 @@ def _loader(r, w, systems, per, ratios, stats, out_dir, suffix):
     md = lines
     if mem_rows:
         md += [
-            "Per-worker memory, peak RSS / anonymous RSS / **PSS** (its anonymous + "
-            "file-backed parts), median over workers and epochs of each worker's peak "
+            "Per-worker memory, peak RSS / **anonymous RSS** (`RssAnon`: the worker's "
+            "own memory, the figure compared) / PSS (its anonymous + file-backed parts), "
+            "median over workers and epochs of each worker's peak "
             "(sampled from /proc every 32 batches and at the last batch). Data read "
             "through a memory map (riffledb, HF, numpy) is page cache that every mapping "
             "process shares; PSS charges each worker its share of the pages it touched, "
@@ -494,7 +497,7 @@ def _worker_cost(r, w, systems, stats):
     for key, block in (w.get("loader") or {}).items():
         if key.startswith("0 "):
             continue
-        starts, pss = {}, {}
+        starts, anon, pss = {}, {}, {}
         for s in systems:
             ok = _ok(block.get(s, []))
             values = [t for x in ok for t in x.get("worker_start", [])]
@@ -504,12 +507,16 @@ def _worker_cost(r, w, systems, stats):
                 stats.setdefault("first_batch", {}).setdefault(key, {})[s] = Stat(
                     firsts, n_rep
                 )
-            p = [x.get("Pss", 0) for x in (y for run in ok for y in run["workers"])]
+            ws = [y for run in ok for y in run["workers"]]
+            a = [x.get("RssAnon", 0) for x in ws]
+            anon[s] = Stat(a, len(a)) if a else "–"
+            p = [x.get("Pss", 0) for x in ws]
             pss[s] = Stat(p, len(p)) if p else "–"
         rows.append((f"worker start, {key}", starts, "s"))
         rows.append(
             (f"first batch, {key}", stats.get("first_batch", {}).get(key, {}), "s")
         )
+        rows.append((f"worker anonymous RSS, {key}", anon, "B"))
         rows.append((f"worker PSS, {key}", pss, "B"))
     if not rows:
         return []
@@ -525,9 +532,11 @@ def _worker_cost(r, w, systems, stats):
         "start: from `iter(loader)` to the worker's `worker_init_fn` (interpreter, "
         "imports and unpickling for spawn), median [min–max] over every worker of every "
         "timed epoch. First batch: from `iter(loader)` to the first batch in the main "
-        "process. Worker PSS: `Pss` of `/proc/PID/smaps_rollup` (the data's page cache "
-        "shared among the processes that map it), the per-worker peak of the samples, "
-        "median [min–max] over workers and epochs.",
+        "process. Worker anonymous RSS: `RssAnon` of `/proc/PID/status` (the worker's "
+        "own memory, the figure the Targets compare); worker PSS: `Pss` of "
+        "`/proc/PID/smaps_rollup` (also the data's page cache shared among the processes "
+        "that map it); each the per-worker peak of the samples, median [min–max] over "
+        "workers and epochs.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -561,7 +570,7 @@ def _targets(r, stats, ratios, w):
     lines = [
         "## Targets",
         "",
-        "Issue 5's targets, from the medians of this run. “Short by”: how far the "
+        "Issues 5 and 9's targets, from the medians of this run. “Short by”: how far the "
         "measured ratio is from the target, and the speed-up riffledb needs to meet it.",
         "",
         "| target | measured | met? | missed by |",
@@ -605,17 +614,18 @@ def _targets(r, stats, ratios, w):
             failed=f"LanceDB {theirs}" if isinstance(theirs, str) else None,
         )
         ours, numpy = cells.get("riffledb"), cells.get("numpy")
+        goal = BUILD_NUMPY_GOAL
         if isinstance(ours, Stat) and isinstance(numpy, Stat) and numpy.med:
             t = ours.med / numpy.med
             row(
-                f"Build (1) {label}: at most 1.5× numpy's time",
+                f"Build (1) {label}: at most {goal:g}× numpy's time",
                 f"{t:.2f}× numpy's time",
-                t <= 1.5,
-                f"{_pct((t - 1.5) / 1.5)} over 1.5× (riffledb needs to be "
-                f"{_times(t / 1.5)} faster)",
+                t <= goal,
+                f"{_pct((t - goal) / goal)} over {goal:g}× (riffledb needs to be "
+                f"{_times(t / goal)} faster)",
             )
         else:
-            row(f"Build (1) {label}: at most 1.5× numpy's time", "–", None)
+            row(f"Build (1) {label}: at most {goal:g}× numpy's time", "–", None)
 
     take_keys = [k for k in (stats.get("take") or {}) if k.endswith("/256")]
     for key in take_keys:
@@ -657,19 +667,17 @@ def _targets(r, stats, ratios, w):
             row(label, _fmt(b, "B"), b < 4096, f"{b / 4096:.1f}× the limit")
         else:
             row(label, f"fails: {v.get('error')}", False, "does not pickle")
-    for key, per in (stats.get("worker_pss") or {}).items():
-        label = f"Worker memory (4, PSS), {key}: below LanceDB's"
+    # Anonymous RSS is what a worker costs the machine: PSS also charges it a share of
+    # the page cache of the memory-mapped data it read, which LanceDB's pread does not
+    # keep mapped. PSS stays beside it as information.
+    for key, per in (stats.get("worker_anon") or {}).items():
+        label = f"Worker memory (4, anonymous RSS), {key}: below LanceDB's"
         if "riffledb" in per and "lancedb" in per:
-            (ours, ours_anon), (theirs, theirs_anon) = per["riffledb"], per["lancedb"]
-            split = ""
-            if ours_anon is not None and theirs_anon is not None:
-                split = (
-                    f" (anonymous part {_fmt(ours_anon, 'B')} vs "
-                    f"{_fmt(theirs_anon, 'B')})"
-                )
+            (ours, ours_pss), (theirs, theirs_pss) = per["riffledb"], per["lancedb"]
             row(
                 label,
-                f"{_fmt(ours, 'B')} vs {_fmt(theirs, 'B')}{split}",
+                f"{_fmt(ours, 'B')} vs {_fmt(theirs, 'B')} (PSS {_fmt(ours_pss, 'B')} "
+                f"vs {_fmt(theirs_pss, 'B')})",
                 ours < theirs,
                 f"{_fmt(ours - theirs, 'B')} more ({ours / theirs:.2f}×)",
             )

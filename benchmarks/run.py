@@ -36,7 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "python"))
 
 import data  # noqa: E402
-from common import HERE, REPO, RESULTS, SCALES, SEED, dumps, git_revision, machine  # noqa: E402
+from common import (  # noqa: E402
+    HERE,
+    LANCEDB_MEMORY_LIMIT,
+    LANCEDB_MEMORY_VAR,
+    REPO,
+    RESULTS,
+    SCALES,
+    SEED,
+    dumps,
+    git_revision,
+    machine,
+)
 from systems import NAMES  # noqa: E402
 
 WORKLOADS = ("build", "take", "formats", "loader", "startup")
@@ -102,6 +113,7 @@ def env() -> dict:
         [str(REPO / "python"), str(HERE)] + [p for p in [e.get("PYTHONPATH")] if p]
     )
     e.setdefault("TOKENIZERS_PARALLELISM", "false")
+    e.setdefault(LANCEDB_MEMORY_VAR, str(LANCEDB_MEMORY_LIMIT))
     e["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     return e
 
@@ -399,6 +411,7 @@ def main() -> None:
         "repeats": args.repeats,
         "data_hash": manifest["npy_hash"],
         "config": {k: v for k, v in cfg.items()},
+        "env": {LANCEDB_MEMORY_VAR: env()[LANCEDB_MEMORY_VAR]},
         "systems": systems,
         "workloads": {},
         "phases": phases,

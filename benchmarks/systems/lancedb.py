@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lancedb
 import numpy as np
-from common import FILTER, HASH_WEIGHTS, SPLIT_NAMES, SPLIT_RATIOS, arrow_to_torch
+from common import (
+    FILTER,
+    HASH_WEIGHTS,
+    LANCEDB_MEMORY_LIMIT,
+    LANCEDB_MEMORY_VAR,
+    SPLIT_NAMES,
+    SPLIT_RATIOS,
+    arrow_to_torch,
+)
 from lancedb.permutation import Permutations, permutation_builder
 
 from .base import Adapter as Base
 from .base import files_under
+
+# Also set by run.env() for every worker; set here too for the adapter used on its own.
+os.environ.setdefault(LANCEDB_MEMORY_VAR, str(LANCEDB_MEMORY_LIMIT))
 
 
 class Adapter(Base):

@@ -493,14 +493,17 @@ arrow::Result<Grouped> GroupCalculated(std::vector<uint64_t> ids,
 // Groups a stream already laid out as consecutive splits of `counts` rows, after the
 // optional shuffle of the whole stream.
 Grouped GroupContiguous(std::vector<uint64_t> ids, std::vector<uint64_t> counts,
-                        const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool) {
+                        const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
+                        internal::ShuffleWorkspace* workspace) {
   if (!shuffle) return Grouped{std::move(ids), std::move(counts)};
   if (counts.size() <= 1) {
-    internal::ShuffleIdsInClumps(&ids, shuffle->clump_size, shuffle->seed, pool);
+    internal::ShuffleIdsInClumps(&ids, shuffle->clump_size, shuffle->seed, pool,
+                                 internal::kShuffleBucketItems, workspace);
     return Grouped{std::move(ids), std::move(counts)};
   }
   if (shuffle->clump_size == 1 &&
-      internal::ShuffleContiguousSplits(&ids, counts, shuffle->seed, pool)) {
+      internal::ShuffleContiguousSplits(&ids, counts, shuffle->seed, pool,
+                                        internal::kShuffleBucketItems, workspace)) {
     return Grouped{std::move(ids), std::move(counts)};
   }
   const uint64_t num_splits = counts.size();
@@ -593,19 +596,22 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
         return arrow::Status::OK();
       }));
       std::vector<uint64_t> counts{ids.size()};
+      // The split's shuffle and the final one share their scratch arrays.
+      internal::ShuffleWorkspace workspace;
       if (split_kind_ != SplitKind::kNone) {
         ARROW_ASSIGN_OR_RAISE(counts, sizes_.ToCounts(ids.size()));
         if (split_kind_ == SplitKind::kRandom) {
           ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(split_shuffle_.clump_size));
           internal::ShuffleIdsInClumps(
               &ids, clump, split_shuffle_.seed ? *split_shuffle_.seed : SeedFromEntropy(),
-              pool);
+              pool, internal::kShuffleBucketItems, &workspace);
         }
         uint64_t kept = 0;
         for (uint64_t c : counts) kept += c;
         ids.resize(kept);  // leftover rows are dropped
       }
-      grouped = GroupContiguous(std::move(ids), std::move(counts), shuffle, pool);
+      grouped =
+          GroupContiguous(std::move(ids), std::move(counts), shuffle, pool, &workspace);
       break;
     }
     case SplitKind::kHash: {

