@@ -212,13 +212,24 @@ PAGE = 4096
 _VIEW = [("size", "<i4"), ("prefix", "V4"), ("buffer", "<i4"), ("offset", "<i4")]
 
 
-def _values(np, pa, array):
-    """(numpy uint8 array, start, size) of every value of a binary array, zero-copy."""
+def _values(np, pa, array, arrays: dict):
+    """(numpy uint8 array, start, size) of every value of a binary array, zero-copy.
+    ``arrays`` caches the numpy array of each buffer by address: HF's take returns one
+    chunk per row, all slices of the same few buffers."""
+
+    def wrap(buffer, dtype=np.uint8):
+        if buffer is None:
+            return None
+        key = (buffer.address, buffer.size, dtype)
+        if key not in arrays:
+            arrays[key] = np.frombuffer(buffer, dtype=dtype)
+        return arrays[key]
+
     buffers = array.buffers()
     n, offset = len(array), array.offset
     if pa.types.is_binary_view(array.type):
         views = np.frombuffer(buffers[1], dtype=_VIEW)[offset : offset + n]
-        data = [None if b is None else np.frombuffer(b, np.uint8) for b in buffers[2:]]
+        data = [wrap(b) for b in buffers[2:]]
         raw = np.frombuffer(buffers[1], np.uint8)
         for i, (size, _, buffer, start) in enumerate(views.tolist()):
             if size <= 12:  # inline: the bytes follow the size in the view itself
@@ -227,8 +238,8 @@ def _values(np, pa, array):
                 yield data[buffer], start, size
         return
     width = np.int64 if pa.types.is_large_binary(array.type) else np.int32
-    offsets = np.frombuffer(buffers[1], dtype=width)[offset : offset + n + 1].tolist()
-    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else None
+    offsets = wrap(buffers[1], width)[offset : offset + n + 1].tolist()
+    data = wrap(buffers[2])
     for start, stop in zip(offsets[:-1], offsets[1:], strict=True):
         yield data, start, stop - start
 
@@ -249,7 +260,8 @@ def read_blob_pages(out) -> int:
     else:
         column = out.column("image")
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-        values = (v for chunk in chunks for v in _values(np, pa, chunk))
+        arrays: dict = {}
+        values = (v for chunk in chunks for v in _values(np, pa, chunk, arrays))
     total = 0
     for data, start, size in values:
         if size:

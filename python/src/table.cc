@@ -28,7 +28,8 @@ nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
                        const std::vector<std::string>& columns, bool with_row_id,
                        bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
-  TakeOptions options{columns, with_row_id, binary_views};
+  TakeOptions options{columns, with_row_id};
+  options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
   return ExportBatch(batch);
@@ -38,7 +39,8 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
                       const std::vector<std::string>& columns, bool with_row_id,
                       bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
-  TakeOptions options{columns, with_row_id, binary_views};
+  TakeOptions options{columns, with_row_id};
+  options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
   return ExportBatch(batch);
