@@ -313,7 +313,12 @@ def write(results_path: Path) -> Path:
             "format, about 2× its `numpy` format on vectors; numpy: the arrays of fancy "
             "indexing). `torch`: the same dict of batch-first tensors from every system "
             "(LanceDB's `with_format('torch')` cannot convert fixed-size lists, so "
-            "LanceDB goes through the harness's `common.arrow_to_torch`)." + torch_note,
+            "LanceDB goes through the harness's `common.arrow_to_torch`). `views` "
+            "(blobs): riffledb's take with `with_binary_views()` (`binary_view` column "
+            "referencing the mapped files, no value copied); the other systems take "
+            "their `arrow` batch again (HF's is already zero-copy slices of its map). "
+            "`+read`: the take, then one byte of every 4 KiB page of every image read "
+            "(`common.read_blob_pages`), the same work for every system." + torch_note,
         )
         md += lines
         ratios.update({("take",) + k: v for k, v in rt.items()})

@@ -97,7 +97,13 @@ CONFIG = {
         "peer_min_repeats": 2,
     },
 }
-TAKE_FORMATS = {"vectors": ("arrow", "torch"), "blobs": ("arrow",)}
+# blobs: "views" is riffledb's take with binary views (other systems: their "arrow"
+# batch again, for the row beside it); "+read" also reads one byte of every 4 KiB page
+# of every image taken (common.read_blob_pages), the same work for every system.
+TAKE_FORMATS = {
+    "vectors": ("arrow", "torch"),
+    "blobs": ("arrow", "views", "arrow+read", "views+read"),
+}
 # Workload 5: one 1024-row batch of vectors in each output format.
 OUTPUT_FORMATS = ("python", "numpy", "pandas", "arrow", "torch")
 FORMAT_BATCH = 1024

@@ -12,7 +12,8 @@ An adapter is made from the scale's data directory and is used by one worker pro
   shuffled train split), as ``"arrow"`` (the system's Arrow batch; numpy: the arrays of
   fancy indexing), ``"torch"`` (a dict of batch-first tensors, the same for every
   system), or the system's own ``"python"`` (one dict per row), ``"numpy"`` and
-  ``"pandas"`` formats (workload 5).
+  ``"pandas"`` formats (workload 5); where ``binary_views`` is set, also ``"views"``
+  (the Arrow batch with binary columns as ``binary_view``, values not copied).
 - ``loader_dataset()``: the train split of ``vectors`` as a map-style torch dataset whose
   ``__getitems__`` returns a dict of batch-first tensors (``collate_fn=identity``).
 - ``split_ids(table)``: the sorted ``id`` values of the train split (exactly-once check).
@@ -30,6 +31,8 @@ import numpy as np
 
 class Adapter:
     name = "base"
+    # Whether take() has a "views" format (binary columns as Arrow views, no copy).
+    binary_views = False
 
     def build(self, variant: str, seed: int) -> int | None:
         raise NotImplementedError

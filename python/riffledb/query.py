@@ -134,6 +134,7 @@ class TakeQuery:
         self._by_row_id = by_row_id
         self._columns: list[str] = []
         self._with_row_id = False
+        self._binary_views = False
 
     def select(self, columns: Sequence[str]) -> TakeQuery:
         """Only these columns, in this order (``_rowid`` may be named)."""
@@ -144,9 +145,32 @@ class TakeQuery:
         self._with_row_id = bool(with_row_id)
         return self
 
+    def with_binary_views(self, enabled: bool = True) -> TakeQuery:
+        """Returns binary/string columns as Arrow views into the table, without a copy.
+
+        ``binary`` and ``large_binary`` columns come back as ``binary_view``, ``string``
+        and ``large_string`` as ``string_view``. Values longer than 12 bytes are not
+        copied: the views point into the table's own buffers (the memory-mapped
+        fragment files of a directory table), which the result keeps alive. Other
+        columns, and binary or string values nested in lists or structs, are unchanged.
+
+        pyarrow (``to_pylist``, ``to_pandas``, compute) and polars read view columns;
+        cast them back with ``pa.Table.cast`` where a consumer needs the plain types.
+        """
+        if not isinstance(enabled, bool):
+            raise TypeError(
+                f"with_binary_views() takes a bool, got {type(enabled).__name__}"
+            )
+        self._binary_views = enabled
+        return self
+
     def to_batch(self) -> pa.RecordBatch:
         return self._table._take(
-            self._keys, self._by_row_id, self._columns, self._with_row_id
+            self._keys,
+            self._by_row_id,
+            self._columns,
+            self._with_row_id,
+            binary_views=self._binary_views,
         )
 
     def to_arrow(self) -> pa.Table:

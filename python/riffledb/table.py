@@ -383,12 +383,15 @@ class Table:
         return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row_ids"), True)
 
     def _take(
-        self, keys: np.ndarray, by_row_id: bool, columns: list[str], with_row_id: bool
+        self,
+        keys: np.ndarray,
+        by_row_id: bool,
+        columns: list[str],
+        with_row_id: bool,
+        binary_views: bool = False,
     ) -> pa.RecordBatch:
-        if by_row_id:
-            schema, array = self._inner.take_row_ids(keys, columns, with_row_id)
-        else:
-            schema, array = self._inner.take_offsets(keys, columns, with_row_id)
+        take = self._inner.take_row_ids if by_row_id else self._inner.take_offsets
+        schema, array = take(keys, columns, with_row_id, binary_views=binary_views)
         return pa.RecordBatch._import_from_c_capsule(schema, array)
 
     def __getitems__(self, offsets) -> pa.Table:

@@ -25,18 +25,22 @@ using UInt64Array =
     nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
-                       const std::vector<std::string>& columns, bool with_row_id) {
+                       const std::vector<std::string>& columns, bool with_row_id,
+                       bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
+  options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
   return ExportBatch(batch);
 }
 
 nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
-                      const std::vector<std::string>& columns, bool with_row_id) {
+                      const std::vector<std::string>& columns, bool with_row_id,
+                      bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
   TakeOptions options{columns, with_row_id};
+  options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
   return ExportBatch(batch);
@@ -97,24 +101,30 @@ void RegisterTable(nb::module_& m) {
       .def(
           "take_offsets",
           [](const Table& t, Int64Array offsets, const std::vector<std::string>& columns,
-             bool with_row_id) {
+             bool with_row_id, bool binary_views) {
             return TakeOffsets(t, {offsets.data(), offsets.shape(0)}, columns,
-                               with_row_id);
+                               with_row_id, binary_views);
           },
-          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
+          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"), nb::kw_only(),
+          nb::arg("binary_views") = false)
       .def(
           "take_offsets",
           [](const Table& t, const std::vector<int64_t>& offsets,
-             const std::vector<std::string>& columns,
-             bool with_row_id) { return TakeOffsets(t, offsets, columns, with_row_id); },
-          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"))
+             const std::vector<std::string>& columns, bool with_row_id,
+             bool binary_views) {
+            return TakeOffsets(t, offsets, columns, with_row_id, binary_views);
+          },
+          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"), nb::kw_only(),
+          nb::arg("binary_views") = false)
       .def(
           "take_row_ids",
           [](const Table& t, UInt64Array ids, const std::vector<std::string>& columns,
-             bool with_row_id) {
-            return TakeRowIds(t, {ids.data(), ids.shape(0)}, columns, with_row_id);
+             bool with_row_id, bool binary_views) {
+            return TakeRowIds(t, {ids.data(), ids.shape(0)}, columns, with_row_id,
+                              binary_views);
           },
-          nb::arg("row_ids"), nb::arg("columns"), nb::arg("with_row_id"))
+          nb::arg("row_ids"), nb::arg("columns"), nb::arg("with_row_id"), nb::kw_only(),
+          nb::arg("binary_views") = false)
       .def(
           "add",
           [](Table& t, nb::handle data, bool fill_missing_nullable) {

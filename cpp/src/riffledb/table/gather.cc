@@ -3,6 +3,7 @@
 #include <arrow/array/concatenate.h>
 #include <arrow/buffer.h>
 #include <arrow/compute/api_vector.h>
+#include <arrow/util/binary_view_util.h>
 #include <arrow/util/bit_util.h>
 
 #include <algorithm>
@@ -232,6 +233,89 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBinary(
       {std::move(validity), std::move(out_offsets), std::move(values)}, null_count));
 }
 
+// A view's offset into its data buffer is an int32: a chunk value buffer larger than
+// this is referenced through slices that start every kViewWindowBytes.
+constexpr int64_t kViewWindowBytes = int64_t{1} << 31;
+constexpr int64_t kMaxViewBytes = std::numeric_limits<int32_t>::max();
+
+template <typename Offset>
+arrow::Result<std::shared_ptr<arrow::Array>> GatherBinaryViews(
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs, std::shared_ptr<arrow::DataType> type) {
+  using View = arrow::BinaryViewType::c_type;
+  const auto n = static_cast<int64_t>(refs.size());
+  std::shared_ptr<arrow::Buffer> validity;
+  int64_t null_count = 0;
+  ARROW_RETURN_NOT_OK(GatherValidity(chunks, refs, &validity, &null_count));
+  const uint8_t* valid = validity ? validity->data() : nullptr;
+
+  // Data buffers are made on first reference: window_index[c][w] is the data buffer of
+  // chunk c's window w (-1: not referenced yet), and each buffer remembers its source
+  // and the end of the last value it must cover.
+  struct Source {
+    int32_t chunk;
+    int64_t window;
+    int64_t end;  // relative to the window's start
+  };
+  std::vector<Source> sources;
+  std::vector<std::vector<int32_t>> window_index(chunks.size());
+
+  ARROW_ASSIGN_OR_RAISE(auto views, arrow::AllocateBuffer(n * sizeof(View)));
+  auto* out = reinterpret_cast<View*>(views->mutable_data());
+  for (int64_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !arrow::bit_util::GetBit(valid, i)) {
+      out[i] = View{};  // size 0, zeroed as the format asks of inline bytes
+      continue;
+    }
+    const auto& data = *chunks[refs[i].chunk]->data();
+    const Offset* o = data.GetValues<Offset>(1);
+    const int64_t start = o[refs[i].row];
+    const int64_t size = o[refs[i].row + 1] - start;
+    if (size == 0) {
+      out[i] = View{};
+      continue;
+    }
+    const uint8_t* value = data.buffers[2]->data() + start;
+    if (size <= arrow::BinaryViewType::kInlineSize) {
+      out[i] = arrow::util::ToInlineBinaryView(value, static_cast<int32_t>(size));
+      continue;
+    }
+    if (size > kMaxViewBytes) {
+      return arrow::Status::CapacityError(
+          "Value at row ", refs[i].row, " of chunk ", refs[i].chunk, " is ", size,
+          " bytes; a binary/string view holds at most ", kMaxViewBytes,
+          " bytes: take this column without binary views");
+    }
+    // A buffer that fits an int32 offset is used whole (window 0 is the buffer itself).
+    const bool windowed = data.buffers[2]->size() > kMaxViewBytes;
+    const int64_t window = windowed ? start / kViewWindowBytes : 0;
+    auto& index = window_index[refs[i].chunk];
+    if (index.size() <= static_cast<size_t>(window)) index.resize(window + 1, -1);
+    if (index[window] < 0) {
+      index[window] = static_cast<int32_t>(sources.size());
+      sources.push_back({refs[i].chunk, window, 0});
+    }
+    const int64_t local = start - window * kViewWindowBytes;
+    Source& source = sources[index[window]];
+    source.end = std::max(source.end, local + size);
+    out[i] = arrow::util::ToNonInlineBinaryView(
+        value, static_cast<int32_t>(size), index[window], static_cast<int32_t>(local));
+  }
+
+  arrow::BufferVector buffers = {std::move(validity), std::move(views)};
+  for (const Source& source : sources) {
+    const auto& values = chunks[source.chunk]->data()->buffers[2];
+    if (values->size() <= kMaxViewBytes) {
+      buffers.push_back(values);
+    } else {
+      buffers.push_back(
+          arrow::SliceBuffer(values, source.window * kViewWindowBytes, source.end));
+    }
+  }
+  return arrow::MakeArray(
+      arrow::ArrayData::Make(std::move(type), n, std::move(buffers), null_count));
+}
+
 arrow::Result<std::shared_ptr<arrow::Array>> GatherBoolean(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
     std::span<const ChunkRow> refs) {
@@ -292,14 +376,45 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
 
 }  // namespace
 
+std::shared_ptr<arrow::DataType> GatheredType(
+    const std::shared_ptr<arrow::DataType>& type, bool binary_views) {
+  if (!binary_views) return type;
+  switch (type->id()) {
+    case arrow::Type::BINARY:
+    case arrow::Type::LARGE_BINARY:
+      return arrow::binary_view();
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+      return arrow::utf8_view();
+    default:
+      return type;
+  }
+}
+
 arrow::Result<std::shared_ptr<arrow::Array>> GatherRows(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
-    std::span<const ChunkRow> refs, ThreadPool* pool) {
+    std::span<const ChunkRow> refs, ThreadPool* pool, bool binary_views) {
   if (chunks.empty()) {
     return arrow::Status::Invalid("GatherRows needs at least one chunk to know the type");
   }
   const auto& type = *chunks[0]->type();
-  if (refs.empty()) return arrow::MakeEmptyArray(chunks[0]->type());
+  if (refs.empty()) {
+    return arrow::MakeEmptyArray(GatheredType(chunks[0]->type(), binary_views));
+  }
+  if (binary_views) {
+    switch (type.id()) {
+      case arrow::Type::STRING:
+      case arrow::Type::BINARY:
+        return GatherBinaryViews<int32_t>(chunks, refs,
+                                          GatheredType(chunks[0]->type(), true));
+      case arrow::Type::LARGE_STRING:
+      case arrow::Type::LARGE_BINARY:
+        return GatherBinaryViews<int64_t>(chunks, refs,
+                                          GatheredType(chunks[0]->type(), true));
+      default:
+        break;
+    }
+  }
   if (const int64_t width = FixedWidthBytes(type); width > 0) {
     ARROW_ASSIGN_OR_RAISE(auto out, GatherFixedWidth(chunks, refs, width, pool));
     if (out != nullptr) return out;

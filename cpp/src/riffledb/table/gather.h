@@ -19,6 +19,12 @@ struct ChunkRow {
   int64_t row;
 };
 
+/// The type GatherRows returns for chunks of `type`: `type` itself, except that with
+/// `binary_views` binary and large_binary become binary_view, and string and
+/// large_string become string_view.
+std::shared_ptr<arrow::DataType> GatheredType(
+    const std::shared_ptr<arrow::DataType>& type, bool binary_views);
+
 /// Returns an array whose i-th value is `chunks[refs[i].chunk]` at `refs[i].row`.
 ///
 /// Fixed-width values (numbers, temporals, decimals, fixed-size binary, and fixed-size
@@ -27,8 +33,20 @@ struct ChunkRow {
 /// split across `pool` threads when the copy is large. Other types gather per chunk with
 /// Arrow's Take and are then put in request order. `refs` must be in range (callers
 /// validate).
+///
+/// With `binary_views`, top-level binary/string columns (32- or 64-bit offsets) come
+/// back as binary_view/string_view without copying their values: a value of at most 12
+/// bytes is inlined in its view, a longer one references a data buffer that IS the
+/// chunk's value buffer (the same arrow::Buffer, so for a memory-mapped table a slice of
+/// the map, kept alive by the returned array). Only chunks that a long value references
+/// become data buffers. A view's offset is an int32: a chunk value buffer larger than
+/// 2 GiB is split into zero-copy slices starting every 2 GiB (a value belongs to the
+/// slice its first byte falls in; the slice extends to the end of the last value taken
+/// from it), still without copying. A single value larger than 2 GiB - 1 byte cannot be
+/// a view at all: CapacityError naming the chunk and row. Nested binary/string values
+/// (lists, structs) keep their plain types.
 arrow::Result<std::shared_ptr<arrow::Array>> GatherRows(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
-    std::span<const ChunkRow> refs, ThreadPool* pool);
+    std::span<const ChunkRow> refs, ThreadPool* pool, bool binary_views = false);
 
 }  // namespace riffledb

@@ -3,10 +3,15 @@
 #include <arrow/api.h>
 #include <arrow/array/concatenate.h>
 #include <arrow/compute/api_vector.h>
+#include <arrow/compute/cast.h>
 #include <arrow/json/from_string.h>
 #include <arrow/util/key_value_metadata.h>
+#include <gmock/gmock.h>
+#include <sys/mman.h>
 
+#include <limits>
 #include <random>
+#include <set>
 
 #include "riffledb/testing/testing.h"
 #include "riffledb/util/arrow_init.h"
@@ -109,6 +114,239 @@ TEST(Gather, LargeParallelCopyMatchesSerial) {
   const auto& list = static_cast<const arrow::FixedSizeListArray&>(*parallel);
   const auto& floats = static_cast<const arrow::FloatArray&>(*list.values());
   EXPECT_EQ(floats.Value(5 * dim + 3), static_cast<float>(((5 * 7919) % rows) * dim + 3));
+}
+
+// -- binary views ---------------------------------------------------------------------
+
+// The chunks' value buffers, for checking that views reference them and not copies.
+std::set<const arrow::Buffer*> ValueBuffers(const arrow::ArrayVector& chunks) {
+  std::set<const arrow::Buffer*> buffers;
+  for (const auto& chunk : chunks) buffers.insert(chunk->data()->buffers[2].get());
+  return buffers;
+}
+
+struct ViewCase {
+  std::string name;
+  std::shared_ptr<arrow::DataType> type;
+  std::shared_ptr<arrow::DataType> view_type;
+};
+
+class GatherViewsTest : public ::testing::TestWithParam<ViewCase> {};
+
+// Values of every kind a view distinguishes: empty, inline (<= 12 bytes, including
+// exactly 12), just past inline (13), long, and nulls; a different mix per chunk.
+arrow::ArrayVector ViewChunks(const std::shared_ptr<arrow::DataType>& type) {
+  const std::vector<std::vector<std::optional<std::string>>> chunk_values = {
+      {"", "a", std::nullopt, "twelve bytes", "thirteen byte", std::string(300, 'x')},
+      {"short", std::string(100, 'y') + "1", std::nullopt, std::nullopt, ""},
+      {"0123456789abcdef", "tiny", std::string(5000, 'z') + "end", "12 bytes ok!"},
+  };
+  arrow::ArrayVector chunks;
+  for (size_t c = 0; c < chunk_values.size(); ++c) {
+    std::unique_ptr<arrow::ArrayBuilder> builder;
+    EXPECT_OK(arrow::MakeBuilder(arrow::default_memory_pool(), type, &builder));
+    for (const auto& value : chunk_values[c]) {
+      if (!value) {
+        EXPECT_OK(builder->AppendNull());
+      } else if (type->id() == arrow::Type::LARGE_BINARY ||
+                 type->id() == arrow::Type::LARGE_STRING) {
+        EXPECT_OK(static_cast<arrow::LargeBinaryBuilder&>(*builder).Append(*value));
+      } else {
+        EXPECT_OK(static_cast<arrow::BinaryBuilder&>(*builder).Append(*value));
+      }
+    }
+    std::shared_ptr<arrow::Array> chunk;
+    EXPECT_OK(builder->Finish(&chunk));
+    // A sliced chunk checks that array offsets are honoured.
+    chunks.push_back(c == 1 ? chunk->Slice(1) : chunk);
+  }
+  return chunks;
+}
+
+TEST_P(GatherViewsTest, EqualsTheCopyAndReferencesTheChunksBuffers) {
+  ASSERT_OK(EnsureArrowComputeInitialized());
+  const auto& c = GetParam();
+  const auto chunks = ViewChunks(c.type);
+  const auto owned = ValueBuffers(chunks);
+  std::mt19937 rng(11);
+  std::vector<ChunkRow> refs;
+  for (int i = 0; i < 500; ++i) {  // random order, with duplicates
+    const auto chunk = static_cast<int32_t>(rng() % chunks.size());
+    refs.push_back({chunk, static_cast<int64_t>(rng() % chunks[chunk]->length())});
+  }
+  ASSERT_OK_AND_ASSIGN(auto copied, GatherRows(chunks, refs, nullptr));
+  ASSERT_OK_AND_ASSIGN(auto views, GatherRows(chunks, refs, nullptr, true));
+  ASSERT_OK(views->ValidateFull());
+  ASSERT_TRUE(views->type()->Equals(*c.view_type)) << views->type()->ToString();
+  EXPECT_EQ(views->null_count(), copied->null_count());
+  ASSERT_OK_AND_ASSIGN(auto expected, arrow::compute::Cast(*copied, c.view_type));
+  EXPECT_TRUE(views->Equals(*expected)) << views->ToString();
+
+  // Every chunk holds a long value, so 500 random rows reference all three: exactly the
+  // chunks' own buffers, each once, are the data buffers.
+  const auto& buffers = views->data()->buffers;
+  ASSERT_EQ(buffers.size(), 2 + chunks.size());
+  std::set<const arrow::Buffer*> data;
+  for (size_t b = 2; b < buffers.size(); ++b) data.insert(buffers[b].get());
+  EXPECT_EQ(data, owned);
+  // And a long value's bytes are read in place, not from a copy.
+  const auto& view_array = static_cast<const arrow::BinaryViewArray&>(*views);
+  for (int64_t i = 0; i < views->length(); ++i) {
+    if (view_array.IsNull(i) || view_array.GetView(i).size() <= 12) continue;
+    const auto& source = *chunks[refs[i].chunk];
+    const int64_t start = source.type_id() == arrow::Type::LARGE_BINARY ||
+                                  source.type_id() == arrow::Type::LARGE_STRING
+                              ? source.data()->GetValues<int64_t>(1)[refs[i].row]
+                              : source.data()->GetValues<int32_t>(1)[refs[i].row];
+    EXPECT_EQ(view_array.GetView(i).data(),
+              reinterpret_cast<const char*>(source.data()->buffers[2]->data() + start))
+        << "row " << i;
+  }
+}
+
+TEST_P(GatherViewsTest, OnlyReferencedChunksBecomeDataBuffers) {
+  const auto& c = GetParam();
+  const auto chunks = ViewChunks(c.type);
+  // Chunk 1 (sliced) row 0 is long; chunk 0 rows 0-3 are empty, inline or null.
+  std::vector<ChunkRow> refs = {{0, 1}, {1, 0}, {0, 3}, {1, 0}, {0, 2}, {0, 0}};
+  ASSERT_OK_AND_ASSIGN(auto views, GatherRows(chunks, refs, ThreadPool::Default(), true));
+  ASSERT_OK(views->ValidateFull());
+  ASSERT_EQ(views->data()->buffers.size(), 3u);
+  EXPECT_EQ(views->data()->buffers[2], chunks[1]->data()->buffers[2]);
+  EXPECT_EQ(views->null_count(), 1);
+  const auto& array = static_cast<const arrow::BinaryViewArray&>(*views);
+  EXPECT_EQ(array.GetView(0), "a");
+  EXPECT_EQ(array.GetView(1), std::string(100, 'y') + "1");
+  EXPECT_EQ(array.GetView(2), "twelve bytes");
+  EXPECT_TRUE(array.IsNull(4));
+  EXPECT_EQ(array.GetView(5), "");
+
+  // Only inline values: no data buffer at all.
+  std::vector<ChunkRow> small = {{0, 1}, {2, 1}, {0, 3}, {2, 3}};
+  ASSERT_OK_AND_ASSIGN(auto inline_only, GatherRows(chunks, small, nullptr, true));
+  ASSERT_OK(inline_only->ValidateFull());
+  EXPECT_EQ(inline_only->data()->buffers.size(), 2u);
+  EXPECT_EQ(inline_only->null_count(), 0);
+  EXPECT_EQ(static_cast<const arrow::BinaryViewArray&>(*inline_only).GetView(1), "tiny");
+
+  ASSERT_OK_AND_ASSIGN(auto empty, GatherRows(chunks, {}, nullptr, true));
+  EXPECT_EQ(empty->length(), 0);
+  EXPECT_TRUE(empty->type()->Equals(*c.view_type));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, GatherViewsTest,
+    ::testing::Values(ViewCase{"binary", arrow::binary(), arrow::binary_view()},
+                      ViewCase{"string", arrow::utf8(), arrow::utf8_view()},
+                      ViewCase{"large_binary", arrow::large_binary(),
+                               arrow::binary_view()},
+                      ViewCase{"large_string", arrow::large_utf8(), arrow::utf8_view()}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(GatherViews, OtherTypesAreGatheredAsWithoutViews) {
+  ASSERT_OK_AND_ASSIGN(auto ints,
+                       arrow::json::ArrayFromJSONString(arrow::int32(), "[1, 2, null]"));
+  ASSERT_OK_AND_ASSIGN(auto lists, arrow::json::ArrayFromJSONString(
+                                       arrow::list(arrow::utf8()),
+                                       R"([["a"], null, ["long value here"]])"));
+  std::vector<ChunkRow> refs = {{0, 2}, {0, 0}};
+  for (const auto& chunk : {ints, lists}) {
+    ASSERT_OK_AND_ASSIGN(auto views, GatherRows({chunk}, refs, nullptr, true));
+    ASSERT_OK_AND_ASSIGN(auto plain, GatherRows({chunk}, refs, nullptr, false));
+    EXPECT_TRUE(views->Equals(*plain)) << views->ToString();
+    EXPECT_TRUE(GatheredType(chunk->type(), true)->Equals(*chunk->type()));
+  }
+}
+
+// An anonymous mapping that reserves address space without committing memory: only
+// the pages a test writes or reads are ever backed.
+class Reservation : public arrow::Buffer {
+ public:
+  explicit Reservation(int64_t size)
+      : arrow::Buffer(static_cast<const uint8_t*>(Map(size)), size) {
+    is_mutable_ = true;
+  }
+  ~Reservation() override {
+    if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  bool ok() const { return data_ != nullptr; }
+
+ private:
+  static void* Map(int64_t size) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+};
+
+TEST(GatherViews, ValueBufferLargerThan2GiBIsReferencedThroughSlices) {
+  constexpr int64_t kGiB = int64_t{1} << 30;
+  auto values = std::make_shared<Reservation>(3 * kGiB + 4096);
+  if (!values->ok()) GTEST_SKIP() << "cannot reserve 3 GiB of address space";
+  // Values: 20 bytes at 0; 30 bytes straddling 2 GiB (first byte in window 0); 40 bytes
+  // just past 2 GiB; 8 bytes (inline) at 2.5 GiB; 50 bytes near 3 GiB.
+  const std::vector<std::pair<int64_t, int64_t>> spans = {{0, 20},
+                                                          {2 * kGiB - 10, 30},
+                                                          {2 * kGiB + 100, 40},
+                                                          {2 * kGiB + kGiB / 2, 8},
+                                                          {3 * kGiB, 50}};
+  std::vector<int64_t> offsets;
+  int64_t position = 0;
+  // Offsets must be monotonic: each value is preceded by a gap (an unused value).
+  for (const auto& [start, size] : spans) {
+    offsets.push_back(position);
+    offsets.push_back(start);
+    position = start + size;
+  }
+  offsets.push_back(position);
+  uint8_t* bytes = values->mutable_data();
+  for (size_t v = 0; v < spans.size(); ++v) {
+    for (int64_t k = 0; k < spans[v].second; ++k) {
+      bytes[spans[v].first + k] = static_cast<uint8_t>('a' + (v * 7 + k) % 26);
+    }
+  }
+  const auto n = static_cast<int64_t>(offsets.size()) - 1;
+  auto chunk = arrow::MakeArray(
+      arrow::ArrayData::Make(arrow::large_binary(), n,
+                             {nullptr, arrow::Buffer::FromVector(offsets), values}, 0));
+  // Rows 1, 3, 5, 7, 9 are the values; take them out of order, one twice.
+  std::vector<ChunkRow> refs = {{0, 9}, {0, 1}, {0, 5}, {0, 3}, {0, 7}, {0, 3}};
+  ASSERT_OK_AND_ASSIGN(auto views, GatherRows({chunk}, refs, nullptr, true));
+  ASSERT_OK(views->ValidateFull());
+  const auto& array = static_cast<const arrow::BinaryViewArray&>(*views);
+  const std::vector<size_t> value_of = {4, 0, 2, 1, 3, 1};
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const auto& [start, size] = spans[value_of[i]];
+    EXPECT_EQ(array.GetView(i),
+              std::string_view(reinterpret_cast<const char*>(bytes + start), size))
+        << "row " << i;
+    if (size > 12) {
+      EXPECT_EQ(array.GetView(i).data(), reinterpret_cast<const char*>(bytes + start));
+    }
+  }
+  // Window 1 (first referenced by row 0), window 0; each a slice of the reservation.
+  const auto& buffers = views->data()->buffers;
+  ASSERT_EQ(buffers.size(), 4u);
+  EXPECT_EQ(buffers[2]->data(), bytes + 2 * kGiB);
+  EXPECT_EQ(buffers[2]->size(), kGiB + 50);
+  EXPECT_EQ(buffers[3]->data(), bytes);
+  EXPECT_EQ(buffers[3]->size(), 2 * kGiB + 20);
+  EXPECT_EQ(buffers[2]->parent(), values);
+}
+
+TEST(GatherViews, ValueOf2GiBIsACapacityErrorNamingTheRow) {
+  constexpr int64_t kTooBig = int64_t{std::numeric_limits<int32_t>::max()} + 1;
+  auto values = std::make_shared<Reservation>(kTooBig + 4096);
+  if (!values->ok()) GTEST_SKIP() << "cannot reserve 2 GiB of address space";
+  std::vector<int64_t> offsets = {0, 3, kTooBig + 3};
+  auto chunk = arrow::MakeArray(
+      arrow::ArrayData::Make(arrow::large_binary(), 2,
+                             {nullptr, arrow::Buffer::FromVector(offsets), values}, 0));
+  std::vector<ChunkRow> refs = {{0, 0}, {0, 1}};
+  auto result = GatherRows({chunk}, refs, nullptr, true);
+  ASSERT_TRUE(result.status().IsCapacityError()) << result.status();
+  EXPECT_THAT(result.status().message(),
+              ::testing::HasSubstr("Value at row 1 of chunk 0 is 2147483648 bytes"));
 }
 
 }  // namespace

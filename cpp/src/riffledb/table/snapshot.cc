@@ -578,18 +578,19 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
       arrays.push_back(std::make_shared<arrow::UInt64Array>(n, std::move(buffer)));
       continue;
     }
-    fields.push_back(schema.field(column));
+    const auto& field = schema.field(column);
+    fields.push_back(field->WithType(GatheredType(field->type(), options.binary_views)));
     if (chunks_.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto empty,
-                            arrow::MakeEmptyArray(schema.field(column)->type()));
+      ARROW_ASSIGN_OR_RAISE(auto empty, arrow::MakeEmptyArray(fields.back()->type()));
       arrays.push_back(std::move(empty));
       continue;
     }
-    ARROW_ASSIGN_OR_RAISE(
-        auto array, GatherRows(column_chunks_[column], refs, ThreadPool::Default()));
+    ARROW_ASSIGN_OR_RAISE(auto array,
+                          GatherRows(column_chunks_[column], refs, ThreadPool::Default(),
+                                     options.binary_views));
     arrays.push_back(std::move(array));
   }
-  if (options.columns.empty() && !options.with_row_id) {
+  if (options.columns.empty() && !options.with_row_id && !options.binary_views) {
     return arrow::RecordBatch::Make(this->schema(), n, std::move(arrays));
   }
   return arrow::RecordBatch::Make(arrow::schema(std::move(fields), schema.metadata()), n,

@@ -47,6 +47,11 @@ struct TakeOptions {
   std::vector<std::string> columns;
   /// Append `_rowid` (uint64) as the last column.
   bool with_row_id = false;
+  /// Return binary/large_binary columns as binary_view and string/large_string as
+  /// string_view whose data buffers are the table's own (no value is copied; see
+  /// GatherRows). The returned batch keeps those buffers, and so the mapped files,
+  /// alive.
+  bool binary_views = false;
 };
 
 /// One version of a table with its fragments opened (memory-mapped for a directory).

@@ -11,6 +11,12 @@
 // baseline reads from a buffer of the same size, also with 4 KiB pages, so both gather
 // from memory that is resident but mostly not in the CPU caches.
 //
+// BM_TakeBlobs takes 256 random rows of a second cached table, {id int64, blob binary}
+// with 4096 values of 100 KB +-10% (about 400 MB, 4 fragments), copying the values or
+// as binary views (TakeOptions::binary_views), and optionally reads one byte per 4 KiB
+// page of every value taken, so that views are not flattered by never touching the
+// bytes they reference.
+//
 //   build/bench/cpp/take_benchmark --benchmark_repetitions=5 \
 //       --benchmark_report_aggregates_only=true
 
@@ -357,6 +363,151 @@ void BM_MemcpyGather(benchmark::State& state) {
   }
   SetCounters(state, take, columns);
 }
+
+// ---------------------------------------------------------------------------------------
+// Blobs: 100 KB binary values, copied or as views.
+
+constexpr int64_t kBlobRows = 4096;
+constexpr int kBlobFragments = 4;
+constexpr int64_t kBlobBytes = 100 * 1000;
+constexpr int64_t kBlobTake = 256;
+constexpr int64_t kPage = 4096;
+
+std::shared_ptr<arrow::Schema> BlobSchema() {
+  return arrow::schema(
+      {arrow::field("id", arrow::int64(), false), arrow::field("blob", arrow::binary())});
+}
+
+// Rows [begin, end): id = i, blob = 100 KB +-10% of pseudo-random bytes, 256 per batch.
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> BlobRows(int64_t begin,
+                                                                  int64_t end) {
+  arrow::RecordBatchVector batches;
+  for (int64_t start = begin; start < end; start += 256) {
+    const int64_t stop = std::min(end, start + 256);
+    arrow::Int64Builder ids;
+    arrow::BinaryBuilder blobs;
+    std::vector<uint64_t> value;
+    for (int64_t row = start; row < stop; ++row) {
+      uint64_t state = SplitMix(kSeed ^ (static_cast<uint64_t>(row) << 1));
+      const int64_t size =
+          kBlobBytes * 9 / 10 + static_cast<int64_t>(state % (kBlobBytes / 5));
+      value.resize((size + 7) / 8);
+      for (auto& word : value) word = state = SplitMix(state);
+      ARROW_RETURN_NOT_OK(ids.Append(row));
+      ARROW_RETURN_NOT_OK(
+          blobs.Append(reinterpret_cast<const uint8_t*>(value.data()), size));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto id_array, ids.Finish());
+    ARROW_ASSIGN_OR_RAISE(auto blob_array, blobs.Finish());
+    batches.push_back(
+        arrow::RecordBatch::Make(BlobSchema(), stop - start, {id_array, blob_array}));
+  }
+  return arrow::RecordBatchReader::Make(std::move(batches), BlobSchema());
+}
+
+const Snapshot& CachedBlobTable() {
+  static const std::shared_ptr<const Snapshot> table = [] {
+    const char* tmp = std::getenv("TMPDIR");
+    const auto path = std::filesystem::path(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") /
+                      "riffledb-bench" /
+                      ("blobs-" + std::to_string(kBlobRows) + "r-" +
+                       std::to_string(kBlobFragments) + "f-v1");
+    auto open = [&]() -> arrow::Result<std::shared_ptr<const Snapshot>> {
+      ARROW_ASSIGN_OR_RAISE(
+          auto t, Table::Open("blobs", std::make_shared<DirectoryStore>(path.string())));
+      ARROW_ASSIGN_OR_RAISE(auto snapshot, t->snapshot());
+      if (snapshot->num_rows() != kBlobRows) {
+        return arrow::Status::Invalid("stale blob table at ", path.string());
+      }
+      return snapshot;
+    };
+    auto build = [&]() -> arrow::Result<std::shared_ptr<const Snapshot>> {
+      std::error_code ec;
+      const auto building = path.string() + ".building-" + std::to_string(::getpid());
+      std::filesystem::create_directories(path.parent_path(), ec);
+      std::filesystem::remove_all(building, ec);
+      std::fprintf(stderr, "building blob table %s...\n", path.c_str());
+      {
+        auto store = std::make_shared<DirectoryStore>(building);
+        const int64_t per = kBlobRows / kBlobFragments;
+        ARROW_ASSIGN_OR_RAISE(auto first, BlobRows(0, per));
+        ARROW_ASSIGN_OR_RAISE(auto t,
+                              Table::Create("blobs", store, BlobSchema(), first.get()));
+        for (int f = 1; f < kBlobFragments; ++f) {
+          ARROW_ASSIGN_OR_RAISE(auto more, BlobRows(f * per, (f + 1) * per));
+          ARROW_RETURN_NOT_OK(t->Append(more.get()).status());
+        }
+      }
+      std::filesystem::remove_all(path, ec);
+      std::filesystem::rename(building, path, ec);
+      if (ec) std::filesystem::remove_all(building, ec);
+      return open();
+    };
+    auto result = open();
+    if (!result.ok()) result = build();
+    if (!result.ok() || !TouchAll(**result).ok()) {
+      std::fprintf(stderr, "cannot build the blob table: %s\n",
+                   result.status().ToString().c_str());
+      std::abort();
+    }
+    return *std::move(result);
+  }();
+  return *table;
+}
+
+// One byte of every 4 KiB page of every value: the reads a consumer of the bytes makes
+// at the least.
+template <typename ArrayType>
+uint64_t ReadPages(const arrow::Array& column) {
+  const auto& array = static_cast<const ArrayType&>(column);
+  uint64_t sum = 0;
+  for (int64_t i = 0; i < array.length(); ++i) {
+    const std::string_view value = array.GetView(i);
+    for (size_t at = 0; at < value.size(); at += kPage) {
+      sum += static_cast<uint8_t>(value[at]);
+    }
+  }
+  return sum;
+}
+
+// Args: views (0: copy the values, 1: binary views), read (1: read one byte per page).
+void BM_TakeBlobs(benchmark::State& state) {
+  const bool views = state.range(0) != 0;
+  const bool read = state.range(1) != 0;
+  const Snapshot& snapshot = CachedBlobTable();
+  TakeOptions options;
+  options.binary_views = views;
+  std::vector<int64_t> offsets(kBlobTake);
+  uint64_t next = 0;
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    for (auto& offset : offsets) {
+      offset = static_cast<int64_t>(SplitMix(kSeed + 13 * next++) % kBlobRows);
+    }
+    auto batch = snapshot.TakeOffsets(offsets, options);
+    if (!batch.ok()) {
+      state.SkipWithError(batch.status().ToString().c_str());
+      break;
+    }
+    const auto& blob = *(*batch)->column(1);
+    if (read) {
+      benchmark::DoNotOptimize(views ? ReadPages<arrow::BinaryViewArray>(blob)
+                                     : ReadPages<arrow::BinaryArray>(blob));
+    }
+    // Bytes written for the column: the values, or only the 16-byte views.
+    bytes += views ? blob.data()->buffers[1]->size()
+                   : static_cast<const arrow::BinaryArray&>(blob).total_values_length();
+    benchmark::DoNotOptimize(batch->get());
+  }
+  state.SetItemsProcessed(state.iterations() * kBlobTake);
+  state.counters["written_MB"] = benchmark::Counter(
+      static_cast<double>(bytes) / 1e6 / std::max<int64_t>(1, state.iterations()));
+}
+
+BENCHMARK(BM_TakeBlobs)
+    ->ArgNames({"views", "read"})
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->UseRealTime();
 
 // Rows per take x {all columns, vec only} x `last` (fragments or pool).
 void TakeArgs(benchmark::internal::Benchmark* b, std::initializer_list<int64_t> last) {

@@ -1,0 +1,160 @@
+"""Takes with ``TakeQuery.with_binary_views()``: binary/string columns as Arrow views
+into the table, their values, their lifetime, and what consumes them downstream."""
+
+import gc
+import shutil
+
+import pyarrow as pa
+import pytest
+
+import riffledb
+from riffledb import util
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("s", pa.string()),
+        ("b", pa.binary()),
+        ("ls", pa.large_string()),
+        ("lb", pa.large_binary()),
+    ]
+)
+VIEW_TYPES = {
+    "id": pa.int64(),
+    "s": pa.string_view(),
+    "b": pa.binary_view(),
+    "ls": pa.string_view(),
+    "lb": pa.binary_view(),
+}
+
+
+def _value(i: int) -> str | None:
+    """Null every 7th row, empty every 5th, long (> 12 bytes) every 3rd, else inline."""
+    if i % 7 == 3:
+        return None
+    if i % 5 == 0:
+        return ""
+    value = f"v{i}"
+    if i % 3 == 0:
+        value += chr(ord("a") + i % 26) * (13 + (i * 37) % 3000)
+    return value
+
+
+def _rows(start: int, n: int) -> pa.Table:
+    ids = list(range(start, start + n))
+    text = [_value(i) for i in ids]
+    data = [None if v is None else v.encode() for v in text]
+    return pa.table([ids, text, data, text, data], schema=SCHEMA)
+
+
+@pytest.fixture(params=["tmp", "mem"])
+def db(request):
+    return request.getfixturevalue(f"{request.param}_db")
+
+
+@pytest.fixture
+def blobs(db):
+    """Three fragments: ids 0..39, 40..89, 90..119."""
+    t = db.create_table("blobs", _rows(0, 40))
+    t.add(_rows(40, 50))
+    t.add(_rows(90, 30))
+    return t
+
+
+OFFSETS = [6, 119, 3, 0, 45, 45, 90, 33, 5, 69, 12, 6]
+
+
+def test_binary_views_types_and_values(blobs):
+    views = blobs.take_offsets(OFFSETS).with_binary_views().to_arrow()
+    plain = blobs.take_offsets(OFFSETS).to_arrow()
+    assert {f.name: f.type for f in views.schema} == VIEW_TYPES
+    assert plain.schema == SCHEMA  # the plain types stay the default
+    assert views.cast(SCHEMA).equals(plain)
+    assert views["s"].to_pylist() == [_value(i) for i in OFFSETS]
+    assert views["lb"].to_pylist() == [
+        None if _value(i) is None else _value(i).encode() for i in OFFSETS
+    ]
+
+
+def test_binary_views_by_row_id_with_selection(blobs):
+    row_ids = blobs.take_offsets(OFFSETS).with_row_id().to_arrow()["_rowid"]
+    out = (
+        blobs.take_row_ids(row_ids.to_numpy())
+        .select(["b", "id"])
+        .with_row_id()
+        .with_binary_views()
+        .to_arrow()
+    )
+    assert out.schema.names == ["b", "id", "_rowid"]
+    assert out.schema.field("b").type == pa.binary_view()
+    assert out["id"].to_pylist() == OFFSETS
+    assert out["_rowid"].to_pylist() == row_ids.to_pylist()
+
+
+def test_binary_views_can_be_turned_off_and_checks_its_argument(blobs):
+    q = blobs.take_offsets([3]).with_binary_views().with_binary_views(False)
+    assert q.to_arrow().schema == SCHEMA
+    with pytest.raises(TypeError, match="with_binary_views\\(\\) takes a bool, got str"):
+        blobs.take_offsets([3]).with_binary_views("yes")
+
+
+def test_binary_views_of_an_empty_take(blobs):
+    out = blobs.take_offsets([]).with_binary_views().to_arrow()
+    assert out.num_rows == 0
+    assert {f.name: f.type for f in out.schema} == VIEW_TYPES
+
+
+def test_binary_views_outlive_table_and_connection(tmp_path):
+    db = riffledb.connect(tmp_path / "db")
+    table = db.create_table("blobs", _rows(0, 120))
+    # Long values only (multiples of 3 that are neither null nor empty), so every one is
+    # read through a data buffer, not from the view itself.
+    offsets = [6, 99, 69, 6, 111]
+    out = table.take_offsets(offsets).select(["lb"]).with_binary_views().to_arrow()
+    del table, db
+    gc.collect()
+    # The files may even go: the result holds the mapping, not the path.
+    shutil.rmtree(tmp_path / "db")
+    gc.collect()
+    assert out["lb"].to_pylist() == [_value(i).encode() for i in offsets]
+
+
+def test_binary_views_downstream(blobs):
+    views = blobs.take_offsets(OFFSETS).with_binary_views().to_batch()
+    plain = blobs.take_offsets(OFFSETS).to_batch()
+    assert views.to_pylist() == plain.to_pylist()
+    # pandas: the same frame as from the plain types.
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(views.to_pandas(), plain.to_pandas())
+    # numpy (object arrays), directly and through riffledb's numpy formats.
+    for name in ("s", "b", "ls", "lb"):
+        assert (
+            views.column(name).to_numpy(zero_copy_only=False).tolist()
+            == plain.column(name).to_numpy(zero_copy_only=False).tolist()
+        )
+    got = util.batch_to_numpy_dict(views)
+    want = util.batch_to_numpy_dict(plain)
+    assert {k: v.tolist() for k, v in got.items()} == {
+        k: v.tolist() for k, v in want.items()
+    }
+    assert util.batch_to_numpy(views).tolist() == util.batch_to_numpy(plain).tolist()
+    # Arrow IPC (what crosses a process boundary) keeps the view types.
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, views.schema) as writer:
+        writer.write_batch(views)
+    assert pa.ipc.open_stream(sink.getvalue()).read_all().equals(pa.table(views))
+
+
+def test_binary_views_in_polars(blobs):
+    pl = pytest.importorskip("polars")
+    views = blobs.take_offsets(OFFSETS).with_binary_views().to_arrow()
+    df = pl.from_arrow(views)
+    assert df.schema["s"] == pl.String and df.schema["b"] == pl.Binary
+    assert df.equals(pl.from_arrow(blobs.take_offsets(OFFSETS).to_arrow()))
+
+
+def test_binary_views_tensor_formats_fail_as_for_plain_strings(blobs):
+    pytest.importorskip("torch")
+    views = blobs.take_offsets(OFFSETS).select(["id", "s"]).with_binary_views().to_batch()
+    with pytest.raises(TypeError, match="Column 's' of type string_view cannot be"):
+        util.batch_to_tensor(views)
