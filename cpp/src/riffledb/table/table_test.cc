@@ -194,6 +194,115 @@ TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
   EXPECT_EQ(reader->schema()->ToString(), "double_id: int64\nl: int32");
 }
 
+// The whole scan result as one batch.
+std::shared_ptr<arrow::RecordBatch> ScanAll(const Snapshot& snapshot,
+                                            const ScanOptions& options) {
+  auto table = snapshot.Scan(options).ValueOrDie()->ToTable().ValueOrDie();
+  return table->CombineChunksToBatch().ValueOrDie();
+}
+
+std::shared_ptr<const Projection> Outputs(const Snapshot& snapshot,
+                                          std::vector<OutputColumn> outputs,
+                                          bool with_row_id = false) {
+  return Projection::Make(snapshot.schema(), outputs, with_row_id).ValueOrDie();
+}
+
+TEST_P(TableTest, ScanFiltersOnColumnsItDoesNotReturn) {
+  auto table = CreateWithIds(12);
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "label < 2 AND _rowid != 0");
+  options.projection = Outputs(*snapshot, {{"x", "id * 10"}}, /*with_row_id=*/true);
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_EQ(batch->schema()->ToString(), "x: int64\n_rowid: uint64 not null");
+  EXPECT_THAT(Int64Column(*batch, "x"), ElementsAre(10, 100, 110));
+  EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(1u, 10u, 11u));
+}
+
+TEST_P(TableTest, ScanOfALiteralCountsRows) {
+  auto table = CreateWithIds(7);
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "id >= 3");
+  options.projection = Outputs(*snapshot, {{"one", "1"}});
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_EQ(batch->num_rows(), 4);
+  EXPECT_THAT(Int64Column(*batch, "one"), ElementsAre(1, 1, 1, 1));
+}
+
+TEST_P(TableTest, ScanRowOffsetsSkipDeletedRowsAcrossFragments) {
+  auto table = CreateWithIds(4);
+  auto more = ReaderOf({IdBatch(4, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(DeleteWhere(*table, "id = 1 OR id = 5"));
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "_rowoffset % 2 = 0");
+  options.projection = Outputs(*snapshot, {{"id", "id"}, {"at", "_rowoffset"}});
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(0, 3, 6));
+  EXPECT_THAT(UInt64Column(*batch, "at"), ElementsAre(0u, 2u, 4u));
+  ASSERT_OK_AND_ASSIGN(auto count,
+                       snapshot->CountRows(FilterOf(*snapshot, "_rowoffset >= 4")));
+  EXPECT_EQ(count, 2);
+}
+
+TEST_P(TableTest, TakesEvaluateProjectionsAndRowOffsets) {
+  auto table = CreateWithIds(4);
+  auto more = ReaderOf({IdBatch(4, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(DeleteWhere(*table, "id = 2"));
+  auto snapshot = table->snapshot().ValueOrDie();
+  TakeOptions options{
+      Outputs(*snapshot, {{"at", "_rowoffset"}, {"next", "id + 1"}, {"rid", "_rowid"}})};
+  std::vector<uint64_t> ids = {kFragment1 + 2, 3, 0};
+  ASSERT_OK_AND_ASSIGN(auto by_id, snapshot->TakeRowIds(ids, options));
+  EXPECT_EQ(by_id->schema()->ToString(),
+            "at: uint64 not null\nnext: int64\nrid: uint64 not null");
+  EXPECT_THAT(UInt64Column(*by_id, "at"), ElementsAre(5u, 2u, 0u));
+  EXPECT_THAT(Int64Column(*by_id, "next"), ElementsAre(7, 4, 1));
+  EXPECT_THAT(UInt64Column(*by_id, "rid"), ElementsAre(kFragment1 + 2, 3u, 0u));
+  std::vector<int64_t> offsets = {5, 2, 0};
+  ASSERT_OK_AND_ASSIGN(auto by_offset, snapshot->TakeOffsets(offsets, options));
+  EXPECT_TRUE(by_offset->Equals(*by_id));
+}
+
+TEST_P(TableTest, ReadsRejectWhatWasBoundToAnotherSchema) {
+  auto table = CreateWithIds(3);
+  auto snapshot = table->snapshot().ValueOrDie();
+  auto other = arrow::schema({arrow::field("id", arrow::int32())});
+  ScanOptions scan;
+  scan.projection = Projection::All(other).ValueOrDie();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan projection was bound to another schema",
+                             snapshot->Scan(scan));
+  ScanOptions filtered;
+  filtered.filter = Filter::Make(other, "id > 1").ValueOrDie();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan filter was bound to another schema",
+                             snapshot->Scan(filtered));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan filter was bound to another schema",
+                             snapshot->CountRows(filtered.filter));
+  std::vector<int64_t> offsets = {0};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The take projection was bound to another schema",
+                             snapshot->TakeOffsets(offsets, {scan.projection}));
+}
+
+// A delete's filter is bound again to the version each commit attempt builds on: a schema
+// change by another writer (here an overwrite) does not make it read the wrong columns.
+TEST_P(TableTest, DeleteRebindsItsFilterToTheNewestSchema) {
+  auto table = CreateWithIds(5);
+  auto filter = FilterOf(*table->snapshot().ValueOrDie(), "id >= 3");
+  auto schema = arrow::schema(
+      {arrow::field("other", arrow::int32()), arrow::field("id", arrow::int64())});
+  auto batch = arrow::RecordBatch::Make(
+      schema, 4,
+      {arrow::json::ArrayFromJSONString(arrow::int32(), "[7, 8, 9, 10]").ValueOrDie(),
+       arrow::json::ArrayFromJSONString(arrow::int64(), "[1, 2, 3, 4]").ValueOrDie()});
+  auto data = ReaderOf({batch});
+  ASSERT_OK(table->Overwrite(data.get()));
+  ASSERT_OK(table->Delete(*filter));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(1, 2));
+}
+
 TEST_P(TableTest, FilterErrors) {
   auto table = CreateWithIds(10);
   auto schema = table->snapshot().ValueOrDie()->schema();
