@@ -209,8 +209,19 @@ arrow::Result<std::shared_ptr<const Projection>> Projection::Make(
   for (int i = 0; i < table.num_fields() && p->all_columns_; ++i) {
     if (fields[i]->name() != table.field(i)->name()) p->all_columns_ = false;
   }
-  p->output_schema_ =
-      p->all_columns_ ? schema : arrow::schema(std::move(fields), table.metadata());
+  bool same_names = p->pass_through_;
+  for (size_t i = 0; i < fields.size() && same_names; ++i) {
+    same_names = fields[i]->name() == p->input_schema_->field(i)->name();
+  }
+  if (p->all_columns_) {
+    p->output_schema_ = schema;
+  } else if (same_names) {
+    // The input is the output: one schema (a take binds per call; this saves one).
+    p->output_schema_ = p->input_schema_->WithMetadata(table.metadata());
+    p->input_schema_ = p->output_schema_;
+  } else {
+    p->output_schema_ = arrow::schema(std::move(fields), table.metadata());
+  }
   p->schema_ = std::move(schema);
   return p;
 }
