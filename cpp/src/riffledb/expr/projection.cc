@@ -138,16 +138,45 @@ arrow::Result<std::shared_ptr<const Projection>> Projection::Columns(
     std::shared_ptr<arrow::Schema> schema, std::span<const std::string> names,
     bool with_row_id) {
   if (schema == nullptr) return arrow::Status::Invalid("Projection: schema is required");
-  std::vector<OutputColumn> outputs;
-  outputs.reserve(names.size());
+  if (names.empty()) return All(std::move(schema), with_row_id);
+  // Takes bind per call: names in schema order (the common case) are bound here, with
+  // one schema; anything else goes through Make.
+  NeededColumns needed;
+  bool in_order = true;
   for (const auto& name : names) {
-    if (!IsPlainColumn(*schema, name)) {
+    const int index = schema->GetFieldIndex(name);
+    if (index < 0 && !IsHidden(name)) {
       return arrow::Status::Invalid(
           "Column '", name, "' does not exist; available columns: ", ColumnList(*schema));
     }
-    outputs.emplace_back(name, name);
+    if (index < 0 || (!needed.columns.empty() && index <= needed.columns.back())) {
+      in_order = false;  // hidden columns, repeats or another order
+    } else {
+      needed.columns.push_back(index);
+    }
   }
-  return Make(std::move(schema), outputs, with_row_id);
+  if (!in_order) {
+    std::vector<OutputColumn> outputs;
+    outputs.reserve(names.size());
+    for (const auto& name : names) outputs.emplace_back(name, name);
+    return Make(std::move(schema), outputs, with_row_id);
+  }
+  std::shared_ptr<Projection> p(new Projection());
+  p->needed_ = std::move(needed);
+  p->needed_.row_id = with_row_id;
+  arrow::FieldVector fields;
+  fields.reserve(p->needed_.size());
+  for (int i : p->needed_.columns) fields.push_back(schema->field(i));
+  if (with_row_id) fields.push_back(HiddenColumnField(kRowIdColumn));
+  p->all_columns_ = !with_row_id && p->needed_.size() == schema->num_fields();
+  p->output_schema_ =
+      p->all_columns_ ? schema : arrow::schema(std::move(fields), schema->metadata());
+  p->input_schema_ = p->output_schema_;
+  p->outputs_.reserve(p->needed_.size());
+  for (int i = 0; i < p->needed_.size(); ++i) p->outputs_.push_back({i, {}});
+  p->pass_through_ = true;
+  p->schema_ = std::move(schema);
+  return p;
 }
 
 arrow::Result<std::shared_ptr<const Projection>> Projection::Make(
