@@ -37,3 +37,9 @@ def tmp_db(tmp_path):
 def mem_db():
     """A fresh process-local in-memory database."""
     return riffledb.connect("memory://")
+
+
+@pytest.fixture(params=["tmp", "mem"])
+def db(request):
+    """Each test that asks for it runs twice: on a directory and a memory database."""
+    return request.getfixturevalue(f"{request.param}_db")

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pyarrow as pa
 import pytest
+from harness.hang import run_python
 
 from riffledb.permutation import Permutation, Permutations, permutation_builder
 from riffledb.util import batch_to_numpy_dict, batch_to_torch_dict
@@ -315,9 +316,6 @@ def _identity(batch):
 def test_reads_do_not_import_pandas(tmp_path):
     """pyarrow's ``Array.to_numpy`` imports pandas on first use (a third of a second
     before a training loop's first batch): the numeric read paths avoid it."""
-    import subprocess
-    import sys
-
     import riffledb
 
     riffledb.connect(tmp_path).create_table("t", _data())
@@ -332,9 +330,8 @@ for fmt in ["torch_dict", "numpy_dict", "numpy", "arrow"]:
     next(iter(p.with_format(fmt).iter(5)))
 print(sorted(m for m in ("pandas", "pyarrow.compute") if m in sys.modules))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    out = run_python(code, timeout=120)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 

@@ -1,11 +1,11 @@
 """Atomic commits: concurrent writers, readers during writes, a writer killed mid-commit.
 
-Child processes use the "spawn" start method; every join has a timeout, after which the
-test kills the child and fails, so a deadlock cannot hang the suite.
+Writers run in spawn children (harness.concurrency_scenarios) watched by the hang
+detector (harness.hang.Child): a child that makes no progress within JOIN_TIMEOUT
+seconds fails the test with its stacks, so a deadlock cannot hang the suite.
 """
 
 import multiprocessing as mp
-import os
 import random
 import signal
 import threading
@@ -13,45 +13,19 @@ import time
 
 import pyarrow as pa
 import pytest
+from harness.concurrency_scenarios import (
+    BATCHES,
+    KILL_APPENDS,
+    ROWS,
+    appender_scenarios,
+    killable_appender_scenarios,
+)
+from harness.hang import Child
 
 import riffledb
 
 JOIN_TIMEOUT = 60
-BATCHES = 50
-ROWS = 10
 INITIAL = 100
-
-
-def _reap(procs) -> None:
-    """Joins each process with a timeout; kills stragglers and fails the test."""
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    hung = []
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-        if p.is_alive():
-            hung.append(p.pid)
-            p.kill()
-            p.join(timeout=10)
-    if hung:
-        pytest.fail(f"child processes {hung} did not finish within {JOIN_TIMEOUT}s")
-
-
-def _batch(start: int, writer: int) -> pa.Table:
-    return pa.table(
-        {
-            "id": pa.array(range(start, start + ROWS), pa.int64()),
-            "writer": pa.array([writer] * ROWS, pa.int8()),
-        }
-    )
-
-
-def _appender(db_path: str, writer: int, go) -> None:
-    tbl = riffledb.connect(db_path).open_table("t")
-    if not go.wait(timeout=JOIN_TIMEOUT):
-        raise SystemExit(3)
-    base = 1_000_000 * (writer + 1)
-    for i in range(BATCHES):
-        tbl.add(_batch(base + i * ROWS, writer))
 
 
 @pytest.mark.slow
@@ -66,14 +40,22 @@ def test_two_processes_append_concurrently(tmp_path):
             }
         ),
     )
-    ctx = mp.get_context("spawn")
-    go = ctx.Event()
-    procs = [ctx.Process(target=_appender, args=(str(tmp_path), w, go)) for w in (0, 1)]
-    for p in procs:
-        p.start()
+    go = mp.get_context("spawn").Event()
+    writers = [
+        Child(
+            appender_scenarios,
+            str(tmp_path),
+            w,
+            go,
+            what=f"writer {w}",
+            timeout=JOIN_TIMEOUT,
+        )
+        for w in (0, 1)
+    ]
     go.set()
-    _reap(procs)
-    assert [p.exitcode for p in procs] == [0, 0]
+    outcomes = [w.outcome() for w in writers]
+    assert [o.get("append") for o in outcomes] == [BATCHES, BATCHES]
+    assert [o.exitcode for o in outcomes] == [0, 0]
 
     tbl.checkout_latest()
     assert tbl.count_rows() == INITIAL + 2 * BATCHES * ROWS
@@ -110,15 +92,6 @@ def test_two_processes_append_concurrently(tmp_path):
 # ---------------------------------------------------------------------------------------
 # SIGKILL during a series of appends
 
-KILL_APPENDS = 200
-
-
-def _killable_appender(db_path: str, done) -> None:
-    tbl = riffledb.connect(db_path).open_table("t")
-    for i in range(KILL_APPENDS):
-        tbl.add(pa.table({"id": pa.array(range(i * ROWS, (i + 1) * ROWS), pa.int64())}))
-        done.value = i + 1
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12, 13])
@@ -126,25 +99,32 @@ def test_writer_killed_mid_append(tmp_path, seed):
     db = riffledb.connect(tmp_path)
     db.create_table("t", schema=pa.schema([("id", pa.int64())]))
     kill_after = random.Random(seed).randint(1, KILL_APPENDS - 20)
-    ctx = mp.get_context("spawn")
     # A RawValue: a lock held by the killed child would deadlock the parent.
-    done = ctx.RawValue("i", 0)
-    proc = ctx.Process(target=_killable_appender, args=(str(tmp_path), done))
-    proc.start()
+    done = mp.get_context("spawn").RawValue("i", 0)
+    writer = Child(
+        killable_appender_scenarios,
+        str(tmp_path),
+        done,
+        what="writer to kill",
+        timeout=JOIN_TIMEOUT,
+    )
     deadline = time.monotonic() + JOIN_TIMEOUT
     # Wait until `kill_after` appends have returned; the kill then lands at a random
     # point in the next one(s). The sleep only paces the polling.
-    while done.value < kill_after and proc.is_alive() and time.monotonic() < deadline:
+    while done.value < kill_after and writer.is_alive() and time.monotonic() < deadline:
         time.sleep(0.001)
-    if proc.is_alive():
+    if writer.is_alive():
+        writer.kill()
         assert done.value >= kill_after, f"writer made no progress in {JOIN_TIMEOUT}s"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join(timeout=10)
-        assert proc.exitcode == -signal.SIGKILL
+        assert writer.outcome().exitcode == -signal.SIGKILL
     else:
         # Only acceptable if the writer outran the poll and finished every append.
-        proc.join(timeout=10)
-        assert (proc.exitcode, done.value) == (0, KILL_APPENDS)
+        outcome = writer.outcome()
+        assert (outcome.get("append"), outcome.exitcode, done.value) == (
+            KILL_APPENDS,
+            0,
+            KILL_APPENDS,
+        )
     acknowledged = done.value
 
     tbl = riffledb.connect(tmp_path).open_table("t")

@@ -1,16 +1,17 @@
 """torch DataLoader workers under every start method: each row of a split exactly once.
 
 For each start method (``fork``, ``spawn``, ``forkserver``) one ``spawn`` child runs every
-scenario of that method (mp_helpers.dataloader_scenarios) — a table read through
+scenario of that method (harness.dataloader_scenarios) — a table read through
 ``__getitems__``, ``Permutation.identity`` and a shuffled 70 % split — through
 ``DataLoader(num_workers=2, shuffle=True)`` with a batch size (33) that divides neither
 999 nor 699, so the last short batch is checked too. The child reports each scenario's
 batches; the checks run here. A scenario making no progress for
-mp_helpers.PROGRESS_TIMEOUT seconds is a failure (the child's process group is killed),
-never a hang. One child per method, not per scenario: importing torch in a fresh process
-takes seconds, and each child imports it once.
+harness.hang.PROGRESS_TIMEOUT seconds is a failure (with the stacks of the child's
+threads; its process group is killed), never a hang. One child per method, not per
+scenario: importing torch in a fresh process takes seconds, and each child imports it
+once.
 
-The forkserver child preloads torch, riffledb and mp_helpers into the fork server (what
+The forkserver child preloads torch, riffledb and the harness into the fork server (what
 docs/dataloader.md recommends), so its workers start fast; spawn workers import torch
 each. Memory tables run under fork and forkserver (under forkserver their rows travel in
 the pickle); they have three fragments and deleted rows, so row ids are not offsets.
@@ -20,9 +21,10 @@ import collections
 import math
 import multiprocessing as mp
 
-import mp_helpers
 import pytest
-from mp_helpers import BATCH, N_ROWS, check_rows
+from harness import hang
+from harness.data import BATCH, KINDS, N_ROWS, check_rows, dataset, rows
+from harness.dataloader_scenarios import STORES, dataloader_scenarios
 
 import riffledb
 
@@ -39,7 +41,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def db_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("dataloader")
-    riffledb.connect(path).create_table("t", mp_helpers.rows(0, N_ROWS))
+    riffledb.connect(path).create_table("t", rows(0, N_ROWS))
     return str(path)
 
 
@@ -52,15 +54,17 @@ def outcomes(db_path):
     def get(method):
         if not running:
             for m in METHODS:
-                running[m] = mp_helpers.Running(
-                    mp_helpers.dataloader_scenarios,
+                running[m] = hang.Child(
+                    dataloader_scenarios,
                     m,
                     db_path,
                     what=f"DataLoader scenarios ({m} workers)",
                 )
         return running[method].outcome()
 
-    return get
+    yield get
+    for child in running.values():  # kill any no test waited for (-k, -x)
+        child.close()
 
 
 def check_epoch(batches, expected, parent_pid, *, from_workers=True):
@@ -89,8 +93,8 @@ def check_epoch(batches, expected, parent_pid, *, from_workers=True):
 CASES = [
     (method, store, kind)
     for method in METHODS
-    for store in mp_helpers.STORES[method]
-    for kind in mp_helpers.KINDS
+    for store in STORES[method]
+    for kind in KINDS
 ]
 
 
@@ -158,8 +162,8 @@ def test_distributed_sampler_fork_workers(outcomes):
 @pytest.mark.parametrize("num_replicas", [2, 8])
 def test_distributed_sampler_covers_split(tmp_db, num_replicas):
     """In process: DistributedSampler ranks over a Permutation, several epochs."""
-    table = tmp_db.create_table("t", mp_helpers.rows(0, N_ROWS))
-    perm, collate, expected = mp_helpers.dataset(table, "split")
+    table = tmp_db.create_table("t", rows(0, N_ROWS))
+    perm, collate, expected = dataset(table, "split")
     assert len(expected) % num_replicas != 0
     orders = []
     for epoch in range(2):
@@ -186,14 +190,3 @@ def test_distributed_sampler_covers_split(tmp_db, num_replicas):
         _check_distributed(ranks, expected, num_replicas)
         orders.append(ranks)
     assert orders[0] != orders[1]  # set_epoch reshuffles
-
-
-def test_harness_reports_a_hang_instead_of_hanging():
-    """The hang detector itself: a scenario that sleeps forever fails fast."""
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.sleeper_scenarios, what="sleeper", timeout=3
-    )
-    assert outcome.results["quick"] == ("ok", True)
-    assert outcome.hung == "forever"
-    with pytest.raises(pytest.fail.Exception, match="'forever' HUNG"):
-        outcome.get("forever")

@@ -10,11 +10,6 @@ from riffledb.db import DBConnection
 from riffledb.table import Table
 
 
-@pytest.fixture(params=["tmp", "mem"])
-def db(request):
-    return request.getfixturevalue(f"{request.param}_db")
-
-
 def _names_value(name: str, message: str) -> bool:
     """True if the message names `name`, raw or as its repr (for names with `\\`)."""
     return name in message or repr(name) in message

@@ -1,17 +1,17 @@
 """Untrusted input never crashes the process: corrupt files and garbage filters.
 
-Each case runs in a child interpreter, so a segfault or abort fails one test instead of
-killing the suite; the child reports what it raised as JSON on stdout.
+Each case runs in a child interpreter (harness.hang.run_python), so a segfault or abort
+fails one test instead of killing the suite, and a hang fails it with the child's stacks;
+the child reports what it raised as JSON on stdout.
 """
 
 import json
 import random
-import subprocess
-import sys
 import textwrap
 
 import pyarrow as pa
 import pytest
+from harness.hang import run_python
 
 import riffledb
 
@@ -43,12 +43,8 @@ _READ_CHILD = textwrap.dedent(
 
 
 def _run_child(script: str, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-    )
+    # A hang prints the child's stacks on its stderr and exits 1 (harness.hang).
+    proc = run_python(script, *args, timeout=CHILD_TIMEOUT)
     # A negative return code is a signal (SIGSEGV, SIGABRT): the process crashed.
     assert proc.returncode == 0, f"exit {proc.returncode}\nstderr:\n{proc.stderr}"
     assert "Fatal Python error" not in proc.stderr, proc.stderr
@@ -218,11 +214,6 @@ def test_garbage_filters_raise_value_error_only(seed):
 
 # ---------------------------------------------------------------------------------------
 # a failed call changes nothing
-
-
-@pytest.fixture(params=["tmp", "mem"])
-def db(request):
-    return request.getfixturevalue(f"{request.param}_db")
 
 
 def test_failed_writes_leave_table_unchanged(db):

@@ -1,18 +1,20 @@
 """Fork safety (DESIGN.md decision 9) with real processes.
 
-Each test runs its scenario in a ``spawn`` child (mp_helpers.run_scenarios) that reports
-progress through a pipe; a scenario without progress for mp_helpers.PROGRESS_TIMEOUT
-seconds fails the test and its whole process group is killed. Children made with
-``os.fork()`` inside a scenario are reaped with a deadline too (mp_helpers.wait_child) and
-report through their exit code or a pipe.
+Each test runs its scenario (harness.fork_scenarios, harness.fork_torch_scenarios) in a
+``spawn`` child (harness.hang.Child) that reports progress through a pipe; a scenario
+without progress for harness.hang.PROGRESS_TIMEOUT seconds fails the test with the stacks
+of the child's threads, and its whole process group is killed. Children made with
+``os.fork()`` inside a scenario are reaped with a deadline too (harness.hang.wait_child)
+and report through their exit code or a pipe.
 """
 
 import collections
 import sys
 
-import mp_helpers
 import pytest
-from mp_helpers import N_ROWS, check_rows
+from harness import fork_scenarios, fork_torch_scenarios
+from harness.data import N_ROWS, check_rows, rows
+from harness.hang import Child, run_scenarios
 
 import riffledb
 
@@ -25,7 +27,7 @@ APPEND_FORKS = 30
 
 @pytest.fixture
 def db_path(tmp_path):
-    riffledb.connect(tmp_path).create_table("t", mp_helpers.rows(0, N_ROWS))
+    riffledb.connect(tmp_path).create_table("t", rows(0, N_ROWS))
     return str(tmp_path)
 
 
@@ -35,19 +37,22 @@ def torch_children(tmp_path_factory):
     seconds; in parallel processes it overlaps)."""
     pytest.importorskip("torch")
     nested_db = tmp_path_factory.mktemp("nested")
-    riffledb.connect(nested_db).create_table("t", mp_helpers.rows(0, N_ROWS))
-    return {
-        "busy": mp_helpers.Running(
-            mp_helpers.fork_while_busy_scenarios,
+    riffledb.connect(nested_db).create_table("t", rows(0, N_ROWS))
+    children = {
+        "busy": Child(
+            fork_torch_scenarios.fork_while_busy_scenarios,
             str(tmp_path_factory.mktemp("busy")),
             BUSY_ROUNDS,
             BUSY_THREADS,
             what="fork while busy",
         ),
-        "nested": mp_helpers.Running(
-            mp_helpers.nested_fork_scenarios, str(nested_db), what="nested fork"
+        "nested": Child(
+            fork_torch_scenarios.nested_fork_scenarios, str(nested_db), what="nested fork"
         ),
     }
+    yield children
+    for child in children.values():  # kill any no test waited for (-k, -x)
+        child.close()
 
 
 @pytest.mark.slow
@@ -89,9 +94,9 @@ def test_fork_while_another_thread_appends(db_path):
     and a fresh connection: always a whole version. (The writer's own object: next
     test.)"""
     riffledb.connect(db_path).open_table("t").delete("id >= 0")  # start from 0 rows
-    riffledb.connect(db_path).open_table("t").add(mp_helpers.rows(0, 10))
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.fork_mid_append_scenarios,
+    riffledb.connect(db_path).open_table("t").add(rows(0, 10))
+    outcome = run_scenarios(
+        fork_scenarios.fork_mid_append_scenarios,
         db_path,
         APPEND_FORKS,
         what="fork mid-append",
@@ -112,8 +117,8 @@ def test_fork_while_threads_use_the_same_table(db_path):
     objects inherited by a forked child keep working."""
     table = riffledb.connect(db_path).open_table("t")
     table.delete("id >= 10")
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.fork_shared_table_scenarios, db_path, 300, what="shared table"
+    outcome = run_scenarios(
+        fork_scenarios.fork_shared_table_scenarios, db_path, 300, what="shared table"
     )
     assert outcome.get("forks") == 300
 
@@ -122,19 +127,10 @@ def test_objects_made_before_fork_work_in_child(db_path):
     """A directory Table, a memory Table, used Permutations (native readers built), a
     half-consumed Permutation.iter and a half-consumed scan, all made in the parent and
     used after a raw os.fork(); then the parent's own objects carry on unaffected."""
-    outcome = mp_helpers.run_scenarios(
-        mp_helpers.objects_after_fork_scenarios, db_path, what="objects after fork"
+    outcome = run_scenarios(
+        fork_scenarios.objects_after_fork_scenarios, db_path, what="objects after fork"
     )
     code = outcome.get("objects")
-    steps = [
-        "directory table reads",
-        "memory table reads",
-        "used permutation reads",
-        "used memory permutation",
-        "iterator continues",
-        "scan iterator continues",
-        "rebuild permutation table",
-        "parallel take",
-    ]
+    steps = fork_scenarios.OBJECT_STEPS
     step = steps[code - 10] if 10 <= code < 10 + len(steps) else code
     assert code == 0, f"child failed at step {step!r} (traceback on stderr)"

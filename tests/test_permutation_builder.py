@@ -478,18 +478,10 @@ def test_recipe_metadata_over_a_directory_table(tmp_path):
     metadata = perm.schema.metadata
     assert metadata[b"riffledb:base_version"] == b"2"
     assert json.loads(metadata[b"riffledb:recipe"]) == {
-        "format": 1,
-        "base": f"{tmp_path}/t",
-        "filter": {"filter": "id >= 5"},
-        "split": {
-            "kind": "random",
-            "ratios": None,
-            "counts": [20, 10],
-            "fixed": None,
-            "seed": 3,
-            "clump_size": None,
-            "split_names": ["a", "b"],
-        },
+        "format": 2,
+        "base": f"{tmp_path}/t.riffle",  # the base table's location
+        "filter": "id >= 5",
+        "split": {"counts": [20, 10], "kind": "random", "seed": 3, "names": ["a", "b"]},
         "shuffle": {"seed": 4, "clump_size": 2},
     }
     assert set(json.loads(metadata[b"riffledb:split_digests"])) == {"0", "1"}

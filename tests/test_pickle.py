@@ -8,13 +8,15 @@ DataLoader end-to-end tests are in test_torch.py.
 
 import copy
 import functools
-import multiprocessing as mp
 import os
 import pickle
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from harness.data import all_rows, open_table
+from harness.hang import run_in_child
+from harness.pickle_scenarios import read_unpickled
 
 import riffledb
 from riffledb.permutation import (
@@ -41,10 +43,6 @@ def roundtrip(obj):
     return pickle.loads(pickle.dumps(obj))
 
 
-def all_rows(permutation):
-    return permutation.with_format("python").__getitems__(range(len(permutation)))
-
-
 def data(n, start=0):
     return pa.table(
         {
@@ -65,10 +63,6 @@ def split_80_20(table, seed=1):
 
 
 # Module-level, so that pickle resolves them by name.
-def _open(uri: str, name: str):
-    return riffledb.connect(uri).open_table(name)
-
-
 def _refusing_factory(name: str):
     raise RuntimeError(f"factory called for {name}")
 
@@ -440,12 +434,12 @@ def test_memory_base_keeps_schema_metadata(mem_db):
 
 def test_with_connection_factory_validates(tmp_db):
     p = Permutation.identity(tmp_db.create_table("t", data(10)))
-    with pytest.raises(AssertionError, match="connection_factory is required"):
+    with pytest.raises(TypeError, match="connection_factory is required"):
         p.with_connection_factory(None)
     with pytest.raises(TypeError, match="must be callable"):
         p.with_connection_factory("not callable")
     assert p.connection_factory is None
-    factory = functools.partial(_open, tmp_db.uri)
+    factory = functools.partial(open_table, tmp_db.uri)
     with_factory = p.with_connection_factory(factory)
     assert with_factory.connection_factory is factory
     assert p.connection_factory is None  # a new permutation; self is unchanged
@@ -454,7 +448,7 @@ def test_with_connection_factory_validates(tmp_db):
 
 def test_factory_replaces_the_table_state_and_pins_the_version(tmp_db):
     table = tmp_db.create_table("t", data(100))
-    factory = functools.partial(_open, tmp_db.uri)
+    factory = functools.partial(open_table, tmp_db.uri)
     p = split_80_20(table)["train"].with_connection_factory(factory)
     expected = all_rows(p)
     state = p.__getstate__()
@@ -462,7 +456,7 @@ def test_factory_replaces_the_table_state_and_pins_the_version(tmp_db):
     assert state["connection_factory"] is factory
     table.add(data(10, start=100))  # the factory opens version 2; the pin is 1
     restored = roundtrip(p)
-    assert restored.connection_factory.func is _open
+    assert restored.connection_factory.func is open_table
     assert all_rows(restored) == expected
     assert restored.base_table.version == 1
 
@@ -502,8 +496,25 @@ def test_every_format_pickles_by_name(tmp_db, fmt):
     assert restored.transform_fn is p.transform_fn
     got, expected = restored.take_offsets([2, 0]), p.take_offsets([2, 0])
     assert type(got) is type(expected)
-    if fmt in ("python", "python_col", "arrow"):
-        assert got == expected
+    assert _plain(got) == _plain(expected)
+    assert _plain(got) != _plain(p.take_offsets([0, 2]))  # _plain keeps the values
+
+
+def _plain(batch):
+    """Any format's batch as nested Python lists and dicts, to compare values."""
+    if isinstance(batch, list | tuple):
+        return [_plain(item) for item in batch]
+    if isinstance(batch, dict):
+        return {key: _plain(value) for key, value in batch.items()}
+    if isinstance(batch, pa.RecordBatch | pa.Table):
+        return batch.to_pydict()
+    if hasattr(batch, "iloc"):  # pandas
+        return batch.to_dict("list")
+    if hasattr(batch, "to_dict"):  # polars
+        return batch.to_dict(as_series=False)
+    if hasattr(batch, "tolist"):  # numpy, torch
+        return batch.tolist()
+    return batch
 
 
 def test_module_level_transform_pickles(tmp_db):
@@ -571,7 +582,7 @@ def test_round_trips_twice(tmp_db, mem_db, kind):
         if kind == "identity":
             p = Permutation.identity(table)
         if kind == "factory":
-            p = p.with_connection_factory(functools.partial(_open, tmp_db.uri))
+            p = p.with_connection_factory(functools.partial(open_table, tmp_db.uri))
     p = p.with_skip(1).with_batch_size(4)
     expected = all_rows(p)
     unused = roundtrip(roundtrip(p))  # re-pickled before use
@@ -611,11 +622,6 @@ def test_state_without_a_base_fails_clearly(tmp_db):
 # -- processes (without torch) -----------------------------------------------------------
 
 
-def _read_in_child(blob: bytes, queue):
-    permutation = pickle.loads(blob)
-    queue.put((len(permutation), all_rows(permutation), os.getpid()))
-
-
 @pytest.mark.parametrize("db_fixture", ["tmp_db", "mem_db"])
 def test_spawned_process_reads_the_same_rows(request, db_fixture):
     db = request.getfixturevalue(db_fixture)
@@ -624,20 +630,12 @@ def test_spawned_process_reads_the_same_rows(request, db_fixture):
         table.add(data(10, start=300))
         table.delete("id % 5 = 0")
     p = split_80_20(table)["train"].with_skip(2).with_take(100)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_read_in_child, args=(pickle.dumps(p), queue))
-    proc.start()
-    proc.join(timeout=60)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        pytest.fail("reading an unpickled permutation in a spawned process hung")
-    assert proc.exitcode == 0
-    n, rows, pid = queue.get(timeout=5)
+    n, rows, pid = run_in_child(
+        read_unpickled,
+        pickle.dumps(p),
+        what="reading an unpickled permutation in a spawned process",
+        timeout=60,
+    )
     assert pid != os.getpid()
     assert n == 100
     assert rows == all_rows(p)

@@ -35,11 +35,6 @@ def _golden_rows(ids):
 GOLDEN = _golden_rows(ALL)
 
 
-@pytest.fixture(params=["tmp", "mem"])
-def db(request):
-    return request.getfixturevalue(f"{request.param}_db")
-
-
 @pytest.fixture
 def tbl(db):
     """Ids 0..9 in two fragments: row ids 0..5, then 2**32 .. 2**32 + 3."""

@@ -14,11 +14,6 @@ from riffledb.table import Table
 FRAG1 = 1 << 32  # row id of the first row of the second fragment
 
 
-@pytest.fixture(params=["tmp", "mem"])
-def db(request):
-    return request.getfixturevalue(f"{request.param}_db")
-
-
 def _ids(n: int, start: int = 0) -> pa.Table:
     ids = list(range(start, start + n))
     return pa.table(

@@ -4,12 +4,14 @@
 # multiprocessing Permutation tests come with the pickling issue.
 
 import functools
-import multiprocessing as mp
 import pickle
 import sys
 
 import pyarrow as pa
 import pytest
+from harness.data import open_table
+from harness.hang import run_in_child
+from harness.torch_scenarios import fork_dataloader_batches, spawn_dataloader_ids
 
 import riffledb
 from riffledb.permutation import Permutation, Permutations, permutation_builder
@@ -18,33 +20,11 @@ from riffledb.util import tbl_to_tensor
 torch = pytest.importorskip("torch")
 
 
-def _open_native_table(uri: str, table_name: str):
-    """Top-level connection factory used by the explicit-factory pickle test.
-
-    Defined at module scope so that pickle can resolve it by name in the
-    worker / unpickling process.
-    """
-    return riffledb.connect(uri).open_table(table_name)
-
-
-def _run_isolated(target, args, timeout: float, what: str):
-    """Runs `target(*args, queue)` in a spawned child; its one result, or a failure if it
-    hangs (join with a timeout, then terminate/kill) or exits non-zero."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    proc.join(timeout=timeout)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        pytest.fail(f"{what} hung (no result within {timeout} s)")
-    assert proc.exitcode == 0, f"child exited with code {proc.exitcode}"
-    assert not queue.empty(), "child produced no result"
-    return queue.get(timeout=5)
+def _one_epoch(batches, values) -> None:
+    """The loops below assert on each batch, which an empty loader would pass: the
+    epoch must also hold every row once (``values(batch)`` gives a batch's ``a``)."""
+    assert len(batches) == 100
+    assert sorted(int(v) for b in batches for v in values(b)) == list(range(1000))
 
 
 def test_table_dataloader(mem_db):
@@ -52,40 +32,50 @@ def test_table_dataloader(mem_db):
     dataloader = torch.utils.data.DataLoader(
         table, collate_fn=tbl_to_tensor, batch_size=10, shuffle=True
     )
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 1
         assert batch.size(1) == 10
+    _one_epoch(batches, lambda b: b[0])
 
 
 def test_permutation_dataloader(mem_db):
     table = mem_db.create_table("test_table", pa.table({"a": range(1000)}))
     permutation = Permutation.identity(table)
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch["a"].size(0) == 10
+    _one_epoch(batches, lambda b: b["a"])
 
     # The seed's "torch" assertions are those of the later "torch_row" format: at the
     # spec's HEAD "torch" is a list of row dicts (HuggingFace's set_format("torch")),
     # which the default collate turns into a dict of (batch,) tensors.
     permutation = permutation.with_format("torch")
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch["a"].size(0) == 10
         assert batch["a"].dtype == torch.int64
+    _one_epoch(batches, lambda b: b["a"])
 
     permutation = permutation.with_format("torch_row")
     dataloader = torch.utils.data.DataLoader(permutation, batch_size=10, shuffle=True)
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 10
         assert batch.size(1) == 1
+    _one_epoch(batches, lambda b: b[:, 0])
 
     permutation = permutation.with_format("torch_col")
     dataloader = torch.utils.data.DataLoader(
         permutation, collate_fn=lambda x: x, batch_size=10, shuffle=True
     )
-    for batch in dataloader:
+    batches = list(dataloader)
+    for batch in batches:
         assert batch.size(0) == 1
         assert batch.size(1) == 10
+    _one_epoch(batches, lambda b: b[0])
 
 
 # riffledb additions: the rows of each batch are exactly the sampled rows, in order.
@@ -250,24 +240,6 @@ def test_permutation_with_memory_base_is_picklable(mem_db):
     assert restored.__getitems__([0, 10, 49]) == [{"a": 0}, {"a": 10}, {"a": 49}]
 
 
-def _spawn_dataloader_target(db_uri: str, queue):
-    table = riffledb.connect(db_uri).open_table("test_table")
-    permutation = Permutation.identity(table)
-    dataloader = torch.utils.data.DataLoader(
-        permutation,
-        batch_size=10,
-        shuffle=True,
-        num_workers=2,
-        multiprocessing_context="spawn",
-        timeout=60,
-    )
-    seen = []
-    for batch in dataloader:
-        assert batch["a"].size(0) == 10
-        seen.extend(batch["a"].tolist())
-    queue.put(sorted(seen))
-
-
 def test_permutation_dataloader_multiprocessing(tmp_path):
     """Using a Permutation with a PyTorch DataLoader that has num_workers > 0
     must work end-to-end. Each worker process gets a pickled copy of the
@@ -275,8 +247,8 @@ def test_permutation_dataloader_multiprocessing(tmp_path):
     detected and killed.)"""
     db_uri = str(tmp_path / "db")
     riffledb.connect(db_uri).create_table("test_table", pa.table({"a": range(1000)}))
-    seen = _run_isolated(
-        _spawn_dataloader_target, (db_uri,), 180, "A spawn-worker DataLoader"
+    seen = run_in_child(
+        spawn_dataloader_ids, db_uri, what="A spawn-worker DataLoader", timeout=180
     )
     assert seen == list(range(1000))
 
@@ -288,7 +260,7 @@ def test_permutation_pickle_with_connection_factory(tmp_path):
     db = riffledb.connect(tmp_path)
     db.create_table("test_table", pa.table({"a": range(50)}))
 
-    factory = functools.partial(_open_native_table, str(tmp_path))
+    factory = functools.partial(open_table, str(tmp_path))
     permutation = Permutation.identity(factory("test_table")).with_connection_factory(
         factory
     )
@@ -298,7 +270,7 @@ def test_permutation_pickle_with_connection_factory(tmp_path):
     assert len(restored) == 50
     # The factory survives pickling and is what powered base-table reopen.
     assert restored.connection_factory is not None
-    assert restored.connection_factory.func is _open_native_table
+    assert restored.connection_factory.func is open_table
     assert restored.__getitems__([0, 1, 2]) == [{"a": 0}, {"a": 1}, {"a": 2}]
 
 
@@ -323,23 +295,6 @@ def test_permutation_with_builder_is_picklable(tmp_db):
     assert restored.__getitems__(indices) == expected
 
 
-def _multiworker_dataloader_target(db_uri: str, result_queue):
-    db = riffledb.connect(db_uri)
-    table = db.open_table("test_table")
-    permutation = Permutation.identity(table)
-    dataloader = torch.utils.data.DataLoader(
-        permutation,
-        batch_size=10,
-        num_workers=2,
-        multiprocessing_context="fork",
-    )
-    count = 0
-    for batch in dataloader:
-        assert batch["a"].size(0) == 10
-        count += 1
-    result_queue.put(count)
-
-
 @pytest.mark.skipif(
     sys.platform != "linux",
     reason=(
@@ -358,10 +313,9 @@ def test_permutation_dataloader_fork_workers(tmp_path):
     db = riffledb.connect(db_uri)
     db.create_table("test_table", pa.table({"a": list(range(1000))}))
 
-    count = _run_isolated(
-        _multiworker_dataloader_target,
-        (db_uri,),
-        30,
-        "Permutation iterated in a fork-based DataLoader worker",
+    count = run_in_child(
+        fork_dataloader_batches,
+        db_uri,
+        what="Permutation iterated in a fork-based DataLoader worker",
     )
     assert count == 100

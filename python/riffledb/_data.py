@@ -1,11 +1,32 @@
-"""Turning user data (Arrow, pandas, Python objects, streams) into Arrow streams."""
+"""Turning user data (Arrow, pandas, Python objects, streams) into Arrow streams.
+
+Only conversion lives here: the data keeps its own column order and types. Checking it
+against a table's schema, reordering and casting is the C++ write path's job (one check,
+one message; see ``docs/tables.md``).
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
+
+
+class Stream(NamedTuple):
+    """Data ready for the native write path.
+
+    Attributes:
+        data: An object with ``__arrow_c_stream__``, or None for data that holds no rows
+            and no types (an empty list or iterator).
+        from_rows: Whether the data were rows given as dicts, where a row that omits a
+            key holds null there: the write then fills a nullable table column that no
+            row names with nulls instead of rejecting the data.
+    """
+
+    data: Any
+    from_rows: bool
 
 
 def _is_pandas(data: Any) -> bool:
@@ -13,124 +34,111 @@ def _is_pandas(data: Any) -> bool:
     return module.startswith("pandas") and type(data).__name__ == "DataFrame"
 
 
-def _schema_difference(data: pa.Schema, target: pa.Schema) -> str:
-    for field in target:
-        index = data.get_field_index(field.name)
-        if index < 0:
-            return f"column '{field.name}' is missing from the data"
-        other = data.field(index)
-        if other.type != field.type:
-            return (
-                f"column '{field.name}' is {other.type} in the data "
-                f"but {field.type} in the table"
-            )
-    for field in data:
-        if target.get_field_index(field.name) < 0:
-            return f"column '{field.name}' is not in the table"
-    return "the columns differ"
+def _from_pandas(frame) -> pa.Table:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata.pop(b"pandas", None)  # pandas' own bookkeeping, not the user's metadata
+    return table.replace_schema_metadata(metadata or None)
 
 
-def _mismatch(data: pa.Schema, target: pa.Schema) -> ValueError:
-    return ValueError(
-        "Data schema does not match the table schema: "
-        f"{_schema_difference(data, target)}.\n"
-        f"Data schema:\n{data}\nTable schema:\n{target}"
+def _infer(values: Any) -> Any:
+    """``values`` as an Arrow array; integers beyond int64 are retried as uint64."""
+    try:
+        return pa.array(values)
+    except OverflowError:
+        # Inference stops at int64; Python integers beyond it fit only a uint64 column.
+        return pa.array(values, pa.uint64())
+
+
+def _from_columns(columns: Mapping) -> pa.Table:
+    try:
+        return pa.Table.from_pydict(dict(columns))
+    except OverflowError:
+        return pa.Table.from_pydict({key: _infer(v) for key, v in columns.items()})
+
+
+def _from_rows(rows: list) -> pa.Table:
+    # Inferred as one struct array: Arrow takes the fields from the keys of all rows, in
+    # order of first appearance, in C++ (pa.Table.from_pylist takes the keys of the first
+    # row only, dropping a key that only later rows have), and a row without a key holds
+    # null there.
+    try:
+        return pa.Table.from_struct_array(pa.array(rows))
+    except OverflowError:
+        keys = dict.fromkeys(key for row in rows for key in row)
+        return _from_columns({key: [row.get(key) for row in rows] for key in keys})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        for position, row in enumerate(rows):  # error path only
+            if not isinstance(row, Mapping):
+                raise TypeError(
+                    "A list of rows must hold only dicts, got "
+                    f"{type(row).__name__} at position {position}"
+                ) from None
+        raise
+
+
+def _as_batches(item: Any, position: int) -> list[pa.RecordBatch]:
+    if isinstance(item, pa.RecordBatch):
+        return [item]
+    if isinstance(item, pa.Table):
+        return item.to_batches()
+    raise TypeError(
+        "An iterable of data must yield pyarrow RecordBatches or Tables, got "
+        f"{type(item).__name__} at position {position}"
     )
 
 
-def align(data, target: pa.Schema):
-    """Reorders and safely casts a ``pa.Table`` or ``pa.RecordBatch`` to ``target``.
-
-    Raises:
-        ValueError: the schemas do not fit (naming both).
-    """
-    if data.schema.equals(target, check_metadata=False):
-        return data
-    if sorted(data.schema.names) != sorted(target.names):
-        raise _mismatch(data.schema, target)
-    if data.schema.names != target.names:
-        data = data.select(target.names)
-    try:
-        return data.cast(target, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-        raise _mismatch(data.schema, target) from error
-
-
-def _aligned_reader(
-    reader: pa.RecordBatchReader, target: pa.Schema
-) -> pa.RecordBatchReader:
-    if reader.schema.equals(target, check_metadata=False):
-        return reader
-    if sorted(reader.schema.names) != sorted(target.names):
-        raise _mismatch(reader.schema, target)
+def _from_iterable(data: Iterable) -> pa.RecordBatchReader | None:
+    items = iter(data)
+    first = next(items, None)
+    if first is None:
+        return None
+    if not isinstance(first, (pa.RecordBatch, pa.Table)):
+        _as_batches(first, 0)  # raises, naming the type
+    schema = first.schema
 
     def batches():
-        for batch in reader:
-            yield align(batch, target)
+        for position, item in enumerate(itertools.chain([first], items)):
+            yield from _as_batches(item, position)
 
-    return pa.RecordBatchReader.from_batches(target, batches())
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def to_arrow_stream(data: Any, schema: pa.Schema | None = None):
-    """Returns an object with ``__arrow_c_stream__`` for ``data`` and its schema.
+def to_arrow_stream(data: Any) -> Stream:
+    """Returns ``data`` as an Arrow stream for the native write path.
 
-    Arrow tables, batches and readers pass through without copying; a reader (or any
-    ``__arrow_c_stream__`` producer) is streamed batch by batch, never materialised.
-    With ``schema``, the data is reordered and safely cast to it.
+    Anything with ``__arrow_c_stream__`` (pyarrow tables, batches and readers, polars,
+    DuckDB, ...) is returned as is, so the native side pulls it directly (a reader is
+    streamed batch by batch, never materialised, and never passes through Python). A
+    pandas DataFrame loses its index and pandas metadata; lists of row dicts and dicts of
+    columns are converted with inferred types; an iterable of record batches becomes a
+    reader with the first batch's schema.
+
+    Raises:
+        TypeError: data of an unsupported kind (naming it).
     """
-    if schema is not None and not isinstance(schema, pa.Schema):
-        schema = pa.schema(schema)
-    if isinstance(data, pa.Table):
-        table = data if schema is None else align(data, schema)
-        return table, table.schema
-    if isinstance(data, pa.RecordBatch):
-        batch = data if schema is None else align(data, schema)
-        return pa.Table.from_batches([batch]), batch.schema
-    if isinstance(data, pa.RecordBatchReader):
-        reader = data if schema is None else _aligned_reader(data, schema)
-        return reader, reader.schema
     if _is_pandas(data):
-        table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
-        metadata = dict(table.schema.metadata or {})
-        metadata.pop(b"pandas", None)  # pandas' own bookkeeping, not the user's metadata
-        table = table.replace_schema_metadata(metadata or None)
-        return table, table.schema
+        # Before __arrow_c_stream__: pandas' own export keeps the index as a column.
+        return Stream(_from_pandas(data), False)
     if hasattr(data, "__arrow_c_stream__"):
-        reader = pa.RecordBatchReader.from_stream(data)
-        if schema is not None:
-            reader = _aligned_reader(reader, schema)
-        return reader, reader.schema
+        return Stream(data, False)
     if isinstance(data, Mapping):
-        table = pa.Table.from_pydict(dict(data), schema=schema)
-        return table, table.schema
+        return Stream(_from_columns(data), False)
     if isinstance(data, list):
-        if not data and schema is None:
-            raise ValueError("Cannot infer a schema from an empty list: pass schema=")
-        if data and not isinstance(data[0], Mapping):
-            if isinstance(data[0], (pa.RecordBatch, pa.Table)):
-                tables = [
-                    pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-                    for b in data
-                ]
-                table = pa.concat_tables(tables)
-                if schema is not None:
-                    table = align(table, schema)
-                return table, table.schema
-            raise TypeError(
-                "A list of data must hold dicts (one per row) or record batches, "
-                f"got {type(data[0]).__name__} at position 0"
-            )
-        table = pa.Table.from_pylist(data, schema=schema)
-        return table, table.schema
+        if not data:
+            return Stream(None, True)
+        if isinstance(data[0], Mapping):
+            return Stream(_from_rows(data), True)
+        if isinstance(data[0], (pa.RecordBatch, pa.Table)):
+            return Stream(_from_iterable(data), False)
+        raise TypeError(
+            "A list of data must hold dicts (one per row) or record batches, "
+            f"got {type(data[0]).__name__} at position 0"
+        )
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
-        if schema is None:
-            raise ValueError("An iterator of record batches needs schema=")
-        batches = (align(b, schema) for b in data)
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
-        return reader, schema
+        return Stream(_from_iterable(data), False)
     raise TypeError(
         f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, "
         "RecordBatch or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict "
-        "of lists, or an "
-        "object with __arrow_c_stream__"
+        "of lists, an iterable of record batches, or an object with __arrow_c_stream__"
     )

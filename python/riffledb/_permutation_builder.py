@@ -2,52 +2,21 @@
 
 Re-exported by :mod:`riffledb.permutation`. The work happens in C++
 (``cpp/src/riffledb/permutation/builder.h``, where the split, hash and shuffle algorithms
-are documented); this module checks arguments the way LanceDB's Python layer does and
-wraps the result as a table.
+are documented; a seed not given is drawn there when the step is configured, and the
+recipe is recorded there); this module checks arguments the way LanceDB's Python layer
+does and wraps the result as a table.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 from typing import Any
 
-import pyarrow as pa
-
 from . import _riffledb
+from .table import Table, reference
 
 __all__ = ["PermutationBuilder", "permutation_builder"]
 
 _U64_MAX = 2**64 - 1
-
-# Schema metadata key of the recipe execute() records: the builder calls, with every
-# seed made explicit, that rebuild the same table from the same base table version (the
-# build is deterministic: DESIGN.md decision 8). A pickled permutation travels as its
-# recipe when the table still matches the build's digests (see riffledb.permutation).
-RECIPE_METADATA_KEY = b"riffledb:recipe"
-BASE_VERSION_METADATA_KEY = b"riffledb:base_version"
-SPLIT_DIGESTS_METADATA_KEY = b"riffledb:split_digests"
-_RECIPE_FORMAT = 1
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON-able ints, floats, strings and lists (numpy scalars and tuples
-    included), or raises TypeError."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__index__"):
-        return int(value.__index__())
-    if isinstance(value, float) or hasattr(value, "__float__"):
-        return float(value)
-    raise TypeError(f"not a plain value: {value!r}")
-
-
-def _draw_seed(seed: Any) -> Any:
-    """The seed to build with: ``seed`` as given, or a fresh one from the OS (what the
-    native builder would draw) so that the recipe can rebuild the same table."""
-    return secrets.randbits(64) if seed is None else seed
 
 
 def _u64(value: Any, name: str) -> Any:
@@ -79,17 +48,14 @@ def _check_sizes(ratios: Any, counts: Any, fixed: Any) -> None:
         raise ValueError("Exactly one of 'ratios', 'counts', or 'fixed' must be provided")
 
 
-def _native_table(table: Any) -> _riffledb.Table:
-    """The native table behind a riffledb ``Table`` (or a wrapper holding one in
-    ``_table``), or LanceDB's RuntimeError."""
-    inner = getattr(table, "_inner", None)
-    if not isinstance(inner, _riffledb.Table):
-        inner = getattr(getattr(table, "_table", None), "_inner", None)
-    if not isinstance(inner, _riffledb.Table):
+def _snapshot(table: Any):
+    """The native snapshot of a riffledb ``Table``'s current version, or LanceDB's
+    RuntimeError."""
+    if not isinstance(table, Table):
         raise RuntimeError(
             "Provided table does not appear to be a Table or RemoteTable instance"
         )
-    return inner
+    return reference(table).snapshot()
 
 
 class PermutationBuilder:
@@ -125,22 +91,8 @@ class PermutationBuilder:
             RuntimeError: ``table`` is not a table.
         """
         self._native: _riffledb.PermutationBuilder | None = _riffledb.PermutationBuilder(
-            _native_table(table).snapshot()
+            _snapshot(table)
         )
-        # The calls that define the table, by kind (later calls replace earlier ones).
-        self._recipe: dict[str, Any] = {}
-        self._base_identity = table_identity(table)
-
-    @classmethod
-    def _from_snapshot(cls, snapshot: Any) -> PermutationBuilder:
-        builder = cls.__new__(cls)
-        builder._native = _riffledb.PermutationBuilder(snapshot)
-        builder._recipe = {}
-        builder._base_identity = None
-        return builder
-
-    def _record(self, step: str, **args: Any) -> None:
-        self._recipe[step] = args
 
     def _builder(self) -> _riffledb.PermutationBuilder:
         if self._native is None:
@@ -154,7 +106,6 @@ class PermutationBuilder:
         reported by :meth:`execute`.
         """
         self._builder().filter(filter)
-        self._record("filter", filter=filter)
         return self
 
     def split_random(
@@ -188,12 +139,11 @@ class PermutationBuilder:
             ratios=None if ratios is None else list(ratios),
             counts=_u64_list(counts, "counts"),
             fixed=_u64(fixed, "fixed"),
-            seed=_draw_seed(_u64(seed, "seed")),
+            seed=_u64(seed, "seed"),
             clump_size=_u64(clump_size, "clump_size"),
             split_names=_names(split_names),
         )
         self._builder().split_random(**args)
-        self._record("split", kind="random", **args)
         return self
 
     def split_hash(
@@ -227,7 +177,6 @@ class PermutationBuilder:
             split_names=_names(split_names),
         )
         self._builder().split_hash(**args)
-        self._record("split", kind="hash", **args)
         return self
 
     def split_sequential(
@@ -253,7 +202,6 @@ class PermutationBuilder:
             split_names=_names(split_names),
         )
         self._builder().split_sequential(**args)
-        self._record("split", kind="sequential", **args)
         return self
 
     def split_calculated(
@@ -267,7 +215,6 @@ class PermutationBuilder:
         """
         args = dict(calculation=calculation, split_names=_names(split_names))
         self._builder().split_calculated(**args)
-        self._record("split", kind="calculated", **args)
         return self
 
     def shuffle(
@@ -283,11 +230,8 @@ class PermutationBuilder:
         Raises:
             OverflowError: a negative integer.
         """
-        args = dict(
-            seed=_draw_seed(_u64(seed, "seed")), clump_size=_u64(clump_size, "clump_size")
-        )
+        args = dict(seed=_u64(seed, "seed"), clump_size=_u64(clump_size, "clump_size"))
         self._builder().shuffle(**args)
-        self._record("shuffle", **args)
         return self
 
     def execute(self) -> Any:
@@ -297,7 +241,10 @@ class PermutationBuilder:
             A riffledb ``Table`` named ``"permutation"`` in a fresh ``memory://``
             database, with columns ``row_id`` (uint64, the base table's ``_rowid``) and
             ``split_id`` (uint64), grouped by split, and the ``split_names`` metadata
-            (a JSON array) when names were given.
+            (a JSON array) when names were given. Its schema metadata also records the
+            base version, a digest of each split and, for a base table that can be
+            reopened by path, the builder's recipe (every seed explicit), which lets a
+            pickled permutation travel as a few hundred bytes.
 
         Raises:
             ValueError: invalid sizes, weights, names, clump size or calculated split
@@ -305,85 +252,11 @@ class PermutationBuilder:
                 them).
             RuntimeError: the builder was already consumed.
         """
-        from . import connect
+        from .permutation import permutation_table_from_native
 
-        return connect("memory://").create_table("permutation", self._execute_arrow())
-
-    def _execute_arrow(self) -> pa.Table:
-        """Builds and consumes the builder: the permutation table as Arrow, with the
-        recipe in its schema metadata (when every argument is a plain value)."""
         native = self._builder()
         self._native = None
-        capsule = native.execute()
-        table = pa.RecordBatchReader._import_from_c_capsule(capsule).read_all()
-        if self._base_identity is None:
-            return table  # a base table that cannot be named again: no recipe
-        try:
-            recipe = json.dumps(
-                {
-                    "format": _RECIPE_FORMAT,
-                    "base": self._base_identity,
-                    **_plain_dict(self._recipe),
-                },
-                separators=(",", ":"),
-                allow_nan=False,
-            )
-        except (TypeError, ValueError):
-            return table  # an argument that does not round-trip: no recipe
-        metadata = dict(table.schema.metadata or {})
-        metadata[RECIPE_METADATA_KEY] = recipe.encode()
-        return table.replace_schema_metadata(metadata)
-
-
-def table_identity(table: Any) -> str | None:
-    """``"<database uri>/<table name>"`` for a riffledb table in a directory database (the
-    table a recipe was built over), else None (``memory://`` tables and other objects)."""
-    pickled = getattr(table, "_pickled", None)
-    if getattr(table, "_native", None) is None and pickled is not None:
-        if pickled.get("kind") == "local":
-            return f"{pickled['uri']}/{pickled['name']}"
-        return None
-    conn = getattr(table, "_conn", None)
-    uri = getattr(conn, "uri", None)
-    if not isinstance(uri, str) or uri.startswith("memory://"):
-        return None
-    return f"{uri}/{table.name}"
-
-
-def _plain_dict(recipe: dict[str, Any]) -> dict[str, Any]:
-    return {
-        kind: {k: _plain(v) for k, v in args.items()} for kind, args in recipe.items()
-    }
-
-
-def build_from_recipe(snapshot: Any, recipe: str) -> pa.Table:
-    """Rebuilds a permutation table over the native ``snapshot`` from the recipe JSON
-    that :meth:`PermutationBuilder.execute` recorded.
-
-    Raises:
-        ValueError: the recipe is not one this version of riffledb wrote.
-    """
-    spec = json.loads(recipe)
-    if not isinstance(spec, dict) or spec.get("format") != _RECIPE_FORMAT:
-        raise ValueError(f"Unsupported permutation recipe: {recipe[:200]!r}")
-    builder = PermutationBuilder._from_snapshot(snapshot)
-    if "filter" in spec:
-        builder.filter(**spec["filter"])
-    split = dict(spec.get("split") or {})
-    kind = split.pop("kind", None)
-    if kind == "random":
-        builder.split_random(**split)
-    elif kind == "hash":
-        builder.split_hash(**split)
-    elif kind == "sequential":
-        builder.split_sequential(**split)
-    elif kind == "calculated":
-        builder.split_calculated(**split)
-    elif kind is not None:
-        raise ValueError(f"Unsupported split kind in permutation recipe: {kind!r}")
-    if "shuffle" in spec:
-        builder.shuffle(**spec["shuffle"])
-    return builder._execute_arrow()
+        return permutation_table_from_native(native.execute())
 
 
 def permutation_builder(table: Any) -> PermutationBuilder:

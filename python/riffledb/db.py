@@ -63,10 +63,12 @@ class DBConnection:
         Args:
             name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 255.
             data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader``
-                (streamed),
-                a pandas DataFrame, a list of row dicts, a dict of columns, or any object
-                with ``__arrow_c_stream__`` (polars, DuckDB, ...). None: an empty table.
-            schema: The table schema; the data is cast to it. Required without data.
+                (streamed), a pandas DataFrame, a list of row dicts, a dict of columns,
+                an iterable of record batches, or any object with
+                ``__arrow_c_stream__`` (polars, DuckDB, ...). None: an empty table.
+            schema: The table schema. With data, the data is matched to it as
+                :meth:`Table.add` does (columns by name, safe casts, one error naming
+                every missing, extra and mismatched column). Required without data.
             mode: ``"create"`` fails if the table exists (see ``exist_ok``);
                 ``"overwrite"`` replaces its rows and schema (as a new version).
             exist_ok: With ``mode="create"``, return the existing table instead of failing
@@ -77,32 +79,51 @@ class DBConnection:
 
         Raises:
             ValueError: bad name or mode, the table exists, no data and no schema, or data
-                that does not fit ``schema``.
+                that does not fit ``schema`` (nothing is created then).
         """
         if mode not in ("create", "overwrite"):
             raise ValueError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
         _riffledb.Database.validate_table_name(name)
-        if data is None:
-            if schema is None:
-                raise ValueError(
-                    f"Cannot create table '{name}': pass data, a schema, or both"
-                )
-            schema = schema if isinstance(schema, pa.Schema) else pa.schema(schema)
-            stream = None
-        else:
+        if schema is not None and not isinstance(schema, pa.Schema):
+            schema = pa.schema(schema)
+        stream = None
+        from_rows = False
+        if data is not None:
             if mode == "create" and exist_ok and self._inner.has_table(name):
                 return self.open_table(name)
-            stream, schema = to_arrow_stream(data, schema)
-        inner = self._inner.create_table(name, schema, stream, mode, exist_ok)
+            stream, from_rows = to_arrow_stream(data)
+            if stream is None and schema is None:
+                raise ValueError(
+                    f"Cannot create table '{name}' from empty data without a schema: "
+                    "pass schema="
+                )
+        inner = self._inner.create_table(
+            name, schema, stream, mode, exist_ok, fill_missing_nullable=from_rows
+        )
         return Table(inner, self)
 
-    def open_table(self, name: str) -> Table:
-        """Opens the newest version of a table.
+    def open_table(self, name: str, *, version: int | None = None) -> Table:
+        """Opens the newest version of a table, or ``version`` of it.
+
+        Args:
+            name: The table.
+            version: A version to read (as :meth:`Table.checkout`; writes then fail until
+                :meth:`Table.checkout_latest`). Not in LanceDB's ``open_table``, hence
+                keyword-only.
 
         Raises:
-            ValueError: the table does not exist (the message names it and the database).
+            ValueError: the table does not exist (the message names it and the database),
+                or ``version`` of it does not (the message names both).
         """
-        return Table(self._inner.open_table(name), self)
+        if version is not None and (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 0 <= version < 2**64
+        ):
+            raise ValueError(
+                f"version must be a non-negative 64-bit integer, got {version!r}"
+            )
+        return Table(self._inner.open_table(name, version), self)
 
     def drop_table(self, name: str, ignore_missing: bool = False) -> None:
         """Deletes a table and all its versions.

@@ -6,6 +6,11 @@ reads one split of it (or, with :meth:`Permutation.identity`, the whole table) a
 map-style dataset: ``len(p)``, ``p[i]``, ``p.__getitems__(indices)`` and batched
 iteration, with every read going through the permutation's format or transform.
 
+The work is native: the permutation table is held in C++ grouped by split (a split is a
+slice), and the native reader owns the view (skip, take, repeat, batches of exactly
+``batch_size`` rows). This module validates arguments, keeps the configuration, and
+turns native batches into the chosen format (:mod:`riffledb.formats`).
+
 A permutation pins the versions of its tables when it is created: it reads the base-table
 version its table handle was on then (and the permutation table's), so writes to the table
 during a training run change neither what the run reads nor ``len()``.
@@ -14,33 +19,24 @@ during a training run change neither what the run reads nor ``len()``.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import pickle
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from .util import (
-    attempt_import_or_raise,
-    batch_to_numpy,
-    batch_to_numpy_dict,
-    batch_to_tensor,
-    batch_to_tensor_dict,
-    batch_to_tensor_rows,
-    batch_to_torch_dict,
-)
+from .formats import Format, Transforms, column_builder, transform_of
+from .table import Table, memory_state, reference, table_from_state
 
 if TYPE_CHECKING:
     from ._permutation_builder import PermutationBuilder
-    from .table import Table
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "Format",
     "Permutation",
     "PermutationBuilder",
     "Permutations",
@@ -53,6 +49,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 100
 
 _ROWID = "_rowid"
+_INT64_MAX = 2**63 - 1
 
 
 def __getattr__(name: str):
@@ -65,170 +62,51 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# -- transforms --------------------------------------------------------------------------
-
-
-def _arrow2polars(batch: pa.RecordBatch):
-    pl = attempt_import_or_raise("polars")
-    return pl.from_arrow(batch)
-
-
-class Transforms:
-    """Batch converters, the transforms behind :meth:`Permutation.with_format`.
-
-    Each takes the ``pa.RecordBatch`` of a read and returns what the read returns. All are
-    module-level functions, so a permutation using them pickles.
-    """
-
-    @staticmethod
-    def arrow2python(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-        """``"python"``: a list with one dict per row (copies into Python objects)."""
-        return batch.to_pylist()
-
-    @staticmethod
-    def arrow2pythoncol(batch: pa.RecordBatch) -> dict[str, list[Any]]:
-        """``"python_col"``: a dict of column name -> list of values (copies)."""
-        return batch.to_pydict()
-
-    @staticmethod
-    def arrow2arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
-        """``"arrow"``: the ``pa.RecordBatch`` itself (zero-copy)."""
-        return batch
-
-    @staticmethod
-    def arrow2numpy(batch: pa.RecordBatch):
-        """``"numpy"``: one 2-D ``np.ndarray`` of shape (rows, features).
-
-        See :func:`riffledb.util.batch_to_numpy`: fixed-size list columns (embeddings)
-        contribute one feature per element; mixed numeric dtypes are promoted, other mixes
-        give ``object``. For a dict of per-column arrays use
-        :func:`riffledb.util.batch_to_numpy_dict` with ``with_transform``.
-        """
-        return batch_to_numpy(batch)
-
-    @staticmethod
-    def arrow2pandas(batch: pa.RecordBatch):
-        """``"pandas"``: a ``pd.DataFrame`` (zero-copy for numeric columns where pandas
-        allows it)."""
-        attempt_import_or_raise("pandas")
-        return batch.to_pandas()
-
-    @staticmethod
-    def arrow2polars(batch: pa.RecordBatch | None = None):
-        """``"polars"``: a ``pl.DataFrame`` (zero-copy).
-
-        Called without a batch (LanceDB's spelling, ``Transforms.arrow2polars()``)
-        it returns the converter itself, a module-level function that pickles by name.
-        """
-        if batch is None:
-            attempt_import_or_raise("polars")
-            return _arrow2polars
-        return _arrow2polars(batch)
-
-
-_FORMATS: dict[str, tuple[Callable[[pa.RecordBatch], Any], str | None]] = {
-    "python": (Transforms.arrow2python, None),
-    "python_col": (Transforms.arrow2pythoncol, None),
-    "numpy": (Transforms.arrow2numpy, None),
-    "pandas": (Transforms.arrow2pandas, "pandas"),
-    "arrow": (Transforms.arrow2arrow, None),
-    "polars": (_arrow2polars, "polars"),
-    "torch": (batch_to_tensor_dict, "torch"),
-    "torch_row": (batch_to_tensor_rows, "torch"),
-    "torch_col": (batch_to_tensor, "torch"),
-    # riffledb's own: a dict of batch-first columns (gathered straight into arrays)
-    "numpy_dict": (batch_to_numpy_dict, None),
-    "torch_dict": (batch_to_torch_dict, "torch"),
-}
-
-Format = Literal[
-    "python",
-    "python_col",
-    "numpy",
-    "pandas",
-    "arrow",
-    "polars",
-    "torch",
-    "torch_row",
-    "torch_col",
-    "numpy_dict",
-    "torch_dict",
-]
-
-
-def _numpy_columns(names: list[str], arrays: list) -> dict[str, Any]:
-    return dict(zip(names, arrays, strict=True))
-
-
-def _torch_columns(names: list[str], arrays: list) -> dict[str, Any]:
-    import torch
-
-    from_numpy = torch.from_numpy
-    return {name: from_numpy(array) for name, array in zip(names, arrays, strict=True)}
-
-
-def _column_reader(transform: Callable[[pa.RecordBatch], Any]):
-    """For a transform that makes a dict of batch-first columns, the function building
-    that dict from the native take's NumPy arrays (the same dict, without a
-    ``pa.RecordBatch`` in between); None for other transforms."""
-    if transform is batch_to_torch_dict:
-        return _torch_columns
-    if transform is batch_to_numpy_dict:
-        return _numpy_columns
-    return None
-
-
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _check_table(table: Any, what: str) -> None:
-    if not hasattr(table, "_inner") or not hasattr(table._inner, "snapshot"):
-        raise TypeError(f"{what} must be a riffledb Table, got {type(table).__name__}")
-
-
-def _split_names(permutation_table: Table) -> list[str] | None:
-    """The JSON ``split_names`` of the permutation table's metadata, validated;
-    None when there is none."""
-    metadata = permutation_table.schema.metadata
-    if not metadata or b"split_names" not in metadata:
-        return None
-    try:
-        names = json.loads(metadata[b"split_names"].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"The permutation table's split_names metadata is not valid JSON: {error}"
-        ) from error
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(
-            "The permutation table's split_names metadata must be a JSON list of "
-            f"strings, got {names!r}"
-        )
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(
-                f"The permutation table's split names are not unique: `{name}` appears "
-                "more than once"
-            )
-        seen.add(name)
-    return names
+def _require(value: Any, what: str) -> None:
+    if value is None:
+        raise TypeError(f"{what} is required")
 
 
 def _check_count(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
-    return int(value)
+    value = int(value)
+    if value > _INT64_MAX:
+        raise ValueError(f"{what} must be at most 2^63 - 1, got {value}")
+    return value
 
 
-def _as_offsets(offsets: Any):
-    """Offsets as something the native take accepts in one call: an int64 numpy array or a
-    list of ints."""
+def _bad_offset(offsets: Sequence[Any]) -> Exception | None:
+    """The error for the first offset that is not a 64-bit integer, naming its position;
+    None if all are (the error path of a take: offsets are not checked in Python
+    first)."""
+    for position, value in enumerate(offsets):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return TypeError(
+                f"offsets must be integers, got {type(value).__name__} at position "
+                f"{position}"
+            )
+        if not -_INT64_MAX - 1 <= int(value) <= _INT64_MAX:
+            return IndexError(f"Offset {value} at position {position} is out of range")
+    return None
+
+
+def _as_offsets(offsets: Any) -> np.ndarray | list:
+    """Offsets as the native take accepts them in one call: an int64 numpy array or a
+    list."""
+    if type(offsets) is list:
+        return offsets
     if isinstance(offsets, np.ndarray):
         if offsets.ndim != 1:
             raise ValueError(
                 f"offsets must be one-dimensional, got shape {offsets.shape}"
             )
         if offsets.dtype.kind not in "iu":
+            if offsets.dtype == object or len(offsets) == 0:
+                return _as_offsets(offsets.tolist())
             raise TypeError(f"offsets must be integers, got dtype {offsets.dtype}")
         if (
             offsets.dtype.kind == "u"
@@ -237,8 +115,6 @@ def _as_offsets(offsets: Any):
         ):
             raise IndexError(f"Offset {offsets.max()} is out of range")
         return np.ascontiguousarray(offsets, dtype=np.int64)
-    if isinstance(offsets, list):
-        return offsets
     if isinstance(offsets, (pa.Array, pa.ChunkedArray)):
         return _as_offsets(offsets.to_numpy(zero_copy_only=False))
     if hasattr(offsets, "__array__") and not isinstance(offsets, (str, bytes)):
@@ -254,10 +130,26 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _open_permutation_table(table: Table, version: int | None = None):
+    """The native permutation table of a riffledb table (grouped once per version)."""
+    snapshot = reference(table, "permutation_table").snapshot(version)
+    return _riffledb.PermutationTable.open(snapshot)
+
+
+def permutation_table_from_native(native: Any) -> Table:
+    """A ``memory://`` table holding a native permutation table, which is kept as the
+    grouped form of that table's first version (it is not grouped again)."""
+    from . import connect
+
+    table = connect("memory://").create_table("permutation", native)
+    native.attach(reference(table).snapshot())
+    return table
+
+
 # -- pickling helpers --------------------------------------------------------------------
 
 #: Version of the Permutation pickle state layout.
-_PICKLE_FORMAT = 1
+_PICKLE_FORMAT = 2
 
 
 def _check_picklable_callable(fn: Any, what: str) -> None:
@@ -274,35 +166,6 @@ def _check_picklable_callable(fn: Any, what: str) -> None:
             "functools.partial of one), as DataLoader workers under spawn/forkserver "
             "unpickle the dataset."
         )
-
-
-def _memory_table(name: str, data: pa.Table) -> Table:
-    from . import connect
-
-    return connect("memory://").create_table(name, data)
-
-
-def _permutation_table_from_data(data: dict[str, Any], split: int) -> Table:
-    """A memory:// permutation table holding one split: ``row_ids`` (bytes or a uint64
-    array) at index ``split``, with the original ``split_names`` metadata."""
-    row_ids = data["row_ids"]
-    if isinstance(row_ids, (bytes, bytearray, memoryview)):
-        row_ids = np.frombuffer(row_ids, dtype=np.uint64)
-    split_ids = np.full(len(row_ids), split, dtype=np.uint64)
-    metadata = None
-    if data.get("split_names") is not None:
-        metadata = {b"split_names": json.dumps(data["split_names"]).encode("utf-8")}
-    schema = pa.schema(
-        [
-            pa.field("row_id", pa.uint64(), False),
-            pa.field("split_id", pa.uint64(), False),
-        ],
-        metadata=metadata,
-    )
-    table = pa.Table.from_arrays(
-        [pa.array(row_ids, pa.uint64()), pa.array(split_ids, pa.uint64())], schema=schema
-    )
-    return _memory_table("permutation", table)
 
 
 # -- Permutations ------------------------------------------------------------------------
@@ -323,11 +186,11 @@ class Permutations:
     """
 
     def __init__(self, base_table: Table, permutation_table: Table):
-        _check_table(base_table, "base_table")
-        _check_table(permutation_table, "permutation_table")
+        reference(base_table, "base_table")
+        native = _open_permutation_table(permutation_table)
         self.base_table = base_table
         self.permutation_table = permutation_table
-        self.split_names: list[str] = _split_names(permutation_table) or []
+        self.split_names: list[str] = native.split_names or []
         self.split_dict: dict[str, int] = {n: i for i, n in enumerate(self.split_names)}
 
     def get_by_name(self, name: str) -> Permutation:
@@ -370,10 +233,10 @@ class Permutation:
     current when it was created (see the module docstring).
 
     State is plain (tables, split, selection, batch size, transform, offset, limit,
-    repeat, pinned versions, connection factory); the native reader is a cache rebuilt
-    lazily in each process (``_ensure_open``), so a forked DataLoader worker rebuilds its
-    own. A permutation pickles without native handles (spawn/forkserver workers): see
-    :meth:`__getstate__`.
+    repeat, pinned versions, connection factory) plus the native reader, which is
+    immutable and survives ``fork`` (DESIGN.md decision 9): a forked DataLoader worker
+    reads through the parent's reader. A permutation pickles without native handles
+    (spawn/forkserver workers; see :meth:`__getstate__`) and reopens on first use.
     """
 
     def __init__(
@@ -392,13 +255,15 @@ class Permutation:
         permutation_version: int | None = None,
     ):
         """Internal constructor: use :meth:`from_tables` or :meth:`identity`."""
-        assert base_table is not None, "base_table is required"
-        assert selection is not None, "selection is required"
+        _require(base_table, "base_table")
+        _require(selection, "selection")
         self.base_table = base_table
         self._permutation_table = permutation_table
-        # A compact pickled permutation table (row ids of one split), built into a
-        # memory:// table on first use; see __setstate__.
-        self._permutation_data: dict[str, Any] | None = None
+        # The native permutation table; for an unpickled permutation, made from
+        # `_pending` (a recipe or row ids) on first use.
+        self._native_table = None
+        self._pending: dict[str, Any] | None = None
+        self._identity = permutation_table is None
         self.connection_factory: Callable[[str], Table] | None = None
         self.split = split
         self.selection = dict(selection)
@@ -415,7 +280,8 @@ class Permutation:
             if permutation_version is not None or permutation_table is None
             else permutation_table.version
         )
-        self._clear_cache()
+        self._reader = None  # the native reader of the view, made on first use
+        self._selection_cache = None  # (bound selection, output schema, names)
 
     @property
     def permutation_table(self) -> Table | None:
@@ -424,101 +290,88 @@ class Permutation:
         After unpickling it is a ``memory://`` table holding only this permutation's split
         (at its original index, with the original ``split_names``), made on first use.
         """
-        table = self._permutation_table
-        if table is None and self._permutation_data is not None:
-            data = self._permutation_data
-            if "recipe" in data:
-                data = self._rebuild_split(data)
-            table = _permutation_table_from_data(data, self.split)
-            self._permutation_table, self._permutation_data = table, None
+        if self._permutation_table is None and not self._identity:
+            table = permutation_table_from_native(self._permutation())
+            self._permutation_table = table
             self.permutation_version = table.version
-        return table
+        return self._permutation_table
 
-    def _rebuild_split(self, data: dict[str, Any]) -> dict[str, Any]:
-        """This split's row ids, rebuilt from a pickled recipe over the base table at the
-        pinned version and checked against the pickled digest."""
-        from ._permutation_builder import SPLIT_DIGESTS_METADATA_KEY, build_from_recipe
+    @permutation_table.setter
+    def permutation_table(self, table: Table | None) -> None:
+        self._permutation_table = table
+        self._identity = table is None
+        self._native_table = self._pending = None
+        self.permutation_version = None if table is None else table.version
+        self._reader = None
 
-        base = self._snapshot(self.base_table, self.base_version)
-        table = build_from_recipe(base, data["recipe"])
-        digests = json.loads(table.schema.metadata[SPLIT_DIGESTS_METADATA_KEY])
-        got = digests.get(str(self.split))
+    # -- native state --------------------------------------------------------------------
+    def _permutation(self):
+        """The native permutation table (None for identity)."""
+        native = self._native_table
+        if native is not None or self._identity:
+            return native
+        if self._pending is not None:
+            native = self._from_pending(self._pending)
+        else:
+            native = _open_permutation_table(
+                self._permutation_table, self.permutation_version
+            )
+        self._native_table, self._pending = native, None
+        return native
+
+    def _from_pending(self, data: dict[str, Any]):
+        """The native table of one split, from its pickled recipe (rebuilt over the base
+        table at the pinned version, checked against the pickled digest) or row ids."""
+        if "recipe" not in data:
+            row_ids = data["row_ids"]
+            if isinstance(row_ids, (bytes, bytearray, memoryview)):
+                row_ids = np.frombuffer(row_ids, dtype=np.uint64)
+            return _riffledb.PermutationTable.from_row_ids(
+                np.ascontiguousarray(row_ids, dtype=np.uint64),
+                self.split,
+                data.get("split_names"),
+            )
+        base = reference(self.base_table).snapshot(self.base_version)
+        native = _riffledb.PermutationTable.from_recipe(base, data["recipe"])
+        got = native.digest(self.split)
         if got != data["digest"]:
             raise RuntimeError(
                 f"Cannot rebuild split {self.split} of the permutation over table "
                 f"'{self.base_table.name}' (version {self.base_version}): rebuilding it "
-                f"from its recipe gave other rows (digest {got}, expected "
+                f"from its recipe gave other rows (digest {got or 'none'}, expected "
                 f"{data['digest']}). The table was replaced since the permutation was "
                 "pickled."
             )
-        split_ids = table.column("split_id").to_numpy()
-        lo, hi = np.searchsorted(split_ids, [self.split, self.split + 1])
-        row_ids = table.column("row_id").slice(lo, hi - lo).to_numpy()
-        return {"row_ids": row_ids, "split_names": data.get("split_names")}
+        return native.only_split(self.split)
 
-    @permutation_table.setter
-    def permutation_table(self, table: Table | None) -> None:
-        self._permutation_table, self._permutation_data = table, None
-
-    # -- native state (a per-process cache) ----------------------------------------------
-    def _clear_cache(self) -> None:
-        self._reader = None
-        self._bound = None
-        self._pid: int | None = None
-        self._snapshots = None
-
-    @staticmethod
-    def _snapshot(table: Table, version: int):
-        if table.version == version:
-            return table._inner.snapshot()
-        # The handle moved on (it wrote, or checked out): read the pinned version
-        # through a separate handle, leaving the user's one alone.
-        conn = getattr(table, "_conn", None)
-        if conn is None:
-            raise ValueError(
-                f"Cannot read version {version} of table '{table.name}': the table "
-                f"handle is now on version {table.version} and has no connection to "
-                "reopen it"
-            )
-        other = conn.open_table(table.name)
-        other.checkout(version)
-        return other._inner.snapshot()
-
-    def _ensure_open(self):
-        """The native reader of this process, rebuilt after fork or unpickling."""
-        pid = os.getpid()
-        if self._reader is not None and self._pid == pid:
-            return self._reader
-        if self._snapshots is None:
-            if self.base_version is None:  # unpickled from rows (memory:// base)
-                self.base_version = self.base_table.version
-            base = self._snapshot(self.base_table, self.base_version)
-            permutation_table = self.permutation_table
-            perm = (
-                None
-                if permutation_table is None
-                else self._snapshot(permutation_table, self.permutation_version)
-            )
-            self._snapshots = (base, perm)
-        # An identity reader reads "split 0" (of the whole table); a permutation unpickled
-        # from rows keeps its original split index (see __getstate__).
-        split = 0 if self._snapshots[1] is None else self.split
-        reader = _riffledb.PermutationReader.open(*self._snapshots, split)
-        if self.offset is not None or self.limit is not None:
-            reader = reader.with_offset_limit(self.offset, self.limit)
-        self._reader, self._bound, self._pid = reader, None, pid
+    def _view(self):
+        """The native reader of this permutation's view (made once; shared by copies)."""
+        reader = self._reader
+        if reader is None:
+            base = reference(self.base_table).snapshot(self.base_version)
+            native = self._permutation()
+            # An identity reader reads "split 0" (of the whole table).
+            split = 0 if native is None else self.split
+            reader = _riffledb.PermutationReader.open(base, native, split)
+            if self.offset is not None or self.limit is not None:
+                reader = reader.with_offset_limit(self.offset, self.limit)
+            if self.repeat_times != 1:
+                reader = reader.with_repeat(self.repeat_times)
+            self._reader = reader
         return reader
 
-    def _bound_selection(self):
-        reader = self._ensure_open()
-        if self._bound is None:
-            self._bound = reader.bind(list(self.selection.items()))
-        return self._bound
+    def _selection(self):
+        """(bound selection, output schema, output names), bound once per selection."""
+        cache = self._selection_cache
+        if cache is None:
+            bound = self._view().bind(list(self.selection.items()))
+            schema = pa.Schema._import_from_c_capsule(bound.schema())
+            cache = self._selection_cache = (bound, schema, schema.names)
+        return cache
 
     def __copy__(self) -> Permutation:
-        # Not through __getstate__ (that is for pickling: it reads, and it reshapes
-        # permutations over memory:// tables). The copy shares the tables and the
-        # immutable native reader.
+        # Not through __getstate__ (that is for pickling). The copy shares the tables and
+        # the immutable native reader.
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.selection = dict(self.selection)
@@ -533,7 +386,7 @@ class Permutation:
         for key, value in changes.items():
             setattr(other, key, value)
         if "selection" in changes:
-            other._bound = None
+            other._selection_cache = None
         return other
 
     # -- pickling ------------------------------------------------------------------------
@@ -541,11 +394,13 @@ class Permutation:
         """The pickle state: plain values, never a native handle.
 
         Keys: ``format_version``; ``base_table_name``; ``base_table_state`` (the base
-        Table's pickle state at the pinned version; absent with a connection factory);
-        ``base_version``; ``permutation_data`` (None for an identity, else ``{"row_ids":
-        uint64 bytes of the whole split in permutation order, "split_names"}``);
-        ``split``; ``selection``; ``batch_size``; ``transform_fn``; ``offset``;
-        ``limit``; ``repeat``; ``connection_factory``.
+        table's pickle state at the pinned version; absent with a connection factory);
+        ``base_version``; ``permutation_data`` (None for an identity; else the split as
+        ``{"recipe", "digest", "split_names"}`` when the permutation table provably is
+        what the builder's recipe builds over this base table and version, a few hundred
+        bytes, or ``{"row_ids": uint64 bytes of the whole split in permutation order,
+        "split_names"}``); ``split``; ``selection``; ``batch_size``; ``transform_fn``;
+        ``offset``; ``limit``; ``repeat``; ``connection_factory``.
 
         A permutation over a ``memory://`` table (without a connection factory) pickles
         the split's rows in permutation order as the base table's data and becomes an
@@ -559,10 +414,10 @@ class Permutation:
         factory = self.connection_factory
         if factory is not None:
             _check_picklable_callable(factory, "connection_factory")
-        base = self.base_table
+        ref = reference(self.base_table)
         state: dict[str, Any] = {
             "format_version": _PICKLE_FORMAT,
-            "base_table_name": base._unopened_name(),
+            "base_table_name": ref.name,
             "base_version": self.base_version,
             "split": self.split,
             "selection": dict(self.selection),
@@ -573,41 +428,28 @@ class Permutation:
             "repeat": self.repeat_times,
             "connection_factory": factory,
         }
-        if factory is not None:
-            state["permutation_data"] = self._compact_permutation_data()
-        elif base._native is None and base._pickled is not None:
-            # Never used since it was unpickled: pass the state on as it is (no I/O).
-            state["base_table_state"] = dict(base._pickled)
-            state["permutation_data"] = self._compact_permutation_data()
-        elif base._is_memory():
-            from .table import _memory_state
-
-            state["base_table_state"] = _memory_state(
-                state["base_table_name"], self._split_rows()
-            )
+        if factory is None and ref.is_memory and not ref.is_pending:
+            state["base_table_state"] = memory_state(ref.name, self._split_rows())
             state["base_version"] = None
             state["permutation_data"] = None
-        else:
-            table_state = base.__getstate__()
-            table_state["version"] = self.base_version
-            state["base_table_state"] = table_state
-            state["permutation_data"] = self._compact_permutation_data()
+            return state
+        if factory is None:
+            state["base_table_state"] = ref.state(self.base_version)
+        state["permutation_data"] = self._compact_permutation_data()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restores without I/O: the tables reopen, and the reader is built, on first
         use (in this process)."""
-        from .table import Table
-
         factory = state.get("connection_factory")
         name = state["base_table_name"]
         version = state.get("base_version")
         if factory is not None:
-            base = Table._from_state(
+            base = table_from_state(
                 {"kind": "factory", "factory": factory, "name": name, "version": version}
             )
         elif state.get("base_table_state") is not None:
-            base = Table._from_state(state["base_table_state"])
+            base = table_from_state(state["base_table_state"])
         else:
             raise ValueError(
                 f"Cannot unpickle a permutation over table '{name}': the state has "
@@ -616,12 +458,20 @@ class Permutation:
         self.base_table = base
         self.connection_factory = factory
         self._permutation_table = None
-        self._permutation_data = None
+        self._native_table = None
+        self._pending = None
+        self.permutation_version = None
         data = state.get("permutation_data")
         if isinstance(data, pa.Table):  # the spec's form: the whole permutation table
-            self._permutation_table = _memory_table("permutation", data)
+            from . import connect
+
+            self._permutation_table = connect("memory://").create_table(
+                "permutation", data
+            )
+            self.permutation_version = self._permutation_table.version
         elif data is not None:
-            self._permutation_data = dict(data)
+            self._pending = dict(data)
+        self._identity = data is None
         self.split = state["split"]
         self.selection = dict(state["selection"])
         self.batch_size = state["batch_size"]
@@ -630,76 +480,49 @@ class Permutation:
         self.limit = state.get("limit")
         self.repeat_times = state.get("repeat", 1)
         self.base_version = version
-        self.permutation_version = None
-        if self._permutation_table is not None:
-            self.permutation_version = self._permutation_table.version
-        self._clear_cache()
+        self._reader = None
+        self._selection_cache = None
 
     def _compact_permutation_data(self) -> dict[str, Any] | None:
-        """The row ids of the whole split (before skip/take) in permutation order, and
-        the split names."""
-        if self._permutation_table is None and self._permutation_data is not None:
-            return self._permutation_data
-        if self._permutation_table is None:
+        """The whole split (before skip/take) as its recipe, or its row ids in
+        permutation order; with the split names."""
+        if self._identity:
             return None
-        full = self._ensure_open().with_offset_limit(None, None)
-        schema, array = full.row_ids()
-        batch = pa.RecordBatch._import_from_c_capsule(schema, array)
-        recipe = self._recipe_data(batch)
-        if recipe is not None:
-            return recipe
+        if self._pending is not None:
+            return dict(self._pending)  # never used since unpickled: no I/O
+        native = self._permutation()
+        base = reference(self.base_table).native()
+        if (
+            native.recipe
+            and native.base_version == self.base_version
+            and native.base_location == base.location
+        ):
+            return {
+                "recipe": native.recipe,
+                "digest": native.digest(self.split),
+                "split_names": native.split_names,
+            }
         return {
-            "row_ids": batch.column(0).to_numpy(zero_copy_only=False).tobytes(),
-            "split_names": _split_names(self._permutation_table),
+            "row_ids": self._split_reader().row_ids().numpy_columns()[0].tobytes(),
+            "split_names": native.split_names,
         }
 
-    def _recipe_data(self, row_ids: pa.RecordBatch) -> dict[str, Any] | None:
-        """The split as the builder's recipe (a few hundred bytes, whatever the size of
-        the split), or None unless the permutation table provably is what that recipe
-        builds: it carries the recipe, the build's base table and version are this
-        permutation's, and the digest of this split's ``row_ids`` matches the build's."""
-        from ._permutation_builder import (
-            BASE_VERSION_METADATA_KEY,
-            RECIPE_METADATA_KEY,
-            SPLIT_DIGESTS_METADATA_KEY,
-            table_identity,
-        )
-
-        metadata = self._permutation_table.schema.metadata or {}
-        recipe = metadata.get(RECIPE_METADATA_KEY)
-        digests = metadata.get(SPLIT_DIGESTS_METADATA_KEY)
-        base_version = metadata.get(BASE_VERSION_METADATA_KEY)
-        if recipe is None or digests is None or base_version is None:
-            return None
-        try:
-            spec = json.loads(recipe)
-            expected = json.loads(digests).get(str(self.split))
-            same_base = int(base_version) == self.base_version and spec.get(
-                "base"
-            ) == table_identity(self.base_table)
-        except (ValueError, AttributeError):
-            return None
-        if not same_base or expected is None:
-            return None
-        digest = _riffledb.PermutationBuilder.digest_row_ids(
-            pa.Table.from_batches([row_ids])
-        )
-        if digest != expected:
-            return None
-        return {
-            "recipe": recipe.decode("utf-8"),
-            "digest": expected,
-            "split_names": _split_names(self._permutation_table),
-        }
+    def _split_reader(self):
+        """A native reader of the whole split (no skip, take or repeat)."""
+        view = self._view()
+        return _riffledb.PermutationReader.open(view.base, view.permutation, view.split)
 
     def _split_rows(self) -> pa.Table:
         """Every base column of the whole split's rows (before skip/take), in permutation
         order, at the pinned version (schema metadata kept)."""
-        full = self._ensure_open().with_offset_limit(None, None)
-        stream = pa.RecordBatchReader._import_from_c_capsule(
-            full.read(full.bind(None), 65536)
-        )
-        return stream.read_all()
+        reader = self._split_reader()
+        bound = reader.bind(None)
+        schema = pa.Schema._import_from_c_capsule(bound.schema())
+        batches = [
+            reader.read_batch(i, 65536, False, bound).to_arrow(schema)
+            for i in range(reader.num_batches(65536, False))
+        ]
+        return pa.Table.from_batches(batches, schema=schema)
 
     def with_connection_factory(self, factory: Callable[[str], Table]) -> Permutation:
         """Reopens the base table in a worker with ``factory(base_table_name)`` instead
@@ -709,7 +532,7 @@ class Permutation:
         or a picklable callable object. The worker checks the returned table out at the
         permutation's pinned version.
         """
-        assert factory is not None, "connection_factory is required"
+        _require(factory, "connection_factory")
         if not callable(factory):
             raise TypeError(
                 f"connection_factory must be callable, got {type(factory).__name__}"
@@ -751,10 +574,11 @@ class Permutation:
                 No rows found in the permutation table for the given split").
             TypeError: ``split`` is not a str or int.
         """
-        assert base_table is not None, "base_table is required"
-        _check_table(base_table, "base_table")
+        _require(base_table, "base_table")
+        reference(base_table, "base_table")
+        native = None
         if permutation_table is not None:
-            _check_table(permutation_table, "permutation_table")
+            native = _open_permutation_table(permutation_table)
         if split is None:
             index = 0
         else:
@@ -764,7 +588,7 @@ class Permutation:
                     "permutation table is provided"
                 )
             if isinstance(split, str):
-                names = _split_names(permutation_table)
+                names = native.split_names
                 if names is None:
                     raise ValueError(
                         f"Cannot create a permutation on split `{split}` because no "
@@ -790,11 +614,12 @@ class Permutation:
             DEFAULT_BATCH_SIZE,
             Transforms.arrow2python,
         )
-        reader = permutation._ensure_open()
+        permutation._native_table = native
+        reader = permutation._view()
         bound = reader.bind(None)
-        names = pa.Schema._import_from_c_capsule(bound.schema()).names
-        permutation.selection = {name: name for name in names}
-        permutation._bound = bound
+        schema = pa.Schema._import_from_c_capsule(bound.schema())
+        permutation.selection = {name: name for name in schema.names}
+        permutation._selection_cache = (bound, schema, schema.names)
         return permutation
 
     # -- configuration (each returns a new permutation) ----------------------------------
@@ -837,19 +662,14 @@ class Permutation:
             ValueError: an unknown format.
             ImportError: the format's library is not installed.
         """
-        assert format is not None, "format is required"
-        if format not in _FORMATS:
-            raise ValueError(f"Invalid format: {format}")
-        transform, module = _FORMATS[format]
-        if module is not None:
-            attempt_import_or_raise(module)
-        return self.with_transform(transform)
+        _require(format, "format")
+        return self.with_transform(transform_of(format))
 
     def with_transform(self, transform: Callable[[pa.RecordBatch], Any]) -> Permutation:
         """Sets a function applied to each ``pa.RecordBatch`` read; its result is
         what reads return. It runs in the caller's thread. Use a module-level function
         so that the permutation pickles (DataLoader workers)."""
-        assert transform is not None, "transform is required"
+        _require(transform, "transform")
         if not callable(transform):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         return self._copy(transform_fn=transform)
@@ -865,10 +685,8 @@ class Permutation:
                 table", "Offset + limit is greater than ...", or a negative skip.
         """
         skip = _check_count(skip, "skip")
-        reader = self._ensure_open().with_offset_limit(skip, self.limit)
-        other = self._copy(offset=skip)
-        other._reader, other._bound = reader, None
-        return other
+        reader = self._view().with_offset_limit(skip, self.limit)
+        return self._copy(offset=skip, _reader=reader)
 
     def with_take(self, limit: int) -> Permutation:
         """Limits the permutation to ``limit`` rows after the skip (see
@@ -881,10 +699,8 @@ class Permutation:
                 table", "Offset + limit is greater than ...", or a negative limit.
         """
         limit = _check_count(limit, "limit")
-        reader = self._ensure_open().with_offset_limit(self.offset, limit)
-        other = self._copy(limit=limit)
-        other._reader, other._bound = reader, None
-        return other
+        reader = self._view().with_offset_limit(self.offset, limit)
+        return self._copy(limit=limit, _reader=reader)
 
     def with_repeat(self, times: int) -> Permutation:
         """Repeats the rows (after skip/take) ``times`` times: ``len`` is multiplied,
@@ -898,7 +714,8 @@ class Permutation:
         times = _check_count(times, "times")
         if times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
-        return self._copy(repeat_times=times)
+        reader = self._view().with_repeat(times)
+        return self._copy(repeat_times=times, _reader=reader)
 
     def skip(self, skip: int) -> Permutation:
         """Deprecated: use :meth:`with_skip`."""
@@ -930,7 +747,7 @@ class Permutation:
         Raises:
             ValueError: "Cannot remove all columns".
         """
-        assert columns is not None, "columns is required"
+        _require(columns, "columns")
         if isinstance(columns, str):
             columns = [columns]
         drop = set(columns)
@@ -947,8 +764,8 @@ class Permutation:
                 rename column `old` to `new` because a column with that name already
                 exists", or renaming another column to ``_rowid``.
         """
-        assert old_name is not None, "old_name is required"
-        assert new_name is not None, "new_name is required"
+        _require(old_name, "old_name")
+        _require(new_name, "new_name")
         if old_name not in self.selection:
             raise ValueError(
                 f"Cannot rename column `{old_name}` because it does not exist"
@@ -971,7 +788,7 @@ class Permutation:
 
     def rename_columns(self, column_map: dict[str, str]) -> Permutation:
         """Applies :meth:`rename_column` for each pair, in order."""
-        assert column_map is not None, "column_map is required"
+        _require(column_map, "column_map")
         permutation = self
         for old_name, new_name in column_map.items():
             permutation = permutation.rename_column(old_name, new_name)
@@ -985,7 +802,7 @@ class Permutation:
             ValueError: "Must select at least one column", "Cannot select column `name`
                 because it does not exist".
         """
-        assert columns is not None, "columns is required"
+        _require(columns, "columns")
         if isinstance(columns, str):
             columns = [columns]
         if len(columns) == 0:
@@ -1012,8 +829,7 @@ class Permutation:
                 columns and their fields can be flattened).
         """
         schema = self.schema
-        self._ensure_open()
-        base_schema = pa.Schema._import_from_c_capsule(self._snapshots[0].schema())
+        base_schema = pa.Schema._import_from_c_capsule(self._view().base.schema())
         base_names = set(base_schema.names)
 
         def expand(
@@ -1046,12 +862,12 @@ class Permutation:
     @property
     def schema(self) -> pa.Schema:
         """The schema of what reads return before the transform (selection order)."""
-        return pa.Schema._import_from_c_capsule(self._bound_selection().schema())
+        return self._selection()[1]
 
     @property
     def num_rows(self) -> int:
         """Rows in the permutation (after skip, take and repeat). No I/O."""
-        return self._ensure_open().num_rows * self.repeat_times
+        return self._view().num_rows
 
     @property
     def num_columns(self) -> int:
@@ -1070,7 +886,7 @@ class Permutation:
         return self.num_rows
 
     def __repr__(self) -> str:
-        kind = "identity" if self.permutation_table is None else f"split={self.split}"
+        kind = "identity" if self._identity else f"split={self.split}"
         return (
             f"Permutation({kind}, rows={self.num_rows}, columns={list(self.selection)}, "
             f"batch_size={self.batch_size})"
@@ -1100,42 +916,16 @@ class Permutation:
         return pc.unique(pa.chunked_array(chunks, type=chunks[0].type)).to_pylist()
 
     # -- reads ---------------------------------------------------------------------------
-    def _read_state(self):
-        """(reader, bound selection, output schema, output names) of this process, cached:
-        the schema is imported once per bound selection, not on every read."""
-        reader = self._reader
-        if reader is None or self._pid != os.getpid():
-            reader = self._ensure_open()
-        bound = self._bound
-        if bound is None:
-            bound = self._bound_selection()
-        cache = self.__dict__.get("_read_cache")
-        if cache is None or cache[0] is not bound:
-            schema = pa.Schema._import_from_c_capsule(bound.schema())
-            cache = self._read_cache = (bound, schema, schema.names)
-        return reader, bound, cache[1], cache[2]
-
-    def _check_repeat_offsets(self, offsets: Any, reader: Any):
-        """Offsets into the repeated permutation as offsets into one repetition."""
-        n = reader.num_rows
-        array = np.asarray(offsets, dtype=np.int64)
-        total = n * self.repeat_times
-        bad = (array < 0) | (array >= total)
-        if bad.any():
-            position = int(np.argmax(bad))
-            raise IndexError(
-                f"Offset {array[position]} at position {position} is out of range "
-                f"for a permutation of {total} rows"
-            )
-        return array % n
-
-    def _take_batch(self, offsets: Any) -> pa.RecordBatch:
-        reader, bound, schema, _ = self._read_state()
-        offsets = _as_offsets(offsets)
-        if self.repeat_times != 1:
-            offsets = self._check_repeat_offsets(offsets, reader)
-        address, owner = reader.take_offsets_array(offsets, bound)
-        return pa.RecordBatch._import_from_c(address, schema)
+    def _convert(self, batch: Any, schema: pa.Schema, names: list[str]) -> Any:
+        """A native batch through the transform (dicts of columns built straight from
+        NumPy arrays when the transform is one of the dict formats)."""
+        transform = self.transform_fn
+        build = column_builder(transform)
+        if build is not None:
+            arrays = batch.numpy_columns()
+            if arrays is not None:
+                return build(names, arrays)
+        return transform(batch.to_arrow(schema))
 
     def take_offsets(self, offsets: Sequence[int]) -> Any:
         """The rows at these offsets, in this order (duplicates allowed), through the
@@ -1143,23 +933,21 @@ class Permutation:
         the same contract holds for identity permutations.
 
         Raises:
-            IndexError: an offset outside ``[0, len(self))``, naming it.
+            IndexError: an offset outside ``[0, len(self))``, naming it and its position.
+            TypeError: an offset that is not an integer, naming its position.
         """
-        reader, bound, schema, names = self._read_state()
-        if type(offsets) is not list:
-            offsets = _as_offsets(offsets)
-        if self.repeat_times != 1:
-            offsets = self._check_repeat_offsets(offsets, reader)
-        transform = self.transform_fn
-        columns = _column_reader(transform)
-        if columns is None:
-            address, owner = reader.take_offsets_array(offsets, bound)
-        else:
-            out = reader.take_offsets_numpy(offsets, bound)
-            if type(out) is list:
-                return columns(names, out)
-            address, owner = out  # a column without a NumPy form: through Arrow
-        return transform(pa.RecordBatch._import_from_c(address, schema))
+        reader = self._reader or self._view()
+        bound, schema, names = self._selection_cache or self._selection()
+        offsets = _as_offsets(offsets)
+        try:
+            batch = reader.take(offsets, bound)
+        except TypeError:
+            # nanobind refused the list: say which offset, in riffledb's words.
+            error = _bad_offset(offsets)
+            if error is None:
+                raise
+            raise error from None
+        return self._convert(batch, schema, names)
 
     def __getitem__(self, index: int) -> Any:
         """Row ``index`` as a one-row batch through the transform (for ``"python"``,
@@ -1181,8 +969,9 @@ class Permutation:
         return self.iter(self.batch_size, skip_last_batch=True)
 
     def iter(self, batch_size: int, skip_last_batch: bool = False) -> Iterator[Any]:
-        """Batches of exactly ``batch_size`` rows, in permutation order, through the
-        transform; only the last batch may be shorter, and ``skip_last_batch`` drops it.
+        """Batches of exactly ``batch_size`` rows, in permutation order (across
+        repetitions), through the transform; only the last batch may be shorter, and
+        ``skip_last_batch`` drops it.
 
         A generator: nothing is read until the first ``next``, and each batch is read when
         asked for.
@@ -1190,44 +979,18 @@ class Permutation:
         batch_size = _check_count(batch_size, "batch_size")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        return self._iter(batch_size, skip_last_batch)
+        return self._iter(batch_size, bool(skip_last_batch))
 
-    def _iter(self, batch_size: int, skip_last_batch: bool) -> Iterator[Any]:
-        reader, bound, schema, names = self._read_state()
-        transform = self.transform_fn
-        columns = _column_reader(transform)
-        if self.repeat_times == 1 and columns is None:
-            stream = pa.RecordBatchReader._import_from_c_capsule(
-                reader.read(bound, batch_size)
-            )
-            for batch in stream:
-                if skip_last_batch and batch.num_rows < batch_size:
-                    return
-                yield transform(batch)
-            return
-        if columns is None:
-            take_range, take_offsets = reader.take_range_array, reader.take_offsets_array
-        else:
-            take_range, take_offsets = reader.take_range_numpy, reader.take_offsets_numpy
-        n = reader.num_rows
-        total = n * self.repeat_times
-        for start in range(0, total, batch_size):
-            end = min(start + batch_size, total)
-            if skip_last_batch and end - start < batch_size:
-                return
-            if start // n == (end - 1) // n:
-                out = take_range(start % n, end - start, bound)
-            else:
-                out = take_offsets(np.arange(start, end, dtype=np.int64) % n, bound)
-            if type(out) is list:
-                yield columns(names, out)
-                continue
-            address, owner = out
-            yield transform(pa.RecordBatch._import_from_c(address, schema))
+    def _iter(self, batch_size: int, drop_last: bool) -> Iterator[Any]:
+        reader = self._view()
+        bound, schema, names = self._selection()
+        for index in range(reader.num_batches(batch_size, drop_last)):
+            batch = reader.read_batch(index, batch_size, drop_last, bound)
+            yield self._convert(batch, schema, names)
 
     # -- introspection -------------------------------------------------------------------
     def row_ids(self) -> pa.UInt64Array:
         """The base ``_rowid`` of each row, in permutation order (after skip/take; one
         repetition)."""
-        schema, array = self._ensure_open().row_ids()
-        return pa.RecordBatch._import_from_c_capsule(schema, array).column(0)
+        batch = self._view().row_ids()
+        return pa.RecordBatch._import_from_c_capsule(*batch.__arrow_c_array__()).column(0)

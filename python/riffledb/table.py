@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -67,13 +66,170 @@ def _as_index_array(values, dtype, what: str) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=dtype)
 
 
-def _memory_state(name: str, data: pa.Table) -> dict[str, Any]:
+def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
     """The pickle state of a ``memory://`` table holding ``data`` (Arrow IPC bytes)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, data.schema) as writer:
         writer.write_table(data)
     data_bytes = sink.getvalue().to_pybytes()
     return {"kind": "memory", "name": name, "version": None, "data": data_bytes}
+
+
+class TableRef:
+    """A reference to one table: the one owner of how it is opened again (in this
+    process, or in a worker after pickling), of its identity and of its pickle state.
+
+    A reference is either *open* (a native handle and the connection it came from) or
+    *pending* (a pickle state, reopened on first use). Pickle states, by ``kind``:
+    ``"local"`` (``uri``, ``name``, ``version``: a directory database), ``"memory"``
+    (``name``, ``data``: the rows as Arrow IPC bytes) and ``"factory"`` (``factory``,
+    ``name``, ``version``: ``factory(name)`` returns the table, then checked out at
+    ``version`` unless that is None).
+
+    Native tables survive ``fork`` (DESIGN.md decision 9), so an open reference stays
+    open in a forked child.
+    """
+
+    __slots__ = ("_native", "_conn", "_state")
+
+    def __init__(
+        self,
+        native: _riffledb.Table | None = None,
+        connection: DBConnection | None = None,
+        state: dict[str, Any] | None = None,
+    ):
+        self._native = native
+        self._conn = connection
+        self._state = state
+
+    @classmethod
+    def pending(cls, state: dict[str, Any]) -> TableRef:
+        """A reference that reopens from ``state`` on first use (no I/O now)."""
+        return cls(state=dict(state))
+
+    @property
+    def name(self) -> str:
+        """The table name (no I/O, even when pending)."""
+        if self._native is None and self._state is not None:
+            return self._state["name"]
+        return self.native().name
+
+    @property
+    def is_pending(self) -> bool:
+        """Whether the reference still waits to be reopened from a pickle state."""
+        return self._native is None
+
+    @property
+    def is_memory(self) -> bool:
+        """Whether this is (or reopens as) a ``memory://`` table; no I/O."""
+        if self._native is None and self._state is not None:
+            return self._state.get("kind") == "memory"
+        return self._conn is not None and self._conn.uri.startswith("memory://")
+
+    @property
+    def connection(self) -> DBConnection | None:
+        self.native()
+        return self._conn
+
+    def native(self) -> _riffledb.Table:
+        """The native table, reopened now if the reference is pending."""
+        native = self._native
+        if native is None:
+            native = self._reopen()
+        return native
+
+    def snapshot(self, version: int | None = None):
+        """The native snapshot of ``version`` (None: the handle's current one). A handle
+        that has moved on is left alone: the version is read through a handle of its own.
+
+        Raises:
+            ValueError: the version cannot be reached (naming the table and version).
+        """
+        return self._handle(version).snapshot()
+
+    def _handle(self, version: int | None) -> _riffledb.Table:
+        native = self.native()
+        if version is None or native.version == version:
+            return native
+        if self._conn is None:
+            raise ValueError(
+                f"Cannot read version {version} of table '{native.name}': the table "
+                f"handle is now on version {native.version} and has no connection to "
+                "reopen it"
+            )
+        return self._conn._inner.open_table(native.name, version)
+
+    def state(self, version: int | None = None) -> dict[str, Any]:
+        """The pickle state: the table at ``version`` (None: the handle's), without
+        native handles. A pending reference passes its state on as it is (no I/O).
+
+        Raises:
+            TypeError: a table without a connection cannot be pickled.
+        """
+        if self._native is None and self._state is not None:
+            state = dict(self._state)
+            if version is not None and state.get("kind") != "memory":
+                state["version"] = version
+            return state
+        native = self.native()
+        uri = self._conn.uri if self._conn is not None else None
+        if uri is None:
+            raise TypeError(f"Cannot pickle table '{native.name}': it has no connection")
+        if version is None:
+            version = native.version
+        if uri.startswith("memory://"):
+            stream = pa.RecordBatchReader._import_from_c_capsule(
+                self._handle(version).scan(None, [], False, 0, None, 0)
+            )
+            state = memory_state(native.name, stream.read_all())
+            state["version"] = version
+            return state
+        return {"kind": "local", "name": native.name, "version": version, "uri": uri}
+
+    def _reopen(self) -> _riffledb.Table:
+        from . import connect
+
+        state = self._state
+        if state is None:
+            raise RuntimeError("Table has neither a native handle nor a pickled state")
+        kind = state.get("kind")
+        if kind == "local":
+            conn = connect(state["uri"])
+            native = conn._inner.open_table(state["name"], state["version"])
+        elif kind == "memory":
+            conn = connect("memory://")
+            data = pa.ipc.open_stream(state["data"]).read_all()
+            native = conn.create_table(state["name"], data)._ref.native()
+        elif kind == "factory":
+            table = state["factory"](state["name"])
+            if not isinstance(table, Table):
+                raise TypeError(
+                    f"connection_factory({state['name']!r}) must return a riffledb "
+                    f"Table, got {type(table).__name__}"
+                )
+            native, conn = table._ref.native(), table._ref._conn
+            version = state.get("version")
+            if version is not None and native.version != version:
+                native.checkout(version)
+        else:
+            raise ValueError(f"Unknown table pickle state kind: {kind!r}")
+        self._conn = conn
+        self._native = native
+        return native
+
+
+def reference(table: Any, what: str = "table") -> TableRef:
+    """The reference of a riffledb ``Table`` (TypeError naming ``what`` otherwise)."""
+    if not isinstance(table, Table):
+        raise TypeError(f"{what} must be a riffledb Table, got {type(table).__name__}")
+    return table._ref
+
+
+def table_from_state(state: dict[str, Any]) -> Table:
+    """A table that reopens from a pickle state (see :class:`TableRef`) on first use."""
+    table = Table.__new__(Table)
+    table._ref = TableRef.pending(state)
+    return table
 
 
 class Table:
@@ -87,17 +243,12 @@ class Table:
     """
 
     def __init__(self, inner: _riffledb.Table, connection: DBConnection | None = None):
-        self._native: _riffledb.Table | None = inner
-        self._conn = connection
-        self._pickled: dict[str, Any] | None = None
+        self._ref = TableRef(inner, connection)
 
     @property
     def _inner(self) -> _riffledb.Table:
         """The native table, reopened on first use after unpickling."""
-        native = self._native
-        if native is None:
-            native = self._reopen()
-        return native
+        return self._ref.native()
 
     # -- pickling -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -107,78 +258,10 @@ class Table:
         that same version); a ``memory://`` table as its rows in Arrow IPC form. A copy
         that was never used pickles as the state it was unpickled from (no I/O).
         """
-        if self._native is None and self._pickled is not None:
-            return dict(self._pickled)
-        uri = self._conn.uri if self._conn is not None else None
-        if uri is None:
-            raise TypeError(f"Cannot pickle table '{self.name}': it has no connection")
-        if uri.startswith("memory://"):
-            state = _memory_state(self.name, self.to_arrow())
-            state["version"] = self.version
-            return state
-        return {"kind": "local", "name": self.name, "version": self.version, "uri": uri}
+        return self._ref.state()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._native = None
-        self._conn = None
-        self._pickled = dict(state)
-
-    @classmethod
-    def _from_state(cls, state: dict[str, Any]) -> Table:
-        """A table that reopens from a pickle state on first use (no I/O now).
-
-        Kinds: ``"local"`` and ``"memory"`` (what :meth:`__getstate__` makes) and
-        ``"factory"`` (``{"factory", "name", "version"}``: ``factory(name)`` returns the
-        table, which is then checked out at ``version`` unless that is None).
-        """
-        table = cls.__new__(cls)
-        table.__setstate__(state)
-        return table
-
-    def _unopened_name(self) -> str:
-        """The name, without reopening a table that was not used since unpickling."""
-        if self._native is None and self._pickled is not None:
-            return self._pickled["name"]
-        return self.name
-
-    def _is_memory(self) -> bool:
-        """Whether this is (or reopens as) a ``memory://`` table; no I/O."""
-        if self._native is None and self._pickled is not None:
-            return self._pickled.get("kind") == "memory"
-        return self._conn is not None and self._conn.uri.startswith("memory://")
-
-    def _reopen(self) -> _riffledb.Table:
-        from . import connect
-
-        state = self._pickled
-        if state is None:
-            raise RuntimeError("Table has neither a native handle nor a pickled state")
-        kind = state.get("kind")
-        if kind == "local":
-            conn = connect(state["uri"])
-            native = conn._inner.open_table(state["name"])
-            if native.version != state["version"]:
-                native.checkout(state["version"])
-        elif kind == "memory":
-            conn = connect("memory://")
-            data = pa.ipc.open_stream(state["data"]).read_all()
-            native = conn.create_table(state["name"], data)._inner
-        elif kind == "factory":
-            table = state["factory"](state["name"])
-            if not isinstance(table, Table):
-                raise TypeError(
-                    f"connection_factory({state['name']!r}) must return a riffledb "
-                    f"Table, got {type(table).__name__}"
-                )
-            native, conn = table._inner, table._conn
-            version = state.get("version")
-            if version is not None and native.version != version:
-                native.checkout(version)
-        else:
-            raise ValueError(f"Unknown table pickle state kind: {kind!r}")
-        self._conn = conn
-        self._native = native
-        return native
+        self._ref = TableRef.pending(state)
 
     # -- metadata -----------------------------------------------------------------------
     @property
@@ -301,25 +384,41 @@ class Table:
     def add(self, data: Any, mode: Literal["append", "overwrite"] = "append") -> None:
         """Adds rows (``mode="append"``) or replaces them all (``"overwrite"``).
 
-        The data is aligned to the table schema (column order, safe casts). On a
-        mismatch a ValueError names both schemas and nothing is written.
+        Args:
+            data: What :meth:`DBConnection.create_table` accepts. Streams (readers,
+                ``__arrow_c_stream__`` producers) are pulled batch by batch by the native
+                write path, without passing through Python.
+            mode: ``"append"`` or ``"overwrite"`` (rows and schema become ``data``'s).
+
+        Appended data is matched to the table schema by column name, in any order, and
+        cast safely (``int64`` values into an ``int32`` column, ``list`` into a
+        fixed-size list, ...). A value the cast would change (an overflow, a float with a
+        fraction into an integer, an unparsable string) or a null in a non-nullable
+        column is an error naming the column, the row and the value. Every column of the
+        data must be in the table. A table column the data lacks is an error, except when
+        the data are rows given as dicts and the column is nullable: a row that omits a
+        key holds null there.
+
+        Raises:
+            ValueError: the data does not fit the schema (one message naming every
+                missing, extra and mismatched column with its expected and given type),
+                or a value does not. Nothing is written then, even if the error comes
+                from a late batch of a stream.
         """
-        if mode == "append":
-            schema = self.schema
-            if isinstance(data, list) and data and isinstance(data[0], Mapping):
-                extra = set().union(*(row.keys() for row in data)) - set(schema.names)
-                if extra:
-                    raise ValueError(
-                        f"Data has columns that are not in the table: {sorted(extra)}.\n"
-                        f"Table schema:\n{schema}"
-                    )
-            stream, _ = to_arrow_stream(data, schema)
-            self._inner.add(stream)
-        elif mode == "overwrite":
-            stream, _ = to_arrow_stream(data)
-            self._inner.overwrite(stream)
-        else:
+        if mode not in ("append", "overwrite"):
             raise ValueError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+        stream, from_rows = to_arrow_stream(data)
+        if mode == "append":
+            if stream is None:
+                stream = self.schema.empty_table()  # no rows: a new, empty version
+            self._inner.add(stream, fill_missing_nullable=from_rows)
+        else:
+            if stream is None:
+                raise ValueError(
+                    f"Cannot overwrite table '{self.name}' with empty data: it has no "
+                    "schema to give the table"
+                )
+            self._inner.overwrite(stream)
 
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""

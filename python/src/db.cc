@@ -1,5 +1,6 @@
 // Bindings for riffledb::Database.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -33,7 +34,7 @@ void RegisterDatabase(nb::module_& m) {
       .def(
           "create_table",
           [](Database& db, const std::string& name, nb::handle schema, nb::handle data,
-             const std::string& mode, bool exist_ok) {
+             const std::string& mode, bool exist_ok, bool fill_missing_nullable) {
             CreateMode create_mode;
             if (mode == "create") {
               create_mode = CreateMode::kCreate;
@@ -43,20 +44,26 @@ void RegisterDatabase(nb::module_& m) {
               ThrowIfError(arrow::Status::Invalid("Invalid mode '", mode,
                                                   "': expected 'create' or 'overwrite'"));
             }
-            auto arrow_schema = ValueOrThrow(ImportSchema(schema));
+            std::shared_ptr<arrow::Schema> arrow_schema;
+            if (!schema.is_none()) arrow_schema = ValueOrThrow(ImportSchema(schema));
             std::shared_ptr<arrow::RecordBatchReader> reader;
             if (!data.is_none()) reader = ValueOrThrow(ImportStream(data));
             return ValueOrThrow(WithoutGil([&] {
               return db.CreateTable(name, arrow_schema, reader.get(), create_mode,
-                                    exist_ok);
+                                    exist_ok,
+                                    fill_missing_nullable ? MissingColumns::kFillNullable
+                                                          : MissingColumns::kReject);
             }));
           },
-          nb::arg("name"), nb::arg("schema"), nb::arg("data").none(), nb::arg("mode"),
-          nb::arg("exist_ok"))
-      .def("open_table",
-           [](const Database& db, const std::string& name) {
-             return ValueOrThrow(WithoutGil([&] { return db.OpenTable(name); }));
-           })
+          nb::arg("name"), nb::arg("schema").none(), nb::arg("data").none(),
+          nb::arg("mode"), nb::arg("exist_ok"), nb::arg("fill_missing_nullable") = false)
+      .def(
+          "open_table",
+          [](const Database& db, const std::string& name,
+             std::optional<uint64_t> version) {
+            return ValueOrThrow(WithoutGil([&] { return db.OpenTable(name, version); }));
+          },
+          nb::arg("name"), nb::arg("version").none() = nb::none())
       .def("drop_table",
            [](Database& db, const std::string& name, bool ignore_missing) {
              ThrowIfError(WithoutGil([&] { return db.DropTable(name, ignore_missing); }));

@@ -98,33 +98,10 @@ void RegisterPermutationBuilder(nb::module_& m) {
           nb::arg("clump_size").none() = nb::none())
       .def("execute",
            [](const PermutationBuilder& b) {
-             auto table = ValueOrThrow(WithoutGil([&] { return b.Execute(); }));
-             return ExportTable(table);
+             return std::const_pointer_cast<PermutationTable>(
+                 ValueOrThrow(WithoutGil([&] { return b.Execute(); })));
            })
-      .def_static(
-          "digest_row_ids",
-          [](nb::handle stream) {
-            // RowIdDigest of the first column (uint64, no nulls) of an Arrow stream.
-            auto reader = ValueOrThrow(ImportStream(stream));
-            return ValueOrThrow(WithoutGil([&]() -> arrow::Result<std::string> {
-              RowIdDigest digest;
-              while (true) {
-                std::shared_ptr<arrow::RecordBatch> batch;
-                ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
-                if (batch == nullptr) return digest.Hex();
-                const auto& column = *batch->column(0);
-                if (column.type_id() != arrow::Type::UINT64 || column.null_count() != 0) {
-                  return arrow::Status::TypeError(
-                      "digest_row_ids needs a uint64 column without nulls, got ",
-                      column.type()->ToString());
-                }
-                const auto& ids = static_cast<const arrow::UInt64Array&>(column);
-                digest.Update(std::span<const uint64_t>(
-                    ids.raw_values(), static_cast<size_t>(ids.length())));
-              }
-            }));
-          },
-          nb::arg("stream"));
+      .def("recipe", &PermutationBuilder::Recipe);
 }
 
 }  // namespace riffledb::python

@@ -140,11 +140,17 @@ void RegisterTable(nb::module_& m) {
             return TakeRowIds(t, {ids.data(), ids.shape(0)}, columns, with_row_id);
           },
           nb::arg("row_ids"), nb::arg("columns"), nb::arg("with_row_id"))
-      .def("add",
-           [](Table& t, nb::handle data) {
-             auto reader = ValueOrThrow(ImportStream(data));
-             return ValueOrThrow(WithoutGil([&] { return t.Append(reader.get()); }));
-           })
+      .def(
+          "add",
+          [](Table& t, nb::handle data, bool fill_missing_nullable) {
+            auto reader = ValueOrThrow(ImportStream(data));
+            return ValueOrThrow(WithoutGil([&] {
+              return t.Append(reader.get(), fill_missing_nullable
+                                                ? MissingColumns::kFillNullable
+                                                : MissingColumns::kReject);
+            }));
+          },
+          nb::arg("data"), nb::arg("fill_missing_nullable") = false)
       .def("overwrite",
            [](Table& t, nb::handle data) {
              auto reader = ValueOrThrow(ImportStream(data));

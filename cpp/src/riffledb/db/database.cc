@@ -99,18 +99,22 @@ arrow::Result<bool> Database::HasTable(const std::string& name) const {
 
 arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     const std::string& name, std::shared_ptr<arrow::Schema> schema,
-    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok) {
+    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
+    MissingColumns missing) {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
+  if (schema == nullptr && data == nullptr) {
+    return arrow::Status::Invalid("Cannot create table '", name,
+                                  "': pass data, a schema, or both");
+  }
   ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
   if (exists) {
     if (mode == CreateMode::kOverwrite) {
       ARROW_ASSIGN_OR_RAISE(auto table, OpenTable(name));
       if (data != nullptr) {
-        ARROW_RETURN_NOT_OK(table->Overwrite(data).status());
+        ARROW_RETURN_NOT_OK(table->Overwrite(data, schema, missing).status());
       } else {
-        auto empty = arrow::RecordBatchReader::Make({}, schema);
-        ARROW_RETURN_NOT_OK(empty.status());
-        ARROW_RETURN_NOT_OK(table->Overwrite(empty->get()).status());
+        ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatchReader::Make({}, schema));
+        ARROW_RETURN_NOT_OK(table->Overwrite(empty.get()).status());
       }
       return table;
     }
@@ -124,7 +128,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   } else {
     store = std::make_shared<DirectoryStore>(TablePath(name));
   }
-  auto created = Table::Create(name, store, std::move(schema), data);
+  auto created = Table::Create(name, store, std::move(schema), data, missing);
   if (created.status().IsAlreadyExists()) {
     // Another process created it between our check and our commit.
     if (exist_ok) return OpenTable(name);
@@ -149,7 +153,8 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   return created;
 }
 
-arrow::Result<std::shared_ptr<Table>> Database::OpenTable(const std::string& name) const {
+arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
+    const std::string& name, std::optional<uint64_t> version) const {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (in_memory_) {
     std::shared_ptr<MemoryStore> store;
@@ -159,11 +164,11 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(const std::string& nam
       if (it == memory_tables_.end()) return NotFound(name);
       store = it->second;
     }
-    return Table::Open(name, std::move(store));
+    return Table::Open(name, std::move(store), version);
   }
   ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
   if (!exists) return NotFound(name);
-  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name)));
+  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name)), version);
 }
 
 arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,16 +40,20 @@ class Database {
   /// Sorted table names.
   arrow::Result<std::vector<std::string>> TableNames() const;
   arrow::Result<bool> HasTable(const std::string& name) const;
-  /// Creates `name` from `schema` and `data` (may be null). kCreate: Invalid "Table 'x'
-  /// already exists" if it does, unless `exist_ok` (then the existing table is returned
-  /// and `data` ignored). kOverwrite: an existing table gets a new version holding
-  /// `data`.
-  arrow::Result<std::shared_ptr<Table>> CreateTable(const std::string& name,
-                                                    std::shared_ptr<arrow::Schema> schema,
-                                                    arrow::RecordBatchReader* data,
-                                                    CreateMode mode, bool exist_ok);
-  /// Invalid "Table 'x' was not found in database '<uri>'" if it does not exist.
-  arrow::Result<std::shared_ptr<Table>> OpenTable(const std::string& name) const;
+  /// Creates `name` from `schema` and `data`, either of which may be null (not both):
+  /// without a schema the table takes `data`'s; with both, `data` is adapted to `schema`
+  /// (see Table::Append and `missing`). kCreate: Invalid "Table 'x' already exists" if it
+  /// does, unless `exist_ok` (then the existing table is returned and `data` ignored).
+  /// kOverwrite: an existing table gets a new version holding `data`.
+  arrow::Result<std::shared_ptr<Table>> CreateTable(
+      const std::string& name, std::shared_ptr<arrow::Schema> schema,
+      arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
+      MissingColumns missing = MissingColumns::kReject);
+  /// Opens `version` of the table (the newest if none is given). Invalid "Table 'x' was
+  /// not found in database '<uri>'" if the table does not exist; Invalid naming the table
+  /// and the version (and the versions there are) if that version does not.
+  arrow::Result<std::shared_ptr<Table>> OpenTable(
+      const std::string& name, std::optional<uint64_t> version = std::nullopt) const;
   /// Removes the table and its files; Invalid (as OpenTable) if missing and not
   /// `ignore_missing`.
   arrow::Status DropTable(const std::string& name, bool ignore_missing);

@@ -50,6 +50,44 @@ TEST_P(DatabaseTest, CreateListOpenDrop) {
   ASSERT_OK(db->DropTable("a", true));
 }
 
+TEST_P(DatabaseTest, OpenTableAtAVersion) {
+  auto db = Connect();
+  auto table = Create(*db, "t", 3);
+  auto more = ReaderOf({IdBatch(3, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t", 1));
+  EXPECT_EQ(old->version(), 1u);
+  EXPECT_TRUE(old->detached());
+  EXPECT_EQ(old->snapshot().ValueOrDie()->num_rows(), 3);
+  ASSERT_OK_AND_ASSIGN(auto latest, db->OpenTable("t", std::nullopt));
+  EXPECT_EQ(latest->version(), 2u);
+  EXPECT_EQ(latest->snapshot().ValueOrDie()->num_rows(), 7);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Version 5 of table 't' does not exist; versions: 1..2",
+                             db->OpenTable("t", 5));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 'nope' was not found",
+                             db->OpenTable("nope", 1));
+}
+
+TEST_P(DatabaseTest, CreateWithSchemaAdaptsTheData) {
+  auto db = Connect();
+  auto reader = ReaderOf({IdBatch(0, 3)});  // {id int64, label int32}
+  auto schema = arrow::schema(
+      {arrow::field("label", arrow::int64()), arrow::field("id", arrow::int32())});
+  ASSERT_OK_AND_ASSIGN(
+      auto table, db->CreateTable("t", schema, reader.get(), CreateMode::kCreate, false));
+  EXPECT_TRUE(table->snapshot().ValueOrDie()->schema()->Equals(*schema));
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 3);
+
+  auto bad = ReaderOf({IdBatch(0, 3)});
+  auto narrow = arrow::schema({arrow::field("id", arrow::int64())});
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "The data does not match the schema of table 'u': extra columns: 'label'",
+      db->CreateTable("u", narrow, bad.get(), CreateMode::kCreate, false));
+  ASSERT_OK_AND_ASSIGN(bool has, db->HasTable("u"));
+  EXPECT_FALSE(has);
+}
+
 TEST_P(DatabaseTest, CreateModes) {
   auto db = Connect();
   Create(*db, "t", 3);

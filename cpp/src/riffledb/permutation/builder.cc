@@ -3,7 +3,6 @@
 #include <arrow/array.h>
 #include <arrow/buffer.h>
 #include <arrow/util/key_value_metadata.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <bit>
@@ -149,7 +148,7 @@ PermutationBuilder& PermutationBuilder::SplitRandom(
     std::optional<std::vector<std::string>> split_names) {
   split_kind_ = SplitKind::kRandom;
   sizes_ = std::move(sizes);
-  split_shuffle_ = {seed, clump_size};
+  split_shuffle_ = {seed ? *seed : SeedFromEntropy(), clump_size};
   split_names_ = std::move(split_names);
   return *this;
 }
@@ -183,8 +182,139 @@ PermutationBuilder& PermutationBuilder::SplitCalculated(
 
 PermutationBuilder& PermutationBuilder::Shuffle(std::optional<uint64_t> seed,
                                                 std::optional<uint64_t> clump_size) {
-  shuffle_ = ShuffleOptions{seed, clump_size};
+  shuffle_ = ShuffleOptions{seed ? *seed : SeedFromEntropy(), clump_size};
   return *this;
+}
+
+// ---------------------------------------------------------------------------------------
+// Recipe
+
+namespace {
+
+constexpr int kRecipeFormat = 2;
+
+nlohmann::ordered_json SizesJson(const SplitSizes& sizes) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  switch (sizes.kind) {
+    case SplitSizes::Kind::kRatios:
+      out["ratios"] = sizes.ratios;
+      break;
+    case SplitSizes::Kind::kCounts:
+      out["counts"] = sizes.counts;
+      break;
+    case SplitSizes::Kind::kFixed:
+      out["fixed"] = sizes.fixed;
+      break;
+  }
+  return out;
+}
+
+std::optional<SplitSizes> SizesFromJson(const nlohmann::json& split) {
+  if (split.contains("ratios")) {
+    return SplitSizes::Ratios(split["ratios"].get<std::vector<double>>());
+  }
+  if (split.contains("counts")) {
+    return SplitSizes::Counts(split["counts"].get<std::vector<uint64_t>>());
+  }
+  if (split.contains("fixed")) return SplitSizes::Fixed(split["fixed"].get<uint64_t>());
+  return std::nullopt;
+}
+
+template <typename T>
+std::optional<T> OptionalOf(const nlohmann::json& object, const char* key) {
+  if (!object.contains(key) || object[key].is_null()) return std::nullopt;
+  return object[key].get<T>();
+}
+
+}  // namespace
+
+std::string PermutationBuilder::Recipe() const {
+  nlohmann::ordered_json recipe = nlohmann::ordered_json::object();
+  recipe["format"] = kRecipeFormat;
+  recipe["base"] = base_ == nullptr ? "" : base_->store()->location();
+  if (filter_) recipe["filter"] = *filter_;
+  nlohmann::ordered_json split = nlohmann::ordered_json::object();
+  switch (split_kind_) {
+    case SplitKind::kNone:
+      break;
+    case SplitKind::kRandom:
+      split = SizesJson(sizes_);
+      split["kind"] = "random";
+      split["seed"] = *split_shuffle_.seed;
+      if (split_shuffle_.clump_size) split["clump_size"] = *split_shuffle_.clump_size;
+      break;
+    case SplitKind::kSequential:
+      split = SizesJson(sizes_);
+      split["kind"] = "sequential";
+      break;
+    case SplitKind::kHash:
+      split["kind"] = "hash";
+      split["columns"] = hash_columns_;
+      split["weights"] = hash_weights_;
+      split["discard"] = hash_discard_;
+      break;
+    case SplitKind::kCalculated:
+      split["kind"] = "calculated";
+      split["calculation"] = calculation_;
+      break;
+  }
+  if (split_kind_ != SplitKind::kNone) {
+    if (split_names_) split["names"] = *split_names_;
+    recipe["split"] = std::move(split);
+  }
+  if (shuffle_) {
+    nlohmann::ordered_json shuffle = nlohmann::ordered_json::object();
+    shuffle["seed"] = *shuffle_->seed;
+    if (shuffle_->clump_size) shuffle["clump_size"] = *shuffle_->clump_size;
+    recipe["shuffle"] = std::move(shuffle);
+  }
+  return recipe.dump();
+}
+
+arrow::Result<PermutationBuilder> PermutationBuilder::FromRecipe(
+    std::shared_ptr<const Snapshot> base, const std::string& recipe) {
+  const auto spec = nlohmann::json::parse(recipe, nullptr, /*allow_exceptions=*/false);
+  auto unsupported = [&] {
+    return arrow::Status::Invalid("Unsupported permutation recipe: ",
+                                  recipe.substr(0, 200));
+  };
+  if (!spec.is_object() || spec.value("format", 0) != kRecipeFormat) return unsupported();
+  PermutationBuilder builder(std::move(base));
+  // nlohmann's get<> throws on a type mismatch; a recipe is our own output, but it
+  // travels through pickles and files, so a damaged one is an error, not a crash.
+  try {
+    if (spec.contains("filter")) builder.Filter(spec["filter"].get<std::string>());
+    if (spec.contains("split")) {
+      const auto& split = spec["split"];
+      const std::string kind = split.value("kind", "");
+      auto names = OptionalOf<std::vector<std::string>>(split, "names");
+      auto sizes = SizesFromJson(split);
+      if ((kind == "random" || kind == "sequential") && !sizes) return unsupported();
+      if (kind == "random") {
+        builder.SplitRandom(std::move(*sizes), split["seed"].get<uint64_t>(),
+                            OptionalOf<uint64_t>(split, "clump_size"), std::move(names));
+      } else if (kind == "sequential") {
+        builder.SplitSequential(std::move(*sizes), std::move(names));
+      } else if (kind == "hash") {
+        builder.SplitHash(split["columns"].get<std::vector<std::string>>(),
+                          split["weights"].get<std::vector<uint64_t>>(),
+                          split["discard"].get<uint64_t>(), std::move(names));
+      } else if (kind == "calculated") {
+        builder.SplitCalculated(split["calculation"].get<std::string>(),
+                                std::move(names));
+      } else {
+        return unsupported();
+      }
+    }
+    if (spec.contains("shuffle")) {
+      const auto& shuffle = spec["shuffle"];
+      builder.Shuffle(shuffle["seed"].get<uint64_t>(),
+                      OptionalOf<uint64_t>(shuffle, "clump_size"));
+    }
+  } catch (const nlohmann::json::exception&) {
+    return unsupported();
+  }
+  return builder;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -393,44 +523,16 @@ Grouped GroupContiguous(std::vector<uint64_t> ids, std::vector<uint64_t> counts,
   });
 }
 
-std::shared_ptr<arrow::Array> UInt64ArrayOf(std::shared_ptr<arrow::Buffer> buffer,
-                                            int64_t length) {
-  return arrow::MakeArray(
-      arrow::ArrayData::Make(arrow::uint64(), length, {nullptr, std::move(buffer)}, 0));
-}
-
-// The split_id column: runs of each group's split id.
-arrow::Result<std::shared_ptr<arrow::Buffer>> SplitIdBuffer(
-    const std::vector<uint64_t>& counts, const std::vector<uint64_t>& values,
-    ThreadPool* pool) {
-  uint64_t num_rows = 0;
-  for (uint64_t c : counts) num_rows += c;
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer,
-                        arrow::AllocateBuffer(static_cast<int64_t>(num_rows * 8)));
-  auto* out = buffer->mutable_data_as<uint64_t>();
-  // Filled in parallel pieces: the first touch of the pages is most of the cost.
-  std::vector<uint64_t> starts(counts.size() + 1, 0);
-  for (size_t g = 0; g < counts.size(); ++g) starts[g + 1] = starts[g] + counts[g];
-  constexpr uint64_t kPiece = uint64_t{1} << 20;
-  ARROW_RETURN_NOT_OK(pool->ParallelFor(
-      static_cast<int64_t>((num_rows + kPiece - 1) / kPiece), [&](int64_t p) {
-        const uint64_t begin = static_cast<uint64_t>(p) * kPiece;
-        const uint64_t end = std::min(num_rows, begin + kPiece);
-        size_t g = static_cast<size_t>(
-            std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin() - 1);
-        for (uint64_t i = begin; i < end; ++g) {
-          const uint64_t stop = std::min(end, starts[g + 1]);
-          std::fill(out + i, out + stop, values.empty() ? g : values[g]);
-          i = stop;
-        }
-        return arrow::Status::OK();
-      }));
-  return buffer;
+// Whether a snapshot's table can be opened again by its location (in another process):
+// what a recipe needs.
+bool Reopenable(const Snapshot& base) {
+  return dynamic_cast<const MemoryStore*>(base.store().get()) == nullptr;
 }
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const {
+arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execute()
+    const {
   if (base_ == nullptr) return arrow::Status::Invalid("Permutation builder has no table");
   // Settings that need no data are checked before the scan.
   std::optional<ShuffleSpec> shuffle;
@@ -589,59 +691,24 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationBuilder::Execute() const
     }
   }
 
-  // split_id: runs of each group's split id, filled after the working buffers are gone.
+  // Groups become splits: group g holds split g, or split_values[g] (calculated).
+  std::vector<uint64_t> split_ids;
+  std::vector<int64_t> starts{0};
+  for (size_t g = 0; g < grouped.counts.size(); ++g) {
+    split_ids.push_back(split_values.empty() ? g : split_values[g]);
+    starts.push_back(starts.back() + static_cast<int64_t>(grouped.counts[g]));
+  }
   const auto num_rows = static_cast<int64_t>(grouped.ids.size());
-  ARROW_ASSIGN_OR_RAISE(auto split_ids,
-                        SplitIdBuffer(grouped.counts, split_values, pool));
-  // The digest of each split's row ids (its group is contiguous): a few ms for 10M rows.
-  nlohmann::ordered_json digests = nlohmann::ordered_json::object();
-  {
-    uint64_t start = 0;
-    for (size_t g = 0; g < grouped.counts.size(); ++g) {
-      const uint64_t count = grouped.counts[g];
-      if (count == 0) continue;
-      RowIdDigest digest;
-      digest.Update(std::span<const uint64_t>(grouped.ids.data() + start, count));
-      digests[std::to_string(split_values.empty() ? g : split_values[g])] = digest.Hex();
-      start += count;
-    }
+  auto row_ids = std::make_shared<arrow::UInt64Array>(
+      num_rows, arrow::Buffer::FromVector(std::move(grouped.ids)));
+  PermutationProvenance provenance;
+  provenance.base_version = base_->version();
+  if (Reopenable(*base_)) {
+    provenance.recipe = Recipe();
+    provenance.base_location = base_->store()->location();
   }
-  auto row_ids = arrow::Buffer::FromVector(std::move(grouped.ids));
-  std::vector<std::string> keys = {kBaseVersionMetadataKey, kSplitDigestsMetadataKey};
-  std::vector<std::string> values = {std::to_string(base_->version()), digests.dump()};
-  if (split_names_) {
-    keys.push_back(kSplitNamesMetadataKey);
-    values.push_back(internal::SplitNamesJson(*split_names_));
-  }
-  std::shared_ptr<const arrow::KeyValueMetadata> metadata =
-      arrow::key_value_metadata(std::move(keys), std::move(values));
-  auto schema = arrow::schema({arrow::field("row_id", arrow::uint64(), false),
-                               arrow::field("split_id", arrow::uint64(), false)},
-                              std::move(metadata));
-  return arrow::Table::Make(std::move(schema),
-                            {UInt64ArrayOf(std::move(row_ids), num_rows),
-                             UInt64ArrayOf(std::move(split_ids), num_rows)},
-                            num_rows);
-}
-
-RowIdDigest::RowIdDigest() : state_(XXH3_createState()) {
-  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
-}
-
-RowIdDigest::~RowIdDigest() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
-
-void RowIdDigest::Update(std::span<const uint64_t> ids) {
-  static_assert(std::endian::native == std::endian::little,
-                "RowIdDigest hashes the ids' little-endian bytes");
-  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), ids.data(), ids.size_bytes());
-}
-
-std::string RowIdDigest::Hex() const {
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx",
-                static_cast<unsigned long long>(
-                    XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_))));
-  return hex;
+  return PermutationTable::Make(std::move(row_ids), std::move(split_ids),
+                                std::move(starts), split_names_, std::move(provenance));
 }
 
 }  // namespace riffledb

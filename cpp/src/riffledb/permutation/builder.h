@@ -12,35 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "riffledb/permutation/permutation_table.h"
 #include "riffledb/table/snapshot.h"
 
 namespace riffledb {
-
-/// Name of the schema metadata key holding the split names (a compact JSON array).
-inline constexpr char kSplitNamesMetadataKey[] = "split_names";
-/// Schema metadata riffledb adds to every permutation table it builds: the version of the
-/// base table it was built from (decimal), and a digest of each non-empty split's row ids
-/// (a compact JSON object, split id -> RowIdDigest). They let a reader prove that a table
-/// still holds what a build produced (a pickled permutation can then travel as the
-/// build's recipe: riffledb/permutation.py).
-inline constexpr char kBaseVersionMetadataKey[] = "riffledb:base_version";
-inline constexpr char kSplitDigestsMetadataKey[] = "riffledb:split_digests";
-
-/// The digest of a sequence of row ids: XXH3-64 of their little-endian uint64 bytes, as
-/// 16 lowercase hex digits. Fed in pieces, it equals the digest of the concatenation.
-class RowIdDigest {
- public:
-  RowIdDigest();
-  ~RowIdDigest();
-  RowIdDigest(const RowIdDigest&) = delete;
-  RowIdDigest& operator=(const RowIdDigest&) = delete;
-
-  void Update(std::span<const uint64_t> ids);
-  std::string Hex() const;
-
- private:
-  void* state_;  // XXH3_state_t
-};
 
 /// The sizes of a random or sequential split, in one of three forms (spec §3.2).
 struct SplitSizes {
@@ -77,11 +52,9 @@ struct SplitSizes {
 /// the first). Nothing is validated until Execute(). Defaults: no filter, one split (id
 /// 0) holding every row in scan order, no shuffle.
 ///
-/// Execute() returns an Arrow table with columns `row_id` (uint64, the base `_rowid`) and
-/// `split_id` (uint64), both non-null, with rows grouped by split id ascending; within a
-/// split the order is the permutation order. When split names were given the schema
-/// metadata holds `split_names` = compact JSON array. Operations run in the order
-/// filter -> split -> shuffle -> stable grouping by split.
+/// Execute() returns a PermutationTable: base `_rowid`s grouped by split id ascending;
+/// within a split the order is the permutation order; split names when they were given.
+/// Operations run in the order filter -> split -> shuffle -> stable grouping by split.
 ///
 /// Semantics (a stable contract: same seed and same data give the same table on every
 /// platform and thread count):
@@ -157,8 +130,8 @@ class PermutationBuilder {
   /// Only rows where the SQL boolean expression `sql` is true are permuted.
   PermutationBuilder& Filter(std::string sql);
 
-  /// Random split (spec §3.3). `clump_size` 0 is Invalid at Execute(); no seed means OS
-  /// entropy.
+  /// Random split (spec §3.3). `clump_size` 0 is Invalid at Execute(); no seed means a
+  /// seed drawn from the OS now (see Recipe()).
   PermutationBuilder& SplitRandom(
       SplitSizes sizes, std::optional<uint64_t> seed = std::nullopt,
       std::optional<uint64_t> clump_size = std::nullopt,
@@ -182,11 +155,13 @@ class PermutationBuilder {
       std::optional<std::vector<std::string>> split_names = std::nullopt);
 
   /// Shuffles the post-split stream in clumps (spec §3.6). `clump_size` 0 is Invalid at
-  /// Execute(); absent means 1.
+  /// Execute(); absent means 1. No seed means a seed drawn from the OS now.
   PermutationBuilder& Shuffle(std::optional<uint64_t> seed = std::nullopt,
                               std::optional<uint64_t> clump_size = std::nullopt);
 
-  /// Builds the permutation table (one scan of the base snapshot).
+  /// Builds the permutation table (one scan of the base snapshot). Its provenance holds
+  /// the base version and, when the base table can be reopened by location (not
+  /// memory://), Recipe().
   ///
   /// Errors: Invalid with LanceDB's messages for split sizes and hash settings (spec
   /// §3.2, §3.4); Invalid for clump_size 0, fixed 0, split names whose number differs
@@ -194,7 +169,18 @@ class PermutationBuilder {
   /// and calculated split values outside the policy above; the filter's and
   /// expressions' parse and bind errors; NotImplemented for a hash column of an
   /// unsupported type (lists, structs, ...).
-  arrow::Result<std::shared_ptr<arrow::Table>> Execute() const;
+  arrow::Result<std::shared_ptr<const PermutationTable>> Execute() const;
+
+  /// The configuration as JSON, every seed explicit (a seed not given is drawn from the
+  /// OS when the split or shuffle is configured, and recorded): FromRecipe over the same
+  /// base version builds the same table (DESIGN.md decision 8). Names the base table by
+  /// its store's location.
+  std::string Recipe() const;
+
+  /// A builder configured by `recipe` (what Recipe() returned) over `base`.
+  /// Invalid if the recipe is not one this version wrote.
+  static arrow::Result<PermutationBuilder> FromRecipe(
+      std::shared_ptr<const Snapshot> base, const std::string& recipe);
 
   const std::shared_ptr<const Snapshot>& base() const { return base_; }
 

@@ -1,54 +1,12 @@
 #include "riffledb/permutation/reader.h"
 
-#include <arrow/array/concatenate.h>
-#include <arrow/compute/cast.h>
-
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "riffledb/expr/projection.h"
 
 namespace riffledb {
-
-namespace {
-
-namespace cp = arrow::compute;
-
-// The permutation table's row ids as one uint64 array without nulls.
-arrow::Result<std::shared_ptr<arrow::UInt64Array>> ToRowIds(
-    const std::shared_ptr<arrow::DataType>& type, arrow::ArrayVector chunks) {
-  if (!arrow::is_integer(type->id())) {
-    return arrow::Status::Invalid(
-        "Permutation table column row_id must be an integer column, "
-        "got ",
-        type->ToString());
-  }
-  std::shared_ptr<arrow::Array> ids;
-  if (chunks.empty()) {
-    ARROW_ASSIGN_OR_RAISE(ids, arrow::MakeEmptyArray(arrow::uint64()));
-  } else if (chunks.size() == 1) {
-    ids = std::move(chunks[0]);
-  } else {
-    ARROW_ASSIGN_OR_RAISE(ids, arrow::Concatenate(chunks));
-  }
-  if (ids->null_count() > 0) {
-    return arrow::Status::Invalid(
-        "Permutation table column row_id must not contain nulls");
-  }
-  if (type->id() != arrow::Type::UINT64) {
-    // A safe cast: negative ids fail.
-    auto cast = cp::Cast(*ids, arrow::uint64());
-    if (!cast.ok()) {
-      return arrow::Status::Invalid(
-          "Permutation table column row_id holds a negative id: ",
-          cast.status().message());
-    }
-    ids = std::move(cast).ValueUnsafe();
-  }
-  return std::static_pointer_cast<arrow::UInt64Array>(ids);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // BoundSelection
@@ -82,8 +40,8 @@ arrow::Result<std::shared_ptr<const BoundSelection>> BoundSelection::Make(
 // PermutationReader
 
 arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::Open(
-    std::shared_ptr<const Snapshot> base, std::shared_ptr<const Snapshot> permutation,
-    uint64_t split) {
+    std::shared_ptr<const Snapshot> base,
+    std::shared_ptr<const PermutationTable> permutation, uint64_t split) {
   if (base == nullptr) return arrow::Status::Invalid("base table is required");
   std::shared_ptr<PermutationReader> reader(new PermutationReader());
   reader->split_ = split;
@@ -94,39 +52,14 @@ arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::Open(
     }
     reader->available_ = base->num_rows();
   } else {
-    const auto& schema = *permutation->schema();
-    for (const char* name : {kPermutationRowIdColumn, kPermutationSplitColumn}) {
-      if (schema.GetFieldIndex(name) < 0) {
-        return arrow::Status::Invalid("Permutation table must contain a column named ",
-                                      name);
-      }
-    }
-    ScanOptions options;
-    ARROW_ASSIGN_OR_RAISE(
-        options.filter,
-        Filter::Make(permutation->schema(), std::string(kPermutationSplitColumn) + " = " +
-                                                std::to_string(split)));
-    const std::string row_id[] = {kPermutationRowIdColumn};
-    ARROW_ASSIGN_OR_RAISE(options.projection,
-                          Projection::Columns(permutation->schema(), row_id));
-    ARROW_ASSIGN_OR_RAISE(auto scan, permutation->Scan(options));
-    arrow::ArrayVector chunks;
-    while (true) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      ARROW_RETURN_NOT_OK(scan->ReadNext(&batch));
-      if (batch == nullptr) break;
-      if (batch->num_rows() > 0) chunks.push_back(batch->column(0));
-    }
-    ARROW_ASSIGN_OR_RAISE(
-        reader->row_ids_,
-        ToRowIds(schema.field(schema.GetFieldIndex(kPermutationRowIdColumn))->type(),
-                 std::move(chunks)));
+    ARROW_ASSIGN_OR_RAISE(auto rows, permutation->GetSplit(split));
+    reader->row_ids_ = std::move(rows.row_ids);
     reader->available_ = reader->row_ids_->length();
   }
   if (reader->available_ == 0) return arrow::Status::Invalid(kNoRowsMessage);
   reader->count_ = reader->available_;
   reader->base_ = std::move(base);
-  reader->permutation_ = std::move(permutation);
+  reader->table_ = std::move(permutation);
   return reader;
 }
 
@@ -166,6 +99,20 @@ PermutationReader::WithOffsetLimit(std::optional<int64_t> offset,
   std::shared_ptr<PermutationReader> reader(new PermutationReader(*this));
   reader->start_ = start;
   reader->count_ = count;
+  reader->offset_ = offset;
+  reader->limit_ = limit;
+  return reader;
+}
+
+arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::WithRepeat(
+    int64_t times) const {
+  if (times < 1) return arrow::Status::Invalid("times must be at least 1, got ", times);
+  if (count_ > 0 && times > std::numeric_limits<int64_t>::max() / count_) {
+    return arrow::Status::Invalid("times ", times, " makes ", count_,
+                                  " rows more than 2^63 - 1 rows");
+  }
+  std::shared_ptr<PermutationReader> reader(new PermutationReader(*this));
+  reader->repeat_ = times;
   return reader;
 }
 
@@ -181,15 +128,8 @@ arrow::Result<std::shared_ptr<arrow::UInt64Array>> PermutationReader::RowIds() c
   return std::make_shared<arrow::UInt64Array>(count_, std::move(buffer));
 }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeOffsets(
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindowRows(
     std::span<const int64_t> offsets, const BoundSelection& selection) const {
-  for (size_t i = 0; i < offsets.size(); ++i) {
-    if (offsets[i] < 0 || offsets[i] >= count_) {
-      return arrow::Status::IndexError("Offset ", offsets[i], " at position ", i,
-                                       " is out of range for a permutation of ", count_,
-                                       " rows");
-    }
-  }
   if (row_ids_ == nullptr) {
     std::vector<int64_t> shifted;
     std::span<const int64_t> base_offsets = offsets;
@@ -206,13 +146,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeOffset
   return base_->TakeRowIds(ids, selection.take_options());
 }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeRange(
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindowRange(
     int64_t start, int64_t length, const BoundSelection& selection) const {
-  if (start < 0 || length < 0 || start > count_ || length > count_ - start) {
-    return arrow::Status::IndexError("Range [", start, ", ", start + length,
-                                     ") is out of range for a permutation of ", count_,
-                                     " rows");
-  }
   if (row_ids_ == nullptr) {
     std::vector<int64_t> offsets(length);
     std::iota(offsets.begin(), offsets.end(), start_ + start);
@@ -223,29 +158,85 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeRange(
   return base_->TakeRowIds(ids, selection.take_options());
 }
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeOffsets(
+    std::span<const int64_t> offsets, const BoundSelection& selection) const {
+  const int64_t total = count_rows();
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (offsets[i] < 0 || offsets[i] >= total) {
+      return arrow::Status::IndexError("Offset ", offsets[i], " at position ", i,
+                                       " is out of range for a permutation of ", total,
+                                       " rows");
+    }
+  }
+  if (repeat_ == 1) return TakeWindowRows(offsets, selection);
+  std::vector<int64_t> wrapped(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) wrapped[i] = offsets[i] % count_;
+  return TakeWindowRows(wrapped, selection);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeRange(
+    int64_t start, int64_t length, const BoundSelection& selection) const {
+  const int64_t total = count_rows();
+  if (start < 0 || length < 0 || start > total || length > total - start) {
+    return arrow::Status::IndexError("Range [", start, ", ", start + length,
+                                     ") is out of range for a permutation of ", total,
+                                     " rows");
+  }
+  if (length == 0 || start / count_ == (start + length - 1) / count_) {
+    return TakeWindowRange(length == 0 ? 0 : start % count_, length, selection);
+  }
+  // The range wraps across repetitions.
+  std::vector<int64_t> wrapped(length);
+  for (int64_t i = 0; i < length; ++i) wrapped[i] = (start + i) % count_;
+  return TakeWindowRows(wrapped, selection);
+}
+
+arrow::Result<int64_t> PermutationReader::NumBatches(int64_t batch_size,
+                                                     bool drop_last) const {
+  if (batch_size < 1) {
+    return arrow::Status::Invalid("batch_size must be at least 1, got ", batch_size);
+  }
+  const int64_t total = count_rows();
+  return drop_last ? total / batch_size : total / batch_size + (total % batch_size != 0);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::ReadBatch(
+    int64_t index, int64_t batch_size, bool drop_last,
+    const BoundSelection& selection) const {
+  ARROW_ASSIGN_OR_RAISE(const int64_t batches, NumBatches(batch_size, drop_last));
+  if (index < 0 || index >= batches) {
+    return arrow::Status::IndexError("Batch ", index, " is out of range: there are ",
+                                     batches, " batches of ", batch_size, " rows");
+  }
+  const int64_t start = index * batch_size;
+  return TakeRange(start, std::min(batch_size, count_rows() - start), selection);
+}
+
 namespace {
 
 class PermutationStream : public arrow::RecordBatchReader {
  public:
   PermutationStream(std::shared_ptr<const PermutationReader> reader,
-                    std::shared_ptr<const BoundSelection> selection, int64_t batch_size)
+                    std::shared_ptr<const BoundSelection> selection, int64_t batch_size,
+                    bool drop_last, int64_t num_batches)
       : reader_(std::move(reader)),
         selection_(std::move(selection)),
-        batch_size_(batch_size) {}
+        batch_size_(batch_size),
+        drop_last_(drop_last),
+        num_batches_(num_batches) {}
 
   std::shared_ptr<arrow::Schema> schema() const override {
     return selection_->output_schema();
   }
 
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
-    const int64_t remaining = reader_->count_rows() - next_;
-    if (remaining <= 0) {
+    if (next_ >= num_batches_) {
       *out = nullptr;
       return arrow::Status::OK();
     }
-    const int64_t length = std::min(batch_size_, remaining);
-    ARROW_ASSIGN_OR_RAISE(*out, reader_->TakeRange(next_, length, *selection_));
-    next_ += length;
+    ARROW_ASSIGN_OR_RAISE(
+        *out, reader_->ReadBatch(next_, batch_size_, drop_last_, *selection_));
+    ++next_;
     return arrow::Status::OK();
   }
 
@@ -253,21 +244,22 @@ class PermutationStream : public arrow::RecordBatchReader {
   const std::shared_ptr<const PermutationReader> reader_;
   const std::shared_ptr<const BoundSelection> selection_;
   const int64_t batch_size_;
+  const bool drop_last_;
+  const int64_t num_batches_;
   int64_t next_ = 0;
 };
 
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> PermutationReader::Read(
-    std::shared_ptr<const BoundSelection> selection, int64_t batch_size) const {
-  if (batch_size < 1) {
-    return arrow::Status::Invalid("batch_size must be at least 1, got ", batch_size);
-  }
+    std::shared_ptr<const BoundSelection> selection, int64_t batch_size,
+    bool drop_last) const {
+  ARROW_ASSIGN_OR_RAISE(const int64_t batches, NumBatches(batch_size, drop_last));
   if (selection == nullptr) return arrow::Status::Invalid("selection is required");
   // The stream outlives this call; it holds its own reference to an identical reader.
   std::shared_ptr<const PermutationReader> self(new PermutationReader(*this));
   return std::make_shared<PermutationStream>(std::move(self), std::move(selection),
-                                             batch_size);
+                                             batch_size, drop_last, batches);
 }
 
 }  // namespace riffledb

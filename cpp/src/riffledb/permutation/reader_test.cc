@@ -60,6 +60,14 @@ std::shared_ptr<const Snapshot> SnapshotOf(const Table& table) {
   return table.snapshot().ValueOrDie();
 }
 
+// Split `split` of the permutation table `perm` over `base`, as Permutation opens it.
+arrow::Result<std::shared_ptr<const PermutationReader>> OpenSplit(
+    std::shared_ptr<const Snapshot> base, std::shared_ptr<const Snapshot> perm,
+    uint64_t split) {
+  ARROW_ASSIGN_OR_RAISE(auto table, PermutationTable::Open(*perm));
+  return PermutationReader::Open(std::move(base), std::move(table), split);
+}
+
 std::shared_ptr<const BoundSelection> Bind(
     const Table& base, std::optional<PermutationSelection> selection = {}) {
   return BoundSelection::Make(*SnapshotOf(base)->schema(), selection).ValueOrDie();
@@ -100,8 +108,7 @@ struct TwoSplits {
     perm = PermTable(rows, splits);
   }
   std::shared_ptr<const PermutationReader> Open(uint64_t split) const {
-    return PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), split)
-        .ValueOrDie();
+    return OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), split).ValueOrDie();
   }
 };
 
@@ -246,13 +253,11 @@ TEST(PermutationReader, OffsetLimitValidation) {
 
 TEST(PermutationReader, EmptySplitIsRejectedAtOpen) {
   TwoSplits t;
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, kNoRowsMessage,
-      PermutationReader::Open(SnapshotOf(*t.base), SnapshotOf(*t.perm), 2));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, kNoRowsMessage,
+                             OpenSplit(SnapshotOf(*t.base), SnapshotOf(*t.perm), 2));
   auto empty_perm = PermTable({}, {});
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, kNoRowsMessage,
-      PermutationReader::Open(SnapshotOf(*t.base), SnapshotOf(*empty_perm), 0));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, kNoRowsMessage,
+                             OpenSplit(SnapshotOf(*t.base), SnapshotOf(*empty_perm), 0));
   auto schema = arrow::schema({arrow::field("id", arrow::int64())});
   auto empty_base =
       MakeTable("empty", {arrow::RecordBatch::MakeEmpty(schema).ValueOrDie()});
@@ -264,17 +269,17 @@ TEST(PermutationReader, EmptySplitIsRejectedAtOpen) {
 TEST(PermutationReader, PermutationTableColumnsAreRequired) {
   auto base = BaseTable(3);
   auto no_row_id = MakeTable("p", {IdBatch(0, 3)});
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "Permutation table must contain a column named row_id",
-      PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*no_row_id), 0));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Permutation table must contain a column named row_id",
+                             OpenSplit(SnapshotOf(*base), SnapshotOf(*no_row_id), 0));
   auto schema = arrow::schema({arrow::field("row_id", arrow::uint64())});
   arrow::UInt64Builder b;
   (void)b.AppendValues({0, 1});
   auto only_rows =
       MakeTable("p2", {arrow::RecordBatch::Make(schema, 2, {b.Finish().ValueOrDie()})});
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "Permutation table must contain a column named split_id",
-      PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*only_rows), 0));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Permutation table must contain a column named split_id",
+                             OpenSplit(SnapshotOf(*base), SnapshotOf(*only_rows), 0));
 }
 
 TEST(PermutationReader, HandBuiltSignedColumnsAreAccepted) {
@@ -288,8 +293,7 @@ TEST(PermutationReader, HandBuiltSignedColumnsAreAccepted) {
   auto perm = MakeTable(
       "p", {arrow::RecordBatch::Make(
                schema, 3, {splits.Finish().ValueOrDie(), rows.Finish().ValueOrDie()})});
-  ASSERT_OK_AND_ASSIGN(auto reader,
-                       PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), 1));
+  ASSERT_OK_AND_ASSIGN(auto reader, OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), 1));
   ASSERT_OK_AND_ASSIGN(auto batch,
                        reader->TakeOffsets(std::vector<int64_t>{1, 0}, *Bind(*base)));
   EXPECT_THAT(Ids(*batch), ElementsAre(3, 7));
@@ -302,16 +306,14 @@ TEST(PermutationReader, HandBuiltSignedColumnsAreAccepted) {
       "p3",
       {arrow::RecordBatch::Make(
           schema, 1, {splits2.Finish().ValueOrDie(), rows2.Finish().ValueOrDie()})});
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "row_id holds a negative id",
-      PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*negative), 0));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "row_id holds a negative value",
+                             OpenSplit(SnapshotOf(*base), SnapshotOf(*negative), 0));
 }
 
 TEST(PermutationReader, MissingBaseRowIsAnIndexError) {
   auto base = BaseTable(10);
   auto perm = PermTable({3, 12}, {0, 0});
-  ASSERT_OK_AND_ASSIGN(auto reader,
-                       PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), 0));
+  ASSERT_OK_AND_ASSIGN(auto reader, OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), 0));
   ASSERT_RAISES_WITH_MESSAGE(
       IndexError, "Row id 12 at position 1 is not a row of version 1",
       reader->TakeOffsets(std::vector<int64_t>{0, 1}, *Bind(*base)));
@@ -355,8 +357,7 @@ TEST(PermutationReader, RowIdOfAMultiFragmentTableAfterDeletes) {
   EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(kFragment1, 0, kFragment1 + 4));
 
   auto perm = PermTable({kFragment1 + 4, 2, kFragment1}, {0, 0, 0});
-  ASSERT_OK_AND_ASSIGN(auto by_ids,
-                       PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), 0));
+  ASSERT_OK_AND_ASSIGN(auto by_ids, OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), 0));
   auto [sizes, ids] = ReadAll(*by_ids, selection, 2);
   EXPECT_THAT(sizes, ElementsAre(2, 1));
   EXPECT_THAT(ids, ElementsAre(9, 2, 5));
@@ -390,8 +391,7 @@ TEST(PermutationReader, LiteralExpressionNeedsNoColumn) {
 TEST(PermutationReader, WritesAfterOpenChangeNothing) {
   auto base = BaseTable(20);
   auto perm = PermTable({19, 3, 7}, {0, 0, 0});
-  ASSERT_OK_AND_ASSIGN(auto reader,
-                       PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), 0));
+  ASSERT_OK_AND_ASSIGN(auto reader, OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), 0));
   ASSERT_OK_AND_ASSIGN(auto identity,
                        PermutationReader::Open(SnapshotOf(*base), nullptr, 0));
   ASSERT_OK(testing::DeleteWhere(*base, "id = 3"));
@@ -442,7 +442,7 @@ TEST(PermutationReader, StreamEqualsTakeOfAllOffsetsRandomized) {
       for (size_t i = 0; i < rows.size(); ++i) {
         if (split_ids[i] == static_cast<uint64_t>(s)) expected.push_back(rows[i]);
       }
-      auto opened = PermutationReader::Open(SnapshotOf(*base), SnapshotOf(*perm), s);
+      auto opened = OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), s);
       if (expected.empty()) {
         ASSERT_RAISES(Invalid, opened);
         continue;

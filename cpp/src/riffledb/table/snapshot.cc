@@ -89,4 +89,23 @@ arrow::Result<std::vector<uint64_t>> Snapshot::RowIdsOfOffsets(
   return ids;
 }
 
+std::shared_ptr<const void> Snapshot::Derived(const void* key) const {
+  std::lock_guard lock(derived_mu_);
+  for (const auto& [k, value] : derived_) {
+    if (k == key) return value;
+  }
+  return nullptr;
+}
+
+void Snapshot::SetDerived(const void* key, std::shared_ptr<const void> value) const {
+  std::lock_guard lock(derived_mu_);
+  for (auto& [k, v] : derived_) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  derived_.emplace_back(key, std::move(value));
+}
+
 }  // namespace riffledb

@@ -23,6 +23,7 @@
 #include "riffledb/format/manifest.h"
 #include "riffledb/table/gather.h"
 #include "riffledb/table/store.h"
+#include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {
 
@@ -56,6 +57,7 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
                                                              format::Manifest manifest);
 
   const format::Manifest& manifest() const { return manifest_; }
+  const std::shared_ptr<Store>& store() const { return store_; }
   uint64_t version() const { return manifest_.version; }
   const std::shared_ptr<arrow::Schema>& schema() const { return manifest_.schema; }
   int64_t num_rows() const { return fragment_starts_.back(); }
@@ -87,6 +89,12 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   const std::shared_ptr<const std::vector<uint32_t>>& deleted_rows(size_t i) const {
     return fragments_[i].deleted;
   }
+
+  /// Data that layers above derive from this snapshot (a permutation table's split
+  /// index, say), kept with it so that it is computed once: `key` is the address of a
+  /// tag of the deriving code; null when nothing was set. Thread-safe.
+  std::shared_ptr<const void> Derived(const void* key) const;
+  void SetDerived(const void* key, std::shared_ptr<const void> value) const;
 
  private:
   struct Fragment {
@@ -125,6 +133,10 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   std::vector<Chunk> chunks_;
   // column_chunks_[c][k] is (*chunks_[k].columns)[c].
   std::vector<std::vector<std::shared_ptr<arrow::Array>>> column_chunks_;
+
+  mutable ForkSafeMutex derived_mu_;
+  // guarded by derived_mu_
+  mutable std::vector<std::pair<const void*, std::shared_ptr<const void>>> derived_;
 };
 
 }  // namespace riffledb

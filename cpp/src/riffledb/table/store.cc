@@ -177,14 +177,23 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
     return arrow::Status::OK();
   };
 
+  auto discard_written = [&] {
+    std::vector<std::string> paths;
+    for (const auto& fragment : written) paths.push_back(fragment.path);
+    RemoveUnreferenced(paths);
+  };
   while (true) {
     std::shared_ptr<arrow::RecordBatch> batch;
-    ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
+    // A stream that fails part way (a cast error in a late batch) must not leave the
+    // fragments of its first batches behind in memory.
+    arrow::Status read = reader->ReadNext(&batch);
+    if (!read.ok()) {
+      discard_written();
+      return read;
+    }
     if (batch == nullptr) break;
     if (!batch->schema()->Equals(*schema, /*check_metadata=*/false)) {
-      std::vector<std::string> paths;
-      for (const auto& fragment : written) paths.push_back(fragment.path);
-      RemoveUnreferenced(paths);
+      discard_written();
       return arrow::Status::Invalid(
           "Data schema does not match the table schema.\nData:\n",
           batch->schema()->ToString(), "\nTable:\n", schema->ToString());

@@ -5,6 +5,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "riffledb/table/adapt.h"
 #include "riffledb/table/delete_internal.h"
 
 namespace riffledb {
@@ -36,70 +37,8 @@ arrow::Status ValidateSchema(const arrow::Schema& schema) {
   return arrow::Status::OK();
 }
 
-// Describes how `data` differs from `table` for the schema mismatch error.
-std::string SchemaDifference(const arrow::Schema& data, const arrow::Schema& table) {
-  for (const auto& field : table.fields()) {
-    auto other = data.GetFieldByName(field->name());
-    if (other == nullptr)
-      return "column '" + field->name() + "' is missing from the data";
-    if (!other->type()->Equals(*field->type())) {
-      return "column '" + field->name() + "' is " + other->type()->ToString() +
-             " in the data but " + field->type()->ToString() + " in the table";
-    }
-  }
-  for (const auto& field : data.fields()) {
-    if (table.GetFieldIndex(field->name()) < 0) {
-      return "column '" + field->name() + "' is not in the table";
-    }
-  }
-  return "the columns are in a different order";
-}
-
-// Passes batches through relabelled with the table's schema (field metadata and
-// nullability are the table's); rejects batches whose names or types differ, or with
-// nulls in a non-nullable column.
-class SchemaAdaptingReader : public arrow::RecordBatchReader {
- public:
-  SchemaAdaptingReader(arrow::RecordBatchReader* input,
-                       std::shared_ptr<arrow::Schema> schema)
-      : input_(input), schema_(std::move(schema)) {}
-
-  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
-
-  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
-    std::shared_ptr<arrow::RecordBatch> batch;
-    ARROW_RETURN_NOT_OK(input_->ReadNext(&batch));
-    if (batch == nullptr) {
-      *out = nullptr;
-      return arrow::Status::OK();
-    }
-    const auto& data_schema = *batch->schema();
-    bool same = data_schema.num_fields() == schema_->num_fields();
-    for (int i = 0; same && i < schema_->num_fields(); ++i) {
-      same = data_schema.field(i)->name() == schema_->field(i)->name() &&
-             data_schema.field(i)->type()->Equals(*schema_->field(i)->type());
-    }
-    if (!same) {
-      return arrow::Status::Invalid("Data schema does not match the table schema: ",
-                                    SchemaDifference(data_schema, *schema_),
-                                    ".\nData schema:\n", data_schema.ToString(),
-                                    "\nTable schema:\n", schema_->ToString());
-    }
-    for (int i = 0; i < schema_->num_fields(); ++i) {
-      if (!schema_->field(i)->nullable() && batch->column(i)->null_count() > 0) {
-        return arrow::Status::Invalid("Column '", schema_->field(i)->name(),
-                                      "' is not nullable but the data has ",
-                                      batch->column(i)->null_count(), " nulls");
-      }
-    }
-    *out = arrow::RecordBatch::Make(schema_, batch->num_rows(), batch->columns());
-    return arrow::Status::OK();
-  }
-
- private:
-  arrow::RecordBatchReader* input_;
-  std::shared_ptr<arrow::Schema> schema_;
-};
+// "table 't'": how adapt errors name the table written to.
+std::string Describe(const std::string& name) { return "table '" + name + "'"; }
 
 std::vector<std::string> PathsOf(const std::vector<format::WrittenFragment>& written) {
   std::vector<std::string> paths;
@@ -132,25 +71,40 @@ Table::Table(std::string name, std::shared_ptr<Store> store,
 }
 
 arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
-                                                  std::shared_ptr<Store> store) {
+                                                  std::shared_ptr<Store> store,
+                                                  std::optional<uint64_t> version) {
   std::shared_ptr<Table> table(new Table(std::move(name), std::move(store), nullptr));
+  if (version.has_value()) {
+    // An explicit version must open: a damaged one is an error, not a handle.
+    ARROW_RETURN_NOT_OK(table->Checkout(*version));
+    return table;
+  }
   ARROW_ASSIGN_OR_RAISE(auto manifest, table->LatestManifest());
-  const uint64_t version = manifest.version;
+  const uint64_t latest = manifest.version;
   // A version whose files are damaged still gives a handle: reads report the damage, and
   // Checkout can reach an older, intact version.
-  table->SetSnapshot(Snapshot::Open(table->store_, std::move(manifest)), version, false);
+  table->SetSnapshot(Snapshot::Open(table->store_, std::move(manifest)), latest, false);
   return table;
 }
 
 arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
                                                     std::shared_ptr<Store> store,
                                                     std::shared_ptr<arrow::Schema> schema,
-                                                    arrow::RecordBatchReader* data) {
+                                                    arrow::RecordBatchReader* data,
+                                                    MissingColumns missing) {
+  if (schema == nullptr) {
+    if (data == nullptr) {
+      return arrow::Status::Invalid("Cannot create table '", name,
+                                    "': pass data, a schema, or both");
+    }
+    schema = data->schema();
+  }
   ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
   std::vector<format::WrittenFragment> written;
   if (data != nullptr) {
-    SchemaAdaptingReader adapted(data, schema);
-    ARROW_ASSIGN_OR_RAISE(written, store->WriteFragments(schema, &adapted));
+    ARROW_ASSIGN_OR_RAISE(auto adapted,
+                          AdaptToSchema(data, schema, missing, Describe(name)));
+    ARROW_ASSIGN_OR_RAISE(written, store->WriteFragments(schema, adapted.get()));
   }
   format::Manifest manifest;
   manifest.version = 1;
@@ -280,12 +234,14 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
                                 " attempts lost to concurrent writers");
 }
 
-arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
+arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data,
+                                      MissingColumns missing) {
   ARROW_RETURN_NOT_OK(CheckWritable());
   ARROW_ASSIGN_OR_RAISE(auto latest, LatestManifest());
-  SchemaAdaptingReader adapted(data, latest.schema);
-  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(latest.schema, &adapted));
   const auto schema = latest.schema;
+  ARROW_ASSIGN_OR_RAISE(auto adapted,
+                        AdaptToSchema(data, schema, missing, Describe(name_)));
+  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
@@ -300,12 +256,15 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
       [&] { store_->RemoveUnreferenced(PathsOf(written)); });
 }
 
-arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data) {
+arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
+                                         std::shared_ptr<arrow::Schema> schema,
+                                         MissingColumns missing) {
   ARROW_RETURN_NOT_OK(CheckWritable());
-  auto schema = data->schema();
+  if (schema == nullptr) schema = data->schema();
   ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
-  SchemaAdaptingReader adapted(data, schema);
-  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, &adapted));
+  ARROW_ASSIGN_OR_RAISE(auto adapted,
+                        AdaptToSchema(data, schema, missing, Describe(name_)));
+  ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         format::Manifest next;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "riffledb/table/adapt.h"
 #include "riffledb/table/snapshot.h"
 #include "riffledb/table/store.h"
 #include "riffledb/util/fork_safe_mutex.h"
@@ -31,14 +32,21 @@ struct VersionInfo {
 /// several handles and processes may write at once without losing rows. Thread-safe.
 class Table {
  public:
-  /// Opens the newest version. Invalid naming the location if the store holds no version.
-  static arrow::Result<std::shared_ptr<Table>> Open(std::string name,
-                                                    std::shared_ptr<Store> store);
-  /// Creates version 1 from `schema` and the rows of `data` (may be null: an empty
-  /// table). AlreadyExists if the store already holds a version (another creator won).
+  /// Opens `version`, or the newest version if none is given. Invalid naming the
+  /// location if the store holds no version, and naming the table and `version` (with the
+  /// versions there are) if that one does not exist. A handle opened at an older version
+  /// is detached (see Checkout).
+  static arrow::Result<std::shared_ptr<Table>> Open(
+      std::string name, std::shared_ptr<Store> store,
+      std::optional<uint64_t> version = std::nullopt);
+  /// Creates version 1 with `schema` (or `data`'s schema if null) and the rows of `data`
+  /// (may be null: an empty table; one of the two must be given). The data is adapted to
+  /// the schema as Append does. AlreadyExists if the store already holds a version
+  /// (another creator won).
   static arrow::Result<std::shared_ptr<Table>> Create(
       std::string name, std::shared_ptr<Store> store,
-      std::shared_ptr<arrow::Schema> schema, arrow::RecordBatchReader* data);
+      std::shared_ptr<arrow::Schema> schema, arrow::RecordBatchReader* data,
+      MissingColumns missing = MissingColumns::kReject);
 
   const std::string& name() const { return name_; }
   const std::shared_ptr<Store>& store() const { return store_; }
@@ -57,12 +65,17 @@ class Table {
   arrow::Status Checkout(uint64_t version);
   arrow::Status CheckoutLatest();
 
-  /// Appends the rows of `data`, whose schema must match the table's (names and types;
-  /// Invalid naming both schemas otherwise, and nothing is written). Returns the new
-  /// version.
-  arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data);
-  /// Replaces every row (and the schema) with `data`'s.
-  arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data);
+  /// Appends the rows of `data`, adapted to the table's schema by AdaptToSchema (columns
+  /// matched by name, safe casts; `missing` says what a column the data lacks means).
+  /// On any error, from the schema check or from any batch of the stream, nothing is
+  /// written. Returns the new version.
+  arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data,
+                                 MissingColumns missing = MissingColumns::kReject);
+  /// Replaces every row, and the schema, with `data`'s; with a `schema`, the data is
+  /// adapted to it as Append does. Nothing is written on error.
+  arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data,
+                                    std::shared_ptr<arrow::Schema> schema = nullptr,
+                                    MissingColumns missing = MissingColumns::kReject);
   /// Deletes the rows matching `filter`, bound to any schema of the table: it is bound
   /// again to the version the delete commits on. Commits a version even when nothing
   /// matched.

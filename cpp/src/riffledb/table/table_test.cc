@@ -1,14 +1,17 @@
 #include "riffledb/table/table.h"
 
+#include <arrow/compute/cast.h>
 #include <gmock/gmock.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 #include <thread>
 
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/arrow_init.h"
 
 namespace riffledb {
 namespace {
@@ -318,11 +321,93 @@ TEST_P(TableTest, SchemaMismatchWritesNothing) {
       arrow::schema({arrow::field("id", arrow::utf8())}), 1,
       {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["x"])").ValueOrDie()});
   auto reader = ReaderOf({wrong});
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Data schema does not match the table schema",
-                             table->Append(reader.get()));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "The data does not match the schema of table 't': missing columns: 'label' (int32)",
+      table->Append(reader.get()));
   EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
   ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
   EXPECT_EQ(versions.size(), 1u);
+}
+
+// Ten batches whose fifth holds a value that does not fit `label` (int32).
+std::shared_ptr<arrow::RecordBatchReader> StreamFailingAtBatchFive() {
+  auto schema = arrow::schema(
+      {arrow::field("label", arrow::int64()), arrow::field("id", arrow::int64())});
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (int64_t b = 0; b < 10; ++b) {
+    arrow::Int64Builder ids, labels;
+    for (int64_t i = 0; i < 1000; ++i) {
+      (void)ids.Append(100 + b * 1000 + i);
+      (void)labels.Append(b == 4 && i == 7 ? int64_t{1} << 40 : i % 10);
+    }
+    batches.push_back(arrow::RecordBatch::Make(
+        schema, 1000, {labels.Finish().ValueOrDie(), ids.Finish().ValueOrDie()}));
+  }
+  return ReaderOf(batches);
+}
+
+std::set<std::string> FilesUnder(const std::string& dir) {
+  std::set<std::string> files;
+  if (!std::filesystem::exists(dir)) return files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    files.insert(entry.path().string());
+  }
+  return files;
+}
+
+TEST_P(TableTest, CastErrorMidStreamWritesNothing) {
+  // On disk, rows of the batches before the bad one are already in a fragment file when
+  // it arrives: that file must go too.
+  auto table = CreateWithIds(5);
+  const auto files_before = FilesUnder(dir_.path());
+  auto reader = StreamFailingAtBatchFive();
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Cannot cast column 'label' of the data (int64) to int32 for "
+      "table 't' without loss: value 1099511627776 at row 4007",
+      table->Append(reader.get()));
+  EXPECT_EQ(table->version(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
+  EXPECT_EQ(versions.size(), 1u);
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(0, 1, 2, 3, 4));
+  EXPECT_EQ(FilesUnder(dir_.path()), files_before);
+}
+
+TEST_P(TableTest, AppendReordersAndCastsByName) {
+  auto table = CreateWithIds(2);
+  auto reader = StreamFailingAtBatchFive();
+  std::shared_ptr<arrow::RecordBatch> first;
+  ASSERT_OK(reader->ReadNext(&first));  // a batch with the good values only
+  auto only_first = ReaderOf({first});
+  ASSERT_OK_AND_ASSIGN(auto version, table->Append(only_first.get()));
+  EXPECT_EQ(version, 2u);
+  auto snapshot = table->snapshot().ValueOrDie();
+  EXPECT_EQ(snapshot->schema()->ToString(), "id: int64\nlabel: int32");
+  EXPECT_EQ(snapshot->num_rows(), 1002);
+  auto ids = ScanIds(*snapshot);
+  EXPECT_EQ(ids[2], 100);
+  EXPECT_EQ(ids.back(), 1099);
+}
+
+TEST_P(TableTest, CreateWithoutSchemaOrDataIsInvalid) {
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Cannot create table 't': pass data, a schema",
+                             Table::Create("t", MakeStore(), nullptr, nullptr));
+}
+
+TEST_P(TableTest, OpenAtAVersion) {
+  auto table = CreateWithIds(3);
+  auto more = ReaderOf({IdBatch(3, 2)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK_AND_ASSIGN(auto old, Table::Open("t", table->store(), 1));
+  EXPECT_EQ(old->version(), 1u);
+  EXPECT_TRUE(old->detached());
+  EXPECT_THAT(ScanIds(*old->snapshot().ValueOrDie()), ElementsAre(0, 1, 2));
+  ASSERT_OK_AND_ASSIGN(auto latest, Table::Open("t", table->store(), 2));
+  EXPECT_FALSE(latest->detached());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Version 3 of table 't' does not exist; versions: 1..2",
+                             Table::Open("t", table->store(), 3));
 }
 
 TEST_P(TableTest, CheckoutReadsOldVersionAndRefusesWrites) {
@@ -416,6 +501,32 @@ TEST(TableDirectory, ConcurrentAppendsFromProcessesLoseNothing) {
   EXPECT_EQ(ids.size(), 601u);
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 601u);
   EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 61u);
+}
+
+TEST(TableMemory, StreamFailingAfterAWholeFragmentKeepsNoFragment) {
+  ASSERT_OK(EnsureArrowComputeInitialized());
+  auto store = std::make_shared<MemoryStore>("memory://t");
+  auto first = ReaderOf({IdBatch(0, 1)});
+  ASSERT_OK_AND_ASSIGN(auto table,
+                       Table::Create("t", store, first->schema(), first.get()));
+  // One whole fragment (2^20 rows, the default fragment size) is stored as "data/1"
+  // before the second batch fails its cast.
+  auto big = IdBatch(0, int64_t{1} << 20);
+  auto bad = arrow::RecordBatch::Make(
+      big->schema()->SetField(1, arrow::field("label", arrow::int64())).ValueOrDie(), 1,
+      {arrow::json::ArrayFromJSONString(arrow::int64(), "[1]").ValueOrDie(),
+       arrow::json::ArrayFromJSONString(arrow::int64(), "[4294967296]").ValueOrDie()});
+  auto good_as_int64 = arrow::RecordBatch::Make(
+      bad->schema(), big->num_rows(),
+      {big->column(0),
+       arrow::compute::Cast(*big->column(1), arrow::int64()).ValueOrDie()});
+  auto reader = ReaderOf({good_as_int64, bad});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "value 4294967296 at row 1048576",
+                             table->Append(reader.get()));
+  format::FragmentInfo orphan;
+  orphan.path = "data/1";
+  orphan.physical_rows = int64_t{1} << 20;
+  ASSERT_RAISES(IOError, store->OpenFragment(orphan, bad->schema()));
 }
 
 TEST(TableDirectory, ReservedColumnNamesAreRejected) {
