@@ -24,11 +24,22 @@ using Int64Array = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::dev
 using UInt64Array =
     nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
+// Take options for `columns` (plain names; empty: all) of `snapshot`.
+TakeOptions BindTake(const Snapshot& snapshot, const std::vector<std::string>& columns,
+                     bool with_row_id) {
+  TakeOptions options;
+  if (!columns.empty() || with_row_id) {
+    options.projection =
+        ValueOrThrow(Projection::Columns(snapshot.schema(), columns, with_row_id));
+  }
+  return options;
+}
+
 nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
                        const std::vector<std::string>& columns, bool with_row_id,
                        bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
-  TakeOptions options{columns, with_row_id};
+  TakeOptions options = BindTake(*snapshot, columns, with_row_id);
   options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeOffsets(offsets, options); }));
@@ -39,7 +50,7 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
                       const std::vector<std::string>& columns, bool with_row_id,
                       bool binary_views) {
   auto snapshot = ValueOrThrow(table.snapshot());
-  TakeOptions options{columns, with_row_id};
+  TakeOptions options = BindTake(*snapshot, columns, with_row_id);
   options.binary_views = binary_views;
   auto batch =
       ValueOrThrow(WithoutGil([&] { return snapshot->TakeRowIds(ids, options); }));
@@ -75,7 +86,13 @@ void RegisterTable(nb::module_& m) {
           "count_rows",
           [](const Table& t, std::optional<std::string> filter) {
             auto snapshot = ValueOrThrow(t.snapshot());
-            return ValueOrThrow(WithoutGil([&] { return snapshot->CountRows(filter); }));
+            return ValueOrThrow(WithoutGil([&]() -> arrow::Result<int64_t> {
+              std::shared_ptr<const Filter> bound;
+              if (filter) {
+                ARROW_ASSIGN_OR_RAISE(bound, Filter::Make(snapshot->schema(), *filter));
+              }
+              return snapshot->CountRows(bound);
+            }));
           },
           nb::arg("filter").none() = nb::none())
       .def(
@@ -84,16 +101,24 @@ void RegisterTable(nb::module_& m) {
              std::vector<std::pair<std::string, std::string>> projection,
              bool with_row_id, int64_t offset, std::optional<int64_t> limit,
              int64_t max_batch_rows) {
-            ScanOptions options;
-            options.filter = std::move(filter);
-            options.projection = std::move(projection);
-            options.with_row_id = with_row_id;
-            options.offset = offset;
-            options.limit = limit;
-            options.max_batch_rows = max_batch_rows;
             auto snapshot = ValueOrThrow(t.snapshot());
-            auto reader =
-                ValueOrThrow(WithoutGil([&] { return snapshot->Scan(options); }));
+            auto reader = ValueOrThrow(WithoutGil(
+                [&]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
+                  ScanOptions options;
+                  if (filter) {
+                    ARROW_ASSIGN_OR_RAISE(options.filter,
+                                          Filter::Make(snapshot->schema(), *filter));
+                  }
+                  if (!projection.empty() || with_row_id) {
+                    ARROW_ASSIGN_OR_RAISE(
+                        options.projection,
+                        Projection::Make(snapshot->schema(), projection, with_row_id));
+                  }
+                  options.offset = offset;
+                  options.limit = limit;
+                  options.max_batch_rows = max_batch_rows;
+                  return snapshot->Scan(options);
+                }));
             return WrapStream(std::move(reader));
           },
           nb::arg("filter").none(), nb::arg("projection"), nb::arg("with_row_id"),
@@ -143,7 +168,13 @@ void RegisterTable(nb::module_& m) {
            })
       .def("delete",
            [](Table& t, const std::string& filter) {
-             return ValueOrThrow(WithoutGil([&] { return t.Delete(filter); }));
+             return ValueOrThrow(WithoutGil([&]() -> arrow::Result<uint64_t> {
+               // Bound to the handle's version; Delete binds it again to the newest.
+               ARROW_ASSIGN_OR_RAISE(auto snapshot, t.snapshot());
+               ARROW_ASSIGN_OR_RAISE(auto bound,
+                                     Filter::Make(snapshot->schema(), filter));
+               return t.Delete(*bound);
+             }));
            })
       .def("list_versions",
            [](const Table& t) {

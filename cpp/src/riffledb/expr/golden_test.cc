@@ -13,6 +13,7 @@
 
 #include "riffledb/expr/expr_test_util_internal.h"
 #include "riffledb/expr/parser.h"
+#include "riffledb/expr/projection.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb {
@@ -40,10 +41,10 @@ std::string OneLine(const std::string& text) {
 }
 
 struct Record {
-  int line = 0;                                 // of the directive
-  std::string directive;                        // parse | bind | eval | project
-  std::string input;                            // may span lines
-  std::string expected;                         // may span lines
+  int line = 0;           // of the directive
+  std::string directive;  // parse | bind | eval | project | select | where
+  std::string input;      // may span lines
+  std::string expected;   // may span lines
   size_t expected_begin = 0, expected_end = 0;  // line indexes, for rewriting
 };
 
@@ -68,7 +69,7 @@ std::vector<Record> ParseRecords(const std::vector<std::string>& lines,
     r.line = static_cast<int>(i + 1);
     r.directive = lines[i++];
     if (r.directive != "parse" && r.directive != "bind" && r.directive != "eval" &&
-        r.directive != "project") {
+        r.directive != "project" && r.directive != "select" && r.directive != "where") {
       *error =
           "line " + std::to_string(r.line) + ": unknown directive '" + r.directive + "'";
       return {};
@@ -95,8 +96,93 @@ std::vector<Record> ParseRecords(const std::vector<std::string>& lines,
   return records;
 }
 
+std::string FormatValues(const arrow::Array& values) {
+  std::string out;
+  for (int64_t i = 0; i < values.length(); ++i) {
+    if (i > 0) out += ", ";
+    auto scalar = values.GetScalar(i);
+    out += !scalar.ok() ? "?" : (*scalar)->is_valid ? (*scalar)->ToString() : "null";
+  }
+  return out;
+}
+
+// The test table as a table schema: without `_rowid` and `_rowoffset`, which a
+// projection treats as hidden columns the read supplies.
+std::shared_ptr<arrow::Schema> TableSchema(const arrow::RecordBatch& batch) {
+  arrow::FieldVector fields;
+  for (const auto& field : batch.schema()->fields()) {
+    if (field->name() != kRowIdColumn && field->name() != kRowOffsetColumn) {
+      fields.push_back(field);
+    }
+  }
+  return arrow::schema(std::move(fields));
+}
+
+// What a read gives a bound projection or filter: the needed columns of the test table,
+// taken by name, and nothing else.
+std::shared_ptr<arrow::RecordBatch> NeededInput(const arrow::Schema& input_schema,
+                                                const arrow::RecordBatch& batch) {
+  arrow::ArrayVector columns;
+  for (const auto& field : input_schema.fields()) {
+    columns.push_back(batch.GetColumnByName(field->name()));
+  }
+  return arrow::RecordBatch::Make(std::make_shared<arrow::Schema>(input_schema),
+                                  batch.num_rows(), std::move(columns));
+}
+
+std::string FormatNeeded(const arrow::Schema& input_schema) {
+  std::string out = "needs:";
+  for (const auto& field : input_schema.fields()) out += " " + field->name();
+  return out;
+}
+
+// `select`: one output per line, `source` or `source AS name`. Prints the needed
+// columns, the output schema and the output values, column by column.
+std::string RunSelect(const Record& r, const arrow::RecordBatch& batch) {
+  std::vector<OutputColumn> outputs;
+  std::istringstream lines(r.input);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t as = line.rfind(" AS ");
+    const std::string alias = as == std::string::npos ? "" : line.substr(as + 4);
+    if (!alias.empty() && alias.find_first_of(" )") == std::string::npos) {
+      outputs.emplace_back(alias, line.substr(0, as));
+    } else {
+      outputs.emplace_back(line, line);
+    }
+  }
+  auto projection = Projection::Make(TableSchema(batch), outputs);
+  if (!projection.ok()) return "error: " + projection.status().message();
+  const Projection& p = **projection;
+  auto out = p.Project(*NeededInput(*p.input_schema(), batch));
+  if (!out.ok()) return "error: " + out.status().message();
+  std::string text = FormatNeeded(*p.input_schema());
+  if (p.pass_through()) text += " (pass-through)";
+  for (int i = 0; i < (*out)->num_columns(); ++i) {
+    text += "\n" + (*out)->schema()->field(i)->ToString() + ": " +
+            FormatValues(*(*out)->column(i));
+  }
+  return text;
+}
+
+// `where`: prints the needed columns and the selected rows.
+std::string RunWhere(const Record& r, const arrow::RecordBatch& batch) {
+  auto filter = Filter::Make(TableSchema(batch), r.input);
+  if (!filter.ok()) return "error: " + filter.status().message();
+  auto selected = (*filter)->Evaluate(*NeededInput(*(*filter)->input_schema(), batch));
+  if (!selected.ok()) return "error: " + selected.status().message();
+  std::string rows;
+  for (int64_t i = 0; i < (*selected)->length(); ++i) {
+    if ((*selected)->Value(i)) rows += (rows.empty() ? "" : ", ") + std::to_string(i);
+  }
+  return FormatNeeded(*(*filter)->input_schema()) +
+         "\nrows: " + (rows.empty() ? "none" : rows);
+}
+
 // Runs one record and returns its result in the golden format.
 std::string RunRecord(const Record& r, const arrow::RecordBatch& batch) {
+  if (r.directive == "select") return RunSelect(r, batch);
+  if (r.directive == "where") return RunWhere(r, batch);
   auto parsed = ParseExpression(r.input);
   if (!parsed.ok()) return "error: " + parsed.status().message();
   if (r.directive == "parse") return OneLine(parsed->ToString());
@@ -115,13 +201,7 @@ std::string RunRecord(const Record& r, const arrow::RecordBatch& batch) {
   }
   auto values = EvaluateExpression(*bound, batch);
   if (!values.ok()) return "error: " + values.status().message();
-  std::string out;
-  for (int64_t i = 0; i < (*values)->length(); ++i) {
-    if (i > 0) out += ", ";
-    auto scalar = (*values)->GetScalar(i);
-    out += !scalar.ok() ? "?" : (*scalar)->is_valid ? (*scalar)->ToString() : "null";
-  }
-  return out;
+  return FormatValues(**values);
 }
 
 bool Matches(const std::string& expected, const std::string& actual) {

@@ -359,9 +359,15 @@ void AppendIds(const arrow::Array& column, std::vector<uint64_t>* ids) {
   ids->insert(ids->end(), typed.raw_values(), typed.raw_values() + typed.length());
 }
 
-ScanOptions BaseScan(const std::optional<std::string>& filter) {
+// A scan of `base` through `filter` returning `outputs`, bound to its schema.
+arrow::Result<ScanOptions> BaseScan(const Snapshot& base,
+                                    const std::optional<std::string>& filter,
+                                    std::span<const OutputColumn> outputs) {
   ScanOptions options;
-  options.filter = filter;
+  if (filter) {
+    ARROW_ASSIGN_OR_RAISE(options.filter, Filter::Make(base.schema(), *filter));
+  }
+  ARROW_ASSIGN_OR_RAISE(options.projection, Projection::Make(base.schema(), outputs));
   return options;
 }
 
@@ -589,8 +595,8 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
     case SplitKind::kSequential: {
       std::vector<uint64_t> ids;
       ids.reserve(capacity);
-      ScanOptions options = BaseScan(filter_);
-      options.projection = {{kRowIdColumn, kRowIdColumn}};
+      const OutputColumn row_id[] = {{kRowIdColumn, kRowIdColumn}};
+      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, row_id));
       ARROW_RETURN_NOT_OK(ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
         AppendIds(*b.column(0), &ids);
         return arrow::Status::OK();
@@ -615,11 +621,12 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
       break;
     }
     case SplitKind::kHash: {
-      ScanOptions options = BaseScan(filter_);
+      std::vector<OutputColumn> outputs;
       for (size_t i = 0; i < hash_columns_.size(); ++i) {
-        options.projection.emplace_back("c" + std::to_string(i), hash_columns_[i]);
+        outputs.emplace_back("c" + std::to_string(i), hash_columns_[i]);
       }
-      options.projection.emplace_back(kRowIdColumn, kRowIdColumn);
+      outputs.emplace_back(kRowIdColumn, kRowIdColumn);
+      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, outputs));
       // Cumulative weights: split i takes residues in [thresholds[i-1], thresholds[i]).
       std::vector<uint64_t> thresholds;
       uint64_t total = hash_discard_;
@@ -661,8 +668,9 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
       break;
     }
     case SplitKind::kCalculated: {
-      ScanOptions options = BaseScan(filter_);
-      options.projection = {{"split_id", calculation_}, {kRowIdColumn, kRowIdColumn}};
+      const OutputColumn outputs[] = {{"split_id", calculation_},
+                                      {kRowIdColumn, kRowIdColumn}};
+      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, outputs));
       std::vector<uint64_t> ids, raw;
       ids.reserve(capacity);
       raw.reserve(capacity);

@@ -962,7 +962,7 @@ TEST(PermutationBuilder, RowIdsOfLaterFragmentsAndDeletes) {
                        Table::Create("t", store, reader->schema(), reader.get()));
   auto more = ReaderOf({IdBatch(3, 2)});
   ASSERT_OK(table->Append(more.get()));
-  ASSERT_OK(table->Delete("id = 1"));
+  ASSERT_OK(testing::DeleteWhere(*table, "id = 1"));
   ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
   PermutationBuilder builder(snapshot);
   ASSERT_OK_AND_ASSIGN(auto r, Build(builder));

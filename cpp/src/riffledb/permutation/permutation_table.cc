@@ -265,8 +265,9 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationTable::Open(
     }
   }
   ScanOptions options;
-  options.projection = {{kPermutationRowIdColumn, kPermutationRowIdColumn},
-                        {kPermutationSplitColumn, kPermutationSplitColumn}};
+  const std::string columns[] = {kPermutationRowIdColumn, kPermutationSplitColumn};
+  ARROW_ASSIGN_OR_RAISE(options.projection,
+                        Projection::Columns(snapshot.schema(), columns));
   ARROW_ASSIGN_OR_RAISE(auto scan, snapshot.Scan(options));
   ARROW_ASSIGN_OR_RAISE(auto table, scan->ToTable());
   table = table->ReplaceSchemaMetadata(schema.metadata());

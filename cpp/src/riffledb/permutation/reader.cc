@@ -4,19 +4,9 @@
 #include <limits>
 #include <numeric>
 
-#include "riffledb/expr/parser.h"
+#include "riffledb/expr/projection.h"
 
 namespace riffledb {
-
-namespace {
-
-namespace cp = arrow::compute;
-
-std::shared_ptr<arrow::Field> RowIdField() {
-  return arrow::field(kRowIdColumn, arrow::uint64(), false);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // BoundSelection
@@ -25,100 +15,25 @@ arrow::Result<std::shared_ptr<const BoundSelection>> BoundSelection::Make(
     const arrow::Schema& base_schema,
     const std::optional<PermutationSelection>& selection) {
   std::shared_ptr<BoundSelection> bound(new BoundSelection());
+  auto schema = std::make_shared<arrow::Schema>(base_schema);
   if (!selection) {
-    for (const auto& field : base_schema.fields())
-      bound->take_.columns.push_back(field->name());
-    bound->output_schema_ = arrow::schema(base_schema.fields(), base_schema.metadata());
-    bound->pass_through_ = true;
-    if (bound->take_.columns.empty()) {
+    if (base_schema.num_fields() == 0) {
       return arrow::Status::Invalid("The base table has no columns to read");
     }
+    ARROW_ASSIGN_OR_RAISE(bound->take_.projection, Projection::All(std::move(schema)));
     return bound;
   }
   if (selection->empty())
     return arrow::Status::Invalid("Must select at least one column");
-
-  // Pass 1: which columns to gather (plain sources first, in selection order, then what
-  // the expressions reference), and the parsed expressions.
-  std::vector<std::optional<cp::Expression>> parsed(selection->size());
-  auto& columns = bound->take_.columns;
-  auto gather = [&](const std::string& name) {
-    if (std::find(columns.begin(), columns.end(), name) == columns.end()) {
-      columns.push_back(name);
-    }
-  };
-  for (size_t i = 0; i < selection->size(); ++i) {
-    const auto& [name, source] = (*selection)[i];
+  for (const auto& [name, source] : *selection) {
     if (name == kRowIdColumn && source != kRowIdColumn) {
       return arrow::Status::Invalid("Dynamic column ", source,
                                     " cannot be used to select _rowid");
     }
-    if (source == kRowIdColumn || base_schema.GetFieldIndex(source) >= 0) {
-      gather(source);
-      continue;
-    }
-    ARROW_ASSIGN_OR_RAISE(auto expr, ParseExpression(source));
-    parsed[i] = std::move(expr);
   }
-  for (const auto& expr : parsed) {
-    if (!expr) continue;
-    for (const auto& name : ReferencedColumns(*expr)) {
-      if (name == kRowIdColumn || base_schema.GetFieldIndex(name) >= 0) gather(name);
-    }
-  }
-  // An expression referencing no column (a literal) still needs the row count.
-  if (columns.empty())
-    columns.push_back(base_schema.num_fields() > 0 ? base_schema.field(0)->name()
-                                                   : std::string(kRowIdColumn));
-
-  // The schema of a gathered batch, as Snapshot::TakeRowIds builds it.
-  arrow::FieldVector gathered_fields;
-  for (const auto& name : columns) {
-    gathered_fields.push_back(name == kRowIdColumn
-                                  ? RowIdField()
-                                  : base_schema.field(base_schema.GetFieldIndex(name)));
-  }
-  const arrow::Schema gathered_schema(gathered_fields);
-
-  // Pass 2: bind the outputs.
-  arrow::FieldVector out_fields;
-  bound->pass_through_ = selection->size() == columns.size();
-  for (size_t i = 0; i < selection->size(); ++i) {
-    const auto& [name, source] = (*selection)[i];
-    Output output;
-    if (!parsed[i]) {
-      output.column = gathered_schema.GetFieldIndex(source);
-      out_fields.push_back(gathered_fields[output.column]->WithName(name));
-      if (output.column != static_cast<int>(i)) bound->pass_through_ = false;
-    } else {
-      ARROW_ASSIGN_OR_RAISE(output.expr, BindExpression(*parsed[i], gathered_schema));
-      out_fields.push_back(arrow::field(name, output.expr.type()->GetSharedPtr()));
-      bound->pass_through_ = false;
-    }
-    bound->outputs_.push_back(std::move(output));
-  }
-  bound->output_schema_ = arrow::schema(std::move(out_fields), base_schema.metadata());
+  ARROW_ASSIGN_OR_RAISE(bound->take_.projection,
+                        Projection::Make(std::move(schema), *selection));
   return bound;
-}
-
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> BoundSelection::Project(
-    const std::shared_ptr<arrow::RecordBatch>& gathered) const {
-  if (pass_through_) {
-    return arrow::RecordBatch::Make(output_schema_, gathered->num_rows(),
-                                    gathered->columns());
-  }
-  arrow::ArrayVector columns;
-  columns.reserve(outputs_.size());
-  for (const auto& output : outputs_) {
-    if (output.column >= 0) {
-      columns.push_back(gathered->column(output.column));
-    } else {
-      ARROW_ASSIGN_OR_RAISE(auto column, EvaluateExpression(output.expr, *gathered));
-      columns.push_back(std::move(column));
-    }
-  }
-  return arrow::RecordBatch::Make(output_schema_, gathered->num_rows(),
-                                  std::move(columns));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -215,7 +130,6 @@ arrow::Result<std::shared_ptr<arrow::UInt64Array>> PermutationReader::RowIds() c
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindowRows(
     std::span<const int64_t> offsets, const BoundSelection& selection) const {
-  std::shared_ptr<arrow::RecordBatch> gathered;
   if (row_ids_ == nullptr) {
     std::vector<int64_t> shifted;
     std::span<const int64_t> base_offsets = offsets;
@@ -224,31 +138,24 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindow
       for (size_t i = 0; i < offsets.size(); ++i) shifted[i] = offsets[i] + start_;
       base_offsets = shifted;
     }
-    ARROW_ASSIGN_OR_RAISE(gathered,
-                          base_->TakeOffsets(base_offsets, selection.take_options()));
-  } else {
-    const uint64_t* split_ids = row_ids_->raw_values() + start_;
-    std::vector<uint64_t> ids(offsets.size());
-    for (size_t i = 0; i < offsets.size(); ++i) ids[i] = split_ids[offsets[i]];
-    ARROW_ASSIGN_OR_RAISE(gathered, base_->TakeRowIds(ids, selection.take_options()));
+    return base_->TakeOffsets(base_offsets, selection.take_options());
   }
-  return selection.Project(gathered);
+  const uint64_t* split_ids = row_ids_->raw_values() + start_;
+  std::vector<uint64_t> ids(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) ids[i] = split_ids[offsets[i]];
+  return base_->TakeRowIds(ids, selection.take_options());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindowRange(
     int64_t start, int64_t length, const BoundSelection& selection) const {
-  std::shared_ptr<arrow::RecordBatch> gathered;
   if (row_ids_ == nullptr) {
     std::vector<int64_t> offsets(length);
     std::iota(offsets.begin(), offsets.end(), start_ + start);
-    ARROW_ASSIGN_OR_RAISE(gathered,
-                          base_->TakeOffsets(offsets, selection.take_options()));
-  } else {
-    std::span<const uint64_t> ids(row_ids_->raw_values() + start_ + start,
-                                  static_cast<size_t>(length));
-    ARROW_ASSIGN_OR_RAISE(gathered, base_->TakeRowIds(ids, selection.take_options()));
+    return base_->TakeOffsets(offsets, selection.take_options());
   }
-  return selection.Project(gathered);
+  std::span<const uint64_t> ids(row_ids_->raw_values() + start_ + start,
+                                static_cast<size_t>(length));
+  return base_->TakeRowIds(ids, selection.take_options());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeOffsets(

@@ -25,9 +25,10 @@ namespace riffledb {
 /// columns (and `_rowid`), evaluated on the gathered rows.
 using PermutationSelection = std::vector<std::pair<std::string, std::string>>;
 
-/// A selection resolved against a base schema: which columns to gather, which expressions
-/// to evaluate, and the output schema. Immutable and thread-safe; make it once per
-/// selection and reuse it for every read (binding parses SQL).
+/// A selection bound to a base schema: a Projection (riffledb/expr/projection.h, the one
+/// projection engine) with the permutation's rules for what may be selected. Immutable
+/// and thread-safe; make it once per selection and reuse it for every read (binding
+/// parses SQL).
 class BoundSelection {
  public:
   /// Resolves `selection` (nullopt: every base column in base order, without `_rowid`).
@@ -39,25 +40,16 @@ class BoundSelection {
       const arrow::Schema& base_schema,
       const std::optional<PermutationSelection>& selection);
 
-  const std::shared_ptr<arrow::Schema>& output_schema() const { return output_schema_; }
-
-  /// Builds the output batch from a batch gathered with take_options().
-  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Project(
-      const std::shared_ptr<arrow::RecordBatch>& gathered) const;
-
+  const std::shared_ptr<arrow::Schema>& output_schema() const {
+    return take_.projection->output_schema();
+  }
+  /// Options of a take that returns the selection's output.
   const TakeOptions& take_options() const { return take_; }
 
  private:
-  struct Output {
-    int column = -1;  // index in the gathered batch, or -1 for `expr`
-    arrow::compute::Expression expr;
-  };
   BoundSelection() = default;
 
-  TakeOptions take_;  // the columns to gather (never empty, so never "all")
-  std::vector<Output> outputs_;
-  std::shared_ptr<arrow::Schema> output_schema_;
-  bool pass_through_ = false;  // outputs are exactly the gathered columns, in order
+  TakeOptions take_;  // its projection is never null
 };
 
 /// Reads one split of a permutation table (or, for an identity permutation, the whole

@@ -346,7 +346,7 @@ TEST(PermutationReader, RowIdOfAMultiFragmentTableAfterDeletes) {
   auto base = BaseTable(5);
   auto more = ReaderOf({IdBatch(5, 5)});
   ASSERT_OK(base->Append(more.get()));
-  ASSERT_OK(base->Delete("id = 1 OR id = 6"));
+  ASSERT_OK(testing::DeleteWhere(*base, "id = 1 OR id = 6"));
   ASSERT_OK_AND_ASSIGN(auto reader,
                        PermutationReader::Open(SnapshotOf(*base), nullptr, 0));
   EXPECT_EQ(reader->count_rows(), 8);
@@ -394,7 +394,7 @@ TEST(PermutationReader, WritesAfterOpenChangeNothing) {
   ASSERT_OK_AND_ASSIGN(auto reader, OpenSplit(SnapshotOf(*base), SnapshotOf(*perm), 0));
   ASSERT_OK_AND_ASSIGN(auto identity,
                        PermutationReader::Open(SnapshotOf(*base), nullptr, 0));
-  ASSERT_OK(base->Delete("id = 3"));
+  ASSERT_OK(testing::DeleteWhere(*base, "id = 3"));
   auto more = ReaderOf({IdBatch(100, 10)});
   ASSERT_OK(base->Append(more.get()));
   ASSERT_OK(perm->Overwrite(ReaderOf({IdBatch(0, 1)}).get()));

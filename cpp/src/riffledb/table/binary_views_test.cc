@@ -106,7 +106,8 @@ TEST_P(BinaryViewsTest, ViewsEqualTheCopyAndReferenceTheStoredBuffers) {
   for (int i = 0; i < 400; ++i) offsets.push_back(rng() % snapshot->num_rows());
 
   TakeOptions plain_options;
-  plain_options.with_row_id = true;
+  ASSERT_OK_AND_ASSIGN(plain_options.projection,
+                       Projection::All(snapshot->schema(), /*with_row_id=*/true));
   TakeOptions view_options = plain_options;
   view_options.binary_views = true;
   ASSERT_OK_AND_ASSIGN(auto plain, snapshot->TakeOffsets(offsets, plain_options));
@@ -147,7 +148,9 @@ TEST_P(BinaryViewsTest, ViewsEqualTheCopyAndReferenceTheStoredBuffers) {
   // By row id, with a selection: the same views.
   const auto row_ids = riffledb::testing::UInt64Column(*plain, "_rowid");
   TakeOptions selected;
-  selected.columns = {"lb", "id"};
+  const std::vector<std::string> names = {"lb", "id"};
+  ASSERT_OK_AND_ASSIGN(selected.projection,
+                       Projection::Columns(snapshot->schema(), names));
   selected.binary_views = true;
   ASSERT_OK_AND_ASSIGN(auto by_id, snapshot->TakeRowIds(row_ids, selected));
   EXPECT_EQ(by_id->schema()->ToString(), "lb: binary_view\nid: int64");
@@ -171,7 +174,9 @@ TEST_P(BinaryViewsTest, ViewsOutliveTheTableSnapshotAndStore) {
   std::vector<int64_t> offsets = {6, 144, 69, 6, 99};  // long values (multiples of 3)
   TakeOptions options;
   options.binary_views = true;
-  options.columns = {"lb"};
+  const std::vector<std::string> names = {"lb"};
+  ASSERT_OK_AND_ASSIGN(options.projection,
+                       Projection::Columns(snapshot->schema(), names));
   ASSERT_OK_AND_ASSIGN(auto batch, snapshot->TakeOffsets(offsets, options));
   snapshot.reset();
   table.reset();

@@ -1,4 +1,10 @@
-// A readable, immutable view of one version of a table.
+// A readable, immutable view of one version of a table. Its implementation is split by
+// concern: opening and row mapping (snapshot.cc), scans (scan.cc) and takes (take.cc).
+//
+// Fork safety: a snapshot's stored batches are shared by every reader of every thread
+// (and, after fork, process). Readers never call RecordBatch::column() on them, whose
+// lazy boxing is not thread-safe: they read the pre-boxed arrays (FragmentData::columns)
+// and build batches of their own.
 #pragma once
 
 #include <arrow/record_batch.h>
@@ -13,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "riffledb/expr/projection.h"
 #include "riffledb/format/manifest.h"
 #include "riffledb/table/gather.h"
 #include "riffledb/table/store.h"
@@ -20,20 +27,13 @@
 
 namespace riffledb {
 
-/// Name and type of the hidden row id column: `fragment_id << 32 | row_in_fragment`.
-inline constexpr char kRowIdColumn[] = "_rowid";
-/// Name of the hidden row offset column: position in this version's scan order.
-inline constexpr char kRowOffsetColumn[] = "_rowoffset";
-
-/// What a scan returns.
+/// What a scan returns. The filter and projection must be bound to the scanned
+/// snapshot's schema (Invalid otherwise); binding (and parsing SQL) is the caller's.
 struct ScanOptions {
-  /// SQL filter (DESIGN.md decision 6); rows where it is true are returned.
-  std::optional<std::string> filter;
-  /// Output columns as (name, SQL expression) pairs, in order; empty means every column.
-  /// A plain column name as the expression is a zero-copy pass-through.
-  std::vector<std::pair<std::string, std::string>> projection;
-  /// Append `_rowid` (uint64) as the last column.
-  bool with_row_id = false;
+  /// Rows where it is true are returned; null: every row.
+  std::shared_ptr<const Filter> filter;
+  /// Output columns; null: every column of the table.
+  std::shared_ptr<const Projection> projection;
   /// Rows to skip after filtering, and the most rows to return (SQL OFFSET / LIMIT).
   int64_t offset = 0;
   std::optional<int64_t> limit;
@@ -43,14 +43,13 @@ struct ScanOptions {
 
 /// What a take returns.
 struct TakeOptions {
-  /// Column names to return, in order; empty means every column. `_rowid` may be named.
-  std::vector<std::string> columns;
-  /// Append `_rowid` (uint64) as the last column.
-  bool with_row_id = false;
+  /// Output columns, bound to the snapshot's schema (Invalid otherwise); null: every
+  /// column of the table.
+  std::shared_ptr<const Projection> projection;
   /// Return binary/large_binary columns as binary_view and string/large_string as
   /// string_view whose data buffers are the table's own (no value is copied; see
   /// GatherRows). The returned batch keeps those buffers, and so the mapped files,
-  /// alive.
+  /// alive. Expressions of the projection see the view columns.
   bool binary_views = false;
 };
 
@@ -68,12 +67,14 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   const std::shared_ptr<arrow::Schema>& schema() const { return manifest_.schema; }
   int64_t num_rows() const { return fragment_starts_.back(); }
 
-  /// Rows where `filter` is true (all rows when absent).
-  arrow::Result<int64_t> CountRows(const std::optional<std::string>& filter) const;
+  /// Rows where `filter` (bound to schema()) is true; all rows when null. Reads only the
+  /// filter's columns and copies no row.
+  arrow::Result<int64_t> CountRows(const std::shared_ptr<const Filter>& filter) const;
   /// The schema a scan with these options returns.
   arrow::Result<std::shared_ptr<arrow::Schema>> ScanSchema(
       const ScanOptions& options) const;
-  /// Streams the matching rows in scan order. The reader keeps the snapshot alive.
+  /// Streams the matching rows in scan order. The reader keeps the snapshot (and the
+  /// options' filter and projection) alive.
   arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
       const ScanOptions& options) const;
 
@@ -82,17 +83,17 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeOffsets(
       std::span<const int64_t> offsets, const TakeOptions& options) const;
   /// Rows with these `_rowid`s, in the order given. IndexError naming the first id that
-  /// is not a live row of this version.
+  /// is not a live row of this version. `_rowoffset` may be projected in both takes.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRowIds(
       std::span<const uint64_t> row_ids, const TakeOptions& options) const;
 
   /// Row ids of the rows at `offsets` (bounds-checked as TakeOffsets).
   arrow::Result<std::vector<uint64_t>> RowIdsOfOffsets(
       std::span<const int64_t> offsets) const;
-  /// The deleted-row lists after also deleting the rows matching `filter`: one entry per
-  /// fragment (nullptr: unchanged), and how many rows the filter matched.
-  arrow::Result<std::pair<std::vector<std::shared_ptr<std::vector<uint32_t>>>, int64_t>>
-  RowsToDelete(const std::string& filter) const;
+  /// Sorted physical rows deleted from the i-th fragment of manifest() (null: none).
+  const std::shared_ptr<const std::vector<uint32_t>>& deleted_rows(size_t i) const {
+    return fragments_[i].deleted;
+  }
 
   /// Data that layers above derive from this snapshot (a permutation table's split
   /// index, say), kept with it so that it is computed once: `key` is the address of a
@@ -108,18 +109,24 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
     std::shared_ptr<const std::vector<uint32_t>> deleted;  // sorted; may be null
     int32_t first_chunk;  // index of its first batch in chunks_
   };
-  class ScanReader;
+  class ScanReader;  // scan.cc
 
   Snapshot() = default;
   // Physical row of the `live`-th live row of fragment `f`.
   int64_t PhysicalRow(const Fragment& fragment, int64_t live) const;
   ChunkRow ChunkOf(const Fragment& fragment, int64_t physical_row) const;
+  // Checks that `projection` (null: every column) was bound to schema() and returns it.
+  arrow::Result<const Projection*> TakeProjection(const TakeOptions& options) const;
+  // The projection's needed columns at `refs`; row ids and offsets are read only if the
+  // projection needs them.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Gather(
       std::span<const ChunkRow> refs, std::span<const uint64_t> row_ids,
-      const TakeOptions& options) const;
+      std::span<const int64_t> offsets, const Projection& projection,
+      bool binary_views) const;
 
   std::shared_ptr<Store> store_;
   format::Manifest manifest_;
+  std::shared_ptr<const Projection> all_columns_;  // the default projection
   std::vector<Fragment> fragments_;
   std::vector<int64_t>
       fragment_starts_;  // live-row offset of each fragment, plus the total

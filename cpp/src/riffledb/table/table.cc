@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "riffledb/table/adapt.h"
+#include "riffledb/table/delete_internal.h"
 
 namespace riffledb {
 
@@ -276,7 +277,7 @@ arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
       [&] { store_->RemoveUnreferenced(PathsOf(written)); });
 }
 
-arrow::Result<uint64_t> Table::Delete(const std::string& filter) {
+arrow::Result<uint64_t> Table::Delete(const Filter& filter) {
   ARROW_RETURN_NOT_OK(CheckWritable());
   std::vector<std::string> attempt_files;  // deletion files of the current attempt
   auto discard = [&] {
@@ -287,13 +288,15 @@ arrow::Result<uint64_t> Table::Delete(const std::string& filter) {
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         discard();  // files of an attempt that lost the race
         ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, base));
-        ARROW_ASSIGN_OR_RAISE(auto deletions, snapshot->RowsToDelete(filter));
+        // Bound again on each attempt: a writer that won the race may have changed the
+        // schema.
+        ARROW_ASSIGN_OR_RAISE(auto plan, internal::PlanDeletion(*snapshot, filter));
         format::Manifest next = base;
         next.operation = "delete";
         next.fragments.clear();
         for (size_t i = 0; i < base.fragments.size(); ++i) {
           format::FragmentInfo info = base.fragments[i];
-          const auto& rows = deletions.first[i];
+          const auto& rows = plan.deleted[i];
           if (rows != nullptr) {
             if (static_cast<int64_t>(rows->size()) == info.physical_rows) continue;
             ARROW_ASSIGN_OR_RAISE(auto path, store_->WriteDeletionFile(*rows));

@@ -76,8 +76,10 @@ class Table {
   arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data,
                                     std::shared_ptr<arrow::Schema> schema = nullptr,
                                     MissingColumns missing = MissingColumns::kReject);
-  /// Deletes the rows matching `filter`. Commits a version even when nothing matched.
-  arrow::Result<uint64_t> Delete(const std::string& filter);
+  /// Deletes the rows matching `filter`, bound to any schema of the table: it is bound
+  /// again to the version the delete commits on. Commits a version even when nothing
+  /// matched.
+  arrow::Result<uint64_t> Delete(const Filter& filter);
 
  private:
   Table(std::string name, std::shared_ptr<Store> store,

@@ -16,9 +16,12 @@
 namespace riffledb {
 namespace {
 
+using riffledb::testing::DeleteWhere;
+using riffledb::testing::FilterOf;
 using riffledb::testing::IdBatch;
 using riffledb::testing::Int64Column;
 using riffledb::testing::ReaderOf;
+using riffledb::testing::TakeColumns;
 using riffledb::testing::TempDir;
 using riffledb::testing::UInt64Column;
 using ::testing::ElementsAre;
@@ -73,11 +76,11 @@ TEST_P(TableTest, RowIdsAreFragmentAndRow) {
   auto more = ReaderOf({IdBatch(3, 2)});
   ASSERT_OK_AND_ASSIGN(auto version, table->Append(more.get()));
   EXPECT_EQ(version, 2u);
+  auto snapshot = table->snapshot().ValueOrDie();
   ScanOptions options;
-  options.with_row_id = true;
-  auto batch = table->snapshot()
-                   .ValueOrDie()
-                   ->Scan(options)
+  options.projection =
+      Projection::All(snapshot->schema(), /*with_row_id=*/true).ValueOrDie();
+  auto batch = snapshot->Scan(options)
                    .ValueOrDie()
                    ->ToTable()
                    .ValueOrDie()
@@ -93,8 +96,9 @@ TEST_P(TableTest, TakeOffsetsKeepsRequestedOrderAndDuplicates) {
   auto more = ReaderOf({IdBatch(3, 4)});
   ASSERT_OK(table->Append(more.get()));
   std::vector<int64_t> offsets = {6, 0, 3, 3, 2, 5};
+  auto snapshot = table->snapshot().ValueOrDie();
   ASSERT_OK_AND_ASSIGN(auto batch,
-                       table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{}, true}));
+                       snapshot->TakeOffsets(offsets, TakeColumns(*snapshot, {}, true)));
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(6, 0, 3, 3, 2, 5));
   EXPECT_THAT(
       UInt64Column(*batch, "_rowid"),
@@ -121,27 +125,30 @@ TEST_P(TableTest, TakeEmptyGivesEmptyBatchWithSchema) {
 TEST_P(TableTest, TakeSelectsColumns) {
   auto table = CreateWithIds(10);
   std::vector<int64_t> offsets = {4};
-  ASSERT_OK_AND_ASSIGN(auto batch, table->snapshot().ValueOrDie()->TakeOffsets(
-                                       offsets, {{"label", "_rowid"}, false}));
+  auto snapshot = table->snapshot().ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(
+      auto batch,
+      snapshot->TakeOffsets(offsets, TakeColumns(*snapshot, {"label", "_rowid"})));
   EXPECT_EQ(batch->schema()->ToString(), "label: int32\n_rowid: uint64 not null");
   ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "Column 'nope' does not exist",
-      table->snapshot().ValueOrDie()->TakeOffsets(offsets, {{"nope"}, false}));
+      Invalid, "Column 'nope' does not exist; available columns: id, label",
+      Projection::Columns(snapshot->schema(), std::vector<std::string>{"nope"}));
 }
 
 TEST_P(TableTest, DeleteSkipsRowsButKeepsRowIds) {
   auto table = CreateWithIds(10);
-  ASSERT_OK_AND_ASSIGN(auto version, table->Delete("id % 3 = 1"));
+  ASSERT_OK_AND_ASSIGN(auto version, DeleteWhere(*table, "id % 3 = 1"));
   EXPECT_EQ(version, 2u);
   auto snapshot = table->snapshot().ValueOrDie();
   EXPECT_EQ(snapshot->num_rows(), 7);
   EXPECT_THAT(ScanIds(*snapshot), ElementsAre(0, 2, 3, 5, 6, 8, 9));
   std::vector<int64_t> offsets = {6, 1, 4};
-  ASSERT_OK_AND_ASSIGN(auto batch, snapshot->TakeOffsets(offsets, {{}, true}));
+  ASSERT_OK_AND_ASSIGN(auto batch,
+                       snapshot->TakeOffsets(offsets, TakeColumns(*snapshot, {}, true)));
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(9, 2, 6));
   EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(9u, 2u, 6u));
   // Deleting more merges with the earlier deletions.
-  ASSERT_OK(table->Delete("id >= 8"));
+  ASSERT_OK(DeleteWhere(*table, "id >= 8"));
   EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(0, 2, 3, 5, 6));
   std::vector<uint64_t> gone = {4};
   ASSERT_RAISES_WITH_MESSAGE(IndexError, "Row id 4 at position 0",
@@ -152,35 +159,37 @@ TEST_P(TableTest, DeleteEverythingInAFragmentDropsIt) {
   auto table = CreateWithIds(3);
   auto more = ReaderOf({IdBatch(3, 3)});
   ASSERT_OK(table->Append(more.get()));
-  ASSERT_OK(table->Delete("id < 3"));
+  ASSERT_OK(DeleteWhere(*table, "id < 3"));
   EXPECT_EQ(table->snapshot().ValueOrDie()->manifest().fragments.size(), 1u);
   EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(3, 4, 5));
 }
 
 TEST_P(TableTest, ScanFilterOffsetLimitAndRowOffset) {
   auto table = CreateWithIds(20);
+  auto snapshot = table->snapshot().ValueOrDie();
   ScanOptions options;
-  options.filter = "label < 5";
+  options.filter = FilterOf(*snapshot, "label < 5");
   options.offset = 2;
   options.limit = 4;
-  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), options),
-              ElementsAre(2, 3, 4, 10));
+  EXPECT_THAT(ScanIds(*snapshot, options), ElementsAre(2, 3, 4, 10));
   ScanOptions by_offset;
-  by_offset.filter = "_rowoffset >= 18";
-  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie(), by_offset), ElementsAre(18, 19));
-  ASSERT_OK_AND_ASSIGN(
-      auto count, table->snapshot().ValueOrDie()->CountRows(std::string("id % 2 = 0")));
+  by_offset.filter = FilterOf(*snapshot, "_rowoffset >= 18");
+  EXPECT_THAT(ScanIds(*snapshot, by_offset), ElementsAre(18, 19));
+  ASSERT_OK_AND_ASSIGN(auto count,
+                       snapshot->CountRows(FilterOf(*snapshot, "id % 2 = 0")));
   EXPECT_EQ(count, 10);
-  ASSERT_OK_AND_ASSIGN(auto all, table->snapshot().ValueOrDie()->CountRows(std::nullopt));
+  ASSERT_OK_AND_ASSIGN(auto all, snapshot->CountRows(nullptr));
   EXPECT_EQ(all, 20);
 }
 
 TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
   auto table = CreateWithIds(10);
+  auto snapshot = table->snapshot().ValueOrDie();
   ScanOptions options;
-  options.projection = {{"double_id", "id * 2"}, {"l", "label"}};
+  const OutputColumn outputs[] = {{"double_id", "id * 2"}, {"l", "label"}};
+  options.projection = Projection::Make(snapshot->schema(), outputs).ValueOrDie();
   options.max_batch_rows = 4;
-  ASSERT_OK_AND_ASSIGN(auto reader, table->snapshot().ValueOrDie()->Scan(options));
+  ASSERT_OK_AND_ASSIGN(auto reader, snapshot->Scan(options));
   std::vector<int64_t> sizes;
   std::shared_ptr<arrow::RecordBatch> batch;
   while (reader->ReadNext(&batch).ok() && batch) sizes.push_back(batch->num_rows());
@@ -188,14 +197,122 @@ TEST_P(TableTest, ScanProjectionAndBatchSplitting) {
   EXPECT_EQ(reader->schema()->ToString(), "double_id: int64\nl: int32");
 }
 
+// The whole scan result as one batch.
+std::shared_ptr<arrow::RecordBatch> ScanAll(const Snapshot& snapshot,
+                                            const ScanOptions& options) {
+  auto table = snapshot.Scan(options).ValueOrDie()->ToTable().ValueOrDie();
+  return table->CombineChunksToBatch().ValueOrDie();
+}
+
+std::shared_ptr<const Projection> Outputs(const Snapshot& snapshot,
+                                          std::vector<OutputColumn> outputs,
+                                          bool with_row_id = false) {
+  return Projection::Make(snapshot.schema(), outputs, with_row_id).ValueOrDie();
+}
+
+TEST_P(TableTest, ScanFiltersOnColumnsItDoesNotReturn) {
+  auto table = CreateWithIds(12);
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "label < 2 AND _rowid != 0");
+  options.projection = Outputs(*snapshot, {{"x", "id * 10"}}, /*with_row_id=*/true);
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_EQ(batch->schema()->ToString(), "x: int64\n_rowid: uint64 not null");
+  EXPECT_THAT(Int64Column(*batch, "x"), ElementsAre(10, 100, 110));
+  EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(1u, 10u, 11u));
+}
+
+TEST_P(TableTest, ScanOfALiteralCountsRows) {
+  auto table = CreateWithIds(7);
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "id >= 3");
+  options.projection = Outputs(*snapshot, {{"one", "1"}});
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_EQ(batch->num_rows(), 4);
+  EXPECT_THAT(Int64Column(*batch, "one"), ElementsAre(1, 1, 1, 1));
+}
+
+TEST_P(TableTest, ScanRowOffsetsSkipDeletedRowsAcrossFragments) {
+  auto table = CreateWithIds(4);
+  auto more = ReaderOf({IdBatch(4, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(DeleteWhere(*table, "id = 1 OR id = 5"));
+  auto snapshot = table->snapshot().ValueOrDie();
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "_rowoffset % 2 = 0");
+  options.projection = Outputs(*snapshot, {{"id", "id"}, {"at", "_rowoffset"}});
+  auto batch = ScanAll(*snapshot, options);
+  EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(0, 3, 6));
+  EXPECT_THAT(UInt64Column(*batch, "at"), ElementsAre(0u, 2u, 4u));
+  ASSERT_OK_AND_ASSIGN(auto count,
+                       snapshot->CountRows(FilterOf(*snapshot, "_rowoffset >= 4")));
+  EXPECT_EQ(count, 2);
+}
+
+TEST_P(TableTest, TakesEvaluateProjectionsAndRowOffsets) {
+  auto table = CreateWithIds(4);
+  auto more = ReaderOf({IdBatch(4, 4)});
+  ASSERT_OK(table->Append(more.get()));
+  ASSERT_OK(DeleteWhere(*table, "id = 2"));
+  auto snapshot = table->snapshot().ValueOrDie();
+  TakeOptions options{
+      Outputs(*snapshot, {{"at", "_rowoffset"}, {"next", "id + 1"}, {"rid", "_rowid"}})};
+  std::vector<uint64_t> ids = {kFragment1 + 2, 3, 0};
+  ASSERT_OK_AND_ASSIGN(auto by_id, snapshot->TakeRowIds(ids, options));
+  EXPECT_EQ(by_id->schema()->ToString(),
+            "at: uint64 not null\nnext: int64\nrid: uint64 not null");
+  EXPECT_THAT(UInt64Column(*by_id, "at"), ElementsAre(5u, 2u, 0u));
+  EXPECT_THAT(Int64Column(*by_id, "next"), ElementsAre(7, 4, 1));
+  EXPECT_THAT(UInt64Column(*by_id, "rid"), ElementsAre(kFragment1 + 2, 3u, 0u));
+  std::vector<int64_t> offsets = {5, 2, 0};
+  ASSERT_OK_AND_ASSIGN(auto by_offset, snapshot->TakeOffsets(offsets, options));
+  EXPECT_TRUE(by_offset->Equals(*by_id));
+}
+
+TEST_P(TableTest, ReadsRejectWhatWasBoundToAnotherSchema) {
+  auto table = CreateWithIds(3);
+  auto snapshot = table->snapshot().ValueOrDie();
+  auto other = arrow::schema({arrow::field("id", arrow::int32())});
+  ScanOptions scan;
+  scan.projection = Projection::All(other).ValueOrDie();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan projection was bound to another schema",
+                             snapshot->Scan(scan));
+  ScanOptions filtered;
+  filtered.filter = Filter::Make(other, "id > 1").ValueOrDie();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan filter was bound to another schema",
+                             snapshot->Scan(filtered));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The scan filter was bound to another schema",
+                             snapshot->CountRows(filtered.filter));
+  std::vector<int64_t> offsets = {0};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "The take projection was bound to another schema",
+                             snapshot->TakeOffsets(offsets, {scan.projection}));
+}
+
+// A delete's filter is bound again to the version each commit attempt builds on: a schema
+// change by another writer (here an overwrite) does not make it read the wrong columns.
+TEST_P(TableTest, DeleteRebindsItsFilterToTheNewestSchema) {
+  auto table = CreateWithIds(5);
+  auto filter = FilterOf(*table->snapshot().ValueOrDie(), "id >= 3");
+  auto schema = arrow::schema(
+      {arrow::field("other", arrow::int32()), arrow::field("id", arrow::int64())});
+  auto batch = arrow::RecordBatch::Make(
+      schema, 4,
+      {arrow::json::ArrayFromJSONString(arrow::int32(), "[7, 8, 9, 10]").ValueOrDie(),
+       arrow::json::ArrayFromJSONString(arrow::int64(), "[1, 2, 3, 4]").ValueOrDie()});
+  auto data = ReaderOf({batch});
+  ASSERT_OK(table->Overwrite(data.get()));
+  ASSERT_OK(table->Delete(*filter));
+  EXPECT_THAT(ScanIds(*table->snapshot().ValueOrDie()), ElementsAre(1, 2));
+}
+
 TEST_P(TableTest, FilterErrors) {
   auto table = CreateWithIds(10);
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "nope",
-      table->snapshot().ValueOrDie()->CountRows(std::string("nope > 1")));
-  ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "position",
-      table->snapshot().ValueOrDie()->CountRows(std::string("id >")));
+  auto schema = table->snapshot().ValueOrDie()->schema();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Column 'nope' does not exist; available columns: id, label",
+                             Filter::Make(schema, "nope > 1"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "position", Filter::Make(schema, "id >"));
 }
 
 TEST_P(TableTest, SchemaMismatchWritesNothing) {
@@ -311,7 +428,7 @@ TEST_P(TableTest, SnapshotIsUnchangedByLaterWrites) {
   auto pinned = table->snapshot().ValueOrDie();
   auto more = ReaderOf({IdBatch(5, 5)});
   ASSERT_OK(table->Append(more.get()));
-  ASSERT_OK(table->Delete("id = 0"));
+  ASSERT_OK(DeleteWhere(*table, "id = 0"));
   EXPECT_THAT(ScanIds(*pinned), ElementsAre(0, 1, 2, 3, 4));
   EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 9);
 }

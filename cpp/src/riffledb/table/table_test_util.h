@@ -8,6 +8,8 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "riffledb/table/table.h"
 
@@ -59,6 +61,26 @@ inline std::vector<int64_t> Int64Column(const arrow::RecordBatch& batch,
   auto column = std::static_pointer_cast<arrow::Int64Array>(batch.GetColumnByName(name));
   return std::vector<int64_t>(column->raw_values(),
                               column->raw_values() + column->length());
+}
+
+/// Deletes the rows where `sql` is true, bound as the bindings bind it (to the handle's
+/// version).
+inline arrow::Result<uint64_t> DeleteWhere(Table& table, std::string_view sql) {
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table.snapshot());
+  ARROW_ASSIGN_OR_RAISE(auto filter, Filter::Make(snapshot->schema(), sql));
+  return table.Delete(*filter);
+}
+
+/// `sql` bound to `snapshot`'s schema; aborts the test binary on a bind error.
+inline std::shared_ptr<const Filter> FilterOf(const Snapshot& snapshot,
+                                              std::string_view sql) {
+  return Filter::Make(snapshot.schema(), sql).ValueOrDie();
+}
+
+/// Take options returning `columns` (plain names; empty: all), then `_rowid` if asked.
+inline TakeOptions TakeColumns(const Snapshot& snapshot, std::vector<std::string> columns,
+                               bool with_row_id = false) {
+  return {Projection::Columns(snapshot.schema(), columns, with_row_id).ValueOrDie()};
 }
 
 inline std::vector<uint64_t> UInt64Column(const arrow::RecordBatch& batch,

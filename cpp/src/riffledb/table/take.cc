@@ -1,0 +1,143 @@
+// Snapshot takes: rows by offset or row id, gathered per column in parallel.
+#include <algorithm>
+#include <cstring>
+
+#include "riffledb/table/snapshot.h"
+#include "riffledb/util/thread_pool.h"
+
+namespace riffledb {
+
+namespace {
+
+template <typename T>
+arrow::Result<std::shared_ptr<arrow::Array>> CopyToUInt64(std::span<const T> values) {
+  static_assert(sizeof(T) == sizeof(uint64_t));
+  const auto n = static_cast<int64_t>(values.size());
+  ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(n * sizeof(uint64_t)));
+  if (n > 0) std::memcpy(buffer->mutable_data(), values.data(), n * sizeof(uint64_t));
+  return std::make_shared<arrow::UInt64Array>(n, std::move(buffer));
+}
+
+}  // namespace
+
+arrow::Result<const Projection*> Snapshot::TakeProjection(
+    const TakeOptions& options) const {
+  if (options.projection == nullptr) return all_columns_.get();
+  if (!SameSchema(options.projection->schema(), schema())) {
+    return arrow::Status::Invalid("The take projection was bound to another schema than ",
+                                  "version ", version(), " of the table: bind it to ",
+                                  schema()->ToString());
+  }
+  return options.projection.get();
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
+    std::span<const int64_t> offsets, const TakeOptions& options) const {
+  ARROW_ASSIGN_OR_RAISE(const Projection* projection, TakeProjection(options));
+  std::vector<ChunkRow> refs(offsets.size());
+  std::vector<uint64_t> ids;
+  const bool want_ids = projection->needed().row_id;
+  if (want_ids) ids.resize(offsets.size());
+  const int64_t total = num_rows();
+  const bool single = fragments_.size() == 1;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    const int64_t offset = offsets[i];
+    if (offset < 0 || offset >= total) {
+      return arrow::Status::IndexError("Offset ", offset, " at position ", i,
+                                       " is out of range for a table of ", total,
+                                       " rows");
+    }
+    const size_t f =
+        single ? 0
+               : static_cast<size_t>(std::upper_bound(fragment_starts_.begin(),
+                                                      fragment_starts_.end(), offset) -
+                                     fragment_starts_.begin() - 1);
+    const Fragment& fragment = fragments_[f];
+    const int64_t physical = PhysicalRow(fragment, offset - fragment_starts_[f]);
+    refs[i] = ChunkOf(fragment, physical);
+    if (want_ids)
+      ids[i] = (uint64_t{fragment.id} << 32) | static_cast<uint64_t>(physical);
+  }
+  return Gather(refs, ids, offsets, *projection, options.binary_views);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
+    std::span<const uint64_t> row_ids, const TakeOptions& options) const {
+  ARROW_ASSIGN_OR_RAISE(const Projection* projection, TakeProjection(options));
+  std::vector<ChunkRow> refs(row_ids.size());
+  std::vector<int64_t> offsets;
+  const bool want_offsets = projection->needed().row_offset;
+  if (want_offsets) offsets.resize(row_ids.size());
+  for (size_t i = 0; i < row_ids.size(); ++i) {
+    const uint64_t id = row_ids[i];
+    const auto fragment_id = static_cast<uint32_t>(id >> 32);
+    const auto row = static_cast<int64_t>(id & 0xffffffffu);
+    auto it = std::lower_bound(fragments_.begin(), fragments_.end(), fragment_id,
+                               [](const Fragment& f, uint32_t v) { return f.id < v; });
+    bool live =
+        it != fragments_.end() && it->id == fragment_id && row < it->physical_rows;
+    if (live && it->deleted != nullptr) {
+      live = !std::binary_search(it->deleted->begin(), it->deleted->end(),
+                                 static_cast<uint32_t>(row));
+    }
+    if (!live) {
+      return arrow::Status::IndexError("Row id ", id, " at position ", i,
+                                       " is not a row of version ", version(),
+                                       " of the table");
+    }
+    refs[i] = ChunkOf(*it, row);
+    if (want_offsets) {
+      // The live rows before it: its fragment's start, plus its rows not deleted.
+      int64_t deleted_before = 0;
+      if (it->deleted != nullptr) {
+        deleted_before = std::lower_bound(it->deleted->begin(), it->deleted->end(),
+                                          static_cast<uint32_t>(row)) -
+                         it->deleted->begin();
+      }
+      offsets[i] = fragment_starts_[it - fragments_.begin()] + row - deleted_before;
+    }
+  }
+  return Gather(refs, row_ids, offsets, *projection, options.binary_views);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
+    std::span<const ChunkRow> refs, std::span<const uint64_t> row_ids,
+    std::span<const int64_t> offsets, const Projection& projection,
+    bool binary_views) const {
+  const auto n = static_cast<int64_t>(refs.size());
+  const NeededColumns& needed = projection.needed();
+  arrow::ArrayVector inputs;
+  inputs.reserve(needed.size());
+  for (int column : needed.columns) {
+    if (chunks_.empty()) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto empty, arrow::MakeEmptyArray(
+                          GatheredType(schema()->field(column)->type(), binary_views)));
+      inputs.push_back(std::move(empty));
+      continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto array, GatherRows(column_chunks_[column], refs,
+                                                 ThreadPool::Default(), binary_views));
+    inputs.push_back(std::move(array));
+  }
+  if (needed.row_id) {
+    ARROW_ASSIGN_OR_RAISE(auto ids, CopyToUInt64(row_ids));
+    inputs.push_back(std::move(ids));
+  }
+  if (needed.row_offset) {
+    ARROW_ASSIGN_OR_RAISE(auto row_offsets, CopyToUInt64(offsets));
+    inputs.push_back(std::move(row_offsets));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto batch, projection.Project(std::move(inputs), n));
+  if (!binary_views) return batch;
+  // The projection was bound to the table's types: name the view types its pass-through
+  // columns now have.
+  arrow::FieldVector fields;
+  for (int i = 0; i < batch->num_columns(); ++i) {
+    fields.push_back(batch->schema()->field(i)->WithType(batch->column_data(i)->type));
+  }
+  return arrow::RecordBatch::Make(
+      arrow::schema(std::move(fields), batch->schema()->metadata()), n, batch->columns());
+}
+
+}  // namespace riffledb
