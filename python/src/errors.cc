@@ -36,8 +36,11 @@ ErrorClasses& Classes() {
   return classes;
 }
 
+bool LookUpClasses();
+
 PyObject* ClassFor(const arrow::Status& status) {
   const ErrorClasses& c = Classes();
+  if (c.invalid == nullptr && !LookUpClasses()) return PyExc_RuntimeError;
   std::optional<ErrorKind> kind = GetErrorKind(status);
   if (kind == ErrorKind::kCorruption) return c.corruption;
   switch (status.code()) {
@@ -77,12 +80,18 @@ void RaiseStatus(const arrow::Status& status) {
   throw nb::python_error();
 }
 
-void RegisterErrors(nb::module_& m) {
-  nb::module_ errors = nb::module_::import_("riffledb.errors");
-  auto get = [&](const char* name) {
-    return nb::object(errors.attr(name)).release().ptr();
-  };
+namespace {
+
+// Looks the classes up in riffledb.errors; false (and no Python error left set) if that
+// module cannot be imported.
+bool LookUpClasses() {
+  PyObject* errors = PyImport_ImportModule("riffledb.errors");
+  if (errors == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
   ErrorClasses& c = Classes();
+  auto get = [&](const char* name) { return PyObject_GetAttrString(errors, name); };
   c.invalid = get("InvalidError");
   c.table_not_found = get("TableNotFoundError");
   c.table_exists = get("TableExistsError");
@@ -94,6 +103,16 @@ void RegisterErrors(nb::module_& m) {
   c.not_supported = get("NotSupportedError");
   c.memory = get("RiffledbMemoryError");
   c.internal = get("InternalError");
+  Py_DECREF(errors);
+  return true;
+}
+
+}  // namespace
+
+void RegisterErrors(nb::module_& m) {
+  // The extension imported alone (the stub generator of a wheel build imports it without
+  // its package) cannot see riffledb.errors: RaiseStatus then looks again on first use.
+  LookUpClasses();
 }
 
 }  // namespace riffledb::python
