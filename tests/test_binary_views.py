@@ -2,6 +2,7 @@
 into the table, their values, their lifetime, and what consumes them downstream."""
 
 import gc
+import pickle
 import shutil
 
 import pyarrow as pa
@@ -158,3 +159,30 @@ def test_binary_views_tensor_formats_fail_as_for_plain_strings(blobs):
     views = blobs.take_offsets(OFFSETS).select(["id", "s"]).with_binary_views().to_batch()
     with pytest.raises(TypeError, match="Column 's' of type string_view cannot be"):
         util.batch_to_tensor(views)
+
+
+# -- Permutation.with_binary_views -------------------------------------------------------
+
+
+def test_permutation_reads_views_equal_to_the_plain_values(blobs):
+    from riffledb.permutation import Permutation, permutation_builder
+
+    perm = permutation_builder(blobs).shuffle(seed=5).execute()
+    plain = Permutation.from_tables(blobs, perm).with_format("arrow")
+    views = plain.with_binary_views()
+    assert plain.binary_views is False and views.binary_views is True
+    assert {f.name: f.type for f in views.schema} == VIEW_TYPES
+    offsets = [119, 3, 3, 60, 0, 42]
+    got, expected = views.take_offsets(offsets), plain.take_offsets(offsets)
+    assert {f.name: f.type for f in got.schema} == VIEW_TYPES
+    for name in ("s", "b", "ls", "lb"):
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
+    # Iteration, a narrowed selection and a pickled copy read views too.
+    batches = list(views.select_columns(["lb"]).iter(50))
+    assert [b.num_rows for b in batches] == [50, 50, 20]
+    assert batches[0].schema.field("lb").type == pa.binary_view()
+    assert views.with_binary_views(False).schema.field("s").type == pa.string()
+    restored = pickle.loads(pickle.dumps(views))
+    assert restored.take_offsets([0]).column("s").type == pa.string_view()
+    with pytest.raises(TypeError, match="enabled must be a bool, got int"):
+        views.with_binary_views(1)

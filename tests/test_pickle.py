@@ -265,6 +265,7 @@ def test_state_layout(tmp_db):
         "offset",
         "limit",
         "repeat",
+        "binary_views",
         "connection_factory",
     }
     assert state["base_table_name"] == "t"

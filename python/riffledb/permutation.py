@@ -277,6 +277,7 @@ class Permutation:
         self.offset = offset
         self.limit = limit
         self.repeat_times = repeat
+        self.binary_views = False
         self.base_version = (
             base_version if base_version is not None else base_table.version
         )
@@ -369,7 +370,7 @@ class Permutation:
         """(bound selection, output schema, output names), bound once per selection."""
         cache = self._selection_cache
         if cache is None:
-            bound = self._view().bind(list(self.selection.items()))
+            bound = self._view().bind(list(self.selection.items()), self.binary_views)
             schema = pa.Schema._import_from_c_capsule(bound.schema())
             cache = self._selection_cache = (bound, schema, schema.names)
         return cache
@@ -390,7 +391,7 @@ class Permutation:
         other = self.__copy__()
         for key, value in changes.items():
             setattr(other, key, value)
-        if "selection" in changes:
+        if "selection" in changes or "binary_views" in changes:
             other._selection_cache = None
         return other
 
@@ -405,7 +406,7 @@ class Permutation:
         what the builder's recipe builds over this base table and version, a few hundred
         bytes, or ``{"row_ids": uint64 bytes of the whole split in permutation order,
         "split_names"}``); ``split``; ``selection``; ``batch_size``; ``transform_fn``;
-        ``offset``; ``limit``; ``repeat``; ``connection_factory``.
+        ``offset``; ``limit``; ``repeat``; ``binary_views``; ``connection_factory``.
 
         A permutation over a ``memory://`` table (without a connection factory) pickles
         the split's rows in permutation order as the base table's data and becomes an
@@ -431,6 +432,7 @@ class Permutation:
             "offset": self.offset,
             "limit": self.limit,
             "repeat": self.repeat_times,
+            "binary_views": self.binary_views,
             "connection_factory": factory,
         }
         if factory is None and ref.is_memory and not ref.is_pending:
@@ -484,6 +486,7 @@ class Permutation:
         self.offset = state.get("offset")
         self.limit = state.get("limit")
         self.repeat_times = state.get("repeat", 1)
+        self.binary_views = state.get("binary_views", False)
         self.base_version = version
         self._reader = None
         self._selection_cache = None
@@ -727,6 +730,22 @@ class Permutation:
             raise InvalidError(f"times must be at least 1, got {times}")
         reader = self._view().with_repeat(times)
         return self._copy(repeat_times=times, _reader=reader)
+
+    def with_binary_views(self, enabled: bool = True) -> Permutation:
+        """Reads ``binary`` and ``string`` columns as ``binary_view`` / ``string_view``
+        columns whose data buffers are the table's own (for a directory table, the
+        memory-mapped files): a take of large values (images, documents) copies 16 bytes
+        a value instead of the value. The returned arrays keep the files mapped.
+
+        pyarrow, pandas, polars and numpy conversions accept view columns; most
+        ``pyarrow.compute`` kernels do not yet (cast to the plain type first). Expressions
+        in the selection see the view columns.
+        """
+        if not isinstance(enabled, bool):
+            raise RiffledbTypeError(
+                f"enabled must be a bool, got {type(enabled).__name__}"
+            )
+        return self._copy(binary_views=enabled)
 
     def skip(self, skip: int) -> Permutation:
         """Deprecated: use :meth:`with_skip`."""

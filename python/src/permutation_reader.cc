@@ -213,11 +213,13 @@ void RegisterPermutationReader(nb::module_& m) {
       .def(
           "bind",
           [](const PermutationReader& r,
-             std::optional<std::vector<std::pair<std::string, std::string>>> selection) {
-            return Mutable(ValueOrThrow(WithoutGil(
-                [&] { return BoundSelection::Make(*r.base()->schema(), selection); })));
+             std::optional<std::vector<std::pair<std::string, std::string>>> selection,
+             bool binary_views) {
+            return Mutable(ValueOrThrow(WithoutGil([&] {
+              return BoundSelection::Make(*r.base()->schema(), selection, binary_views);
+            })));
           },
-          nb::arg("selection").none())
+          nb::arg("selection").none(), nb::arg("binary_views") = false)
       // The rows at these offsets (an int64 NumPy array or a sequence of ints).
       .def(
           "take",

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "riffledb/expr/projection.h"
+#include "riffledb/table/gather.h"
 
 namespace riffledb {
 
@@ -13,15 +14,29 @@ namespace riffledb {
 
 arrow::Result<std::shared_ptr<const BoundSelection>> BoundSelection::Make(
     const arrow::Schema& base_schema,
-    const std::optional<PermutationSelection>& selection) {
+    const std::optional<PermutationSelection>& selection, bool binary_views) {
   std::shared_ptr<BoundSelection> bound(new BoundSelection());
+  bound->take_.binary_views = binary_views;
   auto schema = std::make_shared<arrow::Schema>(base_schema);
+  auto finish = [&]() -> arrow::Result<std::shared_ptr<const BoundSelection>> {
+    const auto& out = bound->take_.projection->output_schema();
+    if (!binary_views) {
+      bound->output_schema_ = out;
+      return bound;
+    }
+    arrow::FieldVector fields;
+    for (const auto& field : out->fields()) {
+      fields.push_back(field->WithType(GatheredType(field->type(), true)));
+    }
+    bound->output_schema_ = arrow::schema(std::move(fields), out->metadata());
+    return bound;
+  };
   if (!selection) {
     if (base_schema.num_fields() == 0) {
       return arrow::Status::Invalid("The base table has no columns to read");
     }
     ARROW_ASSIGN_OR_RAISE(bound->take_.projection, Projection::All(std::move(schema)));
-    return bound;
+    return finish();
   }
   if (selection->empty())
     return arrow::Status::Invalid("Must select at least one column");
@@ -33,7 +48,7 @@ arrow::Result<std::shared_ptr<const BoundSelection>> BoundSelection::Make(
   }
   ARROW_ASSIGN_OR_RAISE(bound->take_.projection,
                         Projection::Make(std::move(schema), *selection));
-  return bound;
+  return finish();
 }
 
 // ---------------------------------------------------------------------------------------

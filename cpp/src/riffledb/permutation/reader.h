@@ -36,13 +36,14 @@ class BoundSelection {
   /// Errors (Invalid): an empty selection; a key `_rowid` whose source is not `_rowid`
   /// ("Dynamic column {src} cannot be used to select _rowid"); an unknown column or a bad
   /// expression (the expression language's messages).
+  ///
+  /// With `binary_views`, reads return binary and string columns as views of the
+  /// table's buffers (TakeOptions::binary_views), and the output schema says so.
   static arrow::Result<std::shared_ptr<const BoundSelection>> Make(
       const arrow::Schema& base_schema,
-      const std::optional<PermutationSelection>& selection);
+      const std::optional<PermutationSelection>& selection, bool binary_views = false);
 
-  const std::shared_ptr<arrow::Schema>& output_schema() const {
-    return take_.projection->output_schema();
-  }
+  const std::shared_ptr<arrow::Schema>& output_schema() const { return output_schema_; }
   /// Options of a take that returns the selection's output.
   const TakeOptions& take_options() const { return take_; }
 
@@ -50,6 +51,7 @@ class BoundSelection {
   BoundSelection() = default;
 
   TakeOptions take_;  // its projection is never null
+  std::shared_ptr<arrow::Schema> output_schema_;
 };
 
 /// Reads one split of a permutation table (or, for an identity permutation, the whole
