@@ -90,8 +90,7 @@ class PermutationBuilder:
         """Starts a builder over ``table``.
 
         Args:
-            table: A riffledb ``Table`` (an object exposing the native table as
-                ``_inner`` or ``_table._inner``).
+            table: A riffledb ``Table``; the builder reads its current version.
 
         Raises:
             RuntimeError: ``table`` is not a table.

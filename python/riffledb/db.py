@@ -13,6 +13,11 @@ from .errors import InvalidError, RiffledbTypeError
 from .table import Table
 
 
+def native_database(connection: DBConnection) -> _riffledb.Database:
+    """The native database of a connection (for riffledb.table, which reopens tables)."""
+    return connection._inner
+
+
 class DBConnection:
     """A connection to a database directory or to a ``memory://`` database.
 

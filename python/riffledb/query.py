@@ -90,13 +90,19 @@ class Query:
         return self
 
     def _scan(self, batch_size: int | None = None):
-        return self._table._inner.scan(
-            self._where,
-            self._columns,
-            self._with_row_id,
-            self._offset,
-            self._limit,
-            check_int(batch_size, "batch_size", none_ok=True) or 0,
+        from .table import reference
+
+        return (
+            reference(self._table)
+            .native()
+            .scan(
+                self._where,
+                self._columns,
+                self._with_row_id,
+                self._offset,
+                self._limit,
+                check_int(batch_size, "batch_size", none_ok=True) or 0,
+            )
         )
 
     def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:

@@ -177,7 +177,9 @@ class TableRef:
                 f"handle is now on version {native.version} and has no connection to "
                 "reopen it"
             )
-        return self._conn._inner.open_table(native.name, version)
+        from .db import native_database
+
+        return native_database(self._conn).open_table(native.name, version)
 
     def state(self, version: int | None = None) -> dict[str, Any]:
         """The pickle state: the table at ``version`` (None: the handle's), without
@@ -210,6 +212,7 @@ class TableRef:
 
     def _reopen(self) -> _riffledb.Table:
         from . import connect
+        from .db import native_database
 
         state = self._state
         if state is None:
@@ -217,7 +220,7 @@ class TableRef:
         kind = state.get("kind")
         if kind == "local":
             conn = connect(state["uri"])
-            native = conn._inner.open_table(state["name"], state["version"])
+            native = native_database(conn).open_table(state["name"], state["version"])
         elif kind == "memory":
             conn = connect("memory://")
             data = pa.ipc.open_stream(state["data"]).read_all()
