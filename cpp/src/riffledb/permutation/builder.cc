@@ -211,19 +211,20 @@ nlohmann::ordered_json SizesJson(const SplitSizes& sizes) {
 
 std::optional<SplitSizes> SizesFromJson(const nlohmann::json& split) {
   if (split.contains("ratios")) {
-    return SplitSizes::Ratios(split["ratios"].get<std::vector<double>>());
+    return SplitSizes::Ratios(split.at("ratios").get<std::vector<double>>());
   }
   if (split.contains("counts")) {
-    return SplitSizes::Counts(split["counts"].get<std::vector<uint64_t>>());
+    return SplitSizes::Counts(split.at("counts").get<std::vector<uint64_t>>());
   }
-  if (split.contains("fixed")) return SplitSizes::Fixed(split["fixed"].get<uint64_t>());
+  if (split.contains("fixed"))
+    return SplitSizes::Fixed(split.at("fixed").get<uint64_t>());
   return std::nullopt;
 }
 
 template <typename T>
 std::optional<T> OptionalOf(const nlohmann::json& object, const char* key) {
-  if (!object.contains(key) || object[key].is_null()) return std::nullopt;
-  return object[key].get<T>();
+  if (!object.contains(key) || object.at(key).is_null()) return std::nullopt;
+  return object.at(key).get<T>();
 }
 
 }  // namespace
@@ -283,32 +284,32 @@ arrow::Result<PermutationBuilder> PermutationBuilder::FromRecipe(
   // nlohmann's get<> throws on a type mismatch; a recipe is our own output, but it
   // travels through pickles and files, so a damaged one is an error, not a crash.
   try {
-    if (spec.contains("filter")) builder.Filter(spec["filter"].get<std::string>());
+    if (spec.contains("filter")) builder.Filter(spec.at("filter").get<std::string>());
     if (spec.contains("split")) {
-      const auto& split = spec["split"];
+      const auto& split = spec.at("split");
       const std::string kind = split.value("kind", "");
       auto names = OptionalOf<std::vector<std::string>>(split, "names");
       auto sizes = SizesFromJson(split);
       if ((kind == "random" || kind == "sequential") && !sizes) return unsupported();
       if (kind == "random") {
-        builder.SplitRandom(std::move(*sizes), split["seed"].get<uint64_t>(),
+        builder.SplitRandom(std::move(*sizes), split.at("seed").get<uint64_t>(),
                             OptionalOf<uint64_t>(split, "clump_size"), std::move(names));
       } else if (kind == "sequential") {
         builder.SplitSequential(std::move(*sizes), std::move(names));
       } else if (kind == "hash") {
-        builder.SplitHash(split["columns"].get<std::vector<std::string>>(),
-                          split["weights"].get<std::vector<uint64_t>>(),
-                          split["discard"].get<uint64_t>(), std::move(names));
+        builder.SplitHash(split.at("columns").get<std::vector<std::string>>(),
+                          split.at("weights").get<std::vector<uint64_t>>(),
+                          split.at("discard").get<uint64_t>(), std::move(names));
       } else if (kind == "calculated") {
-        builder.SplitCalculated(split["calculation"].get<std::string>(),
+        builder.SplitCalculated(split.at("calculation").get<std::string>(),
                                 std::move(names));
       } else {
         return unsupported();
       }
     }
     if (spec.contains("shuffle")) {
-      const auto& shuffle = spec["shuffle"];
-      builder.Shuffle(shuffle["seed"].get<uint64_t>(),
+      const auto& shuffle = spec.at("shuffle");
+      builder.Shuffle(shuffle.at("seed").get<uint64_t>(),
                       OptionalOf<uint64_t>(shuffle, "clump_size"));
     }
   } catch (const nlohmann::json::exception&) {
