@@ -241,7 +241,7 @@ std::string PermutationBuilder::Recipe() const {
     case SplitKind::kRandom:
       split = SizesJson(sizes_);
       split["kind"] = "random";
-      split["seed"] = *split_shuffle_.seed;
+      split["seed"] = split_shuffle_.seed;
       if (split_shuffle_.clump_size) split["clump_size"] = *split_shuffle_.clump_size;
       break;
     case SplitKind::kSequential:
@@ -265,7 +265,7 @@ std::string PermutationBuilder::Recipe() const {
   }
   if (shuffle_) {
     nlohmann::ordered_json shuffle = nlohmann::ordered_json::object();
-    shuffle["seed"] = *shuffle_->seed;
+    shuffle["seed"] = shuffle_->seed;
     if (shuffle_->clump_size) shuffle["clump_size"] = *shuffle_->clump_size;
     recipe["shuffle"] = std::move(shuffle);
   }
@@ -542,7 +542,7 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
   std::optional<ShuffleSpec> shuffle;
   if (shuffle_) {
     ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(shuffle_->clump_size));
-    shuffle = ShuffleSpec{shuffle_->seed ? *shuffle_->seed : SeedFromEntropy(), clump};
+    shuffle = ShuffleSpec{shuffle_->seed, clump};
   }
   ThreadPool* pool = ThreadPool::Default();
   std::optional<uint64_t> num_splits;
@@ -609,9 +609,8 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
         ARROW_ASSIGN_OR_RAISE(counts, sizes_.ToCounts(ids.size()));
         if (split_kind_ == SplitKind::kRandom) {
           ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(split_shuffle_.clump_size));
-          internal::ShuffleIdsInClumps(
-              &ids, clump, split_shuffle_.seed ? *split_shuffle_.seed : SeedFromEntropy(),
-              pool, internal::kShuffleBucketItems, &workspace);
+          internal::ShuffleIdsInClumps(&ids, clump, split_shuffle_.seed, pool,
+                                       internal::kShuffleBucketItems, &workspace);
         }
         uint64_t kept = 0;
         for (uint64_t c : counts) kept += c;

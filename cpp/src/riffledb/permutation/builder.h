@@ -187,7 +187,7 @@ class PermutationBuilder {
  private:
   enum class SplitKind : uint8_t { kNone, kRandom, kHash, kSequential, kCalculated };
   struct ShuffleOptions {
-    std::optional<uint64_t> seed;
+    uint64_t seed = 0;  // drawn when configured if not given (see Recipe())
     std::optional<uint64_t> clump_size;
   };
 

@@ -69,6 +69,13 @@ ChunkRow Snapshot::ChunkOf(const Fragment& fragment, int64_t physical_row) const
   return {fragment.first_chunk + batch, physical_row - offsets[batch]};
 }
 
+size_t Snapshot::FragmentOf(int64_t offset) const {
+  if (fragments_.size() == 1) return 0;
+  return static_cast<size_t>(
+      std::upper_bound(fragment_starts_.begin(), fragment_starts_.end(), offset) -
+      fragment_starts_.begin() - 1);
+}
+
 arrow::Result<std::vector<uint64_t>> Snapshot::RowIdsOfOffsets(
     std::span<const int64_t> offsets) const {
   std::vector<uint64_t> ids(offsets.size());
@@ -80,9 +87,7 @@ arrow::Result<std::vector<uint64_t>> Snapshot::RowIdsOfOffsets(
                                        " is out of range for a table of ", total,
                                        " rows");
     }
-    const auto f = static_cast<size_t>(
-        std::upper_bound(fragment_starts_.begin(), fragment_starts_.end(), offset) -
-        fragment_starts_.begin() - 1);
+    const size_t f = FragmentOf(offset);
     const int64_t physical = PhysicalRow(fragments_[f], offset - fragment_starts_[f]);
     ids[i] = (uint64_t{fragments_[f].id} << 32) | static_cast<uint64_t>(physical);
   }

@@ -112,6 +112,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   class ScanReader;  // scan.cc
 
   Snapshot() = default;
+  // Index in fragments_ of the fragment holding live row `offset` (in range).
+  size_t FragmentOf(int64_t offset) const;
   // Physical row of the `live`-th live row of fragment `f`.
   int64_t PhysicalRow(const Fragment& fragment, int64_t live) const;
   ChunkRow ChunkOf(const Fragment& fragment, int64_t physical_row) const;

@@ -39,7 +39,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
   const bool want_ids = projection->needed().row_id;
   if (want_ids) ids.resize(offsets.size());
   const int64_t total = num_rows();
-  const bool single = fragments_.size() == 1;
   for (size_t i = 0; i < offsets.size(); ++i) {
     const int64_t offset = offsets[i];
     if (offset < 0 || offset >= total) {
@@ -47,11 +46,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
                                        " is out of range for a table of ", total,
                                        " rows");
     }
-    const size_t f =
-        single ? 0
-               : static_cast<size_t>(std::upper_bound(fragment_starts_.begin(),
-                                                      fragment_starts_.end(), offset) -
-                                     fragment_starts_.begin() - 1);
+    const size_t f = FragmentOf(offset);
     const Fragment& fragment = fragments_[f];
     const int64_t physical = PhysicalRow(fragment, offset - fragment_starts_[f]);
     refs[i] = ChunkOf(fragment, physical);
