@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "riffledb/io/local_file.h"
+#include "riffledb/io/filesystem.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb {
 
 arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& uri) {
   if (uri.rfind(kMemoryUri, 0) == 0) {
-    return std::shared_ptr<Database>(new Database(kMemoryUri, true));
+    return std::shared_ptr<Database>(new Database(kMemoryUri, true, nullptr));
   }
   if (uri.find("://") != std::string::npos) {
     return arrow::Status::NotImplemented("Unsupported database URI '", uri,
@@ -21,17 +21,14 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
   std::string path = std::filesystem::absolute(uri, error).lexically_normal().string();
   if (error) return arrow::Status::IOError("Cannot resolve database path '", uri, "'");
   if (path.size() > 1 && path.back() == '/') path.pop_back();
-  ARROW_ASSIGN_OR_RAISE(bool exists, io::Exists(path));
-  if (exists) {
-    ARROW_ASSIGN_OR_RAISE(bool is_dir, io::IsDirectory(path));
-    if (!is_dir) {
-      return arrow::Status::IOError("Database path '", path,
-                                    "' exists and is not a directory");
-    }
-  } else {
-    ARROW_RETURN_NOT_OK(io::CreateDirs(path));
+  std::shared_ptr<io::FileSystem> fs = io::Local();
+  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs->Type(path));
+  if (type == io::EntryType::kFile) {
+    return arrow::Status::IOError("Database path '", path,
+                                  "' exists and is not a directory");
   }
-  return std::shared_ptr<Database>(new Database(std::move(path), false));
+  if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
+  return std::shared_ptr<Database>(new Database(std::move(path), false, std::move(fs)));
 }
 
 arrow::Status Database::ValidateTableName(const std::string& name) {
@@ -73,9 +70,10 @@ arrow::Result<std::vector<std::string>> Database::TableNames() const {
     for (const auto& [name, store] : memory_tables_) names.push_back(name);
     return names;
   }
-  ARROW_ASSIGN_OR_RAISE(auto entries, io::ListDir(uri_));
+  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(uri_));
   const std::string suffix = kTableSuffix;
-  for (const auto& entry : entries) {
+  for (const auto& listed : entries) {
+    const std::string& entry = listed.name;
     if (entry.size() <= suffix.size() ||
         entry.compare(entry.size() - suffix.size(), suffix.size(), suffix) != 0) {
       continue;
@@ -94,7 +92,7 @@ arrow::Result<bool> Database::HasTable(const std::string& name) const {
     std::lock_guard<ForkSafeMutex> lock(mu_);
     return memory_tables_.count(name) > 0;
   }
-  DirectoryStore store(TablePath(name));
+  DirectoryStore store(TablePath(name), fs_);
   ARROW_ASSIGN_OR_RAISE(auto versions, store.ListVersions());
   return !versions.empty();
 }
@@ -130,7 +128,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   if (in_memory_) {
     store = std::make_shared<MemoryStore>(std::string(kMemoryUri) + name);
   } else {
-    store = std::make_shared<DirectoryStore>(TablePath(name));
+    store = std::make_shared<DirectoryStore>(TablePath(name), fs_);
   }
   auto created = Table::Create(name, store, std::move(schema), data, missing);
   if (created.status().IsAlreadyExists()) {
@@ -176,7 +174,8 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
   }
   ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
   if (!exists) return NotFound(name);
-  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name)), version);
+  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_),
+                     version);
 }
 
 arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {
@@ -191,7 +190,7 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
     if (ignore_missing) return arrow::Status::OK();
     return NotFound(name);
   }
-  return io::RemoveAll(TablePath(name));
+  return fs_->DeleteTree(TablePath(name));
 }
 
 }  // namespace riffledb

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "riffledb/table/store.h"
+#include "riffledb/storage/store.h"
 #include "riffledb/table/table.h"
 #include "riffledb/util/fork_safe_mutex.h"
 
@@ -63,13 +63,15 @@ class Database {
   static arrow::Status ValidateTableName(const std::string& name);
 
  private:
-  Database(std::string uri, bool in_memory)
-      : uri_(std::move(uri)), in_memory_(in_memory) {}
+  Database(std::string uri, bool in_memory, std::shared_ptr<io::FileSystem> fs)
+      : uri_(std::move(uri)), in_memory_(in_memory), fs_(std::move(fs)) {}
   std::string TablePath(const std::string& name) const;
   arrow::Status NotFound(const std::string& name) const;
 
   const std::string uri_;
   const bool in_memory_;
+  // The storage seam every directory table of this database reads and writes through.
+  const std::shared_ptr<io::FileSystem> fs_;
   mutable ForkSafeMutex mu_;
   // guarded by mu_ (memory databases only)
   std::map<std::string, std::shared_ptr<MemoryStore>> memory_tables_;

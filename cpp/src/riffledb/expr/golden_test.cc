@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 fs::path TestDataDir() {
   if (const char* dir = std::getenv("RIFFLEDB_EXPR_TESTDATA")) return dir;
-  return fs::path(__FILE__).parent_path() / "testdata";
+  return fs::path(RIFFLEDB_COMPONENT_DIR) / "testdata";
 }
 
 // Arrow prints some options (value sets) over several lines: make them one line.

@@ -7,16 +7,11 @@
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include <arrow/util/byte_size.h>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <limits>
 #include <map>
 
-#include "riffledb/io/local_file.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -45,32 +40,26 @@ arrow::ipc::IpcReadOptions ReadOptions() {
   return options;
 }
 
-// One fragment file being written: an fd we open ourselves (O_EXCL, O_CLOEXEC) so that we
-// can fsync it before closing.
+// One fragment file being written through the seam: durable once Finish() returns OK.
 class FileSink {
  public:
   static arrow::Result<std::unique_ptr<FileSink>> Open(
-      const std::string& path, const std::shared_ptr<arrow::Schema>& schema) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return arrow::Status::IOError("Cannot create '", path, "': ", std::strerror(errno));
-    }
-    auto sink = std::unique_ptr<FileSink>(new FileSink(path));
-    auto stream = arrow::io::FileOutputStream::Open(fd);  // owns fd from here on
-    if (!stream.ok()) {
-      ::close(fd);
-      return stream.status();
-    }
-    sink->stream_ = *stream;
+      io::FileSystem& fs, const std::string& path,
+      const std::shared_ptr<arrow::Schema>& schema) {
+    ARROW_ASSIGN_OR_RAISE(auto stream, fs.CreateOutput(path));
+    auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(stream)));
     auto writer = arrow::ipc::MakeFileWriter(sink->stream_, schema, WriteOptions());
     if (!writer.ok()) {
-      sink.reset();
-      ::unlink(path.c_str());
-      return writer.status().WithMessage("Cannot write fragment '", path,
-                                         "': ", writer.status().message());
+      (void)sink->stream_->Abort();
+      (void)fs.DeleteFile(path);
+      return sink->Annotate(writer.status());
     }
     sink->writer_ = *writer;
     return sink;
+  }
+
+  ~FileSink() {
+    if (!stream_->closed()) (void)stream_->Abort();
   }
 
   arrow::Status Write(const arrow::RecordBatch& batch) {
@@ -78,12 +67,9 @@ class FileSink {
     return Annotate(writer_->WriteRecordBatch(batch));
   }
 
-  /// Writes the footer, fsyncs and closes.
+  /// Writes the footer and closes the stream (which makes the file durable).
   arrow::Status Finish() {
     ARROW_RETURN_NOT_OK(Annotate(writer_->Close()));
-    if (::fsync(stream_->file_descriptor()) != 0) {
-      return arrow::Status::IOError("Cannot fsync '", path_, "': ", std::strerror(errno));
-    }
     return Annotate(stream_->Close());
   }
 
@@ -91,7 +77,8 @@ class FileSink {
   int64_t rows() const { return rows_; }
 
  private:
-  explicit FileSink(std::string path) : path_(std::move(path)) {}
+  FileSink(std::string path, std::shared_ptr<arrow::io::OutputStream> stream)
+      : path_(std::move(path)), stream_(std::move(stream)) {}
 
   arrow::Status Annotate(arrow::Status st) const {
     if (st.ok()) return st;
@@ -99,46 +86,38 @@ class FileSink {
   }
 
   std::string path_;
-  std::shared_ptr<arrow::io::FileOutputStream> stream_;
+  std::shared_ptr<arrow::io::OutputStream> stream_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
   int64_t rows_ = 0;
 };
 
-// Splits the input into fragments of at most max_rows_per_fragment rows and coalesces it
-// into record batches of at least min_rows_per_batch rows.
+// Writes the coalescer's fragments as files, one dictionary per column and file.
 class FragmentWriter {
  public:
-  FragmentWriter(std::string table_dir, std::shared_ptr<arrow::Schema> schema,
-                 const FragmentWriteOptions& options)
-      : table_dir_(std::move(table_dir)), schema_(std::move(schema)), options_(options) {}
+  FragmentWriter(io::FileSystem& fs, std::string table_dir,
+                 std::shared_ptr<arrow::Schema> schema, const FragmentWriteOptions& options)
+      : fs_(fs),
+        table_dir_(std::move(table_dir)),
+        schema_(std::move(schema)),
+        coalescer_(
+            options,
+            [this](std::shared_ptr<arrow::RecordBatch> batch) {
+              return WriteBatch(std::move(batch));
+            },
+            [this] { return FinishFile(); }) {}
 
   ~FragmentWriter() {
     if (!done_) Abort();
   }
 
   arrow::Status Add(const std::shared_ptr<arrow::RecordBatch>& batch) {
-    int64_t offset = 0;
-    while (offset < batch->num_rows()) {
-      int64_t room = options_.max_rows_per_fragment - FragmentRows();
-      int64_t take = std::min(room, batch->num_rows() - offset);
-      pending_.push_back(
-          offset == 0 && take == batch->num_rows() ? batch : batch->Slice(offset, take));
-      pending_rows_ += take;
-      offset += take;
-      if (pending_rows_ >= options_.min_rows_per_batch) ARROW_RETURN_NOT_OK(Flush());
-      if (FragmentRows() == options_.max_rows_per_fragment) {
-        ARROW_RETURN_NOT_OK(Flush());
-        ARROW_RETURN_NOT_OK(FinishFile());
-      }
-    }
-    return arrow::Status::OK();
+    return coalescer_.Add(batch);
   }
 
   arrow::Result<std::vector<WrittenFragment>> Finish() {
-    ARROW_RETURN_NOT_OK(Flush());
-    ARROW_RETURN_NOT_OK(FinishFile());
+    ARROW_RETURN_NOT_OK(coalescer_.Finish());
     if (!written_.empty()) {
-      ARROW_RETURN_NOT_OK(io::SyncDir(io::JoinPath(table_dir_, "data")));
+      ARROW_RETURN_NOT_OK(fs_.SyncDir(io::JoinPath(table_dir_, "data")));
     }
     done_ = true;
     return written_;
@@ -148,29 +127,18 @@ class FragmentWriter {
   void Abort() {
     done_ = true;
     if (sink_) {
-      (void)io::RemoveAll(sink_->path());
+      std::string path = sink_->path();
       sink_.reset();
+      (void)fs_.DeleteFile(path);
     }
     for (const auto& fragment : written_) {
-      (void)io::RemoveAll(io::JoinPath(table_dir_, fragment.path));
+      (void)fs_.DeleteFile(io::JoinPath(table_dir_, fragment.path));
     }
     written_.clear();
   }
 
  private:
-  int64_t FragmentRows() const { return (sink_ ? sink_->rows() : 0) + pending_rows_; }
-
-  arrow::Status Flush() {
-    if (pending_.empty()) return arrow::Status::OK();
-    std::shared_ptr<arrow::RecordBatch> batch;
-    if (pending_.size() == 1) {
-      batch = pending_[0];
-    } else {
-      // Concatenate also unifies differing dictionaries of dictionary columns.
-      ARROW_ASSIGN_OR_RAISE(batch, arrow::ConcatenateRecordBatches(pending_));
-    }
-    pending_.clear();
-    pending_rows_ = 0;
+  arrow::Status WriteBatch(std::shared_ptr<arrow::RecordBatch> batch) {
     ARROW_ASSIGN_OR_RAISE(auto extended, ExtendDictionaries(batch));
     if (extended == nullptr) {
       // Cannot extend the file's dictionaries (value type the unifier does not support,
@@ -181,8 +149,8 @@ class FragmentWriter {
     }
     if (!sink_) {
       std::string relative = "data/" + io::RandomId() + ".arrow";
-      ARROW_ASSIGN_OR_RAISE(sink_,
-                            FileSink::Open(io::JoinPath(table_dir_, relative), schema_));
+      ARROW_ASSIGN_OR_RAISE(
+          sink_, FileSink::Open(fs_, io::JoinPath(table_dir_, relative), schema_));
       sink_relative_ = relative;
     }
     return sink_->Write(*extended);
@@ -247,12 +215,11 @@ class FragmentWriter {
     return st;
   }
 
+  io::FileSystem& fs_;
   const std::string table_dir_;
   const std::shared_ptr<arrow::Schema> schema_;
-  const FragmentWriteOptions options_;
+  BatchCoalescer coalescer_;
 
-  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;
-  int64_t pending_rows_ = 0;
   std::unique_ptr<FileSink> sink_;
   std::string sink_relative_;
   // Top-level dictionary columns: the dictionary written to the current file so far.
@@ -301,9 +268,7 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
 
 }  // namespace
 
-arrow::Result<std::vector<WrittenFragment>> WriteFragments(
-    const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
-    arrow::RecordBatchReader* reader, const FragmentWriteOptions& options) {
+arrow::Status BatchCoalescer::Validate(const FragmentWriteOptions& options) {
   if (options.max_rows_per_fragment < 1 ||
       options.max_rows_per_fragment > kMaxFragmentRows) {
     return arrow::Status::Invalid("max_rows_per_fragment must be in [1, 2^32], got ",
@@ -313,11 +278,86 @@ arrow::Result<std::vector<WrittenFragment>> WriteFragments(
     return arrow::Status::Invalid("min_rows_per_batch must be at least 1, got ",
                                   options.min_rows_per_batch);
   }
+  if (options.max_bytes_per_batch < 1) {
+    return arrow::Status::Invalid("max_bytes_per_batch must be at least 1, got ",
+                                  options.max_bytes_per_batch);
+  }
+  return arrow::Status::OK();
+}
+
+namespace {
+
+// Bytes of the buffers a (possibly sliced) batch references: what concatenating it
+// copies.
+int64_t ReferencedBytes(const arrow::RecordBatch& batch) {
+  auto bytes = arrow::util::ReferencedBufferSize(batch);
+  return bytes.ok() ? *bytes : arrow::util::TotalBufferSize(batch);
+}
+
+}  // namespace
+
+arrow::Status BatchCoalescer::Add(const std::shared_ptr<arrow::RecordBatch>& batch) {
+  int64_t offset = 0;
+  while (offset < batch->num_rows()) {
+    int64_t room = options_.max_rows_per_fragment - fragment_rows_ - pending_rows_;
+    int64_t take = std::min(room, batch->num_rows() - offset);
+    auto piece =
+        offset == 0 && take == batch->num_rows() ? batch : batch->Slice(offset, take);
+    int64_t bytes = ReferencedBytes(*piece);
+    // Concatenating must stay within the byte bound (and so within 32-bit offsets).
+    if (!pending_.empty() && pending_bytes_ + bytes > options_.max_bytes_per_batch) {
+      ARROW_RETURN_NOT_OK(Flush());
+    }
+    pending_.push_back(std::move(piece));
+    pending_rows_ += take;
+    pending_bytes_ += bytes;
+    offset += take;
+    if (pending_rows_ >= options_.min_rows_per_batch ||
+        pending_bytes_ >= options_.max_bytes_per_batch) {
+      ARROW_RETURN_NOT_OK(Flush());
+    }
+    if (fragment_rows_ + pending_rows_ == options_.max_rows_per_fragment) {
+      ARROW_RETURN_NOT_OK(Flush());
+      fragment_rows_ = 0;
+      ARROW_RETURN_NOT_OK(end_fragment_());
+    }
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status BatchCoalescer::Finish() {
+  ARROW_RETURN_NOT_OK(Flush());
+  if (fragment_rows_ == 0) return arrow::Status::OK();
+  fragment_rows_ = 0;
+  return end_fragment_();
+}
+
+arrow::Status BatchCoalescer::Flush() {
+  if (pending_.empty()) return arrow::Status::OK();
+  std::shared_ptr<arrow::RecordBatch> batch;
+  if (pending_.size() == 1) {
+    batch = std::move(pending_[0]);
+  } else {
+    // Concatenate also unifies differing dictionaries of dictionary columns.
+    ARROW_ASSIGN_OR_RAISE(batch, arrow::ConcatenateRecordBatches(pending_));
+  }
+  pending_.clear();
+  fragment_rows_ += pending_rows_;
+  pending_rows_ = 0;
+  pending_bytes_ = 0;
+  return emit_(std::move(batch));
+}
+
+arrow::Result<std::vector<WrittenFragment>> WriteFragments(
+    io::FileSystem& fs, const std::string& table_dir,
+    const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader,
+    const FragmentWriteOptions& options) {
+  ARROW_RETURN_NOT_OK(BatchCoalescer::Validate(options));
   if (!reader->schema()->Equals(*schema, /*check_metadata=*/false)) {
     return SchemaMismatch(*schema, *reader->schema());
   }
-  ARROW_RETURN_NOT_OK(io::CreateDirs(io::JoinPath(table_dir, "data")));
-  FragmentWriter writer(table_dir, schema, options);  // removes its files unless finished
+  // Removes its files unless finished.
+  FragmentWriter writer(fs, table_dir, schema, options);
   while (true) {
     std::shared_ptr<arrow::RecordBatch> batch;
     ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
@@ -336,19 +376,29 @@ arrow::Result<std::vector<WrittenFragment>> WriteFragments(
   return writer.Finish();
 }
 
-arrow::Result<std::shared_ptr<FragmentFile>> FragmentFile::Open(
-    const std::string& path, const std::shared_ptr<arrow::Schema>& schema,
-    int64_t expected_rows) {
-  ARROW_ASSIGN_OR_RAISE(auto file, io::MapFile(path));
-  ARROW_ASSIGN_OR_RAISE(auto batches, ReadAllBatches(path, file, *schema, "fragment"));
-  auto fragment = std::make_shared<FragmentFile>();
-  fragment->batch_offsets_.reserve(batches.size() + 1);
-  int64_t rows = 0;
+std::shared_ptr<FragmentData> FragmentData::Make(
+    std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
+  auto data = std::make_shared<FragmentData>();
+  data->batch_offsets.reserve(batches.size() + 1);
+  data->columns.reserve(batches.size());
+  int64_t offset = 0;
   for (const auto& batch : batches) {
-    fragment->batch_offsets_.push_back(rows);
-    rows += batch->num_rows();
+    data->batch_offsets.push_back(offset);
+    offset += batch->num_rows();
+    data->columns.push_back(batch->columns());
   }
-  fragment->batch_offsets_.push_back(rows);
+  data->batch_offsets.push_back(offset);
+  data->batches = std::move(batches);
+  return data;
+}
+
+arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
+    io::FileSystem& fs, const std::string& path,
+    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows) {
+  ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
+  ARROW_ASSIGN_OR_RAISE(auto batches, ReadAllBatches(path, file, *schema, "fragment"));
+  int64_t rows = 0;
+  for (const auto& batch : batches) rows += batch->num_rows();
   // Row count before the costly validation: a wrong count is the cheap, common mismatch.
   if (rows != expected_rows) {
     return WithErrorKind(
@@ -365,8 +415,7 @@ arrow::Result<std::shared_ptr<FragmentFile>> FragmentFile::Open(
           ErrorKind::kCorruption);
     }
   }
-  fragment->batches_ = std::move(batches);
-  return fragment;
+  return FragmentData::Make(std::move(batches));
 }
 
 namespace {
@@ -377,7 +426,7 @@ std::shared_ptr<arrow::Schema> DeletionSchema() {
 
 }  // namespace
 
-arrow::Status WriteDeletionFile(const std::string& path,
+arrow::Status WriteDeletionFile(io::FileSystem& fs, const std::string& path,
                                 const std::vector<uint32_t>& rows) {
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i] <= rows[i - 1]) {
@@ -398,16 +447,14 @@ arrow::Status WriteDeletionFile(const std::string& path,
   ARROW_RETURN_NOT_OK(writer->Close());
   ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
 
-  std::string parent = std::filesystem::path(path).parent_path().string();
-  if (!parent.empty()) ARROW_RETURN_NOT_OK(io::CreateDirs(parent));
-  return io::CreateFileExclusive(path,
-                                 {buffer->data(), static_cast<size_t>(buffer->size())});
+  return fs.CreateExclusive(path, {buffer->data(), static_cast<size_t>(buffer->size())});
 }
 
-arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
+arrow::Result<std::vector<uint32_t>> ReadDeletionFile(io::FileSystem& fs,
+                                                      const std::string& path,
                                                       int64_t physical_rows,
                                                       int64_t expected_count) {
-  ARROW_ASSIGN_OR_RAISE(auto data, io::ReadFile(path));
+  ARROW_ASSIGN_OR_RAISE(auto data, fs.ReadFile(path));
   auto file = std::make_shared<arrow::io::BufferReader>(data);
   ARROW_ASSIGN_OR_RAISE(auto batches,
                         ReadAllBatches(path, file, *DeletionSchema(), "deletion"));

@@ -6,9 +6,12 @@
 #include <arrow/type.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "riffledb/io/filesystem.h"
 
 namespace riffledb::format {
 
@@ -21,6 +24,43 @@ struct FragmentWriteOptions {
   /// was chunked; at most this many rows are buffered in memory at once (besides one
   /// input batch).
   int64_t min_rows_per_batch = 64 * 1024;
+  /// Batches are coalesced only up to this many bytes: small batches of large values
+  /// stay apart rather than be concatenated past the 2 GiB that 32-bit offsets of
+  /// `binary`/`string` columns can address.
+  int64_t max_bytes_per_batch = int64_t{64} << 20;
+};
+
+/// Cuts a stream of record batches into fragments of at most max_rows_per_fragment rows,
+/// coalescing small input batches into batches of at least min_rows_per_batch rows (and
+/// at most max_bytes_per_batch bytes, unless one input batch alone is larger). The one
+/// coalescer of both stores: it hands each output batch to `emit` and calls
+/// `end_fragment` after the last batch of each fragment. Holds at most one output
+/// batch's worth of input.
+class BatchCoalescer {
+ public:
+  using Emit = std::function<arrow::Status(std::shared_ptr<arrow::RecordBatch>)>;
+  using EndFragment = std::function<arrow::Status()>;
+
+  /// Invalid if the options are out of range.
+  static arrow::Status Validate(const FragmentWriteOptions& options);
+
+  BatchCoalescer(const FragmentWriteOptions& options, Emit emit, EndFragment end_fragment)
+      : options_(options), emit_(std::move(emit)), end_fragment_(std::move(end_fragment)) {}
+
+  arrow::Status Add(const std::shared_ptr<arrow::RecordBatch>& batch);
+  /// Emits what is pending and ends the last fragment (if it has rows).
+  arrow::Status Finish();
+
+ private:
+  arrow::Status Flush();
+
+  const FragmentWriteOptions options_;
+  const Emit emit_;
+  const EndFragment end_fragment_;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> pending_;
+  int64_t pending_rows_ = 0;
+  int64_t pending_bytes_ = 0;
+  int64_t fragment_rows_ = 0;  // emitted into the current fragment
 };
 
 /// A fragment file written by WriteFragments, not yet part of any manifest.
@@ -29,49 +69,53 @@ struct WrittenFragment {
   int64_t physical_rows = 0;
 };
 
-/// Streams `reader` into one or more fragment files under `table_dir/data/`. Every batch
+/// Streams `reader` into one or more fragment files under `table_dir/data/`, through `fs`. Every batch
 /// must have exactly `schema` (names, types, nullability; metadata of the first is kept):
 /// otherwise Invalid naming both schemas, and files written so far are removed. Files are
 /// fsynced before returning. Holds at most about one fragment batch in memory.
 /// An empty input writes no file and returns an empty vector.
 arrow::Result<std::vector<WrittenFragment>> WriteFragments(
-    const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
+    io::FileSystem& fs, const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
     arrow::RecordBatchReader* reader, const FragmentWriteOptions& options = {});
 
-/// A fragment file opened through a memory map. Immutable and thread-safe; the batches
-/// stay valid (they keep the map alive) after the reader is destroyed.
-class FragmentFile {
- public:
-  /// Opens and validates `path` (absolute): IPC file magic and footer, schema equal to
-  /// `schema` (ignoring metadata), total rows equal to `expected_rows`. Corrupt or
-  /// truncated files give IOError/Invalid naming the file, never a crash: every batch is
-  /// validated (`ValidateFull`) when opened.
-  static arrow::Result<std::shared_ptr<FragmentFile>> Open(
-      const std::string& path, const std::shared_ptr<arrow::Schema>& schema,
-      int64_t expected_rows);
+/// The readable content of one fragment, a file's or a memory table's: its record
+/// batches (memory-mapped for files) and where each starts. Immutable and thread-safe;
+/// the batches keep their memory (the map) alive.
+struct FragmentData {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  /// columns[b] holds batches[b]'s arrays, boxed once when the fragment is opened.
+  /// Readers use these, never batches[b]->column(): Arrow's RecordBatch::column() locks a
+  /// mutex inside the batch, which a fork() taken while another thread reads could leave
+  /// locked in the child, where that shared batch would hang the first reader (DESIGN.md
+  /// decision 9).
+  std::vector<arrow::ArrayVector> columns;
+  /// batch_offsets[i] is the row index of batches[i]'s first row; one extra entry at the
+  /// end equals num_rows().
+  std::vector<int64_t> batch_offsets;
 
-  const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches() const {
-    return batches_;
-  }
-  /// batch_offsets()[i] is the row index of batches()[i]'s first row; one extra entry at
-  /// the end equals num_rows().
-  const std::vector<int64_t>& batch_offsets() const { return batch_offsets_; }
-  int64_t num_rows() const { return batch_offsets_.back(); }
-
- private:
-  std::vector<std::shared_ptr<arrow::RecordBatch>> batches_;
-  std::vector<int64_t> batch_offsets_;
+  static std::shared_ptr<FragmentData> Make(
+      std::vector<std::shared_ptr<arrow::RecordBatch>> batches);
+  int64_t num_rows() const { return batch_offsets.back(); }
 };
 
+/// Opens and validates the fragment file `path` through `fs` (memory-mapped locally): IPC
+/// file magic and footer, schema equal to `schema` (ignoring metadata), total rows equal
+/// to `expected_rows`. Corrupt or truncated files give IOError/Invalid naming the file,
+/// never a crash: every batch is validated (`ValidateFull`) when opened.
+arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
+    io::FileSystem& fs, const std::string& path,
+    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows);
+
 /// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as
-/// an Arrow IPC file with one non-null uint32 column `row`. `path` is absolute; written
-/// with CreateFileExclusive semantics.
-arrow::Status WriteDeletionFile(const std::string& path,
+/// an Arrow IPC file with one non-null uint32 column `row`, created exclusively through
+/// `fs`.
+arrow::Status WriteDeletionFile(io::FileSystem& fs, const std::string& path,
                                 const std::vector<uint32_t>& rows);
 
 /// Reads and validates a deletion file: strictly increasing, below `physical_rows`, count
 /// equal to `expected_count`; errors name the file.
-arrow::Result<std::vector<uint32_t>> ReadDeletionFile(const std::string& path,
+arrow::Result<std::vector<uint32_t>> ReadDeletionFile(io::FileSystem& fs,
+                                                      const std::string& path,
                                                       int64_t physical_rows,
                                                       int64_t expected_count);
 

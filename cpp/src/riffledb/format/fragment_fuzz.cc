@@ -27,9 +27,9 @@ const std::string& TempPath() {
   return path;
 }
 
-void TouchEveryValue(const riffledb::format::FragmentFile& fragment) {
+void TouchEveryValue(const riffledb::format::FragmentData& fragment) {
   size_t hash = 0;
-  for (const auto& batch : fragment.batches()) {
+  for (const auto& batch : fragment.batches) {
     for (const auto& column : batch->columns()) {
       for (int64_t i = 0; i < column->length(); ++i) {
         auto scalar = column->GetScalar(i);
@@ -65,13 +65,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (count.ok()) rows = *count;
   }
 
-  auto fragment = riffledb::format::FragmentFile::Open(path, schema, rows);
+  auto fragment = riffledb::format::OpenFragmentFile(*riffledb::io::Local(), path, schema, rows);
   if (fragment.ok()) {
     TouchEveryValue(**fragment);
   } else if (fragment.status().message().find(path) == std::string::npos) {
     std::abort();  // errors must name the file
   }
-  auto deleted = riffledb::format::ReadDeletionFile(path, rows, rows);
+  auto deleted = riffledb::format::ReadDeletionFile(*riffledb::io::Local(), path, rows, rows);
   (void)deleted;
   return 0;
 }

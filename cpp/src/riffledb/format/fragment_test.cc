@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "riffledb/io/local_file.h"
+#include "riffledb/io/filesystem.h"
+#include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
 #include "riffledb/util/status.h"
 
@@ -27,12 +28,10 @@ class FragmentTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(templ.data()), nullptr);
     dir_ = templ;
   }
-  void TearDown() override { ASSERT_OK(io::RemoveAll(dir_)); }
+  void TearDown() override { ASSERT_OK(io::Local()->DeleteTree(dir_)); }
 
   std::vector<std::string> DataFiles() {
-    auto names = io::ListDir(io::JoinPath(dir_, "data"));
-    EXPECT_TRUE(names.ok());
-    return names.ok() ? *names : std::vector<std::string>{};
+    return testing::ListNames(io::JoinPath(dir_, "data"));
   }
 
   std::string dir_;
@@ -81,9 +80,9 @@ std::shared_ptr<arrow::RecordBatchReader> MakeReader(
 }
 
 // Checks that `fragment` holds rows [start, start + n) of MakeBatch's data.
-void ExpectRows(const FragmentFile& fragment, int64_t start, int64_t n) {
+void ExpectRows(const FragmentData& fragment, int64_t start, int64_t n) {
   ASSERT_EQ(fragment.num_rows(), n);
-  ASSERT_OK_AND_ASSIGN(auto table, arrow::Table::FromRecordBatches(fragment.batches()));
+  ASSERT_OK_AND_ASSIGN(auto table, arrow::Table::FromRecordBatches(fragment.batches));
   ASSERT_OK_AND_ASSIGN(auto expected,
                        arrow::Table::FromRecordBatches({MakeBatch(start, n)}));
   // Dictionaries differ in layout; compare decoded values through the id column and a
@@ -102,6 +101,54 @@ void ExpectRows(const FragmentFile& fragment, int64_t start, int64_t n) {
   }
 }
 
+// Regression (issue #10): a chunked `binary` column of more than 2 GiB in small batches
+// could not be written, because its batches were concatenated past the 2 GiB that 32-bit
+// offsets address. Coalescing now stops at max_bytes_per_batch; shown here with a small
+// bound.
+TEST(BatchCoalescer, StopsAtTheByteBound) {
+  auto schema = arrow::schema({arrow::field("blob", arrow::binary())});
+  auto blobs = [&](int64_t n, size_t bytes) {
+    arrow::BinaryBuilder builder;
+    for (int64_t i = 0; i < n; ++i) EXPECT_OK(builder.Append(std::string(bytes, 'x')));
+    return arrow::RecordBatch::Make(schema, n, {builder.Finish().ValueOrDie()});
+  };
+  FragmentWriteOptions options;
+  options.min_rows_per_batch = 1000;
+  options.max_bytes_per_batch = 10'000;
+  std::vector<int64_t> emitted;
+  int fragments = 0;
+  BatchCoalescer coalescer(
+      options,
+      [&](std::shared_ptr<arrow::RecordBatch> batch) {
+        EXPECT_OK(batch->ValidateFull());
+        emitted.push_back(batch->num_rows());
+        return arrow::Status::OK();
+      },
+      [&] {
+        ++fragments;
+        return arrow::Status::OK();
+      });
+  // 3 rows of 1,000 bytes per input batch: three inputs fit in 10,000 bytes, a fourth
+  // would not.
+  for (int i = 0; i < 7; ++i) ASSERT_OK(coalescer.Add(blobs(3, 1000)));
+  // One input batch above the bound alone is kept whole, not split.
+  ASSERT_OK(coalescer.Add(blobs(20, 1000)));
+  ASSERT_OK(coalescer.Finish());
+  EXPECT_EQ(emitted, (std::vector<int64_t>{9, 9, 3, 20}));
+  EXPECT_EQ(fragments, 1);
+}
+
+TEST(BatchCoalescer, ValidatesOptions) {
+  FragmentWriteOptions options;
+  options.max_bytes_per_batch = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "max_bytes_per_batch",
+                             BatchCoalescer::Validate(options));
+  options = {};
+  options.max_rows_per_fragment = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "max_rows_per_fragment",
+                             BatchCoalescer::Validate(options));
+}
+
 TEST_F(FragmentTest, RoundTripCoalescesTinyBatches) {
   std::vector<std::shared_ptr<arrow::RecordBatch>> input;
   int64_t rows = 0;
@@ -114,7 +161,7 @@ TEST_F(FragmentTest, RoundTripCoalescesTinyBatches) {
   options.min_rows_per_batch = 64;
   auto reader = MakeReader(input);
   ASSERT_OK_AND_ASSIGN(auto written,
-                       WriteFragments(dir_, TestSchema(), reader.get(), options));
+                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   ASSERT_EQ(written.size(), 1u);  // differing dictionaries were unified, not split
   EXPECT_EQ(written[0].physical_rows, rows);
   EXPECT_EQ(written[0].path.rfind("data/", 0), 0u);
@@ -122,18 +169,18 @@ TEST_F(FragmentTest, RoundTripCoalescesTinyBatches) {
 
   ASSERT_OK_AND_ASSIGN(
       auto fragment,
-      FragmentFile::Open(io::JoinPath(dir_, written[0].path), TestSchema(), rows));
+      OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path), TestSchema(), rows));
   ExpectRows(*fragment, 0, rows);
   // Coalesced: every batch but the last has at least 64 rows.
-  ASSERT_EQ(fragment->batches().size(), static_cast<size_t>((rows + 63) / 64));
-  for (size_t i = 0; i + 1 < fragment->batches().size(); ++i) {
-    EXPECT_GE(fragment->batches()[i]->num_rows(), 64);
-    EXPECT_EQ(fragment->batch_offsets()[i + 1] - fragment->batch_offsets()[i],
-              fragment->batches()[i]->num_rows());
+  ASSERT_EQ(fragment->batches.size(), static_cast<size_t>((rows + 63) / 64));
+  for (size_t i = 0; i + 1 < fragment->batches.size(); ++i) {
+    EXPECT_GE(fragment->batches[i]->num_rows(), 64);
+    EXPECT_EQ(fragment->batch_offsets[i + 1] - fragment->batch_offsets[i],
+              fragment->batches[i]->num_rows());
   }
-  EXPECT_EQ(fragment->batch_offsets().back(), rows);
+  EXPECT_EQ(fragment->batch_offsets.back(), rows);
   // The schema written is the table schema, metadata included.
-  EXPECT_TRUE(fragment->batches()[0]->schema()->Equals(*TestSchema(), true));
+  EXPECT_TRUE(fragment->batches[0]->schema()->Equals(*TestSchema(), true));
 }
 
 TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
@@ -146,7 +193,7 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
   options.min_rows_per_batch = 100;
   auto reader = MakeReader(input);
   ASSERT_OK_AND_ASSIGN(auto written,
-                       WriteFragments(dir_, TestSchema(), reader.get(), options));
+                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   ASSERT_EQ(written.size(), 4u);
   std::vector<int64_t> sizes;
   int64_t start = 0;
@@ -154,7 +201,7 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
     sizes.push_back(w.physical_rows);
     ASSERT_OK_AND_ASSIGN(
         auto fragment,
-        FragmentFile::Open(io::JoinPath(dir_, w.path), TestSchema(), w.physical_rows));
+        OpenFragmentFile(*io::Local(), io::JoinPath(dir_, w.path), TestSchema(), w.physical_rows));
     ExpectRows(*fragment, start, w.physical_rows);
     start += w.physical_rows;
   }
@@ -165,18 +212,18 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
 TEST_F(FragmentTest, LargeBatchIsNotCopied) {
   auto batch = MakeBatch(0, 500);
   auto reader = MakeReader({batch});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   ASSERT_EQ(written.size(), 1u);
   ASSERT_OK_AND_ASSIGN(
       auto fragment,
-      FragmentFile::Open(io::JoinPath(dir_, written[0].path), TestSchema(), 500));
-  EXPECT_EQ(fragment->batches().size(), 1u);
+      OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path), TestSchema(), 500));
+  EXPECT_EQ(fragment->batches.size(), 1u);
   ExpectRows(*fragment, 0, 500);
 }
 
 TEST_F(FragmentTest, EmptyInputWritesNothing) {
   auto reader = MakeReader({MakeBatch(0, 0)});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   EXPECT_TRUE(written.empty());
   EXPECT_TRUE(DataFiles().empty());
 }
@@ -204,7 +251,7 @@ TEST_F(FragmentTest, SchemaMismatchRemovesWrittenFiles) {
   options.max_rows_per_fragment = 100;
   options.min_rows_per_batch = 10;
   LyingReader reader({MakeBatch(0, 250), bad});
-  auto result = WriteFragments(dir_, TestSchema(), &reader, options);
+  auto result = WriteFragments(*io::Local(), dir_, TestSchema(), &reader, options);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, TestSchema()->ToString(), result);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, other->ToString(), result);
   // Bad input to a write is not a damaged file.
@@ -214,13 +261,13 @@ TEST_F(FragmentTest, SchemaMismatchRemovesWrittenFiles) {
   // A reader whose declared schema differs fails before writing anything.
   auto reader2 = MakeReader({bad}, other);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "id: int32",
-                             WriteFragments(dir_, TestSchema(), reader2.get()));
+                             WriteFragments(*io::Local(), dir_, TestSchema(), reader2.get()));
   EXPECT_TRUE(DataFiles().empty());
 
   // Nullability counts.
   auto non_null = arrow::schema({arrow::field("id", arrow::int32(), false)});
   auto reader3 = MakeReader({}, non_null);
-  ASSERT_RAISES(Invalid, WriteFragments(dir_, other, reader3.get()));
+  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, other, reader3.get()));
 }
 
 TEST_F(FragmentTest, RejectsBatchWhoseColumnsContradictItsSchema) {
@@ -234,7 +281,7 @@ TEST_F(FragmentTest, RejectsBatchWhoseColumnsContradictItsSchema) {
       TestSchema(), 1, {good->column(0), good->column(1), cat, good->column(3)});
   auto reader = MakeReader({good, lying});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid input batch",
-                             WriteFragments(dir_, TestSchema(), reader.get()));
+                             WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   EXPECT_TRUE(DataFiles().empty());
 }
 
@@ -242,12 +289,12 @@ TEST_F(FragmentTest, RejectsBadOptions) {
   auto reader = MakeReader({MakeBatch(0, 1)});
   FragmentWriteOptions options;
   options.max_rows_per_fragment = 0;
-  ASSERT_RAISES(Invalid, WriteFragments(dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   options.max_rows_per_fragment = (int64_t{1} << 32) + 1;
-  ASSERT_RAISES(Invalid, WriteFragments(dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   options = {};
   options.min_rows_per_batch = 0;
-  ASSERT_RAISES(Invalid, WriteFragments(dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
 }
 
 class CorruptFragmentTest : public FragmentTest {
@@ -257,10 +304,10 @@ class CorruptFragmentTest : public FragmentTest {
     auto reader = MakeReader({MakeBatch(0, 200)});
     FragmentWriteOptions options;
     options.min_rows_per_batch = 50;
-    auto written = WriteFragments(dir_, TestSchema(), reader.get(), options);
+    auto written = WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options);
     ASSERT_TRUE(written.ok());
     path_ = io::JoinPath(dir_, (*written)[0].path);
-    auto data = io::ReadFile(path_);
+    auto data = io::Local()->ReadFile(path_);
     ASSERT_TRUE(data.ok());
     bytes_ = (*data)->ToString();
   }
@@ -275,30 +322,30 @@ class CorruptFragmentTest : public FragmentTest {
 };
 
 TEST_F(CorruptFragmentTest, WrongRowCount) {
-  ASSERT_OK(FragmentFile::Open(path_, TestSchema(), 200).status());
+  ASSERT_OK(OpenFragmentFile(*io::Local(), path_, TestSchema(), 200).status());
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "has 200 rows, the manifest says 201",
-                             FragmentFile::Open(path_, TestSchema(), 201));
+                             OpenFragmentFile(*io::Local(), path_, TestSchema(), 201));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path_,
-                             FragmentFile::Open(path_, TestSchema(), 201));
-  EXPECT_EQ(GetErrorKind(FragmentFile::Open(path_, TestSchema(), 201).status()),
+                             OpenFragmentFile(*io::Local(), path_, TestSchema(), 201));
+  EXPECT_EQ(GetErrorKind(OpenFragmentFile(*io::Local(), path_, TestSchema(), 201).status()),
             ErrorKind::kCorruption);
 }
 
 TEST_F(CorruptFragmentTest, WrongSchema) {
   auto other = arrow::schema({arrow::field("id", arrow::int64(), false)});
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, FragmentFile::Open(path_, other, 200));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, OpenFragmentFile(*io::Local(), path_, other, 200));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not match",
-                             FragmentFile::Open(path_, other, 200));
-  EXPECT_EQ(GetErrorKind(FragmentFile::Open(path_, other, 200).status()),
+                             OpenFragmentFile(*io::Local(), path_, other, 200));
+  EXPECT_EQ(GetErrorKind(OpenFragmentFile(*io::Local(), path_, other, 200).status()),
             ErrorKind::kCorruption);
   // Metadata is ignored.
-  ASSERT_OK(FragmentFile::Open(path_, TestSchema()->WithMetadata(nullptr), 200).status());
+  ASSERT_OK(OpenFragmentFile(*io::Local(), path_, TestSchema()->WithMetadata(nullptr), 200).status());
 }
 
 TEST_F(CorruptFragmentTest, MissingFile) {
   ASSERT_RAISES_WITH_MESSAGE(
       IOError, "nope.arrow",
-      FragmentFile::Open(io::JoinPath(dir_, "nope.arrow"), TestSchema(), 1));
+      OpenFragmentFile(*io::Local(), io::JoinPath(dir_, "nope.arrow"), TestSchema(), 1));
 }
 
 TEST_F(CorruptFragmentTest, TruncatedFiles) {
@@ -306,7 +353,7 @@ TEST_F(CorruptFragmentTest, TruncatedFiles) {
                       bytes_.size() / 2, bytes_.size() - 10, bytes_.size() - 1}) {
     SCOPED_TRACE(size);
     std::string path = Write(bytes_.substr(0, size));
-    auto result = FragmentFile::Open(path, TestSchema(), 200);
+    auto result = OpenFragmentFile(*io::Local(), path, TestSchema(), 200);
     ASSERT_FALSE(result.ok());
     EXPECT_NE(result.status().message().find(path), std::string::npos)
         << result.status().ToString();
@@ -323,7 +370,7 @@ TEST_F(CorruptFragmentTest, FlippedBytesNeverCrash) {
     std::string corrupt = bytes_;
     corrupt[pos] = static_cast<char>(corrupt[pos] ^ 0x5a);
     std::string path = Write(corrupt);
-    auto result = FragmentFile::Open(path, TestSchema(), 200);
+    auto result = OpenFragmentFile(*io::Local(), path, TestSchema(), 200);
     if (!result.ok()) {
       ++failures;
       EXPECT_NE(result.status().message().find(path), std::string::npos)
@@ -338,42 +385,42 @@ TEST_F(CorruptFragmentTest, FlippedBytesNeverCrash) {
 TEST_F(FragmentTest, DeletionFileRoundTrip) {
   std::string path = io::JoinPath(dir_, "_deletions/d1.arrow");
   std::vector<uint32_t> rows = {0, 3, 4, 99, 4000000000u};
-  ASSERT_OK(WriteDeletionFile(path, rows));
-  ASSERT_OK_AND_ASSIGN(auto back, ReadDeletionFile(path, int64_t{1} << 32, 5));
+  ASSERT_OK(WriteDeletionFile(*io::Local(), path, rows));
+  ASSERT_OK_AND_ASSIGN(auto back, ReadDeletionFile(*io::Local(), path, int64_t{1} << 32, 5));
   EXPECT_EQ(back, rows);
   // Exclusive: a second write of the same path fails.
-  ASSERT_RAISES(AlreadyExists, WriteDeletionFile(path, {1}));
+  ASSERT_RAISES(AlreadyExists, WriteDeletionFile(*io::Local(), path, {1}));
   // Empty deletion file.
   std::string empty = io::JoinPath(dir_, "_deletions/empty.arrow");
-  ASSERT_OK(WriteDeletionFile(empty, {}));
-  ASSERT_OK_AND_ASSIGN(back, ReadDeletionFile(empty, 10, 0));
+  ASSERT_OK(WriteDeletionFile(*io::Local(), empty, {}));
+  ASSERT_OK_AND_ASSIGN(back, ReadDeletionFile(*io::Local(), empty, 10, 0));
   EXPECT_TRUE(back.empty());
 }
 
 TEST_F(FragmentTest, DeletionFileValidation) {
   std::string path = io::JoinPath(dir_, "_deletions/d.arrow");
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
-                             WriteDeletionFile(path, {3, 3}));
+                             WriteDeletionFile(*io::Local(), path, {3, 3}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
-                             WriteDeletionFile(path, {5, 2}));
-  ASSERT_OK(WriteDeletionFile(path, {1, 2, 7}));
+                             WriteDeletionFile(*io::Local(), path, {5, 2}));
+  ASSERT_OK(WriteDeletionFile(*io::Local(), path, {1, 2, 7}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "row 7 is beyond the fragment's 7 rows",
-                             ReadDeletionFile(path, 7, 3));
+                             ReadDeletionFile(*io::Local(), path, 7, 3));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 4",
-                             ReadDeletionFile(path, 8, 4));
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, path, ReadDeletionFile(path, 8, 4));
+                             ReadDeletionFile(*io::Local(), path, 8, 4));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, path, ReadDeletionFile(*io::Local(), path, 8, 4));
   ASSERT_RAISES_WITH_MESSAGE(IOError, "missing.arrow",
-                             ReadDeletionFile(io::JoinPath(dir_, "missing.arrow"), 8, 1));
+                             ReadDeletionFile(*io::Local(), io::JoinPath(dir_, "missing.arrow"), 8, 1));
 
   // A fragment file is not a deletion file.
   auto reader = MakeReader({MakeBatch(0, 3)});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   std::string fragment = io::JoinPath(dir_, written[0].path);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Corrupt deletion file",
-                             ReadDeletionFile(fragment, 8, 3));
+                             ReadDeletionFile(*io::Local(), fragment, 8, 3));
 
   // Truncated and flipped deletion files give errors naming the file.
-  ASSERT_OK_AND_ASSIGN(auto data, io::ReadFile(path));
+  ASSERT_OK_AND_ASSIGN(auto data, io::Local()->ReadFile(path));
   std::string bytes = data->ToString();
   for (size_t pos = 0; pos < bytes.size(); ++pos) {
     for (bool truncate : {false, true}) {
@@ -381,7 +428,7 @@ TEST_F(FragmentTest, DeletionFileValidation) {
       if (!truncate) corrupt[pos] = static_cast<char>(corrupt[pos] ^ 0xff);
       std::string bad = io::JoinPath(dir_, "bad.arrow");
       std::ofstream(bad, std::ios::binary | std::ios::trunc) << corrupt;
-      auto result = ReadDeletionFile(bad, 8, 3);
+      auto result = ReadDeletionFile(*io::Local(), bad, 8, 3);
       if (!result.ok()) {
         EXPECT_NE(result.status().message().find(bad), std::string::npos)
             << result.status().ToString();

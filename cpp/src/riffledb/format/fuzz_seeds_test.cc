@@ -12,7 +12,8 @@
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/manifest.h"
-#include "riffledb/io/local_file.h"
+#include "riffledb/io/filesystem.h"
+#include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::format {
@@ -106,13 +107,13 @@ TEST(FuzzSeeds, DISABLED_Generate) {
     ASSERT_OK(batches.back()->ValidateFull());
   }
   std::string dir = (kFuzzDir / "tmp").string();
-  ASSERT_OK(io::RemoveAll(dir));
+  ASSERT_OK(io::Local()->DeleteTree(dir));
   FragmentWriteOptions options;
   options.min_rows_per_batch = 3;
   auto reader = *arrow::RecordBatchReader::Make(batches, schema);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(dir, schema, reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir, schema, reader.get(), options));
   ASSERT_EQ(written.size(), 1u);
-  ASSERT_OK_AND_ASSIGN(auto bytes, io::ReadFile(io::JoinPath(dir, written[0].path)));
+  ASSERT_OK_AND_ASSIGN(auto bytes, io::Local()->ReadFile(io::JoinPath(dir, written[0].path)));
   WriteSeed("fragment_fuzz", "rich_types.arrow", bytes->ToString());
 
   auto simple = arrow::schema(
@@ -125,15 +126,15 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   }
   auto batch = arrow::RecordBatch::Make(simple, 10, {*xs.Finish(), *ys.Finish()});
   reader = *arrow::RecordBatchReader::Make({batch}, simple);
-  ASSERT_OK_AND_ASSIGN(written, WriteFragments(dir, simple, reader.get(), options));
-  ASSERT_OK_AND_ASSIGN(bytes, io::ReadFile(io::JoinPath(dir, written[0].path)));
+  ASSERT_OK_AND_ASSIGN(written, WriteFragments(*io::Local(), dir, simple, reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(bytes, io::Local()->ReadFile(io::JoinPath(dir, written[0].path)));
   WriteSeed("fragment_fuzz", "simple.arrow", bytes->ToString());
 
   std::string deletion = io::JoinPath(dir, "deletion.arrow");
-  ASSERT_OK(WriteDeletionFile(deletion, {1, 4, 5, 9}));
-  ASSERT_OK_AND_ASSIGN(bytes, io::ReadFile(deletion));
+  ASSERT_OK(WriteDeletionFile(*io::Local(), deletion, {1, 4, 5, 9}));
+  ASSERT_OK_AND_ASSIGN(bytes, io::Local()->ReadFile(deletion));
   WriteSeed("fragment_fuzz", "deletion.arrow", bytes->ToString());
-  ASSERT_OK(io::RemoveAll(dir));
+  ASSERT_OK(io::Local()->DeleteTree(dir));
 }
 
 }  // namespace

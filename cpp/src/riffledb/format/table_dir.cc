@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <string_view>
 
-#include "riffledb/io/local_file.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -65,10 +64,11 @@ std::string TableDir::Resolve(const std::string& relative) const {
 }
 
 arrow::Result<std::vector<uint64_t>> TableDir::ListVersions() const {
-  ARROW_ASSIGN_OR_RAISE(auto names, io::ListDir(Resolve(std::string(kVersionsDir))));
+  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(Resolve(std::string(kVersionsDir))));
   std::vector<uint64_t> versions;
-  for (const auto& name : names) {
-    uint64_t version = ParseManifestName(name);
+  for (const auto& entry : entries) {
+    if (entry.type != io::EntryType::kFile) continue;
+    uint64_t version = ParseManifestName(entry.name);
     if (version != 0) versions.push_back(version);
   }
   // Fixed-width names sort numerically already.
@@ -87,13 +87,13 @@ arrow::Result<uint64_t> TableDir::LatestVersion() const {
 arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
   std::string relative = std::string(kVersionsDir) + "/" + ManifestName(version);
   std::string path = Resolve(relative);
-  ARROW_ASSIGN_OR_RAISE(bool exists, io::Exists(path));
-  if (!exists) {
+  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
+  if (type == io::EntryType::kNotFound) {
     ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
     return arrow::Status::Invalid("Version ", version, " does not exist in table ", path_,
                                   "; versions: ", DescribeVersions(versions));
   }
-  ARROW_ASSIGN_OR_RAISE(auto data, io::ReadFile(path));
+  ARROW_ASSIGN_OR_RAISE(auto data, fs_->ReadFile(path));
   ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
   if (manifest.version != version) {
     return WithErrorKind(
@@ -111,16 +111,32 @@ arrow::Result<Manifest> TableDir::ReadLatestManifest() const {
 
 arrow::Status TableDir::Commit(const Manifest& manifest) const {
   ARROW_ASSIGN_OR_RAISE(std::string text, SerializeManifest(manifest));
-  std::string dir = Resolve(std::string(kVersionsDir));
-  ARROW_RETURN_NOT_OK(io::CreateDirs(dir));
-  std::string path = io::JoinPath(dir, ManifestName(manifest.version));
-  arrow::Status st = io::CreateFileExclusive(
-      path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-  if (st.IsAlreadyExists()) {
+  std::string path =
+      Resolve(std::string(kVersionsDir) + "/" + ManifestName(manifest.version));
+  auto committed_by_another = [&] {
     return arrow::Status::AlreadyExists("Version ", manifest.version, " of table ", path_,
                                         " was committed by another writer");
+  };
+  arrow::Status st = fs_->CreateExclusive(
+      path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  if (st.ok()) return st;
+  if (st.IsAlreadyExists()) return committed_by_another();
+  // The outcome is unknown: the store may have published the file before the error
+  // (fsync of the directory after the link; a reply lost on the network). Our bytes
+  // are unique to this attempt (random fragment names, a timestamp), so reading them
+  // back tells.
+  auto back = fs_->ReadFile(path);
+  if (back.ok()) {
+    if ((*back)->ToString() == text) return arrow::Status::OK();
+    return committed_by_another();
   }
-  return st;
+  auto type = fs_->Type(path);
+  if (type.ok() && *type == io::EntryType::kNotFound) return st;  // nothing published
+  return WithErrorKind(
+      st.WithMessage("Committing version ", manifest.version, " of table ", path_,
+                     " failed and the outcome is unknown (the version may be visible): ",
+                     st.message()),
+      ErrorKind::kCommitOutcomeUnknown);
 }
 
 }  // namespace riffledb::format

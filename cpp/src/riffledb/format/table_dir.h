@@ -13,14 +13,18 @@
 #include <vector>
 
 #include "riffledb/format/manifest.h"
+#include "riffledb/io/filesystem.h"
 
 namespace riffledb::format {
 
-/// Thread-safe and process-safe: all state is on disk, commits are exclusive creates.
+/// Thread-safe and process-safe: all state is in the store, commits are exclusive
+/// creates. Every byte goes through `fs` (the storage seam).
 class TableDir {
  public:
-  explicit TableDir(std::string path) : path_(std::move(path)) {}
+  TableDir(std::shared_ptr<io::FileSystem> fs, std::string path)
+      : fs_(std::move(fs)), path_(std::move(path)) {}
 
+  const std::shared_ptr<io::FileSystem>& fs() const { return fs_; }
   const std::string& path() const { return path_; }
   /// Absolute path of a file named relative to the table directory.
   std::string Resolve(const std::string& relative) const;
@@ -37,9 +41,16 @@ class TableDir {
   /// Publishes `manifest` as version `manifest.version` with an exclusive create. Returns
   /// AlreadyExists if another writer committed that version first (the caller rebases and
   /// retries); the manifest becomes visible complete or not at all.
+  ///
+  /// When the create fails otherwise (an fsync error after the link, a lost reply), the
+  /// version is read back: if it holds exactly this manifest, the commit happened and
+  /// this returns OK; if it holds another writer's, AlreadyExists; if it is absent, the
+  /// error. If it cannot be read either, the error carries
+  /// ErrorKind::kCommitOutcomeUnknown and the caller must keep the files it wrote.
   arrow::Status Commit(const Manifest& manifest) const;
 
  private:
+  std::shared_ptr<io::FileSystem> fs_;
   std::string path_;
 };
 

@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "riffledb/format/fragment.h"
-#include "riffledb/io/local_file.h"
+#include "riffledb/io/filesystem.h"
+#include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::format {
@@ -29,7 +30,7 @@ class TableDirTest : public ::testing::Test {
     root_ = templ;
     table_ = io::JoinPath(root_, "t.rdb");
   }
-  void TearDown() override { ASSERT_OK(io::RemoveAll(root_)); }
+  void TearDown() override { ASSERT_OK(io::Local()->DeleteTree(root_)); }
 
   std::string root_;
   std::string table_;
@@ -49,7 +50,7 @@ Manifest MakeManifest(uint64_t version, const std::string& operation = "append")
 }
 
 TEST_F(TableDirTest, CommitListReadLatest) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK_AND_ASSIGN(auto versions, dir.ListVersions());
   EXPECT_TRUE(versions.empty());
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Not a riffledb table", dir.LatestVersion());
@@ -68,7 +69,7 @@ TEST_F(TableDirTest, CommitListReadLatest) {
   EXPECT_EQ(old.version, 1u);
   EXPECT_EQ(old.num_rows(), 10);
 
-  ASSERT_OK_AND_ASSIGN(auto names, io::ListDir(dir.Resolve("_versions")));
+  auto names = testing::ListNames(dir.Resolve("_versions"));
   EXPECT_EQ(names, (std::vector<std::string>{"00000000000000000001.json",
                                              "00000000000000000002.json",
                                              "00000000000000000003.json"}));
@@ -76,7 +77,7 @@ TEST_F(TableDirTest, CommitListReadLatest) {
 }
 
 TEST_F(TableDirTest, CommitExistingVersionIsAlreadyExists) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK(dir.Commit(MakeManifest(1, "create")));
   ASSERT_RAISES_WITH_MESSAGE(AlreadyExists, "Version 1", dir.Commit(MakeManifest(1)));
   ASSERT_OK_AND_ASSIGN(Manifest m, dir.ReadManifest(1));
@@ -84,7 +85,7 @@ TEST_F(TableDirTest, CommitExistingVersionIsAlreadyExists) {
 }
 
 TEST_F(TableDirTest, MissingVersionMessage) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid, "Version 1 does not exist in table " + table_ + "; versions: none",
       dir.ReadManifest(1));
@@ -95,26 +96,26 @@ TEST_F(TableDirTest, MissingVersionMessage) {
 }
 
 TEST_F(TableDirTest, ManifestVersionMustMatchFileName) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK(dir.Commit(MakeManifest(1)));
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(MakeManifest(1)));
   std::string path = dir.Resolve("_versions/00000000000000000002.json");
-  ASSERT_OK(io::CreateFileExclusive(
+  ASSERT_OK(io::Local()->CreateExclusive(
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path, dir.ReadLatestManifest());
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "says version 1", dir.ReadLatestManifest());
 }
 
 TEST_F(TableDirTest, CorruptManifestNamesTheFile) {
-  TableDir dir(table_);
-  ASSERT_OK(io::CreateDirs(dir.Resolve("_versions")));
+  TableDir dir(io::Local(), table_);
+  ASSERT_OK(io::Local()->CreateDirs(dir.Resolve("_versions")));
   std::string path = dir.Resolve("_versions/00000000000000000001.json");
-  ASSERT_OK(io::WriteFileAtomic(path, {reinterpret_cast<const uint8_t*>("{\"vers"), 6}));
+  ASSERT_OK(testing::WriteFile(path, "{\"vers"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path + ": invalid JSON", dir.ReadLatestManifest());
 }
 
 TEST_F(TableDirTest, ThreadsRacingOneVersionExactlyOneWins) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK(dir.Commit(MakeManifest(1, "create")));
   constexpr int kThreads = 8;
   for (uint64_t version = 2; version <= 6; ++version) {
@@ -151,7 +152,7 @@ TEST_F(TableDirTest, ThreadsRacingOneVersionExactlyOneWins) {
 // Two processes append concurrently with the rebase-and-retry loop of docs/format.md:
 // every commit succeeds eventually, no version is lost or written twice.
 TEST_F(TableDirTest, ForkedWritersRaceAndRetry) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK(dir.Commit(MakeManifest(1, "create")));
   constexpr int kProcesses = 2;
   constexpr int kCommitsEach = 10;
@@ -205,7 +206,7 @@ TEST_F(TableDirTest, ForkedWritersRaceAndRetry) {
 }
 
 TEST_F(TableDirTest, ForkedCommitsOfOneVersionExactlyOneWins) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   for (uint64_t version = 1; version <= 5; ++version) {
     int go[2];
     ASSERT_EQ(::pipe(go), 0);
@@ -243,7 +244,7 @@ TEST_F(TableDirTest, ForkedCommitsOfOneVersionExactlyOneWins) {
 // A writer killed mid-commit leaves a temp manifest and an unreferenced fragment file;
 // the table still reads as its last committed version.
 TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
-  TableDir dir(table_);
+  TableDir dir(io::Local(), table_);
   ASSERT_OK(dir.Commit(MakeManifest(1, "create")));
   ASSERT_OK(dir.Commit(MakeManifest(2)));
 
@@ -252,7 +253,7 @@ TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
   auto batch = arrow::RecordBatch::Make(
       schema, 3, {*arrow::MakeArrayFromScalar(arrow::Int64Scalar(7), 3)});
   auto reader = *arrow::RecordBatchReader::Make({batch}, schema);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(table_, schema, reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), table_, schema, reader.get()));
   ASSERT_EQ(written.size(), 1u);
   // A partially written temporary manifest for version 3, and other strays.
   std::string partial = "{\"format_version\": 1, \"vers";
@@ -260,9 +261,7 @@ TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
        {".00000000000000000003.json.0123456789abcdef.tmp",
         "00000000000000000003.json.tmp", "notes.txt", "0000000000000000004.json",
         "0000000000000000000x.json", "00000000000000000000.json"}) {
-    ASSERT_OK(io::WriteFileAtomic(
-        dir.Resolve("_versions/" + name),
-        {reinterpret_cast<const uint8_t*>(partial.data()), partial.size()}));
+    ASSERT_OK(testing::WriteFile(dir.Resolve("_versions/" + name), partial));
   }
   ASSERT_OK_AND_ASSIGN(auto versions, dir.ListVersions());
   EXPECT_EQ(versions, (std::vector<uint64_t>{1, 2}));

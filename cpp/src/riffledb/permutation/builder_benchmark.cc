@@ -20,7 +20,7 @@
 #include <string>
 
 #include "riffledb/permutation/builder.h"
-#include "riffledb/table/store.h"
+#include "riffledb/storage/store.h"
 #include "riffledb/table/table.h"
 
 namespace riffledb {

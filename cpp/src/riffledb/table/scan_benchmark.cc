@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "riffledb/table/snapshot.h"
-#include "riffledb/table/store.h"
+#include "riffledb/storage/store.h"
 #include "riffledb/table/table.h"
 
 namespace riffledb {

@@ -7,6 +7,7 @@
 
 #include "riffledb/table/adapt.h"
 #include "riffledb/table/delete_internal.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb {
 
@@ -114,7 +115,9 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
   AddFragments(&manifest, written);
   arrow::Status status = store->Commit(manifest);
   if (!status.ok()) {
-    store->RemoveUnreferenced(PathsOf(written));
+    if (GetErrorKind(status) != ErrorKind::kCommitOutcomeUnknown) {
+      store->RemoveUnreferenced(PathsOf(written));
+    }
     return status;
   }
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store, std::move(manifest)));
@@ -220,7 +223,9 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
       continue;
     }
     if (!status.ok()) {
-      on_abandon();
+      // When the outcome is unknown, a committed manifest may reference the files:
+      // keep them (cleanup removes them later if no version does).
+      if (GetErrorKind(status) != ErrorKind::kCommitOutcomeUnknown) on_abandon();
       return status;
     }
     const uint64_t version = next->version;

@@ -14,7 +14,7 @@
 
 #include "riffledb/table/adapt.h"
 #include "riffledb/table/snapshot.h"
-#include "riffledb/table/store.h"
+#include "riffledb/storage/store.h"
 #include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {

@@ -13,6 +13,8 @@ std::string ErrorKindDetail::ToString() const {
       return "table exists";
     case ErrorKind::kCorruption:
       return "corrupt file";
+    case ErrorKind::kCommitOutcomeUnknown:
+      return "commit outcome unknown";
   }
   return "unknown error kind";
 }

@@ -8,8 +8,8 @@
 
 namespace riffledb {
 
-/// Kinds a caller may need to tell apart among statuses of one code (all three are
-/// Invalid: the bindings raise a more specific exception for each, docs/errors.md).
+/// Kinds a caller may need to tell apart among statuses of one code (the first
+/// three are Invalid: the bindings raise a more specific exception for each, docs/errors.md).
 enum class ErrorKind {
   /// The named table does not exist in the database.
   kTableNotFound,
@@ -18,6 +18,10 @@ enum class ErrorKind {
   /// A committed file (manifest, fragment, deletion file) is damaged; the message names
   /// it.
   kCorruption,
+  /// A commit failed in a way that leaves its outcome unknown (the store may have
+  /// published the version): the writer keeps every file it wrote, since a committed
+  /// manifest may reference them; cleanup removes them later if not.
+  kCommitOutcomeUnknown,
 };
 
 /// The arrow::StatusDetail carrying an ErrorKind. Immutable, so thread-safe.

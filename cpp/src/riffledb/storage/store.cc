@@ -1,38 +1,16 @@
-#include "riffledb/table/store.h"
+#include "riffledb/storage/store.h"
 
-#include <arrow/array/concatenate.h>
 #include <arrow/record_batch.h>
 #include <arrow/table.h>
 
-#include "riffledb/io/local_file.h"
 
 namespace riffledb {
-
-namespace {
-
-// Builds the batch offsets of a fragment's batches.
-std::shared_ptr<FragmentData> MakeFragmentData(
-    std::vector<std::shared_ptr<arrow::RecordBatch>> batches) {
-  auto data = std::make_shared<FragmentData>();
-  data->batch_offsets.reserve(batches.size() + 1);
-  int64_t offset = 0;
-  for (const auto& batch : batches) {
-    data->batch_offsets.push_back(offset);
-    offset += batch->num_rows();
-  }
-  data->batch_offsets.push_back(offset);
-  data->columns.reserve(batches.size());
-  for (const auto& batch : batches) data->columns.push_back(batch->columns());
-  data->batches = std::move(batches);
-  return data;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // DirectoryStore
 
-DirectoryStore::DirectoryStore(std::string path) : dir_(std::move(path)) {}
+DirectoryStore::DirectoryStore(std::string path, std::shared_ptr<io::FileSystem> fs)
+    : dir_(std::move(fs), std::move(path)) {}
 
 arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   return dir_.ListVersions();
@@ -48,7 +26,7 @@ arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
 
 arrow::Result<std::vector<format::WrittenFragment>> DirectoryStore::WriteFragments(
     const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) {
-  return format::WriteFragments(dir_.path(), schema, reader);
+  return format::WriteFragments(*dir_.fs(), dir_.path(), schema, reader);
 }
 
 arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
@@ -61,10 +39,9 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
     }
   }
   // Open outside the lock: mapping and validating a file is I/O.
-  ARROW_ASSIGN_OR_RAISE(
-      auto file,
-      format::FragmentFile::Open(dir_.Resolve(info.path), schema, info.physical_rows));
-  std::shared_ptr<const FragmentData> data = MakeFragmentData(file->batches());
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<const FragmentData> data,
+                        format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path),
+                                                 schema, info.physical_rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);
   auto& slot = fragments_[info.path];
   if (auto other = slot.lock()) return other;  // another thread opened it meanwhile
@@ -75,8 +52,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
 arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   std::string relative = "_deletions/" + io::RandomId() + ".arrow";
-  ARROW_RETURN_NOT_OK(io::CreateDirs(dir_.Resolve("_deletions")));
-  ARROW_RETURN_NOT_OK(format::WriteDeletionFile(dir_.Resolve(relative), rows));
+  ARROW_RETURN_NOT_OK(format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows));
   return relative;
 }
 
@@ -92,7 +68,8 @@ DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
   }
   ARROW_ASSIGN_OR_RAISE(
       auto rows,
-      format::ReadDeletionFile(dir_.Resolve(info.path), physical_rows, info.num_deleted));
+      format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path), physical_rows,
+                               info.num_deleted));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -105,7 +82,7 @@ DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
 void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
   for (const auto& path : paths) {
     // Best effort: an orphan file is harmless, it is never referenced by a manifest.
-    (void)io::RemoveAll(dir_.Resolve(path));
+    (void)dir_.fs()->DeleteFile(dir_.Resolve(path));
   }
 }
 
@@ -146,75 +123,49 @@ arrow::Status MemoryStore::Commit(const format::Manifest& manifest) {
 
 arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
     const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) {
-  const format::FragmentWriteOptions options;
   std::vector<format::WrittenFragment> written;
-  std::vector<std::shared_ptr<arrow::RecordBatch>> fragment_batches;
-  std::vector<std::shared_ptr<arrow::RecordBatch>> pending;  // small batches to coalesce
-  int64_t pending_rows = 0;
-  int64_t fragment_rows = 0;
-
-  auto flush_pending = [&]() -> arrow::Status {
-    if (pending.empty()) return arrow::Status::OK();
-    std::shared_ptr<arrow::RecordBatch> batch = pending.front();
-    if (pending.size() > 1) {
-      ARROW_ASSIGN_OR_RAISE(batch, arrow::ConcatenateRecordBatches(pending));
-    }
-    fragment_batches.push_back(std::move(batch));
-    fragment_rows += pending_rows;
-    pending.clear();
-    pending_rows = 0;
-    return arrow::Status::OK();
-  };
-  auto finish_fragment = [&]() -> arrow::Status {
-    ARROW_RETURN_NOT_OK(flush_pending());
-    if (fragment_batches.empty()) return arrow::Status::OK();
-    std::lock_guard<ForkSafeMutex> lock(mu_);
-    std::string path = "data/" + std::to_string(next_file_++);
-    fragments_.emplace(path, MakeFragmentData(std::move(fragment_batches)));
-    written.push_back({path, fragment_rows});
-    fragment_batches.clear();
-    fragment_rows = 0;
-    return arrow::Status::OK();
-  };
-
-  auto discard_written = [&] {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;  // of the current fragment
+  int64_t rows = 0;
+  format::BatchCoalescer coalescer(
+      format::FragmentWriteOptions{},
+      [&](std::shared_ptr<arrow::RecordBatch> batch) {
+        rows += batch->num_rows();
+        batches.push_back(std::move(batch));
+        return arrow::Status::OK();
+      },
+      [&] {
+        std::lock_guard<ForkSafeMutex> lock(mu_);
+        std::string path = "data/" + std::to_string(next_file_++);
+        fragments_.emplace(path, FragmentData::Make(std::move(batches)));
+        written.push_back({path, rows});
+        batches.clear();
+        rows = 0;
+        return arrow::Status::OK();
+      });
+  auto fail = [&](arrow::Status st) {
+    // A stream that fails part way (a cast error in a late batch) must not leave the
+    // fragments of its first batches behind in memory.
     std::vector<std::string> paths;
     for (const auto& fragment : written) paths.push_back(fragment.path);
     RemoveUnreferenced(paths);
+    return st;
   };
   while (true) {
     std::shared_ptr<arrow::RecordBatch> batch;
-    // A stream that fails part way (a cast error in a late batch) must not leave the
-    // fragments of its first batches behind in memory.
     arrow::Status read = reader->ReadNext(&batch);
-    if (!read.ok()) {
-      discard_written();
-      return read;
-    }
+    if (!read.ok()) return fail(read);
     if (batch == nullptr) break;
     if (!batch->schema()->Equals(*schema, /*check_metadata=*/false)) {
-      discard_written();
-      return arrow::Status::Invalid(
+      return fail(arrow::Status::Invalid(
           "Data schema does not match the table schema.\nData:\n",
-          batch->schema()->ToString(), "\nTable:\n", schema->ToString());
+          batch->schema()->ToString(), "\nTable:\n", schema->ToString()));
     }
-    int64_t offset = 0;
-    while (offset < batch->num_rows()) {
-      int64_t room = options.max_rows_per_fragment - fragment_rows - pending_rows;
-      int64_t take = std::min(room, batch->num_rows() - offset);
-      auto piece =
-          (offset == 0 && take == batch->num_rows()) ? batch : batch->Slice(offset, take);
-      pending.push_back(piece);
-      pending_rows += take;
-      offset += take;
-      if (pending_rows >= options.min_rows_per_batch)
-        ARROW_RETURN_NOT_OK(flush_pending());
-      if (fragment_rows + pending_rows >= options.max_rows_per_fragment) {
-        ARROW_RETURN_NOT_OK(finish_fragment());
-      }
-    }
+    if (batch->num_rows() == 0) continue;
+    arrow::Status added = coalescer.Add(batch);
+    if (!added.ok()) return fail(added);
   }
-  ARROW_RETURN_NOT_OK(finish_fragment());
+  arrow::Status finished = coalescer.Finish();
+  if (!finished.ok()) return fail(finished);
   return written;
 }
 

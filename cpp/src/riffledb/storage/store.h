@@ -19,24 +19,14 @@
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/manifest.h"
 #include "riffledb/format/table_dir.h"
+#include "riffledb/io/filesystem.h"
 #include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {
 
-/// The readable content of one fragment: its record batches (memory-mapped for a
-/// directory store) and where each starts. Immutable, shared between versions that
-/// reference the file.
-struct FragmentData {
-  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-  /// columns[b] holds batches[b]'s arrays, boxed once when the fragment is opened.
-  /// Readers use these, never batches[b]->column(): Arrow's RecordBatch::column() locks a
-  /// mutex inside the batch, which a fork() taken while another thread reads could leave
-  /// locked in the child, where that shared batch would hang the first reader (DESIGN.md
-  /// decision 9).
-  std::vector<arrow::ArrayVector> columns;
-  std::vector<int64_t>
-      batch_offsets;  ///< size batches.size() + 1; back() = physical rows
-};
+/// The readable content of one fragment (format/fragment.h): the one opened-fragment
+/// type of both stores.
+using FragmentData = format::FragmentData;
 
 class Store {
  public:
@@ -64,11 +54,15 @@ class Store {
   virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
 };
 
-/// A table directory (docs/format.md). Opened fragments and deletion files are shared by
-/// path while in use: files are immutable, so a shared entry never goes stale.
+/// A table directory (docs/format.md) on the storage seam. Opened fragments and deletion
+/// files are shared by path while in use: files are immutable, so a shared entry never
+/// goes stale.
 class DirectoryStore : public Store {
  public:
-  explicit DirectoryStore(std::string path);
+  explicit DirectoryStore(std::string path,
+                          std::shared_ptr<io::FileSystem> fs = io::Local());
+
+  const std::shared_ptr<io::FileSystem>& fs() const { return dir_.fs(); }
 
   const std::string& location() const override { return dir_.path(); }
   arrow::Result<std::vector<uint64_t>> ListVersions() override;

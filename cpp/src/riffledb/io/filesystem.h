@@ -1,0 +1,154 @@
+// The storage seam (DESIGN.md "Layers", io): one interface through which every byte of a
+// table is read and written, as LevelDB's `Env` is for LevelDB. The format layer and the
+// stores above it never call open/fsync/link themselves, so a table works on any
+// implementation: local files now, object storage next, and a fault-injecting wrapper in
+// tests (fault_injection.h).
+//
+// Implementations sit on `arrow::fs::FileSystem` and add the two primitives it lacks:
+// durable writes (fsync) and the exclusive create that commits rely on.
+//
+// Paths are the implementation's own (absolute local paths, `bucket/key` on object
+// stores); directories are created implicitly where a store has none. Every error is an
+// arrow::Status naming the path. Implementations are thread-safe and survive fork():
+// they hold no state that a child could inherit half-updated.
+#pragma once
+
+#include <arrow/buffer.h>
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace riffledb::io {
+
+enum class EntryType { kNotFound, kFile, kDirectory };
+
+/// One entry of a directory listing.
+struct Entry {
+  std::string name;  ///< the base name, not the path
+  EntryType type = EntryType::kFile;
+  int64_t size = -1;      ///< bytes, for files
+  int64_t mtime_ms = -1;  ///< last modification, ms since the Unix epoch; -1 if unknown
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  /// "file", "s3", "fault" ...: for messages.
+  virtual std::string_view kind() const = 0;
+
+  // -- Reads ------------------------------------------------------------------------------
+
+  /// Reads a whole (small) file.
+  virtual arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
+      const std::string& path) = 0;
+  /// Opens a file for random access. Local files are memory-mapped: reads are zero-copy
+  /// and the map is safe to share across fork().
+  virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
+      const std::string& path) = 0;
+  virtual arrow::Result<EntryType> Type(const std::string& path) = 0;
+  /// The entries of a directory, sorted by name; empty if it does not exist.
+  virtual arrow::Result<std::vector<Entry>> List(const std::string& dir) = 0;
+
+  // -- Writes -----------------------------------------------------------------------------
+
+  /// Creates a new file (AlreadyExists if `path` exists) written as a stream. Its content
+  /// is durable once Close() returns OK; a stream dropped without Close() leaves a file
+  /// that the caller deletes.
+  virtual arrow::Result<std::shared_ptr<arrow::io::OutputStream>> CreateOutput(
+      const std::string& path) = 0;
+  /// The commit primitive: creates `path` holding exactly `data` unless it exists
+  /// (AlreadyExists). Of racing writers, in any process or on any machine, exactly one
+  /// wins, and no reader ever sees a partial file.
+  ///
+  /// Any other error leaves the outcome unknown, as a timed-out request to an object
+  /// store does: the file may have been created. Callers that must know read it back
+  /// (`Table` compares the bytes) and never delete what it references until they do.
+  virtual arrow::Status CreateExclusive(const std::string& path,
+                                        std::span<const uint8_t> data) = 0;
+  /// Creates a directory and its parents; OK if it exists.
+  virtual arrow::Status CreateDirs(const std::string& path) = 0;
+  /// Makes the entries created in `dir` durable (fsync of the directory locally).
+  virtual arrow::Status SyncDir(const std::string& dir) = 0;
+  /// Deletes a file; OK if it does not exist.
+  virtual arrow::Status DeleteFile(const std::string& path) = 0;
+  /// Deletes a directory and everything under it; OK if it does not exist.
+  virtual arrow::Status DeleteTree(const std::string& path) = 0;
+  /// Renames a file or directory; AlreadyExists if `to` exists (never replaces it).
+  virtual arrow::Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
+};
+
+/// Reads, listings and deletes through any `arrow::fs::FileSystem`; writes that are
+/// durable when the store's own close is (object stores). Has no exclusive create:
+/// CreateExclusive and RenameNoReplace are NotImplemented, naming the store kind, so a
+/// store without conditional writes fails at the first commit rather than risk a lost
+/// update.
+class ArrowFileSystem : public FileSystem {
+ public:
+  ArrowFileSystem(std::shared_ptr<arrow::fs::FileSystem> fs, std::string kind);
+
+  std::string_view kind() const override { return kind_; }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
+      const std::string& path) override;
+  arrow::Result<EntryType> Type(const std::string& path) override;
+  arrow::Result<std::vector<Entry>> List(const std::string& dir) override;
+  arrow::Result<std::shared_ptr<arrow::io::OutputStream>> CreateOutput(
+      const std::string& path) override;
+  arrow::Status CreateExclusive(const std::string& path,
+                                std::span<const uint8_t> data) override;
+  arrow::Status CreateDirs(const std::string& path) override;
+  arrow::Status SyncDir(const std::string& dir) override;
+  arrow::Status DeleteFile(const std::string& path) override;
+  arrow::Status DeleteTree(const std::string& path) override;
+  arrow::Status RenameNoReplace(const std::string& from, const std::string& to) override;
+
+ protected:
+  const std::shared_ptr<arrow::fs::FileSystem>& arrow_fs() const { return fs_; }
+
+ private:
+  std::shared_ptr<arrow::fs::FileSystem> fs_;
+  std::string kind_;
+};
+
+/// Local files: `arrow::fs::LocalFileSystem` with memory-mapped inputs, plus POSIX for
+/// what it lacks: fsync on close, directory fsync, and the exclusive create (a fsynced
+/// temporary file hard-linked to its name, or renameat2(RENAME_NOREPLACE)).
+class LocalFileSystem : public ArrowFileSystem {
+ public:
+  LocalFileSystem();
+
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
+      const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::io::OutputStream>> CreateOutput(
+      const std::string& path) override;
+  arrow::Status CreateExclusive(const std::string& path,
+                                std::span<const uint8_t> data) override;
+  arrow::Status CreateDirs(const std::string& path) override;
+  arrow::Status SyncDir(const std::string& dir) override;
+  arrow::Status DeleteFile(const std::string& path) override;
+  arrow::Status DeleteTree(const std::string& path) override;
+  arrow::Status RenameNoReplace(const std::string& from, const std::string& to) override;
+};
+
+/// The process's local filesystem (stateless; shared).
+const std::shared_ptr<FileSystem>& Local();
+
+/// `a/b` with exactly one separator.
+std::string JoinPath(const std::string& a, const std::string& b);
+/// The directory part of `path` ("." for a bare name).
+std::string ParentDir(const std::string& path);
+/// A random 128-bit id as 32 hex characters (for file names). Drawn from the kernel on
+/// every call, so a forked child never repeats its parent's names.
+std::string RandomId();
+
+}  // namespace riffledb::io

@@ -1,0 +1,32 @@
+// File helpers for tests, on the local storage seam.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "riffledb/io/filesystem.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::testing {
+
+/// Names in `dir`, sorted; empty if it does not exist. Fails the test on an error.
+inline std::vector<std::string> ListNames(const std::string& dir) {
+  auto entries = io::Local()->List(dir);
+  EXPECT_TRUE(entries.ok()) << entries.status().ToString();
+  std::vector<std::string> names;
+  if (entries.ok()) {
+    for (const auto& entry : *entries) names.push_back(entry.name);
+  }
+  return names;
+}
+
+/// Writes `path` with `data`, replacing it (no atomicity: tests only).
+inline arrow::Status WriteFile(const std::string& path, std::string_view data) {
+  ARROW_RETURN_NOT_OK(io::Local()->DeleteFile(path));
+  ARROW_ASSIGN_OR_RAISE(auto out, io::Local()->CreateOutput(path));
+  ARROW_RETURN_NOT_OK(out->Write(data.data(), static_cast<int64_t>(data.size())));
+  return out->Close();
+}
+
+}  // namespace riffledb::testing
