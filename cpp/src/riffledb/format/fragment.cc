@@ -95,7 +95,8 @@ class FileSink {
 class FragmentWriter {
  public:
   FragmentWriter(io::FileSystem& fs, std::string table_dir,
-                 std::shared_ptr<arrow::Schema> schema, const FragmentWriteOptions& options)
+                 std::shared_ptr<arrow::Schema> schema,
+                 const FragmentWriteOptions& options)
       : fs_(fs),
         table_dir_(std::move(table_dir)),
         schema_(std::move(schema)),

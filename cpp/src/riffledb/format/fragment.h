@@ -45,7 +45,9 @@ class BatchCoalescer {
   static arrow::Status Validate(const FragmentWriteOptions& options);
 
   BatchCoalescer(const FragmentWriteOptions& options, Emit emit, EndFragment end_fragment)
-      : options_(options), emit_(std::move(emit)), end_fragment_(std::move(end_fragment)) {}
+      : options_(options),
+        emit_(std::move(emit)),
+        end_fragment_(std::move(end_fragment)) {}
 
   arrow::Status Add(const std::shared_ptr<arrow::RecordBatch>& batch);
   /// Emits what is pending and ends the last fragment (if it has rows).
@@ -69,14 +71,15 @@ struct WrittenFragment {
   int64_t physical_rows = 0;
 };
 
-/// Streams `reader` into one or more fragment files under `table_dir/data/`, through `fs`. Every batch
-/// must have exactly `schema` (names, types, nullability; metadata of the first is kept):
-/// otherwise Invalid naming both schemas, and files written so far are removed. Files are
-/// fsynced before returning. Holds at most about one fragment batch in memory.
-/// An empty input writes no file and returns an empty vector.
+/// Streams `reader` into one or more fragment files under `table_dir/data/`, through
+/// `fs`. Every batch must have exactly `schema` (names, types, nullability; metadata of
+/// the first is kept): otherwise Invalid naming both schemas, and files written so far
+/// are removed. Files are fsynced before returning. Holds at most about one fragment
+/// batch in memory. An empty input writes no file and returns an empty vector.
 arrow::Result<std::vector<WrittenFragment>> WriteFragments(
-    io::FileSystem& fs, const std::string& table_dir, const std::shared_ptr<arrow::Schema>& schema,
-    arrow::RecordBatchReader* reader, const FragmentWriteOptions& options = {});
+    io::FileSystem& fs, const std::string& table_dir,
+    const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader,
+    const FragmentWriteOptions& options = {});
 
 /// The readable content of one fragment, a file's or a memory table's: its record
 /// batches (memory-mapped for files) and where each starts. Immutable and thread-safe;

@@ -65,13 +65,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (count.ok()) rows = *count;
   }
 
-  auto fragment = riffledb::format::OpenFragmentFile(*riffledb::io::Local(), path, schema, rows);
+  auto fragment =
+      riffledb::format::OpenFragmentFile(*riffledb::io::Local(), path, schema, rows);
   if (fragment.ok()) {
     TouchEveryValue(**fragment);
   } else if (fragment.status().message().find(path) == std::string::npos) {
     std::abort();  // errors must name the file
   }
-  auto deleted = riffledb::format::ReadDeletionFile(*riffledb::io::Local(), path, rows, rows);
+  auto deleted =
+      riffledb::format::ReadDeletionFile(*riffledb::io::Local(), path, rows, rows);
   (void)deleted;
   return 0;
 }

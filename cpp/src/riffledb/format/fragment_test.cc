@@ -160,16 +160,16 @@ TEST_F(FragmentTest, RoundTripCoalescesTinyBatches) {
   FragmentWriteOptions options;
   options.min_rows_per_batch = 64;
   auto reader = MakeReader(input);
-  ASSERT_OK_AND_ASSIGN(auto written,
-                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(),
+                                                    reader.get(), options));
   ASSERT_EQ(written.size(), 1u);  // differing dictionaries were unified, not split
   EXPECT_EQ(written[0].physical_rows, rows);
   EXPECT_EQ(written[0].path.rfind("data/", 0), 0u);
   EXPECT_EQ(written[0].path.size(), 5 + 32 + 6u);
 
-  ASSERT_OK_AND_ASSIGN(
-      auto fragment,
-      OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path), TestSchema(), rows));
+  ASSERT_OK_AND_ASSIGN(auto fragment,
+                       OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path),
+                                        TestSchema(), rows));
   ExpectRows(*fragment, 0, rows);
   // Coalesced: every batch but the last has at least 64 rows.
   ASSERT_EQ(fragment->batches.size(), static_cast<size_t>((rows + 63) / 64));
@@ -192,16 +192,16 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
   options.max_rows_per_fragment = 300;
   options.min_rows_per_batch = 100;
   auto reader = MakeReader(input);
-  ASSERT_OK_AND_ASSIGN(auto written,
-                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(),
+                                                    reader.get(), options));
   ASSERT_EQ(written.size(), 4u);
   std::vector<int64_t> sizes;
   int64_t start = 0;
   for (const auto& w : written) {
     sizes.push_back(w.physical_rows);
-    ASSERT_OK_AND_ASSIGN(
-        auto fragment,
-        OpenFragmentFile(*io::Local(), io::JoinPath(dir_, w.path), TestSchema(), w.physical_rows));
+    ASSERT_OK_AND_ASSIGN(auto fragment,
+                         OpenFragmentFile(*io::Local(), io::JoinPath(dir_, w.path),
+                                          TestSchema(), w.physical_rows));
     ExpectRows(*fragment, start, w.physical_rows);
     start += w.physical_rows;
   }
@@ -212,18 +212,20 @@ TEST_F(FragmentTest, SplitsAtMaxRowsPerFragment) {
 TEST_F(FragmentTest, LargeBatchIsNotCopied) {
   auto batch = MakeBatch(0, 500);
   auto reader = MakeReader({batch});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   ASSERT_EQ(written.size(), 1u);
-  ASSERT_OK_AND_ASSIGN(
-      auto fragment,
-      OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path), TestSchema(), 500));
+  ASSERT_OK_AND_ASSIGN(auto fragment,
+                       OpenFragmentFile(*io::Local(), io::JoinPath(dir_, written[0].path),
+                                        TestSchema(), 500));
   EXPECT_EQ(fragment->batches.size(), 1u);
   ExpectRows(*fragment, 0, 500);
 }
 
 TEST_F(FragmentTest, EmptyInputWritesNothing) {
   auto reader = MakeReader({MakeBatch(0, 0)});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   EXPECT_TRUE(written.empty());
   EXPECT_TRUE(DataFiles().empty());
 }
@@ -260,8 +262,9 @@ TEST_F(FragmentTest, SchemaMismatchRemovesWrittenFiles) {
 
   // A reader whose declared schema differs fails before writing anything.
   auto reader2 = MakeReader({bad}, other);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "id: int32",
-                             WriteFragments(*io::Local(), dir_, TestSchema(), reader2.get()));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "id: int32",
+      WriteFragments(*io::Local(), dir_, TestSchema(), reader2.get()));
   EXPECT_TRUE(DataFiles().empty());
 
   // Nullability counts.
@@ -280,8 +283,9 @@ TEST_F(FragmentTest, RejectsBatchWhoseColumnsContradictItsSchema) {
   auto lying = arrow::RecordBatch::Make(
       TestSchema(), 1, {good->column(0), good->column(1), cat, good->column(3)});
   auto reader = MakeReader({good, lying});
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid input batch",
-                             WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Invalid input batch",
+      WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   EXPECT_TRUE(DataFiles().empty());
 }
 
@@ -289,12 +293,15 @@ TEST_F(FragmentTest, RejectsBadOptions) {
   auto reader = MakeReader({MakeBatch(0, 1)});
   FragmentWriteOptions options;
   options.max_rows_per_fragment = 0;
-  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid,
+                WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   options.max_rows_per_fragment = (int64_t{1} << 32) + 1;
-  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid,
+                WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
   options = {};
   options.min_rows_per_batch = 0;
-  ASSERT_RAISES(Invalid, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
+  ASSERT_RAISES(Invalid,
+                WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options));
 }
 
 class CorruptFragmentTest : public FragmentTest {
@@ -304,7 +311,8 @@ class CorruptFragmentTest : public FragmentTest {
     auto reader = MakeReader({MakeBatch(0, 200)});
     FragmentWriteOptions options;
     options.min_rows_per_batch = 50;
-    auto written = WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options);
+    auto written =
+        WriteFragments(*io::Local(), dir_, TestSchema(), reader.get(), options);
     ASSERT_TRUE(written.ok());
     path_ = io::JoinPath(dir_, (*written)[0].path);
     auto data = io::Local()->ReadFile(path_);
@@ -327,19 +335,23 @@ TEST_F(CorruptFragmentTest, WrongRowCount) {
                              OpenFragmentFile(*io::Local(), path_, TestSchema(), 201));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path_,
                              OpenFragmentFile(*io::Local(), path_, TestSchema(), 201));
-  EXPECT_EQ(GetErrorKind(OpenFragmentFile(*io::Local(), path_, TestSchema(), 201).status()),
-            ErrorKind::kCorruption);
+  EXPECT_EQ(
+      GetErrorKind(OpenFragmentFile(*io::Local(), path_, TestSchema(), 201).status()),
+      ErrorKind::kCorruption);
 }
 
 TEST_F(CorruptFragmentTest, WrongSchema) {
   auto other = arrow::schema({arrow::field("id", arrow::int64(), false)});
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_, OpenFragmentFile(*io::Local(), path_, other, 200));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, path_,
+                             OpenFragmentFile(*io::Local(), path_, other, 200));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not match",
                              OpenFragmentFile(*io::Local(), path_, other, 200));
   EXPECT_EQ(GetErrorKind(OpenFragmentFile(*io::Local(), path_, other, 200).status()),
             ErrorKind::kCorruption);
   // Metadata is ignored.
-  ASSERT_OK(OpenFragmentFile(*io::Local(), path_, TestSchema()->WithMetadata(nullptr), 200).status());
+  ASSERT_OK(
+      OpenFragmentFile(*io::Local(), path_, TestSchema()->WithMetadata(nullptr), 200)
+          .status());
 }
 
 TEST_F(CorruptFragmentTest, MissingFile) {
@@ -386,7 +398,8 @@ TEST_F(FragmentTest, DeletionFileRoundTrip) {
   std::string path = io::JoinPath(dir_, "_deletions/d1.arrow");
   std::vector<uint32_t> rows = {0, 3, 4, 99, 4000000000u};
   ASSERT_OK(WriteDeletionFile(*io::Local(), path, rows));
-  ASSERT_OK_AND_ASSIGN(auto back, ReadDeletionFile(*io::Local(), path, int64_t{1} << 32, 5));
+  ASSERT_OK_AND_ASSIGN(auto back,
+                       ReadDeletionFile(*io::Local(), path, int64_t{1} << 32, 5));
   EXPECT_EQ(back, rows);
   // Exclusive: a second write of the same path fails.
   ASSERT_RAISES(AlreadyExists, WriteDeletionFile(*io::Local(), path, {1}));
@@ -409,12 +422,14 @@ TEST_F(FragmentTest, DeletionFileValidation) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 4",
                              ReadDeletionFile(*io::Local(), path, 8, 4));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path, ReadDeletionFile(*io::Local(), path, 8, 4));
-  ASSERT_RAISES_WITH_MESSAGE(IOError, "missing.arrow",
-                             ReadDeletionFile(*io::Local(), io::JoinPath(dir_, "missing.arrow"), 8, 1));
+  ASSERT_RAISES_WITH_MESSAGE(
+      IOError, "missing.arrow",
+      ReadDeletionFile(*io::Local(), io::JoinPath(dir_, "missing.arrow"), 8, 1));
 
   // A fragment file is not a deletion file.
   auto reader = MakeReader({MakeBatch(0, 3)});
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(*io::Local(), dir_, TestSchema(), reader.get()));
   std::string fragment = io::JoinPath(dir_, written[0].path);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Corrupt deletion file",
                              ReadDeletionFile(*io::Local(), fragment, 8, 3));

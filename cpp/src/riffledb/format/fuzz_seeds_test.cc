@@ -111,9 +111,11 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   FragmentWriteOptions options;
   options.min_rows_per_batch = 3;
   auto reader = *arrow::RecordBatchReader::Make(batches, schema);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), dir, schema, reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(*io::Local(), dir, schema, reader.get(), options));
   ASSERT_EQ(written.size(), 1u);
-  ASSERT_OK_AND_ASSIGN(auto bytes, io::Local()->ReadFile(io::JoinPath(dir, written[0].path)));
+  ASSERT_OK_AND_ASSIGN(auto bytes,
+                       io::Local()->ReadFile(io::JoinPath(dir, written[0].path)));
   WriteSeed("fragment_fuzz", "rich_types.arrow", bytes->ToString());
 
   auto simple = arrow::schema(
@@ -126,7 +128,8 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   }
   auto batch = arrow::RecordBatch::Make(simple, 10, {*xs.Finish(), *ys.Finish()});
   reader = *arrow::RecordBatchReader::Make({batch}, simple);
-  ASSERT_OK_AND_ASSIGN(written, WriteFragments(*io::Local(), dir, simple, reader.get(), options));
+  ASSERT_OK_AND_ASSIGN(written,
+                       WriteFragments(*io::Local(), dir, simple, reader.get(), options));
   ASSERT_OK_AND_ASSIGN(bytes, io::Local()->ReadFile(io::JoinPath(dir, written[0].path)));
   WriteSeed("fragment_fuzz", "simple.arrow", bytes->ToString());
 

@@ -253,7 +253,8 @@ TEST_F(TableDirTest, CrashLeftoversAreIgnored) {
   auto batch = arrow::RecordBatch::Make(
       schema, 3, {*arrow::MakeArrayFromScalar(arrow::Int64Scalar(7), 3)});
   auto reader = *arrow::RecordBatchReader::Make({batch}, schema);
-  ASSERT_OK_AND_ASSIGN(auto written, WriteFragments(*io::Local(), table_, schema, reader.get()));
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       WriteFragments(*io::Local(), table_, schema, reader.get()));
   ASSERT_EQ(written.size(), 1u);
   // A partially written temporary manifest for version 3, and other strays.
   std::string partial = "{\"format_version\": 1, \"vers";

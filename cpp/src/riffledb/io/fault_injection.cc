@@ -161,12 +161,12 @@ FaultInjectingFileSystem::CreateOutput(const std::string& path) {
 }
 
 // The common shape of the other mutating operations.
-#define RIFFLEDB_FAULTY_OP(what, path, call)                          \
-  do {                                                                \
-    Action action = Count(what, path);                                \
-    if (action == Action::kProceed) return call;                      \
-    if (action == Action::kFailAfter) ARROW_RETURN_NOT_OK(call);      \
-    return Injected(what, path);                                      \
+#define RIFFLEDB_FAULTY_OP(what, path, call)                     \
+  do {                                                           \
+    Action action = Count(what, path);                           \
+    if (action == Action::kProceed) return call;                 \
+    if (action == Action::kFailAfter) ARROW_RETURN_NOT_OK(call); \
+    return Injected(what, path);                                 \
   } while (false)
 
 arrow::Status FaultInjectingFileSystem::CreateExclusive(const std::string& path,

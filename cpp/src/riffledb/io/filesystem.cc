@@ -28,7 +28,8 @@ arrow::Status ErrnoError(int err, const char* what, const std::string& path) {
 
 // Prefixes an error from arrow::fs with what we were doing, unless it names the path
 // already (arrow's messages usually do).
-arrow::Status Annotate(const arrow::Status& st, const char* what, const std::string& path) {
+arrow::Status Annotate(const arrow::Status& st, const char* what,
+                       const std::string& path) {
   if (st.ok() || st.message().find(path) != std::string::npos) return st;
   return st.WithMessage(what, " '", path, "': ", st.message());
 }
@@ -114,8 +115,10 @@ arrow::Result<std::shared_ptr<arrow::io::OutputStream>> ArrowFileSystem::CreateO
 arrow::Status ArrowFileSystem::CreateExclusive(const std::string& path,
                                                std::span<const uint8_t> data) {
   return arrow::Status::NotImplemented(
-      "The '", kind_, "' store has no exclusive create, which commits need: cannot "
-      "create '", path, "' safely against concurrent writers");
+      "The '", kind_,
+      "' store has no exclusive create, which commits need: cannot "
+      "create '",
+      path, "' safely against concurrent writers");
 }
 
 arrow::Status ArrowFileSystem::CreateDirs(const std::string& path) {
@@ -136,15 +139,16 @@ arrow::Status ArrowFileSystem::DeleteFile(const std::string& path) {
 arrow::Status ArrowFileSystem::DeleteTree(const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(EntryType type, Type(path));
   if (type == EntryType::kNotFound) return arrow::Status::OK();
-  if (type == EntryType::kFile) return Annotate(fs_->DeleteFile(path), "Cannot delete", path);
+  if (type == EntryType::kFile)
+    return Annotate(fs_->DeleteFile(path), "Cannot delete", path);
   return Annotate(fs_->DeleteDir(path), "Cannot delete", path);
 }
 
 arrow::Status ArrowFileSystem::RenameNoReplace(const std::string& from,
                                                const std::string& to) {
   return arrow::Status::NotImplemented("The '", kind_,
-                                       "' store cannot rename without replacing: '",
-                                       from, "' to '", to, "'");
+                                       "' store cannot rename without replacing: '", from,
+                                       "' to '", to, "'");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,8 +392,8 @@ arrow::Status LocalFileSystem::RenameNoReplace(const std::string& from,
 const std::shared_ptr<FileSystem>& Local() {
   // Leaked on purpose: usable from static destructors and never torn down under a
   // thread that still writes.
-  static const auto* local = new std::shared_ptr<FileSystem>(
-      std::make_shared<LocalFileSystem>());
+  static const auto* local =
+      new std::shared_ptr<FileSystem>(std::make_shared<LocalFileSystem>());
   return *local;
 }
 

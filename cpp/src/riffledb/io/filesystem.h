@@ -45,7 +45,8 @@ class FileSystem {
   /// "file", "s3", "fault" ...: for messages.
   virtual std::string_view kind() const = 0;
 
-  // -- Reads ------------------------------------------------------------------------------
+  // -- Reads
+  // ------------------------------------------------------------------------------
 
   /// Reads a whole (small) file.
   virtual arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
@@ -58,7 +59,8 @@ class FileSystem {
   /// The entries of a directory, sorted by name; empty if it does not exist.
   virtual arrow::Result<std::vector<Entry>> List(const std::string& dir) = 0;
 
-  // -- Writes -----------------------------------------------------------------------------
+  // -- Writes
+  // -----------------------------------------------------------------------------
 
   /// Creates a new file (AlreadyExists if `path` exists) written as a stream. Its content
   /// is durable once Close() returns OK; a stream dropped without Close() leaves a file
@@ -83,7 +85,8 @@ class FileSystem {
   /// Deletes a directory and everything under it; OK if it does not exist.
   virtual arrow::Status DeleteTree(const std::string& path) = 0;
   /// Renames a file or directory; AlreadyExists if `to` exists (never replaces it).
-  virtual arrow::Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
+  virtual arrow::Status RenameNoReplace(const std::string& from,
+                                        const std::string& to) = 0;
 };
 
 /// Reads, listings and deletes through any `arrow::fs::FileSystem`; writes that are
@@ -96,7 +99,8 @@ class ArrowFileSystem : public FileSystem {
   ArrowFileSystem(std::shared_ptr<arrow::fs::FileSystem> fs, std::string kind);
 
   std::string_view kind() const override { return kind_; }
-  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
+      const std::string& path) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
   arrow::Result<EntryType> Type(const std::string& path) override;
@@ -126,7 +130,8 @@ class LocalFileSystem : public ArrowFileSystem {
  public:
   LocalFileSystem();
 
-  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
+      const std::string& path) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
   arrow::Result<std::shared_ptr<arrow::io::OutputStream>> CreateOutput(

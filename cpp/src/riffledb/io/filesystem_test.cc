@@ -1,5 +1,6 @@
 #include "riffledb/io/filesystem.h"
 
+#include <arrow/filesystem/mockfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <arrow/filesystem/mockfs.h>
 
 #include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
@@ -243,9 +242,9 @@ TEST_F(LocalFileSystemTest, OpenInputMapsZeroCopy) {
 
 // A store without an exclusive create fails at the first commit, naming itself.
 TEST(ArrowFileSystem, NoExclusiveCreateFailsClearly) {
-  ArrowFileSystem fs(std::make_shared<arrow::fs::internal::MockFileSystem>(
-                         arrow::fs::TimePoint{}),
-                     "mock");
+  ArrowFileSystem fs(
+      std::make_shared<arrow::fs::internal::MockFileSystem>(arrow::fs::TimePoint{}),
+      "mock");
   ASSERT_OK(fs.CreateDirs("bucket/t"));
   ASSERT_RAISES_WITH_MESSAGE(NotImplemented, "'mock' store has no exclusive create",
                              fs.CreateExclusive("bucket/t/v1", Bytes("x")));

@@ -3,7 +3,6 @@
 #include <arrow/record_batch.h>
 #include <arrow/table.h>
 
-
 namespace riffledb {
 
 // ---------------------------------------------------------------------------------------
@@ -52,7 +51,8 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
 arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   std::string relative = "_deletions/" + io::RandomId() + ".arrow";
-  ARROW_RETURN_NOT_OK(format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows));
+  ARROW_RETURN_NOT_OK(
+      format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows));
   return relative;
 }
 
@@ -66,10 +66,9 @@ DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
       if (auto rows = it->second.lock()) return rows;
     }
   }
-  ARROW_ASSIGN_OR_RAISE(
-      auto rows,
-      format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path), physical_rows,
-                               info.num_deleted));
+  ARROW_ASSIGN_OR_RAISE(auto rows,
+                        format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path),
+                                                 physical_rows, info.num_deleted));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);

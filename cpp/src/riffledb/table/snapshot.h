@@ -21,8 +21,8 @@
 
 #include "riffledb/expr/projection.h"
 #include "riffledb/format/manifest.h"
-#include "riffledb/table/gather.h"
 #include "riffledb/storage/store.h"
+#include "riffledb/table/gather.h"
 #include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {

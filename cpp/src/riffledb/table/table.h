@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "riffledb/storage/store.h"
 #include "riffledb/table/adapt.h"
 #include "riffledb/table/snapshot.h"
-#include "riffledb/storage/store.h"
 #include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb {

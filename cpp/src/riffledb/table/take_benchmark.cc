@@ -36,8 +36,8 @@
 #include <string>
 #include <vector>
 
-#include "riffledb/table/snapshot.h"
 #include "riffledb/storage/store.h"
+#include "riffledb/table/snapshot.h"
 #include "riffledb/table/table.h"
 #include "riffledb/util/thread_pool.h"
 

@@ -9,7 +9,8 @@
 namespace riffledb {
 
 /// Kinds a caller may need to tell apart among statuses of one code (the first
-/// three are Invalid: the bindings raise a more specific exception for each, docs/errors.md).
+/// three are Invalid: the bindings raise a more specific exception for each,
+/// docs/errors.md).
 enum class ErrorKind {
   /// The named table does not exist in the database.
   kTableNotFound,
