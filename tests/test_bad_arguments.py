@@ -233,7 +233,9 @@ def test_connect_rejects_bytes_and_nul():
     assert str(info.value) == "uri must be a str or os.PathLike, got bytes b'/tmp/db'"
     with pytest.raises(errors.InvalidError) as info:
         riffledb.connect("/tmp/a\0b")
-    assert str(info.value) == "uri must not contain a NUL character, got '/tmp/a\\x00b'"
+    assert str(info.value) == (
+        "Invalid database URI '/tmp/a\\0b': it contains a NUL byte at position 6"
+    )
 
 
 def test_connect_unknown_keyword_is_type_error():

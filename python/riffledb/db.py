@@ -70,7 +70,9 @@ class DBConnection:
         """Creates a table.
 
         Args:
-            name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 255.
+            name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 248
+                (the table directory, ``<name>.riffle``, must fit a 255-character
+                file name).
             data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader``
                 (streamed), a pandas DataFrame, a list of row dicts, a dict of columns,
                 an iterable of record batches, or any object with
