@@ -420,9 +420,9 @@ class Table:
         fixed-size list, ...). A value the cast would change (an overflow, a float with a
         fraction into an integer, an unparsable string) or a null in a non-nullable
         column is an error naming the column, the row and the value. Every column of the
-        data must be in the table. A table column the data lacks is an error, except when
-        the data are rows given as dicts and the column is nullable: a row that omits a
-        key holds null there.
+        data must be in the table. A nullable table column the data lacks is filled with
+        nulls, whatever form the data take (rows, an Arrow table, a stream); a
+        non-nullable one is an error naming it (LanceDB's rule).
 
         Raises:
             ValueError: the data does not fit the schema (one message naming every
@@ -433,13 +433,11 @@ class Table:
         check_str(mode, "mode")
         if mode not in ("append", "overwrite"):
             raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
-        stream, from_rows = to_arrow_stream(data)
+        stream = to_arrow_stream(data)
         if mode == "append":
             if stream is None:
                 stream = self.schema.empty_table()  # no rows: a new, empty version
-            call_with_source(
-                stream, lambda: self._inner.add(stream, fill_missing_nullable=from_rows)
-            )
+            call_with_source(stream, lambda: self._inner.add(stream))
         else:
             if stream is None:
                 raise InvalidError(

@@ -152,15 +152,11 @@ void RegisterTable(nb::module_& m) {
           nb::arg("binary_views") = false)
       .def(
           "add",
-          [](Table& t, nb::handle data, bool fill_missing_nullable) {
+          [](Table& t, nb::handle data) {
             auto reader = ValueOrThrow(ImportStream(data));
-            return ValueOrThrow(WithoutGil([&] {
-              return t.Append(reader.get(), fill_missing_nullable
-                                                ? MissingColumns::kFillNullable
-                                                : MissingColumns::kReject);
-            }));
+            return ValueOrThrow(WithoutGil([&] { return t.Append(reader.get()); }));
           },
-          nb::arg("data"), nb::arg("fill_missing_nullable") = false)
+          nb::arg("data"))
       .def("overwrite",
            [](Table& t, nb::handle data) {
              auto reader = ValueOrThrow(ImportStream(data));

@@ -174,8 +174,7 @@ arrow::Result<bool> Database::HasTable(const std::string& name) const {
 
 arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     const std::string& name, std::shared_ptr<arrow::Schema> schema,
-    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
-    MissingColumns missing) {
+    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok) {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (schema == nullptr && data == nullptr) {
     return arrow::Status::Invalid("Cannot create table '", name,
@@ -186,7 +185,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     if (mode == CreateMode::kOverwrite) {
       ARROW_ASSIGN_OR_RAISE(auto table, OpenTable(name));
       if (data != nullptr) {
-        ARROW_RETURN_NOT_OK(table->Overwrite(data, schema, missing).status());
+        ARROW_RETURN_NOT_OK(table->Overwrite(data, schema).status());
       } else {
         ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatchReader::Make({}, schema));
         ARROW_RETURN_NOT_OK(table->Overwrite(empty.get()).status());
@@ -205,7 +204,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   } else {
     store = std::make_shared<DirectoryStore>(TablePath(name));
   }
-  auto created = Table::Create(name, store, std::move(schema), data, missing);
+  auto created = Table::Create(name, store, std::move(schema), data);
   if (created.status().IsAlreadyExists()) {
     // Another process created it between our check and our commit.
     if (exist_ok) return OpenTable(name);

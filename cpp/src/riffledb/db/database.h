@@ -51,16 +51,17 @@ class Database {
 
   /// Sorted table names.
   arrow::Result<std::vector<std::string>> TableNames() const;
+  /// False for a name no table can have (see ValidateTableName).
   arrow::Result<bool> HasTable(const std::string& name) const;
   /// Creates `name` from `schema` and `data`, either of which may be null (not both):
   /// without a schema the table takes `data`'s; with both, `data` is adapted to `schema`
-  /// (see Table::Append and `missing`). kCreate: Invalid "Table 'x' already exists" if it
+  /// (see Table::Append). kCreate: Invalid "Table 'x' already exists" if it
   /// does, unless `exist_ok` (then the existing table is returned and `data` ignored).
   /// kOverwrite: an existing table gets a new version holding `data`.
-  arrow::Result<std::shared_ptr<Table>> CreateTable(
-      const std::string& name, std::shared_ptr<arrow::Schema> schema,
-      arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
-      MissingColumns missing = MissingColumns::kReject);
+  arrow::Result<std::shared_ptr<Table>> CreateTable(const std::string& name,
+                                                    std::shared_ptr<arrow::Schema> schema,
+                                                    arrow::RecordBatchReader* data,
+                                                    CreateMode mode, bool exist_ok);
   /// Opens `version` of the table (the newest if none is given). Invalid "Table 'x' was
   /// not found in database '<uri>'" if the table does not exist; Invalid naming the table
   /// and the version (and the versions there are) if that version does not.

@@ -323,7 +323,8 @@ TEST_P(TableTest, SchemaMismatchWritesNothing) {
   auto reader = ReaderOf({wrong});
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid,
-      "The data does not match the schema of table 't': missing columns: 'label' (int32)",
+      "Cannot cast column 'id' of the data (string) to int64 for table 't' without loss: "
+      "value x at row 0",
       table->Append(reader.get()));
   EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
   ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
