@@ -238,6 +238,40 @@ def test_select_dict_expressions(tbl):
     assert out["parity"].to_pylist() == [0, 1, 0, 1]
 
 
+def test_select_list_never_computes(tbl):
+    # Regression: select(["id * 100"]) computed an expression; a list names columns, as in
+    # LanceDB, and expressions go in a dict.
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        tbl.search().select(["id * 100"]).to_arrow()
+    assert str(info.value) == (
+        "Column 'id * 100' does not exist; available columns: id, x, name, v, flag, a b"
+    )
+    out = tbl.search().select({"id * 100": "id * 100"}).limit(2).to_arrow()
+    assert out.to_pydict() == {"id * 100": [0, 100]}
+
+
+@pytest.mark.parametrize("columns", [[1, 2], ["id", 2], ["id", None]])
+def test_select_list_of_non_names_is_type_error(tbl, columns):
+    # Regression: select([1, 2]) returned constant columns.
+    position = next(i for i, c in enumerate(columns) if not isinstance(c, str))
+    with pytest.raises(riffledb.errors.RiffledbTypeError) as info:
+        tbl.search().select(columns)
+    assert str(info.value) == (
+        f"columns must be a list of str, got {type(columns[position]).__name__} "
+        f"{columns[position]!r} at position {position}"
+    )
+
+
+def test_take_select_rejects_a_dict(tbl):
+    # Sibling: a take's select(dict) used the keys as column names.
+    with pytest.raises(riffledb.errors.RiffledbTypeError) as info:
+        tbl.take_offsets([0]).select({"twice": "id * 2"})
+    assert str(info.value) == (
+        "A take selects columns by name: pass a list of str, got a dict (SQL "
+        "expressions are only supported in search().select)"
+    )
+
+
 def test_where_on_unselected_column(tbl):
     out = tbl.search().select(["name"]).where("id > 7").to_arrow()
     assert out.column_names == ["name"]
