@@ -272,6 +272,56 @@ def test_take_select_rejects_a_dict(tbl):
     )
 
 
+def test_filter_failing_while_scanning_names_filter_and_table(db):
+    # Regression: "divide by zero" did not say which filter, nor which table.
+    t = db.create_table("t", pa.table({"x": pa.array([1, 0], pa.int64())}))
+    where = "10 / x > 1"
+    location = "memory://t" if db.uri == "memory://" else f"{db.uri}/t.riffle"
+    expected = (
+        f"Filter '{where}' failed: divide by zero (scanning {location} at version 1)"
+    )
+    for run in (
+        lambda: t.search().where(where).to_arrow(),
+        lambda: t.count_rows(where),
+        lambda: t.delete(where),
+    ):
+        with pytest.raises(riffledb.errors.InvalidError) as info:
+            run()
+        assert str(info.value) == expected
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        t.search().select({"big": "x * 9223372036854775807 * 2"}).to_arrow()
+    assert str(info.value) == (
+        "Column 'big' = 'x * 9223372036854775807 * 2' failed: overflow (scanning "
+        f"{location} at version 1)"
+    )
+    assert t.version == 1
+
+
+def test_decimal_column_compares_with_number_literals(db):
+    # Regression: `dec > 1` failed with "Precision is not great enough".
+    from decimal import Decimal
+
+    prices = [Decimal("1.50"), Decimal("0.10"), Decimal("999.99"), None]
+    t = db.create_table(
+        "t",
+        pa.table({"id": [0, 1, 2, 3], "dec": pa.array(prices, pa.decimal128(5, 2))}),
+    )
+
+    def ids(where):
+        return t.search().where(where).select(["id"]).to_arrow()["id"].to_pylist()
+
+    assert ids("dec > 1") == [0, 2]
+    assert ids("dec < 100000") == [0, 1, 2]
+    assert ids("dec = 0.1") == [1]
+    assert ids("dec >= 1.5") == [0, 2]
+    assert ids("dec > 0.125") == [0, 2]
+    assert ids("dec IN (0.1, 1.5)") == [0, 1]
+    assert ids("dec * 2 > 3") == [2]
+    assert t.count_rows("dec > 1") == 2
+    out = t.search().select({"twice": "dec * 2"}).limit(1).to_arrow()
+    assert out["twice"].to_pylist() == [Decimal("3.00")]
+
+
 def test_where_on_unselected_column(tbl):
     out = tbl.search().select(["name"]).where("id > 7").to_arrow()
     assert out.column_names == ["name"]

@@ -5,7 +5,11 @@
 #include <arrow/compute/cast.h>
 #include <arrow/compute/exec.h>
 #include <arrow/scalar.h>
+#include <arrow/util/decimal.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -148,6 +152,51 @@ bool IsComparison(const std::string& name) {
          name == "less_equal" || name == "greater" || name == "greater_equal";
 }
 
+// A decimal literal of the width of `decimal_type` (128 or 256 bits) holding exactly the
+// number `scalar` (an int64 or a double) holds, with the smallest precision and scale
+// that do; nullopt when there is none (NaN, infinity, a double too large or too small for
+// the width).
+//
+// Arrow would cast an int64 literal to decimal(19, 0), widen both operands to the common
+// scale, and fail ("Precision is not great enough") when the result passes 38 digits.
+// The smallest exact decimal never widens the column more than its value needs. A double
+// is written in its shortest round-trip form first, so `0.1` is the decimal 0.1 the user
+// wrote, not 0.1000000000000000055511151231257827.
+std::optional<arrow::Datum> ExactDecimalLiteral(const arrow::Scalar& scalar,
+                                                const arrow::DataType& decimal_type) {
+  std::string text;
+  if (scalar.type->id() == arrow::Type::INT64) {
+    text = std::to_string(static_cast<const arrow::Int64Scalar&>(scalar).value);
+  } else if (scalar.type->id() == arrow::Type::DOUBLE) {
+    const double value = static_cast<const arrow::DoubleScalar&>(scalar).value;
+    if (!std::isfinite(value)) return std::nullopt;
+    char buffer[64];
+    auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    if (error != std::errc()) return std::nullopt;
+    text.assign(buffer, end);
+  } else {
+    return std::nullopt;
+  }
+  int32_t precision = 0;
+  int32_t scale = 0;
+  if (decimal_type.id() == arrow::Type::DECIMAL256) {
+    arrow::Decimal256 value;
+    if (!arrow::Decimal256::FromString(text, &value, &precision, &scale).ok() ||
+        scale < 0 || std::max(precision, scale) > arrow::Decimal256Type::kMaxPrecision) {
+      return std::nullopt;
+    }
+    return arrow::Datum(std::make_shared<arrow::Decimal256Scalar>(
+        value, arrow::decimal256(std::max(precision, scale), scale)));
+  }
+  arrow::Decimal128 value;
+  if (!arrow::Decimal128::FromString(text, &value, &precision, &scale).ok() ||
+      scale < 0 || std::max(precision, scale) > arrow::Decimal128Type::kMaxPrecision) {
+    return std::nullopt;
+  }
+  return arrow::Datum(std::make_shared<arrow::Decimal128Scalar>(
+      value, arrow::decimal128(std::max(precision, scale), scale)));
+}
+
 // Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
 // so that a comparison runs in the column's type: uint64 vs an int64 literal, timestamp
 // vs a string, large_string vs a string... Otherwise leaves it to Arrow's implicit casts.
@@ -164,6 +213,18 @@ void CoerceLiteral(const Expression& other, Expression* literal,
   const arrow::Type::type to = target->id();
   if (scalar->type->Equals(*target)) return;
 
+  if (arrow::is_decimal(to)) {
+    // An integer literal becomes a decimal next to a decimal column, in arithmetic too
+    // (`price * 2`). A float literal does only in comparisons, where the decimal compares
+    // exactly (`price = 0.1`); one with no exact decimal form (1e300) is left to Arrow,
+    // which then compares in float64. In arithmetic a float keeps Arrow's float64 result.
+    if (from == arrow::Type::INT64 || (from == arrow::Type::DOUBLE && !numbers_only)) {
+      if (auto decimal = ExactDecimalLiteral(*scalar, *target)) {
+        *literal = cp::literal(*std::move(decimal));
+      }
+    }
+    return;
+  }
   const bool temporal_target = to == arrow::Type::DATE32 || to == arrow::Type::DATE64 ||
                                to == arrow::Type::TIMESTAMP;
   const bool temporal_source = from == arrow::Type::STRING ||
