@@ -50,6 +50,12 @@ def test_connect_rejects_nul_byte(tmp_path):
         ("memory:/", "Invalid database URI 'memory:/': expected memory://"),
         ("memory:", "Invalid database URI 'memory:': expected memory://"),
         ("s3:bucket/db", "Invalid database URI 's3:bucket/db': expected s3://"),
+        ("file:db", "Invalid database URI 'file:db': expected file://"),
+        (
+            "file://db",
+            "Invalid database URI 'file://db': file:// takes an absolute path "
+            "(file:///data/db)",
+        ),
         (
             "xyz://a/b",
             "Invalid database URI 'xyz://a/b': unknown scheme 'xyz'; use a directory "
@@ -75,6 +81,12 @@ def test_connect_planned_schemes_are_not_supported_yet(uri):
         f"Unsupported database URI '{uri}': {scheme}:// is not supported yet; use a "
         "directory path or memory://"
     )
+
+
+def test_connect_file_uri(tmp_path):
+    db = riffledb.connect(f"file://{tmp_path}/db")
+    assert db.uri == str(tmp_path / "db")
+    assert (tmp_path / "db").is_dir()
 
 
 def test_connect_directory_name_with_colon(tmp_path, monkeypatch):

@@ -30,7 +30,8 @@ def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
 
     Args:
         uri: A directory (created if missing; tables are subdirectories), or
-            ``"memory://"`` for a fresh database private to this call. A NUL byte, a
+            ``"memory://"`` for a fresh database private to this call
+            (``"file:///data/db"`` is the directory ``/data/db``). A NUL byte, a
             malformed URI (``"memory:/"``) or an unknown scheme (``"xyz://..."``) is an
             InvalidError naming the uri; ``s3://``, ``gs://``, ``az://`` and ``db://``
             raise NotSupportedError for now.

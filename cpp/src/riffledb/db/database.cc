@@ -14,6 +14,7 @@ namespace {
 // Schemes that riffledb will serve but does not yet: NotImplemented rather than Invalid.
 constexpr std::string_view kPlannedSchemes[] = {"s3", "gs", "az", "db"};
 constexpr std::string_view kMemoryScheme = "memory";
+constexpr std::string_view kFileScheme = "file";
 
 // `uri` for a message, a NUL byte written as \0 so that the text after it is not lost.
 std::string Printable(std::string_view uri) {
@@ -46,7 +47,7 @@ std::string SchemeOf(std::string_view uri) {
 }
 
 bool IsKnownScheme(std::string_view scheme) {
-  if (scheme == kMemoryScheme) return true;
+  if (scheme == kMemoryScheme || scheme == kFileScheme) return true;
   for (auto planned : kPlannedSchemes) {
     if (scheme == planned) return true;
   }
@@ -64,7 +65,16 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
   }
   const std::string scheme = SchemeOf(uri);
   const bool has_authority = !scheme.empty() && uri.compare(scheme.size(), 3, "://") == 0;
-  if (has_authority) {
+  std::string local = uri;  // the directory
+  if (has_authority && scheme == kFileScheme) {
+    // file:///data/db is the directory /data/db, as in LanceDB; there is no host part.
+    local = uri.substr(scheme.size() + 3);
+    if (local.empty() || local[0] != '/') {
+      return arrow::Status::Invalid(
+          "Invalid database URI '", uri,
+          "': file:// takes an absolute path (file:///data/db)");
+    }
+  } else if (has_authority) {
     if (scheme == kMemoryScheme) {
       return std::shared_ptr<Database>(new Database(kMemoryUri, true));
     }
@@ -81,12 +91,12 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
   }
   // "memory:/" or "s3:bucket" is a mistyped URI, not a directory to create: a directory
   // name with a colon is legal, so only schemes riffledb knows are caught.
-  if (IsKnownScheme(scheme)) {
+  if (!has_authority && IsKnownScheme(scheme)) {
     return arrow::Status::Invalid("Invalid database URI '", uri, "': expected ", scheme,
                                   "://");
   }
   std::error_code error;
-  std::string path = std::filesystem::absolute(uri, error).lexically_normal().string();
+  std::string path = std::filesystem::absolute(local, error).lexically_normal().string();
   if (error) return arrow::Status::IOError("Cannot resolve database path '", uri, "'");
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   ARROW_ASSIGN_OR_RAISE(bool exists, io::Exists(path));

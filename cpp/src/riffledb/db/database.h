@@ -41,9 +41,10 @@ class Database {
       kMaxFileNameLength - (sizeof(kTableSuffix) - 1);
 
   /// `memory://` (a fresh, private database per call) or a directory path (created if
-  /// missing). Invalid naming `uri` if it is empty, holds a NUL byte, or looks like a URI
-  /// but is not one riffledb knows (`memory:/`, `xyz://...`); NotImplemented for the
-  /// schemes still to come (`s3://`, `gs://`, `az://`, `db://`).
+  /// missing; `file:///data/db` is the directory /data/db). Invalid naming `uri` if it is
+  /// empty, holds a NUL byte, or looks like a URI but is not one riffledb knows
+  /// (`memory:/`, `xyz://...`); NotImplemented for the schemes still to come (`s3://`,
+  /// `gs://`, `az://`, `db://`).
   static arrow::Result<std::shared_ptr<Database>> Connect(const std::string& uri);
 
   const std::string& uri() const { return uri_; }

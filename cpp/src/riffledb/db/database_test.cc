@@ -238,9 +238,18 @@ TEST(Database, ConnectRejectsMalformedUris) {
   // What stays valid: memory://, and directory names that merely hold a colon.
   ASSERT_OK_AND_ASSIGN(auto memory, Database::Connect("memory://"));
   EXPECT_TRUE(memory->in_memory());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid database URI 'file://db': file:// takes an "
+                             "absolute path (file:///data/db)",
+                             Database::Connect("file://db"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid database URI 'file:db': expected file://",
+                             Database::Connect("file:db"));
+  ASSERT_OK_AND_ASSIGN(auto file, Database::Connect("file://" + dir.path() + "/f"));
+  EXPECT_EQ(file->uri(), dir.path() + "/f");
   ASSERT_OK_AND_ASSIGN(auto colon, Database::Connect("run:3"));
   EXPECT_FALSE(colon->in_memory());
   EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/run:3"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/f"));
 }
 
 }  // namespace
