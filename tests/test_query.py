@@ -316,6 +316,12 @@ def test_decimal_column_compares_with_number_literals(db):
     assert ids("dec >= 1.5") == [0, 2]
     assert ids("dec > 0.125") == [0, 2]
     assert ids("dec IN (0.1, 1.5)") == [0, 1]
+    assert ids("dec IN (1, 999.99)") == [2]
+    assert ids("dec > 0") == [0, 1, 2]  # regression: a zero literal aborted the process
+    assert ids("dec >= -0.0") == [0, 1, 2]
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        ids("dec / 0 > 1")
+    assert str(info.value).startswith("Filter 'dec / 0 > 1' failed: ")
     assert ids("dec * 2 > 3") == [2]
     assert t.count_rows("dec > 1") == 2
     out = t.search().select({"twice": "dec * 2"}).limit(1).to_arrow()

@@ -179,22 +179,22 @@ std::optional<arrow::Datum> ExactDecimalLiteral(const arrow::Scalar& scalar,
   }
   int32_t precision = 0;
   int32_t scale = 0;
-  if (decimal_type.id() == arrow::Type::DECIMAL256) {
-    arrow::Decimal256 value;
-    if (!arrow::Decimal256::FromString(text, &value, &precision, &scale).ok() ||
-        scale < 0 || std::max(precision, scale) > arrow::Decimal256Type::kMaxPrecision) {
-      return std::nullopt;
-    }
-    return arrow::Datum(std::make_shared<arrow::Decimal256Scalar>(
-        value, arrow::decimal256(std::max(precision, scale), scale)));
+  const bool wide = decimal_type.id() == arrow::Type::DECIMAL256;
+  arrow::Decimal256 value256;
+  arrow::Decimal128 value128;
+  const arrow::Status parsed =
+      wide ? arrow::Decimal256::FromString(text, &value256, &precision, &scale)
+           : arrow::Decimal128::FromString(text, &value128, &precision, &scale);
+  if (!parsed.ok() || scale < 0) return std::nullopt;
+  // "0" parses with precision 0, which no decimal type has.
+  precision = std::max({precision, scale, 1});
+  auto type = wide ? arrow::Decimal256Type::Make(precision, scale)
+                   : arrow::Decimal128Type::Make(precision, scale);
+  if (!type.ok()) return std::nullopt;  // more digits than the width holds
+  if (wide) {
+    return arrow::Datum(std::make_shared<arrow::Decimal256Scalar>(value256, *type));
   }
-  arrow::Decimal128 value;
-  if (!arrow::Decimal128::FromString(text, &value, &precision, &scale).ok() ||
-      scale < 0 || std::max(precision, scale) > arrow::Decimal128Type::kMaxPrecision) {
-    return std::nullopt;
-  }
-  return arrow::Datum(std::make_shared<arrow::Decimal128Scalar>(
-      value, arrow::decimal128(std::max(precision, scale), scale)));
+  return arrow::Datum(std::make_shared<arrow::Decimal128Scalar>(value128, *type));
 }
 
 // Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
@@ -296,6 +296,36 @@ Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
     if (options != nullptr && options->to_type.type != nullptr && from.ok() &&
         arrow::is_floating((*from)->id()) && arrow::is_integer(options->to_type.id())) {
       return cp::call("cast", {cp::call("trunc", {args[0]})}, call->options);
+    }
+  }
+  if (call->function_name == "is_in" && args.size() == 1 && call->options != nullptr) {
+    // Arrow casts the value set to the operand's decimal type by rescaling, which fails
+    // (or would round 0.125 into 0.13). Beside a decimal, IN is the OR of equalities,
+    // each literal made an exact decimal as a comparison does; Kleene OR keeps IN's
+    // nulls (a null operand, or no match with a NULL in the list, is null).
+    auto type = TypeOf(args[0], schema);
+    const auto& set = static_cast<const cp::SetLookupOptions&>(*call->options).value_set;
+    if (type.ok() && arrow::is_decimal((*type)->id()) && set.is_array() &&
+        set.length() > 0) {
+      std::vector<Expression> terms;
+      const auto items = set.make_array();
+      for (int64_t i = 0; i < items->length(); ++i) {
+        ARROW_ASSIGN_OR_RAISE(auto item, items->GetScalar(i));
+        if (!item->is_valid) item = arrow::MakeNullScalar(*type);
+        Expression value = cp::literal(std::move(item));
+        CoerceLiteral(args[0], &value, schema);
+        terms.push_back(cp::call("equal", {args[0], std::move(value)}));
+      }
+      // Balanced, so that a long list stays shallow.
+      while (terms.size() > 1) {
+        std::vector<Expression> next;
+        for (size_t i = 0; i + 1 < terms.size(); i += 2) {
+          next.push_back(cp::call("or_kleene", {terms[i], terms[i + 1]}));
+        }
+        if (terms.size() % 2 == 1) next.push_back(terms.back());
+        terms = std::move(next);
+      }
+      return terms.front();
     }
   }
   if (IsComparison(call->function_name) && args.size() == 2) {

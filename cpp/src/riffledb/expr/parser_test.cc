@@ -360,6 +360,15 @@ TEST(ExprBind, DecimalColumnAgainstIntegerLiterals) {
               ElementsAre(true, false, false, false));
   EXPECT_THAT(Select(*batch, "price * 2 > 3"), ElementsAre(false, false, true, false));
   EXPECT_THAT(Select(*batch, "price + 1 = 2.5"), ElementsAre(true, false, false, false));
+  // Regression: a zero literal made a decimal of precision 0 and aborted the process.
+  EXPECT_THAT(Select(*batch, "price > 0"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price >= 0.0"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price IN (1, 0.1, NULL)"),
+              ElementsAre(false, true, false, false));
+  EXPECT_THAT(Select(*batch, "price NOT IN (0.1, 999.99)"),
+              ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "price IN (0.125)"),
+              ElementsAre(false, false, false, false));
   EXPECT_THAT(Select(*batch, "big > 1"), ElementsAre(true, false, false, false));
   EXPECT_THAT(Select(*batch, "big = -2"), ElementsAre(false, false, true, false));
 }
