@@ -216,13 +216,37 @@ void CoerceLiteral(const Expression& other, Expression* literal,
   if (arrow::is_decimal(to)) {
     // An integer literal becomes a decimal next to a decimal column, in arithmetic too
     // (`price * 2`). A float literal does only in comparisons, where the decimal compares
-    // exactly (`price = 0.1`); one with no exact decimal form (1e300) is left to Arrow,
-    // which then compares in float64. In arithmetic a float keeps Arrow's float64 result.
-    if (from == arrow::Type::INT64 || (from == arrow::Type::DOUBLE && !numbers_only)) {
-      if (auto decimal = ExactDecimalLiteral(*scalar, *target)) {
+    // exactly (`price = 0.1`); one with no exact decimal form (1e300) compares in
+    // float64. In arithmetic a float keeps Arrow's float64 result.
+    if (from != arrow::Type::INT64 && (from != arrow::Type::DOUBLE || numbers_only))
+      return;
+    auto decimal = ExactDecimalLiteral(*scalar, *target);
+    if (numbers_only) {
+      if (decimal) *literal = cp::literal(*std::move(decimal));
+      return;
+    }
+    // A comparison runs in the decimal both sides fit: integer digits and scale of the
+    // wider side. Past the width's 38 (76) digits (`price > 1e37` on decimal(5, 2)) it
+    // compares in float64 instead of failing to bind.
+    if (decimal) {
+      const auto& column = static_cast<const arrow::DecimalType&>(*target);
+      const auto& value = static_cast<const arrow::DecimalType&>(*decimal->type());
+      const int32_t scale = std::max(column.scale(), value.scale());
+      const int32_t digits = std::max(column.precision() - column.scale(),
+                                      value.precision() - value.scale()) +
+                             scale;
+      const int32_t max_digits = to == arrow::Type::DECIMAL256
+                                     ? arrow::Decimal256Type::kMaxPrecision
+                                     : arrow::Decimal128Type::kMaxPrecision;
+      if (digits <= max_digits) {
         *literal = cp::literal(*std::move(decimal));
+        return;
       }
     }
+    // Rounds a 19-digit integer, as any float64 comparison with it does.
+    auto as_double =
+        cp::Cast(arrow::Datum(scalar), cp::CastOptions::Unsafe(arrow::float64()));
+    if (as_double.ok()) *literal = cp::literal(*std::move(as_double));
     return;
   }
   const bool temporal_target = to == arrow::Type::DATE32 || to == arrow::Type::DATE64 ||

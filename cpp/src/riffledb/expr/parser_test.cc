@@ -322,17 +322,24 @@ TEST(ExprEvaluateExpression, ModuloHasTheSignOfTheDividend) {
   EXPECT_TRUE(values->Equals(*expected)) << values->ToString();
 }
 
-// A price column: decimal(5, 2) holding 1.50, 0.10, 999.99, null; and a decimal256.
+// A price column: decimal(5, 2) holding 1.50, 0.10, 999.99, null; a decimal256; and a
+// decimal with 8 integer digits.
 std::shared_ptr<arrow::RecordBatch> DecimalBatch() {
   auto schema = arrow::schema({arrow::field("price", arrow::decimal128(5, 2)),
-                               arrow::field("big", arrow::decimal256(40, 3))});
+                               arrow::field("big", arrow::decimal256(40, 3)),
+                               arrow::field("fine", arrow::decimal128(38, 30))});
   auto price = arrow::json::ArrayFromJSONString(arrow::decimal128(5, 2),
                                                 R"(["1.50", "0.10", "999.99", null])")
                    .ValueOrDie();
   auto big = arrow::json::ArrayFromJSONString(arrow::decimal256(40, 3),
                                               R"(["1.500", "0.100", "-2.000", null])")
                  .ValueOrDie();
-  return arrow::RecordBatch::Make(schema, 4, {price, big});
+  const std::string zeros(29, '0');  // JSON decimals spell out the whole scale
+  auto fine = arrow::json::ArrayFromJSONString(arrow::decimal128(38, 30),
+                                               "[\"1.5" + zeros + "\", \"0.1" + zeros +
+                                                   "\", \"-2.0" + zeros + "\", null]")
+                  .ValueOrDie();
+  return arrow::RecordBatch::Make(schema, 4, {price, big, fine});
 }
 
 std::vector<bool> Select(const arrow::RecordBatch& batch, const std::string& sql) {
@@ -383,6 +390,12 @@ TEST(ExprBind, DecimalColumnAgainstFloatLiterals) {
   EXPECT_THAT(Select(*batch, "price >= 1.5"), ElementsAre(true, false, true, false));
   EXPECT_THAT(Select(*batch, "price > 0.125"), ElementsAre(true, false, true, false));
   EXPECT_THAT(Select(*batch, "price < 1e300"), ElementsAre(true, true, true, false));
+  // Exact, but wider than 38 digits beside decimal(5, 2): compared in float64.
+  EXPECT_THAT(Select(*batch, "price < 1e37"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price IN (1e37, 1.5)"),
+              ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "fine < 9223372036854775807"),
+              ElementsAre(true, true, true, false));
   EXPECT_THAT(Select(*batch, "big = 0.1"), ElementsAre(false, true, false, false));
   EXPECT_THAT(Select(*batch, "big < -1.5"), ElementsAre(false, false, true, false));
 }
