@@ -2,11 +2,13 @@
 riffledb error naming the argument, never nanobind's "incompatible function arguments"
 (a TypeError listing C++ signatures)."""
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 import riffledb
 from riffledb import errors
+from riffledb.permutation import Permutation
 
 BAD = {
     "None": None,
@@ -154,7 +156,7 @@ def test_take_offsets_float_is_type_error_naming_position(mem_db, position):
         (
             lambda t: t.take_offsets([2**63]).to_arrow(),
             errors.RiffledbIndexError,
-            "Offset 9223372036854775808 at position 0 is out of range",
+            "Offset 9223372036854775808 at position 0 is out of the 64-bit integer range",
         ),
         (
             lambda t: t.take_row_ids([2**64]).to_arrow(),
@@ -216,7 +218,6 @@ def test_exact_messages(mem_db, call, cls, message):
 
 
 def test_numpy_integers_are_integers(mem_db):
-    np = pytest.importorskip("numpy")
     tbl = mem_db.create_table("t", DATA)
     assert tbl.search().limit(np.int64(2)).offset(np.uint8(1)).to_arrow()[
         "id"
@@ -233,9 +234,59 @@ def test_connect_rejects_bytes_and_nul():
     assert str(info.value) == "uri must be a str or os.PathLike, got bytes b'/tmp/db'"
     with pytest.raises(errors.InvalidError) as info:
         riffledb.connect("/tmp/a\0b")
-    assert str(info.value) == "uri must not contain a NUL character, got '/tmp/a\\x00b'"
+    assert str(info.value) == (
+        "Invalid database URI '/tmp/a\\0b': it contains a NUL byte at position 6"
+    )
 
 
 def test_connect_unknown_keyword_is_type_error():
     with pytest.raises(errors.RiffledbTypeError, match="unexpected keyword arguments"):
         riffledb.connect("memory://", nosuch=1)
+
+
+_TAKE_PATHS = {
+    "table": lambda t, offsets: t.take_offsets(offsets).to_arrow(),
+    "table_getitems": lambda t, offsets: t.__getitems__(offsets),
+    "permutation": lambda t, offsets: Permutation.identity(t).take_offsets(offsets),
+    "permutation_repeat": lambda t, offsets: (
+        Permutation.identity(t).with_repeat(3).take_offsets(offsets)
+    ),
+    "permutation_getitems": lambda t, offsets: (
+        Permutation.identity(t).with_skip(1).__getitems__(offsets)
+    ),
+}
+
+
+@pytest.mark.parametrize("path", sorted(_TAKE_PATHS))
+@pytest.mark.parametrize(
+    ("offsets", "cls", "message"),
+    [
+        ([1.7], errors.RiffledbTypeError, "got float at position 0"),
+        ([0, 1.0], errors.RiffledbTypeError, "got float at position 1"),
+        ([True], errors.RiffledbTypeError, "got bool at position 0"),
+        ([0, False], errors.RiffledbTypeError, "got bool at position 1"),
+        (np.array([0.0, 1.5]), errors.RiffledbTypeError, "got float at position 0"),
+        (np.array([True]), errors.RiffledbTypeError, "got bool at position 0"),
+        ([0, None], errors.RiffledbTypeError, "got NoneType at position 1"),
+        (
+            [0, 2**64],
+            errors.RiffledbIndexError,
+            f"Offset {2**64} at position 1 is out of the 64-bit integer range",
+        ),
+        (
+            np.array([2**63], np.uint64),
+            errors.RiffledbIndexError,
+            f"Offset {2**63} at position 0 is out of the 64-bit integer range",
+        ),
+    ],
+)
+def test_take_offsets_one_check_for_every_path(mem_db, path, offsets, cls, message):
+    # Regression: with_repeat(3).take_offsets([1.7]) returned row 1, and a permutation
+    # took [True] as row 1 where a table raised: one check (riffledb._args.index_array,
+    # bad_index) now gives every take path the same error.
+    tbl = mem_db.create_table("t", DATA)
+    with pytest.raises(cls) as info:
+        _TAKE_PATHS[path](tbl, offsets)
+    if cls is errors.RiffledbTypeError:
+        message = f"offsets must be integers, {message}"
+    assert str(info.value) == message

@@ -32,6 +32,70 @@ def test_connect_str_path(tmp_path):
     assert db.table_names() == []
 
 
+def test_connect_rejects_nul_byte(tmp_path):
+    # Regression: "db\0evil" silently created "db" (the OS stops at the NUL).
+    uri = str(tmp_path / "db") + "\0evil"
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        riffledb.connect(uri)
+    assert str(info.value) == (
+        f"Invalid database URI '{tmp_path}/db\\0evil': it contains a NUL byte at "
+        f"position {len(str(tmp_path)) + 3}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("memory:/", "Invalid database URI 'memory:/': expected memory://"),
+        ("memory:", "Invalid database URI 'memory:': expected memory://"),
+        ("s3:bucket/db", "Invalid database URI 's3:bucket/db': expected s3://"),
+        ("file:db", "Invalid database URI 'file:db': expected file://"),
+        (
+            "file://db",
+            "Invalid database URI 'file://db': file:// takes an absolute path "
+            "(file:///data/db)",
+        ),
+        (
+            "xyz://a/b",
+            "Invalid database URI 'xyz://a/b': unknown scheme 'xyz'; use a directory "
+            "path or memory://",
+        ),
+    ],
+)
+def test_connect_rejects_malformed_uri(tmp_path, monkeypatch, uri, message):
+    # Regression: "memory:/" created a directory named "memory:".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        riffledb.connect(uri)
+    assert str(info.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/db", "db://remote", "gs://b/db"])
+def test_connect_planned_schemes_are_not_supported_yet(uri):
+    with pytest.raises(riffledb.errors.NotSupportedError) as info:
+        riffledb.connect(uri)
+    scheme = uri.split(":")[0]
+    assert str(info.value) == (
+        f"Unsupported database URI '{uri}': {scheme}:// is not supported yet; use a "
+        "directory path or memory://"
+    )
+
+
+def test_connect_file_uri(tmp_path):
+    db = riffledb.connect(f"file://{tmp_path}/db")
+    assert db.uri == str(tmp_path / "db")
+    assert (tmp_path / "db").is_dir()
+
+
+def test_connect_directory_name_with_colon(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = riffledb.connect("run:3")
+    assert db.uri == str(tmp_path / "run:3")
+    assert (tmp_path / "run:3").is_dir()
+
+
 def test_connect_pathlike(tmp_path):
     path = tmp_path / "db"
     db = riffledb.connect(path)
@@ -379,12 +443,28 @@ def test_valid_names(db, name):
     assert db.open_table(name).count_rows() == 3
 
 
-def test_name_of_255_chars_is_valid(mem_db):
-    # Only in memory: on disk `<name>.riffle` would exceed NAME_MAX (255) on most
-    # filesystems, which the implementation has to decide about.
-    name = "x" * 255
-    assert mem_db.create_table(name, SIMPLE).name == name
-    assert name in mem_db
+def test_longest_name_is_248_chars(db):
+    # Regression: names of 249..255 characters passed validation, then failed with "File
+    # name too long" making the `<name>.riffle` directory (NAME_MAX is 255). One limit
+    # for every backend, so a memory table can always be written out.
+    name = "x" * 248
+    assert db.create_table(name, SIMPLE).name == name
+    assert db.table_names() == [name]
+    assert db.open_table(name).count_rows() == 3
+    for length in (249, 255, 256):
+        message = (
+            f"Table name '{'y' * length}' is {length} characters long; the limit is 248 "
+            "(its directory, the name + '.riffle', must fit the 255-character file name "
+            "limit)"
+        )
+        with pytest.raises(riffledb.errors.InvalidError) as info:
+            db.create_table("y" * length, SIMPLE)
+        assert str(info.value) == message
+        with pytest.raises(riffledb.errors.InvalidError) as info:
+            db.open_table("y" * length)
+        assert str(info.value) == message
+        assert "y" * length not in db  # not an OSError "File name too long"
+    assert db.table_names() == [name]
 
 
 # ---------------------------------------------------------------------------------------

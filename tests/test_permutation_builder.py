@@ -308,6 +308,17 @@ def test_hash_split_without_discard_weight():
     }
 
 
+def test_hash_split_columns_are_names_not_sql():
+    # Sibling of search().select(["id * 100"]): hash columns were parsed as SQL, so
+    # split_hash(["id % 3"]) hashed an expression. They are column names, as in LanceDB.
+    table = make_table(10)
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        permutation_builder(table).split_hash(["id % 3"], [1, 1]).execute()
+    assert str(info.value) == (
+        "Column 'id % 3' does not exist; available columns: id, label, category"
+    )
+
+
 def test_hash_split_weights_and_discard():
     table = make_table(20000)
     row_ids, split_ids = result(

@@ -238,6 +238,96 @@ def test_select_dict_expressions(tbl):
     assert out["parity"].to_pylist() == [0, 1, 0, 1]
 
 
+def test_select_list_never_computes(tbl):
+    # Regression: select(["id * 100"]) computed an expression; a list names columns, as in
+    # LanceDB, and expressions go in a dict.
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        tbl.search().select(["id * 100"]).to_arrow()
+    assert str(info.value) == (
+        "Column 'id * 100' does not exist; available columns: id, x, name, v, flag, a b"
+    )
+    out = tbl.search().select({"id * 100": "id * 100"}).limit(2).to_arrow()
+    assert out.to_pydict() == {"id * 100": [0, 100]}
+
+
+@pytest.mark.parametrize("columns", [[1, 2], ["id", 2], ["id", None]])
+def test_select_list_of_non_names_is_type_error(tbl, columns):
+    # Regression: select([1, 2]) returned constant columns.
+    position = next(i for i, c in enumerate(columns) if not isinstance(c, str))
+    with pytest.raises(riffledb.errors.RiffledbTypeError) as info:
+        tbl.search().select(columns)
+    assert str(info.value) == (
+        f"columns must be a list of str, got {type(columns[position]).__name__} "
+        f"{columns[position]!r} at position {position}"
+    )
+
+
+def test_take_select_rejects_a_dict(tbl):
+    # Sibling: a take's select(dict) used the keys as column names.
+    with pytest.raises(riffledb.errors.RiffledbTypeError) as info:
+        tbl.take_offsets([0]).select({"twice": "id * 2"})
+    assert str(info.value) == (
+        "A take selects columns by name: pass a list of str, got a dict (SQL "
+        "expressions are only supported in search().select)"
+    )
+
+
+def test_filter_failing_while_scanning_names_filter_and_table(db):
+    # Regression: "divide by zero" did not say which filter, nor which table.
+    t = db.create_table("t", pa.table({"x": pa.array([1, 0], pa.int64())}))
+    where = "10 / x > 1"
+    location = "memory://t" if db.uri == "memory://" else f"{db.uri}/t.riffle"
+    expected = (
+        f"Filter '{where}' failed: divide by zero (scanning {location} at version 1)"
+    )
+    for run in (
+        lambda: t.search().where(where).to_arrow(),
+        lambda: t.count_rows(where),
+        lambda: t.delete(where),
+    ):
+        with pytest.raises(riffledb.errors.InvalidError) as info:
+            run()
+        assert str(info.value) == expected
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        t.search().select({"big": "x * 9223372036854775807 * 2"}).to_arrow()
+    assert str(info.value) == (
+        "Column 'big' = 'x * 9223372036854775807 * 2' failed: overflow (scanning "
+        f"{location} at version 1)"
+    )
+    assert t.version == 1
+
+
+def test_decimal_column_compares_with_number_literals(db):
+    # Regression: `dec > 1` failed with "Precision is not great enough".
+    from decimal import Decimal
+
+    prices = [Decimal("1.50"), Decimal("0.10"), Decimal("999.99"), None]
+    t = db.create_table(
+        "t",
+        pa.table({"id": [0, 1, 2, 3], "dec": pa.array(prices, pa.decimal128(5, 2))}),
+    )
+
+    def ids(where):
+        return t.search().where(where).select(["id"]).to_arrow()["id"].to_pylist()
+
+    assert ids("dec > 1") == [0, 2]
+    assert ids("dec < 100000") == [0, 1, 2]
+    assert ids("dec = 0.1") == [1]
+    assert ids("dec >= 1.5") == [0, 2]
+    assert ids("dec > 0.125") == [0, 2]
+    assert ids("dec IN (0.1, 1.5)") == [0, 1]
+    assert ids("dec IN (1, 999.99)") == [2]
+    assert ids("dec > 0") == [0, 1, 2]  # regression: a zero literal aborted the process
+    assert ids("dec >= -0.0") == [0, 1, 2]
+    with pytest.raises(riffledb.errors.InvalidError) as info:
+        ids("dec / 0 > 1")
+    assert str(info.value).startswith("Filter 'dec / 0 > 1' failed: ")
+    assert ids("dec * 2 > 3") == [2]
+    assert t.count_rows("dec > 1") == 2
+    out = t.search().select({"twice": "dec * 2"}).limit(1).to_arrow()
+    assert out["twice"].to_pylist() == [Decimal("3.00")]
+
+
 def test_where_on_unselected_column(tbl):
     out = tbl.search().select(["name"]).where("id > 7").to_arrow()
     assert out.column_names == ["name"]

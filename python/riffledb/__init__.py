@@ -30,7 +30,11 @@ def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
 
     Args:
         uri: A directory (created if missing; tables are subdirectories), or
-            ``"memory://"`` for a fresh database private to this call.
+            ``"memory://"`` for a fresh database private to this call
+            (``"file:///data/db"`` is the directory ``/data/db``). A NUL byte, a
+            malformed URI (``"memory:/"``) or an unknown scheme (``"xyz://..."``) is an
+            InvalidError naming the uri; ``s3://``, ``gs://``, ``az://`` and ``db://``
+            raise NotSupportedError for now.
         **kwargs: Accepted for LanceDB compatibility (``read_consistency_interval``,
             ``storage_options``) and ignored: local tables are strongly consistent for
             their own writes and reopen the newest version on ``checkout_latest()``.
@@ -49,6 +53,4 @@ def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
         raise errors.RiffledbTypeError(
             f"uri must be a str or os.PathLike, got {describe(uri)}"
         )
-    if "\0" in uri:
-        raise errors.InvalidError(f"uri must not contain a NUL character, got {uri!r}")
     return DBConnection(_riffledb.Database.connect(uri))

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from .errors import InvalidError, RiffledbTypeError
+from .errors import InvalidError, RiffledbIndexError, RiffledbTypeError
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -104,3 +105,102 @@ def check_str_list(value: Any, name: str) -> list[str]:
                 f"at position {position}"
             )
     return items
+
+
+def bad_index(
+    items: Iterable[Any], what: str, *, unsigned: bool = False
+) -> Exception | None:
+    """The error for the first of ``items`` (offsets, or row ids if ``unsigned``) that is
+    not a 64-bit integer, naming its position: the one message for every take path
+    (``Table.take_offsets`` / ``take_row_ids``, ``Permutation.take_offsets``). Error path
+    only: call it once a cheaper check has failed.
+
+    Returns:
+        RiffledbTypeError for an item that is not an integer (``bool`` and whole floats
+        included), RiffledbIndexError for one out of range, None if every item is fine.
+    """
+    noun = "Row id" if unsigned else "Offset"
+    low, high = (0, UINT64_MAX) if unsigned else (-INT64_MAX - 1, INT64_MAX)
+    for position, value in enumerate(items):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return RiffledbTypeError(
+                f"{what} must be integers, got {type(value).__name__} at position "
+                f"{position}"
+            )
+        value = int(value)
+        if unsigned and value < 0:
+            return RiffledbIndexError(
+                f"{noun} {value} at position {position} is negative"
+            )
+        if not low <= value <= high:
+            return RiffledbIndexError(
+                f"{noun} {value} at position {position} is out of the 64-bit integer "
+                "range"
+            )
+    return None
+
+
+def _raise_bad_index(items: Iterable[Any], what: str, unsigned: bool) -> None:
+    raise bad_index(items, what, unsigned=unsigned) or RiffledbTypeError(
+        f"{what} must be a flat sequence of 64-bit integers"
+    )
+
+
+def index_array(values: Any, what: str, dtype: type = np.int64) -> np.ndarray:
+    """Offsets (``dtype`` int64) or row ids (uint64) as a contiguous 1-D NumPy array,
+    without per-element Python work on valid input (no copy when ``values`` already is a
+    matching array). Any sequence, NumPy array, Arrow array or tensor is accepted.
+
+    Raises:
+        RiffledbTypeError: not a flat sequence, or an item that is not an integer (see
+            :func:`bad_index`).
+        InvalidError: more than one dimension.
+        RiffledbIndexError: an item outside the 64-bit range of ``dtype``, or a negative
+            row id.
+    """
+    unsigned = dtype == np.uint64
+    original = None
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values.to_numpy(zero_copy_only=False)
+    elif not isinstance(values, np.ndarray):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
+                raise RiffledbTypeError(
+                    f"{what} must be a sequence of integers, got {type(values).__name__}"
+                )
+            values = list(values)
+        if len(values) == 0:
+            return np.empty(0, dtype=dtype)
+        original = values
+        try:
+            values = np.asarray(values)
+        except (ValueError, TypeError) as error:
+            raise RiffledbTypeError(
+                f"{what} must be a flat sequence of integers"
+            ) from error
+    if values.ndim != 1:
+        raise InvalidError(f"{what} must be one-dimensional, got shape {values.shape}")
+    if values.dtype.kind not in "iu":
+        if len(values) == 0:
+            return np.empty(0, dtype=dtype)
+        items = original if original is not None else values.tolist()
+        _raise_bad_index(items, what, unsigned)
+    if original is not None and bool in map(type, original):
+        # NumPy reads [1, True] as integers: a bool is a mistake, as it is alone.
+        _raise_bad_index(original, what, unsigned)
+    if unsigned and values.dtype.kind == "i" and len(values) and values.min() < 0:
+        _raise_bad_index(values.tolist(), what, True)
+    if not unsigned and values.dtype == np.uint64 and len(values):
+        if values.max() > INT64_MAX:
+            _raise_bad_index(values.tolist(), what, False)
+    return np.ascontiguousarray(values, dtype=dtype)
+
+
+def offsets_for_take(values: Any, what: str = "offsets") -> np.ndarray | list:
+    """Offsets as a native take accepts them in one call: a list as it is (the native
+    side converts a list of Python ints without NumPy and refuses anything else, bools
+    included; the caller then reports :func:`bad_index`), anything else through
+    :func:`index_array`."""
+    if type(values) is list and (not values or type(values[0]) is int):
+        return values
+    return index_array(values, what, np.int64)

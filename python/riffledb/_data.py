@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from .errors import InvalidError, RiffledbTypeError
 
 T = TypeVar("T")
-
-
-class Stream(NamedTuple):
-    """Data ready for the native write path.
-
-    Attributes:
-        data: An object with ``__arrow_c_stream__``, or None for data that holds no rows
-            and no types (an empty list or iterator).
-        from_rows: Whether the data were rows given as dicts, where a row that omits a
-            key holds null there: the write then fills a nullable table column that no
-            row names with nulls instead of rejecting the data.
-    """
-
-    data: Any
-    from_rows: bool
 
 
 def _is_pandas(data: Any) -> bool:
@@ -171,8 +156,10 @@ def _from_iterable(data: Iterable) -> _Source | None:
     return _Source(schema, batches())
 
 
-def to_arrow_stream(data: Any) -> Stream:
-    """Returns ``data`` as an Arrow stream for the native write path.
+def to_arrow_stream(data: Any) -> Any:
+    """Returns ``data`` as an Arrow stream for the native write path: an object with
+    ``__arrow_c_stream__``, or None for data that holds no rows and no types (an empty
+    list or iterator).
 
     Anything with ``__arrow_c_stream__`` (pyarrow tables, batches and readers, polars,
     DuckDB, ...) is returned as is, so the native side pulls it directly (a reader is
@@ -189,28 +176,28 @@ def to_arrow_stream(data: Any) -> Stream:
     """
     if _is_pandas(data):
         # Before __arrow_c_stream__: pandas' own export keeps the index as a column.
-        return Stream(_from_python(lambda: _from_pandas(data)), False)
+        return _from_python(lambda: _from_pandas(data))
     if isinstance(data, pa.RecordBatchReader):
         # Passed through batch by batch (no copy, no cast): a reader is often fed by the
         # caller's Python generator, whose exception then reaches the caller as itself.
-        return Stream(_Source(data.schema, data), False)
+        return _Source(data.schema, data)
     if hasattr(data, "__arrow_c_stream__"):
-        return Stream(data, False)
+        return data
     if isinstance(data, Mapping):
-        return Stream(_from_python(lambda: _from_columns(data)), False)
+        return _from_python(lambda: _from_columns(data))
     if isinstance(data, list):
         if not data:
-            return Stream(None, True)
+            return None
         if isinstance(data[0], Mapping):
-            return Stream(_from_python(lambda: _from_rows(data)), True)
+            return _from_python(lambda: _from_rows(data))
         if isinstance(data[0], (pa.RecordBatch, pa.Table)):
-            return Stream(_from_iterable(data), False)
+            return _from_iterable(data)
         raise RiffledbTypeError(
             "A list of data must hold dicts (one per row) or record batches, "
             f"got {type(data[0]).__name__} at position 0"
         )
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
-        return Stream(_from_iterable(data), False)
+        return _from_iterable(data)
     raise RiffledbTypeError(
         f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, "
         "RecordBatch or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict "

@@ -70,7 +70,9 @@ class DBConnection:
         """Creates a table.
 
         Args:
-            name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 255.
+            name: Letters, digits, ``_``, ``-`` and ``.`` (not leading), at most 248
+                (the table directory, ``<name>.riffle``, must fit a 255-character
+                file name).
             data: A ``pa.Table``, ``pa.RecordBatch`` or ``pa.RecordBatchReader``
                 (streamed), a pandas DataFrame, a list of row dicts, a dict of columns,
                 an iterable of record batches, or any object with
@@ -109,11 +111,10 @@ class DBConnection:
                     f"{describe(schema)}"
                 ) from error
         stream = None
-        from_rows = False
         if data is not None:
             if mode == "create" and exist_ok and self._inner.has_table(name):
                 return self.open_table(name)
-            stream, from_rows = to_arrow_stream(data)
+            stream = to_arrow_stream(data)
             if stream is None and schema is None:
                 raise InvalidError(
                     f"Cannot create table '{name}' from empty data without a schema: "
@@ -121,9 +122,7 @@ class DBConnection:
                 )
         inner = call_with_source(
             stream,
-            lambda: self._inner.create_table(
-                name, schema, stream, mode, exist_ok, fill_missing_nullable=from_rows
-            ),
+            lambda: self._inner.create_table(name, schema, stream, mode, exist_ok),
         )
         return Table(inner, self)
 

@@ -28,7 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from .errors import InvalidError, RiffledbIndexError, RiffledbTypeError
+from ._args import bad_index, index_array, offsets_for_take
+from .errors import InvalidError, RiffledbTypeError
 from .formats import Format, Transforms, column_builder, transform_of
 from .table import Table, memory_state, reference, table_from_state
 
@@ -78,57 +79,6 @@ def _check_count(value: Any, what: str) -> int:
     if value > _INT64_MAX:
         raise InvalidError(f"{what} must be at most 2^63 - 1, got {value}")
     return value
-
-
-def _bad_offset(offsets: Sequence[Any]) -> Exception | None:
-    """The error for the first offset that is not a 64-bit integer, naming its position;
-    None if all are (the error path of a take: offsets are not checked in Python
-    first)."""
-    for position, value in enumerate(offsets):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            return RiffledbTypeError(
-                f"offsets must be integers, got {type(value).__name__} at position "
-                f"{position}"
-            )
-        if not -_INT64_MAX - 1 <= int(value) <= _INT64_MAX:
-            return RiffledbIndexError(
-                f"Offset {value} at position {position} is out of range"
-            )
-    return None
-
-
-def _as_offsets(offsets: Any) -> np.ndarray | list:
-    """Offsets as the native take accepts them in one call: an int64 numpy array or a
-    list."""
-    if type(offsets) is list:
-        return offsets
-    if isinstance(offsets, np.ndarray):
-        if offsets.ndim != 1:
-            raise InvalidError(
-                f"offsets must be one-dimensional, got shape {offsets.shape}"
-            )
-        if offsets.dtype.kind not in "iu":
-            if offsets.dtype == object or len(offsets) == 0:
-                return _as_offsets(offsets.tolist())
-            raise RiffledbTypeError(
-                f"offsets must be integers, got dtype {offsets.dtype}"
-            )
-        if (
-            offsets.dtype.kind == "u"
-            and len(offsets)
-            and offsets.max() > np.iinfo(np.int64).max
-        ):
-            raise RiffledbIndexError(f"Offset {offsets.max()} is out of range")
-        return np.ascontiguousarray(offsets, dtype=np.int64)
-    if isinstance(offsets, (pa.Array, pa.ChunkedArray)):
-        return _as_offsets(offsets.to_numpy(zero_copy_only=False))
-    if hasattr(offsets, "__array__") and not isinstance(offsets, (str, bytes)):
-        return _as_offsets(np.asarray(offsets))  # torch tensors
-    if isinstance(offsets, (str, bytes)) or not hasattr(offsets, "__iter__"):
-        raise RiffledbTypeError(
-            f"offsets must be a sequence of integers, got {type(offsets).__name__}"
-        )
-    return list(offsets)
 
 
 def _quote(name: str) -> str:
@@ -968,15 +918,18 @@ class Permutation:
         """
         reader = self._reader or self._view()
         bound, schema, names = self._selection_cache or self._selection()
-        offsets = _as_offsets(offsets)
+        offsets = offsets_for_take(offsets)
         try:
             batch = reader.take(offsets, bound)
         except TypeError:
             # nanobind refused the list: say which offset, in riffledb's words.
-            error = _bad_offset(offsets)
-            if error is None:
+            error = bad_index(offsets, "offsets")
+            if error is not None:
+                raise error from None
+            if type(offsets) is not list:
                 raise
-            raise error from None
+            # Valid, but not all Python ints (NumPy integers): the array overload.
+            batch = reader.take(index_array(offsets, "offsets"), bound)
         return self._convert(batch, schema, names)
 
     def __getitem__(self, index: int) -> Any:

@@ -35,7 +35,11 @@ def native_read_all(stream) -> pa.Table:
     return pa.RecordBatchReader._import_from_c_capsule(stream.read_all()).read_all()
 
 
-def _projection(columns: Sequence[str] | Mapping[str, str] | None):
+def _projection(
+    columns: Sequence[str] | Mapping[str, str] | None,
+) -> list[str] | list[tuple[str, str]]:
+    """What the native scan takes: a list of column names (never parsed as SQL), or of
+    (output name, SQL) pairs."""
     if columns is None:
         return []
     if isinstance(columns, Mapping):
@@ -46,7 +50,7 @@ def _projection(columns: Sequence[str] | Mapping[str, str] | None):
                     f"{describe(name)}: {describe(expr)}"
                 )
         return list(columns.items())
-    return [(name, name) for name in check_str_list(columns, "columns")]
+    return check_str_list(columns, "columns")
 
 
 class Query:
@@ -59,7 +63,7 @@ class Query:
     def __init__(self, table: Table):
         self._table = table
         self._where: str | None = None
-        self._columns: list[tuple[str, str]] = []
+        self._columns: list[str] | list[tuple[str, str]] = []
         self._limit: int | None = None
         self._offset = 0
         self._with_row_id = False
@@ -70,7 +74,17 @@ class Query:
         return self
 
     def select(self, columns: Sequence[str] | Mapping[str, str]) -> Query:
-        """Output columns: a list of names, or a dict of output name -> SQL expression."""
+        """Output columns, as in LanceDB: a list selects columns by name, in that order
+        (``_rowid`` and ``_rowoffset`` allowed; a name is never parsed as SQL); a dict
+        maps output names to SQL expressions (``{"double": "id * 2", "id": "id"}``).
+
+        Raises:
+            TypeError: a list entry that is not a str (naming its position), or a dict
+                key or value that is not a str.
+            ValueError: when the query runs, a name that is not a column ("Column 'x'
+                does not exist; available columns: ..."), or an expression that does not
+                parse or bind.
+        """
         self._columns = _projection(columns)
         return self
 
@@ -143,7 +157,17 @@ class TakeQuery:
         self._binary_views = False
 
     def select(self, columns: Sequence[str]) -> TakeQuery:
-        """Only these columns, in this order (``_rowid`` may be named)."""
+        """Only these columns, in this order (``_rowid`` may be named).
+
+        Raises:
+            TypeError: not a list of str (naming the position of an entry that is not),
+                or a dict: takes select stored columns only, no SQL expressions.
+        """
+        if isinstance(columns, Mapping):
+            raise RiffledbTypeError(
+                "A take selects columns by name: pass a list of str, got a dict "
+                "(SQL expressions are only supported in search().select)"
+            )
         self._columns = check_str_list(columns, "columns")
         return self
 

@@ -9,81 +9,18 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from ._args import UINT64_MAX, check_int, check_str
+from ._args import UINT64_MAX, check_int, check_str, index_array
 from ._data import call_with_source, to_arrow_stream
 from .errors import (
     InternalError,
     InvalidError,
     NotSupportedError,
-    RiffledbIndexError,
     RiffledbTypeError,
 )
 from .query import Query, TakeQuery, native_read_all
 
 if TYPE_CHECKING:
     from .db import DBConnection
-
-
-def _as_index_array(values, dtype, what: str) -> np.ndarray:
-    """Offsets or row ids as a contiguous 1-D numpy array, without per-element Python work
-    (no copy when ``values`` already is a matching array)."""
-    original = None
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        values = values.to_numpy(zero_copy_only=False)
-    elif not isinstance(values, np.ndarray):
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
-            if not hasattr(values, "__iter__") or isinstance(values, (str, bytes)):
-                raise RiffledbTypeError(
-                    f"{what} must be a sequence of integers, got {type(values).__name__}"
-                )
-            values = list(values)
-        if len(values) == 0:
-            return np.empty(0, dtype=dtype)
-        original = values
-        try:
-            values = np.asarray(values)
-        except (ValueError, TypeError) as error:
-            raise RiffledbTypeError(
-                f"{what} must be a flat sequence of integers"
-            ) from error
-    if values.ndim != 1:
-        raise InvalidError(f"{what} must be one-dimensional, got shape {values.shape}")
-    if values.dtype.kind not in "iu":
-        if len(values) == 0:
-            return np.empty(0, dtype=dtype)
-        items = original if original is not None else values.tolist()
-        for position, value in enumerate(items):  # error path only
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise RiffledbTypeError(
-                    f"{what} must be integers, got {type(value).__name__} "
-                    f"at position {position}"
-                )
-        low, high = (0, 2**64 - 1) if dtype == np.uint64 else (-(2**63), 2**63 - 1)
-        for position, value in enumerate(items):
-            if not low <= value <= high:
-                noun = "Row id" if dtype == np.uint64 else "Offset"
-                raise RiffledbIndexError(
-                    f"{noun} {value} at position {position} is out of the 64-bit "
-                    "integer range"
-                )
-        raise RiffledbIndexError(f"{what} out of the 64-bit integer range")
-    if (
-        dtype == np.uint64
-        and values.dtype.kind == "i"
-        and len(values)
-        and values.min() < 0
-    ):
-        position = int(np.argmax(values < 0))
-        raise RiffledbIndexError(
-            f"Row id {values[position]} at position {position} is negative"
-        )
-    if dtype == np.int64 and values.dtype == np.uint64 and len(values):
-        if values.max() > np.iinfo(np.int64).max:
-            position = int(np.argmax(values > np.iinfo(np.int64).max))
-            raise RiffledbIndexError(
-                f"Offset {values[position]} at position {position} is out of range"
-            )
-    return np.ascontiguousarray(values, dtype=dtype)
 
 
 def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
@@ -379,11 +316,11 @@ class Table:
 
         Duplicates are allowed. Out-of-range offsets raise IndexError naming the offset.
         """
-        return TakeQuery(self, _as_index_array(offsets, np.int64, "offsets"), False)
+        return TakeQuery(self, index_array(offsets, "offsets", np.int64), False)
 
     def take_row_ids(self, row_ids) -> TakeQuery:
         """Rows with these ``_rowid``s, in this order; unknown ids raise IndexError."""
-        return TakeQuery(self, _as_index_array(row_ids, np.uint64, "row_ids"), True)
+        return TakeQuery(self, index_array(row_ids, "row_ids", np.uint64), True)
 
     def _take(
         self,
@@ -399,7 +336,7 @@ class Table:
 
     def __getitems__(self, offsets) -> pa.Table:
         """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""
-        keys = _as_index_array(offsets, np.int64, "offsets")
+        keys = index_array(offsets, "offsets", np.int64)
         schema, array = self._inner.take_offsets(keys, [], False)
         return pa.Table.from_batches(
             [pa.RecordBatch._import_from_c_capsule(schema, array)]
@@ -420,9 +357,9 @@ class Table:
         fixed-size list, ...). A value the cast would change (an overflow, a float with a
         fraction into an integer, an unparsable string) or a null in a non-nullable
         column is an error naming the column, the row and the value. Every column of the
-        data must be in the table. A table column the data lacks is an error, except when
-        the data are rows given as dicts and the column is nullable: a row that omits a
-        key holds null there.
+        data must be in the table. A nullable table column the data lacks is filled with
+        nulls, whatever form the data take (rows, an Arrow table, a stream); a
+        non-nullable one is an error naming it (LanceDB's rule).
 
         Raises:
             ValueError: the data does not fit the schema (one message naming every
@@ -433,13 +370,11 @@ class Table:
         check_str(mode, "mode")
         if mode not in ("append", "overwrite"):
             raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
-        stream, from_rows = to_arrow_stream(data)
+        stream = to_arrow_stream(data)
         if mode == "append":
             if stream is None:
                 stream = self.schema.empty_table()  # no rows: a new, empty version
-            call_with_source(
-                stream, lambda: self._inner.add(stream, fill_missing_nullable=from_rows)
-            )
+            call_with_source(stream, lambda: self._inner.add(stream))
         else:
             if stream is None:
                 raise InvalidError(

@@ -34,7 +34,7 @@ void RegisterDatabase(nb::module_& m) {
       .def(
           "create_table",
           [](Database& db, const std::string& name, nb::handle schema, nb::handle data,
-             const std::string& mode, bool exist_ok, bool fill_missing_nullable) {
+             const std::string& mode, bool exist_ok) {
             CreateMode create_mode;
             if (mode == "create") {
               create_mode = CreateMode::kCreate;
@@ -50,13 +50,11 @@ void RegisterDatabase(nb::module_& m) {
             if (!data.is_none()) reader = ValueOrThrow(ImportStream(data));
             return ValueOrThrow(WithoutGil([&] {
               return db.CreateTable(name, arrow_schema, reader.get(), create_mode,
-                                    exist_ok,
-                                    fill_missing_nullable ? MissingColumns::kFillNullable
-                                                          : MissingColumns::kReject);
+                                    exist_ok);
             }));
           },
           nb::arg("name"), nb::arg("schema").none(), nb::arg("data").none(),
-          nb::arg("mode"), nb::arg("exist_ok"), nb::arg("fill_missing_nullable") = false)
+          nb::arg("mode"), nb::arg("exist_ok"))
       .def(
           "open_table",
           [](const Database& db, const std::string& name,

@@ -230,13 +230,15 @@ void RegisterPermutationReader(nb::module_& m) {
             });
           },
           nb::arg("offsets"), nb::arg("selection"))
+      // A list of Python ints only (noconvert): nanobind would otherwise take True as 1.
+      // Python checks any other list on the error path (riffledb._args.bad_index).
       .def(
           "take",
           [](const PermutationReader& r, const std::vector<int64_t>& offsets,
              const BoundSelection& selection) {
             return Read([&] { return r.TakeOffsets(offsets, selection); });
           },
-          nb::arg("offsets"), nb::arg("selection"))
+          nb::arg("offsets").noconvert(), nb::arg("selection"))
       .def(
           "num_batches",
           [](const PermutationReader& r, int64_t batch_size, bool drop_last) {

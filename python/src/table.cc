@@ -8,7 +8,10 @@
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
+#include <nanobind/stl/variant.h>
 #include <nanobind/stl/vector.h>
+
+#include <variant>
 
 #include "arrow_bridge.h"
 #include "bindings.h"
@@ -95,10 +98,14 @@ void RegisterTable(nb::module_& m) {
             }));
           },
           nb::arg("filter").none() = nb::none())
+      // `projection`: a list of column names (plain columns, never SQL), or of
+      // (output name, SQL) pairs.
       .def(
           "scan",
           [](const Table& t, std::optional<std::string> filter,
-             std::vector<std::pair<std::string, std::string>> projection,
+             std::variant<std::vector<std::string>,
+                          std::vector<std::pair<std::string, std::string>>>
+                 projection,
              bool with_row_id, int64_t offset, std::optional<int64_t> limit,
              int64_t max_batch_rows) {
             auto snapshot = ValueOrThrow(t.snapshot());
@@ -109,10 +116,19 @@ void RegisterTable(nb::module_& m) {
                     ARROW_ASSIGN_OR_RAISE(options.filter,
                                           Filter::Make(snapshot->schema(), *filter));
                   }
-                  if (!projection.empty() || with_row_id) {
-                    ARROW_ASSIGN_OR_RAISE(
-                        options.projection,
-                        Projection::Make(snapshot->schema(), projection, with_row_id));
+                  if (const auto* names = std::get_if<0>(&projection)) {
+                    if (!names->empty() || with_row_id) {
+                      ARROW_ASSIGN_OR_RAISE(
+                          options.projection,
+                          Projection::Columns(snapshot->schema(), *names, with_row_id));
+                    }
+                  } else {
+                    const auto& outputs = std::get<1>(projection);
+                    if (!outputs.empty() || with_row_id) {
+                      ARROW_ASSIGN_OR_RAISE(
+                          options.projection,
+                          Projection::Make(snapshot->schema(), outputs, with_row_id));
+                    }
                   }
                   options.offset = offset;
                   options.limit = limit;
@@ -152,15 +168,11 @@ void RegisterTable(nb::module_& m) {
           nb::arg("binary_views") = false)
       .def(
           "add",
-          [](Table& t, nb::handle data, bool fill_missing_nullable) {
+          [](Table& t, nb::handle data) {
             auto reader = ValueOrThrow(ImportStream(data));
-            return ValueOrThrow(WithoutGil([&] {
-              return t.Append(reader.get(), fill_missing_nullable
-                                                ? MissingColumns::kFillNullable
-                                                : MissingColumns::kReject);
-            }));
+            return ValueOrThrow(WithoutGil([&] { return t.Append(reader.get()); }));
           },
-          nb::arg("data"), nb::arg("fill_missing_nullable") = false)
+          nb::arg("data"))
       .def("overwrite",
            [](Table& t, nb::handle data) {
              auto reader = ValueOrThrow(ImportStream(data));

@@ -2,23 +2,100 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <string_view>
 
 #include "riffledb/io/filesystem.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb {
 
+namespace {
+
+// Schemes that riffledb will serve but does not yet: NotImplemented rather than Invalid.
+constexpr std::string_view kPlannedSchemes[] = {"s3", "gs", "az", "db"};
+constexpr std::string_view kMemoryScheme = "memory";
+constexpr std::string_view kFileScheme = "file";
+
+// `uri` for a message, a NUL byte written as \0 so that the text after it is not lost.
+std::string Printable(std::string_view uri) {
+  std::string out;
+  for (char c : uri) {
+    if (c == '\0') {
+      out += "\\0";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The scheme `uri` starts with, lower-cased (RFC 3986: ALPHA *(ALPHA / DIGIT / "+" /
+// "-" / ".") then ':'), or empty if it does not start with one.
+std::string SchemeOf(std::string_view uri) {
+  const size_t colon = uri.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return "";
+  std::string scheme;
+  for (size_t i = 0; i < colon; ++i) {
+    const char c = uri[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    const bool other = (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+    if (!alpha && !(i > 0 && other)) return "";
+    scheme += static_cast<char>(alpha && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  return scheme;
+}
+
+bool IsKnownScheme(std::string_view scheme) {
+  if (scheme == kMemoryScheme || scheme == kFileScheme) return true;
+  for (auto planned : kPlannedSchemes) {
+    if (scheme == planned) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& uri) {
-  if (uri.rfind(kMemoryUri, 0) == 0) {
-    return std::shared_ptr<Database>(new Database(kMemoryUri, true, nullptr));
-  }
-  if (uri.find("://") != std::string::npos) {
-    return arrow::Status::NotImplemented("Unsupported database URI '", uri,
-                                         "': use a directory path or memory://");
-  }
   if (uri.empty()) return arrow::Status::Invalid("Database path must not be empty");
+  // The OS reads a path up to its first NUL: "db\0evil" would silently open "db".
+  if (const size_t nul = uri.find('\0'); nul != std::string::npos) {
+    return arrow::Status::Invalid("Invalid database URI '", Printable(uri),
+                                  "': it contains a NUL byte at position ", nul);
+  }
+  const std::string scheme = SchemeOf(uri);
+  const bool has_authority = !scheme.empty() && uri.compare(scheme.size(), 3, "://") == 0;
+  std::string local = uri;  // the directory
+  if (has_authority && scheme == kFileScheme) {
+    // file:///data/db is the directory /data/db, as in LanceDB; there is no host part.
+    local = uri.substr(scheme.size() + 3);
+    if (local.empty() || local[0] != '/') {
+      return arrow::Status::Invalid(
+          "Invalid database URI '", uri,
+          "': file:// takes an absolute path (file:///data/db)");
+    }
+  } else if (has_authority) {
+    if (scheme == kMemoryScheme) {
+      return std::shared_ptr<Database>(new Database(kMemoryUri, true, nullptr));
+    }
+    for (auto planned : kPlannedSchemes) {
+      if (scheme == planned) {
+        return arrow::Status::NotImplemented("Unsupported database URI '", uri,
+                                             "': ", scheme,
+                                             ":// is not supported yet; use a "
+                                             "directory path or memory://");
+      }
+    }
+    return arrow::Status::Invalid("Invalid database URI '", uri, "': unknown scheme '",
+                                  scheme, "'; use a directory path or memory://");
+  }
+  // "memory:/" or "s3:bucket" is a mistyped URI, not a directory to create: a directory
+  // name with a colon is legal, so only schemes riffledb knows are caught.
+  if (!has_authority && IsKnownScheme(scheme)) {
+    return arrow::Status::Invalid("Invalid database URI '", uri, "': expected ", scheme,
+                                  "://");
+  }
   std::error_code error;
-  std::string path = std::filesystem::absolute(uri, error).lexically_normal().string();
+  std::string path = std::filesystem::absolute(local, error).lexically_normal().string();
   if (error) return arrow::Status::IOError("Cannot resolve database path '", uri, "'");
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   std::shared_ptr<io::FileSystem> fs = io::Local();
@@ -33,9 +110,11 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
 
 arrow::Status Database::ValidateTableName(const std::string& name) {
   if (name.empty()) return arrow::Status::Invalid("Table name must not be empty");
-  if (name.size() > 255) {
-    return arrow::Status::Invalid("Table name '", name,
-                                  "' is longer than 255 characters");
+  if (name.size() > kMaxTableNameLength) {
+    return arrow::Status::Invalid(
+        "Table name '", name, "' is ", name.size(), " characters long; the limit is ",
+        kMaxTableNameLength, " (its directory, the name + '", kTableSuffix,
+        "', must fit the ", kMaxFileNameLength, "-character file name limit)");
   }
   if (name[0] == '.') {
     return arrow::Status::Invalid("Invalid table name '", name,
@@ -88,6 +167,9 @@ arrow::Result<std::vector<std::string>> Database::TableNames() const {
 }
 
 arrow::Result<bool> Database::HasTable(const std::string& name) const {
+  // No table can have an invalid name; looking one up on disk could fail instead
+  // ("File name too long") or look outside the database.
+  if (!ValidateTableName(name).ok()) return false;
   if (in_memory_) {
     std::lock_guard<ForkSafeMutex> lock(mu_);
     return memory_tables_.count(name) > 0;
@@ -99,8 +181,7 @@ arrow::Result<bool> Database::HasTable(const std::string& name) const {
 
 arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     const std::string& name, std::shared_ptr<arrow::Schema> schema,
-    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
-    MissingColumns missing) {
+    arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok) {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (schema == nullptr && data == nullptr) {
     return arrow::Status::Invalid("Cannot create table '", name,
@@ -111,7 +192,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
     if (mode == CreateMode::kOverwrite) {
       ARROW_ASSIGN_OR_RAISE(auto table, OpenTable(name));
       if (data != nullptr) {
-        ARROW_RETURN_NOT_OK(table->Overwrite(data, schema, missing).status());
+        ARROW_RETURN_NOT_OK(table->Overwrite(data, schema).status());
       } else {
         ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatchReader::Make({}, schema));
         ARROW_RETURN_NOT_OK(table->Overwrite(empty.get()).status());
@@ -130,7 +211,7 @@ arrow::Result<std::shared_ptr<Table>> Database::CreateTable(
   } else {
     store = std::make_shared<DirectoryStore>(TablePath(name), fs_);
   }
-  auto created = Table::Create(name, store, std::move(schema), data, missing);
+  auto created = Table::Create(name, store, std::move(schema), data);
   if (created.status().IsAlreadyExists()) {
     // Another process created it between our check and our commit.
     if (exist_ok) return OpenTable(name);

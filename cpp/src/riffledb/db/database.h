@@ -5,6 +5,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,9 +30,21 @@ class Database {
   static constexpr char kMemoryUri[] = "memory://";
   /// Table directories are `<database>/<name>` + this suffix.
   static constexpr char kTableSuffix[] = ".riffle";
+  /// The longest file name (one path component) the file systems riffledb runs on take:
+  /// NAME_MAX on Linux and macOS, the object-key segment limit we hold object stores to.
+  static constexpr size_t kMaxFileNameLength = 255;
+  /// The longest table name: every file or directory name riffledb derives from a table
+  /// name (today only `<name>` + kTableSuffix; a new one must be counted here) must fit
+  /// kMaxFileNameLength. The same limit holds in memory, so that a table can always be
+  /// written out under its name.
+  static constexpr size_t kMaxTableNameLength =
+      kMaxFileNameLength - (sizeof(kTableSuffix) - 1);
 
   /// `memory://` (a fresh, private database per call) or a directory path (created if
-  /// missing).
+  /// missing; `file:///data/db` is the directory /data/db). Invalid naming `uri` if it is
+  /// empty, holds a NUL byte, or looks like a URI but is not one riffledb knows
+  /// (`memory:/`, `xyz://...`); NotImplemented for the schemes still to come (`s3://`,
+  /// `gs://`, `az://`, `db://`).
   static arrow::Result<std::shared_ptr<Database>> Connect(const std::string& uri);
 
   const std::string& uri() const { return uri_; }
@@ -39,16 +52,17 @@ class Database {
 
   /// Sorted table names.
   arrow::Result<std::vector<std::string>> TableNames() const;
+  /// False for a name no table can have (see ValidateTableName).
   arrow::Result<bool> HasTable(const std::string& name) const;
   /// Creates `name` from `schema` and `data`, either of which may be null (not both):
   /// without a schema the table takes `data`'s; with both, `data` is adapted to `schema`
-  /// (see Table::Append and `missing`). kCreate: Invalid "Table 'x' already exists" if it
+  /// (see Table::Append). kCreate: Invalid "Table 'x' already exists" if it
   /// does, unless `exist_ok` (then the existing table is returned and `data` ignored).
   /// kOverwrite: an existing table gets a new version holding `data`.
-  arrow::Result<std::shared_ptr<Table>> CreateTable(
-      const std::string& name, std::shared_ptr<arrow::Schema> schema,
-      arrow::RecordBatchReader* data, CreateMode mode, bool exist_ok,
-      MissingColumns missing = MissingColumns::kReject);
+  arrow::Result<std::shared_ptr<Table>> CreateTable(const std::string& name,
+                                                    std::shared_ptr<arrow::Schema> schema,
+                                                    arrow::RecordBatchReader* data,
+                                                    CreateMode mode, bool exist_ok);
   /// Opens `version` of the table (the newest if none is given). Invalid "Table 'x' was
   /// not found in database '<uri>'" if the table does not exist; Invalid naming the table
   /// and the version (and the versions there are) if that version does not.
@@ -58,8 +72,9 @@ class Database {
   /// `ignore_missing`.
   arrow::Status DropTable(const std::string& name, bool ignore_missing);
 
-  /// Invalid naming `name` unless it is a plain table name: 1..255 of [A-Za-z0-9_.-], not
-  /// starting with '.', so it can never name a path outside the database.
+  /// Invalid naming `name` unless it is a plain table name: 1..kMaxTableNameLength of
+  /// [A-Za-z0-9_.-], not starting with '.', so it can never name a path outside the
+  /// database. The same rule for every backend.
   static arrow::Status ValidateTableName(const std::string& name);
 
  private:

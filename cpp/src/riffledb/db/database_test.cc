@@ -129,6 +129,34 @@ TEST_P(DatabaseTest, InvalidNamesAreRejected) {
   ASSERT_OK(Database::ValidateTableName("ok_name-1.v2"));
 }
 
+// Names of 249..255 characters passed validation, then failed with "File name too long"
+// when the `<name>.riffle` directory was made.
+TEST_P(DatabaseTest, LongestTableNameFitsTheFileSystem) {
+  auto db = Connect();
+  EXPECT_EQ(Database::kMaxTableNameLength, 248u);
+  const std::string longest(Database::kMaxTableNameLength, 'x');
+  Create(*db, longest, 2);
+  ASSERT_OK_AND_ASSIGN(auto table, db->OpenTable(longest));
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 2);
+  ASSERT_OK(db->DropTable(longest, false));
+  for (size_t length : {249, 255, 256, 1000}) {
+    SCOPED_TRACE(length);
+    const std::string name(length, 'y');
+    const std::string message = "Table name '" + name + "' is " + std::to_string(length) +
+                                " characters long; the limit is 248 (its directory, the "
+                                "name + '.riffle', must fit the 255-character file name "
+                                "limit)";
+    auto reader = ReaderOf({IdBatch(0, 1)});
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, message,
+                               db->CreateTable(name, reader->schema(), reader.get(),
+                                               CreateMode::kCreate, false));
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, message, db->OpenTable(name));
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, message, db->DropTable(name, true));
+    ASSERT_OK_AND_ASSIGN(bool has, db->HasTable(name));
+    EXPECT_FALSE(has);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Databases, DatabaseTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? "Directory" : "Memory";
@@ -162,8 +190,66 @@ TEST(Database, ConnectErrors) {
   const std::string file = dir.path() + "/plain-file";
   { std::ofstream(file) << "x"; }
   ASSERT_RAISES_WITH_MESSAGE(IOError, "is not a directory", Database::Connect(file));
-  ASSERT_RAISES(NotImplemented, Database::Connect("s3://bucket/db"));
-  ASSERT_RAISES(Invalid, Database::Connect(""));
+  ASSERT_RAISES_WITH_MESSAGE(
+      NotImplemented,
+      "Unsupported database URI 's3://bucket/db': s3:// is not supported yet",
+      Database::Connect("s3://bucket/db"));
+  ASSERT_RAISES(NotImplemented, Database::Connect("db://remote-db"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Database path must not be empty",
+                             Database::Connect(""));
+}
+
+// "db\0evil" created "db": the OS stops reading a path at its first NUL.
+TEST(Database, ConnectRejectsNulBytes) {
+  TempDir dir;
+  const std::string uri = dir.path() + "/db" + std::string(1, '\0') + "evil";
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid database URI '" + dir.path() +
+                                 "/db\\0evil': it contains a NUL byte at position " +
+                                 std::to_string(dir.path().size() + 3),
+                             Database::Connect(uri));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/db"));
+  ASSERT_RAISES(Invalid, Database::Connect(std::string("memory://\0", 10)));
+}
+
+// "memory:/" created a directory named "memory:".
+TEST(Database, ConnectRejectsMalformedUris) {
+  TempDir dir;
+  // Relative URIs resolve against the working directory: run in an empty one.
+  struct RestoreCwd {
+    std::filesystem::path old = std::filesystem::current_path();
+    ~RestoreCwd() { std::filesystem::current_path(old); }
+  } restore;
+  std::filesystem::current_path(dir.path());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid database URI 'memory:/': expected memory://",
+                             Database::Connect("memory:/"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid database URI 'memory:': expected memory://",
+                             Database::Connect("memory:"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid database URI 'S3:bucket': expected s3://",
+                             Database::Connect("S3:bucket"));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Invalid database URI 'xyz://a/b': unknown scheme 'xyz'; use a directory path or "
+      "memory://",
+      Database::Connect("xyz://a/b"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  // What stays valid: memory://, and directory names that merely hold a colon.
+  ASSERT_OK_AND_ASSIGN(auto memory, Database::Connect("memory://"));
+  EXPECT_TRUE(memory->in_memory());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid database URI 'file://db': file:// takes an "
+                             "absolute path (file:///data/db)",
+                             Database::Connect("file://db"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid database URI 'file:db': expected file://",
+                             Database::Connect("file:db"));
+  ASSERT_OK_AND_ASSIGN(auto file, Database::Connect("file://" + dir.path() + "/f"));
+  EXPECT_EQ(file->uri(), dir.path() + "/f");
+  ASSERT_OK_AND_ASSIGN(auto colon, Database::Connect("run:3"));
+  EXPECT_FALSE(colon->in_memory());
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/run:3"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/f"));
 }
 
 }  // namespace

@@ -5,7 +5,11 @@
 #include <arrow/compute/cast.h>
 #include <arrow/compute/exec.h>
 #include <arrow/scalar.h>
+#include <arrow/util/decimal.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -148,6 +152,51 @@ bool IsComparison(const std::string& name) {
          name == "less_equal" || name == "greater" || name == "greater_equal";
 }
 
+// A decimal literal of the width of `decimal_type` (128 or 256 bits) holding exactly the
+// number `scalar` (an int64 or a double) holds, with the smallest precision and scale
+// that do; nullopt when there is none (NaN, infinity, a double too large or too small for
+// the width).
+//
+// Arrow would cast an int64 literal to decimal(19, 0), widen both operands to the common
+// scale, and fail ("Precision is not great enough") when the result passes 38 digits.
+// The smallest exact decimal never widens the column more than its value needs. A double
+// is written in its shortest round-trip form first, so `0.1` is the decimal 0.1 the user
+// wrote, not 0.1000000000000000055511151231257827.
+std::optional<arrow::Datum> ExactDecimalLiteral(const arrow::Scalar& scalar,
+                                                const arrow::DataType& decimal_type) {
+  std::string text;
+  if (scalar.type->id() == arrow::Type::INT64) {
+    text = std::to_string(static_cast<const arrow::Int64Scalar&>(scalar).value);
+  } else if (scalar.type->id() == arrow::Type::DOUBLE) {
+    const double value = static_cast<const arrow::DoubleScalar&>(scalar).value;
+    if (!std::isfinite(value)) return std::nullopt;
+    char buffer[64];
+    auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+    if (error != std::errc()) return std::nullopt;
+    text.assign(buffer, end);
+  } else {
+    return std::nullopt;
+  }
+  int32_t precision = 0;
+  int32_t scale = 0;
+  const bool wide = decimal_type.id() == arrow::Type::DECIMAL256;
+  arrow::Decimal256 value256;
+  arrow::Decimal128 value128;
+  const arrow::Status parsed =
+      wide ? arrow::Decimal256::FromString(text, &value256, &precision, &scale)
+           : arrow::Decimal128::FromString(text, &value128, &precision, &scale);
+  if (!parsed.ok() || scale < 0) return std::nullopt;
+  // "0" parses with precision 0, which no decimal type has.
+  precision = std::max({precision, scale, 1});
+  auto type = wide ? arrow::Decimal256Type::Make(precision, scale)
+                   : arrow::Decimal128Type::Make(precision, scale);
+  if (!type.ok()) return std::nullopt;  // more digits than the width holds
+  if (wide) {
+    return arrow::Datum(std::make_shared<arrow::Decimal256Scalar>(value256, *type));
+  }
+  return arrow::Datum(std::make_shared<arrow::Decimal128Scalar>(value128, *type));
+}
+
 // Rewrites `*literal` (when it is one) to the type of `other` when that cast is lossless,
 // so that a comparison runs in the column's type: uint64 vs an int64 literal, timestamp
 // vs a string, large_string vs a string... Otherwise leaves it to Arrow's implicit casts.
@@ -164,6 +213,42 @@ void CoerceLiteral(const Expression& other, Expression* literal,
   const arrow::Type::type to = target->id();
   if (scalar->type->Equals(*target)) return;
 
+  if (arrow::is_decimal(to)) {
+    // An integer literal becomes a decimal next to a decimal column, in arithmetic too
+    // (`price * 2`). A float literal does only in comparisons, where the decimal compares
+    // exactly (`price = 0.1`); one with no exact decimal form (1e300) compares in
+    // float64. In arithmetic a float keeps Arrow's float64 result.
+    if (from != arrow::Type::INT64 && (from != arrow::Type::DOUBLE || numbers_only))
+      return;
+    auto decimal = ExactDecimalLiteral(*scalar, *target);
+    if (numbers_only) {
+      if (decimal) *literal = cp::literal(*std::move(decimal));
+      return;
+    }
+    // A comparison runs in the decimal both sides fit: integer digits and scale of the
+    // wider side. Past the width's 38 (76) digits (`price > 1e37` on decimal(5, 2)) it
+    // compares in float64 instead of failing to bind.
+    if (decimal) {
+      const auto& column = static_cast<const arrow::DecimalType&>(*target);
+      const auto& value = static_cast<const arrow::DecimalType&>(*decimal->type());
+      const int32_t scale = std::max(column.scale(), value.scale());
+      const int32_t digits = std::max(column.precision() - column.scale(),
+                                      value.precision() - value.scale()) +
+                             scale;
+      const int32_t max_digits = to == arrow::Type::DECIMAL256
+                                     ? arrow::Decimal256Type::kMaxPrecision
+                                     : arrow::Decimal128Type::kMaxPrecision;
+      if (digits <= max_digits) {
+        *literal = cp::literal(*std::move(decimal));
+        return;
+      }
+    }
+    // Rounds a 19-digit integer, as any float64 comparison with it does.
+    auto as_double =
+        cp::Cast(arrow::Datum(scalar), cp::CastOptions::Unsafe(arrow::float64()));
+    if (as_double.ok()) *literal = cp::literal(*std::move(as_double));
+    return;
+  }
   const bool temporal_target = to == arrow::Type::DATE32 || to == arrow::Type::DATE64 ||
                                to == arrow::Type::TIMESTAMP;
   const bool temporal_source = from == arrow::Type::STRING ||
@@ -235,6 +320,36 @@ Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
     if (options != nullptr && options->to_type.type != nullptr && from.ok() &&
         arrow::is_floating((*from)->id()) && arrow::is_integer(options->to_type.id())) {
       return cp::call("cast", {cp::call("trunc", {args[0]})}, call->options);
+    }
+  }
+  if (call->function_name == "is_in" && args.size() == 1 && call->options != nullptr) {
+    // Arrow casts the value set to the operand's decimal type by rescaling, which fails
+    // (or would round 0.125 into 0.13). Beside a decimal, IN is the OR of equalities,
+    // each literal made an exact decimal as a comparison does; Kleene OR keeps IN's
+    // nulls (a null operand, or no match with a NULL in the list, is null).
+    auto type = TypeOf(args[0], schema);
+    const auto& set = static_cast<const cp::SetLookupOptions&>(*call->options).value_set;
+    if (type.ok() && arrow::is_decimal((*type)->id()) && set.is_array() &&
+        set.length() > 0) {
+      std::vector<Expression> terms;
+      const auto items = set.make_array();
+      for (int64_t i = 0; i < items->length(); ++i) {
+        ARROW_ASSIGN_OR_RAISE(auto item, items->GetScalar(i));
+        if (!item->is_valid) item = arrow::MakeNullScalar(*type);
+        Expression value = cp::literal(std::move(item));
+        CoerceLiteral(args[0], &value, schema);
+        terms.push_back(cp::call("equal", {args[0], std::move(value)}));
+      }
+      // Balanced, so that a long list stays shallow.
+      while (terms.size() > 1) {
+        std::vector<Expression> next;
+        for (size_t i = 0; i + 1 < terms.size(); i += 2) {
+          next.push_back(cp::call("or_kleene", {terms[i], terms[i + 1]}));
+        }
+        if (terms.size() % 2 == 1) next.push_back(terms.back());
+        terms = std::move(next);
+      }
+      return terms.front();
     }
   }
   if (IsComparison(call->function_name) && args.size() == 2) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "riffledb/expr/expr_test_util_internal.h"
+#include "riffledb/expr/projection.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb {
@@ -319,6 +320,113 @@ TEST(ExprEvaluateExpression, ModuloHasTheSignOfTheDividend) {
   ASSERT_OK_AND_ASSIGN(auto expected, arrow::json::ArrayFromJSONString(
                                           arrow::float64(), "[1.5, -1.5, 1.5, -1.5, 1]"));
   EXPECT_TRUE(values->Equals(*expected)) << values->ToString();
+}
+
+// A price column: decimal(5, 2) holding 1.50, 0.10, 999.99, null; a decimal256; and a
+// decimal with 8 integer digits.
+std::shared_ptr<arrow::RecordBatch> DecimalBatch() {
+  auto schema = arrow::schema({arrow::field("price", arrow::decimal128(5, 2)),
+                               arrow::field("big", arrow::decimal256(40, 3)),
+                               arrow::field("fine", arrow::decimal128(38, 30))});
+  auto price = arrow::json::ArrayFromJSONString(arrow::decimal128(5, 2),
+                                                R"(["1.50", "0.10", "999.99", null])")
+                   .ValueOrDie();
+  auto big = arrow::json::ArrayFromJSONString(arrow::decimal256(40, 3),
+                                              R"(["1.500", "0.100", "-2.000", null])")
+                 .ValueOrDie();
+  const std::string zeros(29, '0');  // JSON decimals spell out the whole scale
+  auto fine = arrow::json::ArrayFromJSONString(arrow::decimal128(38, 30),
+                                               "[\"1.5" + zeros + "\", \"0.1" + zeros +
+                                                   "\", \"-2.0" + zeros + "\", null]")
+                  .ValueOrDie();
+  return arrow::RecordBatch::Make(schema, 4, {price, big, fine});
+}
+
+std::vector<bool> Select(const arrow::RecordBatch& batch, const std::string& sql) {
+  auto filter = Filter::Make(batch.schema(), sql);
+  EXPECT_TRUE(filter.ok()) << filter.status().ToString();
+  if (!filter.ok()) return {};
+  // A filter evaluates the columns it needs, in its input order.
+  auto input = batch.SelectColumns((*filter)->needed().columns).ValueOrDie();
+  auto selected = (*filter)->Evaluate(*input);
+  EXPECT_TRUE(selected.ok()) << selected.status().ToString();
+  if (!selected.ok()) return {};
+  return ToVector(**selected);
+}
+
+// Regression: `price > 1` failed with "Precision is not great enough for the result. It
+// should be at least 21": Arrow cast the literal to decimal(19, 0) and then widened both.
+TEST(ExprBind, DecimalColumnAgainstIntegerLiterals) {
+  auto batch = DecimalBatch();
+  EXPECT_THAT(Select(*batch, "price > 1"), ElementsAre(true, false, true, false));
+  EXPECT_THAT(Select(*batch, "1 < price"), ElementsAre(true, false, true, false));
+  EXPECT_THAT(Select(*batch, "price <= 999"), ElementsAre(true, true, false, false));
+  EXPECT_THAT(Select(*batch, "price < 100000"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price > -1"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price BETWEEN 1 AND 999"),
+              ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "price * 2 > 3"), ElementsAre(false, false, true, false));
+  EXPECT_THAT(Select(*batch, "price + 1 = 2.5"), ElementsAre(true, false, false, false));
+  // Regression: a zero literal made a decimal of precision 0 and aborted the process.
+  EXPECT_THAT(Select(*batch, "price > 0"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price >= 0.0"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price IN (1, 0.1, NULL)"),
+              ElementsAre(false, true, false, false));
+  EXPECT_THAT(Select(*batch, "price NOT IN (0.1, 999.99)"),
+              ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "price IN (0.125)"),
+              ElementsAre(false, false, false, false));
+  EXPECT_THAT(Select(*batch, "big > 1"), ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "big = -2"), ElementsAre(false, false, true, false));
+}
+
+// Float literals compare as the decimal they are written as (`0.1` is 0.1, not the
+// double nearest to it), so equality is exact; one with no decimal form of at most 38
+// digits compares in float64.
+TEST(ExprBind, DecimalColumnAgainstFloatLiterals) {
+  auto batch = DecimalBatch();
+  EXPECT_THAT(Select(*batch, "price = 0.1"), ElementsAre(false, true, false, false));
+  EXPECT_THAT(Select(*batch, "price > 1.5"), ElementsAre(false, false, true, false));
+  EXPECT_THAT(Select(*batch, "price >= 1.5"), ElementsAre(true, false, true, false));
+  EXPECT_THAT(Select(*batch, "price > 0.125"), ElementsAre(true, false, true, false));
+  EXPECT_THAT(Select(*batch, "price < 1e300"), ElementsAre(true, true, true, false));
+  // Exact, but wider than 38 digits beside decimal(5, 2): compared in float64.
+  EXPECT_THAT(Select(*batch, "price < 1e37"), ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "price IN (1e37, 1.5)"),
+              ElementsAre(true, false, false, false));
+  EXPECT_THAT(Select(*batch, "fine < 9223372036854775807"),
+              ElementsAre(true, true, true, false));
+  EXPECT_THAT(Select(*batch, "big = 0.1"), ElementsAre(false, true, false, false));
+  EXPECT_THAT(Select(*batch, "big < -1.5"), ElementsAre(false, false, true, false));
+}
+
+// Regression: a filter that failed while evaluating said "divide by zero" and nothing
+// about which filter.
+TEST(ExprFilter, EvaluationErrorNamesTheFilter) {
+  ASSERT_OK_AND_ASSIGN(auto batch, internal::MakeExprTestBatch());
+  ASSERT_OK_AND_ASSIGN(auto filter, Filter::Make(batch->schema(), "a / 0 > 1"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Filter 'a / 0 > 1' failed: divide by zero",
+                             filter->Evaluate(*batch).status());
+  // Rebinding keeps the text.
+  ASSERT_OK_AND_ASSIGN(auto rebound, filter->Rebind(batch->schema()));
+  EXPECT_EQ(rebound->sql(), "a / 0 > 1");
+  ASSERT_OK_AND_ASSIGN(filter,
+                       Filter::Make(batch->schema(), "b * 9223372036854775807 > 0"));
+  ASSERT_OK_AND_ASSIGN(auto b_only, batch->SelectColumns(filter->needed().columns));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Filter 'b * 9223372036854775807 > 0' failed: overflow",
+                             filter->Evaluate(*b_only).status());
+}
+
+TEST(ExprProjection, EvaluationErrorNamesTheColumn) {
+  ASSERT_OK_AND_ASSIGN(auto batch, internal::MakeExprTestBatch());
+  const std::vector<OutputColumn> outputs = {{"a", "a"}, {"ratio", "b / (a - a)"}};
+  ASSERT_OK_AND_ASSIGN(auto projection, Projection::Make(batch->schema(), outputs));
+  std::vector<int> needed = projection->needed().columns;
+  ASSERT_OK_AND_ASSIGN(auto input, batch->SelectColumns(needed));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Column 'ratio' = 'b / (a - a)' failed: divide by zero",
+                             projection->Project(*input).status());
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ arrow::Result<std::shared_ptr<const Projection>> Projection::All(
   } else {
     p->output_schema_ = schema;
   }
-  for (int i = 0; i < p->needed_.size(); ++i) p->outputs_.push_back({i, {}});
+  for (int i = 0; i < p->needed_.size(); ++i) p->outputs_.push_back({i, {}, {}});
   p->pass_through_ = true;
   p->all_columns_ = !with_row_id;
   p->schema_ = std::move(schema);
@@ -173,7 +173,7 @@ arrow::Result<std::shared_ptr<const Projection>> Projection::Columns(
       p->all_columns_ ? schema : arrow::schema(std::move(fields), schema->metadata());
   p->input_schema_ = p->output_schema_;
   p->outputs_.reserve(p->needed_.size());
-  for (int i = 0; i < p->needed_.size(); ++i) p->outputs_.push_back({i, {}});
+  for (int i = 0; i < p->needed_.size(); ++i) p->outputs_.push_back({i, {}, {}});
   p->pass_through_ = true;
   p->schema_ = std::move(schema);
   return p;
@@ -220,12 +220,13 @@ arrow::Result<std::shared_ptr<const Projection>> Projection::Make(
       fields.push_back(p->input_schema_->field(output.input)->WithName(name));
     } else {
       ARROW_ASSIGN_OR_RAISE(output.expr, BindExpression(*parsed[i], *p->input_schema_));
+      output.sql = source;
       fields.push_back(arrow::field(name, output.expr.type()->GetSharedPtr()));
     }
     p->outputs_.push_back(std::move(output));
   }
   if (with_row_id) {
-    p->outputs_.push_back({InputIndex(table, p->needed_, kRowIdColumn), {}});
+    p->outputs_.push_back({InputIndex(table, p->needed_, kRowIdColumn), {}, {}});
     fields.push_back(HiddenColumnField(kRowIdColumn));
   }
 
@@ -268,15 +269,23 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Projection::Project(
   arrow::ArrayVector columns;
   columns.reserve(outputs_.size());
   std::shared_ptr<arrow::RecordBatch> input;  // made for the first expression
-  for (const auto& output : outputs_) {
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    const Output& output = outputs_[i];
     if (output.input >= 0) {
       columns.push_back(inputs[output.input]);
       continue;
     }
     if (input == nullptr)
       input = arrow::RecordBatch::Make(input_schema_, num_rows, inputs);
-    ARROW_ASSIGN_OR_RAISE(auto column, EvaluateExpression(output.expr, *input));
-    columns.push_back(std::move(column));
+    auto column = EvaluateExpression(output.expr, *input);
+    if (!column.ok()) {
+      // Arrow says "divide by zero"; the user needs to know which expression did.
+      const auto& status = column.status();
+      return status.WithMessage("Column '",
+                                output_schema_->field(static_cast<int>(i))->name(),
+                                "' = '", output.sql, "' failed: ", status.message());
+    }
+    columns.push_back(*std::move(column));
   }
   return arrow::RecordBatch::Make(output_schema_, num_rows, std::move(columns));
 }
@@ -292,11 +301,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Projection::Project(
 arrow::Result<std::shared_ptr<const Filter>> Filter::Make(
     std::shared_ptr<arrow::Schema> schema, std::string_view sql) {
   ARROW_ASSIGN_OR_RAISE(auto parsed, ParseExpression(sql));
-  return Bind(std::move(schema), std::move(parsed));
+  return Bind(std::move(schema), std::move(parsed), std::string(sql));
 }
 
 arrow::Result<std::shared_ptr<const Filter>> Filter::Bind(
-    std::shared_ptr<arrow::Schema> schema, cp::Expression parsed) {
+    std::shared_ptr<arrow::Schema> schema, cp::Expression parsed, std::string sql) {
   if (schema == nullptr) return arrow::Status::Invalid("Filter: schema is required");
   ARROW_RETURN_NOT_OK(EnsureArrowComputeInitialized());
   std::shared_ptr<Filter> f(new Filter());
@@ -308,6 +317,7 @@ arrow::Result<std::shared_ptr<const Filter>> Filter::Bind(
   }
   f->input_schema_ = InputSchema(*schema, f->needed_);
   ARROW_ASSIGN_OR_RAISE(f->bound_, BindExpression(parsed, *f->input_schema_));
+  f->sql_ = sql.empty() ? parsed.ToString() : std::move(sql);
   f->parsed_ = std::move(parsed);
   f->schema_ = std::move(schema);
   return f;
@@ -315,12 +325,18 @@ arrow::Result<std::shared_ptr<const Filter>> Filter::Bind(
 
 arrow::Result<std::shared_ptr<const Filter>> Filter::Rebind(
     std::shared_ptr<arrow::Schema> schema) const {
-  return Bind(std::move(schema), parsed_);
+  return Bind(std::move(schema), parsed_, sql_);
 }
 
 arrow::Result<std::shared_ptr<arrow::BooleanArray>> Filter::Evaluate(
     const arrow::RecordBatch& input) const {
-  return EvaluateFilter(bound_, input);
+  auto mask = EvaluateFilter(bound_, input);
+  if (!mask.ok()) {
+    // Arrow says "divide by zero"; the user needs to know which filter did.
+    return mask.status().WithMessage("Filter '", sql_,
+                                     "' failed: ", mask.status().message());
+  }
+  return mask;
 }
 
 }  // namespace riffledb

@@ -101,6 +101,7 @@ class Projection {
   struct Output {
     int input = -1;  // index of a passed-through input column, or -1 for `expr`
     arrow::compute::Expression expr;
+    std::string sql;  // `expr` as the user wrote it, for errors
   };
   Projection() = default;
 
@@ -121,9 +122,11 @@ class Filter {
   /// unknown column, type error).
   static arrow::Result<std::shared_ptr<const Filter>> Make(
       std::shared_ptr<arrow::Schema> schema, std::string_view sql);
-  /// Binds an already parsed expression.
+  /// Binds an already parsed expression; `sql` is its text for error messages (empty:
+  /// Arrow's rendering of `parsed`).
   static arrow::Result<std::shared_ptr<const Filter>> Bind(
-      std::shared_ptr<arrow::Schema> schema, arrow::compute::Expression parsed);
+      std::shared_ptr<arrow::Schema> schema, arrow::compute::Expression parsed,
+      std::string sql = "");
 
   /// The same expression bound to another schema (a commit that retries on a newer
   /// version binds again without parsing).
@@ -131,6 +134,8 @@ class Filter {
       std::shared_ptr<arrow::Schema> schema) const;
 
   const std::shared_ptr<arrow::Schema>& schema() const { return schema_; }
+  /// The filter's text, as given to Make.
+  const std::string& sql() const { return sql_; }
   const NeededColumns& needed() const { return needed_; }
   const std::shared_ptr<arrow::Schema>& input_schema() const { return input_schema_; }
   /// The bound expression (its field references index input_schema()).
@@ -138,7 +143,8 @@ class Filter {
 
   /// The selection on `input` (a batch of input_schema()): a BooleanArray without nulls.
   /// Errors: Invalid("Filter must be a boolean expression, got <type>") and evaluation
-  /// errors.
+  /// errors (divide by zero, overflow), which name the filter: "Filter 'x / y > 1'
+  /// failed: divide by zero".
   arrow::Result<std::shared_ptr<arrow::BooleanArray>> Evaluate(
       const arrow::RecordBatch& input) const;
 
@@ -146,6 +152,7 @@ class Filter {
   Filter() = default;
 
   std::shared_ptr<arrow::Schema> schema_;
+  std::string sql_;
   arrow::compute::Expression parsed_;
   arrow::compute::Expression bound_;
   NeededColumns needed_;

@@ -621,12 +621,13 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
       break;
     }
     case SplitKind::kHash: {
-      std::vector<OutputColumn> outputs;
-      for (size_t i = 0; i < hash_columns_.size(); ++i) {
-        outputs.emplace_back("c" + std::to_string(i), hash_columns_[i]);
-      }
-      outputs.emplace_back(kRowIdColumn, kRowIdColumn);
-      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, outputs));
+      // Hash columns are names, never SQL (as LanceDB projects them): "id % 3" is an
+      // unknown column, not an expression to hash.
+      std::vector<std::string> names = hash_columns_;
+      names.push_back(kRowIdColumn);
+      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, {}));
+      ARROW_ASSIGN_OR_RAISE(options.projection,
+                            Projection::Columns(base_->schema(), names));
       // Cumulative weights: split i takes residues in [thresholds[i-1], thresholds[i]).
       std::vector<uint64_t> thresholds;
       uint64_t total = hash_discard_;

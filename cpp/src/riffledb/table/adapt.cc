@@ -17,7 +17,7 @@ namespace {
 
 // Where a target column comes from.
 struct ColumnSource {
-  int input_index = -1;  // -1: filled with nulls (MissingColumns::kFillNullable)
+  int input_index = -1;  // -1: a nullable column the data lacks, filled with nulls
   bool cast = false;     // the input type differs from the target type
 };
 
@@ -153,7 +153,7 @@ class AdaptingReader : public arrow::RecordBatchReader {
 
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AdaptToSchema(
     arrow::RecordBatchReader* input, std::shared_ptr<arrow::Schema> target,
-    MissingColumns missing, std::string what) {
+    std::string what) {
   ARROW_RETURN_NOT_OK(EnsureArrowComputeInitialized());
   const auto data = input->schema();
   std::unordered_map<std::string, int> data_index;
@@ -171,7 +171,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AdaptToSchema(
     const auto& field = target->field(i);
     auto it = data_index.find(field->name());
     if (it == data_index.end()) {
-      if (missing == MissingColumns::kFillNullable && field->nullable()) continue;
+      if (field->nullable()) continue;
       absent.push_back(Quoted(field->name()) + " (" + field->type()->ToString() + ")");
       continue;
     }
@@ -185,7 +185,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AdaptToSchema(
     }
   }
   std::string problems;
-  AppendList("missing columns", absent, &problems);
+  AppendList("missing non-nullable columns", absent, &problems);
   AppendList("extra columns", extra, &problems);
   AppendList("columns given twice", duplicated, &problems);
   AppendList("mismatched columns", mismatched, &problems);

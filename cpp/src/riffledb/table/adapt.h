@@ -11,25 +11,19 @@
 
 namespace riffledb {
 
-/// What a write does with a column of the target schema that the data lacks.
-enum class MissingColumns {
-  /// It is an error. The rule for columnar data (Arrow tables and streams, data frames,
-  /// dicts of columns): a column is there or it is not, absence is never a value.
-  kReject,
-  /// A nullable column is filled with nulls; a non-nullable one is still an error. The
-  /// rule for rows given as dicts, where a row that omits a key holds null there.
-  kFillNullable,
-};
-
 /// Returns a reader that yields `input`'s rows with exactly `target`'s schema (its column
 /// order, types, nullability and metadata).
 ///
 /// `input`'s schema is checked once, before any batch is read: every column of the data
-/// must be a column of `target` (by name, each name once), every column of `target` must
-/// be in the data (but see MissingColumns), and each data column must have the target
-/// type or one Arrow can cast to it. A mismatch is Invalid, with one message that names
-/// `what` (e.g. "table 't'") and every missing, extra, duplicated and mismatched column
-/// (name, expected type, given type).
+/// must be a column of `target` (by name, each name once), every non-nullable column of
+/// `target` must be in the data, and each data column must have the target type or one
+/// Arrow can cast to it. A mismatch is Invalid, with one message that names `what` (e.g.
+/// "table 't'") and every missing, extra, duplicated and mismatched column (name,
+/// expected type, given type).
+///
+/// A nullable column of `target` that the data lacks is filled with nulls, whatever form
+/// the data came in (rows, columns, streams): one rule, LanceDB's (Lance appends allow a
+/// missing field if it is nullable).
 ///
 /// Batches are then read lazily: columns are reordered (zero-copy) and cast with Arrow's
 /// safe cast, so a value that does not survive the cast (integer overflow, a float with a
@@ -41,6 +35,6 @@ enum class MissingColumns {
 /// `input` is not owned and must outlive the returned reader. Not thread-safe (a reader).
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> AdaptToSchema(
     arrow::RecordBatchReader* input, std::shared_ptr<arrow::Schema> target,
-    MissingColumns missing, std::string what);
+    std::string what);
 
 }  // namespace riffledb

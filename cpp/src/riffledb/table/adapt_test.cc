@@ -31,9 +31,8 @@ std::shared_ptr<arrow::RecordBatch> BatchOf(
 
 // Reads every batch of AdaptToSchema(input, target) into one table.
 arrow::Result<std::shared_ptr<arrow::Table>> Adapt(
-    arrow::RecordBatchReader* input, const std::shared_ptr<arrow::Schema>& target,
-    MissingColumns missing = MissingColumns::kReject) {
-  ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(input, target, missing, "table 't'"));
+    arrow::RecordBatchReader* input, const std::shared_ptr<arrow::Schema>& target) {
+  ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(input, target, "table 't'"));
   return adapted->ToTable();
 }
 
@@ -47,8 +46,7 @@ TEST(AdaptToSchema, ReordersColumnsByNameWithoutCopying) {
   auto input = ReaderOf({batch});
   auto target =
       arrow::schema({kId, kLabel})->WithMetadata(arrow::key_value_metadata({"k"}, {"v"}));
-  ASSERT_OK_AND_ASSIGN(auto adapted,
-                       AdaptToSchema(input.get(), target, MissingColumns::kReject, "t"));
+  ASSERT_OK_AND_ASSIGN(auto adapted, AdaptToSchema(input.get(), target, "t"));
   std::shared_ptr<arrow::RecordBatch> out;
   ASSERT_OK(adapted->ReadNext(&out));
   EXPECT_TRUE(out->schema()->Equals(*target, /*check_metadata=*/true));
@@ -106,50 +104,45 @@ TEST(AdaptToSchema, OneMessageNamesEveryMismatch) {
       {arrow::field("extra", arrow::utf8()), arrow::field("vec", arrow::utf8()), kId},
       {R"(["a"])", R"(["b"])", "[1]"})});
   auto target = arrow::schema({kId, arrow::field("vec", arrow::list(arrow::float32())),
-                               arrow::field("gone", arrow::int8())});
-  auto adapted = AdaptToSchema(input.get(), target, MissingColumns::kReject, "table 't'");
+                               arrow::field("gone", arrow::int8(), /*nullable=*/false)});
+  auto adapted = AdaptToSchema(input.get(), target, "table 't'");
   ASSERT_RAISES(Invalid, adapted);
-  EXPECT_EQ(MessageOf(adapted.status()),
-            "The data does not match the schema of table 't': missing columns: 'gone' "
-            "(int8); extra columns: 'extra' (string); mismatched columns: 'vec' "
-            "(expected list<item: float>, got string)");
+  EXPECT_EQ(
+      MessageOf(adapted.status()),
+      "The data does not match the schema of table 't': missing non-nullable columns: "
+      "'gone' "
+      "(int8); extra columns: 'extra' (string); mismatched columns: 'vec' "
+      "(expected list<item: float>, got string)");
 }
 
 TEST(AdaptToSchema, DuplicateDataColumnIsAMismatch) {
   auto input = ReaderOf({BatchOf({kId, kId}, {"[1]", "[2]"})});
-  auto adapted = AdaptToSchema(input.get(), arrow::schema({kId}), MissingColumns::kReject,
-                               "table 't'");
+  auto adapted = AdaptToSchema(input.get(), arrow::schema({kId}), "table 't'");
   ASSERT_RAISES(Invalid, adapted);
   EXPECT_EQ(MessageOf(adapted.status()),
             "The data does not match the schema of table 't': columns given twice: 'id'");
 }
 
-TEST(AdaptToSchema, MissingNullableColumnIsFilledOnlyForRows) {
+// Regression: rows filled a missing nullable column, the same data as columns were
+// rejected. One rule now, whatever form the data came in.
+TEST(AdaptToSchema, MissingNullableColumnIsFilledWithNulls) {
   auto target = arrow::schema({kId, kLabel});
-  auto input = ReaderOf({BatchOf({kId}, {"[1, 2]"})});
-  auto rejected =
-      AdaptToSchema(input.get(), target, MissingColumns::kReject, "table 't'");
-  ASSERT_RAISES(Invalid, rejected);
-  EXPECT_EQ(MessageOf(rejected.status()),
-            "The data does not match the schema of table 't': missing columns: 'label' "
-            "(string)");
-
-  ASSERT_OK_AND_ASSIGN(auto table,
-                       Adapt(input.get(), target, MissingColumns::kFillNullable));
+  auto input = ReaderOf({BatchOf({kId}, {"[1, 2]"}), BatchOf({kId}, {"[3]"})});
+  ASSERT_OK_AND_ASSIGN(auto table, Adapt(input.get(), target));
   EXPECT_TRUE(table->schema()->Equals(*target));
-  EXPECT_EQ(table->num_rows(), 2);
-  EXPECT_EQ(table->column(1)->null_count(), 2);
+  EXPECT_EQ(table->num_rows(), 3);
+  EXPECT_EQ(table->column(1)->null_count(), 3);
 }
 
-TEST(AdaptToSchema, MissingNonNullableColumnIsRejectedEvenForRows) {
-  auto target =
-      arrow::schema({kId, arrow::field("label", arrow::utf8(), /*nullable=*/false)});
+TEST(AdaptToSchema, MissingNonNullableColumnIsRejected) {
+  auto target = arrow::schema({kId, arrow::field("label", arrow::utf8(), false),
+                               arrow::field("note", arrow::utf8())});
   auto input = ReaderOf({BatchOf({kId}, {"[1]"})});
-  auto adapted =
-      AdaptToSchema(input.get(), target, MissingColumns::kFillNullable, "table 't'");
+  auto adapted = AdaptToSchema(input.get(), target, "table 't'");
   ASSERT_RAISES(Invalid, adapted);
-  EXPECT_THAT(MessageOf(adapted.status()),
-              HasSubstr("missing columns: 'label' (string)"));
+  EXPECT_EQ(MessageOf(adapted.status()),
+            "The data does not match the schema of table 't': missing non-nullable "
+            "columns: 'label' (string)");
 }
 
 TEST(AdaptToSchema, NullInNonNullableColumnNamesTheRow) {
@@ -164,8 +157,7 @@ TEST(AdaptToSchema, NullInNonNullableColumnNamesTheRow) {
 TEST(AdaptToSchema, ErrorIsReportedWhenItsBatchIsRead) {
   auto target = arrow::schema({arrow::field("id", arrow::int8())});
   auto input = ReaderOf({BatchOf({kId}, {"[1]"}), BatchOf({kId}, {"[1000]"})});
-  ASSERT_OK_AND_ASSIGN(auto adapted,
-                       AdaptToSchema(input.get(), target, MissingColumns::kReject, "t"));
+  ASSERT_OK_AND_ASSIGN(auto adapted, AdaptToSchema(input.get(), target, "t"));
   std::shared_ptr<arrow::RecordBatch> out;
   ASSERT_OK(adapted->ReadNext(&out));
   EXPECT_EQ(out->num_rows(), 1);

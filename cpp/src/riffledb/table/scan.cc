@@ -177,6 +177,15 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   }
 
  private:
+  // An error while evaluating (divide by zero, overflow) with the table it came from.
+  template <typename T>
+  arrow::Result<T> WithTable(arrow::Result<T> result) const {
+    if (result.ok()) return result;
+    return result.status().WithMessage(result.status().message(), " (scanning ",
+                                       snapshot_->store()->location(), " at version ",
+                                       snapshot_->version(), ")");
+  }
+
   // Reads the next stored batch into pending_ (possibly nothing), advancing the position.
   arrow::Status ReadChunk() {
     const Fragment& fragment = snapshot_->fragments_[fragment_];
@@ -228,7 +237,7 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
       auto input = arrow::RecordBatch::Make(
           plan_.filter->input_schema(), length,
           plan_.filter_identity ? columns : Pick(columns, plan_.filter_map));
-      ARROW_ASSIGN_OR_RAISE(auto mask, plan_.filter->Evaluate(*input));
+      ARROW_ASSIGN_OR_RAISE(auto mask, WithTable(plan_.filter->Evaluate(*input)));
       if (plan_.projection == nullptr) {
         counted_ += mask->true_count();
         return arrow::Status::OK();
@@ -249,10 +258,10 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
     }
 
     ARROW_ASSIGN_OR_RAISE(
-        auto batch, plan_.projection->Project(plan_.projection_identity
-                                                  ? std::move(columns)
+        auto batch, WithTable(plan_.projection->Project(
+                        plan_.projection_identity ? std::move(columns)
                                                   : Pick(columns, plan_.projection_map),
-                                              rows));
+                        rows)));
     if (max_batch_rows_ > 0 && rows > max_batch_rows_) {
       for (int64_t at = 0; at < rows; at += max_batch_rows_) {
         pending_.push_back(batch->Slice(at, max_batch_rows_));

@@ -91,8 +91,7 @@ arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
 arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
                                                     std::shared_ptr<Store> store,
                                                     std::shared_ptr<arrow::Schema> schema,
-                                                    arrow::RecordBatchReader* data,
-                                                    MissingColumns missing) {
+                                                    arrow::RecordBatchReader* data) {
   if (schema == nullptr) {
     if (data == nullptr) {
       return arrow::Status::Invalid("Cannot create table '", name,
@@ -103,8 +102,7 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
   ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
   std::vector<format::WrittenFragment> written;
   if (data != nullptr) {
-    ARROW_ASSIGN_OR_RAISE(auto adapted,
-                          AdaptToSchema(data, schema, missing, Describe(name)));
+    ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name)));
     ARROW_ASSIGN_OR_RAISE(written, store->WriteFragments(schema, adapted.get()));
   }
   format::Manifest manifest;
@@ -239,13 +237,11 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
                                 " attempts lost to concurrent writers");
 }
 
-arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data,
-                                      MissingColumns missing) {
+arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
   ARROW_RETURN_NOT_OK(CheckWritable());
   ARROW_ASSIGN_OR_RAISE(auto latest, LatestManifest());
   const auto schema = latest.schema;
-  ARROW_ASSIGN_OR_RAISE(auto adapted,
-                        AdaptToSchema(data, schema, missing, Describe(name_)));
+  ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
   ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
@@ -262,13 +258,11 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data,
 }
 
 arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
-                                         std::shared_ptr<arrow::Schema> schema,
-                                         MissingColumns missing) {
+                                         std::shared_ptr<arrow::Schema> schema) {
   ARROW_RETURN_NOT_OK(CheckWritable());
   if (schema == nullptr) schema = data->schema();
   ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
-  ARROW_ASSIGN_OR_RAISE(auto adapted,
-                        AdaptToSchema(data, schema, missing, Describe(name_)));
+  ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
   ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {

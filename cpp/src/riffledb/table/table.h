@@ -45,8 +45,7 @@ class Table {
   /// (another creator won).
   static arrow::Result<std::shared_ptr<Table>> Create(
       std::string name, std::shared_ptr<Store> store,
-      std::shared_ptr<arrow::Schema> schema, arrow::RecordBatchReader* data,
-      MissingColumns missing = MissingColumns::kReject);
+      std::shared_ptr<arrow::Schema> schema, arrow::RecordBatchReader* data);
 
   const std::string& name() const { return name_; }
   const std::shared_ptr<Store>& store() const { return store_; }
@@ -66,16 +65,14 @@ class Table {
   arrow::Status CheckoutLatest();
 
   /// Appends the rows of `data`, adapted to the table's schema by AdaptToSchema (columns
-  /// matched by name, safe casts; `missing` says what a column the data lacks means).
+  /// matched by name, safe casts, nullable columns the data lacks filled with nulls).
   /// On any error, from the schema check or from any batch of the stream, nothing is
   /// written. Returns the new version.
-  arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data,
-                                 MissingColumns missing = MissingColumns::kReject);
+  arrow::Result<uint64_t> Append(arrow::RecordBatchReader* data);
   /// Replaces every row, and the schema, with `data`'s; with a `schema`, the data is
   /// adapted to it as Append does. Nothing is written on error.
   arrow::Result<uint64_t> Overwrite(arrow::RecordBatchReader* data,
-                                    std::shared_ptr<arrow::Schema> schema = nullptr,
-                                    MissingColumns missing = MissingColumns::kReject);
+                                    std::shared_ptr<arrow::Schema> schema = nullptr);
   /// Deletes the rows matching `filter`, bound to any schema of the table: it is bound
   /// again to the version the delete commits on. Commits a version even when nothing
   /// matched.

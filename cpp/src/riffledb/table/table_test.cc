@@ -222,6 +222,35 @@ TEST_P(TableTest, ScanFiltersOnColumnsItDoesNotReturn) {
   EXPECT_THAT(UInt64Column(*batch, "_rowid"), ElementsAre(1u, 10u, 11u));
 }
 
+// Regression: an expression or filter that failed on the data said "divide by zero" and
+// nothing about which one, nor which table.
+TEST_P(TableTest, EvaluationErrorsNameTheExpressionAndTheTable) {
+  auto table = CreateWithIds(4);
+  auto snapshot = table->snapshot().ValueOrDie();
+  const std::string where = " (scanning " + table->store()->location() + " at version 1)";
+  ScanOptions options;
+  options.filter = FilterOf(*snapshot, "10 / (id - id) > 1");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Filter '10 / (id - id) > 1' failed: divide by zero" + where,
+                             snapshot->Scan(options).ValueOrDie()->ToTable());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Filter '10 / (id - id) > 1' failed: divide by zero" + where,
+                             snapshot->CountRows(options.filter));
+  options.filter = nullptr;
+  options.projection = Outputs(*snapshot, {{"bad", "id / (id - id)"}});
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Column 'bad' = 'id / (id - id)' failed: divide by zero" + where,
+      snapshot->Scan(options).ValueOrDie()->ToTable());
+  TakeOptions take;
+  take.projection = options.projection;
+  const int64_t offsets[] = {1};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Column 'bad' = 'id / (id - id)' failed: divide by zero "
+                             "(taking from " +
+                                 table->store()->location() + " at version 1)",
+                             snapshot->TakeOffsets(offsets, take));
+}
+
 TEST_P(TableTest, ScanOfALiteralCountsRows) {
   auto table = CreateWithIds(7);
   auto snapshot = table->snapshot().ValueOrDie();
@@ -323,7 +352,8 @@ TEST_P(TableTest, SchemaMismatchWritesNothing) {
   auto reader = ReaderOf({wrong});
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid,
-      "The data does not match the schema of table 't': missing columns: 'label' (int32)",
+      "Cannot cast column 'id' of the data (string) to int64 for table 't' without loss: "
+      "value x at row 0",
       table->Append(reader.get()));
   EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 1u);
   ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());

@@ -123,7 +123,14 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
     ARROW_ASSIGN_OR_RAISE(auto row_offsets, CopyToUInt64(offsets));
     inputs.push_back(std::move(row_offsets));
   }
-  ARROW_ASSIGN_OR_RAISE(auto batch, projection.Project(std::move(inputs), n));
+  auto projected = projection.Project(std::move(inputs), n);
+  if (!projected.ok()) {
+    // An expression failed on the data (divide by zero): say which table, as a scan does.
+    return projected.status().WithMessage(projected.status().message(), " (taking from ",
+                                          store_->location(), " at version ", version(),
+                                          ")");
+  }
+  std::shared_ptr<arrow::RecordBatch> batch = *std::move(projected);
   if (!binary_views) return batch;
   // The projection was bound to the table's types: name the view types its pass-through
   // columns now have.
