@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
+from ._lifetime import release_at_exit
 from .errors import InvalidError, RiffledbIndexError, RiffledbTypeError
 from .formats import Format, Transforms, column_builder, transform_of
 from .permutation_state import PermutationState, SplitData
@@ -150,6 +151,15 @@ def permutation_table_from_native(native: Any) -> Table:
     return table
 
 
+def _release_native(permutation: Permutation) -> None:
+    """Drops the native handles at interpreter exit (see :mod:`riffledb._lifetime`); a
+    permutation used after that reopens them from its tables."""
+    permutation._reader = None
+    permutation._selection_cache = None
+    if permutation._pending is not None or permutation._permutation_table is not None:
+        permutation._native_table = None
+
+
 # -- Permutations ------------------------------------------------------------------------
 
 
@@ -265,6 +275,7 @@ class Permutation:
         )
         self._reader = None  # the native reader of the view, made on first use
         self._selection_cache = None  # (bound selection, output schema, names)
+        release_at_exit(self, _release_native)
 
     @property
     def permutation_table(self) -> Table | None:
@@ -299,7 +310,8 @@ class Permutation:
             native = _open_permutation_table(
                 self._permutation_table, self.permutation_version
             )
-        self._native_table, self._pending = native, None
+        # `_pending` stays: it re-pickles without I/O, and reopens after a release.
+        self._native_table = native
         return native
 
     def _view(self):
@@ -333,6 +345,7 @@ class Permutation:
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.selection = dict(self.selection)
+        release_at_exit(other, _release_native)
         return other
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Permutation:
@@ -387,13 +400,14 @@ class Permutation:
         self.base_version = checked.base_version
         self._reader = None
         self._selection_cache = None
+        release_at_exit(self, _release_native)
 
     def _split_data(self) -> SplitData | None:
         """The whole split (before skip/take) as pickled; None for an identity."""
         if self._identity:
             return None
         if self._pending is not None:
-            return self._pending  # never used since unpickled: no I/O
+            return self._pending  # as unpickled: no I/O, and the same rows
         return SplitData.capture(
             self._permutation(),
             self.split,

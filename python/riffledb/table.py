@@ -11,6 +11,7 @@ import pyarrow as pa
 from . import _riffledb
 from ._args import UINT64_MAX, check_int, check_str
 from ._data import call_with_source, to_arrow_stream
+from ._lifetime import release_at_exit
 from .errors import (
     InternalError,
     InvalidError,
@@ -110,7 +111,7 @@ class TableRef:
     open in a forked child.
     """
 
-    __slots__ = ("_native", "_conn", "_state")
+    __slots__ = ("_native", "_conn", "_state", "__weakref__")
 
     def __init__(
         self,
@@ -121,6 +122,8 @@ class TableRef:
         self._native = native
         self._conn = connection
         self._state = state
+        if native is not None:
+            release_at_exit(self, _release_native)
 
     @classmethod
     def pending(cls, state: dict[str, Any]) -> TableRef:
@@ -236,11 +239,35 @@ class TableRef:
             version = state.get("version")
             if version is not None and native.version != version:
                 native.checkout(version)
+        elif kind == "released":
+            raise InternalError(
+                f"Table '{state['name']}' was released at interpreter exit: a memory:// "
+                "table cannot be reopened"
+            )
         else:
             raise InvalidError(f"Unknown table pickle state kind: {kind!r}")
         self._conn = conn
         self._native = native
+        release_at_exit(self, _release_native)
         return native
+
+
+def _release_native(ref: TableRef) -> None:
+    """Drops the native handles at interpreter exit (see :mod:`riffledb._lifetime`).
+
+    A directory table used after that reopens from its state; a ``memory://`` one is
+    gone."""
+    native = ref._native
+    if native is None:
+        return
+    if ref._state is None:
+        uri = ref._conn.uri if ref._conn is not None else None
+        if uri is None or uri.startswith("memory://"):
+            ref._state = {"kind": "released", "name": native.name}
+        else:
+            ref._state = ref.state()
+    ref._native = None
+    ref._conn = None
 
 
 def reference(table: Any, what: str = "table") -> TableRef:
