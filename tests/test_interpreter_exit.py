@@ -70,6 +70,25 @@ DATALOADER_SESSION = textwrap.dedent(
     from riffledb.permutation import Permutation, Permutations, permutation_builder
 
 
+    # Opens the table in each worker (LanceDB's pattern for custom datasets).
+    class OpensInWorker:
+
+        def __init__(self, uri):
+            self.uri, self.table = uri, None
+
+        def __len__(self):
+            return 50
+
+        def __getitems__(self, offsets):
+            if self.table is None:
+                self.table = riffledb.connect(self.uri).open_table("t")
+            return self.table.take_offsets(offsets).to_arrow().to_pydict()
+
+
+    def collate(batch):
+        return batch
+
+
     def read_all(dataset, method):
         loader = torch.utils.data.DataLoader(
             dataset,
@@ -77,6 +96,7 @@ DATALOADER_SESSION = textwrap.dedent(
             num_workers=2,
             multiprocessing_context=method,
             timeout=120,
+            collate_fn=None if isinstance(dataset, Permutation) else collate,
         )
         return sum(len(batch["id"]) for batch in loader)
 
@@ -98,6 +118,7 @@ DATALOADER_SESSION = textwrap.dedent(
             counts.append(read_all(train, method))
             identity = Permutation.identity(table).with_format("torch").with_skip(1)
             counts.append(read_all(identity, method))
+        counts.append(read_all(OpensInWorker(root), method))
         print("done", counts)
     """
 )
@@ -111,7 +132,22 @@ UNFREED_SESSION = textwrap.dedent(
     import atexit
     import ctypes
     import sys
-    import weakref
+
+
+    def after_release():
+        local, memory, split, local_db, memory_db = OBJECTS
+        print("local", local.take_offsets([2, 0]))
+        print("local_db", local_db.table_names())
+        for use in (lambda: len(memory), lambda: len(split), memory_db.table_names):
+            try:
+                use()
+            except InternalError as error:
+                print(error)
+
+
+    # Registered before riffledb is imported, so it runs after riffledb's release.
+    if sys.argv[2] == "use":
+        atexit.register(after_release)
 
     import pyarrow as pa
 
@@ -119,30 +155,16 @@ UNFREED_SESSION = textwrap.dedent(
     from riffledb.errors import InternalError
     from riffledb.permutation import Permutation, Permutations, permutation_builder
 
-
-    def after_release():
-        local, memory, split = OBJECTS
-        print("local", local.take_offsets([2, 0]))
-        for released in (memory, split):
-            try:
-                len(released)
-            except InternalError as error:
-                print(error)
-
-
-    # Registered before riffledb's (its first object registers it), so it runs after.
-    assert not weakref.finalize._registered_with_atexit
-    if sys.argv[2] == "use":
-        atexit.register(after_release)
     data = pa.table({"id": list(range(10))})
     local_table = riffledb.connect(sys.argv[1]).create_table("t", data)
     local = Permutation.identity(local_table).with_skip(3).with_format("python_col")
     memory = Permutation.identity(riffledb.connect("memory://").create_table("m", data))
     builder = permutation_builder(local_table).split_random(counts=[4, 6], seed=3)
     split = Permutations(local_table, builder.execute())[1]  # a memory:// perm table
-    assert weakref.finalize._registered_with_atexit
     assert (len(local), len(memory), len(split)) == (7, 10, 6)  # readers are open
-    OBJECTS = (local, memory, split)
+    local_db, memory_db = riffledb.connect(sys.argv[1]), riffledb.connect("memory://")
+    assert local_db.table_names() == ["t"] and memory_db.table_names() == []
+    OBJECTS = (local, memory, split, local_db, memory_db)
     for obj in OBJECTS:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))  # never freed
     print("expected", local.take_offsets([2, 0]))
@@ -180,7 +202,7 @@ def test_dataloader_workers_leak_nothing_at_exit(tmp_path: Path, method: str):
     script.write_text(DATALOADER_SESSION)
     result = run_python([str(script), method, str(tmp_path / "db")], timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "done [81, 100, 81, 100]"
+    assert result.stdout.strip() == "done [81, 100, 81, 100, 50]"
     assert "leaked" not in result.stderr, result.stderr
 
 
@@ -198,8 +220,10 @@ def test_objects_used_after_the_release_at_exit(tmp_path: Path):
     assert result.stdout.splitlines() == [
         "expected {'id': [5, 3]}",
         "local {'id': [5, 3]}",
+        "local_db ['t']",
         "Table 'm' was released at interpreter exit: a memory:// table cannot be "
         "reopened",
         "Table 'permutation' was released at interpreter exit: a memory:// table "
         "cannot be reopened",
+        "This memory:// database was released at interpreter exit",
     ]
