@@ -255,3 +255,39 @@ def test_row_ids_accept_a_bytearray(tmp_db):
     state = p.__getstate__()
     state["permutation_data"]["row_ids"] = bytearray(state["permutation_data"]["row_ids"])
     assert all_rows(unpickle(state)) == all_rows(p)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"kind": "remote"}, ValueError, "Unknown table pickle state kind: 'remote'"),
+        ({"uri": None}, TypeError, "'base_table_state' key 'uri' must be str, got"),
+        ({"version": "3"}, TypeError, "key 'version' must be int, got str"),
+        ({"version": True}, TypeError, "key 'version' must be int, got bool"),
+        ({"name": 1}, TypeError, "key 'name' must be str, got int"),
+        ({"path": "/x"}, ValueError, "of kind 'local' has an unknown key 'path'"),
+    ],
+)
+def test_wrong_base_table_state_is_named(state, change, error, message):
+    state["base_table_state"] = {**state["base_table_state"], **change}
+    with pytest.raises(error, match=message):
+        unpickle(state)
+
+
+def test_base_table_state_missing_a_key(state):
+    del state["base_table_state"]["uri"]
+    with pytest.raises(ValueError, match="of kind 'local' is missing the key 'uri'"):
+        unpickle(state)
+    state["base_table_state"] = "t"
+    with pytest.raises(TypeError, match="'base_table_state' must be a dict, got str"):
+        unpickle(state)
+
+
+def test_table_pickle_state_is_checked_too(tmp_db):
+    table = tmp_db.create_table("t", data(5))
+    state = table.__getstate__()
+    state["kind"] = "remote"
+    with pytest.raises(ValueError, match=r"kind: 'remote' \(in table pickle state\)"):
+        table.__new__(type(table)).__setstate__(state)
+    restored = pickle.loads(pickle.dumps(Permutation.identity(tmp_db.open_table("t"))))
+    assert len(restored) == 5

@@ -34,7 +34,13 @@ import pyarrow as pa
 from . import _riffledb
 from ._args import check_bool, check_int, check_str, check_str_list, describe
 from .errors import InternalError, InvalidError, RiffledbTypeError
-from .table import Table, memory_state, reference, table_from_state
+from .table import (
+    Table,
+    check_table_state,
+    memory_state,
+    reference,
+    table_from_state,
+)
 
 if TYPE_CHECKING:
     from .permutation import Permutation
@@ -397,11 +403,8 @@ class PermutationState:
                 f"Cannot unpickle a permutation over table '{name}': the state has "
                 "neither a base_table_state nor a connection_factory"
             )
-        if table_state is not None and not isinstance(table_state, dict):
-            raise RiffledbTypeError(
-                f"{_where('base_table_state')} must be a dict or None, got "
-                f"{describe(table_state)}"
-            )
+        if table_state is not None:
+            check_table_state(table_state, _where("base_table_state"))
         selection = state["selection"]
         if not isinstance(selection, dict) or not selection:
             raise RiffledbTypeError(

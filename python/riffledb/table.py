@@ -96,6 +96,54 @@ def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
     return {"kind": "memory", "name": name, "version": None, "data": data_bytes}
 
 
+# kind -> (key, type, None allowed) of each key of a table pickle state besides "kind".
+_STATE_KEYS: dict[str, tuple[tuple[str, type, bool], ...]] = {
+    "local": (("name", str, False), ("version", int, False), ("uri", str, False)),
+    "memory": (("name", str, False), ("version", int, True), ("data", bytes, False)),
+    "factory": (("name", str, False), ("version", int, True)),
+}
+
+
+def check_table_state(state: Any, what: str) -> dict[str, Any]:
+    """Checks a table pickle state (see :class:`TableRef`) before anything reopens it.
+
+    Raises:
+        ValueError: an unknown ``kind``, or a missing or unknown key (naming ``what``
+            and the key).
+        TypeError: a value of the wrong type (naming ``what`` and the key).
+    """
+    if not isinstance(state, dict):
+        raise RiffledbTypeError(f"{what} must be a dict, got {type(state).__name__}")
+    kind = state.get("kind")
+    keys = _STATE_KEYS.get(kind) if isinstance(kind, str) else None
+    if keys is None:
+        raise InvalidError(f"Unknown table pickle state kind: {kind!r} (in {what})")
+    expected = {"kind", *(key for key, _, _ in keys)} | (
+        {"factory"} if kind == "factory" else set()
+    )
+    unknown = sorted(str(key) for key in state if key not in expected)
+    if unknown:
+        raise InvalidError(f"{what} of kind {kind!r} has an unknown key {unknown[0]!r}")
+    for key, type_, none_ok in keys:
+        if key not in state:
+            raise InvalidError(f"{what} of kind {kind!r} is missing the key {key!r}")
+        value = state[key]
+        if (value is None and none_ok) or (
+            isinstance(value, type_) and not isinstance(value, bool)
+        ):
+            continue
+        expected_type = type_.__name__ + (" or None" if none_ok else "")
+        raise RiffledbTypeError(
+            f"{what} key {key!r} must be {expected_type}, got {type(value).__name__}"
+        )
+    if kind == "factory" and not callable(state.get("factory")):
+        raise RiffledbTypeError(
+            f"{what} key 'factory' must be callable, got "
+            f"{type(state.get('factory')).__name__}"
+        )
+    return state
+
+
 class TableRef:
     """A reference to one table: the one owner of how it is opened again (in this
     process, or in a worker after pickling), of its identity and of its pickle state.
@@ -315,7 +363,7 @@ class Table:
         return self._ref.state()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._ref = TableRef.pending(state)
+        self._ref = TableRef.pending(check_table_state(state, "table pickle state"))
 
     # -- metadata -----------------------------------------------------------------------
     @property
