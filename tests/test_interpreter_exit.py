@@ -135,7 +135,7 @@ UNFREED_SESSION = textwrap.dedent(
 
 
     def after_release():
-        local, memory, split, local_db, memory_db = OBJECTS
+        local, memory, split, local_db, memory_db, _ = OBJECTS
         print("local", local.take_offsets([2, 0]))
         print("local_db", local_db.table_names())
         for use in (lambda: len(memory), lambda: len(split), memory_db.table_names):
@@ -164,7 +164,8 @@ UNFREED_SESSION = textwrap.dedent(
     assert (len(local), len(memory), len(split)) == (7, 10, 6)  # readers are open
     local_db, memory_db = riffledb.connect(sys.argv[1]), riffledb.connect("memory://")
     assert local_db.table_names() == ["t"] and memory_db.table_names() == []
-    OBJECTS = (local, memory, split, local_db, memory_db)
+    unused_builder = permutation_builder(local_table).shuffle(seed=1)
+    OBJECTS = (local, memory, split, local_db, memory_db, unused_builder)
     for obj in OBJECTS:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))  # never freed
     print("expected", local.take_offsets([2, 0]))
