@@ -1,9 +1,13 @@
-"""Interpreter exit after a typical session: nanobind reports no leaked objects.
+"""Interpreter exit: nanobind reports no leaked objects, in any process.
 
 nanobind checks at exit that every instance, type and function it created was freed, and
 prints "nanobind: leaked N instances!" otherwise: the sign of a native object kept alive
-by a module-level cache or an uncollected reference cycle. The session runs in a child
-interpreter so that its exit, not pytest's, is what is checked.
+by a module-level cache or an uncollected reference cycle, or held by a Python object
+the interpreter never frees (a spawn DataLoader worker's dataset, held by torch's
+`_worker_info` and multiprocessing's `current_process()._args`). riffledb releases its
+native handles at exit (riffledb._lifetime). Each session runs in a child interpreter so
+that its exit, not pytest's, is what is checked; DataLoader workers print to the same
+stderr.
 """
 
 from __future__ import annotations
@@ -54,19 +58,173 @@ SESSION = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_typical_session_leaks_nothing_at_exit(tmp_path: Path):
+# A script file, not `-c`: spawn and forkserver workers re-import the main module.
+DATALOADER_SESSION = textwrap.dedent(
+    """
+    import sys
+
+    import pyarrow as pa
+    import torch
+
+    import riffledb
+    from riffledb.permutation import Permutation, Permutations, permutation_builder
+
+
+    # Opens the table in each worker (LanceDB's pattern for custom datasets).
+    class OpensInWorker:
+
+        def __init__(self, uri):
+            self.uri, self.table = uri, None
+
+        def __len__(self):
+            return 50
+
+        def __getitems__(self, offsets):
+            if self.table is None:
+                self.table = riffledb.connect(self.uri).open_table("t")
+            return self.table.take_offsets(offsets).to_arrow().to_pydict()
+
+
+    def collate(batch):
+        return batch
+
+
+    def read_all(dataset, method):
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=16,
+            num_workers=2,
+            multiprocessing_context=method,
+            timeout=120,
+            collate_fn=None if isinstance(dataset, Permutation) else collate,
+        )
+        return sum(len(batch["id"]) for batch in loader)
+
+
+    if __name__ == "__main__":
+        method, root = sys.argv[1], sys.argv[2]
+        data = pa.table({"id": list(range(100)), "x": [i * 0.5 for i in range(100)]})
+        counts = []
+        for uri in (root, "memory://"):
+            table = riffledb.connect(uri).create_table("t", data)
+            table.add(pa.table({"id": [100], "x": [50.0]}))
+            splits = (
+                permutation_builder(table)
+                .split_random(ratios=[0.8, 0.2], seed=1, split_names=["a", "b"])
+                .shuffle(seed=2)
+                .execute()
+            )
+            train = Permutations(table, splits)["a"].with_format("torch")
+            counts.append(read_all(train, method))
+            identity = Permutation.identity(table).with_format("torch").with_skip(1)
+            counts.append(read_all(identity, method))
+        counts.append(read_all(OpensInWorker(root), method))
+        print("done", counts)
+    """
+)
+
+# Objects the interpreter never frees (a reference no one gives back): riffledb still
+# releases their native handles at exit. With argv[2] == "use", a callback that runs
+# after the release uses them: a directory table reopens (and then stays open: nanobind
+# may report it), a memory:// table is gone.
+UNFREED_SESSION = textwrap.dedent(
+    """
+    import atexit
+    import ctypes
+    import sys
+
+
+    def after_release():
+        local, memory, split, local_db, memory_db, _ = OBJECTS
+        print("local", local.take_offsets([2, 0]))
+        print("local_db", local_db.table_names())
+        for use in (lambda: len(memory), lambda: len(split), memory_db.table_names):
+            try:
+                use()
+            except InternalError as error:
+                print(error)
+
+
+    # Registered before riffledb is imported, so it runs after riffledb's release.
+    if sys.argv[2] == "use":
+        atexit.register(after_release)
+
+    import pyarrow as pa
+
+    import riffledb
+    from riffledb.errors import InternalError
+    from riffledb.permutation import Permutation, Permutations, permutation_builder
+
+    data = pa.table({"id": list(range(10))})
+    local_table = riffledb.connect(sys.argv[1]).create_table("t", data)
+    local = Permutation.identity(local_table).with_skip(3).with_format("python_col")
+    memory = Permutation.identity(riffledb.connect("memory://").create_table("m", data))
+    builder = permutation_builder(local_table).split_random(counts=[4, 6], seed=3)
+    split = Permutations(local_table, builder.execute())[1]  # a memory:// perm table
+    assert (len(local), len(memory), len(split)) == (7, 10, 6)  # readers are open
+    local_db, memory_db = riffledb.connect(sys.argv[1]), riffledb.connect("memory://")
+    assert local_db.table_names() == ["t"] and memory_db.table_names() == []
+    unused_builder = permutation_builder(local_table).shuffle(seed=1)
+    OBJECTS = (local, memory, split, local_db, memory_db, unused_builder)
+    for obj in OBJECTS:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))  # never freed
+    print("expected", local.take_offsets([2, 0]))
+    """
+)
+
+
+def run_python(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parents[1] / "python"), env.get("PYTHONPATH", "")]
     )
-    result = subprocess.run(
-        [sys.executable, "-c", SESSION, str(tmp_path / "db")],
+    return subprocess.run(
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+@pytest.mark.slow
+def test_typical_session_leaks_nothing_at_exit(tmp_path: Path):
+    result = run_python(["-c", SESSION, str(tmp_path / "db")])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "session done"
     assert "leaked" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_dataloader_workers_leak_nothing_at_exit(tmp_path: Path, method: str):
+    pytest.importorskip("torch")
+    script = tmp_path / "session.py"
+    script.write_text(DATALOADER_SESSION)
+    result = run_python([str(script), method, str(tmp_path / "db")], timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done [81, 100, 81, 100, 50]"
+    assert "leaked" not in result.stderr, result.stderr
+
+
+def test_objects_never_freed_release_their_handles_at_exit(tmp_path: Path):
+    result = run_python(["-c", UNFREED_SESSION, str(tmp_path / "db"), "idle"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "expected {'id': [5, 3]}\n"
+    assert "leaked" not in result.stderr, result.stderr
+
+
+def test_objects_used_after_the_release_at_exit(tmp_path: Path):
+    result = run_python(["-c", UNFREED_SESSION, str(tmp_path / "db"), "use"])
+    assert result.returncode == 0, result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
+    assert result.stdout.splitlines() == [
+        "expected {'id': [5, 3]}",
+        "local {'id': [5, 3]}",
+        "local_db ['t']",
+        "Table 'm' was released at interpreter exit: a memory:// table cannot be "
+        "reopened",
+        "Table 'permutation' was released at interpreter exit: a memory:// table "
+        "cannot be reopened",
+        "This memory:// database was released at interpreter exit",
+    ]

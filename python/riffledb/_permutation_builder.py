@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _riffledb
+from ._lifetime import release_at_exit
 from .errors import RiffledbTypeError
 from .table import Table, reference
 
@@ -98,6 +99,7 @@ class PermutationBuilder:
         self._native: _riffledb.PermutationBuilder | None = _riffledb.PermutationBuilder(
             _snapshot(table)
         )
+        release_at_exit(self, _release_native)
 
     def _builder(self) -> _riffledb.PermutationBuilder:
         if self._native is None:
@@ -266,6 +268,11 @@ class PermutationBuilder:
         native = self._builder()
         self._native = None
         return permutation_table_from_native(native.execute())
+
+
+def _release_native(builder: PermutationBuilder) -> None:
+    """Drops the native builder at interpreter exit (see :mod:`riffledb._lifetime`)."""
+    builder._native = None
 
 
 def permutation_builder(table: Any) -> PermutationBuilder:

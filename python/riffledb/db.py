@@ -9,13 +9,23 @@ import pyarrow as pa
 from . import _riffledb
 from ._args import check_bool, check_int, check_str, describe
 from ._data import call_with_source, to_arrow_stream
-from .errors import InvalidError, RiffledbTypeError
+from ._lifetime import release_at_exit
+from .errors import InternalError, InvalidError, RiffledbTypeError
 from .table import Table
 
 
 def native_database(connection: DBConnection) -> _riffledb.Database:
     """The native database of a connection (for riffledb.table, which reopens tables)."""
     return connection._inner
+
+
+def _release_native(connection: DBConnection) -> None:
+    """Drops the native database at interpreter exit (see :mod:`riffledb._lifetime`); a
+    directory database used after that reconnects."""
+    native = connection._native
+    if native is not None:
+        connection._released_uri = native.uri
+        connection._native = None
 
 
 class DBConnection:
@@ -25,12 +35,27 @@ class DBConnection:
     """
 
     def __init__(self, inner: _riffledb.Database):
-        self._inner = inner
+        self._native: _riffledb.Database | None = inner
+        self._released_uri: str | None = None
+        release_at_exit(self, _release_native)
+
+    @property
+    def _inner(self) -> _riffledb.Database:
+        native = self._native
+        if native is None:  # released at interpreter exit
+            uri = self._released_uri
+            if uri is None or uri.startswith("memory://"):
+                raise InternalError(
+                    "This memory:// database was released at interpreter exit"
+                )
+            native = self._native = _riffledb.Database.connect(uri)
+        return native
 
     @property
     def uri(self) -> str:
         """The absolute directory path, or ``"memory://"``."""
-        return self._inner.uri
+        native = self._native
+        return native.uri if native is not None else self._released_uri
 
     def __repr__(self) -> str:
         return f"DBConnection(uri={self.uri!r})"

@@ -18,8 +18,6 @@ during a training run change neither what the run reads nor ``len()``.
 
 from __future__ import annotations
 
-import functools
-import pickle
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,9 +27,11 @@ import pyarrow as pa
 
 from . import _riffledb
 from ._args import bad_index, index_array, offsets_for_take
+from ._lifetime import release_at_exit
 from .errors import InvalidError, RiffledbTypeError
 from .formats import Format, Transforms, column_builder, transform_of
-from .table import Table, memory_state, reference, table_from_state
+from .permutation_state import PermutationState, SplitData
+from .table import Table, reference
 
 if TYPE_CHECKING:
     from ._permutation_builder import PermutationBuilder
@@ -101,26 +101,13 @@ def permutation_table_from_native(native: Any) -> Table:
     return table
 
 
-# -- pickling helpers --------------------------------------------------------------------
-
-#: Version of the Permutation pickle state layout.
-_PICKLE_FORMAT = 2
-
-
-def _check_picklable_callable(fn: Any, what: str) -> None:
-    """Fails early, naming the attribute, for a lambda or a nested function (which pickle
-    cannot resolve by name in a worker). Other unpicklable objects get pickle's error."""
-    target = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    qualname = getattr(target, "__qualname__", "")
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        raise pickle.PicklingError(
-            f"Cannot pickle a Permutation whose {what} is {qualname!r}: lambdas and "
-            "nested functions do not pickle. Use a module-level function (or a "
-            "functools.partial of one), as DataLoader workers under spawn/forkserver "
-            "unpickle the dataset."
-        )
+def _release_native(permutation: Permutation) -> None:
+    """Drops the native handles at interpreter exit (see :mod:`riffledb._lifetime`); a
+    permutation used after that reopens them from its tables."""
+    permutation._reader = None
+    permutation._selection_cache = None
+    if permutation._pending is not None or permutation._permutation_table is not None:
+        permutation._native_table = None
 
 
 # -- Permutations ------------------------------------------------------------------------
@@ -215,9 +202,9 @@ class Permutation:
         self.base_table = base_table
         self._permutation_table = permutation_table
         # The native permutation table; for an unpickled permutation, made from
-        # `_pending` (a recipe or row ids) on first use.
+        # `_pending` (the pickled split) on first use.
         self._native_table = None
-        self._pending: dict[str, Any] | None = None
+        self._pending: SplitData | None = None
         self._identity = permutation_table is None
         self.connection_factory: Callable[[str], Table] | None = None
         self.split = split
@@ -238,6 +225,7 @@ class Permutation:
         )
         self._reader = None  # the native reader of the view, made on first use
         self._selection_cache = None  # (bound selection, output schema, names)
+        release_at_exit(self, _release_native)
 
     @property
     def permutation_table(self) -> Table | None:
@@ -267,38 +255,14 @@ class Permutation:
         if native is not None or self._identity:
             return native
         if self._pending is not None:
-            native = self._from_pending(self._pending)
+            native = self._pending.open(self.base_table, self.base_version, self.split)
         else:
             native = _open_permutation_table(
                 self._permutation_table, self.permutation_version
             )
-        self._native_table, self._pending = native, None
+        # `_pending` stays: it re-pickles without I/O, and reopens after a release.
+        self._native_table = native
         return native
-
-    def _from_pending(self, data: dict[str, Any]):
-        """The native table of one split, from its pickled recipe (rebuilt over the base
-        table at the pinned version, checked against the pickled digest) or row ids."""
-        if "recipe" not in data:
-            row_ids = data["row_ids"]
-            if isinstance(row_ids, (bytes, bytearray, memoryview)):
-                row_ids = np.frombuffer(row_ids, dtype=np.uint64)
-            return _riffledb.PermutationTable.from_row_ids(
-                np.ascontiguousarray(row_ids, dtype=np.uint64),
-                self.split,
-                data.get("split_names"),
-            )
-        base = reference(self.base_table).snapshot(self.base_version)
-        native = _riffledb.PermutationTable.from_recipe(base, data["recipe"])
-        got = native.digest(self.split)
-        if got != data["digest"]:
-            raise RuntimeError(
-                f"Cannot rebuild split {self.split} of the permutation over table "
-                f"'{self.base_table.name}' (version {self.base_version}): rebuilding it "
-                f"from its recipe gave other rows (digest {got or 'none'}, expected "
-                f"{data['digest']}). The table was replaced since the permutation was "
-                "pickled."
-            )
-        return native.only_split(self.split)
 
     def _view(self):
         """The native reader of this permutation's view (made once; shared by copies)."""
@@ -331,6 +295,7 @@ class Permutation:
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.selection = dict(self.selection)
+        release_at_exit(other, _release_native)
         return other
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Permutation:
@@ -347,140 +312,64 @@ class Permutation:
 
     # -- pickling ------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        """The pickle state: plain values, never a native handle.
-
-        Keys: ``format_version``; ``base_table_name``; ``base_table_state`` (the base
-        table's pickle state at the pinned version; absent with a connection factory);
-        ``base_version``; ``permutation_data`` (None for an identity; else the split as
-        ``{"recipe", "digest", "split_names"}`` when the permutation table provably is
-        what the builder's recipe builds over this base table and version, a few hundred
-        bytes, or ``{"row_ids": uint64 bytes of the whole split in permutation order,
-        "split_names"}``); ``split``; ``selection``; ``batch_size``; ``transform_fn``;
-        ``offset``; ``limit``; ``repeat``; ``binary_views``; ``connection_factory``.
-
-        A permutation over a ``memory://`` table (without a connection factory) pickles
-        the split's rows in permutation order as the base table's data and becomes an
-        identity over them, so row ids cannot go stale (appends, deletes).
+        """The pickle state: plain values, never a native handle (see
+        :mod:`riffledb.permutation_state` for the layout and what a split pickles as).
 
         Raises:
             pickle.PicklingError: the transform or the connection factory is a lambda
                 or a nested function.
         """
-        _check_picklable_callable(self.transform_fn, "transform")
-        factory = self.connection_factory
-        if factory is not None:
-            _check_picklable_callable(factory, "connection_factory")
-        ref = reference(self.base_table)
-        state: dict[str, Any] = {
-            "format_version": _PICKLE_FORMAT,
-            "base_table_name": ref.name,
-            "base_version": self.base_version,
-            "split": self.split,
-            "selection": dict(self.selection),
-            "batch_size": self.batch_size,
-            "transform_fn": self.transform_fn,
-            "offset": self.offset,
-            "limit": self.limit,
-            "repeat": self.repeat_times,
-            "binary_views": self.binary_views,
-            "connection_factory": factory,
-        }
-        if factory is None and ref.is_memory and not ref.is_pending:
-            state["base_table_state"] = memory_state(ref.name, self._split_rows())
-            state["base_version"] = None
-            state["permutation_data"] = None
-            return state
-        if factory is None:
-            state["base_table_state"] = ref.state(self.base_version)
-        state["permutation_data"] = self._compact_permutation_data()
-        return state
+        return PermutationState.from_permutation(
+            self, self._split_data, self._split_reader
+        ).to_dict()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restores without I/O: the tables reopen, and the reader is built, on first
-        use (in this process)."""
-        factory = state.get("connection_factory")
-        name = state["base_table_name"]
-        version = state.get("base_version")
-        if factory is not None:
-            base = table_from_state(
-                {"kind": "factory", "factory": factory, "name": name, "version": version}
-            )
-        elif state.get("base_table_state") is not None:
-            base = table_from_state(state["base_table_state"])
-        else:
-            raise InvalidError(
-                f"Cannot unpickle a permutation over table '{name}': the state has "
-                "neither a base_table_state nor a connection_factory"
-            )
-        self.base_table = base
-        self.connection_factory = factory
+        use (in this process).
+
+        Raises:
+            ValueError, TypeError: the state is not one this riffledb writes (naming the
+                key at fault).
+        """
+        checked = PermutationState.from_dict(state)
+        self.base_table = checked.open_base_table()
+        self.connection_factory = checked.connection_factory
         self._permutation_table = None
         self._native_table = None
-        self._pending = None
+        self._pending = checked.permutation_data
+        self._identity = checked.permutation_data is None
         self.permutation_version = None
-        data = state.get("permutation_data")
-        if isinstance(data, pa.Table):  # the spec's form: the whole permutation table
-            from . import connect
-
-            self._permutation_table = connect("memory://").create_table(
-                "permutation", data
-            )
-            self.permutation_version = self._permutation_table.version
-        elif data is not None:
-            self._pending = dict(data)
-        self._identity = data is None
-        self.split = state["split"]
-        self.selection = dict(state["selection"])
-        self.batch_size = state["batch_size"]
-        self.transform_fn = state["transform_fn"]
-        self.offset = state.get("offset")
-        self.limit = state.get("limit")
-        self.repeat_times = state.get("repeat", 1)
-        self.binary_views = state.get("binary_views", False)
-        self.base_version = version
+        self.split = checked.split
+        self.selection = dict(checked.selection)
+        self.batch_size = checked.batch_size
+        self.transform_fn = checked.transform_fn
+        self.offset = checked.offset
+        self.limit = checked.limit
+        self.repeat_times = checked.repeat
+        self.binary_views = checked.binary_views
+        self.base_version = checked.base_version
         self._reader = None
         self._selection_cache = None
+        release_at_exit(self, _release_native)
 
-    def _compact_permutation_data(self) -> dict[str, Any] | None:
-        """The whole split (before skip/take) as its recipe, or its row ids in
-        permutation order; with the split names."""
+    def _split_data(self) -> SplitData | None:
+        """The whole split (before skip/take) as pickled; None for an identity."""
         if self._identity:
             return None
         if self._pending is not None:
-            return dict(self._pending)  # never used since unpickled: no I/O
-        native = self._permutation()
-        base = reference(self.base_table).native()
-        if (
-            native.recipe
-            and native.base_version == self.base_version
-            and native.base_location == base.location
-        ):
-            return {
-                "recipe": native.recipe,
-                "digest": native.digest(self.split),
-                "split_names": native.split_names,
-            }
-        return {
-            "row_ids": self._split_reader().row_ids().numpy_columns()[0].tobytes(),
-            "split_names": native.split_names,
-        }
+            return self._pending  # as unpickled: no I/O, and the same rows
+        return SplitData.capture(
+            self._permutation(),
+            self.split,
+            self.base_table,
+            self.base_version,
+            self._split_reader,
+        )
 
     def _split_reader(self):
         """A native reader of the whole split (no skip, take or repeat)."""
         view = self._view()
         return _riffledb.PermutationReader.open(view.base, view.permutation, view.split)
-
-    def _split_rows(self) -> pa.Table:
-        """Every base column of the whole split's rows (before skip/take), in permutation
-        order, at the pinned version (schema metadata kept)."""
-        reader = self._split_reader()
-        bound = reader.bind(None)
-        schema = pa.Schema._import_from_c_capsule(bound.schema())
-        batches = [
-            reader.read_batch(i, 65536, False, bound).to_arrow(schema)
-            for i in range(reader.num_batches(65536, False))
-        ]
-        return pa.Table.from_batches(batches, schema=schema)
 
     def with_connection_factory(self, factory: Callable[[str], Table]) -> Permutation:
         """Reopens the base table in a worker with ``factory(base_table_name)`` instead

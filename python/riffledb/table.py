@@ -11,6 +11,7 @@ import pyarrow as pa
 from . import _riffledb
 from ._args import UINT64_MAX, check_int, check_str, index_array
 from ._data import call_with_source, to_arrow_stream
+from ._lifetime import release_at_exit
 from .errors import (
     InternalError,
     InvalidError,
@@ -32,6 +33,54 @@ def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
     return {"kind": "memory", "name": name, "version": None, "data": data_bytes}
 
 
+# kind -> (key, type, None allowed) of each key of a table pickle state besides "kind".
+_STATE_KEYS: dict[str, tuple[tuple[str, type, bool], ...]] = {
+    "local": (("name", str, False), ("version", int, False), ("uri", str, False)),
+    "memory": (("name", str, False), ("version", int, True), ("data", bytes, False)),
+    "factory": (("name", str, False), ("version", int, True)),
+}
+
+
+def check_table_state(state: Any, what: str) -> dict[str, Any]:
+    """Checks a table pickle state (see :class:`TableRef`) before anything reopens it.
+
+    Raises:
+        ValueError: an unknown ``kind``, or a missing or unknown key (naming ``what``
+            and the key).
+        TypeError: a value of the wrong type (naming ``what`` and the key).
+    """
+    if not isinstance(state, dict):
+        raise RiffledbTypeError(f"{what} must be a dict, got {type(state).__name__}")
+    kind = state.get("kind")
+    keys = _STATE_KEYS.get(kind) if isinstance(kind, str) else None
+    if keys is None:
+        raise InvalidError(f"Unknown table pickle state kind: {kind!r} (in {what})")
+    expected = {"kind", *(key for key, _, _ in keys)} | (
+        {"factory"} if kind == "factory" else set()
+    )
+    unknown = sorted(str(key) for key in state if key not in expected)
+    if unknown:
+        raise InvalidError(f"{what} of kind {kind!r} has an unknown key {unknown[0]!r}")
+    for key, type_, none_ok in keys:
+        if key not in state:
+            raise InvalidError(f"{what} of kind {kind!r} is missing the key {key!r}")
+        value = state[key]
+        if (value is None and none_ok) or (
+            isinstance(value, type_) and not isinstance(value, bool)
+        ):
+            continue
+        expected_type = type_.__name__ + (" or None" if none_ok else "")
+        raise RiffledbTypeError(
+            f"{what} key {key!r} must be {expected_type}, got {type(value).__name__}"
+        )
+    if kind == "factory" and not callable(state.get("factory")):
+        raise RiffledbTypeError(
+            f"{what} key 'factory' must be callable, got "
+            f"{type(state.get('factory')).__name__}"
+        )
+    return state
+
+
 class TableRef:
     """A reference to one table: the one owner of how it is opened again (in this
     process, or in a worker after pickling), of its identity and of its pickle state.
@@ -47,7 +96,7 @@ class TableRef:
     open in a forked child.
     """
 
-    __slots__ = ("_native", "_conn", "_state")
+    __slots__ = ("_native", "_conn", "_state", "__weakref__")
 
     def __init__(
         self,
@@ -58,6 +107,8 @@ class TableRef:
         self._native = native
         self._conn = connection
         self._state = state
+        if native is not None:
+            release_at_exit(self, _release_native)
 
     @classmethod
     def pending(cls, state: dict[str, Any]) -> TableRef:
@@ -173,11 +224,35 @@ class TableRef:
             version = state.get("version")
             if version is not None and native.version != version:
                 native.checkout(version)
+        elif kind == "released":
+            raise InternalError(
+                f"Table '{state['name']}' was released at interpreter exit: a memory:// "
+                "table cannot be reopened"
+            )
         else:
             raise InvalidError(f"Unknown table pickle state kind: {kind!r}")
         self._conn = conn
         self._native = native
+        release_at_exit(self, _release_native)
         return native
+
+
+def _release_native(ref: TableRef) -> None:
+    """Drops the native handles at interpreter exit (see :mod:`riffledb._lifetime`).
+
+    A directory table used after that reopens from its state; a ``memory://`` one is
+    gone."""
+    native = ref._native
+    if native is None:
+        return
+    if ref._state is None:
+        uri = ref._conn.uri if ref._conn is not None else None
+        if uri is None or uri.startswith("memory://"):
+            ref._state = {"kind": "released", "name": native.name}
+        else:
+            ref._state = ref.state()
+    ref._native = None
+    ref._conn = None
 
 
 def reference(table: Any, what: str = "table") -> TableRef:
@@ -225,7 +300,7 @@ class Table:
         return self._ref.state()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._ref = TableRef.pending(state)
+        self._ref = TableRef.pending(check_table_state(state, "table pickle state"))
 
     # -- metadata -----------------------------------------------------------------------
     @property
