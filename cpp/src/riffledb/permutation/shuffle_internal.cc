@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -67,12 +68,13 @@ struct Buckets {
 // `bounds` (S + 1 positions from 0 to m) cuts the input into S consecutive splits; when
 // `cells` is given it receives, at [s * B + k], how many items of split s went to bucket
 // k. (The cuts change nothing else.)
-// `bucket_of` holds m uninitialized items of scratch.
-template <typename Tag>
-Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag* dst_tags,
-                   uint64_t m, uint64_t num_buckets, uint64_t seed, uint64_t block,
-                   ThreadPool* pool, std::span<const uint64_t> bounds,
-                   std::vector<uint64_t>* cells, uint16_t* bucket_of) {
+// `bucket_of` holds m uninitialized items of scratch. A null `src` stands for the
+// positions 0, 1, ..., m - 1 (V must hold m - 1), which need not be stored.
+template <typename V, typename Tag>
+Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uint64_t m,
+                   uint64_t num_buckets, uint64_t seed, uint64_t block, ThreadPool* pool,
+                   std::span<const uint64_t> bounds, std::vector<uint64_t>* cells,
+                   uint16_t* bucket_of) {
   ARROW_DCHECK(num_buckets >= 2 && num_buckets <= kShuffleMaxBuckets);
   ARROW_DCHECK(bounds.size() >= 2 && bounds.front() == 0 && bounds.back() == m);
   const uint64_t num_blocks = (m + block - 1) / block;
@@ -158,6 +160,14 @@ Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag*
   RunParallel(pool, stripes, [&](uint64_t t) {
     uint64_t* slot = next.data() + t * num_buckets;
     const uint64_t end = first_item(t + 1);
+    if (src == nullptr) {
+      for (uint64_t i = first_item(t); i < end; ++i) {
+        const uint64_t p = slot[bucket_of[i]]++;
+        dst[p] = static_cast<V>(i);
+        if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
+      }
+      return;
+    }
     for (uint64_t i = first_item(t); i < end; ++i) {
       const uint64_t p = slot[bucket_of[i]]++;
       dst[p] = src[i];
@@ -169,16 +179,16 @@ Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag*
 
 // Step 3: shuffles each bucket with its own generator, then calls finish(begin, end)
 // on it while it is still in cache.
-template <typename Tag, typename Finish>
-void ShuffleBuckets(uint64_t* data, Tag* tags, const Buckets& buckets, ThreadPool* pool,
+template <typename V, typename Tag, typename Finish>
+void ShuffleBuckets(V* data, Tag* tags, const Buckets& buckets, ThreadPool* pool,
                     Finish&& finish) {
   RunParallel(pool, buckets.seeds.size(), [&](uint64_t k) {
     const uint64_t begin = buckets.starts[k], end = buckets.starts[k + 1];
     Rng rng(buckets.seeds[k]);
     if constexpr (std::is_same_v<Tag, NoTag>) {
-      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin));
+      ShufflePrefetched(rng, std::span<V>(data + begin, end - begin));
     } else {
-      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin),
+      ShufflePrefetched(rng, std::span<V>(data + begin, end - begin),
                         std::span<Tag>(tags + begin, end - begin));
     }
     finish(begin, end);
@@ -292,14 +302,14 @@ void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
   ShuffleWorkspace local;
   if (workspace == nullptr) workspace = &local;
   uint64_t* scratch = workspace->Ids(m);
-  const Buckets buckets = Distribute<NoTag>(
+  const Buckets buckets = Distribute<uint64_t, NoTag>(
       values.data(), nullptr, scratch, nullptr, m, num_buckets, seed, bucket_items, pool,
       WholeInput(m), nullptr, workspace->Buckets(m));
-  ShuffleBuckets<NoTag>(scratch, nullptr, buckets, pool,
-                        [&](uint64_t begin, uint64_t end) {
-                          std::memcpy(values.data() + begin, scratch + begin,
-                                      (end - begin) * sizeof(uint64_t));
-                        });
+  ShuffleBuckets<uint64_t, NoTag>(scratch, nullptr, buckets, pool,
+                                  [&](uint64_t begin, uint64_t end) {
+                                    std::memcpy(values.data() + begin, scratch + begin,
+                                                (end - begin) * sizeof(uint64_t));
+                                  });
 }
 
 std::vector<uint64_t> ShuffledClumpOrder(uint64_t num_rows, uint64_t clump_size,
@@ -358,13 +368,13 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
       ShufflePrefetched(rng, std::span<uint64_t>(scratch.get(), m),
                         std::span<Tag>(scratch_tags.get(), m));
     } else {
-      const Buckets buckets =
-          Distribute<Tag>(ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m,
-                          num_buckets, shuffle->seed, bucket_items, pool, WholeInput(m),
-                          nullptr, Uninitialized<uint16_t>(m).get());
+      const Buckets buckets = Distribute<uint64_t, Tag>(
+          ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m, num_buckets,
+          shuffle->seed, bucket_items, pool, WholeInput(m), nullptr,
+          Uninitialized<uint16_t>(m).get());
       std::vector<Tag>().swap(tags);
-      ShuffleBuckets<Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
-                          [](uint64_t, uint64_t) {});
+      ShuffleBuckets<uint64_t, Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
+                                    [](uint64_t, uint64_t) {});
     }
   }
   std::vector<Tag>().swap(tags);
@@ -374,25 +384,29 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
   return out;
 }
 
-bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
-                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items,
-                             ShuffleWorkspace* workspace) {
-  const uint64_t m = ids->size();
-  const uint64_t num_splits = counts.size();
+namespace {
+
+// Whether ShuffleContiguousSplits' algorithm applies to m rows in num_splits splits.
+bool ContiguousEligible(uint64_t m, uint64_t num_splits, uint64_t bucket_items) {
   const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
-  if (num_buckets < 2 || num_splits < 2 || num_splits > kMaxHistogram / num_buckets) {
-    return false;
-  }
-  std::vector<uint64_t> bounds(num_splits + 1, 0);
-  for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
-  if (bounds.back() != m) return false;
-  ShuffleWorkspace local;
-  if (workspace == nullptr) workspace = &local;
-  uint64_t* scratch = workspace->Ids(m);
+  return num_buckets >= 2 && num_splits >= 2 && num_splits <= kMaxHistogram / num_buckets;
+}
+
+// The bucketed shuffle of the stream `src` (m items, consecutive splits cut at `bounds`;
+// null: the positions 0..m-1) grouped stably by split, written as out[i] = map(item).
+// `scratch` holds m items and `bucket_of` m bucket indexes; both may alias `src` only
+// if noted by the caller's layout (they are written before `out` is).
+template <typename V, typename Map>
+void ShuffleContiguousInto(const V* src, std::span<const uint64_t> bounds, uint64_t seed,
+                           ThreadPool* pool, uint64_t bucket_items, V* scratch,
+                           uint16_t* bucket_of, uint64_t* out, const Map& map) {
+  const uint64_t m = bounds.back();
+  const uint64_t num_splits = bounds.size() - 1;
+  const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
   std::vector<uint64_t> cells;
   const Buckets buckets =
-      Distribute<NoTag>(ids->data(), nullptr, scratch, nullptr, m, num_buckets, seed,
-                        bucket_items, pool, bounds, &cells, workspace->Buckets(m));
+      Distribute<V, NoTag>(src, nullptr, scratch, nullptr, m, num_buckets, seed,
+                           bucket_items, pool, bounds, &cells, bucket_of);
   // Where bucket k's items of split s go: after split s's items of buckets < k.
   std::vector<uint64_t> next(num_splits * num_buckets);
   for (uint64_t s = 0; s < num_splits; ++s) {
@@ -405,7 +419,6 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
   // Bucket k holds its items in input order, so split by split. Shuffling the bucket and
   // then grouping it by split is the same as shuffling the positions 0..len-1 (the same
   // draws) and writing the item at each shuffled position to its split's next slot.
-  uint64_t* out = ids->data();
   RunParallel(pool, num_buckets, [&](uint64_t k) {
     const uint64_t begin = buckets.starts[k], len = buckets.starts[k + 1] - begin;
     ARROW_DCHECK(len <= std::numeric_limits<uint32_t>::max());
@@ -422,7 +435,7 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
     std::iota(order.begin(), order.end(), uint32_t{0});
     Rng rng(buckets.seeds[k]);
     ShufflePrefetched(rng, order);
-    const uint64_t* bucket = scratch + begin;
+    const V* bucket = scratch + begin;
     for (uint32_t v : order) {
       uint64_t s;
       if (num_splits <= 8) {
@@ -432,10 +445,143 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
         s = static_cast<uint64_t>(std::upper_bound(cut.begin(), cut.end(), v) -
                                   cut.begin() - 1);
       }
-      out[slot[s]++] = bucket[v];
+      out[slot[s]++] = map(bucket[v]);
     }
   });
+}
+
+}  // namespace
+
+bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
+                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items,
+                             ShuffleWorkspace* workspace) {
+  const uint64_t m = ids->size();
+  const uint64_t num_splits = counts.size();
+  if (!ContiguousEligible(m, num_splits, bucket_items)) return false;
+  std::vector<uint64_t> bounds(num_splits + 1, 0);
+  for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
+  if (bounds.back() != m) return false;
+  ShuffleWorkspace local;
+  if (workspace == nullptr) workspace = &local;
+  // The ids are free to be overwritten once distributed into the scratch array.
+  ShuffleContiguousInto<uint64_t>(ids->data(), bounds, seed, pool, bucket_items,
+                                  workspace->Ids(m), workspace->Buckets(m), ids->data(),
+                                  [](uint64_t id) { return id; });
   return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// DenseRowIds and ShuffleDense
+
+DenseRowIds::DenseRowIds(std::vector<Fragment> fragments) {
+  starts_.push_back(0);
+  for (const Fragment& f : fragments) {
+    // Position p of this fragment is its row p - start: id << 32 | (p - start), computed
+    // as one addition (modulo 2^64).
+    bases_.push_back((uint64_t{f.id} << 32) - starts_.back());
+    starts_.push_back(starts_.back() + f.num_rows);
+  }
+  const uint64_t m = starts_.back();
+  first_fragment_.resize((m >> kPageBits) + 1);
+  uint32_t f = 0;
+  for (uint64_t page = 0; page < first_fragment_.size(); ++page) {
+    while (f + 1 < bases_.size() && starts_[f + 1] <= (page << kPageBits)) ++f;
+    first_fragment_[page] = f;
+  }
+}
+
+void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                  const std::optional<ShuffleSpec>& split_shuffle,
+                  const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
+                  uint64_t* out, uint64_t bucket_items) {
+  const uint64_t m = rows.num_rows();
+  std::vector<uint64_t> bounds(counts.size() + 1, 0);
+  for (size_t s = 0; s < counts.size(); ++s) bounds[s + 1] = bounds[s] + counts[s];
+  const uint64_t kept = bounds.back();
+  ARROW_DCHECK(ShuffleDenseApplies(rows, counts, split_shuffle, shuffle, bucket_items));
+  const bool bucketed = shuffle && ShuffleNumBuckets(kept, bucket_items) >= 2;
+  auto* out_bytes = reinterpret_cast<std::byte*>(out);
+  // Every pass but the last reads and writes positions (4 bytes a row), and only the
+  // last writes `out`: so the earlier passes borrow out's memory for their arrays, and
+  // the build touches 12 fresh bytes a row instead of 26 (each first touch of a page
+  // costs a fault and the kernel zeroing it, the bulk of a build's time).
+  std::unique_ptr<uint32_t[]> scratch;
+  auto scratch_of = [&](uint64_t n) {
+    if (scratch == nullptr) scratch = Uninitialized<uint32_t>(std::max<uint64_t>(n, 1));
+    return scratch.get();
+  };
+  const uint32_t* stream = nullptr;  // the post-split stream; null: positions 0..kept-1
+  if (split_shuffle) {
+    // The split's order goes where the next pass does not write: out's first half when
+    // the shuffle distributes it into the scratch array, else the scratch array.
+    uint32_t* order = bucketed ? reinterpret_cast<uint32_t*>(out) : scratch_of(m);
+    const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
+    if (num_buckets < 2) {
+      std::iota(order, order + m, uint32_t{0});
+      Rng rng(split_shuffle->seed);
+      ShufflePrefetched(rng, std::span<uint32_t>(order, m));
+    } else {
+      uint16_t* bucket_of = bucketed ? reinterpret_cast<uint16_t*>(scratch_of(m))
+                                     : reinterpret_cast<uint16_t*>(out_bytes + 4 * m);
+      const Buckets buckets = Distribute<uint32_t, NoTag>(
+          nullptr, nullptr, order, nullptr, m, num_buckets, split_shuffle->seed,
+          bucket_items, pool, WholeInput(m), nullptr, bucket_of);
+      ShuffleBuckets<uint32_t, NoTag>(order, nullptr, buckets, pool,
+                                      [](uint64_t, uint64_t) {});
+    }
+    stream = order;
+  }
+  if (bucketed) {
+    uint32_t* distributed = scratch_of(kept);
+    // After out's first half (the split's order, read by the distribution).
+    auto* bucket_of = reinterpret_cast<uint16_t*>(out_bytes + 4 * m);
+    if (counts.size() >= 2) {
+      ShuffleContiguousInto<uint32_t>(stream, bounds, shuffle->seed, pool, bucket_items,
+                                      distributed, bucket_of, out, rows);
+      return;
+    }
+    const uint64_t num_buckets = ShuffleNumBuckets(kept, bucket_items);
+    const Buckets buckets = Distribute<uint32_t, NoTag>(
+        stream, nullptr, distributed, nullptr, kept, num_buckets, shuffle->seed,
+        bucket_items, pool, WholeInput(kept), nullptr, bucket_of);
+    ShuffleBuckets<uint32_t, NoTag>(distributed, nullptr, buckets, pool,
+                                    [&](uint64_t begin, uint64_t end) {
+                                      for (uint64_t i = begin; i < end; ++i) {
+                                        out[i] = rows(distributed[i]);
+                                      }
+                                    });
+    return;
+  }
+  if (shuffle) {  // a plain Fisher-Yates of one small split
+    uint32_t* order = scratch_of(kept);
+    if (stream == nullptr) std::iota(order, order + kept, uint32_t{0});
+    Rng rng(shuffle->seed);
+    ShufflePrefetched(rng, std::span<uint32_t>(order, kept));
+    stream = order;
+  }
+  const uint64_t chunk = 16 * kStripeItems;
+  RunParallel(pool, (kept + chunk - 1) / chunk, [&](uint64_t c) {
+    const uint64_t begin = c * chunk, end = std::min(kept, begin + chunk);
+    if (stream == nullptr) {
+      for (uint64_t i = begin; i < end; ++i) out[i] = rows(i);
+    } else {
+      for (uint64_t i = begin; i < end; ++i) out[i] = rows(stream[i]);
+    }
+  });
+}
+
+bool ShuffleDenseApplies(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                         const std::optional<ShuffleSpec>& split_shuffle,
+                         const std::optional<ShuffleSpec>& shuffle,
+                         uint64_t bucket_items) {
+  const uint64_t m = rows.num_rows();
+  uint64_t kept = 0;
+  for (uint64_t c : counts) kept += c;
+  if (m > std::numeric_limits<uint32_t>::max() || kept > m) return false;
+  if (split_shuffle && split_shuffle->clump_size != 1) return false;
+  if (!shuffle) return true;
+  if (shuffle->clump_size != 1) return false;
+  return counts.size() <= 1 || ContiguousEligible(kept, counts.size(), bucket_items);
 }
 
 template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint8_t>, uint64_t,
