@@ -68,7 +68,9 @@ struct Buckets {
 // `bounds` (S + 1 positions from 0 to m) cuts the input into S consecutive splits; when
 // `cells` is given it receives, at [s * B + k], how many items of split s went to bucket
 // k. (The cuts change nothing else.)
-// `bucket_of` holds m uninitialized items of scratch. A null `src` stands for the
+// `bucket_of` holds m uninitialized items of scratch, or is null: then the scatter draws
+// the buckets again (the same generators, so the same draws), which costs a draw a row
+// instead of 2 bytes a row of memory. A null `src` stands for the
 // positions 0, 1, ..., m - 1 (V must hold m - 1), which need not be stored.
 template <typename V, typename Tag>
 Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uint64_t m,
@@ -124,7 +126,7 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
         const uint64_t piece_end = std::min(end, bounds[s + 1]);
         for (; i < piece_end; ++i) {
           const auto b = static_cast<uint16_t>(rng.UniformBelow(num_buckets));
-          bucket_of[i] = b;
+          if (bucket_of != nullptr) bucket_of[i] = b;
           ++count[b];
         }
       }
@@ -159,20 +161,22 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
   out.starts[num_buckets] = at;
   RunParallel(pool, stripes, [&](uint64_t t) {
     uint64_t* slot = next.data() + t * num_buckets;
-    const uint64_t end = first_item(t + 1);
-    if (src == nullptr) {
-      for (uint64_t i = first_item(t); i < end; ++i) {
-        const uint64_t p = slot[bucket_of[i]]++;
-        dst[p] = static_cast<V>(i);
-        if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
+    auto put = [&](uint64_t i, uint64_t bucket) {
+      const uint64_t p = slot[bucket]++;
+      dst[p] = src == nullptr ? static_cast<V>(i) : src[i];
+      if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
+    };
+    if (bucket_of == nullptr) {
+      const uint64_t end_block = num_blocks * (t + 1) / stripes;
+      for (uint64_t j = num_blocks * t / stripes; j < end_block; ++j) {
+        Rng rng(block_seeds[j]);
+        const uint64_t end = std::min(m, (j + 1) * block);
+        for (uint64_t i = j * block; i < end; ++i) put(i, rng.UniformBelow(num_buckets));
       }
       return;
     }
-    for (uint64_t i = first_item(t); i < end; ++i) {
-      const uint64_t p = slot[bucket_of[i]]++;
-      dst[p] = src[i];
-      if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
-    }
+    const uint64_t end = first_item(t + 1);
+    for (uint64_t i = first_item(t); i < end; ++i) put(i, bucket_of[i]);
   });
   return out;
 }
@@ -394,12 +398,12 @@ bool ContiguousEligible(uint64_t m, uint64_t num_splits, uint64_t bucket_items) 
 
 // The bucketed shuffle of the stream `src` (m items, consecutive splits cut at `bounds`;
 // null: the positions 0..m-1) grouped stably by split, written as out[i] = map(item).
-// `scratch` holds m items and `bucket_of` m bucket indexes; both may alias `src` only
-// if noted by the caller's layout (they are written before `out` is).
-template <typename V, typename Map>
+// `scratch` holds m items and `bucket_of` m bucket indexes (or null, see Distribute);
+// `out` may overlap `src` (read before `out` is written), not `scratch`.
+template <typename V, typename O, typename Map>
 void ShuffleContiguousInto(const V* src, std::span<const uint64_t> bounds, uint64_t seed,
                            ThreadPool* pool, uint64_t bucket_items, V* scratch,
-                           uint16_t* bucket_of, uint64_t* out, const Map& map) {
+                           uint16_t* bucket_of, O* out, const Map& map) {
   const uint64_t m = bounds.back();
   const uint64_t num_splits = bounds.size() - 1;
   const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
@@ -464,9 +468,9 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
   ShuffleWorkspace local;
   if (workspace == nullptr) workspace = &local;
   // The ids are free to be overwritten once distributed into the scratch array.
-  ShuffleContiguousInto<uint64_t>(ids->data(), bounds, seed, pool, bucket_items,
-                                  workspace->Ids(m), workspace->Buckets(m), ids->data(),
-                                  [](uint64_t id) { return id; });
+  ShuffleContiguousInto<uint64_t, uint64_t>(ids->data(), bounds, seed, pool, bucket_items,
+                                            workspace->Ids(m), workspace->Buckets(m),
+                                            ids->data(), [](uint64_t id) { return id; });
   return true;
 }
 
@@ -490,6 +494,36 @@ DenseRowIds::DenseRowIds(std::vector<Fragment> fragments) {
   }
 }
 
+namespace {
+
+// out[i] = rows(positions[i]) for i < n, where `positions` is the first half of `out`'s
+// memory (4 bytes a row read, 8 written over them). Backwards, the write of out[i]
+// lands on positions 2i and 2i + 1, already read; so rounds over [ceil(hi / 2), hi),
+// from the top down, each write only what earlier rounds read and run in parallel.
+void WidenInPlace(uint64_t* out, uint64_t n, const DenseRowIds& rows, ThreadPool* pool) {
+  // Both views of one memory: the compiler must not assume they are distinct objects.
+  using Position = uint32_t __attribute__((may_alias));
+  using Id = uint64_t __attribute__((may_alias));
+  const Position* positions = reinterpret_cast<const Position*>(out);
+  Id* ids = reinterpret_cast<Id*>(out);
+  uint64_t hi = n;
+  while (hi > kStripeItems) {
+    const uint64_t lo = (hi + 1) / 2;
+    const uint64_t chunk = 16 * kStripeItems;
+    RunParallel(pool, (hi - lo + chunk - 1) / chunk, [&](uint64_t c) {
+      const uint64_t begin = lo + c * chunk, end = std::min(hi, begin + chunk);
+      for (uint64_t i = begin; i < end; ++i) ids[i] = rows(positions[i]);
+    });
+    hi = lo;
+  }
+  for (uint64_t i = hi; i-- > 0;) {
+    const uint32_t position = positions[i];
+    ids[i] = rows(position);
+  }
+}
+
+}  // namespace
+
 void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
                   const std::optional<ShuffleSpec>& split_shuffle,
                   const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
@@ -499,74 +533,61 @@ void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
   for (size_t s = 0; s < counts.size(); ++s) bounds[s + 1] = bounds[s] + counts[s];
   const uint64_t kept = bounds.back();
   ARROW_DCHECK(ShuffleDenseApplies(rows, counts, split_shuffle, shuffle, bucket_items));
-  const bool bucketed = shuffle && ShuffleNumBuckets(kept, bucket_items) >= 2;
-  auto* out_bytes = reinterpret_cast<std::byte*>(out);
-  // Every pass but the last reads and writes positions (4 bytes a row), and only the
-  // last writes `out`: so the earlier passes borrow out's memory for their arrays, and
-  // the build touches 12 fresh bytes a row instead of 26 (each first touch of a page
-  // costs a fault and the kernel zeroing it, the bulk of a build's time).
-  std::unique_ptr<uint32_t[]> scratch;
-  auto scratch_of = [&](uint64_t n) {
-    if (scratch == nullptr) scratch = Uninitialized<uint32_t>(std::max<uint64_t>(n, 1));
-    return scratch.get();
-  };
+  // Every pass but the last reads and writes 4-byte positions, and the last widens
+  // them to row ids in place: the whole build works inside out's memory, whose pages
+  // it has to touch anyway (each first touch of a page costs a fault and the kernel
+  // zeroing it, once the bulk of a build's time). `low` and `high` are its two halves.
+  auto* low = reinterpret_cast<uint32_t*>(out);
+  auto* high = reinterpret_cast<uint32_t*>(reinterpret_cast<std::byte*>(out) + 4 * m);
   const uint32_t* stream = nullptr;  // the post-split stream; null: positions 0..kept-1
   if (split_shuffle) {
-    // The split's order goes where the next pass does not write: out's first half when
-    // the shuffle distributes it into the scratch array, else the scratch array.
-    uint32_t* order = bucketed ? reinterpret_cast<uint32_t*>(out) : scratch_of(m);
     const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
     if (num_buckets < 2) {
-      std::iota(order, order + m, uint32_t{0});
+      std::iota(low, low + m, uint32_t{0});
       Rng rng(split_shuffle->seed);
-      ShufflePrefetched(rng, std::span<uint32_t>(order, m));
+      ShufflePrefetched(rng, std::span<uint32_t>(low, m));
     } else {
-      uint16_t* bucket_of = bucketed ? reinterpret_cast<uint16_t*>(scratch_of(m))
-                                     : reinterpret_cast<uint16_t*>(out_bytes + 4 * m);
       const Buckets buckets = Distribute<uint32_t, NoTag>(
-          nullptr, nullptr, order, nullptr, m, num_buckets, split_shuffle->seed,
-          bucket_items, pool, WholeInput(m), nullptr, bucket_of);
-      ShuffleBuckets<uint32_t, NoTag>(order, nullptr, buckets, pool,
+          nullptr, nullptr, low, nullptr, m, num_buckets, split_shuffle->seed,
+          bucket_items, pool, WholeInput(m), nullptr, reinterpret_cast<uint16_t*>(high));
+      ShuffleBuckets<uint32_t, NoTag>(low, nullptr, buckets, pool,
                                       [](uint64_t, uint64_t) {});
     }
-    stream = order;
+    stream = low;
   }
-  if (bucketed) {
-    uint32_t* distributed = scratch_of(kept);
-    // After out's first half (the split's order, read by the distribution).
-    auto* bucket_of = reinterpret_cast<uint16_t*>(out_bytes + 4 * m);
+  if (shuffle && ShuffleNumBuckets(kept, bucket_items) >= 2) {
+    // The stream (in `low`) is distributed into `high`, then the shuffled positions go
+    // back to `low`. No room is left for the bucket indexes: they are drawn twice.
     if (counts.size() >= 2) {
-      ShuffleContiguousInto<uint32_t>(stream, bounds, shuffle->seed, pool, bucket_items,
-                                      distributed, bucket_of, out, rows);
-      return;
+      ShuffleContiguousInto<uint32_t, uint32_t>(stream, bounds, shuffle->seed, pool,
+                                                bucket_items, high, nullptr, low,
+                                                [](uint32_t p) { return p; });
+    } else {
+      const Buckets buckets = Distribute<uint32_t, NoTag>(
+          stream, nullptr, high, nullptr, kept, ShuffleNumBuckets(kept, bucket_items),
+          shuffle->seed, bucket_items, pool, WholeInput(kept), nullptr, nullptr);
+      ShuffleBuckets<uint32_t, NoTag>(
+          high, nullptr, buckets, pool, [&](uint64_t begin, uint64_t end) {
+            std::memcpy(low + begin, high + begin, (end - begin) * sizeof(uint32_t));
+          });
     }
-    const uint64_t num_buckets = ShuffleNumBuckets(kept, bucket_items);
-    const Buckets buckets = Distribute<uint32_t, NoTag>(
-        stream, nullptr, distributed, nullptr, kept, num_buckets, shuffle->seed,
-        bucket_items, pool, WholeInput(kept), nullptr, bucket_of);
-    ShuffleBuckets<uint32_t, NoTag>(distributed, nullptr, buckets, pool,
-                                    [&](uint64_t begin, uint64_t end) {
-                                      for (uint64_t i = begin; i < end; ++i) {
-                                        out[i] = rows(distributed[i]);
-                                      }
-                                    });
+    WidenInPlace(out, kept, rows, pool);
     return;
   }
   if (shuffle) {  // a plain Fisher-Yates of one small split
-    uint32_t* order = scratch_of(kept);
-    if (stream == nullptr) std::iota(order, order + kept, uint32_t{0});
+    if (stream == nullptr) std::iota(low, low + kept, uint32_t{0});
     Rng rng(shuffle->seed);
-    ShufflePrefetched(rng, std::span<uint32_t>(order, kept));
-    stream = order;
+    ShufflePrefetched(rng, std::span<uint32_t>(low, kept));
+    stream = low;
+  }
+  if (stream != nullptr) {
+    WidenInPlace(out, kept, rows, pool);
+    return;
   }
   const uint64_t chunk = 16 * kStripeItems;
   RunParallel(pool, (kept + chunk - 1) / chunk, [&](uint64_t c) {
     const uint64_t begin = c * chunk, end = std::min(kept, begin + chunk);
-    if (stream == nullptr) {
-      for (uint64_t i = begin; i < end; ++i) out[i] = rows(i);
-    } else {
-      for (uint64_t i = begin; i < end; ++i) out[i] = rows(stream[i]);
-    }
+    for (uint64_t i = begin; i < end; ++i) out[i] = rows(i);
   });
 }
 

@@ -133,8 +133,9 @@ bool ShuffleDenseApplies(const DenseRowIds& rows, std::span<const uint64_t> coun
 /// the row ids and running ShuffleIdsInClumps (split_shuffle, when given), truncating to
 /// Σ counts, then ShuffleIdsInClumps or ShuffleContiguousSplits (shuffle), but permuting
 /// 4-byte positions. `out` holds rows.num_rows() uninitialized ids, of which the first
-/// Σ counts are written; its memory is the working space of the earlier passes.
-/// Requires ShuffleDenseApplies(). Temporary memory: 4 bytes a row.
+/// Σ counts are written; its memory is the working space of every pass (positions in
+/// its two halves, widened to row ids in place at the end), so the build touches no
+/// other memory of size proportional to the rows. Requires ShuffleDenseApplies().
 void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
                   const std::optional<ShuffleSpec>& split_shuffle,
                   const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
