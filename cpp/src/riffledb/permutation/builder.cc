@@ -622,11 +622,11 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
       }
       if (dense &&
           internal::ShuffleDenseApplies(*dense, counts, split_shuffle, shuffle)) {
-        ARROW_ASSIGN_OR_RAISE(
-            ids_buffer,
-            arrow::AllocateBuffer(static_cast<int64_t>(std::max<uint64_t>(m, 1) * 8)));
+        ARROW_ASSIGN_OR_RAISE(auto buffer,
+                              internal::MapZeroed(static_cast<int64_t>(m * 8)));
         internal::ShuffleDense(*dense, counts, split_shuffle, shuffle, pool,
-                               ids_buffer->mutable_data_as<uint64_t>());
+                               buffer->mutable_data_as<uint64_t>());
+        ids_buffer = std::move(buffer);
         grouped.counts = std::move(counts);
         break;
       }

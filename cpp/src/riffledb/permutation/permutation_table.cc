@@ -3,17 +3,15 @@
 #include <arrow/array/concatenate.h>
 #include <arrow/buffer.h>
 #include <arrow/compute/cast.h>
-#include <sys/mman.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "riffledb/permutation/shuffle_internal.h"
 #include "riffledb/permutation/split_internal.h"
 #include "riffledb/util/thread_pool.h"
 
@@ -31,31 +29,6 @@ std::shared_ptr<arrow::UInt64Array> UInt64ArrayOf(std::shared_ptr<arrow::Buffer>
   return std::static_pointer_cast<arrow::UInt64Array>(arrow::MakeArray(
       arrow::ArrayData::Make(arrow::uint64(), length, {nullptr, std::move(buffer)}, 0)));
 }
-
-// A zero-filled buffer on its own anonymous mapping. Pages that are never written cost
-// nothing: no fault on write, no zeroing by the kernel (a read maps the shared zero
-// page). A split id column is mostly split 0, so only its other splits are touched.
-class ZeroBuffer : public arrow::MutableBuffer {
- public:
-  static arrow::Result<std::shared_ptr<ZeroBuffer>> Make(int64_t size) {
-    const size_t length = static_cast<size_t>(std::max<int64_t>(size, 1));
-    void* data =
-        mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (data == MAP_FAILED) {
-      return arrow::Status::OutOfMemory(
-          "Cannot map ", size, " bytes for a split id column: ", std::strerror(errno));
-    }
-    return std::shared_ptr<ZeroBuffer>(
-        new ZeroBuffer(static_cast<uint8_t*>(data), size, length));
-  }
-  ~ZeroBuffer() override { munmap(mapping_, length_); }
-
- private:
-  ZeroBuffer(uint8_t* data, int64_t size, size_t length)
-      : arrow::MutableBuffer(data, size), mapping_(data), length_(length) {}
-  uint8_t* mapping_;
-  size_t length_;
-};
 
 // One integer column of a permutation table as a single uint64 array without nulls.
 arrow::Result<std::shared_ptr<arrow::UInt64Array>> UInt64Column(const arrow::Table& table,
@@ -364,8 +337,9 @@ std::shared_ptr<const arrow::KeyValueMetadata> PermutationTable::Metadata() cons
 
 arrow::Result<std::shared_ptr<arrow::Table>> PermutationTable::ToArrow() const {
   const int64_t n = num_rows();
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<ZeroBuffer> buffer,
-                        ZeroBuffer::Make(n * static_cast<int64_t>(sizeof(uint64_t))));
+  // Split 0's pages are never written, so they cost nothing (see MapZeroed).
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::MutableBuffer> buffer,
+                        internal::MapZeroed(n * static_cast<int64_t>(sizeof(uint64_t))));
   auto* out = buffer->mutable_data_as<uint64_t>();
   // Only splits other than 0 are written, in parallel pieces: the first touch of the
   // pages is most of the cost.

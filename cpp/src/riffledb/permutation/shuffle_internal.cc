@@ -1,9 +1,11 @@
 #include "riffledb/permutation/shuffle_internal.h"
 
 #include <arrow/util/logging.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <limits>
@@ -271,6 +273,32 @@ std::vector<uint64_t> GroupInto(const uint64_t* src, const Tag* tags, uint64_t m
 }
 
 }  // namespace
+
+namespace {
+
+class MappedBuffer : public arrow::MutableBuffer {
+ public:
+  MappedBuffer(uint8_t* data, int64_t size, size_t length)
+      : arrow::MutableBuffer(data, size), mapping_(data), length_(length) {}
+  ~MappedBuffer() override { munmap(mapping_, length_); }
+
+ private:
+  uint8_t* mapping_;
+  size_t length_;
+};
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size) {
+  const size_t length = static_cast<size_t>(std::max<int64_t>(size, 1));
+  void* data =
+      mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) {
+    return arrow::Status::OutOfMemory("Cannot map ", size,
+                                      " bytes: ", std::strerror(errno));
+  }
+  return std::make_shared<MappedBuffer>(static_cast<uint8_t*>(data), size, length);
+}
 
 uint64_t* ShuffleWorkspace::Ids(uint64_t n) {
   if (ids_size_ < n) {
