@@ -527,6 +527,18 @@ Grouped GroupContiguous(std::vector<uint64_t> ids, std::vector<uint64_t> counts,
   });
 }
 
+// The snapshot's row ids by scan position, unless it has deleted rows.
+std::optional<internal::DenseRowIds> DenseRows(const Snapshot& base) {
+  std::vector<internal::DenseRowIds::Fragment> fragments;
+  const auto& infos = base.manifest().fragments;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const auto& deleted = base.deleted_rows(i);
+    if (deleted != nullptr && !deleted->empty()) return std::nullopt;
+    fragments.push_back({infos[i].id, static_cast<uint64_t>(infos[i].physical_rows)});
+  }
+  return internal::DenseRowIds(std::move(fragments));
+}
+
 // Whether a snapshot's table can be opened again by its location (in another process):
 // what a recipe needs.
 bool Reopenable(const Snapshot& base) {
@@ -589,20 +601,50 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
 
   const uint64_t capacity = static_cast<uint64_t>(base_->num_rows());
   Grouped grouped;
-  std::vector<uint64_t> split_values;  // calculated: the split id of each group
+  std::shared_ptr<arrow::Buffer> ids_buffer;  // the row ids when not in grouped.ids
+  std::vector<uint64_t> split_values;         // calculated: the split id of each group
   switch (split_kind_) {
     case SplitKind::kNone:
     case SplitKind::kRandom:
     case SplitKind::kSequential: {
+      // Without a filter or deleted rows, the row ids follow from the positions: no scan.
+      std::optional<internal::DenseRowIds> dense;
+      if (!filter_) dense = DenseRows(*base_);
+      const uint64_t m = dense ? dense->num_rows() : 0;
+      std::vector<uint64_t> counts{m};
+      std::optional<ShuffleSpec> split_shuffle;
+      if (dense && split_kind_ != SplitKind::kNone) {
+        ARROW_ASSIGN_OR_RAISE(counts, sizes_.ToCounts(m));
+      }
+      if (dense && split_kind_ == SplitKind::kRandom) {
+        ARROW_ASSIGN_OR_RAISE(uint64_t clump, ClumpSize(split_shuffle_.clump_size));
+        split_shuffle = ShuffleSpec{split_shuffle_.seed, clump};
+      }
+      if (dense &&
+          internal::ShuffleDenseApplies(*dense, counts, split_shuffle, shuffle)) {
+        ARROW_ASSIGN_OR_RAISE(auto buffer,
+                              internal::MapZeroed(static_cast<int64_t>(m * 8)));
+        internal::ShuffleDense(*dense, counts, split_shuffle, shuffle, pool,
+                               buffer->mutable_data_as<uint64_t>());
+        ids_buffer = std::move(buffer);
+        grouped.counts = std::move(counts);
+        break;
+      }
       std::vector<uint64_t> ids;
-      ids.reserve(capacity);
-      const OutputColumn row_id[] = {{kRowIdColumn, kRowIdColumn}};
-      ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, row_id));
-      ARROW_RETURN_NOT_OK(ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
-        AppendIds(*b.column(0), &ids);
-        return arrow::Status::OK();
-      }));
-      std::vector<uint64_t> counts{ids.size()};
+      if (dense) {
+        ids.resize(m);
+        for (uint64_t i = 0; i < m; ++i) ids[i] = (*dense)(i);
+      } else {
+        ids.reserve(capacity);
+        const OutputColumn row_id[] = {{kRowIdColumn, kRowIdColumn}};
+        ARROW_ASSIGN_OR_RAISE(ScanOptions options, BaseScan(*base_, filter_, row_id));
+        ARROW_RETURN_NOT_OK(
+            ForEachBatch(*base_, options, [&](const arrow::RecordBatch& b) {
+              AppendIds(*b.column(0), &ids);
+              return arrow::Status::OK();
+            }));
+        counts = {ids.size()};
+      }
       // The split's shuffle and the final one share their scratch arrays.
       internal::ShuffleWorkspace workspace;
       if (split_kind_ != SplitKind::kNone) {
@@ -705,9 +747,10 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
     split_ids.push_back(split_values.empty() ? g : split_values[g]);
     starts.push_back(starts.back() + static_cast<int64_t>(grouped.counts[g]));
   }
-  const auto num_rows = static_cast<int64_t>(grouped.ids.size());
-  auto row_ids = std::make_shared<arrow::UInt64Array>(
-      num_rows, arrow::Buffer::FromVector(std::move(grouped.ids)));
+  const int64_t num_rows = starts.back();
+  if (ids_buffer == nullptr)
+    ids_buffer = arrow::Buffer::FromVector(std::move(grouped.ids));
+  auto row_ids = std::make_shared<arrow::UInt64Array>(num_rows, std::move(ids_buffer));
   PermutationProvenance provenance;
   provenance.base_version = base_->version();
   if (Reopenable(*base_)) {

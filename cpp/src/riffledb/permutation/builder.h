@@ -108,16 +108,25 @@ struct SplitSizes {
 /// fits a core's L2 cache, so the shuffle costs two streaming passes over the rows plus
 /// in-cache swaps, instead of a cache and TLB miss per row.
 ///
-/// Memory: the builder keeps only row ids (8 bytes a row), plus a per-row split index of
-/// 1, 2, 4 or 8 bytes when rows are not already grouped (hash and calculated splits, or
-/// any of them followed by a shuffle). A bucketed shuffle adds 8 bytes a row of scratch
-/// and 2 bytes a row of bucket indexes while it distributes. Peak use is about 18 bytes
-/// a row for random, sequential or no split (with or without shuffle), and about
-/// 18 + 2·tag bytes a row for hash and calculated splits followed by a shuffle (20 for
-/// up to 256 splits, 22 up to 65536), of which the returned table keeps 16. Large
-/// shuffles and groupings run on ThreadPool::Default(), with the same result for any
-/// number of threads. Calculated split ids of 2^20 or more cost a temporary sorted copy
-/// of the ids (8 bytes a row).
+/// Memory: without a filter, over a snapshot without deleted rows, a default, random or
+/// sequential split whose shuffles have clump size 1 (the common case) scans nothing: a
+/// row id follows from its scan position (fragment id << 32 | row), so the builder
+/// permutes 4-byte positions and writes the 8-byte row ids only in its last pass, the
+/// earlier passes working inside the output's memory plus 4 bytes a row of scratch.
+/// Peak use is about 12 bytes a row, of which the returned table keeps 8; the same
+/// algorithm S runs, so the result is the same as on the general path below. (First
+/// touches of fresh pages, a fault and the kernel zeroing each page, were over half of
+/// a 10M-row build: the fewer fresh bytes, the faster.)
+/// Otherwise the builder keeps only row ids (8 bytes a row), plus a per-row split index
+/// of 1, 2, 4 or 8 bytes when rows are not already grouped (hash and calculated splits,
+/// or any of them followed by a shuffle). A bucketed shuffle adds 8 bytes a row of
+/// scratch and 2 bytes a row of bucket indexes while it distributes. Peak use is about 18
+/// bytes a row for random, sequential or no split (with or without shuffle), and about 18
+/// + 2·tag bytes a row for hash and calculated splits followed by a shuffle (20 for up to
+/// 256 splits, 22 up to 65536), of which the returned table keeps 16. Large shuffles and
+/// groupings run on ThreadPool::Default(), with the same result for any number of
+/// threads. Calculated split ids of 2^20 or more cost a temporary sorted copy of the ids
+/// (8 bytes a row).
 ///
 /// Thread-safety: configuration calls must not race with anything; Execute() is const and
 /// may run concurrently with other Execute() calls. The returned table owns its buffers

@@ -543,6 +543,94 @@ TEST(Shuffle, SharedWorkspaceGivesTheSameResults) {
   EXPECT_EQ(small, small_alone);
 }
 
+// Row ids of fragments {id 0: 100'000 rows, id 3: none, id 5: 200'003 rows}, by scan
+// position, written out longhand (the fragments cross DenseRowIds' 2^16-row pages).
+std::vector<uint64_t> ThreeFragmentIds() {
+  std::vector<uint64_t> ids = Iota(100'000);
+  for (uint64_t row = 0; row < 200'003; ++row) ids.push_back((uint64_t{5} << 32) | row);
+  return ids;
+}
+
+TEST(Shuffle, DenseRowIdsMapPositionsAcrossFragments) {
+  const internal::DenseRowIds rows({{0, 100'000}, {3, 0}, {5, 200'003}});
+  const std::vector<uint64_t> expected = ThreeFragmentIds();
+  ASSERT_EQ(rows.num_rows(), expected.size());
+  for (uint64_t p = 0; p < expected.size(); ++p) ASSERT_EQ(rows(p), expected[p]) << p;
+  EXPECT_EQ(
+      internal::DenseRowIds(std::vector<internal::DenseRowIds::Fragment>{}).num_rows(),
+      0u);
+}
+
+TEST(Shuffle, DenseEqualsShufflingTheScannedIds) {
+  // ShuffleDense must give exactly what the scanned-ids path gives (the builder takes
+  // either, depending on the table), for every configuration it accepts and any pool.
+  ThreadPool one(1), four(4);
+  const internal::DenseRowIds rows({{0, 100'000}, {3, 0}, {5, 200'003}});
+  const uint64_t n = rows.num_rows();
+  using Spec = std::optional<internal::ShuffleSpec>;
+  struct Case {
+    std::vector<uint64_t> counts;
+    Spec split, shuffle;
+  };
+  const std::vector<uint64_t> three{200'000, 70'000, 30'000};  // 3 rows left over
+  const std::vector<Case> cases = {
+      {{n}, std::nullopt, std::nullopt},
+      {{n}, std::nullopt, internal::ShuffleSpec{7, 1}},
+      {three, internal::ShuffleSpec{5, 1}, std::nullopt},
+      {three, internal::ShuffleSpec{5, 1}, internal::ShuffleSpec{11, 1}},
+      {three, std::nullopt, internal::ShuffleSpec{11, 1}},
+      {{n - 1}, internal::ShuffleSpec{5, 1}, internal::ShuffleSpec{11, 1}},
+      {{1000}, internal::ShuffleSpec{5, 1}, internal::ShuffleSpec{11, 1}},  // small
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const Case& k = cases[c];
+    ASSERT_TRUE(internal::ShuffleDenseApplies(rows, k.counts, k.split, k.shuffle, 1024));
+    std::vector<uint64_t> expected = ThreeFragmentIds();
+    if (k.split) internal::ShuffleIdsInClumps(&expected, 1, k.split->seed, &one, 1024);
+    uint64_t kept = 0;
+    for (uint64_t count : k.counts) kept += count;
+    expected.resize(kept);
+    if (k.shuffle && k.counts.size() > 1) {
+      ASSERT_TRUE(internal::ShuffleContiguousSplits(&expected, k.counts, k.shuffle->seed,
+                                                    &one, 1024));
+    } else if (k.shuffle) {
+      internal::ShuffleIdsInClumps(&expected, 1, k.shuffle->seed, &one, 1024);
+    }
+    for (ThreadPool* pool : {&one, &four}) {
+      std::vector<uint64_t> out(n, ~uint64_t{0});
+      internal::ShuffleDense(rows, k.counts, k.split, k.shuffle, pool, out.data(), 1024);
+      out.resize(kept);
+      EXPECT_EQ(out, expected) << "case " << c << ", " << pool->num_threads();
+    }
+  }
+  // A small input of one split is a plain Fisher-Yates of the positions.
+  const internal::DenseRowIds small({{2, 500}});
+  std::vector<uint64_t> expected(500);
+  for (uint64_t i = 0; i < 500; ++i) expected[i] = (uint64_t{2} << 32) | i;
+  Rng rng(3);
+  Shuffle(std::span<uint64_t>(expected), rng);
+  std::vector<uint64_t> out(500);
+  internal::ShuffleDense(small, std::vector<uint64_t>{500}, std::nullopt,
+                         internal::ShuffleSpec{3, 1}, &one, out.data(), 1024);
+  EXPECT_EQ(out, expected);
+}
+
+TEST(Shuffle, DenseDeclinesClumpsAndSmallMultiSplitShuffles) {
+  const internal::DenseRowIds rows({{0, 300'000}});
+  const std::vector<uint64_t> three{200'000, 70'000, 30'000};
+  const internal::ShuffleSpec clumps{1, 2}, plain{1, 1};
+  EXPECT_FALSE(internal::ShuffleDenseApplies(rows, three, clumps, std::nullopt, 1024));
+  EXPECT_FALSE(internal::ShuffleDenseApplies(rows, three, std::nullopt, clumps, 1024));
+  EXPECT_TRUE(internal::ShuffleDenseApplies(rows, three, plain, plain, 1024));
+  // Below 2 buckets the grouping of several splits needs tags: not handled.
+  EXPECT_FALSE(internal::ShuffleDenseApplies(rows, three, plain, plain, 1 << 20));
+  EXPECT_TRUE(internal::ShuffleDenseApplies(rows, std::vector<uint64_t>{300'000}, plain,
+                                            plain, 1 << 20));
+  // More rows kept than exist.
+  EXPECT_FALSE(internal::ShuffleDenseApplies(rows, std::vector<uint64_t>{300'001}, plain,
+                                             plain, 1024));
+}
+
 TEST(ShuffleWorkspace, ReusesItsArraysAndGrowsOnDemand) {
   internal::ShuffleWorkspace workspace;
   uint64_t* ids = workspace.Ids(1000);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "riffledb/permutation/shuffle_internal.h"
 #include "riffledb/permutation/split_internal.h"
 #include "riffledb/util/thread_pool.h"
 
@@ -336,11 +337,12 @@ std::shared_ptr<const arrow::KeyValueMetadata> PermutationTable::Metadata() cons
 
 arrow::Result<std::shared_ptr<arrow::Table>> PermutationTable::ToArrow() const {
   const int64_t n = num_rows();
-  ARROW_ASSIGN_OR_RAISE(
-      std::shared_ptr<arrow::Buffer> buffer,
-      arrow::AllocateBuffer(n * static_cast<int64_t>(sizeof(uint64_t))));
+  // Split 0's pages are never written, so they cost nothing (see MapZeroed).
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::MutableBuffer> buffer,
+                        internal::MapZeroed(n * static_cast<int64_t>(sizeof(uint64_t))));
   auto* out = buffer->mutable_data_as<uint64_t>();
-  // Filled in parallel pieces: the first touch of the pages is most of the cost.
+  // Only splits other than 0 are written, in parallel pieces: the first touch of the
+  // pages is most of the cost.
   constexpr int64_t kPiece = int64_t{1} << 20;
   ARROW_RETURN_NOT_OK(
       ThreadPool::Default()->ParallelFor((n + kPiece - 1) / kPiece, [&](int64_t p) {
@@ -351,7 +353,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> PermutationTable::ToArrow() const {
                                 starts_.begin() - 1);
         for (int64_t i = begin; i < end; ++g) {
           const int64_t stop = std::min(end, starts_[g + 1]);
-          std::fill(out + i, out + stop, split_ids_[g]);
+          if (split_ids_[g] != 0) std::fill(out + i, out + stop, split_ids_[g]);
           i = stop;
         }
         return arrow::Status::OK();

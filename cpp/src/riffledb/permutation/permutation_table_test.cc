@@ -133,6 +133,31 @@ TEST(PermutationTable, ToArrowRoundTripsRowsNamesAndProvenance) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(PermutationTable, ToArrowSplitIdsAcrossPiecesAndZeroSplit) {
+  // ToArrow writes the split id column in pieces of 2^20 rows and leaves split 0's rows
+  // to the zero-filled mapping: every row must still carry its split id, across piece
+  // boundaries, whether or not split 0 exists.
+  const int64_t n = 2'500'000;
+  std::vector<uint64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), uint64_t{0});
+  auto row_ids = std::make_shared<arrow::UInt64Array>(n, arrow::Buffer::FromVector(ids));
+  for (const std::vector<uint64_t>& split_ids :
+       {std::vector<uint64_t>{0, 5, 9}, std::vector<uint64_t>{2, 5, 9}}) {
+    const std::vector<int64_t> starts{0, 1'000'000, 1'048'577, n};
+    ASSERT_OK_AND_ASSIGN(
+        auto table, PermutationTable::Make(row_ids, split_ids, starts, std::nullopt, {}));
+    ASSERT_OK_AND_ASSIGN(auto arrow_table, table->ToArrow());
+    ASSERT_OK_AND_ASSIGN(auto batch, arrow_table->CombineChunksToBatch());
+    std::vector<uint64_t> expected(n);
+    for (size_t g = 0; g < split_ids.size(); ++g) {
+      std::fill(expected.begin() + starts[g], expected.begin() + starts[g + 1],
+                split_ids[g]);
+    }
+    EXPECT_EQ(UInt64Column(*batch, "split_id"), expected) << split_ids[0];
+    EXPECT_EQ(UInt64Column(*batch, "row_id"), ids);
+  }
+}
+
 TEST(PermutationTable, MemoryBaseHasNoRecipe) {
   auto base = CreateTable(std::make_shared<MemoryStore>("memory://t"), 10);
   PermutationBuilder builder(base->snapshot().ValueOrDie());

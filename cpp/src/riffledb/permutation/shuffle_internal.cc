@@ -1,9 +1,12 @@
 #include "riffledb/permutation/shuffle_internal.h"
 
 #include <arrow/util/logging.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -67,12 +70,15 @@ struct Buckets {
 // `bounds` (S + 1 positions from 0 to m) cuts the input into S consecutive splits; when
 // `cells` is given it receives, at [s * B + k], how many items of split s went to bucket
 // k. (The cuts change nothing else.)
-// `bucket_of` holds m uninitialized items of scratch.
-template <typename Tag>
-Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag* dst_tags,
-                   uint64_t m, uint64_t num_buckets, uint64_t seed, uint64_t block,
-                   ThreadPool* pool, std::span<const uint64_t> bounds,
-                   std::vector<uint64_t>* cells, uint16_t* bucket_of) {
+// `bucket_of` holds m uninitialized items of scratch, or is null: then the scatter draws
+// the buckets again (the same generators, so the same draws), which costs a draw a row
+// instead of 2 bytes a row of memory. A null `src` stands for the
+// positions 0, 1, ..., m - 1 (V must hold m - 1), which need not be stored.
+template <typename V, typename Tag>
+Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uint64_t m,
+                   uint64_t num_buckets, uint64_t seed, uint64_t block, ThreadPool* pool,
+                   std::span<const uint64_t> bounds, std::vector<uint64_t>* cells,
+                   uint16_t* bucket_of) {
   ARROW_DCHECK(num_buckets >= 2 && num_buckets <= kShuffleMaxBuckets);
   ARROW_DCHECK(bounds.size() >= 2 && bounds.front() == 0 && bounds.back() == m);
   const uint64_t num_blocks = (m + block - 1) / block;
@@ -122,7 +128,7 @@ Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag*
         const uint64_t piece_end = std::min(end, bounds[s + 1]);
         for (; i < piece_end; ++i) {
           const auto b = static_cast<uint16_t>(rng.UniformBelow(num_buckets));
-          bucket_of[i] = b;
+          if (bucket_of != nullptr) bucket_of[i] = b;
           ++count[b];
         }
       }
@@ -157,28 +163,38 @@ Buckets Distribute(const uint64_t* src, const Tag* src_tags, uint64_t* dst, Tag*
   out.starts[num_buckets] = at;
   RunParallel(pool, stripes, [&](uint64_t t) {
     uint64_t* slot = next.data() + t * num_buckets;
-    const uint64_t end = first_item(t + 1);
-    for (uint64_t i = first_item(t); i < end; ++i) {
-      const uint64_t p = slot[bucket_of[i]]++;
-      dst[p] = src[i];
+    auto put = [&](uint64_t i, uint64_t bucket) {
+      const uint64_t p = slot[bucket]++;
+      dst[p] = src == nullptr ? static_cast<V>(i) : src[i];
       if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
+    };
+    if (bucket_of == nullptr) {
+      const uint64_t end_block = num_blocks * (t + 1) / stripes;
+      for (uint64_t j = num_blocks * t / stripes; j < end_block; ++j) {
+        Rng rng(block_seeds[j]);
+        const uint64_t end = std::min(m, (j + 1) * block);
+        for (uint64_t i = j * block; i < end; ++i) put(i, rng.UniformBelow(num_buckets));
+      }
+      return;
     }
+    const uint64_t end = first_item(t + 1);
+    for (uint64_t i = first_item(t); i < end; ++i) put(i, bucket_of[i]);
   });
   return out;
 }
 
 // Step 3: shuffles each bucket with its own generator, then calls finish(begin, end)
 // on it while it is still in cache.
-template <typename Tag, typename Finish>
-void ShuffleBuckets(uint64_t* data, Tag* tags, const Buckets& buckets, ThreadPool* pool,
+template <typename V, typename Tag, typename Finish>
+void ShuffleBuckets(V* data, Tag* tags, const Buckets& buckets, ThreadPool* pool,
                     Finish&& finish) {
   RunParallel(pool, buckets.seeds.size(), [&](uint64_t k) {
     const uint64_t begin = buckets.starts[k], end = buckets.starts[k + 1];
     Rng rng(buckets.seeds[k]);
     if constexpr (std::is_same_v<Tag, NoTag>) {
-      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin));
+      ShufflePrefetched(rng, std::span<V>(data + begin, end - begin));
     } else {
-      ShufflePrefetched(rng, std::span<uint64_t>(data + begin, end - begin),
+      ShufflePrefetched(rng, std::span<V>(data + begin, end - begin),
                         std::span<Tag>(tags + begin, end - begin));
     }
     finish(begin, end);
@@ -258,6 +274,32 @@ std::vector<uint64_t> GroupInto(const uint64_t* src, const Tag* tags, uint64_t m
 
 }  // namespace
 
+namespace {
+
+class MappedBuffer : public arrow::MutableBuffer {
+ public:
+  MappedBuffer(uint8_t* data, int64_t size, size_t length)
+      : arrow::MutableBuffer(data, size), mapping_(data), length_(length) {}
+  ~MappedBuffer() override { munmap(mapping_, length_); }
+
+ private:
+  uint8_t* mapping_;
+  size_t length_;
+};
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size) {
+  const size_t length = static_cast<size_t>(std::max<int64_t>(size, 1));
+  void* data =
+      mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) {
+    return arrow::Status::OutOfMemory("Cannot map ", size,
+                                      " bytes: ", std::strerror(errno));
+  }
+  return std::make_shared<MappedBuffer>(static_cast<uint8_t*>(data), size, length);
+}
+
 uint64_t* ShuffleWorkspace::Ids(uint64_t n) {
   if (ids_size_ < n) {
     ids_.reset();  // before the new mapping: the old one is not needed any more
@@ -292,14 +334,14 @@ void ShuffleValues(std::span<uint64_t> values, uint64_t seed, ThreadPool* pool,
   ShuffleWorkspace local;
   if (workspace == nullptr) workspace = &local;
   uint64_t* scratch = workspace->Ids(m);
-  const Buckets buckets = Distribute<NoTag>(
+  const Buckets buckets = Distribute<uint64_t, NoTag>(
       values.data(), nullptr, scratch, nullptr, m, num_buckets, seed, bucket_items, pool,
       WholeInput(m), nullptr, workspace->Buckets(m));
-  ShuffleBuckets<NoTag>(scratch, nullptr, buckets, pool,
-                        [&](uint64_t begin, uint64_t end) {
-                          std::memcpy(values.data() + begin, scratch + begin,
-                                      (end - begin) * sizeof(uint64_t));
-                        });
+  ShuffleBuckets<uint64_t, NoTag>(scratch, nullptr, buckets, pool,
+                                  [&](uint64_t begin, uint64_t end) {
+                                    std::memcpy(values.data() + begin, scratch + begin,
+                                                (end - begin) * sizeof(uint64_t));
+                                  });
 }
 
 std::vector<uint64_t> ShuffledClumpOrder(uint64_t num_rows, uint64_t clump_size,
@@ -358,13 +400,13 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
       ShufflePrefetched(rng, std::span<uint64_t>(scratch.get(), m),
                         std::span<Tag>(scratch_tags.get(), m));
     } else {
-      const Buckets buckets =
-          Distribute<Tag>(ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m,
-                          num_buckets, shuffle->seed, bucket_items, pool, WholeInput(m),
-                          nullptr, Uninitialized<uint16_t>(m).get());
+      const Buckets buckets = Distribute<uint64_t, Tag>(
+          ids.data(), tags.data(), scratch.get(), scratch_tags.get(), m, num_buckets,
+          shuffle->seed, bucket_items, pool, WholeInput(m), nullptr,
+          Uninitialized<uint16_t>(m).get());
       std::vector<Tag>().swap(tags);
-      ShuffleBuckets<Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
-                          [](uint64_t, uint64_t) {});
+      ShuffleBuckets<uint64_t, Tag>(scratch.get(), scratch_tags.get(), buckets, pool,
+                                    [](uint64_t, uint64_t) {});
     }
   }
   std::vector<Tag>().swap(tags);
@@ -374,25 +416,29 @@ Grouped ShuffleAndGroup(std::vector<uint64_t> ids, std::vector<Tag> tags,
   return out;
 }
 
-bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
-                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items,
-                             ShuffleWorkspace* workspace) {
-  const uint64_t m = ids->size();
-  const uint64_t num_splits = counts.size();
+namespace {
+
+// Whether ShuffleContiguousSplits' algorithm applies to m rows in num_splits splits.
+bool ContiguousEligible(uint64_t m, uint64_t num_splits, uint64_t bucket_items) {
   const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
-  if (num_buckets < 2 || num_splits < 2 || num_splits > kMaxHistogram / num_buckets) {
-    return false;
-  }
-  std::vector<uint64_t> bounds(num_splits + 1, 0);
-  for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
-  if (bounds.back() != m) return false;
-  ShuffleWorkspace local;
-  if (workspace == nullptr) workspace = &local;
-  uint64_t* scratch = workspace->Ids(m);
+  return num_buckets >= 2 && num_splits >= 2 && num_splits <= kMaxHistogram / num_buckets;
+}
+
+// The bucketed shuffle of the stream `src` (m items, consecutive splits cut at `bounds`;
+// null: the positions 0..m-1) grouped stably by split, written as out[i] = map(item).
+// `scratch` holds m items and `bucket_of` m bucket indexes (or null, see Distribute);
+// `out` may overlap `src` (read before `out` is written), not `scratch`.
+template <typename V, typename O, typename Map>
+void ShuffleContiguousInto(const V* src, std::span<const uint64_t> bounds, uint64_t seed,
+                           ThreadPool* pool, uint64_t bucket_items, V* scratch,
+                           uint16_t* bucket_of, O* out, const Map& map) {
+  const uint64_t m = bounds.back();
+  const uint64_t num_splits = bounds.size() - 1;
+  const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
   std::vector<uint64_t> cells;
   const Buckets buckets =
-      Distribute<NoTag>(ids->data(), nullptr, scratch, nullptr, m, num_buckets, seed,
-                        bucket_items, pool, bounds, &cells, workspace->Buckets(m));
+      Distribute<V, NoTag>(src, nullptr, scratch, nullptr, m, num_buckets, seed,
+                           bucket_items, pool, bounds, &cells, bucket_of);
   // Where bucket k's items of split s go: after split s's items of buckets < k.
   std::vector<uint64_t> next(num_splits * num_buckets);
   for (uint64_t s = 0; s < num_splits; ++s) {
@@ -405,7 +451,6 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
   // Bucket k holds its items in input order, so split by split. Shuffling the bucket and
   // then grouping it by split is the same as shuffling the positions 0..len-1 (the same
   // draws) and writing the item at each shuffled position to its split's next slot.
-  uint64_t* out = ids->data();
   RunParallel(pool, num_buckets, [&](uint64_t k) {
     const uint64_t begin = buckets.starts[k], len = buckets.starts[k + 1] - begin;
     ARROW_DCHECK(len <= std::numeric_limits<uint32_t>::max());
@@ -422,7 +467,7 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
     std::iota(order.begin(), order.end(), uint32_t{0});
     Rng rng(buckets.seeds[k]);
     ShufflePrefetched(rng, order);
-    const uint64_t* bucket = scratch + begin;
+    const V* bucket = scratch + begin;
     for (uint32_t v : order) {
       uint64_t s;
       if (num_splits <= 8) {
@@ -432,10 +477,160 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
         s = static_cast<uint64_t>(std::upper_bound(cut.begin(), cut.end(), v) -
                                   cut.begin() - 1);
       }
-      out[slot[s]++] = bucket[v];
+      out[slot[s]++] = map(bucket[v]);
     }
   });
+}
+
+}  // namespace
+
+bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_t> counts,
+                             uint64_t seed, ThreadPool* pool, uint64_t bucket_items,
+                             ShuffleWorkspace* workspace) {
+  const uint64_t m = ids->size();
+  const uint64_t num_splits = counts.size();
+  if (!ContiguousEligible(m, num_splits, bucket_items)) return false;
+  std::vector<uint64_t> bounds(num_splits + 1, 0);
+  for (uint64_t s = 0; s < num_splits; ++s) bounds[s + 1] = bounds[s] + counts[s];
+  if (bounds.back() != m) return false;
+  ShuffleWorkspace local;
+  if (workspace == nullptr) workspace = &local;
+  // The ids are free to be overwritten once distributed into the scratch array.
+  ShuffleContiguousInto<uint64_t, uint64_t>(ids->data(), bounds, seed, pool, bucket_items,
+                                            workspace->Ids(m), workspace->Buckets(m),
+                                            ids->data(), [](uint64_t id) { return id; });
   return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// DenseRowIds and ShuffleDense
+
+DenseRowIds::DenseRowIds(std::vector<Fragment> fragments) {
+  starts_.push_back(0);
+  for (const Fragment& f : fragments) {
+    // Position p of this fragment is its row p - start: id << 32 | (p - start), computed
+    // as one addition (modulo 2^64).
+    bases_.push_back((uint64_t{f.id} << 32) - starts_.back());
+    starts_.push_back(starts_.back() + f.num_rows);
+  }
+  const uint64_t m = starts_.back();
+  first_fragment_.resize((m >> kPageBits) + 1);
+  uint32_t f = 0;
+  for (uint64_t page = 0; page < first_fragment_.size(); ++page) {
+    while (f + 1 < bases_.size() && starts_[f + 1] <= (page << kPageBits)) ++f;
+    first_fragment_[page] = f;
+  }
+}
+
+namespace {
+
+// out[i] = rows(positions[i]) for i < n, where `positions` is the first half of `out`'s
+// memory (4 bytes a row read, 8 written over them). Backwards, the write of out[i]
+// lands on positions 2i and 2i + 1, already read; so rounds over [ceil(hi / 2), hi),
+// from the top down, each write only what earlier rounds read and run in parallel.
+void WidenInPlace(uint64_t* out, uint64_t n, const DenseRowIds& rows, ThreadPool* pool) {
+  // Both views of one memory: the compiler must not assume they are distinct objects.
+  using Position = uint32_t __attribute__((may_alias));
+  using Id = uint64_t __attribute__((may_alias));
+  const Position* positions = reinterpret_cast<const Position*>(out);
+  Id* ids = reinterpret_cast<Id*>(out);
+  uint64_t hi = n;
+  while (hi > kStripeItems) {
+    const uint64_t lo = (hi + 1) / 2;
+    const uint64_t chunk = 16 * kStripeItems;
+    RunParallel(pool, (hi - lo + chunk - 1) / chunk, [&](uint64_t c) {
+      const uint64_t begin = lo + c * chunk, end = std::min(hi, begin + chunk);
+      for (uint64_t i = begin; i < end; ++i) ids[i] = rows(positions[i]);
+    });
+    hi = lo;
+  }
+  for (uint64_t i = hi; i-- > 0;) {
+    const uint32_t position = positions[i];
+    ids[i] = rows(position);
+  }
+}
+
+}  // namespace
+
+void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                  const std::optional<ShuffleSpec>& split_shuffle,
+                  const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
+                  uint64_t* out, uint64_t bucket_items) {
+  const uint64_t m = rows.num_rows();
+  std::vector<uint64_t> bounds(counts.size() + 1, 0);
+  for (size_t s = 0; s < counts.size(); ++s) bounds[s + 1] = bounds[s] + counts[s];
+  const uint64_t kept = bounds.back();
+  ARROW_DCHECK(ShuffleDenseApplies(rows, counts, split_shuffle, shuffle, bucket_items));
+  // Every pass but the last reads and writes 4-byte positions, and the last widens
+  // them to row ids in place: the whole build works inside out's memory, whose pages
+  // it has to touch anyway (each first touch of a page costs a fault and the kernel
+  // zeroing it, once the bulk of a build's time). `low` and `high` are its two halves.
+  auto* low = reinterpret_cast<uint32_t*>(out);
+  auto* high = reinterpret_cast<uint32_t*>(reinterpret_cast<std::byte*>(out) + 4 * m);
+  const uint32_t* stream = nullptr;  // the post-split stream; null: positions 0..kept-1
+  if (split_shuffle) {
+    const uint64_t num_buckets = ShuffleNumBuckets(m, bucket_items);
+    if (num_buckets < 2) {
+      std::iota(low, low + m, uint32_t{0});
+      Rng rng(split_shuffle->seed);
+      ShufflePrefetched(rng, std::span<uint32_t>(low, m));
+    } else {
+      const Buckets buckets = Distribute<uint32_t, NoTag>(
+          nullptr, nullptr, low, nullptr, m, num_buckets, split_shuffle->seed,
+          bucket_items, pool, WholeInput(m), nullptr, reinterpret_cast<uint16_t*>(high));
+      ShuffleBuckets<uint32_t, NoTag>(low, nullptr, buckets, pool,
+                                      [](uint64_t, uint64_t) {});
+    }
+    stream = low;
+  }
+  if (shuffle && ShuffleNumBuckets(kept, bucket_items) >= 2) {
+    // The stream (in `low`) is distributed into `high`, then the shuffled positions go
+    // back to `low`. No room is left for the bucket indexes: they are drawn twice.
+    if (counts.size() >= 2) {
+      ShuffleContiguousInto<uint32_t, uint32_t>(stream, bounds, shuffle->seed, pool,
+                                                bucket_items, high, nullptr, low,
+                                                [](uint32_t p) { return p; });
+    } else {
+      const Buckets buckets = Distribute<uint32_t, NoTag>(
+          stream, nullptr, high, nullptr, kept, ShuffleNumBuckets(kept, bucket_items),
+          shuffle->seed, bucket_items, pool, WholeInput(kept), nullptr, nullptr);
+      ShuffleBuckets<uint32_t, NoTag>(
+          high, nullptr, buckets, pool, [&](uint64_t begin, uint64_t end) {
+            std::memcpy(low + begin, high + begin, (end - begin) * sizeof(uint32_t));
+          });
+    }
+    WidenInPlace(out, kept, rows, pool);
+    return;
+  }
+  if (shuffle) {  // a plain Fisher-Yates of one small split
+    if (stream == nullptr) std::iota(low, low + kept, uint32_t{0});
+    Rng rng(shuffle->seed);
+    ShufflePrefetched(rng, std::span<uint32_t>(low, kept));
+    stream = low;
+  }
+  if (stream != nullptr) {
+    WidenInPlace(out, kept, rows, pool);
+    return;
+  }
+  const uint64_t chunk = 16 * kStripeItems;
+  RunParallel(pool, (kept + chunk - 1) / chunk, [&](uint64_t c) {
+    const uint64_t begin = c * chunk, end = std::min(kept, begin + chunk);
+    for (uint64_t i = begin; i < end; ++i) out[i] = rows(i);
+  });
+}
+
+bool ShuffleDenseApplies(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                         const std::optional<ShuffleSpec>& split_shuffle,
+                         const std::optional<ShuffleSpec>& shuffle,
+                         uint64_t bucket_items) {
+  const uint64_t m = rows.num_rows();
+  uint64_t kept = 0;
+  for (uint64_t c : counts) kept += c;
+  if (m > std::numeric_limits<uint32_t>::max() || kept > m) return false;
+  if (split_shuffle && split_shuffle->clump_size != 1) return false;
+  if (!shuffle) return true;
+  if (shuffle->clump_size != 1) return false;
+  return counts.size() <= 1 || ContiguousEligible(kept, counts.size(), bucket_items);
 }
 
 template Grouped ShuffleAndGroup(std::vector<uint64_t>, std::vector<uint8_t>, uint64_t,

@@ -7,6 +7,9 @@
 // the input size alone; the pool only decides which thread does which (disjoint) part.
 #pragma once
 
+#include <arrow/buffer.h>
+#include <arrow/result.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -91,5 +94,61 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
                              uint64_t seed, ThreadPool* pool,
                              uint64_t bucket_items = kShuffleBucketItems,
                              ShuffleWorkspace* workspace = nullptr);
+
+/// A zero-filled buffer of `size` bytes on its own anonymous mapping, in base pages.
+/// Pages never written cost nothing (no fault, no zeroing; a read maps the shared zero
+/// page). Base pages, not the huge pages that Arrow's allocator asks for: on the VMs we
+/// measured, the first touch of a transparent huge page cost several times that of 512
+/// base pages (a 100M-row build spent 80% of its time zeroing them).
+arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size);
+
+/// Row ids by scan position for a table without deleted rows (and no filter): position p
+/// of fragment f, the fragments in scan order, is row (id_f << 32) | (p - start_f). Lets
+/// the builder permute 4-byte positions and skip the scan of `_rowid`s.
+class DenseRowIds {
+ public:
+  struct Fragment {
+    uint32_t id = 0;
+    uint64_t num_rows = 0;
+  };
+  explicit DenseRowIds(std::vector<Fragment> fragments);
+
+  uint64_t num_rows() const { return starts_.back(); }
+  /// The row id at `position` (< num_rows()).
+  uint64_t operator()(uint64_t position) const {
+    uint64_t f = first_fragment_[position >> kPageBits];
+    while (position >= starts_[f + 1]) ++f;
+    return bases_[f] + position;
+  }
+
+ private:
+  // A page of 2^16 positions starts in fragment first_fragment_[page]: a lookup is that
+  // plus a step per fragment boundary inside the page.
+  static constexpr int kPageBits = 16;
+  std::vector<uint64_t> starts_;  // of each fragment, plus the total
+  std::vector<uint64_t> bases_;   // (id << 32) - start, so that a row id is base + p
+  std::vector<uint32_t> first_fragment_;
+};
+
+/// Whether ShuffleDense handles this configuration: fewer than 2^32 rows, clump size 1
+/// for both shuffles, counts summing to at most the rows, and with a shuffle either one
+/// split or splits ShuffleContiguousSplits would take.
+bool ShuffleDenseApplies(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                         const std::optional<ShuffleSpec>& split_shuffle,
+                         const std::optional<ShuffleSpec>& shuffle,
+                         uint64_t bucket_items = kShuffleBucketItems);
+
+/// The random, sequential or default split of all rows of `rows`, then the optional
+/// shuffle and the grouping, written to `out` as row ids: the same result as scanning
+/// the row ids and running ShuffleIdsInClumps (split_shuffle, when given), truncating to
+/// Σ counts, then ShuffleIdsInClumps or ShuffleContiguousSplits (shuffle), but permuting
+/// 4-byte positions. `out` holds rows.num_rows() uninitialized ids, of which the first
+/// Σ counts are written; its memory is the working space of every pass (positions in
+/// its two halves, widened to row ids in place at the end), so the build touches no
+/// other memory of size proportional to the rows. Requires ShuffleDenseApplies().
+void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
+                  const std::optional<ShuffleSpec>& split_shuffle,
+                  const std::optional<ShuffleSpec>& shuffle, ThreadPool* pool,
+                  uint64_t* out, uint64_t bucket_items = kShuffleBucketItems);
 
 }  // namespace riffledb::internal
