@@ -321,22 +321,38 @@ class Table:
         return f"Table(name={self.name!r}, version={self.version}, rows={len(self)})"
 
     def list_versions(self) -> list[dict[str, Any]]:
-        """Every committed version.
+        """Every committed version, damaged ones included.
 
         Returns:
             Dicts with ``version``, ``timestamp`` (a timezone-aware ``datetime``) and
-            ``metadata`` (``{"operation": ...}``).
+            ``metadata`` (``{"operation": ...}``), as LanceDB's. A version whose manifest
+            is damaged (corrupt, or a foreign file named like one) is listed with
+            ``timestamp`` None, empty ``metadata`` and ``damaged``: why it cannot be
+            read, naming the file. :meth:`checkout` and :meth:`restore` reach the
+            intact versions.
         """
-        return [
-            {
-                "version": version,
-                "timestamp": datetime.datetime.fromtimestamp(
-                    ms / 1000.0, tz=datetime.timezone.utc
-                ),
-                "metadata": {"operation": operation},
-            }
-            for version, ms, operation in self._inner.list_versions()
-        ]
+        versions = []
+        for version, ms, operation, damage in self._inner.list_versions():
+            if damage is not None:
+                versions.append(
+                    {
+                        "version": version,
+                        "timestamp": None,
+                        "metadata": {},
+                        "damaged": damage,
+                    }
+                )
+                continue
+            versions.append(
+                {
+                    "version": version,
+                    "timestamp": datetime.datetime.fromtimestamp(
+                        ms / 1000.0, tz=datetime.timezone.utc
+                    ),
+                    "metadata": {"operation": operation},
+                }
+            )
+        return versions
 
     def checkout(self, version: int) -> None:
         """Reads ``version`` from now on; writes fail until :meth:`checkout_latest`."""
@@ -345,6 +361,24 @@ class Table:
     def checkout_latest(self) -> None:
         """Moves to the newest version (including other writers' commits)."""
         self._inner.checkout_latest()
+
+    def restore(self, version: int | None = None) -> int:
+        """Makes ``version`` (default: the checked-out one) the newest again.
+
+        Commits a new version equal to it (its schema and rows), on top of the newest
+        version even when that one is damaged, and moves this object to it, as LanceDB's
+        ``restore`` does. Old versions are kept.
+
+        Returns:
+            The new version.
+
+        Raises:
+            InvalidError: ``version`` does not exist.
+            CorruptionError: ``version`` is damaged, or its files are.
+        """
+        if version is None:
+            version = self.version
+        return self._inner.restore(check_int(version, "version", maximum=UINT64_MAX))
 
     # -- reads --------------------------------------------------------------------------
     def count_rows(self, filter: str | None = None) -> int:

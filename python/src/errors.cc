@@ -76,7 +76,19 @@ PyObject* ClassFor(const arrow::Status& status) {
 }  // namespace
 
 void RaiseStatus(const arrow::Status& status) {
-  PyErr_SetString(ClassFor(status), status.message().c_str());
+  // Messages quote untrusted bytes (a damaged manifest's text): bytes that are not
+  // UTF-8 are escaped rather than turning the error into a UnicodeDecodeError that
+  // loses the message.
+  const std::string& message = status.message();
+  PyObject* text = PyUnicode_DecodeUTF8(
+      message.data(), static_cast<Py_ssize_t>(message.size()), "backslashreplace");
+  if (text == nullptr) {
+    PyErr_Clear();
+    PyErr_SetString(ClassFor(status), "(undecodable error message)");
+  } else {
+    PyErr_SetObject(ClassFor(status), text);
+    Py_DECREF(text);
+  }
   throw nb::python_error();
 }
 

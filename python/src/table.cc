@@ -191,10 +191,21 @@ void RegisterTable(nb::module_& m) {
       .def("list_versions",
            [](const Table& t) {
              auto versions = ValueOrThrow(WithoutGil([&] { return t.ListVersions(); }));
-             std::vector<std::tuple<uint64_t, int64_t, std::string>> out;
-             for (const auto& v : versions)
-               out.emplace_back(v.version, v.timestamp_ms, v.operation);
+             std::vector<std::tuple<uint64_t, int64_t, std::string, nb::object>> out;
+             for (const auto& v : versions) {
+               nb::object damage = nb::none();
+               if (!v.damage.empty()) {
+                 damage = nb::steal(PyUnicode_DecodeUTF8(
+                     v.damage.data(), static_cast<Py_ssize_t>(v.damage.size()),
+                     "backslashreplace"));
+               }
+               out.emplace_back(v.version, v.timestamp_ms, v.operation, damage);
+             }
              return out;
+           })
+      .def("restore",
+           [](Table& t, uint64_t version) {
+             return ValueOrThrow(WithoutGil([&] { return t.Restore(version); }));
            })
       .def("checkout",
            [](Table& t, uint64_t version) {

@@ -1,5 +1,6 @@
 #include "riffledb/table/table.h"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -80,11 +81,20 @@ arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
     ARROW_RETURN_NOT_OK(table->Checkout(*version));
     return table;
   }
-  ARROW_ASSIGN_OR_RAISE(auto manifest, table->LatestManifest());
-  const uint64_t latest = manifest.version;
-  // A version whose files are damaged still gives a handle: reads report the damage, and
-  // Checkout can reach an older, intact version.
-  table->SetSnapshot(Snapshot::Open(table->store_, std::move(manifest)), latest, false);
+  ARROW_ASSIGN_OR_RAISE(auto versions, table->store_->ListVersions());
+  if (versions.empty()) return table->LatestManifest().status();  // the message
+  const uint64_t latest = versions.back();
+  auto manifest = table->ReadVersion(latest);
+  // A damaged version still gives a handle, whether its manifest or its files are
+  // damaged: reads report the damage, and ListVersions, Checkout and Restore reach the
+  // intact versions.
+  if (!manifest.ok()) {
+    if (GetErrorKind(manifest.status()) != ErrorKind::kCorruption)
+      return manifest.status();
+    table->SetSnapshot(manifest.status(), latest, false);
+    return table;
+  }
+  table->SetSnapshot(Snapshot::Open(table->store_, std::move(*manifest)), latest, false);
   return table;
 }
 
@@ -152,7 +162,21 @@ arrow::Result<format::Manifest> Table::LatestManifest() const {
     return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
                                   " has no committed version");
   }
-  return store_->ReadManifest(versions.back());
+  return ReadVersion(versions.back());
+}
+
+arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
+  auto manifest = store_->ReadManifest(version);
+  if (manifest.ok() || GetErrorKind(manifest.status()) != ErrorKind::kCorruption) {
+    return manifest;
+  }
+  const arrow::Status& st = manifest.status();
+  return WithErrorKind(
+      st.WithMessage("Version ", version, " of table '", name_,
+                     "' is damaged: ", st.message(),
+                     ". The other versions are intact: list_versions() shows them, "
+                     "checkout(n) reads one, restore(n) makes it the newest again"),
+      ErrorKind::kCorruption);
 }
 
 arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
@@ -160,10 +184,54 @@ arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
   std::vector<VersionInfo> infos;
   infos.reserve(versions.size());
   for (uint64_t version : versions) {
-    ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
-    infos.push_back({manifest.version, manifest.timestamp_ms, manifest.operation});
+    auto manifest = store_->ReadManifest(version);
+    if (manifest.ok()) {
+      infos.push_back(
+          {manifest->version, manifest->timestamp_ms, manifest->operation, ""});
+    } else if (GetErrorKind(manifest.status()) == ErrorKind::kCorruption) {
+      infos.push_back({version, -1, "", manifest.status().message()});
+    } else {
+      return manifest.status();
+    }
   }
   return infos;
+}
+
+arrow::Result<uint64_t> Table::Restore(uint64_t version) {
+  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
+  if (std::find(versions.begin(), versions.end(), version) == versions.end()) {
+    return arrow::Status::Invalid("Cannot restore version ", version, " of table '",
+                                  name_, "': it does not exist");
+  }
+  ARROW_ASSIGN_OR_RAISE(format::Manifest target, ReadVersion(version));
+  // Restoring a version whose files do not open would only move the damage forward.
+  ARROW_RETURN_NOT_OK(Snapshot::Open(store_, target).status());
+  for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
+    format::Manifest next = target;
+    // Fragment ids never repeat within a table (row ids stay unique across versions):
+    // continue after the highest any readable later version used.
+    for (uint64_t later : versions) {
+      if (later <= version) continue;
+      auto manifest = store_->ReadManifest(later);
+      if (manifest.ok()) {
+        next.next_fragment_id =
+            std::max(next.next_fragment_id, manifest->next_fragment_id);
+      }
+    }
+    next.version = versions.back() + 1;
+    next.timestamp_ms = NowMs();
+    next.operation = "restore";
+    arrow::Status status = store_->Commit(next);
+    if (status.IsAlreadyExists()) continue;  // another writer won: rebase
+    ARROW_RETURN_NOT_OK(status);
+    const uint64_t committed = next.version;
+    SetSnapshot(Snapshot::Open(store_, std::move(next)), committed, false);
+    return committed;
+  }
+  return arrow::Status::IOError("Gave up restoring table '", name_, "' after ",
+                                kMaxCommitAttempts,
+                                " attempts lost to concurrent writers");
 }
 
 arrow::Status Table::Checkout(uint64_t version) {
@@ -175,7 +243,7 @@ arrow::Status Table::Checkout(uint64_t version) {
             ? std::string("none")
             : std::to_string(versions.front()) + ".." + std::to_string(versions.back()));
   }
-  ARROW_ASSIGN_OR_RAISE(auto manifest, store_->ReadManifest(version));
+  ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
   SetSnapshot(std::move(snapshot), version, version != versions.back());
   return arrow::Status::OK();

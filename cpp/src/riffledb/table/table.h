@@ -22,8 +22,10 @@ namespace riffledb {
 /// A committed version as listed by Table::ListVersions.
 struct VersionInfo {
   uint64_t version;
-  int64_t timestamp_ms;
-  std::string operation;
+  int64_t timestamp_ms;   ///< -1 if damaged
+  std::string operation;  ///< empty if damaged
+  /// Why the version's manifest cannot be read (naming the file); empty if it is intact.
+  std::string damage;
 };
 
 /// A handle on a table. Reads go to the handle's current snapshot: the version it opened,
@@ -36,6 +38,10 @@ class Table {
   /// location if the store holds no version, and naming the table and `version` (with the
   /// versions there are) if that one does not exist. A handle opened at an older version
   /// is detached (see Checkout).
+  ///
+  /// A damaged newest version (a corrupt or foreign manifest) never hides the intact
+  /// ones: the handle opens at it, its reads and writes fail naming the file and the
+  /// version, and ListVersions, Checkout and Restore reach the others.
   static arrow::Result<std::shared_ptr<Table>> Open(
       std::string name, std::shared_ptr<Store> store,
       std::optional<uint64_t> version = std::nullopt);
@@ -58,11 +64,17 @@ class Table {
   /// True if the handle was moved to an older version by Checkout.
   bool detached() const;
 
+  /// Every committed version, ascending; damaged ones are listed and marked.
   arrow::Result<std::vector<VersionInfo>> ListVersions() const;
   /// Moves reads to `version` (Invalid naming it if it does not exist); writes then fail
   /// until CheckoutLatest().
   arrow::Status Checkout(uint64_t version);
   arrow::Status CheckoutLatest();
+  /// Commits a new version equal to `version` (its schema and rows; operation
+  /// "restore") on top of the newest one, damaged or not, and moves the handle to it.
+  /// Invalid naming `version` if it does not exist; its error if it is damaged or its
+  /// files do not open. Works on a detached handle. Returns the new version.
+  arrow::Result<uint64_t> Restore(uint64_t version);
 
   /// Appends the rows of `data`, adapted to the table's schema by AdaptToSchema (columns
   /// matched by name, safe casts, nullable columns the data lacks filled with nulls).
@@ -83,6 +95,9 @@ class Table {
         std::shared_ptr<const Snapshot> snapshot);
   arrow::Status CheckWritable() const;
   arrow::Result<format::Manifest> LatestManifest() const;
+  // Reads one version's manifest; a damaged one is Invalid (kCorruption) naming the
+  // table, the version and the file, and saying how to reach the others.
+  arrow::Result<format::Manifest> ReadVersion(uint64_t version) const;
   // Commits what `make` builds from the newest manifest, retrying when another writer
   // commits first. `make` sets everything but version and timestamp.
   arrow::Result<uint64_t> CommitWithRetry(
