@@ -416,7 +416,9 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
           ErrorKind::kCorruption);
     }
   }
-  return FragmentData::Make(std::move(batches));
+  auto data = FragmentData::Make(std::move(batches));
+  data->source = std::move(file);
+  return data;
 }
 
 namespace {

@@ -95,6 +95,9 @@ struct FragmentData {
   /// batch_offsets[i] is the row index of batches[i]'s first row; one extra entry at the
   /// end equals num_rows().
   std::vector<int64_t> batch_offsets;
+  /// The file the batches map (null for a memory table): io::CheckMapping tells whether
+  /// it shrank under its readers.
+  std::shared_ptr<arrow::io::RandomAccessFile> source;
 
   static std::shared_ptr<FragmentData> Make(
       std::vector<std::shared_ptr<arrow::RecordBatch>> batches);

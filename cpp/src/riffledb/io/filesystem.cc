@@ -18,6 +18,8 @@
 #include <system_error>
 #include <utility>
 
+#include "riffledb/io/mapped_file.h"
+
 namespace riffledb::io {
 
 namespace {
@@ -298,11 +300,8 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::Ope
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "Cannot open", path);
   if (S_ISDIR(st.st_mode)) return ErrnoError(EISDIR, "Cannot map", path);
-  auto result = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
-  if (!result.ok()) {
-    return arrow::Status::IOError("Cannot map '", path, "': ", result.status().message());
-  }
-  return std::shared_ptr<arrow::io::RandomAccessFile>(*result);
+  // Guarded: a file truncated under its readers is an error, not a SIGBUS.
+  return OpenGuardedMap(path);
 }
 
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateOutput(

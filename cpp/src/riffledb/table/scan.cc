@@ -238,6 +238,8 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
           plan_.filter->input_schema(), length,
           plan_.filter_identity ? columns : Pick(columns, plan_.filter_map));
       ARROW_ASSIGN_OR_RAISE(auto mask, WithTable(plan_.filter->Evaluate(*input)));
+      // The filter read the maps: zeros if a file shrank under us, so say so.
+      ARROW_RETURN_NOT_OK(snapshot_->CheckMappedFiles());
       if (plan_.projection == nullptr) {
         counted_ += mask->true_count();
         return arrow::Status::OK();
@@ -253,6 +255,9 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
     const int64_t rows = std::min(length - from, remaining_);
     remaining_ -= rows;
     if (rows == 0) return arrow::Status::OK();
+    // Batches handed out are zero-copy: a file found truncated fails the scan here, at
+    // the next batch after the fault (data read later by the consumer cannot be checked).
+    ARROW_RETURN_NOT_OK(snapshot_->CheckMappedFiles());
     if (rows != length) {
       for (auto& column : columns) column = column->Slice(from, rows);
     }

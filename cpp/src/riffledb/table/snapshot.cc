@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "riffledb/io/mapped_file.h"
+
 namespace riffledb {
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
@@ -111,6 +113,16 @@ void Snapshot::SetDerived(const void* key, std::shared_ptr<const void> value) co
     }
   }
   derived_.emplace_back(key, std::move(value));
+}
+
+arrow::Status Snapshot::CheckMappedFiles() const {
+  if (io::FaultedMappings() == 0) return arrow::Status::OK();
+  for (const Fragment& fragment : fragments_) {
+    if (fragment.data != nullptr && fragment.data->source != nullptr) {
+      ARROW_RETURN_NOT_OK(io::CheckMapping(*fragment.data->source));
+    }
+  }
+  return arrow::Status::OK();
 }
 
 }  // namespace riffledb

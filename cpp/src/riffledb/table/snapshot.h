@@ -78,6 +78,10 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
       const ScanOptions& options) const;
 
+  /// IOError naming the file if one of this version's mapped files was found truncated
+  /// under its readers (io/mapped_file.h). One atomic load when none ever was.
+  arrow::Status CheckMappedFiles() const;
+
   /// Rows at `offsets` (positions in scan order), in the order given, duplicates allowed.
   /// IndexError naming the first offset outside [0, num_rows()).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeOffsets(

@@ -115,6 +115,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
                                                  ThreadPool::Default(), binary_views));
     inputs.push_back(std::move(array));
   }
+  // The gather copied from the maps: zeros if a file shrank under us, so say so.
+  ARROW_RETURN_NOT_OK(CheckMappedFiles());
   if (needed.row_id) {
     ARROW_ASSIGN_OR_RAISE(auto ids, CopyToUInt64(row_ids));
     inputs.push_back(std::move(ids));

@@ -1,0 +1,189 @@
+#include "riffledb/io/mapped_file.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+namespace riffledb::io {
+
+namespace {
+
+// Registered maps, read by the signal handler without locks: a slot is published by
+// storing `end` last (release) and retired by zeroing `end` first.
+struct Slot {
+  std::atomic<uintptr_t> start{0};
+  std::atomic<uintptr_t> end{0};
+  std::atomic<bool> faulted{false};
+};
+
+constexpr size_t kMaxSlots = 1 << 16;
+std::array<Slot, kMaxSlots> g_slots;
+std::atomic<size_t> g_high_water{0};  // slots [0, g_high_water) may be in use
+std::atomic<uint64_t> g_faults{0};
+uintptr_t g_page_size = 4096;
+
+std::mutex g_mu;              // slot allocation and installation, never in the handler
+std::vector<size_t> g_free;   // guarded by g_mu
+struct sigaction g_previous;  // guarded by g_mu; read by the handler
+bool g_installed = false;     // guarded by g_mu
+
+void ChainToPrevious(int sig, siginfo_t* info, void* context) {
+  if (g_previous.sa_flags & SA_SIGINFO) {
+    if (g_previous.sa_sigaction != nullptr) {
+      g_previous.sa_sigaction(sig, info, context);
+      return;
+    }
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(sig);
+    return;
+  }
+  // The default action: restore it, and the faulting instruction faults again on return.
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+}
+
+void OnSigbus(int sig, siginfo_t* info, void* context) {
+  if (info != nullptr && info->si_code == BUS_ADRERR) {
+    const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+    const size_t n = g_high_water.load(std::memory_order_acquire);
+    for (size_t i = 0; i < n; ++i) {
+      const uintptr_t end = g_slots[i].end.load(std::memory_order_acquire);
+      const uintptr_t start = g_slots[i].start.load(std::memory_order_relaxed);
+      if (addr < start || addr >= end) continue;
+      // A zero page over the missing one: the read completes; the map is marked.
+      void* page = reinterpret_cast<void*>(addr & ~(g_page_size - 1));
+      if (mmap(page, g_page_size, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+               0) != MAP_FAILED) {
+        g_slots[i].faulted.store(true, std::memory_order_release);
+        g_faults.fetch_add(1, std::memory_order_acq_rel);
+        return;
+      }
+      break;
+    }
+  }
+  ChainToPrevious(sig, info, context);
+}
+
+// Puts OnSigbus on top unless it is there already. Caller holds g_mu.
+void InstallLocked() {
+  struct sigaction current = {};
+  sigaction(SIGBUS, nullptr, &current);
+  if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == OnSigbus) return;
+  struct sigaction ours = {};
+  ours.sa_sigaction = OnSigbus;
+  ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&ours.sa_mask);
+  if (!g_installed) g_page_size = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  // The handler may run between these two calls with the old g_previous: harmless,
+  // it only chains to it.
+  g_previous = current;
+  sigaction(SIGBUS, &ours, nullptr);
+  g_installed = true;
+}
+
+// A memory-mapped file whose region is registered while it lives.
+class GuardedMap : public arrow::io::RandomAccessFile {
+ public:
+  GuardedMap(std::string path, std::shared_ptr<arrow::io::MemoryMappedFile> file,
+             size_t slot)
+      : path_(std::move(path)), file_(std::move(file)), slot_(slot) {}
+
+  ~GuardedMap() override {
+    file_.reset();  // unmap first: no fault can hit the slot after this
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (slot_ != kNoSlot) {
+      g_slots[slot_].end.store(0, std::memory_order_release);
+      g_slots[slot_].start.store(0, std::memory_order_relaxed);
+      g_slots[slot_].faulted.store(false, std::memory_order_relaxed);
+      g_free.push_back(slot_);
+    }
+  }
+
+  static constexpr size_t kNoSlot = ~size_t{0};
+
+  const std::string& path() const { return path_; }
+  bool faulted() const {
+    return slot_ != kNoSlot && g_slots[slot_].faulted.load(std::memory_order_acquire);
+  }
+
+  arrow::Status Close() override { return file_->Close(); }
+  bool closed() const override { return file_->closed(); }
+  arrow::Result<int64_t> Tell() const override { return file_->Tell(); }
+  arrow::Status Seek(int64_t position) override { return file_->Seek(position); }
+  arrow::Result<int64_t> GetSize() override { return file_->GetSize(); }
+  bool supports_zero_copy() const override { return true; }
+  arrow::Result<int64_t> Read(int64_t nbytes, void* out) override {
+    return file_->Read(nbytes, out);
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t nbytes) override {
+    return file_->Read(nbytes);
+  }
+  arrow::Result<int64_t> ReadAt(int64_t position, int64_t nbytes, void* out) override {
+    return file_->ReadAt(position, nbytes, out);
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t position,
+                                                       int64_t nbytes) override {
+    return file_->ReadAt(position, nbytes);
+  }
+
+ private:
+  const std::string path_;
+  std::shared_ptr<arrow::io::MemoryMappedFile> file_;
+  const size_t slot_;
+};
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path) {
+  auto opened = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
+  if (!opened.ok()) {
+    return arrow::Status::IOError("Cannot map '", path, "': ", opened.status().message());
+  }
+  std::shared_ptr<arrow::io::MemoryMappedFile> file = *opened;
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  size_t slot = GuardedMap::kNoSlot;
+  if (size > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));  // the map itself
+    const auto start = reinterpret_cast<uintptr_t>(whole->data());
+    std::lock_guard<std::mutex> lock(g_mu);
+    InstallLocked();
+    if (!g_free.empty()) {
+      slot = g_free.back();
+      g_free.pop_back();
+    } else if (g_high_water.load(std::memory_order_relaxed) < kMaxSlots) {
+      slot = g_high_water.load(std::memory_order_relaxed);
+    }
+    // With every slot taken the map works unguarded (as any map did before).
+    if (slot != GuardedMap::kNoSlot) {
+      g_slots[slot].faulted.store(false, std::memory_order_relaxed);
+      g_slots[slot].start.store(start, std::memory_order_relaxed);
+      g_slots[slot].end.store(start + static_cast<uintptr_t>(size),
+                              std::memory_order_release);
+      if (slot == g_high_water.load(std::memory_order_relaxed)) {
+        g_high_water.store(slot + 1, std::memory_order_release);
+      }
+    }
+  }
+  return std::make_shared<GuardedMap>(path, std::move(file), slot);
+}
+
+uint64_t FaultedMappings() { return g_faults.load(std::memory_order_acquire); }
+
+arrow::Status CheckMapping(const arrow::io::RandomAccessFile& file) {
+  const auto* map = dynamic_cast<const GuardedMap*>(&file);
+  if (map == nullptr || !map->faulted()) return arrow::Status::OK();
+  return arrow::Status::IOError(
+      "File '", map->path(),
+      "' shrank while mapped (truncated or overwritten in place): its rows can no "
+      "longer be read. Reopen the table");
+}
+
+}  // namespace riffledb::io

@@ -1,0 +1,40 @@
+// Memory-mapped inputs that survive their file shrinking under them (issue #10, item 5).
+//
+// A read of a mapped page beyond the end of a file that was truncated after it was
+// mapped (a `cp` over a table, a truncating editor) raises SIGBUS, which kills the
+// process. Every map LocalFileSystem hands out is registered here; a process-wide SIGBUS
+// handler that finds the faulting address in a registered map replaces the page with a
+// zero page, marks the map as damaged, and lets the read finish. Readers then check
+// (FaultedMappings() is one atomic load on the take path) and report an error naming the
+// file instead of the zeros. Addresses outside registered maps go to the previous
+// handler (faulthandler's, or the default action).
+//
+// Limits: data handed out zero-copy (binary views, scan batches) and read after the
+// check sees zeros; the handler is re-installed on top whenever a new file is mapped, so
+// a handler installed later (faulthandler.enable()) is chained below it from then on.
+#pragma once
+
+#include <arrow/buffer.h>
+#include <arrow/io/file.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/result.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace riffledb::io {
+
+/// Maps `path` read-only, registered with the SIGBUS guard for its lifetime.
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path);
+
+/// How many mapped pages were found truncated so far in this process (0 almost always:
+/// readers skip their checks while it is).
+uint64_t FaultedMappings();
+
+/// IOError naming the file if `file` is a guarded map that was found truncated; OK for
+/// any other file.
+arrow::Status CheckMapping(const arrow::io::RandomAccessFile& file);
+
+}  // namespace riffledb::io
