@@ -11,6 +11,7 @@
 
 #include <limits>
 #include <map>
+#include <string_view>
 
 #include "riffledb/util/status.h"
 
@@ -246,6 +247,18 @@ arrow::Status Corrupt(const char* kind, const std::string& path,
 arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
     const std::string& path, const std::shared_ptr<arrow::io::RandomAccessFile>& file,
     const arrow::Schema& expected_schema, const char* kind) {
+  // Arrow's reader checks the magic at the end of the file only: a file whose head was
+  // overwritten would otherwise be read from its footer alone.
+  static constexpr std::string_view kMagic = "ARROW1";
+  auto head = file->ReadAt(0, static_cast<int64_t>(kMagic.size()));
+  if (!head.ok()) return Corrupt(kind, path, head.status());
+  if (std::string_view(reinterpret_cast<const char*>((*head)->data()),
+                       static_cast<size_t>((*head)->size())) != kMagic) {
+    return WithErrorKind(arrow::Status::Invalid("Corrupt ", kind, " file '", path,
+                                                "': it does not start with the Arrow "
+                                                "IPC file magic 'ARROW1'"),
+                         ErrorKind::kCorruption);
+  }
   auto reader_result = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
   if (!reader_result.ok()) return Corrupt(kind, path, reader_result.status());
   auto reader = *reader_result;

@@ -374,6 +374,19 @@ TEST_F(CorruptFragmentTest, TruncatedFiles) {
   }
 }
 
+// Regression (issue #10): the leading ARROW1 magic was not checked, so a file whose head
+// was overwritten was read from its footer alone.
+TEST_F(CorruptFragmentTest, LeadingMagicIsChecked) {
+  std::string corrupt = bytes_;
+  corrupt[0] = 'X';
+  std::string path = Write(corrupt);
+  auto result = OpenFragmentFile(*io::Local(), path, TestSchema(), 200);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "does not start with the Arrow IPC file magic",
+                             result);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, path, result);
+  EXPECT_EQ(GetErrorKind(result.status()), ErrorKind::kCorruption);
+}
+
 TEST_F(CorruptFragmentTest, FlippedBytesNeverCrash) {
   // Every byte position flipped (step keeps the test quick): either the file still reads
   // as 200 valid rows (the flip hit padding or a value) or the error names the file.
