@@ -10,6 +10,7 @@ random split and a shuffle, and one DataLoader batch.
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -76,10 +77,22 @@ def check_session(root: Path) -> None:
     assert batch["x"].tolist() == [i * 0.5 for i in train_ids[:4]], batch["x"]
 
 
+def check_console_script(db_dir: Path) -> None:
+    """The wheel installs the `riffledb` command beside the interpreter."""
+    command = Path(sys.executable).parent / "riffledb"
+    assert command.exists(), f"no console script at {command}"
+    result = subprocess.run(
+        [str(command), "verify", str(db_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert "no damage found" in result.stdout, result.stdout
+
+
 def main() -> None:
     check_installed_package()
     with tempfile.TemporaryDirectory(prefix="riffledb-wheel-smoke-") as tmp:
         check_session(Path(tmp))
+        check_console_script(Path(tmp) / "db")
     print("wheel smoke test: 1 passed, 0 failed")
 
 
