@@ -88,30 +88,55 @@ void InstallLocked() {
   g_installed = true;
 }
 
-// A memory-mapped file whose region is registered while it lives.
-class GuardedMap : public arrow::io::RandomAccessFile {
+// One registered map: its slot is retired when the last user of the mapped memory is
+// gone (the file object and every buffer read from it), not before, since arrays that
+// outlive the file object still read the map.
+class Registration {
  public:
-  GuardedMap(std::string path, std::shared_ptr<arrow::io::MemoryMappedFile> file,
-             size_t slot)
-      : path_(std::move(path)), file_(std::move(file)), slot_(slot) {}
-
-  ~GuardedMap() override {
-    file_.reset();  // unmap first: no fault can hit the slot after this
+  explicit Registration(size_t slot) : slot_(slot) {}
+  ~Registration() {
+    if (slot_ == kNoSlot) return;
     std::lock_guard<std::mutex> lock(g_mu);
-    if (slot_ != kNoSlot) {
-      g_slots[slot_].end.store(0, std::memory_order_release);
-      g_slots[slot_].start.store(0, std::memory_order_relaxed);
-      g_slots[slot_].faulted.store(false, std::memory_order_relaxed);
-      g_free.push_back(slot_);
-    }
+    g_slots[slot_].end.store(0, std::memory_order_release);
+    g_slots[slot_].start.store(0, std::memory_order_relaxed);
+    g_slots[slot_].faulted.store(false, std::memory_order_relaxed);
+    g_free.push_back(slot_);
   }
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
 
   static constexpr size_t kNoSlot = ~size_t{0};
-
-  const std::string& path() const { return path_; }
   bool faulted() const {
     return slot_ != kNoSlot && g_slots[slot_].faulted.load(std::memory_order_acquire);
   }
+
+ private:
+  const size_t slot_;
+};
+
+// A zero-copy slice of the map (its parent) that keeps the registration alive as long as
+// the slice, and so the mapped memory, is in use.
+class GuardedBuffer : public arrow::Buffer {
+ public:
+  GuardedBuffer(std::shared_ptr<arrow::Buffer> slice,
+                std::shared_ptr<const Registration> registration)
+      : arrow::Buffer(slice, 0, slice->size()), registration_(std::move(registration)) {}
+
+ private:
+  std::shared_ptr<const Registration> registration_;
+};
+
+// A memory-mapped file whose region stays registered while any of its memory is in use.
+class GuardedMap : public arrow::io::RandomAccessFile {
+ public:
+  GuardedMap(std::string path, std::shared_ptr<arrow::io::MemoryMappedFile> file,
+             std::shared_ptr<const Registration> registration)
+      : path_(std::move(path)),
+        file_(std::move(file)),
+        registration_(std::move(registration)) {}
+
+  const std::string& path() const { return path_; }
+  bool faulted() const { return registration_->faulted(); }
 
   arrow::Status Close() override { return file_->Close(); }
   bool closed() const override { return file_->closed(); }
@@ -123,20 +148,26 @@ class GuardedMap : public arrow::io::RandomAccessFile {
     return file_->Read(nbytes, out);
   }
   arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t nbytes) override {
-    return file_->Read(nbytes);
+    ARROW_ASSIGN_OR_RAISE(auto slice, file_->Read(nbytes));
+    return Guard(std::move(slice));
   }
   arrow::Result<int64_t> ReadAt(int64_t position, int64_t nbytes, void* out) override {
     return file_->ReadAt(position, nbytes, out);
   }
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t position,
                                                        int64_t nbytes) override {
-    return file_->ReadAt(position, nbytes);
+    ARROW_ASSIGN_OR_RAISE(auto slice, file_->ReadAt(position, nbytes));
+    return Guard(std::move(slice));
   }
 
  private:
+  std::shared_ptr<arrow::Buffer> Guard(std::shared_ptr<arrow::Buffer> slice) const {
+    return std::make_shared<GuardedBuffer>(std::move(slice), registration_);
+  }
+
   const std::string path_;
-  std::shared_ptr<arrow::io::MemoryMappedFile> file_;
-  const size_t slot_;
+  const std::shared_ptr<arrow::io::MemoryMappedFile> file_;
+  const std::shared_ptr<const Registration> registration_;
 };
 
 }  // namespace
@@ -149,7 +180,7 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
   }
   std::shared_ptr<arrow::io::MemoryMappedFile> file = *opened;
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
-  size_t slot = GuardedMap::kNoSlot;
+  size_t slot = Registration::kNoSlot;
   if (size > 0) {
     ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));  // the map itself
     const auto start = reinterpret_cast<uintptr_t>(whole->data());
@@ -162,7 +193,7 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
       slot = g_high_water.load(std::memory_order_relaxed);
     }
     // With every slot taken the map works unguarded (as any map did before).
-    if (slot != GuardedMap::kNoSlot) {
+    if (slot != Registration::kNoSlot) {
       g_slots[slot].faulted.store(false, std::memory_order_relaxed);
       g_slots[slot].start.store(start, std::memory_order_relaxed);
       g_slots[slot].end.store(start + static_cast<uintptr_t>(size),
@@ -172,7 +203,8 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
       }
     }
   }
-  return std::make_shared<GuardedMap>(path, std::move(file), slot);
+  return std::make_shared<GuardedMap>(path, std::move(file),
+                                      std::make_shared<const Registration>(slot));
 }
 
 uint64_t FaultedMappings() { return g_faults.load(std::memory_order_acquire); }

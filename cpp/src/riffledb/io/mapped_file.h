@@ -9,6 +9,9 @@
 // file instead of the zeros. Addresses outside registered maps go to the previous
 // handler (faulthandler's, or the default action).
 //
+// A map stays registered while any of its memory is in use (the file object, or any
+// buffer read from it: arrays handed out zero-copy keep it guarded).
+//
 // Limits: data handed out zero-copy (binary views, scan batches) and read after the
 // check sees zeros; the handler is re-installed on top whenever a new file is mapped, so
 // a handler installed later (faulthandler.enable()) is chained below it from then on.

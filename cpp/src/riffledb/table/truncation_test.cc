@@ -49,5 +49,36 @@ TEST(Truncation, ShrunkFragmentIsAnErrorNotACrash) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, file, (*reopened)->snapshot());
 }
 
+// Arrays handed out zero-copy keep their map guarded after the table, its snapshot and
+// the file object are gone: reading them after the file shrank gives zeros, not SIGBUS.
+TEST(Truncation, ZeroCopyArraysOutliveTheirTableGuarded) {
+  TempDir dir;
+  const std::string path = dir.path() + "/t.riffle";
+  std::shared_ptr<arrow::Table> rows;
+  std::string file;
+  {
+    auto data = ReaderOf({IdBatch(0, 200'000)});
+    auto table = Table::Create("t", std::make_shared<DirectoryStore>(path),
+                               data->schema(), data.get())
+                     .ValueOrDie();
+    auto snapshot = table->snapshot().ValueOrDie();
+    file = path + "/" + snapshot->manifest().fragments.at(0).path;
+    rows = snapshot->Scan({}).ValueOrDie()->ToTable().ValueOrDie();  // zero-copy
+  }
+  const uint64_t faults_before = io::FaultedMappings();
+  ASSERT_EQ(::truncate(file.c_str(), 4096), 0);
+  auto column = rows->GetColumnByName("id");
+  ASSERT_EQ(column->num_chunks(), 1);
+  auto ids = std::static_pointer_cast<arrow::Int64Array>(column->chunk(0));
+  ASSERT_EQ(ids->length(), 200'000);
+  // The first values still lie in the file's first page; the rest are beyond its new
+  // end and read as zeros instead of raising SIGBUS.
+  EXPECT_EQ(ids->Value(1), 1);
+  int64_t nonzero_tail = 0;
+  for (int64_t i = 100'000; i < ids->length(); ++i) nonzero_tail += ids->Value(i) != 0;
+  EXPECT_EQ(nonzero_tail, 0);
+  EXPECT_GT(io::FaultedMappings(), faults_before);
+}
+
 }  // namespace
 }  // namespace riffledb
