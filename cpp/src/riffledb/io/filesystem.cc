@@ -323,7 +323,13 @@ arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateO
 
 arrow::Status LocalFileSystem::CreateExclusive(const std::string& path,
                                                std::span<const uint8_t> data) {
-  ARROW_ASSIGN_OR_RAISE(std::string tmp, WriteTempFile(this, path, data));
+  auto written = WriteTempFile(this, path, data);
+  if (!written.ok()) {
+    // Name the file the caller asked for, not only our temporary one.
+    return written.status().WithMessage(written.status().message(), " (creating '", path,
+                                        "')");
+  }
+  const std::string& tmp = *written;
   // link() fails with EEXIST if `path` exists, atomically: of racing writers (threads or
   // processes) exactly one wins, and `path` appears with its complete content.
   int rc = ::link(tmp.c_str(), path.c_str());
