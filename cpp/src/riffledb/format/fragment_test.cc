@@ -414,6 +414,7 @@ TEST_F(FragmentTest, DeletionFileRoundTrip) {
 
 TEST_F(FragmentTest, DeletionFileValidation) {
   std::string path = io::JoinPath(dir_, "_deletions/d.arrow");
+  ASSERT_OK(io::Local()->CreateDirs(io::JoinPath(dir_, "_deletions")));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
                              WriteDeletionFile(*io::Local(), path, {3, 3}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
