@@ -177,3 +177,47 @@ def test_drop_killed_at_random_points(tmp_path, seed):
                     assert o[2] == "TableNotFoundError", o
         assert _no_tombstones(path) == []
     assert kept + dropped == 20
+
+
+def _create_racer(path, creator, log, exist_ok, ready_r):
+    os.read(ready_r, 1)  # start together
+    ids = pa.array(range(1000 * creator, 1000 * creator + ROWS), pa.int64())
+    with open(log, "w") as out:
+        try:
+            tbl = riffledb.connect(path).create_table(
+                "t", pa.table({"id": ids}), exist_ok=exist_ok
+            )
+            seen = ",".join(str(i) for i in tbl.to_arrow()["id"].to_pylist())
+            out.write(f"ok {tbl.version} {seen}\n")
+        except Exception as e:  # noqa: BLE001 - every failure is recorded
+            out.write(f"err {type(e).__name__}\n")
+
+
+@pytest.mark.parametrize("exist_ok", [True, False])
+def test_creators_racing_in_processes(tmp_path, exist_ok):
+    for round_ in range(2):
+        path = tmp_path / f"db{round_}"
+        riffledb.connect(path)
+        go_r, go_w = os.pipe()
+        logs = [tmp_path / f"creator{round_}-{c}.log" for c in range(4)]
+        pids = [
+            _fork(_create_racer, path, c, logs[c], exist_ok, go_r)
+            for c in range(len(logs))
+        ]
+        os.write(go_w, b"g" * len(pids))
+        os.close(go_w)
+        os.close(go_r)
+        assert [wait_child(pid, timeout=60) for pid in pids] == [0] * len(pids)
+        results = [log.read_text().split() for log in logs]
+        won = [r for r in results if r[0] == "ok"]
+        table = riffledb.connect(path).open_table("t")
+        assert [v["version"] for v in table.list_versions()] == [1]
+        ids = ",".join(str(i) for i in table.to_arrow()["id"].to_pylist())
+        if exist_ok:
+            # Every creator got the one table that was created.
+            assert won == [["ok", "1", ids]] * len(pids)
+        else:
+            assert won == [["ok", "1", ids]]
+            assert sorted(r for r in results if r[0] == "err") == [
+                ["err", "TableExistsError"]
+            ] * (len(pids) - 1)
