@@ -98,14 +98,34 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
   std::string path = std::filesystem::absolute(local, error).lexically_normal().string();
   if (error) return arrow::Status::IOError("Cannot resolve database path '", uri, "'");
   if (path.size() > 1 && path.back() == '/') path.pop_back();
-  std::shared_ptr<io::FileSystem> fs = io::Local();
+  return ConnectDirectory(std::move(path), io::Local());
+}
+
+arrow::Result<std::shared_ptr<Database>> Database::ConnectDirectory(
+    std::string path, std::shared_ptr<io::FileSystem> fs) {
   ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs->Type(path));
   if (type == io::EntryType::kFile) {
     return arrow::Status::IOError("Database path '", path,
                                   "' exists and is not a directory");
   }
   if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
-  return std::shared_ptr<Database>(new Database(std::move(path), false, std::move(fs)));
+  std::shared_ptr<Database> db(new Database(std::move(path), false, std::move(fs)));
+  db->RemoveTombstones();
+  return db;
+}
+
+void Database::RemoveTombstones() const {
+  auto entries = fs_->List(uri_);
+  if (!entries.ok()) return;  // best effort: a later drop or connect tries again
+  const std::string_view prefix = kTombstonePrefix;
+  for (const auto& entry : *entries) {
+    if (entry.type != io::EntryType::kDirectory || !entry.name.starts_with(prefix)) {
+      continue;
+    }
+    // Possibly another process's drop still deleting it: racing deletes are harmless,
+    // a tombstone is never read again.
+    (void)fs_->DeleteTree(io::JoinPath(uri_, entry.name));
+  }
 }
 
 arrow::Status Database::ValidateTableName(const std::string& name) {
@@ -266,12 +286,39 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
     if (memory_tables_.erase(name) == 0 && !ignore_missing) return NotFound(name);
     return arrow::Status::OK();
   }
+  RemoveTombstones();
   ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
-  if (!exists) {
-    if (ignore_missing) return arrow::Status::OK();
-    return NotFound(name);
+  auto missing = [&] { return ignore_missing ? arrow::Status::OK() : NotFound(name); };
+  if (!exists) return missing();
+  // The rename is the drop: atomic, so the table is listed whole until it happens and
+  // not at all after. Deleting the files in place instead would leave, if killed or
+  // raced by an appender, a listed table whose versions reference deleted files.
+  const std::string tombstone =
+      io::JoinPath(uri_, std::string(kTombstonePrefix) + io::RandomId());
+  arrow::Status renamed = fs_->RenameNoReplace(TablePath(name), tombstone);
+  if (!renamed.ok()) {
+    // The rename may have happened before the error (a lost reply): then the drop is
+    // ours.
+    auto ours = fs_->Type(tombstone);
+    if (ours.ok() && *ours == io::EntryType::kDirectory) renamed = arrow::Status::OK();
   }
-  return fs_->DeleteTree(TablePath(name));
+  if (!renamed.ok()) {
+    // Another drop won the race: the table is gone either way.
+    auto type = fs_->Type(TablePath(name));
+    if (type.ok() && *type == io::EntryType::kNotFound) return missing();
+    return renamed.WithMessage("Cannot drop table '", name, "': ", renamed.message());
+  }
+  // Durable before we say so: a crash after returning must not bring the table back.
+  arrow::Status synced = fs_->SyncDir(uri_);
+  // The table is dropped whatever the delete does; a tombstone it leaves is deleted by
+  // the next drop or connect.
+  (void)fs_->DeleteTree(tombstone);
+  if (!synced.ok()) {
+    return synced.WithMessage(
+        "Table '", name,
+        "' was dropped, but the drop may not survive a crash: ", synced.message());
+  }
+  return arrow::Status::OK();
 }
 
 }  // namespace riffledb

@@ -46,6 +46,10 @@ class Database {
   /// (`memory:/`, `xyz://...`); NotImplemented for the schemes still to come (`s3://`,
   /// `gs://`, `az://`, `db://`).
   static arrow::Result<std::shared_ptr<Database>> Connect(const std::string& uri);
+  /// The directory database at absolute `path` (created if missing), read and written
+  /// through `fs`: tests inject faults this way.
+  static arrow::Result<std::shared_ptr<Database>> ConnectDirectory(
+      std::string path, std::shared_ptr<io::FileSystem> fs);
 
   const std::string& uri() const { return uri_; }
   bool in_memory() const { return in_memory_; }
@@ -70,7 +74,18 @@ class Database {
       const std::string& name, std::optional<uint64_t> version = std::nullopt) const;
   /// Removes the table and its files; Invalid (as OpenTable) if missing and not
   /// `ignore_missing`.
+  ///
+  /// Atomic for directory databases: the table directory is first renamed to a
+  /// tombstone (kTombstonePrefix + a random id), then deleted. A drop killed or failing
+  /// at any point leaves the whole table listed or none of it; writers of the table get
+  /// "was dropped" and never recreate it. Tombstones left by a crash are never listed and
+  /// are deleted by the next DropTable or Connect of the database.
   arrow::Status DropTable(const std::string& name, bool ignore_missing);
+
+  /// Names of dropped tables' directories awaiting deletion: a fixed length, whatever
+  /// the table name (names already fill the file-name limit), starting with '.' so that
+  /// no table name can collide with one, and not ending in kTableSuffix.
+  static constexpr char kTombstonePrefix[] = ".riffle-dropped-";
 
   /// Invalid naming `name` unless it is a plain table name: 1..kMaxTableNameLength of
   /// [A-Za-z0-9_.-], not starting with '.', so it can never name a path outside the
@@ -81,6 +96,8 @@ class Database {
   Database(std::string uri, bool in_memory, std::shared_ptr<io::FileSystem> fs)
       : uri_(std::move(uri)), in_memory_(in_memory), fs_(std::move(fs)) {}
   std::string TablePath(const std::string& name) const;
+  // Best effort: deletes the tombstones of drops that crashed or failed to delete.
+  void RemoveTombstones() const;
   arrow::Status NotFound(const std::string& name) const;
 
   const std::string uri_;

@@ -410,6 +410,8 @@ TEST_F(CorruptFragmentTest, FlippedBytesNeverCrash) {
 TEST_F(FragmentTest, DeletionFileRoundTrip) {
   std::string path = io::JoinPath(dir_, "_deletions/d1.arrow");
   std::vector<uint32_t> rows = {0, 3, 4, 99, 4000000000u};
+  // An exclusive create never makes its directory (a table's store does).
+  ASSERT_OK(io::Local()->CreateDirs(io::JoinPath(dir_, "_deletions")));
   ASSERT_OK(WriteDeletionFile(*io::Local(), path, rows));
   ASSERT_OK_AND_ASSIGN(auto back,
                        ReadDeletionFile(*io::Local(), path, int64_t{1} << 32, 5));
@@ -425,6 +427,7 @@ TEST_F(FragmentTest, DeletionFileRoundTrip) {
 
 TEST_F(FragmentTest, DeletionFileValidation) {
   std::string path = io::JoinPath(dir_, "_deletions/d.arrow");
+  ASSERT_OK(io::Local()->CreateDirs(io::JoinPath(dir_, "_deletions")));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",
                              WriteDeletionFile(*io::Local(), path, {3, 3}));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "strictly increasing",

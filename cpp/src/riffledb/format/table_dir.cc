@@ -117,6 +117,12 @@ arrow::Status TableDir::Commit(const Manifest& manifest) const {
     return arrow::Status::AlreadyExists("Version ", manifest.version, " of table ", path_,
                                         " was committed by another writer");
   };
+  if (manifest.version == 1) {
+    // Version 1 creates the table, so it alone may create the directories: the seam's
+    // exclusive create never does, so that a later commit racing a drop (which renames
+    // the directory away) fails instead of resurrecting the table.
+    ARROW_RETURN_NOT_OK(fs_->CreateDirs(io::ParentDir(path)));
+  }
   arrow::Status st = fs_->CreateExclusive(
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
   if (st.ok()) return st;

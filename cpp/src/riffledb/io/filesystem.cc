@@ -194,13 +194,14 @@ arrow::Status WriteAll(int fd, std::span<const uint8_t> data, const std::string&
   return arrow::Status::OK();
 }
 
-// open(O_CREAT | O_EXCL), creating missing parent directories first.
-arrow::Result<int> CreateNew(LocalFileSystem* fs, const std::string& path) {
+// open(O_CREAT | O_EXCL), creating missing parent directories first if `create_parents`.
+arrow::Result<int> CreateNew(LocalFileSystem* fs, const std::string& path,
+                             bool create_parents) {
   for (int attempt = 0;; ++attempt) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) return fd;
     int err = errno;
-    if (err == ENOENT && attempt == 0) {
+    if (err == ENOENT && attempt == 0 && create_parents) {
       ARROW_RETURN_NOT_OK(fs->CreateDirs(ParentDir(path)));
       continue;
     }
@@ -218,7 +219,10 @@ arrow::Result<std::string> WriteTempFile(LocalFileSystem* fs, const std::string&
   std::string tmp =
       (p.parent_path() / ("." + p.filename().string() + "." + RandomId() + ".tmp"))
           .string();
-  ARROW_ASSIGN_OR_RAISE(int fd, CreateNew(fs, tmp));
+  // Never creates the directory: a commit racing the removal of its table (a drop
+  // renames the table directory away) must fail, not recreate `_versions/` holding a
+  // manifest whose files are gone.
+  ARROW_ASSIGN_OR_RAISE(int fd, CreateNew(fs, tmp, /*create_parents=*/false));
   FdGuard guard(fd);
   arrow::Status st = WriteAll(fd, data, tmp);
   if (st.ok() && ::fsync(fd) != 0) st = ErrnoError(errno, "Cannot fsync", tmp);
@@ -306,7 +310,7 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::Ope
 
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateOutput(
     const std::string& path) {
-  ARROW_ASSIGN_OR_RAISE(int fd, CreateNew(this, path));
+  ARROW_ASSIGN_OR_RAISE(int fd, CreateNew(this, path, /*create_parents=*/true));
   auto file = arrow::io::FileOutputStream::Open(fd);  // owns fd from here on
   if (!file.ok()) {
     ::close(fd);
@@ -318,7 +322,13 @@ arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateO
 
 arrow::Status LocalFileSystem::CreateExclusive(const std::string& path,
                                                std::span<const uint8_t> data) {
-  ARROW_ASSIGN_OR_RAISE(std::string tmp, WriteTempFile(this, path, data));
+  auto written = WriteTempFile(this, path, data);
+  if (!written.ok()) {
+    // Name the file the caller asked for, not only our temporary one.
+    return written.status().WithMessage(written.status().message(), " (creating '", path,
+                                        "')");
+  }
+  const std::string& tmp = *written;
   // link() fails with EEXIST if `path` exists, atomically: of racing writers (threads or
   // processes) exactly one wins, and `path` appears with its complete content.
   int rc = ::link(tmp.c_str(), path.c_str());

@@ -71,6 +71,10 @@ class FileSystem {
   /// (AlreadyExists). Of racing writers, in any process or on any machine, exactly one
   /// wins, and no reader ever sees a partial file.
   ///
+  /// Unlike CreateOutput, it never creates the parent directory (an error naming `path`
+  /// if it is missing; CreateDirs first): a commit racing the drop of its table fails
+  /// instead of recreating the table with a manifest whose files were deleted.
+  ///
   /// Any other error leaves the outcome unknown, as a timed-out request to an object
   /// store does: the file may have been created. Callers that must know read it back
   /// (`Table` compares the bytes) and never delete what it references until they do.

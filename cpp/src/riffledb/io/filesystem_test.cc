@@ -187,7 +187,12 @@ TEST_F(LocalFileSystemTest, CreateOutputIsExclusiveAndMakesParents) {
   EXPECT_EQ(ReadString(Path("new/dir/f")), "abcdef");
 }
 
-TEST_F(LocalFileSystemTest, CreateExclusiveMakesParents) {
+// A commit racing a drop must not recreate the dropped table's `_versions/`.
+TEST_F(LocalFileSystemTest, CreateExclusiveNeverMakesParents) {
+  ASSERT_RAISES_WITH_MESSAGE(IOError, Path("p/q/file"),
+                             fs_->CreateExclusive(Path("p/q/file"), Bytes("x")));
+  EXPECT_TRUE(testing::ListNames(dir_).empty());
+  ASSERT_OK(fs_->CreateDirs(Path("p/q")));
   ASSERT_OK(fs_->CreateExclusive(Path("p/q/file"), Bytes("x")));
   EXPECT_EQ(ReadString(Path("p/q/file")), "x");
   EXPECT_EQ(testing::ListNames(Path("p/q")), std::vector<std::string>{"file"});

@@ -3,29 +3,84 @@
 #include <arrow/record_batch.h>
 #include <arrow/table.h>
 
+#include "riffledb/util/status.h"
+
 namespace riffledb {
 
 // ---------------------------------------------------------------------------------------
 // DirectoryStore
 
+namespace {
+
+constexpr char kVersionsDir[] = "_versions";
+constexpr char kDeletionsDir[] = "_deletions";
+
+}  // namespace
+
 DirectoryStore::DirectoryStore(std::string path, std::shared_ptr<io::FileSystem> fs)
     : dir_(std::move(fs), std::move(path)) {}
 
+bool DirectoryStore::Dropped() {
+  // Before the first version, a missing `_versions/` means "being created".
+  if (!seen_version_.load(std::memory_order_acquire)) return false;
+  auto type = dir_.fs()->Type(dir_.Resolve(kVersionsDir));
+  return type.ok() && *type == io::EntryType::kNotFound;
+}
+
+arrow::Status DirectoryStore::DroppedError(const std::string& cause) const {
+  return WithErrorKind(
+      arrow::Status::Invalid("The table at '", dir_.path(),
+                             "' was dropped (its directory is gone): ", cause),
+      ErrorKind::kTableNotFound);
+}
+
+arrow::Status DirectoryStore::IfDropped(const arrow::Status& cause) {
+  if (cause.ok() || cause.IsAlreadyExists() || !Dropped()) return cause;
+  return DroppedError(cause.message());
+}
+
+arrow::Status DirectoryStore::CheckNotDropped() {
+  if (!Dropped()) return arrow::Status::OK();
+  return DroppedError("'" + dir_.Resolve(kVersionsDir) + "' does not exist");
+}
+
 arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
-  return dir_.ListVersions();
+  ARROW_ASSIGN_OR_RAISE(auto versions, dir_.ListVersions());
+  if (!versions.empty()) {
+    seen_version_.store(true, std::memory_order_release);
+  } else {
+    // A table that existed lists no version only once dropped: say so rather than
+    // "has no committed version".
+    ARROW_RETURN_NOT_OK(CheckNotDropped());
+  }
+  return versions;
 }
 
 arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
-  return dir_.ReadManifest(version);
+  auto manifest = dir_.ReadManifest(version);
+  if (!manifest.ok()) return IfDropped(manifest.status());  // listed, then dropped
+  seen_version_.store(true, std::memory_order_release);
+  return manifest;
 }
 
 arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
-  return dir_.Commit(manifest);
+  arrow::Status st = dir_.Commit(manifest);
+  if (st.ok()) {
+    seen_version_.store(true, std::memory_order_release);
+    return st;
+  }
+  // Without `_versions/` no version can have become visible, whatever the error said.
+  return IfDropped(st);
 }
 
 arrow::Result<std::vector<format::WrittenFragment>> DirectoryStore::WriteFragments(
     const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) {
-  return format::WriteFragments(*dir_.fs(), dir_.path(), schema, reader);
+  // Checked first so that a writer of a dropped table fails before writing anything;
+  // a drop that lands later is caught by the commit, which never recreates `_versions/`.
+  ARROW_RETURN_NOT_OK(CheckNotDropped());
+  auto written = format::WriteFragments(*dir_.fs(), dir_.path(), schema, reader);
+  if (!written.ok()) return IfDropped(written.status());
+  return written;
 }
 
 arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
@@ -38,9 +93,10 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
     }
   }
   // Open outside the lock: mapping and validating a file is I/O.
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<const FragmentData> data,
-                        format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path),
-                                                 schema, info.physical_rows));
+  auto opened = format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path), schema,
+                                         info.physical_rows);
+  if (!opened.ok()) return IfDropped(opened.status());
+  std::shared_ptr<const FragmentData> data = std::move(*opened);
   std::lock_guard<ForkSafeMutex> lock(mu_);
   auto& slot = fragments_[info.path];
   if (auto other = slot.lock()) return other;  // another thread opened it meanwhile
@@ -50,9 +106,14 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
 
 arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
-  std::string relative = "_deletions/" + io::RandomId() + ".arrow";
+  ARROW_RETURN_NOT_OK(CheckNotDropped());
+  // Tables get `_deletions/` at their first delete. The seam's exclusive create never
+  // makes directories; a drop racing this leaves at most an empty directory in a
+  // table-less `<name>.riffle/`, which lists no table, and the commit then fails.
+  ARROW_RETURN_NOT_OK(IfDropped(dir_.fs()->CreateDirs(dir_.Resolve(kDeletionsDir))));
+  std::string relative = std::string(kDeletionsDir) + "/" + io::RandomId() + ".arrow";
   ARROW_RETURN_NOT_OK(
-      format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows));
+      IfDropped(format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows)));
   return relative;
 }
 

@@ -9,6 +9,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -57,6 +58,11 @@ class Store {
 /// A table directory (docs/format.md) on the storage seam. Opened fragments and deletion
 /// files are shared by path while in use: files are immutable, so a shared entry never
 /// goes stale.
+///
+/// A dropped table (its directory renamed away, db/README.md) is never recreated by a
+/// write: only the commit of version 1 creates `_versions/`, and once this store has seen
+/// the table exist, a write or listing that finds `_versions/` gone fails with
+/// Invalid "The table at '<path>' was dropped" (ErrorKind::kTableNotFound).
 class DirectoryStore : public Store {
  public:
   explicit DirectoryStore(std::string path,
@@ -81,7 +87,18 @@ class DirectoryStore : public Store {
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
 
  private:
+  // Whether this store has seen a version and `_versions/` is now gone.
+  bool Dropped();
+  arrow::Status DroppedError(const std::string& cause) const;
+  // `cause` as the "was dropped" error if the table was dropped, else `cause`.
+  arrow::Status IfDropped(const arrow::Status& cause);
+  // OK if the table exists or is being created (this store has seen no version yet).
+  arrow::Status CheckNotDropped();
+
   format::TableDir dir_;
+  // Whether this store has seen a committed version: from then on a missing
+  // `_versions/` means the table was dropped, not that it is being created.
+  std::atomic<bool> seen_version_{false};
   ForkSafeMutex mu_;
   // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;

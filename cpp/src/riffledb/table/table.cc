@@ -128,9 +128,11 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
     }
     return status;
   }
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store, std::move(manifest)));
-  return std::shared_ptr<Table>(
-      new Table(std::move(name), std::move(store), std::move(snapshot)));
+  std::shared_ptr<Table> table(new Table(std::move(name), std::move(store), nullptr));
+  // The table exists from here on: a snapshot that fails to open (its files removed by
+  // a racing drop, EIO) is for reads to report, not a failed create.
+  table->SetSnapshot(Snapshot::Open(table->store_, std::move(manifest)), 1, false);
+  return table;
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
@@ -295,8 +297,9 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
       return status;
     }
     const uint64_t version = next->version;
-    ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(*next)));
-    SetSnapshot(std::move(snapshot), version, false);
+    // The version is committed: failing to open it (files removed by a racing drop,
+    // EIO) must not report the write as failed; reads report the problem.
+    SetSnapshot(Snapshot::Open(store_, std::move(*next)), version, false);
     return version;
   }
   on_abandon();
