@@ -138,11 +138,13 @@ TEST_P(CommitFaultsTest, EveryOperationOfEveryCommit) {
       std::string context = op.name + ", " + io::FaultName(fault) + " at operation " +
                             std::to_string(n) + " of " + std::to_string(total) + " (" +
                             log.at(n - 1) + "): " + st.ToString();
-      ASSERT_TRUE(fs->operations() == 0);
+      ASSERT_EQ(fs->operations(), 0);
       format::TableDir tdir(io::Local(), path);
       ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
       ASSERT_TRUE(latest == 2 || latest == 3) << context;
-      if (st.ok()) ASSERT_EQ(latest, 3u) << context;
+      if (st.ok()) {
+        ASSERT_EQ(latest, 3u) << context;
+      }
       if (latest == 3 && !st.ok()) {
         ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
       }
