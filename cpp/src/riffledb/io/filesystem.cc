@@ -3,6 +3,7 @@
 #include <arrow/filesystem/localfs.h>
 #include <arrow/io/file.h>
 #include <arrow/io/memory.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -306,6 +307,45 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::Ope
   if (S_ISDIR(st.st_mode)) return ErrnoError(EISDIR, "Cannot map", path);
   // Guarded: a file truncated under its readers is an error, not a SIGBUS.
   return OpenGuardedMap(path);
+}
+
+arrow::Result<std::vector<Entry>> LocalFileSystem::List(const std::string& dir) {
+  std::vector<Entry> entries;
+  DIR* handle = ::opendir(dir.c_str());
+  if (handle == nullptr) {
+    if (errno == ENOENT) return entries;
+    return ErrnoError(errno, "Cannot list", dir);
+  }
+  const int dir_fd = ::dirfd(handle);
+  int err = 0;
+  while (true) {
+    errno = 0;
+    struct dirent* entry = ::readdir(handle);
+    if (entry == nullptr) {
+      err = errno;
+      break;
+    }
+    std::string_view name(entry->d_name);
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // removed since readdir saw it
+      err = errno;
+      break;
+    }
+    Entry out;
+    out.name = std::string(name);
+    out.type = S_ISDIR(st.st_mode) ? EntryType::kDirectory : EntryType::kFile;
+    out.size = S_ISDIR(st.st_mode) ? -1 : static_cast<int64_t>(st.st_size);
+    out.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                   static_cast<int64_t>(st.st_mtim.tv_nsec) / 1'000'000;
+    entries.push_back(std::move(out));
+  }
+  ::closedir(handle);
+  if (err != 0) return ErrnoError(err, "Cannot list", dir);
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  return entries;
 }
 
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateOutput(

@@ -138,6 +138,9 @@ class LocalFileSystem : public ArrowFileSystem {
       const std::string& path) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
+  /// One opendir: a directory created or removed while it is listed is listed
+  /// complete or empty (arrow::fs's listing stats it first and can fail in between).
+  arrow::Result<std::vector<Entry>> List(const std::string& dir) override;
   arrow::Result<std::shared_ptr<arrow::io::OutputStream>> CreateOutput(
       const std::string& path) override;
   arrow::Status CreateExclusive(const std::string& path,
