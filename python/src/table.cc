@@ -203,6 +203,12 @@ void RegisterTable(nb::module_& m) {
              }
              return out;
            })
+      .def(
+          "verify",
+          [](const Table& t, std::optional<uint64_t> version) {
+            ThrowIfError(WithoutGil([&] { return t.Verify(version); }));
+          },
+          nb::arg("version") = nb::none())
       .def("restore",
            [](Table& t, uint64_t version) {
              return ValueOrThrow(WithoutGil([&] { return t.Restore(version); }));

@@ -56,17 +56,32 @@ arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   return versions;
 }
 
+void DirectoryStore::CacheManifest(format::Manifest manifest) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  const uint64_t version = manifest.version;
+  manifests_[version] = std::make_shared<const format::Manifest>(std::move(manifest));
+  while (manifests_.size() > kCachedManifests) manifests_.erase(manifests_.begin());
+}
+
 arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    auto it = manifests_.find(version);
+    if (it != manifests_.end()) return *it->second;
+  }
   auto manifest = dir_.ReadManifest(version);
   if (!manifest.ok()) return IfDropped(manifest.status());  // listed, then dropped
   seen_version_.store(true, std::memory_order_release);
+  CacheManifest(*manifest);
   return manifest;
 }
 
 arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
-  arrow::Status st = dir_.Commit(manifest);
+  format::Manifest committed;
+  arrow::Status st = dir_.Commit(manifest, &committed);
   if (st.ok()) {
     seen_version_.store(true, std::memory_order_release);
+    CacheManifest(std::move(committed));
     return st;
   }
   // Without `_versions/` no version can have become visible, whatever the error said.
@@ -94,7 +109,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   }
   // Open outside the lock: mapping and validating a file is I/O.
   auto opened = format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path), schema,
-                                         info.physical_rows);
+                                         info.physical_rows, info.digest);
   if (!opened.ok()) return IfDropped(opened.status());
   std::shared_ptr<const FragmentData> data = std::move(*opened);
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -104,7 +119,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   return data;
 }
 
-arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
+arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   ARROW_RETURN_NOT_OK(CheckNotDropped());
   // Tables get `_deletions/` at their first delete. The seam's exclusive create never
@@ -112,9 +127,9 @@ arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
   // table-less `<name>.riffle/`, which lists no table, and the commit then fails.
   ARROW_RETURN_NOT_OK(IfDropped(dir_.fs()->CreateDirs(dir_.Resolve(kDeletionsDir))));
   std::string relative = std::string(kDeletionsDir) + "/" + io::RandomId() + ".arrow";
-  ARROW_RETURN_NOT_OK(
-      IfDropped(format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows)));
-  return relative;
+  auto digest = format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows);
+  if (!digest.ok()) return IfDropped(digest.status());
+  return format::DeletionFileInfo{relative, static_cast<int64_t>(rows.size()), *digest};
 }
 
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>>
@@ -127,9 +142,9 @@ DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
       if (auto rows = it->second.lock()) return rows;
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto rows,
-                        format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path),
-                                                 physical_rows, info.num_deleted));
+  ARROW_ASSIGN_OR_RAISE(
+      auto rows, format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path),
+                                          physical_rows, info.num_deleted, info.digest));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -144,6 +159,11 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
     // Best effort: an orphan file is harmless, it is never referenced by a manifest.
     (void)dir_.fs()->DeleteFile(dir_.Resolve(path));
   }
+}
+
+arrow::Status DirectoryStore::VerifyFile(const std::string& path,
+                                         const format::FileDigest& digest) {
+  return format::VerifyFile(*dir_.fs(), dir_.Resolve(path), digest);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,7 +217,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
         std::lock_guard<ForkSafeMutex> lock(mu_);
         std::string path = "data/" + std::to_string(next_file_++);
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
-        written.push_back({path, rows});
+        written.push_back({path, rows, std::nullopt});
         batches.clear();
         rows = 0;
         return arrow::Status::OK();
@@ -240,12 +260,12 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
   return it->second;
 }
 
-arrow::Result<std::string> MemoryStore::WriteDeletionFile(
+arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
   std::string path = "_deletions/" + std::to_string(next_file_++);
   deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));
-  return path;
+  return format::DeletionFileInfo{path, static_cast<int64_t>(rows.size()), std::nullopt};
 }
 
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> MemoryStore::ReadDeletionFile(

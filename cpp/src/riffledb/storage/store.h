@@ -46,13 +46,17 @@ class Store {
       const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) = 0;
   virtual arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) = 0;
-  /// Writes a deletion file and returns its path relative to the store.
-  virtual arrow::Result<std::string> WriteDeletionFile(
+  /// Writes a deletion file; returns its path relative to the store and its digest.
+  virtual arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) = 0;
   virtual arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
   /// Best-effort removal of files a failed or lost commit wrote.
   virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
+  /// Reads every byte of the file at `path` (relative) and checks it against `digest`;
+  /// a mismatch is ErrorKind::kCorruption naming the file.
+  virtual arrow::Status VerifyFile(const std::string& path,
+                                   const format::FileDigest& digest) = 0;
 };
 
 /// A table directory (docs/format.md) on the storage seam. Opened fragments and deletion
@@ -80,13 +84,20 @@ class DirectoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(
+  arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  arrow::Status VerifyFile(const std::string& path,
+                           const format::FileDigest& digest) override;
 
  private:
+  // The newest manifests read or committed, kept parsed: a commit starts from the
+  // latest, which its previous commit wrote. Immutable once committed.
+  static constexpr size_t kCachedManifests = 4;
+  void CacheManifest(format::Manifest manifest);
+
   // Whether this store has seen a version and `_versions/` is now gone.
   bool Dropped();
   arrow::Status DroppedError(const std::string& cause) const;
@@ -103,6 +114,7 @@ class DirectoryStore : public Store {
   // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
+  std::map<uint64_t, std::shared_ptr<const format::Manifest>> manifests_;
 };
 
 /// A table held in process memory (`memory://`). Versions and files are kept for the life
@@ -121,11 +133,16 @@ class MemoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(
+  arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  /// Memory holds no file to damage.
+  arrow::Status VerifyFile(const std::string& path,
+                           const format::FileDigest& digest) override {
+    return arrow::Status::OK();
+  }
 
  private:
   const std::string location_;
