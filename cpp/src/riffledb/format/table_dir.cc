@@ -67,15 +67,23 @@ std::string TableDir::Resolve(const std::string& relative) const {
 }
 
 arrow::Result<std::vector<uint64_t>> TableDir::ListVersions() const {
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(Resolve(std::string(kVersionsDir))));
+  ARROW_ASSIGN_OR_RAISE(auto names,
+                        fs_->ListFileNames(Resolve(std::string(kVersionsDir))));
   std::vector<uint64_t> versions;
-  for (const auto& entry : entries) {
-    if (entry.type != io::EntryType::kFile) continue;
-    uint64_t version = ParseManifestName(entry.name);
+  versions.reserve(names.size());
+  for (const auto& name : names) {
+    uint64_t version = ParseManifestName(name);
     if (version != 0) versions.push_back(version);
   }
   // Fixed-width names sort numerically already.
   return versions;
+}
+
+arrow::Result<bool> TableDir::HasVersion(uint64_t version) const {
+  ARROW_ASSIGN_OR_RAISE(
+      io::EntryType type,
+      fs_->Type(Resolve(std::string(kVersionsDir) + "/" + ManifestName(version))));
+  return type == io::EntryType::kFile;
 }
 
 arrow::Result<uint64_t> TableDir::LatestVersion() const {

@@ -36,6 +36,8 @@ class TableDir {
 
   /// Committed versions, ascending. Temporary files and unknown names are ignored.
   arrow::Result<std::vector<uint64_t>> ListVersions() const;
+  /// Whether version `version`'s manifest exists (one stat, no listing).
+  arrow::Result<bool> HasVersion(uint64_t version) const;
   /// The newest version number; Invalid if the directory holds no version (not a table).
   arrow::Result<uint64_t> LatestVersion() const;
   /// Reads and validates one version's manifest, and its segments (format 2), each

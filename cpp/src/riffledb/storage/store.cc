@@ -44,10 +44,39 @@ arrow::Status DirectoryStore::CheckNotDropped() {
   return DroppedError("'" + dir_.Resolve(kVersionsDir) + "' does not exist");
 }
 
+void DirectoryStore::SawVersion(uint64_t version) {
+  seen_version_.store(true, std::memory_order_release);
+  uint64_t seen = latest_seen_.load(std::memory_order_relaxed);
+  while (seen < version &&
+         !latest_seen_.compare_exchange_weak(seen, version, std::memory_order_relaxed)) {
+  }
+}
+
+arrow::Result<uint64_t> DirectoryStore::LatestVersion() {
+  constexpr int kMaxProbes = 32;  // more versions since: listing is cheaper
+  uint64_t latest = latest_seen_.load(std::memory_order_relaxed);
+  if (latest != 0) {
+    ARROW_ASSIGN_OR_RAISE(bool exists, dir_.HasVersion(latest));
+    // Gone only if the table was dropped (and maybe created again): list.
+    if (exists) {
+      for (int probe = 0; probe < kMaxProbes; ++probe) {
+        ARROW_ASSIGN_OR_RAISE(bool next, dir_.HasVersion(latest + 1));
+        if (!next) {
+          SawVersion(latest);
+          return latest;
+        }
+        ++latest;
+      }
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+  return versions.empty() ? 0 : versions.back();
+}
+
 arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   ARROW_ASSIGN_OR_RAISE(auto versions, dir_.ListVersions());
   if (!versions.empty()) {
-    seen_version_.store(true, std::memory_order_release);
+    SawVersion(versions.back());
   } else {
     // A table that existed lists no version only once dropped: say so rather than
     // "has no committed version".
@@ -71,7 +100,7 @@ arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
   }
   auto manifest = dir_.ReadManifest(version);
   if (!manifest.ok()) return IfDropped(manifest.status());  // listed, then dropped
-  seen_version_.store(true, std::memory_order_release);
+  SawVersion(version);
   CacheManifest(*manifest);
   return manifest;
 }
@@ -80,7 +109,7 @@ arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
   format::Manifest committed;
   arrow::Status st = dir_.Commit(manifest, &committed);
   if (st.ok()) {
-    seen_version_.store(true, std::memory_order_release);
+    SawVersion(manifest.version);
     CacheManifest(std::move(committed));
     return st;
   }

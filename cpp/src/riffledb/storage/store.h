@@ -37,6 +37,11 @@ class Store {
   virtual const std::string& location() const = 0;
 
   virtual arrow::Result<std::vector<uint64_t>> ListVersions() = 0;
+  /// The newest version, 0 if there is none. May be cheaper than ListVersions.
+  virtual arrow::Result<uint64_t> LatestVersion() {
+    ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+    return versions.empty() ? 0 : versions.back();
+  }
   virtual arrow::Result<format::Manifest> ReadManifest(uint64_t version) = 0;
   /// Publishes `manifest` as its version; AlreadyExists if that version exists.
   virtual arrow::Status Commit(const format::Manifest& manifest) = 0;
@@ -76,6 +81,10 @@ class DirectoryStore : public Store {
 
   const std::string& location() const override { return dir_.path(); }
   arrow::Result<std::vector<uint64_t>> ListVersions() override;
+  /// Without listing `_versions/` (thousands of manifests) when this store has seen a
+  /// version: versions are committed one after the other, so the newest is found by
+  /// checking that the last one seen still exists and probing the ones after it.
+  arrow::Result<uint64_t> LatestVersion() override;
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
@@ -110,6 +119,9 @@ class DirectoryStore : public Store {
   // Whether this store has seen a committed version: from then on a missing
   // `_versions/` means the table was dropped, not that it is being created.
   std::atomic<bool> seen_version_{false};
+  // The newest version this store has listed, read or committed (0: none yet).
+  std::atomic<uint64_t> latest_seen_{0};
+  void SawVersion(uint64_t version);
   ForkSafeMutex mu_;
   // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;

@@ -170,12 +170,12 @@ void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
 }
 
 arrow::Result<format::Manifest> Table::LatestManifest() const {
-  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
-  if (versions.empty()) {
+  ARROW_ASSIGN_OR_RAISE(uint64_t latest, store_->LatestVersion());
+  if (latest == 0) {
     return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
                                   " has no committed version");
   }
-  return ReadVersion(versions.back());
+  return ReadVersion(latest);
 }
 
 arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
