@@ -7,12 +7,38 @@
 namespace riffledb {
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
-    std::shared_ptr<Store> store, format::Manifest manifest) {
+    std::shared_ptr<Store> store, format::Manifest manifest, const Snapshot* previous) {
   std::shared_ptr<Snapshot> snapshot(new Snapshot());
   snapshot->fragment_starts_.push_back(0);
-  for (const auto& info : manifest.fragments) {
+  // The fragments `previous` has in common with `manifest`, from the first one on.
+  size_t shared = 0;
+  if (previous != nullptr && previous->store_ == store &&
+      previous->manifest_.schema->Equals(*manifest.schema, /*check_metadata=*/false)) {
+    const auto& before = previous->manifest_.fragments;
+    while (shared < before.size() && shared < manifest.fragments.size() &&
+           before[shared].path == manifest.fragments[shared].path &&
+           before[shared].deletion == manifest.fragments[shared].deletion) {
+      ++shared;
+    }
+  }
+  snapshot->fragments_.reserve(manifest.fragments.size());
+  for (size_t f = 0; f < manifest.fragments.size(); ++f) {
+    const auto& info = manifest.fragments[f];
     Fragment fragment{info.id, info.physical_rows, nullptr, nullptr,
                       static_cast<int32_t>(snapshot->chunks_.size())};
+    if (f < shared) {
+      fragment.data = previous->fragments_[f].data;
+      fragment.deleted = previous->fragments_[f].deleted;
+      for (size_t b = 0; b < fragment.data->columns.size(); ++b) {
+        snapshot->chunks_.push_back(
+            {&fragment.data->columns[b],
+             fragment.data->batch_offsets[b + 1] - fragment.data->batch_offsets[b]});
+      }
+      snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() +
+                                           info.num_rows());
+      snapshot->fragments_.push_back(std::move(fragment));
+      continue;
+    }
     ARROW_ASSIGN_OR_RAISE(fragment.data, store->OpenFragment(info, manifest.schema));
     if (fragment.data->batch_offsets.back() != info.physical_rows) {
       return arrow::Status::Invalid("Fragment ", info.path, " of ", store->location(),

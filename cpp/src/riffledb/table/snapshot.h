@@ -58,8 +58,13 @@ struct TakeOptions {
 /// holding a snapshot sees exactly that version whatever is written afterwards.
 class Snapshot : public std::enable_shared_from_this<Snapshot> {
  public:
-  static arrow::Result<std::shared_ptr<const Snapshot>> Open(std::shared_ptr<Store> store,
-                                                             format::Manifest manifest);
+  /// Opens every fragment of `manifest` (mapped, validated). With `previous` (a snapshot
+  /// of the same table), the fragments both share, same file and same deletion file at
+  /// the same position, are taken from it instead of being looked up again: a commit's
+  /// new snapshot costs what changed, not the size of the table.
+  static arrow::Result<std::shared_ptr<const Snapshot>> Open(
+      std::shared_ptr<Store> store, format::Manifest manifest,
+      const Snapshot* previous = nullptr);
 
   const format::Manifest& manifest() const { return manifest_; }
   const std::shared_ptr<Store>& store() const { return store_; }

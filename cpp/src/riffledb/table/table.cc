@@ -375,7 +375,10 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
     const uint64_t version = next->version;
     // The version is committed: failing to open it (files removed by a racing drop,
     // EIO) must not report the write as failed; reads report the problem.
-    SetSnapshot(Snapshot::Open(store_, std::move(*next)), version, false);
+    auto previous = snapshot();
+    SetSnapshot(Snapshot::Open(store_, std::move(*next),
+                               previous.ok() ? previous->get() : nullptr),
+                version, false);
     return version;
   }
   on_abandon();
