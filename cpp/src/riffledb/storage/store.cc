@@ -75,6 +75,14 @@ arrow::Result<uint64_t> DirectoryStore::LatestVersion() {
 
 arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   ARROW_ASSIGN_OR_RAISE(auto versions, dir_.ListVersions());
+  const uint64_t newest = versions.empty() ? 0 : versions.back();
+  if (newest < latest_seen_.load(std::memory_order_relaxed)) {
+    // Versions only grow, unless the table was dropped and another one created under
+    // its name: what this store remembers is of the old table.
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    manifests_.clear();
+    latest_seen_.store(newest, std::memory_order_relaxed);
+  }
   if (!versions.empty()) {
     SawVersion(versions.back());
   } else {

@@ -212,3 +212,33 @@ TEST_F(Format2Test, AFragmentOfTheWrongSizeIsDamage) {
 
 }  // namespace
 }  // namespace riffledb
+
+namespace riffledb {
+namespace {
+
+// The store keeps the newest manifests parsed; a table dropped and created again under
+// the same name must not be read through them.
+TEST(ManifestCache, ATableCreatedAgainIsReadFromDisk) {
+  TempDir dir;
+  const std::string path = dir.path() + "/t.riffle";
+  auto store = std::make_shared<DirectoryStore>(path);
+  auto data = ReaderOf({IdBatch(0, 10)});
+  auto table = Table::Create("t", store, data->schema(), data.get()).ValueOrDie();
+  for (int64_t start : {10, 20, 30}) {
+    auto more = ReaderOf({IdBatch(start, 10)});
+    ASSERT_OK(table->Append(more.get()).status());
+  }
+  ASSERT_EQ(table->version(), 4u);
+  // Another process drops the table and creates a new one of 3 rows.
+  std::filesystem::remove_all(path);
+  auto other = ReaderOf({IdBatch(100, 3)});
+  ASSERT_OK(Table::Create("t", std::make_shared<DirectoryStore>(path), other->schema(),
+                          other.get())
+                .status());
+  ASSERT_OK(table->CheckoutLatest());
+  EXPECT_EQ(table->version(), 1u);
+  EXPECT_EQ(Ids(*table), (std::vector<int64_t>{100, 101, 102}));
+}
+
+}  // namespace
+}  // namespace riffledb
