@@ -109,6 +109,11 @@ arrow::Result<Manifest> TableDir::ReadLatestManifest() const {
   return ReadManifest(version);
 }
 
+arrow::Status TableDir::RemoveVersion(uint64_t version) const {
+  return fs_->DeleteFile(
+      Resolve(std::string(kVersionsDir) + "/" + ManifestName(version)));
+}
+
 arrow::Status TableDir::Commit(const Manifest& manifest) const {
   ARROW_ASSIGN_OR_RAISE(std::string text, SerializeManifest(manifest));
   std::string path =

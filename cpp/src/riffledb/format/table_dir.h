@@ -49,6 +49,10 @@ class TableDir {
   /// ErrorKind::kCommitOutcomeUnknown and the caller must keep the files it wrote.
   arrow::Status Commit(const Manifest& manifest) const;
 
+  /// Deletes the manifest of `version` (cleanup of old versions); OK if it is gone. The
+  /// caller never removes the newest version, which writers rebase on.
+  arrow::Status RemoveVersion(uint64_t version) const;
+
  private:
   std::shared_ptr<io::FileSystem> fs_;
   std::string path_;

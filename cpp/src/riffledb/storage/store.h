@@ -29,6 +29,13 @@ namespace riffledb {
 /// type of both stores.
 using FragmentData = format::FragmentData;
 
+/// A file of a table's store that cleanup may remove (Store::ListFiles).
+struct StoredFile {
+  std::string path;       ///< relative to the table, as manifests name files
+  int64_t size = 0;       ///< bytes
+  int64_t mtime_ms = -1;  ///< last modification, ms since the Unix epoch; -1 if unknown
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -53,6 +60,18 @@ class Store {
       const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
   /// Best-effort removal of files a failed or lost commit wrote.
   virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
+
+  // -- Maintenance (Table::CleanupOldVersions)
+
+  /// Every file a version may reference or an unfinished write may have left: fragment
+  /// and deletion files (temporary ones included) and the temporary files of exclusive
+  /// creates in `_versions/`. Never a committed manifest.
+  virtual arrow::Result<std::vector<StoredFile>> ListFiles() = 0;
+  /// Removes the manifest of `version` (never the only one: the caller keeps the
+  /// newest). OK if it is already gone.
+  virtual arrow::Status RemoveVersion(uint64_t version) = 0;
+  /// Removes a file listed by ListFiles; OK if it is already gone.
+  virtual arrow::Status RemoveFile(const std::string& path) = 0;
 };
 
 /// A table directory (docs/format.md) on the storage seam. Opened fragments and deletion
@@ -85,6 +104,9 @@ class DirectoryStore : public Store {
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  arrow::Result<std::vector<StoredFile>> ListFiles() override;
+  arrow::Status RemoveVersion(uint64_t version) override;
+  arrow::Status RemoveFile(const std::string& path) override;
 
  private:
   // Whether this store has seen a version and `_versions/` is now gone.
@@ -126,6 +148,10 @@ class MemoryStore : public Store {
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  /// Files have their creation time as mtime and their buffers' bytes as size.
+  arrow::Result<std::vector<StoredFile>> ListFiles() override;
+  arrow::Status RemoveVersion(uint64_t version) override;
+  arrow::Status RemoveFile(const std::string& path) override;
 
  private:
   const std::string location_;
@@ -134,6 +160,9 @@ class MemoryStore : public Store {
   std::map<uint64_t, format::Manifest> versions_;
   std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::shared_ptr<const std::vector<uint32_t>>> deletions_;
+  // Creation time (ms since the epoch) of each file in fragments_ and deletions_: the
+  // grace period of cleanup protects in-flight writers of memory tables too.
+  std::map<std::string, int64_t> created_ms_;
   uint64_t next_file_ = 0;
 };
 
