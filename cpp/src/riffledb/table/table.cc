@@ -83,8 +83,16 @@ arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
   }
   ARROW_ASSIGN_OR_RAISE(auto versions, table->store_->ListVersions());
   if (versions.empty()) return table->LatestManifest().status();  // the message
-  const uint64_t latest = versions.back();
+  uint64_t latest = versions.back();
   auto manifest = table->ReadVersion(latest);
+  if (!manifest.ok() && GetErrorKind(manifest.status()) != ErrorKind::kCorruption) {
+    // Removed by a cleanup after a newer commit, between the listing and the read?
+    auto newest = table->LatestManifest();
+    if (newest.ok()) {
+      latest = newest->version;
+      manifest = std::move(newest);
+    }
+  }
   // A damaged version still gives a handle, whether its manifest or its files are
   // damaged: reads report the damage, and ListVersions, Checkout and Restore reach the
   // intact versions.
@@ -160,11 +168,21 @@ void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
 
 arrow::Result<format::Manifest> Table::LatestManifest() const {
   ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
-  if (versions.empty()) {
-    return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
-                                  " has no committed version");
+  for (int attempt = 0;; ++attempt) {
+    if (versions.empty()) {
+      return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
+                                    " has no committed version");
+    }
+    auto manifest = ReadVersion(versions.back());
+    if (manifest.ok() || attempt == 3) return manifest;
+    // Between the listing and the read, another writer may have committed a newer
+    // version and a cleanup removed this one: read the newest again.
+    const uint64_t listed = versions.back();
+    ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
+    if (std::find(versions.begin(), versions.end(), listed) != versions.end()) {
+      return manifest;
+    }
   }
-  return ReadVersion(versions.back());
 }
 
 arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
@@ -239,11 +257,19 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
 arrow::Status Table::Checkout(uint64_t version) {
   ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
   if (std::find(versions.begin(), versions.end(), version) == versions.end()) {
-    return arrow::Status::Invalid(
-        "Version ", version, " of table '", name_, "' does not exist; versions: ",
+    const std::string listed =
         versions.empty()
             ? std::string("none")
-            : std::to_string(versions.front()) + ".." + std::to_string(versions.back()));
+            : std::to_string(versions.front()) + ".." + std::to_string(versions.back());
+    // Every commit is the newest version + 1, so a missing version below the newest
+    // existed once: only cleanup (or a hand) removes manifests.
+    if (version >= 1 && !versions.empty() && version < versions.back()) {
+      return arrow::Status::Invalid(
+          "Version ", version, " of table '", name_,
+          "' was removed by cleanup_old_versions; versions: ", listed);
+    }
+    return arrow::Status::Invalid("Version ", version, " of table '", name_,
+                                  "' does not exist; versions: ", listed);
   }
   ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
