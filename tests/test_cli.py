@@ -43,6 +43,7 @@ def test_info_json(db_path):
     assert events["data_files"] == 2
     assert events["versions_files"] == 3
     assert events["deletions_files"] == 1
+    assert events["segments_files"] == 0  # lists of at most 8 entries stay inline
     assert events["data_bytes"] > 150 * 8
     assert "id: int64" in events["schema"]
 
@@ -65,7 +66,7 @@ def test_verify_clean_then_damaged(db_path):
     fragment.write_bytes(b"ARROW1" + b"\0" * 10)
     code, out, _ = run("verify", str(db_path))
     assert code == cli.EXIT_FAILED
-    assert f"events version 2: {manifest}" in out
+    assert f"events version 2: Version 2 of table 'events' is damaged: {manifest}" in out
     assert "other version 1:" in out and str(fragment) in out
     assert out.strip().endswith("checked 2 versions of 2 tables: 2 damaged")
 

@@ -45,7 +45,7 @@ def table_files(db_path: pathlib.Path, name: str = "t") -> dict[str, int]:
     """Files cleanup may remove (relative path -> bytes)."""
     root = db_path / f"{name}.riffle"
     files = {}
-    for part in ("data", "_deletions", "_versions"):
+    for part in ("data", "_deletions", "_segments", "_versions"):
         for path in (root / part).glob("*") if (root / part).is_dir() else []:
             if part == "_versions" and not path.name.endswith(".tmp"):
                 continue
@@ -168,10 +168,15 @@ def test_orphans_of_a_killed_writer_go_only_after_the_grace_period(tmp_path):
     assert rows in (done.value * KILL_ROWS, (done.value + 1) * KILL_ROWS)
     expected = t.to_arrow()
     assert expected["id"].to_pylist() == list(range(rows))
+    data_files = {f for f in table_files(tmp_path) if f.startswith("data/")}
     tick()
     first = t.cleanup_old_versions(ZERO)
-    assert first.files_removed == 0  # every orphan is younger than 7 days
     assert first.old_versions == len(expected) // KILL_ROWS  # all but the newest
+    # Only files of removed versions went (format 2: manifest list segments the newest
+    # version rewrote); every orphan is younger than 7 days and stays.
+    after_first = table_files(tmp_path)
+    assert data_files <= set(after_first)
+    assert "_versions/.00000000000000009999.json.0a1b.tmp" in after_first
     # A week later (every file aged, referenced or not): the orphans go, nothing else.
     orphans_and_live = table_files(tmp_path)
     age(tmp_path, EIGHT_DAYS)

@@ -245,6 +245,12 @@ void RegisterTable(nb::module_& m) {
           },
           nb::arg("older_than_ms"), nb::arg("delete_unverified"),
           nb::arg("progress").none())
+      .def(
+          "verify",
+          [](const Table& t, std::optional<uint64_t> version) {
+            ThrowIfError(WithoutGil([&] { return t.Verify(version); }));
+          },
+          nb::arg("version") = nb::none())
       .def("restore",
            [](Table& t, uint64_t version) {
              return ValueOrThrow(WithoutGil([&] { return t.Restore(version); }));

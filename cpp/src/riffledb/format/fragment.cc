@@ -13,6 +13,7 @@
 #include <map>
 #include <string_view>
 
+#include "riffledb/util/crc32c.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -41,13 +42,43 @@ arrow::ipc::IpcReadOptions ReadOptions() {
   return options;
 }
 
+// Passes writes through to `inner`, keeping the size and CRC-32C of the bytes written:
+// the digest a format-2 manifest records for the file, computed without reading it back.
+class DigestStream : public arrow::io::OutputStream {
+ public:
+  explicit DigestStream(std::shared_ptr<arrow::io::OutputStream> inner)
+      : inner_(std::move(inner)) {}
+
+  arrow::Status Write(const void* data, int64_t nbytes) override {
+    ARROW_RETURN_NOT_OK(inner_->Write(data, nbytes));
+    digest_.crc32c = Crc32c(data, static_cast<size_t>(nbytes), digest_.crc32c);
+    digest_.size += nbytes;
+    return arrow::Status::OK();
+  }
+  arrow::Status Write(const std::shared_ptr<arrow::Buffer>& data) override {
+    return Write(data->data(), data->size());
+  }
+  arrow::Status Flush() override { return inner_->Flush(); }
+  arrow::Status Close() override { return inner_->Close(); }
+  arrow::Status Abort() override { return inner_->Abort(); }
+  arrow::Result<int64_t> Tell() const override { return digest_.size; }
+  bool closed() const override { return inner_->closed(); }
+
+  const FileDigest& digest() const { return digest_; }
+
+ private:
+  std::shared_ptr<arrow::io::OutputStream> inner_;
+  FileDigest digest_;
+};
+
 // One fragment file being written through the seam: durable once Finish() returns OK.
 class FileSink {
  public:
   static arrow::Result<std::unique_ptr<FileSink>> Open(
       io::FileSystem& fs, const std::string& path,
       const std::shared_ptr<arrow::Schema>& schema) {
-    ARROW_ASSIGN_OR_RAISE(auto stream, fs.CreateOutput(path));
+    ARROW_ASSIGN_OR_RAISE(auto file, fs.CreateOutput(path));
+    auto stream = std::make_shared<DigestStream>(std::move(file));
     auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(stream)));
     auto writer = arrow::ipc::MakeFileWriter(sink->stream_, schema, WriteOptions());
     if (!writer.ok()) {
@@ -76,9 +107,10 @@ class FileSink {
 
   const std::string& path() const { return path_; }
   int64_t rows() const { return rows_; }
+  const FileDigest& digest() const { return stream_->digest(); }
 
  private:
-  FileSink(std::string path, std::shared_ptr<arrow::io::OutputStream> stream)
+  FileSink(std::string path, std::shared_ptr<DigestStream> stream)
       : path_(std::move(path)), stream_(std::move(stream)) {}
 
   arrow::Status Annotate(arrow::Status st) const {
@@ -87,7 +119,7 @@ class FileSink {
   }
 
   std::string path_;
-  std::shared_ptr<arrow::io::OutputStream> stream_;
+  std::shared_ptr<DigestStream> stream_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
   int64_t rows_ = 0;
 };
@@ -211,7 +243,7 @@ class FragmentWriter {
     if (!sink_) return arrow::Status::OK();
     arrow::Status st = sink_->Finish();
     // Once Finish was attempted the file is ours to clean up as a written one.
-    written_.push_back({sink_relative_, sink_->rows()});
+    written_.push_back({sink_relative_, sink_->rows(), sink_->digest()});
     sink_.reset();
     dictionaries_.clear();
     return st;
@@ -408,8 +440,19 @@ std::shared_ptr<FragmentData> FragmentData::Make(
 
 arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
     io::FileSystem& fs, const std::string& path,
-    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows) {
+    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows,
+    const std::optional<FileDigest>& digest) {
   ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
+  if (digest) {
+    // The size alone is free to check; the CRC means reading every byte (VerifyFile).
+    ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+    if (size != digest->size) {
+      return WithErrorKind(
+          arrow::Status::Invalid("Corrupt fragment file '", path, "': it has ", size,
+                                 " bytes, the manifest says ", digest->size),
+          ErrorKind::kCorruption);
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto batches, ReadAllBatches(path, file, *schema, "fragment"));
   int64_t rows = 0;
   for (const auto& batch : batches) rows += batch->num_rows();
@@ -442,8 +485,8 @@ std::shared_ptr<arrow::Schema> DeletionSchema() {
 
 }  // namespace
 
-arrow::Status WriteDeletionFile(io::FileSystem& fs, const std::string& path,
-                                const std::vector<uint32_t>& rows) {
+arrow::Result<FileDigest> WriteDeletionFile(io::FileSystem& fs, const std::string& path,
+                                            const std::vector<uint32_t>& rows) {
   for (size_t i = 1; i < rows.size(); ++i) {
     if (rows[i] <= rows[i - 1]) {
       return arrow::Status::Invalid("Deleted rows must be strictly increasing: row ",
@@ -463,14 +506,64 @@ arrow::Status WriteDeletionFile(io::FileSystem& fs, const std::string& path,
   ARROW_RETURN_NOT_OK(writer->Close());
   ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
 
-  return fs.CreateExclusive(path, {buffer->data(), static_cast<size_t>(buffer->size())});
+  ARROW_RETURN_NOT_OK(
+      fs.CreateExclusive(path, {buffer->data(), static_cast<size_t>(buffer->size())}));
+  return FileDigest{buffer->size(),
+                    Crc32c(buffer->data(), static_cast<size_t>(buffer->size()))};
 }
 
-arrow::Result<std::vector<uint32_t>> ReadDeletionFile(io::FileSystem& fs,
-                                                      const std::string& path,
-                                                      int64_t physical_rows,
-                                                      int64_t expected_count) {
+arrow::Status CheckDigest(const arrow::Buffer& bytes, const FileDigest& digest,
+                          const std::string& path) {
+  if (bytes.size() != digest.size) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt file '", path, "': it has ", bytes.size(),
+                               " bytes, the manifest says ", digest.size),
+        ErrorKind::kCorruption);
+  }
+  const uint32_t crc = Crc32c(bytes.data(), static_cast<size_t>(bytes.size()));
+  if (crc != digest.crc32c) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt file '", path, "': checksum mismatch (crc32c ",
+                               Crc32cHex(crc), ", the manifest says ",
+                               Crc32cHex(digest.crc32c), ")"),
+        ErrorKind::kCorruption);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status VerifyFile(io::FileSystem& fs, const std::string& path,
+                         const FileDigest& digest) {
+  ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  if (size != digest.size) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt file '", path, "': it has ", size,
+                               " bytes, the manifest says ", digest.size),
+        ErrorKind::kCorruption);
+  }
+  // In pieces: a fragment may be far larger than memory.
+  constexpr int64_t kPiece = int64_t{8} << 20;
+  uint32_t crc = 0;
+  for (int64_t offset = 0; offset < size; offset += kPiece) {
+    ARROW_ASSIGN_OR_RAISE(auto piece,
+                          file->ReadAt(offset, std::min(kPiece, size - offset)));
+    crc = Crc32c(piece->data(), static_cast<size_t>(piece->size()), crc);
+  }
+  if (crc != digest.crc32c) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt file '", path, "': checksum mismatch (crc32c ",
+                               Crc32cHex(crc), ", the manifest says ",
+                               Crc32cHex(digest.crc32c), ")"),
+        ErrorKind::kCorruption);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::vector<uint32_t>> ReadDeletionFile(
+    io::FileSystem& fs, const std::string& path, int64_t physical_rows,
+    int64_t expected_count, const std::optional<FileDigest>& digest) {
   ARROW_ASSIGN_OR_RAISE(auto data, fs.ReadFile(path));
+  if (digest) ARROW_RETURN_NOT_OK(CheckDigest(*data, *digest, path));
   auto file = std::make_shared<arrow::io::BufferReader>(data);
   ARROW_ASSIGN_OR_RAISE(auto batches,
                         ReadAllBatches(path, file, *DeletionSchema(), "deletion"));

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "riffledb/format/manifest.h"
 #include "riffledb/io/filesystem.h"
 
 namespace riffledb::format {
@@ -69,6 +71,7 @@ class BatchCoalescer {
 struct WrittenFragment {
   std::string path;  ///< relative to the table directory, `data/<random id>.arrow`
   int64_t physical_rows = 0;
+  std::optional<FileDigest> digest;  ///< of the file as written (none in memory)
 };
 
 /// Streams `reader` into one or more fragment files under `table_dir/data/`, through
@@ -108,21 +111,31 @@ struct FragmentData {
 /// file magic and footer, schema equal to `schema` (ignoring metadata), total rows equal
 /// to `expected_rows`. Corrupt or truncated files give IOError/Invalid naming the file,
 /// never a crash: every batch is validated (`ValidateFull`) when opened.
+/// With `digest`, the file's size must match it (its CRC is checked by VerifyFile only:
+/// that reads every byte, which a memory-mapped open never does).
 arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
     io::FileSystem& fs, const std::string& path,
-    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows);
+    const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows,
+    const std::optional<FileDigest>& digest = std::nullopt);
 
 /// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as
 /// an Arrow IPC file with one non-null uint32 column `row`, created exclusively through
-/// `fs`.
-arrow::Status WriteDeletionFile(io::FileSystem& fs, const std::string& path,
-                                const std::vector<uint32_t>& rows);
+/// `fs`. Returns its digest.
+arrow::Result<FileDigest> WriteDeletionFile(io::FileSystem& fs, const std::string& path,
+                                            const std::vector<uint32_t>& rows);
 
-/// Reads and validates a deletion file: strictly increasing, below `physical_rows`, count
-/// equal to `expected_count`; errors name the file.
-arrow::Result<std::vector<uint32_t>> ReadDeletionFile(io::FileSystem& fs,
-                                                      const std::string& path,
-                                                      int64_t physical_rows,
-                                                      int64_t expected_count);
+/// Reads and validates a deletion file: its digest when given (always for format 2),
+/// strictly increasing, below `physical_rows`, count equal to `expected_count`; errors
+/// name the file.
+arrow::Result<std::vector<uint32_t>> ReadDeletionFile(
+    io::FileSystem& fs, const std::string& path, int64_t physical_rows,
+    int64_t expected_count, const std::optional<FileDigest>& digest = std::nullopt);
+
+/// Corruption naming `path` unless `bytes` has exactly `digest`'s size and CRC-32C.
+arrow::Status CheckDigest(const arrow::Buffer& bytes, const FileDigest& digest,
+                          const std::string& path);
+/// Reads the whole file through `fs` and checks it against `digest` (verify).
+arrow::Status VerifyFile(io::FileSystem& fs, const std::string& path,
+                         const FileDigest& digest);
 
 }  // namespace riffledb::format

@@ -20,7 +20,7 @@ namespace riffledb::format {
 namespace {
 
 const std::filesystem::path kFuzzDir =
-    std::filesystem::path(__FILE__).parent_path() / "testdata" / "fuzz";
+    std::filesystem::path(RIFFLEDB_COMPONENT_DIR) / "testdata" / "fuzz";
 
 void WriteSeed(const std::string& target, const std::string& name,
                const std::string& bytes) {
@@ -57,12 +57,26 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   m.operation = "delete";
   m.schema = RichSchema();
   m.next_fragment_id = 3;
-  m.fragments = {
-      {0, "data/0123456789abcdef0123456789abcdef.arrow", 1000, std::nullopt},
-      {2, "data/fedcba9876543210fedcba9876543210.arrow", 20,
-       DeletionFileInfo{"_deletions/00112233445566778899aabbccddeeff.arrow", 2}}};
+  m.fragments = {{0, "data/0123456789abcdef0123456789abcdef.arrow", 1000, std::nullopt,
+                  std::nullopt},
+                 {2, "data/fedcba9876543210fedcba9876543210.arrow", 20,
+                  DeletionFileInfo{"_deletions/00112233445566778899aabbccddeeff.arrow", 2,
+                                   std::nullopt},
+                  std::nullopt}};
   ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
   WriteSeed("manifest_fuzz", "rich_schema.json", text);
+  ASSERT_OK_AND_ASSIGN(text, SerializeManifestV1(m));
+  WriteSeed("manifest_fuzz", "v1_rich_schema.json", text);
+  // Format 2's body after its checksum header (the target signs it), with digests and
+  // history; a segment file of each kind.
+  m.fragments[0].digest = FileDigest{123456, 0x89abcdef};
+  m.history = {{1, 1700000000000, "create"}, {3, 1700000000001, "append"}};
+  ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
+  WriteSeed("manifest_fuzz", "v2_body.json", text.substr(26));
+  ASSERT_OK_AND_ASSIGN(text, SerializeFragmentSegment(m.fragments));
+  WriteSeed("manifest_fuzz", "fragment_segment.json", text);
+  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(m.history));
+  WriteSeed("manifest_fuzz", "history_segment.json", text);
 
   // Fragments.
   auto schema = RichSchema();

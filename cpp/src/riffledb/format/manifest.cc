@@ -1,21 +1,5 @@
-// Manifest JSON (docs/format.md, "Manifests"). Keys, all required unless noted:
-//
-//   format_version    integer  on-disk format version; readers reject newer ones
-//   version           integer  table version, >= 1 (also the file name)
-//   timestamp_ms      integer  commit time, milliseconds since the Unix epoch, >= 0
-//   operation         string   what made this version ("create", "append", ...)
-//   schema            string   base64 of the Arrow IPC schema message (all
-//   types/metadata) next_fragment_id  integer  uint32, greater than every fragment id
-//   ever used fragments         array    in scan order, each an object:
-//     id              integer  uint32, unique, < next_fragment_id
-//     path            string   data file, relative to the table directory
-//     physical_rows   integer  rows in the file incl. deleted ones, 0..2^32
-//     deletion        object   optional (absent or null): the fragment's deletion file
-//       path          string   relative to the table directory
-//       num_deleted   integer  distinct deleted rows, 0..physical_rows
-//
-// Unknown keys are ignored so that additions a format-1 reader may skip need no new
-// format version.
+// Manifest and segment JSON (docs/format.md, sections 2 and 10). Unknown keys are
+// ignored so that additions a reader may skip need no new format version.
 #include "riffledb/format/manifest.h"
 
 #include <arrow/buffer.h>
@@ -26,10 +10,12 @@
 #include <arrow/util/base64.h>
 
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_set>
 
+#include "riffledb/util/crc32c.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -169,6 +155,56 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
 
 // Checks the invariants that do not depend on the JSON encoding, so that
 // SerializeManifest never writes what ParseManifest would reject.
+arrow::Status ValidateFragment(const ManifestError& err, const FragmentInfo& f,
+                               const std::string& at) {
+  ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
+  if (f.physical_rows < 0 || f.physical_rows > kMaxFragmentRows) {
+    return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
+                       ", must be in [0, ", kMaxFragmentRows, "]");
+  }
+  if (f.digest && f.digest->size < 0) {
+    return err.Invalid("'", at, ".size' is ", f.digest->size, ", must be at least 0");
+  }
+  if (f.deletion) {
+    ARROW_RETURN_NOT_OK(
+        ValidateRelativePath(err, f.deletion->path, at + ".deletion.path"));
+    if (f.deletion->num_deleted < 0 || f.deletion->num_deleted > f.physical_rows) {
+      return err.Invalid("'", at, ".deletion.num_deleted' is ", f.deletion->num_deleted,
+                         ", must be in [0, physical_rows = ", f.physical_rows, "]");
+    }
+    if (f.deletion->digest && f.deletion->digest->size < 0) {
+      return err.Invalid("'", at, ".deletion.size' is ", f.deletion->digest->size,
+                         ", must be at least 0");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+template <typename Entry>
+arrow::Status ValidateSegments(const ManifestError& err,
+                               const std::vector<Segment<Entry>>& segments,
+                               const std::vector<Entry>& list, const char* what) {
+  int64_t covered = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const auto& segment = segments[i];
+    std::string at = std::string(what) + ".segments[" + std::to_string(i) + "]";
+    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, segment.path, at + ".path"));
+    if (segment.count < 1) {
+      return err.Invalid("'", at, ".count' is ", segment.count, ", must be at least 1");
+    }
+    if (segment.digest.size < 0) {
+      return err.Invalid("'", at, ".size' is ", segment.digest.size,
+                         ", must be at least 0");
+    }
+    covered += segment.count;
+  }
+  if (covered > static_cast<int64_t>(list.size())) {
+    return err.Invalid("the ", what, " segments hold ", covered,
+                       " entries, the list has ", list.size());
+  }
+  return arrow::Status::OK();
+}
+
 arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
   if (m.version < 1) return err.Invalid("'version' is 0, must be at least 1");
   if (m.timestamp_ms < 0) {
@@ -176,30 +212,18 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
   }
   if (m.schema == nullptr) return err.Invalid("manifest has no schema");
   std::unordered_set<uint32_t> ids;
+  ids.reserve(m.fragments.size());
   int64_t total_rows = 0;
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const FragmentInfo& f = m.fragments[i];
-    std::string at = "fragments[" + std::to_string(i) + "]";
     if (!ids.insert(f.id).second) {
-      return err.Invalid("duplicate fragment id ", f.id, " at ", at);
+      return err.Invalid("duplicate fragment id ", f.id, " at fragments[", i, "]");
     }
     if (f.id >= m.next_fragment_id) {
-      return err.Invalid("'", at, ".id' is ", f.id, ", must be below next_fragment_id (",
-                         m.next_fragment_id, ")");
+      return err.Invalid("'fragments[", i, "].id' is ", f.id,
+                         ", must be below next_fragment_id (", m.next_fragment_id, ")");
     }
-    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
-    if (f.physical_rows < 0 || f.physical_rows > kMaxFragmentRows) {
-      return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
-                         ", must be in [0, ", kMaxFragmentRows, "]");
-    }
-    if (f.deletion) {
-      ARROW_RETURN_NOT_OK(
-          ValidateRelativePath(err, f.deletion->path, at + ".deletion.path"));
-      if (f.deletion->num_deleted < 0 || f.deletion->num_deleted > f.physical_rows) {
-        return err.Invalid("'", at, ".deletion.num_deleted' is ", f.deletion->num_deleted,
-                           ", must be in [0, physical_rows = ", f.physical_rows, "]");
-      }
-    }
+    ARROW_RETURN_NOT_OK(ValidateFragment(err, f, "fragments[" + std::to_string(i) + "]"));
     // At most 2^32 rows per fragment: overflow needs more than 2^31 fragments, which
     // only a hostile file has.
     if (total_rows > std::numeric_limits<int64_t>::max() - f.physical_rows) {
@@ -207,6 +231,21 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     }
     total_rows += f.physical_rows;
   }
+  for (size_t i = 0; i < m.history.size(); ++i) {
+    const VersionRecord& r = m.history[i];
+    if (r.version < 1 || r.version >= m.version ||
+        (i > 0 && r.version <= m.history[i - 1].version)) {
+      return err.Invalid("'history[", i, "].version' is ", r.version,
+                         ": the history must ascend and stay below version ", m.version);
+    }
+    if (r.timestamp_ms < 0) {
+      return err.Invalid("'history[", i, "].timestamp_ms' is ", r.timestamp_ms,
+                         ", must be at least 0");
+    }
+  }
+  ARROW_RETURN_NOT_OK(
+      ValidateSegments(err, m.fragment_segments, m.fragments, "fragments"));
+  ARROW_RETURN_NOT_OK(ValidateSegments(err, m.history_segments, m.history, "history"));
   return arrow::Status::OK();
 }
 
@@ -229,7 +268,219 @@ arrow::Result<std::shared_ptr<arrow::Schema>> DecodeSchema(const ManifestError& 
   return std::move(schema).ValueUnsafe();
 }
 
-arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& err) {
+// ---------------------------------------------------------------------------------------
+// Entries, shared by manifests (inline) and segment files
+
+arrow::Result<uint32_t> GetCrc(const ManifestError& err, const Json& object,
+                               const std::string& what) {
+  ARROW_ASSIGN_OR_RAISE(std::string text, GetString(err, object, "crc32c", what));
+  auto crc = ParseCrc32cHex(text);
+  if (!crc) return err.Invalid("'", what, "' is '", text, "', must be 8 hex digits");
+  return *crc;
+}
+
+// The optional digest of a referenced file: "size" and "crc32c", both or neither.
+arrow::Result<std::optional<FileDigest>> GetDigest(const ManifestError& err,
+                                                   const Json& object,
+                                                   const std::string& at) {
+  const bool has_size = Find(object, "size") != nullptr;
+  const bool has_crc = Find(object, "crc32c") != nullptr;
+  if (!has_size && !has_crc) return std::nullopt;
+  FileDigest digest;
+  ARROW_ASSIGN_OR_RAISE(digest.size, GetInt(err, object, "size", at + ".size", 0,
+                                            std::numeric_limits<int64_t>::max()));
+  ARROW_ASSIGN_OR_RAISE(digest.crc32c, GetCrc(err, object, at + ".crc32c"));
+  return digest;
+}
+
+arrow::Result<FragmentInfo> ParseFragment(const ManifestError& err, const Json& f,
+                                          const std::string& at) {
+  if (!f.is_object()) {
+    return err.Invalid("'", at, "' must be an object, got ", f.type_name());
+  }
+  FragmentInfo info;
+  ARROW_ASSIGN_OR_RAISE(int64_t id, GetInt(err, f, "id", at + ".id", 0,
+                                           std::numeric_limits<uint32_t>::max()));
+  info.id = static_cast<uint32_t>(id);
+  ARROW_ASSIGN_OR_RAISE(info.path, GetString(err, f, "path", at + ".path"));
+  ARROW_ASSIGN_OR_RAISE(
+      info.physical_rows,
+      GetInt(err, f, "physical_rows", at + ".physical_rows", 0, kMaxFragmentRows));
+  ARROW_ASSIGN_OR_RAISE(info.digest, GetDigest(err, f, at));
+  const Json* deletion = Find(f, "deletion");
+  if (deletion != nullptr && !deletion->is_null()) {
+    if (!deletion->is_object()) {
+      return err.Invalid("'", at, ".deletion' must be an object or null, got ",
+                         deletion->type_name());
+    }
+    DeletionFileInfo del;
+    ARROW_ASSIGN_OR_RAISE(del.path,
+                          GetString(err, *deletion, "path", at + ".deletion.path"));
+    ARROW_ASSIGN_OR_RAISE(del.num_deleted,
+                          GetInt(err, *deletion, "num_deleted",
+                                 at + ".deletion.num_deleted", 0, kMaxFragmentRows));
+    ARROW_ASSIGN_OR_RAISE(del.digest, GetDigest(err, *deletion, at + ".deletion"));
+    info.deletion = std::move(del);
+  }
+  ARROW_RETURN_NOT_OK(ValidateFragment(err, info, at));
+  return info;
+}
+
+arrow::Result<VersionRecord> ParseRecord(const ManifestError& err, const Json& r,
+                                         const std::string& at) {
+  if (!r.is_object()) {
+    return err.Invalid("'", at, "' must be an object, got ", r.type_name());
+  }
+  VersionRecord record;
+  ARROW_ASSIGN_OR_RAISE(int64_t version, GetInt(err, r, "version", at + ".version", 1,
+                                                std::numeric_limits<int64_t>::max()));
+  record.version = static_cast<uint64_t>(version);
+  ARROW_ASSIGN_OR_RAISE(record.timestamp_ms,
+                        GetInt(err, r, "timestamp_ms", at + ".timestamp_ms", 0,
+                               std::numeric_limits<int64_t>::max()));
+  ARROW_ASSIGN_OR_RAISE(record.operation,
+                        GetString(err, r, "operation", at + ".operation"));
+  return record;
+}
+
+void PutDigest(OrderedJson* object, const std::optional<FileDigest>& digest) {
+  if (!digest) return;
+  (*object)["size"] = digest->size;
+  (*object)["crc32c"] = Crc32cHex(digest->crc32c);
+}
+
+OrderedJson FragmentJson(const FragmentInfo& f) {
+  OrderedJson fragment;
+  fragment["id"] = f.id;
+  fragment["path"] = f.path;
+  fragment["physical_rows"] = f.physical_rows;
+  PutDigest(&fragment, f.digest);
+  if (f.deletion) {
+    OrderedJson deletion;
+    deletion["path"] = f.deletion->path;
+    deletion["num_deleted"] = f.deletion->num_deleted;
+    PutDigest(&deletion, f.deletion->digest);
+    fragment["deletion"] = std::move(deletion);
+  }
+  return fragment;
+}
+
+OrderedJson RecordJson(const VersionRecord& r) {
+  OrderedJson record;
+  record["version"] = r.version;
+  record["timestamp_ms"] = r.timestamp_ms;
+  record["operation"] = r.operation;
+  return record;
+}
+
+template <typename Entry>
+OrderedJson SegmentRefJson(const Segment<Entry>& segment) {
+  OrderedJson ref;
+  ref["path"] = segment.path;
+  ref["count"] = segment.count;
+  ref["size"] = segment.digest.size;
+  ref["crc32c"] = Crc32cHex(segment.digest.crc32c);
+  return ref;
+}
+
+// `"[\n<indent>  a,\n<indent>  b\n<indent>]"`: one compact entry per line, so that a
+// list of thousands of entries stays small and still reads (and diffs) line by line.
+std::string JsonLines(const std::vector<std::string>& items, const std::string& indent) {
+  if (items.empty()) return "[]";
+  std::string out = "[\n";
+  for (size_t i = 0; i < items.size(); ++i) {
+    out += indent + "  " + items[i] + (i + 1 < items.size() ? ",\n" : "\n");
+  }
+  return out + indent + "]";
+}
+
+// A format-2 list: `{"segments": [refs], "tail": [entries after them]}`.
+template <typename Entry, typename ToJson>
+std::string ListJson(const std::vector<Segment<Entry>>& segments,
+                     const std::vector<Entry>& list, ToJson to_json) {
+  std::vector<std::string> refs, tail;
+  size_t covered = 0;
+  for (const auto& segment : segments) {
+    refs.push_back(SegmentRefJson(segment).dump());
+    covered += static_cast<size_t>(segment.count);
+  }
+  for (size_t i = covered; i < list.size(); ++i) tail.push_back(to_json(list[i]).dump());
+  return "{\n    \"segments\": " + JsonLines(refs, "    ") +
+         ",\n    \"tail\": " + JsonLines(tail, "    ") + "\n  }";
+}
+
+template <typename Entry, typename Parse>
+arrow::Status ParseList(const ManifestError& err, const Json& doc, const char* key,
+                        std::vector<Segment<Entry>>* segments, std::vector<Entry>* tail,
+                        Parse parse) {
+  const Json* list = Find(doc, key);
+  if (list == nullptr) return err.Invalid("missing key '", key, "'");
+  if (!list->is_object()) {
+    return err.Invalid("'", key, "' must be an object, got ", list->type_name());
+  }
+  const Json* refs = Find(*list, "segments");
+  const Json* entries = Find(*list, "tail");
+  if (refs == nullptr || !refs->is_array() || entries == nullptr ||
+      !entries->is_array()) {
+    return err.Invalid("'", key, "' must hold the arrays 'segments' and 'tail'");
+  }
+  for (size_t i = 0; i < refs->size(); ++i) {
+    const Json& ref = (*refs)[i];
+    std::string at = std::string(key) + ".segments[" + std::to_string(i) + "]";
+    if (!ref.is_object()) {
+      return err.Invalid("'", at, "' must be an object, got ", ref.type_name());
+    }
+    Segment<Entry> segment;
+    ARROW_ASSIGN_OR_RAISE(segment.path, GetString(err, ref, "path", at + ".path"));
+    ARROW_ASSIGN_OR_RAISE(segment.count, GetInt(err, ref, "count", at + ".count", 1,
+                                                std::numeric_limits<uint32_t>::max()));
+    ARROW_ASSIGN_OR_RAISE(
+        segment.digest.size,
+        GetInt(err, ref, "size", at + ".size", 0, std::numeric_limits<int64_t>::max()));
+    ARROW_ASSIGN_OR_RAISE(segment.digest.crc32c, GetCrc(err, ref, at + ".crc32c"));
+    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, segment.path, at + ".path"));
+    segments->push_back(std::move(segment));
+  }
+  tail->reserve(entries->size());
+  for (size_t i = 0; i < entries->size(); ++i) {
+    std::string at = std::string(key) + ".tail[" + std::to_string(i) + "]";
+    ARROW_ASSIGN_OR_RAISE(auto entry, parse(err, (*entries)[i], at));
+    tail->push_back(std::move(entry));
+  }
+  return arrow::Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------
+// The checksum header of format 2: the file starts with exactly
+//   {\n  "crc32c": "<8 hex digits>",\n
+// and the checksum covers every byte after it.
+
+constexpr std::string_view kChecksumOpen = "{\n  \"crc32c\": \"";
+constexpr std::string_view kChecksumClose = "\",\n";
+constexpr size_t kChecksumHeader = kChecksumOpen.size() + 8 + kChecksumClose.size();
+
+std::string WithChecksumHeader(std::string_view body_after_brace) {
+  return std::string(kChecksumOpen) + Crc32cHex(Crc32c(body_after_brace)) +
+         std::string(kChecksumClose) + std::string(body_after_brace);
+}
+
+// nullopt: no header (format 1); false: a header whose checksum does not match.
+std::optional<bool> CheckChecksumHeader(std::string_view text, uint32_t* stored,
+                                        uint32_t* actual) {
+  if (text.size() < kChecksumHeader ||
+      text.substr(0, kChecksumOpen.size()) != kChecksumOpen ||
+      text.substr(kChecksumOpen.size() + 8, kChecksumClose.size()) != kChecksumClose) {
+    return std::nullopt;
+  }
+  auto crc = ParseCrc32cHex(text.substr(kChecksumOpen.size(), 8));
+  if (!crc) return false;
+  *stored = *crc;
+  *actual = Crc32c(text.substr(kChecksumHeader));
+  return *stored == *actual;
+}
+
+arrow::Result<Json> ParseDocument(std::string_view text, const ManifestError& err,
+                                  const char* what) {
   if (MaxJsonDepth(text) > kMaxJsonDepth) {
     return err.Invalid("JSON nested deeper than ", kMaxJsonDepth, " levels");
   }
@@ -240,10 +491,12 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
     return err.Invalid("invalid JSON: ", e.what());
   }
   if (!doc.is_object()) {
-    return err.Invalid("a manifest must be a JSON object, got ", doc.type_name());
+    return err.Invalid("a ", what, " must be a JSON object, got ", doc.type_name());
   }
+  return doc;
+}
 
-  // format_version first: a newer format may change anything else.
+arrow::Result<int64_t> GetFormatVersion(const ManifestError& err, const Json& doc) {
   ARROW_ASSIGN_OR_RAISE(int64_t format_version,
                         GetInt(err, doc, "format_version", "format_version", 1,
                                std::numeric_limits<int64_t>::max()));
@@ -252,8 +505,26 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
                        " is newer than this riffledb supports (", kFormatVersion,
                        "); upgrade riffledb to read this table");
   }
+  return format_version;
+}
+
+arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& err) {
+  uint32_t stored = 0, actual = 0;
+  const std::optional<bool> checksum = CheckChecksumHeader(text, &stored, &actual);
+  if (checksum == false) {
+    return err.Invalid("checksum mismatch: the file says crc32c ", Crc32cHex(stored),
+                       ", its content has ", Crc32cHex(actual), " (the file is damaged)");
+  }
+  ARROW_ASSIGN_OR_RAISE(Json doc, ParseDocument(text, err, "manifest"));
+  // format_version first: a newer format may change anything else.
+  ARROW_ASSIGN_OR_RAISE(int64_t format_version, GetFormatVersion(err, doc));
+  if (format_version >= 2 && !checksum) {
+    return err.Invalid("a format ", format_version,
+                       " manifest must start with its crc32c (the file is damaged)");
+  }
 
   Manifest m;
+  m.format_version = static_cast<int>(format_version);
   ARROW_ASSIGN_OR_RAISE(m.version, GetUint64(err, doc, "version", 1));
   ARROW_ASSIGN_OR_RAISE(m.timestamp_ms, GetInt(err, doc, "timestamp_ms", "timestamp_ms",
                                                0, std::numeric_limits<int64_t>::max()));
@@ -263,47 +534,92 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
                                std::numeric_limits<uint32_t>::max()));
   m.next_fragment_id = static_cast<uint32_t>(next_id);
 
-  const Json* fragments = Find(doc, "fragments");
-  if (fragments == nullptr) return err.Invalid("missing key 'fragments'");
-  if (!fragments->is_array()) {
-    return err.Invalid("'fragments' must be an array, got ", fragments->type_name());
-  }
-  m.fragments.reserve(fragments->size());
-  for (size_t i = 0; i < fragments->size(); ++i) {
-    const Json& f = (*fragments)[i];
-    std::string at = "fragments[" + std::to_string(i) + "]";
-    if (!f.is_object()) {
-      return err.Invalid("'", at, "' must be an object, got ", f.type_name());
+  if (format_version == 1) {
+    const Json* fragments = Find(doc, "fragments");
+    if (fragments == nullptr) return err.Invalid("missing key 'fragments'");
+    if (!fragments->is_array()) {
+      return err.Invalid("'fragments' must be an array, got ", fragments->type_name());
     }
-    FragmentInfo info;
-    ARROW_ASSIGN_OR_RAISE(int64_t id, GetInt(err, f, "id", at + ".id", 0,
-                                             std::numeric_limits<uint32_t>::max()));
-    info.id = static_cast<uint32_t>(id);
-    ARROW_ASSIGN_OR_RAISE(info.path, GetString(err, f, "path", at + ".path"));
-    ARROW_ASSIGN_OR_RAISE(
-        info.physical_rows,
-        GetInt(err, f, "physical_rows", at + ".physical_rows", 0, kMaxFragmentRows));
-    const Json* deletion = Find(f, "deletion");
-    if (deletion != nullptr && !deletion->is_null()) {
-      if (!deletion->is_object()) {
-        return err.Invalid("'", at, ".deletion' must be an object or null, got ",
-                           deletion->type_name());
-      }
-      DeletionFileInfo del;
-      ARROW_ASSIGN_OR_RAISE(del.path,
-                            GetString(err, *deletion, "path", at + ".deletion.path"));
-      ARROW_ASSIGN_OR_RAISE(del.num_deleted,
-                            GetInt(err, *deletion, "num_deleted",
-                                   at + ".deletion.num_deleted", 0, kMaxFragmentRows));
-      info.deletion = std::move(del);
+    m.fragments.reserve(fragments->size());
+    for (size_t i = 0; i < fragments->size(); ++i) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto info,
+          ParseFragment(err, (*fragments)[i], "fragments[" + std::to_string(i) + "]"));
+      m.fragments.push_back(std::move(info));
     }
-    m.fragments.push_back(std::move(info));
+  } else {
+    ARROW_RETURN_NOT_OK(ParseList(err, doc, "fragments", &m.fragment_segments,
+                                  &m.fragments, ParseFragment));
+    ARROW_RETURN_NOT_OK(
+        ParseList(err, doc, "history", &m.history_segments, &m.history, ParseRecord));
   }
 
   ARROW_ASSIGN_OR_RAISE(std::string schema, GetString(err, doc, "schema", "schema"));
   ARROW_ASSIGN_OR_RAISE(m.schema, DecodeSchema(err, schema));
-  ARROW_RETURN_NOT_OK(ValidateManifest(m, err));
+  // With segments, the lists are complete (and checked) only in ResolveManifest.
+  if (m.fragment_segments.empty() && m.history_segments.empty()) {
+    ARROW_RETURN_NOT_OK(ValidateManifest(m, err));
+  }
   return m;
+}
+
+template <typename Entry, typename Parse>
+arrow::Result<std::vector<Entry>> ParseSegment(std::string_view text,
+                                               std::string_view source, const char* kind,
+                                               Parse parse) {
+  ManifestError err(source, /*reading=*/true);
+  try {
+    ARROW_ASSIGN_OR_RAISE(Json doc, ParseDocument(text, err, "segment"));
+    ARROW_ASSIGN_OR_RAISE(int64_t format_version, GetFormatVersion(err, doc));
+    if (format_version < 2) return err.Invalid("segments exist from format 2 on");
+    ARROW_ASSIGN_OR_RAISE(std::string actual_kind, GetString(err, doc, "kind", "kind"));
+    if (actual_kind != kind) {
+      return err.Invalid("a '", actual_kind, "' segment where '", kind, "' was expected");
+    }
+    const Json* entries = Find(doc, "entries");
+    if (entries == nullptr || !entries->is_array()) {
+      return err.Invalid("'entries' must be an array");
+    }
+    std::vector<Entry> out;
+    out.reserve(entries->size());
+    for (size_t i = 0; i < entries->size(); ++i) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto entry, parse(err, (*entries)[i], "entries[" + std::to_string(i) + "]"));
+      out.push_back(std::move(entry));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return err.Invalid("invalid segment: ", e.what());
+  }
+}
+
+template <typename Entry, typename ToJson>
+arrow::Result<std::string> SerializeSegment(const std::vector<Entry>& entries,
+                                            const char* kind, ToJson to_json) {
+  try {
+    std::vector<std::string> lines;
+    lines.reserve(entries.size());
+    for (const auto& entry : entries) lines.push_back(to_json(entry).dump());
+    return "{\"format_version\": " + std::to_string(kFormatVersion) + ", \"kind\": \"" +
+           kind + "\", \"entries\": " + JsonLines(lines, "") + "}\n";
+  } catch (const std::exception& e) {
+    return arrow::Status::Invalid("Cannot serialize a ", kind, " segment: ", e.what());
+  }
+}
+
+template <typename Entry>
+void Resolve(std::vector<Segment<Entry>>* segments, std::vector<Entry>* list) {
+  if (segments->empty()) return;
+  std::vector<Entry> whole;
+  size_t total = list->size();
+  for (const auto& segment : *segments) total += segment.entries->size();
+  whole.reserve(total);
+  for (const auto& segment : *segments) {
+    whole.insert(whole.end(), segment.entries->begin(), segment.entries->end());
+  }
+  whole.insert(whole.end(), std::make_move_iterator(list->begin()),
+               std::make_move_iterator(list->end()));
+  *list = std::move(whole);
 }
 
 }  // namespace
@@ -321,8 +637,43 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
   ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> schema,
                         arrow::ipc::SerializeSchema(*manifest.schema));
   try {
+    auto line = [](const char* key, const OrderedJson& value) {
+      return std::string("  \"") + key + "\": " + value.dump() + ",\n";
+    };
+    // Everything after the opening brace; the checksum header goes before it.
+    std::string body;
+    body += line("format_version", kFormatVersion);
+    body += line("version", manifest.version);
+    body += line("timestamp_ms", manifest.timestamp_ms);
+    // Throws (caught below) on invalid UTF-8: failing beats writing a damaged name.
+    body += line("operation", manifest.operation);
+    body += line("next_fragment_id", manifest.next_fragment_id);
+    body += "  \"fragments\": " +
+            ListJson(manifest.fragment_segments, manifest.fragments, FragmentJson) +
+            ",\n";
+    body += "  \"history\": " +
+            ListJson(manifest.history_segments, manifest.history, RecordJson) + ",\n";
+    body += "  \"schema\": " +
+            OrderedJson(arrow::util::base64_encode(std::string_view(
+                            reinterpret_cast<const char*>(schema->data()),
+                            static_cast<size_t>(schema->size()))))
+                .dump() +
+            "\n}\n";
+    return WithChecksumHeader(body);
+  } catch (const std::exception& e) {
+    return err.Invalid("cannot serialize: ", e.what());
+  }
+}
+
+arrow::Result<std::string> SerializeManifestV1(const Manifest& manifest) {
+  const std::string source = "manifest version " + std::to_string(manifest.version);
+  ManifestError err(source, /*reading=*/false);
+  ARROW_RETURN_NOT_OK(ValidateManifest(manifest, err));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> schema,
+                        arrow::ipc::SerializeSchema(*manifest.schema));
+  try {
     OrderedJson doc;
-    doc["format_version"] = kFormatVersion;
+    doc["format_version"] = 1;
     doc["version"] = manifest.version;
     doc["timestamp_ms"] = manifest.timestamp_ms;
     doc["operation"] = manifest.operation;
@@ -343,7 +694,6 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
     doc["schema"] = arrow::util::base64_encode(
         std::string_view(reinterpret_cast<const char*>(schema->data()),
                          static_cast<size_t>(schema->size())));
-    // Throws (caught below) on invalid UTF-8 in a path: failing beats renaming a file.
     return doc.dump(2) + "\n";
   } catch (const std::exception& e) {
     return err.Invalid("cannot serialize: ", e.what());
@@ -358,6 +708,60 @@ arrow::Result<Manifest> ParseManifest(std::string_view json, std::string_view so
     // nlohmann type errors and allocation failures on hostile input.
     return err.Invalid("invalid manifest: ", e.what());
   }
+}
+
+arrow::Result<std::string> SerializeFragmentSegment(
+    const std::vector<FragmentInfo>& entries) {
+  return SerializeSegment(entries, "fragments", FragmentJson);
+}
+
+arrow::Result<std::string> SerializeHistorySegment(
+    const std::vector<VersionRecord>& entries) {
+  return SerializeSegment(entries, "history", RecordJson);
+}
+
+arrow::Result<std::vector<FragmentInfo>> ParseFragmentSegment(std::string_view json,
+                                                              std::string_view source) {
+  return ParseSegment<FragmentInfo>(json, source, "fragments", ParseFragment);
+}
+
+arrow::Result<std::vector<VersionRecord>> ParseHistorySegment(std::string_view json,
+                                                              std::string_view source) {
+  return ParseSegment<VersionRecord>(json, source, "history", ParseRecord);
+}
+
+arrow::Status ResolveManifest(Manifest* manifest, std::string_view source) {
+  ManifestError err(source, /*reading=*/true);
+  auto check = [&](const auto& segments) -> arrow::Status {
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const auto& segment = segments[i];
+      if (segment.entries == nullptr ||
+          static_cast<int64_t>(segment.entries->size()) != segment.count) {
+        return err.Invalid("segment '", segment.path, "' holds ",
+                           segment.entries ? segment.entries->size() : 0,
+                           " entries, the manifest says ", segment.count);
+      }
+    }
+    return arrow::Status::OK();
+  };
+  ARROW_RETURN_NOT_OK(check(manifest->fragment_segments));
+  ARROW_RETURN_NOT_OK(check(manifest->history_segments));
+  Resolve(&manifest->fragment_segments, &manifest->fragments);
+  Resolve(&manifest->history_segments, &manifest->history);
+  return ValidateManifest(*manifest, err);
+}
+
+std::vector<std::string> ReferencedFiles(const Manifest& manifest) {
+  std::vector<std::string> paths;
+  paths.reserve(manifest.fragments.size() + manifest.fragment_segments.size() +
+                manifest.history_segments.size());
+  for (const auto& fragment : manifest.fragments) {
+    paths.push_back(fragment.path);
+    if (fragment.deletion) paths.push_back(fragment.deletion->path);
+  }
+  for (const auto& segment : manifest.fragment_segments) paths.push_back(segment.path);
+  for (const auto& segment : manifest.history_segments) paths.push_back(segment.path);
+  return paths;
 }
 
 }  // namespace riffledb::format

@@ -1,4 +1,10 @@
 // Manifests: one JSON file per table version (docs/format.md, DESIGN.md decisions 3-4).
+//
+// `Manifest` is the logical content of a version, whatever the file layout: its
+// `fragments` and `history` are the whole lists. Format 2 stores both lists as immutable
+// segment files plus a short inline tail, so that a commit writes only what changed
+// (format/segments.h); the segments a manifest was read from are kept beside the lists so
+// that the next commit can reuse them.
 #pragma once
 
 #include <arrow/result.h>
@@ -14,12 +20,22 @@
 namespace riffledb::format {
 
 /// The on-disk format version this build writes and the newest it reads.
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;
+
+/// The size and CRC-32C of a committed file, recorded where the file is referenced
+/// (format 2). Absent for files referenced by format-1 manifests and for memory tables.
+struct FileDigest {
+  int64_t size = 0;
+  uint32_t crc32c = 0;
+  bool operator==(const FileDigest&) const = default;
+};
 
 /// Rows of a fragment marked deleted, stored in their own immutable file.
 struct DeletionFileInfo {
   std::string path;     ///< relative to the table directory
   int64_t num_deleted;  ///< number of distinct deleted rows in the file
+  std::optional<FileDigest> digest;
+  bool operator==(const DeletionFileInfo&) const = default;
 };
 
 /// An immutable data file (Arrow IPC file format, uncompressed) and its deletions.
@@ -28,10 +44,30 @@ struct FragmentInfo {
   std::string path;           ///< relative to the table directory
   int64_t physical_rows = 0;  ///< rows in the file, deleted ones included
   std::optional<DeletionFileInfo> deletion;
+  std::optional<FileDigest> digest;  ///< of the data file
 
   int64_t num_rows() const {
     return physical_rows - (deletion ? deletion->num_deleted : 0);
   }
+  bool operator==(const FragmentInfo&) const = default;
+};
+
+/// One committed version as the history of a later one records it.
+struct VersionRecord {
+  uint64_t version = 0;
+  int64_t timestamp_ms = 0;
+  std::string operation;
+  bool operator==(const VersionRecord&) const = default;
+};
+
+/// An immutable file holding a run of consecutive entries of a manifest list (format 2):
+/// where it is, its digest, and its entries once read.
+template <typename Entry>
+struct Segment {
+  std::string path;  ///< relative to the table directory
+  FileDigest digest;
+  int64_t count = 0;                                  ///< number of entries
+  std::shared_ptr<const std::vector<Entry>> entries;  ///< null until read
 };
 
 /// One version of a table. Value type; cheap to copy relative to I/O.
@@ -42,19 +78,61 @@ struct Manifest {
   std::shared_ptr<arrow::Schema> schema;  ///< with field and schema metadata
   std::vector<FragmentInfo> fragments;    ///< in scan order
   uint32_t next_fragment_id = 0;          ///< greater than every fragment id ever used
+  /// The versions before this one that it descends from, ascending (format 2; empty in
+  /// format-1 manifests). A commit appends its base version's record.
+  std::vector<VersionRecord> history;
+
+  /// The format of the file this was read from; writers always write kFormatVersion.
+  int format_version = kFormatVersion;
+  /// How `fragments` and `history` were stored: segments holding a prefix of each list
+  /// (the rest is inline). Set by reading and by committing, never by a writer's change:
+  /// the next commit reuses every segment whose entries are unchanged.
+  std::vector<Segment<FragmentInfo>> fragment_segments;
+  std::vector<Segment<VersionRecord>> history_segments;
 
   int64_t num_rows() const;
+  VersionRecord record() const { return {version, timestamp_ms, operation}; }
 };
 
 /// Serializes to the JSON text of docs/format.md. The schema is stored as a base64 Arrow
-/// IPC schema message, so every type and all metadata round-trip exactly.
+/// IPC schema message, so every type and all metadata round-trip exactly. Format 2: the
+/// lists are written as `manifest.fragment_segments` / `history_segments` (which must
+/// hold a prefix of each list, with their digests) plus the remaining entries inline, and
+/// the text starts with its own CRC-32C.
 arrow::Result<std::string> SerializeManifest(const Manifest& manifest);
+/// Format 1, for tests of reading old tables.
+arrow::Result<std::string> SerializeManifestV1(const Manifest& manifest);
 
 /// Parses and validates a manifest (untrusted input): JSON syntax, required keys and
 /// their types, format version, fragment ids unique and below next_fragment_id, row
 /// counts in range, relative paths without `..` or a leading `/`. Errors are Invalid and
 /// begin with `source` (the file name) so the user knows which file is corrupt. Never
 /// crashes.
+///
+/// Format 2: the checksum is verified first (a mismatch is corruption). The result's
+/// `fragments` and `history` hold only the inline entries; `fragment_segments` and
+/// `history_segments` name the segments before them, with `entries` null: the caller
+/// reads them (ParseFragmentSegment, ParseHistorySegment) and calls ResolveManifest.
 arrow::Result<Manifest> ParseManifest(std::string_view json, std::string_view source);
+
+/// Segment files: JSON `{"format_version": 2, "kind": ..., "entries": [...]}`, one entry
+/// per line. The caller checks the file against the segment's digest first.
+arrow::Result<std::string> SerializeFragmentSegment(
+    const std::vector<FragmentInfo>& entries);
+arrow::Result<std::string> SerializeHistorySegment(
+    const std::vector<VersionRecord>& entries);
+arrow::Result<std::vector<FragmentInfo>> ParseFragmentSegment(std::string_view json,
+                                                              std::string_view source);
+arrow::Result<std::vector<VersionRecord>> ParseHistorySegment(std::string_view json,
+                                                              std::string_view source);
+
+/// Completes a parsed format-2 manifest whose segments' `entries` are all set: prepends
+/// them to the inline entries and validates the whole (ids unique, row counts, history
+/// ascending and below `version`).
+arrow::Status ResolveManifest(Manifest* manifest, std::string_view source);
+
+/// Every file `manifest` references, relative to the table directory: fragment files,
+/// deletion files and segment files.
+std::vector<std::string> ReferencedFiles(const Manifest& manifest);
 
 }  // namespace riffledb::format

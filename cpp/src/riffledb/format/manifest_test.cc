@@ -3,12 +3,14 @@
 #include <arrow/type.h>
 #include <arrow/util/key_value_metadata.h>
 
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/crc32c.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -62,9 +64,10 @@ Manifest SampleManifest() {
   m.operation = "delete";
   m.schema = EveryTypeSchema();
   m.next_fragment_id = 7;
-  m.fragments.push_back({0, "data/a.arrow", 100, std::nullopt});
-  m.fragments.push_back(
-      {5, "data/b.arrow", 50, DeletionFileInfo{"_deletions/x.arrow", 3}});
+  m.fragments.push_back({0, "data/a.arrow", 100, std::nullopt, std::nullopt});
+  m.fragments.push_back({5, "data/b.arrow", 50,
+                         DeletionFileInfo{"_deletions/x.arrow", 3, std::nullopt},
+                         std::nullopt});
   return m;
 }
 
@@ -102,20 +105,157 @@ TEST(Manifest, RoundTripEveryType) {
 }
 
 TEST(Manifest, DocumentedKeys) {
-  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(SampleManifest()));
+  Manifest m = SampleManifest();
+  m.fragments[0].digest = FileDigest{4096, 0xe3069283};
+  m.fragments[1].deletion->digest = FileDigest{120, 0x0000000a};
+  m.history = {{1, 1700000000000, "create"}, {2, 1700000000100, "append"}};
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  // The checksum header: exactly these bytes first, covering everything after them.
+  const std::string header = "{\n  \"crc32c\": \"";
+  ASSERT_EQ(text.substr(0, header.size()), header);
+  ASSERT_EQ(text.substr(header.size() + 8, 3), "\",\n");
+  EXPECT_EQ(text.substr(header.size(), 8), Crc32cHex(Crc32c(text.substr(26))));
   Json doc = Json::parse(text);
-  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_EQ(doc["format_version"], 2);
   EXPECT_EQ(doc["version"], 3);
   EXPECT_EQ(doc["timestamp_ms"], 1700000000123);
   EXPECT_EQ(doc["operation"], "delete");
   EXPECT_EQ(doc["next_fragment_id"], 7);
   EXPECT_TRUE(doc["schema"].is_string());
-  EXPECT_EQ(doc["fragments"][0]["id"], 0);
-  EXPECT_EQ(doc["fragments"][0]["path"], "data/a.arrow");
-  EXPECT_EQ(doc["fragments"][0]["physical_rows"], 100);
-  EXPECT_FALSE(doc["fragments"][0].contains("deletion"));
-  EXPECT_EQ(doc["fragments"][1]["deletion"]["path"], "_deletions/x.arrow");
-  EXPECT_EQ(doc["fragments"][1]["deletion"]["num_deleted"], 3);
+  const Json& tail = doc["fragments"]["tail"];
+  EXPECT_EQ(doc["fragments"]["segments"], Json::array());
+  EXPECT_EQ(tail[0]["id"], 0);
+  EXPECT_EQ(tail[0]["path"], "data/a.arrow");
+  EXPECT_EQ(tail[0]["physical_rows"], 100);
+  EXPECT_EQ(tail[0]["size"], 4096);
+  EXPECT_EQ(tail[0]["crc32c"], "e3069283");
+  EXPECT_FALSE(tail[0].contains("deletion"));
+  EXPECT_FALSE(tail[1].contains("size"));  // a file from a format-1 version: no digest
+  EXPECT_EQ(tail[1]["deletion"]["path"], "_deletions/x.arrow");
+  EXPECT_EQ(tail[1]["deletion"]["num_deleted"], 3);
+  EXPECT_EQ(tail[1]["deletion"]["size"], 120);
+  EXPECT_EQ(tail[1]["deletion"]["crc32c"], "0000000a");
+  EXPECT_EQ(
+      doc["history"]["tail"][1],
+      Json({{"version", 2}, {"timestamp_ms", 1700000000100}, {"operation", "append"}}));
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(text, "v3.json"));
+  EXPECT_EQ(back.fragments, m.fragments);
+  EXPECT_EQ(back.history, m.history);
+  EXPECT_EQ(back.format_version, 2);
+}
+
+// Format 1 manifests (written before checksums) stay readable.
+TEST(Manifest, ReadsFormat1) {
+  Manifest m = SampleManifest();
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifestV1(m));
+  Json doc = Json::parse(text);
+  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_TRUE(doc["fragments"].is_array());
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(text, "v3.json"));
+  EXPECT_EQ(back.format_version, 1);
+  EXPECT_EQ(back.fragments, m.fragments);
+  EXPECT_TRUE(back.history.empty());
+  // And written again as format 2, they carry the same content.
+  ASSERT_OK_AND_ASSIGN(std::string v2, SerializeManifest(back));
+  ASSERT_OK_AND_ASSIGN(Manifest again, ParseManifest(v2, "v3.json"));
+  EXPECT_EQ(again.fragments, m.fragments);
+}
+
+TEST(Manifest, EveryBitFlipIsDetected) {
+  Manifest m = SampleManifest();
+  m.schema = arrow::schema({arrow::field("x", arrow::int64())});  // a shorter text
+  m.history = {{1, 5, "create"}, {2, 6, "append"}};
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  for (size_t bit = 0; bit < text.size() * 8; ++bit) {
+    std::string damaged = text;
+    damaged[bit / 8] = static_cast<char>(damaged[bit / 8] ^ (1 << (bit % 8)));
+    auto result = ParseManifest(damaged, "v3.json");
+    ASSERT_FALSE(result.ok()) << "bit " << bit << " of byte '" << text[bit / 8] << "'";
+    ASSERT_EQ(GetErrorKind(result.status()), ErrorKind::kCorruption) << bit;
+  }
+}
+
+TEST(Manifest, Format2WithoutItsChecksumIsDamaged) {
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(SampleManifest()));
+  Json doc = Json::parse(text);
+  doc.erase("crc32c");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "must start with its crc32c",
+                             ParseManifest(doc.dump(2), "v3.json"));
+  // The checksum of other bytes: the message gives both.
+  std::string other = text;
+  other[text.size() - 3] = other[text.size() - 3] == 'A' ? 'B' : 'A';
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "checksum mismatch: the file says crc32c",
+                             ParseManifest(other, "v3.json"));
+}
+
+TEST(Manifest, SegmentsRoundTrip) {
+  std::vector<FragmentInfo> fragments;
+  for (uint32_t i = 0; i < 20; ++i) {
+    fragments.push_back({i, "data/f" + std::to_string(i) + ".arrow", i + 1, std::nullopt,
+                         FileDigest{100 + i, i * 7}});
+  }
+  fragments[3].deletion = DeletionFileInfo{"_deletions/d.arrow", 2, FileDigest{9, 1}};
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeFragmentSegment(fragments));
+  ASSERT_OK_AND_ASSIGN(auto back, ParseFragmentSegment(text, "_segments/s.json"));
+  EXPECT_EQ(back, fragments);
+  // One entry per line.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 22);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "a 'fragments' segment where 'history' was expected",
+                             ParseHistorySegment(text, "_segments/s.json"));
+  std::vector<VersionRecord> history = {{1, 10, "create"}, {4, 11, "restore"}};
+  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(history));
+  ASSERT_OK_AND_ASSIGN(auto records, ParseHistorySegment(text, "_segments/h.json"));
+  EXPECT_EQ(records, history);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "_segments/h.json: ",
+                             ParseHistorySegment(text.substr(0, 30), "_segments/h.json"));
+}
+
+TEST(Manifest, SegmentReferencesResolve) {
+  Manifest m = SampleManifest();
+  m.history = {{1, 5, "create"}, {2, 6, "append"}};
+  auto first = std::make_shared<const std::vector<FragmentInfo>>(
+      std::vector<FragmentInfo>{m.fragments[0]});
+  m.fragment_segments.push_back({"_segments/a.json", FileDigest{10, 0xabc}, 1, first});
+  auto records = std::make_shared<const std::vector<VersionRecord>>(m.history);
+  m.history_segments.push_back({"_segments/h.json", FileDigest{20, 0xdef}, 2, records});
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  Json doc = Json::parse(text);
+  EXPECT_EQ(doc["fragments"]["segments"][0], Json({{"path", "_segments/a.json"},
+                                                   {"count", 1},
+                                                   {"size", 10},
+                                                   {"crc32c", "00000abc"}}));
+  EXPECT_EQ(doc["fragments"]["tail"].size(), 1u);
+  EXPECT_EQ(doc["history"]["tail"].size(), 0u);
+  EXPECT_EQ(ReferencedFiles(m), (std::vector<std::string>{
+                                    "data/a.arrow", "data/b.arrow", "_deletions/x.arrow",
+                                    "_segments/a.json", "_segments/h.json"}));
+
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(text, "v3.json"));
+  ASSERT_EQ(back.fragments.size(), 1u);  // the tail only, until resolved
+  ASSERT_EQ(back.fragment_segments.size(), 1u);
+  EXPECT_EQ(back.fragment_segments[0].entries, nullptr);
+  back.fragment_segments[0].entries = first;
+  back.history_segments[0].entries = records;
+  ASSERT_OK(ResolveManifest(&back, "v3.json"));
+  EXPECT_EQ(back.fragments, m.fragments);
+  EXPECT_EQ(back.history, m.history);
+
+  // A segment holding another number of entries than its reference says is damage.
+  ASSERT_OK_AND_ASSIGN(back, ParseManifest(text, "v3.json"));
+  back.fragment_segments[0].entries = std::make_shared<const std::vector<FragmentInfo>>();
+  back.history_segments[0].entries = records;
+  auto st = ResolveManifest(&back, "v3.json");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "segment '_segments/a.json' holds 0 entries", st);
+  EXPECT_EQ(GetErrorKind(st), ErrorKind::kCorruption);
+}
+
+TEST(Manifest, HistoryMustAscendBelowTheVersion) {
+  Manifest m = SampleManifest();
+  m.history = {{1, 5, "create"}, {3, 6, "append"}};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'history[1].version' is 3", SerializeManifest(m));
+  m.history = {{2, 5, "create"}, {1, 6, "append"}};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "the history must ascend", SerializeManifest(m));
 }
 
 TEST(Manifest, EmptyTableAndUnknownKeys) {
@@ -123,7 +263,7 @@ TEST(Manifest, EmptyTableAndUnknownKeys) {
   m.version = 1;
   m.operation = "create";
   m.schema = arrow::schema({arrow::field("x", arrow::int64())});
-  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifestV1(m));
   Json doc = Json::parse(text);
   doc["some_future_key"] = {{"a", 1}};
   doc["fragments"] = Json::array();
@@ -179,8 +319,10 @@ std::string Erase(Json doc, const std::string& pointer) {
   return doc.dump();
 }
 
+// On format 1 (no checksum) so that each case reaches the check it is about; format 2
+// shares the entry checks and is rejected earlier by its checksum.
 TEST(Manifest, GoldenRejections) {
-  ASSERT_OK_AND_ASSIGN(std::string valid, SerializeManifest(SampleManifest()));
+  ASSERT_OK_AND_ASSIGN(std::string valid, SerializeManifestV1(SampleManifest()));
   const Json doc = Json::parse(valid);
   const std::vector<Corruption> cases = {
       {"truncated", [&](Json) { return valid.substr(0, valid.size() / 2); },
@@ -241,7 +383,7 @@ TEST(Manifest, GoldenRejections) {
        [](Json d) { return Set(d, "/fragments/1/deletion/path", ".."); },
        "'fragments[1].deletion.path'"},
       {"format_version 99", [](Json d) { return Set(d, "/format_version", 99); },
-       "format_version 99 is newer than this riffledb supports (1)"},
+       "format_version 99 is newer than this riffledb supports (2)"},
       {"format_version 0", [](Json d) { return Set(d, "/format_version", 0); },
        "'format_version' is 0"},
       {"missing format_version", [](Json d) { return Erase(d, "/format_version"); },
@@ -253,6 +395,20 @@ TEST(Manifest, GoldenRejections) {
       {"bad base64", [](Json d) { return Set(d, "/schema", "!!!not base64!!!"); },
        "not valid base64"},
       {"empty schema", [](Json d) { return Set(d, "/schema", ""); }, "'schema' is empty"},
+      {"bad digest", [](Json d) { return Set(d, "/fragments/0/crc32c", "xyz"); },
+       "missing key 'fragments[0].size'"},
+      {"bad crc",
+       [](Json d) {
+         d["fragments"][0]["size"] = 5;
+         return Set(d, "/fragments/0/crc32c", "ABCDEF01");
+       },
+       "'fragments[0].crc32c' is 'ABCDEF01', must be 8 hex digits"},
+      {"negative size",
+       [](Json d) {
+         d["fragments"][0]["crc32c"] = "00000000";
+         return Set(d, "/fragments/0/size", -1);
+       },
+       "'fragments[0].size' is -1"},
       {"base64 of garbage", [](Json d) { return Set(d, "/schema", "AAECAwQFBgcICQ=="); },
        "not an Arrow IPC schema"},
       {"truncated IPC schema",

@@ -2,8 +2,11 @@
 
 #include <charconv>
 #include <cstdio>
+#include <mutex>
 #include <string_view>
 
+#include "riffledb/format/fragment.h"
+#include "riffledb/format/segments.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -64,15 +67,23 @@ std::string TableDir::Resolve(const std::string& relative) const {
 }
 
 arrow::Result<std::vector<uint64_t>> TableDir::ListVersions() const {
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(Resolve(std::string(kVersionsDir))));
+  ARROW_ASSIGN_OR_RAISE(auto names,
+                        fs_->ListFileNames(Resolve(std::string(kVersionsDir))));
   std::vector<uint64_t> versions;
-  for (const auto& entry : entries) {
-    if (entry.type != io::EntryType::kFile) continue;
-    uint64_t version = ParseManifestName(entry.name);
+  versions.reserve(names.size());
+  for (const auto& name : names) {
+    uint64_t version = ParseManifestName(name);
     if (version != 0) versions.push_back(version);
   }
   // Fixed-width names sort numerically already.
   return versions;
+}
+
+arrow::Result<bool> TableDir::HasVersion(uint64_t version) const {
+  ARROW_ASSIGN_OR_RAISE(
+      io::EntryType type,
+      fs_->Type(Resolve(std::string(kVersionsDir) + "/" + ManifestName(version))));
+  return type == io::EntryType::kFile;
 }
 
 arrow::Result<uint64_t> TableDir::LatestVersion() const {
@@ -101,7 +112,69 @@ arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
                                ", its file name says ", version),
         ErrorKind::kCorruption);
   }
+  if (!manifest.fragment_segments.empty() || !manifest.history_segments.empty()) {
+    ARROW_RETURN_NOT_OK(ReadSegments(&manifest, path));
+  }
   return manifest;
+}
+
+template <typename Entry, typename Parse>
+arrow::Status TableDir::ReadSegment(
+    Segment<Entry>* segment,
+    std::map<std::string, std::weak_ptr<const std::vector<Entry>>>* cache,
+    const std::string& source, Parse parse) const {
+  {
+    std::lock_guard<ForkSafeMutex> lock(cache_->mu);
+    auto it = cache->find(segment->path);
+    if (it != cache->end()) segment->entries = it->second.lock();
+  }
+  // A cached segment was checked against the digest of the manifest that first read it;
+  // another manifest naming the same file must record the same digest.
+  if (segment->entries != nullptr) return arrow::Status::OK();
+  const std::string path = Resolve(segment->path);
+  auto damaged = [&](const arrow::Status& cause) {
+    return WithErrorKind(
+        arrow::Status::Invalid(source, ": its segment '", segment->path,
+                               "' is damaged or missing: ", cause.message()),
+        ErrorKind::kCorruption);
+  };
+  auto bytes = fs_->ReadFile(path);
+  if (!bytes.ok()) {
+    auto type = fs_->Type(path);
+    if (type.ok() && *type == io::EntryType::kNotFound) return damaged(bytes.status());
+    return bytes.status();  // an I/O error says nothing about the file's content
+  }
+  arrow::Status st = CheckDigest(**bytes, segment->digest, path);
+  if (!st.ok()) return damaged(st);
+  auto entries = parse((*bytes)->ToString(), path);
+  if (!entries.ok()) return damaged(entries.status());
+  auto shared = std::make_shared<const std::vector<Entry>>(std::move(*entries));
+  std::lock_guard<ForkSafeMutex> lock(cache_->mu);
+  auto& slot = (*cache)[segment->path];
+  if (auto other = slot.lock()) {
+    segment->entries = std::move(other);
+  } else {
+    slot = shared;
+    segment->entries = std::move(shared);
+  }
+  // Forget segments no manifest holds any more, now and then.
+  if (cache->size() > 256 && cache->size() % 64 == 0) {
+    std::erase_if(*cache, [](const auto& item) { return item.second.expired(); });
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status TableDir::ReadSegments(Manifest* manifest,
+                                     const std::string& source) const {
+  for (auto& segment : manifest->fragment_segments) {
+    ARROW_RETURN_NOT_OK(
+        ReadSegment(&segment, &cache_->fragments, source, ParseFragmentSegment));
+  }
+  for (auto& segment : manifest->history_segments) {
+    ARROW_RETURN_NOT_OK(
+        ReadSegment(&segment, &cache_->history, source, ParseHistorySegment));
+  }
+  return ResolveManifest(manifest, source);
 }
 
 arrow::Result<Manifest> TableDir::ReadLatestManifest() const {
@@ -114,7 +187,10 @@ arrow::Status TableDir::RemoveVersion(uint64_t version) const {
       Resolve(std::string(kVersionsDir) + "/" + ManifestName(version)));
 }
 
-arrow::Status TableDir::Commit(const Manifest& manifest) const {
+arrow::Status TableDir::Commit(const Manifest& base, Manifest* committed) const {
+  Manifest manifest = base;
+  manifest.format_version = kFormatVersion;
+  ARROW_ASSIGN_OR_RAISE(std::vector<PendingFile> segments, PlanSegments(&manifest));
   ARROW_ASSIGN_OR_RAISE(std::string text, SerializeManifest(manifest));
   std::string path =
       Resolve(std::string(kVersionsDir) + "/" + ManifestName(manifest.version));
@@ -122,6 +198,39 @@ arrow::Status TableDir::Commit(const Manifest& manifest) const {
     return arrow::Status::AlreadyExists("Version ", manifest.version, " of table ", path_,
                                         " was committed by another writer");
   };
+  // Segments first, durable before the manifest that references them is visible. They
+  // are not published by themselves: only a committed manifest makes them part of the
+  // table, so a commit that fails removes them (unless its outcome is unknown).
+  auto remove_segments = [&] {
+    for (const auto& file : segments) (void)fs_->DeleteFile(Resolve(file.path));
+  };
+  if (!segments.empty()) {
+    arrow::Status written = [&]() -> arrow::Status {
+      for (const auto& file : segments) {
+        ARROW_ASSIGN_OR_RAISE(auto out, fs_->CreateOutput(Resolve(file.path)));
+        ARROW_RETURN_NOT_OK(
+            out->Write(file.bytes.data(), static_cast<int64_t>(file.bytes.size())));
+        ARROW_RETURN_NOT_OK(out->Close());
+      }
+      return fs_->SyncDir(Resolve(kSegmentsDir));
+    }();
+    if (!written.ok()) {
+      remove_segments();
+      return written;
+    }
+  }
+  arrow::Status st = Publish(manifest, path, text);
+  if (st.ok()) {
+    if (committed != nullptr) *committed = std::move(manifest);
+    return st;
+  }
+  if (GetErrorKind(st) != ErrorKind::kCommitOutcomeUnknown) remove_segments();
+  if (st.IsAlreadyExists()) return committed_by_another();
+  return st;
+}
+
+arrow::Status TableDir::Publish(const Manifest& manifest, const std::string& path,
+                                const std::string& text) const {
   if (manifest.version == 1) {
     // Version 1 creates the table, so it alone may create the directories: the seam's
     // exclusive create never does, so that a later commit racing a drop (which renames
@@ -130,8 +239,7 @@ arrow::Status TableDir::Commit(const Manifest& manifest) const {
   }
   arrow::Status st = fs_->CreateExclusive(
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-  if (st.ok()) return st;
-  if (st.IsAlreadyExists()) return committed_by_another();
+  if (st.ok() || st.IsAlreadyExists()) return st;
   // The outcome is unknown: the store may have published the file before the error
   // (fsync of the directory after the link; a reply lost on the network). Our bytes
   // are unique to this attempt (random fragment names, a timestamp), so reading them
@@ -139,7 +247,7 @@ arrow::Status TableDir::Commit(const Manifest& manifest) const {
   auto back = fs_->ReadFile(path);
   if (back.ok()) {
     if ((*back)->ToString() == text) return arrow::Status::OK();
-    return committed_by_another();
+    return arrow::Status::AlreadyExists("committed by another writer");
   }
   auto type = fs_->Type(path);
   if (type.ok() && *type == io::EntryType::kNotFound) return st;  // nothing published

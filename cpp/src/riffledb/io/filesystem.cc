@@ -348,6 +348,51 @@ arrow::Result<std::vector<Entry>> LocalFileSystem::List(const std::string& dir) 
   return entries;
 }
 
+arrow::Result<std::vector<std::string>> FileSystem::ListFileNames(
+    const std::string& dir) {
+  ARROW_ASSIGN_OR_RAISE(auto entries, List(dir));
+  std::vector<std::string> names;
+  for (auto& entry : entries) {
+    if (entry.type == EntryType::kFile) names.push_back(std::move(entry.name));
+  }
+  return names;
+}
+
+arrow::Result<std::vector<std::string>> LocalFileSystem::ListFileNames(
+    const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* handle = ::opendir(dir.c_str());
+  if (handle == nullptr) {
+    if (errno == ENOENT) return names;
+    return ErrnoError(errno, "Cannot list", dir);
+  }
+  const int dir_fd = ::dirfd(handle);
+  int err = 0;
+  while (true) {
+    errno = 0;
+    struct dirent* entry = ::readdir(handle);
+    if (entry == nullptr) {
+      err = errno;
+      break;
+    }
+    bool file = entry->d_type == DT_REG;
+    if (entry->d_type == DT_UNKNOWN) {  // filesystems that do not fill d_type
+      struct stat st;
+      if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // removed since readdir saw it
+        err = errno;
+        break;
+      }
+      file = S_ISREG(st.st_mode);
+    }
+    if (file) names.emplace_back(entry->d_name);
+  }
+  ::closedir(handle);
+  if (err != 0) return ErrnoError(err, "Cannot list", dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 arrow::Result<std::shared_ptr<arrow::io::OutputStream>> LocalFileSystem::CreateOutput(
     const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(int fd, CreateNew(this, path, /*create_parents=*/true));

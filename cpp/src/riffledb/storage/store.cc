@@ -20,6 +20,7 @@ namespace {
 constexpr char kVersionsDir[] = "_versions";
 constexpr char kDeletionsDir[] = "_deletions";
 constexpr char kDataDir[] = "data";
+constexpr char kSegmentsDir[] = "_segments";
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -56,10 +57,39 @@ arrow::Status DirectoryStore::CheckNotDropped() {
   return DroppedError("'" + dir_.Resolve(kVersionsDir) + "' does not exist");
 }
 
+void DirectoryStore::SawVersion(uint64_t version) {
+  seen_version_.store(true, std::memory_order_release);
+  uint64_t seen = latest_seen_.load(std::memory_order_relaxed);
+  while (seen < version &&
+         !latest_seen_.compare_exchange_weak(seen, version, std::memory_order_relaxed)) {
+  }
+}
+
+arrow::Result<uint64_t> DirectoryStore::LatestVersion() {
+  constexpr int kMaxProbes = 32;  // more versions since: listing is cheaper
+  uint64_t latest = latest_seen_.load(std::memory_order_relaxed);
+  if (latest != 0) {
+    ARROW_ASSIGN_OR_RAISE(bool exists, dir_.HasVersion(latest));
+    // Gone only if the table was dropped (and maybe created again): list.
+    if (exists) {
+      for (int probe = 0; probe < kMaxProbes; ++probe) {
+        ARROW_ASSIGN_OR_RAISE(bool next, dir_.HasVersion(latest + 1));
+        if (!next) {
+          SawVersion(latest);
+          return latest;
+        }
+        ++latest;
+      }
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+  return versions.empty() ? 0 : versions.back();
+}
+
 arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   ARROW_ASSIGN_OR_RAISE(auto versions, dir_.ListVersions());
   if (!versions.empty()) {
-    seen_version_.store(true, std::memory_order_release);
+    SawVersion(versions.back());
   } else {
     // A table that existed lists no version only once dropped: say so rather than
     // "has no committed version".
@@ -68,17 +98,32 @@ arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
   return versions;
 }
 
+void DirectoryStore::CacheManifest(format::Manifest manifest) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  const uint64_t version = manifest.version;
+  manifests_[version] = std::make_shared<const format::Manifest>(std::move(manifest));
+  while (manifests_.size() > kCachedManifests) manifests_.erase(manifests_.begin());
+}
+
 arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    auto it = manifests_.find(version);
+    if (it != manifests_.end()) return *it->second;
+  }
   auto manifest = dir_.ReadManifest(version);
   if (!manifest.ok()) return IfDropped(manifest.status());  // listed, then dropped
-  seen_version_.store(true, std::memory_order_release);
+  SawVersion(version);
+  CacheManifest(*manifest);
   return manifest;
 }
 
 arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
-  arrow::Status st = dir_.Commit(manifest);
+  format::Manifest committed;
+  arrow::Status st = dir_.Commit(manifest, &committed);
   if (st.ok()) {
-    seen_version_.store(true, std::memory_order_release);
+    SawVersion(manifest.version);
+    CacheManifest(std::move(committed));
     return st;
   }
   // Without `_versions/` no version can have become visible, whatever the error said.
@@ -106,7 +151,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   }
   // Open outside the lock: mapping and validating a file is I/O.
   auto opened = format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path), schema,
-                                         info.physical_rows);
+                                         info.physical_rows, info.digest);
   if (!opened.ok()) return IfDropped(opened.status());
   std::shared_ptr<const FragmentData> data = std::move(*opened);
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -116,7 +161,7 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   return data;
 }
 
-arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
+arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   ARROW_RETURN_NOT_OK(CheckNotDropped());
   // Tables get `_deletions/` at their first delete. The seam's exclusive create never
@@ -124,9 +169,9 @@ arrow::Result<std::string> DirectoryStore::WriteDeletionFile(
   // table-less `<name>.riffle/`, which lists no table, and the commit then fails.
   ARROW_RETURN_NOT_OK(IfDropped(dir_.fs()->CreateDirs(dir_.Resolve(kDeletionsDir))));
   std::string relative = std::string(kDeletionsDir) + "/" + io::RandomId() + ".arrow";
-  ARROW_RETURN_NOT_OK(
-      IfDropped(format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows)));
-  return relative;
+  auto digest = format::WriteDeletionFile(*dir_.fs(), dir_.Resolve(relative), rows);
+  if (!digest.ok()) return IfDropped(digest.status());
+  return format::DeletionFileInfo{relative, static_cast<int64_t>(rows.size()), *digest};
 }
 
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>>
@@ -139,9 +184,9 @@ DirectoryStore::ReadDeletionFile(const format::DeletionFileInfo& info,
       if (auto rows = it->second.lock()) return rows;
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto rows,
-                        format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path),
-                                                 physical_rows, info.num_deleted));
+  ARROW_ASSIGN_OR_RAISE(
+      auto rows, format::ReadDeletionFile(*dir_.fs(), dir_.Resolve(info.path),
+                                          physical_rows, info.num_deleted, info.digest));
   std::shared_ptr<const std::vector<uint32_t>> shared =
       std::make_shared<const std::vector<uint32_t>>(std::move(rows));
   std::lock_guard<ForkSafeMutex> lock(mu_);
@@ -160,7 +205,7 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
 
 arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
   std::vector<StoredFile> files;
-  for (const char* dir : {kDataDir, kDeletionsDir, kVersionsDir}) {
+  for (const char* dir : {kDataDir, kDeletionsDir, kSegmentsDir, kVersionsDir}) {
     const bool versions = std::string_view(dir) == kVersionsDir;
     ARROW_ASSIGN_OR_RAISE(auto entries, dir_.fs()->List(dir_.Resolve(dir)));
     for (const auto& entry : entries) {
@@ -177,11 +222,21 @@ arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
 }
 
 arrow::Status DirectoryStore::RemoveVersion(uint64_t version) {
+  {
+    // A removed version must not be served from the cache of parsed manifests.
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    manifests_.erase(version);
+  }
   return dir_.RemoveVersion(version);
 }
 
 arrow::Status DirectoryStore::RemoveFile(const std::string& path) {
   return dir_.fs()->DeleteFile(dir_.Resolve(path));
+}
+
+arrow::Status DirectoryStore::VerifyFile(const std::string& path,
+                                         const format::FileDigest& digest) {
+  return format::VerifyFile(*dir_.fs(), dir_.Resolve(path), digest);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -236,7 +291,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
         std::string path = "data/" + std::to_string(next_file_++);
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
         created_ms_[path] = NowMs();
-        written.push_back({path, rows});
+        written.push_back({path, rows, std::nullopt});
         batches.clear();
         rows = 0;
         return arrow::Status::OK();
@@ -279,13 +334,13 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
   return it->second;
 }
 
-arrow::Result<std::string> MemoryStore::WriteDeletionFile(
+arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
   std::string path = "_deletions/" + std::to_string(next_file_++);
   deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));
   created_ms_[path] = NowMs();
-  return path;
+  return format::DeletionFileInfo{path, static_cast<int64_t>(rows.size()), std::nullopt};
 }
 
 arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> MemoryStore::ReadDeletionFile(

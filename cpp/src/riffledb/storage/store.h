@@ -44,6 +44,11 @@ class Store {
   virtual const std::string& location() const = 0;
 
   virtual arrow::Result<std::vector<uint64_t>> ListVersions() = 0;
+  /// The newest version, 0 if there is none. May be cheaper than ListVersions.
+  virtual arrow::Result<uint64_t> LatestVersion() {
+    ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
+    return versions.empty() ? 0 : versions.back();
+  }
   virtual arrow::Result<format::Manifest> ReadManifest(uint64_t version) = 0;
   /// Publishes `manifest` as its version; AlreadyExists if that version exists.
   virtual arrow::Status Commit(const format::Manifest& manifest) = 0;
@@ -53,8 +58,8 @@ class Store {
       const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) = 0;
   virtual arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) = 0;
-  /// Writes a deletion file and returns its path relative to the store.
-  virtual arrow::Result<std::string> WriteDeletionFile(
+  /// Writes a deletion file; returns its path relative to the store and its digest.
+  virtual arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) = 0;
   virtual arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
@@ -63,15 +68,19 @@ class Store {
 
   // -- Maintenance (Table::CleanupOldVersions)
 
-  /// Every file a version may reference or an unfinished write may have left: fragment
-  /// and deletion files (temporary ones included) and the temporary files of exclusive
-  /// creates in `_versions/`. Never a committed manifest.
+  /// Every file a version may reference or an unfinished write may have left: fragment,
+  /// deletion and segment files (temporary ones included) and the temporary files of
+  /// exclusive creates in `_versions/`. Never a committed manifest.
   virtual arrow::Result<std::vector<StoredFile>> ListFiles() = 0;
   /// Removes the manifest of `version` (never the only one: the caller keeps the
   /// newest). OK if it is already gone.
   virtual arrow::Status RemoveVersion(uint64_t version) = 0;
   /// Removes a file listed by ListFiles; OK if it is already gone.
   virtual arrow::Status RemoveFile(const std::string& path) = 0;
+  /// Reads every byte of the file at `path` (relative) and checks it against `digest`;
+  /// a mismatch is ErrorKind::kCorruption naming the file.
+  virtual arrow::Status VerifyFile(const std::string& path,
+                                   const format::FileDigest& digest) = 0;
 };
 
 /// A table directory (docs/format.md) on the storage seam. Opened fragments and deletion
@@ -91,6 +100,10 @@ class DirectoryStore : public Store {
 
   const std::string& location() const override { return dir_.path(); }
   arrow::Result<std::vector<uint64_t>> ListVersions() override;
+  /// Without listing `_versions/` (thousands of manifests) when this store has seen a
+  /// version: versions are committed one after the other, so the newest is found by
+  /// checking that the last one seen still exists and probing the ones after it.
+  arrow::Result<uint64_t> LatestVersion() override;
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
@@ -99,7 +112,7 @@ class DirectoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(
+  arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
@@ -107,8 +120,15 @@ class DirectoryStore : public Store {
   arrow::Result<std::vector<StoredFile>> ListFiles() override;
   arrow::Status RemoveVersion(uint64_t version) override;
   arrow::Status RemoveFile(const std::string& path) override;
+  arrow::Status VerifyFile(const std::string& path,
+                           const format::FileDigest& digest) override;
 
  private:
+  // The newest manifests read or committed, kept parsed: a commit starts from the
+  // latest, which its previous commit wrote. Immutable once committed.
+  static constexpr size_t kCachedManifests = 4;
+  void CacheManifest(format::Manifest manifest);
+
   // Whether this store has seen a version and `_versions/` is now gone.
   bool Dropped();
   arrow::Status DroppedError(const std::string& cause) const;
@@ -121,10 +141,14 @@ class DirectoryStore : public Store {
   // Whether this store has seen a committed version: from then on a missing
   // `_versions/` means the table was dropped, not that it is being created.
   std::atomic<bool> seen_version_{false};
+  // The newest version this store has listed, read or committed (0: none yet).
+  std::atomic<uint64_t> latest_seen_{0};
+  void SawVersion(uint64_t version);
   ForkSafeMutex mu_;
   // guarded by mu_. Weak: a file stays mapped while some snapshot uses it, no longer.
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
+  std::map<uint64_t, std::shared_ptr<const format::Manifest>> manifests_;
 };
 
 /// A table held in process memory (`memory://`). Versions and files are kept for the life
@@ -143,7 +167,7 @@ class MemoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
-  arrow::Result<std::string> WriteDeletionFile(
+  arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
@@ -152,6 +176,11 @@ class MemoryStore : public Store {
   arrow::Result<std::vector<StoredFile>> ListFiles() override;
   arrow::Status RemoveVersion(uint64_t version) override;
   arrow::Status RemoveFile(const std::string& path) override;
+  /// Memory holds no file to damage.
+  arrow::Status VerifyFile(const std::string& path,
+                           const format::FileDigest& digest) override {
+    return arrow::Status::OK();
+  }
 
  private:
   const std::string location_;

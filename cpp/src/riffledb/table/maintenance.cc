@@ -265,6 +265,7 @@ arrow::Result<CompactionStats> Table::Compact(const CompactionOptions& options,
                 info.id = next.next_fragment_id++;
                 info.path = file.path;
                 info.physical_rows = file.physical_rows;
+                info.digest = file.digest;
                 next.fragments.push_back(std::move(info));
                 stats.fragments_added += 1;
                 stats.files_added += 1;

@@ -242,6 +242,9 @@ TEST(Maintenance, CleanupRefusesWhenARemainingManifestIsDamaged) {
   auto replace = ReaderOf({IdBatch(10, 3)});
   ASSERT_OK(table->Overwrite(replace.get()).status());
   std::ofstream(dir.path() + "/t.riffle/_versions/00000000000000000002.json") << "junk";
+  // A fresh store: the writer's store keeps the manifests it committed parsed.
+  store = std::make_shared<DirectoryStore>(dir.path() + "/t.riffle");
+  ASSERT_OK_AND_ASSIGN(table, Table::Open("t", store));
   CleanupOptions options;
   options.older_than_ms = 0;
   options.now_ms = NowMs() + 1000;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <thread>
 #include <unordered_set>
 
@@ -56,8 +57,18 @@ void AddFragments(format::Manifest* manifest,
     info.id = manifest->next_fragment_id++;
     info.path = fragment.path;
     info.physical_rows = fragment.physical_rows;
+    info.digest = fragment.digest;
     manifest->fragments.push_back(std::move(info));
   }
+}
+
+// Makes `next` descend from `base`: base's history plus base itself, and base's segments
+// offered for reuse (format/segments.h reuses only those whose entries are unchanged).
+void DescendFrom(const format::Manifest& base, format::Manifest* next) {
+  next->history = base.history;
+  next->history.push_back(base.record());
+  next->history_segments = base.history_segments;
+  next->fragment_segments = base.fragment_segments;
 }
 
 }  // namespace
@@ -167,21 +178,18 @@ void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
 }
 
 arrow::Result<format::Manifest> Table::LatestManifest() const {
-  ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
   for (int attempt = 0;; ++attempt) {
-    if (versions.empty()) {
+    ARROW_ASSIGN_OR_RAISE(uint64_t latest, store_->LatestVersion());
+    if (latest == 0) {
       return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
                                     " has no committed version");
     }
-    auto manifest = ReadVersion(versions.back());
+    auto manifest = ReadVersion(latest);
     if (manifest.ok() || attempt == 3) return manifest;
-    // Between the listing and the read, another writer may have committed a newer
-    // version and a cleanup removed this one: read the newest again.
-    const uint64_t listed = versions.back();
-    ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
-    if (std::find(versions.begin(), versions.end(), listed) != versions.end()) {
-      return manifest;
-    }
+    // Between finding the newest version and reading it, another writer may have
+    // committed a newer one and a cleanup removed this one: look again.
+    ARROW_ASSIGN_OR_RAISE(uint64_t now_latest, store_->LatestVersion());
+    if (now_latest == latest) return manifest;
   }
 }
 
@@ -201,9 +209,32 @@ arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
 
 arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
   ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
+  // The newest readable manifest records the versions before it (format 2): one read
+  // instead of one per version. Versions it does not record (format 1, or newer than
+  // it: damaged) are read one by one.
+  std::map<uint64_t, VersionInfo> known;
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
+    auto manifest = store_->ReadManifest(*it);
+    if (manifest.ok()) {
+      for (const auto& record : manifest->history) {
+        known[record.version] = {record.version, record.timestamp_ms, record.operation,
+                                 ""};
+      }
+      known[*it] = {*it, manifest->timestamp_ms, manifest->operation, ""};
+      break;
+    }
+    if (GetErrorKind(manifest.status()) != ErrorKind::kCorruption)
+      return manifest.status();
+    known[*it] = {*it, -1, "", manifest.status().message()};
+  }
   std::vector<VersionInfo> infos;
   infos.reserve(versions.size());
   for (uint64_t version : versions) {
+    auto found = known.find(version);
+    if (found != known.end()) {
+      infos.push_back(found->second);
+      continue;
+    }
     auto manifest = store_->ReadManifest(version);
     if (manifest.ok()) {
       infos.push_back(
@@ -215,6 +246,43 @@ arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
     }
   }
   return infos;
+}
+
+arrow::Status Table::Verify(std::optional<uint64_t> version) const {
+  const uint64_t target = version.value_or(this->version());
+  ARROW_ASSIGN_OR_RAISE(format::Manifest manifest, ReadVersion(target));
+  auto damaged = [&](const arrow::Status& st) {
+    return WithErrorKind(st.WithMessage("Version ", target, " of table '", name_,
+                                        "' is damaged: ", st.message()),
+                         ErrorKind::kCorruption);
+  };
+  for (const auto& fragment : manifest.fragments) {
+    std::vector<std::pair<const std::string*, const format::FileDigest*>> files;
+    if (fragment.digest) files.emplace_back(&fragment.path, &*fragment.digest);
+    if (fragment.deletion && fragment.deletion->digest) {
+      files.emplace_back(&fragment.deletion->path, &*fragment.deletion->digest);
+    }
+    for (const auto& [path, digest] : files) {
+      {
+        std::lock_guard<ForkSafeMutex> lock(mu_);
+        if (verified_.count(*path)) continue;
+      }
+      arrow::Status st = store_->VerifyFile(*path, *digest);
+      if (!st.ok()) {
+        auto type = GetErrorKind(st);
+        // A missing file is damage too: the version cannot be read.
+        if (type == ErrorKind::kCorruption || st.IsIOError()) return damaged(st);
+        return st;
+      }
+      std::lock_guard<ForkSafeMutex> lock(mu_);
+      verified_.insert(*path);
+    }
+  }
+  // Everything else (schemas, row counts, batch structure, deletion files' rows) is
+  // what opening the version checks.
+  auto snapshot = Snapshot::Open(store_, std::move(manifest));
+  if (!snapshot.ok()) return damaged(snapshot.status());
+  return arrow::Status::OK();
 }
 
 arrow::Result<uint64_t> Table::Restore(uint64_t version) {
@@ -229,14 +297,18 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
     format::Manifest next = target;
+    DescendFrom(target, &next);
     // Fragment ids never repeat within a table (row ids stay unique across versions):
-    // continue after the highest any readable later version used.
+    // continue after the highest any readable later version used. The newest readable
+    // one is the restored version's base; damaged ones are left out of its history.
     for (uint64_t later : versions) {
       if (later <= version) continue;
       auto manifest = store_->ReadManifest(later);
       if (manifest.ok()) {
         next.next_fragment_id =
             std::max(next.next_fragment_id, manifest->next_fragment_id);
+        DescendFrom(*manifest, &next);
+        next.fragment_segments = target.fragment_segments;
       }
     }
     next.version = versions.back() + 1;
@@ -310,6 +382,7 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
     }
     next->version = latest->version + 1;
     next->timestamp_ms = NowMs();
+    DescendFrom(*latest, &*next);
     arrow::Status status = store_->Commit(*next);
     if (status.IsAlreadyExists()) {
       // Another writer committed this version first: rebase on theirs and try again.
@@ -395,10 +468,9 @@ arrow::Result<uint64_t> Table::Delete(const Filter& filter) {
           const auto& rows = plan.deleted[i];
           if (rows != nullptr) {
             if (static_cast<int64_t>(rows->size()) == info.physical_rows) continue;
-            ARROW_ASSIGN_OR_RAISE(auto path, store_->WriteDeletionFile(*rows));
-            attempt_files.push_back(path);
-            info.deletion =
-                format::DeletionFileInfo{path, static_cast<int64_t>(rows->size())};
+            ARROW_ASSIGN_OR_RAISE(auto deletion, store_->WriteDeletionFile(*rows));
+            attempt_files.push_back(deletion.path);
+            info.deletion = std::move(deletion);
           }
           next.fragments.push_back(std::move(info));
         }

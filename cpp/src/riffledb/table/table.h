@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -112,8 +113,16 @@ class Table {
   /// True if the handle was moved to an older version by Checkout.
   bool detached() const;
 
-  /// Every committed version, ascending; damaged ones are listed and marked.
+  /// Every committed version, ascending; damaged ones are listed and marked. Reads the
+  /// newest readable manifest (its history lists the others, format 2), the older
+  /// manifests only where no history records them: a damaged older manifest is found
+  /// by Checkout or Verify, not here.
   arrow::Result<std::vector<VersionInfo>> ListVersions() const;
+  /// Reads every byte of the files `version` (default: the handle's) references and
+  /// checks them against their checksums, then opens the version as reads would (every
+  /// structural check). OK, or ErrorKind::kCorruption naming the version and the file.
+  /// Files already verified through this handle are not read again.
+  arrow::Status Verify(std::optional<uint64_t> version = std::nullopt) const;
   /// Moves reads to `version` (Invalid naming it if it does not exist); writes then fail
   /// until CheckoutLatest().
   arrow::Status Checkout(uint64_t version);
@@ -189,6 +198,7 @@ class Table {
   arrow::Result<std::shared_ptr<const Snapshot>> snapshot_;
   uint64_t version_ = 0;
   bool detached_ = false;
+  mutable std::set<std::string> verified_;  // paths Verify found intact
 };
 
 /// Names that cannot be table columns because the store adds them.
