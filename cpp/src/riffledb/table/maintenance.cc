@@ -327,14 +327,25 @@ arrow::Result<CleanupStats> Table::CleanupOldVersions(const CleanupOptions& opti
     }
     return manifest;
   };
-  for (size_t i = 0; i < versions.size(); ++i) {
-    Report(progress, "reading versions", static_cast<int64_t>(i),
-           static_cast<int64_t>(versions.size()));
-    ARROW_ASSIGN_OR_RAISE(format::Manifest manifest, read(versions[i]));
-    const bool keep = versions[i] == latest || manifest.timestamp_ms >= cutoff;
-    auto& into = keep ? kept_files : removed_files;
-    for (auto& path : format::ReferencedFiles(manifest)) into.insert(std::move(path));
-    if (!keep) removed.push_back(versions[i]);
+  // Parsing manifests is CPU work: a batch at a time on the process pool, so that at
+  // most a batch of manifests is held at once.
+  const auto num_versions = static_cast<int64_t>(versions.size());
+  for (int64_t begin = 0; begin < num_versions; begin += kRemovalBatch) {
+    Report(progress, "reading versions", begin, num_versions);
+    const int64_t n = std::min(kRemovalBatch, num_versions - begin);
+    std::vector<arrow::Result<format::Manifest>> manifests(n);
+    ARROW_RETURN_NOT_OK(ThreadPool::Default()->ParallelFor(n, [&](int64_t i) {
+      manifests[i] = read(versions[begin + i]);
+      return arrow::Status::OK();
+    }));
+    for (int64_t i = 0; i < n; ++i) {
+      ARROW_ASSIGN_OR_RAISE(format::Manifest manifest, std::move(manifests[i]));
+      const uint64_t version = versions[begin + i];
+      const bool keep = version == latest || manifest.timestamp_ms >= cutoff;
+      auto& into = keep ? kept_files : removed_files;
+      for (auto& path : format::ReferencedFiles(manifest)) into.insert(std::move(path));
+      if (!keep) removed.push_back(version);
+    }
   }
   Report(progress, "reading versions", static_cast<int64_t>(versions.size()),
          static_cast<int64_t>(versions.size()));
