@@ -3,6 +3,9 @@
     riffledb info URI [TABLE]        versions, rows, files and sizes, schema
     riffledb verify URI [TABLE]      check every file of every version, report damage
     riffledb restore URI TABLE N     commit a new version equal to version N
+    riffledb optimize URI TABLE      compact small fragments, materialise deletions
+    riffledb cleanup URI TABLE --older-than 7d [--delete-unverified]
+                                     remove old versions and unreferenced files
 
 Exit codes a script can use: 0 success; 1 damage found (verify) or the operation failed;
 2 bad usage (unknown table, bad arguments).
@@ -17,8 +20,10 @@ versions written before format 2 carry no checksum and get the structural checks
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -151,6 +156,109 @@ def cmd_restore(args, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """``30s``, ``15m``, ``2h``, ``7d`` or ``0`` as a timedelta (ArgumentTypeError
+    otherwise, which argparse reports as a usage error)."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if text.strip() == "0":
+        return datetime.timedelta(0)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a whole number and a unit s, m, h or d "
+            "(30s, 15m, 2h, 7d), or 0"
+        )
+    return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+class _Progress:
+    """A one-line progress display on ``err`` when it is a terminal (nothing
+    otherwise): ``progress(stage, done, total)`` rewrites the line in place."""
+
+    def __init__(self, err: TextIO, label: str):
+        isatty = getattr(err, "isatty", None)
+        self._err = err if isatty is not None and isatty() else None
+        self._label = label
+        self._shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._err is None:
+            return
+        percent = f" ({100 * done // total}%)" if total else ""
+        line = f"{self._label}: {stage} {done:,}/{total:,}{percent}"
+        print(f"\r{line:<72}", end="", file=self._err, flush=True)
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            print(file=self._err, flush=True)
+            self._shown = False
+
+
+def _describe_cleanup(stats) -> str:
+    return (
+        f"removed {stats.old_versions} old versions, {stats.files_removed} files, "
+        f"{stats.bytes_removed:,} bytes"
+    )
+
+
+def cmd_optimize(args, out: TextIO, err: TextIO) -> int:
+    db = connect(args.uri)
+    _tables(db, args.table)
+    table = db.open_table(args.table)
+    progress = _Progress(err, f"optimize {args.table}")
+    try:
+        stats = table.optimize(
+            cleanup_older_than=args.cleanup_older_than,
+            delete_unverified=args.delete_unverified,
+            target_rows_per_fragment=args.target_rows,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    c = stats.compaction
+    if c.fragments_removed == 0:
+        summary = f"optimized {args.table}: nothing to compact (version {table.version})"
+    else:
+        summary = (
+            f"optimized {args.table}: {c.fragments_removed} fragments rewritten as "
+            f"{c.fragments_added} (version {table.version})"
+        )
+    if args.cleanup_older_than is not None:
+        summary += "; cleanup " + _describe_cleanup(stats.prune)
+    print(summary, file=out)
+    return EXIT_OK
+
+
+def cmd_cleanup(args, out: TextIO, err: TextIO) -> int:
+    db = connect(args.uri)
+    _tables(db, args.table)
+    table = db.open_table(args.table)
+    progress = _Progress(err, f"cleanup {args.table}")
+    try:
+        stats = table.cleanup_old_versions(
+            args.older_than,
+            delete_unverified=args.delete_unverified,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    print(f"cleaned up {args.table}: {_describe_cleanup(stats)}", file=out)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riffledb", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +276,45 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("table")
     restore.add_argument("version", type=int)
     restore.set_defaults(run=cmd_restore)
+    optimize = sub.add_parser(
+        "optimize", help="compact small fragments and materialise deletions"
+    )
+    optimize.add_argument("uri")
+    optimize.add_argument("table")
+    optimize.add_argument(
+        "--target-rows",
+        type=_positive_int,
+        default=None,
+        help="rows per compacted fragment (default 1048576)",
+    )
+    optimize.add_argument(
+        "--cleanup-older-than",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="then remove versions older than this (30s, 15m, 2h, 7d, 0)",
+    )
+    optimize.add_argument("--delete-unverified", action="store_true")
+    optimize.set_defaults(run=cmd_optimize)
+    cleanup = sub.add_parser(
+        "cleanup", help="remove old versions and the files no version uses"
+    )
+    cleanup.add_argument("uri")
+    cleanup.add_argument("table")
+    cleanup.add_argument(
+        "--older-than",
+        type=parse_duration,
+        default=datetime.timedelta(days=7),
+        metavar="DURATION",
+        help="remove versions older than this (30s, 15m, 2h, 7d, 0; default 7d)",
+    )
+    cleanup.add_argument(
+        "--delete-unverified",
+        action="store_true",
+        help="also remove unreferenced files younger than 7 days (only when nothing "
+        "else writes to the table)",
+    )
+    cleanup.set_defaults(run=cmd_cleanup)
     return parser
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from ._args import UINT64_MAX, check_int, check_str, index_array
+from ._args import UINT64_MAX, check_bool, check_int, check_str, describe, index_array
 from ._data import call_with_source, to_arrow_stream
 from ._lifetime import release_at_exit
 from .errors import (
@@ -22,6 +24,75 @@ from .query import Query, TakeQuery, native_read_all
 
 if TYPE_CHECKING:
     from .db import DBConnection
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanupStats:
+    """What :meth:`Table.cleanup_old_versions` removed (LanceDB's ``CleanupStats``).
+
+    Attributes:
+        bytes_removed: Bytes of the fragment, deletion and temporary files removed
+            (manifests are not counted).
+        old_versions: Versions removed.
+        files_removed: Fragment, deletion and temporary files removed.
+    """
+
+    bytes_removed: int = 0
+    old_versions: int = 0
+    files_removed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactionStats:
+    """What the compaction of :meth:`Table.optimize` did (LanceDB's
+    ``CompactionStats``).
+
+    Attributes:
+        fragments_removed: Fragments rewritten (small ones merged, or with deletions).
+        fragments_added: Fragments written in their place.
+        files_removed: Data and deletion files the new version no longer references
+            (removed from disk only by a cleanup).
+        files_added: Data files written.
+    """
+
+    fragments_removed: int = 0
+    fragments_added: int = 0
+    files_removed: int = 0
+    files_added: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeStats:
+    """What :meth:`Table.optimize` did (LanceDB's ``OptimizeStats``): its compaction,
+    and its cleanup (``prune``; all zeros without ``cleanup_older_than``)."""
+
+    compaction: CompactionStats
+    prune: CleanupStats
+
+
+#: ``progress(stage, done, total)``: called during long maintenance work.
+ProgressCallback = Callable[[str, int, int], None]
+
+_DEFAULT_OLDER_THAN = datetime.timedelta(days=7)
+
+
+def _older_than_ms(value: Any, name: str) -> int:
+    """A non-negative ``timedelta`` as whole milliseconds (TypeError/ValueError naming
+    ``name`` otherwise)."""
+    if not isinstance(value, datetime.timedelta):
+        raise RiffledbTypeError(
+            f"{name} must be a datetime.timedelta, got {describe(value)}"
+        )
+    if value < datetime.timedelta(0):
+        raise InvalidError(f"{name} must not be negative, got {value!r}")
+    return value // datetime.timedelta(milliseconds=1)
+
+
+def _check_progress(progress: Any) -> None:
+    if progress is not None and not callable(progress):
+        raise RiffledbTypeError(
+            f"progress must be callable or None, got {describe(progress)}"
+        )
 
 
 def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
@@ -515,3 +586,109 @@ class Table:
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""
         self._inner.delete(check_str(where, "where"))
+
+    # -- maintenance --------------------------------------------------------------------
+    def cleanup_old_versions(
+        self,
+        older_than: datetime.timedelta | None = None,
+        *,
+        delete_unverified: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> CleanupStats:
+        """Removes old versions and the files only they use, as LanceDB's.
+
+        Removes the versions committed more than ``older_than`` ago (the newest version
+        is never removed), then every data, deletion and temporary file that no
+        remaining version references. A file that only removed versions referenced
+        goes at once. A file that *no* version references (a crashed writer's, or one
+        a writer in another process has written but not committed yet) goes only once
+        it is older than both ``older_than`` and 7 days, unless ``delete_unverified``.
+        Files of a version committed while cleanup runs are kept.
+
+        Removed versions can no longer be checked out, opened with
+        ``open_table(name, version=n)`` or reopened by a pickled table or permutation
+        pinned to them: that raises InvalidError "Version n of table 't' was removed by
+        cleanup_old_versions; versions: ...". Tables and permutations already open at
+        such a version keep reading it (their files stay mapped until they are closed).
+
+        Args:
+            older_than: Age of the versions to remove (default 7 days);
+                ``timedelta(0)`` removes every version but the newest.
+            delete_unverified: Also remove unreferenced files younger than the grace
+                period. Only safe when nothing else writes to the table: an append in
+                flight would lose its rows.
+            progress: Called as ``progress(stage, done, total)`` during the work.
+
+        Returns:
+            What was removed.
+
+        Raises:
+            CorruptionError: a remaining version's manifest is damaged (nothing removed).
+        """
+        older_than_ms = _older_than_ms(
+            _DEFAULT_OLDER_THAN if older_than is None else older_than, "older_than"
+        )
+        delete_unverified = check_bool(delete_unverified, "delete_unverified")
+        _check_progress(progress)
+        old_versions, files, size = self._inner.cleanup_old_versions(
+            older_than_ms, delete_unverified, progress
+        )
+        return CleanupStats(
+            bytes_removed=size, old_versions=old_versions, files_removed=files
+        )
+
+    def optimize(
+        self,
+        *,
+        cleanup_older_than: datetime.timedelta | None = None,
+        delete_unverified: bool = False,
+        target_rows_per_fragment: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> OptimizeStats:
+        """Compacts small fragments and materialises deletions, as LanceDB's.
+
+        Adjacent fragments with fewer live rows than ``target_rows_per_fragment`` are
+        merged, and a fragment with deleted rows is rewritten without them, in scan
+        order: row offsets and the rows at them are unchanged (the ``_rowid`` of a
+        rewritten row changes). Commits one new version (operation ``"optimize"``) if
+        there was anything to do. Appends racing it are kept; if a concurrent delete or
+        overwrite changes the fragments being compacted, it plans again, and raises
+        InvalidError after three such conflicts.
+
+        The old files stay until a cleanup removes the versions that use them: pass
+        ``cleanup_older_than`` to run :meth:`cleanup_old_versions` afterwards. Unlike
+        LanceDB, no cleanup runs without it.
+
+        Args:
+            cleanup_older_than: If given, clean up versions older than this afterwards.
+            delete_unverified: Passed to the cleanup.
+            target_rows_per_fragment: Rows per compacted fragment (default 1,048,576,
+                the writers' maximum).
+            progress: Called as ``progress(stage, done, total)`` during the work.
+
+        Returns:
+            The compaction's and the cleanup's statistics.
+        """
+        target = check_int(
+            target_rows_per_fragment,
+            "target_rows_per_fragment",
+            minimum=1,
+            none_ok=True,
+        )
+        delete_unverified = check_bool(delete_unverified, "delete_unverified")
+        _check_progress(progress)
+        older_than_ms = (
+            None
+            if cleanup_older_than is None
+            else _older_than_ms(cleanup_older_than, "cleanup_older_than")
+        )
+        compaction = CompactionStats(*self._inner.compact(target or 0, progress))
+        prune = CleanupStats()
+        if older_than_ms is not None:
+            old_versions, files, size = self._inner.cleanup_old_versions(
+                older_than_ms, delete_unverified, progress
+            )
+            prune = CleanupStats(
+                bytes_removed=size, old_versions=old_versions, files_removed=files
+            )
+        return OptimizeStats(compaction=compaction, prune=prune)

@@ -60,6 +60,21 @@ nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
   return ExportBatch(batch);
 }
 
+// A Progress that calls `callback(stage, done, total)` with the GIL (None: no reports).
+// An exception the callback raises is reported as unraisable: progress cannot fail the
+// work it reports on.
+Progress PythonProgress(const nb::object& callback) {
+  if (callback.is_none()) return nullptr;
+  return [&callback](std::string_view stage, int64_t done, int64_t total) {
+    nb::gil_scoped_acquire gil;
+    try {
+      callback(nb::str(stage.data(), stage.size()), done, total);
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("riffledb progress callback");
+    }
+  };
+}
+
 }  // namespace
 
 void RegisterTable(nb::module_& m) {
@@ -203,6 +218,33 @@ void RegisterTable(nb::module_& m) {
              }
              return out;
            })
+      .def(
+          "compact",
+          [](Table& t, int64_t target_rows_per_fragment, const nb::object& progress) {
+            CompactionOptions options;
+            options.target_rows_per_fragment = target_rows_per_fragment;
+            Progress report = PythonProgress(progress);
+            auto stats =
+                ValueOrThrow(WithoutGil([&] { return t.Compact(options, report); }));
+            return std::make_tuple(stats.fragments_removed, stats.fragments_added,
+                                   stats.files_removed, stats.files_added);
+          },
+          nb::arg("target_rows_per_fragment"), nb::arg("progress").none())
+      .def(
+          "cleanup_old_versions",
+          [](Table& t, int64_t older_than_ms, bool delete_unverified,
+             const nb::object& progress) {
+            CleanupOptions options;
+            options.older_than_ms = older_than_ms;
+            options.delete_unverified = delete_unverified;
+            Progress report = PythonProgress(progress);
+            auto stats = ValueOrThrow(
+                WithoutGil([&] { return t.CleanupOldVersions(options, report); }));
+            return std::make_tuple(stats.old_versions, stats.files_removed,
+                                   stats.bytes_removed);
+          },
+          nb::arg("older_than_ms"), nb::arg("delete_unverified"),
+          nb::arg("progress").none())
       .def(
           "verify",
           [](const Table& t, std::optional<uint64_t> version) {

@@ -182,6 +182,11 @@ arrow::Result<Manifest> TableDir::ReadLatestManifest() const {
   return ReadManifest(version);
 }
 
+arrow::Status TableDir::RemoveVersion(uint64_t version) const {
+  return fs_->DeleteFile(
+      Resolve(std::string(kVersionsDir) + "/" + ManifestName(version)));
+}
+
 arrow::Status TableDir::Commit(const Manifest& base, Manifest* committed) const {
   Manifest manifest = base;
   manifest.format_version = kFormatVersion;

@@ -63,6 +63,10 @@ class TableDir {
   /// to build on.
   arrow::Status Commit(const Manifest& manifest, Manifest* committed = nullptr) const;
 
+  /// Deletes the manifest of `version` (cleanup of old versions); OK if it is gone. The
+  /// caller never removes the newest version, which writers rebase on.
+  arrow::Status RemoveVersion(uint64_t version) const;
+
  private:
   struct Cache {
     ForkSafeMutex mu;

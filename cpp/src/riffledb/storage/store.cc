@@ -2,7 +2,12 @@
 
 #include <arrow/record_batch.h>
 #include <arrow/table.h>
+#include <arrow/util/byte_size.h>
 
+#include <algorithm>
+#include <chrono>
+
+#include "riffledb/format/references.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb {
@@ -14,6 +19,14 @@ namespace {
 
 constexpr char kVersionsDir[] = "_versions";
 constexpr char kDeletionsDir[] = "_deletions";
+constexpr char kDataDir[] = "data";
+constexpr char kSegmentsDir[] = "_segments";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -198,6 +211,37 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
   }
 }
 
+arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
+  std::vector<StoredFile> files;
+  for (const char* dir : {kDataDir, kDeletionsDir, kSegmentsDir, kVersionsDir}) {
+    const bool versions = std::string_view(dir) == kVersionsDir;
+    ARROW_ASSIGN_OR_RAISE(auto entries, dir_.fs()->List(dir_.Resolve(dir)));
+    for (const auto& entry : entries) {
+      if (entry.type != io::EntryType::kFile) continue;
+      // In `_versions/` only temporary files are garbage candidates: committed
+      // manifests are removed by version, and files this code does not know are left
+      // alone.
+      if (versions && !format::IsTemporaryFileName(entry.name)) continue;
+      files.push_back({std::string(dir) + "/" + entry.name,
+                       std::max<int64_t>(0, entry.size), entry.mtime_ms});
+    }
+  }
+  return files;
+}
+
+arrow::Status DirectoryStore::RemoveVersion(uint64_t version) {
+  {
+    // A removed version must not be served from the cache of parsed manifests.
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    manifests_.erase(version);
+  }
+  return dir_.RemoveVersion(version);
+}
+
+arrow::Status DirectoryStore::RemoveFile(const std::string& path) {
+  return dir_.fs()->DeleteFile(dir_.Resolve(path));
+}
+
 arrow::Status DirectoryStore::VerifyFile(const std::string& path,
                                          const format::FileDigest& digest) {
   return format::VerifyFile(*dir_.fs(), dir_.Resolve(path), digest);
@@ -254,6 +298,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
         std::lock_guard<ForkSafeMutex> lock(mu_);
         std::string path = "data/" + std::to_string(next_file_++);
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
+        created_ms_[path] = NowMs();
         written.push_back({path, rows, std::nullopt});
         batches.clear();
         rows = 0;
@@ -302,6 +347,7 @@ arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(
   std::lock_guard<ForkSafeMutex> lock(mu_);
   std::string path = "_deletions/" + std::to_string(next_file_++);
   deletions_.emplace(path, std::make_shared<const std::vector<uint32_t>>(rows));
+  created_ms_[path] = NowMs();
   return format::DeletionFileInfo{path, static_cast<int64_t>(rows.size()), std::nullopt};
 }
 
@@ -321,7 +367,41 @@ void MemoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
   for (const auto& path : paths) {
     fragments_.erase(path);
     deletions_.erase(path);
+    created_ms_.erase(path);
   }
+}
+
+arrow::Result<std::vector<StoredFile>> MemoryStore::ListFiles() {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  std::vector<StoredFile> files;
+  auto created = [&](const std::string& path) {
+    auto it = created_ms_.find(path);
+    return it == created_ms_.end() ? int64_t{-1} : it->second;
+  };
+  for (const auto& [path, data] : fragments_) {
+    int64_t size = 0;
+    // The pre-boxed arrays, never batch->column() (see FragmentData::columns).
+    for (const auto& columns : data->columns) {
+      for (const auto& column : columns) size += arrow::util::TotalBufferSize(*column);
+    }
+    files.push_back({path, size, created(path)});
+  }
+  for (const auto& [path, rows] : deletions_) {
+    files.push_back(
+        {path, static_cast<int64_t>(rows->size() * sizeof(uint32_t)), created(path)});
+  }
+  return files;
+}
+
+arrow::Status MemoryStore::RemoveVersion(uint64_t version) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  versions_.erase(version);
+  return arrow::Status::OK();
+}
+
+arrow::Status MemoryStore::RemoveFile(const std::string& path) {
+  RemoveUnreferenced({path});
+  return arrow::Status::OK();
 }
 
 }  // namespace riffledb

@@ -29,6 +29,13 @@ namespace riffledb {
 /// type of both stores.
 using FragmentData = format::FragmentData;
 
+/// A file of a table's store that cleanup may remove (Store::ListFiles).
+struct StoredFile {
+  std::string path;       ///< relative to the table, as manifests name files
+  int64_t size = 0;       ///< bytes
+  int64_t mtime_ms = -1;  ///< last modification, ms since the Unix epoch; -1 if unknown
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -58,6 +65,18 @@ class Store {
       const format::DeletionFileInfo& info, int64_t physical_rows) = 0;
   /// Best-effort removal of files a failed or lost commit wrote.
   virtual void RemoveUnreferenced(const std::vector<std::string>& paths) = 0;
+
+  // -- Maintenance (Table::CleanupOldVersions)
+
+  /// Every file a version may reference or an unfinished write may have left: fragment,
+  /// deletion and segment files (temporary ones included) and the temporary files of
+  /// exclusive creates in `_versions/`. Never a committed manifest.
+  virtual arrow::Result<std::vector<StoredFile>> ListFiles() = 0;
+  /// Removes the manifest of `version` (never the only one: the caller keeps the
+  /// newest). OK if it is already gone.
+  virtual arrow::Status RemoveVersion(uint64_t version) = 0;
+  /// Removes a file listed by ListFiles; OK if it is already gone.
+  virtual arrow::Status RemoveFile(const std::string& path) = 0;
   /// Reads every byte of the file at `path` (relative) and checks it against `digest`;
   /// a mismatch is ErrorKind::kCorruption naming the file.
   virtual arrow::Status VerifyFile(const std::string& path,
@@ -98,6 +117,9 @@ class DirectoryStore : public Store {
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  arrow::Result<std::vector<StoredFile>> ListFiles() override;
+  arrow::Status RemoveVersion(uint64_t version) override;
+  arrow::Status RemoveFile(const std::string& path) override;
   arrow::Status VerifyFile(const std::string& path,
                            const format::FileDigest& digest) override;
 
@@ -150,6 +172,10 @@ class MemoryStore : public Store {
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
       const format::DeletionFileInfo& info, int64_t physical_rows) override;
   void RemoveUnreferenced(const std::vector<std::string>& paths) override;
+  /// Files have their creation time as mtime and their buffers' bytes as size.
+  arrow::Result<std::vector<StoredFile>> ListFiles() override;
+  arrow::Status RemoveVersion(uint64_t version) override;
+  arrow::Status RemoveFile(const std::string& path) override;
   /// Memory holds no file to damage.
   arrow::Status VerifyFile(const std::string& path,
                            const format::FileDigest& digest) override {
@@ -163,6 +189,9 @@ class MemoryStore : public Store {
   std::map<uint64_t, format::Manifest> versions_;
   std::map<std::string, std::shared_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::shared_ptr<const std::vector<uint32_t>>> deletions_;
+  // Creation time (ms since the epoch) of each file in fragments_ and deletions_: the
+  // grace period of cleanup protects in-flight writers of memory tables too.
+  std::map<std::string, int64_t> created_ms_;
   uint64_t next_file_ = 0;
 };
 

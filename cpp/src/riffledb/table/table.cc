@@ -94,8 +94,16 @@ arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
   }
   ARROW_ASSIGN_OR_RAISE(auto versions, table->store_->ListVersions());
   if (versions.empty()) return table->LatestManifest().status();  // the message
-  const uint64_t latest = versions.back();
+  uint64_t latest = versions.back();
   auto manifest = table->ReadVersion(latest);
+  if (!manifest.ok() && GetErrorKind(manifest.status()) != ErrorKind::kCorruption) {
+    // Removed by a cleanup after a newer commit, between the listing and the read?
+    auto newest = table->LatestManifest();
+    if (newest.ok()) {
+      latest = newest->version;
+      manifest = std::move(newest);
+    }
+  }
   // A damaged version still gives a handle, whether its manifest or its files are
   // damaged: reads report the damage, and ListVersions, Checkout and Restore reach the
   // intact versions.
@@ -170,12 +178,19 @@ void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
 }
 
 arrow::Result<format::Manifest> Table::LatestManifest() const {
-  ARROW_ASSIGN_OR_RAISE(uint64_t latest, store_->LatestVersion());
-  if (latest == 0) {
-    return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
-                                  " has no committed version");
+  for (int attempt = 0;; ++attempt) {
+    ARROW_ASSIGN_OR_RAISE(uint64_t latest, store_->LatestVersion());
+    if (latest == 0) {
+      return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
+                                    " has no committed version");
+    }
+    auto manifest = ReadVersion(latest);
+    if (manifest.ok() || attempt == 3) return manifest;
+    // Between finding the newest version and reading it, another writer may have
+    // committed a newer one and a cleanup removed this one: look again.
+    ARROW_ASSIGN_OR_RAISE(uint64_t now_latest, store_->LatestVersion());
+    if (now_latest == latest) return manifest;
   }
-  return ReadVersion(latest);
 }
 
 arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
@@ -314,11 +329,19 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
 arrow::Status Table::Checkout(uint64_t version) {
   ARROW_ASSIGN_OR_RAISE(auto versions, store_->ListVersions());
   if (std::find(versions.begin(), versions.end(), version) == versions.end()) {
-    return arrow::Status::Invalid(
-        "Version ", version, " of table '", name_, "' does not exist; versions: ",
+    const std::string listed =
         versions.empty()
             ? std::string("none")
-            : std::to_string(versions.front()) + ".." + std::to_string(versions.back()));
+            : std::to_string(versions.front()) + ".." + std::to_string(versions.back());
+    // Every commit is the newest version + 1, so a missing version below the newest
+    // existed once: only cleanup (or a hand) removes manifests.
+    if (version >= 1 && !versions.empty() && version < versions.back()) {
+      return arrow::Status::Invalid(
+          "Version ", version, " of table '", name_,
+          "' was removed by cleanup_old_versions; versions: ", listed);
+    }
+    return arrow::Status::Invalid("Version ", version, " of table '", name_,
+                                  "' does not exist; versions: ", listed);
   }
   ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));

@@ -6,11 +6,13 @@
 #include <arrow/status.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "riffledb/storage/store.h"
@@ -27,6 +29,52 @@ struct VersionInfo {
   std::string operation;  ///< empty if damaged
   /// Why the version's manifest cannot be read (naming the file); empty if it is intact.
   std::string damage;
+};
+
+/// Reports progress of long work: `stage` names it ("reading versions", "removing
+/// files", "rewriting rows"), `done` of `total` units. Called on the calling thread.
+using Progress = std::function<void(std::string_view stage, int64_t done, int64_t total)>;
+
+/// How Table::CleanupOldVersions chooses what to remove.
+struct CleanupOptions {
+  /// Versions committed more than this long before now are removed; the newest version
+  /// never is. 0 removes every version but the newest.
+  int64_t older_than_ms = int64_t{7} * 24 * 3600 * 1000;
+  /// Also remove files that no version references however young they are. Such a file
+  /// may belong to a writer that has not committed yet: only safe when no other
+  /// process or thread writes to the table.
+  bool delete_unverified = false;
+  /// The time cleanup counts ages from, ms since the epoch; -1: the clock. Tests move it
+  /// forward instead of waiting.
+  int64_t now_ms = -1;
+};
+
+/// Files that no version references are removed only once this old (and older than
+/// CleanupOptions::older_than_ms), unless delete_unverified: a writer writes its files
+/// before it commits the version that references them, and cleanup cannot tell its
+/// files from a crashed writer's. LanceDB's grace period: 7 days.
+constexpr int64_t kUnverifiedGraceMs = int64_t{7} * 24 * 3600 * 1000;
+
+/// What Table::CleanupOldVersions removed (LanceDB's CleanupStats, plus files_removed).
+struct CleanupStats {
+  int64_t old_versions = 0;   ///< manifests of old versions removed
+  int64_t files_removed = 0;  ///< fragment, deletion and temporary files removed
+  int64_t bytes_removed = 0;  ///< the bytes of those files (manifests not counted)
+};
+
+/// How Table::Compact chooses fragments.
+struct CompactionOptions {
+  /// Fragments with fewer live rows than this are merged with their small neighbours
+  /// into fragments of at most this many rows; 0: the writers' max_rows_per_fragment.
+  int64_t target_rows_per_fragment = 0;
+};
+
+/// What Table::Compact did (LanceDB's CompactionStats).
+struct CompactionStats {
+  int64_t fragments_removed = 0;
+  int64_t fragments_added = 0;
+  int64_t files_removed = 0;  ///< data and deletion files the new version no longer uses
+  int64_t files_added = 0;
 };
 
 /// A handle on a table. Reads go to the handle's current snapshot: the version it opened,
@@ -98,6 +146,34 @@ class Table {
   /// again to the version the delete commits on. Commits a version even when nothing
   /// matched.
   arrow::Result<uint64_t> Delete(const Filter& filter);
+
+  // -- Maintenance (table/maintenance.cc)
+
+  /// Merges runs of adjacent small fragments (fewer live rows than the target) and
+  /// rewrites every fragment that has deleted rows without them, in scan order, so the
+  /// row offsets of the newest version and the values at them do not change (row ids of
+  /// the rewritten rows do). Commits one version (operation "optimize") when there is
+  /// anything to do and moves the handle to it; commits nothing otherwise.
+  ///
+  /// Rebased like other writes: appends racing it are kept. If a concurrent write
+  /// changed or removed a fragment being rewritten (a delete, an overwrite), the
+  /// compaction is planned and written again, and after 3 such conflicts fails with
+  /// Invalid saying so; nothing is committed then.
+  arrow::Result<CompactionStats> Compact(const CompactionOptions& options = {},
+                                         const Progress& progress = nullptr);
+
+  /// Removes the versions committed more than options.older_than_ms ago (never the
+  /// newest), then every fragment, deletion or temporary file that no remaining version
+  /// references: at once if only removed versions referenced it, and otherwise only
+  /// once it is older than both older_than_ms and kUnverifiedGraceMs (or with
+  /// delete_unverified). A version committed while cleanup runs keeps its files.
+  ///
+  /// Removed versions can no longer be checked out or opened (an error saying they were
+  /// removed by cleanup_old_versions). Snapshots already open keep reading: their files
+  /// are mapped or held in memory. Invalid (kCorruption) naming the version if any
+  /// version's manifest is damaged: its files are unknown, so nothing is removed.
+  arrow::Result<CleanupStats> CleanupOldVersions(const CleanupOptions& options = {},
+                                                 const Progress& progress = nullptr);
 
  private:
   Table(std::string name, std::shared_ptr<Store> store,
