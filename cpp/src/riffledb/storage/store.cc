@@ -126,6 +126,12 @@ arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
   return manifest;
 }
 
+arrow::Result<format::Manifest> DirectoryStore::ReadStoredManifest(uint64_t version) {
+  auto manifest = dir_.ReadManifest(version);
+  if (!manifest.ok()) return IfDropped(manifest.status());
+  return manifest;
+}
+
 arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
   format::Manifest committed;
   arrow::Status st = dir_.Commit(manifest, &committed);

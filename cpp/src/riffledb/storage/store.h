@@ -50,6 +50,11 @@ class Store {
     return versions.empty() ? 0 : versions.back();
   }
   virtual arrow::Result<format::Manifest> ReadManifest(uint64_t version) = 0;
+  /// As ReadManifest, but from storage even when a copy is cached: for checks (verify,
+  /// cleanup) that must see what is on disk now, damage included.
+  virtual arrow::Result<format::Manifest> ReadStoredManifest(uint64_t version) {
+    return ReadManifest(version);
+  }
   /// Publishes `manifest` as its version; AlreadyExists if that version exists.
   virtual arrow::Status Commit(const format::Manifest& manifest) = 0;
 
@@ -105,6 +110,7 @@ class DirectoryStore : public Store {
   /// checking that the last one seen still exists and probing the ones after it.
   arrow::Result<uint64_t> LatestVersion() override;
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
+  arrow::Result<format::Manifest> ReadStoredManifest(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
       const std::shared_ptr<arrow::Schema>& schema,

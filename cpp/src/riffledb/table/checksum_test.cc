@@ -199,6 +199,32 @@ TEST_F(Format2Test, ReadsFindADamagedDeletionFileOrSegment) {
   EXPECT_TRUE(versions.front().damage.empty());
 }
 
+// The store keeps the manifests it committed parsed; verify and cleanup must read the
+// file as it is on disk now, or damage since the commit goes unseen.
+TEST_F(Format2Test, VerifyAndCleanupReadTheManifestFromDiskNotTheCache) {
+  auto store = Store();
+  auto data = ReaderOf({IdBatch(0, 10)});
+  auto table = Table::Create("t", store, data->schema(), data.get()).ValueOrDie();
+  auto more = ReaderOf({IdBatch(10, 10)});
+  ASSERT_OK(table->Append(more.get()).status());
+  ASSERT_OK(table->Verify(1));
+  const std::string first = path_ + "/_versions/00000000000000000001.json";
+  FlipBit(first, fs::file_size(first) - 4, 2);
+
+  auto st = table->Verify(1);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Version 1 of table 't' is damaged", st);
+  EXPECT_EQ(GetErrorKind(st), ErrorKind::kCorruption);
+  ASSERT_OK(table->Verify(2));
+
+  // Version 1 would stay (newer than the cutoff): its files are unknown, so nothing goes.
+  CleanupOptions options;
+  options.older_than_ms = 60'000;
+  auto cleaned = table->CleanupOldVersions(options);
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Cannot clean up table 't': the files of version 1 are unknown", cleaned);
+  EXPECT_EQ(store->ListVersions()->size(), 2u);
+}
+
 TEST_F(Format2Test, AFragmentOfTheWrongSizeIsDamage) {
   auto table = Create(100);
   auto data = FilesIn(path_ + "/data");

@@ -319,7 +319,8 @@ arrow::Result<CleanupStats> Table::CleanupOldVersions(const CleanupOptions& opti
   std::unordered_set<std::string> removed_files;  // referenced by a removed version
   std::vector<uint64_t> removed;
   auto read = [&](uint64_t version) -> arrow::Result<format::Manifest> {
-    auto manifest = ReadVersion(version);
+    // From storage: a manifest damaged since it was cached must stop the cleanup.
+    auto manifest = ReadVersion(version, /*from_storage=*/true);
     if (!manifest.ok() && GetErrorKind(manifest.status()) == ErrorKind::kCorruption) {
       return manifest.status().WithMessage("Cannot clean up table '", name_,
                                            "': the files of version ", version,

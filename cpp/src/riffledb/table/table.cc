@@ -193,8 +193,10 @@ arrow::Result<format::Manifest> Table::LatestManifest() const {
   }
 }
 
-arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version) const {
-  auto manifest = store_->ReadManifest(version);
+arrow::Result<format::Manifest> Table::ReadVersion(uint64_t version,
+                                                   bool from_storage) const {
+  auto manifest =
+      from_storage ? store_->ReadStoredManifest(version) : store_->ReadManifest(version);
   if (manifest.ok() || GetErrorKind(manifest.status()) != ErrorKind::kCorruption) {
     return manifest;
   }
@@ -250,7 +252,8 @@ arrow::Result<std::vector<VersionInfo>> Table::ListVersions() const {
 
 arrow::Status Table::Verify(std::optional<uint64_t> version) const {
   const uint64_t target = version.value_or(this->version());
-  ARROW_ASSIGN_OR_RAISE(format::Manifest manifest, ReadVersion(target));
+  ARROW_ASSIGN_OR_RAISE(format::Manifest manifest,
+                        ReadVersion(target, /*from_storage=*/true));
   auto damaged = [&](const arrow::Status& st) {
     return WithErrorKind(st.WithMessage("Version ", target, " of table '", name_,
                                         "' is damaged: ", st.message()),

@@ -181,8 +181,10 @@ class Table {
   arrow::Status CheckWritable() const;
   arrow::Result<format::Manifest> LatestManifest() const;
   // Reads one version's manifest; a damaged one is Invalid (kCorruption) naming the
-  // table, the version and the file, and saying how to reach the others.
-  arrow::Result<format::Manifest> ReadVersion(uint64_t version) const;
+  // table, the version and the file, and saying how to reach the others. With
+  // `from_storage`, the store's cached copy is not used (see Store::ReadStoredManifest).
+  arrow::Result<format::Manifest> ReadVersion(uint64_t version,
+                                              bool from_storage = false) const;
   // Commits what `make` builds from the newest manifest, retrying when another writer
   // commits first. `make` sets everything but version and timestamp.
   arrow::Result<uint64_t> CommitWithRetry(
