@@ -284,6 +284,7 @@ def test_bit_flips_never_crash_and_are_counted(tmp_path):
                 "expected": expected,
                 "job_timeout": JOB_TIMEOUT,
             }
+            keep = False  # the copies of a batch with a failure, to reproduce it
             for job, outcome, detail in _run_batch(work / "plan.json", plan):
                 loop.add("flips")
                 loop.add(f"flips in {job['kind']}")
@@ -294,7 +295,9 @@ def test_bit_flips_never_crash_and_are_counted(tmp_path):
                     where = f"{job['file']} byte {job['byte']} bit {job['bit']}"
                     if len(examples.setdefault(outcome, [])) < 5:
                         examples[outcome].append(f"{where}: {detail}")
-            shutil.rmtree(work)
+                    keep = keep or outcome in ("foreign", "crash", "hang")
+            if not keep:
+                shutil.rmtree(work)
         failures = {
             k: examples[k][:3] for k in ("crash", "hang", "foreign") if k in examples
         }
