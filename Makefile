@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
-        lint clean bench
+        lint clean bench soak bench-metadata
 
 all: build
 
@@ -95,6 +95,14 @@ test-tsan: $(STAMP) $(TSAN)/build.ninja
 	  ctest --test-dir $(TSAN) --output-on-failure -j2 --timeout 600 \
 	  -R '$(TSAN_TESTS)' -E '$(TSAN_SKIP)'
 
+# The fault-injection, kill -9, drop-race and bit-flip loops that `make test` runs briefly,
+# run for SOAK_MINUTES in total (default 10), then their counts (scripts/soak.py). Not
+# part of `make test` or CI: too long.
+SOAK_MINUTES ?= 10
+
+soak: build
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES)
+
 demo: build
 	$(PY) examples/demo.py
 
@@ -128,3 +136,9 @@ $(BENCH_STAMP): requirements-bench.txt
 
 bench: build $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+
+# Metadata that scales (issue #10, item 8): APPENDS one-row appends (default 10,000) to one
+# table; add latency first vs last, list_versions, open time, metadata bytes
+# (benchmarks/metadata.py; docs/benchmarks/README.md, "Metadata").
+bench-metadata: build
+	$(PY) benchmarks/metadata.py $(if $(APPENDS),--appends $(APPENDS))

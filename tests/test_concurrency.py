@@ -7,6 +7,7 @@ seconds fails the test with its stacks, so a deadlock cannot hang the suite.
 
 import multiprocessing as mp
 import random
+import shutil
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from harness.concurrency_scenarios import (
     killable_appender_scenarios,
 )
 from harness.hang import Child
+from harness.soak import SoakLoop
 
 import riffledb
 
@@ -96,14 +98,24 @@ def test_two_processes_append_concurrently(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_writer_killed_mid_append(tmp_path, seed):
-    db = riffledb.connect(tmp_path)
+    # One kill per seed; `make soak` repeats it with further kill points (harness.soak).
+    rng = random.Random(seed)
+    with SoakLoop(f"kill -9 mid-append (seed {seed})", rounds=1) as loop:
+        for round_ in loop:
+            path = tmp_path / f"db{round_}"
+            _kill_writer_and_check(path, rng, loop)
+            shutil.rmtree(path)  # a soak makes hundreds; a failed round keeps its own
+
+
+def _kill_writer_and_check(path, rng, loop):
+    db = riffledb.connect(path)
     db.create_table("t", schema=pa.schema([("id", pa.int64())]))
-    kill_after = random.Random(seed).randint(1, KILL_APPENDS - 20)
+    kill_after = rng.randint(1, KILL_APPENDS - 20)
     # A RawValue: a lock held by the killed child would deadlock the parent.
     done = mp.get_context("spawn").RawValue("i", 0)
     writer = Child(
         killable_appender_scenarios,
-        str(tmp_path),
+        str(path),
         done,
         what="writer to kill",
         timeout=JOIN_TIMEOUT,
@@ -115,8 +127,11 @@ def test_writer_killed_mid_append(tmp_path, seed):
         time.sleep(0.001)
     if writer.is_alive():
         writer.kill()
+        if done.value < kill_after:
+            loop.add("hangs")
         assert done.value >= kill_after, f"writer made no progress in {JOIN_TIMEOUT}s"
         assert writer.outcome().exitcode == -signal.SIGKILL
+        loop.add("kills")
     else:
         # Only acceptable if the writer outran the poll and finished every append.
         outcome = writer.outcome()
@@ -127,8 +142,10 @@ def test_writer_killed_mid_append(tmp_path, seed):
         )
     acknowledged = done.value
 
-    tbl = riffledb.connect(tmp_path).open_table("t")
+    tbl = riffledb.connect(path).open_table("t")
     latest = tbl.version
+    # Rows of appends that returned but are not in the latest version.
+    loop.add("lost_rows", ROWS * max(0, acknowledged + 1 - latest))
     # Every append that returned is durable; at most the in-flight ones (the one being
     # committed and the one whose counter update was pre-empted) are extra.
     assert acknowledged + 1 <= latest <= acknowledged + 2
@@ -137,14 +154,19 @@ def test_writer_killed_mid_append(tmp_path, seed):
     for v in versions:
         tbl.checkout(v)
         n = 10 * (v - 1)
+        ids = tbl.to_arrow()["id"].to_pylist()
+        loop.add("versions_checked")
+        loop.add("rows_checked", len(ids))
+        if ids != list(range(n)):
+            loop.add("partial_versions")
         assert tbl.count_rows() == n, f"version {v}"
-        assert tbl.to_arrow()["id"].to_pylist() == list(range(n)), f"version {v}"
+        assert ids == list(range(n)), f"version {v}"
     # The table stays writable: leftovers of the killed commit do not get in the way.
     tbl.checkout_latest()
     tbl.add(pa.table({"id": pa.array([-1], pa.int64())}))
     assert tbl.version == latest + 1
     assert tbl.count_rows() == 10 * (latest - 1) + 1
-    assert riffledb.connect(tmp_path).open_table("t").version == latest + 1
+    assert riffledb.connect(path).open_table("t").version == latest + 1
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ for rows that are in the table.
 
 import os
 import random
+import shutil
 import signal
 import time
 import traceback
@@ -15,6 +16,7 @@ import traceback
 import pyarrow as pa
 import pytest
 from harness.hang import wait_child
+from harness.soak import SoakLoop
 
 import riffledb
 from riffledb.errors import TableNotFoundError
@@ -79,10 +81,12 @@ def _batch_ids(first):
     return set(range(int(first), int(first) + ROWS))
 
 
-def _check_whole_or_absent(path, outcomes):
+def _check_whole_or_absent(path, outcomes, loop=None):
     """The table is either absent (and so is its directory's `_versions/`) or whole:
     every version opens, and the latest holds exactly the initial rows and the rows of
-    every append that succeeded, none of an append that failed."""
+    every append that succeeded, none of an append that failed. Counts what it checked
+    in `loop` (a harness.soak.SoakLoop), if given."""
+    loop = loop or SoakLoop("unreported", rounds=0)
     db = riffledb.connect(path)
     names = db.table_names()
     if names == []:
@@ -95,12 +99,17 @@ def _check_whole_or_absent(path, outcomes):
     for v in [v["version"] for v in tbl.list_versions()]:
         tbl.checkout(v)
         tbl.to_arrow()  # every file of every version reads
+        loop.add("versions_checked")
     tbl.checkout_latest()
     expected = set(range(INITIAL * ROWS))
     for outcome in outcomes:
         if outcome[0] == "ok":
             expected |= _batch_ids(outcome[1])
-    assert sorted(tbl.to_arrow()["id"].to_pylist()) == sorted(expected)
+    ids = tbl.to_arrow()["id"].to_pylist()
+    loop.add("rows_checked", len(ids))
+    loop.add("lost_rows", len(expected - set(ids)))
+    loop.add("unacknowledged_rows", len(set(ids) - expected))
+    assert sorted(ids) == sorted(expected)
     return True
 
 
@@ -114,9 +123,19 @@ def _no_tombstones(path):
 
 
 def test_drop_racing_appenders_in_other_processes(tmp_path):
-    path = tmp_path / "db"
+    # One race; `make soak` repeats it (harness.soak).
+    with SoakLoop("drop racing 3 appenders", rounds=1) as loop:
+        for round_ in loop:
+            path = tmp_path / f"db{round_}"
+            _race_drop_with_appenders(path, tmp_path / f"logs{round_}", loop)
+            shutil.rmtree(tmp_path / f"logs{round_}")
+            shutil.rmtree(path)
+
+
+def _race_drop_with_appenders(path, log_dir, loop):
     db = _create(path)
-    logs = [tmp_path / f"writer{w}.log" for w in range(3)]
+    log_dir.mkdir()
+    logs = [log_dir / f"writer{w}.log" for w in range(3)]
     pids = [_fork(_append_loop, path, w, logs[w], 400, 3) for w in range(len(logs))]
     try:
         # Drop once every appender is committing (the sleep only paces the polling).
@@ -126,12 +145,15 @@ def test_drop_racing_appenders_in_other_processes(tmp_path):
         ):
             time.sleep(0.002)
         db.drop_table("t")
+        loop.add("drops")
         assert db.table_names() == []
     finally:
         codes = [wait_child(pid, timeout=60) for pid in pids]
     assert codes == [0] * len(pids)
     for log in logs:
         outcomes = _outcomes(log)
+        loop.add("appends_ok", sum(o[0] == "ok" for o in outcomes))
+        loop.add("appends_failed", sum(o[0] == "err" for o in outcomes))
         assert len(outcomes) >= 2, log
         failed = [o for o in outcomes if o[0] == "err"]
         # Once dropped, dropped for good: every later append failed, cleanly.
@@ -142,7 +164,7 @@ def test_drop_racing_appenders_in_other_processes(tmp_path):
             assert o[2] == "TableNotFoundError", o
             assert "was dropped" in o[3] and "t.riffle" in o[3], o
     # No appender brought the table back.
-    assert not _check_whole_or_absent(path, [])
+    assert not _check_whole_or_absent(path, [], loop)
     assert _no_tombstones(path) == []
 
 
@@ -150,33 +172,41 @@ def test_drop_racing_appenders_in_other_processes(tmp_path):
 def test_drop_killed_at_random_points(tmp_path, seed):
     rng = random.Random(seed)
     kept = dropped = 0
-    for round_ in range(20):
-        path = tmp_path / f"db{round_}"
-        _create(path)
-        log = tmp_path / f"appender{round_}.log"
-        ready_r, ready_w = os.pipe()
-        appender = _fork(_append_loop, path, 0, log, 8, 1, ready_w)
-        os.close(ready_w)
-        # The appender holds the table open before the drop starts (EOF if it died).
-        assert os.read(ready_r, 1) == b"r"
-        os.close(ready_r)
-        dropper = _fork(_drop, path)
-        time.sleep(rng.uniform(0, 0.004))  # a random point of the drop
-        os.kill(dropper, signal.SIGKILL)
-        assert wait_child(dropper, timeout=60) in (0, -signal.SIGKILL)
-        assert wait_child(appender, timeout=60) == 0
-        outcomes = _outcomes(log)
-        if _check_whole_or_absent(path, outcomes):
-            kept += 1
-            # A drop that did not happen failed no append.
-            assert all(o[0] == "ok" for o in outcomes), outcomes
-        else:
-            dropped += 1
-            for o in outcomes:
-                if o[0] == "err":
-                    assert o[2] == "TableNotFoundError", o
-        assert _no_tombstones(path) == []
-    assert kept + dropped == 20
+    # 20 rounds; `make soak` runs rounds for as long as it is told (harness.soak).
+    with SoakLoop("drop killed at random points", rounds=20) as loop:
+        for round_ in loop:
+            path = tmp_path / f"db{round_}"
+            _create(path)
+            log = tmp_path / f"appender{round_}.log"
+            ready_r, ready_w = os.pipe()
+            appender = _fork(_append_loop, path, 0, log, 8, 1, ready_w)
+            os.close(ready_w)
+            # The appender holds the table open before the drop starts (EOF if it died).
+            assert os.read(ready_r, 1) == b"r"
+            os.close(ready_r)
+            dropper = _fork(_drop, path)
+            time.sleep(rng.uniform(0, 0.004))  # a random point of the drop
+            os.kill(dropper, signal.SIGKILL)
+            assert wait_child(dropper, timeout=60) in (0, -signal.SIGKILL)
+            loop.add("kills")
+            assert wait_child(appender, timeout=60) == 0
+            outcomes = _outcomes(log)
+            loop.add("appends_ok", sum(o[0] == "ok" for o in outcomes))
+            loop.add("appends_failed", sum(o[0] == "err" for o in outcomes))
+            if _check_whole_or_absent(path, outcomes, loop):
+                kept += 1
+                loop.add("kept")
+                # A drop that did not happen failed no append.
+                assert all(o[0] == "ok" for o in outcomes), outcomes
+            else:
+                dropped += 1
+                loop.add("dropped")
+                for o in outcomes:
+                    if o[0] == "err":
+                        assert o[2] == "TableNotFoundError", o
+            assert _no_tombstones(path) == []
+            shutil.rmtree(path)
+    assert kept + dropped == loop.done
 
 
 def _create_racer(path, creator, log, exist_ok, ready_r):

@@ -17,6 +17,7 @@
 #include "riffledb/storage/store.h"
 #include "riffledb/table/table.h"
 #include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/soak.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb {
@@ -27,6 +28,7 @@ using testing::DeleteWhere;
 using testing::IdBatch;
 using testing::Int64Column;
 using testing::ReaderOf;
+using testing::SoakLoop;
 using testing::TempDir;
 
 // The ids of the latest version, in scan order.
@@ -45,11 +47,13 @@ std::vector<int64_t> Range(int64_t start, int64_t end) {
 }
 
 // Every file that some committed manifest references exists and reads back: the whole
-// table scans at every version.
-void ExpectEveryVersionReadable(const std::string& path, const std::string& context) {
+// table scans at every version. Counts the versions read in `soak`, if given.
+void ExpectEveryVersionReadable(const std::string& path, const std::string& context,
+                                SoakLoop* soak = nullptr) {
   format::TableDir dir(io::Local(), path);
   ASSERT_OK_AND_ASSIGN(auto versions, dir.ListVersions());
   for (uint64_t version : versions) {
+    if (soak != nullptr) soak->Add("versions_checked");
     auto table = Table::Open("t", std::make_shared<DirectoryStore>(path), version);
     ASSERT_TRUE(table.ok()) << context << ": version " << version << ": "
                             << table.status().ToString();
@@ -104,10 +108,9 @@ void MakeBase(const std::string& path) {
   ASSERT_OK(table->Append(second.get()).status());
 }
 
-class CommitFaultsTest : public ::testing::TestWithParam<Fault> {};
-
-TEST_P(CommitFaultsTest, EveryOperationOfEveryCommit) {
-  const Fault fault = GetParam();
+// One sweep: every operation, with `fault` injected at each of its mutating operations
+// in turn.
+void SweepEveryOperation(Fault fault, SoakLoop& soak) {
   for (const Operation& op : Operations()) {
     // A clean run counts the operations of this commit.
     int64_t total = 0;
@@ -139,19 +142,40 @@ TEST_P(CommitFaultsTest, EveryOperationOfEveryCommit) {
                             std::to_string(n) + " of " + std::to_string(total) + " (" +
                             log.at(n - 1) + "): " + st.ToString();
       ASSERT_EQ(fs->operations(), 0);
+      soak.Add("faults");
       format::TableDir tdir(io::Local(), path);
       ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
+      // Counted before the assertions below stop the loop, so that the soak reports it.
+      if (latest != 2 && latest != 3) soak.Add("partial_versions");
+      if (st.ok() && latest != 3) soak.Add("lost_commits");
       ASSERT_TRUE(latest == 2 || latest == 3) << context;
       if (st.ok()) {
         ASSERT_EQ(latest, 3u) << context;
       }
       if (latest == 3 && !st.ok()) {
+        soak.Add("committed_but_failed");
         ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
       }
       std::vector<int64_t> expected = latest == 3 ? op.after : Range(0, 200);
-      ASSERT_EQ(LatestIds(path), expected) << context;
-      ExpectEveryVersionReadable(path, context);
+      std::vector<int64_t> ids = LatestIds(path);
+      soak.Add("rows_checked", static_cast<int64_t>(ids.size()));
+      if (ids != expected) soak.Add("partial_versions");
+      ASSERT_EQ(ids, expected) << context;
+      ExpectEveryVersionReadable(path, context, &soak);
     }
+  }
+}
+
+class CommitFaultsTest : public ::testing::TestWithParam<Fault> {};
+
+// In `make soak` (RIFFLEDB_SOAK_SECONDS) the sweep repeats until the time is up. The
+// fault points are the same each time; what a repeat can find is what depends on more
+// than the operation count: random file names, timestamps, a loaded machine's timing.
+TEST_P(CommitFaultsTest, EveryOperationOfEveryCommit) {
+  SoakLoop soak(std::string("commit faults: ") + io::FaultName(GetParam()));
+  while (soak.Next()) {
+    SweepEveryOperation(GetParam(), soak);
+    if (HasFatalFailure()) return;
   }
 }
 
