@@ -1,6 +1,8 @@
 #include "riffledb/io/filesystem.h"
 
 #include <arrow/filesystem/mockfs.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/util/future.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -243,6 +245,27 @@ TEST_F(LocalFileSystemTest, OpenInputMapsZeroCopy) {
   EXPECT_EQ(buffer->ToString(), "mapped");
   EXPECT_FALSE(buffer->is_mutable());
   EXPECT_TRUE(file->supports_zero_copy());
+}
+
+// Arrow's IPC reader reads a file's footer with ReadAsync: on a map it must complete in
+// the caller, not as a task of Arrow's I/O pool (two thread switches a fragment opened).
+TEST_F(LocalFileSystemTest, AsyncReadsOfAMapCompleteInTheCaller) {
+  ASSERT_OK(testing::WriteFile(Path("m"), "hello mapped world"));
+  ASSERT_OK_AND_ASSIGN(auto file, fs_->OpenInput(Path("m")));
+  const auto& context = arrow::io::default_io_context();
+  auto read = file->ReadAsync(context, 6, 6);
+  ASSERT_TRUE(read.is_finished());
+  ASSERT_OK_AND_ASSIGN(auto buffer, read.result());
+  EXPECT_EQ(buffer->ToString(), "mapped");
+
+  auto tail = file->ReadAsync(context, 13, 10, /*allow_short_read=*/true);
+  ASSERT_TRUE(tail.is_finished());
+  ASSERT_OK_AND_ASSIGN(buffer, tail.result());
+  EXPECT_EQ(buffer->ToString(), "world");
+  auto short_read = file->ReadAsync(context, 13, 10, /*allow_short_read=*/false);
+  ASSERT_TRUE(short_read.is_finished());
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "10 bytes wanted at offset 13, 5 read",
+                             short_read.result());
 }
 
 // A store without an exclusive create fails at the first commit, naming itself.
