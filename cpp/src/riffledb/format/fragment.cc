@@ -96,6 +96,7 @@ class FileSink {
 
   arrow::Status Write(const arrow::RecordBatch& batch) {
     rows_ += batch.num_rows();
+    ++batches_;
     return Annotate(writer_->WriteRecordBatch(batch));
   }
 
@@ -107,6 +108,7 @@ class FileSink {
 
   const std::string& path() const { return path_; }
   int64_t rows() const { return rows_; }
+  int64_t batches() const { return batches_; }
   const FileDigest& digest() const { return stream_->digest(); }
 
  private:
@@ -122,6 +124,7 @@ class FileSink {
   std::shared_ptr<DigestStream> stream_;
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
   int64_t rows_ = 0;
+  int64_t batches_ = 0;
 };
 
 // Writes the coalescer's fragments as files, one dictionary per column and file.
@@ -243,7 +246,8 @@ class FragmentWriter {
     if (!sink_) return arrow::Status::OK();
     arrow::Status st = sink_->Finish();
     // Once Finish was attempted the file is ours to clean up as a written one.
-    written_.push_back({sink_relative_, sink_->rows(), sink_->digest()});
+    written_.push_back(
+        {sink_relative_, sink_->rows(), sink_->digest(), sink_->batches()});
     sink_.reset();
     dictionaries_.clear();
     return st;

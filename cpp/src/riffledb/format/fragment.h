@@ -72,6 +72,7 @@ struct WrittenFragment {
   std::string path;  ///< relative to the table directory, `data/<random id>.arrow`
   int64_t physical_rows = 0;
   std::optional<FileDigest> digest;  ///< of the file as written (none in memory)
+  int64_t num_batches = 0;           ///< record batches in the file
 };
 
 /// Streams `reader` into one or more fragment files under `table_dir/data/`, through

@@ -9,10 +9,12 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/util/base64.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <unordered_set>
 
 #include "riffledb/util/crc32c.h"
@@ -129,15 +131,25 @@ arrow::Result<std::string> GetString(const ManifestError& err, const Json& objec
 
 // A relative path inside the table directory: no leading '/', no empty, '.' or '..'
 // components, no backslash or NUL (which would mean different things on other systems).
+// `what` names the key in errors: a string, or a callable returning one (built only on
+// error: a manifest of 10,000 fragments is validated at every commit).
+template <typename Label>
 arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& path,
-                                   const std::string& what) {
-  if (path.empty()) return err.Invalid("'", what, "' is empty");
+                                   const Label& label) {
+  auto what = [&]() -> std::string {
+    if constexpr (std::is_invocable_v<const Label&>) {
+      return label();
+    } else {
+      return std::string(label);
+    }
+  };
+  if (path.empty()) return err.Invalid("'", what(), "' is empty");
   if (path.front() == '/') {
-    return err.Invalid("'", what, "' is '", path,
+    return err.Invalid("'", what(), "' is '", path,
                        "', must be relative to the table directory");
   }
   if (path.find('\0') != std::string::npos || path.find('\\') != std::string::npos) {
-    return err.Invalid("'", what, "' contains a NUL or backslash character");
+    return err.Invalid("'", what(), "' contains a NUL or backslash character");
   }
   size_t begin = 0;
   while (begin <= path.size()) {
@@ -145,7 +157,7 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
     if (end == std::string::npos) end = path.size();
     std::string_view part(path.data() + begin, end - begin);
     if (part.empty() || part == "." || part == "..") {
-      return err.Invalid("'", what, "' is '", path,
+      return err.Invalid("'", what(), "' is '", path,
                          "': a path must not contain empty, '.' or '..' components");
     }
     begin = end + 1;
@@ -155,25 +167,41 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
 
 // Checks the invariants that do not depend on the JSON encoding, so that
 // SerializeManifest never writes what ParseManifest would reject.
+// `label` names the entry in errors, as ValidateRelativePath's.
+template <typename Label>
 arrow::Status ValidateFragment(const ManifestError& err, const FragmentInfo& f,
-                               const std::string& at) {
-  ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
+                               const Label& label) {
+  auto at = [&]() -> std::string {
+    if constexpr (std::is_invocable_v<const Label&>) {
+      return label();
+    } else {
+      return std::string(label);
+    }
+  };
+  ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, [&] { return at() + ".path"; }));
   if (f.physical_rows < 0 || f.physical_rows > kMaxFragmentRows) {
-    return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
+    return err.Invalid("'", at(), ".physical_rows' is ", f.physical_rows,
                        ", must be in [0, ", kMaxFragmentRows, "]");
   }
   if (f.digest && f.digest->size < 0) {
-    return err.Invalid("'", at, ".size' is ", f.digest->size, ", must be at least 0");
+    return err.Invalid("'", at(), ".size' is ", f.digest->size, ", must be at least 0");
+  }
+  // Every batch holds a row: a file of n rows has 1..n batches (0 when empty).
+  if (f.num_batches && (*f.num_batches > f.physical_rows ||
+                        (*f.num_batches == 0) != (f.physical_rows == 0))) {
+    return err.Invalid("'", at(), ".batches' is ", *f.num_batches,
+                       ", must be in [1, physical_rows = ", f.physical_rows,
+                       "] (0 for an empty file)");
   }
   if (f.deletion) {
-    ARROW_RETURN_NOT_OK(
-        ValidateRelativePath(err, f.deletion->path, at + ".deletion.path"));
+    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.deletion->path,
+                                             [&] { return at() + ".deletion.path"; }));
     if (f.deletion->num_deleted < 0 || f.deletion->num_deleted > f.physical_rows) {
-      return err.Invalid("'", at, ".deletion.num_deleted' is ", f.deletion->num_deleted,
+      return err.Invalid("'", at(), ".deletion.num_deleted' is ", f.deletion->num_deleted,
                          ", must be in [0, physical_rows = ", f.physical_rows, "]");
     }
     if (f.deletion->digest && f.deletion->digest->size < 0) {
-      return err.Invalid("'", at, ".deletion.size' is ", f.deletion->digest->size,
+      return err.Invalid("'", at(), ".deletion.size' is ", f.deletion->digest->size,
                          ", must be at least 0");
     }
   }
@@ -211,19 +239,30 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     return err.Invalid("'timestamp_ms' is ", m.timestamp_ms, ", must be at least 0");
   }
   if (m.schema == nullptr) return err.Invalid("manifest has no schema");
-  std::unordered_set<uint32_t> ids;
+  // Unique ids: sorted, one allocation (a hash set allocates a node per fragment).
+  std::vector<uint32_t> ids;
   ids.reserve(m.fragments.size());
+  for (const FragmentInfo& f : m.fragments) ids.push_back(f.id);
+  std::sort(ids.begin(), ids.end());
+  if (auto dup = std::adjacent_find(ids.begin(), ids.end()); dup != ids.end()) {
+    bool seen = false;
+    for (size_t i = 0; i < m.fragments.size(); ++i) {
+      if (m.fragments[i].id != *dup) continue;
+      if (seen) {
+        return err.Invalid("duplicate fragment id ", *dup, " at fragments[", i, "]");
+      }
+      seen = true;
+    }
+  }
   int64_t total_rows = 0;
   for (size_t i = 0; i < m.fragments.size(); ++i) {
     const FragmentInfo& f = m.fragments[i];
-    if (!ids.insert(f.id).second) {
-      return err.Invalid("duplicate fragment id ", f.id, " at fragments[", i, "]");
-    }
     if (f.id >= m.next_fragment_id) {
       return err.Invalid("'fragments[", i, "].id' is ", f.id,
                          ", must be below next_fragment_id (", m.next_fragment_id, ")");
     }
-    ARROW_RETURN_NOT_OK(ValidateFragment(err, f, "fragments[" + std::to_string(i) + "]"));
+    ARROW_RETURN_NOT_OK(
+        ValidateFragment(err, f, [i] { return "fragments[" + std::to_string(i) + "]"; }));
     // At most 2^32 rows per fragment: overflow needs more than 2^31 fragments, which
     // only a hostile file has.
     if (total_rows > std::numeric_limits<int64_t>::max() - f.physical_rows) {
@@ -307,6 +346,10 @@ arrow::Result<FragmentInfo> ParseFragment(const ManifestError& err, const Json& 
       info.physical_rows,
       GetInt(err, f, "physical_rows", at + ".physical_rows", 0, kMaxFragmentRows));
   ARROW_ASSIGN_OR_RAISE(info.digest, GetDigest(err, f, at));
+  if (const Json* batches = Find(f, "batches"); batches != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(info.num_batches, GetInt(err, f, "batches", at + ".batches", 0,
+                                                   kMaxFragmentRows));
+  }
   const Json* deletion = Find(f, "deletion");
   if (deletion != nullptr && !deletion->is_null()) {
     if (!deletion->is_object()) {
@@ -355,6 +398,7 @@ OrderedJson FragmentJson(const FragmentInfo& f) {
   fragment["path"] = f.path;
   fragment["physical_rows"] = f.physical_rows;
   PutDigest(&fragment, f.digest);
+  if (f.num_batches) fragment["batches"] = *f.num_batches;
   if (f.deletion) {
     OrderedJson deletion;
     deletion["path"] = f.deletion->path;

@@ -45,6 +45,9 @@ struct FragmentInfo {
   int64_t physical_rows = 0;  ///< rows in the file, deleted ones included
   std::optional<DeletionFileInfo> deletion;
   std::optional<FileDigest> digest;  ///< of the data file
+  /// Record batches in the data file (format 2 writers record it; absent in older
+  /// manifests). Lets a reader lay out the table's batches without opening the file.
+  std::optional<int64_t> num_batches;
 
   int64_t num_rows() const {
     return physical_rows - (deletion ? deletion->num_deleted : 0);

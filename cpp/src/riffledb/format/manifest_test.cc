@@ -195,7 +195,9 @@ TEST(Manifest, SegmentsRoundTrip) {
                          FileDigest{100 + i, i * 7}});
   }
   fragments[3].deletion = DeletionFileInfo{"_deletions/d.arrow", 2, FileDigest{9, 1}};
+  fragments[5].num_batches = 3;  // recorded by newer writers, absent from older entries
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeFragmentSegment(fragments));
+  EXPECT_NE(text.find("\"batches\":3"), std::string::npos);
   ASSERT_OK_AND_ASSIGN(auto back, ParseFragmentSegment(text, "_segments/s.json"));
   EXPECT_EQ(back, fragments);
   // One entry per line.
@@ -295,6 +297,12 @@ TEST(Manifest, SerializeRejectsInvalidManifests) {
   m.next_fragment_id = 5;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "next_fragment_id", SerializeManifest(m));
   m = SampleManifest();
+  m.fragments[0].num_batches = m.fragments[0].physical_rows + 1;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'fragments[0].batches' is", SerializeManifest(m));
+  m.fragments[0].num_batches = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "must be in [1, physical_rows",
+                             SerializeManifest(m));
+  m = SampleManifest();
   m.version = 0;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "version", SerializeManifest(m));
   // A manifest rejected while writing is the writer's bug, not a damaged file.
@@ -367,6 +375,12 @@ TEST(Manifest, GoldenRejections) {
        "'fragments[1].deletion' must be an object or null"},
       {"duplicate ids", [](Json d) { return Set(d, "/fragments/1/id", 0); },
        "duplicate fragment id 0"},
+      {"more batches than rows",
+       [](Json d) { return Set(d, "/fragments/1/batches", 51); },
+       "'fragments[1].batches' is 51, must be in [1, physical_rows = 50]"},
+      {"batches not an integer",
+       [](Json d) { return Set(d, "/fragments/1/batches", "2"); },
+       "'fragments[1].batches' must be an integer"},
       {"id too large for uint32",
        [](Json d) { return Set(d, "/fragments/1/id", int64_t{1} << 32); },
        "fragments[1].id"},

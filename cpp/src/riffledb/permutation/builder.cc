@@ -532,8 +532,8 @@ std::optional<internal::DenseRowIds> DenseRows(const Snapshot& base) {
   std::vector<internal::DenseRowIds::Fragment> fragments;
   const auto& infos = base.manifest().fragments;
   for (size_t i = 0; i < infos.size(); ++i) {
-    const auto& deleted = base.deleted_rows(i);
-    if (deleted != nullptr && !deleted->empty()) return std::nullopt;
+    // From the manifest: a fragment need not be opened to know it has deletions.
+    if (infos[i].deletion && infos[i].deletion->num_deleted > 0) return std::nullopt;
     fragments.push_back({infos[i].id, static_cast<uint64_t>(infos[i].physical_rows)});
   }
   return internal::DenseRowIds(std::move(fragments));

@@ -305,7 +305,8 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
         std::string path = "data/" + std::to_string(next_file_++);
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
         created_ms_[path] = NowMs();
-        written.push_back({path, rows, std::nullopt});
+        written.push_back({path, rows, std::nullopt,
+                           static_cast<int64_t>(fragments_.at(path)->batches.size())});
         batches.clear();
         rows = 0;
         return arrow::Status::OK();

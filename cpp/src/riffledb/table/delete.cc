@@ -34,7 +34,8 @@ arrow::Result<DeletionPlan> PlanDeletion(const Snapshot& snapshot, const Filter&
   for (size_t i = 0; i < fragments.size(); ++i) {
     if (matched[i].empty()) continue;
     auto merged = std::make_shared<std::vector<uint32_t>>();
-    const auto* old = snapshot.deleted_rows(i).get();
+    ARROW_ASSIGN_OR_RAISE(auto deleted, snapshot.DeletedRows(i));
+    const auto* old = deleted.get();
     merged->reserve(matched[i].size() + (old ? old->size() : 0));
     std::merge(matched[i].begin(), matched[i].end(),
                old ? old->begin() : matched[i].end(), old ? old->end() : matched[i].end(),

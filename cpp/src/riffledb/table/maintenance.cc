@@ -266,6 +266,7 @@ arrow::Result<CompactionStats> Table::Compact(const CompactionOptions& options,
                 info.path = file.path;
                 info.physical_rows = file.physical_rows;
                 info.digest = file.digest;
+                info.num_batches = file.num_batches;
                 next.fragments.push_back(std::move(info));
                 stats.fragments_added += 1;
                 stats.files_added += 1;

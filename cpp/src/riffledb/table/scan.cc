@@ -146,7 +146,7 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   /// Without a projection: the number of rows the filter selects, without copying any.
   arrow::Result<int64_t> Count() {
     while (fragment_ < snapshot_->fragments_.size()) {
-      if (snapshot_->fragments_[fragment_].data->batches.empty()) {
+      if (snapshot_->fragments_[fragment_].num_chunks == 0) {
         ++fragment_;
         continue;
       }
@@ -162,7 +162,7 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
     while (pending_.empty()) {
       while (fragment_ < snapshot_->fragments_.size() &&
-             snapshot_->fragments_[fragment_].data->batches.empty()) {
+             snapshot_->fragments_[fragment_].num_chunks == 0) {
         ++fragment_;
       }
       if (remaining_ <= 0 || fragment_ >= snapshot_->fragments_.size()) {
@@ -188,6 +188,7 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
 
   // Reads the next stored batch into pending_ (possibly nothing), advancing the position.
   arrow::Status ReadChunk() {
+    ARROW_RETURN_NOT_OK(snapshot_->EnsureOpen(fragment_));
     const Fragment& fragment = snapshot_->fragments_[fragment_];
     const auto& offsets = fragment.data->batch_offsets;
     const int32_t chunk = fragment.first_chunk + static_cast<int32_t>(batch_);

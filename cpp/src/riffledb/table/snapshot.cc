@@ -1,75 +1,157 @@
 #include "riffledb/table/snapshot.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "riffledb/io/mapped_file.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb {
+
+namespace {
+
+struct OpenedFragment {
+  std::shared_ptr<const FragmentData> data;
+  std::shared_ptr<const std::vector<uint32_t>> deleted;
+};
+
+// Maps and validates a fragment's file and reads its deletions.
+arrow::Result<OpenedFragment> OpenFragmentFiles(
+    Store& store, const format::FragmentInfo& info,
+    const std::shared_ptr<arrow::Schema>& schema) {
+  OpenedFragment opened;
+  ARROW_ASSIGN_OR_RAISE(opened.data, store.OpenFragment(info, schema));
+  if (opened.data->batch_offsets.back() != info.physical_rows) {
+    return arrow::Status::Invalid("Fragment ", info.path, " of ", store.location(),
+                                  " has ", opened.data->batch_offsets.back(),
+                                  " rows but its manifest says ", info.physical_rows);
+  }
+  const auto batches = static_cast<int64_t>(opened.data->columns.size());
+  if (info.num_batches && *info.num_batches != batches) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Corrupt fragment file '", info.path, "' of ",
+                               store.location(), ": it has ", batches,
+                               " record batches, the manifest says ", *info.num_batches),
+        ErrorKind::kCorruption);
+  }
+  if (info.deletion) {
+    ARROW_ASSIGN_OR_RAISE(opened.deleted,
+                          store.ReadDeletionFile(*info.deletion, info.physical_rows));
+  }
+  return opened;
+}
+
+}  // namespace
 
 arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
     std::shared_ptr<Store> store, format::Manifest manifest, const Snapshot* previous) {
   std::shared_ptr<Snapshot> snapshot(new Snapshot());
-  snapshot->fragment_starts_.push_back(0);
+  const auto& infos = manifest.fragments;
+  const size_t n = infos.size();
   // The fragments `previous` has in common with `manifest`, from the first one on.
   size_t shared = 0;
   if (previous != nullptr && previous->store_ == store &&
       previous->manifest_.schema->Equals(*manifest.schema, /*check_metadata=*/false)) {
     const auto& before = previous->manifest_.fragments;
-    while (shared < before.size() && shared < manifest.fragments.size() &&
-           before[shared].path == manifest.fragments[shared].path &&
-           before[shared].deletion == manifest.fragments[shared].deletion) {
+    while (shared < before.size() && shared < n &&
+           before[shared].path == infos[shared].path &&
+           before[shared].deletion == infos[shared].deletion) {
       ++shared;
     }
   }
-  snapshot->fragments_.reserve(manifest.fragments.size());
-  for (size_t f = 0; f < manifest.fragments.size(); ++f) {
-    const auto& info = manifest.fragments[f];
-    Fragment fragment{info.id, info.physical_rows, nullptr, nullptr,
-                      static_cast<int32_t>(snapshot->chunks_.size())};
+  const bool lazy = n > kEagerFragments;
+  std::vector<OpenedFragment> opened(n);
+  snapshot->fragments_.reserve(n);
+  snapshot->fragment_starts_.reserve(n + 1);
+  snapshot->fragment_starts_.push_back(0);
+  int64_t total_chunks = 0;
+  for (size_t f = 0; f < n; ++f) {
+    const auto& info = infos[f];
+    Fragment fragment{
+        info.id, info.physical_rows, static_cast<int32_t>(total_chunks), 0, nullptr,
+        nullptr};
     if (f < shared) {
-      fragment.data = previous->fragments_[f].data;
-      fragment.deleted = previous->fragments_[f].deleted;
-      for (size_t b = 0; b < fragment.data->columns.size(); ++b) {
-        snapshot->chunks_.push_back(
-            {&fragment.data->columns[b],
-             fragment.data->batch_offsets[b + 1] - fragment.data->batch_offsets[b]});
+      const Fragment& before = previous->fragments_[f];
+      fragment.num_chunks = before.num_chunks;
+      if (previous->opened_[f].load(std::memory_order_acquire)) {
+        opened[f] = {before.data, before.deleted};
       }
-      snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() +
-                                           info.num_rows());
-      snapshot->fragments_.push_back(std::move(fragment));
-      continue;
+    } else if (lazy && info.num_batches) {
+      fragment.num_chunks = static_cast<int32_t>(*info.num_batches);
+    } else {
+      ARROW_ASSIGN_OR_RAISE(opened[f], OpenFragmentFiles(*store, info, manifest.schema));
+      fragment.num_chunks = static_cast<int32_t>(opened[f].data->columns.size());
     }
-    ARROW_ASSIGN_OR_RAISE(fragment.data, store->OpenFragment(info, manifest.schema));
-    if (fragment.data->batch_offsets.back() != info.physical_rows) {
-      return arrow::Status::Invalid("Fragment ", info.path, " of ", store->location(),
-                                    " has ", fragment.data->batch_offsets.back(),
-                                    " rows but its manifest says ", info.physical_rows);
-    }
-    if (info.deletion) {
-      ARROW_ASSIGN_OR_RAISE(fragment.deleted,
-                            store->ReadDeletionFile(*info.deletion, info.physical_rows));
-    }
-    for (size_t b = 0; b < fragment.data->columns.size(); ++b) {
-      snapshot->chunks_.push_back(
-          {&fragment.data->columns[b],
-           fragment.data->batch_offsets[b + 1] - fragment.data->batch_offsets[b]});
+    // num_batches <= physical_rows <= 2^32 (ParseManifest): the sum cannot overflow.
+    total_chunks += fragment.num_chunks;
+    if (total_chunks > std::numeric_limits<int32_t>::max()) {
+      return arrow::Status::Invalid("Version ", manifest.version, " of ",
+                                    store->location(),
+                                    " has more than 2^31 record batches");
     }
     snapshot->fragment_starts_.push_back(snapshot->fragment_starts_.back() +
                                          info.num_rows());
     snapshot->fragments_.push_back(std::move(fragment));
   }
-  // Per-column chunk lists, built once: a take then touches no per-chunk shared_ptr.
-  snapshot->column_chunks_.resize(manifest.schema->num_fields());
-  for (int column = 0; column < manifest.schema->num_fields(); ++column) {
-    auto& chunks = snapshot->column_chunks_[column];
-    chunks.reserve(snapshot->chunks_.size());
-    for (const Chunk& chunk : snapshot->chunks_)
-      chunks.push_back((*chunk.columns)[column]);
+  snapshot->chunks_.assign(static_cast<size_t>(total_chunks), Chunk{nullptr, 0});
+  snapshot->column_chunks_.assign(
+      manifest.schema->num_fields(),
+      std::vector<std::shared_ptr<arrow::Array>>(static_cast<size_t>(total_chunks)));
+  snapshot->opened_ = std::make_unique<std::atomic<bool>[]>(n);
+  size_t unopened = 0;
+  for (size_t f = 0; f < n; ++f) {
+    if (opened[f].data == nullptr) {
+      ++unopened;
+      continue;
+    }
+    snapshot->Publish(f, std::move(opened[f].data), std::move(opened[f].deleted));
+    snapshot->opened_[f].store(true, std::memory_order_relaxed);  // not shared yet
   }
+  snapshot->unopened_.store(unopened, std::memory_order_relaxed);
   ARROW_ASSIGN_OR_RAISE(snapshot->all_columns_, Projection::All(manifest.schema));
   snapshot->store_ = std::move(store);
   snapshot->manifest_ = std::move(manifest);
   return snapshot;
+}
+
+void Snapshot::Publish(size_t f, std::shared_ptr<const FragmentData> data,
+                       std::shared_ptr<const std::vector<uint32_t>> deleted) const {
+  const Fragment& fragment = fragments_[f];
+  for (size_t b = 0; b < data->columns.size(); ++b) {
+    const size_t k = static_cast<size_t>(fragment.first_chunk) + b;
+    chunks_[k] = {&data->columns[b], data->batch_offsets[b + 1] - data->batch_offsets[b]};
+    for (size_t c = 0; c < column_chunks_.size(); ++c) {
+      column_chunks_[c][k] = data->columns[b][c];
+    }
+  }
+  fragment.data = std::move(data);
+  fragment.deleted = std::move(deleted);
+}
+
+arrow::Status Snapshot::OpenLazily(size_t f) const {
+  // Opened outside the lock: mapping and validating a file is I/O. Two threads may
+  // both open it; the first to publish wins (the store caches the mapping anyway).
+  auto opened = OpenFragmentFiles(*store_, manifest_.fragments[f], schema());
+  if (!opened.ok()) {
+    // Opened long after the table was: say which version the file belongs to (a cleanup
+    // may have removed it since).
+    return opened.status().WithMessage("Reading version ", version(), " of ",
+                                       store_->location(), ": ",
+                                       opened.status().message());
+  }
+  std::lock_guard lock(open_mu_);
+  if (opened_[f].load(std::memory_order_relaxed)) return arrow::Status::OK();
+  Publish(f, std::move(opened->data), std::move(opened->deleted));
+  opened_[f].store(true, std::memory_order_release);
+  // Release: a reader that sees none left unopened sees every slot published.
+  unopened_.fetch_sub(1, std::memory_order_acq_rel);
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> Snapshot::DeletedRows(
+    size_t i) const {
+  ARROW_RETURN_NOT_OK(EnsureOpen(i));
+  return fragments_[i].deleted;
 }
 
 int64_t Snapshot::PhysicalRow(const Fragment& fragment, int64_t live) const {
@@ -116,6 +198,7 @@ arrow::Result<std::vector<uint64_t>> Snapshot::RowIdsOfOffsets(
                                        " rows");
     }
     const size_t f = FragmentOf(offset);
+    ARROW_RETURN_NOT_OK(EnsureOpen(f));
     const int64_t physical = PhysicalRow(fragments_[f], offset - fragment_starts_[f]);
     ids[i] = (uint64_t{fragments_[f].id} << 32) | static_cast<uint64_t>(physical);
   }
@@ -143,8 +226,10 @@ void Snapshot::SetDerived(const void* key, std::shared_ptr<const void> value) co
 
 arrow::Status Snapshot::CheckMappedFiles() const {
   if (io::FaultedMappings() == 0) return arrow::Status::OK();
-  for (const Fragment& fragment : fragments_) {
-    if (fragment.data != nullptr && fragment.data->source != nullptr) {
+  for (size_t f = 0; f < fragments_.size(); ++f) {
+    if (!opened_[f].load(std::memory_order_acquire)) continue;
+    const Fragment& fragment = fragments_[f];
+    if (fragment.data->source != nullptr) {
       ARROW_RETURN_NOT_OK(io::CheckMapping(*fragment.data->source));
     }
   }

@@ -11,6 +11,7 @@
 #include <arrow/result.h>
 #include <arrow/type.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -53,14 +54,22 @@ struct TakeOptions {
   bool binary_views = false;
 };
 
-/// One version of a table with its fragments opened (memory-mapped for a directory).
-/// Immutable and thread-safe; keeps its files mapped for as long as it lives, so a reader
-/// holding a snapshot sees exactly that version whatever is written afterwards.
+/// One version of a table, its fragments opened (memory-mapped for a directory) when
+/// first read. Immutable to its users and thread-safe; keeps the files it opened mapped
+/// for as long as it lives, so a reader holding a snapshot sees exactly that version
+/// whatever is written afterwards (a fragment not opened yet must still exist when it is
+/// first read: cleanup_old_versions removes the files of old versions).
 class Snapshot : public std::enable_shared_from_this<Snapshot> {
  public:
-  /// Opens every fragment of `manifest` (mapped, validated). With `previous` (a snapshot
-  /// of the same table), the fragments both share, same file and same deletion file at
-  /// the same position, are taken from it instead of being looked up again: a commit's
+  /// A version of at most this many fragments has them all opened by Open.
+  static constexpr size_t kEagerFragments = 64;
+
+  /// The snapshot of `manifest`. Fragments are opened (mapped, validated) by Open when
+  /// there are at most kEagerFragments of them, or when the manifest does not record
+  /// their batch count (format 1, early format 2); the others on first read, so that
+  /// opening a table of 10,000 small appends does not open 10,000 files. With `previous`
+  /// (a snapshot of the same table), the fragments both share, same file and same
+  /// deletion file at the same position, are taken from it, opened or not: a commit's
   /// new snapshot costs what changed, not the size of the table.
   static arrow::Result<std::shared_ptr<const Snapshot>> Open(
       std::shared_ptr<Store> store, format::Manifest manifest,
@@ -86,6 +95,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   /// IOError naming the file if one of this version's mapped files was found truncated
   /// under its readers (io/mapped_file.h). One atomic load when none ever was.
   arrow::Status CheckMappedFiles() const;
+  /// Fragments not opened yet (see Open).
+  size_t unopened_fragments() const { return unopened_.load(std::memory_order_relaxed); }
 
   /// Rows at `offsets` (positions in scan order), in the order given, duplicates allowed.
   /// IndexError naming the first offset outside [0, num_rows()).
@@ -100,9 +111,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   arrow::Result<std::vector<uint64_t>> RowIdsOfOffsets(
       std::span<const int64_t> offsets) const;
   /// Sorted physical rows deleted from the i-th fragment of manifest() (null: none).
-  const std::shared_ptr<const std::vector<uint32_t>>& deleted_rows(size_t i) const {
-    return fragments_[i].deleted;
-  }
+  /// Opens the fragment if it is not yet.
+  arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> DeletedRows(size_t i) const;
 
   /// Data that layers above derive from this snapshot (a permutation table's split
   /// index, say), kept with it so that it is computed once: `key` is the address of a
@@ -114,13 +124,28 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   struct Fragment {
     uint32_t id;
     int64_t physical_rows;
-    std::shared_ptr<const FragmentData> data;
-    std::shared_ptr<const std::vector<uint32_t>> deleted;  // sorted; may be null
     int32_t first_chunk;  // index of its first batch in chunks_
+    int32_t num_chunks;   // its batches
+    // Set once, when the fragment is opened (by Open or by EnsureOpen), and read only
+    // after opened_[i] is seen true.
+    mutable std::shared_ptr<const FragmentData> data;
+    mutable std::shared_ptr<const std::vector<uint32_t>> deleted;  // sorted; may be null
   };
   class ScanReader;  // scan.cc
 
   Snapshot() = default;
+  // Opens fragment `f` unless it is open: its file mapped and validated, its deletions
+  // read, its batches published in chunks_ and column_chunks_. Thread-safe; after it
+  // returns OK, fragments_[f].data is set. The check is one acquire load.
+  arrow::Status EnsureOpen(size_t f) const {
+    if (opened_[f].load(std::memory_order_acquire)) return arrow::Status::OK();
+    return OpenLazily(f);
+  }
+  arrow::Status OpenLazily(size_t f) const;
+  // Fills fragment f's data, deletions and chunk slots. Caller holds open_mu_ (or is
+  // Open, before the snapshot is shared).
+  void Publish(size_t f, std::shared_ptr<const FragmentData> data,
+               std::shared_ptr<const std::vector<uint32_t>> deleted) const;
   // Index in fragments_ of the fragment holding live row `offset` (in range).
   size_t FragmentOf(int64_t offset) const;
   // Physical row of the `live`-th live row of fragment `f`.
@@ -147,9 +172,16 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
     const arrow::ArrayVector* columns;
     int64_t num_rows;
   };
-  std::vector<Chunk> chunks_;
+  // Sized by Open for every fragment; a fragment's slots are filled when it is opened
+  // (null until then). Slots of different fragments are distinct objects, so one
+  // fragment's publication never races with readers of another.
+  mutable std::vector<Chunk> chunks_;
   // column_chunks_[c][k] is (*chunks_[k].columns)[c].
-  std::vector<std::vector<std::shared_ptr<arrow::Array>>> column_chunks_;
+  mutable std::vector<std::vector<std::shared_ptr<arrow::Array>>> column_chunks_;
+  // opened_[f]: fragments_[f] is opened and published (release / acquire).
+  std::unique_ptr<std::atomic<bool>[]> opened_;
+  mutable std::atomic<size_t> unopened_{0};
+  mutable ForkSafeMutex open_mu_;  // serializes publication
 
   mutable ForkSafeMutex derived_mu_;
   // guarded by derived_mu_

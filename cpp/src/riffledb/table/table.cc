@@ -58,6 +58,7 @@ void AddFragments(format::Manifest* manifest,
     info.path = fragment.path;
     info.physical_rows = fragment.physical_rows;
     info.digest = fragment.digest;
+    info.num_batches = fragment.num_batches;
     manifest->fragments.push_back(std::move(info));
   }
 }

@@ -47,6 +47,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
                                        " rows");
     }
     const size_t f = FragmentOf(offset);
+    ARROW_RETURN_NOT_OK(EnsureOpen(f));
     const Fragment& fragment = fragments_[f];
     const int64_t physical = PhysicalRow(fragment, offset - fragment_starts_[f]);
     refs[i] = ChunkOf(fragment, physical);
@@ -71,6 +72,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
                                [](const Fragment& f, uint32_t v) { return f.id < v; });
     bool live =
         it != fragments_.end() && it->id == fragment_id && row < it->physical_rows;
+    if (live)
+      ARROW_RETURN_NOT_OK(EnsureOpen(static_cast<size_t>(it - fragments_.begin())));
     if (live && it->deleted != nullptr) {
       live = !std::binary_search(it->deleted->begin(), it->deleted->end(),
                                  static_cast<uint32_t>(row));
@@ -101,17 +104,40 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
     bool binary_views) const {
   const auto n = static_cast<int64_t>(refs.size());
   const NeededColumns& needed = projection.needed();
+  // With fragments not opened yet, column_chunks_ has empty slots, which GatherRows
+  // must not see: it gets the chunks this take touches (all opened by the caller), and
+  // refs renumbered into them.
+  std::vector<int32_t> touched;
+  std::vector<ChunkRow> local_refs;
+  if (unopened_.load(std::memory_order_acquire) != 0) {
+    touched.reserve(refs.size());
+    for (const ChunkRow& ref : refs) touched.push_back(ref.chunk);
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    local_refs.resize(refs.size());
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const auto k = std::lower_bound(touched.begin(), touched.end(), refs[i].chunk);
+      local_refs[i] = {static_cast<int32_t>(k - touched.begin()), refs[i].row};
+    }
+    refs = local_refs;
+  }
   arrow::ArrayVector inputs;
   inputs.reserve(needed.size());
   for (int column : needed.columns) {
-    if (chunks_.empty()) {
+    if (refs.empty()) {
       ARROW_ASSIGN_OR_RAISE(
           auto empty, arrow::MakeEmptyArray(
                           GatheredType(schema()->field(column)->type(), binary_views)));
       inputs.push_back(std::move(empty));
       continue;
     }
-    ARROW_ASSIGN_OR_RAISE(auto array, GatherRows(column_chunks_[column], refs,
+    const auto& all = column_chunks_[column];
+    std::vector<std::shared_ptr<arrow::Array>> some;
+    if (!touched.empty()) {
+      some.reserve(touched.size());
+      for (int32_t k : touched) some.push_back(all[static_cast<size_t>(k)]);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto array, GatherRows(touched.empty() ? all : some, refs,
                                                  ThreadPool::Default(), binary_views));
     inputs.push_back(std::move(array));
   }
