@@ -283,8 +283,9 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     }
   }
   ARROW_RETURN_NOT_OK(
-      ValidateSegments(err, m.fragment_segments, m.fragments, "fragments"));
-  ARROW_RETURN_NOT_OK(ValidateSegments(err, m.history_segments, m.history, "history"));
+      ValidateSegments(err, m.fragment_segments, m.fragments.vector(), "fragments"));
+  ARROW_RETURN_NOT_OK(
+      ValidateSegments(err, m.history_segments, m.history.vector(), "history"));
   return arrow::Status::OK();
 }
 
@@ -593,9 +594,9 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
     }
   } else {
     ARROW_RETURN_NOT_OK(ParseList(err, doc, "fragments", &m.fragment_segments,
-                                  &m.fragments, ParseFragment));
-    ARROW_RETURN_NOT_OK(
-        ParseList(err, doc, "history", &m.history_segments, &m.history, ParseRecord));
+                                  &m.fragments.mutate(), ParseFragment));
+    ARROW_RETURN_NOT_OK(ParseList(err, doc, "history", &m.history_segments,
+                                  &m.history.mutate(), ParseRecord));
   }
 
   ARROW_ASSIGN_OR_RAISE(std::string schema, GetString(err, doc, "schema", "schema"));
@@ -692,11 +693,13 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
     // Throws (caught below) on invalid UTF-8: failing beats writing a damaged name.
     body += line("operation", manifest.operation);
     body += line("next_fragment_id", manifest.next_fragment_id);
-    body += "  \"fragments\": " +
-            ListJson(manifest.fragment_segments, manifest.fragments, FragmentJson) +
-            ",\n";
+    body +=
+        "  \"fragments\": " +
+        ListJson(manifest.fragment_segments, manifest.fragments.vector(), FragmentJson) +
+        ",\n";
     body += "  \"history\": " +
-            ListJson(manifest.history_segments, manifest.history, RecordJson) + ",\n";
+            ListJson(manifest.history_segments, manifest.history.vector(), RecordJson) +
+            ",\n";
     body += "  \"schema\": " +
             OrderedJson(arrow::util::base64_encode(std::string_view(
                             reinterpret_cast<const char*>(schema->data()),
@@ -790,8 +793,8 @@ arrow::Status ResolveManifest(Manifest* manifest, std::string_view source) {
   };
   ARROW_RETURN_NOT_OK(check(manifest->fragment_segments));
   ARROW_RETURN_NOT_OK(check(manifest->history_segments));
-  Resolve(&manifest->fragment_segments, &manifest->fragments);
-  Resolve(&manifest->history_segments, &manifest->history);
+  Resolve(&manifest->fragment_segments, &manifest->fragments.mutate());
+  Resolve(&manifest->history_segments, &manifest->history.mutate());
   return ValidateManifest(*manifest, err);
 }
 

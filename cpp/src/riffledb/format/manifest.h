@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "riffledb/util/cow_vector.h"
+
 namespace riffledb::format {
 
 /// The on-disk format version this build writes and the newest it reads.
@@ -73,17 +75,18 @@ struct Segment {
   std::shared_ptr<const std::vector<Entry>> entries;  ///< null until read
 };
 
-/// One version of a table. Value type; cheap to copy relative to I/O.
+/// One version of a table. Value type: copies share the fragment and history lists
+/// (CowVector), so a copy costs the same at 10 fragments or 10,000.
 struct Manifest {
   uint64_t version = 0;      ///< 1 for a new table, +1 per commit
   int64_t timestamp_ms = 0;  ///< milliseconds since the Unix epoch, at commit
   std::string operation;  ///< "create", "append", "overwrite", "delete" (informational)
   std::shared_ptr<arrow::Schema> schema;  ///< with field and schema metadata
-  std::vector<FragmentInfo> fragments;    ///< in scan order
+  CowVector<FragmentInfo> fragments;      ///< in scan order; copies share it
   uint32_t next_fragment_id = 0;          ///< greater than every fragment id ever used
   /// The versions before this one that it descends from, ascending (format 2; empty in
   /// format-1 manifests). A commit appends its base version's record.
-  std::vector<VersionRecord> history;
+  CowVector<VersionRecord> history;
 
   /// The format of the file this was read from; writers always write kFormatVersion.
   int format_version = kFormatVersion;

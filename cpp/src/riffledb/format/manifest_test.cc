@@ -106,8 +106,8 @@ TEST(Manifest, RoundTripEveryType) {
 
 TEST(Manifest, DocumentedKeys) {
   Manifest m = SampleManifest();
-  m.fragments[0].digest = FileDigest{4096, 0xe3069283};
-  m.fragments[1].deletion->digest = FileDigest{120, 0x0000000a};
+  m.fragments.mutate()[0].digest = FileDigest{4096, 0xe3069283};
+  m.fragments.mutate()[1].deletion->digest = FileDigest{120, 0x0000000a};
   m.history = {{1, 1700000000000, "create"}, {2, 1700000000100, "append"}};
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
   // The checksum header: exactly these bytes first, covering everything after them.
@@ -285,21 +285,21 @@ TEST(Manifest, EmptyTableAndUnknownKeys) {
 
 TEST(Manifest, SerializeRejectsInvalidManifests) {
   Manifest m = SampleManifest();
-  m.fragments[1].id = 0;
+  m.fragments.mutate()[1].id = 0;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id", SerializeManifest(m));
   m = SampleManifest();
   m.schema = nullptr;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "schema", SerializeManifest(m));
   m = SampleManifest();
-  m.fragments[0].path = "../escape.arrow";
+  m.fragments.mutate()[0].path = "../escape.arrow";
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "..", SerializeManifest(m));
   m = SampleManifest();
   m.next_fragment_id = 5;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "next_fragment_id", SerializeManifest(m));
   m = SampleManifest();
-  m.fragments[0].num_batches = m.fragments[0].physical_rows + 1;
+  m.fragments.mutate()[0].num_batches = m.fragments[0].physical_rows + 1;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "'fragments[0].batches' is", SerializeManifest(m));
-  m.fragments[0].num_batches = 0;
+  m.fragments.mutate()[0].num_batches = 0;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "must be in [1, physical_rows",
                              SerializeManifest(m));
   m = SampleManifest();

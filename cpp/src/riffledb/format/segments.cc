@@ -101,9 +101,9 @@ arrow::Status PlanList(const std::vector<Entry>& list,
 
 arrow::Result<std::vector<PendingFile>> PlanSegments(Manifest* manifest) {
   std::vector<PendingFile> files;
-  ARROW_RETURN_NOT_OK(PlanList(manifest->fragments, &manifest->fragment_segments,
+  ARROW_RETURN_NOT_OK(PlanList(manifest->fragments.vector(), &manifest->fragment_segments,
                                SerializeFragmentSegment, &files));
-  ARROW_RETURN_NOT_OK(PlanList(manifest->history, &manifest->history_segments,
+  ARROW_RETURN_NOT_OK(PlanList(manifest->history.vector(), &manifest->history_segments,
                                SerializeHistorySegment, &files));
   return files;
 }

@@ -76,8 +76,8 @@ TEST(PlanSegments, AppendsWriteLittleAndKeepFewSegments) {
       by_path[f.path] = f.bytes;
     }
     files_written += files.size();
-    ExpectCovers(next.fragment_segments, next.fragments, by_path);
-    ExpectCovers(next.history_segments, next.history, by_path);
+    ExpectCovers(next.fragment_segments, next.fragments.vector(), by_path);
+    ExpectCovers(next.history_segments, next.history.vector(), by_path);
     for (const auto& s : next.fragment_segments) {
       if (by_path.count(s.path)) {
         for (const auto& f : *s.entries) ++writes[f.id];
@@ -114,7 +114,7 @@ TEST(PlanSegments, AChangedEntryRewritesOnlyItsSegment) {
   ASSERT_GE(m.fragment_segments.size(), 2u);
   Manifest next = m;
   const int64_t first = m.fragment_segments[0].count;
-  next.fragments[first].deletion =
+  next.fragments.mutate()[first].deletion =
       DeletionFileInfo{"_deletions/d.arrow", 1, std::nullopt};
   ASSERT_OK_AND_ASSIGN(auto files, PlanSegments(&next));
   ASSERT_EQ(files.size(), 1u);
@@ -124,7 +124,7 @@ TEST(PlanSegments, AChangedEntryRewritesOnlyItsSegment) {
     EXPECT_EQ(next.fragment_segments[i].path == m.fragment_segments[i].path, i != 1) << i;
   }
   std::map<std::string, std::string> by_path{{files[0].path, files[0].bytes}};
-  ExpectCovers(next.fragment_segments, next.fragments, by_path);
+  ExpectCovers(next.fragment_segments, next.fragments.vector(), by_path);
 }
 
 TEST(PlanSegments, AShorterListStartsOver) {
@@ -138,7 +138,7 @@ TEST(PlanSegments, AShorterListStartsOver) {
   ASSERT_OK_AND_ASSIGN(files, PlanSegments(&next));
   EXPECT_TRUE(files.empty());
   EXPECT_TRUE(next.fragment_segments.empty());  // three entries: inline
-  ExpectCovers(next.fragment_segments, next.fragments, {});
+  ExpectCovers(next.fragment_segments, next.fragments.vector(), {});
 }
 
 TEST(PlanSegments, ALargeAppendAbsorbsTheSmallSegmentsBeforeIt) {
