@@ -175,7 +175,7 @@ TEST_F(LazyOpenTest, ABatchCountOtherThanTheManifestsIsCorruption) {
   EXPECT_EQ(GetErrorKind(taken.status()), ErrorKind::kCorruption);
 }
 
-TEST_F(LazyOpenTest, ThreadsOpeningTheSameFragmentsAgree) {
+TEST_F(LazyOpenTest, ConcurrentFirstReadsAgree) {
   auto snapshot = Fresh();
   constexpr int kThreads = 8;
   std::vector<std::thread> threads;

@@ -57,7 +57,7 @@ TEST(CowVector, ClearEmptyAndEquality) {
 
 // Copies made and changed in many threads from one shared original: each thread sees
 // the original plus its own change, and the original stays as it was.
-TEST(CowVector, ThreadsChangingTheirCopies) {
+TEST(CowVector, ConcurrentCopiesChangeIndependently) {
   const CowVector<int> original = std::vector<int>(1000, 1);
   std::vector<std::thread> threads;
   std::vector<int> bad(8, 0);
