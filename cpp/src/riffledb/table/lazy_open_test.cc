@@ -173,6 +173,17 @@ TEST_F(LazyOpenTest, ABatchCountOtherThanTheManifestsIsCorruption) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "it has 1 record batches, the manifest says 2",
                              taken);
   EXPECT_EQ(GetErrorKind(taken.status()), ErrorKind::kCorruption);
+
+  // Every checksum matches: verify finds it by opening every fragment, and restore
+  // refuses to make the version the newest again.
+  auto fresh = Table::Open("t", Store()).ValueOrDie();
+  auto st = fresh->Verify();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 2", st);
+  EXPECT_EQ(GetErrorKind(st), ErrorKind::kCorruption);
+  ASSERT_OK(fresh->Verify(manifest.version - 1));
+  ASSERT_OK(fresh->Restore(manifest.version - 1).status());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "the manifest says 2",
+                             fresh->Restore(manifest.version));
 }
 
 TEST_F(LazyOpenTest, ConcurrentFirstReadsAgree) {

@@ -70,12 +70,12 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
     Fragment fragment{
         info.id, info.physical_rows, static_cast<int32_t>(total_chunks), 0, nullptr,
         nullptr};
-    if (f < shared) {
+    if (f < shared && previous->opened_[f].load(std::memory_order_acquire)) {
       const Fragment& before = previous->fragments_[f];
       fragment.num_chunks = before.num_chunks;
-      if (previous->opened_[f].load(std::memory_order_acquire)) {
-        opened[f] = {before.data, before.deleted};
-      }
+      opened[f] = {before.data, before.deleted};
+    } else if (f < shared && lazy) {
+      fragment.num_chunks = previous->fragments_[f].num_chunks;
     } else if (lazy && info.num_batches) {
       fragment.num_chunks = static_cast<int32_t>(*info.num_batches);
     } else {
@@ -145,6 +145,11 @@ arrow::Status Snapshot::OpenLazily(size_t f) const {
   opened_[f].store(true, std::memory_order_release);
   // Release: a reader that sees none left unopened sees every slot published.
   unopened_.fetch_sub(1, std::memory_order_acq_rel);
+  return arrow::Status::OK();
+}
+
+arrow::Status Snapshot::OpenAll() const {
+  for (size_t f = 0; f < fragments_.size(); ++f) ARROW_RETURN_NOT_OK(EnsureOpen(f));
   return arrow::Status::OK();
 }
 

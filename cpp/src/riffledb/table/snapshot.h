@@ -97,6 +97,9 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   arrow::Status CheckMappedFiles() const;
   /// Fragments not opened yet (see Open).
   size_t unopened_fragments() const { return unopened_.load(std::memory_order_relaxed); }
+  /// Opens every fragment not opened yet, in order: what verify and restore check. The
+  /// first failure is returned (its fragment stays unopened).
+  arrow::Status OpenAll() const;
 
   /// Rows at `offsets` (positions in scan order), in the order given, duplicates allowed.
   /// IndexError naming the first offset outside [0, num_rows()).

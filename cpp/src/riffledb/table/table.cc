@@ -286,6 +286,8 @@ arrow::Status Table::Verify(std::optional<uint64_t> version) const {
   // what opening the version checks.
   auto snapshot = Snapshot::Open(store_, std::move(manifest));
   if (!snapshot.ok()) return damaged(snapshot.status());
+  arrow::Status opened = (*snapshot)->OpenAll();  // a large version opens lazily
+  if (!opened.ok()) return damaged(opened);
   return arrow::Status::OK();
 }
 
@@ -297,7 +299,8 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
   }
   ARROW_ASSIGN_OR_RAISE(format::Manifest target, ReadVersion(version));
   // Restoring a version whose files do not open would only move the damage forward.
-  ARROW_RETURN_NOT_OK(Snapshot::Open(store_, target).status());
+  ARROW_ASSIGN_OR_RAISE(auto check, Snapshot::Open(store_, target));
+  ARROW_RETURN_NOT_OK(check->OpenAll());
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
     format::Manifest next = target;
