@@ -39,6 +39,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
   const bool want_ids = projection->needed().row_id;
   if (want_ids) ids.resize(offsets.size());
   const int64_t total = num_rows();
+  // Once every fragment is open (always, below kEagerFragments), the loop checks none.
+  const bool all_open = unopened_.load(std::memory_order_acquire) == 0;
   for (size_t i = 0; i < offsets.size(); ++i) {
     const int64_t offset = offsets[i];
     if (offset < 0 || offset >= total) {
@@ -47,7 +49,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeOffsets(
                                        " rows");
     }
     const size_t f = FragmentOf(offset);
-    ARROW_RETURN_NOT_OK(EnsureOpen(f));
+    if (!all_open) ARROW_RETURN_NOT_OK(EnsureOpen(f));
     const Fragment& fragment = fragments_[f];
     const int64_t physical = PhysicalRow(fragment, offset - fragment_starts_[f]);
     refs[i] = ChunkOf(fragment, physical);
@@ -64,6 +66,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
   std::vector<int64_t> offsets;
   const bool want_offsets = projection->needed().row_offset;
   if (want_offsets) offsets.resize(row_ids.size());
+  const bool all_open = unopened_.load(std::memory_order_acquire) == 0;
   for (size_t i = 0; i < row_ids.size(); ++i) {
     const uint64_t id = row_ids[i];
     const auto fragment_id = static_cast<uint32_t>(id >> 32);
@@ -72,8 +75,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
                                [](const Fragment& f, uint32_t v) { return f.id < v; });
     bool live =
         it != fragments_.end() && it->id == fragment_id && row < it->physical_rows;
-    if (live)
+    if (live && !all_open) {
       ARROW_RETURN_NOT_OK(EnsureOpen(static_cast<size_t>(it - fragments_.begin())));
+    }
     if (live && it->deleted != nullptr) {
       live = !std::binary_search(it->deleted->begin(), it->deleted->end(),
                                  static_cast<uint32_t>(row));
