@@ -89,3 +89,32 @@ def test_many_versions_keep_metadata_linear_and_list_from_history(tmp_path, tabl
         range(1000, 1075)
     )
     fresh.verify()
+
+
+def test_a_large_version_opens_its_files_when_read(tmp_path):
+    """Above 64 fragments, open_table maps no data file: a missing one fails only the
+    reads of its rows (naming it and the version), and verify still finds it."""
+    db = riffledb.connect(tmp_path)
+    t = db.create_table("t", pa.table({"id": pa.array([0, 1], pa.int64())}))
+    for i in range(1, 70):
+        t.add(pa.table({"id": pa.array([2 * i, 2 * i + 1], pa.int64())}))
+    root = tmp_path / "t.riffle"
+    fresh = riffledb.connect(tmp_path).open_table("t")
+    assert fresh.to_arrow()["id"].to_pylist() == list(range(140))
+
+    # Remove the file holding ids 60 and 61, then open the table again.
+    def ids_in(path):
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()["id"].to_pylist()
+
+    (missing,) = [p for p in (root / "data").glob("*.arrow") if ids_in(p) == [60, 61]]
+    missing.unlink()
+    fresh = riffledb.connect(tmp_path).open_table("t")
+    assert fresh.count_rows() == 140
+    assert fresh.take_offsets([0, 139]).to_arrow()["id"].to_pylist() == [0, 139]
+    with pytest.raises(OSError) as e:
+        fresh.take_offsets([61]).to_arrow()
+    assert str(missing) in str(e.value)
+    assert "Reading version 70 of" in str(e.value)
+    assert fresh.take_offsets([59, 62]).to_arrow()["id"].to_pylist() == [59, 62]
+    with pytest.raises(CorruptionError, match="Version 70 of table 't' is damaged"):
+        fresh.verify()
