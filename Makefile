@@ -74,17 +74,22 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 	cmake --build $(DEV)
 	ctest --test-dir $(DEV) --output-on-failure -j2 --timeout 600
 
-# The thread-pool, fork and racing-writer tests under ThreadSanitizer (`tsan` preset): only
-# the test binaries they live in are built. They fork while pool threads run, and a child
+# The thread-pool, fork, racing-writer and concurrent-reader tests (table_test: fragments
+# opened lazily by racing takes) under ThreadSanitizer (`tsan` preset): only the test
+# binaries they live in are built. They fork while pool threads run, and a child
 # starts threads again: TSan forbids that unless die_after_fork=0. Excluded:
 # ChildCanDestroyPoolsInheritedFromTheParent, where TSan's thread registry still holds the
 # parent's vanished threads and reports "dup thread with used id" when the child's new
 # thread reuses a stack (a TSan limitation after a multi-threaded fork, not a race).
+# Also excluded: table_test's threads appending to one table, where TSan reports Arrow's
+# lazily cached schema fingerprint (computed in one thread, published with an atomic
+# compare-exchange inside the uninstrumented libarrow, compared with memcmp in another) as
+# a race: it sees the memcmp but not the atomic (seen 1 run in 4).
 # Arrow's allocator is the system one: its bundled mimalloc is not instrumented, and TSan
 # reports its thread-local setup and teardown as races (seen in TableDirTest.Threads*).
-TSAN_TARGETS := util_test io_test format_test
+TSAN_TARGETS := util_test io_test format_test table_test
 TSAN_TESTS   := ThreadPool|Fork|PerProcess|Race|Racing|Concurrent
-TSAN_SKIP    := ForkSafety.ChildCanDestroyPoolsInheritedFromTheParent
+TSAN_SKIP    := ForkSafety.ChildCanDestroyPoolsInheritedFromTheParent|TableTest.ConcurrentAppendsFromThreads|CompactKeepsAnAppendThatRacesIt
 $(TSAN)/build.ninja: | $(STAMP)
 	cmake --preset tsan
 
