@@ -84,7 +84,7 @@ TEST_F(LazyOpenTest, OpensOnlyTheFragmentsRead) {
   std::iota(expected.begin(), expected.end(), 0);
   EXPECT_EQ(ids, expected);
   EXPECT_EQ(snapshot->unopened_fragments(), 0u);
-  // Every fragment open: takes read the snapshot's own chunk list again.
+  // Every fragment open: the same rows again.
   ASSERT_OK_AND_ASSIGN(batch, snapshot->TakeOffsets(offsets, {}));
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(212, 5, 4, 212));
 }
