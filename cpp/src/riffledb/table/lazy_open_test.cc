@@ -251,5 +251,25 @@ TEST_F(LazyOpenTest, ACommitKeepsWhatThePreviousSnapshotOpened) {
   EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(1001, 3));
 }
 
+// A memory table records its batch counts too: a large version opens lazily there.
+TEST(LazyOpenMemory, ALargeMemoryVersionOpensOnFirstRead) {
+  auto store = std::make_shared<MemoryStore>("memory://m");
+  auto first = ReaderOf({IdBatch(0, 3)});
+  auto table = Table::Create("m", store, first->schema(), first.get()).ValueOrDie();
+  for (int64_t f = 1; f < kFragments; ++f) {
+    auto more = ReaderOf({IdBatch(3 * f, 3)});
+    ASSERT_OK(table->Append(more.get()).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto reopened, Table::Open("m", store));
+  auto snapshot = reopened->snapshot().ValueOrDie();
+  EXPECT_EQ(snapshot->unopened_fragments(), static_cast<size_t>(kFragments));
+  std::vector<int64_t> offsets = {239, 0, 100};
+  ASSERT_OK_AND_ASSIGN(auto batch, snapshot->TakeOffsets(offsets, {}));
+  EXPECT_THAT(Int64Column(*batch, "id"), ElementsAre(239, 0, 100));
+  EXPECT_EQ(snapshot->unopened_fragments(), static_cast<size_t>(kFragments - 3));
+  ASSERT_OK(snapshot->OpenAll());
+  EXPECT_EQ(snapshot->unopened_fragments(), 0u);
+}
+
 }  // namespace
 }  // namespace riffledb
