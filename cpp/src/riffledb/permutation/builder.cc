@@ -624,6 +624,8 @@ arrow::Result<std::shared_ptr<const PermutationTable>> PermutationBuilder::Execu
           internal::ShuffleDenseApplies(*dense, counts, split_shuffle, shuffle)) {
         ARROW_ASSIGN_OR_RAISE(auto buffer,
                               internal::MapZeroed(static_cast<int64_t>(m * 8)));
+        internal::PrefaultForWrite(buffer->mutable_data(), static_cast<int64_t>(m * 8),
+                                   pool);
         internal::ShuffleDense(*dense, counts, split_shuffle, shuffle, pool,
                                buffer->mutable_data_as<uint64_t>());
         ids_buffer = std::move(buffer);

@@ -5,6 +5,8 @@
 #include <arrow/util/key_value_metadata.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -1056,6 +1058,30 @@ TEST(PermutationBuilder, RowIdsOfLaterFragmentsAndDeletes) {
   ASSERT_OK_AND_ASSIGN(auto r, Build(builder));
   EXPECT_EQ(r.row_ids,
             (std::vector<uint64_t>{0, 2, uint64_t{1} << 32, (uint64_t{1} << 32) + 1}));
+}
+
+// The output of a dense shuffle is faulted in on both threads before the
+// (single-threaded) scatter writes it: still all zeros, writable to the last byte, and
+// resident.
+TEST(PrefaultForWrite, LeavesZeroedResidentPages) {
+  ThreadPool pool(2);
+  const int64_t size = (int64_t{8} << 20) + 123;
+  ASSERT_OK_AND_ASSIGN(auto buffer, internal::MapZeroed(size));
+  uint8_t* data = buffer->mutable_data();
+  internal::PrefaultForWrite(data, size, &pool);
+  EXPECT_EQ(std::count(data, data + size, uint8_t{0}), size);
+  data[size - 1] = 7;
+  data[0] = 9;
+  EXPECT_EQ(data[size - 1] + data[0], 16);
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> resident(static_cast<size_t>((size + page - 1) / page));
+  ASSERT_EQ(mincore(data, static_cast<size_t>(size), resident.data()), 0);
+  // A kernel before 5.14 has no MADV_POPULATE_WRITE: then only the touched pages are in.
+  if (madvise(data, static_cast<size_t>(page), 23 /* MADV_POPULATE_WRITE */) == 0) {
+    EXPECT_EQ(std::count_if(resident.begin(), resident.end(),
+                            [](unsigned char r) { return (r & 1) != 0; }),
+              static_cast<int64_t>(resident.size()));
+  }
 }
 
 }  // namespace

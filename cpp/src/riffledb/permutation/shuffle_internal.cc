@@ -2,6 +2,7 @@
 
 #include <arrow/util/logging.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -298,6 +299,26 @@ arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size) {
                                       " bytes: ", std::strerror(errno));
   }
   return std::make_shared<MappedBuffer>(static_cast<uint8_t*>(data), size, length);
+}
+
+void PrefaultForWrite(uint8_t* data, int64_t size, ThreadPool* pool) {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // linux/mman.h, Linux 5.14
+#endif
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int parts = pool == nullptr ? 1 : pool->num_threads();
+  if (size < (int64_t{4} << 20) || parts < 2) return;  // not worth a thread hand-off
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const int64_t part = (size / parts + page - 1) / page * page;
+  (void)pool->ParallelFor(parts, [&](int64_t i) {
+    const int64_t offset = i * part;
+    const int64_t length = std::min(part, size - offset);
+    if (length > 0) {
+      (void)madvise(reinterpret_cast<void*>(begin + static_cast<uintptr_t>(offset)),
+                    static_cast<size_t>(length), MADV_POPULATE_WRITE);
+    }
+    return arrow::Status::OK();
+  });
 }
 
 uint64_t* ShuffleWorkspace::Ids(uint64_t n) {

@@ -102,6 +102,12 @@ bool ShuffleContiguousSplits(std::vector<uint64_t>* ids, std::span<const uint64_
 /// base pages (a 100M-row build spent 80% of its time zeroing them).
 arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size);
 
+/// Faults in (zeroes) the pages of [data, data + size) that are to be written, split
+/// across `pool`'s threads (MADV_POPULATE_WRITE), so that a single-threaded writer does
+/// not pay every page's first-touch zeroing itself. Best effort: a kernel without
+/// MADV_POPULATE_WRITE (before 5.14) leaves the pages to be faulted on write.
+void PrefaultForWrite(uint8_t* data, int64_t size, ThreadPool* pool);
+
 /// Row ids by scan position for a table without deleted rows (and no filter): position p
 /// of fragment f, the fragments in scan order, is row (id_f << 32) | (p - start_f). Lets
 /// the builder permute 4-byte positions and skip the scan of `_rowid`s.
