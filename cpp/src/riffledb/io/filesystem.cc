@@ -309,16 +309,21 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::Ope
   return OpenGuardedMap(path);
 }
 
-arrow::Result<std::vector<Entry>> LocalFileSystem::List(const std::string& dir) {
-  std::vector<Entry> entries;
+namespace {
+
+// Calls `visit(dir_fd, entry)` for each entry of `dir` but "." and "..", in readdir
+// order; `visit` returns 0 or an errno that stops the walk. A missing `dir` has no
+// entries. Errors name the directory.
+template <typename Visit>
+arrow::Status ForEachDirEntry(const std::string& dir, Visit visit) {
   DIR* handle = ::opendir(dir.c_str());
   if (handle == nullptr) {
-    if (errno == ENOENT) return entries;
+    if (errno == ENOENT) return arrow::Status::OK();
     return ErrnoError(errno, "Cannot list", dir);
   }
   const int dir_fd = ::dirfd(handle);
   int err = 0;
-  while (true) {
+  while (err == 0) {
     errno = 0;
     struct dirent* entry = ::readdir(handle);
     if (entry == nullptr) {
@@ -327,22 +332,36 @@ arrow::Result<std::vector<Entry>> LocalFileSystem::List(const std::string& dir) 
     }
     std::string_view name(entry->d_name);
     if (name == "." || name == "..") continue;
+    err = visit(dir_fd, *entry);
+  }
+  ::closedir(handle);
+  if (err != 0) return ErrnoError(err, "Cannot list", dir);
+  return arrow::Status::OK();
+}
+
+// fstatat of a directory entry: 0, ENOENT (removed since readdir saw it) or an errno.
+int StatEntry(int dir_fd, const struct dirent& entry, struct stat* st) {
+  if (::fstatat(dir_fd, entry.d_name, st, AT_SYMLINK_NOFOLLOW) == 0) return 0;
+  return errno;
+}
+
+}  // namespace
+
+arrow::Result<std::vector<Entry>> LocalFileSystem::List(const std::string& dir) {
+  std::vector<Entry> entries;
+  ARROW_RETURN_NOT_OK(ForEachDirEntry(dir, [&](int dir_fd, const struct dirent& entry) {
     struct stat st;
-    if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;  // removed since readdir saw it
-      err = errno;
-      break;
-    }
+    const int err = StatEntry(dir_fd, entry, &st);
+    if (err != 0) return err == ENOENT ? 0 : err;
     Entry out;
-    out.name = std::string(name);
+    out.name = entry.d_name;
     out.type = S_ISDIR(st.st_mode) ? EntryType::kDirectory : EntryType::kFile;
     out.size = S_ISDIR(st.st_mode) ? -1 : static_cast<int64_t>(st.st_size);
     out.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
                    static_cast<int64_t>(st.st_mtim.tv_nsec) / 1'000'000;
     entries.push_back(std::move(out));
-  }
-  ::closedir(handle);
-  if (err != 0) return ErrnoError(err, "Cannot list", dir);
+    return 0;
+  }));
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.name < b.name; });
   return entries;
@@ -361,34 +380,17 @@ arrow::Result<std::vector<std::string>> FileSystem::ListFileNames(
 arrow::Result<std::vector<std::string>> LocalFileSystem::ListFileNames(
     const std::string& dir) {
   std::vector<std::string> names;
-  DIR* handle = ::opendir(dir.c_str());
-  if (handle == nullptr) {
-    if (errno == ENOENT) return names;
-    return ErrnoError(errno, "Cannot list", dir);
-  }
-  const int dir_fd = ::dirfd(handle);
-  int err = 0;
-  while (true) {
-    errno = 0;
-    struct dirent* entry = ::readdir(handle);
-    if (entry == nullptr) {
-      err = errno;
-      break;
-    }
-    bool file = entry->d_type == DT_REG;
-    if (entry->d_type == DT_UNKNOWN) {  // filesystems that do not fill d_type
+  ARROW_RETURN_NOT_OK(ForEachDirEntry(dir, [&](int dir_fd, const struct dirent& entry) {
+    bool file = entry.d_type == DT_REG;
+    if (entry.d_type == DT_UNKNOWN) {  // filesystems that do not fill d_type
       struct stat st;
-      if (::fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;  // removed since readdir saw it
-        err = errno;
-        break;
-      }
+      const int err = StatEntry(dir_fd, entry, &st);
+      if (err != 0) return err == ENOENT ? 0 : err;
       file = S_ISREG(st.st_mode);
     }
-    if (file) names.emplace_back(entry->d_name);
-  }
-  ::closedir(handle);
-  if (err != 0) return ErrnoError(err, "Cannot list", dir);
+    if (file) names.emplace_back(entry.d_name);
+    return 0;
+  }));
   std::sort(names.begin(), names.end());
   return names;
 }

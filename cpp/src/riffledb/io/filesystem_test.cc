@@ -157,6 +157,17 @@ TEST_F(LocalFileSystemTest, ListIsSortedWithTypesAndSizes) {
   ASSERT_OK_AND_ASSIGN(auto missing, fs_->List(Path("nope")));
   EXPECT_TRUE(missing.empty());
   ASSERT_RAISES_WITH_MESSAGE(IOError, Path("a"), fs_->List(Path("a")));
+
+  // File names only (from readdir's d_type, without a stat each), as the base class's
+  // ListFileNames derives them from List.
+  const std::vector<std::string> files = {".hidden", "a", "b", "c10", "c2"};
+  ASSERT_OK_AND_ASSIGN(auto file_names, fs_->ListFileNames(dir_));
+  EXPECT_EQ(file_names, files);
+  ASSERT_OK_AND_ASSIGN(file_names, fs_->FileSystem::ListFileNames(dir_));
+  EXPECT_EQ(file_names, files);
+  ASSERT_OK_AND_ASSIGN(file_names, fs_->ListFileNames(Path("nope")));
+  EXPECT_TRUE(file_names.empty());
+  ASSERT_RAISES_WITH_MESSAGE(IOError, Path("a"), fs_->ListFileNames(Path("a")));
 }
 
 TEST_F(LocalFileSystemTest, TypeCreateDirsDeleteTree) {
