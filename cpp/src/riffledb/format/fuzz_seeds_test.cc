@@ -73,9 +73,9 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   m.history = {{1, 1700000000000, "create"}, {3, 1700000000001, "append"}};
   ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
   WriteSeed("manifest_fuzz", "v2_body.json", text.substr(26));
-  ASSERT_OK_AND_ASSIGN(text, SerializeFragmentSegment(m.fragments));
+  ASSERT_OK_AND_ASSIGN(text, SerializeFragmentSegment(m.fragments.vector()));
   WriteSeed("manifest_fuzz", "fragment_segment.json", text);
-  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(m.history));
+  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(m.history.vector()));
   WriteSeed("manifest_fuzz", "history_segment.json", text);
 
   // Fragments.

@@ -131,18 +131,21 @@ arrow::Result<std::string> GetString(const ManifestError& err, const Json& objec
 
 // A relative path inside the table directory: no leading '/', no empty, '.' or '..'
 // components, no backslash or NUL (which would mean different things on other systems).
-// `what` names the key in errors: a string, or a callable returning one (built only on
-// error: a manifest of 10,000 fragments is validated at every commit).
+// The name of a key in an error: a string, or a callable returning one, called only on
+// error (a manifest of 10,000 fragments is validated at every commit).
+template <typename Label>
+std::string LabelText(const Label& label) {
+  if constexpr (std::is_invocable_v<const Label&>) {
+    return label();
+  } else {
+    return std::string(label);
+  }
+}
+
 template <typename Label>
 arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& path,
                                    const Label& label) {
-  auto what = [&]() -> std::string {
-    if constexpr (std::is_invocable_v<const Label&>) {
-      return label();
-    } else {
-      return std::string(label);
-    }
-  };
+  auto what = [&] { return LabelText(label); };
   if (path.empty()) return err.Invalid("'", what(), "' is empty");
   if (path.front() == '/') {
     return err.Invalid("'", what(), "' is '", path,
@@ -167,17 +170,11 @@ arrow::Status ValidateRelativePath(const ManifestError& err, const std::string& 
 
 // Checks the invariants that do not depend on the JSON encoding, so that
 // SerializeManifest never writes what ParseManifest would reject.
-// `label` names the entry in errors, as ValidateRelativePath's.
+// `label` names the entry in errors (see LabelText).
 template <typename Label>
 arrow::Status ValidateFragment(const ManifestError& err, const FragmentInfo& f,
                                const Label& label) {
-  auto at = [&]() -> std::string {
-    if constexpr (std::is_invocable_v<const Label&>) {
-      return label();
-    } else {
-      return std::string(label);
-    }
-  };
+  auto at = [&] { return LabelText(label); };
   ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, [&] { return at() + ".path"; }));
   if (f.physical_rows < 0 || f.physical_rows > kMaxFragmentRows) {
     return err.Invalid("'", at(), ".physical_rows' is ", f.physical_rows,

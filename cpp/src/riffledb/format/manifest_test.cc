@@ -219,7 +219,7 @@ TEST(Manifest, SegmentReferencesResolve) {
   auto first = std::make_shared<const std::vector<FragmentInfo>>(
       std::vector<FragmentInfo>{m.fragments[0]});
   m.fragment_segments.push_back({"_segments/a.json", FileDigest{10, 0xabc}, 1, first});
-  auto records = std::make_shared<const std::vector<VersionRecord>>(m.history);
+  auto records = std::make_shared<const std::vector<VersionRecord>>(m.history.vector());
   m.history_segments.push_back({"_segments/h.json", FileDigest{20, 0xdef}, 2, records});
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
   Json doc = Json::parse(text);

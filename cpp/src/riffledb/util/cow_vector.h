@@ -34,9 +34,6 @@ class CowVector {
 
   /// The elements, as a std::vector (shared: valid until this CowVector changes).
   const std::vector<T>& vector() const { return values_ ? *values_ : Empty(); }
-  operator const std::vector<T>&() const {  // NOLINT(google-explicit-constructor)
-    return vector();
-  }
 
   size_t size() const { return values_ ? values_->size() : 0; }
   bool empty() const { return size() == 0; }
