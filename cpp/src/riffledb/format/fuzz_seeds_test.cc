@@ -69,13 +69,15 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   WriteSeed("manifest_fuzz", "v1_rich_schema.json", text);
   // Format 2's body after its checksum header (the target signs it), with digests and
   // history; a segment file of each kind.
-  m.fragments.mutate()[0].digest = FileDigest{123456, 0x89abcdef};
+  m.fragments.update(0, [&](FragmentInfo& f) {
+    f.digest = FileDigest{123456, 0x89abcdef};
+  });
   m.history = {{1, 1700000000000, "create"}, {3, 1700000000001, "append"}};
   ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
   WriteSeed("manifest_fuzz", "v2_body.json", text.substr(26));
-  ASSERT_OK_AND_ASSIGN(text, SerializeFragmentSegment(m.fragments.vector()));
+  ASSERT_OK_AND_ASSIGN(text, SerializeFragmentSegment(m.fragments.to_vector()));
   WriteSeed("manifest_fuzz", "fragment_segment.json", text);
-  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(m.history.vector()));
+  ASSERT_OK_AND_ASSIGN(text, SerializeHistorySegment(m.history.to_vector()));
   WriteSeed("manifest_fuzz", "history_segment.json", text);
 
   // Fragments.

@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <unordered_set>
@@ -208,7 +209,7 @@ arrow::Status ValidateFragment(const ManifestError& err, const FragmentInfo& f,
 template <typename Entry>
 arrow::Status ValidateSegments(const ManifestError& err,
                                const std::vector<Segment<Entry>>& segments,
-                               const std::vector<Entry>& list, const char* what) {
+                               size_t list_size, const char* what) {
   int64_t covered = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
     const auto& segment = segments[i];
@@ -223,11 +224,18 @@ arrow::Status ValidateSegments(const ManifestError& err,
     }
     covered += segment.count;
   }
-  if (covered > static_cast<int64_t>(list.size())) {
+  if (covered > static_cast<int64_t>(list_size)) {
     return err.Invalid("the ", what, " segments hold ", covered,
-                       " entries, the list has ", list.size());
+                       " entries, the list has ", list_size);
   }
   return arrow::Status::OK();
+}
+
+// The entries of a list that ValidateManifest must check: those after the stored
+// list it extends (Manifest::stored_fragments), or all of them.
+template <typename Entry>
+size_t FirstUnchecked(const CowVector<Entry>& list, const CowVector<Entry>& stored) {
+  return list.extends(stored) ? stored.size() : 0;
 }
 
 arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
@@ -236,10 +244,18 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     return err.Invalid("'timestamp_ms' is ", m.timestamp_ms, ", must be at least 0");
   }
   if (m.schema == nullptr) return err.Invalid("manifest has no schema");
+  // A stored prefix was validated when read or committed: its ids are unique and below
+  // stored_next_fragment_id, so appended fragments with ids from there on cannot
+  // collide with it. Anything else is checked in full.
+  size_t first = FirstUnchecked(m.fragments, m.stored_fragments);
+  if (first > 0 && m.next_fragment_id < m.stored_next_fragment_id) first = 0;
+  for (size_t i = first; i < m.fragments.size() && first > 0; ++i) {
+    if (m.fragments[i].id < m.stored_next_fragment_id) first = 0;
+  }
   // Unique ids: sorted, one allocation (a hash set allocates a node per fragment).
   std::vector<uint32_t> ids;
-  ids.reserve(m.fragments.size());
-  for (const FragmentInfo& f : m.fragments) ids.push_back(f.id);
+  ids.reserve(m.fragments.size() - first);
+  for (size_t i = first; i < m.fragments.size(); ++i) ids.push_back(m.fragments[i].id);
   std::sort(ids.begin(), ids.end());
   if (auto dup = std::adjacent_find(ids.begin(), ids.end()); dup != ids.end()) {
     bool seen = false;
@@ -251,8 +267,7 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
       seen = true;
     }
   }
-  int64_t total_rows = 0;
-  for (size_t i = 0; i < m.fragments.size(); ++i) {
+  for (size_t i = first; i < m.fragments.size(); ++i) {
     const FragmentInfo& f = m.fragments[i];
     if (f.id >= m.next_fragment_id) {
       return err.Invalid("'fragments[", i, "].id' is ", f.id,
@@ -260,14 +275,23 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     }
     ARROW_RETURN_NOT_OK(
         ValidateFragment(err, f, [i] { return "fragments[" + std::to_string(i) + "]"; }));
-    // At most 2^32 rows per fragment: overflow needs more than 2^31 fragments, which
-    // only a hostile file has.
-    if (total_rows > std::numeric_limits<int64_t>::max() - f.physical_rows) {
-      return err.Invalid("total row count overflows");
-    }
-    total_rows += f.physical_rows;
   }
-  for (size_t i = 0; i < m.history.size(); ++i) {
+  // At most 2^32 rows per fragment (ValidateFragment): the total overflows only with
+  // more than 2^31 fragments, which only a hostile file has.
+  if (m.fragments.size() >= (size_t{1} << 31)) {
+    int64_t total_rows = 0;
+    for (const FragmentInfo& f : m.fragments) {
+      if (total_rows > std::numeric_limits<int64_t>::max() - f.physical_rows) {
+        return err.Invalid("total row count overflows");
+      }
+      total_rows += f.physical_rows;
+    }
+  }
+  // A stored history ascends; from its last entry on, check that the rest ascends and
+  // that all of it stays below this version.
+  const size_t stored_history = FirstUnchecked(m.history, m.stored_history);
+  for (size_t i = stored_history > 0 ? stored_history - 1 : 0; i < m.history.size();
+       ++i) {
     const VersionRecord& r = m.history[i];
     if (r.version < 1 || r.version >= m.version ||
         (i > 0 && r.version <= m.history[i - 1].version)) {
@@ -280,9 +304,9 @@ arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
     }
   }
   ARROW_RETURN_NOT_OK(
-      ValidateSegments(err, m.fragment_segments, m.fragments.vector(), "fragments"));
+      ValidateSegments(err, m.fragment_segments, m.fragments.size(), "fragments"));
   ARROW_RETURN_NOT_OK(
-      ValidateSegments(err, m.history_segments, m.history.vector(), "history"));
+      ValidateSegments(err, m.history_segments, m.history.size(), "history"));
   return arrow::Status::OK();
 }
 
@@ -439,7 +463,7 @@ std::string JsonLines(const std::vector<std::string>& items, const std::string& 
 // A format-2 list: `{"segments": [refs], "tail": [entries after them]}`.
 template <typename Entry, typename ToJson>
 std::string ListJson(const std::vector<Segment<Entry>>& segments,
-                     const std::vector<Entry>& list, ToJson to_json) {
+                     std::span<const Entry> list, ToJson to_json) {
   std::vector<std::string> refs, tail;
   size_t covered = 0;
   for (const auto& segment : segments) {
@@ -590,10 +614,14 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
       m.fragments.push_back(std::move(info));
     }
   } else {
-    ARROW_RETURN_NOT_OK(ParseList(err, doc, "fragments", &m.fragment_segments,
-                                  &m.fragments.mutate(), ParseFragment));
-    ARROW_RETURN_NOT_OK(ParseList(err, doc, "history", &m.history_segments,
-                                  &m.history.mutate(), ParseRecord));
+    std::vector<FragmentInfo> fragments;
+    std::vector<VersionRecord> history;
+    ARROW_RETURN_NOT_OK(ParseList(err, doc, "fragments", &m.fragment_segments, &fragments,
+                                  ParseFragment));
+    ARROW_RETURN_NOT_OK(
+        ParseList(err, doc, "history", &m.history_segments, &history, ParseRecord));
+    m.fragments.assign(std::move(fragments));
+    m.history.assign(std::move(history));
   }
 
   ARROW_ASSIGN_OR_RAISE(std::string schema, GetString(err, doc, "schema", "schema"));
@@ -601,6 +629,7 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
   // With segments, the lists are complete (and checked) only in ResolveManifest.
   if (m.fragment_segments.empty() && m.history_segments.empty()) {
     ARROW_RETURN_NOT_OK(ValidateManifest(m, err));
+    m.MarkStored();
   }
   return m;
 }
@@ -650,7 +679,7 @@ arrow::Result<std::string> SerializeSegment(const std::vector<Entry>& entries,
 }
 
 template <typename Entry>
-void Resolve(std::vector<Segment<Entry>>* segments, std::vector<Entry>* list) {
+void Resolve(std::vector<Segment<Entry>>* segments, CowVector<Entry>* list) {
   if (segments->empty()) return;
   std::vector<Entry> whole;
   size_t total = list->size();
@@ -659,9 +688,8 @@ void Resolve(std::vector<Segment<Entry>>* segments, std::vector<Entry>* list) {
   for (const auto& segment : *segments) {
     whole.insert(whole.end(), segment.entries->begin(), segment.entries->end());
   }
-  whole.insert(whole.end(), std::make_move_iterator(list->begin()),
-               std::make_move_iterator(list->end()));
-  *list = std::move(whole);
+  whole.insert(whole.end(), list->begin(), list->end());
+  list->assign(std::move(whole));
 }
 
 }  // namespace
@@ -692,10 +720,10 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
     body += line("next_fragment_id", manifest.next_fragment_id);
     body +=
         "  \"fragments\": " +
-        ListJson(manifest.fragment_segments, manifest.fragments.vector(), FragmentJson) +
+        ListJson(manifest.fragment_segments, manifest.fragments.span(), FragmentJson) +
         ",\n";
     body += "  \"history\": " +
-            ListJson(manifest.history_segments, manifest.history.vector(), RecordJson) +
+            ListJson(manifest.history_segments, manifest.history.span(), RecordJson) +
             ",\n";
     body += "  \"schema\": " +
             OrderedJson(arrow::util::base64_encode(std::string_view(
@@ -790,9 +818,11 @@ arrow::Status ResolveManifest(Manifest* manifest, std::string_view source) {
   };
   ARROW_RETURN_NOT_OK(check(manifest->fragment_segments));
   ARROW_RETURN_NOT_OK(check(manifest->history_segments));
-  Resolve(&manifest->fragment_segments, &manifest->fragments.mutate());
-  Resolve(&manifest->history_segments, &manifest->history.mutate());
-  return ValidateManifest(*manifest, err);
+  Resolve(&manifest->fragment_segments, &manifest->fragments);
+  Resolve(&manifest->history_segments, &manifest->history);
+  ARROW_RETURN_NOT_OK(ValidateManifest(*manifest, err));
+  manifest->MarkStored();
+  return arrow::Status::OK();
 }
 
 std::vector<std::string> ReferencedFiles(const Manifest& manifest) {

@@ -76,7 +76,8 @@ struct Segment {
 };
 
 /// One version of a table. Value type: copies share the fragment and history lists
-/// (CowVector), so a copy costs the same at 10 fragments or 10,000.
+/// (CowVector), so a copy, and an append to the copy, cost the same at 10 fragments or
+/// 10,000.
 struct Manifest {
   uint64_t version = 0;      ///< 1 for a new table, +1 per commit
   int64_t timestamp_ms = 0;  ///< milliseconds since the Unix epoch, at commit
@@ -95,9 +96,25 @@ struct Manifest {
   /// the next commit reuses every segment whose entries are unchanged.
   std::vector<Segment<FragmentInfo>> fragment_segments;
   std::vector<Segment<VersionRecord>> history_segments;
+  /// The lists as they were read or committed, with next_fragment_id then: validated,
+  /// and stored as `*_segments` plus the inline rest. Set with the segments (by reading
+  /// and by committing) and carried by copies. While `fragments` and `history` extend
+  /// them (CowVector::extends: they were only appended to), a commit validates and
+  /// segments only the appended entries, so its cost does not grow with the table.
+  /// Whoever sets `fragment_segments` from another manifest sets these three from it.
+  /// A manifest built from scratch leaves them empty (everything is then checked).
+  CowVector<FragmentInfo> stored_fragments;
+  CowVector<VersionRecord> stored_history;
+  uint32_t stored_next_fragment_id = 0;
 
   int64_t num_rows() const;
   VersionRecord record() const { return {version, timestamp_ms, operation}; }
+  /// Records the lists as stored (the `stored_*` members): after reading or committing.
+  void MarkStored() {
+    stored_fragments = fragments;
+    stored_history = history;
+    stored_next_fragment_id = next_fragment_id;
+  }
 };
 
 /// Serializes to the JSON text of docs/format.md. The schema is stored as a base64 Arrow

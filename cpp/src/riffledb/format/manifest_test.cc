@@ -106,8 +106,12 @@ TEST(Manifest, RoundTripEveryType) {
 
 TEST(Manifest, DocumentedKeys) {
   Manifest m = SampleManifest();
-  m.fragments.mutate()[0].digest = FileDigest{4096, 0xe3069283};
-  m.fragments.mutate()[1].deletion->digest = FileDigest{120, 0x0000000a};
+  m.fragments.update(0, [&](FragmentInfo& f) {
+    f.digest = FileDigest{4096, 0xe3069283};
+  });
+  m.fragments.update(1, [&](FragmentInfo& f) {
+    f.deletion->digest = FileDigest{120, 0x0000000a};
+  });
   m.history = {{1, 1700000000000, "create"}, {2, 1700000000100, "append"}};
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
   // The checksum header: exactly these bytes first, covering everything after them.
@@ -219,7 +223,8 @@ TEST(Manifest, SegmentReferencesResolve) {
   auto first = std::make_shared<const std::vector<FragmentInfo>>(
       std::vector<FragmentInfo>{m.fragments[0]});
   m.fragment_segments.push_back({"_segments/a.json", FileDigest{10, 0xabc}, 1, first});
-  auto records = std::make_shared<const std::vector<VersionRecord>>(m.history.vector());
+  auto records =
+      std::make_shared<const std::vector<VersionRecord>>(m.history.to_vector());
   m.history_segments.push_back({"_segments/h.json", FileDigest{20, 0xdef}, 2, records});
   ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
   Json doc = Json::parse(text);
@@ -283,23 +288,68 @@ TEST(Manifest, EmptyTableAndUnknownKeys) {
   EXPECT_EQ(back.num_rows(), 4);
 }
 
+// A commit that only appends to a stored list (read or committed: MarkStored) checks
+// the appended entries, and falls back to checking everything when the appended ids
+// could collide with stored ones or the list was changed otherwise.
+TEST(Manifest, SerializeChecksWhatWasAppendedToAStoredList) {
+  Manifest stored = SampleManifest();
+  stored.history = {{1, 1700000000000, "create"}, {2, 1700000000001, "append"}};
+  stored.MarkStored();
+  ASSERT_OK(SerializeManifest(stored).status());
+
+  Manifest m = stored;
+  m.next_fragment_id = 9;
+  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  EXPECT_TRUE(m.fragments.extends(m.stored_fragments));
+  ASSERT_OK(SerializeManifest(m).status());
+  m.fragments.push_back({8, "../up.arrow", 1, std::nullopt, std::nullopt});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "fragments[3].path", SerializeManifest(m));
+
+  m = stored;  // an appended id below the stored next_fragment_id: checked in full
+  m.fragments.push_back({5, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id 5 at fragments[2]",
+                             SerializeManifest(m));
+  m = stored;  // two appended ids alike
+  m.next_fragment_id = 9;
+  m.fragments.push_back({8, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({8, "data/d.arrow", 1, std::nullopt, std::nullopt});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id 8 at fragments[3]",
+                             SerializeManifest(m));
+  m = stored;
+  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'fragments[2].id' is 7, must be below",
+                             SerializeManifest(m));
+  m = stored;  // a stored entry changed: no longer the stored list, checked in full
+  m.fragments.update(0, [](FragmentInfo& f) { f.path = "/abs.arrow"; });
+  EXPECT_FALSE(m.fragments.extends(m.stored_fragments));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "fragments[0].path", SerializeManifest(m));
+
+  m = stored;  // history: appended entries ascend, and all stay below the version
+  m.history.push_back({2, 1700000000002, "append"});
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'history[2].version' is 2", SerializeManifest(m));
+  m = stored;
+  m.version = 2;  // the stored history's last entry is not below it
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'history[1].version' is 2", SerializeManifest(m));
+}
+
 TEST(Manifest, SerializeRejectsInvalidManifests) {
   Manifest m = SampleManifest();
-  m.fragments.mutate()[1].id = 0;
+  m.fragments.update(1, [&](FragmentInfo& f) { f.id = 0; });
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id", SerializeManifest(m));
   m = SampleManifest();
   m.schema = nullptr;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "schema", SerializeManifest(m));
   m = SampleManifest();
-  m.fragments.mutate()[0].path = "../escape.arrow";
+  m.fragments.update(0, [&](FragmentInfo& f) { f.path = "../escape.arrow"; });
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "..", SerializeManifest(m));
   m = SampleManifest();
   m.next_fragment_id = 5;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "next_fragment_id", SerializeManifest(m));
   m = SampleManifest();
-  m.fragments.mutate()[0].num_batches = m.fragments[0].physical_rows + 1;
+  m.fragments.update(
+      0, [&](FragmentInfo& f) { f.num_batches = m.fragments[0].physical_rows + 1; });
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "'fragments[0].batches' is", SerializeManifest(m));
-  m.fragments.mutate()[0].num_batches = 0;
+  m.fragments.update(0, [&](FragmentInfo& f) { f.num_batches = 0; });
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "must be in [1, physical_rows",
                              SerializeManifest(m));
   m = SampleManifest();

@@ -38,17 +38,21 @@ Segment<Entry> Merge(const Segment<Entry>& a, const Segment<Entry>& b) {
   return Pending(std::move(entries));
 }
 
+// `stored` is the list `segments` were planned for (Manifest::stored_fragments): while
+// `list` extends it, the segments' entries are unchanged without comparing them.
 template <typename Entry, typename Serialize>
-arrow::Status PlanList(const std::vector<Entry>& list,
+arrow::Status PlanList(const CowVector<Entry>& list, const CowVector<Entry>& stored,
                        std::vector<Segment<Entry>>* segments, Serialize serialize,
                        std::vector<PendingFile>* files) {
+  const size_t unchanged = list.extends(stored) ? stored.size() : 0;
   std::vector<Segment<Entry>> plan;
   size_t pos = 0;
   for (const auto& old : *segments) {
     const auto n = static_cast<size_t>(old.count);
     if (old.entries == nullptr || pos + n > list.size()) break;  // the list shrank
     auto begin = list.begin() + static_cast<std::ptrdiff_t>(pos);
-    if (std::equal(old.entries->begin(), old.entries->end(), begin)) {
+    if (pos + n <= unchanged ||
+        std::equal(old.entries->begin(), old.entries->end(), begin)) {
       plan.push_back(old);
     } else {
       plan.push_back(
@@ -101,10 +105,12 @@ arrow::Status PlanList(const std::vector<Entry>& list,
 
 arrow::Result<std::vector<PendingFile>> PlanSegments(Manifest* manifest) {
   std::vector<PendingFile> files;
-  ARROW_RETURN_NOT_OK(PlanList(manifest->fragments.vector(), &manifest->fragment_segments,
-                               SerializeFragmentSegment, &files));
-  ARROW_RETURN_NOT_OK(PlanList(manifest->history.vector(), &manifest->history_segments,
-                               SerializeHistorySegment, &files));
+  ARROW_RETURN_NOT_OK(PlanList(manifest->fragments, manifest->stored_fragments,
+                               &manifest->fragment_segments, SerializeFragmentSegment,
+                               &files));
+  ARROW_RETURN_NOT_OK(PlanList(manifest->history, manifest->stored_history,
+                               &manifest->history_segments, SerializeHistorySegment,
+                               &files));
   return files;
 }
 

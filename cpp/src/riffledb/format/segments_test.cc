@@ -31,6 +31,7 @@ Manifest Grown(uint32_t n) {
   for (uint32_t i = 0; i < n; ++i) {
     m.fragments.push_back(Fragment(i));
     EXPECT_TRUE(PlanSegments(&m).ok());
+    m.MarkStored();  // as a commit does
   }
   return m;
 }
@@ -76,14 +77,15 @@ TEST(PlanSegments, AppendsWriteLittleAndKeepFewSegments) {
       by_path[f.path] = f.bytes;
     }
     files_written += files.size();
-    ExpectCovers(next.fragment_segments, next.fragments.vector(), by_path);
-    ExpectCovers(next.history_segments, next.history.vector(), by_path);
+    ExpectCovers(next.fragment_segments, next.fragments.to_vector(), by_path);
+    ExpectCovers(next.history_segments, next.history.to_vector(), by_path);
     for (const auto& s : next.fragment_segments) {
       if (by_path.count(s.path)) {
         for (const auto& f : *s.entries) ++writes[f.id];
       }
     }
     max_segments = std::max(max_segments, next.fragment_segments.size());
+    next.MarkStored();
     m = std::move(next);
   }
   // 3000 entries: size classes 0..4 (from 36, 144, 576, 2304 entries), at most 3
@@ -114,8 +116,9 @@ TEST(PlanSegments, AChangedEntryRewritesOnlyItsSegment) {
   ASSERT_GE(m.fragment_segments.size(), 2u);
   Manifest next = m;
   const int64_t first = m.fragment_segments[0].count;
-  next.fragments.mutate()[first].deletion =
-      DeletionFileInfo{"_deletions/d.arrow", 1, std::nullopt};
+  next.fragments.update(first, [&](FragmentInfo& f) {
+    f.deletion = DeletionFileInfo{"_deletions/d.arrow", 1, std::nullopt};
+  });
   ASSERT_OK_AND_ASSIGN(auto files, PlanSegments(&next));
   ASSERT_EQ(files.size(), 1u);
   ASSERT_EQ(next.fragment_segments.size(), m.fragment_segments.size());
@@ -124,7 +127,7 @@ TEST(PlanSegments, AChangedEntryRewritesOnlyItsSegment) {
     EXPECT_EQ(next.fragment_segments[i].path == m.fragment_segments[i].path, i != 1) << i;
   }
   std::map<std::string, std::string> by_path{{files[0].path, files[0].bytes}};
-  ExpectCovers(next.fragment_segments, next.fragments.vector(), by_path);
+  ExpectCovers(next.fragment_segments, next.fragments.to_vector(), by_path);
 }
 
 TEST(PlanSegments, AShorterListStartsOver) {
@@ -138,7 +141,7 @@ TEST(PlanSegments, AShorterListStartsOver) {
   ASSERT_OK_AND_ASSIGN(files, PlanSegments(&next));
   EXPECT_TRUE(files.empty());
   EXPECT_TRUE(next.fragment_segments.empty());  // three entries: inline
-  ExpectCovers(next.fragment_segments, next.fragments.vector(), {});
+  ExpectCovers(next.fragment_segments, next.fragments.to_vector(), {});
 }
 
 TEST(PlanSegments, ALargeAppendAbsorbsTheSmallSegmentsBeforeIt) {

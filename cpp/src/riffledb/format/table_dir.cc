@@ -221,7 +221,10 @@ arrow::Status TableDir::Commit(const Manifest& base, Manifest* committed) const 
   }
   arrow::Status st = Publish(manifest, path, text);
   if (st.ok()) {
-    if (committed != nullptr) *committed = std::move(manifest);
+    if (committed != nullptr) {
+      manifest.MarkStored();
+      *committed = std::move(manifest);
+    }
     return st;
   }
   if (GetErrorKind(st) != ErrorKind::kCommitOutcomeUnknown) remove_segments();

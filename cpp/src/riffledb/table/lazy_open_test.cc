@@ -163,7 +163,7 @@ TEST_F(LazyOpenTest, ABatchCountOtherThanTheManifestsIsCorruption) {
   auto store = Store();
   auto table = Table::Open("t", store).ValueOrDie();
   ASSERT_OK_AND_ASSIGN(auto manifest, store->ReadManifest(table->version()));
-  manifest.fragments.mutate()[5].num_batches = 2;  // the file has one
+  manifest.fragments.update(5, [&](auto& f) { f.num_batches = 2; });  // the file has one
   manifest.version += 1;
   ASSERT_OK(store->Commit(manifest));
   auto snapshot = Fresh();

@@ -53,6 +53,8 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
   if (previous != nullptr && previous->store_ == store &&
       previous->manifest_.schema->Equals(*manifest.schema, /*check_metadata=*/false)) {
     const auto& before = previous->manifest_.fragments;
+    // An append extends the previous list in place: nothing to compare.
+    if (infos.extends(before)) shared = before.size();
     while (shared < before.size() && shared < n &&
            before[shared].path == infos[shared].path &&
            before[shared].deletion == infos[shared].deletion) {

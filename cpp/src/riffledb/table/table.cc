@@ -63,13 +63,22 @@ void AddFragments(format::Manifest* manifest,
   }
 }
 
+// Offers `from`'s fragment segments for reuse by the commit of `next`, with the list
+// they store (format/segments.h reuses only those whose entries are unchanged).
+void ReuseFragmentSegments(const format::Manifest& from, format::Manifest* next) {
+  next->fragment_segments = from.fragment_segments;
+  next->stored_fragments = from.stored_fragments;
+  next->stored_next_fragment_id = from.stored_next_fragment_id;
+}
+
 // Makes `next` descend from `base`: base's history plus base itself, and base's segments
-// offered for reuse (format/segments.h reuses only those whose entries are unchanged).
+// offered for reuse.
 void DescendFrom(const format::Manifest& base, format::Manifest* next) {
   next->history = base.history;
   next->history.push_back(base.record());
   next->history_segments = base.history_segments;
-  next->fragment_segments = base.fragment_segments;
+  next->stored_history = base.stored_history;
+  ReuseFragmentSegments(base, next);
 }
 
 }  // namespace
@@ -156,8 +165,36 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
+  std::optional<format::Manifest> manifest;
+  std::shared_ptr<const Snapshot> previous;
+  uint64_t moves = 0;
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    if (!unopened_) return snapshot_;
+    manifest = *unopened_;  // shares the lists: a copy costs O(1)
+    if (snapshot_.ok()) previous = *snapshot_;
+    moves = moves_;
+  }
+  // Opening reads files: not under mu_ (fork_safe_mutex.h). Two readers may both open
+  // it; the first to finish installs its snapshot and the other one's is dropped.
+  auto opened = Snapshot::Open(store_, std::move(*manifest), previous.get());
   std::lock_guard<ForkSafeMutex> lock(mu_);
-  return snapshot_;
+  if (moves_ == moves) {
+    if (unopened_) {
+      snapshot_ = std::move(opened);
+      unopened_.reset();
+    }
+    return snapshot_;
+  }
+  return opened;  // the handle moved on meanwhile: the version current at the call
+}
+
+void Table::SetCommitted(format::Manifest manifest) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  version_ = manifest.version;
+  detached_ = false;
+  unopened_ = std::move(manifest);
+  ++moves_;
 }
 
 uint64_t Table::version() const {
@@ -174,8 +211,10 @@ void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                         uint64_t version, bool detached) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
   snapshot_ = std::move(snapshot);
+  unopened_.reset();
   version_ = version;
   detached_ = detached;
+  ++moves_;
 }
 
 arrow::Result<format::Manifest> Table::LatestManifest() const {
@@ -315,7 +354,7 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
         next.next_fragment_id =
             std::max(next.next_fragment_id, manifest->next_fragment_id);
         DescendFrom(*manifest, &next);
-        next.fragment_segments = target.fragment_segments;
+        ReuseFragmentSegments(target, &next);
       }
     }
     next.version = versions.back() + 1;
@@ -405,10 +444,7 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
     const uint64_t version = next->version;
     // The version is committed: failing to open it (files removed by a racing drop,
     // EIO) must not report the write as failed; reads report the problem.
-    auto previous = snapshot();
-    SetSnapshot(Snapshot::Open(store_, std::move(*next),
-                               previous.ok() ? previous->get() : nullptr),
-                version, false);
+    SetCommitted(std::move(*next));
     return version;
   }
   on_abandon();

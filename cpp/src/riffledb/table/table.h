@@ -192,12 +192,22 @@ class Table {
       const std::function<void()>& on_abandon);
   void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                    uint64_t version, bool detached);
+  // Moves the handle to `manifest`, just committed by it. Its snapshot is opened by the
+  // first snapshot() call: a run of writes that reads nothing opens none, so a write
+  // costs the same at 10 fragments or 10,000 (a snapshot lays out every fragment).
+  void SetCommitted(format::Manifest manifest);
 
   const std::string name_;
   const std::shared_ptr<Store> store_;
   mutable ForkSafeMutex mu_;
   // guarded by mu_
-  arrow::Result<std::shared_ptr<const Snapshot>> snapshot_;
+  mutable arrow::Result<std::shared_ptr<const Snapshot>> snapshot_;
+  // The version this handle committed last, while its snapshot is not opened yet;
+  // snapshot_ is then the one before (what the new one shares opened fragments with).
+  mutable std::optional<format::Manifest> unopened_;
+  // +1 whenever the handle moves (SetSnapshot, SetCommitted): a snapshot opened outside
+  // the lock is installed only if the handle has not moved meanwhile.
+  uint64_t moves_ = 0;
   uint64_t version_ = 0;
   bool detached_ = false;
   mutable std::set<std::string> verified_;  // paths Verify found intact

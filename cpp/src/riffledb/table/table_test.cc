@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -493,6 +494,43 @@ TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 401u);
 }
 
+// A handle's appends move it to each new version while other threads read through it:
+// every snapshot a reader gets is one whole version (its rows are exactly the first
+// `version` ids), and a reader never sees the versions go backwards.
+TEST_P(TableTest, ConcurrentReadersDuringAppendsSeeWholeVersions) {
+  auto table = CreateWithIds(1);
+  constexpr int kAppends = 60;
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  std::vector<int> bad(2, 0), seen(2, 0);
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      uint64_t last = 0;
+      while (!done.load()) {
+        auto snapshot = table->snapshot().ValueOrDie();
+        const uint64_t version = snapshot->version();
+        bad[r] += version < last || snapshot->num_rows() != static_cast<int64_t>(version);
+        if (++seen[r] % 8 == 0) {
+          auto ids = ScanIds(*snapshot);
+          for (size_t i = 0; i < ids.size(); ++i)
+            bad[r] += ids[i] != static_cast<int64_t>(i);
+        }
+        last = version;
+      }
+    });
+  }
+  for (int64_t i = 1; i <= kAppends; ++i) {
+    auto reader = ReaderOf({IdBatch(i, 1)});
+    ASSERT_OK(table->Append(reader.get()));
+  }
+  done = true;
+  for (auto& thread : readers) thread.join();
+  EXPECT_THAT(bad, ElementsAre(0, 0));
+  auto latest = table->snapshot().ValueOrDie();
+  EXPECT_EQ(latest->version(), kAppends + 1u);
+  EXPECT_EQ(ScanIds(*latest).size(), kAppends + 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, TableTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? "Directory" : "Memory";
@@ -557,6 +595,48 @@ TEST(TableMemory, StreamFailingAfterAWholeFragmentKeepsNoFragment) {
   orphan.path = "data/1";
   orphan.physical_rows = int64_t{1} << 20;
   ASSERT_RAISES(IOError, store->OpenFragment(orphan, bad->schema()));
+}
+
+// A directory store that counts the fragments it opens.
+class CountingStore : public DirectoryStore {
+ public:
+  using DirectoryStore::DirectoryStore;
+  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info,
+      const std::shared_ptr<arrow::Schema>& schema) override {
+    ++opened;
+    return DirectoryStore::OpenFragment(info, schema);
+  }
+  std::atomic<int> opened{0};
+};
+
+// Writes that read nothing open no snapshot (its layout costs O(fragments)): the first
+// read after them opens the newest version, sharing what the one before had opened.
+TEST(TableDirectory, AppendsOpenNothingUntilARead) {
+  TempDir dir;
+  auto store = std::make_shared<CountingStore>(dir.path() + "/t.riffle");
+  auto first = ReaderOf({IdBatch(0, 1)});
+  auto table = Table::Create("t", store, first->schema(), first.get()).ValueOrDie();
+  EXPECT_EQ(store->opened.load(), 1);
+  for (int64_t i = 1; i <= 5; ++i) {
+    auto row = ReaderOf({IdBatch(i, 1)});
+    ASSERT_OK_AND_ASSIGN(uint64_t version, table->Append(row.get()));
+    EXPECT_EQ(table->version(), version);
+  }
+  EXPECT_EQ(store->opened.load(), 1);
+  ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+  EXPECT_EQ(snapshot->version(), 6u);
+  EXPECT_THAT(ScanIds(*snapshot), ElementsAre(0, 1, 2, 3, 4, 5));
+  EXPECT_EQ(store->opened.load(), 6);  // the five new fragments, once each
+  ASSERT_OK_AND_ASSIGN(auto again, table->snapshot());
+  EXPECT_EQ(again, snapshot);
+  EXPECT_EQ(store->opened.load(), 6);
+  // A checkout moves the handle away from the unopened version for good.
+  auto row = ReaderOf({IdBatch(6, 1)});
+  ASSERT_OK(table->Append(row.get()));
+  ASSERT_OK(table->Checkout(2));
+  EXPECT_EQ(table->snapshot().ValueOrDie()->version(), 2u);
+  EXPECT_EQ(table->version(), 2u);
 }
 
 TEST(TableDirectory, ReservedColumnNamesAreRejected) {
