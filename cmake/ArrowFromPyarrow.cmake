@@ -1,8 +1,9 @@
 # Arrow C++ from the pyarrow wheel (DESIGN.md, decision 1).
 #
-# Defines the imported targets Arrow::arrow and Arrow::compute from the headers and shared
-# libraries that pyarrow ships, and RIFFLEDB_PYARROW_LIBDIR. The wheel has no unversioned
-# `libarrow.so`, so the versioned file named by pyarrow's so_version is used.
+# Defines the imported targets Arrow::arrow, Arrow::compute and Arrow::s3 (arrow::fs's S3
+# filesystem with the AWS SDK linked in, a library of its own in the wheel) from the headers
+# and shared libraries that pyarrow ships, and RIFFLEDB_PYARROW_LIBDIR. The wheel has no
+# unversioned `libarrow.so`, so the versioned file named by pyarrow's so_version is used.
 
 set(RIFFLEDB_PYARROW_MAJOR 26 CACHE STRING "The pyarrow major version riffledb builds against")
 
@@ -25,7 +26,7 @@ if(NOT _pa_major EQUAL RIFFLEDB_PYARROW_MAJOR)
 endif()
 message(STATUS "Arrow C++ from pyarrow ${_pa_major}: ${RIFFLEDB_PYARROW_LIBDIR}")
 
-foreach(_lib arrow arrow_compute)
+foreach(_lib arrow arrow_compute arrow_s3)
   set(_path "${RIFFLEDB_PYARROW_LIBDIR}/lib${_lib}.so.${_pa_so}")
   if(NOT EXISTS "${_path}")
     message(FATAL_ERROR "missing ${_path}")
@@ -38,6 +39,7 @@ foreach(_lib arrow arrow_compute)
     INTERFACE_INCLUDE_DIRECTORIES "${RIFFLEDB_PYARROW_INCLUDE}")
 endforeach()
 # Arrow's headers are third-party: keep their warnings out of ours.
-set_target_properties(Arrow::arrow Arrow::compute PROPERTIES
+set_target_properties(Arrow::arrow Arrow::compute Arrow::s3 PROPERTIES
   INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${RIFFLEDB_PYARROW_INCLUDE}")
 target_link_libraries(Arrow::compute INTERFACE Arrow::arrow)
+target_link_libraries(Arrow::s3 INTERFACE Arrow::arrow)

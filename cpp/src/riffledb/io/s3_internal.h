@@ -1,0 +1,160 @@
+// Private to io/: what S3FileSystem needs beyond arrow::fs — the conditional PUT of
+// commits (`If-None-Match: *`), which arrow::fs cannot send. AWS Signature Version 4,
+// SHA-256 and HMAC-SHA256 (OpenSSL libcrypto), and a minimal blocking HTTP/1.1 client
+// for one request per connection (OpenSSL libssl for https, with certificate
+// verification).
+//
+// Nothing here keeps a connection or a thread: every request connects, sends, reads the
+// whole response and closes, so it is safe in a forked child without any rebuild.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace riffledb::io::internal {
+
+// -- Hashes
+// ------------------------------------------------------------------------------
+
+using Sha256Digest = std::array<uint8_t, 32>;
+
+Sha256Digest Sha256(std::span<const uint8_t> data);
+Sha256Digest Sha256(std::string_view data);
+Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view data);
+/// Lower-case hex, as SigV4 writes digests.
+std::string HexEncode(std::span<const uint8_t> bytes);
+
+// -- SigV4
+// -------------------------------------------------------------------------------
+
+/// Percent-encodes `text` as SigV4 wants for S3 (RFC 3986 unreserved characters kept,
+/// every other byte `%XX` upper-case); '/' is kept when `keep_slash` (object keys).
+std::string UriEncode(std::string_view text, bool keep_slash);
+
+struct Credentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;  ///< empty: none
+};
+
+/// One HTTP request, as signed and sent.
+struct HttpRequest {
+  std::string method;  ///< "PUT", "GET" ...
+  /// The URI-encoded path, starting with '/' (`/bucket/key`): both the request target
+  /// and SigV4's canonical URI (S3 does not normalize it).
+  std::string path;
+  /// Unencoded query parameters; sent and signed sorted and encoded.
+  std::vector<std::pair<std::string, std::string>> query;
+  /// Headers besides Host and Content-Length (which the client adds). Signing adds
+  /// x-amz-date, x-amz-content-sha256, x-amz-security-token and Authorization, and signs
+  /// every header listed here plus host.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  /// The value of header `name` (case-insensitive), if set.
+  std::optional<std::string> Header(std::string_view name) const;
+  /// `path` and the encoded, sorted query, as sent on the request line.
+  std::string Target() const;
+};
+
+/// The derived signing key: HMAC chain over date (YYYYMMDD), region, service and
+/// "aws4_request", keyed with "AWS4" + secret.
+Sha256Digest SigningKey(std::string_view secret_access_key, std::string_view date,
+                        std::string_view region, std::string_view service);
+
+/// SigV4's canonical request of `request` sent to `host` (the Host header value), whose
+/// payload hash is `payload_sha256` (hex), signing exactly `signed_headers` (lower-case,
+/// sorted, ';'-joined, also returned). For tests; SignRequest uses it.
+std::string CanonicalRequest(const HttpRequest& request, std::string_view host,
+                             std::string_view payload_sha256,
+                             std::string* signed_headers);
+
+/// Adds x-amz-date (`amz_date`, YYYYMMDD'T'HHMMSS'Z'), x-amz-content-sha256 (of the
+/// body), x-amz-security-token (if the credentials have a session token) and
+/// Authorization to `request`, for `host` (the Host header value). Anonymous credentials
+/// (no key id) add only the date and hash headers.
+void SignRequest(const Credentials& credentials, std::string_view region,
+                 std::string_view service, std::string_view amz_date,
+                 std::string_view host, HttpRequest* request);
+
+/// The current UTC time as SigV4's x-amz-date.
+std::string AmzDateNow();
+
+// -- HTTP
+// --------------------------------------------------------------------------------
+
+/// Where requests go: `http(s)://host[:port]`.
+struct Endpoint {
+  std::string scheme;  ///< "http" or "https"
+  std::string host;    ///< a name, an IPv4 address, or an IPv6 address without brackets
+  int port = 0;
+  /// The Host header: `host` (bracketed if IPv6), with `:port` unless the default.
+  std::string HostHeader() const;
+  /// `scheme://host[:port]`, for messages.
+  std::string ToString() const;
+};
+
+/// Parses `http://host[:port]` or `https://host[:port]` (a trailing '/' allowed; no
+/// other path, query or user info). Invalid naming `url` otherwise.
+arrow::Result<Endpoint> ParseEndpoint(std::string_view url);
+
+struct HttpResponse {
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::optional<std::string> Header(std::string_view name) const;
+};
+
+struct HttpOptions {
+  double connect_timeout_seconds = 10;
+  /// Each send or receive, not the whole request.
+  double io_timeout_seconds = 60;
+  /// Bodies longer than this are an error (responses here are small XML documents).
+  int64_t max_body_bytes = 16 << 20;
+};
+
+/// Sends `request` to `endpoint` on a new connection (Host, Content-Length, User-Agent
+/// and `Connection: close` added) and reads the whole response: a body framed by
+/// Content-Length, chunked, or by the end of the connection. https verifies the server's
+/// certificate and name against the system's trust store. IOError naming the endpoint on
+/// any failure to connect, send, or read a complete response.
+arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
+                                            const HttpRequest& request,
+                                            const HttpOptions& options = {});
+
+// -- The conditional PUT
+// -----------------------------------------------------------------
+
+/// What a conditional PUT is sent with.
+struct S3RequestConfig {
+  Endpoint endpoint;
+  std::string region;
+  Credentials credentials;
+  HttpOptions http;
+};
+
+/// `<Code>` of an S3 XML error body, or empty.
+std::string S3ErrorCode(std::string_view body);
+
+/// `PUT /bucket/key` with `If-None-Match: *`: creates `bucket/key` holding `data`
+/// unless it exists. OK on 200; AlreadyExists naming `path` on 412 PreconditionFailed;
+/// IOError for everything else, naming `path`, the HTTP status and the S3 error code —
+/// and for 409 ConditionalRequestConflict (a racing conditional write to the same key:
+/// not applied, worth retrying) the message says so and `*conflict` is set. An error
+/// sending or reading leaves the outcome unknown (the object may exist). Messages never
+/// include credentials.
+arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& bucket,
+                          const std::string& key, std::span<const uint8_t> data,
+                          bool* conflict = nullptr);
+
+}  // namespace riffledb::io::internal
