@@ -27,6 +27,13 @@ using Int64Array = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::dev
 using UInt64Array =
     nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
+// The table's current snapshot, opened without the GIL: after a commit or a checkout it
+// opens the new version, which reads manifests and maybe files (an S3 server in a thread
+// of this process needs the GIL to answer).
+std::shared_ptr<const Snapshot> CurrentSnapshot(const Table& table) {
+  return ValueOrThrow(WithoutGil([&] { return table.snapshot(); }));
+}
+
 // Take options for `columns` (plain names; empty: all) of `snapshot`.
 TakeOptions BindTake(const Snapshot& snapshot, const std::vector<std::string>& columns,
                      bool with_row_id) {
@@ -41,7 +48,7 @@ TakeOptions BindTake(const Snapshot& snapshot, const std::vector<std::string>& c
 nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
                        const std::vector<std::string>& columns, bool with_row_id,
                        bool binary_views) {
-  auto snapshot = ValueOrThrow(table.snapshot());
+  auto snapshot = CurrentSnapshot(table);
   TakeOptions options = BindTake(*snapshot, columns, with_row_id);
   options.binary_views = binary_views;
   auto batch =
@@ -52,7 +59,7 @@ nb::object TakeOffsets(const Table& table, std::span<const int64_t> offsets,
 nb::object TakeRowIds(const Table& table, std::span<const uint64_t> ids,
                       const std::vector<std::string>& columns, bool with_row_id,
                       bool binary_views) {
-  auto snapshot = ValueOrThrow(table.snapshot());
+  auto snapshot = CurrentSnapshot(table);
   TakeOptions options = BindTake(*snapshot, columns, with_row_id);
   options.binary_views = binary_views;
   auto batch =
@@ -88,22 +95,20 @@ void RegisterTable(nb::module_& m) {
       .def("snapshot",
            [](const Table& t) {
              // Snapshots are immutable; nanobind holds them through non-const pointers.
-             return std::const_pointer_cast<Snapshot>(ValueOrThrow(t.snapshot()));
+             return std::const_pointer_cast<Snapshot>(CurrentSnapshot(t));
            })
       .def_prop_ro("name", &Table::name)
       .def_prop_ro("version", &Table::version)
       .def_prop_ro("location", [](const Table& t) { return t.store()->location(); })
       .def_prop_ro("detached", &Table::detached)
       .def_prop_ro("num_rows",
-                   [](const Table& t) { return ValueOrThrow(t.snapshot())->num_rows(); })
+                   [](const Table& t) { return CurrentSnapshot(t)->num_rows(); })
       .def("schema",
-           [](const Table& t) {
-             return ExportSchema(ValueOrThrow(t.snapshot())->schema());
-           })
+           [](const Table& t) { return ExportSchema(CurrentSnapshot(t)->schema()); })
       .def(
           "count_rows",
           [](const Table& t, std::optional<std::string> filter) {
-            auto snapshot = ValueOrThrow(t.snapshot());
+            auto snapshot = CurrentSnapshot(t);
             return ValueOrThrow(WithoutGil([&]() -> arrow::Result<int64_t> {
               std::shared_ptr<const Filter> bound;
               if (filter) {
@@ -123,7 +128,7 @@ void RegisterTable(nb::module_& m) {
                  projection,
              bool with_row_id, int64_t offset, std::optional<int64_t> limit,
              int64_t max_batch_rows) {
-            auto snapshot = ValueOrThrow(t.snapshot());
+            auto snapshot = CurrentSnapshot(t);
             auto reader = ValueOrThrow(WithoutGil(
                 [&]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
                   ScanOptions options;
