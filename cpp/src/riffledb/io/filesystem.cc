@@ -46,6 +46,10 @@ ArrowFileSystem::ArrowFileSystem(std::shared_ptr<arrow::fs::FileSystem> fs,
                                  std::string kind)
     : fs_(std::move(fs)), kind_(std::move(kind)) {}
 
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> ArrowFileSystem::arrow_fs() {
+  return fs_;
+}
+
 arrow::Result<std::shared_ptr<arrow::Buffer>> ArrowFileSystem::ReadFile(
     const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(auto file, OpenInput(path));
@@ -58,13 +62,15 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ArrowFileSystem::ReadFile(
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> ArrowFileSystem::OpenInput(
     const std::string& path) {
-  auto file = fs_->OpenInputFile(path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  auto file = fs->OpenInputFile(path);
   if (!file.ok()) return Annotate(file.status(), "Cannot open", path);
   return *file;
 }
 
 arrow::Result<EntryType> ArrowFileSystem::Type(const std::string& path) {
-  auto info = fs_->GetFileInfo(path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  auto info = fs->GetFileInfo(path);
   if (!info.ok()) return Annotate(info.status(), "Cannot stat", path);
   switch (info->type()) {
     case arrow::fs::FileType::NotFound:
@@ -81,7 +87,8 @@ arrow::Result<std::vector<Entry>> ArrowFileSystem::List(const std::string& dir) 
   selector.base_dir = dir;
   selector.allow_not_found = true;
   selector.recursive = false;
-  auto infos = fs_->GetFileInfo(selector);
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  auto infos = fs->GetFileInfo(selector);
   if (!infos.ok()) return Annotate(infos.status(), "Cannot list", dir);
   std::vector<Entry> entries;
   entries.reserve(infos->size());
@@ -110,7 +117,8 @@ arrow::Result<std::shared_ptr<arrow::io::OutputStream>> ArrowFileSystem::CreateO
   if (type != EntryType::kNotFound) {
     return arrow::Status::AlreadyExists("File already exists: '", path, "'");
   }
-  auto stream = fs_->OpenOutputStream(path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  auto stream = fs->OpenOutputStream(path);
   if (!stream.ok()) return Annotate(stream.status(), "Cannot create", path);
   return *stream;
 }
@@ -125,7 +133,8 @@ arrow::Status ArrowFileSystem::CreateExclusive(const std::string& path,
 }
 
 arrow::Status ArrowFileSystem::CreateDirs(const std::string& path) {
-  return Annotate(fs_->CreateDir(path, /*recursive=*/true), "Cannot create directory",
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  return Annotate(fs->CreateDir(path, /*recursive=*/true), "Cannot create directory",
                   path);
 }
 
@@ -136,15 +145,17 @@ arrow::Status ArrowFileSystem::SyncDir(const std::string& dir) {
 arrow::Status ArrowFileSystem::DeleteFile(const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(EntryType type, Type(path));
   if (type == EntryType::kNotFound) return arrow::Status::OK();
-  return Annotate(fs_->DeleteFile(path), "Cannot delete", path);
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  return Annotate(fs->DeleteFile(path), "Cannot delete", path);
 }
 
 arrow::Status ArrowFileSystem::DeleteTree(const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(EntryType type, Type(path));
   if (type == EntryType::kNotFound) return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
   if (type == EntryType::kFile)
-    return Annotate(fs_->DeleteFile(path), "Cannot delete", path);
-  return Annotate(fs_->DeleteDir(path), "Cannot delete", path);
+    return Annotate(fs->DeleteFile(path), "Cannot delete", path);
+  return Annotate(fs->DeleteDir(path), "Cannot delete", path);
 }
 
 arrow::Status ArrowFileSystem::RenameNoReplace(const std::string& from,

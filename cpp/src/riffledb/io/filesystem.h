@@ -124,11 +124,14 @@ class ArrowFileSystem : public FileSystem {
   arrow::Status RenameNoReplace(const std::string& from, const std::string& to) override;
 
  protected:
-  const std::shared_ptr<arrow::fs::FileSystem>& arrow_fs() const { return fs_; }
+  /// The arrow::fs filesystem every call goes through: the one given to the constructor,
+  /// unless a subclass builds its own (S3FileSystem: one per process, since a client's
+  /// connection pool must not be shared with a forked child).
+  virtual arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> arrow_fs();
 
  private:
-  std::shared_ptr<arrow::fs::FileSystem> fs_;
-  std::string kind_;
+  const std::shared_ptr<arrow::fs::FileSystem> fs_;
+  const std::string kind_;
 };
 
 /// Local files: `arrow::fs::LocalFileSystem` with memory-mapped inputs, plus POSIX for

@@ -271,6 +271,12 @@ arrow::Result<Endpoint> ParseEndpoint(std::string_view url) {
   auto invalid = [&](std::string_view why) {
     return arrow::Status::Invalid("Invalid endpoint '", url, "': ", why);
   };
+  if (url.find('@') != std::string_view::npos) {
+    // Not echoed: user info may hold a password.
+    return arrow::Status::Invalid(
+        "Invalid endpoint: user info (user:password@) is not allowed; pass credentials "
+        "as storage options");
+  }
   Endpoint endpoint;
   std::string_view rest;
   const size_t sep = url.find("://");
@@ -283,8 +289,8 @@ arrow::Result<Endpoint> ParseEndpoint(std::string_view url) {
   }
   rest = url.substr(sep + 3);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#@") != std::string_view::npos) {
-    return invalid("only a scheme, a host and a port are allowed (no path or user)");
+  if (rest.find_first_of("/?#") != std::string_view::npos) {
+    return invalid("only a scheme, a host and a port are allowed (no path)");
   }
   std::string_view port;
   if (!rest.empty() && rest.front() == '[') {

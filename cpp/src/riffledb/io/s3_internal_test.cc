@@ -197,11 +197,15 @@ TEST(Endpoint, Parses) {
 }
 
 TEST(Endpoint, RejectsWhatIsNotSchemeHostPort) {
-  for (const char* bad : {"127.0.0.1:5000", "ftp://host", "http://", "http://host:0",
-                          "http://host:99999", "http://host:x", "http://host/path",
-                          "http://user@host", "http://[::1", "http://host:"}) {
+  for (const char* bad :
+       {"127.0.0.1:5000", "ftp://host", "http://", "http://host:0", "http://host:99999",
+        "http://host:x", "http://host/path", "http://[::1", "http://host:"}) {
     ASSERT_RAISES_WITH_MESSAGE(Invalid, bad, ParseEndpoint(bad).status());
   }
+  // User info is refused without echoing it: it may hold a password.
+  auto st = ParseEndpoint("http://user:hunter2@host").status();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "user info", st);
+  EXPECT_EQ(st.message().find("hunter2"), std::string::npos);
 }
 
 // -- HTTP, against a canned server on loopback
