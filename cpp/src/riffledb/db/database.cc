@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <string_view>
 
+#include "riffledb/format/table_dir.h"
 #include "riffledb/io/filesystem.h"
+#include "riffledb/io/s3_filesystem.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb {
@@ -12,9 +14,10 @@ namespace riffledb {
 namespace {
 
 // Schemes that riffledb will serve but does not yet: NotImplemented rather than Invalid.
-constexpr std::string_view kPlannedSchemes[] = {"s3", "gs", "az", "db"};
+constexpr std::string_view kPlannedSchemes[] = {"gs", "az", "db"};
 constexpr std::string_view kMemoryScheme = "memory";
 constexpr std::string_view kFileScheme = "file";
+constexpr std::string_view kS3Scheme = "s3";
 
 // `uri` for a message, a NUL byte written as \0 so that the text after it is not lost.
 std::string Printable(std::string_view uri) {
@@ -46,16 +49,44 @@ std::string SchemeOf(std::string_view uri) {
 }
 
 bool IsKnownScheme(std::string_view scheme) {
-  if (scheme == kMemoryScheme || scheme == kFileScheme) return true;
+  if (scheme == kMemoryScheme || scheme == kFileScheme || scheme == kS3Scheme)
+    return true;
   for (auto planned : kPlannedSchemes) {
     if (scheme == planned) return true;
   }
   return false;
 }
 
+// `bucket/prefix` of `s3://bucket/prefix[/]`: a bucket and zero or more plain key
+// segments (no empty, "." or ".." segment, no query or fragment).
+arrow::Result<std::string> S3Path(const std::string& uri) {
+  std::string_view path = std::string_view(uri).substr(kS3Scheme.size() + 3);
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  auto invalid = [&](std::string_view why) {
+    return arrow::Status::Invalid("Invalid database URI '", uri, "': ", why);
+  };
+  if (path.empty()) return invalid("expected s3://bucket or s3://bucket/prefix");
+  if (path.find_first_of("?#") != std::string_view::npos) {
+    return invalid("a query or fragment is not allowed; pass storage_options");
+  }
+  size_t begin = 0;
+  while (begin <= path.size()) {
+    size_t end = path.find('/', begin);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view segment = path.substr(begin, end - begin);
+    if (segment.empty() || segment == "." || segment == "..") {
+      return invalid(begin == 0 ? "no bucket name"
+                                : "empty, '.' and '..' path segments are not allowed");
+    }
+    begin = end + 1;
+  }
+  return std::string(path);
+}
+
 }  // namespace
 
-arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& uri) {
+arrow::Result<std::shared_ptr<Database>> Database::Connect(
+    const std::string& uri, const io::StorageOptions& options) {
   if (uri.empty()) return arrow::Status::Invalid("Database path must not be empty");
   // The OS reads a path up to its first NUL: "db\0evil" would silently open "db".
   if (const size_t nul = uri.find('\0'); nul != std::string::npos) {
@@ -75,7 +106,14 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
     }
   } else if (has_authority) {
     if (scheme == kMemoryScheme) {
-      return std::shared_ptr<Database>(new Database(kMemoryUri, true, nullptr));
+      return std::shared_ptr<Database>(
+          new Database(kMemoryUri, kMemoryUri, true, nullptr));
+    }
+    if (scheme == kS3Scheme) {
+      ARROW_ASSIGN_OR_RAISE(std::string path, S3Path(uri));
+      ARROW_ASSIGN_OR_RAISE(auto fs, io::S3FileSystem::Make(options));
+      std::string s3_uri = "s3://" + path;
+      return Open(std::move(s3_uri), std::move(path), std::move(fs));
     }
     for (auto planned : kPlannedSchemes) {
       if (scheme == planned) {
@@ -103,19 +141,26 @@ arrow::Result<std::shared_ptr<Database>> Database::Connect(const std::string& ur
 
 arrow::Result<std::shared_ptr<Database>> Database::ConnectDirectory(
     std::string path, std::shared_ptr<io::FileSystem> fs) {
+  std::string uri = path;
+  return Open(std::move(uri), std::move(path), std::move(fs));
+}
+
+arrow::Result<std::shared_ptr<Database>> Database::Open(
+    std::string uri, std::string path, std::shared_ptr<io::FileSystem> fs) {
   ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs->Type(path));
   if (type == io::EntryType::kFile) {
-    return arrow::Status::IOError("Database path '", path,
+    return arrow::Status::IOError("Database path '", uri,
                                   "' exists and is not a directory");
   }
   if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
-  std::shared_ptr<Database> db(new Database(std::move(path), false, std::move(fs)));
+  std::shared_ptr<Database> db(
+      new Database(std::move(uri), std::move(path), false, std::move(fs)));
   db->RemoveTombstones();
   return db;
 }
 
 void Database::RemoveTombstones() const {
-  auto entries = fs_->List(uri_);
+  auto entries = fs_->List(path_);
   if (!entries.ok()) return;  // best effort: a later drop or connect tries again
   const std::string_view prefix = kTombstonePrefix;
   for (const auto& entry : *entries) {
@@ -124,7 +169,7 @@ void Database::RemoveTombstones() const {
     }
     // Possibly another process's drop still deleting it: racing deletes are harmless,
     // a tombstone is never read again.
-    (void)fs_->DeleteTree(io::JoinPath(uri_, entry.name));
+    (void)fs_->DeleteTree(io::JoinPath(path_, entry.name));
   }
 }
 
@@ -153,7 +198,7 @@ arrow::Status Database::ValidateTableName(const std::string& name) {
 }
 
 std::string Database::TablePath(const std::string& name) const {
-  return io::JoinPath(uri_, name + kTableSuffix);
+  return io::JoinPath(path_, name + kTableSuffix);
 }
 
 arrow::Status Database::NotFound(const std::string& name) const {
@@ -169,7 +214,7 @@ arrow::Result<std::vector<std::string>> Database::TableNames() const {
     for (const auto& [name, store] : memory_tables_) names.push_back(name);
     return names;
   }
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(uri_));
+  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->List(path_));
   const std::string suffix = kTableSuffix;
   for (const auto& listed : entries) {
     const std::string& entry = listed.name;
@@ -294,8 +339,9 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
   // not at all after. Deleting the files in place instead would leave, if killed or
   // raced by an appender, a listed table whose versions reference deleted files.
   const std::string tombstone =
-      io::JoinPath(uri_, std::string(kTombstonePrefix) + io::RandomId());
+      io::JoinPath(path_, std::string(kTombstonePrefix) + io::RandomId());
   arrow::Status renamed = fs_->RenameNoReplace(TablePath(name), tombstone);
+  if (renamed.IsNotImplemented()) return DropInPlace(name, ignore_missing);
   if (!renamed.ok()) {
     // The rename may have happened before the error (a lost reply): then the drop is
     // ours.
@@ -309,7 +355,7 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
     return renamed.WithMessage("Cannot drop table '", name, "': ", renamed.message());
   }
   // Durable before we say so: a crash after returning must not bring the table back.
-  arrow::Status synced = fs_->SyncDir(uri_);
+  arrow::Status synced = fs_->SyncDir(path_);
   // The table is dropped whatever the delete does; a tombstone it leaves is deleted by
   // the next drop or connect.
   (void)fs_->DeleteTree(tombstone);
@@ -319,6 +365,39 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
         "' was dropped, but the drop may not survive a crash: ", synced.message());
   }
   return arrow::Status::OK();
+}
+
+arrow::Status Database::DropInPlace(const std::string& name, bool ignore_missing) {
+  const format::TableDir dir(fs_, TablePath(name));
+  // A writer committing meanwhile can add a version after the listing: list again after
+  // deleting, a few times (see DropTable).
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    ARROW_ASSIGN_OR_RAISE(std::vector<uint64_t> versions, dir.ListVersions());
+    if (versions.empty()) {
+      if (round > 0) return arrow::Status::OK();
+      // Another drop got there first.
+      return ignore_missing ? arrow::Status::OK() : NotFound(name);
+    }
+    // Oldest first: until the newest goes, the table is whole at its newest version.
+    for (uint64_t version : versions) {
+      arrow::Status removed = dir.RemoveVersion(version);
+      if (!removed.ok()) {
+        return removed.WithMessage("Cannot drop table '", name, "': ", removed.message());
+      }
+    }
+    arrow::Status deleted = fs_->DeleteTree(TablePath(name));
+    if (!deleted.ok()) {
+      // The table is gone (no version is left); its files are garbage now.
+      return deleted.WithMessage(
+          "Table '", name,
+          "' was dropped, but deleting its files failed: ", deleted.message());
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(std::vector<uint64_t> left, dir.ListVersions());
+  if (left.empty()) return arrow::Status::OK();
+  return arrow::Status::IOError("Cannot drop table '", name,
+                                "': writers keep committing ", "new versions to it");
 }
 
 }  // namespace riffledb

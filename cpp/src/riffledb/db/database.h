@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "riffledb/io/s3_filesystem.h"
 #include "riffledb/storage/store.h"
 #include "riffledb/table/table.h"
 #include "riffledb/util/fork_safe_mutex.h"
@@ -40,17 +41,22 @@ class Database {
   static constexpr size_t kMaxTableNameLength =
       kMaxFileNameLength - (sizeof(kTableSuffix) - 1);
 
-  /// `memory://` (a fresh, private database per call) or a directory path (created if
-  /// missing; `file:///data/db` is the directory /data/db). Invalid naming `uri` if it is
-  /// empty, holds a NUL byte, or looks like a URI but is not one riffledb knows
-  /// (`memory:/`, `xyz://...`); NotImplemented for the schemes still to come (`s3://`,
-  /// `gs://`, `az://`, `db://`).
-  static arrow::Result<std::shared_ptr<Database>> Connect(const std::string& uri);
+  /// `memory://` (a fresh, private database per call), `s3://bucket/prefix` (a bucket or
+  /// a prefix of one, through io::S3FileSystem built from `options`), or a directory path
+  /// (created if missing; `file:///data/db` is the directory /data/db). Invalid naming
+  /// `uri` if it is empty, holds a NUL byte, or looks like a URI but is not one riffledb
+  /// knows (`memory:/`, `xyz://...`); Invalid from io::S3FileSystem::Make for bad
+  /// `options` (an unknown key, an http endpoint without allow_http); NotImplemented for
+  /// the schemes still to come (`gs://`, `az://`, `db://`). `options` are ignored for
+  /// directories and `memory://`.
+  static arrow::Result<std::shared_ptr<Database>> Connect(
+      const std::string& uri, const io::StorageOptions& options = {});
   /// The directory database at absolute `path` (created if missing), read and written
   /// through `fs`: tests inject faults this way.
   static arrow::Result<std::shared_ptr<Database>> ConnectDirectory(
       std::string path, std::shared_ptr<io::FileSystem> fs);
 
+  /// The absolute directory path, `memory://`, or `s3://bucket/prefix`.
   const std::string& uri() const { return uri_; }
   bool in_memory() const { return in_memory_; }
 
@@ -80,6 +86,14 @@ class Database {
   /// at any point leaves the whole table listed or none of it; writers of the table get
   /// "was dropped" and never recreate it. Tombstones left by a crash are never listed and
   /// are deleted by the next DropTable or Connect of the database.
+  ///
+  /// On a store without rename (object stores) the drop deletes in place: the manifests
+  /// first, oldest first, so that the table stays listed at its newest version until the
+  /// last manifest goes, then every other file. Killed midway it leaves the table listed
+  /// with fewer old versions, or unreferenced files under its prefix (never listed; a
+  /// table created later under the name does not reference them and its cleanup removes
+  /// them). A writer committing while it runs can leave its version behind, listed with
+  /// missing files: the drop lists the manifests again after deleting and repeats.
   arrow::Status DropTable(const std::string& name, bool ignore_missing);
 
   /// Names of dropped tables' directories awaiting deletion: a fixed length, whatever
@@ -93,14 +107,25 @@ class Database {
   static arrow::Status ValidateTableName(const std::string& name);
 
  private:
-  Database(std::string uri, bool in_memory, std::shared_ptr<io::FileSystem> fs)
-      : uri_(std::move(uri)), in_memory_(in_memory), fs_(std::move(fs)) {}
+  Database(std::string uri, std::string path, bool in_memory,
+           std::shared_ptr<io::FileSystem> fs)
+      : uri_(std::move(uri)),
+        path_(std::move(path)),
+        in_memory_(in_memory),
+        fs_(std::move(fs)) {}
+  // The directory database at `path` of `fs`, named `uri`.
+  static arrow::Result<std::shared_ptr<Database>> Open(
+      std::string uri, std::string path, std::shared_ptr<io::FileSystem> fs);
   std::string TablePath(const std::string& name) const;
+  // DropTable on a store without rename (see DropTable).
+  arrow::Status DropInPlace(const std::string& name, bool ignore_missing);
   // Best effort: deletes the tombstones of drops that crashed or failed to delete.
   void RemoveTombstones() const;
   arrow::Status NotFound(const std::string& name) const;
 
   const std::string uri_;
+  // The database directory on fs_ (`bucket/prefix` on S3); uri_ for local directories.
+  const std::string path_;
   const bool in_memory_;
   // The storage seam every directory table of this database reads and writes through.
   const std::shared_ptr<io::FileSystem> fs_;

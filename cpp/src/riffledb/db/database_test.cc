@@ -192,11 +192,25 @@ TEST(Database, ConnectErrors) {
   ASSERT_RAISES_WITH_MESSAGE(IOError, "is not a directory", Database::Connect(file));
   ASSERT_RAISES_WITH_MESSAGE(
       NotImplemented,
-      "Unsupported database URI 's3://bucket/db': s3:// is not supported yet",
-      Database::Connect("s3://bucket/db"));
+      "Unsupported database URI 'gs://bucket/db': gs:// is not supported yet",
+      Database::Connect("gs://bucket/db"));
   ASSERT_RAISES(NotImplemented, Database::Connect("db://remote-db"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Database path must not be empty",
                              Database::Connect(""));
+}
+
+// What fails before any request is sent (tests/test_s3.py connects to a server).
+TEST(Database, S3ConnectErrors) {
+  for (const char* bad : {"s3://", "s3:///prefix", "s3://bucket//db", "s3://bucket/./db",
+                          "s3://bucket/../db", "s3://bucket/db?region=x"}) {
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, std::string("Invalid database URI '") + bad,
+                               Database::Connect(bad));
+  }
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Unknown storage option 'secret'",
+                             Database::Connect("s3://bucket/db", {{"secret", "x"}}));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "allow_http",
+      Database::Connect("s3://bucket/db", {{"endpoint", "http://127.0.0.1:9"}}));
 }
 
 // "db\0evil" created "db": the OS stops reading a path at its first NUL.
