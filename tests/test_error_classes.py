@@ -110,9 +110,9 @@ def test_offset_out_of_range_is_index_error(db):
 
 
 def test_unsupported_uri_is_not_supported_error():
-    error = _raised(lambda: riffledb.connect("s3://bucket/db"))
+    error = _raised(lambda: riffledb.connect("gs://bucket/db"))
     assert type(error) is errors.NotSupportedError
-    assert "s3://bucket/db" in str(error)
+    assert "gs://bucket/db" in str(error)
 
 
 def test_database_path_that_is_a_file_is_io_error(tmp_path):

@@ -5,7 +5,7 @@ C++ signatures instead of naming what was wrong)."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -204,3 +204,30 @@ def offsets_for_take(values: Any, what: str = "offsets") -> np.ndarray | list:
     if type(values) is list and (not values or type(values[0]) is int):
         return values
     return index_array(values, what, np.int64)
+
+
+def check_storage_options(options: Any) -> dict[str, str]:
+    """``storage_options`` as a new ``dict[str, str]`` (empty for None).
+
+    Raises:
+        RiffledbTypeError: not a mapping, or a key or value that is not a ``str`` (the
+            message names the key, never a value: values may be secrets).
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise RiffledbTypeError(
+            f"storage_options must be a dict of str to str, got {type(options).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise RiffledbTypeError(
+                f"storage_options keys must be str, got {describe(key)}"
+            )
+        if not isinstance(value, str):
+            raise RiffledbTypeError(
+                f"storage_options[{key!r}] must be a str, got {type(value).__name__}"
+            )
+        checked[key] = value
+    return checked

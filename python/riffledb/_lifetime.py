@@ -51,3 +51,9 @@ def _release_all() -> None:
                 continue
         for obj in objects:
             release(obj)
+    # Then shut down the AWS SDK if an s3:// database initialized it (after the handles
+    # above, which hold S3 clients, are gone). The SDK is pyarrow's too, and this is
+    # pyarrow.fs's own atexit call (idempotent; S3 is unusable in this process after it).
+    from . import _riffledb
+
+    _riffledb.finalize_s3()

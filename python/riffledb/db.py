@@ -29,14 +29,20 @@ def _release_native(connection: DBConnection) -> None:
 
 
 class DBConnection:
-    """A connection to a database directory or to a ``memory://`` database.
+    """A connection to a database directory, an ``s3://`` prefix or a ``memory://``
+    database.
 
     Thread-safe. Create one with :func:`riffledb.connect`.
     """
 
-    def __init__(self, inner: _riffledb.Database):
+    def __init__(
+        self, inner: _riffledb.Database, storage_options: dict[str, str] | None = None
+    ):
         self._native: _riffledb.Database | None = inner
         self._released_uri: str | None = None
+        # What connect() was given: reconnecting (after a release at exit, or in a
+        # worker that unpickled a table) needs them again.
+        self._storage_options: dict[str, str] = dict(storage_options or {})
         release_at_exit(self, _release_native)
 
     @property
@@ -48,12 +54,17 @@ class DBConnection:
                 raise InternalError(
                     "This memory:// database was released at interpreter exit"
                 )
-            native = self._native = _riffledb.Database.connect(uri)
+            native = self._native = _riffledb.Database.connect(uri, self._storage_options)
         return native
 
     @property
+    def storage_options(self) -> dict[str, str]:
+        """A copy of the storage options the connection was made with."""
+        return dict(self._storage_options)
+
+    @property
     def uri(self) -> str:
-        """The absolute directory path, or ``"memory://"``."""
+        """The absolute directory path, ``"s3://bucket/prefix"``, or ``"memory://"``."""
         native = self._native
         return native.uri if native is not None else self._released_uri
 

@@ -11,7 +11,15 @@ import numpy as np
 import pyarrow as pa
 
 from . import _riffledb
-from ._args import UINT64_MAX, check_bool, check_int, check_str, describe, index_array
+from ._args import (
+    UINT64_MAX,
+    check_bool,
+    check_int,
+    check_storage_options,
+    check_str,
+    describe,
+    index_array,
+)
 from ._data import call_with_source, to_arrow_stream
 from ._lifetime import release_at_exit
 from .errors import (
@@ -106,10 +114,19 @@ def memory_state(name: str, data: pa.Table) -> dict[str, Any]:
 
 # kind -> (key, type, None allowed) of each key of a table pickle state besides "kind".
 _STATE_KEYS: dict[str, tuple[tuple[str, type, bool], ...]] = {
-    "local": (("name", str, False), ("version", int, False), ("uri", str, False)),
+    "local": (
+        ("name", str, False),
+        ("version", int, False),
+        ("uri", str, False),
+        ("storage_options", dict, False),
+    ),
     "memory": (("name", str, False), ("version", int, True), ("data", bytes, False)),
     "factory": (("name", str, False), ("version", int, True)),
 }
+
+
+# Keys a state may leave out: "storage_options" only when the connection had none.
+_OPTIONAL_STATE_KEYS = frozenset({"storage_options"})
 
 
 def check_table_state(state: Any, what: str) -> dict[str, Any]:
@@ -134,6 +151,8 @@ def check_table_state(state: Any, what: str) -> dict[str, Any]:
         raise InvalidError(f"{what} of kind {kind!r} has an unknown key {unknown[0]!r}")
     for key, type_, none_ok in keys:
         if key not in state:
+            if key in _OPTIONAL_STATE_KEYS:
+                continue
             raise InvalidError(f"{what} of kind {kind!r} is missing the key {key!r}")
         value = state[key]
         if (value is None and none_ok) or (
@@ -144,6 +163,8 @@ def check_table_state(state: Any, what: str) -> dict[str, Any]:
         raise RiffledbTypeError(
             f"{what} key {key!r} must be {expected_type}, got {type(value).__name__}"
         )
+    if "storage_options" in state:
+        check_storage_options(state["storage_options"])
     if kind == "factory" and not callable(state.get("factory")):
         raise RiffledbTypeError(
             f"{what} key 'factory' must be callable, got "
@@ -158,7 +179,8 @@ class TableRef:
 
     A reference is either *open* (a native handle and the connection it came from) or
     *pending* (a pickle state, reopened on first use). Pickle states, by ``kind``:
-    ``"local"`` (``uri``, ``name``, ``version``: a directory database), ``"memory"``
+    ``"local"`` (``uri``, ``name``, ``version``, and ``storage_options`` if the connection
+    had any: a directory or ``s3://`` database), ``"memory"``
     (``name``, ``data``: the rows as Arrow IPC bytes) and ``"factory"`` (``factory``,
     ``name``, ``version``: ``factory(name)`` returns the table, then checked out at
     ``version`` unless that is None).
@@ -267,7 +289,11 @@ class TableRef:
             state = memory_state(native.name, rows)
             state["version"] = version
             return state
-        return {"kind": "local", "name": native.name, "version": version, "uri": uri}
+        state = {"kind": "local", "name": native.name, "version": version, "uri": uri}
+        options = self._conn.storage_options
+        if options:
+            state["storage_options"] = options
+        return state
 
     def _reopen(self) -> _riffledb.Table:
         from . import connect
@@ -278,7 +304,7 @@ class TableRef:
             raise InternalError("Table has neither a native handle nor a pickled state")
         kind = state.get("kind")
         if kind == "local":
-            conn = connect(state["uri"])
+            conn = connect(state["uri"], storage_options=state.get("storage_options"))
             native = native_database(conn).open_table(state["name"], state["version"])
         elif kind == "memory":
             conn = connect("memory://")

@@ -1,5 +1,6 @@
 // Bindings for riffledb::Database.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -9,6 +10,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/db/database.h"
+#include "riffledb/io/s3_filesystem.h"
 
 namespace nb = nanobind;
 
@@ -18,9 +20,11 @@ void RegisterDatabase(nb::module_& m) {
   nb::class_<Database>(m, "Database")
       .def_static(
           "connect",
-          [](const std::string& uri) {
-            return ValueOrThrow(WithoutGil([&] { return Database::Connect(uri); }));
-          })
+          [](const std::string& uri, const io::StorageOptions& storage_options) {
+            return ValueOrThrow(
+                WithoutGil([&] { return Database::Connect(uri, storage_options); }));
+          },
+          nb::arg("uri"), nb::arg("storage_options") = io::StorageOptions{})
       .def_prop_ro("uri", &Database::uri)
       .def_prop_ro("in_memory", &Database::in_memory)
       .def("table_names",
@@ -69,6 +73,7 @@ void RegisterDatabase(nb::module_& m) {
       .def_static("validate_table_name", [](const std::string& name) {
         ThrowIfError(Database::ValidateTableName(name));
       });
+  m.def("finalize_s3", [] { ThrowIfError(WithoutGil([] { return io::FinalizeS3(); })); });
 }
 
 }  // namespace riffledb::python
