@@ -393,8 +393,18 @@ struct SslFree {
   void operator()(SSL* ssl) const { SSL_free(ssl); }
 };
 
+// Where a response is read from: a connection, or bytes in memory (ParseHttpResponse).
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads what is available (at least one byte); 0 at the end of the stream.
+  virtual arrow::Result<size_t> Receive(char* out, size_t size) = 0;
+  // An IOError saying what failed, naming the peer.
+  virtual arrow::Status Error(std::string_view what, const std::string& detail) const = 0;
+};
+
 // One connection: a socket, and a TLS session over it for https.
-class Connection {
+class Connection : public ByteSource {
  public:
   Connection(const Endpoint& endpoint, const HttpOptions& options)
       : endpoint_(endpoint), options_(options) {}
@@ -431,8 +441,7 @@ class Connection {
     return arrow::Status::OK();
   }
 
-  // Reads what is available (at least one byte); 0 at the end of the stream.
-  arrow::Result<size_t> Receive(char* out, size_t size) {
+  arrow::Result<size_t> Receive(char* out, size_t size) override {
     while (true) {
       if (ssl_) {
         size_t read = 0;
@@ -448,7 +457,7 @@ class Connection {
     }
   }
 
-  arrow::Status Error(std::string_view what, const std::string& detail) const {
+  arrow::Status Error(std::string_view what, const std::string& detail) const override {
     return arrow::Status::IOError("Cannot ", what, " ", endpoint_.ToString(), ": ",
                                   detail);
   }
@@ -590,7 +599,7 @@ class Connection {
 // Buffered reads of one response.
 class ResponseReader {
  public:
-  explicit ResponseReader(Connection* conn) : conn_(conn) {}
+  explicit ResponseReader(ByteSource* conn) : conn_(conn) {}
 
   // Reads one CRLF-terminated line (without the CRLF); IOError past `max` bytes or at
   // the end of the stream.
@@ -655,7 +664,7 @@ class ResponseReader {
     return n > 0;
   }
 
-  Connection* conn_;
+  ByteSource* conn_;
   std::string buffer_;
   size_t pos_ = 0;
 };
@@ -671,7 +680,7 @@ arrow::Result<int64_t> ParseSize(std::string_view text, int base) {
   return value;
 }
 
-arrow::Status ReadChunkedBody(ResponseReader* reader, Connection* conn,
+arrow::Status ReadChunkedBody(ResponseReader* reader, ByteSource* conn,
                               const HttpOptions& options, std::string* body) {
   while (true) {
     ARROW_ASSIGN_OR_RAISE(std::string line, reader->ReadLine(4096, "chunk header"));
@@ -700,7 +709,7 @@ arrow::Status ReadChunkedBody(ResponseReader* reader, Connection* conn,
 }
 
 // The status line and headers of one response.
-arrow::Status ReadHead(ResponseReader* reader, Connection* conn, HttpResponse* response) {
+arrow::Status ReadHead(ResponseReader* reader, ByteSource* conn, HttpResponse* response) {
   ARROW_ASSIGN_OR_RAISE(std::string status_line,
                         reader->ReadLine(kMaxHeaderBytes, "status line"));
   // HTTP/1.x SP 3DIGIT SP reason
@@ -737,6 +746,63 @@ arrow::Status ReadHead(ResponseReader* reader, Connection* conn, HttpResponse* r
   }
 }
 
+// One response, whole: interim 1xx responses skipped, the body framed by
+// Content-Length, chunked, or the end of the stream (none after HEAD, 204 and 304).
+arrow::Result<HttpResponse> ReadResponse(ByteSource* source, std::string_view method,
+                                         const HttpOptions& options) {
+  ResponseReader reader(source);
+  HttpResponse response;
+  do {
+    ARROW_RETURN_NOT_OK(ReadHead(&reader, source, &response));
+  } while (response.status >= 100 && response.status < 200);
+
+  if (method == "HEAD" || response.status == 204 || response.status == 304) {
+    return response;
+  }
+  const auto encoding = response.Header("Transfer-Encoding");
+  const auto length = response.Header("Content-Length");
+  if (encoding && EqualsIgnoreCase(Trim(*encoding), "chunked")) {
+    ARROW_RETURN_NOT_OK(ReadChunkedBody(&reader, source, options, &response.body));
+  } else if (encoding) {
+    return source->Error("read the response from",
+                         "unsupported Transfer-Encoding '" + *encoding + "'");
+  } else if (length) {
+    auto size = ParseSize(*length, 10);
+    if (!size.ok()) {
+      return source->Error("read the response from",
+                           "bad Content-Length '" + *length + "'");
+    }
+    if (*size > options.max_body_bytes) {
+      return source->Error("read the response from", "the body is too long");
+    }
+    ARROW_RETURN_NOT_OK(
+        reader.ReadExact(static_cast<size_t>(*size), &response.body, "body"));
+  } else {
+    ARROW_RETURN_NOT_OK(reader.ReadToEnd(&response.body, options.max_body_bytes));
+  }
+  return response;
+}
+
+// A response in memory, handed out a few bytes at a time so that every buffering path
+// of ResponseReader runs.
+class MemorySource : public ByteSource {
+ public:
+  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  arrow::Result<size_t> Receive(char* out, size_t size) override {
+    const size_t n = std::min({size, bytes_.size(), kPiece});
+    std::memcpy(out, bytes_.data(), n);
+    bytes_.remove_prefix(n);
+    return n;
+  }
+  arrow::Status Error(std::string_view what, const std::string& detail) const override {
+    return arrow::Status::IOError("Cannot ", what, " <memory>: ", detail);
+  }
+
+ private:
+  static constexpr size_t kPiece = 7;
+  std::string_view bytes_;
+};
+
 }  // namespace
 
 arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
@@ -757,36 +823,14 @@ arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
   ARROW_RETURN_NOT_OK(conn.SendAll(head));
   ARROW_RETURN_NOT_OK(conn.SendAll(request.body));
 
-  ResponseReader reader(&conn);
-  HttpResponse response;
-  do {  // interim 1xx responses precede the final one
-    ARROW_RETURN_NOT_OK(ReadHead(&reader, &conn, &response));
-  } while (response.status >= 100 && response.status < 200);
+  return ReadResponse(&conn, request.method, options);
+}
 
-  if (request.method == "HEAD" || response.status == 204 || response.status == 304) {
-    return response;
-  }
-  const auto encoding = response.Header("Transfer-Encoding");
-  const auto length = response.Header("Content-Length");
-  if (encoding && EqualsIgnoreCase(Trim(*encoding), "chunked")) {
-    ARROW_RETURN_NOT_OK(ReadChunkedBody(&reader, &conn, options, &response.body));
-  } else if (encoding) {
-    return conn.Error("read the response from",
-                      "unsupported Transfer-Encoding '" + *encoding + "'");
-  } else if (length) {
-    auto size = ParseSize(*length, 10);
-    if (!size.ok()) {
-      return conn.Error("read the response from", "bad Content-Length '" + *length + "'");
-    }
-    if (*size > options.max_body_bytes) {
-      return conn.Error("read the response from", "the body is too long");
-    }
-    ARROW_RETURN_NOT_OK(
-        reader.ReadExact(static_cast<size_t>(*size), &response.body, "body"));
-  } else {
-    ARROW_RETURN_NOT_OK(reader.ReadToEnd(&response.body, options.max_body_bytes));
-  }
-  return response;
+arrow::Result<HttpResponse> ParseHttpResponse(std::string_view bytes,
+                                              std::string_view method,
+                                              const HttpOptions& options) {
+  MemorySource source(bytes);
+  return ReadResponse(&source, method, options);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -132,6 +132,13 @@ arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
                                             const HttpRequest& request,
                                             const HttpOptions& options = {});
 
+/// Parses one whole response to a `method` request from `bytes` (what SendHttpRequest
+/// reads from its connection): for tests and the fuzz target. IOError naming `<memory>`
+/// for a malformed or truncated response.
+arrow::Result<HttpResponse> ParseHttpResponse(std::string_view bytes,
+                                              std::string_view method,
+                                              const HttpOptions& options = {});
+
 // -- The conditional PUT
 // -----------------------------------------------------------------
 

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -492,6 +494,42 @@ TEST(SendHttpRequest, TlsToAPlainServerFailsCleanly) {
   request.method = "GET";
   request.path = "/";
   ASSERT_RAISES_WITH_MESSAGE(IOError, "TLS", SendHttpRequest(endpoint, request).status());
+}
+
+// The seeds of http_response_fuzz, parsed as the client parses a connection's bytes.
+TEST(ParseHttpResponse, FuzzSeeds) {
+  const std::string dir =
+      std::string(RIFFLEDB_COMPONENT_DIR) + "/testdata/fuzz/http_response_fuzz/";
+  auto read = [&](const char* name) {
+    std::ifstream in(dir + name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  ASSERT_OK_AND_ASSIGN(auto ok, ParseHttpResponse(read("ok_empty.txt"), "PUT"));
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.Header("etag"), "\"x\"");
+  EXPECT_EQ(ok.body, "");
+  ASSERT_OK_AND_ASSIGN(auto failed,
+                       ParseHttpResponse(read("precondition_failed.txt"), "PUT"));
+  EXPECT_EQ(failed.status, 412);
+  EXPECT_EQ(S3ErrorCode(failed.body), "PreconditionFailed");
+  ASSERT_OK_AND_ASSIGN(auto chunked,
+                       ParseHttpResponse(read("continue_then_chunked.txt"), "PUT"));
+  EXPECT_EQ(chunked.status, 500);
+  EXPECT_EQ(chunked.body, "<Code>InternalError</Code>");
+  ASSERT_OK_AND_ASSIGN(auto until_close,
+                       ParseHttpResponse(read("until_close.txt"), "PUT"));
+  EXPECT_EQ(until_close.status, 409);
+  EXPECT_EQ(S3ErrorCode(until_close.body), "ConditionalRequestConflict");
+  // After a HEAD there is no body, whatever the headers say.
+  ASSERT_OK_AND_ASSIGN(auto head,
+                       ParseHttpResponse(read("precondition_failed.txt"), "HEAD"));
+  EXPECT_EQ(head.body, "");
+  // Truncated anywhere in the head or a framed body: an error naming <memory>.
+  const std::string whole = read("precondition_failed.txt");
+  for (size_t n = 0; n < whole.size(); ++n) {
+    ASSERT_RAISES_WITH_MESSAGE(IOError, "<memory>",
+                               ParseHttpResponse(whole.substr(0, n), "PUT").status());
+  }
 }
 
 TEST(S3ErrorCode, FromXml) {
