@@ -13,13 +13,32 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import pyarrow as _pa  # noqa: F401  (loads libarrow before the extension needs it)
+import pyarrow as _pa  # loads libarrow before the extension needs it
 
-from . import _riffledb, errors
-from ._args import check_storage_options, describe
-from .db import DBConnection
-from .errors import RiffledbError
-from .table import Table
+
+def _load_arrow_s3() -> None:
+    """Loads pyarrow's ``libarrow_s3`` (S3 and the AWS SDK) by path, as ``import pyarrow``
+    loads libarrow: the extension links it, but ``import pyarrow`` does not load it, and
+    the extension's rpath (``$ORIGIN/../pyarrow``) finds pyarrow's libraries only when
+    riffledb is installed next to pyarrow (not in a virtualenv that sees pyarrow through
+    its system site-packages)."""
+    import ctypes
+
+    name = f"libarrow_s3.so.{_pa.cpp_build_info.so_version}"
+    for directory in _pa.get_library_dirs():
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            ctypes.CDLL(path)
+            return
+
+
+_load_arrow_s3()
+
+from . import _riffledb, errors  # noqa: E402
+from ._args import check_storage_options, describe  # noqa: E402
+from .db import DBConnection  # noqa: E402
+from .errors import RiffledbError  # noqa: E402
+from .table import Table  # noqa: E402
 
 __version__ = "0.1.0"
 
