@@ -58,11 +58,11 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   m.schema = RichSchema();
   m.next_fragment_id = 3;
   m.fragments = {{0, "data/0123456789abcdef0123456789abcdef.arrow", 1000, std::nullopt,
-                  std::nullopt},
+                  std::nullopt, std::nullopt},
                  {2, "data/fedcba9876543210fedcba9876543210.arrow", 20,
                   DeletionFileInfo{"_deletions/00112233445566778899aabbccddeeff.arrow", 2,
                                    std::nullopt},
-                  std::nullopt}};
+                  std::nullopt, std::nullopt}};
   ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
   WriteSeed("manifest_fuzz", "rich_schema.json", text);
   ASSERT_OK_AND_ASSIGN(text, SerializeManifestV1(m));

@@ -64,10 +64,11 @@ Manifest SampleManifest() {
   m.operation = "delete";
   m.schema = EveryTypeSchema();
   m.next_fragment_id = 7;
-  m.fragments.push_back({0, "data/a.arrow", 100, std::nullopt, std::nullopt});
+  m.fragments.push_back(
+      {0, "data/a.arrow", 100, std::nullopt, std::nullopt, std::nullopt});
   m.fragments.push_back({5, "data/b.arrow", 50,
                          DeletionFileInfo{"_deletions/x.arrow", 3, std::nullopt},
-                         std::nullopt});
+                         std::nullopt, std::nullopt});
   return m;
 }
 
@@ -196,7 +197,7 @@ TEST(Manifest, SegmentsRoundTrip) {
   std::vector<FragmentInfo> fragments;
   for (uint32_t i = 0; i < 20; ++i) {
     fragments.push_back({i, "data/f" + std::to_string(i) + ".arrow", i + 1, std::nullopt,
-                         FileDigest{100 + i, i * 7}});
+                         FileDigest{100 + i, i * 7}, std::nullopt});
   }
   fragments[3].deletion = DeletionFileInfo{"_deletions/d.arrow", 2, FileDigest{9, 1}};
   fragments[5].num_batches = 3;  // recorded by newer writers, absent from older entries
@@ -299,24 +300,24 @@ TEST(Manifest, SerializeChecksWhatWasAppendedToAStoredList) {
 
   Manifest m = stored;
   m.next_fragment_id = 9;
-  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
   EXPECT_TRUE(m.fragments.extends(m.stored_fragments));
   ASSERT_OK(SerializeManifest(m).status());
-  m.fragments.push_back({8, "../up.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({8, "../up.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "fragments[3].path", SerializeManifest(m));
 
   m = stored;  // an appended id below the stored next_fragment_id: checked in full
-  m.fragments.push_back({5, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({5, "data/c.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id 5 at fragments[2]",
                              SerializeManifest(m));
   m = stored;  // two appended ids alike
   m.next_fragment_id = 9;
-  m.fragments.push_back({8, "data/c.arrow", 1, std::nullopt, std::nullopt});
-  m.fragments.push_back({8, "data/d.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({8, "data/c.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
+  m.fragments.push_back({8, "data/d.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "duplicate fragment id 8 at fragments[3]",
                              SerializeManifest(m));
   m = stored;
-  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt});
+  m.fragments.push_back({7, "data/c.arrow", 1, std::nullopt, std::nullopt, std::nullopt});
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "'fragments[2].id' is 7, must be below",
                              SerializeManifest(m));
   m = stored;  // a stored entry changed: no longer the stored list, checked in full

@@ -12,8 +12,12 @@ namespace riffledb::format {
 namespace {
 
 FragmentInfo Fragment(uint32_t id) {
-  return {id, "data/f" + std::to_string(id) + ".arrow", 1, std::nullopt,
-          FileDigest{100, id}};
+  return {id,
+          "data/f" + std::to_string(id) + ".arrow",
+          1,
+          std::nullopt,
+          FileDigest{100, id},
+          std::nullopt};
 }
 
 Manifest Base() {

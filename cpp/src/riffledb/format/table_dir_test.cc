@@ -43,8 +43,8 @@ Manifest MakeManifest(uint64_t version, const std::string& operation = "append")
   m.operation = operation;
   m.schema = arrow::schema({arrow::field("x", arrow::int64())});
   for (uint32_t i = 0; i < version; ++i) {
-    m.fragments.push_back(
-        {i, "data/f" + std::to_string(i) + ".arrow", 10, std::nullopt, std::nullopt});
+    m.fragments.push_back({i, "data/f" + std::to_string(i) + ".arrow", 10, std::nullopt,
+                           std::nullopt, std::nullopt});
   }
   m.next_fragment_id = static_cast<uint32_t>(version);
   return m;
@@ -176,8 +176,8 @@ TEST_F(TableDirTest, ForkedWritersRaceAndRetry) {
           Manifest next = *latest;
           next.version += 1;
           next.operation = "p" + std::to_string(c);
-          next.fragments.push_back(
-              {next.next_fragment_id, "data/x.arrow", 1, std::nullopt, std::nullopt});
+          next.fragments.push_back({next.next_fragment_id, "data/x.arrow", 1,
+                                    std::nullopt, std::nullopt, std::nullopt});
           next.next_fragment_id += 1;
           arrow::Status st = dir.Commit(next);
           if (st.ok()) break;

@@ -75,9 +75,12 @@ INSTANTIATE_TEST_SUITE_P(Stores, MaintenanceTest, ::testing::Bool(),
 
 TEST(References, FragmentAndDeletionFilesInOrder) {
   format::Manifest manifest;
-  manifest.fragments.push_back({0, "data/a.arrow", 3, std::nullopt});
   manifest.fragments.push_back(
-      {1, "data/b.arrow", 3, format::DeletionFileInfo{"_deletions/c.arrow", 1}});
+      {0, "data/a.arrow", 3, std::nullopt, std::nullopt, std::nullopt});
+  manifest.fragments.push_back(
+      {1, "data/b.arrow", 3,
+       format::DeletionFileInfo{"_deletions/c.arrow", 1, std::nullopt}, std::nullopt,
+       std::nullopt});
   EXPECT_THAT(format::ReferencedFiles(manifest),
               ElementsAre("data/a.arrow", "data/b.arrow", "_deletions/c.arrow"));
   EXPECT_TRUE(format::IsTemporaryFileName(".00000000000000000002.json.abc.tmp"));
