@@ -481,6 +481,44 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
   return data;
 }
 
+arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
+                                const std::string& described, const arrow::Schema& schema,
+                                int64_t rows, int64_t num_batches,
+                                const std::optional<FileDigest>& digest) {
+  auto mismatch = [&](auto&&... args) {
+    return arrow::Status::Invalid(
+        "Fragment file '", described,
+        "' does not match its description: ", std::forward<decltype(args)>(args)...);
+  };
+  ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  if (digest && size != digest->size) {
+    return mismatch("it has ", size, " bytes, the description says ", digest->size);
+  }
+  static constexpr std::string_view kMagic = "ARROW1";
+  ARROW_ASSIGN_OR_RAISE(auto head, file->ReadAt(0, static_cast<int64_t>(kMagic.size())));
+  if (std::string_view(reinterpret_cast<const char*>(head->data()),
+                       static_cast<size_t>(head->size())) != kMagic) {
+    return mismatch("it is not an Arrow IPC file");
+  }
+  auto reader = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
+  if (!reader.ok()) return mismatch(reader.status().message());
+  if (!(*reader)->schema()->Equals(schema, /*check_metadata=*/false)) {
+    return mismatch("its schema is\n", (*reader)->schema()->ToString(),
+                    "\nthe description says\n", schema.ToString());
+  }
+  if ((*reader)->num_record_batches() != num_batches) {
+    return mismatch("it has ", (*reader)->num_record_batches(),
+                    " record batches, the description says ", num_batches);
+  }
+  auto counted = (*reader)->CountRows();
+  if (!counted.ok()) return mismatch(counted.status().message());
+  if (*counted != rows) {
+    return mismatch("it has ", *counted, " rows, the description says ", rows);
+  }
+  return arrow::Status::OK();
+}
+
 namespace {
 
 std::shared_ptr<arrow::Schema> DeletionSchema() {

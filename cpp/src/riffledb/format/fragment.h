@@ -67,14 +67,6 @@ class BatchCoalescer {
   int64_t fragment_rows_ = 0;  // emitted into the current fragment
 };
 
-/// A fragment file written by WriteFragments, not yet part of any manifest.
-struct WrittenFragment {
-  std::string path;  ///< relative to the table directory, `data/<random id>.arrow`
-  int64_t physical_rows = 0;
-  std::optional<FileDigest> digest;  ///< of the file as written (none in memory)
-  int64_t num_batches = 0;           ///< record batches in the file
-};
-
 /// Streams `reader` into one or more fragment files under `table_dir/data/`, through
 /// `fs`. Every batch must have exactly `schema` (names, types, nullability; metadata of
 /// the first is kept): otherwise Invalid naming both schemas, and files written so far
@@ -118,6 +110,18 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
     io::FileSystem& fs, const std::string& path,
     const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows,
     const std::optional<FileDigest>& digest = std::nullopt);
+
+/// Checks, without reading its data, that the file at `path` (`described` names it in
+/// errors) is a fragment file as described: `digest->size` bytes (when given), the Arrow
+/// IPC file magic at both ends, `schema` (ignoring metadata), `num_batches` record
+/// batches holding `rows` rows. Reads the head, the footer and each batch's metadata
+/// only: the check of a file named by an untrusted description before it is committed
+/// (the data and its CRC are checked by reads and VerifyFile). Invalid naming the file
+/// otherwise.
+arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
+                                const std::string& described, const arrow::Schema& schema,
+                                int64_t rows, int64_t num_batches,
+                                const std::optional<FileDigest>& digest);
 
 /// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as
 /// an Arrow IPC file with one non-null uint32 column `row`, created exclusively through

@@ -175,6 +175,29 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   return data;
 }
 
+arrow::Status DirectoryStore::CheckWrittenFragment(
+    const format::WrittenFragment& fragment, const arrow::Schema& schema) {
+  if (!fragment.digest) {
+    // Every file WriteFragments writes here has one: a description without it was
+    // written for a memory table, or by hand.
+    return arrow::Status::Invalid("Fragment file '", fragment.path,
+                                  "' has no size and crc32c in its description, as "
+                                  "every file written to a table directory has");
+  }
+  const std::string path = dir_.Resolve(fragment.path);
+  ARROW_ASSIGN_OR_RAISE(auto type, dir_.fs()->Type(path));
+  if (type != io::EntryType::kFile) {
+    ARROW_RETURN_NOT_OK(CheckNotDropped());
+    return arrow::Status::Invalid(
+        "Fragment file '", fragment.path, "' does not exist in the table at '",
+        dir_.path(),
+        "': it was written for another table, or removed by cleanup_old_versions");
+  }
+  return IfDropped(format::CheckFragmentFile(*dir_.fs(), path, fragment.path, schema,
+                                             fragment.physical_rows, fragment.num_batches,
+                                             fragment.digest));
+}
+
 arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   ARROW_RETURN_NOT_OK(CheckNotDropped());
@@ -347,6 +370,38 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
                                   " is missing");
   }
   return it->second;
+}
+
+arrow::Status MemoryStore::CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                                const arrow::Schema& schema) {
+  std::shared_ptr<const FragmentData> data;
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    auto it = fragments_.find(fragment.path);
+    if (it != fragments_.end()) data = it->second;
+  }
+  if (data == nullptr) {
+    return arrow::Status::Invalid(
+        "Fragment file '", fragment.path, "' does not exist in ", location_,
+        ": it was written for another table, or removed by cleanup_old_versions");
+  }
+  auto mismatch = [&](auto&&... args) {
+    return arrow::Status::Invalid(
+        "Fragment file '", fragment.path,
+        "' does not match its description: ", std::forward<decltype(args)>(args)...);
+  };
+  if (!data->batches.empty() &&
+      !data->batches[0]->schema()->Equals(schema, /*check_metadata=*/false)) {
+    return mismatch("its schema is\n", data->batches[0]->schema()->ToString(),
+                    "\nthe description says\n", schema.ToString());
+  }
+  if (data->num_rows() != fragment.physical_rows ||
+      static_cast<int64_t>(data->batches.size()) != fragment.num_batches) {
+    return mismatch("it has ", data->num_rows(), " rows in ", data->batches.size(),
+                    " batches, the description says ", fragment.physical_rows, " in ",
+                    fragment.num_batches);
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(

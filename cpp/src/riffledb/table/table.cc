@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
+#include <span>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
@@ -51,7 +54,7 @@ std::vector<std::string> PathsOf(const std::vector<format::WrittenFragment>& wri
 
 // Appends `written` to `manifest` as fragments with fresh ids.
 void AddFragments(format::Manifest* manifest,
-                  const std::vector<format::WrittenFragment>& written) {
+                  std::span<const format::WrittenFragment> written) {
   for (const auto& fragment : written) {
     format::FragmentInfo info;
     info.id = manifest->next_fragment_id++;
@@ -523,6 +526,121 @@ arrow::Result<uint64_t> Table::Delete(const Filter& filter) {
         return next;
       },
       discard);
+}
+
+arrow::Result<format::WrittenFragments> Table::WriteFragments(
+    arrow::RecordBatchReader* data, std::shared_ptr<arrow::Schema> schema) {
+  ARROW_ASSIGN_OR_RAISE(auto latest, LatestManifest());
+  if (schema == nullptr) {
+    schema = latest.schema;
+  } else {
+    ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  }
+  format::WrittenFragments written;
+  if (data != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
+    ARROW_ASSIGN_OR_RAISE(written.fragments,
+                          store_->WriteFragments(schema, adapted.get()));
+  }
+  written.table = name_;
+  // Only versions after this one can reference the new files (see CommitFragments).
+  written.base_version = latest.version;
+  written.schema = std::move(schema);
+  return written;
+}
+
+arrow::Result<uint64_t> Table::CommitFragments(
+    const std::vector<format::WrittenFragments>& written, CommitMode mode) {
+  ARROW_RETURN_NOT_OK(CheckWritable());
+  if (written.empty()) {
+    return arrow::Status::Invalid("No fragment descriptions to commit to table '", name_,
+                                  "'");
+  }
+  // "fragment file 'data/x.arrow'", or the description's table when it has no file.
+  auto describe = [&](const format::WrittenFragments& w) {
+    return w.fragments.empty()
+               ? "a fragment description (of no file) of table '" + w.table + "'"
+               : "fragment file '" + w.fragments[0].path + "'";
+  };
+  const std::shared_ptr<arrow::Schema>& schema = written[0].schema;
+  std::vector<format::WrittenFragment> fragments;
+  std::unordered_set<std::string_view> paths;
+  uint64_t since = std::numeric_limits<uint64_t>::max();
+  for (const auto& w : written) {
+    if (w.schema == nullptr) {
+      return arrow::Status::Invalid("Cannot commit ", describe(w), " to table '", name_,
+                                    "': its description has no schema");
+    }
+    if (w.table != name_) {
+      return arrow::Status::Invalid("Cannot commit ", describe(w), " to table '", name_,
+                                    "': it was written for table '", w.table, "'");
+    }
+    if (!w.schema->Equals(*schema, /*check_metadata=*/false)) {
+      return arrow::Status::Invalid(
+          "Cannot commit ", describe(w), " to table '", name_,
+          "' with the other descriptions: they were written with different schemas.\n",
+          describe(w), ":\n", w.schema->ToString(), "\n", describe(written[0]), ":\n",
+          schema->ToString());
+    }
+    since = std::min(since, w.base_version);
+    for (const auto& fragment : w.fragments) {
+      if (!paths.insert(fragment.path).second) {
+        return arrow::Status::Invalid("Cannot commit fragment file '", fragment.path,
+                                      "' to table '", name_,
+                                      "': the descriptions name it twice");
+      }
+      fragments.push_back(fragment);
+    }
+  }
+  if (mode == CommitMode::kOverwrite) ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  // The files are immutable: checked once, not at every attempt.
+  for (const auto& fragment : fragments) {
+    ARROW_RETURN_NOT_OK(store_->CheckWrittenFragment(fragment, *schema));
+  }
+  // A version that references one of the files was committed after the files were
+  // written, so after the oldest base version: versions up to that one are never read.
+  uint64_t unchecked = since + 1;
+  auto committed_by = [&](const format::Manifest& manifest) -> arrow::Status {
+    for (const auto& fragment : manifest.fragments) {
+      if (paths.count(fragment.path)) {
+        return arrow::Status::Invalid(
+            "Cannot commit fragment file '", fragment.path, "' to table '", name_,
+            "': version ", manifest.version,
+            " already references it (were these descriptions committed before?)");
+      }
+    }
+    return arrow::Status::OK();
+  };
+  return CommitWithRetry(
+      [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
+        // The versions committed since the last attempt looked; one that cannot be read
+        // (removed by cleanup, damaged) is skipped: its files are either referenced by
+        // a later one or gone, which the file check above or the commit reports.
+        for (uint64_t v = unchecked; v < base.version; ++v) {
+          auto manifest = store_->ReadManifest(v);
+          if (manifest.ok()) ARROW_RETURN_NOT_OK(committed_by(*manifest));
+        }
+        ARROW_RETURN_NOT_OK(committed_by(base));
+        unchecked = std::max(unchecked, base.version + 1);
+        format::Manifest next;
+        if (mode == CommitMode::kAppend) {
+          if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
+            return arrow::Status::Invalid(
+                "Cannot append ", describe(written[0]), " to table '", name_,
+                "': it was written with the schema\n", schema->ToString(),
+                "\nand the table's schema is now\n", base.schema->ToString());
+          }
+          next = base;
+          next.operation = "append";
+        } else {
+          next.operation = "overwrite";
+          next.schema = schema;
+          next.next_fragment_id = base.next_fragment_id;
+        }
+        AddFragments(&next, fragments);
+        return next;
+      },
+      [] {});
 }
 
 }  // namespace riffledb

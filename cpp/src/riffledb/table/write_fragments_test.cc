@@ -1,0 +1,422 @@
+// Distributed writes in two steps: Table::WriteFragments and Table::CommitFragments
+// (issue 11, item 6), over both stores.
+#include <arrow/compute/cast.h>
+#include <gmock/gmock.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "riffledb/table/table.h"
+#include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/testing.h"
+#include "riffledb/util/arrow_init.h"
+
+namespace riffledb {
+namespace {
+
+using riffledb::testing::IdBatch;
+using riffledb::testing::Int64Column;
+using riffledb::testing::ReaderOf;
+using riffledb::testing::TempDir;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+
+constexpr int64_t kDayMs = int64_t{24} * 3600 * 1000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<int64_t> Ids(const Table& table) {
+  auto snapshot = table.snapshot().ValueOrDie();
+  auto rows = snapshot->Scan({}).ValueOrDie()->ToTable().ValueOrDie();
+  if (rows->num_rows() == 0) return {};
+  return Int64Column(*rows->CombineChunksToBatch().ValueOrDie(), "id");
+}
+
+std::vector<int64_t> Range(int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
+std::vector<int64_t> Sorted(std::vector<int64_t> values) {
+  std::sort(values.begin(), values.end());
+  return values;
+}
+
+class WriteFragmentsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool on_disk() const { return GetParam(); }
+  std::shared_ptr<Store> MakeStore(const std::string& name = "t") {
+    if (on_disk()) {
+      return std::make_shared<DirectoryStore>(dir_.path() + "/" + name + ".riffle");
+    }
+    return std::make_shared<MemoryStore>("memory://" + name);
+  }
+  // A table "t" with ids [0, rows).
+  std::shared_ptr<Table> Create(int64_t rows = 10, const std::string& name = "t") {
+    auto data = ReaderOf({IdBatch(0, rows)});
+    store_ = MakeStore(name);
+    return Table::Create(name, store_, data->schema(), data.get()).ValueOrDie();
+  }
+  format::WrittenFragments Write(Table& table, int64_t start, int64_t n) {
+    auto data = ReaderOf({IdBatch(start, n)});
+    return table.WriteFragments(data.get()).ValueOrDie();
+  }
+
+  TempDir dir_;
+  std::shared_ptr<Store> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, WriteFragmentsTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "Directory" : "Memory";
+                         });
+
+TEST_P(WriteFragmentsTest, NothingIsVisibleUntilTheCommit) {
+  auto table = Create();
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       table->WriteFragments(ReaderOf({IdBatch(10, 5)}).get()));
+  EXPECT_EQ(written.table, "t");
+  EXPECT_EQ(written.base_version, 1u);
+  EXPECT_EQ(written.num_rows(), 5);
+  ASSERT_EQ(written.fragments.size(), 1u);
+  EXPECT_EQ(written.fragments[0].physical_rows, 5);
+  EXPECT_EQ(written.fragments[0].num_batches, 1);
+  EXPECT_EQ(written.fragments[0].digest.has_value(), on_disk());
+  EXPECT_TRUE(written.schema->Equals(*IdBatch(0, 1)->schema()));
+
+  ASSERT_OK(table->CheckoutLatest());
+  EXPECT_EQ(table->version(), 1u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 10)));
+
+  ASSERT_OK_AND_ASSIGN(uint64_t version,
+                       table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(version, 2u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 15)));
+  ASSERT_OK_AND_ASSIGN(auto versions, table->ListVersions());
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[1].operation, "append");
+}
+
+TEST_P(WriteFragmentsTest, ManyDescriptionsCommitAsOneVersion) {
+  auto table = Create();
+  std::vector<format::WrittenFragments> written;
+  for (int i = 0; i < 4; ++i) written.push_back(Write(*table, 10 + 7 * i, 7));
+  ASSERT_OK_AND_ASSIGN(uint64_t version,
+                       table->CommitFragments(written, CommitMode::kAppend));
+  EXPECT_EQ(version, 2u);
+  // Fragments in the order of the descriptions.
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 38)));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+  EXPECT_EQ(snapshot->manifest().fragments.size(), 5u);
+}
+
+TEST_P(WriteFragmentsTest, DescriptionsCrossAsJson) {
+  auto table = Create();
+  auto written = Write(*table, 10, 3);
+  ASSERT_OK_AND_ASSIGN(std::string json, written.ToJson());
+  EXPECT_EQ(json.find('\n'), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto parsed, format::WrittenFragments::FromJson(json));
+  EXPECT_EQ(parsed.table, written.table);
+  EXPECT_EQ(parsed.base_version, written.base_version);
+  EXPECT_EQ(parsed.fragments, written.fragments);
+  EXPECT_TRUE(parsed.schema->Equals(*written.schema, /*check_metadata=*/true));
+  ASSERT_OK(table->CommitFragments({parsed}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 13)));
+}
+
+TEST_P(WriteFragmentsTest, DataIsAdaptedAsAppendAdaptsIt) {
+  ASSERT_OK(EnsureArrowComputeInitialized());
+  auto table = Create();
+  // Columns swapped and label as int64: matched by name and cast safely.
+  auto ids = IdBatch(10, 4);
+  auto label64 = arrow::compute::Cast(*ids->column(1), arrow::int64()).ValueOrDie();
+  auto swapped = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("label", arrow::int64()), ids->schema()->field(0)}), 4,
+      {label64, ids->column(0)});
+  ASSERT_OK_AND_ASSIGN(auto written, table->WriteFragments(ReaderOf({swapped}).get()));
+  EXPECT_TRUE(written.schema->Equals(*table->snapshot().ValueOrDie()->schema()));
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 14)));
+
+  // Data that does not fit: the same error, word for word, as Append's.
+  auto bad = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("id", arrow::utf8())}), 1,
+      {arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["x"])").ValueOrDie()});
+  auto from_write = table->WriteFragments(ReaderOf({bad}).get()).status();
+  auto from_append = table->Append(ReaderOf({bad}).get()).status();
+  ASSERT_TRUE(from_write.IsInvalid()) << from_write.ToString();
+  EXPECT_EQ(from_write.message(), from_append.message());
+  EXPECT_EQ(table->version(), 2u);
+  if (on_disk()) {
+    // Nothing left behind by the failed write.
+    ASSERT_OK_AND_ASSIGN(auto files, store_->ListFiles());
+    EXPECT_EQ(files.size(), 2u);
+  }
+}
+
+TEST_P(WriteFragmentsTest, OverwriteReplacesRowsAndSchema) {
+  auto table = Create();
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(
+      schema, 2,
+      {arrow::json::ArrayFromJSONString(arrow::int64(), "[7, 8]").ValueOrDie(),
+       arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["a", "b"])").ValueOrDie()});
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       table->WriteFragments(ReaderOf({batch}).get(), schema));
+  // Not the table's schema: it cannot be appended.
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "it was written with the schema",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 1u);
+  ASSERT_OK_AND_ASSIGN(uint64_t version,
+                       table->CommitFragments({written}, CommitMode::kOverwrite));
+  EXPECT_EQ(version, 2u);
+  ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+  EXPECT_TRUE(snapshot->schema()->Equals(*schema));
+  EXPECT_THAT(Ids(*table), ElementsAreArray({7, 8}));
+  EXPECT_EQ(snapshot->manifest().operation, "overwrite");
+}
+
+TEST_P(WriteFragmentsTest, NoRowsCarryTheSchema) {
+  auto table = Create();
+  ASSERT_OK_AND_ASSIGN(auto written, table->WriteFragments(nullptr));
+  EXPECT_TRUE(written.fragments.empty());
+  ASSERT_OK_AND_ASSIGN(auto json, written.ToJson());
+  ASSERT_OK_AND_ASSIGN(auto parsed, format::WrittenFragments::FromJson(json));
+  ASSERT_OK_AND_ASSIGN(uint64_t version,
+                       table->CommitFragments({parsed}, CommitMode::kOverwrite));
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 0);
+}
+
+TEST_P(WriteFragmentsTest, CommittingTwiceIsRejected) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));
+  const std::string path = written.fragments[0].path;
+  for (auto mode : {CommitMode::kAppend, CommitMode::kOverwrite}) {
+    auto again = table->CommitFragments({written}, mode);
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, "Cannot commit fragment file '" + path, again);
+    EXPECT_THAT(again.status().message(), HasSubstr("version 2 already references it"));
+  }
+  EXPECT_EQ(table->version(), 2u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 15)));
+}
+
+// A committed file that the newest version no longer references (compacted away) is
+// still found: every version since the description's base version is looked at.
+TEST_P(WriteFragmentsTest, CommittingAgainAfterACompactionIsRejected) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));
+  ASSERT_OK_AND_ASSIGN(auto stats, table->Compact());
+  ASSERT_EQ(stats.fragments_removed, 2);
+  ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+  for (const auto& fragment : snapshot->manifest().fragments) {
+    ASSERT_NE(fragment.path, written.fragments[0].path);
+  }
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "version 2 already references it",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 3u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 15)));
+}
+
+TEST_P(WriteFragmentsTest, OneBadDescriptionCommitsNothing) {
+  auto table = Create();
+  auto good = Write(*table, 10, 5);
+  auto other = Write(*table, 15, 5);
+  auto tampered = other;
+  tampered.fragments[0].physical_rows = 6;
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Fragment file '" + other.fragments[0].path + "' does not match its description",
+      table->CommitFragments({good, tampered}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 1u);
+  // Nothing was removed: the good ones still commit.
+  ASSERT_OK(table->CommitFragments({good, other}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 20)));
+}
+
+TEST_P(WriteFragmentsTest, ForeignDescriptionsAreRejected) {
+  auto table = Create(10, "t");
+  auto other = Create(10, "u");
+  auto written = Write(*other, 10, 5);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Cannot commit fragment file '" + written.fragments[0].path +
+                                 "' to table 't': it was written for table 'u'",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  // Named as this table, but written elsewhere: its file is not here.
+  written.table = "t";
+  if (on_disk()) {
+    ASSERT_RAISES_WITH_MESSAGE(
+        Invalid, "Fragment file '" + written.fragments[0].path + "' does not exist",
+        table->CommitFragments({written}, CommitMode::kAppend));
+  }
+  written.fragments[0].path = "data/0123456789abcdef0123456789abcdef.arrow";
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Fragment file 'data/0123456789abcdef0123456789abcdef.arrow' does not exist",
+      table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 1u);
+}
+
+TEST_P(WriteFragmentsTest, InconsistentDescriptionsAreRejected) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "No fragment descriptions to commit to table 't'",
+                             table->CommitFragments({}, CommitMode::kAppend));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "the descriptions name it twice",
+      table->CommitFragments({written, written}, CommitMode::kAppend));
+  auto other_schema = Write(*table, 20, 1);
+  other_schema.schema = arrow::schema({arrow::field("id", arrow::int64())});
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "they were written with different schemas",
+      table->CommitFragments({written, other_schema}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 1u);
+}
+
+TEST_P(WriteFragmentsTest, AppendFailsIfTheSchemaChangedSinceTheWrite) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  auto narrow = arrow::RecordBatch::Make(
+      arrow::schema({arrow::field("id", arrow::int64())}), 1,
+      {arrow::json::ArrayFromJSONString(arrow::int64(), "[99]").ValueOrDie()});
+  ASSERT_OK(table->Overwrite(ReaderOf({narrow}).get()));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "and the table's schema is now",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 2u);
+}
+
+TEST_P(WriteFragmentsTest, DetachedHandlesWriteButDoNotCommit) {
+  auto table = Create();
+  ASSERT_OK(table->Append(ReaderOf({IdBatch(10, 1)}).get()));
+  ASSERT_OK(table->Checkout(1));
+  auto written = Write(*table, 11, 2);
+  EXPECT_EQ(written.base_version, 2u);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "call checkout_latest() before writing",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  ASSERT_OK(table->CheckoutLatest());
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 13)));
+}
+
+// Two processes' worth of writers commit at once: both commits land (one rebased on the
+// other), with exactly their rows, as racing appends do.
+TEST_P(WriteFragmentsTest, RacingCommitsBothLand) {
+  auto table = Create(0);
+  constexpr int kWriters = 4;
+  constexpr int64_t kRows = 100;
+  std::vector<std::thread> threads;
+  std::vector<arrow::Status> results(kWriters);
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      // Each writer has its own handle, as another process would.
+      auto handle = Table::Open("t", store_);
+      if (!handle.ok()) {
+        results[w] = handle.status();
+        return;
+      }
+      std::vector<format::WrittenFragments> written;
+      for (int part = 0; part < 3; ++part) {
+        const int64_t start = (w * 3 + part) * kRows;
+        auto one = (*handle)->WriteFragments(ReaderOf({IdBatch(start, kRows)}).get());
+        if (!one.ok()) {
+          results[w] = one.status();
+          return;
+        }
+        written.push_back(*one);
+      }
+      results[w] = (*handle)->CommitFragments(written, CommitMode::kAppend).status();
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) ASSERT_OK(result);
+  ASSERT_OK(table->CheckoutLatest());
+  EXPECT_EQ(table->version(), 1u + kWriters);
+  EXPECT_THAT(Sorted(Ids(*table)), ElementsAreArray(Range(0, kWriters * 3 * kRows)));
+}
+
+// Files whose descriptions are never committed are orphans: cleanup removes them once
+// they are older than the grace period, not before.
+TEST_P(WriteFragmentsTest, UncommittedFilesAreRemovedAfterTheGracePeriod) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  CleanupOptions options;
+  options.older_than_ms = 0;
+  options.now_ms = NowMs() + kDayMs;
+  ASSERT_OK_AND_ASSIGN(auto stats, table->CleanupOldVersions(options));
+  EXPECT_EQ(stats.files_removed, 0);
+  options.now_ms = NowMs() + 8 * kDayMs;
+  ASSERT_OK_AND_ASSIGN(stats, table->CleanupOldVersions(options));
+  EXPECT_EQ(stats.files_removed, 1);
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "Fragment file '" + written.fragments[0].path + "' does not exist",
+      table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 10)));
+}
+
+// -- what only a directory has
+
+class WriteFragmentsDirectoryTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<Table> Create() {
+    auto data = ReaderOf({IdBatch(0, 10)});
+    store_ = std::make_shared<DirectoryStore>(dir_.path() + "/t.riffle");
+    return Table::Create("t", store_, data->schema(), data.get()).ValueOrDie();
+  }
+  std::string Path(const std::string& relative) const {
+    return dir_.path() + "/t.riffle/" + relative;
+  }
+  TempDir dir_;
+  std::shared_ptr<DirectoryStore> store_;
+};
+
+TEST_F(WriteFragmentsDirectoryTest, FilesAreCheckedAgainstTheirDescription) {
+  auto table = Create();
+  ASSERT_OK_AND_ASSIGN(auto written,
+                       table->WriteFragments(ReaderOf({IdBatch(10, 5)}).get()));
+  const std::string path = written.fragments[0].path;
+  auto with = [&](auto change) {
+    auto copy = written;
+    change(copy.fragments[0]);
+    return table->CommitFragments({copy}, CommitMode::kAppend).status();
+  };
+  EXPECT_THAT(with([](auto& f) { f.digest->size += 1; }).message(),
+              HasSubstr("' does not match its description: it has "));
+  EXPECT_THAT(with([](auto& f) { f.num_batches = 2; }).message(),
+              HasSubstr("it has 1 record batches, the description says 2"));
+  EXPECT_THAT(with([](auto& f) { f.physical_rows = 4; }).message(),
+              HasSubstr("it has 5 rows, the description says 4"));
+  EXPECT_THAT(with([](auto& f) { f.digest.reset(); }).message(),
+              HasSubstr("has no size and crc32c in its description"));
+  // A file of another schema under the name of a data file.
+  auto schema_changed = written;
+  schema_changed.schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("label", arrow::int64())});
+  EXPECT_THAT(
+      table->CommitFragments({schema_changed}, CommitMode::kOverwrite).status().message(),
+      HasSubstr("does not match its description: its schema is"));
+  // Not an Arrow file at all (same size).
+  {
+    std::ofstream out(Path(path), std::ios::binary | std::ios::trunc);
+    out << std::string(static_cast<size_t>(written.fragments[0].digest->size), 'x');
+  }
+  EXPECT_THAT(table->CommitFragments({written}, CommitMode::kAppend).status().message(),
+              HasSubstr("it is not an Arrow IPC file"));
+  std::filesystem::remove(Path(path));
+  EXPECT_THAT(table->CommitFragments({written}, CommitMode::kAppend).status().message(),
+              HasSubstr("does not exist in the table at"));
+  EXPECT_EQ(table->version(), 1u);
+}
+
+}  // namespace
+}  // namespace riffledb
