@@ -40,6 +40,12 @@ struct ScanOptions {
   std::optional<int64_t> limit;
   /// Split stored batches so none is larger than this (0: as stored).
   int64_t max_batch_rows = 0;
+  /// Only the rows at offsets [range_begin, range_end) of the snapshot (positions in
+  /// scan order, deleted rows skipped; no end: the last row) are read; the filter,
+  /// offset and limit apply to them. Fragments before the range are not opened: the
+  /// row ranges that parallel readers split one scan into (riffledb.ray).
+  int64_t range_begin = 0;
+  std::optional<int64_t> range_end;
 };
 
 /// What a take returns.
