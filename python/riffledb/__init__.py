@@ -18,11 +18,22 @@ from . import _riffledb, errors
 from ._args import describe
 from .db import DBConnection
 from .errors import RiffledbError
+from .fragments import FragmentDescription, commit_fragments, write_fragments
 from .table import Table
 
 __version__ = "0.1.0"
 
-__all__ = ["connect", "DBConnection", "RiffledbError", "Table", "errors", "__version__"]
+__all__ = [
+    "connect",
+    "commit_fragments",
+    "write_fragments",
+    "DBConnection",
+    "FragmentDescription",
+    "RiffledbError",
+    "Table",
+    "errors",
+    "__version__",
+]
 
 
 def connect(uri: str | os.PathLike, **kwargs) -> DBConnection:
