@@ -154,7 +154,7 @@ class FragmentWriter {
   arrow::Result<std::vector<WrittenFragment>> Finish() {
     ARROW_RETURN_NOT_OK(coalescer_.Finish());
     if (!written_.empty()) {
-      ARROW_RETURN_NOT_OK(fs_.SyncDir(io::JoinPath(table_dir_, "data")));
+      ARROW_RETURN_NOT_OK(fs_.SyncDir(io::JoinPath(table_dir_, std::string(kDataDir))));
     }
     done_ = true;
     return written_;
@@ -185,7 +185,7 @@ class FragmentWriter {
       if (extended == nullptr) return arrow::Status::Invalid("Cannot write dictionaries");
     }
     if (!sink_) {
-      std::string relative = "data/" + io::RandomId() + ".arrow";
+      std::string relative = DataFilePath(io::RandomId() + ".arrow");
       ARROW_ASSIGN_OR_RAISE(
           sink_, FileSink::Open(fs_, io::JoinPath(table_dir_, relative), schema_));
       sink_relative_ = relative;

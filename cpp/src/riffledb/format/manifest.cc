@@ -838,6 +838,19 @@ std::vector<std::string> ReferencedFiles(const Manifest& manifest) {
   return paths;
 }
 
+std::string DataFilePath(std::string_view name) {
+  std::string path(kDataDir);
+  path += '/';
+  path += name;
+  return path;
+}
+
+bool IsDataFilePath(std::string_view path) {
+  return path.size() > kDataDir.size() + 1 && path.starts_with(kDataDir) &&
+         path[kDataDir.size()] == '/' &&
+         path.find('/', kDataDir.size() + 1) == std::string_view::npos;
+}
+
 // ---------------------------------------------------------------------------------------
 // Fragment descriptions (Table::WriteFragments / CommitFragments)
 
@@ -845,19 +858,16 @@ namespace {
 
 constexpr std::string_view kDescriptionKind = "riffledb.written_fragments";
 constexpr std::string_view kDescriptionSource = "Invalid fragment description";
-// Fragment files live in the table's data/ directory (fragment.cc names them): a
-// description never reaches a manifest, segment or deletion file.
-constexpr std::string_view kDataPrefix = "data/";
 
 // The checks FromJson makes beyond the JSON encoding, shared with ToJson so that it
 // never writes what FromJson would reject.
 arrow::Status ValidateWrittenFragment(const ManifestError& err, const WrittenFragment& f,
                                       const std::string& at) {
   ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
-  if (f.path.rfind(kDataPrefix, 0) != 0 ||
-      f.path.find('/', kDataPrefix.size()) != std::string::npos) {
+  // A description never reaches a manifest, segment or deletion file.
+  if (!IsDataFilePath(f.path)) {
     return err.Invalid("'", at, ".path' is '", f.path,
-                       "', must name a file in the table's data/ directory");
+                       "', must name a file in the table's ", kDataDir, "/ directory");
   }
   if (f.physical_rows < 1 || f.physical_rows > kMaxFragmentRows) {
     return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,

@@ -57,6 +57,15 @@ struct FragmentInfo {
   bool operator==(const FragmentInfo&) const = default;
 };
 
+/// The directory of a table that holds its fragment files: both stores name every
+/// fragment file `data/<name>` (DataFilePath), and a fragment description may name no
+/// other file (IsDataFilePath).
+constexpr std::string_view kDataDir = "data";
+/// `data/<name>`: the path of a fragment file relative to the table directory.
+std::string DataFilePath(std::string_view name);
+/// Whether `path` (relative to the table directory) names a file directly in `data/`.
+bool IsDataFilePath(std::string_view path);
+
 /// A fragment file written by WriteFragments (fragment.h), not yet part of any manifest.
 struct WrittenFragment {
   std::string path;  ///< relative to the table directory, `data/<random id>.arrow`

@@ -64,6 +64,23 @@ TEST(WrittenFragments, RoundTrips) {
   EXPECT_EQ(back.fragments, w.fragments);
 }
 
+// One owner of the data/ directory's name: what both stores write and what a
+// description may name.
+TEST(WrittenFragments, DataFilePathsAreDirectlyInData) {
+  EXPECT_EQ(kDataDir, "data");
+  EXPECT_EQ(DataFilePath("0a1b.arrow"), "data/0a1b.arrow");
+  EXPECT_EQ(DataFilePath("7"), "data/7");
+  EXPECT_TRUE(IsDataFilePath("data/0a1b.arrow"));
+  EXPECT_TRUE(IsDataFilePath(DataFilePath("7")));
+  EXPECT_FALSE(IsDataFilePath("data/"));
+  EXPECT_FALSE(IsDataFilePath("data"));
+  EXPECT_FALSE(IsDataFilePath("data/a/b.arrow"));
+  EXPECT_FALSE(IsDataFilePath("database/x.arrow"));
+  EXPECT_FALSE(IsDataFilePath("datax.arrow"));
+  EXPECT_FALSE(IsDataFilePath("_deletions/x.arrow"));
+  EXPECT_FALSE(IsDataFilePath("/data/x.arrow"));
+}
+
 TEST(WrittenFragments, SplitsByFile) {
   auto w = Sample();
   auto split = w.SplitByFile();

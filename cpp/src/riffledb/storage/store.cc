@@ -19,7 +19,6 @@ namespace {
 
 constexpr char kVersionsDir[] = "_versions";
 constexpr char kDeletionsDir[] = "_deletions";
-constexpr char kDataDir[] = "data";
 constexpr char kSegmentsDir[] = "_segments";
 
 int64_t NowMs() {
@@ -242,8 +241,10 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
 
 arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
   std::vector<StoredFile> files;
-  for (const char* dir : {kDataDir, kDeletionsDir, kSegmentsDir, kVersionsDir}) {
-    const bool versions = std::string_view(dir) == kVersionsDir;
+  for (const std::string& dir :
+       {std::string(format::kDataDir), std::string(kDeletionsDir),
+        std::string(kSegmentsDir), std::string(kVersionsDir)}) {
+    const bool versions = dir == kVersionsDir;
     ARROW_ASSIGN_OR_RAISE(auto entries, dir_.fs()->List(dir_.Resolve(dir)));
     for (const auto& entry : entries) {
       if (entry.type != io::EntryType::kFile) continue;
@@ -251,8 +252,8 @@ arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
       // manifests are removed by version, and files this code does not know are left
       // alone.
       if (versions && !format::IsTemporaryFileName(entry.name)) continue;
-      files.push_back({std::string(dir) + "/" + entry.name,
-                       std::max<int64_t>(0, entry.size), entry.mtime_ms});
+      files.push_back(
+          {dir + "/" + entry.name, std::max<int64_t>(0, entry.size), entry.mtime_ms});
     }
   }
   return files;
@@ -325,7 +326,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
       },
       [&] {
         std::lock_guard<ForkSafeMutex> lock(mu_);
-        std::string path = "data/" + std::to_string(next_file_++);
+        std::string path = format::DataFilePath(std::to_string(next_file_++));
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
         created_ms_[path] = NowMs();
         written.push_back({path, rows, std::nullopt,

@@ -90,6 +90,9 @@ TEST_P(WriteFragmentsTest, NothingIsVisibleUntilTheCommit) {
   EXPECT_EQ(written.fragments[0].physical_rows, 5);
   EXPECT_EQ(written.fragments[0].num_batches, 1);
   EXPECT_EQ(written.fragments[0].digest.has_value(), on_disk());
+  // Both stores name their files in data/, the one directory a description may name.
+  EXPECT_TRUE(format::IsDataFilePath(written.fragments[0].path))
+      << written.fragments[0].path;
   EXPECT_TRUE(written.schema->Equals(*IdBatch(0, 1)->schema()));
 
   ASSERT_OK(table->CheckoutLatest());
