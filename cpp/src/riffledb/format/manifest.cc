@@ -860,27 +860,27 @@ constexpr std::string_view kDescriptionKind = "riffledb.written_fragments";
 constexpr std::string_view kDescriptionSource = "Invalid fragment description";
 
 // The checks FromJson makes beyond the JSON encoding, shared with ToJson so that it
-// never writes what FromJson would reject.
+// never writes what FromJson would reject: those of a manifest's fragment entry
+// (ValidateFragment, whose messages they are), and what a description adds.
 arrow::Status ValidateWrittenFragment(const ManifestError& err, const WrittenFragment& f,
                                       const std::string& at) {
-  ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
   // A description never reaches a manifest, segment or deletion file.
   if (!IsDataFilePath(f.path)) {
+    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
     return err.Invalid("'", at, ".path' is '", f.path,
                        "', must name a file in the table's ", kDataDir, "/ directory");
   }
-  if (f.physical_rows < 1 || f.physical_rows > kMaxFragmentRows) {
+  // WriteFragments never writes a file without rows (a manifest may list one).
+  if (f.physical_rows < 1) {
     return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
-                       ", must be in [1, ", kMaxFragmentRows, "]");
+                       ", must be at least 1");
   }
-  if (f.num_batches < 1 || f.num_batches > f.physical_rows) {
-    return err.Invalid("'", at, ".batches' is ", f.num_batches,
-                       ", must be in [1, physical_rows = ", f.physical_rows, "]");
-  }
-  if (f.digest && f.digest->size < 1) {
-    return err.Invalid("'", at, ".size' is ", f.digest->size, ", must be at least 1");
-  }
-  return arrow::Status::OK();
+  FragmentInfo info;
+  info.path = f.path;
+  info.physical_rows = f.physical_rows;
+  info.digest = f.digest;
+  info.num_batches = f.num_batches;
+  return ValidateFragment(err, info, at);
 }
 
 arrow::Status ValidateWrittenFragments(const ManifestError& err,

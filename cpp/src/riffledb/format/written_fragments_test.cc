@@ -145,8 +145,8 @@ TEST(WrittenFragments, MalformedDescriptionsNameTheField) {
        "missing key 'fragments[0].crc32c'"},
       {[](Json& d) { d["fragments"][0]["crc32c"] = "xyz"; },
        "'fragments[0].crc32c' is 'xyz', must be 8 hex digits"},
-      {[](Json& d) { d["fragments"][0]["size"] = 0; },
-       "'fragments[0].size' is 0, must be at least 1"},
+      {[](Json& d) { d["fragments"][0]["size"] = -1; },
+       "'fragments[0].size' is -1, must be at least 0"},
   };
   for (const auto& c : cases) {
     Json doc = SampleJson();
@@ -179,6 +179,42 @@ TEST(WrittenFragments, ToJsonRejectsWhatFromJsonWould) {
   w = Sample();
   w.base_version = 0;
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "'base_version' is 0", w.ToJson());
+  // The rules of a manifest's fragment entry, with its messages (ValidateFragment)...
+  w = Sample();
+  w.fragments[1].num_batches = 21;
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Invalid fragment description: 'fragments[1].batches' is 21, "
+      "must be in [1, physical_rows = 20] (0 for an empty file)",
+      w.ToJson());
+  w = Sample();
+  w.fragments[0].physical_rows = (int64_t{1} << 32) + 1;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid fragment description: 'fragments[0].physical_rows' "
+                             "is 4294967297, must be in [0, 4294967296]",
+                             w.ToJson());
+  w = Sample();
+  w.fragments[0].digest->size = -1;
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Invalid fragment description: 'fragments[0].size' is -1, must be at least 0",
+      w.ToJson());
+  // ... and what a description adds: a file of data/, with rows.
+  w = Sample();
+  w.fragments[0].physical_rows = 0;
+  w.fragments[0].num_batches = 0;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Invalid fragment description: 'fragments[0].physical_rows' "
+                             "is 0, must be at least 1",
+                             w.ToJson());
+  w = Sample();
+  w.fragments[0].path = "_deletions/x.arrow";
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Invalid fragment description: 'fragments[0].path' is "
+      "'_deletions/x.arrow', must name a file in the table's data/ "
+      "directory",
+      w.ToJson());
 }
 
 // Fuzz-style: deterministic byte flips, truncations, insertions and splices of valid
