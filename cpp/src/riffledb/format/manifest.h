@@ -96,7 +96,8 @@ struct WrittenFragments {
   arrow::Result<std::string> ToJson() const;
   /// Parses and validates a description (untrusted: JSON syntax, the kind and format
   /// version, required keys and their types, row counts and sizes in range, paths of
-  /// fragment files `data/...` relative to the table, each path once). Errors are Invalid
+  /// fragment files `data/...` relative to the table; a path named twice is refused by
+  /// Table::CommitFragments, which sees every description). Errors are Invalid
   /// starting "Invalid fragment description: " and naming the key ("fragments[2].path").
   /// Never crashes.
   static arrow::Result<WrittenFragments> FromJson(std::string_view json);

@@ -276,9 +276,19 @@ TEST_P(WriteFragmentsTest, InconsistentDescriptionsAreRejected) {
   auto written = Write(*table, 10, 5);
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "No fragment descriptions to commit to table 't'",
                              table->CommitFragments({}, CommitMode::kAppend));
+  const std::string twice = "Cannot commit fragment file '" + written.fragments[0].path +
+                            "' to table 't': the descriptions name it twice";
   ASSERT_RAISES_WITH_MESSAGE(
-      Invalid, "the descriptions name it twice",
-      table->CommitFragments({written, written}, CommitMode::kAppend));
+      Invalid, twice, table->CommitFragments({written, written}, CommitMode::kAppend));
+  // One description naming a file twice parses (the commit is the one owner of the
+  // check) and is refused the same way.
+  auto doubled = written;
+  doubled.fragments.push_back(written.fragments[0]);
+  ASSERT_OK_AND_ASSIGN(auto parsed,
+                       format::WrittenFragments::FromJson(doubled.ToJson().ValueOrDie()));
+  ASSERT_EQ(parsed.fragments.size(), 2u);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, twice,
+                             table->CommitFragments({parsed}, CommitMode::kAppend));
   auto other_schema = Write(*table, 20, 1);
   other_schema.schema = arrow::schema({arrow::field("id", arrow::int64())});
   ASSERT_RAISES_WITH_MESSAGE(
