@@ -481,42 +481,74 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
   return data;
 }
 
-arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
-                                const std::string& described, const arrow::Schema& schema,
-                                int64_t rows, int64_t num_batches,
-                                const std::optional<FileDigest>& digest) {
-  auto mismatch = [&](auto&&... args) {
-    return arrow::Status::Invalid(
-        "Fragment file '", described,
-        "' does not match its description: ", std::forward<decltype(args)>(args)...);
+namespace {
+
+arrow::Status DescriptionMismatch(const std::string& path, const std::string& what) {
+  return arrow::Status::Invalid("Fragment file '", path,
+                                "' does not match its description: ", what);
+}
+
+}  // namespace
+
+arrow::Status CheckDescribedFragment(const WrittenFragment& described,
+                                     const arrow::Schema& schema,
+                                     const FragmentFacts& found) {
+  auto differ = [&](const std::string& what, int64_t has, int64_t says) {
+    return DescriptionMismatch(described.path, "it has " + std::to_string(has) + " " +
+                                                   what + ", the description says " +
+                                                   std::to_string(says));
   };
+  if (found.size && described.digest && *found.size != described.digest->size) {
+    return differ("bytes", *found.size, described.digest->size);
+  }
+  if (found.schema != nullptr &&
+      !found.schema->Equals(schema, /*check_metadata=*/false)) {
+    return DescriptionMismatch(described.path,
+                               "its schema is\n" + found.schema->ToString() +
+                                   "\nthe description says\n" + schema.ToString());
+  }
+  if (found.num_batches && *found.num_batches != described.num_batches) {
+    return differ("record batches", *found.num_batches, described.num_batches);
+  }
+  if (found.rows && *found.rows != described.physical_rows) {
+    return differ("rows", *found.rows, described.physical_rows);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status DescribedFragmentMissing(const std::string& path,
+                                       const std::string& location) {
+  return arrow::Status::Invalid(
+      "Fragment file '", path, "' does not exist in the table at '", location,
+      "': it was written for another table, or removed by cleanup_old_versions");
+}
+
+arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
+                                const WrittenFragment& described,
+                                const arrow::Schema& schema) {
   ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
   ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
-  if (digest && size != digest->size) {
-    return mismatch("it has ", size, " bytes, the description says ", digest->size);
-  }
+  // The size first: free, and what a truncated or foreign file gets wrong.
+  ARROW_RETURN_NOT_OK(CheckDescribedFragment(described, schema, {.size = size}));
   static constexpr std::string_view kMagic = "ARROW1";
   ARROW_ASSIGN_OR_RAISE(auto head, file->ReadAt(0, static_cast<int64_t>(kMagic.size())));
   if (std::string_view(reinterpret_cast<const char*>(head->data()),
                        static_cast<size_t>(head->size())) != kMagic) {
-    return mismatch("it is not an Arrow IPC file");
+    return DescriptionMismatch(described.path, "it is not an Arrow IPC file");
   }
   auto reader = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
-  if (!reader.ok()) return mismatch(reader.status().message());
-  if (!(*reader)->schema()->Equals(schema, /*check_metadata=*/false)) {
-    return mismatch("its schema is\n", (*reader)->schema()->ToString(),
-                    "\nthe description says\n", schema.ToString());
+  if (!reader.ok()) {
+    return DescriptionMismatch(described.path, reader.status().message());
   }
-  if ((*reader)->num_record_batches() != num_batches) {
-    return mismatch("it has ", (*reader)->num_record_batches(),
-                    " record batches, the description says ", num_batches);
-  }
+  // Schema and batch count from the footer before rows are counted from every batch's
+  // metadata.
+  ARROW_RETURN_NOT_OK(CheckDescribedFragment(
+      described, schema,
+      {.schema = (*reader)->schema(), .num_batches = (*reader)->num_record_batches()}));
   auto counted = (*reader)->CountRows();
-  if (!counted.ok()) return mismatch(counted.status().message());
-  if (*counted != rows) {
-    return mismatch("it has ", *counted, " rows, the description says ", rows);
-  }
-  return arrow::Status::OK();
+  if (!counted.ok())
+    return DescriptionMismatch(described.path, counted.status().message());
+  return CheckDescribedFragment(described, schema, {.rows = *counted});
 }
 
 namespace {

@@ -187,14 +187,9 @@ arrow::Status DirectoryStore::CheckWrittenFragment(
   ARROW_ASSIGN_OR_RAISE(auto type, dir_.fs()->Type(path));
   if (type != io::EntryType::kFile) {
     ARROW_RETURN_NOT_OK(CheckNotDropped());
-    return arrow::Status::Invalid(
-        "Fragment file '", fragment.path, "' does not exist in the table at '",
-        dir_.path(),
-        "': it was written for another table, or removed by cleanup_old_versions");
+    return format::DescribedFragmentMissing(fragment.path, dir_.path());
   }
-  return IfDropped(format::CheckFragmentFile(*dir_.fs(), path, fragment.path, schema,
-                                             fragment.physical_rows, fragment.num_batches,
-                                             fragment.digest));
+  return IfDropped(format::CheckFragmentFile(*dir_.fs(), path, fragment, schema));
 }
 
 arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
@@ -381,28 +376,12 @@ arrow::Status MemoryStore::CheckWrittenFragment(const format::WrittenFragment& f
     auto it = fragments_.find(fragment.path);
     if (it != fragments_.end()) data = it->second;
   }
-  if (data == nullptr) {
-    return arrow::Status::Invalid(
-        "Fragment file '", fragment.path, "' does not exist in ", location_,
-        ": it was written for another table, or removed by cleanup_old_versions");
-  }
-  auto mismatch = [&](auto&&... args) {
-    return arrow::Status::Invalid(
-        "Fragment file '", fragment.path,
-        "' does not match its description: ", std::forward<decltype(args)>(args)...);
-  };
-  if (!data->batches.empty() &&
-      !data->batches[0]->schema()->Equals(schema, /*check_metadata=*/false)) {
-    return mismatch("its schema is\n", data->batches[0]->schema()->ToString(),
-                    "\nthe description says\n", schema.ToString());
-  }
-  if (data->num_rows() != fragment.physical_rows ||
-      static_cast<int64_t>(data->batches.size()) != fragment.num_batches) {
-    return mismatch("it has ", data->num_rows(), " rows in ", data->batches.size(),
-                    " batches, the description says ", fragment.physical_rows, " in ",
-                    fragment.num_batches);
-  }
-  return arrow::Status::OK();
+  if (data == nullptr) return format::DescribedFragmentMissing(fragment.path, location_);
+  return format::CheckDescribedFragment(
+      fragment, schema,
+      {.schema = data->batches.empty() ? nullptr : data->batches[0]->schema(),
+       .num_batches = static_cast<int64_t>(data->batches.size()),
+       .rows = data->num_rows()});
 }
 
 arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(

@@ -66,7 +66,8 @@ class Store {
   /// Checks that the file `fragment` describes (written by WriteFragments, maybe by
   /// another process) is in this store as described, without reading its data: the
   /// check Table::CommitFragments makes before it references the file. Invalid naming
-  /// the file if it is missing or differs (format::CheckFragmentFile).
+  /// the file if it is missing (format::DescribedFragmentMissing) or differs
+  /// (format::CheckDescribedFragment, the comparison of both stores).
   virtual arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
                                              const arrow::Schema& schema) = 0;
   /// Writes a deletion file; returns its path relative to the store and its digest.

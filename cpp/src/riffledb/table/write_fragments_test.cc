@@ -248,6 +248,37 @@ TEST_P(WriteFragmentsTest, OneBadDescriptionCommitsNothing) {
   EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 20)));
 }
 
+// Both stores compare a file with its description in one place, with one message.
+TEST_P(WriteFragmentsTest, FilesThatDifferFromTheirDescriptionAreNamedAlike) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  const std::string path = written.fragments[0].path;
+  const std::string prefix =
+      "Fragment file '" + path + "' does not match its description: ";
+  auto commit = [&](auto change) {
+    auto copy = written;
+    change(copy);
+    return table->CommitFragments({copy}, CommitMode::kOverwrite).status().message();
+  };
+  EXPECT_EQ(commit([](auto& w) { w.fragments[0].physical_rows = 6; }),
+            prefix + "it has 5 rows, the description says 6");
+  EXPECT_EQ(commit([](auto& w) { w.fragments[0].num_batches = 2; }),
+            prefix + "it has 1 record batches, the description says 2");
+  auto narrow = arrow::schema({arrow::field("id", arrow::int64())});
+  EXPECT_EQ(commit([&](auto& w) { w.schema = narrow; }),
+            prefix + "its schema is\n" + written.schema->ToString() +
+                "\nthe description says\n" + narrow->ToString());
+  EXPECT_EQ(commit([](auto& w) {
+              w.fragments[0].path = "data/0123456789abcdef0123456789abcdef.arrow";
+            }),
+            "Fragment file 'data/0123456789abcdef0123456789abcdef.arrow' does not exist "
+            "in the table at '" +
+                store_->location() +
+                "': it was written for another table, or removed by "
+                "cleanup_old_versions");
+  EXPECT_EQ(table->version(), 1u);
+}
+
 TEST_P(WriteFragmentsTest, ForeignDescriptionsAreRejected) {
   auto table = Create(10, "t");
   auto other = Create(10, "u");
