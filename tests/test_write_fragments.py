@@ -141,6 +141,37 @@ def test_committing_twice_is_rejected(table):
     assert ids(table) == list(range(15))
 
 
+def test_an_edited_base_version_does_not_hide_a_commit(table):
+    """The reviewer's repro: committed at version 2, overwritten at 3, committed again
+    with "base_version": 3 in the JSON. It was accepted and the overwritten rows came
+    back; every listed version is read now."""
+    (description,) = table.write_fragments(ids_table(10, 5))
+    table.commit_fragments([description])
+    table.add(ids_table(100, 3), mode="overwrite")
+    assert table.version == 3
+
+    def edited(base_version: int) -> FragmentDescription:
+        doc = json.loads(description.to_json())
+        doc["base_version"] = base_version
+        return FragmentDescription.from_json(json.dumps(doc))
+
+    path = description.files[0]
+    with pytest.raises(InvalidError) as again:
+        table.commit_fragments([edited(3)])
+    assert str(again.value) == (
+        f"Cannot commit fragment file '{path}' to table 't': version 2 already "
+        "references it (were these descriptions committed before?)"
+    )
+    with pytest.raises(InvalidError) as above:
+        table.commit_fragments([edited(4)], mode="overwrite")
+    assert str(above.value) == (
+        f"Cannot commit fragment file '{path}' to table 't': its description's "
+        "'base_version' is 4, above the table's newest version (3)"
+    )
+    assert table.version == 3
+    assert ids(table) == [100, 101, 102]
+
+
 def test_foreign_and_inconsistent_descriptions_are_rejected(db, table):
     other = db.create_table("u", ids_table(0, 1))
     foreign = other.write_fragments(ids_table(1, 1))

@@ -646,10 +646,13 @@ class Table:
             InvalidError: before anything is committed, naming the file: a description
                 of another table, descriptions of different schemas (or, to append, not
                 the table's), a file named twice, a file that is not in this table as
-                described (never written here, or removed by a cleanup), or a file that
-                a version committed since it was written references (committing the
+                described (never written here, or removed by a cleanup), a description
+                whose ``base_version`` is above the newest version, or a file that any
+                version still listed references (every one is read: committing the
                 same descriptions twice never duplicates rows); or this object is
                 checked out at an old version. No file is removed on error.
+            OSError: a version that may reference the files cannot be read (its error,
+                e.g. CorruptionError, naming the version).
         """
         texts = check_descriptions(descriptions)
         overwrite = check_commit_mode(mode)

@@ -192,6 +192,13 @@ arrow::Status DirectoryStore::CheckWrittenFragment(
   return IfDropped(format::CheckFragmentFile(*dir_.fs(), path, fragment, schema));
 }
 
+arrow::Result<bool> DirectoryStore::HasFile(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto type, dir_.fs()->Type(dir_.Resolve(path)));
+  if (type == io::EntryType::kFile) return true;
+  ARROW_RETURN_NOT_OK(CheckNotDropped());
+  return false;
+}
+
 arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   ARROW_RETURN_NOT_OK(CheckNotDropped());
@@ -382,6 +389,11 @@ arrow::Status MemoryStore::CheckWrittenFragment(const format::WrittenFragment& f
       {.schema = data->batches.empty() ? nullptr : data->batches[0]->schema(),
        .num_batches = static_cast<int64_t>(data->batches.size()),
        .rows = data->num_rows()});
+}
+
+arrow::Result<bool> MemoryStore::HasFile(const std::string& path) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  return fragments_.count(path) != 0 || deletions_.count(path) != 0;
 }
 
 arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(

@@ -70,6 +70,9 @@ class Store {
   /// (format::CheckDescribedFragment, the comparison of both stores).
   virtual arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
                                              const arrow::Schema& schema) = 0;
+  /// Whether the fragment or deletion file at `path` (relative) exists; one stat, no
+  /// read.
+  virtual arrow::Result<bool> HasFile(const std::string& path) = 0;
   /// Writes a deletion file; returns its path relative to the store and its digest.
   virtual arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) = 0;
@@ -127,6 +130,7 @@ class DirectoryStore : public Store {
       const std::shared_ptr<arrow::Schema>& schema) override;
   arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
                                      const arrow::Schema& schema) override;
+  arrow::Result<bool> HasFile(const std::string& path) override;
   arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
@@ -184,6 +188,7 @@ class MemoryStore : public Store {
       const std::shared_ptr<arrow::Schema>& schema) override;
   arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
                                      const arrow::Schema& schema) override;
+  arrow::Result<bool> HasFile(const std::string& path) override;
   arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(

@@ -175,10 +175,19 @@ class Table {
   /// if a description was written for another table, the schemas differ (from each
   /// other or, for kAppend, from the table's), a file is named twice, a file is not in
   /// this table as described (Store::CheckWrittenFragment: size, schema, batches, rows;
-  /// the data is checked by reads and Verify), or a file is referenced by a version
-  /// committed since it was written: committing the same descriptions twice never
-  /// duplicates rows. Invalid if `written` is empty. Never removes a file: what is
-  /// not committed stays for a retry, and then for CleanupOldVersions.
+  /// the data is checked by reads and Verify), a description's base_version is above
+  /// the newest version, or a file is referenced by any version still listed:
+  /// committing the same descriptions twice never duplicates rows. base_version is not
+  /// trusted to bound that search: every listed version is read (each segment once), so
+  /// the cost grows with the versions CleanupOldVersions keeps. A version that cannot
+  /// be read fails the commit (its error, with context), unless it is no longer listed
+  /// (removed by a cleanup meanwhile); each file is then checked to still exist, which
+  /// refuses a file whose committing version a cleanup removed once that cleanup has
+  /// deleted the file. A cleanup caught between the two, with an older_than shorter
+  /// than the time since the files were written, can still let such a file be
+  /// committed: do not clean up that aggressively while descriptions wait for their
+  /// commit. Invalid if `written` is empty. Never removes a file: what is not committed
+  /// stays for a retry, and then for CleanupOldVersions.
   arrow::Result<uint64_t> CommitFragments(
       const std::vector<format::WrittenFragments>& written, CommitMode mode);
 

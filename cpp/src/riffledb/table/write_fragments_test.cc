@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "riffledb/table/table.h"
@@ -49,6 +50,73 @@ std::vector<int64_t> Sorted(std::vector<int64_t> values) {
   std::sort(values.begin(), values.end());
   return values;
 }
+
+// A store that forwards to another and runs `before_read` before each ReadManifest:
+// what a cleanup (or a failing disk) does to the versions while a commit scans them.
+class HookedStore : public Store {
+ public:
+  explicit HookedStore(std::shared_ptr<Store> inner) : inner_(std::move(inner)) {}
+
+  std::function<arrow::Status(uint64_t version)> before_read;
+  const std::shared_ptr<Store>& inner() const { return inner_; }
+
+  const std::string& location() const override { return inner_->location(); }
+  arrow::Result<std::vector<uint64_t>> ListVersions() override {
+    return inner_->ListVersions();
+  }
+  arrow::Result<uint64_t> LatestVersion() override { return inner_->LatestVersion(); }
+  arrow::Result<format::Manifest> ReadManifest(uint64_t version) override {
+    if (before_read) ARROW_RETURN_NOT_OK(before_read(version));
+    return inner_->ReadManifest(version);
+  }
+  arrow::Status Commit(const format::Manifest& manifest) override {
+    return inner_->Commit(manifest);
+  }
+  arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
+      const std::shared_ptr<arrow::Schema>& schema,
+      arrow::RecordBatchReader* reader) override {
+    return inner_->WriteFragments(schema, reader);
+  }
+  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info,
+      const std::shared_ptr<arrow::Schema>& schema) override {
+    return inner_->OpenFragment(info, schema);
+  }
+  arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                     const arrow::Schema& schema) override {
+    return inner_->CheckWrittenFragment(fragment, schema);
+  }
+  arrow::Result<bool> HasFile(const std::string& path) override {
+    return inner_->HasFile(path);
+  }
+  arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
+      const std::vector<uint32_t>& rows) override {
+    return inner_->WriteDeletionFile(rows);
+  }
+  arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
+      const format::DeletionFileInfo& info, int64_t physical_rows) override {
+    return inner_->ReadDeletionFile(info, physical_rows);
+  }
+  void RemoveUnreferenced(const std::vector<std::string>& paths) override {
+    inner_->RemoveUnreferenced(paths);
+  }
+  arrow::Result<std::vector<StoredFile>> ListFiles() override {
+    return inner_->ListFiles();
+  }
+  arrow::Status RemoveVersion(uint64_t version) override {
+    return inner_->RemoveVersion(version);
+  }
+  arrow::Status RemoveFile(const std::string& path) override {
+    return inner_->RemoveFile(path);
+  }
+  arrow::Status VerifyFile(const std::string& path,
+                           const format::FileDigest& digest) override {
+    return inner_->VerifyFile(path, digest);
+  }
+
+ private:
+  const std::shared_ptr<Store> inner_;
+};
 
 class WriteFragmentsTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -215,7 +283,7 @@ TEST_P(WriteFragmentsTest, CommittingTwiceIsRejected) {
 }
 
 // A committed file that the newest version no longer references (compacted away) is
-// still found: every version since the description's base version is looked at.
+// still found: every listed version is looked at.
 TEST_P(WriteFragmentsTest, CommittingAgainAfterACompactionIsRejected) {
   auto table = Create();
   auto written = Write(*table, 10, 5);
@@ -230,6 +298,103 @@ TEST_P(WriteFragmentsTest, CommittingAgainAfterACompactionIsRejected) {
                              table->CommitFragments({written}, CommitMode::kAppend));
   EXPECT_EQ(table->version(), 3u);
   EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 15)));
+}
+
+// The bug: base_version, the writer's word in untrusted JSON, bounded the search for
+// versions referencing the files. A description committed at version 2, then
+// overwritten at 3, committed again with "base_version": 3 was accepted, and the
+// overwritten rows came back.
+TEST_P(WriteFragmentsTest, ABaseVersionFromTheJsonIsNotTrusted) {
+  auto table = Create();
+  auto written = Write(*table, 10, 5);
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));
+  ASSERT_OK(table->Overwrite(ReaderOf({IdBatch(100, 3)}).get()));
+  ASSERT_EQ(table->version(), 3u);
+  auto edit = [&](uint64_t base_version) {
+    auto doc = nlohmann::json::parse(written.ToJson().ValueOrDie());
+    doc["base_version"] = base_version;
+    return format::WrittenFragments::FromJson(doc.dump()).ValueOrDie();
+  };
+  const std::string path = written.fragments[0].path;
+  for (auto mode : {CommitMode::kAppend, CommitMode::kOverwrite}) {
+    auto again = table->CommitFragments({edit(3)}, mode);
+    ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                               "Cannot commit fragment file '" + path +
+                                   "' to table 't': version 2 already references it",
+                               again);
+  }
+  // Above the newest version: refused naming the key.
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Cannot commit fragment file '" + path +
+          "' to table 't': its description's 'base_version' is 4, above the table's "
+          "newest version (3)",
+      table->CommitFragments({edit(4)}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 3u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(100, 103)));
+}
+
+// A version that cannot be read may reference the files: the commit fails with its
+// error rather than skipping it. One that is no longer listed (removed by a cleanup
+// during the scan) is skipped.
+TEST_P(WriteFragmentsTest, AnUnreadableVersionFailsTheCommit) {
+  auto data = ReaderOf({IdBatch(0, 10)});
+  auto hooked = std::make_shared<HookedStore>(MakeStore());
+  auto table = Table::Create("t", hooked, data->schema(), data.get()).ValueOrDie();
+  ASSERT_OK(table->Append(ReaderOf({IdBatch(10, 5)}).get()));
+  ASSERT_OK(table->Append(ReaderOf({IdBatch(15, 5)}).get()));
+  auto written = Write(*table, 20, 5);
+  hooked->before_read = [](uint64_t version) {
+    return version == 2 ? arrow::Status::IOError("disk on fire") : arrow::Status::OK();
+  };
+  auto failed = table->CommitFragments({written}, CommitMode::kAppend);
+  ASSERT_TRUE(failed.status().IsIOError()) << failed.status().ToString();
+  EXPECT_EQ(failed.status().message(),
+            "Cannot commit fragment descriptions to table 't': version 2, which may "
+            "reference their files, cannot be read: disk on fire");
+  EXPECT_EQ(table->version(), 3u);
+  // Version 1 removed while the commit scans: it is skipped, and the commit lands.
+  hooked->before_read = [&](uint64_t version) {
+    if (version == 1) return hooked->inner()->RemoveVersion(1);
+    return arrow::Status::OK();
+  };
+  ASSERT_OK_AND_ASSIGN(uint64_t version,
+                       table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(version, 4u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(0, 25)));
+  ASSERT_OK_AND_ASSIGN(auto versions, hooked->ListVersions());
+  EXPECT_THAT(versions, ElementsAreArray({2u, 3u, 4u}));
+}
+
+// The cleanup gap: a cleanup removes the version that committed a file, then the file.
+// A retry whose scan no longer sees the version is refused once the file is gone,
+// however the two interleave with the scan.
+TEST_P(WriteFragmentsTest, ARetryRacingACleanupIsRefused) {
+  auto data = ReaderOf({IdBatch(0, 10)});
+  auto hooked = std::make_shared<HookedStore>(MakeStore());
+  auto table = Table::Create("t", hooked, data->schema(), data.get()).ValueOrDie();
+  auto written = Write(*table, 10, 5);
+  ASSERT_OK(table->CommitFragments({written}, CommitMode::kAppend));  // version 2
+  ASSERT_OK(table->Overwrite(ReaderOf({IdBatch(100, 3)}).get()));     // version 3
+  ASSERT_OK(table->Append(ReaderOf({IdBatch(103, 2)}).get()));        // version 4
+  const std::string path = written.fragments[0].path;
+  // The cleanup removes versions 1-3 (the newest is kept) and then the file only
+  // version 2 referenced, just as the retry's scan reaches version 2.
+  hooked->before_read = [&](uint64_t version) {
+    if (version != 2) return arrow::Status::OK();
+    for (uint64_t v : {1, 2, 3}) ARROW_RETURN_NOT_OK(hooked->inner()->RemoveVersion(v));
+    return hooked->inner()->RemoveFile(path);
+  };
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid,
+      "Fragment file '" + path + "' does not exist in the table at '" +
+          hooked->location() +
+          "': it was written for another table, or removed by cleanup_old_versions",
+      table->CommitFragments({written}, CommitMode::kAppend));
+  hooked->before_read = nullptr;
+  ASSERT_OK(table->CheckoutLatest());
+  EXPECT_EQ(table->version(), 4u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray(Range(100, 105)));
 }
 
 TEST_P(WriteFragmentsTest, OneBadDescriptionCommitsNothing) {
