@@ -235,9 +235,109 @@ def test_an_empty_dataset_creates_an_empty_table(tmp_path):
     schema = pa.schema([("id", pa.int64())])
     sink = rray.RiffleDatasink(tmp_path, "t", mode="create", schema=schema)
     ray.data.range(0).write_datasink(sink)
+    assert sink.committed_version == 1
     table = riffledb.connect(tmp_path).open_table("t")
     assert table.schema == schema and len(table) == 0
     # Appending nothing commits nothing.
-    ray.data.range(0).write_datasink(rray.RiffleDatasink(tmp_path, "t"))
+    append = rray.RiffleDatasink(tmp_path, "t")
+    ray.data.range(0).write_datasink(append)
+    assert append.committed_version is None
     table.checkout_latest()
     assert table.version == 1 and len(table) == 0
+
+
+def test_an_empty_dataset_without_a_schema_cannot_create(tmp_path):
+    # ray.data.range(0) has no block: Ray calls neither on_write_start nor any task.
+    with pytest.raises(riffledb.errors.InvalidError) as error:
+        ray.data.range(0).write_datasink(
+            rray.RiffleDatasink(tmp_path, "t", mode="create")
+        )
+    assert str(error.value) == (
+        "Cannot create table 't': the dataset gave no schema (it has no blocks, or "
+        "blocks without one); pass schema= to RiffleDatasink"
+    )
+    assert not (tmp_path / "t.riffle").exists()
+    # Nor an overwrite of a missing table.
+    with pytest.raises(riffledb.errors.InvalidError, match="Cannot create table 'u'"):
+        ray.data.range(0).write_datasink(
+            rray.RiffleDatasink(tmp_path, "u", mode="overwrite")
+        )
+    assert not (tmp_path / "u.riffle").exists()
+
+
+def test_an_empty_dataset_appended_to_a_missing_table_fails(tmp_path):
+    riffledb.connect(tmp_path)
+    with pytest.raises(riffledb.errors.TableNotFoundError):
+        ray.data.range(0).write_datasink(rray.RiffleDatasink(tmp_path, "nope"))
+    assert not (tmp_path / "nope.riffle").exists()
+
+
+def test_an_empty_overwrite_removes_every_row(tmp_path):
+    """It kept the old rows (and committed nothing) when no schema= was given."""
+    db = riffledb.connect(tmp_path)
+    table = db.create_table("t", pa.concat_tables(blocks(0, 100, 1)))
+    sink = rray.RiffleDatasink(tmp_path, "t", mode="overwrite")
+    ray.data.range(0).write_datasink(sink)
+    table.checkout_latest()
+    assert sink.committed_version == table.version == 2
+    assert len(table) == 0
+    assert table.schema == blocks(0, 1, 1)[0].schema  # the table's own
+    assert table.list_versions()[-1]["metadata"] == {"operation": "overwrite"}
+    # With schema=, that schema.
+    narrow = pa.schema([("id", pa.int64())])
+    sink = rray.RiffleDatasink(tmp_path, "t", mode="overwrite", schema=narrow)
+    ray.data.range(0).write_datasink(sink)
+    table.checkout_latest()
+    assert sink.committed_version == table.version == 3
+    assert len(table) == 0 and table.schema == narrow
+
+
+def test_blocks_without_rows_overwrite_with_the_datasets_schema(tmp_path):
+    # Ray runs on_write_start (with the blocks' schema) and the tasks, which write no
+    # file: their descriptions of no file carry the schema.
+    from ray.data.expressions import col
+
+    db = riffledb.connect(tmp_path)
+    table = db.create_table("t", pa.concat_tables(blocks(0, 100, 1)))
+    sink = rray.RiffleDatasink(tmp_path, "t", mode="overwrite")
+    ray.data.range(10).filter(expr=col("id") < 0).write_datasink(sink)
+    table.checkout_latest()
+    assert sink.committed_version == table.version == 2
+    assert len(table) == 0 and table.schema == pa.schema([("id", pa.int64())])
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["not landed", "landed"])
+def test_a_commit_of_unknown_outcome_is_retried_once(tmp_path, monkeypatch, landed):
+    """The final commit fails with CommitOutcomeUnknownError, having committed (or not):
+    the sink commits the same descriptions again, and the rows land once."""
+    db = riffledb.connect(tmp_path)
+    table = db.create_table("t", pa.concat_tables(blocks(0, 100, 1)))
+    real = riffledb.table.Table.commit_fragments
+    calls = []
+
+    def flaky(self, descriptions, mode="append"):
+        calls.append(len(descriptions))
+        if len(calls) == 1:
+            if landed:
+                real(self, descriptions, mode=mode)
+            raise riffledb.errors.CommitOutcomeUnknownError("lost reply")
+        return real(self, descriptions, mode=mode)
+
+    monkeypatch.setattr(riffledb.table.Table, "commit_fragments", flaky)
+    sink = rray.RiffleDatasink(tmp_path, "t")
+    ds = ray.data.from_arrow(blocks(100, 1000, 4))
+    if landed:
+        with pytest.raises(riffledb.errors.InvalidError) as error:
+            ds.write_datasink(sink)
+        assert "to table 't': version 2 already references it" in str(error.value)
+        assert isinstance(
+            error.value.__context__, riffledb.errors.CommitOutcomeUnknownError
+        )
+        assert sink.committed_version is None
+    else:
+        ds.write_datasink(sink)
+        assert sink.committed_version == 2
+    assert len(calls) == 2 and calls[0] == calls[1] >= 4
+    table.checkout_latest()
+    assert table.version == 2
+    assert sorted_ids(table) == list(range(1100))

@@ -46,7 +46,12 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from . import connect
 from ._args import check_int, check_str, check_str_list, describe
-from .errors import InvalidError, NotSupportedError, RiffledbTypeError
+from .errors import (
+    CommitOutcomeUnknownError,
+    InvalidError,
+    NotSupportedError,
+    RiffledbTypeError,
+)
 from .fragments import FragmentDescription
 from .permutation import Permutation
 from .query import _projection, native_reader
@@ -118,17 +123,30 @@ class RiffleDatasink(Datasink):
     :meth:`Table.cleanup_old_versions` removes them after its grace period.
 
     Usage: ``ds.write_datasink(RiffleDatasink(uri, "table"))``. After the write,
-    :attr:`committed_version` is the version the commit made.
+    :attr:`committed_version` is the version the write made (None if it made none:
+    an empty dataset appended).
+
+    If the final commit fails with :class:`~riffledb.errors.CommitOutcomeUnknownError`
+    (the storage failed and the new version may be visible or not), the driver commits
+    the same descriptions once more. That is safe: the second commit lands them if the
+    first did not, and is refused with an InvalidError naming the version that
+    references them if it did (then the dataset is committed, and that error is
+    raised, chained to the first).
 
     Args:
-        uri: The database (a directory, or ``s3://...``).
+        uri: The database: any uri :func:`riffledb.connect` accepts except
+            ``memory://`` (today a directory; object storage is coming).
         table_name: The table.
-        mode: ``"append"`` (the table must exist; rows are matched to its schema as
-            :meth:`Table.add` does), ``"overwrite"`` (every row and the schema replaced
-            by the dataset's; the table is created, empty, first if it does not exist)
-            or ``"create"`` (the table must not exist: it is created empty, with
+        mode: ``"append"`` (the table must exist, checked before any task runs; rows
+            are matched to its schema as :meth:`Table.add` does; an empty dataset
+            commits nothing), ``"overwrite"`` (every row and the schema replaced by the
+            dataset's; the table is created, empty, first if it does not exist; an
+            empty dataset commits an empty overwrite, with ``schema`` or else the
+            table's, or only creates a missing table, which needs ``schema``) or
+            ``"create"`` (the table must not exist: it is created empty, with
             ``schema`` or the first block's, before the tasks write, then the rows are
-            appended; an empty dataset leaves the empty table).
+            appended; an empty dataset only creates it, and needs ``schema``: Ray gives
+            the sink no block to take one from).
         schema: The schema to create or overwrite with (default: the first block's).
         storage_options: Passed to :func:`riffledb.connect` in the driver and tasks.
         min_rows_per_write: Rows Ray gives each write task at least (fewer, larger
@@ -163,10 +181,14 @@ class RiffleDatasink(Datasink):
             min_rows_per_write, "min_rows_per_write", minimum=1, none_ok=True
         )
         # Set in the driver by on_write_start, before the tasks are sent (Ray pickles
-        # the sink into them after it): the schema an overwrite writes with.
+        # the sink into them after it): the schema an overwrite writes with, and
+        # whether it ran (Ray skips it for a dataset without blocks) and created the
+        # table (its version).
         self._write_schema: pa.Schema | None = None
         self._started = False
-        #: The version the commit made (None until a write completes).
+        self._created_version: int | None = None
+        #: The version the write made (None until a write completes, and if it made
+        #: none).
         self.committed_version: int | None = None
 
     def _db(self):
@@ -186,10 +208,12 @@ class RiffleDatasink(Datasink):
     def _create(self, schema: pa.Schema | None) -> None:
         if schema is None:
             raise InvalidError(
-                f"Cannot create table '{self.table_name}' from a dataset without a "
-                "schema: pass schema="
+                f"Cannot create table '{self.table_name}': the dataset gave no schema "
+                "(it has no blocks, or blocks without one); pass schema= to "
+                "RiffleDatasink"
             )
-        self._db().create_table(self.table_name, schema=schema)
+        table = self._db().create_table(self.table_name, schema=schema)
+        self._created_version = table.version
 
     def on_write_start(self, schema: pa.Schema | None = None) -> None:
         """Creates the table (``"create"``, or ``"overwrite"`` of a missing table), or
@@ -218,32 +242,67 @@ class RiffleDatasink(Datasink):
 
     def on_write_complete(self, write_result: Any) -> None:
         """Commits every task's fragments in one new version."""
+        try:
+            self._complete(write_result)
+        finally:
+            self._reset()
+
+    def _reset(self) -> None:
+        # A sink may be used for another write.
+        self._write_schema = None
+        self._started = False
+        self._created_version = None
+
+    def _complete(self, write_result: Any) -> None:
+        self.committed_version = None
         texts = [
             text for returned in write_result.write_returns or [] for text in returned
         ]
         if not texts:
-            # No block reached the sink (an empty dataset), so no task wrote and
-            # on_write_start never ran.
-            if self.mode == "create":
-                self._create(self.schema)
-            elif self.mode == "overwrite" and self.schema is not None:
-                db = self._db()
-                if self.table_name not in db:
-                    self._create(self.schema)
-                table = db.open_table(self.table_name)
-                table.add(self.schema.empty_table(), mode="overwrite")
-                self.committed_version = table.version
+            self._complete_without_tasks()
             return
         descriptions = [FragmentDescription.from_json(text) for text in texts]
         table = self._db().open_table(self.table_name)
         mode = "overwrite" if self.mode == "overwrite" else "append"
-        self.committed_version = table.commit_fragments(descriptions, mode=mode)
+        try:
+            self.committed_version = table.commit_fragments(descriptions, mode=mode)
+        except CommitOutcomeUnknownError as error:
+            # Safe to repeat: a commit of descriptions a version already references is
+            # refused, so the rows land once either way.
+            logger.warning(
+                "Committing to riffledb table '%s' failed with an unknown outcome (%s); "
+                "committing the same descriptions again",
+                self.table_name,
+                error,
+            )
+            self.committed_version = table.commit_fragments(descriptions, mode=mode)
+
+    def _complete_without_tasks(self) -> None:
+        """What the mode means for a dataset that no task wrote: Ray gives a dataset
+        without blocks no write task, and calls no on_write_start either."""
+        if not self._started:
+            # The checks and the creation on_write_start makes: append to a missing
+            # table, create of an existing one, or without a schema, fail here.
+            self.on_write_start(None)
+        if self._created_version is not None:
+            # A new, empty table is all the write makes.
+            self.committed_version = self._created_version
+        elif self.mode == "overwrite":
+            table = self._db().open_table(self.table_name)
+            schema = (
+                self._write_schema if self._write_schema is not None else table.schema
+            )
+            table.add(schema.empty_table(), mode="overwrite")
+            self.committed_version = table.version
+        # "append": no rows, no version.
 
     def on_write_failed(self, error: Exception) -> None:
+        self._reset()
         logger.warning(
-            "Writing to riffledb table '%s' failed, nothing was committed (%s); files "
-            "that finished tasks wrote are removed by cleanup_old_versions after its "
-            "grace period",
+            "Writing to riffledb table '%s' failed (%s). Nothing was committed, unless "
+            "the error says that a version already references the files (a commit "
+            "whose outcome was unknown landed); files that no version references are "
+            "removed by cleanup_old_versions after its grace period",
             self.table_name,
             error,
         )
