@@ -215,6 +215,25 @@ def test_read_a_permutation_view(stored):
     assert to_arrow(ds) == expected
 
 
+def test_a_permutation_object_must_match_table_and_version(stored):
+    """table_name= and version= were silently ignored with a Permutation object."""
+    path, table = stored
+    perm_table = riffledb.connect(path).open_table("perm")
+    view = Permutation.from_tables(table, perm_table, "train")
+    with pytest.raises(riffledb.errors.InvalidError) as error:
+        rray.RiffleDatasource(path, "perm", permutation=view)
+    assert str(error.value) == (
+        "table_name is 'perm', but the permutation reads table 't'"
+    )
+    with pytest.raises(riffledb.errors.InvalidError) as error:
+        rray.RiffleDatasource(path, "t", permutation=view, version=1)
+    assert str(error.value) == (
+        f"version is 1, but the permutation reads version {table.version} of table 't'"
+    )
+    source = rray.RiffleDatasource(path, "t", permutation=view, version=table.version)
+    assert ray.data.read_datasource(source).count() == len(view)
+
+
 def test_bad_arguments_are_refused_in_the_driver(stored):
     path, _ = stored
     with pytest.raises(ValueError, match="nope"):

@@ -17,8 +17,10 @@ not at all. Reads split the table (or a filtered scan of it, or one split of a
 permutation) into row ranges read by parallel tasks, all at one pinned version.
 
 A local directory is written and read by tasks on the driver's node only (Ray is told
-``supports_distributed_writes`` / ``_reads`` = False); a database on object storage
-(``s3://...``) is written and read from every node. See ``docs/ray.md``.
+``supports_distributed_writes`` / ``_reads`` = False). Any other uri
+:func:`riffledb.connect` accepts would be written and read from every node; today that
+is none (``memory://`` is refused: it lives in one process), and object storage is
+coming. See ``docs/ray.md``.
 """
 
 from __future__ import annotations
@@ -390,18 +392,23 @@ class RiffleDatasource(Datasource):
     Everything is read at one version, pinned when the datasource is made: the
     table's newest (or ``version``), and the permutation table's. A table is cut into
     ranges of its rows, each read by one task (zero-copy slices of the stored batches;
-    fragments before a task's range are not opened); with a ``filter``, each task
+    a version of more than 64 fragments opens only those in the task's range, a smaller
+    one opens them all); with a ``filter``, each task
     filters its own range, so the rows come in table order and no task scans rows
     outside its range. A permutation is cut into ranges of its positions, each
     gathered by one task in permutation order.
 
     Args:
-        uri: The database.
-        table_name: The table (the base table of a permutation).
+        uri: The database: any uri :func:`riffledb.connect` accepts except
+            ``memory://``.
+        table_name: The table (the base table of a permutation; a Permutation object
+            must read this table, or InvalidError).
         columns: Columns to read (default: all).
         filter: A SQL filter (riffledb's dialect, as ``Table.search().where``); not
             with a permutation (build the permutation with a filter instead).
-        version: The table version to read (default: the newest).
+        version: The table version to read (default: the newest). A Permutation
+            object reads the version it was made at: ``version``, if given, must be
+            that one (InvalidError otherwise).
         permutation: A :class:`~riffledb.permutation.Permutation` (its view: split,
             skip, take, repeat and selection; it is pickled into every task), or the
             name of a permutation table in the same database (then ``split`` picks the
@@ -444,6 +451,20 @@ class RiffleDatasource(Datasource):
                 "Cannot filter a permutation: build the permutation with the filter "
                 "(permutation_builder(table).filter(...))"
             )
+        if isinstance(permutation, Permutation):
+            # The object carries its base table and version (pickled into the tasks):
+            # arguments that disagree would be ignored, so they are refused.
+            base = permutation.base_table.name
+            if table_name != base:
+                raise InvalidError(
+                    f"table_name is '{table_name}', but the permutation reads table "
+                    f"'{base}'"
+                )
+            if version is not None and version != permutation.base_version:
+                raise InvalidError(
+                    f"version is {version}, but the permutation reads version "
+                    f"{permutation.base_version} of table '{base}'"
+                )
         self._local = _is_local(uri)
         db = _connect(uri, storage_options)
         table = db.open_table(table_name, version=version)

@@ -145,8 +145,8 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
         range_begin_(options.range_begin),
         range_end_(std::min(options.range_end.value_or(snapshot_->num_rows()),
                             snapshot_->num_rows())) {
-    // Start at the fragment holding the range's first row; the ones before it are
-    // never opened.
+    // Start at the fragment holding the range's first row; the scan never opens the
+    // ones before it (Snapshot::Open has, for a version of at most kEagerFragments).
     if (range_begin_ >= range_end_) {
       fragment_ = snapshot_->fragments_.size();
     } else if (range_begin_ > 0) {

@@ -142,6 +142,29 @@ TEST_F(ScanRangeTest, FragmentsOutsideTheRangeAreNotOpened) {
   EXPECT_LE(store_->opened.load() - before, 4);
 }
 
+// What the docs say of a range on a small version: at most kEagerFragments fragments
+// are all opened with the snapshot, so a range saves no opening there.
+TEST(ScanRange, ASmallVersionOpensEveryFragmentWithItsSnapshot) {
+  TempDir dir;
+  auto store = std::make_shared<CountingStore>(dir.path() + "/t.riffle");
+  auto first = ReaderOf({IdBatch(0, 10)});
+  auto table = Table::Create("t", store, first->schema(), first.get()).ValueOrDie();
+  for (int i = 1; i < 10; ++i) {
+    ASSERT_OK(table->Append(ReaderOf({IdBatch(10 * i, 10)}).get()));
+  }
+  static_assert(10 <= Snapshot::kEagerFragments);
+  auto fresh = std::make_shared<CountingStore>(dir.path() + "/t.riffle");
+  ASSERT_OK_AND_ASSIGN(auto reopened, Table::Open("t", fresh));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, reopened->snapshot());
+  EXPECT_EQ(fresh->opened.load(), 10);
+  ScanOptions options;
+  options.range_begin = 95;
+  options.range_end = 100;
+  auto rows = snapshot->Scan(options).ValueOrDie()->ToTable().ValueOrDie();
+  EXPECT_EQ(rows->num_rows(), 5);
+  EXPECT_EQ(fresh->opened.load(), 10);  // nothing more, and nothing was saved
+}
+
 TEST_F(ScanRangeTest, BadRangesAreInvalid) {
   ASSERT_OK_AND_ASSIGN(auto snapshot, table_->snapshot());
   ScanOptions options;
