@@ -621,9 +621,22 @@ arrow::Result<uint64_t> Table::CommitFragments(
     return arrow::Status::OK();
   };
   auto committed_by = [&](const format::Manifest& manifest) -> arrow::Status {
+    // A manifest read or committed holds its segments' entries, which are the prefix
+    // of its list (ResolveManifest); anything else is looked at whole.
+    size_t covered = 0;
+    for (const auto& segment : manifest.fragment_segments) {
+      if (segment.entries == nullptr ||
+          segment.entries->size() != static_cast<size_t>(segment.count)) {
+        return check_entries(manifest, 0, manifest.fragments.size());
+      }
+      covered += segment.entries->size();
+    }
+    if (covered > manifest.fragments.size()) {
+      return check_entries(manifest, 0, manifest.fragments.size());
+    }
     size_t begin = 0;
     for (const auto& segment : manifest.fragment_segments) {
-      const size_t end = begin + static_cast<size_t>(segment.count);
+      const size_t end = begin + segment.entries->size();
       if (seen_segments.insert(segment.path).second) {
         ARROW_RETURN_NOT_OK(check_entries(manifest, begin, end));
       }

@@ -334,6 +334,37 @@ TEST_P(WriteFragmentsTest, ABaseVersionFromTheJsonIsNotTrusted) {
   EXPECT_THAT(Ids(*table), ElementsAreArray(Range(100, 103)));
 }
 
+// Many versions, the committed file in segments shared by the later ones (format 2
+// keeps at most 8 entries inline): still found, at the version that committed it.
+TEST_P(WriteFragmentsTest, ACommitFoundInSharedSegmentsIsRejected) {
+  auto table = Create();
+  for (int i = 1; i <= 12; ++i) {
+    ASSERT_OK(table->Append(ReaderOf({IdBatch(10 * i, 10)}).get()));
+  }
+  auto written = Write(*table, 1000, 5);
+  ASSERT_OK_AND_ASSIGN(uint64_t committed,
+                       table->CommitFragments({written}, CommitMode::kAppend));
+  ASSERT_EQ(committed, 14u);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_OK(table->Append(ReaderOf({IdBatch(2000 + 10 * i, 10)}).get()));
+  }
+  if (on_disk()) {
+    ASSERT_OK_AND_ASSIGN(auto snapshot, table->snapshot());
+    ASSERT_FALSE(snapshot->manifest().fragment_segments.empty());
+  }
+  ASSERT_OK(table->Overwrite(ReaderOf({IdBatch(7, 1)}).get()));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "Cannot commit fragment file '" + written.fragments[0].path +
+                                 "' to table 't': version 14 already references it",
+                             table->CommitFragments({written}, CommitMode::kAppend));
+  EXPECT_EQ(table->version(), 27u);
+  EXPECT_THAT(Ids(*table), ElementsAreArray({7}));
+  // Fresh descriptions commit: the scan of every version found nothing else.
+  auto fresh = Write(*table, 8, 2);
+  ASSERT_OK(table->CommitFragments({fresh}, CommitMode::kAppend));
+  EXPECT_THAT(Ids(*table), ElementsAreArray({7, 8, 9}));
+}
+
 // A version that cannot be read may reference the files: the commit fails with its
 // error rather than skipping it. One that is no longer listed (removed by a cleanup
 // during the scan) is skipped.
