@@ -18,6 +18,7 @@ HIERARCHY = {
     errors.RiffledbIndexError: (IndexError,),
     errors.RiffledbIOError: (OSError,),
     errors.CorruptionError: (OSError, ValueError, errors.RiffledbIOError),
+    errors.CommitOutcomeUnknownError: (OSError, errors.RiffledbIOError),
     errors.NotSupportedError: (NotImplementedError,),
     errors.RiffledbMemoryError: (MemoryError,),
     errors.InternalError: (RuntimeError,),

@@ -38,11 +38,22 @@ from . import _riffledb, errors  # noqa: E402
 from ._args import check_storage_options, describe  # noqa: E402
 from .db import DBConnection  # noqa: E402
 from .errors import RiffledbError  # noqa: E402
+from .fragments import FragmentDescription, commit_fragments, write_fragments  # noqa: E402
 from .table import Table  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["connect", "DBConnection", "RiffledbError", "Table", "errors", "__version__"]
+__all__ = [
+    "connect",
+    "commit_fragments",
+    "write_fragments",
+    "DBConnection",
+    "FragmentDescription",
+    "RiffledbError",
+    "Table",
+    "errors",
+    "__version__",
+]
 
 
 def connect(

@@ -27,6 +27,7 @@ __all__ = [
     "RiffledbIndexError",
     "RiffledbIOError",
     "CorruptionError",
+    "CommitOutcomeUnknownError",
     "NotSupportedError",
     "RiffledbMemoryError",
     "InternalError",
@@ -84,6 +85,17 @@ class CorruptionError(RiffledbIOError, InvalidError):
     with other arguments cannot help; restoring the file can), and a ``ValueError``
     because riffledb raised ``ValueError`` for it before this class existed. The standard
     library's ``io.UnsupportedOperation`` is both in the same way.
+    """
+
+
+class CommitOutcomeUnknownError(RiffledbIOError):
+    """A commit failed in a way that leaves its outcome unknown: the storage failed and
+    could not be read back, so the new version may be visible or not. Every file the
+    commit wrote is kept. The message names the table and the version.
+
+    Committing the same fragment descriptions again is safe
+    (:meth:`Table.commit_fragments`): it commits them if the first commit did not land,
+    and is refused naming the version that references them if it did.
     """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -28,6 +28,7 @@ from .errors import (
     NotSupportedError,
     RiffledbTypeError,
 )
+from .fragments import FragmentDescription, check_commit_mode, check_descriptions
 from .query import Query, TakeQuery, native_read_all
 
 if TYPE_CHECKING:
@@ -612,6 +613,76 @@ class Table:
     def delete(self, where: str) -> None:
         """Deletes the rows matching the SQL filter ``where``."""
         self._inner.delete(check_str(where, "where"))
+
+    # -- distributed writes (riffledb.fragments) ----------------------------------------
+    def write_fragments(
+        self, data: Any, *, schema: pa.Schema | None = None
+    ) -> list[FragmentDescription]:
+        """Writes ``data`` as new files of this table without committing them: the
+        first step of a distributed write (see :mod:`riffledb.fragments`).
+
+        Readers see nothing until :meth:`commit_fragments` commits the descriptions,
+        in this process or another one (they pickle, and travel as JSON). Works on a
+        table pickled into a worker, whatever version it is pinned to.
+
+        Args:
+            data: What :meth:`add` accepts, matched to the newest version's schema as
+                :meth:`add` matches it (the same check and messages).
+            schema: Write for this schema instead (data matched to it as
+                ``create_table(schema=)`` does): for an ``overwrite`` that changes the
+                schema.
+
+        Returns:
+            One description per file written (a file holds up to 1,048,576 rows); for
+            data without rows, one description of no file, which carries the schema.
+
+        Raises:
+            ValueError: the data does not fit the schema (nothing is left behind).
+        """
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise RiffledbTypeError(
+                f"schema must be a pyarrow.Schema or None, got {describe(schema)}"
+            )
+        stream = to_arrow_stream(data)  # None: no rows
+        texts = call_with_source(
+            stream, lambda: self._inner.write_fragments(stream, schema)
+        )
+        return [FragmentDescription(text) for text in texts]
+
+    def commit_fragments(
+        self,
+        descriptions: Iterable[FragmentDescription],
+        mode: Literal["append", "overwrite"] = "append",
+    ) -> int:
+        """Commits the files of ``descriptions`` in one new version, atomically (every
+        row or none): the second step of a distributed write.
+
+        Rebased on concurrent writers as :meth:`add` is, and this object moves to the
+        new version.
+
+        Args:
+            descriptions: From :meth:`write_fragments` (any process, any worker).
+            mode: ``"append"`` adds their rows; ``"overwrite"`` replaces every row, and
+                the schema, with theirs.
+
+        Returns:
+            The new version.
+
+        Raises:
+            InvalidError: before anything is committed, naming the file: a description
+                of another table, descriptions of different schemas (or, to append, not
+                the table's), a file named twice, a file that is not in this table as
+                described (never written here, or removed by a cleanup), a description
+                whose ``base_version`` is above the newest version, or a file that any
+                version still listed references (every one is read: committing the
+                same descriptions twice never duplicates rows); or this object is
+                checked out at an old version. No file is removed on error.
+            OSError: a version that may reference the files cannot be read (its error,
+                e.g. CorruptionError, naming the version).
+        """
+        texts = check_descriptions(descriptions)
+        overwrite = check_commit_mode(mode)
+        return self._inner.commit_fragments(texts, overwrite)
 
     # -- maintenance --------------------------------------------------------------------
     def cleanup_old_versions(

@@ -26,6 +26,7 @@ struct ErrorClasses {
   PyObject* index = nullptr;
   PyObject* io = nullptr;
   PyObject* corruption = nullptr;
+  PyObject* commit_outcome_unknown = nullptr;
   PyObject* not_supported = nullptr;
   PyObject* memory = nullptr;
   PyObject* internal = nullptr;
@@ -43,6 +44,7 @@ PyObject* ClassFor(const arrow::Status& status) {
   if (c.invalid == nullptr && !LookUpClasses()) return PyExc_RuntimeError;
   std::optional<ErrorKind> kind = GetErrorKind(status);
   if (kind == ErrorKind::kCorruption) return c.corruption;
+  if (kind == ErrorKind::kCommitOutcomeUnknown) return c.commit_outcome_unknown;
   switch (status.code()) {
     case arrow::StatusCode::Invalid:
     case arrow::StatusCode::SerializationError:
@@ -112,6 +114,7 @@ bool LookUpClasses() {
   c.index = get("RiffledbIndexError");
   c.io = get("RiffledbIOError");
   c.corruption = get("CorruptionError");
+  c.commit_outcome_unknown = get("CommitOutcomeUnknownError");
   c.not_supported = get("NotSupportedError");
   c.memory = get("RiffledbMemoryError");
   c.internal = get("InternalError");

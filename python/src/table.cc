@@ -85,6 +85,18 @@ Progress PythonProgress(const nb::object& callback) {
 }  // namespace
 
 void RegisterTable(nb::module_& m) {
+  // Validates a fragment description (JSON text); returns (table, base version, schema
+  // capsule, [(path, rows)]).
+  m.def("parse_fragment_description", [](const std::string& text) {
+    auto written = ValueOrThrow(format::WrittenFragments::FromJson(text));
+    std::vector<std::pair<std::string, int64_t>> files;
+    for (const auto& fragment : written.fragments) {
+      files.emplace_back(fragment.path, fragment.physical_rows);
+    }
+    return std::make_tuple(written.table, written.base_version,
+                           ExportSchema(written.schema), files);
+  });
+
   // A pinned, immutable version of a table: what permutations read.
   nb::class_<Snapshot>(m, "Snapshot")
       .def_prop_ro("version", &Snapshot::version)
@@ -127,7 +139,8 @@ void RegisterTable(nb::module_& m) {
                           std::vector<std::pair<std::string, std::string>>>
                  projection,
              bool with_row_id, int64_t offset, std::optional<int64_t> limit,
-             int64_t max_batch_rows) {
+             int64_t max_batch_rows, int64_t range_begin,
+             std::optional<int64_t> range_end) {
             auto snapshot = CurrentSnapshot(t);
             auto reader = ValueOrThrow(WithoutGil(
                 [&]() -> arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> {
@@ -153,12 +166,16 @@ void RegisterTable(nb::module_& m) {
                   options.offset = offset;
                   options.limit = limit;
                   options.max_batch_rows = max_batch_rows;
+                  options.range_begin = range_begin;
+                  options.range_end = range_end;
                   return snapshot->Scan(options);
                 }));
             return WrapStream(std::move(reader));
           },
           nb::arg("filter").none(), nb::arg("projection"), nb::arg("with_row_id"),
-          nb::arg("offset"), nb::arg("limit").none(), nb::arg("max_batch_rows"))
+          nb::arg("offset"), nb::arg("limit").none(), nb::arg("max_batch_rows"),
+          nb::kw_only(), nb::arg("range_begin") = 0,
+          nb::arg("range_end").none() = nb::none())
       .def(
           "take_offsets",
           [](const Table& t, Int64Array offsets, const std::vector<std::string>& columns,
@@ -198,6 +215,43 @@ void RegisterTable(nb::module_& m) {
              auto reader = ValueOrThrow(ImportStream(data));
              return ValueOrThrow(WithoutGil([&] { return t.Overwrite(reader.get()); }));
            })
+      // Returns the descriptions as JSON text, one per file written
+      // (format::WrittenFragments); riffledb.fragments wraps them.
+      .def(
+          "write_fragments",
+          [](Table& t, nb::handle data, nb::handle schema) {
+            std::shared_ptr<arrow::RecordBatchReader> reader;  // null: no rows
+            if (!data.is_none()) reader = ValueOrThrow(ImportStream(data));
+            std::shared_ptr<arrow::Schema> arrow_schema;
+            if (!schema.is_none()) arrow_schema = ValueOrThrow(ImportSchema(schema));
+            return ValueOrThrow(
+                WithoutGil([&]() -> arrow::Result<std::vector<std::string>> {
+                  ARROW_ASSIGN_OR_RAISE(auto written,
+                                        t.WriteFragments(reader.get(), arrow_schema));
+                  std::vector<std::string> texts;
+                  for (const auto& one : written.SplitByFile()) {
+                    ARROW_ASSIGN_OR_RAISE(auto text, one.ToJson());
+                    texts.push_back(std::move(text));
+                  }
+                  return texts;
+                }));
+          },
+          nb::arg("data").none(), nb::arg("schema").none())
+      .def(
+          "commit_fragments",
+          [](Table& t, const std::vector<std::string>& descriptions, bool overwrite) {
+            return ValueOrThrow(WithoutGil([&]() -> arrow::Result<uint64_t> {
+              std::vector<format::WrittenFragments> written;
+              written.reserve(descriptions.size());
+              for (const auto& text : descriptions) {
+                ARROW_ASSIGN_OR_RAISE(auto one, format::WrittenFragments::FromJson(text));
+                written.push_back(std::move(one));
+              }
+              return t.CommitFragments(
+                  written, overwrite ? CommitMode::kOverwrite : CommitMode::kAppend);
+            }));
+          },
+          nb::arg("descriptions"), nb::arg("overwrite"))
       .def("delete",
            [](Table& t, const std::string& filter) {
              return ValueOrThrow(WithoutGil([&]() -> arrow::Result<uint64_t> {

@@ -154,7 +154,7 @@ class FragmentWriter {
   arrow::Result<std::vector<WrittenFragment>> Finish() {
     ARROW_RETURN_NOT_OK(coalescer_.Finish());
     if (!written_.empty()) {
-      ARROW_RETURN_NOT_OK(fs_.SyncDir(io::JoinPath(table_dir_, "data")));
+      ARROW_RETURN_NOT_OK(fs_.SyncDir(io::JoinPath(table_dir_, std::string(kDataDir))));
     }
     done_ = true;
     return written_;
@@ -185,7 +185,7 @@ class FragmentWriter {
       if (extended == nullptr) return arrow::Status::Invalid("Cannot write dictionaries");
     }
     if (!sink_) {
-      std::string relative = "data/" + io::RandomId() + ".arrow";
+      std::string relative = DataFilePath(io::RandomId() + ".arrow");
       ARROW_ASSIGN_OR_RAISE(
           sink_, FileSink::Open(fs_, io::JoinPath(table_dir_, relative), schema_));
       sink_relative_ = relative;
@@ -479,6 +479,87 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
   auto data = FragmentData::Make(std::move(batches));
   data->source = std::move(file);
   return data;
+}
+
+namespace {
+
+arrow::Status DescriptionMismatch(const std::string& path, const std::string& what) {
+  return arrow::Status::Invalid("Fragment file '", path,
+                                "' does not match its description: ", what);
+}
+
+}  // namespace
+
+arrow::Status CheckDescribedFragment(const WrittenFragment& described,
+                                     const arrow::Schema& schema,
+                                     const FragmentFacts& found) {
+  auto differ = [&](const std::string& what, int64_t has, int64_t says) {
+    return DescriptionMismatch(described.path, "it has " + std::to_string(has) + " " +
+                                                   what + ", the description says " +
+                                                   std::to_string(says));
+  };
+  if (found.size && described.digest && *found.size != described.digest->size) {
+    return differ("bytes", *found.size, described.digest->size);
+  }
+  if (found.schema != nullptr &&
+      !found.schema->Equals(schema, /*check_metadata=*/false)) {
+    return DescriptionMismatch(described.path,
+                               "its schema is\n" + found.schema->ToString() +
+                                   "\nthe description says\n" + schema.ToString());
+  }
+  if (found.num_batches && *found.num_batches != described.num_batches) {
+    return differ("record batches", *found.num_batches, described.num_batches);
+  }
+  if (found.rows && *found.rows != described.physical_rows) {
+    return differ("rows", *found.rows, described.physical_rows);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status DescribedFragmentMissing(const std::string& path,
+                                       const std::string& location) {
+  return arrow::Status::Invalid(
+      "Fragment file '", path, "' does not exist in the table at '", location,
+      "': it was written for another table, or removed by cleanup_old_versions");
+}
+
+arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
+                                const WrittenFragment& described,
+                                const arrow::Schema& schema) {
+  ARROW_ASSIGN_OR_RAISE(auto file, fs.OpenInput(path));
+  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  // The size first: free, and what a truncated or foreign file gets wrong.
+  ARROW_RETURN_NOT_OK(CheckDescribedFragment(described, schema,
+                                             {.size = size,
+                                              .schema = nullptr,
+                                              .num_batches = std::nullopt,
+                                              .rows = std::nullopt}));
+  static constexpr std::string_view kMagic = "ARROW1";
+  ARROW_ASSIGN_OR_RAISE(auto head, file->ReadAt(0, static_cast<int64_t>(kMagic.size())));
+  if (std::string_view(reinterpret_cast<const char*>(head->data()),
+                       static_cast<size_t>(head->size())) != kMagic) {
+    return DescriptionMismatch(described.path, "it is not an Arrow IPC file");
+  }
+  auto reader = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
+  if (!reader.ok()) {
+    return DescriptionMismatch(described.path, reader.status().message());
+  }
+  // Schema and batch count from the footer before rows are counted from every batch's
+  // metadata.
+  ARROW_RETURN_NOT_OK(
+      CheckDescribedFragment(described, schema,
+                             {.size = std::nullopt,
+                              .schema = (*reader)->schema(),
+                              .num_batches = (*reader)->num_record_batches(),
+                              .rows = std::nullopt}));
+  auto counted = (*reader)->CountRows();
+  if (!counted.ok())
+    return DescriptionMismatch(described.path, counted.status().message());
+  return CheckDescribedFragment(described, schema,
+                                {.size = std::nullopt,
+                                 .schema = nullptr,
+                                 .num_batches = std::nullopt,
+                                 .rows = *counted});
 }
 
 namespace {

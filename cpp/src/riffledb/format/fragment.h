@@ -67,14 +67,6 @@ class BatchCoalescer {
   int64_t fragment_rows_ = 0;  // emitted into the current fragment
 };
 
-/// A fragment file written by WriteFragments, not yet part of any manifest.
-struct WrittenFragment {
-  std::string path;  ///< relative to the table directory, `data/<random id>.arrow`
-  int64_t physical_rows = 0;
-  std::optional<FileDigest> digest;  ///< of the file as written (none in memory)
-  int64_t num_batches = 0;           ///< record batches in the file
-};
-
 /// Streams `reader` into one or more fragment files under `table_dir/data/`, through
 /// `fs`. Every batch must have exactly `schema` (names, types, nullability; metadata of
 /// the first is kept): otherwise Invalid naming both schemas, and files written so far
@@ -118,6 +110,41 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenFragmentFile(
     io::FileSystem& fs, const std::string& path,
     const std::shared_ptr<arrow::Schema>& schema, int64_t expected_rows,
     const std::optional<FileDigest>& digest = std::nullopt);
+
+/// What a fragment file holds, as far as a description (WrittenFragment) can say,
+/// found without reading its data: from a file's size and footer (CheckFragmentFile) or
+/// from a memory table's batches. Members left unset are not compared.
+struct FragmentFacts {
+  std::optional<int64_t> size;            ///< bytes of the file
+  std::shared_ptr<arrow::Schema> schema;  ///< null: not known
+  std::optional<int64_t> num_batches;
+  std::optional<int64_t> rows;
+};
+
+/// The one comparison of a fragment file with its description, for both stores: OK if
+/// `found` agrees with `described` and `schema` (the description's; metadata ignored),
+/// else Invalid "Fragment file '<described.path>' does not match its description: ..."
+/// naming the first difference (size, when the description has one; schema; record
+/// batches; rows).
+arrow::Status CheckDescribedFragment(const WrittenFragment& described,
+                                     const arrow::Schema& schema,
+                                     const FragmentFacts& found);
+
+/// Invalid "Fragment file '<path>' does not exist in the table at '<location>': ...",
+/// the error of both stores for a described file they do not hold.
+arrow::Status DescribedFragmentMissing(const std::string& path,
+                                       const std::string& location);
+
+/// Checks, without reading its data, that the file at `path` is the fragment file
+/// `described` describes, with `schema` (the description's): its size (when
+/// described), the Arrow IPC file magic, then its schema, record batches and rows from
+/// the footer and each batch's metadata, compared by CheckDescribedFragment. The check
+/// of a file named by an untrusted description before it is committed (the data and
+/// its CRC are checked by reads and VerifyFile). Invalid naming `described.path`
+/// otherwise.
+arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
+                                const WrittenFragment& described,
+                                const arrow::Schema& schema);
 
 /// Writes a deletion file: `rows` (strictly increasing row indexes within a fragment) as
 /// an Arrow IPC file with one non-null uint32 column `row`, created exclusively through

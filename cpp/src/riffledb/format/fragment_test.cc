@@ -20,6 +20,48 @@
 namespace riffledb::format {
 namespace {
 
+// The one comparison of a file with its description (both stores call it): each
+// difference, first one first, in exact words.
+TEST(CheckDescribedFragment, NamesTheFirstDifference) {
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  auto other = arrow::schema({arrow::field("id", arrow::int32())});
+  const WrittenFragment described{"data/f.arrow", 10, FileDigest{500, 7}, 2};
+  const std::string prefix =
+      "Fragment file 'data/f.arrow' does not match its description: ";
+  ASSERT_OK(CheckDescribedFragment(described, *schema, {}));
+  ASSERT_OK(CheckDescribedFragment(
+      described, *schema, {.size = 500, .schema = schema, .num_batches = 2, .rows = 10}));
+  auto message = [&](const FragmentFacts& found) {
+    return CheckDescribedFragment(described, *schema, found).message();
+  };
+  EXPECT_EQ(
+      message({.size = 499, .schema = nullptr, .num_batches = 3, .rows = std::nullopt}),
+      prefix + "it has 499 bytes, the description says 500");
+  EXPECT_EQ(message({.size = std::nullopt,
+                     .schema = other,
+                     .num_batches = 3,
+                     .rows = std::nullopt}),
+            prefix + "its schema is\nid: int32\nthe description says\nid: int64");
+  EXPECT_EQ(
+      message({.size = std::nullopt, .schema = nullptr, .num_batches = 3, .rows = 9}),
+      prefix + "it has 3 record batches, the description says 2");
+  EXPECT_EQ(message({.size = std::nullopt,
+                     .schema = nullptr,
+                     .num_batches = std::nullopt,
+                     .rows = 9}),
+            prefix + "it has 9 rows, the description says 10");
+  // A description without a digest (a memory table's) has no size to compare.
+  WrittenFragment no_digest = described;
+  no_digest.digest.reset();
+  ASSERT_OK(CheckDescribedFragment(
+      no_digest, *schema,
+      {.size = 1, .schema = nullptr, .num_batches = std::nullopt, .rows = std::nullopt}));
+  EXPECT_EQ(
+      DescribedFragmentMissing("data/f.arrow", "memory://t").message(),
+      "Fragment file 'data/f.arrow' does not exist in the table at 'memory://t': it "
+      "was written for another table, or removed by cleanup_old_versions");
+}
+
 class FragmentTest : public ::testing::Test {
  protected:
   void SetUp() override {

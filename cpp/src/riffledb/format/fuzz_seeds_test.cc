@@ -156,5 +156,25 @@ TEST(FuzzSeeds, DISABLED_Generate) {
   ASSERT_OK(io::Local()->DeleteTree(dir));
 }
 
+TEST(FuzzSeeds, DISABLED_GenerateWrittenFragments) {
+  WrittenFragments w;
+  w.table = "images";
+  w.base_version = 3;
+  w.schema = RichSchema();
+  w.fragments = {{"data/0123456789abcdef0123456789abcdef.arrow", 1000,
+                  FileDigest{123456, 0x89abcdef}, 2},
+                 {"data/fedcba9876543210fedcba9876543210.arrow", 20,
+                  FileDigest{4096, 0x01234567}, 1}};
+  ASSERT_OK_AND_ASSIGN(auto text, w.ToJson());
+  WriteSeed("written_fragments_fuzz", "two_files.json", text);
+  w.schema = arrow::schema({arrow::field("x", arrow::int64())});
+  w.fragments = {{"data/0", 5, std::nullopt, 1}};
+  ASSERT_OK_AND_ASSIGN(text, w.ToJson());
+  WriteSeed("written_fragments_fuzz", "memory_file.json", text);
+  w.fragments.clear();
+  ASSERT_OK_AND_ASSIGN(text, w.ToJson());
+  WriteSeed("written_fragments_fuzz", "no_file.json", text);
+}
+
 }  // namespace
 }  // namespace riffledb::format

@@ -16,7 +16,6 @@
 #include <span>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 
 #include "riffledb/util/crc32c.h"
 #include "riffledb/util/status.h"
@@ -836,6 +835,159 @@ std::vector<std::string> ReferencedFiles(const Manifest& manifest) {
   for (const auto& segment : manifest.fragment_segments) paths.push_back(segment.path);
   for (const auto& segment : manifest.history_segments) paths.push_back(segment.path);
   return paths;
+}
+
+std::string DataFilePath(std::string_view name) {
+  std::string path(kDataDir);
+  path += '/';
+  path += name;
+  return path;
+}
+
+bool IsDataFilePath(std::string_view path) {
+  return path.size() > kDataDir.size() + 1 && path.starts_with(kDataDir) &&
+         path[kDataDir.size()] == '/' &&
+         path.find('/', kDataDir.size() + 1) == std::string_view::npos;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fragment descriptions (Table::WriteFragments / CommitFragments)
+
+namespace {
+
+constexpr std::string_view kDescriptionKind = "riffledb.written_fragments";
+constexpr std::string_view kDescriptionSource = "Invalid fragment description";
+
+// The checks FromJson makes beyond the JSON encoding, shared with ToJson so that it
+// never writes what FromJson would reject: those of a manifest's fragment entry
+// (ValidateFragment, whose messages they are), and what a description adds.
+arrow::Status ValidateWrittenFragment(const ManifestError& err, const WrittenFragment& f,
+                                      const std::string& at) {
+  // A description never reaches a manifest, segment or deletion file.
+  if (!IsDataFilePath(f.path)) {
+    ARROW_RETURN_NOT_OK(ValidateRelativePath(err, f.path, at + ".path"));
+    return err.Invalid("'", at, ".path' is '", f.path,
+                       "', must name a file in the table's ", kDataDir, "/ directory");
+  }
+  // WriteFragments never writes a file without rows (a manifest may list one).
+  if (f.physical_rows < 1) {
+    return err.Invalid("'", at, ".physical_rows' is ", f.physical_rows,
+                       ", must be at least 1");
+  }
+  FragmentInfo info;
+  info.path = f.path;
+  info.physical_rows = f.physical_rows;
+  info.digest = f.digest;
+  info.num_batches = f.num_batches;
+  return ValidateFragment(err, info, at);
+}
+
+arrow::Status ValidateWrittenFragments(const ManifestError& err,
+                                       const WrittenFragments& w) {
+  if (w.table.empty()) return err.Invalid("'table' is empty");
+  if (w.base_version < 1) {
+    return err.Invalid("'base_version' is ", w.base_version, ", must be at least 1");
+  }
+  if (w.schema == nullptr) return err.Invalid("'schema' is missing");
+  // A file named twice, here or across descriptions, is refused by CommitFragments, the
+  // one place that sees them all.
+  for (size_t i = 0; i < w.fragments.size(); ++i) {
+    ARROW_RETURN_NOT_OK(ValidateWrittenFragment(err, w.fragments[i],
+                                                "fragments[" + std::to_string(i) + "]"));
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+int64_t WrittenFragments::num_rows() const {
+  int64_t rows = 0;
+  for (const auto& fragment : fragments) rows += fragment.physical_rows;
+  return rows;
+}
+
+std::vector<WrittenFragments> WrittenFragments::SplitByFile() const {
+  if (fragments.size() <= 1) return {*this};
+  std::vector<WrittenFragments> split;
+  split.reserve(fragments.size());
+  for (const auto& fragment : fragments) {
+    split.push_back({table, base_version, schema, {fragment}});
+  }
+  return split;
+}
+
+arrow::Result<std::string> WrittenFragments::ToJson() const {
+  ManifestError err(kDescriptionSource, /*reading=*/false);
+  ARROW_RETURN_NOT_OK(ValidateWrittenFragments(err, *this));
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> ipc_schema,
+                        arrow::ipc::SerializeSchema(*schema));
+  try {
+    OrderedJson doc;
+    doc["kind"] = kDescriptionKind;
+    doc["format_version"] = kFormatVersion;
+    doc["table"] = table;
+    doc["base_version"] = base_version;
+    doc["schema"] = arrow::util::base64_encode(
+        std::string_view(reinterpret_cast<const char*>(ipc_schema->data()),
+                         static_cast<size_t>(ipc_schema->size())));
+    OrderedJson list = OrderedJson::array();
+    for (const auto& f : fragments) {
+      OrderedJson fragment;
+      fragment["path"] = f.path;
+      fragment["physical_rows"] = f.physical_rows;
+      fragment["batches"] = f.num_batches;
+      PutDigest(&fragment, f.digest);
+      list.push_back(std::move(fragment));
+    }
+    doc["fragments"] = std::move(list);
+    // Throws (caught below) on invalid UTF-8 in the table name.
+    return doc.dump();
+  } catch (const std::exception& e) {
+    return err.Invalid("cannot serialize: ", e.what());
+  }
+}
+
+arrow::Result<WrittenFragments> WrittenFragments::FromJson(std::string_view json) {
+  ManifestError err(kDescriptionSource, /*reading=*/false);
+  ARROW_ASSIGN_OR_RAISE(Json doc, ParseDocument(json, err, "fragment description"));
+  ARROW_ASSIGN_OR_RAISE(std::string kind, GetString(err, doc, "kind", "kind"));
+  if (kind != kDescriptionKind) {
+    return err.Invalid("'kind' is '", kind, "', must be '", kDescriptionKind, "'");
+  }
+  ARROW_ASSIGN_OR_RAISE(int64_t format_version, GetFormatVersion(err, doc));
+  if (format_version < 2) {
+    return err.Invalid("'format_version' is ", format_version,
+                       ", descriptions start at format 2");
+  }
+  WrittenFragments w;
+  ARROW_ASSIGN_OR_RAISE(w.table, GetString(err, doc, "table", "table"));
+  ARROW_ASSIGN_OR_RAISE(w.base_version, GetUint64(err, doc, "base_version", 1));
+  ARROW_ASSIGN_OR_RAISE(std::string schema, GetString(err, doc, "schema", "schema"));
+  ARROW_ASSIGN_OR_RAISE(w.schema, DecodeSchema(err, schema));
+  const Json* fragments = Find(doc, "fragments");
+  if (fragments == nullptr) return err.Invalid("missing key 'fragments'");
+  if (!fragments->is_array()) {
+    return err.Invalid("'fragments' must be an array, got ", fragments->type_name());
+  }
+  w.fragments.reserve(fragments->size());
+  for (size_t i = 0; i < fragments->size(); ++i) {
+    const Json& f = (*fragments)[i];
+    const std::string at = "fragments[" + std::to_string(i) + "]";
+    if (!f.is_object()) {
+      return err.Invalid("'", at, "' must be an object, got ", f.type_name());
+    }
+    WrittenFragment fragment;
+    ARROW_ASSIGN_OR_RAISE(fragment.path, GetString(err, f, "path", at + ".path"));
+    ARROW_ASSIGN_OR_RAISE(
+        fragment.physical_rows,
+        GetInt(err, f, "physical_rows", at + ".physical_rows", 1, kMaxFragmentRows));
+    ARROW_ASSIGN_OR_RAISE(fragment.num_batches, GetInt(err, f, "batches", at + ".batches",
+                                                       1, kMaxFragmentRows));
+    ARROW_ASSIGN_OR_RAISE(fragment.digest, GetDigest(err, f, at));
+    w.fragments.push_back(std::move(fragment));
+  }
+  ARROW_RETURN_NOT_OK(ValidateWrittenFragments(err, w));
+  return w;
 }
 
 }  // namespace riffledb::format

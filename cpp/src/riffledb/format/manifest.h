@@ -57,6 +57,52 @@ struct FragmentInfo {
   bool operator==(const FragmentInfo&) const = default;
 };
 
+/// The directory of a table that holds its fragment files: both stores name every
+/// fragment file `data/<name>` (DataFilePath), and a fragment description may name no
+/// other file (IsDataFilePath).
+constexpr std::string_view kDataDir = "data";
+/// `data/<name>`: the path of a fragment file relative to the table directory.
+std::string DataFilePath(std::string_view name);
+/// Whether `path` (relative to the table directory) names a file directly in `data/`.
+bool IsDataFilePath(std::string_view path);
+
+/// A fragment file written by WriteFragments (fragment.h), not yet part of any manifest.
+struct WrittenFragment {
+  std::string path;  ///< relative to the table directory, `data/<random id>.arrow`
+  int64_t physical_rows = 0;
+  std::optional<FileDigest> digest;  ///< of the file as written (none in memory)
+  int64_t num_batches = 0;           ///< record batches in the file
+  bool operator==(const WrittenFragment&) const = default;
+};
+
+/// Fragment files written for a table and not committed yet (Table::WriteFragments):
+/// what a worker of a distributed write hands to the process that commits
+/// (Table::CommitFragments). Value type; serialises to a compact JSON document
+/// (docs/format.md, "Fragment descriptions") that crosses process and machine
+/// boundaries, and is parsed back as untrusted input.
+struct WrittenFragments {
+  std::string table;          ///< the name of the table they were written for
+  uint64_t base_version = 0;  ///< the table's newest version when they were written
+  /// The schema of the files (names, types, nullability, metadata).
+  std::shared_ptr<arrow::Schema> schema;
+  std::vector<WrittenFragment> fragments;  ///< in write order
+
+  int64_t num_rows() const;
+  /// One description per file, each committable on its own; one of no file (which
+  /// carries the schema) if there is none.
+  std::vector<WrittenFragments> SplitByFile() const;
+  /// One line of JSON, the schema as a base64 Arrow IPC schema message. Invalid if a
+  /// field is out of range (what FromJson would reject).
+  arrow::Result<std::string> ToJson() const;
+  /// Parses and validates a description (untrusted: JSON syntax, the kind and format
+  /// version, required keys and their types, row counts and sizes in range, paths of
+  /// fragment files `data/...` relative to the table; a path named twice is refused by
+  /// Table::CommitFragments, which sees every description). Errors are Invalid
+  /// starting "Invalid fragment description: " and naming the key ("fragments[2].path").
+  /// Never crashes.
+  static arrow::Result<WrittenFragments> FromJson(std::string_view json);
+};
+
 /// One committed version as the history of a later one records it.
 struct VersionRecord {
   uint64_t version = 0;

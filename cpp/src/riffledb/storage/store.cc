@@ -19,7 +19,6 @@ namespace {
 
 constexpr char kVersionsDir[] = "_versions";
 constexpr char kDeletionsDir[] = "_deletions";
-constexpr char kDataDir[] = "data";
 constexpr char kSegmentsDir[] = "_segments";
 
 int64_t NowMs() {
@@ -175,6 +174,31 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
   return data;
 }
 
+arrow::Status DirectoryStore::CheckWrittenFragment(
+    const format::WrittenFragment& fragment, const arrow::Schema& schema) {
+  if (!fragment.digest) {
+    // Every file WriteFragments writes here has one: a description without it was
+    // written for a memory table, or by hand.
+    return arrow::Status::Invalid("Fragment file '", fragment.path,
+                                  "' has no size and crc32c in its description, as "
+                                  "every file written to a table directory has");
+  }
+  const std::string path = dir_.Resolve(fragment.path);
+  ARROW_ASSIGN_OR_RAISE(auto type, dir_.fs()->Type(path));
+  if (type != io::EntryType::kFile) {
+    ARROW_RETURN_NOT_OK(CheckNotDropped());
+    return format::DescribedFragmentMissing(fragment.path, dir_.path());
+  }
+  return IfDropped(format::CheckFragmentFile(*dir_.fs(), path, fragment, schema));
+}
+
+arrow::Result<bool> DirectoryStore::HasFile(const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(auto type, dir_.fs()->Type(dir_.Resolve(path)));
+  if (type == io::EntryType::kFile) return true;
+  ARROW_RETURN_NOT_OK(CheckNotDropped());
+  return false;
+}
+
 arrow::Result<format::DeletionFileInfo> DirectoryStore::WriteDeletionFile(
     const std::vector<uint32_t>& rows) {
   ARROW_RETURN_NOT_OK(CheckNotDropped());
@@ -219,8 +243,10 @@ void DirectoryStore::RemoveUnreferenced(const std::vector<std::string>& paths) {
 
 arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
   std::vector<StoredFile> files;
-  for (const char* dir : {kDataDir, kDeletionsDir, kSegmentsDir, kVersionsDir}) {
-    const bool versions = std::string_view(dir) == kVersionsDir;
+  for (const std::string& dir :
+       {std::string(format::kDataDir), std::string(kDeletionsDir),
+        std::string(kSegmentsDir), std::string(kVersionsDir)}) {
+    const bool versions = dir == kVersionsDir;
     ARROW_ASSIGN_OR_RAISE(auto entries, dir_.fs()->List(dir_.Resolve(dir)));
     for (const auto& entry : entries) {
       if (entry.type != io::EntryType::kFile) continue;
@@ -228,8 +254,8 @@ arrow::Result<std::vector<StoredFile>> DirectoryStore::ListFiles() {
       // manifests are removed by version, and files this code does not know are left
       // alone.
       if (versions && !format::IsTemporaryFileName(entry.name)) continue;
-      files.push_back({std::string(dir) + "/" + entry.name,
-                       std::max<int64_t>(0, entry.size), entry.mtime_ms});
+      files.push_back(
+          {dir + "/" + entry.name, std::max<int64_t>(0, entry.size), entry.mtime_ms});
     }
   }
   return files;
@@ -302,7 +328,7 @@ arrow::Result<std::vector<format::WrittenFragment>> MemoryStore::WriteFragments(
       },
       [&] {
         std::lock_guard<ForkSafeMutex> lock(mu_);
-        std::string path = "data/" + std::to_string(next_file_++);
+        std::string path = format::DataFilePath(std::to_string(next_file_++));
         fragments_.emplace(path, FragmentData::Make(std::move(batches)));
         created_ms_[path] = NowMs();
         written.push_back({path, rows, std::nullopt,
@@ -347,6 +373,28 @@ arrow::Result<std::shared_ptr<const FragmentData>> MemoryStore::OpenFragment(
                                   " is missing");
   }
   return it->second;
+}
+
+arrow::Status MemoryStore::CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                                const arrow::Schema& schema) {
+  std::shared_ptr<const FragmentData> data;
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    auto it = fragments_.find(fragment.path);
+    if (it != fragments_.end()) data = it->second;
+  }
+  if (data == nullptr) return format::DescribedFragmentMissing(fragment.path, location_);
+  return format::CheckDescribedFragment(
+      fragment, schema,
+      {.size = std::nullopt,
+       .schema = data->batches.empty() ? nullptr : data->batches[0]->schema(),
+       .num_batches = static_cast<int64_t>(data->batches.size()),
+       .rows = data->num_rows()});
+}
+
+arrow::Result<bool> MemoryStore::HasFile(const std::string& path) {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  return fragments_.count(path) != 0 || deletions_.count(path) != 0;
 }
 
 arrow::Result<format::DeletionFileInfo> MemoryStore::WriteDeletionFile(

@@ -63,6 +63,16 @@ class Store {
       const std::shared_ptr<arrow::Schema>& schema, arrow::RecordBatchReader* reader) = 0;
   virtual arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info, const std::shared_ptr<arrow::Schema>& schema) = 0;
+  /// Checks that the file `fragment` describes (written by WriteFragments, maybe by
+  /// another process) is in this store as described, without reading its data: the
+  /// check Table::CommitFragments makes before it references the file. Invalid naming
+  /// the file if it is missing (format::DescribedFragmentMissing) or differs
+  /// (format::CheckDescribedFragment, the comparison of both stores).
+  virtual arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                             const arrow::Schema& schema) = 0;
+  /// Whether the fragment or deletion file at `path` (relative) exists; one stat, no
+  /// read.
+  virtual arrow::Result<bool> HasFile(const std::string& path) = 0;
   /// Writes a deletion file; returns its path relative to the store and its digest.
   virtual arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) = 0;
@@ -118,6 +128,9 @@ class DirectoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                     const arrow::Schema& schema) override;
+  arrow::Result<bool> HasFile(const std::string& path) override;
   arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(
@@ -173,6 +186,9 @@ class MemoryStore : public Store {
   arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
       const format::FragmentInfo& info,
       const std::shared_ptr<arrow::Schema>& schema) override;
+  arrow::Status CheckWrittenFragment(const format::WrittenFragment& fragment,
+                                     const arrow::Schema& schema) override;
+  arrow::Result<bool> HasFile(const std::string& path) override;
   arrow::Result<format::DeletionFileInfo> WriteDeletionFile(
       const std::vector<uint32_t>& rows) override;
   arrow::Result<std::shared_ptr<const std::vector<uint32_t>>> ReadDeletionFile(

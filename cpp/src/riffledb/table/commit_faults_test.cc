@@ -19,6 +19,7 @@
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/soak.h"
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/status.h"
 
 namespace riffledb {
 namespace {
@@ -166,6 +167,115 @@ void SweepEveryOperation(Fault fault, SoakLoop& soak) {
   }
 }
 
+// -- CommitFragments: the second step of a distributed write
+
+// Ten descriptions of one file each (ids 200..299) written through `table`, crossing
+// JSON as they do between processes. Twelve fragments are more than a manifest keeps
+// inline, so the commit also writes a segment file (more operations to fault).
+std::vector<format::WrittenFragments> WriteDescriptions(Table& table) {
+  std::vector<format::WrittenFragments> descriptions;
+  for (int64_t start = 200; start < 300; start += 10) {
+    auto data = ReaderOf({IdBatch(start, 10)});
+    auto written = table.WriteFragments(data.get()).ValueOrDie();
+    descriptions.push_back(
+        format::WrittenFragments::FromJson(written.ToJson().ValueOrDie()).ValueOrDie());
+  }
+  return descriptions;
+}
+
+struct FragmentsCommit {
+  std::string name;
+  CommitMode mode;
+  std::vector<int64_t> after;  // the ids once it committed
+};
+
+std::vector<FragmentsCommit> FragmentsCommits() {
+  return {{"commit fragments (append)", CommitMode::kAppend, Range(0, 300)},
+          {"commit fragments (overwrite)", CommitMode::kOverwrite, Range(200, 300)}};
+}
+
+// What the driver of a distributed write does after an error: commit the same
+// descriptions again, through a new handle (another process). It lands exactly once:
+// refused if the first commit landed, committed otherwise.
+void ExpectRetryLandsOnce(const std::string& path,
+                          const std::vector<format::WrittenFragments>& descriptions,
+                          const FragmentsCommit& commit, bool committed,
+                          const std::string& context) {
+  auto table = Table::Open("t", std::make_shared<DirectoryStore>(path)).ValueOrDie();
+  auto retry = table->CommitFragments(descriptions, commit.mode);
+  if (committed) {
+    ASSERT_TRUE(retry.status().IsInvalid())
+        << context << ": " << retry.status().ToString();
+    ASSERT_THAT(retry.status().message(),
+                ::testing::HasSubstr("version 3 already references it"))
+        << context;
+  } else {
+    ASSERT_TRUE(retry.ok()) << context << ": " << retry.status().ToString();
+    ASSERT_EQ(*retry, 3u) << context;
+  }
+  ASSERT_EQ(LatestIds(path), commit.after) << context << ", after the retry";
+  ExpectEveryVersionReadable(path, context + ", after the retry");
+}
+
+// Every commit mode of CommitFragments with `fault` injected at each of its mutating
+// operations in turn (the files were written before the fault was armed), then a retry
+// of the same descriptions.
+void SweepCommitFragments(Fault fault, SoakLoop& soak) {
+  for (const FragmentsCommit& commit : FragmentsCommits()) {
+    int64_t total = 0;
+    {
+      TempDir dir;
+      const std::string path = dir.path() + "/t.riffle";
+      MakeBase(path);
+      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
+      auto table =
+          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      auto descriptions = WriteDescriptions(*table);
+      fs->Disarm();
+      ASSERT_OK(table->CommitFragments(descriptions, commit.mode));
+      total = fs->operations();
+      // The segment (create, write, close, directory sync) and the manifest.
+      ASSERT_GE(total, 5) << commit.name;
+      ASSERT_EQ(LatestIds(path), commit.after) << commit.name;
+    }
+    for (int64_t n = 1; n <= total; ++n) {
+      TempDir dir;
+      const std::string path = dir.path() + "/t.riffle";
+      MakeBase(path);
+      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
+      auto table =
+          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      auto descriptions = WriteDescriptions(*table);
+      fs->FailAt(n, fault);
+      arrow::Status st = table->CommitFragments(descriptions, commit.mode).status();
+      std::vector<std::string> log = fs->log();
+      fs->Disarm();
+      std::string context = commit.name + ", " + io::FaultName(fault) + " at operation " +
+                            std::to_string(n) + " of " + std::to_string(total) + " (" +
+                            log.at(n - 1) + "): " + st.ToString();
+      soak.Add("faults");
+      format::TableDir tdir(io::Local(), path);
+      ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
+      if (latest != 2 && latest != 3) soak.Add("partial_versions");
+      if (st.ok() && latest != 3) soak.Add("lost_commits");
+      ASSERT_TRUE(latest == 2 || latest == 3) << context;
+      if (st.ok()) {
+        ASSERT_EQ(latest, 3u) << context;
+      }
+      if (latest == 3 && !st.ok()) {
+        soak.Add("committed_but_failed");
+        ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
+      }
+      std::vector<int64_t> expected = latest == 3 ? commit.after : Range(0, 200);
+      std::vector<int64_t> ids = LatestIds(path);
+      soak.Add("rows_checked", static_cast<int64_t>(ids.size()));
+      ASSERT_EQ(ids, expected) << context;
+      ExpectEveryVersionReadable(path, context, &soak);
+      ExpectRetryLandsOnce(path, descriptions, commit, latest == 3, context);
+    }
+  }
+}
+
 class CommitFaultsTest : public ::testing::TestWithParam<Fault> {};
 
 // In `make soak` (RIFFLEDB_SOAK_SECONDS) the sweep repeats until the time is up. The
@@ -175,6 +285,14 @@ TEST_P(CommitFaultsTest, EveryOperationOfEveryCommit) {
   SoakLoop soak(std::string("commit faults: ") + io::FaultName(GetParam()));
   while (soak.Next()) {
     SweepEveryOperation(GetParam(), soak);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST_P(CommitFaultsTest, EveryOperationOfCommitFragments) {
+  SoakLoop soak(std::string("commit fragments faults: ") + io::FaultName(GetParam()));
+  while (soak.Next()) {
+    SweepCommitFragments(GetParam(), soak);
     if (HasFatalFailure()) return;
   }
 }
@@ -231,6 +349,104 @@ TEST(CommitFaults, SyncFailureAfterLinkKeepsTheCommittedFiles) {
   fs->Disarm();
   EXPECT_EQ(LatestIds(path), Range(0, 210));
   ExpectEveryVersionReadable(path, "after the sync failure");
+}
+
+// A store that stops answering once the fault fired (replies lost on a network): its
+// reads fail too, so a commit cannot read back what it published, and its outcome is
+// unknown. Disarm() reconnects it.
+class UnreachableAfterFault : public io::FaultInjectingFileSystem {
+ public:
+  using FaultInjectingFileSystem::FaultInjectingFileSystem;
+
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
+      const std::string& path) override {
+    ARROW_RETURN_NOT_OK(Reachable(path));
+    return FaultInjectingFileSystem::ReadFile(path);
+  }
+  arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
+      const std::string& path) override {
+    ARROW_RETURN_NOT_OK(Reachable(path));
+    return FaultInjectingFileSystem::OpenInput(path);
+  }
+  arrow::Result<io::EntryType> Type(const std::string& path) override {
+    ARROW_RETURN_NOT_OK(Reachable(path));
+    return FaultInjectingFileSystem::Type(path);
+  }
+  arrow::Result<std::vector<io::Entry>> List(const std::string& dir) override {
+    ARROW_RETURN_NOT_OK(Reachable(dir));
+    return FaultInjectingFileSystem::List(dir);
+  }
+
+ private:
+  arrow::Status Reachable(const std::string& path) const {
+    if (!fired()) return arrow::Status::OK();
+    return arrow::Status::IOError("Unreachable: '", path, "'");
+  }
+};
+
+// The operation number of the manifest's exclusive create in a clean run of `commit`
+// (found on a twin table).
+int64_t ManifestCreateAt(const FragmentsCommit& commit) {
+  TempDir dir;
+  const std::string path = dir.path() + "/t.riffle";
+  MakeBase(path);
+  auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
+  auto table = Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+  auto descriptions = WriteDescriptions(*table);
+  fs->Disarm();
+  EXPECT_OK(table->CommitFragments(descriptions, commit.mode));
+  auto log = fs->log();
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].rfind("create_exclusive", 0) == 0 &&
+        log[i].find("/_versions/") != std::string::npos) {
+      return static_cast<int64_t>(i) + 1;
+    }
+  }
+  ADD_FAILURE() << "no exclusive create of a manifest";
+  return 0;
+}
+
+// A commit of descriptions whose outcome is unknown (the manifest was published, or
+// not, and the store stopped answering) keeps its files; the same descriptions
+// committed again land exactly once, never duplicating rows.
+TEST(CommitFaults, CommitFragmentsRetriedAfterAnUnknownOutcomeLandsOnce) {
+  for (const FragmentsCommit& commit : FragmentsCommits()) {
+    const int64_t at = ManifestCreateAt(commit);
+    ASSERT_GT(at, 0);
+    // kAfter: the manifest is published, then the reply is lost. kError: it is not.
+    for (Fault fault : {Fault::kAfter, Fault::kError}) {
+      const bool published = fault == Fault::kAfter;
+      const std::string context = commit.name + ", " + io::FaultName(fault);
+      TempDir dir;
+      const std::string path = dir.path() + "/t.riffle";
+      MakeBase(path);
+      auto fs = std::make_shared<UnreachableAfterFault>(io::Local());
+      auto table =
+          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      auto descriptions = WriteDescriptions(*table);
+      fs->FailAt(at, fault);
+      auto first = table->CommitFragments(descriptions, commit.mode);
+      ASSERT_TRUE(fs->fired()) << context;
+      fs->Disarm();
+      ASSERT_FALSE(first.ok()) << context;
+      ASSERT_EQ(GetErrorKind(first.status()), ErrorKind::kCommitOutcomeUnknown)
+          << context << ": " << first.status().ToString();
+      ASSERT_THAT(first.status().message(),
+                  ::testing::HasSubstr("failed and the outcome is unknown"));
+      format::TableDir tdir(io::Local(), path);
+      ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
+      ASSERT_EQ(latest, published ? 3u : 2u) << context;
+      // Nothing was removed: every file is there for the retry.
+      for (const auto& written : descriptions) {
+        for (const auto& fragment : written.fragments) {
+          ASSERT_TRUE(std::filesystem::exists(path + "/" + fragment.path)) << context;
+        }
+      }
+      ExpectRetryLandsOnce(path, descriptions, commit, published, context);
+      ASSERT_OK_AND_ASSIGN(latest, tdir.LatestVersion());
+      EXPECT_EQ(latest, 3u) << context;
+    }
+  }
 }
 
 }  // namespace

@@ -141,11 +141,23 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
         plan_(std::move(plan)),
         skip_(options.offset),
         remaining_(options.limit.value_or(std::numeric_limits<int64_t>::max())),
-        max_batch_rows_(options.max_batch_rows) {}
+        max_batch_rows_(options.max_batch_rows),
+        range_begin_(options.range_begin),
+        range_end_(std::min(options.range_end.value_or(snapshot_->num_rows()),
+                            snapshot_->num_rows())) {
+    // Start at the fragment holding the range's first row; the scan never opens the
+    // ones before it (Snapshot::Open has, for a version of at most kEagerFragments).
+    if (range_begin_ >= range_end_) {
+      fragment_ = snapshot_->fragments_.size();
+    } else if (range_begin_ > 0) {
+      fragment_ = snapshot_->FragmentOf(range_begin_);
+      next_offset_ = static_cast<uint64_t>(snapshot_->fragment_starts_[fragment_]);
+    }
+  }
 
   /// Without a projection: the number of rows the filter selects, without copying any.
   arrow::Result<int64_t> Count() {
-    while (fragment_ < snapshot_->fragments_.size()) {
+    while (fragment_ < snapshot_->fragments_.size() && !PastRange()) {
       if (snapshot_->fragments_[fragment_].num_chunks == 0) {
         ++fragment_;
         continue;
@@ -165,7 +177,7 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
              snapshot_->fragments_[fragment_].num_chunks == 0) {
         ++fragment_;
       }
-      if (remaining_ <= 0 || fragment_ >= snapshot_->fragments_.size()) {
+      if (remaining_ <= 0 || fragment_ >= snapshot_->fragments_.size() || PastRange()) {
         *out = nullptr;
         return arrow::Status::OK();
       }
@@ -177,6 +189,8 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   }
 
  private:
+  bool PastRange() const { return static_cast<int64_t>(next_offset_) >= range_end_; }
+
   // An error while evaluating (divide by zero, overflow) with the table it came from.
   template <typename T>
   arrow::Result<T> WithTable(arrow::Result<T> result) const {
@@ -228,11 +242,20 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
                                           &columns, &length));
       }
     }
+    // The live rows of the chunk inside the range.
+    const int64_t chunk_offset = static_cast<int64_t>(next_offset_);
+    const int64_t first = std::clamp<int64_t>(range_begin_ - chunk_offset, 0, length);
+    const int64_t last = std::clamp<int64_t>(range_end_ - chunk_offset, 0, length);
+    next_offset_ += length;
+    if (first >= last) return arrow::Status::OK();
+    if (first > 0 || last < length) {
+      for (auto& column : columns) column = column->Slice(first, last - first);
+      length = last - first;
+    }
     if (plan_.read.row_offset) {
-      ARROW_ASSIGN_OR_RAISE(auto row_offsets, MakeSequence(next_offset_, length));
+      ARROW_ASSIGN_OR_RAISE(auto row_offsets, MakeSequence(chunk_offset + first, length));
       columns.push_back(std::move(row_offsets));
     }
-    next_offset_ += length;
 
     if (plan_.filter) {
       auto input = arrow::RecordBatch::Make(
@@ -286,6 +309,8 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
   int64_t skip_;
   int64_t remaining_;
   const int64_t max_batch_rows_;
+  const int64_t range_begin_;
+  const int64_t range_end_;  // clamped to the snapshot's rows
   int64_t counted_ = 0;
   std::deque<std::shared_ptr<arrow::RecordBatch>> pending_;
 };
@@ -306,6 +331,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Snapshot::Scan(
   if (options.limit && *options.limit < 0) {
     return arrow::Status::Invalid("Scan limit must not be negative, got ",
                                   *options.limit);
+  }
+  if (options.range_begin < 0 ||
+      (options.range_end && *options.range_end < options.range_begin)) {
+    return arrow::Status::Invalid(
+        "Scan range must satisfy 0 <= begin <= end, got [", options.range_begin, ", ",
+        options.range_end ? std::to_string(*options.range_end) : std::string("end"), ")");
   }
   ARROW_ASSIGN_OR_RAISE(auto plan,
                         MakePlan(*this, options.filter,

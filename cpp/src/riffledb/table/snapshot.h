@@ -40,6 +40,15 @@ struct ScanOptions {
   std::optional<int64_t> limit;
   /// Split stored batches so none is larger than this (0: as stored).
   int64_t max_batch_rows = 0;
+  /// Only the rows at offsets [range_begin, range_end) of the snapshot (positions in
+  /// scan order, deleted rows skipped; no end: the last row) are read; the filter,
+  /// offset and limit apply to them: the row ranges that parallel readers split one
+  /// scan into (riffledb.ray). The scan opens no fragment outside the range, which
+  /// saves opening files only where Snapshot::Open left fragments unopened: above
+  /// kEagerFragments (64) fragments, with batch counts in the manifest; a smaller
+  /// version has every fragment opened when its snapshot is.
+  int64_t range_begin = 0;
+  std::optional<int64_t> range_end;
 };
 
 /// What a take returns.

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
+#include <span>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 
@@ -51,7 +54,7 @@ std::vector<std::string> PathsOf(const std::vector<format::WrittenFragment>& wri
 
 // Appends `written` to `manifest` as fragments with fresh ids.
 void AddFragments(format::Manifest* manifest,
-                  const std::vector<format::WrittenFragment>& written) {
+                  std::span<const format::WrittenFragment> written) {
   for (const auto& fragment : written) {
     format::FragmentInfo info;
     info.id = manifest->next_fragment_id++;
@@ -523,6 +526,200 @@ arrow::Result<uint64_t> Table::Delete(const Filter& filter) {
         return next;
       },
       discard);
+}
+
+arrow::Result<format::WrittenFragments> Table::WriteFragments(
+    arrow::RecordBatchReader* data, std::shared_ptr<arrow::Schema> schema) {
+  ARROW_ASSIGN_OR_RAISE(auto latest, LatestManifest());
+  if (schema == nullptr) {
+    schema = latest.schema;
+  } else {
+    ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  }
+  format::WrittenFragments written;
+  if (data != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
+    ARROW_ASSIGN_OR_RAISE(written.fragments,
+                          store_->WriteFragments(schema, adapted.get()));
+  }
+  written.table = name_;
+  // Informational: CommitFragments only checks that it is not above the newest version.
+  written.base_version = latest.version;
+  written.schema = std::move(schema);
+  return written;
+}
+
+arrow::Result<uint64_t> Table::CommitFragments(
+    const std::vector<format::WrittenFragments>& written, CommitMode mode) {
+  ARROW_RETURN_NOT_OK(CheckWritable());
+  if (written.empty()) {
+    return arrow::Status::Invalid("No fragment descriptions to commit to table '", name_,
+                                  "'");
+  }
+  // "fragment file 'data/x.arrow'", or the description's table when it has no file.
+  auto describe = [&](const format::WrittenFragments& w) {
+    return w.fragments.empty()
+               ? "a fragment description (of no file) of table '" + w.table + "'"
+               : "fragment file '" + w.fragments[0].path + "'";
+  };
+  const std::shared_ptr<arrow::Schema>& schema = written[0].schema;
+  std::vector<format::WrittenFragment> fragments;
+  std::unordered_set<std::string_view> paths;
+  for (const auto& w : written) {
+    if (w.schema == nullptr) {
+      return arrow::Status::Invalid("Cannot commit ", describe(w), " to table '", name_,
+                                    "': its description has no schema");
+    }
+    if (w.table != name_) {
+      return arrow::Status::Invalid("Cannot commit ", describe(w), " to table '", name_,
+                                    "': it was written for table '", w.table, "'");
+    }
+    if (!w.schema->Equals(*schema, /*check_metadata=*/false)) {
+      return arrow::Status::Invalid(
+          "Cannot commit ", describe(w), " to table '", name_,
+          "' with the other descriptions: they were written with different schemas.\n",
+          describe(w), ":\n", w.schema->ToString(), "\n", describe(written[0]), ":\n",
+          schema->ToString());
+    }
+    for (const auto& fragment : w.fragments) {
+      if (!paths.insert(fragment.path).second) {
+        return arrow::Status::Invalid("Cannot commit fragment file '", fragment.path,
+                                      "' to table '", name_,
+                                      "': the descriptions name it twice");
+      }
+      fragments.push_back(fragment);
+    }
+  }
+  if (mode == CommitMode::kOverwrite) ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
+  // The files are immutable: checked in full once, not at every attempt.
+  for (const auto& fragment : fragments) {
+    ARROW_RETURN_NOT_OK(store_->CheckWrittenFragment(fragment, *schema));
+  }
+
+  // Committing a file that a version already references would give its rows twice (or
+  // bring back rows an overwrite or a delete removed). Which versions may reference it
+  // cannot be learnt from the description: its base_version is the writer's word, and a
+  // description is untrusted (edited, or written against a table since dropped and
+  // made again). Nor, robustly, from time: a version's timestamp is the committing
+  // machine's clock, a file's mtime the store's, and a copied table directory has new
+  // mtimes. So every version still listed is looked at, each once per commit (versions
+  // are immutable): the cost grows with the versions kept, which cleanup_old_versions
+  // bounds. Segments are shared by the versions descending from the one that wrote
+  // them, so each segment's entries are looked at once too.
+  std::unordered_set<std::string> seen_segments;
+  auto check_entries = [&](const format::Manifest& manifest, size_t begin,
+                           size_t end) -> arrow::Status {
+    for (size_t i = begin; i < end; ++i) {
+      const auto& fragment = manifest.fragments[i];
+      if (paths.count(fragment.path)) {
+        return arrow::Status::Invalid(
+            "Cannot commit fragment file '", fragment.path, "' to table '", name_,
+            "': version ", manifest.version,
+            " already references it (were these descriptions committed before?)");
+      }
+    }
+    return arrow::Status::OK();
+  };
+  auto committed_by = [&](const format::Manifest& manifest) -> arrow::Status {
+    // A manifest read or committed holds its segments' entries, which are the prefix
+    // of its list (ResolveManifest); anything else is looked at whole.
+    size_t covered = 0;
+    for (const auto& segment : manifest.fragment_segments) {
+      if (segment.entries == nullptr ||
+          segment.entries->size() != static_cast<size_t>(segment.count)) {
+        return check_entries(manifest, 0, manifest.fragments.size());
+      }
+      covered += segment.entries->size();
+    }
+    if (covered > manifest.fragments.size()) {
+      return check_entries(manifest, 0, manifest.fragments.size());
+    }
+    size_t begin = 0;
+    for (const auto& segment : manifest.fragment_segments) {
+      const size_t end = begin + segment.entries->size();
+      if (seen_segments.insert(segment.path).second) {
+        ARROW_RETURN_NOT_OK(check_entries(manifest, begin, end));
+      }
+      begin = end;
+    }
+    return check_entries(manifest, begin, manifest.fragments.size());
+  };
+  uint64_t scanned = 0;  // every version up to this one has been looked at
+  // The manifest read last: held so that the segments the next one shares with it are
+  // found in the store's cache, not read again.
+  std::optional<format::Manifest> previous;
+  auto scan = [&](const format::Manifest& base) -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(std::vector<uint64_t> versions, store_->ListVersions());
+    for (uint64_t version : versions) {
+      if (version <= scanned || version == base.version) continue;
+      auto manifest = store_->ReadManifest(version);
+      if (!manifest.ok()) {
+        // A version that is no longer listed was removed by cleanup_old_versions since
+        // the listing: skipped (what its removal leaves behind is handled below). Any
+        // other failure (a damaged manifest, an I/O error) may hide a reference to the
+        // files, so the commit stops.
+        ARROW_ASSIGN_OR_RAISE(std::vector<uint64_t> now, store_->ListVersions());
+        if (!std::binary_search(now.begin(), now.end(), version)) continue;
+        return manifest.status().WithMessage(
+            "Cannot commit fragment descriptions to table '", name_, "': version ",
+            version, ", which may reference their files, cannot be read: ",
+            manifest.status().message());
+      }
+      ARROW_RETURN_NOT_OK(committed_by(*manifest));
+      previous = std::move(*manifest);
+    }
+    ARROW_RETURN_NOT_OK(committed_by(base));
+    scanned = std::max({scanned, base.version, versions.empty() ? 0 : versions.back()});
+    // Cleanup removes versions before the files that only they referenced, so a file a
+    // removed version committed may still be here: the scan could not see that it was
+    // committed. Cleanup deletes such a file in the same run (it is referenced by a
+    // version it removed, so it is no unverified file kept for a grace period), so each
+    // file is checked again after the scan: once cleanup got to the file, the commit is
+    // refused instead of referencing a file that is gone. This, rather than refusing
+    // whenever a version disappears during the scan, also refuses a file removed by a
+    // cleanup that ended before the commit began, and a file cleanup removed as an
+    // orphan after the first check. What it leaves open is a cleanup between removing
+    // such a version and deleting its files, the window restore() has too
+    // (maintenance.cc): it needs a cleanup whose older_than is shorter than the time
+    // since the files were written, since a version committing them is younger than
+    // they are (CommitFragments in table.h).
+    for (const auto& fragment : fragments) {
+      ARROW_ASSIGN_OR_RAISE(bool exists, store_->HasFile(fragment.path));
+      if (!exists)
+        return format::DescribedFragmentMissing(fragment.path, store_->location());
+    }
+    return arrow::Status::OK();
+  };
+  return CommitWithRetry(
+      [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
+        for (const auto& w : written) {
+          if (w.base_version > base.version) {
+            return arrow::Status::Invalid(
+                "Cannot commit ", describe(w), " to table '", name_,
+                "': its description's 'base_version' is ", w.base_version,
+                ", above the table's newest version (", base.version, ")");
+          }
+        }
+        ARROW_RETURN_NOT_OK(scan(base));
+        format::Manifest next;
+        if (mode == CommitMode::kAppend) {
+          if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
+            return arrow::Status::Invalid(
+                "Cannot append ", describe(written[0]), " to table '", name_,
+                "': it was written with the schema\n", schema->ToString(),
+                "\nand the table's schema is now\n", base.schema->ToString());
+          }
+          next = base;
+          next.operation = "append";
+        } else {
+          next.operation = "overwrite";
+          next.schema = schema;
+          next.next_fragment_id = base.next_fragment_id;
+        }
+        AddFragments(&next, fragments);
+        return next;
+      },
+      [] {});
 }
 
 }  // namespace riffledb

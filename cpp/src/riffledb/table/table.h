@@ -77,6 +77,12 @@ struct CompactionStats {
   int64_t files_added = 0;
 };
 
+/// What Table::CommitFragments does with the fragments it commits.
+enum class CommitMode {
+  kAppend,     ///< add their rows after the newest version's
+  kOverwrite,  ///< replace every row, and the schema, with theirs
+};
+
 /// A handle on a table. Reads go to the handle's current snapshot: the version it opened,
 /// last wrote or checked out (it does not follow other writers until CheckoutLatest()).
 /// Writes commit atomically on top of the newest version and move the handle to it;
@@ -146,6 +152,44 @@ class Table {
   /// again to the version the delete commits on. Commits a version even when nothing
   /// matched.
   arrow::Result<uint64_t> Delete(const Filter& filter);
+
+  // -- Distributed writes: workers write fragments, one commit publishes them
+
+  /// Writes the rows of `data` (null: none) as new fragment files of this table and
+  /// describes them,
+  /// without committing: no version references them until CommitFragments commits the
+  /// description, in this process or another one (WrittenFragments::ToJson / FromJson).
+  /// Without a `schema`, the data is adapted to the newest version's schema as Append
+  /// adapts it (the same check and messages); with one, to `schema` as Overwrite
+  /// adapts it. Works on a detached handle (it commits nothing). On error nothing is
+  /// left behind. Files whose description is never committed are removed by
+  /// CleanupOldVersions once older than its grace period (kUnverifiedGraceMs).
+  arrow::Result<format::WrittenFragments> WriteFragments(
+      arrow::RecordBatchReader* data, std::shared_ptr<arrow::Schema> schema = nullptr);
+  /// Commits the fragments `written` describes, all of them in one new version (all or
+  /// nothing): after the newest version's rows (kAppend, operation "append"), or
+  /// instead of every row, with their schema (kOverwrite, "overwrite"). Rebased on
+  /// concurrent writers as Append is. Returns the new version.
+  ///
+  /// Descriptions are untrusted; before anything is committed, Invalid naming the file
+  /// if a description was written for another table, the schemas differ (from each
+  /// other or, for kAppend, from the table's), a file is named twice, a file is not in
+  /// this table as described (Store::CheckWrittenFragment: size, schema, batches, rows;
+  /// the data is checked by reads and Verify), a description's base_version is above
+  /// the newest version, or a file is referenced by any version still listed:
+  /// committing the same descriptions twice never duplicates rows. base_version is not
+  /// trusted to bound that search: every listed version is read (each segment once), so
+  /// the cost grows with the versions CleanupOldVersions keeps. A version that cannot
+  /// be read fails the commit (its error, with context), unless it is no longer listed
+  /// (removed by a cleanup meanwhile); each file is then checked to still exist, which
+  /// refuses a file whose committing version a cleanup removed once that cleanup has
+  /// deleted the file. A cleanup caught between the two, with an older_than shorter
+  /// than the time since the files were written, can still let such a file be
+  /// committed: do not clean up that aggressively while descriptions wait for their
+  /// commit. Invalid if `written` is empty. Never removes a file: what is not committed
+  /// stays for a retry, and then for CleanupOldVersions.
+  arrow::Result<uint64_t> CommitFragments(
+      const std::vector<format::WrittenFragments>& written, CommitMode mode);
 
   // -- Maintenance (table/maintenance.cc)
 
