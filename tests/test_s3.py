@@ -388,3 +388,54 @@ def test_secret_of_wrong_type_is_not_shown(uri):
 def test_malformed_s3_uris(bad):
     with pytest.raises(InvalidError, match="Invalid database URI"):
         riffledb.connect(bad)
+
+
+def test_fork_workers_read_while_the_parent_is_inside_the_s3_client(s3_db, s3, uri):
+    """DataLoader ``fork`` workers read an s3:// permutation while a parent thread is
+    reading the same table from S3 (fresh connections, fragment downloads) in a loop:
+    every row is delivered exactly once and no worker hangs (each batch has a deadline).
+    Each process builds its own S3 client (DESIGN decision 9), so a worker never uses a
+    connection the parent was in the middle of."""
+    import threading
+
+    torch = pytest.importorskip("torch")
+    from riffledb.permutation import Permutation
+
+    table = s3_db.create_table("t", data(250))
+    for k in range(1, 8):  # 8 fragments: workers open (download) them after the fork
+        table.add(data(250, start=250 * k))
+    rows = 8 * 250
+    stop = threading.Event()
+    reads: list[int] = []
+    errors: list[BaseException] = []
+
+    def read_in_a_loop():
+        try:
+            while not stop.is_set():
+                fresh = riffledb.connect(uri, storage_options=s3.storage_options())
+                reads.append(fresh.open_table("t").count_rows("id % 3 = 0"))
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    reader = threading.Thread(target=read_in_a_loop, daemon=True)
+    reader.start()
+    try:
+        permutation = Permutation.identity(
+            riffledb.connect(uri, storage_options=s3.storage_options()).open_table("t")
+        ).with_format("torch")
+        for _ in range(2):  # two epochs: the second forks new workers again
+            loader = torch.utils.data.DataLoader(
+                permutation,
+                batch_size=64,
+                shuffle=True,
+                num_workers=2,
+                multiprocessing_context="fork",
+                timeout=60,
+            )
+            ids = [i for batch in loader for i in batch["id"].tolist()]
+            assert sorted(ids) == list(range(rows))
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    assert not errors, errors[0]
+    assert reads and set(reads) == {sum(1 for i in range(rows) if i % 3 == 0)}
