@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
-        lint clean bench soak bench-metadata
+        lint clean bench soak bench-metadata bench-ingest
 
 all: build
 
@@ -147,3 +147,8 @@ bench: build $(BENCH_STAMP)
 # (benchmarks/metadata.py; docs/benchmarks/README.md, "Metadata").
 bench-metadata: build
 	$(PY) benchmarks/metadata.py $(if $(APPENDS),--appends $(APPENDS))
+
+# Scale-out ingest (issue #11, item 6): rows/s of one process calling add vs the Ray
+# datasink, on a directory and on the loopback S3 server (benchmarks/ingest.py).
+bench-ingest: build
+	$(PY) benchmarks/ingest.py --s3 $(if $(INGEST_ROWS),--rows $(INGEST_ROWS))
