@@ -111,6 +111,35 @@ void MakeBase(const std::string& path) {
 
 // One sweep: every operation, with `fault` injected at each of its mutating operations
 // in turn.
+// What a commit on top of version 2 may leave after a fault: version 2 (it did not land)
+// or version 3 (it landed; then the commit must not have reported a failure), with
+// exactly that version's rows (`after` for 3, ids 0..199 for 2), and every version
+// readable. Sets *latest to the newest version.
+void ExpectWholeVersionAfterFault(const std::string& path, const arrow::Status& st,
+                                  const std::vector<int64_t>& after,
+                                  const std::string& context, SoakLoop& soak,
+                                  uint64_t* latest) {
+  format::TableDir tdir(io::Local(), path);
+  ASSERT_OK_AND_ASSIGN(*latest, tdir.LatestVersion());
+  // Counted before the assertions below stop the loop, so that the soak reports it.
+  if (*latest != 2 && *latest != 3) soak.Add("partial_versions");
+  if (st.ok() && *latest != 3) soak.Add("lost_commits");
+  ASSERT_TRUE(*latest == 2 || *latest == 3) << context;
+  if (st.ok()) {
+    ASSERT_EQ(*latest, 3u) << context;
+  }
+  if (*latest == 3 && !st.ok()) {
+    soak.Add("committed_but_failed");
+    ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
+  }
+  std::vector<int64_t> expected = *latest == 3 ? after : Range(0, 200);
+  std::vector<int64_t> ids = LatestIds(path);
+  soak.Add("rows_checked", static_cast<int64_t>(ids.size()));
+  if (ids != expected) soak.Add("partial_versions");
+  ASSERT_EQ(ids, expected) << context;
+  ExpectEveryVersionReadable(path, context, &soak);
+}
+
 void SweepEveryOperation(Fault fault, SoakLoop& soak) {
   for (const Operation& op : Operations()) {
     // A clean run counts the operations of this commit.
@@ -144,25 +173,9 @@ void SweepEveryOperation(Fault fault, SoakLoop& soak) {
                             log.at(n - 1) + "): " + st.ToString();
       ASSERT_EQ(fs->operations(), 0);
       soak.Add("faults");
-      format::TableDir tdir(io::Local(), path);
-      ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
-      // Counted before the assertions below stop the loop, so that the soak reports it.
-      if (latest != 2 && latest != 3) soak.Add("partial_versions");
-      if (st.ok() && latest != 3) soak.Add("lost_commits");
-      ASSERT_TRUE(latest == 2 || latest == 3) << context;
-      if (st.ok()) {
-        ASSERT_EQ(latest, 3u) << context;
-      }
-      if (latest == 3 && !st.ok()) {
-        soak.Add("committed_but_failed");
-        ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
-      }
-      std::vector<int64_t> expected = latest == 3 ? op.after : Range(0, 200);
-      std::vector<int64_t> ids = LatestIds(path);
-      soak.Add("rows_checked", static_cast<int64_t>(ids.size()));
-      if (ids != expected) soak.Add("partial_versions");
-      ASSERT_EQ(ids, expected) << context;
-      ExpectEveryVersionReadable(path, context, &soak);
+      uint64_t latest = 0;
+      ASSERT_NO_FATAL_FAILURE(
+          ExpectWholeVersionAfterFault(path, st, op.after, context, soak, &latest));
     }
   }
 }
@@ -254,23 +267,9 @@ void SweepCommitFragments(Fault fault, SoakLoop& soak) {
                             std::to_string(n) + " of " + std::to_string(total) + " (" +
                             log.at(n - 1) + "): " + st.ToString();
       soak.Add("faults");
-      format::TableDir tdir(io::Local(), path);
-      ASSERT_OK_AND_ASSIGN(uint64_t latest, tdir.LatestVersion());
-      if (latest != 2 && latest != 3) soak.Add("partial_versions");
-      if (st.ok() && latest != 3) soak.Add("lost_commits");
-      ASSERT_TRUE(latest == 2 || latest == 3) << context;
-      if (st.ok()) {
-        ASSERT_EQ(latest, 3u) << context;
-      }
-      if (latest == 3 && !st.ok()) {
-        soak.Add("committed_but_failed");
-        ADD_FAILURE() << context << ": version 3 is visible but the commit failed";
-      }
-      std::vector<int64_t> expected = latest == 3 ? commit.after : Range(0, 200);
-      std::vector<int64_t> ids = LatestIds(path);
-      soak.Add("rows_checked", static_cast<int64_t>(ids.size()));
-      ASSERT_EQ(ids, expected) << context;
-      ExpectEveryVersionReadable(path, context, &soak);
+      uint64_t latest = 0;
+      ASSERT_NO_FATAL_FAILURE(
+          ExpectWholeVersionAfterFault(path, st, commit.after, context, soak, &latest));
       ExpectRetryLandsOnce(path, descriptions, commit, latest == 3, context);
     }
   }
