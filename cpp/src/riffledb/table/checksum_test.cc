@@ -21,6 +21,7 @@ namespace riffledb {
 namespace {
 
 using riffledb::testing::IdBatch;
+using riffledb::testing::Ids;
 using riffledb::testing::Int64Column;
 using riffledb::testing::ReaderOf;
 using riffledb::testing::TempDir;
@@ -31,13 +32,6 @@ int64_t CountRows(const Table& table) {
   auto snapshot = table.snapshot();
   if (!snapshot.ok()) return -1;
   return (*snapshot)->num_rows();
-}
-
-std::vector<int64_t> Ids(const Table& table) {
-  auto snapshot = table.snapshot().ValueOrDie();
-  auto all = snapshot->Scan({}).ValueOrDie()->ToTable().ValueOrDie();
-  if (all->num_rows() == 0) return {};
-  return Int64Column(*all->CombineChunksToBatch().ValueOrDie(), "id");
 }
 
 std::vector<std::string> FilesIn(const std::string& dir) {

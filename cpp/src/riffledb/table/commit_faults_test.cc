@@ -24,6 +24,8 @@
 namespace riffledb {
 namespace {
 
+using riffledb::testing::Range;
+
 using io::Fault;
 using testing::DeleteWhere;
 using testing::IdBatch;
@@ -39,12 +41,6 @@ std::vector<int64_t> LatestIds(const std::string& path) {
   auto all = reader->ToTable().ValueOrDie();
   if (all->num_rows() == 0) return {};
   return Int64Column(*all->CombineChunksToBatch().ValueOrDie(), "id");
-}
-
-std::vector<int64_t> Range(int64_t start, int64_t end) {
-  std::vector<int64_t> ids(end - start);
-  std::iota(ids.begin(), ids.end(), start);
-  return ids;
 }
 
 // Every file that some committed manifest references exists and reads back: the whole

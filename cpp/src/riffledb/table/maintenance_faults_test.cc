@@ -17,23 +17,15 @@
 namespace riffledb {
 namespace {
 
+using riffledb::testing::Ids;
+using riffledb::testing::NowMs;
+
 using io::Fault;
 using testing::DeleteWhere;
 using testing::IdBatch;
 using testing::Int64Column;
 using testing::ReaderOf;
 using testing::TempDir;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::vector<int64_t> Ids(const Table& table) {
-  auto all = table.snapshot().ValueOrDie()->Scan({}).ValueOrDie()->ToTable().ValueOrDie();
-  return Int64Column(*all->CombineChunksToBatch().ValueOrDie(), "id");
-}
 
 // Versions 1-5: create, append, two deletes (the second replaces a deletion file of the
 // first), append; returns the newest version's ids.

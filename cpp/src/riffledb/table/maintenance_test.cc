@@ -16,31 +16,15 @@ namespace {
 
 using riffledb::testing::DeleteWhere;
 using riffledb::testing::IdBatch;
+using riffledb::testing::Ids;
 using riffledb::testing::Int64Column;
+using riffledb::testing::kDayMs;
+using riffledb::testing::NowMs;
+using riffledb::testing::Range;
 using riffledb::testing::ReaderOf;
 using riffledb::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-constexpr int64_t kDayMs = int64_t{24} * 3600 * 1000;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::vector<int64_t> Ids(const Snapshot& snapshot) {
-  auto table = snapshot.Scan({}).ValueOrDie()->ToTable().ValueOrDie();
-  if (table->num_rows() == 0) return {};
-  return Int64Column(*table->CombineChunksToBatch().ValueOrDie(), "id");
-}
-
-std::vector<int64_t> Range(int64_t begin, int64_t end) {
-  std::vector<int64_t> out;
-  for (int64_t i = begin; i < end; ++i) out.push_back(i);
-  return out;
-}
 
 std::map<std::string, int64_t> FileSizes(Store& store) {
   std::map<std::string, int64_t> sizes;

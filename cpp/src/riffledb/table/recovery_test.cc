@@ -17,23 +17,12 @@ namespace riffledb {
 namespace {
 
 using riffledb::testing::IdBatch;
+using riffledb::testing::Ids;
 using riffledb::testing::Int64Column;
+using riffledb::testing::Range;
 using riffledb::testing::ReaderOf;
 using riffledb::testing::TempDir;
 using ::testing::HasSubstr;
-
-std::vector<int64_t> Ids(const Table& table) {
-  auto snapshot = table.snapshot().ValueOrDie();
-  auto all = snapshot->Scan({}).ValueOrDie()->ToTable().ValueOrDie();
-  if (all->num_rows() == 0) return {};
-  return Int64Column(*all->CombineChunksToBatch().ValueOrDie(), "id");
-}
-
-std::vector<int64_t> Range(int64_t start, int64_t end) {
-  std::vector<int64_t> ids;
-  for (int64_t i = start; i < end; ++i) ids.push_back(i);
-  return ids;
-}
 
 std::string ManifestPath(const std::string& table, uint64_t version) {
   char name[32];

@@ -4,6 +4,7 @@
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -88,6 +89,33 @@ inline std::vector<uint64_t> UInt64Column(const arrow::RecordBatch& batch,
   auto column = std::static_pointer_cast<arrow::UInt64Array>(batch.GetColumnByName(name));
   return std::vector<uint64_t>(column->raw_values(),
                                column->raw_values() + column->length());
+}
+
+/// The `id` column of every row of `snapshot` (or of `table`'s current snapshot), in scan
+/// order; empty for no rows.
+inline std::vector<int64_t> Ids(const Snapshot& snapshot) {
+  auto rows = snapshot.Scan({}).ValueOrDie()->ToTable().ValueOrDie();
+  if (rows->num_rows() == 0) return {};
+  return Int64Column(*rows->CombineChunksToBatch().ValueOrDie(), "id");
+}
+inline std::vector<int64_t> Ids(const Table& table) {
+  return Ids(*table.snapshot().ValueOrDie());
+}
+
+/// begin, begin + 1, ..., end - 1.
+inline std::vector<int64_t> Range(int64_t begin, int64_t end) {
+  std::vector<int64_t> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
+inline constexpr int64_t kDayMs = int64_t{24} * 3600 * 1000;
+
+/// Milliseconds since the Unix epoch (the clock of commit timestamps and file times).
+inline int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace riffledb::testing

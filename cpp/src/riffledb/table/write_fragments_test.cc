@@ -19,32 +19,15 @@ namespace riffledb {
 namespace {
 
 using riffledb::testing::IdBatch;
+using riffledb::testing::Ids;
 using riffledb::testing::Int64Column;
+using riffledb::testing::kDayMs;
+using riffledb::testing::NowMs;
+using riffledb::testing::Range;
 using riffledb::testing::ReaderOf;
 using riffledb::testing::TempDir;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-
-constexpr int64_t kDayMs = int64_t{24} * 3600 * 1000;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::vector<int64_t> Ids(const Table& table) {
-  auto snapshot = table.snapshot().ValueOrDie();
-  auto rows = snapshot->Scan({}).ValueOrDie()->ToTable().ValueOrDie();
-  if (rows->num_rows() == 0) return {};
-  return Int64Column(*rows->CombineChunksToBatch().ValueOrDie(), "id");
-}
-
-std::vector<int64_t> Range(int64_t begin, int64_t end) {
-  std::vector<int64_t> out;
-  for (int64_t i = begin; i < end; ++i) out.push_back(i);
-  return out;
-}
 
 std::vector<int64_t> Sorted(std::vector<int64_t> values) {
   std::sort(values.begin(), values.end());
