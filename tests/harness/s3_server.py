@@ -69,7 +69,11 @@ class S3Server:
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
 
-        # Set up while moto still accepts any request, then require signatures.
+        # moto's backends and its authentication switch are global to the process: a
+        # server started after another (test_ray's, then test_s3's) starts from a clean
+        # state with authentication off, to make its bucket and user, then switches it on.
+        self._moto_api("/moto-api/reset-auth", str(10**9).encode())
+        self._moto_api("/moto-api/reset", b"")
         setup = dict(
             endpoint_url=self.endpoint,
             aws_access_key_id="setup",
@@ -92,13 +96,7 @@ class S3Server:
         self.access_key_id: str = key["AccessKeyId"]
         self.secret_access_key: str = key["SecretAccessKey"]
         boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
-        request = urllib.request.Request(
-            self.endpoint + "/moto-api/reset-auth",
-            data=b"0",
-            method="POST",
-            headers={"Content-Type": "text/plain"},
-        )
-        urllib.request.urlopen(request, timeout=30).read()
+        self._moto_api("/moto-api/reset-auth", b"0")
         self.client = boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -106,6 +104,15 @@ class S3Server:
             aws_secret_access_key=self.secret_access_key,
             region_name=REGION,
         )
+
+    def _moto_api(self, path: str, data: bytes) -> None:
+        request = urllib.request.Request(
+            self.endpoint + path,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(request, timeout=30).read()
 
     def storage_options(self, **overrides: str) -> dict[str, str]:
         """riffledb's storage options for this server (``overrides`` win)."""
