@@ -105,6 +105,20 @@ void MakeBase(const std::string& path) {
   ASSERT_OK(table->Append(second.get()).status());
 }
 
+// The base table (MakeBase) in a fresh directory, opened through a fault-injecting
+// filesystem: the start of every faulted commit.
+struct FaultedBase {
+  FaultedBase() {
+    MakeBase(path);
+    table = Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+  }
+  TempDir dir;
+  const std::string path = dir.path() + "/t.riffle";
+  std::shared_ptr<io::FaultInjectingFileSystem> fs =
+      std::make_shared<io::FaultInjectingFileSystem>(io::Local());
+  std::shared_ptr<Table> table;
+};
+
 // One sweep: every operation, with `fault` injected at each of its mutating operations
 // in turn.
 // What a commit on top of version 2 may leave after a fault: version 2 (it did not land)
@@ -141,12 +155,10 @@ void SweepEveryOperation(Fault fault, SoakLoop& soak) {
     // A clean run counts the operations of this commit.
     int64_t total = 0;
     {
-      TempDir dir;
-      const std::string path = dir.path() + "/t.riffle";
-      MakeBase(path);
-      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
-      auto table =
-          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      FaultedBase base;
+      const std::string& path = base.path;
+      const auto& fs = base.fs;
+      const auto& table = base.table;
       fs->Disarm();
       ASSERT_OK(op.run(*table));
       total = fs->operations();
@@ -154,12 +166,10 @@ void SweepEveryOperation(Fault fault, SoakLoop& soak) {
       ASSERT_EQ(LatestIds(path), op.after) << op.name;
     }
     for (int64_t n = 1; n <= total; ++n) {
-      TempDir dir;
-      const std::string path = dir.path() + "/t.riffle";
-      MakeBase(path);
-      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
-      auto table =
-          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      FaultedBase base;
+      const std::string& path = base.path;
+      const auto& fs = base.fs;
+      const auto& table = base.table;
       fs->FailAt(n, fault);
       arrow::Status st = op.run(*table);
       std::vector<std::string> log = fs->log();
@@ -233,12 +243,10 @@ void SweepCommitFragments(Fault fault, SoakLoop& soak) {
   for (const FragmentsCommit& commit : FragmentsCommits()) {
     int64_t total = 0;
     {
-      TempDir dir;
-      const std::string path = dir.path() + "/t.riffle";
-      MakeBase(path);
-      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
-      auto table =
-          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      FaultedBase base;
+      const std::string& path = base.path;
+      const auto& fs = base.fs;
+      const auto& table = base.table;
       auto descriptions = WriteDescriptions(*table);
       fs->Disarm();
       ASSERT_OK(table->CommitFragments(descriptions, commit.mode));
@@ -248,12 +256,10 @@ void SweepCommitFragments(Fault fault, SoakLoop& soak) {
       ASSERT_EQ(LatestIds(path), commit.after) << commit.name;
     }
     for (int64_t n = 1; n <= total; ++n) {
-      TempDir dir;
-      const std::string path = dir.path() + "/t.riffle";
-      MakeBase(path);
-      auto fs = std::make_shared<io::FaultInjectingFileSystem>(io::Local());
-      auto table =
-          Table::Open("t", std::make_shared<DirectoryStore>(path, fs)).ValueOrDie();
+      FaultedBase base;
+      const std::string& path = base.path;
+      const auto& fs = base.fs;
+      const auto& table = base.table;
       auto descriptions = WriteDescriptions(*table);
       fs->FailAt(n, fault);
       arrow::Status st = table->CommitFragments(descriptions, commit.mode).status();
