@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
-        lint clean bench soak bench-metadata bench-ingest
+        lint clean bench soak bench-metadata bench-ingest bench-s3
 
 all: build
 
@@ -152,3 +152,10 @@ bench-metadata: build
 # datasink, on a directory and on the loopback S3 server (benchmarks/ingest.py).
 bench-ingest: build
 	$(PY) benchmarks/ingest.py --s3 $(if $(INGEST_ROWS),--rows $(INGEST_ROWS))
+
+# Random takes from S3 (issue #11): an epoch of shuffled 256-row takes of `vectors` from the
+# loopback S3 server, riffledb with a cold and a warm local cache vs riffledb on a directory
+# and LanceDB 0.40 (from the bench virtualenv) on the same bucket (benchmarks/s3_take.py).
+bench-s3: build $(BENCH_STAMP)
+	$(PY) benchmarks/s3_take.py --lancedb-python $(BENCH_VENV)/bin/python \
+	  $(if $(QUICK),--quick) $(if $(S3_ROWS),--rows $(S3_ROWS))
