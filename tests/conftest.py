@@ -4,9 +4,23 @@ Only the fixtures every module needs live here; module-specific helpers stay in 
 module so each test file reads on its own.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 
 import riffledb
+
+# s3:// tables cache what they read under RIFFLEDB_CACHE_DIR (else ~/.cache/riffledb):
+# the suite's own directory, inherited by every process it starts, removed at exit.
+_CACHE_DIR = tempfile.mkdtemp(prefix="riffledb-test-cache-")
+os.environ["RIFFLEDB_CACHE_DIR"] = _CACHE_DIR
+_SUITE_PID = os.getpid()
+atexit.register(
+    lambda: os.getpid() == _SUITE_PID and shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

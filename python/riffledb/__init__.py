@@ -52,6 +52,7 @@ __all__ = [
     "RiffledbError",
     "Table",
     "errors",
+    "io_stats",
     "__version__",
 ]
 
@@ -76,6 +77,10 @@ def connect(
             ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``,
             ``region`` (or ``aws_region``), ``endpoint`` (or ``aws_endpoint``),
             ``allow_http``. They win over the environment (``AWS_ACCESS_KEY_ID``, ...).
+            riffledb's own: ``cache_dir``, where data read from the bucket is cached
+            (default ``$RIFFLEDB_CACHE_DIR``, ``$XDG_CACHE_HOME/riffledb`` or
+            ``~/.cache/riffledb``), and ``cache_size``, the bytes it may keep (default
+            10 GiB); see docs/object-storage.md.
             An unknown key is an InvalidError naming it. Ignored for directories and
             ``memory://``. Tables pickle with them (spawn workers reconnect), secrets
             included.
@@ -99,3 +104,21 @@ def connect(
         )
     options = check_storage_options(storage_options)
     return DBConnection(_riffledb.Database.connect(uri, options), options)
+
+
+def io_stats(reset: bool = False) -> dict[str, int]:
+    """What this process fetched from object stores for table data so far.
+
+    Takes and scans of an ``s3://`` table fetch the byte ranges of the rows they read
+    with ranged GETs and keep them in the local cache (docs/object-storage.md); reads
+    that find their bytes in the cache send nothing.
+
+    Args:
+        reset: Zero the counters after reading them (to measure one take).
+
+    Returns:
+        ``{"requests": ranged GETs sent, "bytes": bytes they returned,
+        "corrupt_blocks": cached blocks that failed their CRC-32C and were fetched
+        again}``. Counters are per process (a DataLoader worker counts its own).
+    """
+    return _riffledb.io_stats(bool(reset))

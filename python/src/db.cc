@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/db/database.h"
+#include "riffledb/io/file_cache.h"
 #include "riffledb/io/s3_filesystem.h"
 
 namespace nb = nanobind;
@@ -74,6 +75,17 @@ void RegisterDatabase(nb::module_& m) {
         ThrowIfError(Database::ValidateTableName(name));
       });
   m.def("finalize_s3", [] { ThrowIfError(WithoutGil([] { return io::FinalizeS3(); })); });
+  m.def(
+      "io_stats",
+      [](bool reset) {
+        const io::IoStats stats = io::GetIoStats(reset);
+        nb::dict out;
+        out["requests"] = stats.requests;
+        out["bytes"] = stats.bytes;
+        out["corrupt_blocks"] = stats.corrupt_blocks;
+        return out;
+      },
+      nb::arg("reset") = false);
 }
 
 }  // namespace riffledb::python

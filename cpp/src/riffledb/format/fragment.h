@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "riffledb/format/manifest.h"
+#include "riffledb/io/file_cache.h"
 #include "riffledb/io/filesystem.h"
 
 namespace riffledb::format {
@@ -94,6 +95,11 @@ struct FragmentData {
   /// The file the batches map (null for a memory table): io::CheckMapping tells whether
   /// it shrank under its readers.
   std::shared_ptr<arrow::io::RandomAccessFile> source;
+  /// For a file read through a cache (a remote store's, io::FileSystem::OpenCached):
+  /// the cache. Its arrays are then views of the cache's map whose bytes may not be
+  /// fetched yet: readers fetch the rows they read first (format/lazy_fragment.h,
+  /// RowFetchPlan). Null otherwise: every byte is readable.
+  std::shared_ptr<io::CachedFile> cached;
 
   static std::shared_ptr<FragmentData> Make(
       std::vector<std::shared_ptr<arrow::RecordBatch>> batches);

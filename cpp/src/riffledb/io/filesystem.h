@@ -28,6 +28,8 @@
 
 namespace riffledb::io {
 
+class CachedFile;
+
 enum class EntryType { kNotFound, kFile, kDirectory };
 
 /// One entry of a directory listing.
@@ -62,6 +64,15 @@ class FileSystem {
   /// What listing versions needs, and cheaper than List where sizes and times cost a
   /// call per entry (a local directory of thousands of manifests).
   virtual arrow::Result<std::vector<std::string>> ListFileNames(const std::string& dir);
+  /// The immutable file at `path`, of `size` bytes and CRC-32C `crc`, through a local
+  /// cache that fetches only the ranges read (io/file_cache.h): what remote stores
+  /// return, so that a take reads the rows it needs and not whole files. Null (the
+  /// default) where files are read locally: OpenInput maps them.
+  virtual arrow::Result<std::shared_ptr<CachedFile>> OpenCached(const std::string& path,
+                                                                int64_t size,
+                                                                uint32_t crc) {
+    return nullptr;
+  }
 
   // -- Writes
   // -----------------------------------------------------------------------------

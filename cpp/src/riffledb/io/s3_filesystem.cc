@@ -1,6 +1,7 @@
 #include "riffledb/io/s3_filesystem.h"
 
 #include <arrow/filesystem/s3fs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -10,7 +11,9 @@
 #include <thread>
 #include <utility>
 
+#include "riffledb/io/file_cache.h"
 #include "riffledb/io/s3_internal.h"
+#include "riffledb/util/crc32c.h"
 #include "riffledb/util/pid.h"
 
 namespace riffledb::io {
@@ -25,10 +28,14 @@ constexpr std::string_view kAwsRegion = "aws_region";
 constexpr std::string_view kEndpoint = "endpoint";
 constexpr std::string_view kAwsEndpoint = "aws_endpoint";
 constexpr std::string_view kAllowHttp = "allow_http";
+constexpr std::string_view kCacheDir = "cache_dir";
+constexpr std::string_view kCacheSize = "cache_size";
 
-constexpr std::array<std::string_view, 8> kKnownOptions = {
-    kAccessKeyId, kSecretAccessKey, kSessionToken, kRegion,
-    kAwsRegion,   kEndpoint,        kAwsEndpoint,  kAllowHttp};
+constexpr std::array<std::string_view, 10> kKnownOptions = {
+    kAccessKeyId, kSecretAccessKey, kSessionToken, kRegion,   kAwsRegion,
+    kEndpoint,    kAwsEndpoint,     kAllowHttp,    kCacheDir, kCacheSize};
+
+constexpr int64_t kDefaultCacheSize = int64_t{10} << 30;
 
 constexpr char kDefaultRegion[] = "us-east-1";
 
@@ -71,6 +78,27 @@ struct S3FileSystem::Config {
   internal::Credentials credentials;
   internal::HttpOptions http;
   PerProcess<arrow::fs::FileSystem> arrow_fs;
+  FileCacheOptions cache;
+  PerProcess<FileCache> file_cache;
+
+  // What a signed request of ours is sent with. Static credentials, or else the default
+  // chain's current ones, through the client arrow::fs built for this process.
+  arrow::Result<internal::S3RequestConfig> RequestConfig() {
+    internal::S3RequestConfig request;
+    request.endpoint = endpoint;
+    request.region = region;
+    request.http = http;
+    if (!credentials.access_key_id.empty()) {
+      request.credentials = credentials;
+    } else {
+      ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs.Get([this] { return MakeArrowFs(); }));
+      const auto options =
+          std::static_pointer_cast<arrow::fs::S3FileSystem>(fs)->options();
+      request.credentials = {options.GetAccessKey(), options.GetSecretKey(),
+                             options.GetSessionToken()};
+    }
+    return request;
+  }
 
   arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> MakeArrowFs() const {
     ARROW_RETURN_NOT_OK(arrow::fs::EnsureS3Initialized());
@@ -191,6 +219,35 @@ arrow::Result<std::shared_ptr<S3FileSystem>> S3FileSystem::Make(
         ") is plain http, which sends data unencrypted: pass storage option "
         "allow_http='true' to allow it");
   }
+  if (auto dir = option(kCacheDir)) {
+    if (dir->empty()) {
+      return arrow::Status::Invalid("Storage option '", kCacheDir, "' is empty");
+    }
+    config->cache.dir = *dir;
+  } else if (auto from_env = env("RIFFLEDB_CACHE_DIR")) {
+    config->cache.dir = *from_env;
+  } else if (auto xdg = env("XDG_CACHE_HOME")) {
+    config->cache.dir = *xdg + "/riffledb";
+  } else if (auto home = env("HOME")) {
+    config->cache.dir = *home + "/.cache/riffledb";
+  } else {
+    // No home (a service account, a bare container): the user's own temporary one.
+    config->cache.dir =
+        env("TMPDIR").value_or("/tmp") + "/riffledb-cache-" + std::to_string(::getuid());
+  }
+  config->cache.capacity = kDefaultCacheSize;
+  if (auto value = option(kCacheSize)) {
+    int64_t size = 0;
+    const bool digits = !value->empty() && value->size() <= 18 &&
+                        std::all_of(value->begin(), value->end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) size = std::stoll(*value);
+    if (!digits) {
+      return arrow::Status::Invalid("Invalid storage option '", kCacheSize, "'='", *value,
+                                    "': expected a number of bytes");
+    }
+    config->cache.capacity = size;
+  }
   return std::shared_ptr<S3FileSystem>(new S3FileSystem(std::move(config)));
 }
 
@@ -221,19 +278,7 @@ arrow::Status S3FileSystem::CreateExclusive(const std::string& path,
                                   "' does not exist");
   }
 
-  internal::S3RequestConfig request;
-  request.endpoint = config_->endpoint;
-  request.region = config_->region;
-  request.http = config_->http;
-  if (!config_->credentials.access_key_id.empty()) {
-    request.credentials = config_->credentials;
-  } else {
-    // The default chain, through the client arrow::fs built for this process.
-    ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
-    const auto options = std::static_pointer_cast<arrow::fs::S3FileSystem>(fs)->options();
-    request.credentials = {options.GetAccessKey(), options.GetSecretKey(),
-                           options.GetSessionToken()};
-  }
+  ARROW_ASSIGN_OR_RAISE(internal::S3RequestConfig request, config_->RequestConfig());
   const std::string bucket = path.substr(0, slash);
   const std::string key = path.substr(slash + 1);
   std::minstd_rand jitter(
@@ -247,6 +292,30 @@ arrow::Status S3FileSystem::CreateExclusive(const std::string& path,
     const auto backoff = kConflictBackoff * (1 << attempt);
     std::this_thread::sleep_for(backoff + std::chrono::milliseconds(jitter() % 20));
   }
+}
+
+arrow::Result<std::shared_ptr<CachedFile>> S3FileSystem::OpenCached(
+    const std::string& path, int64_t size, uint32_t crc) {
+  const size_t slash = path.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == path.size()) {
+    return arrow::Status::Invalid("Cannot read '", path, "': an S3 path is bucket/key");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto cache, config_->file_cache.Get([this] {
+    return FileCache::Make(config_->cache);
+  }));
+  // The file's identity: where it is and what it holds (table files are immutable).
+  const std::string identity = "s3\n" + config_->endpoint.ToString() + "\n" + path +
+                               "\n" + std::to_string(size) + "\n" + Crc32cHex(crc);
+  std::string bucket = path.substr(0, slash);
+  std::string key = path.substr(slash + 1);
+  std::shared_ptr<Config> config = config_;
+  return cache->Open(
+      path, identity, size,
+      [config, bucket = std::move(bucket),
+       key = std::move(key)](ByteRange range) -> arrow::Result<std::string> {
+        ARROW_ASSIGN_OR_RAISE(internal::S3RequestConfig request, config->RequestConfig());
+        return internal::GetRange(request, bucket, key, range.offset, range.length);
+      });
 }
 
 arrow::Status FinalizeS3() { return arrow::fs::EnsureS3Finalized(); }

@@ -50,6 +50,12 @@ class S3FileSystem : public ArrowFileSystem {
   /// - `allow_http`: "true" to allow an http endpoint (default AWS_ALLOW_HTTP, then
   ///   false: an http endpoint without it is Invalid).
   ///
+  /// - `cache_dir`: where fragment data read from the bucket is cached (io/file_cache.h;
+  ///   default RIFFLEDB_CACHE_DIR, then $XDG_CACHE_HOME/riffledb, then
+  ///   ~/.cache/riffledb, then $TMPDIR/riffledb-cache-<uid> without HOME).
+  /// - `cache_size`: the most bytes the cache keeps on disk, a decimal integer (default
+  ///   10 GiB; "0" keeps only what is in use).
+  ///
   /// Options win over the environment. Messages never include a secret or a token.
   static arrow::Result<std::shared_ptr<S3FileSystem>> Make(
       const StorageOptions& options, const EnvLookup& env = nullptr);
@@ -65,6 +71,12 @@ class S3FileSystem : public ArrowFileSystem {
   arrow::Status CreateExclusive(const std::string& path,
                                 std::span<const uint8_t> data) override;
 
+  /// Through the cache of `cache_dir`, fetching with ranged GETs of our own
+  /// (internal::GetRange: a connection per request, nothing kept across fork()).
+  arrow::Result<std::shared_ptr<CachedFile>> OpenCached(const std::string& path,
+                                                        int64_t size,
+                                                        uint32_t crc) override;
+
   /// `scheme://host[:port]` requests go to.
   std::string endpoint() const;
   const std::string& region() const;
@@ -78,8 +90,8 @@ class S3FileSystem : public ArrowFileSystem {
   struct Config;
   explicit S3FileSystem(std::unique_ptr<Config> config);
 
-  // Constant after construction.
-  const std::unique_ptr<Config> config_;
+  // Constant after construction (shared with the fetchers of cached files).
+  const std::shared_ptr<Config> config_;
 };
 
 /// Shuts down what S3FileSystem initialized in this process, if anything (the AWS SDK,

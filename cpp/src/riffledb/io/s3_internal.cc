@@ -882,4 +882,41 @@ arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& buck
   return arrow::Status::IOError("Conditional PUT of '", path, "' failed: ", described);
 }
 
+arrow::Result<std::string> GetRange(const S3RequestConfig& config,
+                                    const std::string& bucket, const std::string& key,
+                                    int64_t offset, int64_t length) {
+  const std::string path = bucket + "/" + key;
+  const std::string range =
+      "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  auto failed = [&](const std::string& why) {
+    return arrow::Status::IOError("Ranged GET of '", path, "' (", range,
+                                  ") failed: ", why);
+  };
+  if (offset < 0 || length <= 0) return failed("an empty or negative range");
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
+  request.headers.emplace_back("Range", range);
+  const std::string host = config.endpoint.HostHeader();
+  SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
+
+  HttpOptions http = config.http;
+  // Room for the body asked for, and for an error document.
+  http.max_body_bytes = std::max<int64_t>(http.max_body_bytes, length);
+  auto sent = SendHttpRequest(config.endpoint, request, http);
+  if (!sent.ok()) return failed(sent.status().message());
+  HttpResponse& response = *sent;
+  if (response.status != 206 && !(response.status == 200 && offset == 0)) {
+    const std::string code = S3ErrorCode(response.body);
+    return failed("HTTP " + std::to_string(response.status) +
+                  (code.empty() ? "" : " " + code));
+  }
+  if (static_cast<int64_t>(response.body.size()) != length) {
+    return failed("the response has " + std::to_string(response.body.size()) +
+                  " bytes instead of " + std::to_string(length) +
+                  (response.status == 200 ? " (HTTP 200: the range was ignored)" : ""));
+  }
+  return std::move(response.body);
+}
+
 }  // namespace riffledb::io::internal

@@ -164,4 +164,13 @@ arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& buck
                           const std::string& key, std::span<const uint8_t> data,
                           bool* conflict = nullptr);
 
+/// `GET /bucket/key` of the `length` bytes at `offset` (a `Range` header; `length` > 0):
+/// exactly those bytes, from a 206 Partial Content (or a 200 whose body is the whole
+/// object, if the range covers it). IOError naming `path`, the range and the HTTP status
+/// and S3 error code otherwise, including a body of another length. One connection per
+/// request, as PutIfAbsent: safe in a forked child.
+arrow::Result<std::string> GetRange(const S3RequestConfig& config,
+                                    const std::string& bucket, const std::string& key,
+                                    int64_t offset, int64_t length);
+
 }  // namespace riffledb::io::internal

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "riffledb/format/lazy_fragment.h"
 #include "riffledb/format/references.h"
 #include "riffledb/util/status.h"
 
@@ -163,8 +164,21 @@ arrow::Result<std::shared_ptr<const FragmentData>> DirectoryStore::OpenFragment(
     }
   }
   // Open outside the lock: mapping and validating a file is I/O.
-  auto opened = format::OpenFragmentFile(*dir_.fs(), dir_.Resolve(info.path), schema,
-                                         info.physical_rows, info.digest);
+  const std::string path = dir_.Resolve(info.path);
+  arrow::Result<std::shared_ptr<FragmentData>> opened;
+  std::shared_ptr<io::CachedFile> cached;
+  if (info.digest) {
+    // A remote store's files come through its cache, fetched as rows are read.
+    ARROW_ASSIGN_OR_RAISE(
+        cached, dir_.fs()->OpenCached(path, info.digest->size, info.digest->crc32c));
+  }
+  if (cached != nullptr) {
+    opened = format::OpenCachedFragmentFile(cached, path, schema, info.physical_rows,
+                                            *info.digest);
+  } else {
+    opened = format::OpenFragmentFile(*dir_.fs(), path, schema, info.physical_rows,
+                                      info.digest);
+  }
   if (!opened.ok()) return IfDropped(opened.status());
   std::shared_ptr<const FragmentData> data = std::move(*opened);
   std::lock_guard<ForkSafeMutex> lock(mu_);

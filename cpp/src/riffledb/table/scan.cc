@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "riffledb/format/lazy_fragment.h"
 #include "riffledb/table/snapshot.h"
 
 namespace riffledb {
@@ -217,6 +218,14 @@ class Snapshot::ScanReader : public arrow::RecordBatchReader {
     arrow::ArrayVector columns;
     columns.reserve(plan_.read.size());
     for (int column : plan_.read.columns) columns.push_back((*stored.columns)[column]);
+    if (stored.cached != nullptr && !stored.cached->complete()) {
+      // A remote fragment: fetch the columns read, whole.
+      format::RowFetchPlan fetch;
+      for (size_t i = 0; i < plan_.read.columns.size(); ++i) {
+        fetch.AddAll(stored.cached, columns[i]->data());
+      }
+      ARROW_RETURN_NOT_OK(fetch.Run());
+    }
     if (plan_.read.row_id) {
       ARROW_ASSIGN_OR_RAISE(
           auto ids,

@@ -95,7 +95,7 @@ arrow::Result<std::shared_ptr<const Snapshot>> Snapshot::Open(
                                          info.num_rows());
     snapshot->fragments_.push_back(std::move(fragment));
   }
-  snapshot->chunks_.assign(static_cast<size_t>(total_chunks), Chunk{nullptr, 0});
+  snapshot->chunks_.assign(static_cast<size_t>(total_chunks), Chunk{nullptr, 0, nullptr});
   snapshot->column_chunks_.assign(
       manifest.schema->num_fields(),
       std::vector<std::shared_ptr<arrow::Array>>(static_cast<size_t>(total_chunks)));
@@ -121,11 +121,13 @@ void Snapshot::Publish(size_t f, std::shared_ptr<const FragmentData> data,
   const Fragment& fragment = fragments_[f];
   for (size_t b = 0; b < data->columns.size(); ++b) {
     const size_t k = static_cast<size_t>(fragment.first_chunk) + b;
-    chunks_[k] = {&data->columns[b], data->batch_offsets[b + 1] - data->batch_offsets[b]};
+    chunks_[k] = {&data->columns[b], data->batch_offsets[b + 1] - data->batch_offsets[b],
+                  data->cached.get()};
     for (size_t c = 0; c < column_chunks_.size(); ++c) {
       column_chunks_[c][k] = data->columns[b][c];
     }
   }
+  if (data->cached != nullptr) has_cached_.store(true, std::memory_order_release);
   fragment.data = std::move(data);
   fragment.deleted = std::move(deleted);
 }

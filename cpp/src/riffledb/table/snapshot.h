@@ -183,7 +183,14 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   struct Chunk {
     const arrow::ArrayVector* columns;
     int64_t num_rows;
+    // The cache its fragment is read through (FragmentData::cached), or null: then
+    // every byte of its arrays is readable, else readers fetch rows first.
+    io::CachedFile* cached;
   };
+  // Fetches what reading `refs` (chunks of chunks_) of the columns `columns` needs from
+  // the chunks read through a cache; nothing (one load) if no fragment is.
+  arrow::Status FetchRows(std::span<const ChunkRow> refs,
+                          std::span<const int> columns) const;
   // Sized by Open for every fragment; a fragment's slots are filled when it is opened
   // (null until then). Slots of different fragments are distinct objects, so one
   // fragment's publication never races with readers of another.
@@ -193,6 +200,8 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
   // opened_[f]: fragments_[f] is opened and published (release / acquire).
   std::unique_ptr<std::atomic<bool>[]> opened_;
   mutable std::atomic<size_t> unopened_{0};
+  // Whether a published fragment is read through a cache (Chunk::cached).
+  mutable std::atomic<bool> has_cached_{false};
   mutable ForkSafeMutex open_mu_;  // serializes publication
 
   mutable ForkSafeMutex derived_mu_;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "riffledb/format/lazy_fragment.h"
 #include "riffledb/table/snapshot.h"
 #include "riffledb/util/thread_pool.h"
 
@@ -102,12 +103,52 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::TakeRowIds(
   return Gather(refs, row_ids, offsets, *projection, options.binary_views);
 }
 
+arrow::Status Snapshot::FetchRows(std::span<const ChunkRow> refs,
+                                  std::span<const int> columns) const {
+  if (!has_cached_.load(std::memory_order_acquire) || columns.empty()) {
+    return arrow::Status::OK();
+  }
+  // The rows of each chunk read through a cache.
+  std::vector<std::pair<int32_t, int64_t>> rows;
+  rows.reserve(refs.size());
+  for (const ChunkRow& ref : refs) {
+    // A file cached whole and checked needs nothing.
+    const io::CachedFile* cached = chunks_[ref.chunk].cached;
+    if (cached != nullptr && !cached->complete()) rows.emplace_back(ref.chunk, ref.row);
+  }
+  if (rows.empty()) return arrow::Status::OK();
+  std::sort(rows.begin(), rows.end());
+  format::RowFetchPlan plan;
+  std::vector<int64_t> chunk_rows;
+  for (size_t i = 0; i < rows.size();) {
+    const int32_t chunk = rows[i].first;
+    chunk_rows.clear();
+    for (; i < rows.size() && rows[i].first == chunk; ++i) {
+      if (chunk_rows.empty() || chunk_rows.back() != rows[i].second) {
+        chunk_rows.push_back(rows[i].second);
+      }
+    }
+    for (int column : columns) {
+      plan.AddRows(chunks_[chunk].cached,
+                   (*chunks_[chunk].columns)[static_cast<size_t>(column)]->data(),
+                   chunk_rows);
+    }
+  }
+  arrow::Status st = plan.Run();
+  if (!st.ok()) {
+    return st.WithMessage(st.message(), " (taking from ", store_->location(),
+                          " at version ", version(), ")");
+  }
+  return st;
+}
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> Snapshot::Gather(
     std::span<const ChunkRow> refs, std::span<const uint64_t> row_ids,
     std::span<const int64_t> offsets, const Projection& projection,
     bool binary_views) const {
   const auto n = static_cast<int64_t>(refs.size());
   const NeededColumns& needed = projection.needed();
+  ARROW_RETURN_NOT_OK(FetchRows(refs, needed.columns));
   // GatherRows prepares every chunk it is given (base pointers, null counts): given a
   // table's 10,000 chunks for a take of 256 rows, that is most of the work. And with
   // fragments not opened yet, column_chunks_ has empty slots it must not see. In both

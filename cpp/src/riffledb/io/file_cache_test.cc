@@ -1,0 +1,368 @@
+#include "riffledb/io/file_cache.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "riffledb/io/filesystem.h"
+#include "riffledb/testing/files.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::io {
+namespace {
+
+constexpr int64_t kBlock = 4096;
+
+// A remote file held in memory, recording the ranges asked of it.
+struct Remote {
+  std::string bytes;
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> asked;  // offset, length
+  arrow::Status fail = arrow::Status::OK();
+  bool short_reads = false;
+
+  RangeFetcher Fetcher() {
+    return [this](ByteRange r) -> arrow::Result<std::string> {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!fail.ok()) return fail;
+      asked.emplace_back(r.offset, r.length);
+      const int64_t n = short_reads ? r.length - 1 : r.length;
+      return bytes.substr(static_cast<size_t>(r.offset), static_cast<size_t>(n));
+    };
+  }
+  size_t Asked() {
+    std::lock_guard<std::mutex> lock(mu);
+    return asked.size();
+  }
+  // The ranges asked, in file order (requests run concurrently).
+  std::vector<std::pair<int64_t, int64_t>> Sorted() {
+    std::lock_guard<std::mutex> lock(mu);
+    auto sorted = asked;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted;
+  }
+};
+
+class FileCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ =
+        std::string(tmp && *tmp ? tmp : "/tmp") + "/riffledb_cache_XXXXXX";
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+    std::mt19937_64 rng(7);
+    remote_.bytes.resize(10 * kBlock + 123);
+    for (char& c : remote_.bytes) c = static_cast<char>(rng());
+  }
+  void TearDown() override { ASSERT_OK(Local()->DeleteTree(dir_)); }
+
+  FileCacheOptions Options() const {
+    FileCacheOptions options;
+    options.dir = dir_;
+    options.block_size = kBlock;
+    options.coalesce_gap = 0;
+    options.max_request = 4 * kBlock;
+    return options;
+  }
+  arrow::Result<std::shared_ptr<CachedFile>> Open(const FileCacheOptions& options,
+                                                  const std::string& identity = "f1") {
+    ARROW_ASSIGN_OR_RAISE(auto cache, FileCache::Make(options));
+    return cache->Open("bucket/f", identity, static_cast<int64_t>(remote_.bytes.size()),
+                       remote_.Fetcher());
+  }
+  std::string Read(const CachedFile& file, int64_t offset, int64_t length) {
+    return std::string(reinterpret_cast<const char*>(file.data()) + offset,
+                       static_cast<size_t>(length));
+  }
+  std::string Source(int64_t offset, int64_t length) {
+    return remote_.bytes.substr(static_cast<size_t>(offset), static_cast<size_t>(length));
+  }
+
+  // Makes the cache of `data_name` look checked in another boot of the machine.
+  void RebootedFor(const std::string& data_name) {
+    const std::string meta = data_name.substr(0, data_name.size() - 5) + ".meta";
+    const int fd = ::open(JoinPath(dir_, meta).c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "another-boot", 12, 96), 12);  // MetaHeader::boot_id
+    ::close(fd);
+  }
+
+  std::string dir_;
+  Remote remote_;
+};
+
+using Asked = std::vector<std::pair<int64_t, int64_t>>;
+
+TEST_F(FileCacheTest, FetchesTheBlocksOfARangeOnce) {
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  EXPECT_EQ(file->PresentBlocks(), 0);
+  const ByteRange range{5000, 10};
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(remote_.asked, (Asked{{kBlock, kBlock}}));
+  EXPECT_EQ(Read(*file, 5000, 10), Source(5000, 10));
+  EXPECT_EQ(file->PresentBlocks(), 1);
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(remote_.Asked(), 1u);
+  // The last block is short.
+  const ByteRange tail{10 * kBlock + 100, 23};
+  ASSERT_OK(file->Ensure({&tail, 1}));
+  EXPECT_EQ(remote_.asked.back(), (std::pair<int64_t, int64_t>{10 * kBlock, 123}));
+  EXPECT_EQ(Read(*file, 10 * kBlock, 123), Source(10 * kBlock, 123));
+}
+
+TEST_F(FileCacheTest, CoalescesAbsentBlocksAcrossSmallGapsUpToMaxRequest) {
+  const ByteRange ranges[] = {{3 * kBlock + 1, 1}, {kBlock, 1}, {9 * kBlock, 10}};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options(), "apart"));
+    ASSERT_OK(file->Ensure(ranges));
+    // No gap allowed: one request per block.
+    EXPECT_EQ(remote_.Sorted(),
+              (Asked{{kBlock, kBlock}, {3 * kBlock, kBlock}, {9 * kBlock, kBlock}}));
+  }
+  remote_.asked.clear();
+  FileCacheOptions options = Options();
+  options.coalesce_gap = kBlock;
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(options, "joined"));
+    ASSERT_OK(file->Ensure(ranges));
+    // Blocks 1 and 3 are one block apart: one request; block 9 is far.
+    EXPECT_EQ(remote_.Sorted(), (Asked{{kBlock, 3 * kBlock}, {9 * kBlock, kBlock}}));
+  }
+  remote_.asked.clear();
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(options, "long"));
+    const ByteRange all{0, static_cast<int64_t>(remote_.bytes.size())};
+    ASSERT_OK(file->Ensure({&all, 1}));
+    // 11 blocks in requests of at most max_request (4 blocks).
+    EXPECT_EQ(remote_.Sorted(), (Asked{{0, 4 * kBlock},
+                                       {4 * kBlock, 4 * kBlock},
+                                       {8 * kBlock, 2 * kBlock + 123}}));
+    EXPECT_EQ(Read(*file, 0, all.length), remote_.bytes);
+  }
+}
+
+TEST_F(FileCacheTest, AnotherCacheOnTheDirectorySeesWhatWasFetched) {
+  const ByteRange range{2 * kBlock, 2 * kBlock};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&range, 1}));
+  }
+  EXPECT_EQ(remote_.Asked(), 1u);
+  // A restart: a new cache object, the same directory.
+  ASSERT_OK_AND_ASSIGN(auto again, Open(Options()));
+  EXPECT_EQ(again->PresentBlocks(), 2);
+  ASSERT_OK(again->Ensure({&range, 1}));
+  EXPECT_EQ(remote_.Asked(), 1u);
+  EXPECT_EQ(Read(*again, range.offset, range.length), Source(range.offset, range.length));
+  // Another identity is another file.
+  ASSERT_OK_AND_ASSIGN(auto other, Open(Options(), "f2"));
+  EXPECT_EQ(other->PresentBlocks(), 0);
+}
+
+TEST_F(FileCacheTest, AFileCachedWholeIsCheckedOnceThenComplete) {
+  const ByteRange all{0, static_cast<int64_t>(remote_.bytes.size())};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    const ByteRange some{0, kBlock};
+    ASSERT_OK(file->Ensure({&some, 1}));
+    EXPECT_FALSE(file->complete());
+    ASSERT_OK(file->Ensure({&all, 1}));
+    EXPECT_TRUE(file->complete());
+  }
+  const size_t asked = remote_.Asked();
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  EXPECT_FALSE(file->complete());  // not checked by this process yet
+  const ByteRange one{5, 1};
+  ASSERT_OK(file->Ensure({&one, 1}));
+  EXPECT_TRUE(file->complete());
+  EXPECT_EQ(remote_.Asked(), asked);
+  const ByteRange outside{all.length, 1};
+  EXPECT_TRUE(file->Ensure({&outside, 1}).IsInvalid());
+}
+
+TEST_F(FileCacheTest, ABlockThatFailsItsCrcIsFetchedAgain) {
+  const ByteRange range{kBlock, 10};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&range, 1}));
+  }
+  // Damage the cached block on disk.
+  std::vector<std::string> names = testing::ListNames(dir_);
+  std::string data_name;
+  for (const auto& name : names) {
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".data") data_name = name;
+  }
+  ASSERT_FALSE(data_name.empty());
+  const int fd = ::open(JoinPath(dir_, data_name).c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "XYZ", 3, kBlock + 7), 3);
+  ::close(fd);
+  // Within a boot a block is checked once, when fetched: damage is found after a
+  // reboot, which a foreign boot id in the header stands for.
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&range, 1}));
+    EXPECT_EQ(remote_.Asked(), 1u);
+  }
+  RebootedFor(data_name);
+
+  const int64_t corrupt_before = GetIoStats().corrupt_blocks;
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(GetIoStats().corrupt_blocks, corrupt_before + 1);
+  EXPECT_EQ(remote_.Asked(), 2u);
+  EXPECT_EQ(Read(*file, kBlock, kBlock), Source(kBlock, kBlock));
+}
+
+TEST_F(FileCacheTest, ADamagedMetaFileStartsANewPair) {
+  const ByteRange range{0, 10};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&range, 1}));
+  }
+  for (const auto& name : testing::ListNames(dir_)) {
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".meta") {
+      ASSERT_OK(testing::WriteFile(JoinPath(dir_, name), "garbage"));
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  EXPECT_EQ(file->PresentBlocks(), 0);
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(remote_.Asked(), 2u);
+  EXPECT_EQ(Read(*file, 0, 10), Source(0, 10));
+}
+
+TEST_F(FileCacheTest, ErrorsLeaveBlocksAbsentAndNameTheRange) {
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  const ByteRange outside{static_cast<int64_t>(remote_.bytes.size()) - 1, 2};
+  auto st = file->Ensure({&outside, 1});
+  EXPECT_TRUE(st.IsInvalid()) << st.ToString();
+  EXPECT_NE(st.message().find("bucket/f"), std::string::npos) << st.ToString();
+
+  remote_.fail = arrow::Status::IOError("connection refused");
+  const ByteRange range{0, 10};
+  st = file->Ensure({&range, 1});
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_EQ(file->PresentBlocks(), 0);
+
+  remote_.fail = arrow::Status::OK();
+  remote_.short_reads = true;
+  st = file->Ensure({&range, 1});
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_EQ(file->PresentBlocks(), 0);
+
+  remote_.short_reads = false;
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(Read(*file, 0, 10), Source(0, 10));
+}
+
+TEST_F(FileCacheTest, ReadAtFetchesAndSlicesTheMap) {
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  ASSERT_OK_AND_ASSIGN(auto buffer, file->ReadAt(100, 50));
+  EXPECT_EQ(buffer->ToString(), Source(100, 50));
+  EXPECT_EQ(file->OffsetOf(buffer->data()), 100);
+  // Past the end: truncated, as a file read is.
+  ASSERT_OK_AND_ASSIGN(auto tail, file->ReadAt(file->file_size() - 3, 10));
+  EXPECT_EQ(tail->ToString(), Source(file->file_size() - 3, 3));
+}
+
+TEST_F(FileCacheTest, ConcurrentEnsuresStoreEveryByteOnce) {
+  FileCacheOptions options = Options();
+  options.max_concurrency = 4;
+  ASSERT_OK_AND_ASSIGN(auto file, Open(options));
+  std::vector<std::thread> threads;
+  std::vector<arrow::Status> results(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 50 && results[t].ok(); ++i) {
+        std::vector<ByteRange> ranges;
+        for (int k = 0; k < 3; ++k) {
+          const int64_t offset = rng() % (remote_.bytes.size() - 100);
+          ranges.push_back({offset, 1 + static_cast<int64_t>(rng() % 100)});
+        }
+        results[t] = file->Ensure(ranges);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& st : results) ASSERT_OK(st);
+  const ByteRange all{0, file->file_size()};
+  ASSERT_OK(file->Ensure({&all, 1}));
+  EXPECT_EQ(Read(*file, 0, all.length), remote_.bytes);
+}
+
+TEST_F(FileCacheTest, AForkedChildFetchesForItsParent) {
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  const ByteRange first{0, 10};
+  ASSERT_OK(file->Ensure({&first, 1}));
+  const ByteRange range{6 * kBlock, 2 * kBlock};
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child's fetcher is its inherited copy; what it stores, the parent sees.
+    const bool ok =
+        file->Ensure({&range, 1}).ok() &&
+        Read(*file, range.offset, range.length) == Source(range.offset, range.length);
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(remote_.Asked(), 1u);  // the child's request went through its own copy
+  EXPECT_EQ(file->PresentBlocks(), 3);
+  ASSERT_OK(file->Ensure({&range, 1}));
+  EXPECT_EQ(remote_.Asked(), 1u);
+  EXPECT_EQ(Read(*file, range.offset, range.length), Source(range.offset, range.length));
+}
+
+TEST_F(FileCacheTest, EvictsTheLeastRecentlyOpenedFilesBeyondItsCapacity) {
+  FileCacheOptions options = Options();
+  // Room for two files of 4 fetched blocks (and their small .meta), not three.
+  options.capacity = 12 * kBlock;
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(options));
+  const int64_t size = static_cast<int64_t>(remote_.bytes.size());
+  const ByteRange four{0, 4 * kBlock};
+  std::vector<std::shared_ptr<CachedFile>> files;
+  for (const char* name : {"a", "b", "c"}) {
+    ::usleep(20000);  // distinct open times
+    ASSERT_OK_AND_ASSIGN(auto file, cache->Open(name, name, size, remote_.Fetcher()));
+    ASSERT_OK(file->Ensure({&four, 1}));
+    files.push_back(file);
+  }
+  // `c`'s fetch went over: `a`'s pair (the oldest) is deleted, `b` and `c` are kept.
+  EXPECT_EQ(testing::ListNames(dir_).size(), 4u);
+  ASSERT_OK_AND_ASSIGN(int64_t used, cache->UsedBytes());
+  EXPECT_LE(used, options.capacity);
+  // `a` still reads from its map of the deleted file.
+  EXPECT_EQ(Read(*files[0], 0, 4 * kBlock), Source(0, 4 * kBlock));
+  EXPECT_EQ(files[1]->PresentBlocks(), 4);
+  ASSERT_OK_AND_ASSIGN(auto a_again, cache->Open("a", "a", size, remote_.Fetcher()));
+  EXPECT_EQ(a_again->PresentBlocks(), 0);
+  ASSERT_OK_AND_ASSIGN(auto b_again, cache->Open("b", "b", size, remote_.Fetcher()));
+  EXPECT_EQ(b_again->PresentBlocks(), 4);
+}
+
+TEST_F(FileCacheTest, RejectsBadOptions) {
+  FileCacheOptions options = Options();
+  options.block_size = 1000;
+  EXPECT_TRUE(FileCache::Make(options).status().IsInvalid());
+  options = Options();
+  options.capacity = -1;
+  EXPECT_TRUE(FileCache::Make(options).status().IsInvalid());
+  options = Options();
+  options.dir = "";
+  EXPECT_TRUE(FileCache::Make(options).status().IsInvalid());
+}
+
+}  // namespace
+}  // namespace riffledb::io
