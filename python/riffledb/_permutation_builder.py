@@ -55,14 +55,14 @@ def _check_sizes(ratios: Any, counts: Any, fixed: Any) -> None:
         raise ValueError("Exactly one of 'ratios', 'counts', or 'fixed' must be provided")
 
 
-def _snapshot(table: Any):
-    """The native snapshot of a riffledb ``Table``'s current version, or LanceDB's
-    RuntimeError."""
+def _snapshot(table: Any, version: int | None = None):
+    """The native snapshot of a riffledb ``Table`` at ``version`` (None: its current
+    one), or LanceDB's RuntimeError."""
     if not isinstance(table, Table):
         raise RuntimeError(
             "Provided table does not appear to be a Table or RemoteTable instance"
         )
-    return reference(table).snapshot()
+    return reference(table).snapshot(version)
 
 
 class PermutationBuilder:
@@ -87,17 +87,20 @@ class PermutationBuilder:
         ... )
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, *, version: int | None = None) -> None:
         """Starts a builder over ``table``.
 
         Args:
-            table: A riffledb ``Table``; the builder reads its current version.
+            table: A riffledb ``Table``.
+            version: The table version to read (riffledb's); None reads the version the
+                handle is on.
 
         Raises:
             RuntimeError: ``table`` is not a table.
+            ValueError: ``version`` cannot be read.
         """
         self._native: _riffledb.PermutationBuilder | None = _riffledb.PermutationBuilder(
-            _snapshot(table)
+            _snapshot(table, version)
         )
         release_at_exit(self, _release_native)
 

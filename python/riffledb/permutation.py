@@ -457,6 +457,20 @@ class Permutation:
                     raise InvalidError(f"Split index must not be negative, got {index}")
             else:
                 raise RiffledbTypeError(f"Invalid split: {split}")
+        return cls._of_split(base_table, permutation_table, native, index)
+
+    @classmethod
+    def _of_split(
+        cls,
+        base_table: Table,
+        permutation_table: Table | None,
+        native: Any,
+        index: int,
+        base_version: int | None = None,
+    ) -> Permutation:
+        """Split ``index`` of a native permutation table (None: identity) over
+        ``base_table`` at ``base_version`` (None: its current version), every column
+        selected; the arguments are already checked."""
         permutation = cls(
             base_table,
             permutation_table,
@@ -464,7 +478,9 @@ class Permutation:
             {},
             DEFAULT_BATCH_SIZE,
             Transforms.arrow2python,
+            base_version=base_version,
         )
+        permutation._identity = native is None
         permutation._native_table = native
         reader = permutation._view()
         bound = reader.bind(None)
