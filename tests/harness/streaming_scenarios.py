@@ -1,0 +1,125 @@
+"""What test_streaming.py runs in hang-detected children: StreamingDataset under real
+DataLoader workers of one start method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import riffledb
+from riffledb.streaming import StreamingDataLoader, StreamingDataset
+
+from .stacks import arm_worker
+
+SPLITS = 12
+BATCH = 6
+SEED = 3
+
+
+@dataclass
+class WorkerInfo:
+    id: int
+    num_workers: int
+
+
+def _dataset(db_uri: str, **kwargs) -> StreamingDataset:
+    table = riffledb.connect(db_uri).open_table("data")
+    return StreamingDataset(table, num_splits=SPLITS, shuffle_seed=SEED, **kwargs)
+
+
+def _ids(batches) -> list[int]:
+    return [int(v) for batch in batches for v in batch["id"]]
+
+
+def _expected(db_uri: str, epoch: int, workers: int) -> list[int]:
+    """What a DataLoader with ``workers`` workers delivers: each worker's rows in
+    batches of BATCH, the workers taking turns."""
+    per_worker = [
+        [
+            row["id"]
+            for row in _dataset(
+                db_uri, epoch=epoch, worker_info_override=WorkerInfo(w, workers)
+            )
+        ]
+        for w in range(workers)
+    ]
+    out = []
+    for start in range(0, len(per_worker[0]), BATCH):
+        for rows in per_worker:
+            out.extend(rows[start : start + BATCH])
+    return out
+
+
+def workers_two_epochs(db_uri: str, method: str) -> dict:
+    """Two passes of a plain DataLoader with 2 workers over one dataset."""
+    import torch
+
+    ds = _dataset(db_uri)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    epochs, epoch_after = [], []
+    for _ in range(2):
+        epochs.append(_ids(loader))
+        epoch_after.append(ds.epoch)
+    return {
+        "epochs": epochs,
+        "expected": [_expected(db_uri, e, 2) for e in range(2)],
+        "epoch_after": epoch_after,
+        "consumed_rows": ds.consumed_rows,
+        "bytes_loaded": ds.bytes_loaded,
+    }
+
+
+def loader_break_and_resume(db_uri: str, method: str) -> dict:
+    """A StreamingDataLoader with 2 workers stopped after 5 batches; its checkpoint,
+    the rest read by iterating it again, and the rest read by a new dataset loaded from
+    the checkpoint. Also the positions a plain DataLoader's dataset reports after the
+    same 5 batches (what the workers had read, prefetch included)."""
+    import torch
+
+    ds = _dataset(db_uri)
+    loader = StreamingDataLoader(
+        ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    taken = []
+    for i, batch in enumerate(loader):
+        taken.extend(int(v) for v in batch["id"])
+        if i == 4:
+            break
+    state = loader.state_dict()
+    again = _ids(loader)
+    resumed_ds = _dataset(db_uri)
+    resumed_ds.load_state_dict(state)
+    resumed = [row["id"] for row in resumed_ds]
+
+    plain_ds = _dataset(db_uri)
+    plain = torch.utils.data.DataLoader(
+        plain_ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    iterator = iter(plain)
+    for _ in range(5):
+        next(iterator)
+    plain_positions = plain_ds.state_dict()["positions_consumed_per_split"]
+    del iterator
+    return {
+        "taken": taken,
+        "positions": state["positions_consumed_per_split"],
+        "again": again,
+        "resumed": resumed,
+        "plain_loader_positions": plain_positions,
+    }
