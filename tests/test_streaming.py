@@ -323,6 +323,63 @@ def test_streaming_dataloader_checkpoints_are_exact_with_workers(tmp_path, metho
     assert all(p >= q for p, q in zip(plain, result["positions"], strict=True))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_streaming_dataloader_runs_epoch_after_epoch(tmp_path, method):
+    # Regression: workers used to adopt the main process's record of what its loop had
+    # taken, overwriting the shared progress; the second pass then never ended its
+    # epoch.
+    from harness import streaming_scenarios
+
+    riffledb.connect(tmp_path).create_table("data", pa.table({"id": list(range(ROWS))}))
+    result = run_in_child(
+        streaming_scenarios.loader_epochs,
+        str(tmp_path),
+        method,
+        what=f"3 passes of a StreamingDataLoader with 2 {method} workers",
+    )
+    assert result["epochs"] == result["expected"]
+    assert all(sorted(ids) == list(range(ROWS)) for ids in result["epochs"])
+    assert result["epoch_after"] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_example_ddp_train_resumes_on_another_world_size(tmp_path):
+    """examples/ddp_train.py under torchrun: stopped after 30 steps on 2 ranks, resumed
+    on 3 ranks with 2 DataLoader workers each, it ends both epochs at step 100."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "ddp_train.py"
+    env = dict(os.environ, PYTHONPATH=str(example.parent.parent / "python"))
+
+    def torchrun(ranks: int, *args: str) -> str:
+        command = [
+            sys.executable, "-m", "torch.distributed.run",
+            "--standalone", f"--nproc_per_node={ranks}", str(example),
+            "--data", str(tmp_path / "data"), "--rows", "4800",
+            "--steps-per-checkpoint", "10", *args,
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    first = torchrun(2, "--stop-after", "30")
+    assert "step 30: loss" in first and "stopping at step 30" in first
+    second = torchrun(3, "--workers", "2")
+    lines = [line for line in second.splitlines() if not line.startswith("step")]
+    assert lines == [
+        "resumed at step 30, epoch 0, on 3 ranks",
+        "epoch 0 done at step 50",
+        "epoch 1 done at step 100",
+        "learned y = 3.00 x0 + -2.00 x1 + 0.50",
+    ]
+
+
 # -- torch.distributed: real process groups ---------------------------------------------
 
 

@@ -668,7 +668,12 @@ class StreamingDataset(IterableDataset):
                 "StreamingDataset does not support concurrent iteration. Only one active "
                 "iterator per dataset instance is allowed."
             )
-        self._adopt_consumed()
+        if get_worker_info() is None:
+            self._adopt_consumed()
+        else:
+            # A worker's copy of the main process's dataset: what the main process's
+            # loop took is the main process's to adopt (before it started the workers).
+            self._consumed = {}
         mine, slot = self._my_splits()
         epoch = self._next_epoch()
         progress = self._progress
@@ -970,6 +975,7 @@ class StreamingDataset(IterableDataset):
             raise RuntimeError("Cannot pickle a StreamingDataset while it is iterating")
         state = dict(self.__dict__)
         state.pop("_pipeline", None)
+        state["_consumed"] = {}  # the main process's loop
         # Not the permutation: a worker builds the same one (same seed, same version).
         state["_splits"] = None
         if self._connection_factory is not None:

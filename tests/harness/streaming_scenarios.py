@@ -123,3 +123,26 @@ def loader_break_and_resume(db_uri: str, method: str) -> dict:
         "resumed": resumed,
         "plain_loader_positions": plain_positions,
     }
+
+
+def loader_epochs(db_uri: str, method: str) -> dict:
+    """Three passes of a StreamingDataLoader with 2 workers: the ids of each, and the
+    epoch the main process's dataset reports after each."""
+    ds = _dataset(db_uri)
+    loader = StreamingDataLoader(
+        ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    epochs, epoch_after = [], []
+    for _ in range(3):
+        epochs.append(_ids(loader))
+        epoch_after.append(ds.epoch)
+    return {
+        "epochs": epochs,
+        "expected": [_expected(db_uri, e, 2) for e in range(3)],
+        "epoch_after": epoch_after,
+    }
