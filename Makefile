@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
-        lint clean bench soak bench-metadata bench-ingest bench-s3
+        lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming
 
 all: build
 
@@ -159,3 +159,22 @@ bench-ingest: build
 bench-s3: build $(BENCH_STAMP)
 	$(PY) benchmarks/s3_take.py --lancedb-python $(BENCH_VENV)/bin/python \
 	  $(if $(QUICK),--quick) $(if $(S3_ROWS),--rows $(S3_ROWS))
+
+# Streaming epochs (benchmarks/streaming.py): the same STREAM_ROWS rows (default 200,000;
+# QUICK=1: 20,000) converted into each system's format, then full shuffled epochs of
+# per-sample dicts, interleaved: riffledb.streaming (this tree, .venv; bare and through a
+# DataLoader), LanceDB 0.40's lancedb.streaming (.venv-bench), MosaicML Streaming and
+# LitData (.venv-peers: their pins clash with .venv-bench's). Builds the extension only
+# when python/riffledb/ has none (the tree under test, as `make build` left it).
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.riffledb-peers-setup
+
+$(PEERS_STAMP): requirements-peers.txt
+	python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q -r requirements-peers.txt
+	touch $@
+
+bench-streaming: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_STAMP) $(PEERS_STAMP)
+	$(PY) benchmarks/streaming.py --lancedb-python $(BENCH_VENV)/bin/python \
+	  --peers-python $(PEERS_VENV)/bin/python \
+	  $(if $(QUICK),--quick) $(if $(STREAM_ROWS),--rows $(STREAM_ROWS))
