@@ -1,0 +1,770 @@
+"""Streaming epochs: riffledb.streaming vs LanceDB, MosaicML Streaming and LitData.
+
+``make bench-streaming`` (``STREAM_ROWS=N`` to change N, ``QUICK=1`` for a short run) or::
+
+    PYTHONPATH=python .venv/bin/python benchmarks/streaming.py \\
+        --lancedb-python .venv-bench/bin/python --peers-python .venv-peers/bin/python \\
+        [--rows 200000] [--quick]
+
+The same rows for every system, on local disk, in one run: ``--rows`` rows (default
+200,000; ``--quick``: 20,000) of ``id`` int64 (0..N-1), ``emb`` a fixed-size list of 128
+float32 (512 bytes) and ``label`` int64, generated from a fixed seed in chunks of 65,536
+rows (the first N rows are the same at any N) and written once to an Arrow IPC file that
+every system's process memory-maps. Each system runs in a process of its own, with its
+own interpreter (their pins clash):
+
+- **riffledb** (this tree, the driver's interpreter: ``.venv``): ``create_table``, then
+  ``riffledb.streaming.StreamingDataset(table, num_splits=S, shuffle_seed=0)``, one
+  instance iterated once per epoch (each pass is the next epoch, a new shuffle);
+- **LanceDB** 0.40 (``--lancedb-python``, ``.venv-bench``): ``create_table``, then
+  ``lancedb.streaming.StreamingDataset(table, num_splits=S, shuffle_seed=0, epoch=e)``
+  (a LanceDB instance is one epoch: its shuffle is built in the constructor, so the
+  construction is part of each timed epoch; it is also reported apart);
+- **MosaicML Streaming** 0.13 (``--peers-python``, ``.venv-peers``): ``MDSWriter``
+  (``id`` int64, ``emb`` ``ndarray:float32:128``, ``label`` int64; no compression), then
+  ``streaming.StreamingDataset(local=..., shuffle=True, shuffle_seed=0,
+  batch_size=256)``, one instance iterated once per epoch;
+- **LitData** 0.2.76 (``--peers-python``): ``litdata.optimize`` (its default workers:
+  one per core; ``emb`` a numpy array, ``id`` and ``label`` ints), then
+  ``litdata.StreamingDataset(input_dir, shuffle=True, seed=0)`` with ``set_epoch`` before
+  each pass.
+
+Figures: (a) the time to convert the Arrow table into the system's own format, once;
+(b) epoch rows/s: one full shuffled epoch, rows as each system's own per-sample dict
+(riffledb and LanceDB: Python values, ``emb`` a list of floats; MDS and LitData: numpy
+arrays and scalars), iterated in the process's main thread; and the same through
+``torch.utils.data.DataLoader(ds, batch_size=256, num_workers=0)`` (default collate).
+Every epoch is checked: it must deliver every id exactly once, or its cell reports the
+failure instead of a figure. The epoch's ``median |Δid| / N`` (the median distance in
+storage between consecutive rows; ~0.29 for a uniform shuffle) says how far each
+system's shuffle moves rows: MDS and LitData shuffle shards and windows of a shard,
+riffledb and LanceDB every row.
+
+Cells are interleaved: one warm-up round (untimed), then ``--repeats`` rounds, each
+running one epoch of every cell in a rotated order while the other systems' processes
+wait. Results: a Markdown table on stdout and
+``benchmarks/results/streaming-<rows>.json`` (git-ignored). Nothing here uses the
+network: the data is generated, LitData's version check is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from common import (  # noqa: E402
+    LANCEDB_MEMORY_LIMIT,
+    LANCEDB_MEMORY_VAR,
+    SEED,
+    git_revision,
+    machine,
+)
+
+DIM = 128
+LABELS = 100
+CHUNK = 1 << 16
+BATCH = 256
+ROW_BYTES = 8 + 4 * DIM + 8
+SYSTEMS = ("riffledb", "lancedb", "mds", "litdata")
+LABEL = {
+    "riffledb": "riffledb",
+    "lancedb": "LanceDB",
+    "mds": "MosaicML Streaming (MDS)",
+    "litdata": "LitData",
+}
+MODES = ("rows", "loader")
+
+
+# -- the data ----------------------------------------------------------------------------
+
+
+def schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("emb", pa.list_(pa.float32(), DIM), nullable=False),
+            pa.field("label", pa.int64(), nullable=False),
+        ]
+    )
+
+
+def source_batches(rows: int):
+    """The rows, CHUNK at a time: chunk c drawn from the seed [SEED, 4, c] (whole, then
+    cut), so the first N rows are the same for any N."""
+    for c, start in enumerate(range(0, rows, CHUNK)):
+        stop = min(start + CHUNK, rows)
+        rng = np.random.default_rng([SEED, 4, c])
+        emb = rng.standard_normal((CHUNK, DIM), dtype=np.float32)[: stop - start]
+        label = rng.integers(0, LABELS, CHUNK, dtype=np.int64)[: stop - start]
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(start, stop, dtype=np.int64)),
+                pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), DIM),
+                pa.array(label),
+            ],
+            schema=schema(),
+        )
+
+
+def write_source(path: Path, rows: int) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema()) as writer:
+        for batch in source_batches(rows):
+            writer.write_batch(batch)
+
+
+def read_source(path: str) -> pa.Table:
+    """The source table, memory-mapped (zero-copy)."""
+    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+
+
+def numpy_columns(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    emb = batch.column("emb")
+    values = emb.values.slice(emb.offset * DIM, len(emb) * DIM)
+    return (
+        batch.column("id").to_numpy(),
+        values.to_numpy().reshape(-1, DIM),
+        batch.column("label").to_numpy(),
+    )
+
+
+def litdata_rows(task):
+    """litdata.optimize's fn (module level: its workers import or inherit it): the rows
+    [start, stop) of the source file as samples."""
+    path, start, stop = task
+    table = read_source(path).slice(start, stop - start)
+    for batch in table.to_batches():
+        ids, emb, labels = numpy_columns(batch)
+        for i, (row_id, label) in enumerate(
+            zip(ids.tolist(), labels.tolist(), strict=True)
+        ):
+            yield {"id": row_id, "emb": emb[i], "label": label}
+
+
+# -- the child process: one system, converting once then running epochs -----------------
+
+
+class System:
+    """One system under test in its child process."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.rows = spec["rows"]
+        self.dir = spec["dir"]
+        self.epoch = 0
+        self.version = "?"
+        self.note: str | None = None  # anything the run had to work around
+
+    def convert(self) -> None:
+        raise NotImplementedError
+
+    def open(self) -> None:
+        """Untimed setup before the first epoch."""
+
+    def dataset(self):
+        """The dataset that the next epoch iterates."""
+        raise NotImplementedError
+
+
+class Riffledb(System):
+    def convert(self) -> None:
+        import riffledb
+
+        self.version = git_revision()
+        table = read_source(self.spec["source"])
+        t0 = time.perf_counter()
+        self.table = riffledb.connect(self.dir).create_table("rows", table)
+        self.convert_s = time.perf_counter() - t0
+
+    def open(self) -> None:
+        from riffledb.streaming import StreamingDataset
+
+        self.ds = StreamingDataset(
+            self.table, num_splits=self.spec["num_splits"], shuffle_seed=0
+        )
+
+    def dataset(self):
+        return self.ds  # each pass is the next epoch
+
+
+class Lancedb(System):
+    def convert(self) -> None:
+        import lancedb
+
+        self.version = lancedb.__version__
+        table = read_source(self.spec["source"])
+        t0 = time.perf_counter()
+        self.table = lancedb.connect(self.dir).create_table("rows", table)
+        self.convert_s = time.perf_counter() - t0
+
+    def dataset(self):
+        from lancedb.streaming import StreamingDataset
+
+        # One instance per epoch: LanceDB's shuffle is built by the constructor.
+        return StreamingDataset(
+            self.table,
+            num_splits=self.spec["num_splits"],
+            shuffle_seed=0,
+            epoch=self.epoch,
+        )
+
+
+def importable_torchvision() -> str | None:
+    """MosaicML Streaming imports ``streaming.vision`` (and so torchvision) with the
+    package. PyPI's torchvision is the CUDA build: beside the CPU torch that
+    requirements-peers.txt pins, its ops library does not load and its import raises
+    ("operator torchvision::nms does not exist"). Then torchvision becomes a stub holding
+    the two names ``streaming.vision`` imports (a base class and a function), which
+    nothing here uses: MDSWriter and StreamingDataset never touch torchvision. Returns
+    why it was stubbed, or None."""
+    try:
+        import torchvision  # noqa: F401
+
+        return None
+    except Exception as error:  # noqa: BLE001 (RuntimeError from torch.library)
+        why = f"{type(error).__name__}: {error}"
+    import importlib.machinery
+    import types
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+        del sys.modules[name]
+
+    class VisionDataset:  # streaming.vision's base class (never instantiated here)
+        pass
+
+    def to_tensor(pic):
+        raise NotImplementedError("torchvision is a stub in this benchmark")
+
+    stub = {
+        "torchvision": {},
+        "torchvision.datasets": {"VisionDataset": VisionDataset},
+        "torchvision.transforms": {},
+        "torchvision.transforms.functional": {"to_tensor": to_tensor},
+    }
+    for name, attrs in stub.items():
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)  # for find_spec
+        module.__dict__.update(attrs)
+        sys.modules[name] = module
+    for name in stub:
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, sys.modules[name])
+    return why
+
+
+class Mds(System):
+    COLUMNS = {"id": "int64", "emb": f"ndarray:float32:{DIM}", "label": "int64"}
+
+    def convert(self) -> None:
+        if why := importable_torchvision():
+            self.note = (
+                f"torchvision does not import here ({why[:120]}): a stub stood in for "
+                "it (streaming.vision imports two names; MDS's writer and dataset "
+                "never use them)"
+            )
+        import streaming
+        from streaming import MDSWriter
+
+        self.version = streaming.__version__
+        table = read_source(self.spec["source"])
+        t0 = time.perf_counter()
+        with MDSWriter(out=self.dir, columns=self.COLUMNS) as writer:
+            for batch in table.to_batches():
+                ids, emb, labels = numpy_columns(batch)
+                for i in range(len(ids)):
+                    writer.write({"id": ids[i], "emb": emb[i], "label": labels[i]})
+        self.convert_s = time.perf_counter() - t0
+
+    def open(self) -> None:
+        from streaming import StreamingDataset
+        from streaming.base.util import clean_stale_shared_memory
+
+        clean_stale_shared_memory()
+        self.ds = StreamingDataset(
+            local=self.dir, shuffle=True, shuffle_seed=0, batch_size=BATCH
+        )
+
+    def dataset(self):
+        return self.ds  # each pass is the next epoch
+
+
+class Litdata(System):
+    def convert(self) -> None:
+        import litdata
+
+        self.version = litdata.__version__
+        source, rows = self.spec["source"], self.rows
+        step = 8192
+        inputs = [(source, s, min(s + step, rows)) for s in range(0, rows, step)]
+        t0 = time.perf_counter()
+        litdata.optimize(
+            fn=litdata_rows,
+            inputs=inputs,
+            output_dir=self.dir,
+            chunk_bytes="64MB",
+            verbose=False,
+        )
+        self.convert_s = time.perf_counter() - t0
+
+    def open(self) -> None:
+        import litdata
+
+        self.ds = litdata.StreamingDataset(self.dir, shuffle=True, seed=0)
+        self.ds.set_batch_size(BATCH)
+
+    def dataset(self):
+        self.ds.set_epoch(self.epoch + 1)  # LitData counts epochs from 1
+        return self.ds
+
+
+CLASSES = {"riffledb": Riffledb, "lancedb": Lancedb, "mds": Mds, "litdata": Litdata}
+
+
+def du(path: str) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def check(ids: np.ndarray, rows: int) -> str | None:
+    """None if ``ids`` is every id of 0..rows-1 exactly once, else what is wrong."""
+    if len(ids) == rows and np.array_equal(np.sort(ids), np.arange(rows)):
+        return None
+    counts = np.bincount(ids[(ids >= 0) & (ids < rows)], minlength=rows)
+    return (
+        f"{len(ids):,} rows delivered for {rows:,}: {int((counts == 0).sum()):,} ids "
+        f"missing, {int((counts > 1).sum()):,} repeated, "
+        f"{int(((ids < 0) | (ids >= rows)).sum()):,} out of range"
+    )
+
+
+def run_epoch(system: System, mode: str) -> dict:
+    t0 = time.perf_counter()
+    ds = system.dataset()
+    setup = time.perf_counter() - t0
+    first = None
+    if mode == "rows":
+        ids: list = []
+        append = ids.append
+        for row in ds:
+            if first is None:
+                first = row
+            append(row["id"])
+        elapsed = time.perf_counter() - t0
+        delivered = np.asarray(ids, dtype=np.int64)
+    else:
+        from torch.utils.data import DataLoader
+
+        parts: list = []
+        for batch in DataLoader(ds, batch_size=BATCH, num_workers=0):
+            if first is None:
+                first = batch
+            parts.append(batch["id"].numpy())
+        elapsed = time.perf_counter() - t0
+        delivered = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    system.epoch += 1
+    out = {
+        "seconds": elapsed,
+        "setup_s": setup,
+        "rows": int(len(delivered)),
+        "error": check(delivered, system.rows),
+        "spread": float(np.median(np.abs(np.diff(delivered))) / system.rows)
+        if len(delivered) > 1
+        else None,
+    }
+    if first is not None:
+        out["sample"] = describe(first)
+    return out
+
+
+def describe(row: dict) -> dict:
+    """The type of each value of a row or batch (``emb``: a list of 128 floats, an array
+    of shape (128,), a list of 128 tensors...)."""
+    out = {}
+    for k, v in row.items():
+        text = type(v).__name__
+        if hasattr(v, "shape"):
+            text += f" {v.dtype} {tuple(v.shape)}"
+        elif isinstance(v, list) and v:
+            text += f" of {len(v)} {describe({'': v[0]})['']}"
+        out[k] = text
+    return out
+
+
+def child(out) -> None:
+    # This file's directory off the path: its name would shadow MosaicML's `streaming`.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    spec = json.loads(sys.stdin.readline())
+    system = CLASSES[spec["system"]](spec)
+
+    def reply(obj: dict) -> None:
+        out.write("RESULT " + json.dumps(obj) + "\n")
+        out.flush()
+
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        try:
+            if cmd["cmd"] == "convert":
+                system.convert()
+                t0 = time.perf_counter()
+                system.open()
+                reply(
+                    {
+                        "version": system.version,
+                        "convert_s": system.convert_s,
+                        "open_s": time.perf_counter() - t0,
+                        "disk_bytes": du(system.dir),
+                        "note": system.note,
+                    }
+                )
+            elif cmd["cmd"] == "epoch":
+                reply(run_epoch(system, cmd["mode"]))
+            elif cmd["cmd"] == "quit":
+                break
+        except Exception as error:  # noqa: BLE001 (reported as the cell's failure)
+            import traceback
+
+            traceback.print_exc()
+            reply({"error": f"{type(error).__name__}: {error}"[:500], "raised": True})
+
+
+# -- the driver -------------------------------------------------------------------------
+
+
+class Child:
+    """A system's process: JSON commands on stdin, ``RESULT`` lines back (its library
+    output goes to a log file)."""
+
+    def __init__(self, python: str, spec: dict, log: Path, env: dict):
+        self.log = log
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(
+                [python, __file__, "--child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+            )
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send(spec)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("RESULT "):
+                self.lines.put(json.loads(line[7:]))
+        self.lines.put(None)
+
+    def send(self, obj: dict) -> None:
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def call(self, timeout: float, **cmd) -> dict:
+        if self.proc.poll() is not None:
+            return {"error": "the process had exited", "raised": True}
+        self.send(cmd)
+        try:
+            res = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            return {"error": f"no answer in {timeout:.0f} s (killed)", "raised": True}
+        if res is None:
+            tail = self.log.read_text()[-600:]
+            return {"error": f"exited {self.proc.wait()}: {tail}", "raised": True}
+        return res
+
+    def close(self, now: bool = False) -> None:
+        """Asks the process to quit (or kills it ``now``: the driver is failing)."""
+        try:
+            if now:
+                raise OSError
+            self.send({"cmd": "quit"})
+            self.proc.stdin.close()
+            self.proc.wait(timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def rotate(items: list, r: int) -> list:
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def summarize(runs: list[dict], rows: int) -> dict:
+    errors = [r["error"] for r in runs if r.get("error")]
+    good = [r for r in runs if not r.get("error")]
+    out: dict = {"repeats": len(runs), "errors": errors}
+    if good and not errors:
+        seconds = [r["seconds"] for r in good]
+        out.update(
+            epoch_s_min=min(seconds),
+            epoch_s_median=statistics.median(seconds),
+            rows_per_s_median=rows / statistics.median(seconds),
+            rows_per_s_best=rows / min(seconds),
+            setup_s_median=statistics.median(r["setup_s"] for r in good),
+            spread_median=statistics.median(r["spread"] for r in good),
+        )
+        if "sample" in good[0]:
+            out["sample"] = good[0]["sample"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=None, help="default 200,000")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (5)")
+    parser.add_argument(
+        "--num-splits",
+        type=int,
+        default=8,
+        help="riffledb's and LanceDB's num_splits (8); must divide --rows",
+    )
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"comma list of {SYSTEMS}"
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="rows (the dataset iterated) and/or loader (through a DataLoader)",
+    )
+    parser.add_argument(
+        "--lancedb-python",
+        default=str(REPO / ".venv-bench" / "bin" / "python"),
+        help="the interpreter with lancedb 0.40 (make bench's virtualenv)",
+    )
+    parser.add_argument(
+        "--peers-python",
+        default=str(REPO / ".venv-peers" / "bin" / "python"),
+        help="the interpreter with mosaicml-streaming and litdata (requirements-peers)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds per step before a kill"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (printed)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        # RESULT lines on the real stdout; whatever the libraries print (LitData's
+        # workers too, which inherit the descriptor) goes to stderr, the log.
+        out = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        child(out)
+        return
+    rows = args.rows or (20_000 if args.quick else 200_000)
+    if rows % args.num_splits:
+        parser.error(
+            f"--rows {rows} is not a multiple of --num-splits {args.num_splits}: "
+            "riffledb and LanceDB would drop the remainder (equal splits)"
+        )
+    systems = [s for s in args.systems.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    if unknown := (set(systems) - set(SYSTEMS)) | (set(modes) - set(MODES)):
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    python = {
+        "riffledb": sys.executable,
+        "lancedb": args.lancedb_python,
+        "mds": args.peers_python,
+        "litdata": args.peers_python,
+    }
+    notes: list[str] = []
+    for system in list(systems):
+        if not Path(python[system]).exists():
+            notes.append(f"{LABEL[system]}: not measured, no {python[system]}")
+            systems.remove(system)
+
+    # Killed (make's ^C, a timeout): still stop the children and remove the temp files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = Path(tempfile.mkdtemp(prefix="riffledb-streaming-"))
+    source = tmp / "source.arrow"
+    t0 = time.perf_counter()
+    write_source(source, rows)
+    print(
+        f"source: {rows:,} rows, {source.stat().st_size / 1e6:,.0f} MB Arrow IPC "
+        f"({time.perf_counter() - t0:.1f} s) in {tmp}",
+        flush=True,
+    )
+    env = dict(os.environ)
+    env.setdefault(LANCEDB_MEMORY_VAR, str(LANCEDB_MEMORY_LIMIT))
+    env["LITDATA_DISABLE_VERSION_CHECK"] = "1"
+    # MDS's file locks and LitData's optimize cache go to tempfile.gettempdir(): the
+    # run's directory, removed with it.
+    (tmp / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp / "tmp")
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "python")] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    children: dict[str, Child] = {}
+    converts: dict = {}
+    runs: dict = {}
+    finished = False
+    try:
+        # One system at a time: each conversion has the machine to itself.
+        for system in systems:
+            spec = {
+                "system": system,
+                "rows": rows,
+                "dir": str(tmp / system),
+                "source": str(source),
+                "num_splits": args.num_splits,
+            }
+            children[system] = Child(python[system], spec, tmp / f"{system}.log", {**env})
+            res = children[system].call(args.timeout, cmd="convert")
+            converts[system] = res
+            if res.get("error"):
+                print(f"{LABEL[system]}: convert failed: {res['error']}", flush=True)
+                children.pop(system).close()
+                continue
+            if res.get("note"):
+                notes.append(f"{LABEL[system]}: {res['note']}")
+            print(
+                f"{LABEL[system]} {res['version']}: converted in "
+                f"{res['convert_s']:.2f} s ({res['disk_bytes'] / 1e6:,.0f} MB), opened "
+                f"in {res['open_s']:.2f} s",
+                flush=True,
+            )
+        cells = [(s, m) for s in children for m in modes]
+        runs = {f"{s}/{m}": [] for s, m in cells}
+        for r in range(args.repeats + 1):
+            for system, mode in rotate(cells, r):
+                if system not in children:
+                    continue
+                res = children[system].call(args.timeout, cmd="epoch", mode=mode)
+                what = "warm-up" if r == 0 else f"round {r}/{args.repeats}"
+                line = f"{what} {LABEL[system]:26} {mode:6}"
+                if res.get("error"):
+                    line += f" FAILED: {res['error']}"
+                else:
+                    line += (
+                        f" {res['seconds']:7.2f} s {rows / res['seconds']:10,.0f} rows/s"
+                    )
+                print(line, flush=True)
+                if res.get("raised") and children[system].proc.poll() is not None:
+                    children.pop(system)  # dead: its remaining cells fail
+                if r:
+                    runs[f"{system}/{mode}"].append(res)
+        finished = True
+    finally:
+        for c in children.values():
+            c.close(now=not finished)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    summary = {cell: summarize(rs, rows) for cell, rs in runs.items()}
+    report(rows, args, systems, modes, converts, summary, notes)
+    out = HERE / "results" / f"streaming-{rows}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "args": {**vars(args), "rows": rows},
+                "machine": machine(),
+                "versions": {
+                    s: converts[s].get("version") for s in converts if s in converts
+                },
+                "riffledb": git_revision(),
+                "convert": converts,
+                "summary": summary,
+                "notes": notes,
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
+    print(f"\nresults: {out.relative_to(REPO)}")
+
+
+def report(rows, args, systems, modes, converts, summary, notes) -> None:
+    print(
+        f"\n{rows:,} rows (id int64, emb 128 float32, label int64; "
+        f"{rows * ROW_BYTES / 1e6:,.0f} MB), local disk; num_splits {args.num_splits} "
+        f"(riffledb, LanceDB); epoch rows/s at the median epoch of {args.repeats} "
+        "[best], epoch seconds min / median; DataLoader: batch_size 256, "
+        "num_workers 0\n"
+    )
+
+    def cell(system: str, mode: str) -> str:
+        s = summary.get(f"{system}/{mode}")
+        if s is None:
+            return "not run"
+        if s["errors"]:
+            return f"**FAILED** ({s['errors'][0]})"
+        if "rows_per_s_median" not in s:
+            return "not run"
+        return (
+            f"{s['rows_per_s_median']:,.0f} [{s['rows_per_s_best']:,.0f}]; "
+            f"{s['epoch_s_min']:.2f} / {s['epoch_s_median']:.2f} s"
+        )
+
+    def ratio(system: str, mode: str) -> str:
+        a = summary.get(f"riffledb/{mode}", {}).get("rows_per_s_median")
+        b = summary.get(f"{system}/{mode}", {}).get("rows_per_s_median")
+        return "–" if a is None or b is None else f"{a / b:.2f}×"
+
+    head = "| system | convert s | disk MB |"
+    rule = "|---|---:|---:|"
+    for mode in modes:
+        name = "epoch rows/s" if mode == "rows" else "DataLoader rows/s"
+        head += f" {name} | riffledb ÷ this ({mode}) |"
+        rule += "---:|---:|"
+    head += " median \\|Δid\\| / N |"
+    rule += "---:|"
+    print(head)
+    print(rule)
+    for system in systems:
+        c = converts.get(system, {})
+        if c.get("error"):
+            print(
+                f"| {LABEL[system]} | **FAILED** ({c['error']}) |"
+                + " – |" * (2 + 2 * len(modes))
+            )
+            continue
+        label = f"{LABEL[system]} {c.get('version', '')}".strip()
+        line = f"| {label} | {c['convert_s']:.2f} | {c['disk_bytes'] / 1e6:,.0f} |"
+        for mode in modes:
+            line += f" {cell(system, mode)} | {ratio(system, mode)} |"
+        spreads = [summary.get(f"{system}/{m}", {}).get("spread_median") for m in modes]
+        spreads = [s for s in spreads if s is not None]
+        line += f" {spreads[0]:.3f} |" if spreads else " – |"
+        print(line)
+    lance = summary.get("lancedb/rows", {}).get("setup_s_median")
+    if lance is not None:
+        print(
+            f"\nLanceDB's epochs include building the epoch's StreamingDataset (its "
+            f"shuffle): {lance:.2f} s (median)."
+        )
+    print()
+    for system in systems:
+        for mode, what in (("rows", "row"), ("loader", "DataLoader batch")):
+            if sample := summary.get(f"{system}/{mode}", {}).get("sample"):
+                print(f"- {LABEL[system]}'s {what}: {sample}")
+    for note in notes:
+        print(f"\nnote: {note}")
+
+
+if __name__ == "__main__":
+    main()
