@@ -18,6 +18,7 @@ during a training run change neither what the run reads nor ``len()``.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,12 @@ import pyarrow as pa
 from . import _riffledb
 from ._args import bad_index, index_array, offsets_for_take
 from ._lifetime import release_at_exit
+from ._prefetch import (
+    DEFAULT_PREFETCH_BYTES,
+    DEFAULT_PREFETCH_THREADS,
+    PrefetchingIterator,
+    check_prefetch,
+)
 from .errors import InvalidError, RiffledbTypeError
 from .formats import Format, Transforms, column_builder, transform_of
 from .permutation_state import PermutationState, SplitData
@@ -856,18 +863,78 @@ class Permutation:
         dropped (``iter(batch_size, skip_last_batch=True)``)."""
         return self.iter(self.batch_size, skip_last_batch=True)
 
-    def iter(self, batch_size: int, skip_last_batch: bool = False) -> Iterator[Any]:
+    def iter(
+        self,
+        batch_size: int,
+        skip_last_batch: bool = False,
+        *,
+        prefetch: int = 0,
+        prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
+        prefetch_threads: int = DEFAULT_PREFETCH_THREADS,
+    ) -> Iterator[Any]:
         """Batches of exactly ``batch_size`` rows, in permutation order (across
         repetitions), through the transform; only the last batch may be shorter, and
         ``skip_last_batch`` drops it.
 
-        A generator: nothing is read until the first ``next``, and each batch is read when
-        asked for.
+        Nothing is read until the first ``next``. Without ``prefetch`` each batch is read
+        when asked for (a generator). With ``prefetch=N`` (riffledb's), native threads
+        read up to N batches (and ``prefetch_bytes``) ahead of the loop, without the GIL,
+        ``prefetch_threads`` at once, so reads overlap the training step; the iterator
+        then has ``stats`` (seconds of I/O, waiting, conversion and transform) and
+        ``close()``. See docs/dataloader.md.
         """
         batch_size = _check_count(batch_size, "batch_size")
         if batch_size < 1:
             raise InvalidError(f"batch_size must be at least 1, got {batch_size}")
+        check_prefetch(prefetch, prefetch_bytes, prefetch_threads)
+        if prefetch:
+            return self._iter_prefetched(
+                batch_size,
+                bool(skip_last_batch),
+                prefetch,
+                prefetch_bytes,
+                prefetch_threads,
+            )
         return self._iter(batch_size, bool(skip_last_batch))
+
+    def _iter_prefetched(
+        self,
+        batch_size: int,
+        drop_last: bool,
+        prefetch: int,
+        max_bytes: int,
+        threads: int,
+    ) -> PrefetchingIterator:
+        def reads():
+            reader = self._view()
+            bound = self._selection()[0]
+            total = reader.num_rows
+            count = reader.num_batches(batch_size, drop_last)
+            return [
+                (
+                    reader,
+                    bound,
+                    i * batch_size,
+                    min(batch_size, total - i * batch_size),
+                    i,
+                )
+                for i in range(count)
+            ]
+
+        def convert(batch):
+            _, schema, names = self._selection_cache or self._selection()
+            transform = self.transform_fn
+            build = column_builder(transform)
+            if build is not None:
+                arrays = batch.numpy_columns()
+                if arrays is not None:
+                    converted = time.perf_counter()
+                    return build(names, arrays), converted
+            table = batch.to_arrow(schema)
+            converted = time.perf_counter()
+            return transform(table), converted
+
+        return PrefetchingIterator(reads, convert, prefetch, max_bytes, threads)
 
     def _iter(self, batch_size: int, drop_last: bool) -> Iterator[Any]:
         reader = self._view()

@@ -11,4 +11,5 @@ NB_MODULE(_riffledb, m) {
   riffledb::python::RegisterDatabase(m);
   riffledb::python::RegisterPermutationBuilder(m);
   riffledb::python::RegisterPermutationReader(m);
+  riffledb::python::RegisterLoader(m);
 }

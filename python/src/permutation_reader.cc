@@ -35,11 +35,6 @@ std::shared_ptr<T> Mutable(std::shared_ptr<const T> p) {
   return std::const_pointer_cast<T>(std::move(p));
 }
 
-// The one result type of every read: a batch that Python turns into the format it wants.
-struct Batch {
-  std::shared_ptr<arrow::RecordBatch> batch;
-};
-
 // pa.RecordBatch._import_from_c, looked up once (it lives as long as pyarrow: forever).
 nb::handle ImportFromC() {
   static nb::object* fn = new nb::object(

@@ -48,6 +48,7 @@ struct Prefetcher::State {
   int64_t next = 0;            // the consumer's next index
   int64_t submitted = 0;       // reads handed to the pool
   int64_t queued_batches = 0;  // read, index >= next
+  int64_t queued_rows = 0;
   int64_t queued_bytes = 0;
   bool closed = false;
   arrow::Status failed;  // the error Next() returned; later calls return it too
@@ -108,6 +109,7 @@ struct Prefetcher::State {
     slot.done = true;
     ++queued_batches;
     queued_bytes += bytes;
+    if (slot.result.ok()) queued_rows += (*slot.result)->num_rows();
     Pump();
     return arrow::Status::OK();
   }
@@ -121,6 +123,7 @@ struct Prefetcher::State {
     const int64_t index = next++;
     --queued_batches;
     queued_bytes -= slot.bytes;
+    if (result.ok()) queued_rows -= (*result)->num_rows();
     if (!result.ok()) {
       failed = result.status();
       return failed;
@@ -129,7 +132,9 @@ struct Prefetcher::State {
     ++stats.batches;
     stats.rows += batch->num_rows();
     stats.bytes += slot.bytes;
-    Pump();
+    // Refill once half the window is free: reads then run back to back on the threads,
+    // and the consumer wakes a thread once per several batches, not once per batch.
+    if (submitted - next <= options.max_batches / 2) Pump();
     return Prefetched{std::move(batch), plan[index].tag, index};
   }
 
@@ -246,6 +251,7 @@ void Prefetcher::Close() {
   std::lock_guard<std::mutex> lock(s.mu);
   for (auto& slot : s.slots) slot.result = arrow::Status::Invalid("closed");
   s.queued_batches = 0;
+  s.queued_rows = 0;
   s.queued_bytes = 0;
 }
 
@@ -255,6 +261,7 @@ PrefetchStats Prefetcher::stats() const {
   std::lock_guard<std::mutex> lock(s.mu);
   PrefetchStats out = s.stats;
   out.queued_batches = s.queued_batches;
+  out.queued_rows = s.queued_rows;
   out.queued_bytes = s.queued_bytes;
   return out;
 }

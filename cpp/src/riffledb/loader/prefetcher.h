@@ -48,6 +48,7 @@ struct PrefetchStats {
   int64_t read_ns = 0;
   int64_t wait_ns = 0;
   int64_t queued_batches = 0;  // read, waiting for the consumer
+  int64_t queued_rows = 0;
   int64_t queued_bytes = 0;
 };
 

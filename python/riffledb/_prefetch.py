@@ -1,0 +1,166 @@
+"""Batches read ahead of the consumer by riffledb's native prefetcher (cpp loader layer).
+
+The reads — the gathers of a permutation's rows — run on C++ threads that never take
+the GIL, into a queue bounded in batches and bytes; :meth:`Prefetch.next` takes a batch
+that is ready without releasing the GIL and waits with it released. What is left for
+Python is the format: NumPy / torch column dicts view the gathered buffers, so that is
+a few objects per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from . import _riffledb
+from .errors import InvalidError, RiffledbTypeError
+
+#: Bytes the queue of a prefetching iteration may hold, unless told otherwise.
+DEFAULT_PREFETCH_BYTES = 256 << 20
+#: Reads running at once.
+DEFAULT_PREFETCH_THREADS = 2
+
+
+def check_prefetch(prefetch: Any, prefetch_bytes: Any, threads: Any) -> None:
+    for value, name, minimum in (
+        (prefetch, "prefetch", 0),
+        (prefetch_bytes, "prefetch_bytes", 1),
+        (threads, "prefetch_threads", 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RiffledbTypeError(
+                f"{name} must be an int, got {type(value).__name__} ({value!r})"
+            )
+        if value < minimum:
+            raise InvalidError(f"{name} must be at least {minimum}, got {value}")
+
+
+class Prefetch:
+    """A started native prefetcher over a plan of reads ``(reader, selection, start,
+    length, tag)``, and the time its consumer spent."""
+
+    def __init__(
+        self,
+        reads: Sequence[tuple[Any, Any, int, int, int]],
+        batches: int,
+        max_bytes: int,
+        threads: int,
+    ):
+        self.native = _riffledb.Prefetcher.start(list(reads), threads, batches, max_bytes)
+        self.size = self.native.size
+        self.convert_s = 0.0
+        self.transform_s = 0.0
+
+    def next(self) -> tuple[int, Any] | None:
+        """(tag, native batch) of the next read, waiting for it; None after the last."""
+        return self.native.next()
+
+    def try_next(self) -> tuple[int, Any] | None | bool:
+        """(tag, batch) if ready, None if not yet, False after the last."""
+        return self.native.try_next()
+
+    def close(self) -> None:
+        self.native.close()
+
+    def stats(self) -> dict[str, float | int]:
+        """Per stage: ``io_s`` (summed over the read threads), ``wait_s`` (the consumer
+        blocked on a read), ``convert_s`` (native batch to the format's buffers),
+        ``transform_s`` (the transform), and ``batches``, ``rows``, ``bytes`` taken,
+        ``queued_batches`` / ``queued_rows`` / ``queued_bytes`` read ahead."""
+        native = self.native.stats()
+        return {
+            "io_s": native["read_ns"] / 1e9,
+            "wait_s": native["wait_ns"] / 1e9,
+            "convert_s": self.convert_s,
+            "transform_s": self.transform_s,
+            "batches": native["batches"],
+            "rows": native["rows"],
+            "bytes": native["bytes"],
+            "queued_batches": native["queued_batches"],
+            "queued_rows": native["queued_rows"],
+            "queued_bytes": native["queued_bytes"],
+        }
+
+
+class PrefetchingIterator(Iterator[Any]):
+    """Batches of a permutation in order, read ahead by native threads.
+
+    What ``Permutation.iter(..., prefetch=N)`` returns: an iterator (nothing is read
+    until the first ``next``), with :attr:`stats` to see where the time goes and
+    :meth:`close` to stop the reads early (also done when it is exhausted or garbage
+    collected). It belongs to the process that made it: after ``fork`` make a new one.
+    """
+
+    def __init__(
+        self,
+        reads: Callable[[], Sequence[tuple[Any, Any, int, int, int]]],
+        convert: Callable[[Any], tuple[Any, float]],
+        batches: int,
+        max_bytes: int,
+        threads: int,
+    ):
+        self._reads = reads
+        self._convert = convert
+        self._batches = batches
+        self._max_bytes = max_bytes
+        self._threads = threads
+        self._prefetch: Prefetch | None = None
+        self._done = False
+
+    def __iter__(self) -> PrefetchingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        prefetch = self._prefetch
+        if prefetch is None:
+            prefetch = self._prefetch = Prefetch(
+                self._reads(), self._batches, self._max_bytes, self._threads
+            )
+        item = prefetch.next()
+        if item is None:
+            self.close()
+            raise StopIteration
+        began = time.perf_counter()
+        out, converted = self._convert(item[1])
+        done = time.perf_counter()
+        prefetch.convert_s += converted - began
+        prefetch.transform_s += done - converted
+        return out
+
+    def close(self) -> None:
+        """Stops the reads (the ones running finish); the iterator is then exhausted."""
+        self._done = True
+        if self._prefetch is not None:
+            self._prefetch.close()
+
+    def __del__(self) -> None:
+        prefetch = getattr(self, "_prefetch", None)
+        if prefetch is not None:
+            try:
+                prefetch.close()
+            except Exception:  # noqa: BLE001 (a forked copy; nothing to stop)
+                pass
+
+    @property
+    def stats(self) -> dict[str, float | int]:
+        """See :meth:`Prefetch.stats`; zeros before the first ``next``."""
+        if self._prefetch is None:
+            return {
+                key: 0
+                for key in (
+                    "io_s",
+                    "wait_s",
+                    "convert_s",
+                    "transform_s",
+                    "batches",
+                    "rows",
+                    "bytes",
+                    "queued_batches",
+                    "queued_rows",
+                    "queued_bytes",
+                )
+            }
+        return self._prefetch.stats()
