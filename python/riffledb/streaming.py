@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from ._permutation_builder import PermutationBuilder
+from ._prefetch import DEFAULT_PREFETCH_BYTES, Prefetch
 from .errors import InvalidError, RiffledbTypeError
 from .formats import Transforms
 from .permutation import Permutation
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_READ_BATCH_SIZE = 64
 #: Reads in flight per split.
 DEFAULT_PREFETCH_BATCHES = 4
+# Native threads reading ahead (a read's gather also uses riffledb's process-wide pool).
+_READ_THREADS = 4
 
 # The permutation of epoch e is seeded with shuffle_seed + e * _EPOCH_PRIME (LanceDB's
 # rule, so that a seed and epoch give the same split sizes and the same kind of shuffle).
@@ -156,9 +159,13 @@ class _Chunk(NamedTuple):
 
 
 class _Pipeline:
-    """Reads the owned splits ahead of the consumer: per split, up to ``prefetch``
-    reads of ``read_batch_size`` rows in flight on a thread pool (takes release the
-    GIL), each followed by the transform (at most ``transform_parallelism`` at once)."""
+    """Reads the owned splits ahead of the consumer and transforms them.
+
+    The reads — ``read_batch_size`` rows of each split in turn, in the order the rows
+    are yielded — run on riffledb's native prefetcher (C++ threads that never take the
+    GIL; up to ``prefetch_batches`` reads per split ahead); each batch read is handed
+    to a pool of ``transform_parallelism`` threads for the transform. Reads of a split
+    come back in order, so its rows stay in order."""
 
     def __init__(
         self,
@@ -171,78 +178,93 @@ class _Pipeline:
         self.slot = slot
         self.base = dataset._progress.stats(slot)  # the slot's counters before this pass
         self.yielded = 0
-        self._permutations = permutations
-        self._length = length
-        self._next_read = list(starts)
-        self._pending: list[deque[tuple[int, Future]]] = [deque() for _ in starts]
+        n = len(permutations)
+        batch = dataset._read_batch_size
+        self._schemas = []
+        reads = []
+        self._reads_left = [0] * n
+        self._next_start = list(starts)
+        views = []
+        for permutation in permutations:
+            bound, schema, _ = permutation._selection()
+            views.append((permutation._view(), bound))
+            self._schemas.append(schema)
+        for chunk in range(max(0, -(-(length - min(starts)) // batch)) if n else 0):
+            for i, (view, bound) in enumerate(views):
+                start = starts[i] + chunk * batch
+                if start < length:
+                    reads.append((view, bound, start, min(batch, length - start), i))
+                    self._reads_left[i] += 1
+        self._planned_rows = sum(length - start for start in starts)
+        ahead = max(1, n * dataset._prefetch_batches)
+        self._ahead = ahead
+        self._prefetch = Prefetch(
+            reads, ahead, DEFAULT_PREFETCH_BYTES, max(1, min(ahead, _READ_THREADS))
+        )
+        self._pending: list[deque[Future]] = [deque() for _ in starts]
         self._ready: list[deque[tuple[int, Any]]] = [deque() for _ in starts]
-        self._batch = dataset._read_batch_size
-        self._prefetch = dataset._prefetch_batches
         self._transform = dataset._transform or Transforms.arrow2python
         self._on_error = dataset._on_transform_error
         workers = dataset._transform_parallelism or os.cpu_count() or 1
-        self._transforms = threading.BoundedSemaphore(workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="riffledb-transform")
         self._lock = threading.Lock()
-        self.bytes_loaded = 0
-        self.fetch_time = 0.0
+        self._dispatched = 0  # transforms not finished
         self.transform_time = 0.0
         self.rows_skipped = 0
-        self.raw_rows = 0  # read, waiting for a transform
-        threads = max(1, min(len(starts) * self._prefetch, 64))
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="riffledb-stream")
-        for split in range(len(starts)):
-            self._fill(split)
+        self.raw_rows = 0  # read and handed over, waiting for a transform
 
     # counters
     @property
     def ready_rows(self) -> int:
         return sum(len(ready) for ready in self._ready)
 
-    @property
-    def unscanned_rows(self) -> int:
-        return sum(max(0, self._length - start) for start in self._next_read)
-
     def counters(self, idle: bool = False) -> list[int]:
         """The slot's counters: the totals of earlier passes plus this one's, and the
         queue depths (0 when ``idle``)."""
         base = self.base
+        stats = self._prefetch.native.stats()
+        unscanned = self._planned_rows - stats["rows"] - stats["queued_rows"]
         return [
-            base[_BYTES] + self.bytes_loaded,
-            base[_FETCH_US] + int(self.fetch_time * 1e6),
+            base[_BYTES] + stats["bytes"],
+            base[_FETCH_US] + stats["read_ns"] // 1000,
             base[_TRANSFORM_US] + int(self.transform_time * 1e6),
             base[_SKIPPED] + self.rows_skipped,
-            0 if idle else self.raw_rows,
+            0 if idle else self.raw_rows + stats["queued_rows"],
             0 if idle else self.ready_rows,
-            0 if idle else self.unscanned_rows,
+            0 if idle else max(0, unscanned),
             self.yielded,
         ]
 
     # reading
-    def _fill(self, split: int) -> None:
-        pending = self._pending[split]
-        while len(pending) < self._prefetch and self._next_read[split] < self._length:
-            start = self._next_read[split]
-            count = min(self._batch, self._length - start)
-            self._next_read[split] = start + count
-            future = self._pool.submit(self._read, split, start, count)
-            pending.append((start, future))
-
-    def _read(self, split: int, start: int, count: int) -> _Chunk:
-        began = time.perf_counter()
-        batch = self._permutations[split].__getitems__(range(start, start + count))
-        fetched = time.perf_counter()
+    def _dispatch(self, item: tuple[int, Any]) -> None:
+        """Hands a batch read to the transform pool."""
+        split, native = item
+        batch = native.to_arrow(self._schemas[split])
+        start = self._next_start[split]
+        self._next_start[split] = start + batch.num_rows
+        self._reads_left[split] -= 1
         with self._lock:
-            self.fetch_time += fetched - began
-            self.bytes_loaded += batch.nbytes
             self.raw_rows += batch.num_rows
-        with self._transforms:
-            began = time.perf_counter()
-            try:
-                chunk = self._apply(start, batch)
-            finally:
-                with self._lock:
-                    self.transform_time += time.perf_counter() - began
-                    self.raw_rows -= batch.num_rows
+            self._dispatched += 1
+        self._pending[split].append(self._pool.submit(self._run, start, batch))
+
+    def pump(self) -> None:
+        """Hands over the batches already read, while few transforms are queued."""
+        while self._dispatched < self._ahead:
+            item = self._prefetch.try_next()
+            if not item:
+                return
+            self._dispatch(item)
+
+    def _run(self, start: int, batch: Any) -> _Chunk:
+        began = time.perf_counter()
+        try:
+            chunk = self._apply(start, batch)
+        finally:
+            with self._lock:
+                self.transform_time += time.perf_counter() - began
+                self.raw_rows -= batch.num_rows
+                self._dispatched -= 1
         if chunk.skipped:
             with self._lock:
                 self.rows_skipped += chunk.skipped
@@ -291,31 +313,32 @@ class _Pipeline:
             )
         return _Chunk(rows, skipped)
 
-    def next_row(self, split: int) -> tuple[int, Any] | None:
-        """The next (position, row) of a split, waiting for its read; None at its end."""
+    def has_row(self, split: int) -> bool:
+        """Whether the split has a row left (waiting for its reads as needed)."""
         ready = self._ready[split]
         pending = self._pending[split]
         while not ready:
-            if not pending:
-                return None
-            _, future = pending.popleft()
-            ready.extend(future.result().rows)
-            self._fill(split)
-        return ready.popleft()
+            if pending:
+                ready.extend(pending.popleft().result().rows)
+            elif self._reads_left[split] > 0:
+                item = self._prefetch.next()  # in plan order: maybe another split's
+                if item is None:
+                    return False
+                self._dispatch(item)
+            else:
+                return False
+        return True
 
-    def has_row(self, split: int) -> bool:
-        """Whether the split has a row left (waiting for reads as needed)."""
-        ready = self._ready[split]
-        pending = self._pending[split]
-        while not ready and pending:
-            _, future = pending.popleft()
-            ready.extend(future.result().rows)
-            self._fill(split)
-        return bool(ready)
+    def next_row(self, split: int) -> tuple[int, Any] | None:
+        """The next (position, row) of a split; None at its end."""
+        if not self.has_row(split):
+            return None
+        return self._ready[split].popleft()
 
     def close(self) -> None:
+        self._prefetch.close()
         for pending in self._pending:
-            for _, future in pending:
+            for future in pending:
                 future.cancel()
             pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -729,6 +752,7 @@ class StreamingDataset(IterableDataset):
                     progress.advance(split, consumed[i], position + 1)
                     pipeline.yielded += 1
                     yield row
+                pipeline.pump()
                 progress.write_stats(slot, pipeline.counters())
                 first = 0
         finally:

@@ -1,0 +1,176 @@
+"""Permutation.iter(..., prefetch=N): batches read ahead by riffledb's native threads
+(the cpp loader layer) are the batches of a plain iteration, in every format and view;
+stats, early close, argument errors, and fork."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from harness.hang import wait_child
+
+import riffledb
+from riffledb.permutation import Permutation, permutation_builder
+
+ROWS = 1000
+
+
+@pytest.fixture
+def permutation(tmp_path):
+    ids = np.arange(ROWS)
+    table = riffledb.connect(tmp_path).create_table(
+        "t",
+        pa.table(
+            {
+                "id": ids,
+                "x": ids / 2,
+                "flag": ids % 3 == 0,
+                "name": [f"row{i}" for i in ids],
+                "emb": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.repeat(ids, 4).astype(np.float32)), 4
+                ),
+            }
+        ),
+    )
+    perm = permutation_builder(table).shuffle(seed=3).execute()
+    return Permutation.from_tables(table, perm)
+
+
+def ids_of(batches, fmt):
+    out = []
+    for batch in batches:
+        if fmt == "arrow":
+            out.extend(batch.column("id").to_pylist())
+        elif fmt == "python":
+            out.extend(row["id"] for row in batch)
+        elif fmt in ("numpy_dict", "torch_col_dict", "torch"):
+            column = batch["id"] if isinstance(batch, dict) else [r["id"] for r in batch]
+            out.extend(int(v) for v in column)
+        elif fmt == "pandas":
+            out.extend(batch["id"].tolist())
+        else:
+            raise AssertionError(fmt)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "python", "numpy_dict", "pandas"])
+@pytest.mark.parametrize(
+    "batch_size, drop_last", [(64, False), (64, True), (1000, False)]
+)
+def test_prefetched_batches_are_the_plain_batches(
+    permutation, fmt, batch_size, drop_last
+):
+    p = permutation.with_format(fmt)
+    plain = list(p.iter(batch_size, skip_last_batch=drop_last))
+    fetched = list(p.iter(batch_size, skip_last_batch=drop_last, prefetch=3))
+    assert len(fetched) == len(plain)
+    assert ids_of(fetched, fmt) == ids_of(plain, fmt)
+    expected = permutation.row_ids().to_pylist()
+    if drop_last:
+        expected = expected[: len(expected) // batch_size * batch_size]
+    assert ids_of(fetched, fmt) == expected
+
+
+def test_prefetch_follows_the_view_and_selection(permutation):
+    p = (
+        permutation.with_skip(100)
+        .with_take(500)
+        .with_repeat(2)
+        .select_columns(["emb", "id"])
+        .with_format("numpy_dict")
+    )
+    plain = list(p.iter(128))
+    fetched = list(p.iter(128, prefetch=2, prefetch_threads=3))
+    assert (
+        [list(b) for b in fetched]
+        == [["emb", "id"]] * len(plain)
+        == [list(b) for b in plain]
+    )
+    for a, b in zip(plain, fetched, strict=True):
+        np.testing.assert_array_equal(a["id"], b["id"])
+        np.testing.assert_array_equal(a["emb"], b["emb"])
+    assert sum(len(b["id"]) for b in fetched) == 1000
+
+
+def test_stats_and_close(permutation):
+    it = permutation.with_format("arrow").iter(100, prefetch=2)
+    assert it.stats["batches"] == 0  # nothing read before the first next
+    first = next(it)
+    assert first.num_rows == 100
+    stats = it.stats
+    assert stats["batches"] == 1 and stats["rows"] == 100
+    assert stats["bytes"] > 100 * 8 and stats["io_s"] > 0
+    assert set(stats) == {
+        "io_s", "wait_s", "convert_s", "transform_s", "batches", "rows", "bytes",
+        "queued_batches", "queued_rows", "queued_bytes",
+    }  # fmt: skip
+    it.close()
+    assert list(it) == []
+    assert it.stats["queued_batches"] == 0
+
+
+def test_a_small_byte_bound_still_reads_everything(permutation):
+    batches = list(
+        permutation.with_format("arrow").iter(10, prefetch=8, prefetch_bytes=1)
+    )
+    assert sum(b.num_rows for b in batches) == ROWS
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"prefetch": -1}, ValueError, "prefetch must be at least 0, got -1"),
+        (
+            {"prefetch": 2, "prefetch_bytes": 0},
+            ValueError,
+            "prefetch_bytes must be at least 1",
+        ),
+        (
+            {"prefetch": 2, "prefetch_threads": 0},
+            ValueError,
+            "prefetch_threads must be at least 1",
+        ),
+        ({"prefetch": 1.5}, TypeError, r"prefetch must be an int, got float \(1.5\)"),
+        ({"prefetch": True}, TypeError, "prefetch must be an int, got bool"),
+    ],
+)
+def test_bad_prefetch_arguments(permutation, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        permutation.iter(10, **kwargs)
+
+
+def test_a_transform_error_comes_with_its_batch(permutation):
+    def fails_on_the_third(batch):
+        fails_on_the_third.calls += 1
+        if fails_on_the_third.calls == 3:
+            raise RuntimeError("bad batch")
+        return batch
+
+    fails_on_the_third.calls = 0
+    it = permutation.with_transform(fails_on_the_third).iter(100, prefetch=4)
+    assert next(it).num_rows == 100 and next(it).num_rows == 100
+    with pytest.raises(RuntimeError, match="bad batch"):
+        next(it)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_must_start_its_own(permutation):
+    it = permutation.with_format("arrow").iter(50, prefetch=2)
+    next(it)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            try:
+                next(it)
+            except ValueError as error:
+                if "started in another process" in str(error):
+                    # A new iterator in the child works.
+                    fresh = permutation.with_format("arrow").iter(50, prefetch=2)
+                    code = 0 if sum(b.num_rows for b in fresh) == ROWS else 2
+        finally:
+            os._exit(code)
+    assert wait_child(pid) == 0
+    assert sum(b.num_rows for b in it) == ROWS - 50
