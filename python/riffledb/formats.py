@@ -29,6 +29,7 @@ __all__ = [
     "batch_to_tensor_rows",
     "batch_to_torch_dict",
     "column_builder",
+    "one_buffer_collate",
     "transform_of",
 ]
 
@@ -407,3 +408,103 @@ def column_builder(
     if transform is batch_to_numpy_dict:
         return _numpy_columns
     return None
+
+
+# -- the DataLoader hand-off -------------------------------------------------------------
+
+_ALIGN = 64  # every column starts on a cache line (and any dtype's alignment)
+
+
+class _OneBuffer:
+    """A batch of columns packed in one shared-memory tensor, as a DataLoader worker
+    sends it: pickling sends the one buffer (one segment, one file descriptor) and the
+    layout; unpickling in the main process gives the dict of tensors back, each a view
+    of the buffer."""
+
+    __slots__ = ("buffer", "layout")
+
+    def __init__(self, buffer: Any, layout: list[tuple[str, Any, tuple[int, ...], int]]):
+        self.buffer = buffer
+        self.layout = layout
+
+    def __reduce__(self):
+        return _unpack_one_buffer, (self.buffer, self.layout)
+
+
+def _unpack_one_buffer(buffer: Any, layout: list) -> dict[str, Any]:
+    out = {}
+    for name, dtype, shape, offset in layout:
+        count = 1
+        for extent in shape:
+            count *= extent
+        size = count * dtype.itemsize
+        out[name] = buffer[offset : offset + size].view(dtype).view(shape)
+    return out
+
+
+def _as_tensors(torch: Any, batch: Any) -> dict[str, Any]:
+    """A batch of columns as a dict of tensors (no copy where the input allows)."""
+    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+        if isinstance(batch, pa.Table):
+            batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
+        return {} if batch is None else batch_to_torch_dict(batch)
+    if not isinstance(batch, dict):
+        raise RiffledbTypeError(
+            "one_buffer_collate takes a whole batch as a dict of columns (formats "
+            "'torch_dict' or 'numpy_dict') or a pyarrow RecordBatch/Table, got "
+            f"{type(batch).__name__}"
+        )
+    out = {}
+    for name, column in batch.items():
+        if isinstance(column, torch.Tensor):
+            out[name] = column
+            continue
+        np = attempt_import_or_raise("numpy")
+        array = np.asarray(column)
+        if array.dtype == object:
+            raise RiffledbTypeError(
+                f"one_buffer_collate: column '{name}' is not numeric ({array.dtype})"
+            )
+        out[name] = torch.from_numpy(np.ascontiguousarray(array))
+    return out
+
+
+def one_buffer_collate(batch: Any) -> Any:
+    """``collate_fn`` for DataLoader workers: a riffledb batch crosses to the main
+    process as one shared-memory buffer instead of one segment per tensor.
+
+    Give it datasets whose ``__getitems__`` returns a whole batch of columns: a
+    :class:`~riffledb.permutation.Permutation` (or table) with format ``"torch_dict"``
+    or ``"numpy_dict"``, or Arrow batches. The training loop gets a dict of column name
+    -> batch-first tensor either way; with workers, each tensor is a view of the one
+    buffer (read-only use is the norm; writes go to the shared buffer). In the main
+    process (``num_workers=0``) it returns the dict as it is, without packing.
+
+    torch sends every tensor of a worker's batch through its own shared-memory segment
+    and file descriptor, which costs more than the bytes when tensors are many and
+    small; one buffer costs one copy of the batch.
+
+    Raises:
+        TypeError: a batch that is not a dict of numeric columns or an Arrow batch.
+    """
+    torch = attempt_import_or_raise("torch")
+    tensors = _as_tensors(torch, batch)
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return tensors
+    layout = []
+    total = 0
+    for name, tensor in tensors.items():
+        total = -(-total // _ALIGN) * _ALIGN
+        layout.append((name, tensor.dtype, tuple(tensor.shape), total))
+        total += tensor.numel() * tensor.element_size()
+    buffer = torch.empty(max(total, 1), dtype=torch.uint8).share_memory_()
+    for (_name, dtype, shape, offset), tensor in zip(
+        layout, tensors.values(), strict=True
+    ):
+        size = tensor.numel() * tensor.element_size()
+        if size:
+            target = buffer[offset : offset + size].view(dtype).view(shape)
+            target.copy_(tensor)
+    return _OneBuffer(buffer, layout)

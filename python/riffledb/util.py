@@ -19,6 +19,7 @@ from .formats import (
     batch_to_tensor_dict,
     batch_to_tensor_rows,
     batch_to_torch_dict,
+    one_buffer_collate,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "batch_to_tensor_dict",
     "batch_to_tensor_rows",
     "batch_to_torch_dict",
+    "one_buffer_collate",
     "tbl_to_tensor",
 ]
 

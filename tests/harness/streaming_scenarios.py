@@ -146,3 +146,38 @@ def loader_epochs(db_uri: str, method: str) -> dict:
         "expected": [_expected(db_uri, e, 2) for e in range(3)],
         "epoch_after": epoch_after,
     }
+
+
+def one_buffer_epoch(db_uri: str, method: str, fmt: str) -> dict:
+    """An epoch of a Permutation in format ``fmt`` through 2 workers of ``method`` with
+    one_buffer_collate: ids, and per batch the column names, dtypes and shapes, whether
+    the tensors share one storage, and the emb/x values checked against the ids."""
+    import numpy as np
+    import torch
+
+    from riffledb.permutation import Permutation
+    from riffledb.util import one_buffer_collate
+
+    table = riffledb.connect(db_uri).open_table("data")
+    loader = torch.utils.data.DataLoader(
+        Permutation.identity(table).with_format(fmt),
+        batch_size=BATCH * 5,
+        shuffle=True,
+        num_workers=2,
+        multiprocessing_context=method,
+        collate_fn=one_buffer_collate,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    ids, layouts, shared, good = [], set(), [], True
+    for batch in loader:
+        ids.extend(int(v) for v in batch["id"])
+        layouts.add(
+            tuple((k, str(v.dtype), tuple(v.shape[1:])) for k, v in batch.items())
+        )
+        pointers = {v.untyped_storage().data_ptr() for v in batch.values()}
+        shared.append(len(pointers) == 1)
+        expected = batch["id"].numpy()[:, None] + np.arange(4)[None, :]
+        good &= bool(np.array_equal(batch["emb"].numpy(), expected.astype(np.float32)))
+        good &= bool(np.array_equal(batch["x"].numpy(), batch["id"].numpy() / 2 + 1))
+    return {"ids": ids, "layouts": sorted(layouts), "shared": shared, "values": good}

@@ -1,0 +1,88 @@
+"""riffledb.util.one_buffer_collate: a batch crosses from a DataLoader worker to the main
+process as one shared-memory buffer; the loop gets the same dict of tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from harness.data import rows
+from harness.hang import run_in_child
+
+import riffledb
+
+torch = pytest.importorskip("torch")
+from riffledb.util import one_buffer_collate  # noqa: E402
+
+N = 300
+
+
+@pytest.fixture
+def db_uri(tmp_path):
+    table = rows(0, N, emb_dim=4)
+    flags = pa.array(np.arange(N) % 2 == 0)
+    riffledb.connect(tmp_path).create_table("data", table.append_column("even", flags))
+    return str(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("fmt", ["torch_dict", "numpy_dict"])
+def test_workers_send_one_buffer_per_batch(db_uri, method, fmt):
+    from harness import streaming_scenarios
+
+    result = run_in_child(
+        streaming_scenarios.one_buffer_epoch,
+        db_uri,
+        method,
+        fmt,
+        what=f"one_buffer_collate with 2 {method} workers",
+    )
+    assert sorted(result["ids"]) == list(range(N))
+    assert result["layouts"] == [
+        (
+            ("id", "torch.int64", ()),
+            ("x", "torch.float64", ()),
+            ("emb", "torch.float32", (4,)),
+            ("even", "torch.bool", ()),
+        )
+    ]
+    assert all(result["shared"]) and len(result["shared"]) == 10
+    assert result["values"]
+
+
+def test_in_the_main_process_it_is_the_dict_itself():
+    batch = {"a": np.arange(3), "b": torch.ones(3, 2)}
+    out = one_buffer_collate(batch)
+    assert list(out) == ["a", "b"]
+    assert out["a"].tolist() == [0, 1, 2] and out["b"] is batch["b"]
+    arrow = one_buffer_collate(pa.record_batch({"a": [1, 2]}))
+    assert arrow["a"].tolist() == [1, 2]
+    assert one_buffer_collate(pa.table({"a": [5, 6]}))["a"].tolist() == [5, 6]
+
+
+def test_the_packed_form_round_trips_through_pickle():
+    import pickle
+
+    from riffledb.formats import _OneBuffer, _unpack_one_buffer
+
+    buffer = torch.zeros(256, dtype=torch.uint8)
+    buffer[:24].view(torch.int64).copy_(torch.tensor([7, 8, 9]))
+    buffer[64:76].view(torch.float32).copy_(torch.tensor([1.5, 2.5, 3.5]))
+    layout = [("a", torch.int64, (3,), 0), ("b", torch.float32, (3, 1), 64)]
+    out = pickle.loads(pickle.dumps(_OneBuffer(buffer, layout)))
+    assert out["a"].tolist() == [7, 8, 9]
+    assert out["b"].tolist() == [[1.5], [2.5], [3.5]]
+    assert _unpack_one_buffer(buffer, layout)["a"].data_ptr() == buffer.data_ptr()
+
+
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ([{"a": 1}], "takes a whole batch as a dict of columns .* got list"),
+        ({"s": np.array(["x", "y"], dtype=object)}, "column 's' is not numeric"),
+    ],
+)
+def test_bad_batches(batch, message):
+    with pytest.raises(TypeError, match=message):
+        one_buffer_collate(batch)
