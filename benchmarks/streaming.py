@@ -37,8 +37,10 @@ arrays and scalars), iterated in the process's main thread; and the same through
 Every epoch is checked: it must deliver every id exactly once, or its cell reports the
 failure instead of a figure. The epoch's ``median |Δid| / N`` (the median distance in
 storage between consecutive rows; ~0.29 for a uniform shuffle) says how far each
-system's shuffle moves rows: MDS and LitData shuffle shards and windows of a shard,
-riffledb and LanceDB every row.
+system's shuffle moves rows: riffledb and LanceDB shuffle every row; MDS (``py1e``)
+shuffles within blocks of 4,000,000 samples on one node by default (all of them here);
+LitData shuffles its chunks' order, then windows of 256 items within a chunk and the
+items within a window, so consecutive rows sit a few hundred rows apart on disk.
 
 Cells are interleaved: one warm-up round (untimed), then ``--repeats`` rounds, each
 running one epoch of every cell in a rotated order while the other systems' processes
@@ -562,8 +564,24 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (printed)"
     )
+    parser.add_argument(
+        "--report", metavar="JSON", help="print the table of a results file, run nothing"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        a = argparse.Namespace(**saved["args"])
+        report(
+            a.rows,
+            a,
+            [s for s in a.systems.split(",") if s in saved["convert"]],
+            [m for m in a.modes.split(",") if m],
+            saved["convert"],
+            saved["summary"],
+            saved["notes"],
+        )
+        return
     if args.child:
         # RESULT lines on the real stdout; whatever the libraries print (LitData's
         # workers too, which inherit the descriptor) goes to stderr, the log.
@@ -749,7 +767,7 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
             line += f" {cell(system, mode)} | {ratio(system, mode)} |"
         spreads = [summary.get(f"{system}/{m}", {}).get("spread_median") for m in modes]
         spreads = [s for s in spreads if s is not None]
-        line += f" {spreads[0]:.3f} |" if spreads else " – |"
+        line += f" {spreads[0]:.2g} |" if spreads else " – |"
         print(line)
     lance = summary.get("lancedb/rows", {}).get("setup_s_median")
     if lance is not None:
