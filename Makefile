@@ -12,7 +12,8 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
-        lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming
+        lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming \
+        bench-pipeline
 
 all: build
 
@@ -178,3 +179,12 @@ bench-streaming: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_
 	$(PY) benchmarks/streaming.py --lancedb-python $(BENCH_VENV)/bin/python \
 	  --peers-python $(PEERS_VENV)/bin/python \
 	  $(if $(QUICK),--quick) $(if $(STREAM_ROWS),--rows $(STREAM_ROWS))
+
+# The native prefetching pipeline and the DataLoader hand-off (benchmarks/pipeline.py):
+# PIPE_ROWS rows (default 200,000; QUICK=1: 20,000 and 2 repeats) of one local table,
+# perm.iter(256) vs perm.iter(256, prefetch=8) vs DataLoader, with and without a 1.5 ms
+# torch step, beside a spinning Python thread, and through 2 fork workers
+# (one_buffer_collate vs torch's per-tensor hand-off vs a numpy memory map). riffledb
+# alone; builds the extension only when python/riffledb/ has none.
+bench-pipeline: $(if $(wildcard python/riffledb/_riffledb*.so),,build)
+	$(PY) benchmarks/pipeline.py $(if $(QUICK),--quick) $(if $(PIPE_ROWS),--rows $(PIPE_ROWS))
