@@ -202,7 +202,7 @@ class _Pipeline:
             reads, ahead, DEFAULT_PREFETCH_BYTES, max(1, min(ahead, _READ_THREADS))
         )
         self._pending: list[deque[Future]] = [deque() for _ in starts]
-        self._ready: list[deque[tuple[int, Any]]] = [deque() for _ in starts]
+        self.ready: list[deque[tuple[int, Any]]] = [deque() for _ in starts]
         self._transform = dataset._transform or Transforms.arrow2python
         self._on_error = dataset._on_transform_error
         workers = dataset._transform_parallelism or os.cpu_count() or 1
@@ -216,7 +216,7 @@ class _Pipeline:
     # counters
     @property
     def ready_rows(self) -> int:
-        return sum(len(ready) for ready in self._ready)
+        return sum(len(ready) for ready in self.ready)
 
     def counters(self, idle: bool = False) -> list[int]:
         """The slot's counters: the totals of earlier passes plus this one's, and the
@@ -315,7 +315,7 @@ class _Pipeline:
 
     def has_row(self, split: int) -> bool:
         """Whether the split has a row left (waiting for its reads as needed)."""
-        ready = self._ready[split]
+        ready = self.ready[split]
         pending = self._pending[split]
         while not ready:
             if pending:
@@ -333,7 +333,7 @@ class _Pipeline:
         """The next (position, row) of a split; None at its end."""
         if not self.has_row(split):
             return None
-        return self._ready[split].popleft()
+        return self.ready[split].popleft()
 
     def close(self) -> None:
         self._prefetch.close()
@@ -731,29 +731,33 @@ class StreamingDataset(IterableDataset):
         first = next((i for i, c in enumerate(consumed) if c < consumed[0]), 0)
         try:
             n = len(mine)
+            ready = pipeline.ready
+            array = progress.array
+            bases = [split * _SPLIT_FIELDS for split in mine]
+            cycles = 0
             while True:
-                # A split that ran dry after yielding all its rows drops out of the
-                # cycles (splits resumed at uneven positions end one after another); one
-                # that ran dry short of them had rows skipped: then the pass ends at the
-                # last complete cycle (LanceDB's rule for skips).
-                active = [i for i in range(first, n) if pipeline.has_row(i)]
-                dry = (
-                    [i for i in range(first, n) if consumed[i] < length]
-                    if len(active) < n - first
-                    else []
-                )
-                if not active or any(not pipeline.has_row(i) for i in dry):
-                    finished = True
-                    break
+                active = [i for i in range(first, n) if ready[i] or pipeline.has_row(i)]
+                if len(active) < n - first:
+                    # A split that ran dry after yielding all its rows drops out of the
+                    # cycles (splits resumed at uneven positions end one after another);
+                    # one that ran dry short of them had rows skipped: then the pass
+                    # ends at the last complete cycle (LanceDB's rule for skips).
+                    short = [i for i in range(first, n) if consumed[i] < length]
+                    if not active or any(i not in active for i in short):
+                        finished = True
+                        break
                 for i in active:
-                    split = mine[i]
-                    position, row = pipeline.next_row(i)  # type: ignore[misc]
-                    consumed[i] += 1
-                    progress.advance(split, consumed[i], position + 1)
+                    position, row = ready[i].popleft()
+                    count = consumed[i] = consumed[i] + 1
+                    base = bases[i]
+                    array[base + _CONSUMED] = count
+                    array[base + _POSITION] = position + 1
                     pipeline.yielded += 1
                     yield row
                 pipeline.pump()
-                progress.write_stats(slot, pipeline.counters())
+                cycles += 1
+                if cycles % 16 == 0:
+                    progress.write_stats(slot, pipeline.counters())
                 first = 0
         finally:
             if finished:
