@@ -3,6 +3,8 @@ process as one shared-memory buffer; the loop gets the same dict of tensors."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -49,6 +51,7 @@ def test_workers_send_one_buffer_per_batch(db_uri, method, fmt):
     ]
     assert all(result["shared"]) and len(result["shared"]) == 10
     assert result["values"]
+    assert result["left_in_dev_shm"] == []
 
 
 def test_in_the_main_process_it_is_the_dict_itself():
@@ -61,19 +64,30 @@ def test_in_the_main_process_it_is_the_dict_itself():
     assert one_buffer_collate(pa.table({"a": [5, 6]}))["a"].tolist() == [5, 6]
 
 
-def test_the_packed_form_round_trips_through_pickle():
+def test_the_packed_form_round_trips_through_pickle_and_leaves_no_segment():
     import pickle
 
-    from riffledb.formats import _OneBuffer, _unpack_one_buffer
+    from riffledb.formats import _SENT, _pack
 
-    buffer = torch.zeros(256, dtype=torch.uint8)
-    buffer[:24].view(torch.int64).copy_(torch.tensor([7, 8, 9]))
-    buffer[64:76].view(torch.float32).copy_(torch.tensor([1.5, 2.5, 3.5]))
-    layout = [("a", torch.int64, (3,), 0), ("b", torch.float32, (3, 1), 64)]
-    out = pickle.loads(pickle.dumps(_OneBuffer(buffer, layout)))
-    assert out["a"].tolist() == [7, 8, 9]
-    assert out["b"].tolist() == [[1.5], [2.5], [3.5]]
-    assert _unpack_one_buffer(buffer, layout)["a"].data_ptr() == buffer.data_ptr()
+    tensors = {"a": torch.tensor([7, 8, 9]), "b": torch.tensor([[1.5], [2.5], [3.5]])}
+    packed = _pack(torch, tensors)
+    assert os.path.exists(f"/dev/shm{packed.name}") and packed.name in _SENT
+    data = pickle.dumps(packed)
+    assert len(data) < 1000  # a name and a layout, not the data
+    out = pickle.loads(data)
+    assert out["a"].tolist() == [7, 8, 9] and out["b"].tolist() == [[1.5], [2.5], [3.5]]
+    assert out["a"].untyped_storage().data_ptr() == out["b"].untyped_storage().data_ptr()
+    assert not os.path.exists(f"/dev/shm{packed.name}") and packed.name not in _SENT
+
+
+def test_segments_nobody_attached_are_removed_at_exit():
+    from riffledb.formats import _SENT, _pack, _remove_unattached
+
+    names = [_pack(torch, {"a": torch.arange(4)}).name for _ in range(3)]
+    assert all(os.path.exists(f"/dev/shm{name}") for name in names)
+    _remove_unattached()
+    assert not any(os.path.exists(f"/dev/shm{name}") for name in names)
+    assert not _SENT
 
 
 @pytest.mark.parametrize(

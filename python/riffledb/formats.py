@@ -10,6 +10,8 @@ Every transform is a module-level function, so that a permutation using it pickl
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -416,22 +418,23 @@ _ALIGN = 64  # every column starts on a cache line (and any dtype's alignment)
 
 
 class _OneBuffer:
-    """A batch of columns packed in one shared-memory tensor, as a DataLoader worker
-    sends it: pickling sends the one buffer (one segment, one file descriptor) and the
-    layout; unpickling in the main process gives the dict of tensors back, each a view
-    of the buffer."""
+    """A batch of columns packed in one POSIX shared-memory segment, as a DataLoader
+    worker sends it: pickling sends the segment's name and the layout (a few hundred
+    bytes, no file descriptor); unpickling in the main process maps the segment, removes
+    its name, and gives the dict of tensors back, each a view of the mapping."""
 
-    __slots__ = ("buffer", "layout")
+    __slots__ = ("name", "size", "layout")
 
-    def __init__(self, buffer: Any, layout: list[tuple[str, Any, tuple[int, ...], int]]):
-        self.buffer = buffer
+    def __init__(self, name: str, size: int, layout: list):
+        self.name = name
+        self.size = size
         self.layout = layout
 
     def __reduce__(self):
-        return _unpack_one_buffer, (self.buffer, self.layout)
+        return _attach_one_buffer, (self.name, self.size, self.layout)
 
 
-def _unpack_one_buffer(buffer: Any, layout: list) -> dict[str, Any]:
+def _views(torch: Any, buffer: Any, layout: list) -> dict[str, Any]:
     out = {}
     for name, dtype, shape, offset in layout:
         count = 1
@@ -440,6 +443,71 @@ def _unpack_one_buffer(buffer: Any, layout: list) -> dict[str, Any]:
         size = count * dtype.itemsize
         out[name] = buffer[offset : offset + size].view(dtype).view(shape)
     return out
+
+
+def _attach_one_buffer(name: str, size: int, layout: list) -> dict[str, Any]:
+    import _posixshmem
+    import mmap
+
+    import torch
+
+    fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
+    try:
+        mapping = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+        _posixshmem.shm_unlink(name)  # the mapping lives on as long as the tensors do
+    _SENT.discard(name)
+    return _views(torch, torch.frombuffer(mapping, dtype=torch.uint8), layout)
+
+
+# Segments this process made and no process has attached yet: removed at exit (a worker
+# stopped before the main process took its batches).
+_SENT: set[str] = set()
+_COUNTER = itertools.count()
+
+
+def _remove_unattached() -> None:
+    import _posixshmem
+
+    for name in list(_SENT):
+        try:
+            _posixshmem.shm_unlink(name)
+        except FileNotFoundError:
+            pass
+    _SENT.clear()
+
+
+def _pack(torch: Any, tensors: dict[str, Any]) -> _OneBuffer:
+    import _posixshmem
+    import mmap
+
+    layout = []
+    total = 0
+    for name, tensor in tensors.items():
+        total = -(-total // _ALIGN) * _ALIGN
+        layout.append((name, tensor.dtype, tuple(tensor.shape), total))
+        total += tensor.numel() * tensor.element_size()
+    size = max(total, 1)
+    if not _SENT:
+        from multiprocessing.util import Finalize
+
+        Finalize(None, _remove_unattached, exitpriority=0)
+    name = f"/riffledb-{os.getpid()}-{next(_COUNTER)}"
+    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    _SENT.add(name)
+    try:
+        os.ftruncate(fd, size)
+        mapping = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    buffer = torch.frombuffer(mapping, dtype=torch.uint8)
+    for target, tensor in zip(
+        _views(torch, buffer, layout).values(), tensors.values(), strict=True
+    ):
+        if tensor.numel():
+            target.copy_(tensor)
+    return _OneBuffer(name, size, layout)
 
 
 def _as_tensors(torch: Any, batch: Any) -> dict[str, Any]:
@@ -480,9 +548,10 @@ def one_buffer_collate(batch: Any) -> Any:
     buffer (read-only use is the norm; writes go to the shared buffer). In the main
     process (``num_workers=0``) it returns the dict as it is, without packing.
 
-    torch sends every tensor of a worker's batch through its own shared-memory segment
-    and file descriptor, which costs more than the bytes when tensors are many and
-    small; one buffer costs one copy of the batch.
+    torch sends every tensor of a worker's batch through a shared-memory segment of its
+    own, whose file descriptor the main process fetches over a socket connection of its
+    own. Here the batch is copied once into one POSIX shared-memory segment, which the
+    main process opens by name (and removes at once: nothing is left in /dev/shm).
 
     Raises:
         TypeError: a batch that is not a dict of numeric columns or an Arrow batch.
@@ -493,18 +562,4 @@ def one_buffer_collate(batch: Any) -> Any:
 
     if get_worker_info() is None:
         return tensors
-    layout = []
-    total = 0
-    for name, tensor in tensors.items():
-        total = -(-total // _ALIGN) * _ALIGN
-        layout.append((name, tensor.dtype, tuple(tensor.shape), total))
-        total += tensor.numel() * tensor.element_size()
-    buffer = torch.empty(max(total, 1), dtype=torch.uint8).share_memory_()
-    for (_name, dtype, shape, offset), tensor in zip(
-        layout, tensors.values(), strict=True
-    ):
-        size = tensor.numel() * tensor.element_size()
-        if size:
-            target = buffer[offset : offset + size].view(dtype).view(shape)
-            target.copy_(tensor)
-    return _OneBuffer(buffer, layout)
+    return _pack(torch, tensors)

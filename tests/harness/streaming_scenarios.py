@@ -169,6 +169,9 @@ def one_buffer_epoch(db_uri: str, method: str, fmt: str) -> dict:
         timeout=60,
         worker_init_fn=arm_worker,
     )
+    import glob
+
+    before = set(glob.glob("/dev/shm/riffledb-*"))
     ids, layouts, shared, good = [], set(), [], True
     for batch in loader:
         ids.extend(int(v) for v in batch["id"])
@@ -180,4 +183,11 @@ def one_buffer_epoch(db_uri: str, method: str, fmt: str) -> dict:
         expected = batch["id"].numpy()[:, None] + np.arange(4)[None, :]
         good &= bool(np.array_equal(batch["emb"].numpy(), expected.astype(np.float32)))
         good &= bool(np.array_equal(batch["x"].numpy(), batch["id"].numpy() / 2 + 1))
-    return {"ids": ids, "layouts": sorted(layouts), "shared": shared, "values": good}
+    left = sorted(set(glob.glob("/dev/shm/riffledb-*")) - before)
+    return {
+        "ids": ids,
+        "layouts": sorted(layouts),
+        "shared": shared,
+        "values": good,
+        "left_in_dev_shm": left,
+    }
