@@ -85,9 +85,10 @@ LABELS = 100
 CHUNK = 1 << 16
 BATCH = 256
 ROW_BYTES = 8 + 4 * DIM + 8
-SYSTEMS = ("riffledb", "lancedb", "mds", "litdata")
+SYSTEMS = ("riffledb", "riffledb_np", "lancedb", "mds", "litdata")
 LABEL = {
     "riffledb": "riffledb",
+    "riffledb_np": "riffledb, NumPy rows",
     "lancedb": "LanceDB",
     "mds": "MosaicML Streaming (MDS)",
     "litdata": "LitData",
@@ -204,6 +205,22 @@ class Riffledb(System):
 
     def dataset(self):
         return self.ds  # each pass is the next epoch
+
+
+class RiffledbNumpyRows(Riffledb):
+    """riffledb with ``transform=Transforms.arrow2numpyrows``: rows of NumPy values, as
+    MDS and LitData deliver them (``emb`` one float32 array per row)."""
+
+    def open(self) -> None:
+        from riffledb.formats import Transforms
+        from riffledb.streaming import StreamingDataset
+
+        self.ds = StreamingDataset(
+            self.table,
+            num_splits=self.spec["num_splits"],
+            shuffle_seed=0,
+            transform=Transforms.arrow2numpyrows,
+        )
 
 
 class Lancedb(System):
@@ -337,7 +354,13 @@ class Litdata(System):
         return self.ds
 
 
-CLASSES = {"riffledb": Riffledb, "lancedb": Lancedb, "mds": Mds, "litdata": Litdata}
+CLASSES = {
+    "riffledb": Riffledb,
+    "riffledb_np": RiffledbNumpyRows,
+    "lancedb": Lancedb,
+    "mds": Mds,
+    "litdata": Litdata,
+}
 
 
 def du(path: str) -> int:
@@ -602,6 +625,7 @@ def main() -> None:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
     python = {
         "riffledb": sys.executable,
+        "riffledb_np": sys.executable,
         "lancedb": args.lancedb_python,
         "mds": args.peers_python,
         "litdata": args.peers_python,
@@ -738,8 +762,8 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
             f"{s['epoch_s_min']:.2f} / {s['epoch_s_median']:.2f} s"
         )
 
-    def ratio(system: str, mode: str) -> str:
-        a = summary.get(f"riffledb/{mode}", {}).get("rows_per_s_median")
+    def ratio(system: str, mode: str, ours: str = "riffledb") -> str:
+        a = summary.get(f"{ours}/{mode}", {}).get("rows_per_s_median")
         b = summary.get(f"{system}/{mode}", {}).get("rows_per_s_median")
         return "–" if a is None or b is None else f"{a / b:.2f}×"
 
@@ -747,8 +771,8 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
     rule = "|---|---:|---:|"
     for mode in modes:
         name = "epoch rows/s" if mode == "rows" else "DataLoader rows/s"
-        head += f" {name} | riffledb ÷ this ({mode}) |"
-        rule += "---:|---:|"
+        head += f" {name} | riffledb ÷ this ({mode}) | NumPy rows ÷ this ({mode}) |"
+        rule += "---:|---:|---:|"
     head += " median \\|Δid\\| / N |"
     rule += "---:|"
     print(head)
@@ -758,13 +782,16 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
         if c.get("error"):
             print(
                 f"| {LABEL[system]} | **FAILED** ({c['error']}) |"
-                + " – |" * (2 + 2 * len(modes))
+                + " – |" * (2 + 3 * len(modes))
             )
             continue
         label = f"{LABEL[system]} {c.get('version', '')}".strip()
         line = f"| {label} | {c['convert_s']:.2f} | {c['disk_bytes'] / 1e6:,.0f} |"
         for mode in modes:
-            line += f" {cell(system, mode)} | {ratio(system, mode)} |"
+            line += (
+                f" {cell(system, mode)} | {ratio(system, mode)} |"
+                f" {ratio(system, mode, 'riffledb_np')} |"
+            )
         spreads = [summary.get(f"{system}/{m}", {}).get("spread_median") for m in modes]
         spreads = [s for s in spreads if s is not None]
         line += f" {spreads[0]:.2g} |" if spreads else " – |"

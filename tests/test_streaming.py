@@ -486,3 +486,31 @@ def test_distributed_ddp_run_trains_in_step(distributed_runs):
     assert runs[0]["params"] == runs[1]["params"]  # DDP kept the replicas equal
     assert runs[0]["last_loss"] < runs[0]["first_loss"] / 10
     assert [run["epoch"] for run in runs] == [2, 2]
+
+
+def test_numpy_rows_collate_into_typed_tensors(tmp_path):
+    import numpy as np
+
+    from riffledb.formats import Transforms
+
+    emb = np.arange(ROWS * 3, dtype=np.float32).reshape(ROWS, 3)
+    table = riffledb.connect(tmp_path).create_table(
+        "emb",
+        pa.table(
+            {
+                "id": np.arange(ROWS),
+                "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), 3),
+            }
+        ),
+    )
+    ds = StreamingDataset(
+        table, num_splits=SPLITS, shuffle_seed=1, transform=Transforms.arrow2numpyrows
+    )
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=24))
+    assert [b["emb"].dtype for b in batches] == [torch.float32] * 5
+    assert [tuple(b["emb"].shape) for b in batches] == [(24, 3)] * 5
+    ids = torch.cat([b["id"] for b in batches])
+    assert sorted(ids.tolist()) == list(range(ROWS))
+    np.testing.assert_array_equal(
+        torch.cat([b["emb"] for b in batches]).numpy(), emb[ids]
+    )

@@ -26,6 +26,7 @@ __all__ = [
     "Transforms",
     "batch_to_numpy",
     "batch_to_numpy_dict",
+    "batch_to_numpy_rows",
     "batch_to_tensor",
     "batch_to_tensor_dict",
     "batch_to_tensor_rows",
@@ -281,6 +282,26 @@ def batch_to_numpy_dict(batch: pa.RecordBatch) -> dict:
     }
 
 
+def batch_to_numpy_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """riffledb's per-row form for streaming: a list with one dict per row, column name
+    -> a NumPy scalar, or for a fixed-size list column (an embedding) a 1-D array.
+
+    Built from the columns of :func:`batch_to_numpy_dict` (copied once, so that they are
+    writable), so an embedding costs one small array object per row instead of one
+    Python float per element as with ``"python"`` rows. torch's default collate stacks these
+    rows into batch-first tensors. The transform to give ``StreamingDataset`` when rows
+    feed a model.
+    """
+    columns = batch_to_numpy_dict(batch)
+    # One copy of the batch so that the rows are writable: torch warns about (and
+    # cannot guard) tensors made from read-only arrays.
+    columns = {k: v if v.flags.writeable else v.copy() for k, v in columns.items()}
+    names = list(columns)
+    return [
+        dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)
+    ]
+
+
 # -- the registry ------------------------------------------------------------------------
 
 
@@ -305,6 +326,12 @@ class Transforms:
     def arrow2pythoncol(batch: pa.RecordBatch) -> dict[str, list[Any]]:
         """``"python_col"``: a dict of column name -> list of values (copies)."""
         return batch.to_pydict()
+
+    @staticmethod
+    def arrow2numpyrows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+        """riffledb's: one dict per row of NumPy values (see
+        :func:`batch_to_numpy_rows`)."""
+        return batch_to_numpy_rows(batch)
 
     @staticmethod
     def arrow2arrow(batch: pa.RecordBatch) -> pa.RecordBatch:
