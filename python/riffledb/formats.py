@@ -288,9 +288,9 @@ def batch_to_numpy_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 
     Built from the columns of :func:`batch_to_numpy_dict` (copied once, so that they are
     writable), so an embedding costs one small array object per row instead of one
-    Python float per element as with ``"python"`` rows. torch's default collate stacks these
-    rows into batch-first tensors. The transform to give ``StreamingDataset`` when rows
-    feed a model.
+    Python float per element as with ``"python"`` rows. torch's default collate stacks
+    these rows into batch-first tensors. The transform to give ``StreamingDataset`` when
+    rows feed a model.
     """
     columns = batch_to_numpy_dict(batch)
     # One copy of the batch so that the rows are writable: torch warns about (and

@@ -30,7 +30,6 @@ import multiprocessing
 import multiprocessing.context
 import os
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +59,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_READ_BATCH_SIZE = 64
 #: Reads in flight per split.
 DEFAULT_PREFETCH_BATCHES = 4
+# riffledb's row converters: pure Python (and pyarrow's to_pylist), GIL-bound.
+_GIL_BOUND = (
+    Transforms.arrow2python,
+    Transforms.arrow2numpyrows,
+    Transforms.arrow2pythoncol,
+)
 # Native threads reading ahead (a read's gather also uses riffledb's process-wide pool).
 _READ_THREADS = 4
 
@@ -152,10 +157,12 @@ class _Progress:
 
 
 class _Chunk(NamedTuple):
-    """A transformed read: (position, row) pairs, in split order."""
+    """A transformed read: (position, row) pairs, in split order; rows skipped; the
+    seconds the transform took."""
 
     rows: list[tuple[int, Any]]
     skipped: int
+    seconds: float = 0.0
 
 
 class _Pipeline:
@@ -201,17 +208,23 @@ class _Pipeline:
         self._prefetch = Prefetch(
             reads, ahead, DEFAULT_PREFETCH_BYTES, max(1, min(ahead, _READ_THREADS))
         )
-        self._pending: list[deque[Future]] = [deque() for _ in starts]
+        self._pending: list[deque[tuple[Future, int]]] = [deque() for _ in starts]
         self.ready: list[deque[tuple[int, Any]]] = [deque() for _ in starts]
         self._transform = dataset._transform or Transforms.arrow2python
         self._on_error = dataset._on_transform_error
         workers = dataset._transform_parallelism or os.cpu_count() or 1
+        # Transforms that hold the GIL all along (riffledb's row converters, unless a
+        # parallelism was asked for; any transform with parallelism 1) run in the
+        # consumer's thread: threads of their own would only trade the GIL back and
+        # forth with it.
+        self._inline = workers == 1 or (
+            dataset._transform_parallelism is None
+            and (dataset._transform is None or dataset._transform in _GIL_BOUND)
+        )
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="riffledb-transform")
-        self._lock = threading.Lock()
-        self._dispatched = 0  # transforms not finished
-        self.transform_time = 0.0
+        self._dispatched = 0  # transforms handed over and not collected
+        self.transform_time = 0.0  # of the transforms collected
         self.rows_skipped = 0
-        self.raw_rows = 0  # read and handed over, waiting for a transform
 
     # counters
     @property
@@ -237,16 +250,43 @@ class _Pipeline:
 
     # reading
     def _dispatch(self, item: tuple[int, Any]) -> None:
-        """Hands a batch read to the transform pool."""
+        """Hands a batch read to the transform pool. The counters are the consumer's
+        alone (no lock: a lock shared with the transform threads makes the consumer
+        wait for them to get the GIL back)."""
         split, native = item
         batch = native.to_arrow(self._schemas[split])
         start = self._next_start[split]
-        self._next_start[split] = start + batch.num_rows
+        rows = batch.num_rows
+        self._next_start[split] = start + rows
         self._reads_left[split] -= 1
-        with self._lock:
-            self.raw_rows += batch.num_rows
-            self._dispatched += 1
-        self._pending[split].append(self._pool.submit(self._run, start, batch))
+        self._dispatched += 1
+        if self._inline:
+            future: Future = Future()
+            try:
+                future.set_result(self._run(start, batch))
+            except Exception as error:  # noqa: BLE001 (raised where collected)
+                future.set_exception(error)
+        else:
+            future = self._pool.submit(self._run, start, batch)
+        self._pending[split].append((future, rows))
+
+    def _collect(self, split: int) -> None:
+        future, _ = self._pending[split].popleft()
+        self._dispatched -= 1
+        chunk = future.result()
+        self.transform_time += chunk.seconds
+        self.rows_skipped += chunk.skipped
+        self.ready[split].extend(chunk.rows)
+
+    @property
+    def raw_rows(self) -> int:
+        """Rows handed to the transform pool whose transform has not finished."""
+        return sum(
+            rows
+            for pending in self._pending
+            for future, rows in pending
+            if not future.done()
+        )
 
     def pump(self) -> None:
         """Hands over the batches already read, while few transforms are queued."""
@@ -258,17 +298,8 @@ class _Pipeline:
 
     def _run(self, start: int, batch: Any) -> _Chunk:
         began = time.perf_counter()
-        try:
-            chunk = self._apply(start, batch)
-        finally:
-            with self._lock:
-                self.transform_time += time.perf_counter() - began
-                self.raw_rows -= batch.num_rows
-                self._dispatched -= 1
-        if chunk.skipped:
-            with self._lock:
-                self.rows_skipped += chunk.skipped
-        return chunk
+        chunk = self._apply(start, batch)
+        return chunk._replace(seconds=time.perf_counter() - began)
 
     def _apply(self, start: int, batch: Any) -> _Chunk:
         try:
@@ -319,7 +350,7 @@ class _Pipeline:
         pending = self._pending[split]
         while not ready:
             if pending:
-                ready.extend(pending.popleft().result().rows)
+                self._collect(split)
             elif self._reads_left[split] > 0:
                 item = self._prefetch.next()  # in plan order: maybe another split's
                 if item is None:
@@ -338,7 +369,7 @@ class _Pipeline:
     def close(self) -> None:
         self._prefetch.close()
         for pending in self._pending:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
             pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -410,7 +441,12 @@ class StreamingDataset(IterableDataset):
         filter: A SQL filter; only matching rows are dealt (split sizes follow it).
         transform: ``f(pyarrow.RecordBatch) -> iterable`` with one item per row, run on
             a thread pool (default: a dict per row).
-        transform_parallelism: Transforms running at once (default ``os.cpu_count()``).
+        transform_parallelism: Transforms running at once on a thread pool (default
+            ``os.cpu_count()``). With 1, and by default for riffledb's own row
+            converters (the default transform, ``Transforms.arrow2numpyrows``), the
+            transform runs in the iterating thread: best for transforms that hold the
+            GIL (pure Python); use threads for transforms that release it (decoding
+            in C, NumPy).
         on_transform_error: ``"raise"`` (default), ``"skip"`` the rows whose transform
             fails, ``"warn"`` (skip and log), or ``handler(exc) -> bool`` (True skips).
             A failing batch is re-run row by row so only failing rows are dropped.
