@@ -77,7 +77,22 @@ def test_the_packed_form_round_trips_through_pickle_and_leaves_no_segment():
     out = pickle.loads(data)
     assert out["a"].tolist() == [7, 8, 9] and out["b"].tolist() == [[1.5], [2.5], [3.5]]
     assert out["a"].untyped_storage().data_ptr() == out["b"].untyped_storage().data_ptr()
-    assert not os.path.exists(f"/dev/shm{packed.name}") and packed.name not in _SENT
+    assert not os.path.exists(f"/dev/shm{packed.name}")
+
+
+def test_segment_names_are_random_and_the_list_of_them_bounded():
+    from riffledb.formats import _SENT, _pack, _remove_unattached
+
+    names = [_pack(torch, {"a": torch.arange(2)}).name for _ in range(1100)]
+    assert len(set(names)) == 1100
+    assert all(name.startswith(f"/riffledb-{os.getpid()}-") for name in names)
+    assert len(_SENT) == 1024 and list(_SENT) == names[-1024:]
+    import _posixshmem
+
+    for name in names[:76]:  # older than the list: a main process would have them
+        _posixshmem.shm_unlink(name)
+    _remove_unattached()
+    assert not any(os.path.exists(f"/dev/shm{name}") for name in names)
 
 
 def test_segments_nobody_attached_are_removed_at_exit():
@@ -95,6 +110,7 @@ def test_segments_nobody_attached_are_removed_at_exit():
     [
         ([{"a": 1}], "takes a whole batch as a dict of columns .* got list"),
         ({"s": np.array(["x", "y"], dtype=object)}, "column 's' is not numeric"),
+        ({"u": np.array(["ab", "c"])}, r"column 'u' is not numeric or boolean \(<U2\)"),
     ],
 )
 def test_bad_batches(batch, message):

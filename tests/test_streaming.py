@@ -5,6 +5,7 @@ groups (gloo on 127.0.0.1, 2 and 4 ranks) with a short DDP run."""
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pyarrow as pa
@@ -128,6 +129,8 @@ def test_state_dict_after_a_pass_is_the_next_epoch(table):
         "samples_consumed_per_split": [0] * SPLITS,
         "positions_consumed_per_split": [0] * SPLITS,
         "rows_skipped_per_split": [0] * SPLITS,
+        "rows_per_split": 10,
+        "table_version": 1,
     }
 
 
@@ -514,3 +517,98 @@ def test_numpy_rows_collate_into_typed_tensors(tmp_path):
     np.testing.assert_array_equal(
         torch.cat([b["emb"] for b in batches]).numpy(), emb[ids]
     )
+
+
+# -- regressions from review -------------------------------------------------------------
+
+
+def test_streaming_dataloader_refuses_persistent_workers_and_positional_args(table):
+    ds = StreamingDataset(table, num_splits=SPLITS)
+    with pytest.raises(ValueError, match="does not take persistent_workers=True"):
+        StreamingDataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True)
+    with pytest.raises(TypeError, match="other arguments by keyword"):
+        StreamingDataLoader(ds, 4, False)
+
+
+def test_a_loop_that_takes_every_row_without_asking_for_more_ends_the_pass(table):
+    import itertools
+
+    ds = StreamingDataset(table, num_splits=SPLITS, shuffle_seed=3)
+    taken = ids(itertools.islice(ds, ROWS))  # the generator is left suspended, then freed
+    assert sorted(taken) == list(range(ROWS))
+    assert ds.epoch == 1
+    expected = one_pass(
+        StreamingDataset(table, num_splits=SPLITS, shuffle_seed=3, epoch=1)
+    )
+    assert one_pass(ds) == expected
+
+
+@pytest.mark.slow
+def test_a_loader_loop_that_takes_every_batch_ends_the_pass(tmp_path):
+    from harness import streaming_scenarios
+
+    riffledb.connect(tmp_path).create_table("data", pa.table({"id": list(range(ROWS))}))
+    result = run_in_child(
+        streaming_scenarios.loader_takes_every_batch_then_stops,
+        str(tmp_path),
+        "fork",
+        what="StreamingDataLoader, every batch taken by zip",
+    )
+    assert sorted(result["first"]) == list(range(ROWS))
+    assert result["epoch_after"] == 1
+    assert result["second"] == result["expected_second"]
+
+
+def test_splits_whose_pass_is_over_are_left_out_and_the_rest_read(table):
+    ds = StreamingDataset(table, num_splits=SPLITS, shuffle_seed=3)
+    full = StreamingDataset(table, num_splits=SPLITS, shuffle_seed=3)
+    by_split = [full._permutations(0)[1][s].row_ids().to_pylist() for s in range(SPLITS)]
+    # Splits 0 and 1 were read to their end by a loop that stopped (another worker
+    # layout, say): a pass reads the other ten, then the epoch is over.
+    ds._progress.write(0, 0, 10, 10, 1)
+    ds._progress.write(1, 0, 10, 10, 1)
+    rest = one_pass(ds)
+    assert sorted(rest) == sorted(sum(by_split[2:], []))
+    assert ds.epoch == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_records_are_read_whole_while_another_process_writes_them(table):
+    from harness.hang import wait_child
+
+    ds = StreamingDataset(table, num_splits=2)
+    progress = ds._progress
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for n in range(1, 200_000):
+                progress.write(1, n, n, n, n % 2)
+        finally:
+            os._exit(0)
+    torn = 0
+    reads = 0
+    while reads < 200_000:
+        epoch, consumed, position, done = progress.record(1)
+        torn += not (epoch == consumed == position and done == epoch % 2)
+        reads += 1
+    assert wait_child(pid) == 0
+    assert torn == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"rows_per_split": 11}, r"rows_per_split mismatch: checkpoint has 11, current "),
+        ({"table_version": 7}, r"table_version mismatch: checkpoint has 7, .*checkout"),
+        (
+            {"positions_consumed_per_split": [11] * SPLITS},
+            "split 0 has position 11, past its 10 rows",
+        ),
+    ],
+)
+def test_load_state_dict_refuses_another_table(table, change, message):
+    ds = StreamingDataset(table, num_splits=SPLITS)
+    state = ds.state_dict()
+    state.update(change)
+    with pytest.raises(ValueError, match=message):
+        ds.load_state_dict(state)

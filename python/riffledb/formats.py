@@ -10,8 +10,9 @@ Every transform is a module-level function, so that a permutation using it pickl
 
 from __future__ import annotations
 
-import itertools
+import collections
 import os
+import secrets
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -484,14 +485,13 @@ def _attach_one_buffer(name: str, size: int, layout: list) -> dict[str, Any]:
     finally:
         os.close(fd)
         _posixshmem.shm_unlink(name)  # the mapping lives on as long as the tensors do
-    _SENT.discard(name)
     return _views(torch, torch.frombuffer(mapping, dtype=torch.uint8), layout)
 
 
-# Segments this process made and no process has attached yet: removed at exit (a worker
-# stopped before the main process took its batches).
-_SENT: set[str] = set()
-_COUNTER = itertools.count()
+# The last segments this process made, which the main process may not have attached
+# yet: removed at exit (a worker stopped before the main process took its batches).
+# Older ones were taken long ago (a worker has prefetch_factor batches in flight).
+_SENT: collections.deque[str] = collections.deque(maxlen=1024)
 
 
 def _remove_unattached() -> None:
@@ -520,14 +520,28 @@ def _pack(torch: Any, tensors: dict[str, Any]) -> _OneBuffer:
         from multiprocessing.util import Finalize
 
         Finalize(None, _remove_unattached, exitpriority=0)
-    name = f"/riffledb-{os.getpid()}-{next(_COUNTER)}"
-    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
-    _SENT.add(name)
+    while True:
+        # Random names: processes of other jobs (containers sharing /dev/shm) can have
+        # this pid.
+        name = f"/riffledb-{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            fd = _posixshmem.shm_open(
+                name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600
+            )
+        except FileExistsError:
+            continue
+        break
     try:
-        os.ftruncate(fd, size)
-        mapping = mmap.mmap(fd, size)
-    finally:
-        os.close(fd)
+        try:
+            # Allocated now: a full /dev/shm is an OSError here, not a SIGBUS later.
+            os.posix_fallocate(fd, 0, size)
+            mapping = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _posixshmem.shm_unlink(name)
+        raise
+    _SENT.append(name)
     buffer = torch.frombuffer(mapping, dtype=torch.uint8)
     for target, tensor in zip(
         _views(torch, buffer, layout).values(), tensors.values(), strict=True
@@ -556,9 +570,10 @@ def _as_tensors(torch: Any, batch: Any) -> dict[str, Any]:
             continue
         np = attempt_import_or_raise("numpy")
         array = np.asarray(column)
-        if array.dtype == object:
+        if array.dtype.kind not in "biuf":
             raise RiffledbTypeError(
-                f"one_buffer_collate: column '{name}' is not numeric ({array.dtype})"
+                f"one_buffer_collate: column '{name}' is not numeric or boolean "
+                f"({array.dtype})"
             )
         out[name] = torch.from_numpy(np.ascontiguousarray(array))
     return out

@@ -77,12 +77,15 @@ _SEED_LIMIT = 2**64
 # One int64 array per dataset instance, shared with its DataLoader workers (inherited by
 # fork, passed to spawn/forkserver workers as they start). Per split: the epoch of the
 # record, rows yielded, the position read up to (ahead of the rows yielded when rows
-# were skipped) and whether the split's pass ended. Then one slot of counters per
-# worker (the main process uses slot 0). Each split is written by the one process that
-# reads it, so no locks: a reader may see a record one row old, never a torn one
-# (aligned 8-byte stores).
-_SPLIT_FIELDS = 4
-_EPOCH, _CONSUMED, _POSITION, _DONE = range(_SPLIT_FIELDS)
+# were skipped), whether the split's pass ended, and a sequence number. Then one slot of
+# counters per process (the main process uses slot 0, worker k slot k + 1).
+#
+# Each split is written by the one process that reads it, so no locks; a record is read
+# whole through its sequence number (a seqlock: odd while a write is under way, the
+# reader retries until it sees the same even number before and after). Stores of
+# aligned 8-byte values are atomic and, on x86, seen in order by other processes.
+_SPLIT_FIELDS = 5
+_EPOCH, _CONSUMED, _POSITION, _DONE, _SEQ = range(_SPLIT_FIELDS)
 _STAT_SLOTS = 64
 _STAT_FIELDS = 8
 (
@@ -96,9 +99,11 @@ _STAT_FIELDS = 8
     _YIELDED,
 ) = range(_STAT_FIELDS)
 
+Record = tuple[int, int, int, int]  # (epoch, consumed, position, done)
+
 
 class _Progress:
-    """The shared progress of a dataset: per-split records and per-worker counters."""
+    """The shared progress of a dataset: per-split records and per-process counters."""
 
     def __init__(self, num_splits: int, values: Sequence[int] | None = None):
         self.num_splits = num_splits
@@ -120,21 +125,29 @@ class _Progress:
         return progress
 
     # splits
-    def record(self, split: int) -> tuple[int, int, int, int]:
+    def record(self, split: int) -> Record:
+        array = self.array
         base = split * _SPLIT_FIELDS
-        return tuple(self.array[base : base + _SPLIT_FIELDS])  # type: ignore[return-value]
+        while True:
+            seq = array[base + _SEQ]
+            values = array[base : base + _SEQ]
+            if seq % 2 == 0 and array[base + _SEQ] == seq:
+                return tuple(values)  # type: ignore[return-value]
+            time.sleep(0)  # a write is under way in another process
 
     def write(self, split: int, epoch: int, consumed: int, position: int, done: int):
-        base = split * _SPLIT_FIELDS
-        self.array[base : base + _SPLIT_FIELDS] = [epoch, consumed, position, done]
-
-    def advance(self, split: int, consumed: int, position: int) -> None:
-        base = split * _SPLIT_FIELDS
-        self.array[base + _CONSUMED] = consumed
-        self.array[base + _POSITION] = position
+        array = self.array
+        seq = split * _SPLIT_FIELDS + _SEQ
+        array[seq] += 1
+        array[seq - _SEQ : seq] = [epoch, consumed, position, done]
+        array[seq] += 1
 
     def finish(self, split: int) -> None:
-        self.array[split * _SPLIT_FIELDS + _DONE] = 1
+        array = self.array
+        seq = split * _SPLIT_FIELDS + _SEQ
+        array[seq] += 1
+        array[seq - _SEQ + _DONE] = 1
+        array[seq] += 1
 
     # counters
     def _stat_base(self, slot: int) -> int:
@@ -196,7 +209,8 @@ class _Pipeline:
             bound, schema, _ = permutation._selection()
             views.append((permutation._view(), bound))
             self._schemas.append(schema)
-        for chunk in range(max(0, -(-(length - min(starts)) // batch)) if n else 0):
+        rounds = -(-(length - min(starts)) // batch) if n else 0
+        for chunk in range(max(0, rounds)):
             for i, (view, bound) in enumerate(views):
                 start = starts[i] + chunk * batch
                 if start < length:
@@ -223,6 +237,9 @@ class _Pipeline:
         )
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="riffledb-transform")
         self._dispatched = 0  # transforms handed over and not collected
+        # Read batches handed to transforms ahead of need: one per split (the reads
+        # ahead are the prefetcher's window).
+        self._transform_ahead = max(1, n)
         self.transform_time = 0.0  # of the transforms collected
         self.rows_skipped = 0
 
@@ -290,7 +307,7 @@ class _Pipeline:
 
     def pump(self) -> None:
         """Hands over the batches already read, while few transforms are queued."""
-        while self._dispatched < self._ahead:
+        while self._dispatched < self._transform_ahead:
             item = self._prefetch.try_next()
             if not item:
                 return
@@ -535,7 +552,9 @@ class StreamingDataset(IterableDataset):
             )
         if columns is not None:
             if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-                raise RiffledbTypeError("columns must be a list of column names")
+                raise RiffledbTypeError(
+                    f"columns must be a list of column names, got {columns!r}"
+                )
             columns = list(columns)
         if filter is not None and not isinstance(filter, str):
             raise RiffledbTypeError(
@@ -567,7 +586,9 @@ class StreamingDataset(IterableDataset):
         self._consumed: dict[int, tuple[int, int, int, int]] = {}
         self._progress = _Progress(num_splits)
         self._set_all(epoch)
-        self._permutations(epoch)  # build now: errors surface at construction
+        # Build now: errors surface at construction. Every epoch's splits have as many
+        # rows (the same rows, dealt anew).
+        self._length = self._permutations(epoch)[1][0].num_rows
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -595,8 +616,8 @@ class StreamingDataset(IterableDataset):
 
     @property
     def rows_per_split(self) -> int:
-        """Rows in each split (every split has as many)."""
-        return self._permutations(self.epoch)[1][0].num_rows
+        """Rows in each split (every split has as many, in every epoch)."""
+        return self._length
 
     def __len__(self) -> int:
         """Rows this rank yields in a pass (without skipped rows)."""
@@ -716,7 +737,8 @@ class StreamingDataset(IterableDataset):
                 f"num_workers ({workers})"
             )
         per_worker = len(splits) // workers
-        return splits[worker * per_worker : (worker + 1) * per_worker], worker
+        slot = 0 if workers == 1 and self._worker_info_override is None else worker + 1
+        return splits[worker * per_worker : (worker + 1) * per_worker], slot
 
     def __iter__(self) -> Iterator[Any]:
         return self._iterate()
@@ -738,18 +760,19 @@ class StreamingDataset(IterableDataset):
         progress = self._progress
         starts: list[int] = []
         consumed: list[int] = []
-        over = False
+        reading = []
         for split in mine:
             record = progress.record(split)
-            if record[_EPOCH] == epoch:
-                over = over or bool(record[_DONE])
-                starts.append(record[_POSITION])
-                consumed.append(record[_CONSUMED])
-            else:
+            if record[_EPOCH] != epoch:
                 progress.write(split, epoch, 0, 0, 0)
-                starts.append(0)
-                consumed.append(0)
-        if not mine or over:
+                record = (epoch, 0, 0, 0)
+            if record[_DONE]:
+                continue  # its pass is over (another loop, or other workers, read it)
+            reading.append(split)
+            starts.append(record[_POSITION])
+            consumed.append(record[_CONSUMED])
+        mine = reading
+        if not mine:
             return
         _, splits = self._permutations(epoch)
         permutations = []
@@ -786,8 +809,11 @@ class StreamingDataset(IterableDataset):
                     position, row = ready[i].popleft()
                     count = consumed[i] = consumed[i] + 1
                     base = bases[i]
+                    seq = array[base + _SEQ] + 1
+                    array[base + _SEQ] = seq  # odd: being written (see _Progress)
                     array[base + _CONSUMED] = count
                     array[base + _POSITION] = position + 1
+                    array[base + _SEQ] = seq + 1
                     pipeline.yielded += 1
                     yield row
                 pipeline.pump()
@@ -796,7 +822,11 @@ class StreamingDataset(IterableDataset):
                     progress.write_stats(slot, pipeline.counters())
                 first = 0
         finally:
-            if finished:
+            # A loop that took every row without asking for one more ended the pass
+            # too (islice, zip with a step count).
+            if finished or all(
+                progress.record(split)[_POSITION] >= length for split in mine
+            ):
                 for split in mine:
                     progress.finish(split)
             self._pipeline = None
@@ -843,6 +873,8 @@ class StreamingDataset(IterableDataset):
             "samples_consumed_per_split": [cycles] * self._num_splits,
             "positions_consumed_per_split": positions,
             "rows_skipped_per_split": skipped,
+            "rows_per_split": self._length,
+            "table_version": self._version,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -871,6 +903,20 @@ class StreamingDataset(IterableDataset):
                 f"shuffle_seed mismatch: checkpoint has {state['shuffle_seed']}, current "
                 f"dataset has {self._shuffle_seed}"
             )
+        # riffledb's keys: the same rows, dealt the same way (LanceDB's states lack them).
+        for key, mine, hint in (
+            ("rows_per_split", self._length, "the table or the filter changed"),
+            (
+                "table_version",
+                self._version,
+                "open the table at the checkpoint's version: table.checkout(version)",
+            ),
+        ):
+            if key in state and state[key] != mine:
+                raise InvalidError(
+                    f"{key} mismatch: checkpoint has {state[key]}, current dataset has "
+                    f"{mine} ({hint})"
+                )
         epoch = state.get("epoch", self._where()[0])
         epoch = _int_arg(epoch, "state['epoch']", 0)
         samples = state["samples_consumed_per_split"]
@@ -884,6 +930,11 @@ class StreamingDataset(IterableDataset):
             else self._per_split(positions, "positions_consumed_per_split")
         )
         for split in range(self._num_splits):
+            if positions[split] > self._length:
+                raise InvalidError(
+                    f"state: split {split} has position {positions[split]}, past its "
+                    f"{self._length} rows"
+                )
             if positions[split] < samples[split]:
                 raise InvalidError(
                     f"state: split {split} has position {positions[split]} below its "
@@ -961,9 +1012,14 @@ class StreamingDataset(IterableDataset):
         return merged
 
     # -- StreamingDataLoader's exact progress --------------------------------------------
-    def _took(self, records: dict[int, tuple[int, int, int, int]]) -> None:
-        """The training loop took a batch whose worker had read up to ``records``."""
-        self._consumed.update(records)
+    def _took(self, records: dict[int, Record]) -> None:
+        """The training loop took a batch whose worker had read up to ``records``; a
+        split read to its end has ended its pass (its worker may not have noticed yet:
+        it notices when asked for one more row)."""
+        length = self._length
+        for split, (epoch, consumed, position, done) in records.items():
+            done = 1 if position >= length else done
+            self._consumed[split] = (epoch, consumed, position, done)
 
     def _adopt_consumed(self) -> None:
         """Rows the workers read but the loop never took are read again: the loop's
@@ -1104,7 +1160,8 @@ class StreamingDataLoader(DataLoader):
     prefetched. Stop mid-epoch, iterate again (or save and resume), and the rows the
     workers had read ahead are read again; nothing is skipped.
 
-    Takes DataLoader's arguments (``batch_size`` must not be None). Also
+    Takes DataLoader's arguments (``batch_size`` must not be None, positionally or by
+    keyword; the others by keyword; not ``persistent_workers=True``). Also
     :meth:`state_dict` / :meth:`load_state_dict` (the dataset's).
     """
 
@@ -1113,6 +1170,18 @@ class StreamingDataLoader(DataLoader):
             raise RiffledbTypeError(
                 f"StreamingDataLoader needs a StreamingDataset, got "
                 f"{type(dataset).__name__}"
+            )
+        if len(args) > 1:
+            raise RiffledbTypeError(
+                "StreamingDataLoader takes batch_size positionally and DataLoader's "
+                "other arguments by keyword"
+            )
+        if kwargs.get("persistent_workers"):
+            raise InvalidError(
+                "StreamingDataLoader does not take persistent_workers=True: its workers "
+                "would read on past the batches the loop took when a loop stops early. "
+                "Use a plain DataLoader (its dataset's state_dict() then follows what "
+                "the workers read)"
             )
         collate = kwargs.pop("collate_fn", None) or default_collate
         super().__init__(dataset, *args, collate_fn=_RecordingCollate(collate), **kwargs)

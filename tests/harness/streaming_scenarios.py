@@ -191,3 +191,28 @@ def one_buffer_epoch(db_uri: str, method: str, fmt: str) -> dict:
         "values": good,
         "left_in_dev_shm": left,
     }
+
+
+def loader_takes_every_batch_then_stops(db_uri: str, method: str) -> dict:
+    """A StreamingDataLoader with 2 workers whose loop takes every batch of the pass
+    but never asks for one more (``zip`` with a step count), then iterates again."""
+    ds = _dataset(db_uri)
+    loader = StreamingDataLoader(
+        ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+    )
+    steps = len(ds) // BATCH
+    pairs = zip(range(steps), loader, strict=False)  # the loader is never exhausted
+    first = [int(v) for _, batch in pairs for v in batch["id"]]
+    epoch_after = ds.epoch
+    second = _ids(loader)
+    return {
+        "first": first,
+        "epoch_after": epoch_after,
+        "second": second,
+        "expected_second": _expected(db_uri, 1, 2),
+    }
