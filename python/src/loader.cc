@@ -37,6 +37,15 @@ class PyPrefetcher {
 
   explicit PyPrefetcher(std::unique_ptr<Prefetcher> prefetcher)
       : prefetcher_(std::move(prefetcher)) {}
+  PyPrefetcher(PyPrefetcher&&) = default;
+
+  // Closing waits for the reads under way (a slow S3 read, say): not with the GIL.
+  ~PyPrefetcher() {
+    if (prefetcher_ != nullptr) {
+      nb::gil_scoped_release release;
+      prefetcher_.reset();
+    }
+  }
 
   nb::object Next() {
     bool end = false;
