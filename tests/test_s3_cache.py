@@ -496,3 +496,43 @@ def test_dataloader_workers_read_every_row_while_the_parent_reads(
     # The workers fetched the fragments the parent never read.
     assert result["worker_requests"] > 0
     assert result["reads"]["same"] >= 1 and result["reads"]["fresh"] >= 1
+
+
+# -- 6. reading ahead: the native prefetcher and StreamingDataset on s3:// ---------------
+
+
+def test_prefetched_iteration_and_streaming_read_s3_through_the_cache(s3, big, tmp_path):
+    from riffledb.permutation import Permutation, permutation_builder
+    from riffledb.streaming import StreamingDataset
+
+    uri, _, _, size = big
+    table = riffledb.connect(
+        uri, storage_options=s3.storage_options(cache_dir=str(tmp_path / "cache"))
+    ).open_table("t")
+    perm = permutation_builder(table).shuffle(seed=4).execute()
+    p = Permutation.from_tables(table, perm).with_format("arrow").with_take(3000)
+    riffledb.io_stats(reset=True)
+    it = p.iter(500, prefetch=3)
+    batches = list(it)
+    expected = p.row_ids().to_pylist()
+    assert [b.num_rows for b in batches] == [500] * 6
+    ids = [v for b in batches for v in b.column("id").to_pylist()]
+    assert ids == expected
+    assert pa_table(batches).equals(rows(expected))
+    cold = riffledb.io_stats(reset=True)
+    assert cold["requests"] > 0 and cold["corrupt_blocks"] == 0
+    assert it.stats["io_s"] > 0 and it.stats["rows"] == 3000
+    # Again: every byte is in the cache now.
+    assert [v for b in p.iter(500, prefetch=3) for v in b.column("id").to_pylist()] == ids
+    assert riffledb.io_stats(reset=True)["requests"] == 0
+
+    ds = StreamingDataset(table, num_splits=8, shuffle_seed=2, columns=["id"])
+    streamed = [row["id"] for row in ds]
+    assert sorted(streamed) == list(range(BIG_ROWS))
+    assert ds.bytes_loaded > 0 and ds.fetch_time > 0
+
+
+def pa_table(batches):
+    import pyarrow as pa
+
+    return pa.Table.from_batches(batches)
