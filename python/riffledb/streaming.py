@@ -377,12 +377,6 @@ class _Pipeline:
                 return False
         return True
 
-    def next_row(self, split: int) -> tuple[int, Any] | None:
-        """The next (position, row) of a split; None at its end."""
-        if not self.has_row(split):
-            return None
-        return self.ready[split].popleft()
-
     def close(self) -> None:
         self._prefetch.close()
         for pending in self._pending:

@@ -26,6 +26,37 @@ def _dataset(db_uri: str, **kwargs) -> StreamingDataset:
     return StreamingDataset(table, num_splits=SPLITS, shuffle_seed=SEED, **kwargs)
 
 
+def _loader(ds, method: str, loader_class=None, **kwargs):
+    """A DataLoader (or ``loader_class``) over ``ds``: 2 workers of ``method``, batches
+    of BATCH, a deadline, stack dumps armed."""
+    import torch
+
+    cls = loader_class or torch.utils.data.DataLoader
+    return cls(
+        ds,
+        batch_size=BATCH,
+        num_workers=2,
+        multiprocessing_context=method,
+        timeout=60,
+        worker_init_fn=arm_worker,
+        **kwargs,
+    )
+
+
+def _passes(ds, loader, count: int, db_uri: str) -> dict:
+    """``count`` passes of ``loader``: the ids of each, what 2 workers should deliver,
+    and the epoch the main process's dataset reports after each."""
+    epochs, epoch_after = [], []
+    for _ in range(count):
+        epochs.append(_ids(loader))
+        epoch_after.append(ds.epoch)
+    return {
+        "epochs": epochs,
+        "expected": [_expected(db_uri, e, 2) for e in range(count)],
+        "epoch_after": epoch_after,
+    }
+
+
 def _ids(batches) -> list[int]:
     return [int(v) for batch in batches for v in batch["id"]]
 
@@ -51,28 +82,10 @@ def _expected(db_uri: str, epoch: int, workers: int) -> list[int]:
 
 def workers_two_epochs(db_uri: str, method: str) -> dict:
     """Two passes of a plain DataLoader with 2 workers over one dataset."""
-    import torch
-
     ds = _dataset(db_uri)
-    loader = torch.utils.data.DataLoader(
-        ds,
-        batch_size=BATCH,
-        num_workers=2,
-        multiprocessing_context=method,
-        timeout=60,
-        worker_init_fn=arm_worker,
-    )
-    epochs, epoch_after = [], []
-    for _ in range(2):
-        epochs.append(_ids(loader))
-        epoch_after.append(ds.epoch)
-    return {
-        "epochs": epochs,
-        "expected": [_expected(db_uri, e, 2) for e in range(2)],
-        "epoch_after": epoch_after,
-        "consumed_rows": ds.consumed_rows,
-        "bytes_loaded": ds.bytes_loaded,
-    }
+    out = _passes(ds, _loader(ds, method), 2, db_uri)
+    out.update(consumed_rows=ds.consumed_rows, bytes_loaded=ds.bytes_loaded)
+    return out
 
 
 def loader_break_and_resume(db_uri: str, method: str) -> dict:
@@ -80,17 +93,8 @@ def loader_break_and_resume(db_uri: str, method: str) -> dict:
     the rest read by iterating it again, and the rest read by a new dataset loaded from
     the checkpoint. Also the positions a plain DataLoader's dataset reports after the
     same 5 batches (what the workers had read, prefetch included)."""
-    import torch
-
     ds = _dataset(db_uri)
-    loader = StreamingDataLoader(
-        ds,
-        batch_size=BATCH,
-        num_workers=2,
-        multiprocessing_context=method,
-        timeout=60,
-        worker_init_fn=arm_worker,
-    )
+    loader = _loader(ds, method, StreamingDataLoader)
     taken = []
     for i, batch in enumerate(loader):
         taken.extend(int(v) for v in batch["id"])
@@ -103,14 +107,7 @@ def loader_break_and_resume(db_uri: str, method: str) -> dict:
     resumed = [row["id"] for row in resumed_ds]
 
     plain_ds = _dataset(db_uri)
-    plain = torch.utils.data.DataLoader(
-        plain_ds,
-        batch_size=BATCH,
-        num_workers=2,
-        multiprocessing_context=method,
-        timeout=60,
-        worker_init_fn=arm_worker,
-    )
+    plain = _loader(plain_ds, method)
     iterator = iter(plain)
     for _ in range(5):
         next(iterator)
@@ -126,26 +123,9 @@ def loader_break_and_resume(db_uri: str, method: str) -> dict:
 
 
 def loader_epochs(db_uri: str, method: str) -> dict:
-    """Three passes of a StreamingDataLoader with 2 workers: the ids of each, and the
-    epoch the main process's dataset reports after each."""
+    """Three passes of a StreamingDataLoader with 2 workers."""
     ds = _dataset(db_uri)
-    loader = StreamingDataLoader(
-        ds,
-        batch_size=BATCH,
-        num_workers=2,
-        multiprocessing_context=method,
-        timeout=60,
-        worker_init_fn=arm_worker,
-    )
-    epochs, epoch_after = [], []
-    for _ in range(3):
-        epochs.append(_ids(loader))
-        epoch_after.append(ds.epoch)
-    return {
-        "epochs": epochs,
-        "expected": [_expected(db_uri, e, 2) for e in range(3)],
-        "epoch_after": epoch_after,
-    }
+    return _passes(ds, _loader(ds, method, StreamingDataLoader), 3, db_uri)
 
 
 def one_buffer_epoch(db_uri: str, method: str, fmt: str) -> dict:
@@ -197,14 +177,7 @@ def loader_takes_every_batch_then_stops(db_uri: str, method: str) -> dict:
     """A StreamingDataLoader with 2 workers whose loop takes every batch of the pass
     but never asks for one more (``zip`` with a step count), then iterates again."""
     ds = _dataset(db_uri)
-    loader = StreamingDataLoader(
-        ds,
-        batch_size=BATCH,
-        num_workers=2,
-        multiprocessing_context=method,
-        timeout=60,
-        worker_init_fn=arm_worker,
-    )
+    loader = _loader(ds, method, StreamingDataLoader)
     steps = len(ds) // BATCH
     pairs = zip(range(steps), loader, strict=False)  # the loader is never exhausted
     first = [int(v) for _, batch in pairs for v in batch["id"]]
