@@ -33,7 +33,7 @@ nb::object ToPython(Prefetched&& item) {
 // interval) and releases it only to wait.
 class PyPrefetcher {
  public:
-  static constexpr std::chrono::microseconds kSpin{200};
+  static constexpr std::chrono::microseconds kHold{1000};
 
   explicit PyPrefetcher(std::unique_ptr<Prefetcher> prefetcher)
       : prefetcher_(std::move(prefetcher)) {}
@@ -51,12 +51,11 @@ class PyPrefetcher {
     bool end = false;
     auto ready = ValueOrThrow(prefetcher_->TryNext(&end));
     // A batch is often a few microseconds away: wait for it a little while holding the
-    // GIL. Released, the GIL goes to any thread busy in Python, and getting it back can
-    // take a whole switch interval (5 ms), far longer than the read.
-    const auto deadline = std::chrono::steady_clock::now() + kSpin;
-    while (!ready.has_value() && !end && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-      ready = ValueOrThrow(prefetcher_->TryNext(&end));
+    // GIL (asleep, leaving the CPU to the reads). Released, the GIL goes to any thread
+    // busy in Python, and getting it back can take a whole switch interval (5 ms), far
+    // longer than the read.
+    if (!ready.has_value() && !end) {
+      ready = ValueOrThrow(prefetcher_->NextWithin(kHold, &end));
     }
     if (!ready.has_value() && !end) {
       ready = ValueOrThrow(WithoutGil([&] { return prefetcher_->Next(); }));

@@ -44,10 +44,11 @@ struct Prefetcher::State {
   std::unique_ptr<ThreadPool> pool;
 
   mutable std::mutex mu;
-  std::vector<Slot> slots;     // guarded by mu
-  int64_t next = 0;            // the consumer's next index
-  int64_t submitted = 0;       // reads handed to the pool
-  int64_t queued_batches = 0;  // read, index >= next
+  std::condition_variable read_done;  // a read finished (for NextWithin)
+  std::vector<Slot> slots;            // guarded by mu
+  int64_t next = 0;                   // the consumer's next index
+  int64_t submitted = 0;              // reads handed to the pool
+  int64_t queued_batches = 0;         // read, index >= next
   int64_t queued_rows = 0;
   int64_t queued_bytes = 0;
   bool closed = false;
@@ -111,6 +112,7 @@ struct Prefetcher::State {
     queued_bytes += bytes;
     if (slot.result.ok()) queued_rows += (*slot.result)->num_rows();
     Pump();
+    read_done.notify_all();
     return arrow::Status::OK();
   }
 
@@ -227,6 +229,29 @@ arrow::Result<std::optional<Prefetched>> Prefetcher::TryNext(bool* end) {
   *end = false;
   ARROW_RETURN_NOT_OK(s.CheckProcess());
   std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.failed.ok()) return s.failed;
+  if (s.closed || s.next >= s.size()) {
+    *end = true;
+    return std::nullopt;
+  }
+  if (!s.slots[s.next].done) return std::nullopt;
+  return s.Take();
+}
+
+arrow::Result<std::optional<Prefetched>> Prefetcher::NextWithin(
+    std::chrono::microseconds timeout, bool* end) {
+  State& s = *state_;
+  *end = false;
+  ARROW_RETURN_NOT_OK(s.CheckProcess());
+  std::unique_lock<std::mutex> lock(s.mu);
+  const auto ready = [&] {
+    return !s.failed.ok() || s.closed || s.next >= s.size() || s.slots[s.next].done;
+  };
+  if (!ready()) {
+    const int64_t began = NowNs();
+    s.read_done.wait_for(lock, timeout, ready);
+    s.stats.wait_ns += NowNs() - began;
+  }
   if (!s.failed.ok()) return s.failed;
   if (s.closed || s.next >= s.size()) {
     *end = true;

@@ -5,6 +5,7 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -88,6 +89,12 @@ class Prefetcher {
   /// The next batch if it has been read, else nullopt without waiting (nor counting as
   /// waiting). `*end` is set when the plan is over.
   arrow::Result<std::optional<Prefetched>> TryNext(bool* end);
+
+  /// The next batch if it is read within `timeout`, else nullopt, waiting on a
+  /// condition variable (the calling thread sleeps: a caller holding Python's GIL keeps
+  /// it, and leaves its CPU to the reads). `*end` is set when the plan is over.
+  arrow::Result<std::optional<Prefetched>> NextWithin(std::chrono::microseconds timeout,
+                                                      bool* end);
 
   /// Stops: reads not started are dropped, the ones running finish (their results are
   /// discarded), and the call returns when no read runs. Idempotent.

@@ -141,6 +141,28 @@ TEST(PrefetcherTest, TryNextNeverWaits) {
   EXPECT_EQ(prefetcher->stats().wait_ns, 0);
 }
 
+TEST(PrefetcherTest, NextWithinWaitsAsleepAndKeepsTheOrder) {
+  auto f = Identity(1 << 15);
+  auto prefetcher =
+      Prefetcher::Start(Ranges(f, 1 << 15, 1 << 10), {.threads = 1}).ValueOrDie();
+  int64_t got = 0;
+  bool end = false;
+  while (!end) {
+    auto next = prefetcher->NextWithin(std::chrono::microseconds(500), &end).ValueOrDie();
+    if (next.has_value()) {
+      EXPECT_EQ(next->index, got);
+      EXPECT_EQ(next->batch->num_rows(), 1 << 10);
+      ++got;
+    }
+  }
+  EXPECT_EQ(got, 32);
+  // After the end, and with no time to wait: the end at once.
+  EXPECT_FALSE(prefetcher->NextWithin(std::chrono::microseconds(0), &end)
+                   .ValueOrDie()
+                   .has_value());
+  EXPECT_TRUE(end);
+}
+
 TEST(PrefetcherTest, AFailingReadComesInOrderAndStopsThePrefetcher) {
   auto f = Identity(100);
   std::vector<Read> plan = {{f.reader, f.selection, 0, 10, {}, 0},
