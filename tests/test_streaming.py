@@ -174,27 +174,39 @@ def test_len_is_the_rows_of_this_rank(table):
             ValueError,
             r"rank \(4\) must be less than world_size \(4\)",
         ),
-        ({"world_size": 0}, ValueError, "world_size must be at least 1, got 0"),
-        ({"rank": -1, "world_size": 2}, ValueError, "rank must be at least 0, got -1"),
+        (
+            {"world_size": 0},
+            ValueError,
+            r"world_size must be in \[1, 9223372036854775807\], got 0",
+        ),
+        (
+            {"rank": -1, "world_size": 2},
+            ValueError,
+            r"rank must be in \[0, 9223372036854775807\], got -1",
+        ),
         (
             {"num_splits": 10, "world_size": 4},
             ValueError,
             r"num_splits \(10\) must be divisible by world_size \(4\)",
         ),
-        ({"num_splits": "4"}, TypeError, r"num_splits must be an int, got str \('4'\)"),
-        ({"read_batch_size": 0}, ValueError, "read_batch_size must be at least 1, got 0"),
+        ({"num_splits": "4"}, TypeError, "num_splits must be an integer, got str '4'"),
+        (
+            {"read_batch_size": 0},
+            ValueError,
+            r"read_batch_size must be in \[1, 9223372036854775807\], got 0",
+        ),
         (
             {"prefetch_batches": 0},
             ValueError,
-            "prefetch_batches must be at least 1, got 0",
+            r"prefetch_batches must be in \[1, 9223372036854775807\], got 0",
         ),
         (
             {"shuffle_clump_size": 0},
             ValueError,
-            "shuffle_clump_size must be at least 1, got 0",
+            r"shuffle_clump_size must be in \[1, 9223372036854775807\], got 0",
         ),
-        ({"columns": "id"}, TypeError, "columns must be a list of column names"),
-        ({"filter": 3}, TypeError, "filter must be a str"),
+        ({"columns": "id"}, TypeError, "columns must be a list of str, got str 'id'"),
+        ({"filter": 3}, TypeError, "filter must be a str or None, got int 3"),
         ({"transform": 3}, TypeError, "transform must be callable, got int"),
         (
             {"on_transform_error": "ignore"},
@@ -226,7 +238,7 @@ def test_not_a_table():
             r"split 0 has position 0 below its 1",
         ),
         ({"samples_consumed_per_split": [-1] * SPLITS}, r"\[0\] must be a count, got -1"),
-        ({"epoch": "one"}, r"state\['epoch'\] must be an int"),
+        ({"epoch": "one"}, r"state\['epoch'\] must be an integer, got str 'one'"),
     ],
 )
 def test_load_state_dict_rejects_malformed_states(table, change, message):
@@ -612,3 +624,12 @@ def test_load_state_dict_refuses_another_table(table, change, message):
     state.update(change)
     with pytest.raises(ValueError, match=message):
         ds.load_state_dict(state)
+
+
+def test_numpy_integers_are_integers(table):
+    import numpy as np
+
+    ds = StreamingDataset(
+        table, num_splits=np.int64(SPLITS), rank=np.int32(1), world_size=np.int64(2)
+    )
+    assert ds.rank_splits == list(range(6, 12)) and len(ds) == 60

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import _riffledb
-from .errors import InvalidError, RiffledbTypeError
+from ._args import check_int
 
 #: Bytes the queue of a prefetching iteration may hold, unless told otherwise.
 DEFAULT_PREFETCH_BYTES = 256 << 20
@@ -23,17 +23,23 @@ DEFAULT_PREFETCH_THREADS = 2
 
 
 def check_prefetch(prefetch: Any, prefetch_bytes: Any, threads: Any) -> None:
-    for value, name, minimum in (
-        (prefetch, "prefetch", 0),
-        (prefetch_bytes, "prefetch_bytes", 1),
-        (threads, "prefetch_threads", 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RiffledbTypeError(
-                f"{name} must be an int, got {type(value).__name__} ({value!r})"
-            )
-        if value < minimum:
-            raise InvalidError(f"{name} must be at least {minimum}, got {value}")
+    check_int(prefetch, "prefetch")
+    check_int(prefetch_bytes, "prefetch_bytes", minimum=1)
+    check_int(threads, "prefetch_threads", minimum=1)
+
+
+_STAT_KEYS = (
+    "io_s",
+    "wait_s",
+    "convert_s",
+    "transform_s",
+    "batches",
+    "rows",
+    "bytes",
+    "queued_batches",
+    "queued_rows",
+    "queued_bytes",
+)
 
 
 class Prefetch:
@@ -148,19 +154,5 @@ class PrefetchingIterator(Iterator[Any]):
     def stats(self) -> dict[str, float | int]:
         """See :meth:`Prefetch.stats`; zeros before the first ``next``."""
         if self._prefetch is None:
-            return {
-                key: 0
-                for key in (
-                    "io_s",
-                    "wait_s",
-                    "convert_s",
-                    "transform_s",
-                    "batches",
-                    "rows",
-                    "bytes",
-                    "queued_batches",
-                    "queued_rows",
-                    "queued_bytes",
-                )
-            }
+            return dict.fromkeys(_STAT_KEYS, 0)
         return self._prefetch.stats()

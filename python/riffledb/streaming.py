@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
+from ._args import check_bool, check_int, check_str, check_str_list
 from ._permutation_builder import PermutationBuilder
 from ._prefetch import DEFAULT_PREFETCH_BYTES, Prefetch
 from .errors import InvalidError, RiffledbTypeError
@@ -413,16 +414,6 @@ def _distributed() -> tuple[int, int] | None:
     return None
 
 
-def _int_arg(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RiffledbTypeError(
-            f"{name} must be an int, got {type(value).__name__} ({value!r})"
-        )
-    if value < minimum:
-        raise InvalidError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 class StreamingDataset(IterableDataset):
     """An elastic, resumable ``IterableDataset`` over a riffledb table.
 
@@ -505,15 +496,15 @@ class StreamingDataset(IterableDataset):
             world_size = group[1] if group else 1
         if rank is None:
             rank = group[0] if group else 0
-        world_size = _int_arg(world_size, "world_size", 1)
-        rank = _int_arg(rank, "rank", 0)
+        world_size = check_int(world_size, "world_size", minimum=1)
+        rank = check_int(rank, "rank", minimum=0)
         if rank >= world_size:
             raise InvalidError(
                 f"rank ({rank}) must be less than world_size ({world_size})"
             )
         if num_splits is None:
             num_splits = world_size
-        num_splits = _int_arg(num_splits, "num_splits", 1)
+        num_splits = check_int(num_splits, "num_splits", minimum=1)
         if num_splits % world_size != 0:
             raise InvalidError(
                 f"num_splits ({num_splits}) must be divisible by world_size "
@@ -521,18 +512,13 @@ class StreamingDataset(IterableDataset):
             )
         if shuffle_seed is None:
             shuffle_seed = random.randrange(2**32)
-        shuffle_seed = _int_arg(shuffle_seed, "shuffle_seed", 0)
-        epoch = _int_arg(epoch, "epoch", 0)
-        if transform_parallelism is not None:
-            if isinstance(transform_parallelism, bool) or not isinstance(
-                transform_parallelism, int
-            ):
-                raise RiffledbTypeError(
-                    "transform_parallelism must be an int, got "
-                    f"{type(transform_parallelism).__name__}"
-                )
-            if transform_parallelism <= 0:
-                raise InvalidError("transform_parallelism must be greater than 0")
+        shuffle_seed = check_int(shuffle_seed, "shuffle_seed", minimum=0)
+        epoch = check_int(epoch, "epoch", minimum=0)
+        transform_parallelism = check_int(
+            transform_parallelism, "transform_parallelism", minimum=-(2**63), none_ok=True
+        )
+        if transform_parallelism is not None and transform_parallelism <= 0:
+            raise InvalidError("transform_parallelism must be greater than 0")
         if on_transform_error not in ("raise", "skip", "warn") and not callable(
             on_transform_error
         ):
@@ -545,27 +531,24 @@ class StreamingDataset(IterableDataset):
                 f"transform must be callable, got {type(transform).__name__}"
             )
         if columns is not None:
-            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-                raise RiffledbTypeError(
-                    f"columns must be a list of column names, got {columns!r}"
-                )
-            columns = list(columns)
-        if filter is not None and not isinstance(filter, str):
-            raise RiffledbTypeError(
-                f"filter must be a str (a SQL expression), got {type(filter).__name__}"
-            )
+            columns = check_str_list(columns, "columns")
+        filter = check_str(filter, "filter", none_ok=True)
         if shuffle_clump_size is not None:
-            shuffle_clump_size = _int_arg(shuffle_clump_size, "shuffle_clump_size", 1)
+            shuffle_clump_size = check_int(
+                shuffle_clump_size, "shuffle_clump_size", minimum=1
+            )
 
         self._table = table
         self._version = table.version
         self._num_splits = num_splits
-        self._shuffle = bool(shuffle)
+        self._shuffle = check_bool(shuffle, "shuffle")
         self._shuffle_seed = shuffle_seed
         self._rank = rank
         self._world_size = world_size
-        self._read_batch_size = _int_arg(read_batch_size, "read_batch_size", 1)
-        self._prefetch_batches = _int_arg(prefetch_batches, "prefetch_batches", 1)
+        self._read_batch_size = check_int(read_batch_size, "read_batch_size", minimum=1)
+        self._prefetch_batches = check_int(
+            prefetch_batches, "prefetch_batches", minimum=1
+        )
         self._columns = columns
         self._shuffle_clump_size = shuffle_clump_size
         self._filter = filter
@@ -638,7 +621,7 @@ class StreamingDataset(IterableDataset):
         checkpoint can call ``set_epoch`` as usual); any other epoch, or the current one
         once its pass is over, starts from its beginning.
         """
-        epoch = _int_arg(epoch, "epoch", 0)
+        epoch = check_int(epoch, "epoch", minimum=0)
         self._adopt_consumed()
         if (epoch, False) == self._where():
             return
@@ -912,7 +895,7 @@ class StreamingDataset(IterableDataset):
                     f"{mine} ({hint})"
                 )
         epoch = state.get("epoch", self._where()[0])
-        epoch = _int_arg(epoch, "state['epoch']", 0)
+        epoch = check_int(epoch, "state['epoch']", minimum=0)
         samples = state["samples_consumed_per_split"]
         if isinstance(samples, int) and not isinstance(samples, bool):
             samples = [samples] * self._num_splits
