@@ -5,6 +5,7 @@ stats, early close, argument errors, and fork."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ import pytest
 from harness.hang import wait_child
 
 import riffledb
+from riffledb import _riffledb
 from riffledb.permutation import Permutation, permutation_builder
 
 ROWS = 1000
@@ -143,6 +145,26 @@ def test_a_small_byte_bound_still_reads_everything(permutation):
 def test_bad_prefetch_arguments(permutation, kwargs, error, message):
     with pytest.raises(error, match=message):
         permutation.iter(10, **kwargs)
+
+
+def test_the_wait_holds_the_gil_for_a_switch_interval(permutation):
+    # A release beside a thread busy in Python costs a switch interval, so next() holds
+    # the GIL (asleep) that long before it lets go of it: the interpreter's setting.
+    it = permutation.with_format("arrow").iter(10, prefetch=2)
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.002)
+    try:
+        next(it)
+    finally:
+        sys.setswitchinterval(before)
+    assert it._prefetch.native.hold_us == 2000
+    reads = [(permutation._view(), permutation._selection()[0], 0, 10, 0)]
+    with pytest.raises(ValueError, match="hold_us must be >= 0"):
+        _riffledb.Prefetcher.start(reads, 1, 1, 1 << 20, -1)
+    native = _riffledb.Prefetcher.start(reads, 1, 1, 1 << 20, 0)
+    tag, batch = native.next()  # no hold: straight to waiting without the GIL
+    assert tag == 0 and batch.to_arrow(permutation._selection()[1]).num_rows == 10
+    assert native.next() is None
 
 
 def test_a_transform_error_comes_with_its_batch(permutation):

@@ -2,13 +2,16 @@
 
 The reads — the gathers of a permutation's rows — run on C++ threads that never take
 the GIL, into a queue bounded in batches and bytes; :meth:`Prefetch.next` takes a batch
-that is ready without releasing the GIL and waits with it released. What is left for
+that is ready without releasing the GIL, waits for one asleep with the GIL held for up
+to the interpreter's switch interval (``sys.getswitchinterval()``, 5 ms), then waits
+with it released. What is left for
 Python is the format: NumPy / torch column dicts view the gathered buffers, so that is
 a few objects per batch.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -53,7 +56,12 @@ class Prefetch:
         max_bytes: int,
         threads: int,
     ):
-        self.native = _riffledb.Prefetcher.start(list(reads), threads, batches, max_bytes)
+        # next() waits for a batch holding the GIL for up to a switch interval (see
+        # python/src/loader.cc): a release beside a thread busy in Python costs one.
+        hold_us = int(sys.getswitchinterval() * 1e6)
+        self.native = _riffledb.Prefetcher.start(
+            list(reads), threads, batches, max_bytes, hold_us
+        )
         self.size = self.native.size
         self.convert_s = 0.0
         self.transform_s = 0.0

@@ -29,14 +29,16 @@ nb::object ToPython(Prefetched&& item) {
 }
 
 // A prefetcher as Python holds it: `next()` takes a batch that is ready without letting
-// go of the GIL (a thread busy in Python would make every release cost a switch
-// interval) and releases it only to wait.
+// go of the GIL, and waits for one holding it (asleep) for up to `hold`, the
+// interpreter's switch interval, before it releases it to wait on. A release hands the
+// GIL to any thread busy in Python, and getting it back takes that thread's whole
+// switch interval, far longer than a local read; holding it that long is no worse for
+// the other thread than a consumer computing in Python, which the interpreter lets run
+// for a switch interval before it makes it yield.
 class PyPrefetcher {
  public:
-  static constexpr std::chrono::microseconds kHold{1000};
-
-  explicit PyPrefetcher(std::unique_ptr<Prefetcher> prefetcher)
-      : prefetcher_(std::move(prefetcher)) {}
+  PyPrefetcher(std::unique_ptr<Prefetcher> prefetcher, std::chrono::microseconds hold)
+      : prefetcher_(std::move(prefetcher)), hold_(hold) {}
   PyPrefetcher(PyPrefetcher&&) = default;
 
   // Closing waits for the reads under way (a slow S3 read, say): not with the GIL.
@@ -50,12 +52,8 @@ class PyPrefetcher {
   nb::object Next() {
     bool end = false;
     auto ready = ValueOrThrow(prefetcher_->TryNext(&end));
-    // A batch is often a few microseconds away: wait for it a little while holding the
-    // GIL (asleep, leaving the CPU to the reads). Released, the GIL goes to any thread
-    // busy in Python, and getting it back can take a whole switch interval (5 ms), far
-    // longer than the read.
-    if (!ready.has_value() && !end) {
-      ready = ValueOrThrow(prefetcher_->NextWithin(kHold, &end));
+    if (!ready.has_value() && !end && hold_.count() > 0) {
+      ready = ValueOrThrow(prefetcher_->NextWithin(hold_, &end));
     }
     if (!ready.has_value() && !end) {
       ready = ValueOrThrow(WithoutGil([&] { return prefetcher_->Next(); }));
@@ -93,9 +91,11 @@ class PyPrefetcher {
   }
 
   int64_t size() const { return prefetcher_->size(); }
+  int64_t hold_us() const { return hold_.count(); }
 
  private:
   std::unique_ptr<Prefetcher> prefetcher_;
+  std::chrono::microseconds hold_;
 };
 
 using ReadTuple = std::tuple<std::shared_ptr<PermutationReader>,
@@ -106,28 +106,33 @@ using ReadTuple = std::tuple<std::shared_ptr<PermutationReader>,
 void RegisterLoader(nb::module_& m) {
   // Reads (reader, selection, start, length, tag) of views, in this order, ahead of the
   // consumer. `next()`: (tag, Batch), or None after the last; `try_next()`: (tag,
-  // Batch), None if not read yet, False after the last.
+  // Batch), None if not read yet, False after the last. `hold_us`: how long `next()`
+  // waits with the GIL held before it releases it (0: it releases it at once).
   nb::class_<PyPrefetcher>(m, "Prefetcher")
       .def_static(
           "start",
           [](const std::vector<ReadTuple>& reads, int threads, int64_t max_batches,
-             int64_t max_bytes) {
+             int64_t max_bytes, int64_t hold_us) {
+            if (hold_us < 0) throw nb::value_error("hold_us must be >= 0");
             std::vector<loader::Read> plan;
             plan.reserve(reads.size());
             for (const auto& [reader, selection, start, length, tag] : reads) {
               plan.push_back({reader, selection, start, length, {}, tag});
             }
             loader::PrefetchOptions options{threads, max_batches, max_bytes};
-            return PyPrefetcher(ValueOrThrow(
-                WithoutGil([&] { return Prefetcher::Start(std::move(plan), options); })));
+            return PyPrefetcher(ValueOrThrow(WithoutGil([&] {
+                                  return Prefetcher::Start(std::move(plan), options);
+                                })),
+                                std::chrono::microseconds(hold_us));
           },
           nb::arg("reads"), nb::arg("threads"), nb::arg("max_batches"),
-          nb::arg("max_bytes"))
+          nb::arg("max_bytes"), nb::arg("hold_us"))
       .def("next", &PyPrefetcher::Next)
       .def("try_next", &PyPrefetcher::TryNext)
       .def("close", &PyPrefetcher::Close)
       .def("stats", &PyPrefetcher::Stats)
-      .def_prop_ro("size", &PyPrefetcher::size);
+      .def_prop_ro("size", &PyPrefetcher::size)
+      .def_prop_ro("hold_us", &PyPrefetcher::hold_us);
 }
 
 }  // namespace riffledb::python
