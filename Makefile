@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
         lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming \
-        bench-pipeline
+        bench-pipeline bench-s3-prefetch
 
 all: build
 
@@ -163,6 +163,12 @@ bench-ingest: build
 bench-s3: build $(BENCH_STAMP)
 	$(PY) benchmarks/s3_take.py --lancedb-python $(BENCH_VENV)/bin/python \
 	  $(if $(QUICK),--quick) $(if $(S3_ROWS),--rows $(S3_ROWS))
+
+# Prefetching on S3 (issue #12): cold passes over a shuffled split of `vectors` on the
+# loopback S3 server, perm.iter(256) vs perm.iter(256, prefetch=...), with moto as it is
+# and with a delay added to every request (S3's time to first byte; benchmarks/s3_prefetch.py).
+bench-s3-prefetch: $(if $(wildcard python/riffledb/_riffledb*.so),,build)
+	$(PY) benchmarks/s3_prefetch.py $(if $(QUICK),--quick) $(if $(S3_ROWS),--rows $(S3_ROWS))
 
 # Streaming epochs (benchmarks/streaming.py): the same STREAM_ROWS rows (default 200,000;
 # QUICK=1: 20,000) converted into each system's format, then full shuffled epochs of
