@@ -94,6 +94,18 @@ LABEL = {
     "litdata": "LitData",
 }
 MODES = ("rows", "loader")
+# With --s3: the systems that keep a local copy of what they read also run with their
+# cache kept from epoch to epoch ("<system>_warm", the default set's three); LanceDB
+# keeps none.
+WARM = ("riffledb", "riffledb_np", "mds", "litdata")
+S3_SYSTEMS = SYSTEMS + ("riffledb_warm", "mds_warm", "litdata_warm")
+LABEL.update({f"{s}_warm": f"{LABEL[s]}, warm cache" for s in WARM})
+
+
+def s3_labels() -> None:
+    """The labels of an --s3 run: the systems with a cache say that it is cold."""
+    for system in WARM:
+        LABEL[system] = f"{LABEL[system]}, cold cache"
 
 
 # -- the data ----------------------------------------------------------------------------
@@ -165,12 +177,24 @@ def litdata_rows(task):
 
 
 class System:
-    """One system under test in its child process."""
+    """One system under test in its child process.
+
+    On local disk its data is in the directory ``spec["dir"]``. With ``--s3``,
+    ``spec["dir"]`` is an ``s3://`` prefix on the loopback server and ``spec["options"]``
+    the system's way of reaching it; a system with a local cache (riffledb's block cache,
+    MDS's ``local``, LitData's ``cache_dir``) keeps it under ``spec["scratch"]``: a fresh
+    empty directory before every epoch when ``spec["cold"]``, else one for the whole run.
+    """
 
     def __init__(self, spec: dict):
         self.spec = spec
         self.rows = spec["rows"]
         self.dir = spec["dir"]
+        self.s3 = spec["s3"]
+        self.options = spec["options"]
+        self.cold = spec["cold"]
+        self.cache: str | None = None
+        self.caches = 0
         self.epoch = 0
         self.version = "?"
         self.note: str | None = None  # anything the run had to work around
@@ -181,29 +205,62 @@ class System:
     def open(self) -> None:
         """Untimed setup before the first epoch."""
 
+    def prepare(self) -> None:
+        """Untimed, before each epoch: with a cold cache, a new empty cache directory
+        (the previous one removed). Subclasses reopen their reader on it."""
+        if self.cold:
+            self.new_cache()
+
+    def new_cache(self) -> str:
+        if self.cache is not None:
+            shutil.rmtree(self.cache, ignore_errors=True)
+        self.caches += 1
+        self.cache = os.path.join(self.spec["scratch"], str(self.caches))
+        os.makedirs(self.cache)
+        return self.cache
+
     def dataset(self):
         """The dataset that the next epoch iterates."""
         raise NotImplementedError
 
 
 class Riffledb(System):
-    def convert(self) -> None:
+    def connect(self):
         import riffledb
 
+        if not self.s3:
+            return riffledb.connect(self.dir)
+        cache = self.cache or self.new_cache()
+        return riffledb.connect(
+            self.dir, storage_options={**self.options, "cache_dir": cache}
+        )
+
+    def convert(self) -> None:
         self.version = git_revision()
         table = read_source(self.spec["source"])
         t0 = time.perf_counter()
-        self.table = riffledb.connect(self.dir).create_table("rows", table)
+        self.table = self.connect().create_table("rows", table)
         self.convert_s = time.perf_counter() - t0
 
-    def open(self) -> None:
+    def make(self, **kwargs):
         from riffledb.streaming import StreamingDataset
 
-        self.ds = StreamingDataset(
-            self.table, num_splits=self.spec["num_splits"], shuffle_seed=0
+        return StreamingDataset(
+            self.table, num_splits=self.spec["num_splits"], shuffle_seed=0, **kwargs
         )
 
+    def open(self) -> None:
+        if not self.cold:
+            self.ds = self.make()
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.cold:
+            self.table = self.connect().open_table("rows")  # on the new cache
+
     def dataset(self):
+        if self.cold:
+            return self.make(epoch=self.epoch)
         return self.ds  # each pass is the next epoch
 
 
@@ -211,27 +268,33 @@ class RiffledbNumpyRows(Riffledb):
     """riffledb with ``transform=Transforms.arrow2numpyrows``: rows of NumPy values, as
     MDS and LitData deliver them (``emb`` one float32 array per row)."""
 
-    def open(self) -> None:
+    def make(self, **kwargs):
         from riffledb.formats import Transforms
-        from riffledb.streaming import StreamingDataset
 
-        self.ds = StreamingDataset(
-            self.table,
-            num_splits=self.spec["num_splits"],
-            shuffle_seed=0,
-            transform=Transforms.arrow2numpyrows,
-        )
+        return super().make(transform=Transforms.arrow2numpyrows, **kwargs)
 
 
 class Lancedb(System):
+    """LanceDB keeps no local copy of remote data: with ``--s3`` every epoch reads the
+    bucket, from a new connection (nothing held in memory from the last epoch)."""
+
+    def connect(self):
+        import lancedb
+
+        return lancedb.connect(self.dir, storage_options=self.options)
+
     def convert(self) -> None:
         import lancedb
 
         self.version = lancedb.__version__
         table = read_source(self.spec["source"])
         t0 = time.perf_counter()
-        self.table = lancedb.connect(self.dir).create_table("rows", table)
+        self.table = self.connect().create_table("rows", table)
         self.convert_s = time.perf_counter() - t0
+
+    def prepare(self) -> None:
+        if self.s3:
+            self.table = self.connect().open_table("rows")
 
     def dataset(self):
         from lancedb.streaming import StreamingDataset
@@ -312,24 +375,56 @@ class Mds(System):
                     writer.write({"id": ids[i], "emb": emb[i], "label": labels[i]})
         self.convert_s = time.perf_counter() - t0
 
-    def open(self) -> None:
+    def reader(self):
         from streaming import StreamingDataset
+
+        if self.s3:  # the shards downloaded into the cache directory as they are read
+            where = {"remote": self.dir, "local": self.cache or self.new_cache()}
+        else:
+            where = {"local": self.dir}
+        return StreamingDataset(**where, shuffle=True, shuffle_seed=0, batch_size=BATCH)
+
+    def open(self) -> None:
         from streaming.base.util import clean_stale_shared_memory
 
         clean_stale_shared_memory()
-        self.ds = StreamingDataset(
-            local=self.dir, shuffle=True, shuffle_seed=0, batch_size=BATCH
-        )
+        if not self.cold:
+            self.ds = self.reader()
+
+    def prepare(self) -> None:
+        if self.cold:
+            self.ds = None  # the last epoch's instance and its shared memory gone first
+        super().prepare()
 
     def dataset(self):
-        return self.ds  # each pass is the next epoch
+        if self.cold:
+            self.ds = self.reader()
+            self.ds.next_epoch = self.epoch  # a new instance would start at epoch 0
+        return self.ds  # else each pass is the next epoch
 
 
 class Litdata(System):
+    def allow_http(self) -> None:
+        """LitData moves chunks with obstore, through client options of its own
+        (``litdata.streaming.downloader._OBSTORE_CLIENT_OPTIONS``) that have no
+        ``allow_http``: obstore refuses the loopback server's http:// endpoint ("HTTP
+        error: builder error"), whatever the environment says (its boto3 calls, for
+        ``index.json``, allow http). The option added there is what riffledb's and
+        LanceDB's ``allow_http`` storage option says; real S3 would not need it."""
+        from litdata.streaming import downloader
+
+        downloader._OBSTORE_CLIENT_OPTIONS["allow_http"] = "true"
+        self.note = (
+            "allow_http added to LitData's obstore client options (the loopback "
+            "server is http://; LitData passes no option to obstore for it)"
+        )
+
     def convert(self) -> None:
         import litdata
 
         self.version = litdata.__version__
+        if self.s3:
+            self.allow_http()
         source, rows = self.spec["source"], self.rows
         step = 8192
         inputs = [(source, s, min(s + step, rows)) for s in range(0, rows, step)]
@@ -340,16 +435,28 @@ class Litdata(System):
             output_dir=self.dir,
             chunk_bytes="64MB",
             verbose=False,
+            **({"storage_options": self.options} if self.s3 else {}),
         )
         self.convert_s = time.perf_counter() - t0
 
-    def open(self) -> None:
+    def reader(self):
         import litdata
 
-        self.ds = litdata.StreamingDataset(self.dir, shuffle=True, seed=0)
-        self.ds.set_batch_size(BATCH)
+        where = {}
+        if self.s3:  # chunks downloaded into the cache directory as they are read
+            where = {"cache_dir": self.cache or self.new_cache()}
+            where["storage_options"] = self.options
+        ds = litdata.StreamingDataset(self.dir, shuffle=True, seed=0, **where)
+        ds.set_batch_size(BATCH)
+        return ds
+
+    def open(self) -> None:
+        if not self.cold:
+            self.ds = self.reader()
 
     def dataset(self):
+        if self.cold:
+            self.ds = self.reader()
         self.ds.set_epoch(self.epoch + 1)  # LitData counts epochs from 1
         return self.ds
 
@@ -361,6 +468,7 @@ CLASSES = {
     "mds": Mds,
     "litdata": Litdata,
 }
+CLASSES.update({f"{s}_warm": CLASSES[s] for s in WARM})
 
 
 def du(path: str) -> int:
@@ -380,6 +488,7 @@ def check(ids: np.ndarray, rows: int) -> str | None:
 
 
 def run_epoch(system: System, mode: str) -> dict:
+    system.prepare()
     t0 = time.perf_counter()
     ds = system.dataset()
     setup = time.perf_counter() - t0
@@ -454,7 +563,7 @@ def child(out) -> None:
                         "version": system.version,
                         "convert_s": system.convert_s,
                         "open_s": time.perf_counter() - t0,
-                        "disk_bytes": du(system.dir),
+                        "disk_bytes": None if system.s3 else du(system.dir),
                         "note": system.note,
                     }
                 )
@@ -528,6 +637,49 @@ class Child:
             self.proc.wait()
 
 
+def start_s3(env: dict, options: dict, cache_size: int):
+    """Starts the loopback S3 server in this process: the tests' moto
+    (tests/harness/s3_server.py) as s3_take.py runs it, counting requests and serving
+    ranged GETs by reading the range alone. Fills ``options`` with each system's way of
+    reaching it (riffledb's ``cache_dir`` is added per connection) and ``env`` with the
+    AWS variables (MosaicML Streaming reads ``S3_ENDPOINT_URL`` and the keys from them;
+    no instance metadata is asked for)."""
+    sys.path.insert(1, str(REPO / "tests"))
+    from harness.s3_server import BUCKET, REGION, S3Server
+    from s3_take import counting_server, serve_ranges_in_place
+
+    serve_ranges_in_place()
+    server = counting_server(S3Server, BUCKET)()
+    server.bucket = BUCKET
+    key, secret = server.access_key_id, server.secret_access_key
+    options["riffledb"] = options["riffledb_np"] = server.storage_options(
+        cache_size=str(cache_size)
+    )
+    options["lancedb"] = {
+        "aws_access_key_id": key,
+        "aws_secret_access_key": secret,
+        "aws_endpoint": server.endpoint,
+        "aws_region": REGION,
+        "allow_http": "true",
+    }
+    options["litdata"] = {  # boto3 client arguments
+        "endpoint_url": server.endpoint,
+        "aws_access_key_id": key,
+        "aws_secret_access_key": secret,
+        "region_name": REGION,
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID=key,
+        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ENDPOINT_URL=server.endpoint,
+        S3_ENDPOINT_URL=server.endpoint,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return server
+
+
 def rotate(items: list, r: int) -> list:
     k = r % len(items) if items else 0
     return items[k:] + items[:k]
@@ -547,6 +699,13 @@ def summarize(runs: list[dict], rows: int) -> dict:
             setup_s_median=statistics.median(r["setup_s"] for r in good),
             spread_median=statistics.median(r["spread"] for r in good),
         )
+        if "server" in good[0]:
+            out["server_requests_median"] = statistics.median(
+                r["server"]["requests"] for r in good
+            )
+            out["server_get_bytes_median"] = statistics.median(
+                r["server"]["get_bytes"] for r in good
+            )
         if "sample" in good[0]:
             out["sample"] = good[0]["sample"]
     return out
@@ -564,7 +723,15 @@ def main() -> None:
         help="riffledb's and LanceDB's num_splits (8); must divide --rows",
     )
     parser.add_argument(
-        "--systems", default=",".join(SYSTEMS), help=f"comma list of {SYSTEMS}"
+        "--systems",
+        default=None,
+        help=f"comma list of {SYSTEMS} (default: all); with --s3 also "
+        f"{tuple(f'{s}_warm' for s in WARM)} (default: {S3_SYSTEMS})",
+    )
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="every system's data on the loopback S3 server (moto, in this process)",
     )
     parser.add_argument(
         "--modes",
@@ -594,7 +761,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.report:
         saved = json.loads(Path(args.report).read_text())
-        a = argparse.Namespace(**saved["args"])
+        a = argparse.Namespace(**{"s3": False, **saved["args"]})
+        if a.s3:
+            s3_labels()
         report(
             a.rows,
             a,
@@ -619,10 +788,12 @@ def main() -> None:
             f"--rows {rows} is not a multiple of --num-splits {args.num_splits}: "
             "riffledb and LanceDB would drop the remainder (equal splits)"
         )
+    args.systems = args.systems or ",".join(S3_SYSTEMS if args.s3 else SYSTEMS)
     systems = [s for s in args.systems.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
-    if unknown := (set(systems) - set(SYSTEMS)) | (set(modes) - set(MODES)):
-        parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    known = set(CLASSES) if args.s3 else set(SYSTEMS)
+    if unknown := (set(systems) - known) | (set(modes) - set(MODES)):
+        parser.error(f"unknown (warm systems need --s3): {', '.join(sorted(unknown))}")
     python = {
         "riffledb": sys.executable,
         "riffledb_np": sys.executable,
@@ -630,6 +801,9 @@ def main() -> None:
         "mds": args.peers_python,
         "litdata": args.peers_python,
     }
+    python.update({f"{s}_warm": python[s] for s in WARM})
+    if args.s3:
+        s3_labels()
     notes: list[str] = []
     for system in list(systems):
         if not Path(python[system]).exists():
@@ -639,6 +813,7 @@ def main() -> None:
     # Killed (make's ^C, a timeout): still stop the children and remove the temp files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="riffledb-streaming-"))
+    server = None
     source = tmp / "source.arrow"
     t0 = time.perf_counter()
     write_source(source, rows)
@@ -663,12 +838,20 @@ def main() -> None:
     runs: dict = {}
     finished = False
     try:
+        options: dict = {}
+        if args.s3:
+            server = start_s3(env, options, cache_size=2 * rows * ROW_BYTES)
+            print(f"S3: moto on {server.endpoint}, bucket {server.bucket}", flush=True)
         # One system at a time: each conversion has the machine to itself.
         for system in systems:
             spec = {
                 "system": system,
                 "rows": rows,
-                "dir": str(tmp / system),
+                "dir": f"s3://{server.bucket}/{system}" if server else str(tmp / system),
+                "s3": args.s3,
+                "options": options.get(system.removesuffix("_warm")),
+                "cold": args.s3 and not system.endswith("_warm"),
+                "scratch": str(tmp / f"{system}.cache"),
                 "source": str(source),
                 "num_splits": args.num_splits,
             }
@@ -679,6 +862,8 @@ def main() -> None:
                 print(f"{LABEL[system]}: convert failed: {res['error']}", flush=True)
                 children.pop(system).close()
                 continue
+            if server is not None:
+                res["disk_bytes"] = server.stored_bytes(f"{system}/")[1]
             if res.get("note"):
                 notes.append(f"{LABEL[system]}: {res['note']}")
             print(
@@ -693,7 +878,11 @@ def main() -> None:
             for system, mode in rotate(cells, r):
                 if system not in children:
                     continue
+                before = server.snapshot() if server is not None else None
                 res = children[system].call(args.timeout, cmd="epoch", mode=mode)
+                if before is not None:  # what the epoch asked of the server
+                    res["server"] = {"requests": 0, "get_bytes": 0}
+                    res["server"].update(server.snapshot() - before)
                 what = "warm-up" if r == 0 else f"round {r}/{args.repeats}"
                 line = f"{what} {LABEL[system]:26} {mode:6}"
                 if res.get("error"):
@@ -702,6 +891,11 @@ def main() -> None:
                     line += (
                         f" {res['seconds']:7.2f} s {rows / res['seconds']:10,.0f} rows/s"
                     )
+                    if "server" in res:
+                        line += (
+                            f", {res['server']['requests']:,} requests, "
+                            f"{res['server']['get_bytes'] / 1e6:,.0f} MB"
+                        )
                 print(line, flush=True)
                 if res.get("raised") and children[system].proc.poll() is not None:
                     children.pop(system)  # dead: its remaining cells fail
@@ -711,6 +905,8 @@ def main() -> None:
     finally:
         for c in children.values():
             c.close(now=not finished)
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept {tmp}")
         else:
@@ -718,7 +914,7 @@ def main() -> None:
 
     summary = {cell: summarize(rs, rows) for cell, rs in runs.items()}
     report(rows, args, systems, modes, converts, summary, notes)
-    out = HERE / "results" / f"streaming-{rows}.json"
+    out = HERE / "results" / f"streaming{'-s3' if args.s3 else ''}-{rows}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
@@ -741,9 +937,15 @@ def main() -> None:
 
 
 def report(rows, args, systems, modes, converts, summary, notes) -> None:
+    where = "local disk"
+    if args.s3:
+        where = (
+            "on the loopback S3 server (moto, one request at a time; a cold cache is "
+            "a fresh empty directory for each epoch, a warm one kept from the last)"
+        )
     print(
         f"\n{rows:,} rows (id int64, emb 128 float32, label int64; "
-        f"{rows * ROW_BYTES / 1e6:,.0f} MB), local disk; num_splits {args.num_splits} "
+        f"{rows * ROW_BYTES / 1e6:,.0f} MB), {where}; num_splits {args.num_splits} "
         f"(riffledb, LanceDB); epoch rows/s at the median epoch of {args.repeats} "
         "[best], epoch seconds min / median; DataLoader: batch_size 256, "
         "num_workers 0\n"
@@ -763,11 +965,13 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
         )
 
     def ratio(system: str, mode: str, ours: str = "riffledb") -> str:
+        if system.endswith("_warm"):
+            ours += "_warm"  # warm against warm
         a = summary.get(f"{ours}/{mode}", {}).get("rows_per_s_median")
         b = summary.get(f"{system}/{mode}", {}).get("rows_per_s_median")
         return "–" if a is None or b is None else f"{a / b:.2f}×"
 
-    head = "| system | convert s | disk MB |"
+    head = f"| system | convert s | {'stored' if args.s3 else 'disk'} MB |"
     rule = "|---|---:|---:|"
     for mode in modes:
         name = "epoch rows/s" if mode == "rows" else "DataLoader rows/s"
@@ -775,6 +979,9 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
         rule += "---:|---:|---:|"
     head += " median \\|Δid\\| / N |"
     rule += "---:|"
+    if args.s3:
+        head += " S3 requests, MB read per epoch |"
+        rule += "---:|"
     print(head)
     print(rule)
     for system in systems:
@@ -782,7 +989,7 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
         if c.get("error"):
             print(
                 f"| {LABEL[system]} | **FAILED** ({c['error']}) |"
-                + " – |" * (2 + 3 * len(modes))
+                + " – |" * (2 + 3 * len(modes) + args.s3)
             )
             continue
         label = f"{LABEL[system]} {c.get('version', '')}".strip()
@@ -795,12 +1002,33 @@ def report(rows, args, systems, modes, converts, summary, notes) -> None:
         spreads = [summary.get(f"{system}/{m}", {}).get("spread_median") for m in modes]
         spreads = [s for s in spreads if s is not None]
         line += f" {spreads[0]:.2g} |" if spreads else " – |"
+        if args.s3:
+            fetched = [summary.get(f"{system}/{m}", {}) for m in modes]
+            fetched = [f for f in fetched if "server_requests_median" in f]
+            line += (
+                f" {fetched[0]['server_requests_median']:,.0f}, "
+                f"{fetched[0]['server_get_bytes_median'] / 1e6:,.0f} |"
+                if fetched
+                else " – |"
+            )
         print(line)
     lance = summary.get("lancedb/rows", {}).get("setup_s_median")
     if lance is not None:
         print(
             f"\nLanceDB's epochs include building the epoch's StreamingDataset (its "
             f"shuffle): {lance:.2f} s (median)."
+        )
+    if args.s3:
+        setups = [
+            f"{LABEL[system]} {summary[f'{system}/rows']['setup_s_median']:.2f} s"
+            for system in systems
+            if not system.endswith("_warm")
+            and "setup_s_median" in summary.get(f"{system}/rows", {})
+        ]
+        print(
+            "\nWith a cold cache an epoch's time includes building its dataset "
+            "(riffledb, MDS and LitData too: connections and open tables are not timed); "
+            f"median: {'; '.join(setups)}."
         )
     print()
     for system in systems:
