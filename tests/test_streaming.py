@@ -605,6 +605,11 @@ def test_records_are_read_whole_while_another_process_writes_them(table):
         reads += 1
     assert wait_child(pid) == 0
     assert torn == 0
+    # The records end where the counters begin: no split past them is read or written.
+    with pytest.raises(IndexError, match="split 2 of 2"):
+        progress.record(2)
+    with pytest.raises(IndexError, match="split -1 of 2"):
+        progress.write(-1, 0, 0, 0, 0)
 
 
 @pytest.mark.parametrize(

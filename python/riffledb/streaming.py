@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
+from . import _riffledb
 from ._args import check_bool, check_int, check_str, check_str_list
 from ._permutation_builder import PermutationBuilder
 from ._prefetch import DEFAULT_PREFETCH_BYTES, Prefetch
@@ -83,11 +84,13 @@ _SEED_LIMIT = 2**64
 #
 # Each split is written by the one process that reads it, so no locks; a record is read
 # whole through its sequence number (a seqlock: odd while a write is under way, the
-# reader retries until it sees the same even number before and after). Stores of
-# aligned 8-byte values are atomic and, on x86, seen in order by other processes.
+# reader retries until it sees the same even number before and after). The loads and
+# stores are native (riffledb/util/seqlock.h): atomics ordered by release/acquire
+# fences, so that it holds on any CPU, not only on x86's ordered stores.
 _SPLIT_FIELDS = 5
 _EPOCH, _CONSUMED, _POSITION, _DONE, _SEQ = range(_SPLIT_FIELDS)
 _STAT_SLOTS = 64
+_WORD = ctypes.sizeof(ctypes.c_int64)
 _STAT_FIELDS = 8
 (
     _BYTES,
@@ -125,30 +128,28 @@ class _Progress:
         progress.array = array
         return progress
 
-    # splits
+    # splits: a seqlock per record (native: the fences that make it hold on any CPU)
+    def _address(self, split: int) -> int:
+        if not 0 <= split < self.num_splits:
+            raise IndexError(f"split {split} of {self.num_splits}")
+        return ctypes.addressof(self.array) + split * _SPLIT_FIELDS * _WORD
+
     def record(self, split: int) -> Record:
-        array = self.array
-        base = split * _SPLIT_FIELDS
+        address = self._address(split)
         while True:
-            seq = array[base + _SEQ]
-            values = array[base : base + _SEQ]
-            if seq % 2 == 0 and array[base + _SEQ] == seq:
+            values = _riffledb._seqlock_read(address, _SEQ)
+            if values is not None:
                 return tuple(values)  # type: ignore[return-value]
             time.sleep(0)  # a write is under way in another process
 
     def write(self, split: int, epoch: int, consumed: int, position: int, done: int):
-        array = self.array
-        seq = split * _SPLIT_FIELDS + _SEQ
-        array[seq] += 1
-        array[seq - _SEQ : seq] = [epoch, consumed, position, done]
-        array[seq] += 1
+        _riffledb._seqlock_write(self._address(split), [epoch, consumed, position, done])
 
     def finish(self, split: int) -> None:
-        array = self.array
-        seq = split * _SPLIT_FIELDS + _SEQ
-        array[seq] += 1
-        array[seq - _SEQ + _DONE] = 1
-        array[seq] += 1
+        # This process is the split's one writer: its own record reads back unchanged.
+        record = list(self.record(split))
+        record[_DONE] = 1
+        _riffledb._seqlock_write(self._address(split), record)
 
     # counters
     def _stat_base(self, slot: int) -> int:

@@ -13,6 +13,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/loader/prefetcher.h"
+#include "riffledb/util/seqlock.h"
 
 namespace nb = nanobind;
 
@@ -104,6 +105,27 @@ using ReadTuple = std::tuple<std::shared_ptr<PermutationReader>,
 }  // namespace
 
 void RegisterLoader(nb::module_& m) {
+  // The progress records of riffledb.streaming, in a multiprocessing RawArray that
+  // DataLoader workers share: a record is value words then a sequence word, at
+  // `address` (ctypes.addressof of its first word; 8-byte aligned). Private: the caller
+  // vouches for the address.
+  m.def(
+      "_seqlock_write",
+      [](uintptr_t address, const std::vector<int64_t>& values) {
+        util::SeqlockWrite(reinterpret_cast<int64_t*>(address), values);
+      },
+      nb::arg("address"), nb::arg("values"));
+  // The values, or None while a write is under way (the caller retries).
+  m.def(
+      "_seqlock_read",
+      [](uintptr_t address, size_t count) -> nb::object {
+        std::vector<int64_t> out(count);
+        if (!util::SeqlockTryRead(reinterpret_cast<int64_t*>(address), out)) {
+          return nb::none();
+        }
+        return nb::cast(out);
+      },
+      nb::arg("address"), nb::arg("count"));
   // Reads (reader, selection, start, length, tag) of views, in this order, ahead of the
   // consumer. `next()`: (tag, Batch), or None after the last; `try_next()`: (tag,
   // Batch), None if not read yet, False after the last. `hold_us`: how long `next()`
