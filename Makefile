@@ -176,6 +176,10 @@ bench-s3-prefetch: $(if $(wildcard python/riffledb/_riffledb*.so),,build)
 # DataLoader), LanceDB 0.40's lancedb.streaming (.venv-bench), MosaicML Streaming and
 # LitData (.venv-peers: their pins clash with .venv-bench's). Builds the extension only
 # when python/riffledb/ has none (the tree under test, as `make build` left it).
+# S3=1: every system's data on the loopback S3 server (moto in the driver process, as in
+# bench-s3) instead of local disk; each epoch cold (a fresh cache directory per epoch),
+# riffledb, MDS and LitData also warm (cache kept). Slow: LanceDB's S3 epochs take
+# minutes at 200,000 rows on moto.
 PEERS_VENV  := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.riffledb-peers-setup
 
@@ -187,7 +191,7 @@ $(PEERS_STAMP): requirements-peers.txt
 bench-streaming: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) benchmarks/streaming.py --lancedb-python $(BENCH_VENV)/bin/python \
 	  --peers-python $(PEERS_VENV)/bin/python \
-	  $(if $(QUICK),--quick) $(if $(STREAM_ROWS),--rows $(STREAM_ROWS))
+	  $(if $(QUICK),--quick) $(if $(STREAM_ROWS),--rows $(STREAM_ROWS)) $(if $(S3),--s3)
 
 # The native prefetching pipeline and the DataLoader hand-off (benchmarks/pipeline.py):
 # PIPE_ROWS rows (default 200,000; QUICK=1: 20,000 and 2 repeats) of one local table,

@@ -1,16 +1,18 @@
 """Streaming epochs: riffledb.streaming vs LanceDB, MosaicML Streaming and LitData.
 
-``make bench-streaming`` (``STREAM_ROWS=N`` to change N, ``QUICK=1`` for a short run) or::
+``make bench-streaming`` (``STREAM_ROWS=N`` to change N, ``QUICK=1`` for a short run,
+``S3=1`` for the loopback S3 server) or::
 
     PYTHONPATH=python .venv/bin/python benchmarks/streaming.py \\
         --lancedb-python .venv-bench/bin/python --peers-python .venv-peers/bin/python \\
-        [--rows 200000] [--quick]
+        [--rows 200000] [--quick] [--s3]
 
-The same rows for every system, on local disk, in one run: ``--rows`` rows (default
-200,000; ``--quick``: 20,000) of ``id`` int64 (0..N-1), ``emb`` a fixed-size list of 128
-float32 (512 bytes) and ``label`` int64, generated from a fixed seed in chunks of 65,536
-rows (the first N rows are the same at any N) and written once to an Arrow IPC file that
-every system's process memory-maps. Each system runs in a process of its own, with its
+The same rows for every system, on local disk (or, with ``--s3``, on the loopback S3
+server: below), in one run: ``--rows`` rows (default 200,000; ``--quick``: 20,000) of
+``id`` int64 (0..N-1), ``emb`` a fixed-size list of 128 float32 (512 bytes) and
+``label`` int64, generated from a fixed seed in chunks of 65,536 rows (the first N rows
+are the same at any N) and written once to an Arrow IPC file that every system's
+process memory-maps. Each system runs in a process of its own, with its
 own interpreter (their pins clash):
 
 - **riffledb** (this tree, the driver's interpreter: ``.venv``): ``create_table``, then
@@ -45,8 +47,32 @@ items within a window, so consecutive rows sit a few hundred rows apart on disk.
 Cells are interleaved: one warm-up round (untimed), then ``--repeats`` rounds, each
 running one epoch of every cell in a rotated order while the other systems' processes
 wait. Results: a Markdown table on stdout and
-``benchmarks/results/streaming-<rows>.json`` (git-ignored). Nothing here uses the
-network: the data is generated, LitData's version check is off.
+``benchmarks/results/streaming-<rows>.json`` (``streaming-s3-<rows>.json`` with
+``--s3``; git-ignored). Nothing here uses the network: the data is generated, LitData's
+version check is off, the S3 server is on 127.0.0.1.
+
+With ``--s3`` every system converts into ``s3://riffle-test/<system>`` on the tests'
+moto server (``tests/harness/s3_server.py``), started in the driver process as
+``s3_take.py`` starts it (signatures checked, one request at a time, ranged GETs read
+the range alone; every request and the bytes of every GET reply counted), and reads its
+epochs from there: riffledb and LanceDB through their ``storage_options`` (s3_take.py's;
+riffledb's with ``cache_dir`` and ``cache_size``, twice the rows' bytes), MosaicML
+Streaming through ``S3_ENDPOINT_URL`` and the AWS key variables
+(``StreamingDataset(remote=..., local=<cache>)``), LitData through its ``storage_options``
+(boto3 client arguments; ``cache_dir=<cache>``), to which this script adds
+``allow_http`` to the client options of LitData's obstore transfers (they refuse an
+http:// endpoint otherwise). Convert times include the upload. Each epoch is **cold**:
+a new empty cache directory (the last one removed) and a new connection and open table
+(riffledb, LanceDB; untimed) or dataset (MDS, LitData: built inside the timed epoch, as
+riffledb's and LanceDB's StreamingDataset are; a new MDS instance is set to the epoch's
+number, LitData's with ``set_epoch``). riffledb, MDS and LitData, which keep what they
+read on local disk, also run **warm** (``riffledb_warm``, ``mds_warm``,
+``litdata_warm``: a process of their own, its own copy of the data, one dataset and one
+cache directory for the whole run, so after the warm-up round every epoch reads its
+cache); LanceDB keeps nothing locally and runs cold alone. Every epoch reports the
+requests and GET bytes the server handled during it. moto answers one request at a
+time at a few ms each, so these epochs measure moto's cost per request as much as the
+client's: requests per epoch is the figure that carries over to real S3.
 """
 
 from __future__ import annotations
@@ -836,6 +862,7 @@ def main() -> None:
     children: dict[str, Child] = {}
     converts: dict = {}
     runs: dict = {}
+    noted: dict[str, list[str]] = {}
     finished = False
     try:
         options: dict = {}
@@ -864,15 +891,17 @@ def main() -> None:
                 continue
             if server is not None:
                 res["disk_bytes"] = server.stored_bytes(f"{system}/")[1]
-            if res.get("note"):
-                notes.append(f"{LABEL[system]}: {res['note']}")
+            if res.get("note"):  # one note for the cold and warm processes alike
+                noted.setdefault(res["note"], []).append(LABEL[system])
             print(
                 f"{LABEL[system]} {res['version']}: converted in "
                 f"{res['convert_s']:.2f} s ({res['disk_bytes'] / 1e6:,.0f} MB), opened "
                 f"in {res['open_s']:.2f} s",
                 flush=True,
             )
+        notes += [f"{'; '.join(who)}: {note}" for note, who in noted.items()]
         cells = [(s, m) for s in children for m in modes]
+        width = max(len(LABEL[s]) for s in systems)
         runs = {f"{s}/{m}": [] for s, m in cells}
         for r in range(args.repeats + 1):
             for system, mode in rotate(cells, r):
@@ -884,7 +913,7 @@ def main() -> None:
                     res["server"] = {"requests": 0, "get_bytes": 0}
                     res["server"].update(server.snapshot() - before)
                 what = "warm-up" if r == 0 else f"round {r}/{args.repeats}"
-                line = f"{what} {LABEL[system]:26} {mode:6}"
+                line = f"{what} {LABEL[system]:{width}} {mode:6}"
                 if res.get("error"):
                     line += f" FAILED: {res['error']}"
                 else:
