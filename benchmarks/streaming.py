@@ -51,28 +51,28 @@ wait. Results: a Markdown table on stdout and
 ``--s3``; git-ignored). Nothing here uses the network: the data is generated, LitData's
 version check is off, the S3 server is on 127.0.0.1.
 
-With ``--s3`` every system converts into ``s3://riffle-test/<system>`` on the tests'
-moto server (``tests/harness/s3_server.py``), started in the driver process as
-``s3_take.py`` starts it (signatures checked, one request at a time, ranged GETs read
-the range alone; every request and the bytes of every GET reply counted), and reads its
-epochs from there: riffledb and LanceDB through their ``storage_options`` (s3_take.py's;
-riffledb's with ``cache_dir`` and ``cache_size``, twice the rows' bytes), MosaicML
-Streaming through ``S3_ENDPOINT_URL`` and the AWS key variables
-(``StreamingDataset(remote=..., local=<cache>)``), LitData through its ``storage_options``
-(boto3 client arguments; ``cache_dir=<cache>``), to which this script adds
-``allow_http`` to the client options of LitData's obstore transfers (they refuse an
-http:// endpoint otherwise). Convert times include the upload. Each epoch is **cold**:
-a new empty cache directory (the last one removed) and a new connection and open table
-(riffledb, LanceDB; untimed) or dataset (MDS, LitData: built inside the timed epoch, as
-riffledb's and LanceDB's StreamingDataset are; a new MDS instance is set to the epoch's
-number, LitData's with ``set_epoch``). riffledb, MDS and LitData, which keep what they
-read on local disk, also run **warm** (``riffledb_warm``, ``mds_warm``,
-``litdata_warm``: a process of their own, its own copy of the data, one dataset and one
-cache directory for the whole run, so after the warm-up round every epoch reads its
-cache); LanceDB keeps nothing locally and runs cold alone. Every epoch reports the
-requests and GET bytes the server handled during it. moto answers one request at a
-time at a few ms each, so these epochs measure moto's cost per request as much as the
-client's: requests per epoch is the figure that carries over to real S3.
+With ``--s3`` every system converts into ``s3://riffle-test/<system>`` on the tests' moto
+server (``tests/harness/s3_server.py``), started in the driver process as ``s3_take.py``
+starts it (signatures checked, one request at a time, ranged GETs read the range alone;
+every request and the bytes of every GET reply counted), and reads its epochs from there:
+riffledb and LanceDB through their ``storage_options`` (s3_take.py's; riffledb's with
+``cache_dir`` and ``cache_size``, twice the rows' bytes), MosaicML Streaming through
+``S3_ENDPOINT_URL`` and the AWS key variables (``StreamingDataset(remote=...,
+local=<cache>)``), LitData through its ``storage_options`` (boto3 client arguments;
+``cache_dir=<cache>``), to which this script adds ``allow_http`` to the client options of
+LitData's obstore transfers (they refuse an http:// endpoint otherwise). Convert times
+include the upload. Each epoch is **cold**: a new empty cache directory (the last one
+removed) and a new connection and open table (riffledb, LanceDB; untimed) or dataset (MDS,
+LitData: built inside the timed epoch, as riffledb's and LanceDB's StreamingDataset are; a
+new MDS instance is set to the epoch's number, LitData's with ``set_epoch``). riffledb,
+MDS and LitData, which keep what they read on local disk, also run **warm**
+(``riffledb_warm``, ``riffledb_np_warm``, ``mds_warm``, ``litdata_warm``: a process of
+their own, its own copy of the data, one dataset and one cache directory for the whole
+run, so after the warm-up round every epoch reads its cache); LanceDB keeps nothing
+locally and runs cold alone. Every epoch reports the requests and GET bytes the server
+handled during it. moto answers one request at a time at a few ms each, so these epochs
+measure moto's cost per request as much as the client's: requests per epoch is the figure
+that carries over to real S3.
 """
 
 from __future__ import annotations
@@ -121,10 +121,9 @@ LABEL = {
 }
 MODES = ("rows", "loader")
 # With --s3: the systems that keep a local copy of what they read also run with their
-# cache kept from epoch to epoch ("<system>_warm", the default set's three); LanceDB
-# keeps none.
+# cache kept from epoch to epoch ("<system>_warm"); LanceDB keeps none.
 WARM = ("riffledb", "riffledb_np", "mds", "litdata")
-S3_SYSTEMS = SYSTEMS + ("riffledb_warm", "mds_warm", "litdata_warm")
+S3_SYSTEMS = SYSTEMS + tuple(f"{s}_warm" for s in WARM)
 LABEL.update({f"{s}_warm": f"{LABEL[s]}, warm cache" for s in WARM})
 
 
