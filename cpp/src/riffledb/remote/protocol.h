@@ -1,0 +1,108 @@
+// The request and response pieces of LanceDB's REST protocol (spec/remote-protocol.md
+// §2) that `riffledb serve` speaks, parsed from and written to plain text: routes, query
+// strings, JSON bodies, take filters, the JSON schema of describe. Nothing here does I/O
+// or knows HTTP transport; the server (server.h) and the service (service.h) call it.
+//
+// Every input is untrusted. Each function returns Invalid naming the field or the part of
+// the input at fault, never throws and never crashes (fuzzed by request_fuzz.cc).
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <arrow/type.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace riffledb::remote {
+
+/// What a request target names.
+struct Route {
+  enum class Kind {
+    kListTables,  ///< `GET /v1/table/` or `GET /v1/namespace/$/table/list`
+    kTable,       ///< `POST /v1/table/{name}/{action}/`
+  };
+  Kind kind = Kind::kListTables;
+  /// The table name, percent-decoded and checked by Database::ValidateTableName (kTable).
+  std::string table;
+  /// The action path after the name, without slashes at either end: `describe`,
+  /// `count_rows`, `version/list`... (kTable).
+  std::string action;
+  /// The query string's parameters, percent-decoded, in order.
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+/// Parses a request target (`/v1/table/t/query/?a=b`). The trailing slash is optional.
+/// KeyError for a path that is not a route of the protocol (the server answers 404);
+/// Invalid naming the table for a name that is not a plain table name (path separators,
+/// `..`, a leading '.', too long, characters outside [A-Za-z0-9_.-]), and naming the
+/// parameter for a malformed query string.
+arrow::Result<Route> ParseRoute(std::string_view target);
+
+/// Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in query strings).
+/// Invalid for a truncated or non-hex escape and for a decoded NUL byte.
+arrow::Result<std::string> PercentDecode(std::string_view text, bool plus_is_space);
+
+/// `key=value&...` pairs, percent-decoded, in order; empty pieces are skipped, a piece
+/// without '=' has an empty value.
+arrow::Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString(
+    std::string_view query);
+
+/// The value of parameter `name` (the last one if repeated), if present.
+std::optional<std::string> FindParam(
+    const std::vector<std::pair<std::string, std::string>>& params,
+    std::string_view name);
+
+/// Compares an API key in time that depends only on the lengths, not on where the
+/// first difference is.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+/// The body of describe, count_rows and version/list: empty, or a JSON object with
+/// optional `version` (null or a non-negative integer) and, for count_rows, `predicate`
+/// (null or a string). Unknown keys are ignored.
+struct ReadRequest {
+  std::optional<uint64_t> version;
+  std::optional<std::string> predicate;
+};
+arrow::Result<ReadRequest> ParseReadRequest(std::string_view body);
+
+/// The body of `/query/` (spec §2.6).
+struct QueryRequest {
+  std::optional<uint64_t> version;
+  /// No limit when unset: the client sends k = isize::MAX for none, and 0 means none.
+  std::optional<int64_t> limit;
+  int64_t offset = 0;
+  std::optional<std::string> filter;
+  /// Output columns as (name, source) pairs: a `columns` list gives (name, name), an
+  /// object gives its (alias, SQL) pairs in the order sent. Empty: every column.
+  std::vector<std::pair<std::string, std::string>> columns;
+  /// `columns` was a list (plain names, never SQL) rather than an object.
+  bool columns_are_names = true;
+  bool with_row_id = false;
+};
+/// Invalid naming the field for a malformed body or field; NotImplemented naming it for
+/// what riffledb does not serve yet (a non-empty `vector`, `full_text_query`,
+/// `order_by`).
+arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body);
+
+/// A take written as a filter, the way LanceDB's client sends takes (spec §2.7):
+/// `_rowoffset IN (0, 2)` or `_rowid in (5,9)`, keywords in any case, any whitespace.
+struct TakeFilter {
+  bool row_ids = false;  ///< `_rowid IN`; else `_rowoffset IN`
+  std::vector<uint64_t> values;
+};
+/// The take `filter` spells, or nullopt if it is anything else (a general filter).
+std::optional<TakeFilter> MatchTakeFilter(std::string_view filter);
+
+/// The schema in lance's JSON form (spec §2.3): `{"fields": [...], "metadata": {...}}`.
+/// NotImplemented naming the field for a type that form has no name for.
+arrow::Result<std::string> SchemaToJson(const arrow::Schema& schema);
+
+/// `{"error": message}`, with control characters escaped.
+std::string ErrorJson(std::string_view message);
+
+}  // namespace riffledb::remote

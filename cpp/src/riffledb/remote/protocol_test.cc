@@ -1,0 +1,221 @@
+#include "riffledb/remote/protocol.h"
+
+#include <arrow/api.h>
+#include <gmock/gmock.h>
+
+#include <nlohmann/json.hpp>
+
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::remote {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+TEST(RemoteRoute, TableRoutesWithAndWithoutTrailingSlash) {
+  ASSERT_OK_AND_ASSIGN(auto route, ParseRoute("/v1/table/events/describe/"));
+  EXPECT_EQ(route.kind, Route::Kind::kTable);
+  EXPECT_EQ(route.table, "events");
+  EXPECT_EQ(route.action, "describe");
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/table/events/count_rows"));
+  EXPECT_EQ(route.action, "count_rows");
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/table/t.1-x_y/version/list/"));
+  EXPECT_EQ(route.table, "t.1-x_y");
+  EXPECT_EQ(route.action, "version/list");
+}
+
+TEST(RemoteRoute, ListTablesAndQueryParameters) {
+  ASSERT_OK_AND_ASSIGN(auto route, ParseRoute("/v1/table/?limit=10&page_token=a%20b"));
+  EXPECT_EQ(route.kind, Route::Kind::kListTables);
+  EXPECT_THAT(route.params, ElementsAre(Pair("limit", "10"), Pair("page_token", "a b")));
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/table"));
+  EXPECT_EQ(route.kind, Route::Kind::kListTables);
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/namespace/$/table/list?limit=2"));
+  EXPECT_EQ(route.kind, Route::Kind::kListTables);
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/namespace/%24/table/list/"));
+  EXPECT_EQ(route.kind, Route::Kind::kListTables);
+  ASSERT_OK_AND_ASSIGN(route, ParseRoute("/v1/table/t/create/?mode=exist_ok&delimiter"));
+  EXPECT_EQ(FindParam(route.params, "mode"), "exist_ok");
+  EXPECT_EQ(FindParam(route.params, "delimiter"), "");
+  EXPECT_EQ(FindParam(route.params, "branch"), std::nullopt);
+}
+
+TEST(RemoteRoute, UnknownRoutesAreKeyErrors) {
+  ASSERT_RAISES(KeyError, ParseRoute("/"));
+  ASSERT_RAISES(KeyError, ParseRoute("/v2/table/t/describe/"));
+  ASSERT_RAISES(KeyError, ParseRoute("/v1/tables/"));
+  ASSERT_RAISES(KeyError, ParseRoute("/v1/table/t"));
+  ASSERT_RAISES(KeyError, ParseRoute("/v1/table/t/"));
+  ASSERT_RAISES_WITH_MESSAGE(KeyError, "No such namespace: 'ns'",
+                             ParseRoute("/v1/namespace/ns/table/list"));
+}
+
+TEST(RemoteRoute, PathTraversalNamesAreRefused) {
+  for (const char* target :
+       {"/v1/table/../describe/", "/v1/table/..%2F..%2Fetc/describe/",
+        "/v1/table/%2Fetc%2Fpasswd/describe/", "/v1/table/.hidden/describe/",
+        "/v1/table/a%5Cb/describe/", "/v1/table/ns$t/describe/",
+        "/v1/table/a%00b/describe/", "/v1/table/a%2/describe/"}) {
+    auto route = ParseRoute(target);
+    ASSERT_FALSE(route.ok()) << target;
+    EXPECT_TRUE(route.status().IsInvalid()) << target << ": " << route.status();
+  }
+  const std::string long_name(300, 'a');
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "aaaa",
+                             ParseRoute("/v1/table/" + long_name + "/describe/"));
+}
+
+TEST(RemoteRoute, MalformedQueryStringsNameTheParameter) {
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "parameter 'mode'",
+                             ParseRoute("/v1/table/t/create/?mode=%zz"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "parameter 'limit'", ParseQueryString("limit=%4"));
+  ASSERT_OK_AND_ASSIGN(auto params, ParseQueryString("&&a=1&b&=c&"));
+  EXPECT_THAT(params, ElementsAre(Pair("a", "1"), Pair("b", ""), Pair("", "c")));
+}
+
+TEST(RemoteAuth, ConstantTimeEquals) {
+  EXPECT_TRUE(ConstantTimeEquals("secret", "secret"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_FALSE(ConstantTimeEquals("secret", "secreT"));
+  EXPECT_FALSE(ConstantTimeEquals("secret", "secret2"));
+  EXPECT_FALSE(ConstantTimeEquals("secret", ""));
+  EXPECT_FALSE(ConstantTimeEquals(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+TEST(RemoteRequest, ReadRequests) {
+  ASSERT_OK_AND_ASSIGN(auto request, ParseReadRequest(""));
+  EXPECT_EQ(request.version, std::nullopt);
+  ASSERT_OK_AND_ASSIGN(request, ParseReadRequest(R"({"version": null})"));
+  EXPECT_EQ(request.version, std::nullopt);
+  ASSERT_OK_AND_ASSIGN(
+      request, ParseReadRequest(R"({"version": 7, "predicate": "a > 1", "x": 1})"));
+  EXPECT_EQ(request.version, 7u);
+  EXPECT_EQ(request.predicate, "a > 1");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "not valid JSON", ParseReadRequest("{"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "expected a JSON object", ParseReadRequest("[1]"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'version'",
+                             ParseReadRequest(R"({"version": -1})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'version'",
+                             ParseReadRequest(R"({"version": "7"})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'predicate'",
+                             ParseReadRequest(R"({"predicate": 3})"));
+}
+
+TEST(RemoteRequest, QueryRequestAsLanceDbSendsIt) {
+  ASSERT_OK_AND_ASSIGN(auto q,
+                       ParseQueryRequest(R"({"version":null,"prefilter":true,)"
+                                         R"("k":9223372036854775807,"vector":[]})"));
+  EXPECT_EQ(q.limit, std::nullopt);
+  EXPECT_EQ(q.offset, 0);
+  EXPECT_TRUE(q.columns.empty());
+  ASSERT_OK_AND_ASSIGN(
+      q, ParseQueryRequest(R"({"k":5,"offset":2,"filter":"id > 0","columns":["id","x"],)"
+                           R"("with_row_id":true,"vector":[],"version":3})"));
+  EXPECT_EQ(q.limit, 5);
+  EXPECT_EQ(q.offset, 2);
+  EXPECT_EQ(q.filter, "id > 0");
+  EXPECT_TRUE(q.columns_are_names);
+  EXPECT_THAT(q.columns, ElementsAre(Pair("id", "id"), Pair("x", "x")));
+  EXPECT_TRUE(q.with_row_id);
+  EXPECT_EQ(q.version, 3u);
+  // The object form keeps the order sent, not the keys' order.
+  ASSERT_OK_AND_ASSIGN(q,
+                       ParseQueryRequest(R"({"k":0,"columns":{"z":"a","b":"a + 1"}})"));
+  EXPECT_EQ(q.limit, std::nullopt);
+  EXPECT_FALSE(q.columns_are_names);
+  EXPECT_THAT(q.columns, ElementsAre(Pair("z", "a"), Pair("b", "a + 1")));
+  ASSERT_OK_AND_ASSIGN(q, ParseQueryRequest(R"({"k":18446744073709551615})"));
+  EXPECT_EQ(q.limit, std::nullopt);
+}
+
+TEST(RemoteRequest, MalformedQueriesNameTheField) {
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'k'", ParseQueryRequest(R"({"k":-1})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'k'", ParseQueryRequest(R"({"k":1.5})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'offset'", ParseQueryRequest(R"({"offset":"2"})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'filter'", ParseQueryRequest(R"({"filter":1})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'columns[1]'",
+                             ParseQueryRequest(R"({"columns":["a",2]})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'columns.a'",
+                             ParseQueryRequest(R"({"columns":{"a":null}})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'columns'", ParseQueryRequest(R"({"columns":3})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'with_row_id'",
+                             ParseQueryRequest(R"({"with_row_id":1})"));
+  ASSERT_RAISES_WITH_MESSAGE(NotImplemented, "'vector'",
+                             ParseQueryRequest(R"({"vector":[1.0, 2.0]})"));
+  ASSERT_RAISES_WITH_MESSAGE(NotImplemented, "'full_text_query'",
+                             ParseQueryRequest(R"({"full_text_query":{"query":"x"}})"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "not valid JSON",
+                             ParseQueryRequest(std::string(100000, '[')));
+}
+
+TEST(RemoteTakeFilter, BothSpellingsOfLanceDbTakes) {
+  auto take = MatchTakeFilter("_rowoffset in (0,2,4)");
+  ASSERT_TRUE(take.has_value());
+  EXPECT_FALSE(take->row_ids);
+  EXPECT_THAT(take->values, ElementsAre(0u, 2u, 4u));
+  take = MatchTakeFilter("  _rowid IN (5, 9 , 18446744073709551615 )  ");
+  ASSERT_TRUE(take.has_value());
+  EXPECT_TRUE(take->row_ids);
+  EXPECT_THAT(take->values, ElementsAre(5u, 9u, UINT64_MAX));
+  take = MatchTakeFilter("_rowoffset In\n(\t7 )");
+  ASSERT_TRUE(take.has_value());
+  EXPECT_THAT(take->values, ElementsAre(7u));
+  take = MatchTakeFilter("_rowid IN ()");
+  ASSERT_TRUE(take.has_value());
+  EXPECT_TRUE(take->values.empty());
+}
+
+TEST(RemoteTakeFilter, AnythingElseIsAGeneralFilter) {
+  for (const char* filter :
+       {"_rowoffset in (0,2) AND id > 1", "_rowid = 5", "_rowidx IN (1)",
+        "_rowid IN (1,)", "_rowid IN (-1)", "_rowid IN (1.5)", "_rowid IN (1",
+        "_rowid IN (18446744073709551616)", "_ROWID IN (1)", "id IN (1, 2)", "",
+        "_rowid NOT IN (1)", "_rowid IN (1) OR _rowid IN (2)"}) {
+    EXPECT_FALSE(MatchTakeFilter(filter).has_value()) << filter;
+  }
+}
+
+TEST(RemoteSchema, LanceJsonSchema) {
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64(), false),
+       arrow::field("vec", arrow::fixed_size_list(arrow::float32(), 4)),
+       arrow::field("ts", arrow::timestamp(arrow::TimeUnit::MICRO)),
+       arrow::field("tz", arrow::timestamp(arrow::TimeUnit::NANO, "UTC")),
+       arrow::field("s", arrow::struct_({arrow::field("x", arrow::utf8())})),
+       arrow::field("d", arrow::decimal128(10, 2)),
+       arrow::field("tags", arrow::list(arrow::large_utf8())),
+       arrow::field("cat", arrow::dictionary(arrow::int32(), arrow::utf8()))},
+      arrow::key_value_metadata({"embedding_functions"}, {"[]"}));
+  ASSERT_OK_AND_ASSIGN(auto text, SchemaToJson(*schema));
+  auto json = nlohmann::json::parse(text);
+  EXPECT_EQ(json["metadata"]["embedding_functions"], "[]");
+  const auto& f = json["fields"];
+  ASSERT_EQ(f.size(), 8u);
+  EXPECT_EQ(f[0], nlohmann::json::parse(
+                      R"({"name":"id","type":{"type":"int64"},"nullable":false})"));
+  EXPECT_EQ(f[1]["type"]["type"], "fixed_size_list");
+  EXPECT_EQ(f[1]["type"]["length"], 4);
+  EXPECT_EQ(f[1]["type"]["fields"][0]["type"]["type"], "float");
+  EXPECT_EQ(f[2]["type"]["type"], "timestamp:us:-");
+  EXPECT_EQ(f[3]["type"]["type"], "timestamp:ns:UTC");
+  EXPECT_EQ(f[4]["type"]["type"], "struct");
+  EXPECT_EQ(f[4]["type"]["fields"][0]["name"], "x");
+  EXPECT_EQ(f[4]["type"]["fields"][0]["type"]["type"], "string");
+  EXPECT_EQ(f[5]["type"]["type"], "decimal:128:10:2");
+  EXPECT_EQ(f[6]["type"]["type"], "list");
+  EXPECT_EQ(f[6]["type"]["fields"][0]["type"]["type"], "large_string");
+  EXPECT_EQ(f[7]["type"]["type"], "dict:string:int32:false");
+  ASSERT_RAISES_WITH_MESSAGE(NotImplemented, "Column 'm'",
+                             SchemaToJson(*arrow::schema({arrow::field(
+                                 "m", arrow::map(arrow::utf8(), arrow::int32()))})));
+}
+
+TEST(RemoteErrors, ErrorJsonEscapes) {
+  auto json = nlohmann::json::parse(ErrorJson("bad \"x\"\n\xff"));
+  // Invalid UTF-8 is replaced (U+FFFD), never thrown on.
+  EXPECT_EQ(json["error"].get<std::string>(), "bad \"x\"\n\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace riffledb::remote

@@ -1,0 +1,319 @@
+#include "riffledb/remote/server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "riffledb/remote/protocol.h"
+#include "riffledb/remote/socket_stream_internal.h"
+
+namespace riffledb::remote {
+
+namespace {
+
+// Set by a handler that answered without reading the whole request body: the
+// connection must then be closed, or the rest of the body would be read as the next
+// request. A connection is served start to end by one thread (ConnectionServer), which
+// is the thread its handlers run on.
+thread_local bool t_close_connection = false;
+
+// The headers cpp-httplib adds to every request it parses (REMOTE_ADDR, REMOTE_PORT,
+// LOCAL_ADDR, LOCAL_PORT), not counted against the client's limits.
+constexpr int kAddedHeaders = 4;
+
+void SetReply(const Reply& reply, httplib::Response& res) {
+  res.status = reply.status;
+  if (reply.body == nullptr) return;
+  // The body is written from the buffer the service built, without a copy.
+  std::shared_ptr<arrow::Buffer> body = reply.body;
+  res.set_content_provider(
+      static_cast<size_t>(body->size()), reply.content_type,
+      [body](size_t offset, size_t length, httplib::DataSink& sink) {
+        return sink.write(reinterpret_cast<const char*>(body->data()) + offset, length);
+      });
+}
+
+// Answers `status` and closes the connection afterwards (the body is not read).
+void Refuse(httplib::Response& res, int status, std::string_view message) {
+  SetReply(ErrorReply(status, message), res);
+  res.set_header("Connection", "close");
+  t_close_connection = true;
+}
+
+bool AllDigits(const std::string& text) {
+  return !text.empty() && text.size() <= 19 &&
+         std::all_of(text.begin(), text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// cpp-httplib's server, with its keep-alive loop replaced by ours: a handler can close
+// the connection after its reply (t_close_connection), idle connections close as soon
+// as a stop begins, and every wait is bounded (SocketStream).
+class ConnectionServer final : public httplib::Server {
+ public:
+  ConnectionServer(const ServerOptions& options, const std::atomic<bool>& stopping)
+      : options_(options), stopping_(stopping) {}
+
+  // cpp-httplib listens with a backlog of 5 (compiled in); concurrent clients would
+  // see refused or retried connects. listen() again only resizes the queue.
+  void RaiseBacklog() { ::listen(svr_sock_, 512); }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    internal::SocketStream stream(sock, options_.io_timeout_ms);
+    for (int served = 0; served < options_.keep_alive_max_requests; ++served) {
+      if (!stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_)) break;
+      const bool last = served + 1 == options_.keep_alive_max_requests ||
+                        stopping_.load(std::memory_order_acquire);
+      bool closed_by_client = false;
+      t_close_connection = false;
+      const bool ok = process_request(stream, last, closed_by_client, nullptr);
+      if (!ok || closed_by_client || last || t_close_connection) break;
+    }
+    t_close_connection = false;
+    stream.LingeringClose();
+    return true;
+  }
+
+  const ServerOptions& options_;
+  const std::atomic<bool>& stopping_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(std::shared_ptr<Database> db, ServerOptions opts)
+      : options(std::move(opts)),
+        service(std::move(db), options.service),
+        http(options, stopping) {}
+
+  // Transport checks made before the body is read: method, framing, header limits,
+  // API key. Refused requests close their connection.
+  httplib::Server::HandlerResponse Admit(const httplib::Request& req,
+                                         httplib::Response& res) const {
+    if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
+      Refuse(res, 405, "Method " + req.method.substr(0, 20) + " is not allowed");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    int64_t header_bytes = 0;
+    for (const auto& [key, value] : req.headers) {
+      header_bytes += static_cast<int64_t>(key.size() + value.size() + 4);
+    }
+    if (static_cast<int64_t>(req.headers.size()) > options.max_headers + kAddedHeaders ||
+        header_bytes > options.max_header_bytes + 256) {
+      Refuse(res, 431,
+             "Request headers too large (limits: " + std::to_string(options.max_headers) +
+                 " headers, " + std::to_string(options.max_header_bytes) + " bytes)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    // Ambiguous framing is how requests get smuggled: refuse it.
+    const bool has_length = req.has_header("Content-Length");
+    const bool has_encoding = req.has_header("Transfer-Encoding");
+    if (req.get_header_value_count("Content-Length") > 1 ||
+        req.get_header_value_count("Transfer-Encoding") > 1 ||
+        (has_length && !AllDigits(req.get_header_value("Content-Length"))) ||
+        (has_encoding &&
+         !IEquals(req.get_header_value("Transfer-Encoding"), "chunked")) ||
+        (has_length && has_encoding)) {
+      Refuse(res, 400,
+             "Invalid request framing: one Content-Length of digits, or "
+             "Transfer-Encoding: chunked, not both");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!options.api_key.empty()) {
+      if (!req.has_header("x-api-key")) {
+        Refuse(res, 401, "Missing API key: send it in the x-api-key header");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (!ConstantTimeEquals(req.get_header_value("x-api-key"), options.api_key)) {
+        Refuse(res, 401, "Invalid API key");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+
+  void HandleGet(const httplib::Request& req, httplib::Response& res) const {
+    SetReply(service.Handle("GET", req.target, std::string()), res);
+  }
+
+  void HandlePost(const httplib::Request& req, httplib::Response& res,
+                  const httplib::ContentReader& content_reader) const {
+    const auto max = static_cast<uint64_t>(options.max_body_bytes);
+    std::string body;
+    if (req.has_header("Content-Length")) {
+      // Digits only (Admit); too many of them to fit is too large as well.
+      const std::string text = req.get_header_value("Content-Length");
+      const uint64_t length = text.size() > 18 ? UINT64_MAX : std::stoull(text);
+      if (length > max) {
+        Refuse(res, 413, TooLarge());
+        return;
+      }
+      body.reserve(length);
+    }
+    bool too_large = false;
+    const bool read = content_reader([&](const char* data, size_t n) {
+      if (body.size() + n > max) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (too_large) {
+      Refuse(res, 413, TooLarge());
+      return;
+    }
+    if (!read) {
+      Refuse(res, 400, "Could not read the request body (malformed chunked encoding?)");
+      return;
+    }
+    SetReply(service.Handle("POST", req.target, std::move(body)), res);
+  }
+
+  std::string TooLarge() const {
+    return "Request body too large: the limit is " +
+           std::to_string(options.max_body_bytes) + " bytes (--max-body-bytes)";
+  }
+
+  const ServerOptions options;
+  const Service service;
+  std::atomic<bool> stopping{false};
+  ConnectionServer http;
+  int port = 0;
+  std::thread thread;
+
+  std::mutex stop_mu;  // serializes Stop()
+  mutable std::mutex mu;
+  mutable std::condition_variable finished_cv;
+  bool finished = false;  // guarded by mu: the serving thread has returned
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Stop(); }
+
+int Server::port() const { return impl_->port; }
+
+const ServerOptions& Server::options() const { return impl_->options; }
+
+arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> db,
+                                                     ServerOptions options) {
+  if (db == nullptr) return arrow::Status::Invalid("No database to serve");
+  if (options.port < 0 || options.port > 65535) {
+    return arrow::Status::Invalid("Invalid port ", options.port);
+  }
+  if (options.threads < 1) {
+    return arrow::Status::Invalid("Invalid threads ", options.threads,
+                                  ": at least 1 is needed");
+  }
+  if (options.max_body_bytes < 1) {
+    return arrow::Status::Invalid("Invalid max_body_bytes ", options.max_body_bytes);
+  }
+  if (options.keep_alive_max_requests < 1 || options.keep_alive_timeout_ms < 1 ||
+      options.io_timeout_ms < 1 || options.max_headers < 1 ||
+      options.max_header_bytes < 1 || options.service.max_batch_rows < 1) {
+    return arrow::Status::Invalid("Invalid server limits: each must be at least 1");
+  }
+  auto impl = std::make_unique<Impl>(std::move(db), std::move(options));
+  Impl* self = impl.get();
+  auto& http = impl->http;
+  const int threads = impl->options.threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Only the Keep-Alive response header reads these; our loop enforces them.
+  http.set_keep_alive_max_count(
+      static_cast<size_t>(impl->options.keep_alive_max_requests));
+  http.set_keep_alive_timeout(std::max(1, impl->options.keep_alive_timeout_ms / 1000));
+  http.set_payload_max_length(static_cast<size_t>(impl->options.max_body_bytes));
+  http.set_pre_routing_handler(
+      [self](const httplib::Request& req, httplib::Response& res) {
+        return self->Admit(req, res);
+      });
+  http.Get(".*", [self](const httplib::Request& req, httplib::Response& res) {
+    self->HandleGet(req, res);
+  });
+  http.Post(".*", [self](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& reader) {
+    self->HandlePost(req, res, reader);
+  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        SetReply(ErrorReply(500, "Internal error: " + what), res);
+      });
+
+  const std::string& host = impl->options.host;
+  errno = 0;
+  if (impl->options.port == 0) {
+    impl->port = http.bind_to_any_port(host);
+    if (impl->port < 0) impl->port = 0;
+  } else if (http.bind_to_port(host, impl->options.port)) {
+    impl->port = impl->options.port;
+  }
+  if (impl->port == 0) {
+    const int error = errno;
+    return arrow::Status::IOError("Cannot listen on ", host, ":", impl->options.port,
+                                  error != 0 ? ": " : "",
+                                  error != 0 ? std::strerror(error) : "");
+  }
+  http.RaiseBacklog();
+  impl->thread = std::thread([self] {
+    self->http.listen_after_bind();
+    std::lock_guard<std::mutex> lock(self->mu);
+    self->finished = true;
+    self->finished_cv.notify_all();
+  });
+  // stop() does nothing until the accept loop runs: wait for it, so that a Stop()
+  // right after Start() is not lost.
+  for (int i = 0; i < 10000 && !http.is_running(); ++i) {
+    std::unique_lock<std::mutex> lock(self->mu);
+    if (self->finished) break;
+    self->finished_cv.wait_for(lock, std::chrono::milliseconds(1));
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+void Server::Stop() {
+  std::lock_guard<std::mutex> lock(impl_->stop_mu);
+  if (!impl_->thread.joinable()) return;
+  impl_->stopping.store(true, std::memory_order_release);
+  // Closes the listening socket; the accept loop ends, then waits for every
+  // connection thread to finish the requests it has.
+  impl_->http.stop();
+  impl_->thread.join();
+}
+
+bool Server::Wait(std::optional<int64_t> timeout_ms) const {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  auto done = [&] { return impl_->finished; };
+  if (!timeout_ms) {
+    impl_->finished_cv.wait(lock, done);
+    return true;
+  }
+  return impl_->finished_cv.wait_for(lock, std::chrono::milliseconds(*timeout_ms), done);
+}
+
+}  // namespace riffledb::remote

@@ -1,0 +1,82 @@
+// `riffledb serve`: a database served over LanceDB's REST protocol
+// (spec/remote-protocol.md), on cpp-httplib, with keep-alive, a pool of connection
+// threads, API-key checks, size limits and a graceful stop.
+#pragma once
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "riffledb/db/database.h"
+#include "riffledb/remote/service.h"
+
+namespace riffledb::remote {
+
+/// How a Server listens and what it accepts.
+struct ServerOptions {
+  /// The address to listen on: loopback unless told otherwise (DESIGN.md decision 12).
+  std::string host = "127.0.0.1";
+  /// 0: a free port, chosen by the kernel (Server::port() says which).
+  int port = 0;
+  /// When not empty, every request must carry it in the `x-api-key` header (compared in
+  /// constant time), or is answered 401.
+  std::string api_key;
+  /// Connection threads. A keep-alive connection holds its thread while it is open
+  /// (cpp-httplib's model), so this is also the number of clients served at once;
+  /// further connections wait in the accept queue.
+  int threads = 16;
+  /// Request bodies larger than this (after Content-Encoding is undone) are answered
+  /// 413 and the connection is closed.
+  int64_t max_body_bytes = int64_t{256} << 20;
+  /// Requests with more header lines, or more header bytes, than these are answered 431.
+  /// (cpp-httplib itself refuses a request line over 8 KiB, 414, and a header line over
+  /// 8 KiB, 400.)
+  int max_headers = 100;
+  int64_t max_header_bytes = int64_t{64} << 10;
+  /// An idle keep-alive connection is closed after this long; a connection is closed
+  /// after this many requests.
+  int keep_alive_timeout_ms = 5000;
+  int keep_alive_max_requests = 1000;
+  /// A client that sends nothing for this long in the middle of a request, or reads
+  /// nothing of a response, is disconnected.
+  int io_timeout_ms = 30000;
+  ServiceOptions service;
+};
+
+/// A running server. Thread-safe. The database it serves stays open as long as the
+/// server lives; destroying a server stops it (as Stop()).
+class Server {
+ public:
+  /// Binds `options.host:options.port` and starts serving `db` on threads of its own.
+  /// Invalid for bad options; IOError naming the address if it cannot be bound.
+  static arrow::Result<std::unique_ptr<Server>> Start(std::shared_ptr<Database> db,
+                                                      ServerOptions options);
+  ~Server();
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// The port it listens on (the chosen one when options.port was 0).
+  int port() const;
+  const ServerOptions& options() const;
+
+  /// Stops gracefully and returns when done: no new connection is accepted, requests
+  /// already received are answered (a write commits whole or not at all; none is cut
+  /// short), idle keep-alive connections are closed, then the threads are joined.
+  /// Idempotent; callable from any thread but the server's own.
+  void Stop();
+  /// Waits until the server has stopped, up to `timeout_ms` (forever if unset); true if
+  /// it has.
+  bool Wait(std::optional<int64_t> timeout_ms = std::nullopt) const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace riffledb::remote

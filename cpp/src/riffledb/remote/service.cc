@@ -1,0 +1,381 @@
+#include "riffledb/remote/service.h"
+
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/ipc/writer.h>
+#include <arrow/record_batch.h>
+#include <arrow/util/logging.h>
+
+#include <algorithm>
+#include <ctime>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
+
+#include "riffledb/expr/projection.h"
+#include "riffledb/util/status.h"
+
+namespace riffledb::remote {
+
+namespace {
+
+using Json = nlohmann::json;
+
+std::shared_ptr<arrow::Buffer> TextBuffer(std::string text) {
+  return arrow::Buffer::FromString(std::move(text));
+}
+
+Reply JsonReply(const Json& json) {
+  Reply reply;
+  reply.body = TextBuffer(json.dump(-1, ' ', false, Json::error_handler_t::replace));
+  return reply;
+}
+
+// Wraps IPC decoding: every batch is fully validated before anyone reads it (the body is
+// untrusted), and decoding errors become Invalid naming the body, answered 400.
+class ValidatingReader : public arrow::RecordBatchReader {
+ public:
+  explicit ValidatingReader(std::shared_ptr<arrow::RecordBatchReader> inner)
+      : inner_(std::move(inner)) {}
+
+  std::shared_ptr<arrow::Schema> schema() const override { return inner_->schema(); }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
+    arrow::Status st = inner_->ReadNext(batch);
+    if (st.ok() && *batch != nullptr) st = (*batch)->ValidateFull();
+    if (!st.ok()) {
+      *batch = nullptr;
+      return arrow::Status::Invalid("Invalid Arrow IPC stream body (record batch ",
+                                    batches_, "): ", st.message());
+    }
+    if (*batch != nullptr) ++batches_;
+    return arrow::Status::OK();
+  }
+
+ private:
+  std::shared_ptr<arrow::RecordBatchReader> inner_;
+  int64_t batches_ = 0;
+};
+
+// A reader of the IPC stream in `body`, which it keeps alive (tables in memory keep the
+// batches, which may point into it).
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenIpcStream(std::string body,
+                                                                       const char* what) {
+  if (body.empty()) {
+    return arrow::Status::Invalid(what, " needs a body: an Arrow IPC stream (",
+                                  kArrowStreamType, ")");
+  }
+  auto buffer = arrow::Buffer::FromString(std::move(body));
+  auto input = std::make_shared<arrow::io::BufferReader>(buffer);
+  auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
+  if (!reader.ok()) {
+    return arrow::Status::Invalid("Invalid Arrow IPC stream body: ",
+                                  reader.status().message());
+  }
+  return std::make_shared<ValidatingReader>(std::move(*reader));
+}
+
+// The batches as an IPC file, each split to at most `max_rows` rows.
+arrow::Result<std::shared_ptr<arrow::Buffer>> WriteIpcFile(
+    const std::shared_ptr<arrow::Schema>& schema,
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, int64_t max_rows) {
+  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
+  ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, schema));
+  for (const auto& batch : batches) {
+    for (int64_t start = 0; start < batch->num_rows(); start += max_rows) {
+      ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(
+          *batch->Slice(start, std::min(max_rows, batch->num_rows() - start))));
+    }
+  }
+  ARROW_RETURN_NOT_OK(writer->Close());
+  return sink->Finish();
+}
+
+std::string Rfc3339(int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                tm.tm_sec, static_cast<int>(ms % 1000));
+  return text;
+}
+
+void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+}  // namespace
+
+Reply ErrorReply(int status, std::string_view message) {
+  Reply reply;
+  reply.status = status;
+  reply.body = TextBuffer(ErrorJson(message));
+  return reply;
+}
+
+int HttpStatusOf(const arrow::Status& status) {
+  if (auto kind = GetErrorKind(status)) {
+    switch (*kind) {
+      case ErrorKind::kTableNotFound:
+        return 404;
+      case ErrorKind::kTableExists:
+        return 400;  // LanceDB's client: 400 saying "already exists" (spec §2.2)
+      case ErrorKind::kCorruption:
+      case ErrorKind::kCommitOutcomeUnknown:
+        return 500;
+    }
+  }
+  if (status.IsKeyError()) return 404;
+  if (status.IsInvalid() || status.IsIndexError() || status.IsTypeError()) return 400;
+  if (status.IsNotImplemented()) return 501;
+  if (status.IsCapacityError()) return 413;
+  return 500;
+}
+
+Service::Service(std::shared_ptr<Database> db, ServiceOptions options)
+    : db_(std::move(db)), options_(options) {
+  ARROW_DCHECK_GT(options_.max_batch_rows, 0);
+}
+
+Reply Service::ToErrorReply(const arrow::Status& status) const {
+  std::string message = status.message();
+  // Clients need not know where the database lives on the server.
+  if (!db_->in_memory()) ReplaceAll(message, db_->uri(), "<db>");
+  return ErrorReply(HttpStatusOf(status), message);
+}
+
+Reply Service::Handle(std::string_view method, std::string_view target,
+                      std::string body) const {
+  arrow::Result<Reply> reply = [&]() -> arrow::Result<Reply> {
+    ARROW_ASSIGN_OR_RAISE(auto route, ParseRoute(target));
+    return Dispatch(method, route, std::move(body));
+  }();
+  if (!reply.ok()) return ToErrorReply(reply.status());
+  return std::move(*reply);
+}
+
+arrow::Result<Reply> Service::Dispatch(std::string_view method, const Route& route,
+                                       std::string body) const {
+  if (route.kind == Route::Kind::kListTables) {
+    if (method != "GET") return ErrorReply(405, "List tables with GET");
+    return ListTables(route);
+  }
+  if (method != "POST") {
+    return ErrorReply(405, "Table routes take POST, not " + std::string(method));
+  }
+  const std::string& action = route.action;
+  if (action == "create") return CreateTable(route, std::move(body));
+  if (action == "describe") return Describe(route, body);
+  if (action == "count_rows") return CountRows(route, body);
+  if (action == "insert") return Insert(route, std::move(body));
+  if (action == "query") return Query(route, body);
+  if (action == "drop") return DropTable(route);
+  if (action == "version/list") return ListVersions(route);
+  if (action == "get_lsm_write_spec") {
+    // Asked by LanceDB's permutation builder (spec §2.9): riffledb has no LSM writes.
+    ARROW_RETURN_NOT_OK(OpenAt(route.table, std::nullopt));
+    return JsonReply(Json{{"lsm_write_spec", nullptr}});
+  }
+  return arrow::Status::NotImplemented("riffledb serve does not implement '",
+                                       action.substr(0, 100), "' on tables");
+}
+
+arrow::Result<std::shared_ptr<Table>> Service::OpenAt(
+    const std::string& name, std::optional<uint64_t> version) const {
+  ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
+  if (version && *version != table->version()) {
+    arrow::Status st = table->Checkout(*version);
+    if (st.IsInvalid() && !GetErrorKind(st)) {
+      return WithErrorKind(st, ErrorKind::kTableNotFound);
+    }
+    ARROW_RETURN_NOT_OK(st);
+  }
+  return table;
+}
+
+arrow::Result<Reply> Service::ListTables(const Route& route) const {
+  std::optional<int64_t> limit;
+  if (auto text = FindParam(route.params, "limit")) {
+    int64_t value = 0;
+    bool digits = !text->empty() && text->size() <= 18 &&
+                  std::all_of(text->begin(), text->end(),
+                              [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) value = std::stoll(*text);
+    if (!digits || value < 1) {
+      return arrow::Status::Invalid("Invalid 'limit': expected a positive integer, got '",
+                                    text->substr(0, 100), "'");
+    }
+    limit = value;
+  }
+  const std::string after = FindParam(route.params, "page_token").value_or("");
+  ARROW_ASSIGN_OR_RAISE(auto names, db_->TableNames());
+  auto begin = std::upper_bound(names.begin(), names.end(), after);
+  Json tables = Json::array();
+  for (auto it = begin; it != names.end(); ++it) {
+    if (limit && static_cast<int64_t>(tables.size()) == *limit) {
+      // More remain: the client asks for the next page from the last name it got.
+      Json out{{"tables", tables}, {"page_token", tables.back()}};
+      return JsonReply(out);
+    }
+    tables.push_back(*it);
+  }
+  return JsonReply(Json{{"tables", std::move(tables)}});
+}
+
+arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) const {
+  const std::string mode = FindParam(route.params, "mode").value_or("create");
+  CreateMode create_mode = CreateMode::kCreate;
+  bool exist_ok = false;
+  if (mode == "overwrite") {
+    create_mode = CreateMode::kOverwrite;
+  } else if (mode == "exist_ok") {
+    exist_ok = true;
+  } else if (mode != "create") {
+    return arrow::Status::Invalid("Invalid 'mode': '", mode.substr(0, 100),
+                                  "' (expected create, overwrite or exist_ok)");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto reader, OpenIpcStream(std::move(body), "create"));
+  ARROW_ASSIGN_OR_RAISE(auto table,
+                        db_->CreateTable(route.table, reader->schema(), reader.get(),
+                                         create_mode, exist_ok));
+  return JsonReply(Json{{"version", table->version()}});
+}
+
+arrow::Result<Reply> Service::Describe(const Route& route, std::string_view body) const {
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  ARROW_ASSIGN_OR_RAISE(auto schema, SchemaToJson(*snapshot->schema()));
+  Json out = Json::object();
+  out["version"] = table->version();
+  out["schema"] = Json::parse(schema);
+  return JsonReply(out);
+}
+
+arrow::Result<Reply> Service::CountRows(const Route& route, std::string_view body) const {
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  std::shared_ptr<const Filter> filter;
+  if (request.predicate) {
+    ARROW_ASSIGN_OR_RAISE(filter, Filter::Make(snapshot->schema(), *request.predicate));
+  }
+  ARROW_ASSIGN_OR_RAISE(int64_t rows, snapshot->CountRows(filter));
+  return JsonReply(Json(rows));  // a bare integer (spec §2.4)
+}
+
+arrow::Result<Reply> Service::Insert(const Route& route, std::string body) const {
+  const std::string mode = FindParam(route.params, "mode").value_or("append");
+  if (mode != "append" && mode != "overwrite") {
+    return arrow::Status::Invalid("Invalid 'mode': '", mode.substr(0, 100),
+                                  "' (expected append or overwrite)");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, std::nullopt));
+  ARROW_ASSIGN_OR_RAISE(auto reader, OpenIpcStream(std::move(body), "insert"));
+  // Append and Overwrite commit all of the body or nothing (table.h).
+  ARROW_ASSIGN_OR_RAISE(uint64_t version, mode == "overwrite"
+                                              ? table->Overwrite(reader.get())
+                                              : table->Append(reader.get()));
+  return JsonReply(Json{{"version", version}});
+}
+
+arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) const {
+  ARROW_ASSIGN_OR_RAISE(auto request, ParseQueryRequest(body));
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+
+  bool with_row_id = request.with_row_id;
+  for (const auto& [name, source] : request.columns) {
+    if (name == kRowIdColumn) with_row_id = false;  // already selected
+  }
+  std::shared_ptr<const Projection> projection;
+  if (!request.columns.empty() || with_row_id) {
+    if (request.columns_are_names) {
+      std::vector<std::string> names;
+      for (const auto& [name, source] : request.columns) names.push_back(name);
+      ARROW_ASSIGN_OR_RAISE(projection,
+                            Projection::Columns(snapshot->schema(), names, with_row_id));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(
+          projection, Projection::Make(snapshot->schema(), request.columns, with_row_id));
+    }
+  }
+
+  std::shared_ptr<arrow::Schema> schema;
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  std::optional<TakeFilter> take;
+  if (request.filter) take = MatchTakeFilter(*request.filter);
+  if (take) {
+    // Rows in the order asked for, as LanceDB's permutation reader expects (spec §2.7).
+    TakeOptions options;
+    options.projection = projection;
+    std::shared_ptr<arrow::RecordBatch> batch;
+    if (take->row_ids) {
+      ARROW_ASSIGN_OR_RAISE(batch, snapshot->TakeRowIds(take->values, options));
+    } else {
+      std::vector<int64_t> offsets;
+      offsets.reserve(take->values.size());
+      for (uint64_t value : take->values) {
+        if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+          return arrow::Status::IndexError("Row offset ", value, " is out of range");
+        }
+        offsets.push_back(static_cast<int64_t>(value));
+      }
+      ARROW_ASSIGN_OR_RAISE(batch, snapshot->TakeOffsets(offsets, options));
+    }
+    const int64_t start = std::min(request.offset, batch->num_rows());
+    const int64_t rest = batch->num_rows() - start;
+    const int64_t end = start + (request.limit ? std::min(*request.limit, rest) : rest);
+    schema = batch->schema();
+    batches.push_back(batch->Slice(start, end - start));
+  } else {
+    ScanOptions options;
+    if (request.filter) {
+      ARROW_ASSIGN_OR_RAISE(options.filter,
+                            Filter::Make(snapshot->schema(), *request.filter));
+    }
+    options.projection = projection;
+    options.offset = request.offset;
+    options.limit = request.limit;
+    options.max_batch_rows = options_.max_batch_rows;
+    ARROW_ASSIGN_OR_RAISE(schema, snapshot->ScanSchema(options));
+    ARROW_ASSIGN_OR_RAISE(auto reader, snapshot->Scan(options));
+    ARROW_ASSIGN_OR_RAISE(batches, reader->ToRecordBatches());
+  }
+  Reply reply;
+  reply.content_type = kArrowFileType;
+  ARROW_ASSIGN_OR_RAISE(reply.body,
+                        WriteIpcFile(schema, batches, options_.max_batch_rows));
+  return reply;
+}
+
+arrow::Result<Reply> Service::DropTable(const Route& route) const {
+  ARROW_RETURN_NOT_OK(db_->DropTable(route.table, /*ignore_missing=*/false));
+  return JsonReply(Json::object());
+}
+
+arrow::Result<Reply> Service::ListVersions(const Route& route) const {
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, std::nullopt));
+  ARROW_ASSIGN_OR_RAISE(auto versions, table->ListVersions());
+  Json list = Json::array();
+  for (const auto& v : versions) {
+    Json entry{{"version", v.version}, {"metadata", Json::object()}};
+    if (v.timestamp_ms >= 0) {
+      entry["timestamp"] = Rfc3339(v.timestamp_ms);
+      entry["metadata"]["operation"] = v.operation;
+    } else {
+      entry["metadata"]["damaged"] = "true";
+    }
+    list.push_back(std::move(entry));
+  }
+  return JsonReply(Json{{"versions", std::move(list)}});
+}
+
+}  // namespace riffledb::remote

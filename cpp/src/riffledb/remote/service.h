@@ -1,0 +1,85 @@
+// The REST endpoints of `riffledb serve` (spec/remote-protocol.md §2-3) on a Database,
+// independent of the HTTP transport: a request (method, target, body) in, a reply
+// (status, content type, body) out. server.h puts it behind cpp-httplib; tests and the
+// fuzz target call it directly.
+#pragma once
+
+#include <arrow/buffer.h>
+#include <arrow/status.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "riffledb/db/database.h"
+#include "riffledb/remote/protocol.h"
+
+namespace riffledb::remote {
+
+inline constexpr char kJsonType[] = "application/json";
+/// Request bodies of create and insert.
+inline constexpr char kArrowStreamType[] = "application/vnd.apache.arrow.stream";
+/// Response bodies of `/query/`.
+inline constexpr char kArrowFileType[] = "application/vnd.apache.arrow.file";
+
+/// What the server sends back.
+struct Reply {
+  int status = 200;
+  std::string content_type = kJsonType;
+  std::shared_ptr<arrow::Buffer> body;  ///< null: no body
+};
+
+/// A reply of `status` with body `{"error": message}`.
+Reply ErrorReply(int status, std::string_view message);
+
+/// The HTTP status of a failed status (spec §1.5): 404 for a missing table or route,
+/// 400 for bad input (and for an existing table on create, whose message says "already
+/// exists", which is what LanceDB's client looks for), 501 for what is not implemented,
+/// 413 for CapacityError, 500 for I/O errors, damage and anything else.
+int HttpStatusOf(const arrow::Status& status);
+
+/// How the service answers.
+struct ServiceOptions {
+  /// `/query/` answers are IPC files of batches of at most this many rows: LanceDB's
+  /// client hands each batch to its caller as is (spec §2.9).
+  int64_t max_batch_rows = 1024;
+};
+
+/// The endpoints on one database. Thread-safe: requests run concurrently. Every request
+/// opens the table it names at its newest version (or the version it asks for), so it
+/// sees every commit made before it, by this server or by other writers.
+class Service {
+ public:
+  Service(std::shared_ptr<Database> db, ServiceOptions options = {});
+
+  const std::shared_ptr<Database>& database() const { return db_; }
+
+  /// Answers one request. `target` is the request target as sent (path and query
+  /// string, not decoded); `body` is the whole request body (the transport bounds its
+  /// size). Never fails: errors become error replies, with the database's location
+  /// replaced by "<db>" in messages.
+  Reply Handle(std::string_view method, std::string_view target, std::string body) const;
+
+ private:
+  arrow::Result<Reply> Dispatch(std::string_view method, const Route& route,
+                                std::string body) const;
+  arrow::Result<Reply> ListTables(const Route& route) const;
+  arrow::Result<Reply> CreateTable(const Route& route, std::string body) const;
+  arrow::Result<Reply> Describe(const Route& route, std::string_view body) const;
+  arrow::Result<Reply> CountRows(const Route& route, std::string_view body) const;
+  arrow::Result<Reply> Insert(const Route& route, std::string body) const;
+  arrow::Result<Reply> Query(const Route& route, std::string_view body) const;
+  arrow::Result<Reply> DropTable(const Route& route) const;
+  arrow::Result<Reply> ListVersions(const Route& route) const;
+  // The table at `version` (the newest if none); a version it does not have is
+  // Invalid with ErrorKind::kTableNotFound, answered 404 as LanceDB's checkout expects.
+  arrow::Result<std::shared_ptr<Table>> OpenAt(const std::string& name,
+                                               std::optional<uint64_t> version) const;
+  Reply ToErrorReply(const arrow::Status& status) const;
+
+  const std::shared_ptr<Database> db_;
+  const ServiceOptions options_;
+};
+
+}  // namespace riffledb::remote

@@ -1,0 +1,246 @@
+#include "riffledb/remote/service.h"
+
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/ipc/writer.h>
+#include <gmock/gmock.h>
+
+#include <nlohmann/json.hpp>
+
+#include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::remote {
+namespace {
+
+using riffledb::testing::IdBatch;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+// The batches as an Arrow IPC stream body, LZ4-compressed as LanceDB's client sends it.
+std::string StreamBody(const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
+                       bool lz4 = true) {
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto options = arrow::ipc::IpcWriteOptions::Defaults();
+  if (lz4) {
+    options.codec =
+        arrow::util::Codec::Create(arrow::Compression::LZ4_FRAME).ValueOrDie();
+  }
+  auto writer =
+      arrow::ipc::MakeStreamWriter(sink, batches.front()->schema(), options).ValueOrDie();
+  for (const auto& batch : batches) EXPECT_OK(writer->WriteRecordBatch(*batch));
+  EXPECT_OK(writer->Close());
+  return sink->Finish().ValueOrDie()->ToString();
+}
+
+std::string BodyText(const Reply& reply) {
+  return reply.body == nullptr ? std::string() : reply.body->ToString();
+}
+
+// The rows of an IPC file reply, as one table.
+std::shared_ptr<arrow::Table> FileRows(const Reply& reply) {
+  EXPECT_EQ(reply.status, 200) << BodyText(reply);
+  EXPECT_EQ(reply.content_type, kArrowFileType);
+  auto reader = arrow::ipc::RecordBatchFileReader::Open(
+                    std::make_shared<arrow::io::BufferReader>(reply.body))
+                    .ValueOrDie();
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (int i = 0; i < reader->num_record_batches(); ++i) {
+    batches.push_back(reader->ReadRecordBatch(i).ValueOrDie());
+  }
+  return arrow::Table::FromRecordBatches(reader->schema(), batches).ValueOrDie();
+}
+
+std::vector<int64_t> Ids(const std::shared_ptr<arrow::Table>& table,
+                         const std::string& column = "id") {
+  std::vector<int64_t> out;
+  for (const auto& chunk : table->GetColumnByName(column)->chunks()) {
+    const auto& ints = static_cast<const arrow::Int64Array&>(*chunk);
+    for (int64_t i = 0; i < ints.length(); ++i) out.push_back(ints.Value(i));
+  }
+  return out;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(auto db, Database::Connect("memory://"));
+    ServiceOptions options;
+    options.max_batch_rows = 4;
+    service_ = std::make_unique<Service>(db, options);
+    Reply created = Post("/v1/table/t/create/?mode=create", StreamBody({IdBatch(0, 10)}));
+    ASSERT_EQ(created.status, 200) << BodyText(created);
+  }
+  Reply Post(const std::string& target, std::string body = "") {
+    return service_->Handle("POST", target, std::move(body));
+  }
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceTest, ListTablesPaginates) {
+  ASSERT_EQ(Post("/v1/table/b/create/", StreamBody({IdBatch(0, 1)}, false)).status, 200);
+  ASSERT_EQ(Post("/v1/table/a/create/", StreamBody({IdBatch(0, 1)})).status, 200);
+  Reply all = service_->Handle("GET", "/v1/table/", "");
+  EXPECT_EQ(Json::parse(BodyText(all)), Json::parse(R"({"tables":["a","b","t"]})"));
+  Reply page = service_->Handle("GET", "/v1/table/?limit=2", "");
+  EXPECT_EQ(Json::parse(BodyText(page)),
+            Json::parse(R"({"tables":["a","b"],"page_token":"b"})"));
+  page = service_->Handle("GET", "/v1/table/?limit=2&page_token=b", "");
+  EXPECT_EQ(Json::parse(BodyText(page)), Json::parse(R"({"tables":["t"]})"));
+  page = service_->Handle("GET", "/v1/namespace/$/table/list?page_token=a", "");
+  EXPECT_EQ(Json::parse(BodyText(page)), Json::parse(R"({"tables":["b","t"]})"));
+  Reply bad = service_->Handle("GET", "/v1/table/?limit=x", "");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(BodyText(bad), HasSubstr("'limit'"));
+  EXPECT_EQ(service_->Handle("POST", "/v1/table/", "").status, 405);
+}
+
+TEST_F(ServiceTest, CreateModes) {
+  Reply again = Post("/v1/table/t/create/?mode=create", StreamBody({IdBatch(0, 2)}));
+  EXPECT_EQ(again.status, 400);
+  EXPECT_THAT(BodyText(again), HasSubstr("already exists"));
+  EXPECT_EQ(Post("/v1/table/t/create/?mode=exist_ok", StreamBody({IdBatch(0, 2)})).status,
+            200);
+  EXPECT_EQ(Post("/v1/table/t/count_rows/").body->ToString(), "10");
+  EXPECT_EQ(
+      Post("/v1/table/t/create/?mode=overwrite", StreamBody({IdBatch(100, 2)})).status,
+      200);
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "2");
+  Reply mode = Post("/v1/table/t/create/?mode=replace", StreamBody({IdBatch(0, 2)}));
+  EXPECT_EQ(mode.status, 400);
+  EXPECT_THAT(BodyText(mode), HasSubstr("'mode'"));
+  // An empty table: a schema and a zero-row batch.
+  EXPECT_EQ(Post("/v1/table/empty/create/", StreamBody({IdBatch(0, 0)})).status, 200);
+  EXPECT_EQ(BodyText(Post("/v1/table/empty/count_rows/")), "0");
+}
+
+TEST_F(ServiceTest, BadBodiesAre400AndWriteNothing) {
+  for (std::string body : {std::string(), std::string("not arrow"),
+                           StreamBody({IdBatch(0, 3)}).substr(0, 150)}) {
+    Reply reply = Post("/v1/table/t/insert/", body);
+    EXPECT_EQ(reply.status, 400) << BodyText(reply);
+    EXPECT_THAT(BodyText(reply), HasSubstr("Arrow IPC"));
+  }
+  Reply created = Post("/v1/table/u/create/", "garbage");
+  EXPECT_EQ(created.status, 400);
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "10");
+  EXPECT_EQ(Post("/v1/table/u/describe/").status, 404);
+}
+
+TEST_F(ServiceTest, DescribeCountInsertAndVersions) {
+  Reply describe = Post("/v1/table/t/describe/");
+  ASSERT_EQ(describe.status, 200);
+  Json json = Json::parse(BodyText(describe));
+  EXPECT_EQ(json["version"], 1);
+  EXPECT_EQ(json["schema"]["fields"][0]["name"], "id");
+  EXPECT_EQ(json["schema"]["fields"][1]["type"]["type"], "int32");
+
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/", R"({"version":null})")), "10");
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/", R"({"predicate":"id >= 7"})")), "3");
+  Reply insert = Post("/v1/table/t/insert/", StreamBody({IdBatch(10, 5)}));
+  EXPECT_EQ(Json::parse(BodyText(insert)), Json::parse(R"({"version":2})"));
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "15");
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/", R"({"version":1})")), "10");
+  Reply old = Post("/v1/table/t/describe/", R"({"version":1})");
+  EXPECT_EQ(Json::parse(BodyText(old))["version"], 1);
+  EXPECT_EQ(Post("/v1/table/t/describe/", R"({"version":9})").status, 404);
+
+  Reply overwrite =
+      Post("/v1/table/t/insert/?mode=overwrite", StreamBody({IdBatch(0, 1)}));
+  EXPECT_EQ(Json::parse(BodyText(overwrite)), Json::parse(R"({"version":3})"));
+  Json versions = Json::parse(BodyText(Post("/v1/table/t/version/list/")));
+  ASSERT_EQ(versions["versions"].size(), 3u);
+  EXPECT_EQ(versions["versions"][2]["version"], 3);
+  EXPECT_EQ(versions["versions"][2]["metadata"]["operation"], "overwrite");
+  EXPECT_THAT(versions["versions"][0]["timestamp"].get<std::string>(), HasSubstr("T"));
+}
+
+TEST_F(ServiceTest, QueryScansFiltersProjectsAndChunks) {
+  auto rows = FileRows(
+      Post("/v1/table/t/query/",
+           R"({"version":null,"prefilter":true,"k":9223372036854775807,"vector":[]})"));
+  EXPECT_EQ(Ids(rows), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(rows->column(0)->num_chunks(), 3);  // max_batch_rows 4
+  rows = FileRows(Post("/v1/table/t/query/",
+                       R"({"k":2,"offset":1,"filter":"id > 3","columns":["id"],)"
+                       R"("with_row_id":true,"vector":[]})"));
+  EXPECT_EQ(rows->schema()->ToString(), "id: int64\n_rowid: uint64 not null");
+  EXPECT_EQ(Ids(rows), (std::vector<int64_t>{5, 6}));
+  rows = FileRows(
+      Post("/v1/table/t/query/", R"({"k":1,"columns":{"double":"id * 2","l":"label"}})"));
+  EXPECT_EQ(rows->schema()->field(0)->name(), "double");
+  EXPECT_EQ(Ids(rows, "double"), (std::vector<int64_t>{0}));
+  // No rows: a file with the schema and no batch.
+  rows = FileRows(Post("/v1/table/t/query/", R"({"filter":"id > 100"})"));
+  EXPECT_EQ(rows->num_rows(), 0);
+  EXPECT_EQ(rows->num_columns(), 2);
+}
+
+TEST_F(ServiceTest, TakesKeepTheRequestedOrder) {
+  auto rows =
+      FileRows(Post("/v1/table/t/query/",
+                    R"j({"k":9223372036854775807,"filter":"_rowoffset in (7,2,2)",)j"
+                    R"j("columns":{"id":"id"},"vector":[]})j"));
+  EXPECT_EQ(Ids(rows), (std::vector<int64_t>{7, 2, 2}));
+  rows = FileRows(Post("/v1/table/t/query/",
+                       R"j({"filter":"_rowid IN (9, 0)","columns":{"id":"id"},)j"
+                       R"j("with_row_id":true})j"));
+  EXPECT_EQ(Ids(rows), (std::vector<int64_t>{9, 0}));
+  EXPECT_EQ(rows->schema()->field(1)->name(), "_rowid");
+  rows = FileRows(Post("/v1/table/t/query/", R"j({"filter":"_rowoffset IN (1, 2, 3)",)j"
+                                             R"j("k":1,"offset":1})j"));
+  EXPECT_EQ(Ids(rows), (std::vector<int64_t>{2}));
+  rows =
+      FileRows(Post("/v1/table/t/query/",
+                    R"j({"filter":"_rowoffset IN (4)","columns":["id","_rowoffset"]})j"));
+  EXPECT_EQ(rows->schema()->field(1)->name(), "_rowoffset");
+  Reply out_of_range = Post("/v1/table/t/query/", R"j({"filter":"_rowoffset IN (10)"})j");
+  EXPECT_EQ(out_of_range.status, 400);
+  EXPECT_THAT(BodyText(out_of_range), HasSubstr("10"));
+}
+
+TEST_F(ServiceTest, ErrorsNameWhatIsWrong) {
+  Reply reply = Post("/v1/table/t/query/", R"({"filter":"nope > 1"})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(BodyText(reply), HasSubstr("nope"));
+  reply = Post("/v1/table/t/count_rows/", R"({"predicate":"id >"})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(BodyText(reply), HasSubstr("Invalid filter"));
+  reply = Post("/v1/table/t/query/", R"({"k":"ten"})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_THAT(BodyText(reply), HasSubstr("'k'"));
+  reply = Post("/v1/table/t/query/", R"({"vector":[1.0]})");
+  EXPECT_EQ(reply.status, 501);
+  reply = Post("/v1/table/missing/count_rows/");
+  EXPECT_EQ(reply.status, 404);
+  EXPECT_THAT(BodyText(reply), HasSubstr("'missing'"));
+  reply = Post("/v1/table/t/merge_insert/");
+  EXPECT_EQ(reply.status, 501);
+  reply = Post("/v1/table/..%2Fx/describe/");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(service_->Handle("POST", "/nowhere", "").status, 404);
+  EXPECT_EQ(service_->Handle("GET", "/v1/table/t/describe/", "").status, 405);
+  EXPECT_EQ(BodyText(Post("/v1/table/t/get_lsm_write_spec/")),
+            R"({"lsm_write_spec":null})");
+}
+
+TEST_F(ServiceTest, Drop) {
+  EXPECT_EQ(Post("/v1/table/t/drop/").status, 200);
+  EXPECT_EQ(Post("/v1/table/t/describe/").status, 404);
+  EXPECT_EQ(Post("/v1/table/t/drop/").status, 404);
+}
+
+TEST(ServiceDirectory, MessagesDoNotRevealTheDatabasePath) {
+  riffledb::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect(dir.path()));
+  Service service(db);
+  Reply reply = service.Handle("POST", "/v1/table/missing/describe/", "");
+  EXPECT_EQ(reply.status, 404);
+  EXPECT_THAT(BodyText(reply), ::testing::Not(HasSubstr(dir.path())));
+  EXPECT_THAT(BodyText(reply), HasSubstr("<db>"));
+}
+
+}  // namespace
+}  // namespace riffledb::remote
