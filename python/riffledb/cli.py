@@ -6,6 +6,9 @@
     riffledb optimize URI TABLE      compact small fragments, materialise deletions
     riffledb cleanup URI TABLE --older-than 7d [--delete-unverified]
                                      remove old versions and unreferenced files
+    riffledb serve URI [--host H] [--port P] [--api-key K] [--threads N]
+                       [--max-body-bytes N]
+                                     serve the database over LanceDB's REST protocol
 
 Exit codes a script can use: 0 success; 1 damage found (verify) or the operation failed;
 2 bad usage (unknown table, bad arguments).
@@ -24,10 +27,13 @@ import datetime
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Any, TextIO
 
-from . import connect
+from . import _riffledb, connect
+from .db import native_database
 from .errors import RiffledbError, TableNotFoundError
 
 EXIT_OK = 0
@@ -249,6 +255,65 @@ def cmd_cleanup(args, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+API_KEY_ENV = "RIFFLEDB_API_KEY"
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def cmd_serve(args, out: TextIO, err: TextIO) -> int:
+    """Serves the database until SIGTERM or SIGINT, then stops gracefully: requests
+    already received are answered, writes commit whole or not at all."""
+    api_key = args.api_key
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV, "")
+    db = connect(args.uri)
+    server = _riffledb.Server.start(
+        native_database(db),
+        args.host,
+        args.port,
+        api_key,
+        args.threads,
+        args.max_body_bytes,
+    )
+    stop = threading.Event()
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        if not api_key and args.host not in _LOOPBACK:
+            print(
+                f"riffledb serve: warning: listening on {args.host} without an API key "
+                f"(--api-key or ${API_KEY_ENV})",
+                file=err,
+                flush=True,
+            )
+        # One line with the port, flushed: scripts and tests read it.
+        print(
+            f"riffledb serve: listening on http://{host}:{server.port}",
+            file=out,
+            flush=True,
+        )
+        # Short waits, so that the signal handlers (which run between them) are seen.
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print("riffledb serve: stopped", file=out, flush=True)
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -315,6 +380,37 @@ def _parser() -> argparse.ArgumentParser:
         "else writes to the table)",
     )
     cleanup.set_defaults(run=cmd_cleanup)
+    serve = sub.add_parser(
+        "serve", help="serve the database over LanceDB's REST protocol (db://)"
+    )
+    serve.add_argument("uri")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    serve.add_argument(
+        "--port", type=_port, default=0, help="port (default 0: any free port)"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help=f"require this key in the x-api-key header (default ${API_KEY_ENV}; "
+        "none: no key required)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=16,
+        help="connection threads, i.e. clients served at once (default 16)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=256 << 20,
+        help="largest request body accepted (default 256 MiB); larger ones get 413",
+    )
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -21,5 +21,6 @@ void RegisterTable(nanobind::module_& m);
 void RegisterPermutationBuilder(nanobind::module_& m);
 void RegisterPermutationReader(nanobind::module_& m);
 void RegisterLoader(nanobind::module_& m);
+void RegisterRemote(nanobind::module_& m);
 
 }  // namespace riffledb::python

@@ -12,4 +12,5 @@ NB_MODULE(_riffledb, m) {
   riffledb::python::RegisterPermutationBuilder(m);
   riffledb::python::RegisterPermutationReader(m);
   riffledb::python::RegisterLoader(m);
+  riffledb::python::RegisterRemote(m);
 }

@@ -1,0 +1,52 @@
+// Bindings for riffledb::remote::Server (`riffledb serve`).
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+
+#include <memory>
+
+#include "bindings.h"
+#include "errors.h"
+#include "riffledb/remote/server.h"
+
+namespace nb = nanobind;
+
+namespace riffledb::python {
+
+void RegisterRemote(nb::module_& m) {
+  // Serves a database until stopped. Construct it to start it: it listens at once.
+  nb::class_<remote::Server>(m, "Server")
+      .def_static(
+          "start",
+          [](std::shared_ptr<Database> db, const std::string& host, int port,
+             const std::string& api_key, int threads, int64_t max_body_bytes) {
+            remote::ServerOptions options;
+            options.host = host;
+            options.port = port;
+            options.api_key = api_key;
+            options.threads = threads;
+            options.max_body_bytes = max_body_bytes;
+            return ValueOrThrow(WithoutGil([&] {
+              return remote::Server::Start(std::move(db), std::move(options));
+            }));
+          },
+          nb::arg("db"), nb::arg("host"), nb::arg("port"), nb::arg("api_key"),
+          nb::arg("threads"), nb::arg("max_body_bytes"))
+      .def_prop_ro("port", &remote::Server::port)
+      .def_prop_ro("host", [](const remote::Server& s) { return s.options().host; })
+      // Stops gracefully: requests already received are answered, then it returns.
+      .def("stop", [](remote::Server& s) { WithoutGil([&] { s.Stop(); }); })
+      // True once stopped; waits up to `timeout` seconds (forever if None).
+      .def(
+          "wait",
+          [](const remote::Server& s, std::optional<double> timeout) {
+            std::optional<int64_t> ms;
+            if (timeout) ms = static_cast<int64_t>(*timeout * 1000);
+            return WithoutGil([&] { return s.Wait(ms); });
+          },
+          nb::arg("timeout").none() = nb::none());
+}
+
+}  // namespace riffledb::python
