@@ -413,6 +413,13 @@ def test_chunked_upload_and_malformed_framing(conn):
     assert reply.startswith(b"HTTP/1.1 414"), reply[:200]
     reply = raw(b"DELETE /v1/table/base/ HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n")
     assert reply.startswith(b"HTTP/1.1 405"), reply[:200]
+    # A POST with neither Content-Length nor chunked has no body (LanceDB's client sends
+    # describe, drop and version/list so): answered at once, not read until the close.
+    with socket.create_connection(("127.0.0.1", conn.port), timeout=5) as s:
+        s.sendall(
+            b"POST /v1/table/base/describe/ HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        )
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
     reply = raw(b"\x00\x01garbage\r\n\r\n")
     assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply[:200]
     conn.close()
@@ -557,3 +564,78 @@ def test_sigterm_while_inserting_is_graceful(tmp_path):
     assert len(got) == len(set(got)) == len(starts) * batch  # whole inserts only
     assert set(acknowledged) <= starts  # nothing acknowledged was lost
     assert len(starts) - len(acknowledged) <= 3  # at most one in flight per writer
+
+
+# -- LanceDB's own client (lancedb==0.40.0 in .venv-bench, made by `make bench`)
+
+LANCEDB_PYTHON = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    ".venv-bench",
+    "bin",
+    "python",
+)
+
+LANCEDB_SCRIPT = r"""
+import sys
+import warnings
+
+import lancedb
+import pyarrow as pa
+from lancedb.permutation import Permutation
+
+warnings.simplefilter("ignore", DeprecationWarning)
+port, key = sys.argv[1], sys.argv[2]
+db = lancedb.connect("db://test", api_key=key, host_override=f"http://127.0.0.1:{port}")
+assert db.table_names() == [], db.table_names()
+data = pa.table({"id": pa.array(range(10), pa.int64()), "x": [i / 2 for i in range(10)]})
+db.create_table("events", data)
+assert db.table_names() == ["events"]
+try:
+    db.create_table("events", data)
+    raise AssertionError("created twice")
+except ValueError as e:
+    assert "already exists" in str(e), e
+t = db.open_table("events")
+assert t.schema == data.schema, t.schema
+assert (t.count_rows(), t.count_rows("id > 4"), len(t), t.version) == (10, 5, 10, 1)
+got = t.search().where("id >= 3").limit(4).to_arrow()
+assert got["id"].to_pylist() == [3, 4, 5, 6], got
+got = t.search().where("id > 1").select(["x"]).limit(2).offset(1).to_arrow()
+assert got.to_pydict() == {"x": [1.5, 2.0]}, got
+t.add(pa.table({"id": pa.array([100, 101], pa.int64()), "x": [1.0, 2.0]}))
+assert (t.count_rows(), t.version) == (12, 2)
+assert t.take_offsets([11, 3]).to_arrow()["id"].to_pylist() == [101, 3]
+assert sorted(t.take_row_ids([5, 0]).to_arrow()["id"].to_pylist()) == [0, 5]
+assert [v["version"] for v in t.list_versions()] == [1, 2]
+perm = Permutation.identity(t)
+assert len(perm) == 12
+assert perm.take_offsets([5, 2]) == [{"id": 5, "x": 2.5}, {"id": 2, "x": 1.0}]
+rows = [r for batch in perm.iter(4, skip_last_batch=False) for r in batch]
+assert [r["id"] for r in rows] == list(range(10)) + [100, 101], rows
+try:
+    db.open_table("nope")
+    raise AssertionError("opened a missing table")
+except ValueError as e:
+    assert "nope" in str(e), e
+db.drop_table("events")
+assert db.table_names() == []
+print("OK")
+"""
+
+
+@pytest.mark.skipif(
+    not os.path.exists(LANCEDB_PYTHON), reason="no .venv-bench (make bench creates it)"
+)
+def test_lancedb_client_against_riffledb_serve(tmp_path):
+    server = Server(str(tmp_path), "--api-key", KEY)
+    try:
+        result = subprocess.run(
+            [LANCEDB_PYTHON, "-c", LANCEDB_SCRIPT, str(server.port), KEY],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
+        assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    finally:
+        assert server.stop() == 0, server.stderr

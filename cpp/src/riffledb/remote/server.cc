@@ -174,6 +174,12 @@ struct Server::Impl {
       }
       body.reserve(length);
     }
+    // A request with neither header has no body (RFC 9112 6.3; LanceDB's client sends
+    // body-less POSTs so). cpp-httplib would read it until the connection closes.
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      SetReply(service.Handle("POST", req.target, std::string()), res);
+      return;
+    }
     bool too_large = false;
     const bool read = content_reader([&](const char* data, size_t n) {
       if (body.size() + n > max) {
