@@ -638,3 +638,26 @@ def test_lancedb_client_against_riffledb_serve(tmp_path):
         assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
     finally:
         assert server.stop() == 0, server.stderr
+
+
+def test_port_in_use_fails_with_a_message():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "riffledb.cli",
+                "serve",
+                "memory://",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
