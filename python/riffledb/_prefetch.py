@@ -66,9 +66,11 @@ class Prefetch:
         self.convert_s = 0.0
         self.transform_s = 0.0
 
-    def next(self) -> tuple[int, Any] | None:
-        """(tag, native batch) of the next read, waiting for it; None after the last."""
-        return self.native.next()
+    def next(self, hold: bool = True) -> tuple[int, Any] | None:
+        """(tag, native batch) of the next read, waiting for it; None after the last.
+        ``hold=False`` when other threads of the caller's need the GIL meanwhile (a
+        transform pool): the wait then lets go of it at once."""
+        return self.native.next(hold)
 
     def try_next(self) -> tuple[int, Any] | None | bool:
         """(tag, batch) if ready, None if not yet, False after the last."""

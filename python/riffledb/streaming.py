@@ -307,6 +307,11 @@ class _Pipeline:
             if not future.done()
         )
 
+    def _transforms_running(self) -> bool:
+        return not self._inline and any(
+            not future.done() for pending in self._pending for future, _ in pending
+        )
+
     def pump(self) -> None:
         """Hands over the batches already read, while few transforms are queued."""
         while self._dispatched < self._transform_ahead:
@@ -371,7 +376,9 @@ class _Pipeline:
             if pending:
                 self._collect(split)
             elif self._reads_left[split] > 0:
-                item = self._prefetch.next()  # in plan order: maybe another split's
+                # In plan order: maybe another split's. Transforms running on the
+                # pool need the GIL: the wait must not hold it then.
+                item = self._prefetch.next(hold=not self._transforms_running())
                 if item is None:
                     return False
                 self._dispatch(item)

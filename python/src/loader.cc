@@ -50,10 +50,12 @@ class PyPrefetcher {
     }
   }
 
-  nb::object Next() {
+  // `hold`: false when other Python threads of the caller's have work to do (transforms
+  // in a pool): it then waits with the GIL released at once.
+  nb::object Next(bool hold) {
     bool end = false;
     auto ready = ValueOrThrow(prefetcher_->TryNext(&end));
-    if (!ready.has_value() && !end && hold_.count() > 0) {
+    if (!ready.has_value() && !end && hold && hold_.count() > 0) {
       ready = ValueOrThrow(prefetcher_->NextWithin(hold_, &end));
     }
     if (!ready.has_value() && !end) {
@@ -149,7 +151,7 @@ void RegisterLoader(nb::module_& m) {
           },
           nb::arg("reads"), nb::arg("threads"), nb::arg("max_batches"),
           nb::arg("max_bytes"), nb::arg("hold_us"))
-      .def("next", &PyPrefetcher::Next)
+      .def("next", &PyPrefetcher::Next, nb::arg("hold") = true)
       .def("try_next", &PyPrefetcher::TryNext)
       .def("close", &PyPrefetcher::Close)
       .def("stats", &PyPrefetcher::Stats)
