@@ -161,10 +161,12 @@ def test_the_wait_holds_the_gil_for_a_switch_interval(permutation):
     reads = [(permutation._view(), permutation._selection()[0], 0, 10, 0)]
     with pytest.raises(ValueError, match="hold_us must be >= 0"):
         _riffledb.Prefetcher.start(reads, 1, 1, 1 << 20, -1)
-    native = _riffledb.Prefetcher.start(reads, 1, 1, 1 << 20, 0)
-    tag, batch = native.next()  # no hold: straight to waiting without the GIL
-    assert tag == 0 and batch.to_arrow(permutation._selection()[1]).num_rows == 10
-    assert native.next() is None
+    for hold_us, hold in ((0, True), (5000, False)):
+        # No hold (none configured, or not this call's): it waits without the GIL.
+        native = _riffledb.Prefetcher.start(reads, 1, 1, 1 << 20, hold_us)
+        tag, batch = native.next(hold=hold)
+        assert tag == 0 and batch.to_arrow(permutation._selection()[1]).num_rows == 10
+        assert native.next(hold=hold) is None
 
 
 def test_a_transform_error_comes_with_its_batch(permutation):
