@@ -72,7 +72,7 @@ def test_connect_rejects_malformed_uri(tmp_path, monkeypatch, uri, message):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("uri", ["az://container/db", "db://remote", "gs://b/db"])
+@pytest.mark.parametrize("uri", ["az://container/db", "gs://b/db"])
 def test_connect_planned_schemes_are_not_supported_yet(uri):
     with pytest.raises(riffledb.errors.NotSupportedError) as info:
         riffledb.connect(uri)

@@ -61,8 +61,12 @@ def connect(
     uri: str | os.PathLike,
     *,
     storage_options: Mapping[str, str] | None = None,
+    api_key: str | None = None,
+    region: str = "us-east-1",
+    host_override: str | None = None,
+    client_config=None,
     **kwargs,
-) -> DBConnection:
+):
     """Connects to a database.
 
     Args:
@@ -71,8 +75,10 @@ def connect(
             S3 bucket or a prefix in one; see docs/object-storage.md).
             ``"file:///data/db"`` is the directory ``/data/db``. A NUL byte, a malformed
             URI (``"memory:/"``) or an unknown scheme (``"xyz://..."``) is an
-            InvalidError naming the uri; ``gs://``, ``az://`` and ``db://`` raise
-            NotSupportedError for now.
+            InvalidError naming the uri; ``gs://`` and ``az://`` raise
+            NotSupportedError for now. ``"db://name"``: a remote database served over
+            LanceDB's REST protocol (``riffledb serve``, docs/remote.md); returns a
+            :class:`riffledb.remote.db.RemoteDBConnection`.
         storage_options: Object store options, LanceDB's names, all values strings:
             ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``,
             ``region`` (or ``aws_region``), ``endpoint`` (or ``aws_endpoint``),
@@ -84,14 +90,21 @@ def connect(
             An unknown key is an InvalidError naming it. Ignored for directories and
             ``memory://``. Tables pickle with them (spawn workers reconnect), secrets
             included.
-        **kwargs: Accepted for LanceDB compatibility (``read_consistency_interval``,
-            ``api_key``) and ignored: tables are strongly consistent for their own writes
-            and reopen the newest version on ``checkout_latest()``.
+        api_key: ``db://`` only: sent as ``x-api-key`` (default ``$LANCEDB_API_KEY``;
+            required, an empty string sends none). Ignored for local databases.
+        region: ``db://`` only: the region of LanceDB Cloud's host name.
+        host_override: ``db://`` only: the server's URL (``http://127.0.0.1:8000``),
+            to which every route is appended.
+        client_config: ``db://`` only: a :class:`riffledb.remote.ClientConfig` or a
+            dict of its fields (retries, timeouts, extra headers).
+        **kwargs: Accepted for LanceDB compatibility (``read_consistency_interval``)
+            and ignored: tables are strongly consistent for their own writes and reopen
+            the newest version on ``checkout_latest()``.
 
     Returns:
         The connection.
     """
-    unknown = set(kwargs) - {"read_consistency_interval", "api_key"}
+    unknown = set(kwargs) - {"read_consistency_interval"}
     if unknown:
         raise errors.RiffledbTypeError(
             f"connect() got unexpected keyword arguments: {sorted(unknown)}"
@@ -101,6 +114,20 @@ def connect(
     if not isinstance(uri, str):
         raise errors.RiffledbTypeError(
             f"uri must be a str or os.PathLike, got {describe(uri)}"
+        )
+    if uri.startswith("db://"):
+        from .remote.db import RemoteDBConnection
+
+        return RemoteDBConnection(
+            uri,
+            api_key=api_key,
+            region=region,
+            host_override=host_override,
+            client_config=client_config,
+        )
+    if host_override is not None or client_config is not None:
+        raise errors.InvalidError(
+            f"host_override and client_config are for db:// URIs, not {uri!r}"
         )
     options = check_storage_options(storage_options)
     return DBConnection(_riffledb.Database.connect(uri, options), options)

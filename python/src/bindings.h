@@ -22,5 +22,6 @@ void RegisterPermutationBuilder(nanobind::module_& m);
 void RegisterPermutationReader(nanobind::module_& m);
 void RegisterLoader(nanobind::module_& m);
 void RegisterRemote(nanobind::module_& m);
+void RegisterRemoteClient(nanobind::module_& m);
 
 }  // namespace riffledb::python

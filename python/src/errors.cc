@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "riffledb/remote/client/http_client.h"
 #include "riffledb/util/status.h"
 
 namespace nb = nanobind;
@@ -77,7 +78,37 @@ PyObject* ClassFor(const arrow::Status& status) {
 
 }  // namespace
 
+namespace {
+
+// A failed request of the remote client: riffledb.remote.errors.HttpError, or RetryError
+// whose __cause__ is the last attempt's HttpError, with LanceDB's fields.
+[[noreturn]] void RaiseHttpError(const arrow::Status& status,
+                                 const remote::HttpErrorDetail& detail) {
+  const remote::HttpErrorDetail::Fields& f = detail.fields();
+  nb::module_ errors = nb::module_::import_("riffledb.remote.errors");
+  nb::object code = f.status_code ? nb::cast(*f.status_code) : nb::none();
+  nb::object http = errors.attr("HttpError")(nb::str(f.message.c_str(), f.message.size()),
+                                             nb::str(f.request_id.c_str()), code);
+  if (!f.retries_exhausted) {
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(http.ptr())), http.ptr());
+    throw nb::python_error();
+  }
+  const std::string& message = status.message();
+  nb::object retry = errors.attr("RetryError")(
+      nb::str(message.c_str(), message.size()), nb::str(f.request_id.c_str()),
+      f.request_failures, f.connect_failures, f.read_failures, f.max_request_failures,
+      f.max_connect_failures, f.max_read_failures, code);
+  PyException_SetCause(retry.ptr(), http.release().ptr());  // steals the reference
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(retry.ptr())), retry.ptr());
+  throw nb::python_error();
+}
+
+}  // namespace
+
 void RaiseStatus(const arrow::Status& status) {
+  if (const remote::HttpErrorDetail* detail = remote::GetHttpErrorDetail(status)) {
+    RaiseHttpError(status, *detail);
+  }
   // Messages quote untrusted bytes (a damaged manifest's text): bytes that are not
   // UTF-8 are escaped rather than turning the error into a UnicodeDecodeError that
   // loses the message.

@@ -16,7 +16,9 @@ namespace riffledb::python {
 /// RiffledbIndexError, IOError -> RiffledbIOError, NotImplemented -> NotSupportedError,
 /// TypeError -> RiffledbTypeError, CapacityError / OutOfMemory -> RiffledbMemoryError,
 /// any code with ErrorKind::kCorruption -> CorruptionError, Cancelled ->
-/// KeyboardInterrupt, other -> InternalError. Must hold the GIL.
+/// KeyboardInterrupt, other -> InternalError; a failed request of the remote client
+/// (remote::HttpErrorDetail) -> riffledb.remote.errors.HttpError / RetryError. Must hold
+/// the GIL.
 [[noreturn]] void RaiseStatus(const arrow::Status& status);
 
 inline void ThrowIfError(const arrow::Status& status) {

@@ -13,4 +13,5 @@ NB_MODULE(_riffledb, m) {
   riffledb::python::RegisterPermutationReader(m);
   riffledb::python::RegisterLoader(m);
   riffledb::python::RegisterRemote(m);
+  riffledb::python::RegisterRemoteClient(m);
 }

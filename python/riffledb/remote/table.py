@@ -1,0 +1,338 @@
+"""Tables of a remote database (LanceDB's ``RemoteTable``), with the local tables'
+read surface where the protocol allows it: counts, scans and query builders, takes by
+offset and row id, ``__getitems__`` (a torch ``Dataset``), appends, versions.
+
+The query builders are the local ones (:class:`riffledb.query.Query` and
+:class:`riffledb.query.TakeQuery`): only where the rows come from differs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from .._args import UINT64_MAX, check_int, check_str, index_array
+from .._data import to_arrow_stream
+from ..errors import InternalError, InvalidError, NotSupportedError
+from ..query import Query, TakeQuery
+from ._schema import schema_from_json
+from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
+
+if TYPE_CHECKING:
+    from .db import RemoteDBConnection
+
+#: What LanceDB's client sends as ``k`` for "no limit" (isize::MAX).
+NO_LIMIT = 9223372036854775807
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    table = table.combine_chunks()
+    batches = table.to_batches()
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return batches[0]
+
+
+def _in_list(column: str, keys: np.ndarray) -> str:
+    # The lower-case spelling of LanceDB's clients up to 0.34 (spec §2.7): what every
+    # server and mock of LanceDB's tests understands.
+    return f"{column} in ({','.join(str(int(k)) for k in keys)})"
+
+
+class RemoteQuery(Query):
+    """``RemoteTable.search()``: the local query builder, run as one ``/query/``
+    request (spec §2.6)."""
+
+    def _body(self, limit: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "version": self._table._checkout_version,
+            "prefilter": True,
+            "k": NO_LIMIT if limit is None else limit,
+            "vector": [],
+        }
+        if self._offset:
+            body["offset"] = self._offset
+        if self._where is not None:
+            body["filter"] = self._where
+        if self._columns:
+            if isinstance(self._columns[0], tuple):
+                body["columns"] = dict(self._columns)
+            else:
+                body["columns"] = list(self._columns)
+        if self._with_row_id:
+            body["with_row_id"] = True
+        return body
+
+    def to_arrow(self) -> pa.Table:
+        if self._limit == 0:  # k=0 means "no limit" on the wire
+            return self._table._query(self._body(1)).slice(0, 0)
+        return self._table._query(self._body(self._limit))
+
+    def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:
+        """The result (fetched whole: the protocol has no streaming), re-chunked to
+        ``batch_size`` rows."""
+        batch_size = check_int(batch_size, "batch_size", minimum=1, none_ok=True)
+        table = self.to_arrow()
+        return pa.RecordBatchReader.from_batches(
+            table.schema, table.to_batches(max_chunksize=batch_size)
+        )
+
+    def to_batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
+        return iter(self.to_reader(batch_size))
+
+
+class RemoteTable:
+    """A table of a :class:`~riffledb.remote.db.RemoteDBConnection`.
+
+    Reads see the newest version, or the checked-out one. Thread-safe; keeps working in
+    a forked child (the connection's client is per process); pickles as its connection
+    settings, name and checked-out version (a spawn worker reconnects). A map-style
+    torch ``Dataset``: ``len(table)`` rows, ``table.__getitems__(offsets)`` a
+    ``pa.Table`` of those rows in order.
+    """
+
+    def __init__(
+        self, connection: RemoteDBConnection, name: str, version: int | None = None
+    ):
+        self._conn = connection
+        self._name = name
+        self._checkout_version = version
+
+    # -- pickling -----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Raises ValueError for a connection with a ``header_provider``."""
+        return {
+            "kind": "remote",
+            "connection": self._conn.serialize(),
+            "name": self._name,
+            "version": self._checkout_version,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .db import RemoteDBConnection
+
+        if not isinstance(state, dict) or state.get("kind") != "remote":
+            raise InvalidError("Not the pickle state of a remote table")
+        self._conn = RemoteDBConnection(**state["connection"])
+        self._name = state["name"]
+        self._checkout_version = state["version"]
+
+    # -- metadata -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def connection(self) -> RemoteDBConnection:
+        return self._conn
+
+    def __repr__(self) -> str:
+        return f"RemoteTable({self._conn.db_name}.{self._name})"
+
+    def _describe(self, version: int | None, open_request: bool = False) -> dict:
+        _, _, body, _ = self._conn._table_send(
+            self._name, "describe", None if open_request else {"version": version}
+        )
+        try:
+            answer = json.loads(body) if body else {}
+        except ValueError:
+            answer = {}
+        return answer if isinstance(answer, dict) else {}
+
+    @property
+    def schema(self) -> pa.Schema:
+        answer = self._describe(self._checkout_version)
+        if "schema" not in answer:
+            raise InternalError(f"The server's describe of '{self._name}' has no schema")
+        return schema_from_json(answer["schema"])
+
+    @property
+    def version(self) -> int:
+        """The checked-out version, or the newest one (a describe request)."""
+        if self._checkout_version is not None:
+            return self._checkout_version
+        return int(self._describe(None)["version"])
+
+    def checkout(self, version: int) -> None:
+        """Reads ``version`` from now on (checked with a describe); writes fail until
+        :meth:`checkout_latest`."""
+        version = check_int(version, "version", maximum=UINT64_MAX)
+        self._describe(version)
+        self._checkout_version = version
+
+    def checkout_latest(self) -> None:
+        self._checkout_version = None
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """``{"version", "timestamp" (a timezone-aware datetime), "metadata"}`` of every
+        version."""
+        _, _, body, _ = self._conn._table_send(self._name, "version/list")
+        versions = []
+        for entry in json.loads(body).get("versions", []):
+            stamp = entry.get("timestamp")
+            if isinstance(stamp, str):
+                when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            elif entry.get("timestamp_millis") is not None:
+                when = datetime.datetime.fromtimestamp(
+                    entry["timestamp_millis"] / 1000.0, tz=datetime.timezone.utc
+                )
+            else:
+                when = None
+            versions.append(
+                {
+                    "version": entry["version"],
+                    "timestamp": when,
+                    "metadata": entry.get("metadata") or {},
+                }
+            )
+        return versions
+
+    # -- reads --------------------------------------------------------------------------
+    def _query(self, body: dict[str, Any]) -> pa.Table:
+        _, headers, answer, _ = self._conn._table_send(self._name, "query", body)
+        return read_ipc(answer, headers.get("content-type"))
+
+    def count_rows(self, filter: str | None = None) -> int:
+        """Rows matching the SQL ``filter`` (all rows when None)."""
+        body: dict[str, Any] = {"version": self._checkout_version}
+        if check_str(filter, "filter", none_ok=True) is not None:
+            body["predicate"] = filter
+        _, _, answer, _ = self._conn._table_send(self._name, "count_rows", body)
+        return int(json.loads(answer))
+
+    def __len__(self) -> int:
+        return self.count_rows()
+
+    def search(self, query: Any = None, **kwargs) -> RemoteQuery:
+        """A plain-scan query builder (``where``/``select``/``limit``/``offset``/
+        ``with_row_id``), run as one request."""
+        if query is not None:
+            raise NotSupportedError(
+                "riffledb has no vector or full-text search: call search() without "
+                "a query for a plain scan"
+            )
+        return RemoteQuery(self)
+
+    def query(self) -> RemoteQuery:
+        return RemoteQuery(self)
+
+    def to_arrow(self) -> pa.Table:
+        """Every row (one query; LanceDB's client refuses this, riffledb's does it)."""
+        return RemoteQuery(self).to_arrow()
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def to_polars(self):
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+    def head(self, n: int = 5) -> pa.Table:
+        return RemoteQuery(self).limit(check_int(n, "n")).to_arrow()
+
+    def take_offsets(self, offsets) -> TakeQuery:
+        """Rows at these offsets, in this order (one ``_rowoffset in (...)`` query)."""
+        return TakeQuery(self, index_array(offsets, "offsets", np.int64), False)
+
+    def take_row_ids(self, row_ids) -> TakeQuery:
+        """Rows with these ``_rowid``s, in this order (reordered here: a server may
+        answer in any order)."""
+        return TakeQuery(self, index_array(row_ids, "row_ids", np.uint64), True)
+
+    def _take(
+        self,
+        keys: np.ndarray,
+        by_row_id: bool,
+        columns: list[str],
+        with_row_id: bool,
+        binary_views: bool = False,
+    ) -> pa.RecordBatch:
+        body: dict[str, Any] = {
+            "version": self._checkout_version,
+            "prefilter": True,
+            "k": NO_LIMIT,
+            "vector": [],
+        }
+        if columns:
+            body["columns"] = list(columns)
+        if with_row_id or by_row_id:
+            body["with_row_id"] = True
+        if len(keys) == 0:
+            body["k"] = 1
+            return _one_batch(
+                self._finish_take(
+                    self._query(body).slice(0, 0), keys, by_row_id, with_row_id
+                )
+            )
+        body["filter"] = _in_list("_rowid" if by_row_id else "_rowoffset", keys)
+        rows = self._query(body)
+        return _one_batch(self._finish_take(rows, keys, by_row_id, with_row_id))
+
+    def _finish_take(
+        self, rows: pa.Table, keys: np.ndarray, by_row_id: bool, with_row_id: bool
+    ) -> pa.Table:
+        if by_row_id and len(keys):
+            ids = rows.column("_rowid").to_numpy()
+            sorter = np.argsort(ids, kind="stable")
+            found = np.searchsorted(ids[sorter], keys)
+            found = np.minimum(found, len(ids) - 1) if len(ids) else found
+            if len(ids) == 0 or not np.array_equal(ids[sorter][found], keys):
+                missing = (
+                    keys[:1] if len(ids) == 0 else keys[ids[sorter][found] != keys][:1]
+                )
+                raise InvalidError(
+                    f"Row id {int(missing[0])} is not in table '{self._name}'"
+                )
+            rows = rows.take(pa.array(sorter[found]))
+        elif len(rows) != len(keys):
+            raise InternalError(
+                f"The server answered {len(rows)} rows for a take of {len(keys)} "
+                f"offsets of table '{self._name}'"
+            )
+        if by_row_id and not with_row_id and "_rowid" in rows.column_names:
+            rows = rows.drop_columns(["_rowid"])
+        return rows
+
+    def __getitems__(self, offsets) -> pa.Table:
+        """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""
+        keys = index_array(offsets, "offsets", np.int64)
+        return pa.Table.from_batches([self._take(keys, False, [], False)])
+
+    # -- writes -------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self._checkout_version is not None:
+            raise InvalidError(
+                f"Cannot mutate table reference fixed at version "
+                f"{self._checkout_version}: call checkout_latest() first"
+            )
+
+    def add(self, data: Any, mode: Literal["append", "overwrite"] = "append") -> None:
+        """Appends rows, or replaces them all (one request, never retried: a failure may
+        or may not have committed, as with LanceDB)."""
+        check_str(mode, "mode")
+        if mode not in ("append", "overwrite"):
+            raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
+        self._check_writable()
+        if data is None or to_arrow_stream(data) is None:
+            if mode == "overwrite":
+                raise InvalidError(
+                    f"Cannot overwrite table '{self._name}' with empty data: it has no "
+                    "schema to give the table"
+                )
+            body = ipc_stream_bytes(None, self.schema)  # no rows: an empty append
+        else:
+            body = ipc_stream_bytes(data)
+        self._conn._table_send(
+            self._name,
+            "insert",
+            raw=body,
+            content_type=ARROW_STREAM,
+            retry=False,
+            query="?mode=overwrite" if mode == "overwrite" else "",
+        )

@@ -1,0 +1,99 @@
+// Bindings for riffledb::remote::HttpClient, the pid-aware client of db:// tables.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings.h"
+#include "errors.h"
+#include "riffledb/remote/client/http_client.h"
+
+namespace nb = nanobind;
+
+namespace riffledb::python {
+
+void RegisterRemoteClient(nb::module_& m) {
+  // One connection's HTTP client (riffledb.remote.db builds it from ClientConfig).
+  nb::class_<remote::HttpClient>(m, "RemoteClient")
+      .def_static(
+          "make",
+          [](const std::string& base_url, remote::HeaderList headers,
+             double connect_timeout, double read_timeout, std::optional<double> timeout,
+             double pool_idle_timeout, int retries, int connect_retries, int read_retries,
+             double backoff_factor, double backoff_jitter, std::vector<int> statuses,
+             bool verify_tls, const std::string& ca_cert_path) {
+            remote::ClientOptions options;
+            options.base_url = base_url;
+            options.headers = std::move(headers);
+            options.connect_timeout_s = connect_timeout;
+            options.read_timeout_s = read_timeout;
+            options.timeout_s = timeout;
+            options.pool_idle_timeout_s = pool_idle_timeout;
+            options.retry.retries = retries;
+            options.retry.connect_retries = connect_retries;
+            options.retry.read_retries = read_retries;
+            options.retry.backoff_factor = backoff_factor;
+            options.retry.backoff_jitter = backoff_jitter;
+            options.retry.statuses = std::move(statuses);
+            options.verify_tls = verify_tls;
+            options.ca_cert_path = ca_cert_path;
+            return ValueOrThrow(remote::HttpClient::Make(std::move(options)));
+          },
+          nb::arg("base_url"), nb::arg("headers"), nb::arg("connect_timeout"),
+          nb::arg("read_timeout"), nb::arg("timeout").none(),
+          nb::arg("pool_idle_timeout"), nb::arg("retries"), nb::arg("connect_retries"),
+          nb::arg("read_retries"), nb::arg("backoff_factor"), nb::arg("backoff_jitter"),
+          nb::arg("statuses"), nb::arg("verify_tls"), nb::arg("ca_cert_path"))
+      // Sends one request (retried if `retry`; `headers` after the client's own) with
+      // the GIL released; returns (status,
+      // headers with lower-case names, body, request id) of a 2xx response, and raises
+      // riffledb.remote.errors.HttpError / RetryError otherwise.
+      .def(
+          "send",
+          [](const remote::HttpClient& client, const std::string& method,
+             const std::string& path, std::optional<nb::bytes> body,
+             const std::string& content_type, bool retry, remote::HeaderList headers) {
+            remote::HttpRequest request;
+            request.method = method;
+            request.path = path;
+            if (body) request.body.assign(body->c_str(), body->size());
+            request.content_type = content_type;
+            request.retry = retry;
+            request.headers = std::move(headers);
+            remote::HttpResponse response =
+                ValueOrThrow(WithoutGil([&] { return client.Send(std::move(request)); }));
+            nb::dict reply_headers;
+            for (const auto& [name, value] : response.headers) {
+              reply_headers[nb::str(name.c_str(), name.size())] =
+                  nb::str(value.c_str(), value.size());
+            }
+            return nb::make_tuple(response.status, reply_headers,
+                                  nb::bytes(response.body.data(), response.body.size()),
+                                  nb::str(response.request_id.c_str()));
+          },
+          nb::arg("method"), nb::arg("path"), nb::arg("body").none(),
+          nb::arg("content_type"), nb::arg("retry"),
+          nb::arg("headers") = remote::HeaderList{})
+      // This process's counters: requests, connections, reused, abandoned_fds,
+      // abandoned_conns.
+      .def("stats", [](const remote::HttpClient& client) {
+        remote::ClientStats s = client.stats();
+        nb::dict d;
+        d["requests"] = s.requests;
+        d["connections"] = s.connections;
+        d["reused"] = s.reused;
+        d["abandoned_fds"] = s.abandoned_fds;
+        d["abandoned_conns"] = s.abandoned_conns;
+        return d;
+      });
+}
+
+}  // namespace riffledb::python
