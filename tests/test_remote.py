@@ -409,3 +409,22 @@ def test_request_shapes_of_lancedbs_tests():
     assert create_headers["Content-Type"] == "application/vnd.apache.arrow.stream"
     assert pa.ipc.open_stream(create_body).read_all() == pa.table({"id": [1]})
     assert "/v1/table/test/insert/" in requests
+
+
+# -- permutations ----------------------------------------------------------------------
+def test_identity_permutation_over_a_remote_table(server, rows):
+    from riffledb.permutation import Permutation
+
+    db = riffledb.connect("db://test", api_key="", host_override=server.url)
+    perm = Permutation.identity(db.open_table("rows"))
+    assert len(perm) == N and perm.schema == rows.schema
+    assert perm.take_offsets([3, 0]) == [{"id": 3, "x": 1.5}, {"id": 0, "x": 0.0}]
+    arrow = perm.with_format("arrow").select_columns(["id"])
+    assert [b.num_rows for b in arrow.iter(64)] == [64, 64, 64, 8]
+    assert [b.num_rows for b in arrow.with_batch_size(64)] == [64, 64, 64]
+    ids = np.concatenate([b.column(0).to_numpy() for b in arrow.iter(64)])
+    assert ids.tolist() == list(range(N))
+    copy = pickle.loads(pickle.dumps(arrow))
+    assert copy.__getitems__([5, 1]).column(0).to_pylist() == [5, 1]
+    with pytest.raises(IndexError):
+        perm.take_offsets([N])

@@ -398,9 +398,18 @@ class Permutation:
     def identity(cls, table: Table) -> Permutation:
         """All rows of ``table`` in storage order, as of its current version.
 
+        A remote table (``db://``) gives a
+        :class:`riffledb.remote.permutation.RemoteIdentityPermutation`, read by offsets.
+
         Raises:
             ValueError: the table has no rows.
         """
+        if type(table).__name__ == "RemoteTable":
+            from .remote.permutation import RemoteIdentityPermutation
+            from .remote.table import RemoteTable
+
+            if isinstance(table, RemoteTable):
+                return RemoteIdentityPermutation(table)
         return cls.from_tables(table, None, None)
 
     @classmethod
