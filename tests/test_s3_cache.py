@@ -138,6 +138,7 @@ def test_take_fetches_only_the_blocks_of_its_rows(s3, big, tmp_path):
         "requests": 0,
         "bytes": 0,
         "corrupt_blocks": 0,
+        "shared_blocks": 0,
     }
     assert present_blocks(meta_path) == present
 
@@ -169,7 +170,12 @@ def test_another_process_finds_the_rows_in_the_cache(s3, big, tmp_path):
     assert warm_result["pid"] != os.getpid()
     assert warm_result["mismatch"] is None
     # Its open (footer and batch metadata) and its take: all from the cache.
-    assert warm_result["stats"] == {"requests": 0, "bytes": 0, "corrupt_blocks": 0}
+    assert warm_result["stats"] == {
+        "requests": 0,
+        "bytes": 0,
+        "corrupt_blocks": 0,
+        "shared_blocks": 0,
+    }
     assert cold_result["mismatch"] is None
     assert cold_result["stats"]["requests"] > 0
     assert cold_result["stats"]["corrupt_blocks"] == 0
@@ -208,6 +214,7 @@ def test_scan_and_filter_through_the_cache(s3, big, tmp_path):
         "requests": 0,
         "bytes": 0,
         "corrupt_blocks": 0,
+        "shared_blocks": 0,
     }
 
     # A fresh connection on the same cache scans without fetching either.
@@ -432,7 +439,12 @@ def test_processes_fill_one_cache_together(s3, big, tmp_path):
         what="a take of every row from the shared cache",
     )
     assert every["mismatch"] is None
-    assert every["stats"] == {"requests": 0, "bytes": 0, "corrupt_blocks": 0}
+    assert every["stats"] == {
+        "requests": 0,
+        "bytes": 0,
+        "corrupt_blocks": 0,
+        "shared_blocks": 0,
+    }
 
 
 # -- 8. DataLoader workers ---------------------------------------------------------------

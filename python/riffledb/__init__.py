@@ -146,6 +146,9 @@ def io_stats(reset: bool = False) -> dict[str, int]:
     Returns:
         ``{"requests": ranged GETs sent, "bytes": bytes they returned,
         "corrupt_blocks": cached blocks that failed their CRC-32C and were fetched
-        again}``. Counters are per process (a DataLoader worker counts its own).
+        again, "shared_blocks": missing blocks a read found another read of this
+        process (a prefetching thread, say) already fetching, and waited for instead of
+        fetching them again}``. Counters are per process (a DataLoader worker counts
+        its own).
     """
     return _riffledb.io_stats(bool(reset))

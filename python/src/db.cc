@@ -83,6 +83,7 @@ void RegisterDatabase(nb::module_& m) {
         out["requests"] = stats.requests;
         out["bytes"] = stats.bytes;
         out["corrupt_blocks"] = stats.corrupt_blocks;
+        out["shared_blocks"] = stats.shared_blocks;
         return out;
       },
       nb::arg("reset") = false);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "riffledb/io/mapped_file.h"
 #include "riffledb/io/s3_internal.h"
 #include "riffledb/util/crc32c.h"
+#include "riffledb/util/pid.h"
 
 namespace riffledb::io {
 
@@ -27,6 +29,26 @@ namespace {
 std::atomic<int64_t> g_requests{0};
 std::atomic<int64_t> g_bytes{0};
 std::atomic<int64_t> g_corrupt_blocks{0};
+std::atomic<int64_t> g_shared_blocks{0};
+std::atomic<uint64_t> g_tokens{0};
+
+// A claim token (CachedFile::claims_): the process's fork generation in the top 24
+// bits, then a counter.
+constexpr int kTokenGenerationShift = 40;
+
+uint64_t CurrentGeneration() { return ForkGeneration() & ((uint64_t{1} << 24) - 1); }
+
+// A claim token of this process, never 0.
+uint64_t NewToken() {
+  const uint64_t serial = (g_tokens.fetch_add(1, std::memory_order_relaxed) + 1) &
+                          ((uint64_t{1} << kTokenGenerationShift) - 1);
+  return (CurrentGeneration() << kTokenGenerationShift) | std::max<uint64_t>(serial, 1);
+}
+
+// Whether `token` is a live claim of this process (not 0, not an ancestor's).
+bool LiveClaim(uint64_t token) {
+  return token != 0 && (token >> kTokenGenerationShift) == CurrentGeneration();
+}
 
 constexpr char kMagic[8] = {'R', 'F', 'L', 'C', 'A', 'C', 'H', '2'};
 // Block states. A block is fetched, written, then marked kChecked: its bytes are known
@@ -78,10 +100,12 @@ IoStats GetIoStats(bool reset) {
     stats.requests = g_requests.exchange(0);
     stats.bytes = g_bytes.exchange(0);
     stats.corrupt_blocks = g_corrupt_blocks.exchange(0);
+    stats.shared_blocks = g_shared_blocks.exchange(0);
   } else {
     stats.requests = g_requests.load();
     stats.bytes = g_bytes.load();
     stats.corrupt_blocks = g_corrupt_blocks.load();
+    stats.shared_blocks = g_shared_blocks.load();
   }
   return stats;
 }
@@ -323,6 +347,8 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
   }
   file->verified_ = std::make_unique<std::atomic<uint8_t>[]>(
       static_cast<size_t>(std::max<int64_t>(num_blocks, 1)));
+  file->claims_ = std::make_unique<std::atomic<uint64_t>[]>(
+      static_cast<size_t>(std::max<int64_t>(num_blocks, 1)));
   if (num_blocks == 0) file->complete_.store(true);
   const bool whole = num_blocks > 0 && file->PresentBlocks() == num_blocks;
   file->verify_all_.store(whole);
@@ -397,7 +423,15 @@ void CachedFile::MarkVerified(int64_t b) {
   }
 }
 
-arrow::Status CachedFile::Fetch(int64_t first, int64_t last) {
+arrow::Status CachedFile::Fetch(int64_t first, int64_t last, uint64_t token) {
+  // Whatever happens, the claims of this request go: waiters then find their blocks
+  // present, or absent and unclaimed (and fetch them themselves).
+  struct Release {
+    CachedFile* file;
+    int64_t first, last;
+    uint64_t token;
+    ~Release() { file->Unclaim(first, last, token); }
+  } release{this, first, last, token};
   const int64_t offset = first * block_size_;
   const int64_t length = std::min(size_, (last + 1) * block_size_) - offset;
   ARROW_ASSIGN_OR_RAISE(std::string bytes, fetch_(ByteRange{offset, length}));
@@ -432,8 +466,9 @@ arrow::Status CachedFile::Fetch(int64_t first, int64_t last) {
   return arrow::Status::OK();
 }
 
-arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges,
-                               std::vector<std::pair<int64_t, int64_t>>* requests) {
+arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges, uint64_t token,
+                               std::vector<std::pair<int64_t, int64_t>>* requests,
+                               std::vector<int64_t>* waits) {
   if (complete()) {
     for (const ByteRange& r : ranges) {
       if (r.offset < 0 || r.length < 0 || r.offset > size_ - r.length) {
@@ -479,6 +514,20 @@ arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges,
       const uint32_t state =
           std::atomic_ref<uint32_t>(block(b)->state).load(std::memory_order_acquire);
       if (state != kAbsent && Verify(b)) continue;
+      // Claimed by another request of this process: wait for its fetch. A claim that is
+      // not live (none, or a forked parent's) is taken for this request.
+      uint64_t held = claims_[b].load(std::memory_order_acquire);
+      bool claimed = false;
+      while (!LiveClaim(held)) {
+        if (claims_[b].compare_exchange_weak(held, token, std::memory_order_acq_rel)) {
+          claimed = true;
+          break;
+        }
+      }
+      if (!claimed) {
+        waits->push_back(b);
+        continue;
+      }
       if (requests->size() > first_request) {
         auto& [start, end] = requests->back();
         if (b - end - 1 <= gap_blocks && b - start < max_blocks) {
@@ -491,6 +540,33 @@ arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges,
     covered = std::max(covered, last);
   }
   return arrow::Status::OK();
+}
+
+void CachedFile::Unclaim(int64_t first, int64_t last, uint64_t token) {
+  for (int64_t b = first; b <= last; ++b) {
+    uint64_t held = token;
+    claims_[b].compare_exchange_strong(held, 0, std::memory_order_acq_rel);
+  }
+}
+
+void CachedFile::AwaitClaims(std::span<const int64_t> waits,
+                             std::vector<ByteRange>* left) {
+  for (int64_t b : waits) {
+    while (true) {
+      if (std::atomic_ref<uint32_t>(block(b)->state).load(std::memory_order_acquire) !=
+          kAbsent) {
+        g_shared_blocks.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      if (!LiveClaim(claims_[b].load(std::memory_order_acquire))) {
+        left->push_back({b * block_size_, BlockLength(b)});
+        break;
+      }
+      // A fetch takes milliseconds; polling keeps this free of locks a fork could
+      // catch held.
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
 }
 
 arrow::Status CachedFile::Ensure(std::span<const ByteRange> ranges) {
@@ -506,41 +582,72 @@ arrow::Status CachedFile::EnsureMany(
     int64_t first;
     int64_t last;
   };
-  std::vector<Request> requests;
-  std::vector<std::pair<int64_t, int64_t>> blocks;
-  int concurrency = 1;
-  for (const auto& [file, ranges] : files) {
-    blocks.clear();
-    ARROW_RETURN_NOT_OK(file->Plan(ranges, &blocks));
-    for (auto [first, last] : blocks) requests.push_back({file, first, last});
-    concurrency = std::max(concurrency, file->cache_->options().max_concurrency);
-  }
-  if (requests.empty()) return arrow::Status::OK();
-  if (requests.size() == 1)
-    return requests[0].file->Fetch(requests[0].first, requests[0].last);
-
-  // Several in flight at once, each thread taking the next request.
-  const size_t workers = std::min(requests.size(), static_cast<size_t>(concurrency));
-  std::atomic<size_t> next{0};
-  std::vector<arrow::Status> errors(workers);
-  auto work = [&](size_t w) {
-    for (size_t i; (i = next.fetch_add(1)) < requests.size();) {
-      const Request& r = requests[i];
-      arrow::Status st = r.file->Fetch(r.first, r.last);
-      if (!st.ok()) {
-        errors[w] = std::move(st);
-        next.store(requests.size());  // stop the others early
-        return;
+  // Blocks another request of this process is fetching are waited for; if that fetch
+  // fails they are planned again here, in a next round.
+  std::vector<std::pair<CachedFile*, std::vector<ByteRange>>> left(files.begin(),
+                                                                   files.end());
+  while (!left.empty()) {
+    const uint64_t token = NewToken();
+    std::vector<Request> requests;
+    std::vector<std::pair<int64_t, int64_t>> blocks;
+    std::vector<std::vector<int64_t>> waits(left.size());
+    int concurrency = 1;
+    arrow::Status planned;
+    for (size_t f = 0; f < left.size() && planned.ok(); ++f) {
+      auto& [file, ranges] = left[f];
+      blocks.clear();
+      planned = file->Plan(ranges, token, &blocks, &waits[f]);
+      for (auto [first, last] : blocks) requests.push_back({file, first, last});
+      concurrency = std::max(concurrency, file->cache_->options().max_concurrency);
+    }
+    // Every claimed request is fetched or its claims released: waiters must never wait
+    // for a fetch nobody runs.
+    if (!planned.ok()) {
+      for (const Request& r : requests) r.file->Unclaim(r.first, r.last, token);
+      return planned;
+    }
+    if (requests.size() == 1) {
+      ARROW_RETURN_NOT_OK(
+          requests[0].file->Fetch(requests[0].first, requests[0].last, token));
+    } else if (!requests.empty()) {
+      // Several in flight at once, each thread taking the next request.
+      const size_t workers = std::min(requests.size(), static_cast<size_t>(concurrency));
+      std::atomic<size_t> next_request{0};
+      std::vector<uint8_t> started(requests.size(), 0);  // one writer per element
+      std::vector<arrow::Status> errors(workers);
+      auto work = [&](size_t w) {
+        for (size_t i; (i = next_request.fetch_add(1)) < requests.size();) {
+          const Request& r = requests[i];
+          started[i] = 1;
+          arrow::Status st = r.file->Fetch(r.first, r.last, token);
+          if (!st.ok()) {
+            errors[w] = std::move(st);
+            next_request.store(requests.size());  // stop the others early
+            return;
+          }
+        }
+      };
+      std::vector<std::thread> threads;
+      threads.reserve(workers - 1);
+      for (size_t w = 1; w < workers; ++w) threads.emplace_back(work, w);
+      work(0);
+      for (auto& t : threads) t.join();
+      for (size_t i = 0; i < requests.size(); ++i) {
+        if (!started[i])
+          requests[i].file->Unclaim(requests[i].first, requests[i].last, token);
+      }
+      for (auto& st : errors) {
+        if (!st.ok()) return st;
       }
     }
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(workers - 1);
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work, w);
-  work(0);
-  for (auto& t : threads) t.join();
-  for (auto& st : errors) {
-    if (!st.ok()) return st;
+    std::vector<std::pair<CachedFile*, std::vector<ByteRange>>> next;
+    for (size_t f = 0; f < left.size(); ++f) {
+      if (waits[f].empty()) continue;
+      std::vector<ByteRange> absent;
+      left[f].first->AwaitClaims(waits[f], &absent);
+      if (!absent.empty()) next.emplace_back(left[f].first, std::move(absent));
+    }
+    left = std::move(next);
   }
   return arrow::Status::OK();
 }

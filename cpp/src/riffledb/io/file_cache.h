@@ -74,6 +74,9 @@ struct IoStats {
   int64_t requests = 0;        ///< ranged reads sent
   int64_t bytes = 0;           ///< bytes they returned
   int64_t corrupt_blocks = 0;  ///< cached blocks that failed their CRC (fetched again)
+  /// absent blocks a read found another read of this process fetching, and waited for
+  /// instead of fetching them again
+  int64_t shared_blocks = 0;
 };
 /// The counters so far; with `reset`, zeroes them too. Thread-safe.
 IoStats GetIoStats(bool reset = false);
@@ -168,11 +171,20 @@ class CachedFile : public arrow::io::RandomAccessFile {
   // Checks present block `b` against its CRC, once per process; false if it failed
   // (it is then marked absent).
   bool Verify(int64_t b);
-  // Fetches blocks [first, last] and stores the absent ones.
-  arrow::Status Fetch(int64_t first, int64_t last);
-  // Appends to `requests` the [first, last] blocks to fetch for `ranges`.
-  arrow::Status Plan(std::span<const ByteRange> ranges,
-                     std::vector<std::pair<int64_t, int64_t>>* requests);
+  // Fetches blocks [first, last], stores the absent ones, and releases the claims of
+  // `token` on them (whether or not the fetch succeeded).
+  arrow::Status Fetch(int64_t first, int64_t last, uint64_t token);
+  // Appends to `requests` the [first, last] blocks to fetch for `ranges`, claiming their
+  // absent blocks for `token`, and to `waits` the absent blocks another request of this
+  // process has claimed (being fetched: wait for them rather than fetch them again).
+  arrow::Status Plan(std::span<const ByteRange> ranges, uint64_t token,
+                     std::vector<std::pair<int64_t, int64_t>>* requests,
+                     std::vector<int64_t>* waits);
+  // Releases the claims of `token` on blocks [first, last].
+  void Unclaim(int64_t first, int64_t last, uint64_t token);
+  // Waits until each block of `waits` is present or its claim is gone (its fetch
+  // failed, or it was a forked parent's); appends the absent ones as ranges to `left`.
+  void AwaitClaims(std::span<const int64_t> waits, std::vector<ByteRange>* left);
 
   std::shared_ptr<FileCache> cache_;
   std::string name_;
@@ -193,6 +205,10 @@ class CachedFile : public arrow::io::RandomAccessFile {
   // Every block was present at open: the first Ensure checks them all.
   std::atomic<bool> verify_all_{false};
   void MarkVerified(int64_t b);
+  // claims_[b]: the token of the request of this process fetching block b (0: none). A
+  // token carries its process's ForkGeneration(): a forked child's inherited claims,
+  // whose fetching threads are gone, are stale and taken over.
+  std::unique_ptr<std::atomic<uint64_t>[]> claims_;
   std::atomic<int64_t> position_{0};
 };
 

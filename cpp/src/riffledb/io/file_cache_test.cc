@@ -1,11 +1,15 @@
 #include "riffledb/io/file_cache.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <string>
@@ -299,6 +303,116 @@ TEST_F(FileCacheTest, ConcurrentEnsuresStoreEveryByteOnce) {
   const ByteRange all{0, file->file_size()};
   ASSERT_OK(file->Ensure({&all, 1}));
   EXPECT_EQ(Read(*file, 0, all.length), remote_.bytes);
+}
+
+// A fetcher whose first `held` requests wait at a gate (outside any lock, so that a
+// forked child can fetch through its copy while a parent thread waits there).
+struct GatedRemote {
+  const std::string* bytes;
+  std::atomic<int> held{1};
+  std::atomic<bool> open{false};
+  std::atomic<int> asked{0};
+  std::atomic<int> waiting{0};  // requests at the gate
+  bool fail_held = false;       // the held requests fail once the gate opens
+  RangeFetcher Fetcher() {
+    return [this](ByteRange r) -> arrow::Result<std::string> {
+      asked.fetch_add(1);
+      if (held.fetch_sub(1) > 0) {
+        waiting.fetch_add(1);
+        while (!open.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (fail_held) return arrow::Status::IOError("the held request failed");
+      }
+      return bytes->substr(static_cast<size_t>(r.offset), static_cast<size_t>(r.length));
+    };
+  }
+};
+
+// Polls `done` for up to 10 s.
+bool Eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+TEST_F(FileCacheTest, AReadWaitsForTheFetchUnderWayOfTheSameBlocks) {
+  GatedRemote remote{&remote_.bytes};
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
+  ASSERT_OK_AND_ASSIGN(
+      auto file, cache->Open("bucket/g", "g1", static_cast<int64_t>(remote_.bytes.size()),
+                             remote.Fetcher()));
+  GetIoStats(/*reset=*/true);
+  const ByteRange range{2 * kBlock + 5, 2 * kBlock};  // blocks 2..4
+  arrow::Status first;
+  std::thread a([&] { first = file->Ensure({&range, 1}); });
+  ASSERT_TRUE(Eventually([&] { return remote.waiting.load() == 1; }));
+  // The second read of the same blocks finds them claimed and waits: no request.
+  arrow::Status second;
+  std::thread b([&] { second = file->Ensure({&range, 1}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(remote.asked.load(), 1);
+  remote.open = true;
+  a.join();
+  b.join();
+  ASSERT_OK(first);
+  ASSERT_OK(second);
+  EXPECT_EQ(remote.asked.load(), 1);
+  EXPECT_EQ(GetIoStats().shared_blocks, 3);
+  EXPECT_EQ(Read(*file, range.offset, range.length), Source(range.offset, range.length));
+}
+
+TEST_F(FileCacheTest, AWaitingReadFetchesWhatAFailedFetchLeft) {
+  GatedRemote remote{&remote_.bytes};
+  remote.fail_held = true;
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
+  ASSERT_OK_AND_ASSIGN(
+      auto file, cache->Open("bucket/g", "g2", static_cast<int64_t>(remote_.bytes.size()),
+                             remote.Fetcher()));
+  const ByteRange range{kBlock, kBlock};
+  arrow::Status first;
+  std::thread a([&] { first = file->Ensure({&range, 1}); });
+  ASSERT_TRUE(Eventually([&] { return remote.waiting.load() == 1; }));
+  arrow::Status second;
+  std::thread b([&] { second = file->Ensure({&range, 1}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  remote.open = true;
+  a.join();
+  b.join();
+  EXPECT_FALSE(first.ok());
+  EXPECT_THAT(first.message(), ::testing::HasSubstr("the held request failed"));
+  ASSERT_OK(second);  // it waited, found the block absent and unclaimed, and fetched it
+  EXPECT_EQ(remote.asked.load(), 2);
+  EXPECT_EQ(Read(*file, range.offset, range.length), Source(range.offset, range.length));
+}
+
+TEST_F(FileCacheTest, AForkedChildTakesOverClaimsOfItsParentsThreads) {
+  GatedRemote remote{&remote_.bytes};
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
+  ASSERT_OK_AND_ASSIGN(
+      auto file, cache->Open("bucket/g", "g3", static_cast<int64_t>(remote_.bytes.size()),
+                             remote.Fetcher()));
+  const ByteRange range{5 * kBlock, kBlock};
+  arrow::Status parent;
+  std::thread a([&] { parent = file->Ensure({&range, 1}); });
+  ASSERT_TRUE(Eventually([&] { return remote.waiting.load() == 1; }));
+  // The claim's thread does not exist in the child: its fetch never ends there.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const bool ok =
+        file->Ensure({&range, 1}).ok() &&
+        Read(*file, range.offset, range.length) == Source(range.offset, range.length);
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  remote.open = true;
+  a.join();
+  ASSERT_OK(parent);
+  EXPECT_EQ(Read(*file, range.offset, range.length), Source(range.offset, range.length));
 }
 
 TEST_F(FileCacheTest, AForkedChildFetchesForItsParent) {
