@@ -19,6 +19,7 @@ import threading
 import time
 from contextlib import closing
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -42,11 +43,17 @@ class Server:
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("riffledb serve: listening on http://127.0.0.1:"):
+        self.scheme = "https" if "--tls-cert" in args else "http"
+        expected = f"riffledb serve: listening on {self.scheme}://127.0.0.1:"
+        if not line.startswith(expected):
             self.proc.kill()
             _, err = self.proc.communicate(timeout=TIMEOUT)
             pytest.fail(f"riffledb serve did not start: {line!r}\n{err}")
         self.port = int(line.rsplit(":", 1)[1])
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
@@ -661,3 +668,165 @@ def test_port_in_use_fails_with_a_message():
         )
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+# -- Hardening: decompression bombs, TLS
+
+
+def zeros(n: int) -> pa.Table:
+    return pa.table({"id": pa.array(np.zeros(n, np.int64))})
+
+
+def test_lz4_decompression_bomb_is_413(tmp_path):
+    """A body under the body limit that LZ4-decompresses past --max-decoded-bytes is
+    refused with 413 (and the connection stays usable for the next request: the body
+    was read whole), and nothing is written."""
+    server = Server("memory://", "--max-decoded-bytes", str(4 << 20))
+    try:
+        c = server.connect()
+        assert call(c, "POST", "/v1/table/z/create/", ipc_stream(zeros(10)))[0] == 200
+        bomb = ipc_stream(zeros(8 << 20))  # 64 MiB of zeros
+        assert len(bomb) < 1 << 20
+        status, _, body = call(c, "POST", "/v1/table/z/insert/", bomb)
+        assert status == 413, body
+        assert "decompresses to more than 4194304 bytes" in error_of(body)
+        status, _, body = call(c, "POST", "/v1/table/bomb/create/", bomb)
+        assert status == 413, body
+        assert call(c, "POST", "/v1/table/z/count_rows/")[2] == b"10"
+        assert call(c, "POST", "/v1/table/bomb/describe/")[0] == 404
+        # Under the budget, compressed bodies still go through.
+        assert call(c, "POST", "/v1/table/z/insert/", ipc_stream(zeros(1000)))[0] == 200
+        assert call(c, "POST", "/v1/table/z/count_rows/")[2] == b"1010"
+        c.close()
+    finally:
+        assert server.stop() == 0, server.stderr
+
+
+def self_signed(directory) -> tuple[str, str]:
+    """(certificate, key) PEM files of a fresh self-signed certificate for 127.0.0.1
+    and localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "riffledb test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = str(directory / "cert.pem"), str(directory / "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path
+
+
+def test_tls_with_riffledb_client(tmp_path):
+    """--tls-cert/--tls-key: riffledb's client talks HTTPS to it (verifying the
+    certificate against the CA it is given) with keep-alive and LZ4 uploads; plain
+    HTTP and an unverified certificate are refused."""
+    import ssl
+
+    from riffledb.remote import ClientConfig, TlsConfig
+    from riffledb.remote.errors import RetryError
+
+    cert, key = self_signed(tmp_path)
+    db_path = tmp_path / "db"
+    riffledb.connect(db_path).create_table("t", ids(0, 50))
+    server = Server(str(db_path), "--api-key", KEY, "--tls-cert", cert, "--tls-key", key)
+    try:
+        config = ClientConfig(
+            tls_config=TlsConfig(ssl_ca_cert=cert),
+            retry_config={"retries": 0, "connect_retries": 0, "read_retries": 0},
+            timeout_config={"connect_timeout": 10, "read_timeout": 10},
+        )
+        db = riffledb.connect(
+            "db://x", api_key=KEY, host_override=server.url, client_config=config
+        )
+        assert db.table_names() == ["t"]
+        t = db.open_table("t")
+        assert t.count_rows() == 50
+        t.add(ids(50, 10))
+        got = t.take_offsets([59, 0, 7]).to_arrow()["id"].to_pylist()
+        assert got == [59, 0, 7]
+        for _ in range(20):  # keep-alive over TLS
+            assert len(t) == 60
+
+        # Python's own TLS stack agrees (a second, independent client).
+        context = ssl.create_default_context(cafile=cert)
+        c = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, timeout=TIMEOUT, context=context
+        )
+        assert call(c, "POST", "/v1/table/t/count_rows/")[2] == b"60"
+        assert call(c, "POST", "/v1/table/t/count_rows/", key="wrong")[0] == 401
+        c.close()
+
+        # Plain HTTP to the TLS port: no answer, the connection is closed.
+        with closing(socket.create_connection(("127.0.0.1", server.port), TIMEOUT)) as s:
+            s.sendall(b"GET /v1/table/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(TIMEOUT)
+            try:
+                data = s.recv(1024)
+            except ConnectionResetError:
+                data = b""
+            assert b"HTTP/1.1 200" not in data
+
+        # Without the CA, the client refuses the server's certificate.
+        strict = riffledb.connect(
+            "db://x",
+            api_key=KEY,
+            host_override=server.url,
+            client_config=ClientConfig(
+                retry_config={"retries": 0, "connect_retries": 0, "read_retries": 0},
+                timeout_config={"connect_timeout": 10, "read_timeout": 10},
+            ),
+        )
+        with pytest.raises(RetryError, match="connect_failures=1"):
+            strict.table_names()
+    finally:
+        assert server.stop() == 0, server.stderr
+
+
+def test_tls_needs_a_matching_key(tmp_path):
+    cert, _ = self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, wrong_key = self_signed(other)
+    for args in (["--tls-cert", cert], ["--tls-cert", cert, "--tls-key", wrong_key]):
+        result = subprocess.run(
+            [sys.executable, "-m", "riffledb.cli", "serve", "memory://", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert "TLS" in result.stderr, result.stderr

@@ -7,7 +7,8 @@
     riffledb cleanup URI TABLE --older-than 7d [--delete-unverified]
                                      remove old versions and unreferenced files
     riffledb serve URI [--host H] [--port P] [--api-key K] [--threads N]
-                       [--max-body-bytes N]
+                       [--max-body-bytes N] [--max-decoded-bytes N]
+                       [--tls-cert PEM --tls-key PEM]
                                      serve the database over LanceDB's REST protocol
 
 Exit codes a script can use: 0 success; 1 damage found (verify) or the operation failed;
@@ -273,6 +274,9 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
         api_key,
         args.threads,
         args.max_body_bytes,
+        args.max_decoded_bytes,
+        args.tls_cert or "",
+        args.tls_key or "",
     )
     stop = threading.Event()
     previous = {}
@@ -289,7 +293,7 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
             )
         # One line with the port, flushed: scripts and tests read it.
         print(
-            f"riffledb serve: listening on http://{host}:{server.port}",
+            f"riffledb serve: listening on {server.scheme}://{host}:{server.port}",
             file=out,
             flush=True,
         )
@@ -409,6 +413,21 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=256 << 20,
         help="largest request body accepted (default 256 MiB); larger ones get 413",
+    )
+    serve.add_argument(
+        "--max-decoded-bytes",
+        type=_positive_int,
+        default=1 << 30,
+        help="what the compressed buffers of one create or insert body may decompress "
+        "to (default 1 GiB); more gets 413",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        default=None,
+        help="serve HTTPS with this PEM certificate (chain); needs --tls-key",
+    )
+    serve.add_argument(
+        "--tls-key", default=None, help="the PEM private key of --tls-cert"
     )
     serve.set_defaults(run=cmd_serve)
     return parser

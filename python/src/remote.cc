@@ -21,21 +21,30 @@ void RegisterRemote(nb::module_& m) {
       .def_static(
           "start",
           [](std::shared_ptr<Database> db, const std::string& host, int port,
-             const std::string& api_key, int threads, int64_t max_body_bytes) {
+             const std::string& api_key, int threads, int64_t max_body_bytes,
+             int64_t max_decoded_bytes, const std::string& tls_cert,
+             const std::string& tls_key) {
             remote::ServerOptions options;
             options.host = host;
             options.port = port;
             options.api_key = api_key;
             options.threads = threads;
             options.max_body_bytes = max_body_bytes;
+            options.service.max_decoded_bytes = max_decoded_bytes;
+            options.tls_cert_path = tls_cert;
+            options.tls_key_path = tls_key;
             return ValueOrThrow(WithoutGil([&] {
               return remote::Server::Start(std::move(db), std::move(options));
             }));
           },
           nb::arg("db"), nb::arg("host"), nb::arg("port"), nb::arg("api_key"),
-          nb::arg("threads"), nb::arg("max_body_bytes"))
+          nb::arg("threads"), nb::arg("max_body_bytes"),
+          nb::arg("max_decoded_bytes") = remote::ServiceOptions{}.max_decoded_bytes,
+          nb::arg("tls_cert") = "", nb::arg("tls_key") = "")
       .def_prop_ro("port", &remote::Server::port)
       .def_prop_ro("host", [](const remote::Server& s) { return s.options().host; })
+      // "https" when serving TLS, else "http".
+      .def_prop_ro("scheme", &remote::Server::scheme)
       // Stops gracefully: requests already received are answered, then it returns.
       .def("stop", [](remote::Server& s) { WithoutGil([&] { s.Stop(); }); })
       // True once stopped; waits up to `timeout` seconds (forever if None).

@@ -3,7 +3,10 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -68,10 +71,17 @@ bool IEquals(std::string_view a, std::string_view b) {
 // cpp-httplib's server, with its keep-alive loop replaced by ours: a handler can close
 // the connection after its reply (t_close_connection), idle connections close as soon
 // as a stop begins, and every wait is bounded (SocketStream).
+//
+// With a TLS context, each connection does its handshake on its connection thread and
+// is then served the same way (cpp-httplib's SSLServer would replace this loop with its
+// own, and write through OpenSSL's socket BIO, which can raise SIGPIPE).
 class ConnectionServer final : public httplib::Server {
  public:
   ConnectionServer(const ServerOptions& options, const std::atomic<bool>& stopping)
       : options_(options), stopping_(stopping) {}
+
+  // Set before the server starts; owned by Server::Impl.
+  void set_tls(SSL_CTX* ctx) { tls_ = ctx; }
 
   // cpp-httplib listens with a backlog of 5 (compiled in); concurrent clients would
   // see refused or retried connects. listen() again only resizes the queue.
@@ -83,7 +93,15 @@ class ConnectionServer final : public httplib::Server {
     // second until the client's delayed ACK of the first, 40 ms per request.
     const int one = 1;
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    internal::SocketStream stream(sock, options_.io_timeout_ms);
+    std::unique_ptr<SSL, internal::SslDeleter> ssl;
+    if (tls_ != nullptr) {
+      ssl = internal::AcceptTls(tls_, sock, options_.io_timeout_ms);
+      if (ssl == nullptr) {  // not TLS, or not finished in time
+        ::close(sock);
+        return true;
+      }
+    }
+    internal::SocketStream stream(sock, options_.io_timeout_ms, ssl.get());
     for (int served = 0; served < options_.keep_alive_max_requests; ++served) {
       if (!stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_)) break;
       const bool last = served + 1 == options_.keep_alive_max_requests ||
@@ -100,7 +118,46 @@ class ConnectionServer final : public httplib::Server {
 
   const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
+  SSL_CTX* tls_ = nullptr;
 };
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+
+// The first error on OpenSSL's queue, as text (and the queue cleared).
+std::string OpenSslError() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown error";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
+}
+
+// A server context with the certificate chain and key of the options.
+arrow::Result<std::unique_ptr<SSL_CTX, SslCtxDeleter>> MakeTlsContext(
+    const ServerOptions& options) {
+  std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx(SSL_CTX_new(TLS_server_method()));
+  if (ctx == nullptr) return arrow::Status::IOError("TLS: ", OpenSslError());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.tls_cert_path.c_str()) != 1) {
+    return arrow::Status::Invalid("Cannot load the TLS certificate '",
+                                  options.tls_cert_path, "': ", OpenSslError());
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.tls_key_path.c_str(),
+                                  SSL_FILETYPE_PEM) != 1) {
+    return arrow::Status::Invalid("Cannot load the TLS private key '",
+                                  options.tls_key_path, "': ", OpenSslError());
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return arrow::Status::Invalid("The TLS private key '", options.tls_key_path,
+                                  "' does not match the certificate '",
+                                  options.tls_cert_path, "'");
+  }
+  return ctx;
+}
 
 }  // namespace
 
@@ -207,6 +264,7 @@ struct Server::Impl {
 
   const ServerOptions options;
   const Service service;
+  std::unique_ptr<SSL_CTX, SslCtxDeleter> tls;  // null: plain HTTP
   std::atomic<bool> stopping{false};
   ConnectionServer http;
   int port = 0;
@@ -226,6 +284,8 @@ int Server::port() const { return impl_->port; }
 
 const ServerOptions& Server::options() const { return impl_->options; }
 
+const char* Server::scheme() const { return impl_->tls ? "https" : "http"; }
+
 arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> db,
                                                      ServerOptions options) {
   if (db == nullptr) return arrow::Status::Invalid("No database to serve");
@@ -244,7 +304,21 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
       options.max_header_bytes < 1 || options.service.max_batch_rows < 1) {
     return arrow::Status::Invalid("Invalid server limits: each must be at least 1");
   }
+  if (options.service.max_decoded_bytes < 1) {
+    return arrow::Status::Invalid("Invalid max_decoded_bytes ",
+                                  options.service.max_decoded_bytes);
+  }
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return arrow::Status::Invalid(
+        "TLS needs both a certificate and a private key (tls_cert_path, tls_key_path)");
+  }
+  std::unique_ptr<SSL_CTX, SslCtxDeleter> tls;
+  if (!options.tls_cert_path.empty()) {
+    ARROW_ASSIGN_OR_RAISE(tls, MakeTlsContext(options));
+  }
   auto impl = std::make_unique<Impl>(std::move(db), std::move(options));
+  impl->tls = std::move(tls);
+  impl->http.set_tls(impl->tls.get());
   Impl* self = impl.get();
   auto& http = impl->http;
   const int threads = impl->options.threads;

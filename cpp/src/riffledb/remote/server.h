@@ -44,6 +44,10 @@ struct ServerOptions {
   /// A client that sends nothing for this long in the middle of a request, or reads
   /// nothing of a response, is disconnected.
   int io_timeout_ms = 30000;
+  /// When both are set (PEM files: the certificate chain, the private key), the server
+  /// speaks HTTPS only (TLS 1.2 or newer, no client certificates).
+  std::string tls_cert_path;
+  std::string tls_key_path;
   ServiceOptions service;
 };
 
@@ -52,7 +56,8 @@ struct ServerOptions {
 class Server {
  public:
   /// Binds `options.host:options.port` and starts serving `db` on threads of its own.
-  /// Invalid for bad options; IOError naming the address if it cannot be bound.
+  /// Invalid for bad options (a TLS certificate or key that cannot be loaded names the
+  /// file); IOError naming the address if it cannot be bound.
   static arrow::Result<std::unique_ptr<Server>> Start(std::shared_ptr<Database> db,
                                                       ServerOptions options);
   ~Server();
@@ -63,6 +68,8 @@ class Server {
   /// The port it listens on (the chosen one when options.port was 0).
   int port() const;
   const ServerOptions& options() const;
+  /// "https" with TLS, else "http".
+  const char* scheme() const;
 
   /// Stops gracefully and returns when done: no new connection is accepted, requests
   /// already received are answered (a write commits whole or not at all; none is cut

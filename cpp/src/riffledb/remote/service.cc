@@ -3,10 +3,12 @@
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
+#include <arrow/memory_pool.h>
 #include <arrow/record_batch.h>
 #include <arrow/util/logging.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -32,12 +34,86 @@ Reply JsonReply(const Json& json) {
   return reply;
 }
 
+// The memory an IPC body is decoded into (decompressed buffers): a budget of
+// `limit` bytes in total, after which allocations fail, so that a small LZ4 body
+// declaring huge buffers (a decompression bomb) is refused before it is expanded.
+// Arrow's reader allocates each decompressed buffer at the size the body declares,
+// then checks that the data fills it exactly: the allocation is where to stop.
+//
+// Buffers remember their pool by raw pointer and may outlive the request (a memory
+// database keeps the batches), so the pool counts its owners: the reader that holds it
+// and every live allocation. The last to go deletes it.
+class DecodeBudgetPool final : public arrow::MemoryPool {
+ public:
+  static DecodeBudgetPool* Make(int64_t limit) { return new DecodeBudgetPool(limit); }
+
+  /// The owner is done with it (its allocations may live on).
+  void Release() { Unref(); }
+  bool exceeded() const { return exceeded_.load(std::memory_order_acquire); }
+  int64_t limit() const { return limit_; }
+
+  arrow::Status Allocate(int64_t size, int64_t alignment, uint8_t** out) override {
+    ARROW_RETURN_NOT_OK(Charge(size));
+    ARROW_RETURN_NOT_OK(base_->Allocate(size, alignment, out));
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Reallocate(int64_t old_size, int64_t new_size, int64_t alignment,
+                           uint8_t** ptr) override {
+    if (new_size > old_size) ARROW_RETURN_NOT_OK(Charge(new_size - old_size));
+    return base_->Reallocate(old_size, new_size, alignment, ptr);
+  }
+
+  void Free(uint8_t* buffer, int64_t size, int64_t alignment) override {
+    base_->Free(buffer, size, alignment);
+    Unref();
+  }
+
+  int64_t bytes_allocated() const override { return base_->bytes_allocated(); }
+  int64_t total_bytes_allocated() const override {
+    return charged_.load(std::memory_order_relaxed);
+  }
+  int64_t num_allocations() const override {
+    return refs_.load(std::memory_order_relaxed) - 1;
+  }
+  std::string backend_name() const override { return base_->backend_name(); }
+
+ private:
+  explicit DecodeBudgetPool(int64_t limit) : limit_(limit) {}
+
+  arrow::Status Charge(int64_t size) {
+    const int64_t total = charged_.fetch_add(size, std::memory_order_relaxed) + size;
+    if (size > limit_ || total > limit_) {
+      exceeded_.store(true, std::memory_order_release);
+      return arrow::Status::CapacityError("decode budget exceeded");
+    }
+    return arrow::Status::OK();
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  arrow::MemoryPool* const base_ = arrow::default_memory_pool();
+  const int64_t limit_;
+  std::atomic<int64_t> charged_{0};
+  std::atomic<int64_t> refs_{1};  // the owner's, plus one per live allocation
+  std::atomic<bool> exceeded_{false};
+};
+
 // Wraps IPC decoding: every batch is fully validated before anyone reads it (the body is
-// untrusted), and decoding errors become Invalid naming the body, answered 400.
+// untrusted), and decoding errors become Invalid naming the body, answered 400; a body
+// that decompresses to more than its budget is CapacityError, answered 413.
 class ValidatingReader : public arrow::RecordBatchReader {
  public:
-  explicit ValidatingReader(std::shared_ptr<arrow::RecordBatchReader> inner)
-      : inner_(std::move(inner)) {}
+  ValidatingReader(std::shared_ptr<arrow::RecordBatchReader> inner,
+                   DecodeBudgetPool* pool)
+      : inner_(std::move(inner)), pool_(pool) {}
+  ~ValidatingReader() override {
+    inner_.reset();  // it may hold buffers of the pool
+    pool_->Release();
+  }
 
   std::shared_ptr<arrow::Schema> schema() const override { return inner_->schema(); }
 
@@ -46,6 +122,7 @@ class ValidatingReader : public arrow::RecordBatchReader {
     if (st.ok() && *batch != nullptr) st = (*batch)->ValidateFull();
     if (!st.ok()) {
       *batch = nullptr;
+      if (pool_->exceeded()) return TooLarge(pool_->limit());
       return arrow::Status::Invalid("Invalid Arrow IPC stream body (record batch ",
                                     batches_, "): ", st.message());
     }
@@ -53,27 +130,40 @@ class ValidatingReader : public arrow::RecordBatchReader {
     return arrow::Status::OK();
   }
 
+  static arrow::Status TooLarge(int64_t limit) {
+    return arrow::Status::CapacityError("Request body decompresses to more than ", limit,
+                                        " bytes (the server's --max-decoded-bytes)");
+  }
+
  private:
   std::shared_ptr<arrow::RecordBatchReader> inner_;
+  DecodeBudgetPool* const pool_;
   int64_t batches_ = 0;
 };
 
 // A reader of the IPC stream in `body`, which it keeps alive (tables in memory keep the
-// batches, which may point into it).
-arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenIpcStream(std::string body,
-                                                                       const char* what) {
+// batches, which may point into it); its buffers decompress to at most `max_decoded`
+// bytes in total.
+arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenIpcStream(
+    std::string body, const char* what, int64_t max_decoded) {
   if (body.empty()) {
     return arrow::Status::Invalid(what, " needs a body: an Arrow IPC stream (",
                                   kArrowStreamType, ")");
   }
   auto buffer = arrow::Buffer::FromString(std::move(body));
   auto input = std::make_shared<arrow::io::BufferReader>(buffer);
-  auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
+  DecodeBudgetPool* pool = DecodeBudgetPool::Make(max_decoded);
+  auto options = arrow::ipc::IpcReadOptions::Defaults();
+  options.memory_pool = pool;
+  auto reader = arrow::ipc::RecordBatchStreamReader::Open(input, options);
   if (!reader.ok()) {
+    const bool exceeded = pool->exceeded();
+    pool->Release();
+    if (exceeded) return ValidatingReader::TooLarge(max_decoded);
     return arrow::Status::Invalid("Invalid Arrow IPC stream body: ",
                                   reader.status().message());
   }
-  return std::make_shared<ValidatingReader>(std::move(*reader));
+  return std::make_shared<ValidatingReader>(std::move(*reader), pool);
 }
 
 // The batches as an IPC file, each split to at most `max_rows` rows.
@@ -241,7 +331,8 @@ arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) 
     return arrow::Status::Invalid("Invalid 'mode': '", mode.substr(0, 100),
                                   "' (expected create, overwrite or exist_ok)");
   }
-  ARROW_ASSIGN_OR_RAISE(auto reader, OpenIpcStream(std::move(body), "create"));
+  ARROW_ASSIGN_OR_RAISE(
+      auto reader, OpenIpcStream(std::move(body), "create", options_.max_decoded_bytes));
   ARROW_ASSIGN_OR_RAISE(auto table,
                         db_->CreateTable(route.table, reader->schema(), reader.get(),
                                          create_mode, exist_ok));
@@ -278,7 +369,8 @@ arrow::Result<Reply> Service::Insert(const Route& route, std::string body) const
                                   "' (expected append or overwrite)");
   }
   ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, std::nullopt));
-  ARROW_ASSIGN_OR_RAISE(auto reader, OpenIpcStream(std::move(body), "insert"));
+  ARROW_ASSIGN_OR_RAISE(
+      auto reader, OpenIpcStream(std::move(body), "insert", options_.max_decoded_bytes));
   // Append and Overwrite commit all of the body or nothing (table.h).
   ARROW_ASSIGN_OR_RAISE(uint64_t version, mode == "overwrite"
                                               ? table->Overwrite(reader.get())

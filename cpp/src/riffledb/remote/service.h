@@ -44,6 +44,10 @@ struct ServiceOptions {
   /// `/query/` answers are IPC files of batches of at most this many rows: LanceDB's
   /// client hands each batch to its caller as is (spec §2.9).
   int64_t max_batch_rows = 1024;
+  /// What the buffers of one create or insert body may decompress to, in total (an
+  /// LZ4-compressed IPC body of zeros expands about 250 times): more is answered 413.
+  /// Uncompressed bodies are read in place and never reach it.
+  int64_t max_decoded_bytes = int64_t{1} << 30;
 };
 
 /// The endpoints on one database. Thread-safe: requests run concurrently. Every request

@@ -6,6 +6,7 @@
 #include <arrow/ipc/writer.h>
 #include <gmock/gmock.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "riffledb/table/table_test_util.h"
@@ -127,6 +128,44 @@ TEST_F(ServiceTest, BadBodiesAre400AndWriteNothing) {
   EXPECT_EQ(created.status, 400);
   EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "10");
   EXPECT_EQ(Post("/v1/table/u/describe/").status, 404);
+}
+
+// Regression: a small LZ4 body declaring large buffers (a decompression bomb) passed
+// the body limit and was expanded whole in memory.
+TEST_F(ServiceTest, DecompressionBombIs413AndWritesNothing) {
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect("memory://"));
+  ServiceOptions options;
+  options.max_decoded_bytes = int64_t{1} << 20;
+  Service service(db, options);
+  auto schema = arrow::schema({arrow::field("id", arrow::int64())});
+  auto small =
+      arrow::RecordBatch::Make(schema, 1000,
+                               {std::make_shared<arrow::Int64Array>(
+                                   1000, arrow::AllocateBuffer(8000).ValueOrDie())});
+  std::memset(small->column(0)->data()->buffers[1]->mutable_data(), 0, 8000);
+  ASSERT_EQ(service.Handle("POST", "/v1/table/z/create/", StreamBody({small})).status,
+            200);
+  // 4 Mi zeros: 32 MiB decoded, about 130 KiB compressed.
+  const int64_t rows = int64_t{4} << 20;
+  ASSERT_OK_AND_ASSIGN(auto zeros, arrow::AllocateBuffer(rows * 8));
+  std::memset(zeros->mutable_data(), 0, rows * 8);
+  auto bomb = arrow::RecordBatch::Make(
+      schema, rows, {std::make_shared<arrow::Int64Array>(rows, std::move(zeros))});
+  const std::string body = StreamBody({bomb});
+  ASSERT_LT(body.size(), size_t{1} << 20);
+  for (const char* target : {"/v1/table/z/insert/", "/v1/table/bomb/create/"}) {
+    Reply reply = service.Handle("POST", target, body);
+    EXPECT_EQ(reply.status, 413) << target << ": " << BodyText(reply);
+    EXPECT_THAT(BodyText(reply), HasSubstr("decompresses to more than 1048576 bytes"));
+  }
+  EXPECT_EQ(BodyText(service.Handle("POST", "/v1/table/z/count_rows/", "")), "1000");
+  EXPECT_EQ(service.Handle("POST", "/v1/table/bomb/describe/", "").status, 404);
+  // Within the budget, the same data is accepted (and outlives its request: the memory
+  // database keeps the decoded batches).
+  Service roomy(db, ServiceOptions{});
+  EXPECT_EQ(roomy.Handle("POST", "/v1/table/z/insert/", body).status, 200);
+  EXPECT_EQ(BodyText(roomy.Handle("POST", "/v1/table/z/count_rows/", "")),
+            std::to_string(rows + 1000));
 }
 
 TEST_F(ServiceTest, DescribeCountInsertAndVersions) {

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,10 +30,8 @@ void AddressOf(const sockaddr_storage& addr, std::string& ip, int& port) {
   ip = text;
 }
 
-}  // namespace
-
-int SocketStream::Poll(short events, int timeout_ms) const {
-  pollfd pfd{fd_, events, 0};
+int PollFd(int fd, short events, int timeout_ms) {
+  pollfd pfd{fd, events, 0};
   int ready;
   do {
     ready = ::poll(&pfd, 1, timeout_ms);
@@ -40,13 +39,93 @@ int SocketStream::Poll(short events, int timeout_ms) const {
   return ready;
 }
 
+// The socket of a TLS session: a BIO of our own instead of OpenSSL's socket BIO, so that
+// every wait is bounded and writes use MSG_NOSIGNAL.
+struct TlsSocket {
+  int fd;
+  int io_timeout_ms;
+};
+
+int TlsWrite(BIO* bio, const char* data, int size) {
+  const auto* socket = static_cast<const TlsSocket*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (PollFd(socket->fd, POLLOUT, socket->io_timeout_ms) <= 0) return -1;
+  ssize_t n;
+  do {
+    n = ::send(socket->fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return static_cast<int>(n);
+}
+
+int TlsRead(BIO* bio, char* data, int size) {
+  const auto* socket = static_cast<const TlsSocket*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (PollFd(socket->fd, POLLIN, socket->io_timeout_ms) <= 0) return -1;
+  ssize_t n;
+  do {
+    n = ::recv(socket->fd, data, static_cast<size_t>(size), 0);
+  } while (n < 0 && errno == EINTR);
+  return static_cast<int>(n);
+}
+
+long TlsCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int TlsDestroy(BIO* bio) {
+  delete static_cast<TlsSocket*>(BIO_get_data(bio));
+  BIO_set_data(bio, nullptr);
+  return 1;
+}
+
+const BIO_METHOD* TlsSocketMethod() {
+  static const BIO_METHOD* method = [] {
+    BIO_METHOD* m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "riffledb socket");
+    BIO_meth_set_write(m, TlsWrite);
+    BIO_meth_set_read(m, TlsRead);
+    BIO_meth_set_ctrl(m, TlsCtrl);
+    BIO_meth_set_destroy(m, TlsDestroy);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms) {
+  std::unique_ptr<SSL, SslDeleter> ssl(SSL_new(ctx));
+  if (ssl == nullptr) return nullptr;
+  BIO* bio = BIO_new(TlsSocketMethod());
+  if (bio == nullptr) return nullptr;
+  BIO_set_data(bio, new TlsSocket{fd, io_timeout_ms});
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl.get(), bio, bio);  // the session owns the BIO
+  if (SSL_accept(ssl.get()) != 1) {
+    ERR_clear_error();  // the error queue is per thread: leave it clean
+    return nullptr;
+  }
+  return ssl;
+}
+
+int SocketStream::Poll(short events, int timeout_ms) const {
+  return PollFd(fd_, events, timeout_ms);
+}
+
 bool SocketStream::is_readable() const {
-  return begin_ < end_ || Poll(POLLIN, io_timeout_ms_) > 0;
+  return begin_ < end_ || Pending() || Poll(POLLIN, io_timeout_ms_) > 0;
 }
 
 bool SocketStream::is_writable() const { return Poll(POLLOUT, io_timeout_ms_) > 0; }
 
 ssize_t SocketStream::read(char* ptr, size_t size) {
+  if (ssl_ != nullptr) {
+    // OpenSSL buffers what it decrypted; our buffer is not needed.
+    if (!Pending() && Poll(POLLIN, io_timeout_ms_) <= 0) return -1;
+    const int n = SSL_read(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+    if (n > 0) return n;
+    const int error = SSL_get_error(ssl_, n);
+    ERR_clear_error();
+    return error == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+  }
   if (begin_ == end_) {
     if (Poll(POLLIN, io_timeout_ms_) <= 0) return -1;
     // Small reads (httplib reads request lines a byte at a time) go through the buffer;
@@ -73,6 +152,13 @@ ssize_t SocketStream::read(char* ptr, size_t size) {
 }
 
 ssize_t SocketStream::write(const char* ptr, size_t size) {
+  if (ssl_ != nullptr) {
+    // Blocking until all is written (or the BIO's bounded waits fail).
+    const int n = SSL_write(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+    if (n > 0) return n;
+    ERR_clear_error();
+    return -1;
+  }
   if (!is_writable()) return -1;
   ssize_t n;
   do {
@@ -98,7 +184,7 @@ void SocketStream::get_local_ip_and_port(std::string& ip, int& port) const {
 }
 
 bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping) {
-  if (begin_ < end_) return true;
+  if (begin_ < end_ || Pending()) return true;
   // Short polls, so that a stop closes idle connections at once instead of after the
   // keep-alive timeout.
   constexpr int kStepMs = 50;
@@ -111,6 +197,11 @@ bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping
 }
 
 void SocketStream::LingeringClose() {
+  if (ssl_ != nullptr) {
+    // One close_notify, without waiting for the client's.
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+  }
   ::shutdown(fd_, SHUT_WR);
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::seconds(2);

@@ -1,20 +1,27 @@
 // A connected socket as a cpp-httplib Stream, for the server's own keep-alive loop
-// (server.cc): reads buffered, every wait bounded by a timeout, writes without SIGPIPE.
+// (server.cc): reads buffered, every wait bounded by a timeout, writes without SIGPIPE;
+// in TLS when given an OpenSSL session.
 #pragma once
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <string>
 
 namespace riffledb::remote::internal {
 
-/// Not thread-safe: one connection thread owns it. Does not own the socket.
+/// Not thread-safe: one connection thread owns it. Does not own the socket, nor the
+/// TLS session.
 class SocketStream final : public httplib::Stream {
  public:
-  SocketStream(int fd, int io_timeout_ms) : fd_(fd), io_timeout_ms_(io_timeout_ms) {}
+  /// With `ssl` (a session whose handshake is done, on `fd`: see AcceptTls), reads and
+  /// writes go through TLS.
+  SocketStream(int fd, int io_timeout_ms, SSL* ssl = nullptr)
+      : fd_(fd), io_timeout_ms_(io_timeout_ms), ssl_(ssl) {}
 
   bool is_readable() const override;
   bool is_writable() const override;
@@ -29,20 +36,36 @@ class SocketStream final : public httplib::Stream {
   /// `stopping` is set while nothing has arrived.
   bool WaitForRequest(int idle_ms, const std::atomic<bool>& stopping);
 
-  /// Closes our side, then reads and drops what the client still sends (up to a few
-  /// seconds and megabytes) before closing: closing a socket with unread input resets
-  /// the connection, and the client could lose the reply it has not read yet.
+  /// Closes our side (after a TLS close_notify), then reads and drops what the client
+  /// still sends (up to a few seconds and megabytes) before closing: closing a socket
+  /// with unread input resets the connection, and the client could lose the reply it has
+  /// not read yet.
   void LingeringClose();
 
  private:
   // poll() for `events` up to `timeout_ms`: >0 ready, 0 timed out, <0 error.
   int Poll(short events, int timeout_ms) const;
 
+  // Bytes decrypted and not yet read by us (TLS only).
+  bool Pending() const {
+    return ssl_ != nullptr && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1);
+  }
+
   const int fd_;
   const int io_timeout_ms_;
+  SSL* const ssl_;
   std::array<char, 4096> buffer_{};
   size_t begin_ = 0;  // buffer_[begin_, end_) is read and not consumed yet
   size_t end_ = 0;
 };
+
+/// The server side of a TLS session on `fd` with its handshake done, or null (after at
+/// most a few `io_timeout_ms` waits) if the client did not complete it. The session
+/// reads and writes `fd` with every wait bounded by `io_timeout_ms` and without SIGPIPE
+/// (OpenSSL's socket BIO uses write(), which raises it on a closed connection).
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms);
 
 }  // namespace riffledb::remote::internal
