@@ -670,6 +670,32 @@ def test_port_in_use_fails_with_a_message():
     assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
+def test_read_after_insert_through_another_connection(served):
+    """The server caches opened tables: a read on one connection after an insert on
+    another (and after a write by another process) sees it."""
+    server, path = served
+    a, b = server.connect(), server.connect()
+    try:
+        call(b, "POST", "/v1/table/cached/create/", ipc_stream(ids(0, 5)))
+        assert call(a, "POST", "/v1/table/cached/count_rows/")[2] == b"5"
+        assert (
+            call(b, "POST", "/v1/table/cached/insert/", ipc_stream(ids(5, 3)))[0] == 200
+        )
+        assert call(a, "POST", "/v1/table/cached/count_rows/")[2] == b"8"
+        riffledb.connect(path).open_table("cached").add(ids(8, 2))
+        assert query(a, "cached", {"filter": "_rowoffset IN (9, 0)"})[
+            "id"
+        ].to_pylist() == [
+            9,
+            0,
+        ]
+        assert call(b, "POST", "/v1/table/cached/drop/")[0] == 200
+        assert call(a, "POST", "/v1/table/cached/count_rows/")[0] == 404
+    finally:
+        a.close()
+        b.close()
+
+
 # -- Hardening: decompression bombs, TLS
 
 

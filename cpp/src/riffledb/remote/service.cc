@@ -277,10 +277,45 @@ arrow::Result<Reply> Service::Dispatch(std::string_view method, const Route& rou
                                        action.substr(0, 100), "' on tables");
 }
 
+arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& name) const {
+  // Bounds the cache: a server of many tables reopens some of them.
+  constexpr size_t kMaxCachedTables = 256;
+  std::shared_ptr<Table> cached;
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = tables_.find(name);
+    if (it != tables_.end()) cached = it->second;
+    generation = generation_;
+  }
+  if (cached != nullptr) {
+    // Two stats on a directory; an error (the table was dropped) reopens, which reports.
+    auto latest = cached->store()->LatestVersion();
+    if (latest.ok() && *latest == cached->version() && !cached->detached()) {
+      return cached;
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (generation == generation_) {
+    if (tables_.size() >= kMaxCachedTables && !tables_.contains(name)) tables_.clear();
+    tables_[name] = table;
+  }
+  return table;
+}
+
+void Service::Evict(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  tables_.erase(name);
+  ++generation_;
+}
+
 arrow::Result<std::shared_ptr<Table>> Service::OpenAt(
     const std::string& name, std::optional<uint64_t> version) const {
-  ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenLatest(name));
   if (version && *version != table->version()) {
+    // An older version: a handle of its own (the cached one stays at the newest).
+    ARROW_ASSIGN_OR_RAISE(table, db_->OpenTable(name));
     arrow::Status st = table->Checkout(*version);
     if (st.IsInvalid() && !GetErrorKind(st)) {
       return WithErrorKind(st, ErrorKind::kTableNotFound);
@@ -333,10 +368,12 @@ arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) 
   }
   ARROW_ASSIGN_OR_RAISE(
       auto reader, OpenIpcStream(std::move(body), "create", options_.max_decoded_bytes));
-  ARROW_ASSIGN_OR_RAISE(auto table,
-                        db_->CreateTable(route.table, reader->schema(), reader.get(),
-                                         create_mode, exist_ok));
-  return JsonReply(Json{{"version", table->version()}});
+  Evict(route.table);
+  auto table = db_->CreateTable(route.table, reader->schema(), reader.get(), create_mode,
+                                exist_ok);
+  Evict(route.table);  // again: a read may have opened the old table meanwhile
+  ARROW_RETURN_NOT_OK(table);
+  return JsonReply(Json{{"version", (*table)->version()}});
 }
 
 arrow::Result<Reply> Service::Describe(const Route& route, std::string_view body) const {
@@ -449,7 +486,10 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
 }
 
 arrow::Result<Reply> Service::DropTable(const Route& route) const {
-  ARROW_RETURN_NOT_OK(db_->DropTable(route.table, /*ignore_missing=*/false));
+  Evict(route.table);
+  arrow::Status dropped = db_->DropTable(route.table, /*ignore_missing=*/false);
+  Evict(route.table);  // again: a read may have reopened it meanwhile
+  ARROW_RETURN_NOT_OK(dropped);
   return JsonReply(Json::object());
 }
 

@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "riffledb/db/database.h"
 #include "riffledb/remote/protocol.h"
@@ -51,8 +53,13 @@ struct ServiceOptions {
 };
 
 /// The endpoints on one database. Thread-safe: requests run concurrently. Every request
-/// opens the table it names at its newest version (or the version it asks for), so it
+/// reads the table it names at its newest version (or the version it asks for), so it
 /// sees every commit made before it, by this server or by other writers.
+///
+/// Opened tables are cached by name and reused while their version is still the
+/// newest (a check of the store, not a reopen: a Table's snapshots are immutable, so a
+/// reused handle reads exactly the version it reports). Inserts go through the cached
+/// handle, which moves to the version they commit; create and drop evict the name.
 class Service {
  public:
   Service(std::shared_ptr<Database> db, ServiceOptions options = {});
@@ -80,10 +87,21 @@ class Service {
   // Invalid with ErrorKind::kTableNotFound, answered 404 as LanceDB's checkout expects.
   arrow::Result<std::shared_ptr<Table>> OpenAt(const std::string& name,
                                                std::optional<uint64_t> version) const;
+  // The table at its newest version: the cached handle if that is still the newest.
+  arrow::Result<std::shared_ptr<Table>> OpenLatest(const std::string& name) const;
+  // Forgets `name` (created, overwritten or dropped): a handle being opened meanwhile
+  // is not cached.
+  void Evict(const std::string& name) const;
   Reply ToErrorReply(const arrow::Status& status) const;
 
   const std::shared_ptr<Database> db_;
   const ServiceOptions options_;
+
+  mutable std::mutex cache_mu_;
+  // Guarded by cache_mu_: handles at (at least) the version they were found newest at.
+  mutable std::unordered_map<std::string, std::shared_ptr<Table>> tables_;
+  // Guarded by cache_mu_: bumped by Evict.
+  mutable uint64_t generation_ = 0;
 };
 
 }  // namespace riffledb::remote

@@ -168,6 +168,43 @@ TEST_F(ServiceTest, DecompressionBombIs413AndWritesNothing) {
             std::to_string(rows + 1000));
 }
 
+// Tables are cached between requests: reads must still see every commit, whoever made
+// it, and a table dropped or created again must not be served from the old handle.
+TEST(ServiceDirectory, CachedTablesFollowEveryWriter) {
+  riffledb::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect(dir.path()));
+  Service service(db);
+  auto post = [&](const std::string& target, std::string body = "") {
+    return service.Handle("POST", target, std::move(body));
+  };
+  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 10)})).status, 200);
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "10");
+  // Through the service, then by another handle on the same directory.
+  ASSERT_EQ(post("/v1/table/t/insert/", StreamBody({IdBatch(10, 5)})).status, 200);
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "15");
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir.path()));
+  ASSERT_OK_AND_ASSIGN(auto other, db2->OpenTable("t"));
+  auto more = arrow::RecordBatchReader::Make({IdBatch(15, 3)}).ValueOrDie();
+  ASSERT_OK(other->Append(more.get()).status());
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "18");
+  EXPECT_EQ(Json::parse(BodyText(post("/v1/table/t/describe/")))["version"], 3);
+  // An old version, then the newest again.
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/", R"({"version":1})")), "10");
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "18");
+  // Overwrite, drop and create again.
+  ASSERT_EQ(
+      post("/v1/table/t/create/?mode=overwrite", StreamBody({IdBatch(0, 2)})).status,
+      200);
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "2");
+  ASSERT_EQ(post("/v1/table/t/drop/").status, 200);
+  EXPECT_EQ(post("/v1/table/t/count_rows/").status, 404);
+  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 7)})).status, 200);
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "7");
+  // Dropped by another handle.
+  ASSERT_OK(db2->DropTable("t", false));
+  EXPECT_EQ(post("/v1/table/t/count_rows/").status, 404);
+}
+
 TEST_F(ServiceTest, DescribeCountInsertAndVersions) {
   Reply describe = Post("/v1/table/t/describe/");
   ASSERT_EQ(describe.status, 200);
