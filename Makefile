@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
         lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming \
-        bench-pipeline bench-s3-prefetch
+        bench-pipeline bench-s3-prefetch bench-remote
 
 all: build
 
@@ -201,3 +201,13 @@ bench-streaming: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_
 # alone; builds the extension only when python/riffledb/ has none.
 bench-pipeline: $(if $(wildcard python/riffledb/_riffledb*.so),,build)
 	$(PY) benchmarks/pipeline.py $(if $(QUICK),--quick) $(if $(PIPE_ROWS),--rows $(PIPE_ROWS))
+
+# Remote tables on loopback (issue #13, benchmarks/remote.py): REMOTE_ROWS rows (default
+# 100,000; QUICK=1: 20,000) served by `riffledb serve`; shuffled 256-row takes by riffledb's
+# client and LanceDB 0.40's (from the bench virtualenv, host_override) beside riffledb
+# local, and DataLoader epochs (0 and 2 fork workers), interleaved rounds. Then the load
+# test (benchmarks/remote_load.py: 4 client processes of takes and appends for 20 s).
+bench-remote: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_STAMP)
+	$(PY) benchmarks/remote.py --lancedb-python $(BENCH_VENV)/bin/python \
+	  $(if $(QUICK),--quick) $(if $(REMOTE_ROWS),--rows $(REMOTE_ROWS))
+	$(PY) benchmarks/remote_load.py --json benchmarks/results/remote-load.json

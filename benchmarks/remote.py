@@ -1,0 +1,245 @@
+"""Remote tables on loopback (issue #13, Benchmarks): shuffled takes, DataLoader epochs.
+
+``make bench-remote`` (``REMOTE_ROWS=N``, ``QUICK=1``) or::
+
+    PYTHONPATH=python .venv/bin/python benchmarks/remote.py \\
+        --lancedb-python .venv-bench/bin/python [--rows 100000] [--repeats 3]
+
+A table of ``--rows`` rows (``id`` int64 = offset, ``vec`` 128 float32: 520 bytes a
+row) in a local directory, served by ``riffledb serve`` on 127.0.0.1. Cells, each a
+fresh process per pass (imports, connect and ``open_table`` untimed), visited in rotated
+order in each of ``--repeats`` rounds:
+
+- **takes**: the rows in a shuffled order (fixed seed), cut into ``take_offsets`` of 256
+  (the first ``--takes`` of them), every ``id`` returned checked against its offset:
+  riffledb local (the directory), riffledb's client -> ``riffledb serve``, LanceDB
+  0.40's client (``--lancedb-python``, ``host_override``) -> ``riffledb serve``;
+- **DataLoader**: an epoch of ``torch.utils.data.DataLoader(table, batch_size=256,
+  sampler=RandomSampler(seeded), collate_fn=identity)`` over the first ``--epoch-rows``
+  rows (the table is a Dataset with ``__getitems__``), ``num_workers=0`` and 2 fork
+  workers, riffledb local and remote; every row seen exactly once.
+
+Figures: median [min-max] of rows/s. Results: a Markdown table on stdout and
+``benchmarks/results/remote-<rows>.json`` (git-ignored). The issue's target: remote
+takes >= 0.5x local rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from remote_load import start_server, stop_server  # noqa: E402
+
+DIM = 128
+SEED = 42
+BATCH = 256
+
+# Runs in a fresh process: argv = json of {kind, uri, url, offsets file, ...}; prints a
+# JSON line {"seconds": ..., "rows": ...}.
+CHILD = r"""
+import json, sys, time
+import numpy as np
+p = json.loads(sys.argv[1])
+if p["system"] == "lancedb":
+    import lancedb
+    db = lancedb.connect("db://bench", api_key="", host_override=p["url"])
+else:
+    import riffledb
+    if p["system"] == "riffledb-local":
+        db = riffledb.connect(p["path"])
+    else:
+        db = riffledb.connect("db://bench", api_key="", host_override=p["url"])
+table = db.open_table("bench")
+if p["kind"] == "takes":
+    batches = np.load(p["offsets"])[: p["takes"]]
+    t0 = time.perf_counter()
+    n = 0
+    for offsets in batches:
+        got = table.take_offsets(offsets.tolist()).to_arrow()
+        assert np.array_equal(got["id"].to_numpy(), offsets), "wrong rows"
+        n += len(offsets)
+    seconds = time.perf_counter() - t0
+else:
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler, Subset
+    rows = p["epoch_rows"]
+    g = torch.Generator().manual_seed(7)
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return rows
+        def __getitems__(self, idx):
+            return table.__getitems__(idx)
+    sampler = RandomSampler(range(rows), generator=g)
+    loader = DataLoader(Rows(), batch_size=256, sampler=sampler,
+                        collate_fn=lambda x: x, num_workers=p["workers"],
+                        multiprocessing_context="fork" if p["workers"] else None)
+    seen = np.zeros(rows, np.int32)
+    t0 = time.perf_counter()
+    n = 0
+    for batch in loader:
+        ids = batch["id"].to_numpy() if hasattr(batch, "column") else np.asarray(
+            [r["id"] for r in batch])
+        np.add.at(seen, ids, 1)
+        n += len(ids)
+    seconds = time.perf_counter() - t0
+    assert (seen == 1).all(), "rows not seen exactly once"
+print(json.dumps({"seconds": seconds, "rows": n}))
+"""
+
+
+def make_table(path: str, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    import riffledb
+
+    rng = np.random.default_rng(SEED)
+    db = riffledb.connect(path)
+    table = None
+    for start in range(0, rows, 50_000):
+        n = min(50_000, rows - start)
+        vec = rng.random(n * DIM, dtype=np.float32)
+        batch = pa.table(
+            {
+                "id": pa.array(np.arange(start, start + n), pa.int64()),
+                "vec": pa.FixedSizeListArray.from_arrays(pa.array(vec), DIM),
+            }
+        )
+        if table is None:
+            table = db.create_table("bench", batch)
+        else:
+            table.add(batch)
+
+
+def run_cell(python: str, params: dict, timeout: float) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    if params["system"] == "lancedb":
+        env.pop("PYTHONPATH")
+    result = subprocess.run(
+        [python, "-c", CHILD, json.dumps(params)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1][:300]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "failed"
+    return f"{statistics.median(values):,.0f} [{min(values):,.0f}-{max(values):,.0f}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--takes", type=int, default=300)
+    parser.add_argument("--epoch-rows", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lancedb-python", default=str(REPO / ".venv-bench/bin/python"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.takes, args.epoch_rows, args.repeats = 20_000, 60, 20_000, 2
+    args.epoch_rows = min(args.epoch_rows, args.rows)
+
+    cells = []
+    for system in ("riffledb-local", "riffledb-remote", "lancedb"):
+        cells.append(("takes", system, 0))
+    for system in ("riffledb-local", "riffledb-remote"):
+        for workers in (0, 2):
+            cells.append(("dataloader", system, workers))
+    rates: dict[str, list[float]] = {f"{k} {s} w{w}": [] for k, s, w in cells}
+    errors: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="riffledb-remote-bench-") as tmp:
+        path = os.path.join(tmp, "db")
+        make_table(path, args.rows)
+        offsets = np.random.default_rng(SEED).permutation(args.rows)
+        batches = offsets[: (args.rows // BATCH) * BATCH].reshape(-1, BATCH)
+        offsets_file = os.path.join(tmp, "offsets.npy")
+        np.save(offsets_file, batches)
+        proc, url = start_server(path, 16)
+        try:
+            for round_ in range(args.repeats):
+                shift = round_ % len(cells)
+                for kind, system, workers in cells[shift:] + cells[:shift]:
+                    key = f"{kind} {system} w{workers}"
+                    python = (
+                        args.lancedb_python if system == "lancedb" else sys.executable
+                    )
+                    if system == "lancedb" and not os.path.exists(python):
+                        errors[key] = f"no {python}"
+                        continue
+                    params = {
+                        "system": system,
+                        "kind": kind,
+                        "path": path,
+                        "url": url,
+                        "offsets": offsets_file,
+                        "takes": args.takes,
+                        "epoch_rows": args.epoch_rows,
+                        "workers": workers,
+                    }
+                    out = run_cell(python, params, timeout=600)
+                    if "error" in out:
+                        errors[key] = out["error"]
+                    else:
+                        rates[key].append(out["rows"] / out["seconds"])
+        finally:
+            stop_server(proc)
+
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    print(
+        f"\nRemote tables on loopback: {args.rows:,} rows (id + 128 float32), "
+        f"{args.repeats} rounds, commit {revision}; rows/s, median [min-max]\n"
+    )
+    print("| cell | system | rows/s | vs local |")
+    print("|---|---|---|---|")
+    for kind, system, workers in cells:
+        key = f"{kind} {system} w{workers}"
+        local = rates.get(f"{kind} riffledb-local w{workers}") or []
+        ratio = (
+            f"{statistics.median(rates[key]) / statistics.median(local):.2f}x"
+            if rates[key] and local
+            else ""
+        )
+        label = (
+            f"{kind} (batch 256)" if kind == "takes" else f"DataLoader, {workers} workers"
+        )
+        cell = summary(rates[key]) if rates[key] else f"failed: {errors.get(key, '')}"
+        print(f"| {label} | {system} | {cell} | {ratio} |")
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    out = {
+        "rows": args.rows,
+        "takes": args.takes,
+        "epoch_rows": args.epoch_rows,
+        "repeats": args.repeats,
+        "commit": revision,
+        "rates": rates,
+        "errors": errors,
+    }
+    (results / f"remote-{args.rows}.json").write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
