@@ -260,7 +260,9 @@ def test_row_ids_accept_a_bytearray(tmp_db):
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
-        ({"kind": "remote"}, ValueError, "Unknown table pickle state kind: 'remote'"),
+        ({"kind": "cloud"}, ValueError, "Unknown table pickle state kind: 'cloud'"),
+        # A remote base table pickles as its connection (riffledb.remote.table).
+        ({"kind": "remote"}, ValueError, "key 'base_table_state.connection' is missing"),
         ({"uri": None}, TypeError, "'base_table_state' key 'uri' must be str, got"),
         ({"version": "3"}, TypeError, "key 'version' must be int, got str"),
         ({"version": True}, TypeError, "key 'version' must be int, got bool"),

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from . import _riffledb
+from ._base_table import is_remote
 from ._lifetime import release_at_exit
-from .errors import RiffledbTypeError
+from .errors import InternalError, RiffledbTypeError
 from .table import Table, reference
 
 __all__ = ["PermutationBuilder", "permutation_builder"]
@@ -65,6 +69,126 @@ def _snapshot(table: Any, version: int | None = None):
     return reference(table).snapshot(version)
 
 
+#: Names of the columns of the local stand-in of a remote table (see _RemoteBuilder).
+_SPLIT = "__riffledb_split"
+_POSITION = "__riffledb_position"
+
+
+class _RemoteBuilder:
+    r"""The native builder's surface over a remote table: configuration is recorded,
+    and ``execute()`` builds the permutation table locally, with the native builder.
+
+    ``execute()`` sends one scan (spec §2.9): ``_rowid`` plus the hash columns or the
+    calculated split, the filter applied by the server, at the pinned version. The rows
+    are sorted by ``_rowid`` here (a server's scan order is not promised), which is the
+    storage order of a local table, and become a ``memory://`` stand-in table; the native
+    builder runs over it (split, shuffle, grouping: the same code and seeds as for a local
+    table, so the same recipe over the same rows gives the same permutation), and its row
+    ids (positions in the stand-in) are mapped back to the remote ``_rowid``\ s.
+    """
+
+    def __init__(self, table: Any, version: int | None):
+        self._table = table
+        self._version = table.version if version is None else version
+        self._filter: str | None = None
+        self._split: tuple[str, dict[str, Any]] | None = None
+        self._shuffle: dict[str, Any] | None = None
+
+    def filter(self, filter: str) -> None:
+        self._filter = filter
+
+    def split_random(self, **kwargs: Any) -> None:
+        self._split = ("split_random", kwargs)
+
+    def split_sequential(self, **kwargs: Any) -> None:
+        self._split = ("split_sequential", kwargs)
+
+    def split_hash(self, columns: list[str], split_weights: Any, **kwargs: Any) -> None:
+        self._split = (
+            "split_hash",
+            dict(columns=columns, split_weights=split_weights, **kwargs),
+        )
+
+    def split_calculated(self, calculation: str, split_names: Any = None) -> None:
+        self._split = (
+            "split_calculated",
+            dict(calculation=calculation, split_names=split_names),
+        )
+
+    def shuffle(self, **kwargs: Any) -> None:
+        self._shuffle = kwargs
+
+    def _scan(self) -> pa.Table:
+        """The scan of the build: ``_rowid`` and what the split reads."""
+        from .remote.table import NO_LIMIT
+
+        columns = {"_rowid": "_rowid"}
+        kind, args = self._split if self._split is not None else (None, {})
+        if kind == "split_hash":
+            for name in args["columns"]:
+                if not isinstance(name, str):
+                    raise RiffledbTypeError(
+                        f"columns must be strings, got {type(name).__name__}"
+                    )
+                columns[name] = name
+        elif kind == "split_calculated":
+            columns[_SPLIT] = args["calculation"]
+        body: dict[str, Any] = {
+            "version": self._version,
+            "prefilter": True,
+            "k": NO_LIMIT,
+            "columns": columns,
+            "vector": [],
+        }
+        if self._filter is not None:
+            body["filter"] = self._filter
+        return self._table._query(body)
+
+    def execute(self) -> Any:
+        from . import connect
+
+        rows = self._scan()
+        ids = rows.column("_rowid").to_numpy().astype(np.uint64, copy=False)
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        if len(ids) > 1 and np.any(ids[1:] == ids[:-1]):
+            raise InternalError(
+                f"The server's scan of table '{self._table.name}' returned a row id twice"
+            )
+        taken = rows.drop_columns(["_rowid"])
+        stand_in = pa.table({_POSITION: pa.array(np.arange(len(ids), dtype=np.uint64))})
+        for name in taken.column_names:
+            stand_in = stand_in.append_column(
+                taken.schema.field(name), taken.column(name).take(pa.array(order))
+            )
+        local = connect("memory://").create_table("remote", stand_in)
+        native = _riffledb.PermutationBuilder(reference(local).snapshot())
+        if self._split is not None:
+            kind, args = self._split
+            if kind == "split_calculated":
+                args = dict(args, calculation=f"`{_SPLIT}`")
+            getattr(native, kind)(**args)
+        if self._shuffle is not None:
+            native.shuffle(**self._shuffle)
+        built = pa.table(native.execute())
+        # Row ids of the stand-in -> its positions -> the remote row ids.
+        positions = local.take_row_ids(built.column("row_id").to_numpy()).select(
+            [_POSITION]
+        )
+        remote_ids = ids[positions.to_arrow().column(0).to_numpy()]
+        metadata = {}
+        names = (built.schema.metadata or {}).get(
+            _riffledb.PERMUTATION_METADATA_KEYS["split_names"].encode()
+        )
+        if names is not None:
+            metadata[_riffledb.PERMUTATION_METADATA_KEYS["split_names"]] = names
+        table = pa.table(
+            {"row_id": pa.array(remote_ids, pa.uint64()), "split_id": built["split_id"]},
+            metadata=metadata or None,
+        )
+        return _riffledb.PermutationTable.from_arrow(table)
+
+
 class PermutationBuilder:
     """Builds a permutation table (row ids grouped by split) over a table.
 
@@ -91,7 +215,9 @@ class PermutationBuilder:
         """Starts a builder over ``table``.
 
         Args:
-            table: A riffledb ``Table``.
+            table: A riffledb ``Table``, or a remote table (``db://``): its row ids are
+                scanned once (filtered by the server) and the permutation table is
+                built here, in ``memory://``.
             version: The table version to read (riffledb's); None reads the version the
                 handle is on.
 
@@ -99,9 +225,10 @@ class PermutationBuilder:
             RuntimeError: ``table`` is not a table.
             ValueError: ``version`` cannot be read.
         """
-        self._native: _riffledb.PermutationBuilder | None = _riffledb.PermutationBuilder(
-            _snapshot(table, version)
-        )
+        if is_remote(table):
+            self._native: Any = _RemoteBuilder(table, version)
+        else:
+            self._native = _riffledb.PermutationBuilder(_snapshot(table, version))
         release_at_exit(self, _release_native)
 
     def _builder(self) -> _riffledb.PermutationBuilder:

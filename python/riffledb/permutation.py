@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from . import _riffledb
 from ._args import bad_index, index_array, offsets_for_take
+from ._base_table import base_source, check_base
 from ._lifetime import release_at_exit
 from ._prefetch import (
     DEFAULT_PREFETCH_BYTES,
@@ -135,7 +136,7 @@ class Permutations:
     """
 
     def __init__(self, base_table: Table, permutation_table: Table):
-        reference(base_table, "base_table")
+        check_base(base_table, "base_table")
         native = _open_permutation_table(permutation_table)
         self.base_table = base_table
         self.permutation_table = permutation_table
@@ -275,7 +276,7 @@ class Permutation:
         """The native reader of this permutation's view (made once; shared by copies)."""
         reader = self._reader
         if reader is None:
-            base = reference(self.base_table).snapshot(self.base_version)
+            base = base_source(self.base_table, self.base_version)
             native = self._permutation()
             # An identity reader reads "split 0" (of the whole table).
             split = 0 if native is None else self.split
@@ -376,7 +377,8 @@ class Permutation:
     def _split_reader(self):
         """A native reader of the whole split (no skip, take or repeat)."""
         view = self._view()
-        return _riffledb.PermutationReader.open(view.base, view.permutation, view.split)
+        base = view.base if view.base is not None else view.source
+        return _riffledb.PermutationReader.open(base, view.permutation, view.split)
 
     def with_connection_factory(self, factory: Callable[[str], Table]) -> Permutation:
         """Reopens the base table in a worker with ``factory(base_table_name)`` instead
@@ -398,18 +400,12 @@ class Permutation:
     def identity(cls, table: Table) -> Permutation:
         """All rows of ``table`` in storage order, as of its current version.
 
-        A remote table (``db://``) gives a
-        :class:`riffledb.remote.permutation.RemoteIdentityPermutation`, read by offsets.
+        A remote table (``db://``) is read by ``_rowoffset`` takes, through the same
+        native reader as a local one.
 
         Raises:
             ValueError: the table has no rows.
         """
-        if type(table).__name__ == "RemoteTable":
-            from .remote.permutation import RemoteIdentityPermutation
-            from .remote.table import RemoteTable
-
-            if isinstance(table, RemoteTable):
-                return RemoteIdentityPermutation(table)
         return cls.from_tables(table, None, None)
 
     @classmethod
@@ -438,7 +434,7 @@ class Permutation:
             TypeError: ``split`` is not a str or int.
         """
         _require(base_table, "base_table")
-        reference(base_table, "base_table")
+        check_base(base_table, "base_table")
         native = None
         if permutation_table is not None:
             native = _open_permutation_table(permutation_table)
@@ -730,7 +726,7 @@ class Permutation:
                 columns and their fields can be flattened).
         """
         schema = self.schema
-        base_schema = pa.Schema._import_from_c_capsule(self._view().base.schema())
+        base_schema = pa.Schema._import_from_c_capsule(self._view().source.schema())
         base_names = set(base_schema.names)
 
         def expand(

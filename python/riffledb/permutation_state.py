@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from . import _riffledb
 from ._args import check_bool, check_int, check_str, check_str_list, describe
+from ._base_table import base_name, is_remote
 from .errors import InternalError, InvalidError, RiffledbTypeError
 from .table import (
     Table,
@@ -111,9 +112,12 @@ class SplitData:
         ``native``: its recipe when ``native`` was built by the builder over
         ``base_table`` at ``base_version``, else its row ids (read through
         ``split_reader()``, a native reader of the whole split)."""
-        location = reference(base_table).native().location
+        location = (
+            None if is_remote(base_table) else reference(base_table).native().location
+        )
         if (
-            native.recipe
+            location is not None
+            and native.recipe
             and native.base_version == base_version
             and native.base_location == location
         ):
@@ -311,10 +315,10 @@ class PermutationState:
         factory = permutation.connection_factory
         if factory is not None:
             _check_picklable_callable(factory, "connection_factory")
-        ref = reference(permutation.base_table)
+        base = permutation.base_table
         base_version = permutation.base_version
         settings = {
-            "base_table_name": ref.name,
+            "base_table_name": base_name(base),
             "split": permutation.split,
             "selection": dict(permutation.selection),
             "batch_size": permutation.batch_size,
@@ -325,6 +329,18 @@ class PermutationState:
             "binary_views": permutation.binary_views,
             "connection_factory": factory,
         }
+        if is_remote(base):
+            # A remote table pickles as its connection settings, name and the pinned
+            # version (riffledb.remote.table.RemoteTable.__getstate__).
+            return cls(
+                base_table_state=None
+                if factory is not None
+                else base._pickle_state(base_version),
+                base_version=base_version,
+                permutation_data=split_data(),
+                **settings,
+            )
+        ref = reference(base)
         if factory is None and ref.is_memory and not ref.is_pending:
             rows = _split_rows(split_reader())
             return cls(
@@ -403,7 +419,9 @@ class PermutationState:
                 f"Cannot unpickle a permutation over table '{name}': the state has "
                 "neither a base_table_state nor a connection_factory"
             )
-        if table_state is not None:
+        if isinstance(table_state, dict) and table_state.get("kind") == "remote":
+            _check_remote_state(table_state)
+        elif table_state is not None:
             check_table_state(table_state, _where("base_table_state"))
         selection = state["selection"]
         if not isinstance(selection, dict) or not selection:
@@ -450,7 +468,26 @@ class PermutationState:
             )
         if self.base_table_state is None:  # from_dict refuses this
             raise InternalError("A permutation state without a base table")
+        if self.base_table_state.get("kind") == "remote":
+            from .remote.table import RemoteTable
+
+            table = RemoteTable.__new__(RemoteTable)
+            table.__setstate__(self.base_table_state)  # connects: no request
+            return table
         return table_from_state(self.base_table_state)
+
+
+def _check_remote_state(state: dict[str, Any]) -> None:
+    """Checks the pickle state of a remote base table (see
+    :meth:`riffledb.remote.table.RemoteTable.__getstate__`)."""
+    what = _where("base_table_state")
+    _check_keys(state, {"kind", "connection", "name", "version"}, "base_table_state.")
+    if not isinstance(state["connection"], dict):
+        raise RiffledbTypeError(
+            f"{what} key 'connection' must be a dict, got {describe(state['connection'])}"
+        )
+    check_str(state["name"], f"{what} key 'name'")
+    check_int(state["version"], f"{what} key 'version'", minimum=1, none_ok=True)
 
 
 def _split_rows(reader: Any) -> pa.Table:

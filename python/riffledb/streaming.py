@@ -41,12 +41,13 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 
 from . import _riffledb
 from ._args import check_bool, check_int, check_str, check_str_list
+from ._base_table import is_remote
 from ._permutation_builder import PermutationBuilder
 from ._prefetch import DEFAULT_PREFETCH_BYTES, Prefetch
 from .errors import InvalidError, RiffledbTypeError
 from .formats import Transforms
 from .permutation import Permutation
-from .table import Table, reference
+from .table import Table
 
 __all__ = [
     "DEFAULT_PREFETCH_BATCHES",
@@ -495,7 +496,7 @@ class StreamingDataset(IterableDataset):
         worker_info_override: Any = None,
     ):
         super().__init__()
-        if not isinstance(table, Table):
+        if not isinstance(table, Table) and not is_remote(table):
             raise RiffledbTypeError(
                 f"StreamingDataset needs a riffledb Table, got {type(table).__name__}"
             )
@@ -1105,12 +1106,11 @@ class StreamingDataset(IterableDataset):
             self._progress = _Progress(self._num_splits, progress)
         if self._table is None:
             self._table = self._connection_factory(name)
-            if not isinstance(self._table, Table):
+            if not isinstance(self._table, Table) and not is_remote(self._table):
                 raise RiffledbTypeError(
                     f"connection_factory({name!r}) returned "
                     f"{type(self._table).__name__}, not a riffledb Table"
                 )
-            reference(self._table)
         self._pipeline = None
 
 

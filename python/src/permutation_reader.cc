@@ -161,6 +161,13 @@ void RegisterPermutationReader(nb::module_& m) {
       .def("schema",
            [](const BoundSelection& s) { return ExportSchema(s.output_schema()); });
 
+  // What a reader takes rows from when it is not a local snapshot (a remote table:
+  // riffledb._riffledb.RemoteTakeSource).
+  nb::class_<TakeSource>(m, "TakeSource")
+      .def("schema", [](const TakeSource& s) { return ExportSchema(s.schema()); })
+      .def_prop_ro("num_rows", &TakeSource::num_rows)
+      .def("__repr__", &TakeSource::ToString);
+
   nb::class_<PermutationReader>(m, "PermutationReader")
       .def_static(
           "open",
@@ -169,6 +176,17 @@ void RegisterPermutationReader(nb::module_& m) {
             return Mutable(ValueOrThrow(WithoutGil([&] {
               return PermutationReader::Open(std::move(base), std::move(permutation),
                                              split);
+            })));
+          },
+          nb::arg("base"), nb::arg("permutation").none(), nb::arg("split"))
+      .def_static(
+          "open",
+          [](std::shared_ptr<TakeSource> base,
+             std::shared_ptr<PermutationTable> permutation, uint64_t split) {
+            return Mutable(ValueOrThrow(WithoutGil([&] {
+              return PermutationReader::Open(
+                  std::shared_ptr<const TakeSource>(std::move(base)),
+                  std::move(permutation), split);
             })));
           },
           nb::arg("base"), nb::arg("permutation").none(), nb::arg("split"))
@@ -194,6 +212,8 @@ void RegisterPermutationReader(nb::module_& m) {
       .def_prop_ro("is_identity", &PermutationReader::is_identity)
       .def_prop_ro("split", &PermutationReader::split)
       .def_prop_ro("base", [](const PermutationReader& r) { return Mutable(r.base()); })
+      .def_prop_ro("source",
+                   [](const PermutationReader& r) { return Mutable(r.source()); })
       .def_prop_ro("permutation",
                    [](const PermutationReader& r) { return Mutable(r.permutation()); })
       .def("row_ids",
@@ -211,7 +231,7 @@ void RegisterPermutationReader(nb::module_& m) {
              std::optional<std::vector<std::pair<std::string, std::string>>> selection,
              bool binary_views) {
             return Mutable(ValueOrThrow(WithoutGil([&] {
-              return BoundSelection::Make(*r.base()->schema(), selection, binary_views);
+              return BoundSelection::Make(*r.source()->schema(), selection, binary_views);
             })));
           },
           nb::arg("selection").none(), nb::arg("binary_views") = false)

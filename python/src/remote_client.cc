@@ -15,6 +15,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/remote/client/http_client.h"
+#include "riffledb/remote/client/remote_take_source.h"
 
 namespace nb = nanobind;
 
@@ -94,6 +95,32 @@ void RegisterRemoteClient(nb::module_& m) {
         d["abandoned_conns"] = s.abandoned_conns;
         return d;
       });
+
+  // One version of a remote table as a source of permutation reads (a
+  // PermutationReader.open base). `open` asks for the schema and the row count.
+  nb::class_<remote::RemoteTakeSource, TakeSource>(m, "RemoteTakeSource")
+      .def_static(
+          "open",
+          [](std::shared_ptr<remote::HttpClient> client, const std::string& name,
+             const std::string& table_path, std::optional<uint64_t> version,
+             remote::HeaderList headers, int64_t max_keys_per_request) {
+            remote::RemoteTableOptions options;
+            options.name = name;
+            options.table_path = table_path;
+            options.version = version;
+            options.headers = std::move(headers);
+            options.max_keys_per_request = max_keys_per_request;
+            return std::const_pointer_cast<remote::RemoteTakeSource>(
+                ValueOrThrow(WithoutGil([&] {
+                  return remote::RemoteTakeSource::Open(std::move(client),
+                                                        std::move(options));
+                })));
+          },
+          nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
+          nb::arg("version").none(), nb::arg("headers") = remote::HeaderList{},
+          nb::arg("max_keys_per_request") = 8192)
+      .def_prop_ro("version",
+                   [](const remote::RemoteTakeSource& s) { return s.options().version; });
 }
 
 }  // namespace riffledb::python

@@ -186,6 +186,17 @@ class RemoteDBConnection:
         return f"RemoteDBConnection(uri={self.uri!r})"
 
     # -- requests ------------------------------------------------------------------------
+    def _extra_headers(self) -> list[tuple[str, str]]:
+        """The ``header_provider``'s headers now (none without one)."""
+        if self._header_provider is None:
+            return []
+        return [(str(k), str(v)) for k, v in self._header_provider.get_headers().items()]
+
+    @staticmethod
+    def _table_path(name: str) -> str:
+        """The path of a table's routes, with its trailing slash."""
+        return f"/v1/table/{urllib.parse.quote(name, safe='$')}/"
+
     def _send(
         self,
         method: str,
@@ -194,12 +205,9 @@ class RemoteDBConnection:
         content_type: str = "",
         retry: bool = True,
     ) -> tuple[int, dict[str, str], bytes, str]:
-        extra: list[tuple[str, str]] = []
-        if self._header_provider is not None:
-            extra = [
-                (str(k), str(v)) for k, v in self._header_provider.get_headers().items()
-            ]
-        return self._client.send(method, path, body, content_type, retry, extra)
+        return self._client.send(
+            method, path, body, content_type, retry, self._extra_headers()
+        )
 
     def _table_send(
         self,
@@ -213,7 +221,7 @@ class RemoteDBConnection:
         query: str = "",
     ) -> tuple[int, dict[str, str], bytes, str]:
         """A request to a table route; a 404 is TableNotFoundError."""
-        path = f"/v1/table/{urllib.parse.quote(name, safe='$')}/{action}/{query}"
+        path = f"{self._table_path(name)}{action}/{query}"
         if body is not None:
             raw = json.dumps(body).encode()
             content_type = "application/json"

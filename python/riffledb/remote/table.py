@@ -18,10 +18,16 @@ import pyarrow as pa
 
 from .._args import UINT64_MAX, check_int, check_str, index_array
 from .._data import to_arrow_stream
-from ..errors import InternalError, InvalidError, NotSupportedError
+from ..errors import (
+    InternalError,
+    InvalidError,
+    NotSupportedError,
+    TableNotFoundError,
+)
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
 from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
+from .errors import HttpError
 
 if TYPE_CHECKING:
     from .db import RemoteDBConnection
@@ -191,6 +197,41 @@ class RemoteTable:
                 }
             )
         return versions
+
+    def _take_source(self, version: int | None = None) -> Any:
+        """The native source permutations read this table through
+        (``_riffledb.RemoteTakeSource``), pinned at ``version`` (None: the checked-out
+        version, else the newest). Asks for the schema and the row count.
+
+        A ``header_provider``'s headers are taken once, now, for every read of the
+        source.
+        """
+        from .. import _riffledb
+
+        if version is None:
+            version = self.version
+        conn = self._conn
+        try:
+            return _riffledb.RemoteTakeSource.open(
+                conn._client,
+                self._name,
+                conn._table_path(self._name),
+                version,
+                conn._extra_headers(),
+            )
+        except HttpError as error:
+            if error.status_code == 404:
+                raise TableNotFoundError(
+                    f"Table '{self._name}' (version {version}) was not found in "
+                    f"{conn.uri}"
+                ) from error
+            raise
+
+    def _pickle_state(self, version: int | None) -> dict[str, Any]:
+        """The pickle state of this table checked out at ``version``."""
+        state = self.__getstate__()
+        state["version"] = version
+        return state
 
     # -- reads --------------------------------------------------------------------------
     def _query(self, body: dict[str, Any]) -> pa.Table:

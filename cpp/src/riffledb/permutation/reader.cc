@@ -58,6 +58,14 @@ arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::Open(
     std::shared_ptr<const Snapshot> base,
     std::shared_ptr<const PermutationTable> permutation, uint64_t split) {
   if (base == nullptr) return arrow::Status::Invalid("base table is required");
+  return Open(std::make_shared<SnapshotTakeSource>(std::move(base)),
+              std::move(permutation), split);
+}
+
+arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::Open(
+    std::shared_ptr<const TakeSource> base,
+    std::shared_ptr<const PermutationTable> permutation, uint64_t split) {
+  if (base == nullptr) return arrow::Status::Invalid("base table is required");
   std::shared_ptr<PermutationReader> reader(new PermutationReader());
   reader->split_ = split;
   if (permutation == nullptr) {
@@ -73,7 +81,10 @@ arrow::Result<std::shared_ptr<const PermutationReader>> PermutationReader::Open(
   }
   if (reader->available_ == 0) return arrow::Status::Invalid(kNoRowsMessage);
   reader->count_ = reader->available_;
-  reader->base_ = std::move(base);
+  if (const auto* local = dynamic_cast<const SnapshotTakeSource*>(base.get())) {
+    reader->base_ = local->snapshot();
+  }
+  reader->source_ = std::move(base);
   reader->table_ = std::move(permutation);
   return reader;
 }
@@ -137,7 +148,7 @@ arrow::Result<std::shared_ptr<arrow::UInt64Array>> PermutationReader::RowIds() c
   }
   std::vector<int64_t> offsets(count_);
   std::iota(offsets.begin(), offsets.end(), start_);
-  ARROW_ASSIGN_OR_RAISE(auto ids, base_->RowIdsOfOffsets(offsets));
+  ARROW_ASSIGN_OR_RAISE(auto ids, source_->RowIdsOfOffsets(offsets));
   ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(count_ * sizeof(uint64_t)));
   std::copy(ids.begin(), ids.end(), reinterpret_cast<uint64_t*>(buffer->mutable_data()));
   return std::make_shared<arrow::UInt64Array>(count_, std::move(buffer));
@@ -153,12 +164,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindow
       for (size_t i = 0; i < offsets.size(); ++i) shifted[i] = offsets[i] + start_;
       base_offsets = shifted;
     }
-    return base_->TakeOffsets(base_offsets, selection.take_options());
+    return source_->TakeOffsets(base_offsets, selection.take_options());
   }
   const uint64_t* split_ids = row_ids_->raw_values() + start_;
   std::vector<uint64_t> ids(offsets.size());
   for (size_t i = 0; i < offsets.size(); ++i) ids[i] = split_ids[offsets[i]];
-  return base_->TakeRowIds(ids, selection.take_options());
+  return source_->TakeRowIds(ids, selection.take_options());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindowRange(
@@ -166,11 +177,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeWindow
   if (row_ids_ == nullptr) {
     std::vector<int64_t> offsets(length);
     std::iota(offsets.begin(), offsets.end(), start_ + start);
-    return base_->TakeOffsets(offsets, selection.take_options());
+    return source_->TakeOffsets(offsets, selection.take_options());
   }
   std::span<const uint64_t> ids(row_ids_->raw_values() + start_ + start,
                                 static_cast<size_t>(length));
-  return base_->TakeRowIds(ids, selection.take_options());
+  return source_->TakeRowIds(ids, selection.take_options());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> PermutationReader::TakeOffsets(

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "riffledb/permutation/permutation_table.h"
+#include "riffledb/permutation/take_source.h"
 #include "riffledb/table/snapshot.h"
 
 namespace riffledb {
@@ -56,7 +57,10 @@ class BoundSelection {
 
 /// Reads one split of a permutation table (or, for an identity permutation, the whole
 /// base table in storage order) from a pinned version of the base table, through a view:
-/// rows [offset, offset + limit) of the split, repeated `repeat` times.
+/// rows [offset, offset + limit) of the split, repeated `repeat` times. The base table is
+/// a TakeSource (take_source.h): a local snapshot, or a remote table
+/// (riffledb/remote/client/remote_take_source.h); the reader takes from it once per
+/// batch.
 ///
 /// Positions ("offsets") are 0-based within the view: offset i reads row i %
 /// rows_per_repeat() of the window. A reader is immutable and thread-safe, and survives
@@ -73,6 +77,11 @@ class PermutationReader {
   /// Errors (Invalid): a split (or identity table) without rows (kNoRowsMessage).
   static arrow::Result<std::shared_ptr<const PermutationReader>> Open(
       std::shared_ptr<const Snapshot> base,
+      std::shared_ptr<const PermutationTable> permutation, uint64_t split);
+  /// The same over any source (a remote table, say). A SnapshotTakeSource is the same
+  /// as opening its snapshot.
+  static arrow::Result<std::shared_ptr<const PermutationReader>> Open(
+      std::shared_ptr<const TakeSource> base,
       std::shared_ptr<const PermutationTable> permutation, uint64_t split);
 
   /// A reader over rows [offset, offset + limit) of the full split (offset first, then
@@ -100,7 +109,10 @@ class PermutationReader {
   int64_t available_rows() const { return available_; }
   bool is_identity() const { return table_ == nullptr; }
   uint64_t split() const { return split_; }
+  /// The base table's snapshot; null when the source is not a local snapshot.
   const std::shared_ptr<const Snapshot>& base() const { return base_; }
+  /// What rows are taken from (never null).
+  const std::shared_ptr<const TakeSource>& source() const { return source_; }
   /// The permutation table the split comes from (null for identity).
   const std::shared_ptr<const PermutationTable>& permutation() const { return table_; }
   /// Row id (base `_rowid`) of every row of the window, in read order (one repetition;
@@ -144,7 +156,8 @@ class PermutationReader {
       std::span<const int64_t> offsets, const BoundSelection& selection) const;
 
   // Constant after construction.
-  std::shared_ptr<const Snapshot> base_;
+  std::shared_ptr<const TakeSource> source_;
+  std::shared_ptr<const Snapshot> base_;  // source_'s, if it is a SnapshotTakeSource
   std::shared_ptr<const PermutationTable> table_;  // null for identity
   uint64_t split_ = 0;
   // The whole split's row ids, in read order; null for identity.

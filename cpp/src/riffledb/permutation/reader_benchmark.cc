@@ -18,7 +18,8 @@ constexpr int kDim = 64;
 // {id int64, emb fixed_size_list<float32, 64>} of kRows rows, and a permutation of all
 // rows in a seeded random order (split 0).
 struct Fixture {
-  std::shared_ptr<const Snapshot> base, perm;
+  std::shared_ptr<const Snapshot> base;
+  std::shared_ptr<const PermutationTable> perm;
   Fixture() {
     arrow::Int64Builder ids;
     arrow::FloatBuilder values;
@@ -44,9 +45,11 @@ struct Fixture {
     (void)splits.AppendValues(std::vector<uint64_t>(kRows, 0));
     auto perm_schema = arrow::schema({arrow::field("row_id", arrow::uint64()),
                                       arrow::field("split_id", arrow::uint64())});
-    perm = Make("perm", arrow::RecordBatch::Make(
-                            perm_schema, kRows,
-                            {rows.Finish().ValueOrDie(), splits.Finish().ValueOrDie()}));
+    perm = PermutationTable::Open(
+               *Make("perm", arrow::RecordBatch::Make(perm_schema, kRows,
+                                                      {rows.Finish().ValueOrDie(),
+                                                       splits.Finish().ValueOrDie()})))
+               .ValueOrDie();
   }
   static std::shared_ptr<const Snapshot> Make(const std::string& name,
                                               std::shared_ptr<arrow::RecordBatch> batch) {

@@ -1,0 +1,276 @@
+#include "riffledb/remote/client/remote_take_source.h"
+
+#include <arrow/array/concatenate.h>
+#include <arrow/buffer.h>
+#include <arrow/compute/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/table.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "riffledb/expr/projection.h"
+#include "riffledb/table/gather.h"
+
+namespace riffledb::remote {
+
+namespace {
+
+// What LanceDB's client sends as `k` for "no limit" (isize::MAX, spec §2.7).
+constexpr int64_t kNoLimit = 9223372036854775807;
+constexpr char kArrowStream[] = "application/vnd.apache.arrow.stream";
+
+nlohmann::json BaseBody(const std::optional<uint64_t>& version) {
+  nlohmann::json body;
+  body["version"] = version ? nlohmann::json(*version) : nlohmann::json(nullptr);
+  body["prefilter"] = true;
+  body["k"] = kNoLimit;
+  body["vector"] = nlohmann::json::array();
+  return body;
+}
+
+// `column in (1,2,3)`: the spelling of LanceDB's clients up to 0.34, which every server
+// and mock understands (spec §2.7).
+std::string InList(const char* column, std::span<const uint64_t> keys) {
+  std::string out = column;
+  out += " in (";
+  char digits[24];
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out += ',';
+    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), keys[i]);
+    out.append(digits, end);
+  }
+  out += ')';
+  return out;
+}
+
+// The column `name` of `rows` as a uint64 array.
+arrow::Result<std::shared_ptr<arrow::UInt64Array>> KeyColumn(
+    const arrow::RecordBatch& rows, const std::string& name) {
+  std::shared_ptr<arrow::Array> array = rows.GetColumnByName(name);
+  if (array == nullptr) {
+    return arrow::Status::Invalid("The server's answer to a take has no column '", name,
+                                  "'");
+  }
+  if (array->type_id() != arrow::Type::UINT64) {
+    ARROW_ASSIGN_OR_RAISE(auto cast, arrow::compute::Cast(*array, arrow::uint64()));
+    array = std::move(cast);
+  }
+  return std::static_pointer_cast<arrow::UInt64Array>(array);
+}
+
+// Binary and string arrays as views (what TakeOptions::binary_views asks for).
+arrow::Result<std::shared_ptr<arrow::Array>> AsGathered(std::shared_ptr<arrow::Array> a,
+                                                        bool binary_views) {
+  if (!binary_views) return a;
+  auto type = GatheredType(a->type(), true);
+  if (type->Equals(*a->type())) return a;
+  return arrow::compute::Cast(*a, type);
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
+    std::shared_ptr<const HttpClient> client, RemoteTableOptions options) {
+  if (client == nullptr) return arrow::Status::Invalid("client is required");
+  if (options.max_keys_per_request < 1) {
+    return arrow::Status::Invalid("max_keys_per_request must be at least 1, got ",
+                                  options.max_keys_per_request);
+  }
+  std::shared_ptr<RemoteTakeSource> source(new RemoteTakeSource());
+  source->client_ = std::move(client);
+  source->options_ = std::move(options);
+  // The schema: a one-row query (spec §2.9 step 2), whose answer carries it.
+  nlohmann::json probe = BaseBody(source->options_.version);
+  probe["k"] = 1;
+  ARROW_ASSIGN_OR_RAISE(auto answer, source->Query(probe.dump()));
+  source->schema_ = answer->schema();
+  ARROW_ASSIGN_OR_RAISE(source->all_columns_, Projection::All(source->schema_));
+
+  nlohmann::json count;
+  count["version"] = source->options_.version ? nlohmann::json(*source->options_.version)
+                                              : nlohmann::json(nullptr);
+  HttpRequest request;
+  request.path = source->options_.table_path + "count_rows/";
+  request.body = count.dump();
+  request.content_type = "application/json";
+  request.headers = source->options_.headers;
+  ARROW_ASSIGN_OR_RAISE(HttpResponse response, source->client_->Send(std::move(request)));
+  const std::string& text = response.body;
+  size_t begin = text.find_first_not_of(" \t\r\n");
+  size_t end = text.find_last_not_of(" \t\r\n");
+  int64_t rows = -1;
+  if (begin != std::string::npos) {
+    auto [ptr, ec] = std::from_chars(text.data() + begin, text.data() + end + 1, rows);
+    if (ec != std::errc() || ptr != text.data() + end + 1) rows = -1;
+  }
+  if (rows < 0) {
+    return arrow::Status::Invalid("The server's count_rows answer for table '",
+                                  source->options_.name,
+                                  "' is not a row count: ", text.substr(0, 100));
+  }
+  source->num_rows_ = rows;
+  return source;
+}
+
+std::string RemoteTakeSource::ToString() const {
+  std::string out = "remote table '" + options_.name + "'";
+  if (options_.version) out += " version " + std::to_string(*options_.version);
+  return out;
+}
+
+arrow::Result<std::shared_ptr<arrow::Table>> RemoteTakeSource::Query(
+    const std::string& body) const {
+  HttpRequest request;
+  request.path = options_.table_path + "query/";
+  request.body = body;
+  request.content_type = "application/json";
+  request.headers = options_.headers;
+  ARROW_ASSIGN_OR_RAISE(HttpResponse response, client_->Send(std::move(request)));
+  const auto content_type = response.header("content-type");
+  auto buffer = arrow::Buffer::FromString(std::move(response.body));
+  auto input = std::make_shared<arrow::io::BufferReader>(buffer);
+  auto context = [&](const arrow::Status& status) {
+    return arrow::Status::Invalid("The server's answer to a query of ", ToString(),
+                                  " is not Arrow IPC: ", status.message());
+  };
+  if (content_type && content_type->rfind(kArrowStream, 0) == 0) {
+    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
+    if (!reader.ok()) return context(reader.status());
+    auto table = (*reader)->ToTable();
+    if (!table.ok()) return context(table.status());
+    return *table;
+  }
+  auto reader = arrow::ipc::RecordBatchFileReader::Open(input);
+  if (!reader.ok()) return context(reader.status());
+  auto table = (*reader)->ToTable();
+  if (!table.ok()) return context(table.status());
+  return *table;
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
+    std::span<const uint64_t> keys, bool by_row_id, const TakeOptions& options) const {
+  const Projection* projection = all_columns_.get();
+  if (options.projection != nullptr) {
+    if (!SameSchema(options.projection->schema(), schema_)) {
+      return arrow::Status::Invalid("The projection of a take from ", ToString(),
+                                    " was bound to another schema");
+    }
+    projection = options.projection.get();
+  }
+  const NeededColumns& needed = projection->needed();
+  const char* key_column = by_row_id ? kRowIdColumn : kRowOffsetColumn;
+
+  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
+  std::vector<uint64_t> unique(keys.begin(), keys.end());
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+
+  nlohmann::json columns = nlohmann::json::array();
+  for (int c : needed.columns) columns.push_back(schema_->field(c)->name());
+  if (needed.row_id && !by_row_id) columns.push_back(kRowIdColumn);
+  if (needed.row_offset || !by_row_id) columns.push_back(kRowOffsetColumn);
+  if (columns.empty()) columns.push_back(kRowIdColumn);  // else: every column
+
+  std::vector<std::shared_ptr<arrow::Table>> answers;
+  const size_t step = static_cast<size_t>(options_.max_keys_per_request);
+  for (size_t begin = 0; begin < unique.size(); begin += step) {
+    std::span<const uint64_t> chunk(unique.data() + begin,
+                                    std::min(step, unique.size() - begin));
+    nlohmann::json body = BaseBody(options_.version);
+    body["filter"] = InList(key_column, chunk);
+    body["columns"] = columns;
+    if (by_row_id) body["with_row_id"] = true;
+    ARROW_ASSIGN_OR_RAISE(auto answer, Query(body.dump()));
+    answers.push_back(std::move(answer));
+  }
+
+  // Where each asked-for key is in the answer.
+  std::vector<int64_t> indices(keys.size());
+  std::shared_ptr<arrow::RecordBatch> rows;
+  if (!answers.empty()) {
+    std::shared_ptr<arrow::Table> table = answers[0];
+    if (answers.size() > 1) {
+      ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
+    }
+    ARROW_ASSIGN_OR_RAISE(rows, table->CombineChunksToBatch());
+    ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
+    std::vector<std::pair<uint64_t, int64_t>> found(answer_keys->length());
+    for (int64_t i = 0; i < answer_keys->length(); ++i) {
+      found[i] = {answer_keys->Value(i), i};
+    }
+    std::sort(found.begin(), found.end());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = std::lower_bound(found.begin(), found.end(),
+                                 std::pair<uint64_t, int64_t>{keys[i], 0});
+      if (it == found.end() || it->first != keys[i]) {
+        return arrow::Status::IndexError(by_row_id ? "Row id " : "Offset ", keys[i],
+                                         " at position ", i, " is not a row of ",
+                                         ToString());
+      }
+      indices[i] = it->second;
+    }
+  }
+
+  // The projection's input: its needed columns, in NeededColumns order.
+  const auto& input_schema = projection->input_schema();
+  arrow::ArrayVector inputs;
+  inputs.reserve(input_schema->num_fields());
+  arrow::Int64Array take_indices(static_cast<int64_t>(indices.size()),
+                                 arrow::Buffer::Wrap(indices));
+  for (const auto& field : input_schema->fields()) {
+    std::shared_ptr<arrow::Array> input;
+    if (rows == nullptr) {
+      ARROW_ASSIGN_OR_RAISE(input, arrow::MakeEmptyArray(field->type()));
+    } else {
+      auto column = rows->GetColumnByName(field->name());
+      if (column == nullptr) {
+        return arrow::Status::Invalid("The server's answer to a take from ", ToString(),
+                                      " has no column '", field->name(), "'");
+      }
+      ARROW_ASSIGN_OR_RAISE(
+          input, arrow::compute::Take(*column, take_indices,
+                                      arrow::compute::TakeOptions::NoBoundsCheck()));
+      if (!input->type()->Equals(*field->type())) {
+        ARROW_ASSIGN_OR_RAISE(input, arrow::compute::Cast(*input, field->type()));
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(input, AsGathered(std::move(input), options.binary_views));
+    inputs.push_back(std::move(input));
+  }
+  return projection->Project(std::move(inputs), static_cast<int64_t>(keys.size()));
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::TakeOffsets(
+    std::span<const int64_t> offsets, const TakeOptions& options) const {
+  std::vector<uint64_t> keys(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (offsets[i] < 0 || offsets[i] >= num_rows_) {
+      return arrow::Status::IndexError("Offset ", offsets[i], " at position ", i,
+                                       " is out of range for ", ToString(), " of ",
+                                       num_rows_, " rows");
+    }
+    keys[i] = static_cast<uint64_t>(offsets[i]);
+  }
+  return Take(keys, /*by_row_id=*/false, options);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::TakeRowIds(
+    std::span<const uint64_t> row_ids, const TakeOptions& options) const {
+  return Take(row_ids, /*by_row_id=*/true, options);
+}
+
+arrow::Result<std::vector<uint64_t>> RemoteTakeSource::RowIdsOfOffsets(
+    std::span<const int64_t> offsets) const {
+  const std::string names[] = {kRowIdColumn};
+  TakeOptions options;
+  ARROW_ASSIGN_OR_RAISE(options.projection, Projection::Columns(schema_, names));
+  ARROW_ASSIGN_OR_RAISE(auto batch, TakeOffsets(offsets, options));
+  const auto& ids = static_cast<const arrow::UInt64Array&>(*batch->column(0));
+  return std::vector<uint64_t>(ids.raw_values(), ids.raw_values() + ids.length());
+}
+
+}  // namespace riffledb::remote

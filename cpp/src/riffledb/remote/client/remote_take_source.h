@@ -1,0 +1,92 @@
+// A table of a remote database as a TakeSource (riffledb/permutation/take_source.h): what
+// lets the permutation reader, and the loader above it, read a `db://` table through the
+// same code path as a local snapshot.
+#pragma once
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "riffledb/permutation/take_source.h"
+#include "riffledb/remote/client/http_client.h"
+
+namespace riffledb::remote {
+
+/// Which remote table, at which version, and how to ask for it.
+struct RemoteTableOptions {
+  /// The table's name, as the server knows it (for messages).
+  std::string name;
+  /// The path of the table's routes, percent-encoded, with its trailing slash:
+  /// `/v1/table/<name>/`; `query/` and `count_rows/` are appended.
+  std::string table_path;
+  /// The version every request reads (spec §2.8's `"version"`); unset: the newest
+  /// version at each request, which a reader should not want (see RemoteTakeSource).
+  std::optional<uint64_t> version;
+  /// Sent with every request, after the client's own.
+  HeaderList headers;
+  /// The most keys (`_rowid`s or offsets) in one `IN (...)` filter: a larger take is
+  /// sent as several requests, one after the other.
+  int64_t max_keys_per_request = 8192;
+};
+
+/// Takes from one version of a remote table over HttpClient, with the requests of spec
+/// §2.7: `{"filter": "_rowid in (...)", "with_row_id": true, "columns": [...]}` (and
+/// `_rowoffset in (...)` with `_rowoffset` among the columns for takes by offset). Only
+/// the columns the projection needs are asked for; the answer, in whatever order and
+/// with whatever duplicates the server chose, is put in the order asked for here, and the
+/// projection (SQL expressions included) is evaluated here: the one projection engine
+/// (expr/projection.h), as for local tables.
+///
+/// Immutable and thread-safe: concurrent takes are concurrent requests on the client's
+/// pool. Survives fork (the client is pid-aware: a forked child opens connections of its
+/// own). Pinning a version makes every take answer for it, as a local snapshot does.
+class RemoteTakeSource final : public TakeSource {
+ public:
+  /// Asks the server for the schema (a one-row query, whose answer's schema is the
+  /// table's) and the row count of `options.version`. Errors: the client's (an IOError
+  /// with an HttpErrorDetail; 404 for an unknown table or version), Invalid for an
+  /// answer that is not Arrow IPC or not an integer.
+  static arrow::Result<std::shared_ptr<const RemoteTakeSource>> Open(
+      std::shared_ptr<const HttpClient> client, RemoteTableOptions options);
+
+  const std::shared_ptr<arrow::Schema>& schema() const override { return schema_; }
+  int64_t num_rows() const override { return num_rows_; }
+  std::string ToString() const override;
+  const RemoteTableOptions& options() const { return options_; }
+  const std::shared_ptr<const HttpClient>& client() const { return client_; }
+
+  /// With TakeOptions::binary_views, binary and string columns are cast to views of the
+  /// answer's buffers (the answer is a copy anyway).
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeOffsets(
+      std::span<const int64_t> offsets, const TakeOptions& options) const override;
+  /// IndexError naming the first id the server did not return.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRowIds(
+      std::span<const uint64_t> row_ids, const TakeOptions& options) const override;
+  arrow::Result<std::vector<uint64_t>> RowIdsOfOffsets(
+      std::span<const int64_t> offsets) const override;
+
+ private:
+  RemoteTakeSource() = default;
+  // The rows whose key (`_rowid` if by_row_id, else `_rowoffset`) is keys[i], in that
+  // order, projected.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Take(
+      std::span<const uint64_t> keys, bool by_row_id, const TakeOptions& options) const;
+  // POSTs `body` (JSON) to the table's `query/` route; the answer as one table.
+  arrow::Result<std::shared_ptr<arrow::Table>> Query(const std::string& body) const;
+
+  // Constant after Open.
+  std::shared_ptr<const HttpClient> client_;
+  RemoteTableOptions options_;
+  std::shared_ptr<arrow::Schema> schema_;
+  std::shared_ptr<const Projection> all_columns_;
+  int64_t num_rows_ = 0;
+};
+
+}  // namespace riffledb::remote

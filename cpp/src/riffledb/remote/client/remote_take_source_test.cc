@@ -1,0 +1,248 @@
+// RemoteTakeSource against an in-process mock of a table's query route that answers
+// takes in its own order (descending keys, each once), as a server may: the source must
+// put the rows in the order asked for, repeat duplicates, evaluate the projection, and
+// give the PermutationReader what a local snapshot would.
+#include "riffledb/remote/client/remote_take_source.h"
+
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/writer.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "riffledb/permutation/reader.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::remote {
+namespace {
+
+constexpr int64_t kRows = 10;
+constexpr uint64_t kFirstId = 100;  // row i has _rowid 100 + i, id i, x i / 2
+
+// The values of `name` for rows `rows`.
+std::shared_ptr<arrow::Array> Column(const std::string& name,
+                                     const std::vector<int64_t>& rows) {
+  if (name == "id") {
+    arrow::Int64Builder b;
+    for (int64_t r : rows) (void)b.Append(r);
+    return b.Finish().ValueOrDie();
+  }
+  if (name == "x") {
+    arrow::DoubleBuilder b;
+    for (int64_t r : rows) (void)b.Append(r * 0.5);
+    return b.Finish().ValueOrDie();
+  }
+  arrow::UInt64Builder b;
+  for (int64_t r : rows) (void)b.Append(name == "_rowid" ? kFirstId + r : r);
+  return b.Finish().ValueOrDie();
+}
+
+std::shared_ptr<arrow::DataType> TypeOf(const std::string& name) {
+  if (name == "id") return arrow::int64();
+  if (name == "x") return arrow::float64();
+  return arrow::uint64();
+}
+
+std::string IpcFile(const std::vector<std::string>& names,
+                    const std::vector<int64_t>& rows) {
+  arrow::FieldVector fields;
+  arrow::ArrayVector columns;
+  for (const auto& name : names) {
+    fields.push_back(arrow::field(name, TypeOf(name)));
+    columns.push_back(Column(name, rows));
+  }
+  auto schema = arrow::schema(fields);
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = arrow::ipc::MakeFileWriter(sink, schema).ValueOrDie();
+  (void)writer->WriteRecordBatch(
+      *arrow::RecordBatch::Make(schema, static_cast<int64_t>(rows.size()), columns));
+  (void)writer->Close();
+  return sink->Finish().ValueOrDie()->ToString();
+}
+
+class MockTable {
+ public:
+  MockTable() {
+    server_.Post("/v1/table/t/count_rows/",
+                 [](const httplib::Request&, httplib::Response& res) {
+                   res.set_content(std::to_string(kRows), "application/json");
+                 });
+    server_.Post("/v1/table/t/query/", [this](const httplib::Request& req,
+                                              httplib::Response& res) {
+      auto body = nlohmann::json::parse(req.body);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        bodies_.push_back(body);
+      }
+      std::vector<std::string> names = {"id", "x"};
+      if (body.contains("columns"))
+        names = body["columns"].get<std::vector<std::string>>();
+      if (body.value("with_row_id", false) &&
+          std::find(names.begin(), names.end(), "_rowid") == names.end()) {
+        names.push_back("_rowid");
+      }
+      std::vector<int64_t> rows;
+      if (!body.contains("filter")) {
+        rows = {0};  // the schema probe
+      } else {
+        // "_rowid in (1,2)" or "_rowoffset in (1,2)": every matching row once, in
+        // descending order.
+        std::string filter = body["filter"];
+        const bool by_id = filter.rfind("_rowid", 0) == 0;
+        std::string list = filter.substr(filter.find('(') + 1);
+        size_t pos = 0;
+        while (pos < list.size() && list[pos] != ')') {
+          size_t end = list.find_first_of(",)", pos);
+          int64_t key = std::stoll(list.substr(pos, end - pos));
+          int64_t row = by_id ? key - static_cast<int64_t>(kFirstId) : key;
+          if (row >= 0 && row < kRows && row != missing_row_) rows.push_back(row);
+          pos = end + (list[end] == ',' ? 1 : 0);
+          if (list[end] == ')') break;
+        }
+        std::sort(rows.rbegin(), rows.rend());
+        rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+      }
+      res.set_content(IpcFile(names, rows), "application/vnd.apache.arrow.file");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~MockTable() {
+    server_.stop();
+    thread_.join();
+  }
+
+  std::shared_ptr<const RemoteTakeSource> Open(int64_t max_keys = 8192) {
+    ClientOptions options;
+    options.base_url = "http://127.0.0.1:" + std::to_string(port_);
+    auto client = HttpClient::Make(options).ValueOrDie();
+    RemoteTableOptions table;
+    table.name = "t";
+    table.table_path = "/v1/table/t/";
+    table.version = 3;
+    table.max_keys_per_request = max_keys;
+    return RemoteTakeSource::Open(std::move(client), std::move(table)).ValueOrDie();
+  }
+  std::vector<nlohmann::json> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+  void Lose(int64_t row) { missing_row_ = row; }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<nlohmann::json> bodies_;
+  int64_t missing_row_ = -1;
+};
+
+std::vector<int64_t> Ids(const arrow::RecordBatch& batch) {
+  const auto& ids = static_cast<const arrow::Int64Array&>(*batch.GetColumnByName("id"));
+  return std::vector<int64_t>(ids.raw_values(), ids.raw_values() + ids.length());
+}
+
+TEST(RemoteTakeSource, OpensWithSchemaAndCountAtTheVersion) {
+  MockTable table;
+  auto source = table.Open();
+  EXPECT_EQ(source->num_rows(), kRows);
+  EXPECT_EQ(source->schema()->ToString(), "id: int64\nx: double");
+  EXPECT_EQ(source->ToString(), "remote table 't' version 3");
+  EXPECT_EQ(table.bodies().at(0)["k"], 1);
+  EXPECT_EQ(table.bodies().at(0)["version"], 3);
+}
+
+TEST(RemoteTakeSource, RowIdTakesComeBackInTheOrderAskedForWithDuplicates) {
+  MockTable table;
+  auto source = table.Open();
+  const uint64_t ids[] = {105, 101, 109, 101};
+  ASSERT_OK_AND_ASSIGN(auto batch, source->TakeRowIds(ids, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{5, 1, 9, 1}));
+  EXPECT_EQ(batch->schema()->ToString(), "id: int64\nx: double");
+  auto body = table.bodies().back();
+  EXPECT_EQ(body["filter"], "_rowid in (101,105,109)");
+  EXPECT_EQ(body["with_row_id"], true);
+  EXPECT_EQ(body["version"], 3);
+  EXPECT_EQ(body["columns"], nlohmann::json::array({"id", "x"}));
+}
+
+TEST(RemoteTakeSource, OffsetTakesAskOnlyForNeededColumnsAndProjectHere) {
+  MockTable table;
+  auto source = table.Open();
+  const std::vector<OutputColumn> outputs = {{"double_x", "x * 2"}, {"rid", "_rowid"}};
+  TakeOptions options;
+  ASSERT_OK_AND_ASSIGN(options.projection, Projection::Make(source->schema(), outputs));
+  const int64_t offsets[] = {3, 0, 3};
+  ASSERT_OK_AND_ASSIGN(auto batch, source->TakeOffsets(offsets, options));
+  EXPECT_EQ(batch->schema()->ToString(), "double_x: double\nrid: uint64 not null");
+  EXPECT_EQ(batch->column(0)->ToString(), "[\n  3,\n  0,\n  3\n]");
+  EXPECT_EQ(batch->column(1)->ToString(), "[\n  103,\n  100,\n  103\n]");
+  auto body = table.bodies().back();
+  EXPECT_EQ(body["filter"], "_rowoffset in (0,3)");
+  EXPECT_EQ(body["columns"], nlohmann::json::array({"x", "_rowid", "_rowoffset"}));
+  EXPECT_FALSE(body.contains("with_row_id"));
+
+  const int64_t out_of_range[] = {1, kRows};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError, "Offset 10 at position 1 is out of range",
+                             source->TakeOffsets(out_of_range, options));
+}
+
+TEST(RemoteTakeSource, LargeTakesAreSplitIntoRequests) {
+  MockTable table;
+  auto source = table.Open(/*max_keys=*/3);
+  const size_t before = table.bodies().size();
+  const uint64_t ids[] = {109, 100, 108, 101, 107, 102, 106};
+  ASSERT_OK_AND_ASSIGN(auto batch, source->TakeRowIds(ids, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{9, 0, 8, 1, 7, 2, 6}));
+  EXPECT_EQ(table.bodies().size() - before, 3u);
+}
+
+TEST(RemoteTakeSource, AMissingRowIdIsAnIndexErrorAndAnEmptyTakeSendsNothing) {
+  MockTable table;
+  auto source = table.Open();
+  table.Lose(4);
+  const uint64_t ids[] = {101, 104};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError,
+                             "Row id 104 at position 1 is not a row of remote table 't'",
+                             source->TakeRowIds(ids, TakeOptions{}));
+  const size_t before = table.bodies().size();
+  ASSERT_OK_AND_ASSIGN(auto empty,
+                       source->TakeRowIds(std::span<const uint64_t>(), TakeOptions{}));
+  EXPECT_EQ(empty->num_rows(), 0);
+  EXPECT_EQ(empty->schema()->ToString(), "id: int64\nx: double");
+  EXPECT_EQ(table.bodies().size(), before);
+}
+
+TEST(RemoteTakeSource, APermutationReaderReadsThroughIt) {
+  MockTable table;
+  auto source = table.Open();
+  auto ids = std::make_shared<arrow::UInt64Array>(
+      4, arrow::Buffer::FromVector(std::vector<uint64_t>{107, 102, 109, 100}));
+  ASSERT_OK_AND_ASSIGN(auto permutation,
+                       PermutationTable::Make(ids, {0}, {0, 4}, std::nullopt, {}));
+  ASSERT_OK_AND_ASSIGN(auto reader, PermutationReader::Open(source, permutation, 0));
+  EXPECT_EQ(reader->base(), nullptr);
+  ASSERT_OK_AND_ASSIGN(auto selection,
+                       BoundSelection::Make(*source->schema(), std::nullopt));
+  ASSERT_OK_AND_ASSIGN(auto batch, reader->ReadBatch(1, 3, false, *selection));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{0}));
+  const int64_t offsets[] = {2, 0};
+  ASSERT_OK_AND_ASSIGN(batch, reader->TakeOffsets(offsets, *selection));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{9, 7}));
+
+  ASSERT_OK_AND_ASSIGN(auto identity, PermutationReader::Open(source, nullptr, 0));
+  ASSERT_OK_AND_ASSIGN(auto row_ids, identity->RowIds());
+  EXPECT_EQ(row_ids->length(), kRows);
+  EXPECT_EQ(row_ids->Value(3), kFirstId + 3);
+}
+
+}  // namespace
+}  // namespace riffledb::remote

@@ -1,0 +1,199 @@
+"""Permutations over remote tables (``db://``) against ``riffledb serve``: the builder,
+``Permutation.from_tables``, takes, prefetching, pickling, DataLoader workers and
+``StreamingDataset`` read through the same native reader as local tables
+(cpp/src/riffledb/remote/client/remote_take_source.h). Every recipe is checked against
+the same recipe over the same rows in a local table."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from harness import hang
+from harness.remote_server import RiffledbServer
+
+import riffledb
+from riffledb.permutation import Permutation, Permutations, permutation_builder
+
+N = 300
+
+
+def _data(start: int, stop: int) -> pa.Table:
+    ids = np.arange(start, stop)
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "x": pa.array(ids * 0.5),
+            "cat": pa.array([f"c{i % 7}" for i in ids]),
+            "text": pa.array([f"row {i}" for i in ids]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = RiffledbServer("memory://")
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def tables(server):
+    """The same rows, written the same way (a create and an append: two fragments),
+    remotely and locally."""
+    remote = riffledb.connect("db://test", api_key="", host_override=server.url)
+    local = riffledb.connect("memory://")
+    out = []
+    for db in (remote, local):
+        table = db.create_table("perm_rows", _data(0, 200))
+        table.add(_data(200, N))
+        out.append(table)
+    remote_table, local_table = out
+    return remote.open_table("perm_rows"), local_table
+
+
+RECIPES = {
+    "random+shuffle": lambda b: (
+        b.filter("id % 3 != 0")
+        .split_random(ratios=[0.7, 0.3], seed=5, split_names=["train", "test"])
+        .shuffle(seed=9, clump_size=3)
+    ),
+    "random counts": lambda b: b.split_random(counts=[50, 120, 30], seed=1),
+    "sequential+shuffle": lambda b: b.split_sequential(fixed=3).shuffle(seed=2),
+    "hash": lambda b: b.split_hash(["cat"], [2, 1], discard_weight=1),
+    "calculated": lambda b: b.split_calculated("id % 4", ["a", "b", "c", "d"]),
+    "filter only": lambda b: b.filter("x > 20 AND cat != 'c3'"),
+}
+
+
+def _arrow(perm: Permutation) -> pa.Table:
+    batches = list(perm.with_format("arrow").iter(37))
+    return pa.Table.from_batches(batches, schema=perm.schema)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_a_recipe_gives_the_rows_and_order_it_gives_locally(tables, recipe):
+    remote, local = tables
+    built = {
+        kind: RECIPES[recipe](permutation_builder(table)).execute()
+        for kind, table in (("remote", remote), ("local", local))
+    }
+    assert (
+        built["remote"]
+        .to_arrow()
+        .select(["row_id", "split_id"])
+        .equals(built["local"].to_arrow().select(["row_id", "split_id"]))
+    )
+    remote_splits = Permutations(remote, built["remote"])
+    local_splits = Permutations(local, built["local"])
+    assert remote_splits.split_names == local_splits.split_names
+    splits = np.unique(built["local"].to_arrow().column("split_id").to_numpy())
+    for split in splits.tolist():
+        r = Permutation.from_tables(remote, built["remote"], split)
+        lo = Permutation.from_tables(local, built["local"], split)
+        assert len(r) == len(lo)
+        assert _arrow(r).equals(_arrow(lo)), (recipe, split)
+        assert r.row_ids() == lo.row_ids()
+
+
+def test_takes_by_offset_follow_the_request(tables):
+    remote, local = tables
+    perm_table = permutation_builder(remote).shuffle(seed=4).execute()
+    r = Permutation.from_tables(remote, perm_table).with_skip(10).with_take(100)
+    lo = Permutation.from_tables(
+        local, permutation_builder(local).shuffle(seed=4).execute()
+    )
+    lo = lo.with_skip(10).with_take(100)
+    offsets = [99, 0, 5, 5, 42]
+    assert r.take_offsets(offsets) == lo.take_offsets(offsets)
+    assert r[7] == lo[7]
+    assert r.__getitems__([]) == []
+    with pytest.raises(IndexError, match="Offset 100 at position 1"):
+        r.take_offsets([0, 100])
+    # Selections: renames, expressions and _rowid are evaluated by the client.
+    sel = r.select_columns(["id", "_rowid"]).rename_column("id", "ident")
+    assert sel.take_offsets([3]) == lo.select_columns(["id", "_rowid"]).rename_column(
+        "id", "ident"
+    ).take_offsets([3])
+    # Identity: rows by _rowoffset, in the order asked for, relative to skip/take.
+    ident = Permutation.identity(remote).with_skip(250)
+    assert [row["id"] for row in ident.take_offsets([3, 0, 49])] == [253, 250, 299]
+    assert ident.with_repeat(2)[50] == ident[0]
+
+
+def test_formats_and_prefetch_over_remote(tables):
+    remote, local = tables
+    build = lambda t: permutation_builder(t).split_random(fixed=2, seed=8).execute()  # noqa: E731
+    r = Permutation.from_tables(remote, build(remote), 1).with_format("numpy_dict")
+    lo = Permutation.from_tables(local, build(local), 1).with_format("numpy_dict")
+    plain = list(r.iter(16))
+    it = r.iter(16, prefetch=4, prefetch_threads=2)
+    prefetched = list(it)
+    assert len(prefetched) == len(plain) == -(-len(lo) // 16)
+    for a, b, c in zip(plain, prefetched, lo.iter(16), strict=True):
+        for name in ("id", "x"):
+            np.testing.assert_array_equal(a[name], b[name])
+            np.testing.assert_array_equal(a[name], c[name])
+
+
+def test_pickled_remote_permutation_reads_the_same_rows(tables):
+    remote, _ = tables
+    perm_table = permutation_builder(remote).split_random(ratios=[0.5, 0.5], seed=1)
+    perm_table = perm_table.shuffle(seed=2).execute()
+    perm = Permutation.from_tables(remote, perm_table, 1).select_columns(["id", "text"])
+    copy = pickle.loads(pickle.dumps(perm))
+    assert len(copy) == len(perm)
+    assert copy.take_offsets([0, 7, 3]) == perm.take_offsets([0, 7, 3])
+    assert list(copy.iter(50)) == list(perm.iter(50))
+    # The copy reads the version the original pinned, whatever is appended since.
+    remote.add(_data(N, N + 5))
+    assert len(pickle.loads(pickle.dumps(Permutation.identity(remote)))) == N + 5
+    assert pickle.loads(pickle.dumps(perm)).take_offsets([0, 7]) == perm.take_offsets(
+        [0, 7]
+    )
+    pinned = pickle.loads(pickle.dumps(Permutation.identity(remote).with_take(3)))
+    assert pinned.base_version == remote.version
+
+
+def test_dataloader_workers_over_a_remote_permutation(server, tables):
+    pytest.importorskip("torch")
+    from harness.remote_scenarios import permutation_loader_scenarios
+
+    outcome = hang.run_scenarios(
+        permutation_loader_scenarios,
+        server.url,
+        "perm_rows",
+        what="remote permutation DataLoader",
+        timeout=120,
+    )
+    for context in ("fork", "spawn", "forkserver"):
+        result = outcome.get(context)
+        # Exactly once, and in the permutation's order (shuffle=False).
+        assert result["got"] == result["expected"], context
+        assert len(set(result["got"])) == len(result["got"])
+
+
+def test_streaming_dataset_over_remote_two_ranks(server, tables):
+    pytest.importorskip("torch")
+    from harness.remote_scenarios import streaming_scenarios
+
+    outcome = hang.run_scenarios(
+        streaming_scenarios,
+        server.url,
+        "perm_rows",
+        what="remote StreamingDataset",
+        timeout=120,
+    )
+    rank0, rank1 = outcome.get("rank0"), outcome.get("rank1")
+    total = len(
+        riffledb.connect("db://test", api_key="", host_override=server.url).open_table(
+            "perm_rows"
+        )
+    )
+    per_split = total // 4
+    assert len(rank0) == len(rank1) == 2 * per_split
+    both = rank0 + rank1
+    assert len(set(both)) == len(both)  # every row at most once
+    assert len(both) == 4 * per_split
