@@ -28,6 +28,28 @@ def _release_native(connection: DBConnection) -> None:
         connection._native = None
 
 
+def check_create_table_args(
+    name: Any, mode: Any, exist_ok: Any, schema: Any
+) -> tuple[bool, pa.Schema | None]:
+    """``create_table``'s checks before any I/O (local and remote connections): the
+    name, the mode, ``exist_ok`` as a bool and ``schema`` as a ``pa.Schema`` (or None)."""
+    check_str(name, "name")
+    check_str(mode, "mode")
+    exist_ok = check_bool(exist_ok, "exist_ok")
+    if mode not in ("create", "overwrite"):
+        raise InvalidError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
+    _riffledb.Database.validate_table_name(name)
+    if schema is not None and not isinstance(schema, pa.Schema):
+        try:
+            schema = pa.schema(schema)
+        except (TypeError, ValueError, pa.ArrowException) as error:
+            raise RiffledbTypeError(
+                "schema must be a pyarrow.Schema or a list of fields, got "
+                f"{describe(schema)}"
+            ) from error
+    return exist_ok, schema
+
+
 class DBConnection:
     """A connection to a database directory, an ``s3://`` prefix or a ``memory://``
     database.
@@ -132,20 +154,7 @@ class DBConnection:
             Exception: whatever an iterator given as ``data`` raised, as itself
                 (nothing is written).
         """
-        check_str(name, "name")
-        check_str(mode, "mode")
-        exist_ok = check_bool(exist_ok, "exist_ok")
-        if mode not in ("create", "overwrite"):
-            raise InvalidError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
-        _riffledb.Database.validate_table_name(name)
-        if schema is not None and not isinstance(schema, pa.Schema):
-            try:
-                schema = pa.schema(schema)
-            except (TypeError, ValueError, pa.ArrowException) as error:
-                raise RiffledbTypeError(
-                    "schema must be a pyarrow.Schema or a list of fields, got "
-                    f"{describe(schema)}"
-                ) from error
+        exist_ok, schema = check_create_table_args(name, mode, exist_ok, schema)
         stream = None
         if data is not None:
             if mode == "create" and exist_ok and self._inner.has_table(name):

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from .. import _riffledb
-from .._args import check_bool, check_int, check_str, describe
+from .._args import check_bool, check_int, check_str
 from .._data import _Source, to_arrow_stream
+from ..db import check_create_table_args
 from ..errors import (
     InvalidError,
-    RiffledbTypeError,
     TableExistsError,
     TableNotFoundError,
 )
@@ -291,20 +291,7 @@ class RemoteDBConnection:
         """
         from .table import RemoteTable
 
-        check_str(name, "name")
-        check_str(mode, "mode")
-        exist_ok = check_bool(exist_ok, "exist_ok")
-        if mode not in ("create", "overwrite"):
-            raise InvalidError(f"Invalid mode {mode!r}: expected 'create' or 'overwrite'")
-        _riffledb.Database.validate_table_name(name)
-        if schema is not None and not isinstance(schema, pa.Schema):
-            try:
-                schema = pa.schema(schema)
-            except (TypeError, ValueError, pa.ArrowException) as error:
-                raise RiffledbTypeError(
-                    "schema must be a pyarrow.Schema or a list of fields, got "
-                    f"{describe(schema)}"
-                ) from error
+        exist_ok, schema = check_create_table_args(name, mode, exist_ok, schema)
         if data is None and schema is None:
             raise InvalidError(
                 f"Cannot create table '{name}' from empty data without a schema: "

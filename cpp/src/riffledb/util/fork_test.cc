@@ -35,18 +35,8 @@ constexpr int kTimedOut = 200;
 // malloc if another thread of the parent was inside ASan's allocator at the moment of
 // fork() (llvm/llvm-project#63224). glibc's malloc has no such problem. Under ASan the
 // tests therefore fork only while no other thread can be allocating: pools are idle, or
-// every busy thread is parked inside a pool task (ForkWhileThePoolIsBusy).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAllocatorIsForkUnsafe = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAllocatorIsForkUnsafe = true;
-#else
-constexpr bool kAllocatorIsForkUnsafe = false;
-#endif
-#else
-constexpr bool kAllocatorIsForkUnsafe = false;
-#endif
+// every busy thread is parked inside a pool task (ForkWhileThePoolIsBusy):
+// kAllocatorIsForkUnsafe (riffledb/testing/testing.h).
 
 // Under ASan, waits (at most 10 s) until `pools` are idle: their workers finished freeing
 // the previous task's closures.

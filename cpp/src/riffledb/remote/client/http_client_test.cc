@@ -202,20 +202,6 @@ TEST(HttpClient, BadUrls) {
   }
 }
 
-// GCC 12's ASan allocator is not fork-safe (see util/fork_test.cc): a child may deadlock
-// in malloc if another thread was allocating at the fork.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAllocatorIsForkUnsafe = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAllocatorIsForkUnsafe = true;
-#else
-constexpr bool kAllocatorIsForkUnsafe = false;
-#endif
-#else
-constexpr bool kAllocatorIsForkUnsafe = false;
-#endif
-
 // Waits for `pid` up to 20 s; its exit code, or -1 if it had to be killed.
 int Reap(pid_t pid) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
