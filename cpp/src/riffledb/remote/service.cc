@@ -82,12 +82,18 @@ class DecodeBudgetPool final : public arrow::MemoryPool {
  private:
   explicit DecodeBudgetPool(int64_t limit) : limit_(limit) {}
 
+  // Adds `size` to what was charged, unless that would pass the limit. Only charges that
+  // fit are added, so the sum stays within [0, limit_] and cannot overflow, whatever
+  // sizes a hostile body claims (the request fuzzer found two of ~8e18 bytes).
   arrow::Status Charge(int64_t size) {
-    const int64_t total = charged_.fetch_add(size, std::memory_order_relaxed) + size;
-    if (size > limit_ || total > limit_) {
-      exceeded_.store(true, std::memory_order_release);
-      return arrow::Status::CapacityError("decode budget exceeded");
-    }
+    int64_t charged = charged_.load(std::memory_order_relaxed);
+    do {
+      if (size < 0 || size > limit_ - charged) {
+        exceeded_.store(true, std::memory_order_release);
+        return arrow::Status::CapacityError("decode budget exceeded");
+      }
+    } while (!charged_.compare_exchange_weak(charged, charged + size,
+                                             std::memory_order_relaxed));
     return arrow::Status::OK();
   }
 
