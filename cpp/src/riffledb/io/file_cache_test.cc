@@ -77,11 +77,13 @@ class FileCacheTest : public ::testing::Test {
     options.max_request = 4 * kBlock;
     return options;
   }
+  // remote_'s bytes through `fetch` (default: remote_'s recording fetcher).
   arrow::Result<std::shared_ptr<CachedFile>> Open(const FileCacheOptions& options,
-                                                  const std::string& identity = "f1") {
+                                                  const std::string& identity = "f1",
+                                                  RangeFetcher fetch = nullptr) {
     ARROW_ASSIGN_OR_RAISE(auto cache, FileCache::Make(options));
     return cache->Open("bucket/f", identity, static_cast<int64_t>(remote_.bytes.size()),
-                       remote_.Fetcher());
+                       fetch ? std::move(fetch) : remote_.Fetcher());
   }
   std::string Read(const CachedFile& file, int64_t offset, int64_t length) {
     return std::string(reinterpret_cast<const char*>(file.data()) + offset,
@@ -339,10 +341,7 @@ bool Eventually(const std::function<bool()>& done) {
 
 TEST_F(FileCacheTest, AReadWaitsForTheFetchUnderWayOfTheSameBlocks) {
   GatedRemote remote{&remote_.bytes};
-  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
-  ASSERT_OK_AND_ASSIGN(
-      auto file, cache->Open("bucket/g", "g1", static_cast<int64_t>(remote_.bytes.size()),
-                             remote.Fetcher()));
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options(), "g1", remote.Fetcher()));
   GetIoStats(/*reset=*/true);
   const ByteRange range{2 * kBlock + 5, 2 * kBlock};  // blocks 2..4
   arrow::Status first;
@@ -366,10 +365,7 @@ TEST_F(FileCacheTest, AReadWaitsForTheFetchUnderWayOfTheSameBlocks) {
 TEST_F(FileCacheTest, AWaitingReadFetchesWhatAFailedFetchLeft) {
   GatedRemote remote{&remote_.bytes};
   remote.fail_held = true;
-  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
-  ASSERT_OK_AND_ASSIGN(
-      auto file, cache->Open("bucket/g", "g2", static_cast<int64_t>(remote_.bytes.size()),
-                             remote.Fetcher()));
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options(), "g2", remote.Fetcher()));
   const ByteRange range{kBlock, kBlock};
   arrow::Status first;
   std::thread a([&] { first = file->Ensure({&range, 1}); });
@@ -389,10 +385,7 @@ TEST_F(FileCacheTest, AWaitingReadFetchesWhatAFailedFetchLeft) {
 
 TEST_F(FileCacheTest, AForkedChildTakesOverClaimsOfItsParentsThreads) {
   GatedRemote remote{&remote_.bytes};
-  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
-  ASSERT_OK_AND_ASSIGN(
-      auto file, cache->Open("bucket/g", "g3", static_cast<int64_t>(remote_.bytes.size()),
-                             remote.Fetcher()));
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options(), "g3", remote.Fetcher()));
   const ByteRange range{5 * kBlock, kBlock};
   arrow::Status parent;
   std::thread a([&] { parent = file->Ensure({&range, 1}); });
