@@ -41,10 +41,20 @@ from .errors import RiffledbError  # noqa: E402
 from .fragments import FragmentDescription, commit_fragments, write_fragments  # noqa: E402
 from .table import Table  # noqa: E402
 
+
+def deserialize_conn(data, for_worker: bool = False):
+    """Reopens a remote connection from its ``serialize()`` (LanceDB's
+    ``lancedb.deserialize_conn``); see :func:`riffledb.remote.db.deserialize_conn`."""
+    from .remote.db import deserialize_conn as deserialize
+
+    return deserialize(data, for_worker=for_worker)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "connect",
+    "deserialize_conn",
     "commit_fragments",
     "write_fragments",
     "DBConnection",
@@ -55,6 +65,47 @@ __all__ = [
     "io_stats",
     "__version__",
 ]
+
+
+#: LanceDB's deprecated ``connect`` keywords of remote connections: where each goes in
+#: the ClientConfig's ``timeout_config`` (None: ignored).
+_DEPRECATED_REMOTE_KWARGS = {
+    "connection_timeout": "connect_timeout",
+    "read_timeout": "read_timeout",
+    "request_thread_pool": None,
+}
+
+
+def _deprecated_remote_kwargs(client_config, kwargs):
+    """``client_config`` with LanceDB's deprecated ``connect`` keywords applied, each
+    with a DeprecationWarning (as LanceDB's ``connect``)."""
+    import dataclasses
+    import warnings
+
+    from .remote import ClientConfig, TimeoutConfig
+
+    given = [name for name in _DEPRECATED_REMOTE_KWARGS if kwargs.get(name) is not None]
+    if not given:
+        return client_config
+    config = ClientConfig.coerce(client_config)
+    timeouts = dataclasses.replace(config.timeout_config or TimeoutConfig())
+    for name in given:
+        field = _DEPRECATED_REMOTE_KWARGS[name]
+        if field is None:
+            warnings.warn(
+                f"{name} is no longer used and will be removed",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            continue
+        warnings.warn(
+            f"{name} is deprecated: use client_config's timeout_config.{field}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        setattr(timeouts, field, kwargs[name])
+    timeouts.__post_init__()  # numbers of seconds -> timedelta
+    return dataclasses.replace(config, timeout_config=timeouts)
 
 
 def connect(
@@ -99,25 +150,33 @@ def connect(
             dict of its fields (retries, timeouts, extra headers).
         **kwargs: Accepted for LanceDB compatibility (``read_consistency_interval``)
             and ignored: tables are strongly consistent for their own writes and reopen
-            the newest version on ``checkout_latest()``.
+            the newest version on ``checkout_latest()``. ``db://`` also takes
+            LanceDB's deprecated ``connection_timeout`` and ``read_timeout`` (seconds,
+            into ``client_config``'s ``timeout_config``) and ``request_thread_pool``
+            (ignored), each with a DeprecationWarning.
 
     Returns:
         The connection.
     """
-    unknown = set(kwargs) - {"read_consistency_interval"}
+    if isinstance(uri, os.PathLike):
+        uri = os.fspath(uri)
+    remote = isinstance(uri, str) and uri.startswith("db://")
+    allowed = {"read_consistency_interval"}
+    if remote:
+        allowed |= set(_DEPRECATED_REMOTE_KWARGS)
+    unknown = set(kwargs) - allowed
     if unknown:
         raise errors.RiffledbTypeError(
             f"connect() got unexpected keyword arguments: {sorted(unknown)}"
         )
-    if isinstance(uri, os.PathLike):
-        uri = os.fspath(uri)
     if not isinstance(uri, str):
         raise errors.RiffledbTypeError(
             f"uri must be a str or os.PathLike, got {describe(uri)}"
         )
-    if uri.startswith("db://"):
+    if remote:
         from .remote.db import RemoteDBConnection
 
+        client_config = _deprecated_remote_kwargs(client_config, kwargs)
         return RemoteDBConnection(
             uri,
             api_key=api_key,

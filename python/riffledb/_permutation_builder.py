@@ -137,7 +137,11 @@ class _RemoteBuilder:
             "version": self._version,
             "prefilter": True,
             "k": NO_LIMIT,
-            "columns": columns,
+            # A list of names as LanceDB's builder sends (``["_rowid"]``: how servers
+            # and LanceDB's mocks know the build scan); an object only for a calculation.
+            "columns": list(columns)
+            if all(k == v for k, v in columns.items())
+            else columns,
             "vector": [],
         }
         if self._filter is not None:

@@ -14,7 +14,16 @@ import os
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["ClientConfig", "RetryConfig", "TimeoutConfig", "TlsConfig"]
+from .header import HeaderProvider, StaticHeaderProvider
+
+__all__ = [
+    "ClientConfig",
+    "HeaderProvider",
+    "RetryConfig",
+    "StaticHeaderProvider",
+    "TimeoutConfig",
+    "TlsConfig",
+]
 
 
 def _seconds(value: Any, name: str) -> timedelta | None:

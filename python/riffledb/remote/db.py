@@ -168,7 +168,12 @@ class RemoteDBConnection:
         self.uri = db_url
 
     # -- state ---------------------------------------------------------------------------
-    def serialize(self) -> dict[str, Any]:
+    @property
+    def client_config(self) -> ClientConfig:
+        """The connection's :class:`~riffledb.remote.ClientConfig`."""
+        return self._config
+
+    def _state_dict(self) -> dict[str, Any]:
         """What reopens this connection in another process (``connect(**state)``).
 
         Raises:
@@ -176,14 +181,23 @@ class RemoteDBConnection:
         """
         return {**self._state, "client_config": self._config.to_dict()}
 
+    def serialize(self) -> str:
+        """This connection's settings as JSON (LanceDB's ``serialize``), API key
+        included; :func:`riffledb.deserialize_conn` reopens it.
+
+        Raises:
+            ValueError: the connection has a ``header_provider``.
+        """
+        return json.dumps(self._state_dict())
+
     def __getstate__(self) -> dict[str, Any]:
-        return self.serialize()
+        return self._state_dict()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)
 
     def __repr__(self) -> str:
-        return f"RemoteDBConnection(uri={self.uri!r})"
+        return f"RemoteConnect(name={self.db_name})"
 
     # -- requests ------------------------------------------------------------------------
     def _extra_headers(self) -> list[tuple[str, str]]:
@@ -348,3 +362,23 @@ class RemoteDBConnection:
         except TableNotFoundError:
             if not ignore_missing:
                 raise
+
+
+def deserialize_conn(data: str | dict[str, Any], for_worker: bool = False):
+    """Reopens a connection from :meth:`RemoteDBConnection.serialize` (LanceDB's
+    ``deserialize_conn``). ``for_worker`` is accepted for LanceDB compatibility: the
+    state has nothing worker-specific.
+
+    Raises:
+        riffledb.errors.InvalidError: ``data`` is not a serialized connection.
+    """
+    check_bool(for_worker, "for_worker")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as error:
+            raise InvalidError(f"Not a serialized connection: {error}") from error
+    if not isinstance(data, dict) or not str(data.get("db_url", "")).startswith("db://"):
+        raise InvalidError("Not a serialized remote connection (no db:// db_url)")
+    known = {"db_url", "api_key", "region", "host_override", "client_config"}
+    return RemoteDBConnection(**{k: v for k, v in data.items() if k in known})

@@ -114,7 +114,7 @@ class RemoteTable:
         """Raises ValueError for a connection with a ``header_provider``."""
         return {
             "kind": "remote",
-            "connection": self._conn.serialize(),
+            "connection": self._conn._state_dict(),
             "name": self._name,
             "version": self._checkout_version,
         }
@@ -278,7 +278,9 @@ class RemoteTable:
         return RemoteQuery(self).limit(check_int(n, "n")).to_arrow()
 
     def take_offsets(self, offsets) -> TakeQuery:
-        """Rows at these offsets, in this order (one ``_rowoffset in (...)`` query)."""
+        """Rows at these offsets, in this order, repeats included (one ``_rowoffset in
+        (...)`` query of the distinct offsets, ascending; unlike LanceDB's client, which
+        returns a remote table's rows in ascending offset order)."""
         return TakeQuery(self, index_array(offsets, "offsets", np.int64), False)
 
     def take_row_ids(self, row_ids) -> TakeQuery:
@@ -311,8 +313,13 @@ class RemoteTable:
                     self._query(body).slice(0, 0), keys, by_row_id, with_row_id
                 )
             )
-        body["filter"] = _in_list("_rowid" if by_row_id else "_rowoffset", keys)
+        # Each key once, ascending: a server answering a filter (LanceDB's) returns each
+        # matching row once, in scan order, whatever the order of the IN list.
+        unique = np.unique(keys)
+        body["filter"] = _in_list("_rowid" if by_row_id else "_rowoffset", unique)
         rows = self._query(body)
+        if not by_row_id and len(rows) == len(unique):
+            rows = rows.take(pa.array(np.searchsorted(unique, keys)))
         return _one_batch(self._finish_take(rows, keys, by_row_id, with_row_id))
 
     def _finish_take(
