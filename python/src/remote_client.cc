@@ -21,6 +21,64 @@ namespace nb = nanobind;
 
 namespace riffledb::python {
 
+namespace {
+
+bool InterpreterIsGone() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return !Py_IsInitialized() || Py_IsFinalizing();
+#else
+  return !Py_IsInitialized() || _Py_IsFinalizing();
+#endif
+}
+
+// A Python `header_provider` as a RemoteTableOptions::header_source: called on whichever
+// thread sends a request (a prefetch thread, a DataLoader worker), so it takes the GIL
+// for the call, and for dropping its reference (the last copy of the source may die on
+// a thread without the GIL). Once the interpreter is finalizing, the reference is
+// leaked and calls fail: nothing may run Python then.
+class PyHeaderSource {
+ public:
+  explicit PyHeaderSource(nb::handle provider) : provider_(provider.inc_ref().ptr()) {}
+  PyHeaderSource(const PyHeaderSource&) = delete;
+  PyHeaderSource& operator=(const PyHeaderSource&) = delete;
+  ~PyHeaderSource() {
+    if (InterpreterIsGone()) return;
+    nb::gil_scoped_acquire gil;
+    Py_DECREF(provider_);
+  }
+
+  arrow::Result<remote::HeaderList> operator()() const {
+    if (InterpreterIsGone()) {
+      return arrow::Status::Cancelled("The header_provider cannot be called: the ",
+                                      "Python interpreter is shutting down");
+    }
+    nb::gil_scoped_acquire gil;
+    try {
+      nb::object headers = nb::handle(provider_).attr("get_headers")();
+      remote::HeaderList out;
+      for (nb::handle item : headers.attr("items")()) {
+        out.emplace_back(nb::cast<std::string>(nb::str(item[0])),
+                         nb::cast<std::string>(nb::str(item[1])));
+      }
+      return out;
+    } catch (const nb::python_error& e) {
+      const std::string kind =
+          nb::cast<std::string>(nb::handle(e.type()).attr("__name__"));
+      const std::string words = nb::cast<std::string>(nb::str(e.value()));
+      return arrow::Status::Invalid("The header_provider's get_headers() raised ", kind,
+                                    ": ", words);
+    } catch (const std::exception& e) {
+      return arrow::Status::Invalid("The header_provider's get_headers() did not give ",
+                                    "a mapping of strings: ", e.what());
+    }
+  }
+
+ private:
+  PyObject* provider_;
+};
+
+}  // namespace
+
 void RegisterRemoteClient(nb::module_& m) {
   // One connection's HTTP client (riffledb.remote.db builds it from ClientConfig).
   nb::class_<remote::HttpClient>(m, "RemoteClient")
@@ -103,12 +161,17 @@ void RegisterRemoteClient(nb::module_& m) {
           "open",
           [](std::shared_ptr<remote::HttpClient> client, const std::string& name,
              const std::string& table_path, std::optional<uint64_t> version,
-             remote::HeaderList headers, int64_t max_keys_per_request) {
+             remote::HeaderList headers, int64_t max_keys_per_request,
+             nb::object header_provider) {
             remote::RemoteTableOptions options;
             options.name = name;
             options.table_path = table_path;
             options.version = version;
             options.headers = std::move(headers);
+            if (!header_provider.is_none()) {
+              auto source = std::make_shared<const PyHeaderSource>(header_provider);
+              options.header_source = [source] { return (*source)(); };
+            }
             options.max_keys_per_request = max_keys_per_request;
             return std::const_pointer_cast<remote::RemoteTakeSource>(
                 ValueOrThrow(WithoutGil([&] {
@@ -118,7 +181,7 @@ void RegisterRemoteClient(nb::module_& m) {
           },
           nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
           nb::arg("version").none(), nb::arg("headers") = remote::HeaderList{},
-          nb::arg("max_keys_per_request") = 8192)
+          nb::arg("max_keys_per_request") = 8192, nb::arg("header_provider") = nb::none())
       .def_prop_ro("version",
                    [](const remote::RemoteTakeSource& s) { return s.options().version; });
 }

@@ -110,7 +110,9 @@ class ClientConfig:
         extra_headers: Headers sent with every request.
         id_delimiter: Only ``"$"`` (or None) is supported.
         tls_config: A :class:`TlsConfig` (or a dict of its fields).
-        header_provider: LanceDB's dynamic headers: not supported by riffledb's client.
+        header_provider: An object whose ``get_headers()`` gives a dict of headers,
+            asked before every request (permutation reads included). A connection or
+            table with one cannot be pickled (ValueError).
         user_id: Sent as ``x-lancedb-user-id`` (default ``$LANCEDB_USER_ID``).
     """
 

@@ -203,8 +203,9 @@ class RemoteTable:
         (``_riffledb.RemoteTakeSource``), pinned at ``version`` (None: the checked-out
         version, else the newest). Asks for the schema and the row count.
 
-        A ``header_provider``'s headers are taken once, now, for every read of the
-        source.
+        A ``header_provider`` is asked for its headers before every request of the
+        source, from the thread that sends it (with the GIL), so a credential that
+        expires stays fresh for a long-lived reader.
         """
         from .. import _riffledb
 
@@ -217,7 +218,7 @@ class RemoteTable:
                 self._name,
                 conn._table_path(self._name),
                 version,
-                conn._extra_headers(),
+                header_provider=conn._header_provider,
             )
         except HttpError as error:
             if error.status_code == 404:

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -97,7 +98,7 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   request.path = source->options_.table_path + "count_rows/";
   request.body = count.dump();
   request.content_type = "application/json";
-  request.headers = source->options_.headers;
+  ARROW_ASSIGN_OR_RAISE(request.headers, source->RequestHeaders());
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, source->client_->Send(std::move(request)));
   const std::string& text = response.body;
   size_t begin = text.find_first_not_of(" \t\r\n");
@@ -116,6 +117,16 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   return source;
 }
 
+arrow::Result<HeaderList> RemoteTakeSource::RequestHeaders() const {
+  HeaderList headers = options_.headers;
+  if (options_.header_source) {
+    ARROW_ASSIGN_OR_RAISE(HeaderList more, options_.header_source());
+    headers.insert(headers.end(), std::make_move_iterator(more.begin()),
+                   std::make_move_iterator(more.end()));
+  }
+  return headers;
+}
+
 std::string RemoteTakeSource::ToString() const {
   std::string out = "remote table '" + options_.name + "'";
   if (options_.version) out += " version " + std::to_string(*options_.version);
@@ -128,7 +139,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> RemoteTakeSource::Query(
   request.path = options_.table_path + "query/";
   request.body = body;
   request.content_type = "application/json";
-  request.headers = options_.headers;
+  ARROW_ASSIGN_OR_RAISE(request.headers, RequestHeaders());
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, client_->Send(std::move(request)));
   const auto content_type = response.header("content-type");
   auto buffer = arrow::Buffer::FromString(std::move(response.body));

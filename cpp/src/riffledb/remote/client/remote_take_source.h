@@ -8,6 +8,7 @@
 #include <arrow/type.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -31,6 +32,11 @@ struct RemoteTableOptions {
   std::optional<uint64_t> version;
   /// Sent with every request, after the client's own.
   HeaderList headers;
+  /// When set, called before every request for more headers, sent after `headers`: a
+  /// credential that expires (LanceDB's `header_provider`) stays fresh for a reader
+  /// that lives for hours. Called from whichever thread sends the request, so it must be
+  /// thread-safe; an error fails that request (its message names the provider).
+  std::function<arrow::Result<HeaderList>()> header_source;
   /// The most keys (`_rowid`s or offsets) in one `IN (...)` filter: a larger take is
   /// sent as several requests, one after the other.
   int64_t max_keys_per_request = 8192;
@@ -74,6 +80,8 @@ class RemoteTakeSource final : public TakeSource {
 
  private:
   RemoteTakeSource() = default;
+  // options_.headers, then header_source's.
+  arrow::Result<HeaderList> RequestHeaders() const;
   // The rows whose key (`_rowid` if by_row_id, else `_rowoffset`) is keys[i], in that
   // order, projected.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Take(

@@ -11,6 +11,8 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -71,11 +73,13 @@ class MockTable {
  public:
   MockTable() {
     server_.Post("/v1/table/t/count_rows/",
-                 [](const httplib::Request&, httplib::Response& res) {
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   Record(req);
                    res.set_content(std::to_string(kRows), "application/json");
                  });
     server_.Post("/v1/table/t/query/", [this](const httplib::Request& req,
                                               httplib::Response& res) {
+      Record(req);
       auto body = nlohmann::json::parse(req.body);
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -119,7 +123,9 @@ class MockTable {
     thread_.join();
   }
 
-  std::shared_ptr<const RemoteTakeSource> Open(int64_t max_keys = 8192) {
+  std::shared_ptr<const RemoteTakeSource> Open(
+      int64_t max_keys = 8192,
+      std::function<arrow::Result<HeaderList>()> header_source = nullptr) {
     ClientOptions options;
     options.base_url = "http://127.0.0.1:" + std::to_string(port_);
     auto client = HttpClient::Make(options).ValueOrDie();
@@ -128,6 +134,7 @@ class MockTable {
     table.table_path = "/v1/table/t/";
     table.version = 3;
     table.max_keys_per_request = max_keys;
+    table.header_source = std::move(header_source);
     return RemoteTakeSource::Open(std::move(client), std::move(table)).ValueOrDie();
   }
   std::vector<nlohmann::json> bodies() {
@@ -135,13 +142,24 @@ class MockTable {
     return bodies_;
   }
   void Lose(int64_t row) { missing_row_ = row; }
+  // The x-token header of every request so far ("" when it had none).
+  std::vector<std::string> tokens() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_;
+  }
 
  private:
+  void Record(const httplib::Request& req) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_.push_back(req.get_header_value("x-token"));
+  }
+
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;
   std::mutex mu_;
   std::vector<nlohmann::json> bodies_;
+  std::vector<std::string> tokens_;
   int64_t missing_row_ = -1;
 };
 
@@ -203,6 +221,24 @@ TEST(RemoteTakeSource, LargeTakesAreSplitIntoRequests) {
   ASSERT_OK_AND_ASSIGN(auto batch, source->TakeRowIds(ids, TakeOptions{}));
   EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{9, 0, 8, 1, 7, 2, 6}));
   EXPECT_EQ(table.bodies().size() - before, 3u);
+}
+
+TEST(RemoteTakeSource, TheHeaderSourceIsAskedBeforeEveryRequest) {
+  MockTable table;
+  std::atomic<int> calls{0};
+  std::atomic<bool> fail{false};
+  auto source = table.Open(/*max_keys=*/3, [&]() -> arrow::Result<HeaderList> {
+    if (fail) return arrow::Status::Invalid("token expired");
+    return HeaderList{{"x-token", std::to_string(++calls)}};
+  });
+  const uint64_t ids[] = {109, 100, 108, 101, 107, 102, 106};
+  ASSERT_OK(source->TakeRowIds(ids, TakeOptions{}).status());
+  // The schema probe, the count, then three takes: a fresh token each.
+  EXPECT_EQ(table.tokens(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  fail = true;
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "token expired",
+                             source->TakeRowIds(ids, TakeOptions{}));
+  EXPECT_EQ(table.tokens().size(), 5u);  // nothing sent without its headers
 }
 
 TEST(RemoteTakeSource, AMissingRowIdIsAnIndexErrorAndAnEmptyTakeSendsNothing) {
