@@ -197,3 +197,90 @@ def test_streaming_dataset_over_remote_two_ranks(server, tables):
     both = rank0 + rank1
     assert len(set(both)) == len(both)  # every row at most once
     assert len(both) == 4 * per_split
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        lambda b: b.filter("nope > 1"),
+        lambda b: b.filter("id >"),
+        lambda b: b.split_calculated("nope % 2"),
+        lambda b: b.filter("id + 'a' > 1"),
+    ],
+    ids=["unknown column", "syntax", "calculated split", "types"],
+)
+def test_a_bad_filter_or_split_is_a_value_error_as_locally(tables, recipe):
+    remote, local = tables
+    with pytest.raises(riffledb.errors.InvalidError) as local_error:
+        recipe(permutation_builder(local)).execute()
+    with pytest.raises(riffledb.errors.InvalidError) as remote_error:
+        recipe(permutation_builder(remote)).execute()
+    assert isinstance(remote_error.value, ValueError)
+    # The server's words are the local builder's, but for the hidden columns the
+    # local one lists (the calculated split also sees _rowid).
+    assert str(remote_error.value).split(";")[0] == str(local_error.value).split(";")[0]
+    cause = remote_error.value.__cause__
+    assert isinstance(cause, riffledb.remote.errors.HttpError)
+    assert cause.status_code == 400
+
+
+class _Tokens:
+    """A header_provider: a new token at every call, or an error once told to."""
+
+    def __init__(self):
+        self.calls = 0
+        self.fail = False
+
+    def get_headers(self):
+        if self.fail:
+            raise RuntimeError("token expired")
+        self.calls += 1
+        return {"x-token": str(self.calls)}
+
+
+def test_header_provider_is_asked_before_every_permutation_read(server, tables):
+    """A permutation's reads (a native source, on prefetch threads too) send the
+    provider's headers of the moment, not those it gave when the reader opened."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from harness.remote_server import MockServer
+
+    upstream = urlsplit(server.url)
+
+    def forward(request, body):
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length", "connection")
+        }
+        conn.request(request.command, request.path, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        conn.close()
+        return answer.status, answer.getheader("Content-Type"), data
+
+    tokens = _Tokens()
+    with MockServer(forward) as proxy:
+        db = riffledb.connect(
+            "db://test",
+            api_key="",
+            host_override=proxy.url,
+            client_config={"header_provider": tokens},
+        )
+        remote = db.open_table("perm_rows")
+        perm_table = permutation_builder(remote).shuffle(seed=3).execute()
+        perm = Permutation.from_tables(remote, perm_table).select_columns(["id"])
+        perm = perm.with_format("numpy_dict")
+        first = len(proxy.requests)
+        batches = [b["id"] for b in perm.iter(100, prefetch=2, prefetch_threads=2)]
+        assert sorted(np.concatenate(batches).tolist()) == list(range(len(perm)))
+        sent = [int(h["x-token"]) for _, _, h, _ in proxy.requests]
+        # Every request carried a token, each a fresh one.
+        assert len(sent) == tokens.calls
+        assert sorted(sent) == list(range(1, tokens.calls + 1))
+        assert len(proxy.requests) - first == -(-len(perm) // 100)
+        tokens.fail = True
+        with pytest.raises(ValueError, match="header_provider.*token expired"):
+            perm.take_offsets([0])

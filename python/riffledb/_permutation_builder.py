@@ -9,6 +9,7 @@ does and wraps the result as a table.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ import pyarrow as pa
 from . import _riffledb
 from ._base_table import is_remote
 from ._lifetime import release_at_exit
-from .errors import InternalError, RiffledbTypeError
+from .errors import InternalError, InvalidError, RiffledbTypeError
+from .remote.errors import HttpError
 from .table import Table, reference
 
 __all__ = ["PermutationBuilder", "permutation_builder"]
@@ -74,6 +76,20 @@ _SPLIT = "__riffledb_split"
 _POSITION = "__riffledb_position"
 
 
+def _server_words(error: HttpError) -> str:
+    """The ``{"error": ...}`` of an HttpError's body, else its whole message."""
+    text = str(error)
+    at = text.find(": {")
+    if at >= 0:
+        try:
+            words = json.loads(text[at + 2 :]).get("error")
+        except (ValueError, AttributeError):
+            words = None
+        if isinstance(words, str) and words:
+            return words
+    return text
+
+
 class _RemoteBuilder:
     r"""The native builder's surface over a remote table: configuration is recorded,
     and ``execute()`` builds the permutation table locally, with the native builder.
@@ -85,6 +101,12 @@ class _RemoteBuilder:
     builder runs over it (split, shuffle, grouping: the same code and seeds as for a local
     table, so the same recipe over the same rows gives the same permutation), and its row
     ids (positions in the stand-in) are mapped back to the remote ``_rowid``\ s.
+
+    The scan is one request, not pages: the protocol has no ordered scan, so pages by
+    offset would be consistent only on a server whose scan order never changes (LanceDB
+    Cloud's distributed scans promise nothing). Its answer is 8 bytes a row, plus the
+    split's columns. A 400 answer (a bad filter or split expression) is an InvalidError
+    in the server's words, as the local builder's.
     """
 
     def __init__(self, table: Any, version: int | None):
@@ -146,7 +168,14 @@ class _RemoteBuilder:
         }
         if self._filter is not None:
             body["filter"] = self._filter
-        return self._table._query(body)
+        try:
+            return self._table._query(body)
+        except HttpError as error:
+            # A 400 here is the filter or the split's expression, as the local builder's
+            # InvalidError: the server's own words (riffledb serve's name the column).
+            if error.status_code != 400:
+                raise
+            raise InvalidError(_server_words(error)) from error
 
     def execute(self) -> Any:
         from . import connect
