@@ -154,6 +154,13 @@ class RemoteDBConnection:
             headers.append(("x-lancedb-user-id", user_id))
         for name, value in (config.extra_headers or {}).items():
             headers.append((check_str(name, "extra_headers key"), str(value)))
+        # An extra header replaces a default of the same name (names without case), as
+        # in LanceDB's header map; a header_provider's replace both, per request.
+        merged: dict[str, tuple[str, str]] = {}
+        for name, value in headers:
+            merged.pop(name.lower(), None)
+            merged[name.lower()] = (name, value)
+        headers = list(merged.values())
         self._client = _riffledb.RemoteClient.make(
             base_url=base_url, headers=headers, **native_client_arguments(config)
         )

@@ -393,6 +393,9 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
     req.path = impl.prefix + request.path;
     for (const auto& [name, value] : options.headers) req.headers.emplace(name, value);
     req.headers.emplace("x-request-id", request.request_id);
+    // A request's own headers (a header_provider's) replace the client's of the same
+    // name, as LanceDB's (httplib::Headers compares names without case).
+    for (const auto& [name, value] : request.headers) req.headers.erase(name);
     for (const auto& [name, value] : request.headers) req.headers.emplace(name, value);
     if (!request.content_type.empty())
       req.headers.emplace("Content-Type", request.content_type);
@@ -429,9 +432,10 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
         return response;
       }
       error.status_code = res.status;
+      const std::string reason =
+          *ReasonPhrase(res.status) != '\0' ? ReasonPhrase(res.status) : res.reason;
       error.message = "Http error: (request_id=" + request.request_id + ") " +
-                      std::to_string(res.status) + " " + ReasonPhrase(res.status) + ": " +
-                      res.body;
+                      std::to_string(res.status) + " " + reason + ": " + res.body;
       const bool listed = std::find(retry.statuses.begin(), retry.statuses.end(),
                                     res.status) != retry.statuses.end();
       if (!request.retry || !listed) return fail(false);
