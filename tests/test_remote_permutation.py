@@ -284,3 +284,47 @@ def test_header_provider_is_asked_before_every_permutation_read(server, tables):
         tokens.fail = True
         with pytest.raises(ValueError, match="header_provider.*token expired"):
             perm.take_offsets([0])
+
+
+_FACTORY_CALLS: list[str] = []
+
+
+def _open_remote(url: str, name: str):
+    _FACTORY_CALLS.append(name)
+    db = riffledb.connect("db://test", api_key="secret-key", host_override=url)
+    return db.open_table(name)
+
+
+def _open_local(name: str):
+    return riffledb.connect("memory://").create_table(name, _data(0, 3))
+
+
+def test_a_connection_factory_reopens_a_remote_base(server, tables):
+    """With a factory, a remote permutation pickles without its connection (no API
+    key in the bytes) and the factory gives the base on first use."""
+    import functools
+
+    remote, _ = tables
+    db = riffledb.connect("db://test", api_key="secret-key", host_override=server.url)
+    base = db.open_table("perm_rows")
+    perm_table = permutation_builder(base).split_random(fixed=2, seed=6).execute()
+    perm = Permutation.from_tables(base, perm_table, 1).with_connection_factory(
+        functools.partial(_open_remote, server.url)
+    )
+    state = perm.__getstate__()
+    assert "base_table_state" not in state and state["base_remote"] is True
+    data = pickle.dumps(perm)
+    assert b"secret-key" not in data
+    _FACTORY_CALLS.clear()
+    copy = pickle.loads(data)
+    assert _FACTORY_CALLS == []  # called on first use, not when unpickled
+    assert copy.take_offsets([0, 5, 2]) == perm.take_offsets([0, 5, 2])
+    assert list(copy.iter(40)) == list(perm.iter(40))
+    assert _FACTORY_CALLS == ["perm_rows"]
+    assert copy.base_version == perm.base_version
+    # A factory that gives a local table for a remote base is refused by name.
+    wrong = pickle.loads(pickle.dumps(perm.with_connection_factory(_open_local)))
+    with pytest.raises(
+        TypeError, match=r"connection_factory\('perm_rows'\) must return a remote"
+    ):
+        len(wrong)

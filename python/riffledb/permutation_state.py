@@ -253,6 +253,7 @@ _KEYS = frozenset(
         "repeat",
         "binary_views",
         "connection_factory",
+        "base_remote",
     }
 )
 
@@ -278,6 +279,9 @@ class PermutationState:
         binary_views: Whether binary and string columns are read as views.
         connection_factory: Reopens the base table by name in the worker (must pickle by
             name); None: ``base_table_state`` does.
+        base_remote: With a connection factory, whether the base table is a remote
+            one (the factory then returns a ``RemoteTable``; it is called on first
+            use, as for a local table).
     """
 
     base_table_name: str
@@ -293,6 +297,7 @@ class PermutationState:
     repeat: int = 1
     binary_views: bool = False
     connection_factory: Callable[[str], Table] | None = None
+    base_remote: bool = False
 
     @classmethod
     def from_permutation(
@@ -338,6 +343,7 @@ class PermutationState:
                 else base._pickle_state(base_version),
                 base_version=base_version,
                 permutation_data=split_data(),
+                base_remote=factory is not None,
                 **settings,
             )
         ref = reference(base)
@@ -381,6 +387,8 @@ class PermutationState:
         }
         if self.connection_factory is not None:
             del state["base_table_state"]
+            if self.base_remote:
+                state["base_remote"] = True
         return state
 
     @classmethod
@@ -411,7 +419,9 @@ class PermutationState:
         )
         # base_table_state is left out with a factory; its absence without one gets
         # the message below, which says what else would do.
-        _check_keys(state, set(_KEYS), optional=frozenset({"base_table_state"}))
+        _check_keys(
+            state, set(_KEYS), optional=frozenset({"base_table_state", "base_remote"})
+        )
         name = check_str(state["base_table_name"], _where("base_table_name"))
         table_state = state.get("base_table_state")
         if factory is None and table_state is None:
@@ -452,11 +462,20 @@ class PermutationState:
             repeat=check_int(state["repeat"], _where("repeat"), minimum=1),
             binary_views=check_bool(state["binary_views"], _where("binary_views")),
             connection_factory=factory,
+            base_remote=check_bool(
+                state.get("base_remote", False), _where("base_remote")
+            ),
         )
 
     def open_base_table(self) -> Table:
         """The base table, reopened on first use (no I/O now): through the connection
         factory at the pinned version, or from its pickle state."""
+        if self.connection_factory is not None and self.base_remote:
+            from .remote.table import RemoteTable
+
+            return RemoteTable._from_factory(
+                self.connection_factory, self.base_table_name, self.base_version
+            )
         if self.connection_factory is not None:
             return table_from_state(
                 {

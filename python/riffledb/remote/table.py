@@ -22,6 +22,7 @@ from ..errors import (
     InternalError,
     InvalidError,
     NotSupportedError,
+    RiffledbTypeError,
     TableNotFoundError,
 )
 from ..query import Query, TakeQuery
@@ -105,9 +106,34 @@ class RemoteTable:
     def __init__(
         self, connection: RemoteDBConnection, name: str, version: int | None = None
     ):
-        self._conn = connection
+        self._connection: RemoteDBConnection | None = connection
+        self._factory: Any = None
         self._name = name
         self._checkout_version = version
+
+    @classmethod
+    def _from_factory(cls, factory: Any, name: str, version: int | None) -> RemoteTable:
+        """A table that calls ``factory(name)`` for its connection on first use (a
+        permutation's ``connection_factory`` in a worker), checked out at ``version``."""
+        table = cls.__new__(cls)
+        table._connection = None
+        table._factory = factory
+        table._name = name
+        table._checkout_version = version
+        return table
+
+    @property
+    def _conn(self) -> RemoteDBConnection:
+        conn = self._connection
+        if conn is None:
+            opened = self._factory(self._name)
+            if not isinstance(opened, RemoteTable):
+                raise RiffledbTypeError(
+                    f"connection_factory({self._name!r}) must return a remote table "
+                    f"(the permutation's base was one), got {type(opened).__name__}"
+                )
+            conn = self._connection = opened._conn
+        return conn
 
     # -- pickling -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -124,7 +150,8 @@ class RemoteTable:
 
         if not isinstance(state, dict) or state.get("kind") != "remote":
             raise InvalidError("Not the pickle state of a remote table")
-        self._conn = RemoteDBConnection(**state["connection"])
+        self._connection = RemoteDBConnection(**state["connection"])
+        self._factory = None
         self._name = state["name"]
         self._checkout_version = state["version"]
 
