@@ -20,9 +20,6 @@ namespace riffledb::format {
 
 namespace {
 
-// Row ids keep the row within its fragment in 32 bits.
-constexpr int64_t kMaxFragmentRows = int64_t{1} << 32;
-
 arrow::ipc::IpcWriteOptions WriteOptions() {
   auto options = arrow::ipc::IpcWriteOptions::Defaults();
   options.use_threads = false;
@@ -30,15 +27,6 @@ arrow::ipc::IpcWriteOptions WriteOptions() {
   // A dictionary that grows between batches is written as a delta; one that changes
   // otherwise starts a new fragment (see FragmentWriter::NeedsNewFile).
   options.emit_dictionary_deltas = true;
-  return options;
-}
-
-arrow::ipc::IpcReadOptions ReadOptions() {
-  auto options = arrow::ipc::IpcReadOptions::Defaults();
-  options.use_threads = false;
-  // Files we write are aligned, so this copies nothing for them; a corrupt or foreign
-  // file with misaligned buffers is copied rather than handing out misaligned pointers.
-  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
   return options;
 }
 
@@ -295,7 +283,8 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
                                                 "IPC file magic 'ARROW1'"),
                          ErrorKind::kCorruption);
   }
-  auto reader_result = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
+  auto reader_result =
+      arrow::ipc::RecordBatchFileReader::Open(file, FragmentReadOptions());
   if (!reader_result.ok()) return Corrupt(kind, path, reader_result.status());
   auto reader = *reader_result;
   if (!reader->schema()->Equals(expected_schema, /*check_metadata=*/false)) {
@@ -317,6 +306,15 @@ arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> ReadAllBatches(
 }
 
 }  // namespace
+
+arrow::ipc::IpcReadOptions FragmentReadOptions() {
+  auto options = arrow::ipc::IpcReadOptions::Defaults();
+  options.use_threads = false;
+  // Files we write are aligned, so this copies nothing for them; a corrupt or foreign
+  // file with misaligned buffers is copied rather than handing out misaligned pointers.
+  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
+  return options;
+}
 
 arrow::Status BatchCoalescer::Validate(const FragmentWriteOptions& options) {
   if (options.max_rows_per_fragment < 1 ||
@@ -540,7 +538,7 @@ arrow::Status CheckFragmentFile(io::FileSystem& fs, const std::string& path,
                        static_cast<size_t>(head->size())) != kMagic) {
     return DescriptionMismatch(described.path, "it is not an Arrow IPC file");
   }
-  auto reader = arrow::ipc::RecordBatchFileReader::Open(file, ReadOptions());
+  auto reader = arrow::ipc::RecordBatchFileReader::Open(file, FragmentReadOptions());
   if (!reader.ok()) {
     return DescriptionMismatch(described.path, reader.status().message());
   }

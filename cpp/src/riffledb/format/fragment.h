@@ -1,6 +1,7 @@
 // Fragment files: immutable Arrow IPC files read through memory maps, and deletion files.
 #pragma once
 
+#include <arrow/ipc/options.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 #include <arrow/type.h>
@@ -17,6 +18,10 @@
 #include "riffledb/io/filesystem.h"
 
 namespace riffledb::format {
+
+/// How fragment files are read (eagerly or lazily): no threads, and buffers realigned by
+/// copying only when a file's are not (ours always are).
+arrow::ipc::IpcReadOptions FragmentReadOptions();
 
 /// Options for writing fragments.
 struct FragmentWriteOptions {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+#include "riffledb/format/fragment.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::format {
@@ -32,13 +33,6 @@ T Load(std::span<const uint8_t> bytes, size_t at) {
   T value;
   std::memcpy(&value, bytes.data() + at, sizeof(T));
   return value;
-}
-
-arrow::ipc::IpcReadOptions ReadOptions() {
-  auto options = arrow::ipc::IpcReadOptions::Defaults();
-  options.use_threads = false;
-  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
-  return options;
 }
 
 bool IsOffsetType(arrow::Type::type id) {
@@ -254,7 +248,8 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenCachedFragmentFile(
 
   // Arrow's reader decodes the schema (from the fetched footer: it reads nothing else
   // when opened); the blocks are ours, checked against its count.
-  auto reader = arrow::ipc::RecordBatchFileReader::Open(file.get(), ReadOptions());
+  auto reader =
+      arrow::ipc::RecordBatchFileReader::Open(file.get(), FragmentReadOptions());
   if (!reader.ok()) return Corrupt(path, reader.status().message());
   const auto file_schema = (*reader)->schema();
   if (!file_schema->Equals(*schema, /*check_metadata=*/false)) {
@@ -337,8 +332,8 @@ arrow::Result<std::shared_ptr<FragmentData>> OpenCachedFragmentFile(
     if ((*message)->type() != arrow::ipc::MessageType::RECORD_BATCH) {
       return fail("it is not a record batch message");
     }
-    auto batch =
-        arrow::ipc::ReadRecordBatch(**message, file_schema, nullptr, ReadOptions());
+    auto batch = arrow::ipc::ReadRecordBatch(**message, file_schema, nullptr,
+                                             FragmentReadOptions());
     if (!batch.ok()) return fail(batch.status().message());
     for (const auto& column : (*batch)->column_data()) {
       if (column->length != (*batch)->num_rows()) {

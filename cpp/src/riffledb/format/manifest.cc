@@ -30,8 +30,6 @@ using OrderedJson = nlohmann::ordered_json;
 // Nesting deeper than this is not a manifest; rejecting it before parsing bounds the work
 // (and stack) spent on hostile input.
 constexpr int kMaxJsonDepth = 16;
-// Row ids keep the row within its fragment in 32 bits.
-constexpr int64_t kMaxFragmentRows = int64_t{1} << 32;
 
 // Errors about one manifest, prefixed with its source. While reading, a bad manifest is a
 // damaged file (ErrorKind::kCorruption); while writing, it is the writer's bug.

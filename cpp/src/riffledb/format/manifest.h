@@ -21,6 +21,10 @@
 
 namespace riffledb::format {
 
+/// The most rows a fragment may hold: a row id keeps the row within its fragment in 32
+/// bits.
+inline constexpr int64_t kMaxFragmentRows = int64_t{1} << 32;
+
 /// The on-disk format version this build writes and the newest it reads.
 constexpr int kFormatVersion = 2;
 
