@@ -549,6 +549,9 @@ def test_connection_refused_counts_connect_failures():
     assert (error.request_failures, error.read_failures) == (0, 0)
     assert error.status_code is None and error.__cause__.status_code is None
     assert error.__cause__.request_id == error.request_id
+    assert str(error.__cause__).endswith(
+        f"GET /v1/table/: cannot connect to 127.0.0.1:{port} [Connection]"
+    )
 
 
 def test_a_server_that_never_answers_is_a_read_failure():
@@ -571,6 +574,10 @@ def test_a_server_that_never_answers_is_a_read_failure():
             release.set()
     assert (info.value.read_failures, info.value.max_read_failures) == (1, 1)
     assert info.value.connect_failures == 0 and info.value.status_code is None
+    assert str(info.value.__cause__).endswith(
+        f"GET /v1/table/: the connection to {mock.url[7:]} failed, closed or "
+        "timed out before the whole response came [Read]"
+    )
 
 
 # -- serialization, pickling, fork -----------------------------------------------------

@@ -1,6 +1,7 @@
 #include "riffledb/remote/client/http_client.h"
 
 #include <httplib.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +101,48 @@ bool IsConnectError(httplib::Error error) {
     default:
       return false;
   }
+}
+
+// A request that got no response, in words a user can act on (`where` is host:port),
+// with cpp-httplib's name for it last.
+std::string TransportFailure(httplib::Error error, const httplib::ClientImpl& client,
+                             const std::string& where) {
+  std::string words;
+  switch (error) {
+    case httplib::Error::Connection:
+      words = "cannot connect to " + where;
+      break;
+    case httplib::Error::ConnectionTimeout:
+      words = "connecting to " + where + " took longer than the connect timeout";
+      break;
+    case httplib::Error::Read:
+      words = "the connection to " + where +
+              " failed, closed or timed out before the whole response came";
+      break;
+    case httplib::Error::Write:
+      words = "sending the request to " + where + " failed";
+      break;
+    case httplib::Error::SSLConnection:
+      words = "the TLS handshake with " + where + " failed";
+      break;
+    case httplib::Error::SSLLoadingCerts:
+      words =
+          "cannot load the CA certificates (tls_config.ssl_ca_cert) to verify " + where;
+      break;
+    case httplib::Error::SSLServerVerification: {
+      words = "the TLS certificate of " + where + " is not trusted";
+      if (const auto* ssl = dynamic_cast<const httplib::SSLClient*>(&client)) {
+        words += std::string(" (") +
+                 X509_verify_cert_error_string(ssl->get_openssl_verify_result()) + ")";
+      }
+      words += ": give the CA that signed it as tls_config.ssl_ca_cert";
+      break;
+    }
+    default:
+      break;
+  }
+  const std::string name = httplib::to_string(error);
+  return words.empty() ? name : words + " [" + name + "]";
 }
 
 }  // namespace
@@ -406,13 +449,18 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
     httplib::Response res;
     httplib::Error transport = httplib::Error::Success;
     const bool sent = conn->client->send(req, res, transport);
+    std::string failure;  // read from the connection before it goes back to the pool
+    if (!sent) {
+      failure = TransportFailure(transport, *conn->client,
+                                 impl.host + ":" + std::to_string(impl.port));
+    }
     impl.Release(std::move(conn), sent);
 
     bool retryable = false;
     if (!sent) {
       error.status_code.reset();
-      error.message = "Http error: (request_id=" + request.request_id + ") " + what +
-                      ": " + httplib::to_string(transport);
+      error.message =
+          "Http error: (request_id=" + request.request_id + ") " + what + ": " + failure;
       if (IsConnectError(transport)) {
         ++error.connect_failures;
         retryable = error.connect_failures < retry.connect_retries;
