@@ -31,8 +31,18 @@ build: $(STAMP) $(BUILD)/build.ninja
 test-cpp: build
 	ctest --test-dir $(BUILD) --output-on-failure -j2 --timeout 300
 
-test-python: build
-	$(PY) -m pytest $(PYTEST_ARGS)
+# LanceDB's own client (lancedb==0.40.0), which tests/test_serve.py runs against
+# `riffledb serve`: a virtualenv of its own, so that the two packages stay apart.
+LANCEDB_VENV  := .venv-lancedb
+LANCEDB_STAMP := $(LANCEDB_VENV)/.riffledb-lancedb-setup
+
+$(LANCEDB_STAMP): requirements-lancedb.txt
+	python3 -m venv $(LANCEDB_VENV)
+	$(LANCEDB_VENV)/bin/pip install -q -r requirements-lancedb.txt
+	touch $@
+
+test-python: build $(LANCEDB_STAMP)
+	RIFFLEDB_LANCEDB_PYTHON=$(CURDIR)/$(LANCEDB_VENV)/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 test: test-cpp test-python test-wheel
 

@@ -572,13 +572,25 @@ def test_sigterm_while_inserting_is_graceful(tmp_path):
     assert len(starts) - len(acknowledged) <= 3  # at most one in flight per writer
 
 
-# -- LanceDB's own client (lancedb==0.40.0 in .venv-bench, made by `make bench`)
+# -- LanceDB's own client (lancedb==0.40.0 in .venv-lancedb, which `make test` makes)
 
-LANCEDB_PYTHON = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    ".venv-bench",
-    "bin",
-    "python",
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# `make test` names the interpreter and wants the tests run; elsewhere they run when a
+# virtualenv with lancedb is there (.venv-lancedb, or make bench's .venv-bench).
+LANCEDB_PYTHON = os.environ.get("RIFFLEDB_LANCEDB_PYTHON") or next(
+    (
+        path
+        for path in (
+            os.path.join(_ROOT, venv, "bin", "python")
+            for venv in (".venv-lancedb", ".venv-bench")
+        )
+        if os.path.exists(path)
+    ),
+    "",
+)
+needs_lancedb = pytest.mark.skipif(
+    not LANCEDB_PYTHON and "RIFFLEDB_LANCEDB_PYTHON" not in os.environ,
+    reason="no virtualenv with lancedb (make test creates .venv-lancedb)",
 )
 
 LANCEDB_SCRIPT = r"""
@@ -590,8 +602,9 @@ import pyarrow as pa
 from lancedb.permutation import Permutation
 
 warnings.simplefilter("ignore", DeprecationWarning)
-port, key = sys.argv[1], sys.argv[2]
-db = lancedb.connect("db://test", api_key=key, host_override=f"http://127.0.0.1:{port}")
+url, key, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+config = {"tls_config": {"ssl_ca_cert": ca}} if ca else None
+db = lancedb.connect("db://test", api_key=key, host_override=url, client_config=config)
 assert db.table_names() == [], db.table_names()
 data = pa.table({"id": pa.array(range(10), pa.int64()), "x": [i / 2 for i in range(10)]})
 db.create_table("events", data)
@@ -629,20 +642,37 @@ print("OK")
 """
 
 
-@pytest.mark.skipif(
-    not os.path.exists(LANCEDB_PYTHON), reason="no .venv-bench (make bench creates it)"
-)
+def run_lancedb_script(url: str, ca: str = "") -> None:
+    result = subprocess.run(
+        [LANCEDB_PYTHON, "-c", LANCEDB_SCRIPT, url, KEY, ca],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+@needs_lancedb
 def test_lancedb_client_against_riffledb_serve(tmp_path):
     server = Server(str(tmp_path), "--api-key", KEY)
     try:
-        result = subprocess.run(
-            [LANCEDB_PYTHON, "-c", LANCEDB_SCRIPT, str(server.port), KEY],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        )
-        assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+        run_lancedb_script(server.url)
+    finally:
+        assert server.stop() == 0, server.stderr
+
+
+@needs_lancedb
+def test_lancedb_client_over_tls(tmp_path):
+    """LanceDB's client verifies the server's certificate against the CA it is given
+    (its TlsConfig.ssl_ca_cert) and does everything over HTTPS."""
+    ca, cert, key = certificates(tmp_path)
+    server = Server(
+        str(tmp_path / "db"), "--api-key", KEY, "--tls-cert", cert, "--tls-key", key
+    )
+    try:
+        assert server.url.startswith("https://")
+        run_lancedb_script(server.url, ca)
     finally:
         assert server.stop() == 0, server.stderr
 
@@ -728,52 +758,78 @@ def test_lz4_decompression_bomb_is_413(tmp_path):
         assert server.stop() == 0, server.stderr
 
 
-def self_signed(directory) -> tuple[str, str]:
-    """(certificate, key) PEM files of a fresh self-signed certificate for 127.0.0.1
-    and localhost."""
+def certificates(directory) -> tuple[str, str, str]:
+    """(CA certificate, server certificate, server key) PEM files: a fresh CA and a
+    certificate it signed for 127.0.0.1 and localhost. (A self-signed certificate
+    serving as its own CA is refused by rustls, which LanceDB's client uses.)"""
     import datetime
     import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "riffledb test")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
+
+    def issue(subject, public_key, issuer, signing_key, *extensions):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "riffledb test CA")])
+    ca = issue(
+        ca_name,
+        ca_key.public_key(),
+        ca_name,
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = issue(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
+        key.public_key(),
+        ca_name,
+        ca_key,
+        (
             x509.SubjectAlternativeName(
                 [
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 ]
             ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+            False,
+        ),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
     )
-    cert_path, key_path = str(directory / "cert.pem"), str(directory / "key.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as f:
-        f.write(
+    paths = [str(directory / name) for name in ("ca.pem", "cert.pem", "key.pem")]
+    for path, data in zip(
+        paths,
+        (
+            ca.public_bytes(serialization.Encoding.PEM),
+            cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            )
-        )
-    return cert_path, key_path
+            ),
+        ),
+        strict=True,
+    ):
+        with open(path, "wb") as f:
+            f.write(data)
+    return paths[0], paths[1], paths[2]
 
 
 def test_tls_with_riffledb_client(tmp_path):
@@ -785,13 +841,13 @@ def test_tls_with_riffledb_client(tmp_path):
     from riffledb.remote import ClientConfig, TlsConfig
     from riffledb.remote.errors import RetryError
 
-    cert, key = self_signed(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     db_path = tmp_path / "db"
     riffledb.connect(db_path).create_table("t", ids(0, 50))
     server = Server(str(db_path), "--api-key", KEY, "--tls-cert", cert, "--tls-key", key)
     try:
         config = ClientConfig(
-            tls_config=TlsConfig(ssl_ca_cert=cert),
+            tls_config=TlsConfig(ssl_ca_cert=ca),
             retry_config={"retries": 0, "connect_retries": 0, "read_retries": 0},
             timeout_config={"connect_timeout": 10, "read_timeout": 10},
         )
@@ -808,7 +864,7 @@ def test_tls_with_riffledb_client(tmp_path):
             assert len(t) == 60
 
         # Python's own TLS stack agrees (a second, independent client).
-        context = ssl.create_default_context(cafile=cert)
+        context = ssl.create_default_context(cafile=ca)
         c = http.client.HTTPSConnection(
             "127.0.0.1", server.port, timeout=TIMEOUT, context=context
         )
@@ -836,17 +892,23 @@ def test_tls_with_riffledb_client(tmp_path):
                 timeout_config={"connect_timeout": 10, "read_timeout": 10},
             ),
         )
-        with pytest.raises(RetryError, match="connect_failures=1"):
+        with pytest.raises(RetryError, match="connect_failures=1") as refused:
             strict.table_names()
+        # The cause says why, and what to do.
+        assert str(refused.value.__cause__).endswith(
+            f"GET /v1/table/: the TLS certificate of 127.0.0.1:{server.port} is not "
+            "trusted (unable to get local issuer certificate): give the CA that signed "
+            "it as tls_config.ssl_ca_cert [SSLServerVerification]"
+        )
     finally:
         assert server.stop() == 0, server.stderr
 
 
 def test_tls_needs_a_matching_key(tmp_path):
-    cert, _ = self_signed(tmp_path)
+    _, cert, _ = certificates(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
-    _, wrong_key = self_signed(other)
+    _, _, wrong_key = certificates(other)
     for args in (["--tls-cert", cert], ["--tls-cert", cert, "--tls-key", wrong_key]):
         result = subprocess.run(
             [sys.executable, "-m", "riffledb.cli", "serve", "memory://", *args],
