@@ -508,8 +508,10 @@ void ShuffleContiguousInto(const V* src, std::span<const uint64_t> bounds, uint6
       const uint32_t v = order[i];
       uint64_t s;
       if (splits <= 8) {
+        // The number of later splits' starts at or before v (cuts ascend): without
+        // branches, which a random v mispredicts (1 in 5 items at 80/10/10).
         s = 0;
-        while (v >= cuts[s + 1]) ++s;
+        for (uint64_t k = 1; k < splits; ++k) s += v >= cuts[k];
       } else {
         s = static_cast<uint64_t>(std::upper_bound(cuts, cuts + splits + 1, v) - cuts -
                                   1);
