@@ -520,6 +520,27 @@ TEST(Shuffle, SameResultForAnyPoolSize) {
   EXPECT_EQ(c1, c4);
 }
 
+// The grouped scatter finds an item's split by counting the split starts at or before
+// it (up to 8 splits) or by binary search (more): empty splits anywhere, and both ways.
+TEST(Shuffle, ContiguousSplitsWithEmptyAndManySplits) {
+  ThreadPool pool(2);
+  const uint64_t n = 50'003;
+  const std::vector<std::vector<uint64_t>> cases = {
+      {0, 20'000, 0, 30'003},
+      {25'000, 25'003, 0},
+      {5'000, 5'000, 5'000, 5'000, 5'000, 5'000, 5'000, 5'000, 5'000, 5'003},
+      {0, 10'000, 0, 10'000, 10'000, 0, 10'000, 0, 10'003, 0, 0}};
+  for (const auto& counts : cases) {
+    std::vector<uint8_t> tags;
+    for (uint64_t s = 0; s < counts.size(); ++s) tags.insert(tags.end(), counts[s], s);
+    ASSERT_EQ(tags.size(), n);
+    const std::vector<uint64_t> ids = Iota(n, 1u << 20);
+    std::vector<uint64_t> grouped = ids;
+    ASSERT_TRUE(internal::ShuffleContiguousSplits(&grouped, counts, 3, &pool, 1024));
+    EXPECT_EQ(grouped, ReferenceShuffleAndGroup(ids, tags, 3, 1, 1024)) << counts.size();
+  }
+}
+
 TEST(Shuffle, SharedWorkspaceGivesTheSameResults) {
   // A build runs the split's shuffle and the final shuffle through one workspace; the
   // second stage must not depend on what the first left in the shared arrays.

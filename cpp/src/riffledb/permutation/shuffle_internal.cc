@@ -114,6 +114,8 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
   }
   std::vector<uint64_t> piece_counts(first_piece[stripes] * num_buckets, 0);
   RunParallel(pool, stripes, [&](uint64_t t) {
+    // A local, not the captured variable: the counter stores could alias that.
+    const uint64_t buckets = num_buckets;
     const uint64_t end_block = num_blocks * (t + 1) / stripes;
     uint64_t s = first_split[t];
     uint64_t* count = piece_counts.data() + first_piece[t] * num_buckets;
@@ -128,7 +130,7 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
         }
         const uint64_t piece_end = std::min(end, bounds[s + 1]);
         for (; i < piece_end; ++i) {
-          const auto b = static_cast<uint16_t>(rng.UniformBelow(num_buckets));
+          const auto b = static_cast<uint16_t>(rng.UniformBelow(buckets));
           if (bucket_of != nullptr) bucket_of[i] = b;
           ++count[b];
         }
@@ -163,10 +165,14 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
   }
   out.starts[num_buckets] = at;
   RunParallel(pool, stripes, [&](uint64_t t) {
+    // Locals, not the captured variables: the cursor stores could alias those.
+    const uint64_t buckets = num_buckets;
+    const V* const from = src;
+    V* const to = dst;
     uint64_t* slot = next.data() + t * num_buckets;
     auto put = [&](uint64_t i, uint64_t bucket) {
       const uint64_t p = slot[bucket]++;
-      dst[p] = src == nullptr ? static_cast<V>(i) : src[i];
+      to[p] = from == nullptr ? static_cast<V>(i) : from[i];
       if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
     };
     if (bucket_of == nullptr) {
@@ -174,7 +180,7 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
       for (uint64_t j = num_blocks * t / stripes; j < end_block; ++j) {
         Rng rng(block_seeds[j]);
         const uint64_t end = std::min(m, (j + 1) * block);
-        for (uint64_t i = j * block; i < end; ++i) put(i, rng.UniformBelow(num_buckets));
+        for (uint64_t i = j * block; i < end; ++i) put(i, rng.UniformBelow(buckets));
       }
       return;
     }
@@ -489,16 +495,28 @@ void ShuffleContiguousInto(const V* src, std::span<const uint64_t> bounds, uint6
     Rng rng(buckets.seeds[k]);
     ShufflePrefetched(rng, order);
     const V* bucket = scratch + begin;
-    for (uint32_t v : order) {
+    // Locals, not the captured variables: the cursor stores could alias those.
+    const uint64_t splits = num_splits;
+    const uint64_t* cuts = cut.data();
+    uint64_t* slots = slot.data();
+    O* const to = out;
+    // bucket[v] is a random read in L2: fetched a few items ahead, so that the split
+    // search's mispredicted branches do not leave it waiting on each one.
+    constexpr uint64_t kAhead = 16;
+    for (uint64_t i = 0; i < len; ++i) {
+      if (i + kAhead < len) __builtin_prefetch(bucket + order[i + kAhead]);
+      const uint32_t v = order[i];
       uint64_t s;
-      if (num_splits <= 8) {
+      if (splits <= 8) {
+        // The number of later splits' starts at or before v (cuts ascend): without
+        // branches, which a random v mispredicts (1 in 5 items at 80/10/10).
         s = 0;
-        while (v >= cut[s + 1]) ++s;
+        for (uint64_t k = 1; k < splits; ++k) s += v >= cuts[k];
       } else {
-        s = static_cast<uint64_t>(std::upper_bound(cut.begin(), cut.end(), v) -
-                                  cut.begin() - 1);
+        s = static_cast<uint64_t>(std::upper_bound(cuts, cuts + splits + 1, v) - cuts -
+                                  1);
       }
-      out[slot[s]++] = map(bucket[v]);
+      to[slots[s]++] = map(bucket[v]);
     }
   });
 }
@@ -555,19 +573,22 @@ void WidenInPlace(uint64_t* out, uint64_t n, const DenseRowIds& rows, ThreadPool
   using Id = uint64_t __attribute__((may_alias));
   const Position* positions = reinterpret_cast<const Position*>(out);
   Id* ids = reinterpret_cast<Id*>(out);
+  const DenseRowIds::Lookup lookup = rows.lookup();
   uint64_t hi = n;
   while (hi > kStripeItems) {
     const uint64_t lo = (hi + 1) / 2;
     const uint64_t chunk = 16 * kStripeItems;
     RunParallel(pool, (hi - lo + chunk - 1) / chunk, [&](uint64_t c) {
       const uint64_t begin = lo + c * chunk, end = std::min(hi, begin + chunk);
-      for (uint64_t i = begin; i < end; ++i) ids[i] = rows(positions[i]);
+      const Position* from = positions;
+      Id* to = ids;
+      for (uint64_t i = begin; i < end; ++i) to[i] = lookup(from[i]);
     });
     hi = lo;
   }
   for (uint64_t i = hi; i-- > 0;) {
     const uint32_t position = positions[i];
-    ids[i] = rows(position);
+    ids[i] = lookup(position);
   }
 }
 
@@ -634,9 +655,10 @@ void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
     return;
   }
   const uint64_t chunk = 16 * kStripeItems;
+  const DenseRowIds::Lookup lookup = rows.lookup();
   RunParallel(pool, (kept + chunk - 1) / chunk, [&](uint64_t c) {
     const uint64_t begin = c * chunk, end = std::min(kept, begin + chunk);
-    for (uint64_t i = begin; i < end; ++i) out[i] = rows(i);
+    for (uint64_t i = begin; i < end; ++i) out[i] = lookup(i);
   });
 }
 

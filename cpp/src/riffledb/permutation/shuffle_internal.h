@@ -120,12 +120,27 @@ class DenseRowIds {
   explicit DenseRowIds(std::vector<Fragment> fragments);
 
   uint64_t num_rows() const { return starts_.back(); }
-  /// The row id at `position` (< num_rows()).
-  uint64_t operator()(uint64_t position) const {
-    uint64_t f = first_fragment_[position >> kPageBits];
-    while (position >= starts_[f + 1]) ++f;
-    return bases_[f] + position;
+
+  /// The lookup by plain pointers to the tables, valid while this object is: a loop
+  /// holding one keeps them in registers, where calls of operator() reload them after
+  /// every store that could alias the vectors (a uint64_t or may_alias store).
+  struct Lookup {
+    const uint64_t* starts;
+    const uint64_t* bases;
+    const uint32_t* first_fragment;
+    /// The row id at `position` (< num_rows()).
+    uint64_t operator()(uint64_t position) const {
+      uint64_t f = first_fragment[position >> kPageBits];
+      while (position >= starts[f + 1]) ++f;
+      return bases[f] + position;
+    }
+  };
+  Lookup lookup() const {
+    return {starts_.data(), bases_.data(), first_fragment_.data()};
   }
+
+  /// The row id at `position` (< num_rows()).
+  uint64_t operator()(uint64_t position) const { return lookup()(position); }
 
  private:
   // A page of 2^16 positions starts in fragment first_fragment_[page]: a lookup is that

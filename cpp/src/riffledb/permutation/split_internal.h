@@ -61,9 +61,14 @@ class RowHasher {
 /// riffledb::Shuffle(values, rng) with the same draws and result, faster on large arrays:
 /// the draws are made a few steps ahead so the rows they swap are prefetched.
 template <typename... T>
-void ShufflePrefetched(Rng& rng, std::span<T>... values) {
+void ShufflePrefetched(Rng& rng_ref, std::span<T>... values) {
   const uint64_t n = std::get<0>(std::tuple<std::span<T>...>(values...)).size();
   if (n < 2) return;
+  // A local copy of the generator, written back at the end: it stays in registers,
+  // where `rng_ref`, which may alias anything as far as the compiler knows, was
+  // reloaded and stored at every draw (a store-to-load forwarding on each step's
+  // critical path).
+  Rng rng = rng_ref;
   constexpr uint64_t kAhead = 16;
   uint64_t pending[kAhead];
   // Step k (k = 0, 1, ...) swaps positions n-1-k and j_k, with j_k = UniformBelow(n-k).
@@ -83,6 +88,7 @@ void ShufflePrefetched(Rng& rng, std::span<T>... values) {
       ++drawn;
     }
   }
+  rng_ref = rng;
 }
 
 /// The clump order of a shuffle of `num_rows` rows in clumps of `clump_size` (>= 1):

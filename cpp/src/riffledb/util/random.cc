@@ -8,11 +8,6 @@
 
 namespace riffledb {
 
-Rng::Rng(uint64_t seed) {
-  SplitMix64 expand(seed);
-  for (uint64_t& word : s_) word = expand.Next();
-}
-
 Rng Rng::FromState(const std::array<uint64_t, 4>& state) {
   Rng rng;
   rng.s_ = state;

@@ -78,7 +78,14 @@ class SplitMix64 {
 class Rng {
  public:
   /// The state is the first four outputs of SplitMix64(seed) (see the file comment).
-  explicit Rng(uint64_t seed);
+  /// Inline so that a generator seeded in a hot loop can live in registers: constructed
+  /// out of line, its address escapes, and every store through a uint64_t pointer in
+  /// the loop could then alias its state, which the compiler would reload and store at
+  /// every draw.
+  explicit Rng(uint64_t seed) {
+    SplitMix64 expand(seed);
+    for (uint64_t& word : s_) word = expand.Next();
+  }
 
   /// An Rng with exactly this state (for reference tests). The all-zero state is a fixed
   /// point of the generator; it is replaced by {1, 0, 0, 0}.
@@ -140,10 +147,15 @@ uint64_t SeedFromEntropy();
 template <typename T>
 void Shuffle(std::span<T> values, Rng& rng) {
   using std::swap;
+  // A local copy of the generator, written back at the end: `rng` may alias `values`
+  // as far as the compiler knows, so it would otherwise be reloaded and stored at every
+  // step.
+  Rng local = rng;
   for (size_t i = values.size(); i > 1; --i) {
-    const size_t j = static_cast<size_t>(rng.UniformBelow(static_cast<uint64_t>(i)));
+    const size_t j = static_cast<size_t>(local.UniformBelow(static_cast<uint64_t>(i)));
     swap(values[i - 1], values[j]);
   }
+  rng = local;
 }
 
 }  // namespace riffledb

@@ -160,6 +160,24 @@ TEST(Shuffle, IsAPermutationAndDeterministic) {
   for (uint64_t i = 0; i < sorted.size(); ++i) ASSERT_EQ(sorted[i], i);
 }
 
+// Shuffle steps a local copy of the generator (kept in registers) and writes it back:
+// the caller's generator must end where n - 1 draws by hand leave it, so that later
+// draws from it are unchanged.
+TEST(Shuffle, AdvancesTheCallersGenerator) {
+  for (uint64_t n : {2, 3, 1000}) {
+    std::vector<uint64_t> values(n), expected(n);
+    std::iota(values.begin(), values.end(), 0);
+    std::iota(expected.begin(), expected.end(), 0);
+    Rng shuffled(n), by_hand(n);
+    Shuffle(std::span<uint64_t>(values), shuffled);
+    for (uint64_t i = n; i > 1; --i)
+      std::swap(expected[i - 1], expected[by_hand.UniformBelow(i)]);
+    EXPECT_EQ(values, expected) << n;
+    EXPECT_EQ(shuffled.state(), by_hand.state()) << n;
+    EXPECT_EQ(shuffled.Next(), by_hand.Next()) << n;
+  }
+}
+
 TEST(Shuffle, TinyInputsDrawNothing) {
   Rng rng(1);
   const auto before = rng.state();
