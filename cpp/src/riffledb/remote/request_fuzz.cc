@@ -1,8 +1,9 @@
 // Fuzz target: one request to the REST service (service.h) as a client could send it,
 // `METHOD TARGET\n` then the body (JSON or an Arrow IPC stream), against a memory
 // database holding table `t` (ids 0..9). Every input must get a reply with a status of
-// the protocol and a JSON error body when it fails; nothing may crash. The parsing
-// helpers get the same bytes on their own.
+// the protocol and a JSON error body when it fails; nothing may crash, also when a
+// streamed answer (one of more than 64 bytes) is written out. The parsing helpers get
+// the same bytes on their own.
 #include <arrow/api.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
@@ -56,13 +57,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // A fresh database per input: creates, inserts and drops do not pile up.
   auto db = Database::Connect("memory://").ValueOrDie();
-  Service service(db);
+  // Small batches and buffer: answers of more than a few rows take the streaming path.
+  riffledb::remote::ServiceOptions options;
+  options.max_batch_rows = 4;
+  options.max_buffered_answer_bytes = 64;
+  Service service(db, options);
   if (service.Handle("POST", "/v1/table/t/create/", kTable).status != 200) std::abort();
   Reply reply = service.Handle(method, target, body);
   if (kStatuses.count(reply.status) == 0) std::abort();
   if (reply.status != 200 && (reply.body == nullptr || reply.body->size() < 10 ||
                               reply.body->ToString().rfind("{\"error\":", 0) != 0)) {
     std::abort();
+  }
+  if (reply.stream != nullptr) {
+    // Streamed answers may fail half-way (the transport then aborts), never crash.
+    if (reply.status != 200 || reply.body != nullptr) std::abort();
+    size_t sent = 0;
+    (void)reply.stream->WriteTo([&](std::string_view piece) {
+      sent += piece.size();
+      return true;
+    });
   }
   return 0;
 }

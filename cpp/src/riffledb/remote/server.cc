@@ -37,6 +37,27 @@ constexpr int kAddedHeaders = 4;
 
 void SetReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
+  if (reply.stream != nullptr) {
+    // Chunked, all of it in one call of the provider: cpp-httplib's loop around the
+    // provider ends early, as if the answer were complete, once a stop begins, and a
+    // stop must not cut an answer short. On a failure, false makes cpp-httplib return
+    // without the last chunk, and the connection is closed: the client sees a
+    // truncated answer, never a short valid one.
+    std::shared_ptr<BodyStream> stream = reply.stream;
+    res.set_chunked_content_provider(
+        reply.content_type, [stream](size_t, httplib::DataSink& sink) {
+          const arrow::Status written = stream->WriteTo([&](std::string_view piece) {
+            return sink.write(piece.data(), piece.size());
+          });
+          if (!written.ok()) {
+            t_close_connection = true;
+            return false;
+          }
+          sink.done();
+          return true;
+        });
+    return;
+  }
   if (reply.body == nullptr) return;
   // The body is written from the buffer the service built, without a copy.
   std::shared_ptr<arrow::Buffer> body = reply.body;

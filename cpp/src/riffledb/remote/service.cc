@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -172,21 +173,105 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenIpcStream(
   return std::make_shared<ValidatingReader>(std::move(*reader), pool);
 }
 
-// The batches as an IPC file, each split to at most `max_rows` rows.
-arrow::Result<std::shared_ptr<arrow::Buffer>> WriteIpcFile(
-    const std::shared_ptr<arrow::Schema>& schema,
-    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, int64_t max_rows) {
-  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
-  ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(sink, schema));
-  for (const auto& batch : batches) {
-    for (int64_t start = 0; start < batch->num_rows(); start += max_rows) {
-      ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(
-          *batch->Slice(start, std::min(max_rows, batch->num_rows() - start))));
-    }
+// The bytes an IPC writer writes, kept until taken.
+class PieceSink final : public arrow::io::OutputStream {
+ public:
+  arrow::Status Write(const void* data, int64_t nbytes) override {
+    pending_.append(static_cast<const char*>(data), static_cast<size_t>(nbytes));
+    position_ += nbytes;
+    return arrow::Status::OK();
   }
-  ARROW_RETURN_NOT_OK(writer->Close());
-  return sink->Finish();
-}
+  arrow::Status Close() override {
+    closed_ = true;
+    return arrow::Status::OK();
+  }
+  bool closed() const override { return closed_; }
+  arrow::Result<int64_t> Tell() const override { return position_; }
+
+  /// Written and not taken yet.
+  std::string& pending() { return pending_; }
+
+ private:
+  std::string pending_;
+  int64_t position_ = 0;
+  bool closed_ = false;
+};
+
+// The batches of an answer, then null.
+using BatchSource = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>()>;
+
+// A query answer: an IPC file of the source's batches, each split to at most `max_rows`
+// rows, written a batch at a time. Query() writes it up to the buffered-answer bound;
+// what remains is written while it is sent, so at most about one batch is held at once.
+class IpcFileAnswer final : public BodyStream {
+ public:
+  static arrow::Result<std::shared_ptr<IpcFileAnswer>> Make(
+      const std::shared_ptr<arrow::Schema>& schema, BatchSource source,
+      int64_t max_rows) {
+    std::shared_ptr<IpcFileAnswer> answer(new IpcFileAnswer(std::move(source), max_rows));
+    ARROW_ASSIGN_OR_RAISE(answer->writer_,
+                          arrow::ipc::MakeFileWriter(answer->sink_, schema));
+    return answer;
+  }
+
+  bool done() const { return done_; }
+
+  /// Writes batches until more than `bytes` are pending or the file is complete.
+  arrow::Status Fill(int64_t bytes) {
+    while (!done_ && static_cast<int64_t>(sink_->pending().size()) <= bytes) {
+      ARROW_RETURN_NOT_OK(WriteNext());
+    }
+    return arrow::Status::OK();
+  }
+
+  /// The pending bytes (all of the file once done()).
+  std::shared_ptr<arrow::Buffer> TakePending() {
+    return arrow::Buffer::FromString(std::exchange(sink_->pending(), std::string()));
+  }
+
+  arrow::Status WriteTo(const Writer& write) override {
+    ARROW_RETURN_NOT_OK(Send(write));
+    while (!done_) {
+      ARROW_RETURN_NOT_OK(WriteNext());
+      ARROW_RETURN_NOT_OK(Send(write));
+    }
+    return arrow::Status::OK();
+  }
+
+ private:
+  IpcFileAnswer(BatchSource source, int64_t max_rows)
+      : source_(std::move(source)), max_rows_(max_rows) {}
+
+  // The next batch of the source, or the footer after the last.
+  arrow::Status WriteNext() {
+    ARROW_ASSIGN_OR_RAISE(auto batch, source_());
+    if (batch == nullptr) {
+      ARROW_RETURN_NOT_OK(writer_->Close());
+      source_ = nullptr;  // lets go of the reader, and the snapshot it holds
+      done_ = true;
+      return arrow::Status::OK();
+    }
+    for (int64_t start = 0; start < batch->num_rows(); start += max_rows_) {
+      ARROW_RETURN_NOT_OK(writer_->WriteRecordBatch(
+          *batch->Slice(start, std::min(max_rows_, batch->num_rows() - start))));
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Send(const Writer& write) {
+    std::string& pending = sink_->pending();
+    if (pending.empty()) return arrow::Status::OK();
+    if (!write(pending)) return arrow::Status::IOError("The client stopped reading");
+    pending.clear();
+    return arrow::Status::OK();
+  }
+
+  BatchSource source_;
+  const int64_t max_rows_;
+  const std::shared_ptr<PieceSink> sink_ = std::make_shared<PieceSink>();
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  bool done_ = false;
+};
 
 std::string Rfc3339(int64_t ms) {
   std::time_t seconds = static_cast<std::time_t>(ms / 1000);
@@ -444,32 +529,70 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
   }
 
   std::shared_ptr<arrow::Schema> schema;
-  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  BatchSource source;
   std::optional<TakeFilter> take;
   if (request.filter) take = MatchTakeFilter(*request.filter);
   if (take) {
-    // Rows in the order asked for, as LanceDB's permutation reader expects (spec §2.7).
+    // Rows in the order asked for, as LanceDB's permutation reader expects (spec §2.7),
+    // taken max_batch_rows ids at a time.
     TakeOptions options;
     options.projection = projection;
-    std::shared_ptr<arrow::RecordBatch> batch;
+    const auto group = static_cast<size_t>(options_.max_batch_rows);
+    const size_t count = take->values.size();
+    const auto start = static_cast<size_t>(
+        std::min<uint64_t>(static_cast<uint64_t>(std::max<int64_t>(request.offset, 0)),
+                           static_cast<uint64_t>(count)));
+    const size_t rest = count - start;
+    const size_t end =
+        start +
+        (request.limit
+             ? std::min(static_cast<size_t>(std::max<int64_t>(*request.limit, 0)), rest)
+             : rest);
+    // Every id is checked before the first byte is sent, as when the answer was one
+    // take: an id the version does not have is a 400, never an aborted answer.
+    const bool check_all = start != 0 || end != count || count > group;
+    std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>(size_t, size_t)>
+        take_range;
     if (take->row_ids) {
-      ARROW_ASSIGN_OR_RAISE(batch, snapshot->TakeRowIds(take->values, options));
+      auto ids = std::make_shared<std::vector<uint64_t>>(std::move(take->values));
+      if (check_all) {
+        TakeOptions ids_only;
+        const std::vector<std::string> row_id{kRowIdColumn};
+        ARROW_ASSIGN_OR_RAISE(ids_only.projection,
+                              Projection::Columns(snapshot->schema(), row_id));
+        ARROW_RETURN_NOT_OK(snapshot->TakeRowIds(*ids, ids_only));
+      }
+      take_range = [snapshot, options, ids](size_t from, size_t n) {
+        return snapshot->TakeRowIds(std::span(*ids).subspan(from, n), options);
+      };
     } else {
-      std::vector<int64_t> offsets;
-      offsets.reserve(take->values.size());
+      auto offsets = std::make_shared<std::vector<int64_t>>();
+      offsets->reserve(count);
       for (uint64_t value : take->values) {
         if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
           return arrow::Status::IndexError("Row offset ", value, " is out of range");
         }
-        offsets.push_back(static_cast<int64_t>(value));
+        offsets->push_back(static_cast<int64_t>(value));
       }
-      ARROW_ASSIGN_OR_RAISE(batch, snapshot->TakeOffsets(offsets, options));
+      take->values = {};
+      if (check_all) ARROW_RETURN_NOT_OK(snapshot->RowIdsOfOffsets(*offsets));
+      take_range = [snapshot, options, offsets](size_t from, size_t n) {
+        return snapshot->TakeOffsets(std::span(*offsets).subspan(from, n), options);
+      };
     }
-    const int64_t start = std::min(request.offset, batch->num_rows());
-    const int64_t rest = batch->num_rows() - start;
-    const int64_t end = start + (request.limit ? std::min(*request.limit, rest) : rest);
-    schema = batch->schema();
-    batches.push_back(batch->Slice(start, end - start));
+    // The first group is taken now, also when it is empty: its schema is the answer's.
+    const size_t first_n = std::min(group, end - start);
+    ARROW_ASSIGN_OR_RAISE(auto first, take_range(start, first_n));
+    schema = first->schema();
+    source = [first = std::move(first), take_range = std::move(take_range),
+              next = start + first_n, end,
+              group]() mutable -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
+      if (first != nullptr) return std::exchange(first, nullptr);
+      if (next >= end) return nullptr;
+      const size_t n = std::min(group, end - next);
+      next += n;
+      return take_range(next - n, n);
+    };
   } else {
     ScanOptions options;
     if (request.filter) {
@@ -481,13 +604,22 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
     options.limit = request.limit;
     options.max_batch_rows = options_.max_batch_rows;
     ARROW_ASSIGN_OR_RAISE(schema, snapshot->ScanSchema(options));
-    ARROW_ASSIGN_OR_RAISE(auto reader, snapshot->Scan(options));
-    ARROW_ASSIGN_OR_RAISE(batches, reader->ToRecordBatches());
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatchReader> reader,
+                          snapshot->Scan(options));
+    source = [reader = std::move(reader)] { return reader->Next(); };
   }
+  ARROW_ASSIGN_OR_RAISE(auto answer, IpcFileAnswer::Make(schema, std::move(source),
+                                                         options_.max_batch_rows));
+  // A small answer (the usual take or page) is sent whole, with its length, and any
+  // failure is an error reply; a larger one is streamed.
+  ARROW_RETURN_NOT_OK(answer->Fill(options_.max_buffered_answer_bytes));
   Reply reply;
   reply.content_type = kArrowFileType;
-  ARROW_ASSIGN_OR_RAISE(reply.body,
-                        WriteIpcFile(schema, batches, options_.max_batch_rows));
+  if (answer->done()) {
+    reply.body = answer->TakePending();
+  } else {
+    reply.stream = std::move(answer);
+  }
   return reply;
 }
 

@@ -8,6 +8,7 @@
 #include <arrow/status.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,11 +26,31 @@ inline constexpr char kArrowStreamType[] = "application/vnd.apache.arrow.stream"
 /// Response bodies of `/query/`.
 inline constexpr char kArrowFileType[] = "application/vnd.apache.arrow.file";
 
+/// A reply body produced while it is sent (a large query answer: an IPC file written
+/// batch by batch), so that the memory one answer holds is bounded by a batch, not by
+/// the answer's size. Not thread-safe: the connection that sends it writes it, once.
+class BodyStream {
+ public:
+  /// Takes a piece of the body; false when it could not be sent (the client is gone).
+  using Writer = std::function<bool(std::string_view piece)>;
+
+  virtual ~BodyStream() = default;
+
+  /// Writes the whole body, in pieces, through `write`. A failure here happens after
+  /// the status line was sent, so it cannot become an error reply: the transport must
+  /// abort the connection, so that the client sees a truncated body, never a short
+  /// valid one. IOError when `write` failed.
+  virtual arrow::Status WriteTo(const Writer& write) = 0;
+};
+
 /// What the server sends back.
 struct Reply {
   int status = 200;
   std::string content_type = kJsonType;
-  std::shared_ptr<arrow::Buffer> body;  ///< null: no body
+  std::shared_ptr<arrow::Buffer> body;  ///< null: no body (or `stream`)
+  /// Set instead of `body` for an answer too large to build whole: the transport sends
+  /// it as it is written (HTTP/1.1 chunked). Only with status 200.
+  std::shared_ptr<BodyStream> stream;
 };
 
 /// A reply of `status` with body `{"error": message}`.
@@ -46,6 +67,11 @@ struct ServiceOptions {
   /// `/query/` answers are IPC files of batches of at most this many rows: LanceDB's
   /// client hands each batch to its caller as is (spec §2.9).
   int64_t max_batch_rows = 1024;
+  /// A `/query/` answer of at most this many bytes is built whole and sent with its
+  /// length; any failure is an error reply. A larger one is streamed (Reply::stream):
+  /// the server holds this much plus one batch of it at a time, and a failure after
+  /// this many bytes aborts the connection.
+  int64_t max_buffered_answer_bytes = int64_t{1} << 20;
   /// What the buffers of one create or insert body may decompress to, in total (an
   /// LZ4-compressed IPC body of zeros expands about 250 times): more is answered 413.
   /// Uncompressed bodies are read in place and never reach it.

@@ -277,6 +277,104 @@ TEST_F(ServiceTest, TakesKeepTheRequestedOrder) {
   EXPECT_THAT(BodyText(out_of_range), HasSubstr("10"));
 }
 
+// The body of a streamed reply, as the transport would send it; `status` is what
+// WriteTo returned.
+std::string Drain(const Reply& reply, arrow::Status* status) {
+  std::string out;
+  EXPECT_NE(reply.stream, nullptr);
+  if (reply.stream == nullptr) return out;
+  *status = reply.stream->WriteTo([&](std::string_view piece) {
+    EXPECT_FALSE(piece.empty());
+    out.append(piece);
+    return true;
+  });
+  return out;
+}
+
+// service_'s database behind a service that streams every answer after its first batch.
+Service StreamingService(const Service& whole) {
+  ServiceOptions options;
+  options.max_batch_rows = 4;
+  options.max_buffered_answer_bytes = 1;
+  return Service(whole.database(), options);
+}
+
+TEST_F(ServiceTest, StreamedAnswersAreTheFilesSentWhole) {
+  Service streaming = StreamingService(*service_);
+  for (const char* body : {
+           R"({"k":9223372036854775807,"vector":[]})",
+           R"({"k":7,"offset":2,"filter":"id > 0","columns":{"x":"id * 3"}})",
+           R"j({"filter":"_rowoffset IN (9,8,7,6,5,4,3,2,1,0,9)","columns":["id"]})j",
+           R"j({"filter":"_rowid in (1,3,5,7,9,0)","k":4,"offset":1})j",
+       }) {
+    SCOPED_TRACE(body);
+    Reply whole = Post("/v1/table/t/query/", body);
+    ASSERT_EQ(whole.status, 200) << BodyText(whole);
+    ASSERT_EQ(whole.stream, nullptr);
+    Reply streamed = streaming.Handle("POST", "/v1/table/t/query/", body);
+    ASSERT_EQ(streamed.status, 200) << BodyText(streamed);
+    EXPECT_EQ(streamed.content_type, kArrowFileType);
+    EXPECT_EQ(streamed.body, nullptr);
+    arrow::Status status;
+    EXPECT_EQ(Drain(streamed, &status), whole.body->ToString());
+    EXPECT_OK(status);
+  }
+  // An answer that ends within the bound is whole, also there.
+  Reply none = streaming.Handle("POST", "/v1/table/t/query/", R"({"filter":"id < 0"})");
+  EXPECT_EQ(none.stream, nullptr);
+  EXPECT_EQ(FileRows(none)->num_rows(), 0);
+}
+
+TEST_F(ServiceTest, AFailureAfterTheFirstByteFailsTheStream) {
+  // Two fragments; division by zero at id 12, in the second.
+  ASSERT_EQ(Post("/v1/table/two/create/", StreamBody({IdBatch(0, 8)})).status, 200);
+  ASSERT_EQ(Post("/v1/table/two/insert/", StreamBody({IdBatch(8, 8)})).status, 200);
+  const std::string body = R"({"filter":"100 / (12 - id) > 0"})";
+  Reply whole = Post("/v1/table/two/query/", body);
+  EXPECT_EQ(whole.status, 400);
+  EXPECT_THAT(BodyText(whole), HasSubstr("divide by zero"));
+
+  Service streaming = StreamingService(*service_);
+  Reply streamed = streaming.Handle("POST", "/v1/table/two/query/", body);
+  ASSERT_EQ(streamed.status, 200) << BodyText(streamed);
+  arrow::Status status;
+  const std::string sent = Drain(streamed, &status);
+  EXPECT_THAT(status.message(), HasSubstr("divide by zero"));
+  EXPECT_FALSE(sent.empty());
+  // What was sent is no IPC file (no footer).
+  auto buffer = arrow::Buffer::FromString(sent);
+  EXPECT_FALSE(arrow::ipc::RecordBatchFileReader::Open(
+                   std::make_shared<arrow::io::BufferReader>(buffer))
+                   .ok());
+
+  // A client that stops reading ends the writes.
+  streamed = streaming.Handle("POST", "/v1/table/t/query/", R"({})");
+  int calls = 0;
+  status = streamed.stream->WriteTo([&](std::string_view) { return ++calls < 2; });
+  EXPECT_TRUE(status.IsIOError()) << status;
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(ServiceTest, TakesCheckEveryIdBeforeTheFirstByte) {
+  // Takes of more ids than a batch are taken a batch at a time; an id the version does
+  // not have is still a 400 naming it, wherever it is, also outside offset and limit.
+  Service streaming = StreamingService(*service_);
+  for (const char* body : {
+           R"j({"filter":"_rowoffset IN (0,1,2,3,4,5,6,7,8,12)"})j",
+           R"j({"filter":"_rowid IN (0,1,2,3,4,5,6,7,8,12)"})j",
+           R"j({"filter":"_rowoffset IN (0,1,12)","k":1})j",
+           R"j({"filter":"_rowid IN (0,1,12)","offset":1,"k":1})j",
+       }) {
+    SCOPED_TRACE(body);
+    for (const Service* service : {service_.get(), &streaming}) {
+      Reply reply = service->Handle("POST", "/v1/table/t/query/", body);
+      EXPECT_EQ(reply.status, 400);
+      EXPECT_EQ(reply.stream, nullptr);
+      EXPECT_THAT(BodyText(reply), HasSubstr("12"));
+    }
+  }
+}
+
 TEST_F(ServiceTest, ErrorsNameWhatIsWrong) {
   Reply reply = Post("/v1/table/t/query/", R"({"filter":"nope > 1"})");
   EXPECT_EQ(reply.status, 400);
