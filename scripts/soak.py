@@ -1,5 +1,6 @@
 """`make soak`: the fault-injection, kill -9, drop-race and bit-flip loops of the test
-suites, which `make test` runs briefly, run for minutes; then their counts.
+suites and the fuzz targets, which `make test` runs briefly, run for minutes; then their
+counts.
 
 Each loop is an existing test whose rounds repeat while RIFFLEDB_SOAK_SECONDS lasts
 (tests/harness/soak.py, cpp/src/riffledb/testing/soak.h); the tests append their counts
@@ -48,6 +49,7 @@ COLUMNS = (
     ("flips", ("flips",)),
     ("versions", ("versions_checked", "versions_read")),
     ("rows", ("rows_checked",)),
+    ("inputs", ("fuzz_inputs",)),
     ("lost rows", ("lost_rows",)),
     ("partial", ("partial_versions",)),
     ("hangs", ("hangs", "hang")),
@@ -111,6 +113,11 @@ LOOPS = (
         2,
         [sys.executable, "-m", "pytest", "tests/test_bit_flips.py"],
     ),
+    Loop(
+        "fuzz",
+        2,
+        [sys.executable, os.path.join("scripts", "fuzz.py")],
+    ),
 )
 
 
@@ -121,7 +128,7 @@ def run_loop(loop: Loop, seconds: float, report: str) -> tuple[int, float, str]:
     env["RIFFLEDB_SOAK_SECONDS"] = f"{seconds / loop.parts:.1f}"
     env["RIFFLEDB_SOAK_REPORT"] = report
     command = list(loop.command)
-    if command[0] == sys.executable:
+    if command[1:3] == ["-m", "pytest"]:
         command += ["-x", "-q", "-p", "no:cacheprovider"]
     start = time.monotonic()
     proc = subprocess.Popen(

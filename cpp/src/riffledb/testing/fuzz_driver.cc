@@ -1,12 +1,29 @@
 // A libFuzzer-compatible driver for builds without libFuzzer (g++): runs every file of
-// the seed corpus given on the command line, then a fixed number of deterministic
-// mutations of them (byte flips, truncations, insertions, splices). The target must not
-// crash, leak or trip a sanitizer on any input; ctest runs it as a smoke fuzz. Real
-// fuzzing: configure with -DRIFFLEDB_BUILD_FUZZERS=ON and clang, which links libFuzzer
-// instead.
+// the seed corpus given on the command line, then mutations of them (byte flips,
+// truncations, insertions, splices). The target must not crash, leak or trip a
+// sanitizer on any input. Real fuzzing: configure with -DRIFFLEDB_BUILD_FUZZERS=ON and
+// clang, which links libFuzzer instead.
+//
+//   request_fuzz CORPUS...                  20000 mutations, seed 42: what ctest runs
+//   request_fuzz CORPUS... --seconds=600    mutates until the time is up (`make soak`),
+//                                           from a random seed unless --seed=S is given
+//   --iterations=N --seed=S                 exactly that run again
+//   --crash-dir=DIR                         where a crashing input is written (default .)
+//
+// The seed is printed first. An input that crashes the target (a signal, abort, a
+// sanitizer report) is written to DIR/crash-<target>-<seed>-<input number>, and the
+// file's name printed, before the process dies; running the target on that file alone
+// reproduces the crash. With RIFFLEDB_SOAK_REPORT set, the run appends its counts there
+// as a JSON line (scripts/soak.py): inputs run, and a crash if there was one.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +33,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
+// Set by the sanitizer runtimes when linked in (the dev preset): called before a
+// sanitizer ends the process after its report.
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void))
+    __attribute__((weak));
+
 namespace {
 
 std::vector<uint8_t> ReadAll(const std::filesystem::path& path) {
@@ -23,8 +45,104 @@ std::vector<uint8_t> ReadAll(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-void Run(const std::vector<uint8_t>& input) {
-  LLVMFuzzerTestOneInput(input.data(), input.size());
+// What the crash handler needs, set before each input is run. The handler only reads
+// them, and only calls async-signal-safe functions.
+struct Current {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  char path[4096] = {};    // where the input is written if it crashes
+  char report[4096] = {};  // RIFFLEDB_SOAK_REPORT, or empty
+  char report_line[8192] = {};
+  volatile sig_atomic_t dumped = 0;
+} g_current;
+
+void WriteString(int fd, const char* text) {
+  const size_t n = std::strlen(text);
+  if (::write(fd, text, n) < 0) return;
+}
+
+void DumpCurrentInput() {
+  if (g_current.dumped) return;
+  g_current.dumped = 1;
+  const int fd = ::open(g_current.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    size_t written = 0;
+    while (written < g_current.size) {
+      const ssize_t n = ::write(fd, g_current.data + written, g_current.size - written);
+      if (n <= 0) break;
+      written += static_cast<size_t>(n);
+    }
+    ::close(fd);
+  }
+  WriteString(2, "\nfuzz driver: CRASH; the input is in ");
+  WriteString(2, g_current.path);
+  WriteString(2, "\n");
+  if (g_current.report[0] != 0) {
+    const int report = ::open(g_current.report, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (report >= 0) {
+      WriteString(report, g_current.report_line);
+      ::close(report);
+    }
+  }
+}
+
+void OnFatalSignal(int signal) {
+  DumpCurrentInput();
+  ::signal(signal, SIG_DFL);
+  ::raise(signal);
+}
+
+void InstallCrashHandlers() {
+  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) {
+    ::signal(signal, OnFatalSignal);
+  }
+  if (__sanitizer_set_death_callback != nullptr) {
+    __sanitizer_set_death_callback(DumpCurrentInput);
+  }
+}
+
+// Names the file the current input goes to if it crashes.
+void SetCurrent(const std::vector<uint8_t>& input, const std::string& prefix,
+                int64_t number) {
+  g_current.data = input.data();
+  g_current.size = input.size();
+  std::snprintf(g_current.path, sizeof(g_current.path), "%s%lld", prefix.c_str(),
+                static_cast<long long>(number));
+}
+
+void Mutate(std::vector<uint8_t>& input, const std::vector<std::vector<uint8_t>>& corpus,
+            std::mt19937_64& rng) {
+  const int mutations = 1 + static_cast<int>(rng() % 4);
+  for (int m = 0; m < mutations; ++m) {
+    switch (rng() % 5) {
+      case 0:  // flip a byte
+        if (!input.empty())
+          input[rng() % input.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+        break;
+      case 1:  // truncate
+        if (!input.empty()) input.resize(rng() % input.size());
+        break;
+      case 2:  // insert a random byte
+        input.insert(input.begin() + (input.empty() ? 0 : rng() % (input.size() + 1)),
+                     static_cast<uint8_t>(rng()));
+        break;
+      case 3: {  // splice with another input
+        const auto& other = corpus[rng() % corpus.size()];
+        if (!other.empty()) {
+          size_t from = rng() % other.size();
+          size_t at = input.empty() ? 0 : rng() % input.size();
+          input.insert(input.begin() + at, other.begin() + from, other.end());
+        }
+        break;
+      }
+      default:  // set a byte to an interesting value
+        if (!input.empty()) {
+          static const uint8_t kValues[] = {0,   1,    0x7f, 0x80, 0xff,
+                                            '"', '\'', '(',  ')',  '\\'};
+          input[rng() % input.size()] = kValues[rng() % sizeof(kValues)];
+        }
+    }
+  }
 }
 
 }  // namespace
@@ -32,11 +150,32 @@ void Run(const std::vector<uint8_t>& input) {
 int main(int argc, char** argv) {
   std::vector<std::vector<uint8_t>> corpus;
   int64_t iterations = 20000;
+  double seconds = 0;  // > 0: mutate until the time is up instead of `iterations`
+  bool seeded = false;
+  uint64_t seed = 42;
+  std::string crash_dir = ".";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--iterations=", 0) == 0) {
       iterations = std::atoll(arg.c_str() + 13);
       continue;
+    }
+    if (arg.rfind("--seconds=", 0) == 0) {
+      seconds = std::atof(arg.c_str() + 10);
+      continue;
+    }
+    if (arg.rfind("--seed=", 0) == 0) {
+      seed = std::strtoull(arg.c_str() + 7, nullptr, 10);
+      seeded = true;
+      continue;
+    }
+    if (arg.rfind("--crash-dir=", 0) == 0) {
+      crash_dir = arg.substr(12);
+      continue;
+    }
+    if (arg.rfind("--", 0) == 0) {
+      std::fprintf(stderr, "fuzz driver: unknown option %s\n", arg.c_str());
+      return 2;
     }
     std::filesystem::path path(arg);
     if (std::filesystem::is_directory(path)) {
@@ -47,46 +186,66 @@ int main(int argc, char** argv) {
       corpus.push_back(ReadAll(path));
     }
   }
-  if (corpus.empty()) corpus.emplace_back();
-  for (const auto& input : corpus) Run(input);
+  if (seconds > 0 && !seeded)
+    seed = std::random_device()() ^ (uint64_t{std::random_device()()} << 32);
+  const std::string target = std::filesystem::path(argv[0]).filename().string();
+  std::printf("fuzz driver: %s, seed %llu\n", target.c_str(),
+              static_cast<unsigned long long>(seed));
+  std::fflush(stdout);
 
-  std::mt19937_64 rng(42);
-  for (int64_t it = 0; it < iterations; ++it) {
-    std::vector<uint8_t> input = corpus[rng() % corpus.size()];
-    int mutations = 1 + static_cast<int>(rng() % 4);
-    for (int m = 0; m < mutations; ++m) {
-      switch (rng() % 5) {
-        case 0:  // flip a byte
-          if (!input.empty())
-            input[rng() % input.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
-          break;
-        case 1:  // truncate
-          if (!input.empty()) input.resize(rng() % input.size());
-          break;
-        case 2:  // insert a random byte
-          input.insert(input.begin() + (input.empty() ? 0 : rng() % (input.size() + 1)),
-                       static_cast<uint8_t>(rng()));
-          break;
-        case 3: {  // splice with another input
-          const auto& other = corpus[rng() % corpus.size()];
-          if (!other.empty()) {
-            size_t from = rng() % other.size();
-            size_t at = input.empty() ? 0 : rng() % input.size();
-            input.insert(input.begin() + at, other.begin() + from, other.end());
-          }
-          break;
-        }
-        default:  // set a byte to an interesting value
-          if (!input.empty()) {
-            static const uint8_t kValues[] = {0,   1,    0x7f, 0x80, 0xff,
-                                              '"', '\'', '(',  ')',  '\\'};
-            input[rng() % input.size()] = kValues[rng() % sizeof(kValues)];
-          }
-      }
-    }
-    Run(input);
+  std::filesystem::create_directories(crash_dir);
+  const std::string prefix =
+      crash_dir + "/crash-" + target + "-" + std::to_string(seed) + "-";
+  if (const char* report = std::getenv("RIFFLEDB_SOAK_REPORT"); report != nullptr) {
+    std::snprintf(g_current.report, sizeof(g_current.report), "%s", report);
   }
-  std::printf("fuzz driver: %zu corpus inputs, %lld mutations, no crash\n", corpus.size(),
-              static_cast<long long>(iterations));
+  InstallCrashHandlers();
+
+  if (corpus.empty()) corpus.emplace_back();
+  int64_t number = 0;  // inputs run
+  for (const auto& input : corpus) {
+    SetCurrent(input, prefix, number);
+    std::snprintf(g_current.report_line, sizeof(g_current.report_line),
+                  "{\"loop\": \"fuzz %s\", \"crash\": 1, \"input\": \"%s\"}\n",
+                  target.c_str(), g_current.path);
+    LLVMFuzzerTestOneInput(input.data(), input.size());
+    ++number;
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(seconds));
+  std::mt19937_64 rng(seed);
+  int64_t mutations = 0;
+  for (;; ++mutations) {
+    if (seconds > 0) {
+      // A clock read per 64 inputs: some targets run an input in microseconds.
+      if (mutations % 64 == 0 && Clock::now() >= deadline) break;
+    } else if (mutations >= iterations) {
+      break;
+    }
+    std::vector<uint8_t> input = corpus[rng() % corpus.size()];
+    Mutate(input, corpus, rng);
+    SetCurrent(input, prefix, number);
+    std::snprintf(g_current.report_line, sizeof(g_current.report_line),
+                  "{\"loop\": \"fuzz %s\", \"rounds\": %lld, \"fuzz_inputs\": %lld, "
+                  "\"crash\": 1, \"input\": \"%s\"}\n",
+                  target.c_str(), static_cast<long long>(mutations),
+                  static_cast<long long>(number), g_current.path);
+    LLVMFuzzerTestOneInput(input.data(), input.size());
+    ++number;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf(
+      "fuzz driver: %s, seed %llu: %zu corpus inputs, %lld mutations in %.1f s, no "
+      "crash\n",
+      target.c_str(), static_cast<unsigned long long>(seed), corpus.size(),
+      static_cast<long long>(mutations), elapsed);
+  if (g_current.report[0] != 0) {
+    std::ofstream(g_current.report, std::ios::app)
+        << "{\"loop\": \"fuzz " << target << "\", \"rounds\": " << mutations
+        << ", \"fuzz_inputs\": " << number << ", \"seed\": \"" << seed << "\"}\n";
+  }
   return 0;
 }
