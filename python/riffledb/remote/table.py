@@ -48,7 +48,7 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
 def _in_list(column: str, keys: np.ndarray) -> str:
     # The lower-case spelling of LanceDB's clients up to 0.34 (spec §2.7): what every
     # server and mock of LanceDB's tests understands.
-    return f"{column} in ({','.join(str(int(k)) for k in keys)})"
+    return f"{column} in ({','.join(map(str, keys.tolist()))})"
 
 
 class RemoteQuery(Query):
