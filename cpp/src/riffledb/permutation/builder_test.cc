@@ -10,12 +10,9 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <set>
-#include <string>
 
 #include "riffledb/permutation/shuffle_internal.h"
 #include "riffledb/permutation/split_internal.h"
@@ -31,8 +28,6 @@ using ::riffledb::testing::IdBatch;
 using ::riffledb::testing::ReaderOf;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
-using ::testing::Not;
 
 // A memory table {id int64, label int32 = id % 10} with row ids 0..n-1, in batches.
 std::shared_ptr<const Snapshot> IdSnapshot(int64_t n, int64_t batch_rows = 7) {
@@ -1108,36 +1103,6 @@ TEST(PrefaultForWrite, LeavesZeroedResidentPages) {
                             [](unsigned char r) { return (r & 1) != 0; }),
               static_cast<int64_t>(resident.size()));
   }
-}
-
-// Large zeroed mappings ask for transparent huge pages (the dense build's 80 MB at 10M
-// rows are then 40 faults, not 20,000): the kernel marks the mapping "hg" in smaps.
-TEST(MapZeroed, AsksForHugePagesWhenLarge) {
-  auto vm_flags = [](const void* data) {
-    std::ifstream smaps("/proc/self/smaps");
-    const auto start = reinterpret_cast<uintptr_t>(data);
-    bool in_mapping = false;
-    for (std::string line; std::getline(smaps, line);) {
-      uintptr_t begin = 0, end = 0;
-      if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 &&
-          line.find(':') > line.find(' ')) {
-        in_mapping = begin <= start && start < end;
-      } else if (in_mapping && line.rfind("VmFlags:", 0) == 0) {
-        return line;
-      }
-    }
-    return std::string("no mapping");
-  };
-  ASSERT_OK_AND_ASSIGN(auto large, internal::MapZeroed(int64_t{8} << 20));
-  ASSERT_OK_AND_ASSIGN(auto small, internal::MapZeroed(int64_t{64} << 10));
-  EXPECT_THAT(vm_flags(small->data()), Not(HasSubstr(" hg")));
-  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string modes;
-  std::getline(thp, modes);
-  if (modes.empty() || modes.find("[never]") != std::string::npos) {
-    GTEST_SKIP() << "no transparent huge pages here";
-  }
-  EXPECT_THAT(vm_flags(large->data()), HasSubstr(" hg"));
 }
 
 }  // namespace

@@ -304,10 +304,6 @@ arrow::Result<std::shared_ptr<arrow::MutableBuffer>> MapZeroed(int64_t size) {
     return arrow::Status::OutOfMemory("Cannot map ", size,
                                       " bytes: ", std::strerror(errno));
   }
-  // Transparent huge pages where the system gives them on request (THP "madvise"): a
-  // 10M-row build's 80 MB are then 40 faults instead of 20,000, which was ~7% of the
-  // build's CPU time. Only a hint: without THP the pages stay 4 KiB.
-  if (length >= (size_t{2} << 20)) (void)madvise(data, length, MADV_HUGEPAGE);
   return std::make_shared<MappedBuffer>(static_cast<uint8_t*>(data), size, length);
 }
 
@@ -631,15 +627,11 @@ void ShuffleDense(const DenseRowIds& rows, std::span<const uint64_t> counts,
   }
   if (shuffle && ShuffleNumBuckets(kept, bucket_items) >= 2) {
     // The stream (in `low`) is distributed into `high`, then the shuffled positions go
-    // back to `low`. The bucket indexes get a mapping of their own (2 bytes a row, huge
-    // pages: cheaper than drawing every bucket twice); without it they are drawn twice.
+    // back to `low`. No room is left for the bucket indexes: they are drawn twice.
     if (counts.size() >= 2) {
-      arrow::Result<std::shared_ptr<arrow::MutableBuffer>> bucket_of =
-          MapZeroed(static_cast<int64_t>(kept * sizeof(uint16_t)));
-      ShuffleContiguousInto<uint32_t, uint32_t>(
-          stream, bounds, shuffle->seed, pool, bucket_items, high,
-          bucket_of.ok() ? (*bucket_of)->mutable_data_as<uint16_t>() : nullptr, low,
-          [](uint32_t p) { return p; });
+      ShuffleContiguousInto<uint32_t, uint32_t>(stream, bounds, shuffle->seed, pool,
+                                                bucket_items, high, nullptr, low,
+                                                [](uint32_t p) { return p; });
     } else {
       const Buckets buckets = Distribute<uint32_t, NoTag>(
           stream, nullptr, high, nullptr, kept, ShuffleNumBuckets(kept, bucket_items),
