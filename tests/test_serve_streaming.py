@@ -202,3 +202,48 @@ def test_a_failure_mid_stream_aborts_the_answer(big):
     status, _, data = query(server.port, "big", k=1, columns=["id"])
     assert status == 200
     assert pa.ipc.open_file(pa.BufferReader(data)).read_all()["id"].to_pylist() == [0]
+
+
+def test_streamed_answers_over_tls(tmp_path):
+    """A streamed (chunked) answer over TLS reaches riffledb's client and Python's own
+    TLS stack whole; the keep-alive connection then serves the next request."""
+    import ssl
+
+    from test_serve import Server, certificates
+
+    from riffledb.remote import ClientConfig, TlsConfig
+
+    ca, cert, key = certificates(tmp_path)
+    rows = 4 * 1024  # 4 MiB of 1 KiB rows: four times the buffered bound
+    expected = table(0, rows)
+    riffledb.connect(tmp_path / "db").create_table("t", expected)
+    server = Server(str(tmp_path / "db"), "--tls-cert", cert, "--tls-key", key)
+    try:
+        db = riffledb.connect(
+            "db://x",
+            api_key="",
+            host_override=server.url,
+            client_config=ClientConfig(tls_config=TlsConfig(ssl_ca_cert=ca)),
+        )
+        t = db.open_table("t")
+        assert t.to_arrow().equals(expected)
+        assert t.count_rows() == rows  # the same connection, after the chunked answer
+
+        context = ssl.create_default_context(cafile=ca)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, timeout=TIMEOUT, context=context
+        )
+        conn.request(
+            "POST",
+            "/v1/table/t/query/",
+            body=json.dumps(QUERY).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        data = response.read()
+        assert pa.ipc.open_file(pa.BufferReader(data)).read_all().equals(expected)
+        conn.close()
+    finally:
+        assert server.stop() == 0, server.stderr
