@@ -22,8 +22,11 @@ $(STAMP): scripts/setup.sh requirements-dev.txt
 
 setup: $(STAMP)
 
-$(BUILD)/build.ninja: | $(STAMP)
+# Reconfigured when the presets change (their flags); cmake may leave an unchanged
+# build.ninja alone, hence the touch.
+$(BUILD)/build.ninja: CMakePresets.json | $(STAMP)
 	cmake --preset release
+	touch $@
 
 build: $(STAMP) $(BUILD)/build.ninja
 	cmake --build $(BUILD)
