@@ -74,8 +74,9 @@ arrow::Result<ReadRequest> ParseReadRequest(std::string_view body);
 struct QueryRequest {
   std::optional<uint64_t> version;
   /// No limit when unset: the client sends k = isize::MAX for none, and 0 means none.
+  /// Set, it is >= 1.
   std::optional<int64_t> limit;
-  int64_t offset = 0;
+  int64_t offset = 0;  ///< >= 0
   std::optional<std::string> filter;
   /// Output columns as (name, source) pairs: a `columns` list gives (name, name), an
   /// object gives its (alias, SQL) pairs in the order sent. Empty: every column.

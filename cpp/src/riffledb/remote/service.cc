@@ -539,15 +539,12 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
     options.projection = projection;
     const auto group = static_cast<size_t>(options_.max_batch_rows);
     const size_t count = take->values.size();
-    const auto start = static_cast<size_t>(
-        std::min<uint64_t>(static_cast<uint64_t>(std::max<int64_t>(request.offset, 0)),
-                           static_cast<uint64_t>(count)));
-    const size_t rest = count - start;
+    // The parser gives offset >= 0 and limit >= 1 (protocol.h).
+    const size_t start = std::min(static_cast<size_t>(request.offset), count);
     const size_t end =
-        start +
-        (request.limit
-             ? std::min(static_cast<size_t>(std::max<int64_t>(*request.limit, 0)), rest)
-             : rest);
+        request.limit
+            ? start + std::min(static_cast<size_t>(*request.limit), count - start)
+            : count;
     // Every id is checked before the first byte is sent, as when the answer was one
     // take: an id the version does not have is a 400, never an aborted answer.
     const bool check_all = start != 0 || end != count || count > group;

@@ -202,22 +202,28 @@ int main(int argc, char** argv) {
   InstallCrashHandlers();
 
   if (corpus.empty()) corpus.emplace_back();
-  int64_t number = 0;  // inputs run
-  for (const auto& input : corpus) {
+  int64_t number = 0;     // inputs run
+  int64_t mutations = 0;  // of them, mutated ones
+  // Runs one input, with what the crash handler writes if it crashes set first.
+  auto run = [&](const std::vector<uint8_t>& input) {
     SetCurrent(input, prefix, number);
-    std::snprintf(g_current.report_line, sizeof(g_current.report_line),
-                  "{\"loop\": \"fuzz %s\", \"crash\": 1, \"input\": \"%s\"}\n",
-                  target.c_str(), g_current.path);
+    if (g_current.report[0] != 0) {
+      std::snprintf(g_current.report_line, sizeof(g_current.report_line),
+                    "{\"loop\": \"fuzz %s\", \"rounds\": %lld, \"fuzz_inputs\": %lld, "
+                    "\"crash\": 1, \"input\": \"%s\"}\n",
+                    target.c_str(), static_cast<long long>(mutations),
+                    static_cast<long long>(number), g_current.path);
+    }
     LLVMFuzzerTestOneInput(input.data(), input.size());
     ++number;
-  }
+  };
+  for (const auto& input : corpus) run(input);
 
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(seconds));
   std::mt19937_64 rng(seed);
-  int64_t mutations = 0;
   for (;; ++mutations) {
     if (seconds > 0) {
       // A clock read per 64 inputs: some targets run an input in microseconds.
@@ -227,14 +233,7 @@ int main(int argc, char** argv) {
     }
     std::vector<uint8_t> input = corpus[rng() % corpus.size()];
     Mutate(input, corpus, rng);
-    SetCurrent(input, prefix, number);
-    std::snprintf(g_current.report_line, sizeof(g_current.report_line),
-                  "{\"loop\": \"fuzz %s\", \"rounds\": %lld, \"fuzz_inputs\": %lld, "
-                  "\"crash\": 1, \"input\": \"%s\"}\n",
-                  target.c_str(), static_cast<long long>(mutations),
-                  static_cast<long long>(number), g_current.path);
-    LLVMFuzzerTestOneInput(input.data(), input.size());
-    ++number;
+    run(input);
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   std::printf(
