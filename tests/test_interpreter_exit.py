@@ -8,6 +8,14 @@ the interpreter never frees (a spawn DataLoader worker's dataset, held by torch'
 native handles at exit (riffledb._lifetime). Each session runs in a child interpreter so
 that its exit, not pytest's, is what is checked; DataLoader workers print to the same
 stderr.
+
+Only nanobind's report is checked, not every line with "leaked": Python's multiprocessing
+resource tracker sometimes reports one of a spawn DataLoader's own semaphores as leaked at
+exit ("There appear to be 1 leaked semaphore objects", then "No such file or directory"
+as it removes it: the semaphore was removed, but its removal never reached the tracker).
+That comes from torch's queues and CPython, not from riffledb, which makes no semaphores:
+the same DataLoaders over a plain Python dataset, without riffledb, show it too (1 run in
+40 on a loaded machine). riffledb's own shared memory is checked separately.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ DATALOADER_SESSION = textwrap.dedent(
 
     import riffledb
     from riffledb.permutation import Permutation, Permutations, permutation_builder
+    from riffledb.util import one_buffer_collate
 
 
     # Opens the table in each worker (LanceDB's pattern for custom datasets).
@@ -89,14 +98,16 @@ DATALOADER_SESSION = textwrap.dedent(
         return batch
 
 
-    def read_all(dataset, method):
+    def read_all(dataset, method, collate_fn=None):
+        if collate_fn is None and not isinstance(dataset, Permutation):
+            collate_fn = collate
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=16,
             num_workers=2,
             multiprocessing_context=method,
             timeout=120,
-            collate_fn=None if isinstance(dataset, Permutation) else collate,
+            collate_fn=collate_fn,
         )
         return sum(len(batch["id"]) for batch in loader)
 
@@ -119,6 +130,10 @@ DATALOADER_SESSION = textwrap.dedent(
             identity = Permutation.identity(table).with_format("torch").with_skip(1)
             counts.append(read_all(identity, method))
         counts.append(read_all(OpensInWorker(root), method))
+        # Batches cross as riffledb's shared-memory segments (checked by the test).
+        table = riffledb.connect(root).open_table("t")
+        dicts = Permutation.identity(table).with_format("torch_dict")
+        counts.append(read_all(dicts, method, one_buffer_collate))
         print("done", counts)
     """
 )
@@ -173,6 +188,16 @@ UNFREED_SESSION = textwrap.dedent(
 )
 
 
+def nanobind_reports(stderr: str) -> list[str]:
+    """The lines of nanobind's exit report ("nanobind: leaked 2 instances!", ...)."""
+    return [line for line in stderr.splitlines() if "nanobind" in line]
+
+
+def shared_memory_segments() -> set[str]:
+    """riffledb's DataLoader hand-off segments in /dev/shm (riffledb.formats._pack)."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith("riffledb-")}
+
+
 def run_python(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -192,7 +217,7 @@ def test_typical_session_leaks_nothing_at_exit(tmp_path: Path):
     result = run_python(["-c", SESSION, str(tmp_path / "db")])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "session done"
-    assert "leaked" not in result.stderr, result.stderr
+    assert nanobind_reports(result.stderr) == [], result.stderr
 
 
 @pytest.mark.slow
@@ -201,17 +226,19 @@ def test_dataloader_workers_leak_nothing_at_exit(tmp_path: Path, method: str):
     pytest.importorskip("torch")
     script = tmp_path / "session.py"
     script.write_text(DATALOADER_SESSION)
+    segments_before = shared_memory_segments()
     result = run_python([str(script), method, str(tmp_path / "db")], timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "done [81, 100, 81, 100, 50]"
-    assert "leaked" not in result.stderr, result.stderr
+    assert result.stdout.strip() == "done [81, 100, 81, 100, 50, 101]"
+    assert nanobind_reports(result.stderr) == [], result.stderr
+    assert shared_memory_segments() - segments_before == set()
 
 
 def test_objects_never_freed_release_their_handles_at_exit(tmp_path: Path):
     result = run_python(["-c", UNFREED_SESSION, str(tmp_path / "db"), "idle"])
     assert result.returncode == 0, result.stderr
     assert result.stdout == "expected {'id': [5, 3]}\n"
-    assert "leaked" not in result.stderr, result.stderr
+    assert nanobind_reports(result.stderr) == [], result.stderr
 
 
 def test_objects_used_after_the_release_at_exit(tmp_path: Path):
