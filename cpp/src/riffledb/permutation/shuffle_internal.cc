@@ -172,6 +172,11 @@ Buckets Distribute(const V* src, const Tag* src_tags, V* dst, Tag* dst_tags, uin
     uint64_t* slot = next.data() + t * num_buckets;
     auto put = [&](uint64_t i, uint64_t bucket) {
       const uint64_t p = slot[bucket]++;
+      // Each bucket's slots are written in order, but the buckets (~150 at 10M rows)
+      // are too many streams for the hardware prefetchers: fetch the cache line after
+      // this item's for writing, so it is there when the bucket reaches it. 10M-row
+      // split_random + shuffle: 132-142 ms -> 116-124 ms (interleaved runs).
+      __builtin_prefetch(to + p + 64 / sizeof(V), 1);
       to[p] = from == nullptr ? static_cast<V>(i) : from[i];
       if constexpr (!std::is_same_v<Tag, NoTag>) dst_tags[p] = src_tags[i];
     };
