@@ -111,6 +111,67 @@ def test_tables_read_like_local_ones(server, rows):
     assert t.__getitems__([5, 0]) == rows.take([5, 0])
 
 
+FIRST_TAKES = """
+import sys
+
+import riffledb
+
+db = riffledb.connect("db://test", api_key="", host_override=sys.argv[1])
+table = db.open_table("rows")
+print(table.take_offsets([7, 3, 7]).to_arrow()["id"].to_pylist())
+print(table.take_row_ids([9, 2, 9]).with_row_id().to_arrow()["_rowid"].to_pylist())
+print(table.__getitems__([5, 0])["id"].to_pylist())
+print(sorted(name for name in ("pandas", "pyarrow.compute") if name in sys.modules))
+"""
+
+
+def test_first_takes_of_a_fresh_process_import_neither_pandas_nor_compute(server, rows):
+    # Importing pyarrow.compute (pandas with it) costs ~0.2 s: every DataLoader worker
+    # paid it on its first take of a remote table, through pa.Table.take.
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_TAKES, server.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[7, 3, 7]", "[9, 2, 9]", "[5, 0]", "[]"]
+
+
+def test_take_rows_is_table_take_for_every_layout():
+    from riffledb import _riffledb
+
+    def take(table, indices):
+        batch = _riffledb.take_rows(table, np.array(indices, np.int64))
+        return pa.Table.from_batches([batch.to_arrow(table.schema)], table.schema)
+
+    # Columns chunked differently, a string, a nullable list (Arrow's Take path) and
+    # schema metadata.
+    table = pa.Table.from_arrays(
+        [
+            pa.chunked_array([[0, 1], [2, 3, 4]], pa.int64()),
+            pa.chunked_array([["a", None, "c"], ["d", "e"]]),
+            pa.chunked_array([[[1], None], [[], [3, 4], [5]]], pa.list_(pa.int32())),
+        ],
+        schema=pa.schema(
+            [("i", pa.int64()), ("s", pa.string()), ("l", pa.list_(pa.int32()))],
+            metadata={"k": "v"},
+        ),
+    )
+    for indices in ([4, 0, 4, 1, 3], [], [2]):
+        assert take(table, indices) == table.take(pa.array(indices, pa.int64()))
+    assert take(table, [4, 1]).schema.metadata == {b"k": b"v"}
+    for bad, position in (([1, 5], 1), ([-1], 0)):
+        with pytest.raises(IndexError) as error:
+            take(table, bad)
+        assert str(error.value) == (
+            f"Row index {bad[position]} at position {position} is out of range for 5 rows"
+        )
+
+
 def test_writes_versions_and_errors(server):
     db = riffledb.connect("db://test", api_key="", host_override=server.url)
     t = db.create_table("w", schema=pa.schema([("id", pa.int64())]))

@@ -45,6 +45,31 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
     return batches[0]
 
 
+def _take_rows(rows: pa.Table, indices: np.ndarray) -> pa.Table:
+    """``rows.take(indices)`` through riffledb's gather: pyarrow's take imports
+    ``pyarrow.compute`` (and pandas with it), ~0.2 s that a fresh process, such as each
+    DataLoader worker, would pay on its first take of a remote table."""
+    from .. import _riffledb
+
+    batch = _riffledb.take_rows(rows, np.ascontiguousarray(indices, dtype=np.int64))
+    return pa.Table.from_batches([batch.to_arrow(rows.schema)])
+
+
+def _row_ids(rows: pa.Table) -> np.ndarray:
+    """The ``_rowid`` column as NumPy: uint64 columns without nulls (what servers send)
+    are read from their buffers, as ``to_numpy`` would, but without importing
+    ``pyarrow.compute`` (see _take_rows)."""
+    column = rows.column("_rowid")
+    if column.type != pa.uint64() or column.null_count:
+        return column.to_numpy()
+    parts = [
+        np.frombuffer(chunk.buffers()[1], np.uint64, len(chunk), chunk.offset * 8)
+        for chunk in column.chunks
+        if len(chunk)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, np.uint64)
+
+
 def _in_list(column: str, keys: np.ndarray) -> str:
     # The lower-case spelling of LanceDB's clients up to 0.34 (spec §2.7): what every
     # server and mock of LanceDB's tests understands.
@@ -347,14 +372,14 @@ class RemoteTable:
         body["filter"] = _in_list("_rowid" if by_row_id else "_rowoffset", unique)
         rows = self._query(body)
         if not by_row_id and len(rows) == len(unique):
-            rows = rows.take(pa.array(np.searchsorted(unique, keys)))
+            rows = _take_rows(rows, np.searchsorted(unique, keys))
         return _one_batch(self._finish_take(rows, keys, by_row_id, with_row_id))
 
     def _finish_take(
         self, rows: pa.Table, keys: np.ndarray, by_row_id: bool, with_row_id: bool
     ) -> pa.Table:
         if by_row_id and len(keys):
-            ids = rows.column("_rowid").to_numpy()
+            ids = _row_ids(rows)
             sorter = np.argsort(ids, kind="stable")
             found = np.searchsorted(ids[sorter], keys)
             found = np.minimum(found, len(ids) - 1) if len(ids) else found
@@ -365,7 +390,7 @@ class RemoteTable:
                 raise InvalidError(
                     f"Row id {int(missing[0])} is not in table '{self._name}'"
                 )
-            rows = rows.take(pa.array(sorter[found]))
+            rows = _take_rows(rows, sorter[found])
         elif len(rows) != len(keys):
             raise InternalError(
                 f"The server answered {len(rows)} rows for a take of {len(keys)} "
