@@ -814,6 +814,35 @@ TEST(PermutationBuilder, HashSplitIsStablePerValueAndRoughlyWeighted) {
   }
 }
 
+TEST(PermutationBuilder, HashSplitOfLargeBatchesInParallelPiecesIsTheSerialOne) {
+  // Batches of 2^15 rows and more are hashed in pieces on the pool: the same rows and
+  // splits, in the same order, as batches small enough to be hashed in one piece, with
+  // the documented residues, discarded rows included.
+  const int64_t n = 200000;
+  auto build = [&](int64_t batch_rows) {
+    PermutationBuilder builder(IdSnapshot(n, batch_rows));
+    builder.SplitHash({"id"}, {2, 1, 3}, 2);
+    return Build(builder);
+  };
+  ASSERT_OK_AND_ASSIGN(auto whole, build(n));
+  ASSERT_OK_AND_ASSIGN(auto pieces, build(100000));
+  ASSERT_OK_AND_ASSIGN(auto small, build(1000));
+  EXPECT_EQ(whole.row_ids, small.row_ids);
+  EXPECT_EQ(whole.split_ids, small.split_ids);
+  EXPECT_EQ(pieces.row_ids, small.row_ids);
+  EXPECT_EQ(pieces.split_ids, small.split_ids);
+  std::vector<uint64_t> expected_ids[3];
+  for (int64_t id = 0; id < n; ++id) {
+    unsigned char bytes[9] = {1};
+    for (int b = 0; b < 8; ++b) bytes[1 + b] = static_cast<unsigned char>(id >> (8 * b));
+    const uint64_t residue = XXH64(bytes, 9, 0) % 8;
+    if (residue < 6) expected_ids[residue < 2 ? 0 : residue < 3 ? 1 : 2].push_back(id);
+  }
+  for (uint64_t split = 0; split < 3; ++split) {
+    EXPECT_EQ(small.Split(split), expected_ids[split]) << "split " << split;
+  }
+}
+
 TEST(RowHasher, SingleIntegerColumnFastPathHashesTheCanonicalEncoding) {
   // One int64 or uint64 column is hashed from its values directly; it must give XXH64 of
   // the same canonical bytes as every other column set, nulls and slice offsets included.
