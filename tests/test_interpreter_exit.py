@@ -14,8 +14,8 @@ resource tracker sometimes reports one of a spawn DataLoader's own semaphores as
 exit ("There appear to be 1 leaked semaphore objects", then "No such file or directory"
 as it removes it: the semaphore was removed, but its removal never reached the tracker).
 That comes from torch's queues and CPython, not from riffledb, which makes no semaphores:
-the same DataLoaders over a plain Python dataset, without riffledb, show it too (1 run in
-40 on a loaded machine). riffledb's own shared memory is checked separately.
+the same DataLoaders over a plain Python dataset, without riffledb, show it too (once in a
+few dozen runs on a loaded machine). riffledb's own shared memory is checked separately.
 """
 
 from __future__ import annotations
