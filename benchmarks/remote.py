@@ -65,10 +65,12 @@ table = db.open_table("bench")
 if p["kind"] == "takes":
     every = np.load(p["offsets"])
     batches = every[: min(p["takes"], len(every) - 1)]
-    # One untimed take of a batch the timed ones do not read: the first take of a
-    # process imports what it needs lazily (pyarrow.compute, ~0.2 s for riffledb's
-    # client), which 300 timed takes would otherwise carry at ~0.6 ms each.
-    table.take_offsets(every[-1].tolist()).to_arrow()
+    # One untimed take of a batch the timed ones do not read, checked as they are: the
+    # first take of a process, and the check's to_numpy(), set up what they need lazily
+    # (to_numpy imports pyarrow.compute, ~0.2 s), which 300 timed takes would otherwise
+    # carry at ~0.6 ms each.
+    got = table.take_offsets(every[-1].tolist()).to_arrow()
+    assert np.array_equal(got["id"].to_numpy(), every[-1]), "wrong rows"
     t0 = time.perf_counter()
     n = 0
     for offsets in batches:
