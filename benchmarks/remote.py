@@ -93,6 +93,9 @@ else:
                         collate_fn=lambda x: x, num_workers=p["workers"],
                         multiprocessing_context="fork" if p["workers"] else None)
     seen = np.zeros(rows, np.int32)
+    # Untimed, as the takes' warm-up: a batch read and checked as the loop does (the
+    # check's first to_numpy() imports pyarrow.compute, ~0.2 s of a ~0.3 s epoch).
+    table.__getitems__(list(range(256)))["id"].to_numpy()
     t0 = time.perf_counter()
     n = 0
     for batch in loader:
