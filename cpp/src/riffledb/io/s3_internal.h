@@ -20,7 +20,15 @@
 #include <utility>
 #include <vector>
 
+#include "riffledb/io/http_connection.h"
+
 namespace riffledb::io::internal {
+
+// The HTTP/1.1 client (http_connection.h), by the names this header has always used.
+using io::Endpoint;
+using io::HttpOptions;
+using io::HttpResponse;
+using io::ParseHttpResponse;
 
 // -- Hashes
 // ------------------------------------------------------------------------------
@@ -92,36 +100,9 @@ std::string AmzDateNow();
 // -- HTTP
 // --------------------------------------------------------------------------------
 
-/// Where requests go: `http(s)://host[:port]`.
-struct Endpoint {
-  std::string scheme;  ///< "http" or "https"
-  std::string host;    ///< a name, an IPv4 address, or an IPv6 address without brackets
-  int port = 0;
-  /// The Host header: `host` (bracketed if IPv6), with `:port` unless the default.
-  std::string HostHeader() const;
-  /// `scheme://host[:port]`, for messages.
-  std::string ToString() const;
-};
-
 /// Parses `http://host[:port]` or `https://host[:port]` (a trailing '/' allowed; no
 /// other path, query or user info). Invalid naming `url` otherwise.
 arrow::Result<Endpoint> ParseEndpoint(std::string_view url);
-
-struct HttpResponse {
-  int status = 0;
-  std::string reason;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  std::optional<std::string> Header(std::string_view name) const;
-};
-
-struct HttpOptions {
-  double connect_timeout_seconds = 10;
-  /// Each send or receive, not the whole request.
-  double io_timeout_seconds = 60;
-  /// Bodies longer than this are an error (responses here are small XML documents).
-  int64_t max_body_bytes = 16 << 20;
-};
 
 /// Sends `request` to `endpoint` on a new connection (Host, Content-Length, User-Agent
 /// and `Connection: close` added) and reads the whole response: a body framed by
@@ -131,13 +112,6 @@ struct HttpOptions {
 arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
                                             const HttpRequest& request,
                                             const HttpOptions& options = {});
-
-/// Parses one whole response to a `method` request from `bytes` (what SendHttpRequest
-/// reads from its connection): for tests and the fuzz target. IOError naming `<memory>`
-/// for a malformed or truncated response.
-arrow::Result<HttpResponse> ParseHttpResponse(std::string_view bytes,
-                                              std::string_view method,
-                                              const HttpOptions& options = {});
 
 // -- The conditional PUT
 // -----------------------------------------------------------------

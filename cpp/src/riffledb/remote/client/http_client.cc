@@ -1,7 +1,5 @@
 #include "riffledb/remote/client/http_client.h"
 
-#include <httplib.h>
-#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "riffledb/io/http_connection.h"
 #include "riffledb/util/fork_safe_mutex.h"
 #include "riffledb/util/pid.h"
 
@@ -25,14 +24,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One keep-alive connection (a cpp-httplib client holds one socket at a time). The
-// socket-options callback records each socket it opens, with its inode, so that a
-// forked child can close its copy of exactly that socket and nothing else.
+// One keep-alive connection, with the inode of its socket, so that a forked child can
+// close its copy of exactly that socket and nothing else.
 struct Connection {
-  std::unique_ptr<httplib::ClientImpl> client;
-  std::atomic<int> fd{-1};
-  std::atomic<uint64_t> dev{0};
-  std::atomic<uint64_t> ino{0};
+  std::unique_ptr<io::HttpConnection> http;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
   Clock::time_point idle_since;
 };
 
@@ -74,75 +71,56 @@ std::string Lower(std::string text) {
   return text;
 }
 
-// Splits the microseconds of `seconds` for cpp-httplib's (sec, usec) setters.
-void SetTimeouts(httplib::ClientImpl& client, double connect_s, double read_s) {
-  auto split = [](double s, time_t* sec, time_t* usec) {
-    s = std::max(s, 0.001);
-    *sec = static_cast<time_t>(s);
-    *usec = static_cast<time_t>((s - static_cast<double>(*sec)) * 1e6);
-  };
-  time_t sec, usec;
-  split(connect_s, &sec, &usec);
-  client.set_connection_timeout(sec, usec);
-  split(read_s, &sec, &usec);
-  client.set_read_timeout(sec, usec);
-  client.set_write_timeout(sec, usec);
-}
-
-bool IsConnectError(httplib::Error error) {
-  switch (error) {
-    case httplib::Error::Connection:
-    case httplib::Error::ConnectionTimeout:
-    case httplib::Error::BindIPAddress:
-    case httplib::Error::SSLConnection:
-    case httplib::Error::SSLLoadingCerts:
-    case httplib::Error::SSLServerVerification:
-      return true;
-    default:
-      return false;
-  }
+bool IsConnectError(io::HttpFailure step) {
+  return step != io::HttpFailure::kSend && step != io::HttpFailure::kReceive;
 }
 
 // A request that got no response, in words a user can act on (`where` is host:port),
-// with cpp-httplib's name for it last.
-std::string TransportFailure(httplib::Error error, const httplib::ClientImpl& client,
+// with the name LanceDB's users know it by (cpp-httplib's, which this client used) last.
+std::string TransportFailure(const io::HttpFailureInfo& failure,
                              const std::string& where) {
-  std::string words;
-  switch (error) {
-    case httplib::Error::Connection:
+  std::string words, name;
+  switch (failure.step) {
+    case io::HttpFailure::kConnect:
       words = "cannot connect to " + where;
+      name = "Connection";
       break;
-    case httplib::Error::ConnectionTimeout:
+    case io::HttpFailure::kConnectTimeout:
       words = "connecting to " + where + " took longer than the connect timeout";
+      name = "ConnectionTimeout";
       break;
-    case httplib::Error::Read:
+    case io::HttpFailure::kReceive:
       words = "the connection to " + where +
               " failed, closed or timed out before the whole response came";
+      name = "Read";
       break;
-    case httplib::Error::Write:
+    case io::HttpFailure::kSend:
       words = "sending the request to " + where + " failed";
+      name = "Write";
       break;
-    case httplib::Error::SSLConnection:
+    case io::HttpFailure::kTlsHandshake:
       words = "the TLS handshake with " + where + " failed";
+      name = "SSLConnection";
       break;
-    case httplib::Error::SSLLoadingCerts:
+    case io::HttpFailure::kTlsCertificates:
       words =
           "cannot load the CA certificates (tls_config.ssl_ca_cert) to verify " + where;
+      name = "SSLLoadingCerts";
       break;
-    case httplib::Error::SSLServerVerification: {
-      words = "the TLS certificate of " + where + " is not trusted";
-      if (const auto* ssl = dynamic_cast<const httplib::SSLClient*>(&client)) {
-        words += std::string(" (") +
-                 X509_verify_cert_error_string(ssl->get_openssl_verify_result()) + ")";
-      }
-      words += ": give the CA that signed it as tls_config.ssl_ca_cert";
-      break;
-    }
-    default:
+    case io::HttpFailure::kTlsVerification:
+      words = "the TLS certificate of " + where + " is not trusted (" + failure.reason +
+              "): give the CA that signed it as tls_config.ssl_ca_cert";
+      name = "SSLServerVerification";
       break;
   }
-  const std::string name = httplib::to_string(error);
-  return words.empty() ? name : words + " [" + name + "]";
+  return words + " [" + name + "]";
+}
+
+// The socket's device and inode.
+std::pair<uint64_t, uint64_t> SocketIdentity(int fd) {
+  struct stat st;
+  if (fd < 0 || ::fstat(fd, &st) != 0) return {0, 0};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
 }  // namespace
@@ -193,74 +171,65 @@ std::string NewRequestId() {
 struct HttpClient::Impl {
   // Constant after construction.
   ClientOptions options;
-  bool https = false;
-  std::string host;
-  int port = 0;
+  io::Endpoint endpoint;
+  std::string where;   // host:port, for messages
   std::string prefix;  // path prefix of base_url, without a trailing slash
+  // For https: the trusted certificates, loaded once (or why they could not be).
+  arrow::Result<std::shared_ptr<const io::TlsContext>> tls =
+      std::shared_ptr<const io::TlsContext>();
 
   // The pool. A ForkSafeMutex: fork() waits for a critical section in flight, so a
   // child always finds these consistent. Critical sections do no I/O but the child's
-  // close() of inherited sockets.
+  // close() of inherited sockets and the liveness peek of a pooled connection.
   mutable ForkSafeMutex mu;
   mutable uint64_t generation = ForkGeneration();         // guarded by mu
   mutable std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
   mutable std::unordered_set<Connection*> live;           // guarded by mu
   mutable ClientStats stats;                              // guarded by mu
 
+  // Closes this process's copy of `conn`'s socket if `conn` still names it.
+  static bool CloseInherited(const Connection& conn) {
+    const int fd = conn.http->fd();
+    if (fd < 0) return false;
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        static_cast<uint64_t>(st.st_dev) == conn.dev &&
+        static_cast<uint64_t>(st.st_ino) == conn.ino) {
+      ::close(fd);  // never shutdown(): that would cut the parent's connection
+      return true;
+    }
+    return false;
+  }
+
   // In a process that inherited the pool, forgets it: closes this process's copies of
-  // the inherited sockets (after checking each fd is still that socket), and leaves
-  // the connection objects undestroyed. Requires mu.
+  // the inherited sockets (after checking each fd is still that socket) without
+  // shutdown, and never frees an inherited TLS session or sends its close_notify.
+  // Requires mu.
   void AdoptLocked() const {
     const uint64_t current = ForkGeneration();
     if (generation == current) return;
     ClientStats fresh;
     for (Connection* conn : live) {
-      const int fd = conn->fd.load();
-      struct stat st;
-      if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-          static_cast<uint64_t>(st.st_dev) == conn->dev.load() &&
-          static_cast<uint64_t>(st.st_ino) == conn->ino.load()) {
-        ::close(fd);  // never shutdown(): that would cut the parent's connection
-        ++fresh.abandoned_fds;
-      }
+      // Checked out by a thread of an ancestor: nothing here owns the object.
+      if (CloseInherited(*conn)) ++fresh.abandoned_fds;
       ++fresh.abandoned_conns;
     }
     for (auto& conn : idle) {
-      internal::AbandonAfterFork(std::shared_ptr<Connection>(std::move(conn)));
+      if (CloseInherited(*conn)) ++fresh.abandoned_fds;
+      ++fresh.abandoned_conns;
+      conn->http->Abandon();  // now safe to destroy
     }
-    // The checked-out ones belonged to threads of an ancestor: nothing here owns them.
     idle.clear();
     live.clear();
     generation = current;
     stats = fresh;
   }
 
-  std::unique_ptr<Connection> NewConnection() const {
-    auto conn = std::make_unique<Connection>();
-    if (https) {
-      auto ssl = std::make_unique<httplib::SSLClient>(host, port);
-      ssl->enable_server_certificate_verification(options.verify_tls);
-      if (!options.ca_cert_path.empty()) ssl->set_ca_cert_path(options.ca_cert_path);
-      conn->client = std::move(ssl);
-    } else {
-      conn->client = std::make_unique<httplib::ClientImpl>(host, port);
-    }
-    Connection* raw = conn.get();
-    conn->client->set_keep_alive(true);
-    conn->client->set_tcp_nodelay(true);
-    conn->client->set_socket_options([raw](socket_t sock) {
-      struct stat st;
-      if (::fstat(sock, &st) == 0) {
-        raw->dev.store(static_cast<uint64_t>(st.st_dev));
-        raw->ino.store(static_cast<uint64_t>(st.st_ino));
-      }
-      raw->fd.store(sock);
-    });
-    return conn;
-  }
-
-  std::unique_ptr<Connection> Acquire() const {
-    std::vector<std::unique_ptr<Connection>> expired;  // destroyed outside the lock
+  // A pooled connection that is still open, else a new one (connect_s: its connect
+  // timeout). An IOError with an io::HttpFailure when connecting fails.
+  arrow::Result<std::unique_ptr<Connection>> Acquire(double connect_s,
+                                                     double read_s) const {
+    std::vector<std::unique_ptr<Connection>> dropped;  // destroyed outside the lock
     std::unique_ptr<Connection> conn;
     {
       std::lock_guard<ForkSafeMutex> lock(mu);
@@ -270,9 +239,10 @@ struct HttpClient::Impl {
       while (!idle.empty() && conn == nullptr) {
         std::unique_ptr<Connection> candidate = std::move(idle.back());
         idle.pop_back();
-        if (now - candidate->idle_since > max_idle) {
+        // The server may have closed it (its keep-alive timeout, a request limit).
+        if (now - candidate->idle_since > max_idle || !candidate->http->StillOpen()) {
           live.erase(candidate.get());
-          expired.push_back(std::move(candidate));
+          dropped.push_back(std::move(candidate));
         } else {
           conn = std::move(candidate);
           ++stats.reused;
@@ -281,7 +251,15 @@ struct HttpClient::Impl {
       ++stats.requests;
     }
     if (conn != nullptr) return conn;
-    conn = NewConnection();
+    ARROW_ASSIGN_OR_RAISE(auto tls_context, tls);
+    io::HttpOptions http;
+    http.connect_timeout_seconds = std::max(connect_s, 0.001);
+    http.io_timeout_seconds = std::max(read_s, 0.001);
+    http.max_body_bytes = std::numeric_limits<int64_t>::max();
+    conn = std::make_unique<Connection>();
+    ARROW_ASSIGN_OR_RAISE(conn->http,
+                          io::HttpConnection::Open(endpoint, http, tls_context));
+    std::tie(conn->dev, conn->ino) = SocketIdentity(conn->http->fd());
     std::lock_guard<ForkSafeMutex> lock(mu);
     AdoptLocked();
     live.insert(conn.get());
@@ -289,14 +267,15 @@ struct HttpClient::Impl {
     return conn;
   }
 
-  void Release(std::unique_ptr<Connection> conn, bool keep) const {
+  void Release(std::unique_ptr<Connection> conn) const {
+    const bool keep = conn->http->reusable();
     {
       std::lock_guard<ForkSafeMutex> lock(mu);
       AdoptLocked();
       if (live.count(conn.get()) == 0) {
         // Not this process's (cannot happen: a thread stays in its process); never
-        // destroy what may be an ancestor's.
-        internal::AbandonAfterFork(std::shared_ptr<Connection>(std::move(conn)));
+        // close or free what may be an ancestor's.
+        conn->http->Abandon();
         return;
       }
       if (keep && static_cast<int>(idle.size()) < options.max_idle_connections) {
@@ -306,15 +285,16 @@ struct HttpClient::Impl {
       }
       live.erase(conn.get());
     }
-    conn.reset();  // this process's own: shut down and closed normally
+    conn.reset();  // this process's own: closed normally
   }
 };
 
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpClient::~HttpClient() {
-  // A client destroyed in a process that inherited it must not destroy the parent's
-  // connections: adopt first (closes the inherited fds, abandons the objects).
+  // A client destroyed in a process that inherited it must not close the parent's
+  // connections: adopt first (closes this process's copies of the inherited sockets
+  // without shutdown, frees no inherited TLS session).
   std::vector<std::unique_ptr<Connection>> idle;
   {
     std::lock_guard<ForkSafeMutex> lock(impl_->mu);
@@ -327,12 +307,13 @@ HttpClient::~HttpClient() {
 
 arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
+  bool https = false;
   std::string_view url = options.base_url;
   if (url.rfind("http://", 0) == 0) {
     url.remove_prefix(7);
   } else if (url.rfind("https://", 0) == 0) {
     url.remove_prefix(8);
-    impl->https = true;
+    https = true;
   } else {
     return arrow::Status::Invalid(
         "Invalid remote URL '", options.base_url,
@@ -343,7 +324,7 @@ arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions option
   std::string prefix =
       slash == std::string_view::npos ? "" : std::string(url.substr(slash));
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  int port = impl->https ? 443 : 80;
+  int port = https ? 443 : 80;
   std::string_view host = authority;
   const size_t colon = authority.rfind(':');
   if (colon != std::string_view::npos &&
@@ -374,9 +355,13 @@ arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions option
   if (!(options.connect_timeout_s > 0) || !(options.read_timeout_s > 0) ||
       (options.timeout_s && !(*options.timeout_s > 0)))
     return arrow::Status::Invalid("timeout_config timeouts must be positive");
-  impl->host = std::string(host);
-  impl->port = port;
+  impl->endpoint = io::Endpoint{https ? "https" : "http", std::string(host), port};
+  impl->where = impl->endpoint.host + ":" + std::to_string(port);
   impl->prefix = std::move(prefix);
+  if (https) {
+    // A CA file that cannot be loaded fails each request, as a connect failure.
+    impl->tls = io::TlsContext::Make(options.verify_tls, options.ca_cert_path);
+  }
   impl->options = std::move(options);
   return std::shared_ptr<HttpClient>(new HttpClient(std::move(impl)));
 }
@@ -387,6 +372,70 @@ ClientStats HttpClient::stats() const {
   std::lock_guard<ForkSafeMutex> lock(impl_->mu);
   impl_->AdoptLocked();
   return impl_->stats;
+}
+
+namespace {
+
+bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool SafeInHeader(std::string_view text) {
+  return text.find_first_of("\r\n", 0) == std::string_view::npos &&
+         text.find('\0') == std::string_view::npos;
+}
+
+}  // namespace
+
+// The request line and headers of `request`, with the blank line: the client's headers,
+// x-request-id, the request's own (which replace the client's of the same name, compared
+// without case, as LanceDB's do), Content-Type and Content-Length.
+arrow::Result<std::string> HttpClient::RequestHead(const Impl& impl,
+                                                   const HttpRequest& request) {
+  if (!SafeInHeader(request.method) || !SafeInHeader(request.path) ||
+      request.method.find(' ') != std::string::npos ||
+      request.path.find(' ') != std::string::npos) {
+    return arrow::Status::Invalid("Invalid request line: '", request.method.substr(0, 20),
+                                  " ", request.path.substr(0, 200), "'");
+  }
+  std::string head;
+  head.reserve(512);
+  head.append(request.method).append(" ").append(impl.prefix).append(request.path);
+  head.append(" HTTP/1.1\r\nHost: ").append(impl.endpoint.HostHeader()).append("\r\n");
+  bool user_agent = false;
+  auto add = [&](const std::string& name, const std::string& value) -> arrow::Status {
+    if (name.empty() || !SafeInHeader(name) || !SafeInHeader(value) ||
+        name.find_first_of(": \t") != std::string::npos) {
+      return arrow::Status::Invalid("Invalid HTTP header '", name.substr(0, 100),
+                                    "': names and values may not hold line breaks");
+    }
+    user_agent = user_agent || SameName(name, "User-Agent");
+    head.append(name).append(": ").append(value).append("\r\n");
+    return arrow::Status::OK();
+  };
+  for (const auto& [name, value] : impl.options.headers) {
+    bool replaced = false;
+    for (const auto& own : request.headers)
+      replaced = replaced || SameName(own.first, name);
+    if (!replaced) ARROW_RETURN_NOT_OK(add(name, value));
+  }
+  ARROW_RETURN_NOT_OK(add("x-request-id", request.request_id));
+  for (const auto& [name, value] : request.headers) ARROW_RETURN_NOT_OK(add(name, value));
+  if (!request.content_type.empty()) {
+    ARROW_RETURN_NOT_OK(add("Content-Type", request.content_type));
+  }
+  if (!user_agent) head.append("User-Agent: riffledb\r\n");
+  head.append("Accept: */*\r\n");
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
+    head.append("Content-Length: ").append(std::to_string(request.body.size()));
+    head.append("\r\n");
+  }
+  head.append("\r\n");
+  return head;
 }
 
 arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
@@ -423,6 +472,7 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
                          std::make_shared<HttpErrorDetail>(error));
   };
 
+  ARROW_ASSIGN_OR_RAISE(const std::string head, RequestHead(impl, request));
   std::mt19937_64 jitter_rng(std::hash<std::string>{}(request.request_id));
   for (int attempt = 0;; ++attempt) {
     double connect_s = options.connect_timeout_s, read_s = options.read_timeout_s;
@@ -431,37 +481,30 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
       connect_s = std::min(connect_s, left);
       read_s = std::min(read_s, left);
     }
-    httplib::Request req;
-    req.method = request.method;
-    req.path = impl.prefix + request.path;
-    for (const auto& [name, value] : options.headers) req.headers.emplace(name, value);
-    req.headers.emplace("x-request-id", request.request_id);
-    // A request's own headers (a header_provider's) replace the client's of the same
-    // name, as LanceDB's (httplib::Headers compares names without case).
-    for (const auto& [name, value] : request.headers) req.headers.erase(name);
-    for (const auto& [name, value] : request.headers) req.headers.emplace(name, value);
-    if (!request.content_type.empty())
-      req.headers.emplace("Content-Type", request.content_type);
-    req.body = request.retry ? request.body : std::move(request.body);
-
-    std::unique_ptr<Connection> conn = impl.Acquire();
-    SetTimeouts(*conn->client, connect_s, read_s);
-    httplib::Response res;
-    httplib::Error transport = httplib::Error::Success;
-    const bool sent = conn->client->send(req, res, transport);
-    std::string failure;  // read from the connection before it goes back to the pool
+    arrow::Result<io::HttpResponse> result = [&]() -> arrow::Result<io::HttpResponse> {
+      ARROW_ASSIGN_OR_RAISE(auto conn, impl.Acquire(connect_s, read_s));
+      conn->http->SetIoTimeout(std::max(read_s, 0.001));
+      const arrow::Status written = conn->http->Send(head, request.body);
+      arrow::Result<io::HttpResponse> got =
+          written.ok() ? conn->http->Receive(request.method)
+                       : arrow::Result<io::HttpResponse>(written);
+      impl.Release(std::move(conn));  // pooled again only if whole and keep-alive
+      return got;
+    }();
+    const bool sent = result.ok();
+    io::HttpFailureInfo transport{io::HttpFailure::kReceive, ""};
+    std::string failure;
     if (!sent) {
-      failure = TransportFailure(transport, *conn->client,
-                                 impl.host + ":" + std::to_string(impl.port));
+      if (auto info = io::GetHttpFailure(result.status())) transport = *info;
+      failure = TransportFailure(transport, impl.where);
     }
-    impl.Release(std::move(conn), sent);
 
     bool retryable = false;
     if (!sent) {
       error.status_code.reset();
       error.message =
           "Http error: (request_id=" + request.request_id + ") " + what + ": " + failure;
-      if (IsConnectError(transport)) {
+      if (IsConnectError(transport.step)) {
         ++error.connect_failures;
         retryable = error.connect_failures < retry.connect_retries;
       } else {
@@ -470,13 +513,14 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
       }
       if (!request.retry) return fail(false);
     } else {
+      io::HttpResponse& res = *result;
       if (res.status >= 200 && res.status < 300) {
         HttpResponse response;
         response.status = res.status;
         response.body = std::move(res.body);
         response.request_id = request.request_id;
-        for (const auto& [name, value] : res.headers)
-          response.headers.emplace_back(Lower(name), value);
+        for (auto& [name, value] : res.headers)
+          response.headers.emplace_back(Lower(std::move(name)), std::move(value));
         return response;
       }
       error.status_code = res.status;

@@ -120,7 +120,8 @@ struct ClientStats {
   int64_t abandoned_conns = 0;  ///< inherited connections left undestroyed
 };
 
-/// A pid-aware HTTP/1.1 client with a keep-alive pool (DESIGN.md decisions 9 and 12).
+/// A pid-aware HTTP/1.1 client with a keep-alive pool (DESIGN.md decisions 9 and 12), on
+/// io::HttpConnection (plain or TLS).
 ///
 /// Thread-safe: concurrent Send() calls each take a connection of their own from the
 /// pool (or open one). Fork-safe: every pooled connection belongs to the process that
@@ -152,6 +153,8 @@ class HttpClient {
  private:
   struct Impl;
   explicit HttpClient(std::unique_ptr<Impl> impl);
+  static arrow::Result<std::string> RequestHead(const Impl& impl,
+                                                const HttpRequest& request);
   std::unique_ptr<Impl> impl_;
 };
 

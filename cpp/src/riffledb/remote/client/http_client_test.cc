@@ -132,6 +132,26 @@ TEST(HttpClient, RetriesListedStatusesWithTheSameRequestId) {
   EXPECT_EQ(client->stats().reused, 2);
 }
 
+TEST(HttpClient, ARequestsOwnHeadersReplaceTheClientsAndLineBreaksAreRefused) {
+  TestServer server;
+  ASSERT_OK_AND_ASSIGN(auto client, HttpClient::Make(FastOptions(server.url())));
+  HttpRequest request = ListTables();
+  request.headers = {{"X-API-KEY", "fresh"}};
+  ASSERT_OK(client->Send(request).status());
+  EXPECT_EQ(server.last_header("x-api-key"), "fresh");
+  EXPECT_EQ(server.last_header("User-Agent"), "riffledb-test");
+  const size_t sent = server.request_ids().size();
+  for (auto bad : {HeaderList{{"x-token", "a\r\nx-api-key: stolen"}},
+                   HeaderList{{"x-to\nken", "a"}}, HeaderList{{"x:y", "a"}}}) {
+    request.headers = bad;
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid HTTP header", client->Send(request));
+  }
+  request = ListTables();
+  request.path = "/v1/table/ HTTP/1.1\r\nx: y";
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid request line", client->Send(request));
+  EXPECT_EQ(server.request_ids().size(), sent);  // nothing was sent
+}
+
 TEST(HttpClient, RetryErrorWhenRetriesAreExhausted) {
   TestServer server;
   ClientOptions options = FastOptions(server.url());
