@@ -130,6 +130,7 @@ class ConnectionServer final : public httplib::Server {
       bool closed_by_client = false;
       t_close_connection = false;
       const bool ok = process_request(stream, last, closed_by_client, nullptr);
+      if (!stream.Flush()) break;  // the reply's last held-back bytes
       if (!ok || closed_by_client || last || t_close_connection) break;
     }
     t_close_connection = false;

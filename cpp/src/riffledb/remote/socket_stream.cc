@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,6 +108,16 @@ std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_
   return ssl;
 }
 
+SocketStream::SocketStream(int fd, int io_timeout_ms, SSL* ssl)
+    : fd_(fd), io_timeout_ms_(io_timeout_ms), ssl_(ssl) {
+  // Every blocking send and receive is bounded without a poll() before it.
+  struct timeval tv {};
+  tv.tv_sec = io_timeout_ms / 1000;
+  tv.tv_usec = (io_timeout_ms % 1000) * 1000;
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 int SocketStream::Poll(short events, int timeout_ms) const {
   return PollFd(fd_, events, timeout_ms);
 }
@@ -127,7 +139,7 @@ ssize_t SocketStream::read(char* ptr, size_t size) {
     return error == SSL_ERROR_ZERO_RETURN ? 0 : -1;
   }
   if (begin_ == end_) {
-    if (Poll(POLLIN, io_timeout_ms_) <= 0) return -1;
+    // The receive timeout bounds the wait (a timeout is -1, EAGAIN).
     // Small reads (httplib reads request lines a byte at a time) go through the buffer;
     // large ones straight into the caller's memory.
     if (size >= buffer_.size()) {
@@ -152,38 +164,87 @@ ssize_t SocketStream::read(char* ptr, size_t size) {
 }
 
 ssize_t SocketStream::write(const char* ptr, size_t size) {
+  constexpr size_t kHeld = 4096;  // writes smaller than this may be held back
+  if (size < kHeld && pending_.size() + size <= 4 * kHeld) {
+    pending_.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  return SendWithPending(ptr, size);
+}
+
+ssize_t SocketStream::SendWithPending(const char* data, size_t size) {
   if (ssl_ != nullptr) {
     // Blocking until all is written (or the BIO's bounded waits fail).
-    const int n = SSL_write(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
-    if (n > 0) return n;
-    ERR_clear_error();
-    return -1;
+    auto send_tls = [&](const char* bytes, size_t n) -> ssize_t {
+      const int sent =
+          SSL_write(ssl_, bytes, static_cast<int>(std::min<size_t>(n, 1 << 30)));
+      if (sent > 0) return sent;
+      ERR_clear_error();
+      return -1;
+    };
+    while (!pending_.empty()) {
+      const ssize_t n = send_tls(pending_.data(), pending_.size());
+      if (n < 0) return -1;
+      pending_.erase(0, static_cast<size_t>(n));
+    }
+    return size == 0 ? 0 : send_tls(data, size);
   }
-  if (!is_writable()) return -1;
-  ssize_t n;
-  do {
-    n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return n;
+  // The send timeout bounds each call (set in the constructor).
+  size_t held = pending_.size();
+  size_t done_held = 0;
+  while (true) {
+    struct iovec parts[2] = {{pending_.data() + done_held, held - done_held},
+                             {const_cast<char*>(data), size}};
+    struct msghdr msg {};
+    msg.msg_iov = held > done_held ? parts : parts + 1;
+    msg.msg_iovlen = held > done_held ? 2 : 1;
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    const size_t sent = static_cast<size_t>(n);
+    if (done_held + sent >= held) {
+      pending_.clear();
+      return static_cast<ssize_t>(done_held + sent - held);
+    }
+    done_held += sent;
+  }
+}
+
+bool SocketStream::Flush() {
+  if (pending_.empty()) return true;
+  return SendWithPending(nullptr, 0) >= 0;
 }
 
 void SocketStream::get_remote_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    AddressOf(addr, ip, port);
+  if (remote_port_ < 0) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    remote_port_ = 0;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      AddressOf(addr, remote_ip_, remote_port_);
+    }
   }
+  ip = remote_ip_;
+  port = remote_port_;
 }
 
 void SocketStream::get_local_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    AddressOf(addr, ip, port);
+  if (local_port_ < 0) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    local_port_ = 0;
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      AddressOf(addr, local_ip_, local_port_);
+    }
   }
+  ip = local_ip_;
+  port = local_port_;
 }
 
 bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping) {
+  if (!Flush()) return false;
   if (begin_ < end_ || Pending()) return true;
   // Short polls, so that a stop closes idle connections at once instead of after the
   // keep-alive timeout.
@@ -197,6 +258,7 @@ bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping
 }
 
 void SocketStream::LingeringClose() {
+  Flush();  // the last reply's held-back bytes (a failure changes nothing here)
   if (ssl_ != nullptr) {
     // One close_notify, without waiting for the client's.
     SSL_shutdown(ssl_);

@@ -20,8 +20,8 @@ class SocketStream final : public httplib::Stream {
  public:
   /// With `ssl` (a session whose handshake is done, on `fd`: see AcceptTls), reads and
   /// writes go through TLS.
-  SocketStream(int fd, int io_timeout_ms, SSL* ssl = nullptr)
-      : fd_(fd), io_timeout_ms_(io_timeout_ms), ssl_(ssl) {}
+  /// Sets the socket's send and receive timeouts to `io_timeout_ms`.
+  SocketStream(int fd, int io_timeout_ms, SSL* ssl = nullptr);
 
   bool is_readable() const override;
   bool is_writable() const override;
@@ -35,6 +35,11 @@ class SocketStream final : public httplib::Stream {
   /// end of the stream) is there; false after `idle_ms` without one, or as soon as
   /// `stopping` is set while nothing has arrived.
   bool WaitForRequest(int idle_ms, const std::atomic<bool>& stopping);
+  /// Sends what write() held back. Small writes (a reply's headers, a chunk's size line)
+  /// are held until the next large one or this call, so that a reply leaves in one
+  /// segment where it fits: a client woken by the headers alone would sleep again for
+  /// the body. False if the connection failed.
+  bool Flush();
 
   /// Closes our side (after a TLS close_notify), then reads and drops what the client
   /// still sends (up to a few seconds and megabytes) before closing: closing a socket
@@ -51,9 +56,17 @@ class SocketStream final : public httplib::Stream {
     return ssl_ != nullptr && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1);
   }
 
+  // Sends `pending_` then `data` (for plain sockets in one sendmsg where the socket
+  // takes it): the bytes of `data` sent (all of pending_ is sent first), -1 on failure.
+  ssize_t SendWithPending(const char* data, size_t size);
+
   const int fd_;
   const int io_timeout_ms_;
   SSL* const ssl_;
+  std::string pending_;  // written, not sent yet
+  // The addresses, asked for once (cpp-httplib asks for them on every request).
+  mutable std::string remote_ip_, local_ip_;
+  mutable int remote_port_ = -1, local_port_ = -1;
   std::array<char, 4096> buffer_{};
   size_t begin_ = 0;  // buffer_[begin_, end_) is read and not consumed yet
   size_t end_ = 0;

@@ -1,0 +1,61 @@
+// SocketStream's writes: small ones are held back until a large one or Flush(), and the
+// bytes arrive whole and in order.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "riffledb/remote/socket_stream_internal.h"
+
+namespace riffledb::remote::internal {
+namespace {
+
+// What the peer can read without waiting.
+std::string Available(int fd) {
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+TEST(SocketStream, SmallWritesWaitForTheNextLargeOneOrAFlush) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  {
+    SocketStream stream(fds[0], 1000);
+    const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n";
+    const std::string body(20000, 'b');
+    ASSERT_EQ(stream.write(head.data(), head.size()), static_cast<ssize_t>(head.size()));
+    EXPECT_EQ(Available(fds[1]), "");  // held
+    ASSERT_EQ(stream.write(body.data(), body.size()), static_cast<ssize_t>(body.size()));
+    EXPECT_EQ(Available(fds[1]), head + body);  // one send, in order
+    ASSERT_EQ(stream.write("0\r\n", 3), 3);
+    ASSERT_EQ(stream.write("\r\n", 2), 2);
+    EXPECT_EQ(Available(fds[1]), "");
+    ASSERT_TRUE(stream.Flush());
+    EXPECT_EQ(Available(fds[1]), "0\r\n\r\n");
+    ASSERT_TRUE(stream.Flush());  // nothing held: nothing sent
+    EXPECT_EQ(Available(fds[1]), "");
+    // Small writes are held up to 16 KiB; the one that would pass it leaves with them.
+    const std::string many(4000, 'm');
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_EQ(stream.write(many.data(), many.size()), 4000);
+    }
+    EXPECT_EQ(Available(fds[1]).size(), 0u);
+    ASSERT_EQ(stream.write(many.data(), many.size()), 4000);
+    EXPECT_EQ(Available(fds[1]).size(), 20000u);
+  }
+  ::close(fds[1]);
+  // A failed send is reported: the peer is gone.
+  SocketStream gone(fds[0], 1000);
+  ASSERT_EQ(gone.write("x", 1), 1);
+  EXPECT_FALSE(gone.Flush());
+  ::close(fds[0]);
+}
+
+}  // namespace
+}  // namespace riffledb::remote::internal
