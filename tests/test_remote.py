@@ -109,6 +109,19 @@ def test_tables_read_like_local_ones(server, rows):
     assert [b.num_rows for b in t.search().where("id < 10").to_batches(4)] == [4, 4, 2]
     assert t.search().limit(0).to_arrow().num_rows == 0
     assert t.__getitems__([5, 0]) == rows.take([5, 0])
+    # Ascending distinct offsets come back as the server sent them; repeats and any
+    # order are put in place natively; the projection is the server's.
+    assert t.take_offsets(list(range(N))).to_arrow() == rows
+    order = np.random.default_rng(3).permutation(N)
+    assert t.take_offsets(order).select(["x"]).to_arrow() == rows.select(["x"]).take(
+        order
+    )
+    # Offsets outside the table: an IndexError naming the first one and its position.
+    with pytest.raises(IndexError, match=r"^Offset -1 at position 1 is out of range"):
+        t.take_offsets([3, -1]).to_arrow()
+    # One past the end: the server's 400 says which (at its place in the request).
+    with pytest.raises(HttpError, match=rf"400 Bad Request: .*Offset {N} at position 1 "):
+        t.take_offsets([N, 2]).to_arrow()
 
 
 FIRST_TAKES = """
@@ -139,37 +152,6 @@ def test_first_takes_of_a_fresh_process_import_neither_pandas_nor_compute(server
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[7, 3, 7]", "[9, 2, 9]", "[5, 0]", "[]"]
-
-
-def test_take_rows_is_table_take_for_every_layout():
-    from riffledb import _riffledb
-
-    def take(table, indices):
-        batch = _riffledb.take_rows(table, np.array(indices, np.int64))
-        return pa.Table.from_batches([batch.to_arrow(table.schema)], table.schema)
-
-    # Columns chunked differently, a string, a nullable list (Arrow's Take path) and
-    # schema metadata.
-    table = pa.Table.from_arrays(
-        [
-            pa.chunked_array([[0, 1], [2, 3, 4]], pa.int64()),
-            pa.chunked_array([["a", None, "c"], ["d", "e"]]),
-            pa.chunked_array([[[1], None], [[], [3, 4], [5]]], pa.list_(pa.int32())),
-        ],
-        schema=pa.schema(
-            [("i", pa.int64()), ("s", pa.string()), ("l", pa.list_(pa.int32()))],
-            metadata={"k": "v"},
-        ),
-    )
-    for indices in ([4, 0, 4, 1, 3], [], [2]):
-        assert take(table, indices) == table.take(pa.array(indices, pa.int64()))
-    assert take(table, [4, 1]).schema.metadata == {b"k": b"v"}
-    for bad, position in (([1, 5], 1), ([-1], 0)):
-        with pytest.raises(IndexError) as error:
-            take(table, bad)
-        assert str(error.value) == (
-            f"Row index {bad[position]} at position {position} is out of range for 5 rows"
-        )
 
 
 def test_writes_versions_and_errors(server):

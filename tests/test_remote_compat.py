@@ -440,7 +440,10 @@ def test_takes_ask_once_per_key_and_keep_the_requested_order():
         assert got == pa.table({"id": [9, 2, 9]})
         got = table.take_row_ids([5, 1]).select(["id"]).with_row_id(True).to_arrow()
         assert got.to_pydict() == {"id": [5, 1], "_rowid": [5, 1]}
-        with pytest.raises(InvalidError, match="^Row id 17 is not in table 'test'$"):
+        # As a local table's take: an IndexError naming the id and its position.
+        with pytest.raises(
+            IndexError, match="^Row id 17 at position 1 is not a row of table 'test'$"
+        ):
             table.take_row_ids([3, 17]).to_arrow()
     assert [(b["filter"], b.get("columns"), b.get("with_row_id")) for b in bodies] == [
         ("_rowoffset in (0,4)", None, None),

@@ -21,7 +21,6 @@
 #include "riffledb/permutation/builder.h"
 #include "riffledb/permutation/permutation_table.h"
 #include "riffledb/permutation/reader.h"
-#include "riffledb/table/gather.h"
 
 namespace nb = nanobind;
 
@@ -65,35 +64,6 @@ Batch Read(const std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>
   return Batch{ValueOrThrow(WithoutGil(f))};
 }
 
-// Table.take(indices) without Arrow's compute registry (see take_rows below).
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRows(
-    const arrow::Table& table, std::span<const int64_t> indices) {
-  const int64_t num_rows = table.num_rows();
-  for (size_t i = 0; i < indices.size(); ++i) {
-    if (indices[i] < 0 || indices[i] >= num_rows) {
-      return arrow::Status::IndexError("Row index ", indices[i], " at position ", i,
-                                       " is out of range for ", num_rows, " rows");
-    }
-  }
-  arrow::ArrayVector columns;
-  std::vector<ChunkRow> refs(indices.size());
-  for (int c = 0; c < table.num_columns(); ++c) {
-    const arrow::ArrayVector& chunks = table.column(c)->chunks();
-    // The columns of a table may be chunked differently: refs per column.
-    std::vector<int64_t> starts{0};
-    for (const auto& chunk : chunks) starts.push_back(starts.back() + chunk->length());
-    for (size_t i = 0; i < indices.size(); ++i) {
-      const auto chunk =
-          std::upper_bound(starts.begin(), starts.end(), indices[i]) - starts.begin() - 1;
-      refs[i] = ChunkRow{static_cast<int32_t>(chunk), indices[i] - starts[chunk]};
-    }
-    ARROW_ASSIGN_OR_RAISE(auto column, GatherRows(chunks, refs, /*pool=*/nullptr));
-    columns.push_back(std::move(column));
-  }
-  return arrow::RecordBatch::Make(table.schema(), static_cast<int64_t>(indices.size()),
-                                  std::move(columns));
-}
-
 }  // namespace
 
 void RegisterPermutationReader(nb::module_& m) {
@@ -117,22 +87,6 @@ void RegisterPermutationReader(nb::module_& m) {
             return ExportBatch(b.batch);
           },
           nb::arg("requested_schema").none() = nb::none());
-
-  // The rows of `data` (anything with __arrow_c_stream__) at `indices`, in that order
-  // and repeats included, as a Batch: pa.Table.take without pyarrow.compute, whose
-  // import (pandas' with it) costs a fresh process ~0.2 s, which a remote table's first
-  // take would pay. IndexError naming the first index out of range.
-  m.def(
-      "take_rows",
-      [](nb::handle data, Int64Array indices) {
-        auto reader = ValueOrThrow(ImportStream(data));
-        const std::span<const int64_t> wanted(indices.data(), indices.shape(0));
-        return Read([&]() -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
-          ARROW_ASSIGN_OR_RAISE(auto table, reader->ToTable());
-          return TakeRows(*table, wanted);
-        });
-      },
-      nb::arg("data"), nb::arg("indices"));
 
   nb::class_<PermutationTable>(m, "PermutationTable")
       .def_static(

@@ -1,5 +1,6 @@
 // Bindings for riffledb::remote::HttpClient, the pid-aware client of db:// tables.
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "arrow_bridge.h"
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/remote/client/http_client.h"
@@ -153,6 +155,33 @@ void RegisterRemoteClient(nb::module_& m) {
         d["abandoned_conns"] = s.abandoned_conns;
         return d;
       });
+
+  // One take from a remote table (remote::TakeRemoteRows), without its schema: the rows
+  // of `keys` (uint64 offsets, or row ids if `by_row_id`), in that order, as a
+  // pa.RecordBatch of the server's columns. The request is sent without the GIL.
+  m.def(
+      "remote_take",
+      [](const remote::HttpClient& client, const std::string& name,
+         const std::string& table_path, std::optional<uint64_t> version,
+         nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> keys,
+         bool by_row_id, std::vector<std::string> columns, bool with_row_id,
+         remote::HeaderList headers) {
+        remote::RemoteTake take;
+        take.name = name;
+        take.table_path = table_path;
+        take.version = version;
+        take.by_row_id = by_row_id;
+        take.columns = std::move(columns);
+        take.with_row_id = with_row_id;
+        take.headers = std::move(headers);
+        const std::span<const uint64_t> wanted(keys.data(), keys.shape(0));
+        auto batch = ValueOrThrow(
+            WithoutGil([&] { return remote::TakeRemoteRows(client, take, wanted); }));
+        return ExportBatch(batch);
+      },
+      nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
+      nb::arg("version").none(), nb::arg("keys"), nb::arg("by_row_id"),
+      nb::arg("columns"), nb::arg("with_row_id"), nb::arg("headers"));
 
   // One version of a remote table as a source of permutation reads (a
   // PermutationReader.open base). `open` asks for the schema and the row count.

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
-from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
+from .db import ARROW_STREAM, _server_message, ipc_stream_bytes, read_ipc
 from .errors import HttpError
 
 if TYPE_CHECKING:
@@ -35,45 +35,6 @@ if TYPE_CHECKING:
 
 #: What LanceDB's client sends as ``k`` for "no limit" (isize::MAX).
 NO_LIMIT = 9223372036854775807
-
-
-def _one_batch(table: pa.Table) -> pa.RecordBatch:
-    table = table.combine_chunks()
-    batches = table.to_batches()
-    if not batches:
-        return pa.RecordBatch.from_pylist([], schema=table.schema)
-    return batches[0]
-
-
-def _take_rows(rows: pa.Table, indices: np.ndarray) -> pa.Table:
-    """``rows.take(indices)`` through riffledb's gather: pyarrow's take imports
-    ``pyarrow.compute`` (and pandas with it), ~0.2 s that a fresh process, such as each
-    DataLoader worker, would pay on its first take of a remote table."""
-    from .. import _riffledb
-
-    batch = _riffledb.take_rows(rows, np.ascontiguousarray(indices, dtype=np.int64))
-    return pa.Table.from_batches([batch.to_arrow(rows.schema)])
-
-
-def _row_ids(rows: pa.Table) -> np.ndarray:
-    """The ``_rowid`` column as NumPy: uint64 columns without nulls (what servers send)
-    are read from their buffers, as ``to_numpy`` would, but without importing
-    ``pyarrow.compute`` (see _take_rows)."""
-    column = rows.column("_rowid")
-    if column.type != pa.uint64() or column.null_count:
-        return column.to_numpy()
-    parts = [
-        np.frombuffer(chunk.buffers()[1], np.uint64, len(chunk), chunk.offset * 8)
-        for chunk in column.chunks
-        if len(chunk)
-    ]
-    return np.concatenate(parts) if parts else np.empty(0, np.uint64)
-
-
-def _in_list(column: str, keys: np.ndarray) -> str:
-    # The lower-case spelling of LanceDB's clients up to 0.34 (spec §2.7): what every
-    # server and mock of LanceDB's tests understands.
-    return f"{column} in ({','.join(map(str, keys.tolist()))})"
 
 
 class RemoteQuery(Query):
@@ -349,56 +310,44 @@ class RemoteTable:
         with_row_id: bool,
         binary_views: bool = False,
     ) -> pa.RecordBatch:
-        body: dict[str, Any] = {
-            "version": self._checkout_version,
-            "prefilter": True,
-            "k": NO_LIMIT,
-            "vector": [],
-        }
-        if columns:
-            body["columns"] = list(columns)
-        if with_row_id or by_row_id:
-            body["with_row_id"] = True
-        if len(keys) == 0:
-            body["k"] = 1
-            return _one_batch(
-                self._finish_take(
-                    self._query(body).slice(0, 0), keys, by_row_id, with_row_id
-                )
-            )
-        # Each key once, ascending: a server answering a filter (LanceDB's) returns each
-        # matching row once, in scan order, whatever the order of the IN list.
-        unique = np.unique(keys)
-        body["filter"] = _in_list("_rowid" if by_row_id else "_rowoffset", unique)
-        rows = self._query(body)
-        if not by_row_id and len(rows) == len(unique):
-            rows = _take_rows(rows, np.searchsorted(unique, keys))
-        return _one_batch(self._finish_take(rows, keys, by_row_id, with_row_id))
+        """The rows of ``keys`` (offsets, or row ids if ``by_row_id``), in that order,
+        repeats repeated: one ``_rowoffset in (...)`` / ``_rowid in (...)`` query of the
+        distinct keys, ascending, whose answer is put in order natively
+        (``_riffledb.remote_take``: the request is built, sent, parsed and reordered
+        without the GIL; a take of no key asks for one row, for the schema)."""
+        from .. import _riffledb
 
-    def _finish_take(
-        self, rows: pa.Table, keys: np.ndarray, by_row_id: bool, with_row_id: bool
-    ) -> pa.Table:
-        if by_row_id and len(keys):
-            ids = _row_ids(rows)
-            sorter = np.argsort(ids, kind="stable")
-            found = np.searchsorted(ids[sorter], keys)
-            found = np.minimum(found, len(ids) - 1) if len(ids) else found
-            if len(ids) == 0 or not np.array_equal(ids[sorter][found], keys):
-                missing = (
-                    keys[:1] if len(ids) == 0 else keys[ids[sorter][found] != keys][:1]
-                )
-                raise InvalidError(
-                    f"Row id {int(missing[0])} is not in table '{self._name}'"
-                )
-            rows = _take_rows(rows, sorter[found])
-        elif len(rows) != len(keys):
-            raise InternalError(
-                f"The server answered {len(rows)} rows for a take of {len(keys)} "
-                f"offsets of table '{self._name}'"
+        if not by_row_id and len(keys) and keys.min() < 0:
+            position = int(np.argmax(keys < 0))
+            raise IndexError(
+                f"Offset {int(keys[position])} at position {position} is out of range "
+                f"for table '{self._name}'"
             )
-        if by_row_id and not with_row_id and "_rowid" in rows.column_names:
-            rows = rows.drop_columns(["_rowid"])
-        return rows
+        conn = self._conn
+        try:
+            batch = _riffledb.remote_take(
+                conn._client,
+                self._name,
+                conn._table_path(self._name),
+                self._checkout_version,
+                np.ascontiguousarray(keys).view(np.uint64),
+                by_row_id,
+                list(columns),
+                with_row_id,
+                conn._extra_headers(),
+            )
+        except HttpError as error:
+            if error.status_code == 404:
+                raise TableNotFoundError(
+                    _server_message(error, self._name, conn.uri)
+                ) from error
+            raise
+        batch = pa.RecordBatch._import_from_c_capsule(*batch)
+        if by_row_id and not with_row_id and "_rowid" in batch.schema.names:
+            batch = batch.drop_columns(["_rowid"])
+        if len(keys) == 0:
+            batch = batch.slice(0, 0)
+        return batch
 
     def __getitems__(self, offsets) -> pa.Table:
         """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -72,7 +74,152 @@ arrow::Result<std::shared_ptr<arrow::Array>> AsGathered(std::shared_ptr<arrow::A
   return arrow::compute::Cast(*a, type);
 }
 
+// POSTs `body` (JSON) to the `query/` route under `table_path`; the answer as one table.
+// `what` names the table in messages.
+arrow::Result<std::shared_ptr<arrow::Table>> Query(const HttpClient& client,
+                                                   const std::string& table_path,
+                                                   HeaderList headers, std::string body,
+                                                   std::string_view what) {
+  HttpRequest request;
+  request.path = table_path + "query/";
+  request.body = std::move(body);
+  request.content_type = "application/json";
+  request.headers = std::move(headers);
+  ARROW_ASSIGN_OR_RAISE(HttpResponse response, client.Send(std::move(request)));
+  const auto content_type = response.header("content-type");
+  // The answer's arrays point into the body, which the buffer owns: no copy.
+  auto input = std::make_shared<arrow::io::BufferReader>(
+      arrow::Buffer::FromString(std::move(response.body)));
+  auto context = [&](const arrow::Status& status) {
+    return arrow::Status::Invalid("The server's answer to a query of ", what,
+                                  " is not Arrow IPC: ", status.message());
+  };
+  arrow::Result<std::shared_ptr<arrow::Table>> table;
+  if (content_type && content_type->rfind(kArrowStream, 0) == 0) {
+    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
+    if (!reader.ok()) return context(reader.status());
+    table = (*reader)->ToTable();
+  } else {
+    auto reader = arrow::ipc::RecordBatchFileReader::Open(input);
+    if (!reader.ok()) return context(reader.status());
+    table = (*reader)->ToTable();
+  }
+  if (!table.ok()) return context(table.status());
+  return *table;
+}
+
 }  // namespace
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
+    const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys) {
+  if (take.max_keys_per_request < 1) {
+    return arrow::Status::Invalid("max_keys_per_request must be at least 1, got ",
+                                  take.max_keys_per_request);
+  }
+  const char* key_column = take.by_row_id ? kRowIdColumn : kRowOffsetColumn;
+  const std::string what = "table '" + take.name + "'";
+  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
+  std::vector<uint64_t> unique(keys.begin(), keys.end());
+  const bool sorted_unique =
+      std::adjacent_find(unique.begin(), unique.end(), std::greater_equal<uint64_t>()) ==
+      unique.end();
+  if (!sorted_unique) {
+    std::sort(unique.begin(), unique.end());
+    unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  }
+
+  // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
+  // take asks for the answer's schema).
+  std::string version = take.version ? std::to_string(*take.version) : "null";
+  std::string names;
+  if (!take.columns.empty()) names = nlohmann::json(take.columns).dump();
+  auto body = [&](std::span<const uint64_t> chunk) {
+    std::string out = "{\"version\":" + version + ",\"prefilter\":true,\"k\":";
+    out += chunk.empty() ? "1" : std::to_string(kNoLimit);
+    out += ",\"vector\":[]";
+    if (!names.empty()) out += ",\"columns\":" + names;
+    if (take.with_row_id || take.by_row_id) out += ",\"with_row_id\":true";
+    if (!chunk.empty()) out += ",\"filter\":\"" + InList(key_column, chunk) + "\"";
+    out += "}";
+    return out;
+  };
+
+  std::vector<std::shared_ptr<arrow::Table>> answers;
+  const size_t step = static_cast<size_t>(take.max_keys_per_request);
+  size_t begin = 0;
+  do {
+    const auto chunk =
+        std::span(unique).subspan(begin, std::min(step, unique.size() - begin));
+    HeaderList headers = take.headers;
+    if (take.header_source) {
+      ARROW_ASSIGN_OR_RAISE(HeaderList more, take.header_source());
+      headers.insert(headers.end(), std::make_move_iterator(more.begin()),
+                     std::make_move_iterator(more.end()));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto answer, Query(client, take.table_path, std::move(headers),
+                                             body(chunk), what));
+    answers.push_back(std::move(answer));
+    begin += chunk.size();
+  } while (begin < unique.size());
+  std::shared_ptr<arrow::Table> table = answers[0];
+  if (answers.size() > 1) {
+    ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
+  }
+  if (keys.empty()) {
+    ARROW_ASSIGN_OR_RAISE(table, table->Slice(0, 0)->CombineChunks());
+    return table->CombineChunksToBatch();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, table->CombineChunksToBatch());
+
+  // Where each asked-for key is in the answer.
+  std::vector<int64_t> indices(keys.size());
+  auto missing = [&](size_t i) {
+    return arrow::Status::IndexError(take.by_row_id ? "Row id " : "Offset ", keys[i],
+                                     " at position ", i, " is not a row of ", what);
+  };
+  if (rows->GetColumnByName(key_column) != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
+    std::vector<std::pair<uint64_t, int64_t>> found(answer_keys->length());
+    for (int64_t i = 0; i < answer_keys->length(); ++i) {
+      found[i] = {answer_keys->Value(i), i};
+    }
+    std::sort(found.begin(), found.end());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = std::lower_bound(found.begin(), found.end(),
+                                 std::pair<uint64_t, int64_t>{keys[i], 0});
+      if (it == found.end() || it->first != keys[i]) return missing(i);
+      indices[i] = it->second;
+    }
+  } else if (take.by_row_id) {
+    return arrow::Status::Invalid("The server's answer to a take from ", what,
+                                  " has no column '", key_column, "'");
+  } else {
+    if (rows->num_rows() != static_cast<int64_t>(unique.size())) {
+      return arrow::Status::Invalid("The server answered ", rows->num_rows(),
+                                    " rows for a take of ", unique.size(),
+                                    " distinct offsets of ", what);
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      indices[i] =
+          std::lower_bound(unique.begin(), unique.end(), keys[i]) - unique.begin();
+    }
+  }
+  bool identity = indices.size() == static_cast<size_t>(rows->num_rows());
+  for (size_t i = 0; identity && i < indices.size(); ++i) {
+    identity = indices[i] == static_cast<int64_t>(i);
+  }
+  if (identity) return rows;
+  std::vector<ChunkRow> refs(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) refs[i] = ChunkRow{0, indices[i]};
+  arrow::ArrayVector columns;
+  columns.reserve(rows->num_columns());
+  for (const auto& column : rows->columns()) {
+    ARROW_ASSIGN_OR_RAISE(auto gathered, GatherRows({column}, refs, /*pool=*/nullptr));
+    columns.push_back(std::move(gathered));
+  }
+  return arrow::RecordBatch::Make(rows->schema(), static_cast<int64_t>(keys.size()),
+                                  std::move(columns));
+}
 
 arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
     std::shared_ptr<const HttpClient> client, RemoteTableOptions options) {
@@ -87,7 +234,10 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   // The schema: a one-row query (spec §2.9 step 2), whose answer carries it.
   nlohmann::json probe = BaseBody(source->options_.version);
   probe["k"] = 1;
-  ARROW_ASSIGN_OR_RAISE(auto answer, source->Query(probe.dump()));
+  ARROW_ASSIGN_OR_RAISE(auto probe_headers, source->RequestHeaders());
+  ARROW_ASSIGN_OR_RAISE(
+      auto answer, Query(*source->client_, source->options_.table_path,
+                         std::move(probe_headers), probe.dump(), source->ToString()));
   source->schema_ = answer->schema();
   ARROW_ASSIGN_OR_RAISE(source->all_columns_, Projection::All(source->schema_));
 
@@ -133,35 +283,6 @@ std::string RemoteTakeSource::ToString() const {
   return out;
 }
 
-arrow::Result<std::shared_ptr<arrow::Table>> RemoteTakeSource::Query(
-    const std::string& body) const {
-  HttpRequest request;
-  request.path = options_.table_path + "query/";
-  request.body = body;
-  request.content_type = "application/json";
-  ARROW_ASSIGN_OR_RAISE(request.headers, RequestHeaders());
-  ARROW_ASSIGN_OR_RAISE(HttpResponse response, client_->Send(std::move(request)));
-  const auto content_type = response.header("content-type");
-  auto buffer = arrow::Buffer::FromString(std::move(response.body));
-  auto input = std::make_shared<arrow::io::BufferReader>(buffer);
-  auto context = [&](const arrow::Status& status) {
-    return arrow::Status::Invalid("The server's answer to a query of ", ToString(),
-                                  " is not Arrow IPC: ", status.message());
-  };
-  if (content_type && content_type->rfind(kArrowStream, 0) == 0) {
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
-    if (!reader.ok()) return context(reader.status());
-    auto table = (*reader)->ToTable();
-    if (!table.ok()) return context(table.status());
-    return *table;
-  }
-  auto reader = arrow::ipc::RecordBatchFileReader::Open(input);
-  if (!reader.ok()) return context(reader.status());
-  auto table = (*reader)->ToTable();
-  if (!table.ok()) return context(table.status());
-  return *table;
-}
-
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
     std::span<const uint64_t> keys, bool by_row_id, const TakeOptions& options) const {
   const Projection* projection = all_columns_.get();
@@ -173,65 +294,36 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
     projection = options.projection.get();
   }
   const NeededColumns& needed = projection->needed();
-  const char* key_column = by_row_id ? kRowIdColumn : kRowOffsetColumn;
-
-  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
-  std::vector<uint64_t> unique(keys.begin(), keys.end());
-  std::sort(unique.begin(), unique.end());
-  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
-
-  nlohmann::json columns = nlohmann::json::array();
-  for (int c : needed.columns) columns.push_back(schema_->field(c)->name());
-  if (needed.row_id && !by_row_id) columns.push_back(kRowIdColumn);
-  if (needed.row_offset || !by_row_id) columns.push_back(kRowOffsetColumn);
-  if (columns.empty()) columns.push_back(kRowIdColumn);  // else: every column
-
-  std::vector<std::shared_ptr<arrow::Table>> answers;
-  const size_t step = static_cast<size_t>(options_.max_keys_per_request);
-  for (size_t begin = 0; begin < unique.size(); begin += step) {
-    std::span<const uint64_t> chunk(unique.data() + begin,
-                                    std::min(step, unique.size() - begin));
-    nlohmann::json body = BaseBody(options_.version);
-    body["filter"] = InList(key_column, chunk);
-    body["columns"] = columns;
-    if (by_row_id) body["with_row_id"] = true;
-    ARROW_ASSIGN_OR_RAISE(auto answer, Query(body.dump()));
-    answers.push_back(std::move(answer));
+  RemoteTake take;
+  take.name = options_.name;
+  take.table_path = options_.table_path;
+  take.version = options_.version;
+  take.by_row_id = by_row_id;
+  for (int c : needed.columns) take.columns.push_back(schema_->field(c)->name());
+  if (needed.row_id && !by_row_id) take.columns.push_back(kRowIdColumn);
+  if (needed.row_offset || !by_row_id) take.columns.push_back(kRowOffsetColumn);
+  if (take.columns.empty()) take.columns.push_back(kRowIdColumn);  // else: every column
+  take.headers = options_.headers;
+  take.header_source = options_.header_source;
+  take.max_keys_per_request = options_.max_keys_per_request;
+  std::shared_ptr<arrow::RecordBatch> rows;  // null: nothing asked for, nothing sent
+  auto taken = keys.empty() ? arrow::Result<std::shared_ptr<arrow::RecordBatch>>(rows)
+                            : TakeRemoteRows(*client_, take, keys);
+  if (!taken.ok()) {
+    // Named as this source names itself (with its version).
+    const std::string ours = "table '" + options_.name + "'";
+    std::string message = taken.status().message();
+    if (const size_t at = message.rfind(ours); at != std::string::npos) {
+      message.replace(at, ours.size(), ToString());
+    }
+    return taken.status().WithMessage(message);
   }
-
-  // Where each asked-for key is in the answer.
-  std::vector<int64_t> indices(keys.size());
-  std::shared_ptr<arrow::RecordBatch> rows;
-  if (!answers.empty()) {
-    std::shared_ptr<arrow::Table> table = answers[0];
-    if (answers.size() > 1) {
-      ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
-    }
-    ARROW_ASSIGN_OR_RAISE(rows, table->CombineChunksToBatch());
-    ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
-    std::vector<std::pair<uint64_t, int64_t>> found(answer_keys->length());
-    for (int64_t i = 0; i < answer_keys->length(); ++i) {
-      found[i] = {answer_keys->Value(i), i};
-    }
-    std::sort(found.begin(), found.end());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      auto it = std::lower_bound(found.begin(), found.end(),
-                                 std::pair<uint64_t, int64_t>{keys[i], 0});
-      if (it == found.end() || it->first != keys[i]) {
-        return arrow::Status::IndexError(by_row_id ? "Row id " : "Offset ", keys[i],
-                                         " at position ", i, " is not a row of ",
-                                         ToString());
-      }
-      indices[i] = it->second;
-    }
-  }
+  rows = *taken;
 
   // The projection's input: its needed columns, in NeededColumns order.
   const auto& input_schema = projection->input_schema();
   arrow::ArrayVector inputs;
   inputs.reserve(input_schema->num_fields());
-  arrow::Int64Array take_indices(static_cast<int64_t>(indices.size()),
-                                 arrow::Buffer::Wrap(indices));
   for (const auto& field : input_schema->fields()) {
     std::shared_ptr<arrow::Array> input;
     if (rows == nullptr) {
@@ -242,9 +334,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
         return arrow::Status::Invalid("The server's answer to a take from ", ToString(),
                                       " has no column '", field->name(), "'");
       }
-      ARROW_ASSIGN_OR_RAISE(
-          input, arrow::compute::Take(*column, take_indices,
-                                      arrow::compute::TakeOptions::NoBoundsCheck()));
+      input = std::move(column);
       if (!input->type()->Equals(*field->type())) {
         ARROW_ASSIGN_OR_RAISE(input, arrow::compute::Cast(*input, field->type()));
       }

@@ -42,6 +42,41 @@ struct RemoteTableOptions {
   int64_t max_keys_per_request = 8192;
 };
 
+/// One take from a remote table, whatever its schema (spec §2.7).
+struct RemoteTake {
+  /// The table's name, as the server knows it (for messages).
+  std::string name;
+  /// `/v1/table/<name>/`, percent-encoded, with its trailing slash.
+  std::string table_path;
+  /// The version read; unset: the newest.
+  std::optional<uint64_t> version;
+  /// By `_rowid` (else by `_rowoffset`).
+  bool by_row_id = false;
+  /// The columns asked for (`"columns"`); empty: the server's default, every column.
+  std::vector<std::string> columns;
+  /// `"with_row_id": true` (always sent for a take by row id).
+  bool with_row_id = false;
+  /// Sent with each request, after the client's own.
+  HeaderList headers;
+  /// When set, called before each request for more headers, sent after `headers`
+  /// (RemoteTableOptions::header_source).
+  std::function<arrow::Result<HeaderList>()> header_source;
+  /// The most keys in one `IN (...)` filter: more are sent as several requests.
+  int64_t max_keys_per_request = 8192;
+};
+
+/// The rows whose key is `keys[i]`, in that order, repeats repeated, with the columns of
+/// the server's answer: one `<key> in (...)` query (LanceDB's clients' spelling up to
+/// 0.34, which every server understands) per `max_keys_per_request` distinct keys,
+/// ascending, and the answer put in the order asked for. The answer's key column
+/// (`_rowid`, or `_rowoffset` if asked for) says where each row is, in whatever order
+/// and with whatever repeats the server chose; without it (a take by offset of every
+/// column) the server's rows are in ascending offset order, as LanceDB's scan order and
+/// riffledb's answer to ascending offsets are, and a row count other than the keys' is
+/// an error. IndexError naming the first key (and its position) the answer lacks.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
+    const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys);
+
 /// Takes from one version of a remote table over HttpClient, with the requests of spec
 /// §2.7: `{"filter": "_rowid in (...)", "with_row_id": true, "columns": [...]}` (and
 /// `_rowoffset in (...)` with `_rowoffset` among the columns for takes by offset). Only
@@ -86,8 +121,6 @@ class RemoteTakeSource final : public TakeSource {
   // order, projected.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Take(
       std::span<const uint64_t> keys, bool by_row_id, const TakeOptions& options) const;
-  // POSTs `body` (JSON) to the table's `query/` route; the answer as one table.
-  arrow::Result<std::shared_ptr<arrow::Table>> Query(const std::string& body) const;
 
   // Constant after Open.
   std::shared_ptr<const HttpClient> client_;
