@@ -5,6 +5,7 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/memory_pool.h>
 #include <arrow/record_batch.h>
+#include <arrow/util/byte_size.h>
 #include <arrow/util/logging.h>
 
 #include <algorithm>
@@ -252,8 +253,14 @@ class IpcFileAnswer final : public BodyStream {
       return arrow::Status::OK();
     }
     for (int64_t start = 0; start < batch->num_rows(); start += max_rows_) {
-      ARROW_RETURN_NOT_OK(writer_->WriteRecordBatch(
-          *batch->Slice(start, std::min(max_rows_, batch->num_rows() - start))));
+      auto slice = batch->Slice(start, std::min(max_rows_, batch->num_rows() - start));
+      // Room for the slice's message and the footer after it, so that the file is
+      // appended without the pending bytes being copied again as they grow.
+      ARROW_ASSIGN_OR_RAISE(int64_t bytes, arrow::util::ReferencedBufferSize(*slice));
+      std::string& pending = sink_->pending();
+      pending.reserve(pending.size() + static_cast<size_t>(bytes) + kMessageRoom +
+                      64 * static_cast<size_t>(slice->num_columns()));
+      ARROW_RETURN_NOT_OK(writer_->WriteRecordBatch(*slice));
     }
     return arrow::Status::OK();
   }
@@ -265,6 +272,9 @@ class IpcFileAnswer final : public BodyStream {
     pending.clear();
     return arrow::Status::OK();
   }
+
+  // Metadata, padding and footer beyond the buffers, generously.
+  static constexpr size_t kMessageRoom = 4096;
 
   BatchSource source_;
   const int64_t max_rows_;
