@@ -13,6 +13,7 @@
 #include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <utility>
 
 #include "riffledb/expr/projection.h"
@@ -118,14 +119,25 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   }
   const char* key_column = take.by_row_id ? kRowIdColumn : kRowOffsetColumn;
   const std::string what = "table '" + take.name + "'";
-  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
-  std::vector<uint64_t> unique(keys.begin(), keys.end());
-  const bool sorted_unique =
-      std::adjacent_find(unique.begin(), unique.end(), std::greater_equal<uint64_t>()) ==
-      unique.end();
-  if (!sorted_unique) {
-    std::sort(unique.begin(), unique.end());
-    unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  // Each key once, ascending (a server may deduplicate and reorder: LanceDB's does), and
+  // where each asked-for key is among them: keys[i] == unique[rank[i]]. One sort of
+  // (key, position) pairs; none for keys already ascending and distinct.
+  std::vector<uint64_t> unique;
+  std::vector<int64_t> rank(keys.size());
+  if (std::adjacent_find(keys.begin(), keys.end(), std::greater_equal<uint64_t>()) ==
+      keys.end()) {
+    unique.assign(keys.begin(), keys.end());
+    std::iota(rank.begin(), rank.end(), int64_t{0});
+  } else {
+    std::vector<std::pair<uint64_t, int64_t>> order(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      order[i] = {keys[i], static_cast<int64_t>(i)};
+    std::sort(order.begin(), order.end());
+    unique.reserve(keys.size());
+    for (const auto& [key, position] : order) {
+      if (unique.empty() || unique.back() != key) unique.push_back(key);
+      rank[position] = static_cast<int64_t>(unique.size()) - 1;
+    }
   }
 
   // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
@@ -171,24 +183,33 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   }
   ARROW_ASSIGN_OR_RAISE(auto rows, table->CombineChunksToBatch());
 
-  // Where each asked-for key is in the answer.
-  std::vector<int64_t> indices(keys.size());
+  // Where each asked-for key is in the answer: the answer's row of each distinct key.
+  std::vector<int64_t> row_of_unique(unique.size(), -1);
   auto missing = [&](size_t i) {
     return arrow::Status::IndexError(take.by_row_id ? "Row id " : "Offset ", keys[i],
                                      " at position ", i, " is not a row of ", what);
   };
   if (rows->GetColumnByName(key_column) != nullptr) {
     ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
-    std::vector<std::pair<uint64_t, int64_t>> found(answer_keys->length());
-    for (int64_t i = 0; i < answer_keys->length(); ++i) {
-      found[i] = {answer_keys->Value(i), i};
-    }
-    std::sort(found.begin(), found.end());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      auto it = std::lower_bound(found.begin(), found.end(),
-                                 std::pair<uint64_t, int64_t>{keys[i], 0});
-      if (it == found.end() || it->first != keys[i]) return missing(i);
-      indices[i] = it->second;
+    const int64_t n = answer_keys->length();
+    const uint64_t* answered = answer_keys->raw_values();
+    if (n == static_cast<int64_t>(unique.size()) && answer_keys->null_count() == 0 &&
+        std::equal(unique.begin(), unique.end(), answered)) {
+      std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});  // as asked
+    } else {
+      // Any order, any repeats: both sides ascending, then one merge.
+      std::vector<std::pair<uint64_t, int64_t>> found;
+      found.reserve(n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (answer_keys->IsValid(i)) found.emplace_back(answered[i], i);
+      }
+      std::sort(found.begin(), found.end());
+      size_t f = 0;
+      for (size_t u = 0; u < unique.size(); ++u) {
+        while (f < found.size() && found[f].first < unique[u]) ++f;
+        if (f < found.size() && found[f].first == unique[u])
+          row_of_unique[u] = found[f].second;
+      }
     }
   } else if (take.by_row_id) {
     return arrow::Status::Invalid("The server's answer to a take from ", what,
@@ -199,10 +220,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
                                     " rows for a take of ", unique.size(),
                                     " distinct offsets of ", what);
     }
-    for (size_t i = 0; i < keys.size(); ++i) {
-      indices[i] =
-          std::lower_bound(unique.begin(), unique.end(), keys[i]) - unique.begin();
-    }
+    std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});
+  }
+  std::vector<int64_t> indices(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    indices[i] = row_of_unique[rank[i]];
+    if (indices[i] < 0) return missing(i);
   }
   bool identity = indices.size() == static_cast<size_t>(rows->num_rows());
   for (size_t i = 0; identity && i < indices.size(); ++i) {
