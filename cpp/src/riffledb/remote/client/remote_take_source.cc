@@ -87,13 +87,20 @@ arrow::Result<std::shared_ptr<arrow::Table>> Query(const HttpClient& client,
   request.content_type = "application/json";
   request.headers = std::move(headers);
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, client.Send(std::move(request)));
-  const auto content_type = response.header("content-type");
+  return ReadQueryAnswer(std::move(response.body), response.header("content-type"), what);
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Table>> ReadQueryAnswer(
+    std::string body, const std::optional<std::string>& content_type,
+    std::string_view what) {
   // The answer's arrays point into the body, which the buffer owns: no copy.
   auto input = std::make_shared<arrow::io::BufferReader>(
-      arrow::Buffer::FromString(std::move(response.body)));
+      arrow::Buffer::FromString(std::move(body)));
   auto context = [&](const arrow::Status& status) {
     return arrow::Status::Invalid("The server's answer to a query of ", what,
-                                  " is not Arrow IPC: ", status.message());
+                                  " is not valid Arrow IPC: ", status.message());
   };
   arrow::Result<std::shared_ptr<arrow::Table>> table;
   if (content_type && content_type->rfind(kArrowStream, 0) == 0) {
@@ -106,10 +113,103 @@ arrow::Result<std::shared_ptr<arrow::Table>> Query(const HttpClient& client,
     table = (*reader)->ToTable();
   }
   if (!table.ok()) return context(table.status());
+  // The bytes are the server's: offsets and lengths are checked before anything reads
+  // the arrays (for fixed-width columns, buffer sizes only).
+  if (auto valid = (*table)->ValidateFull(); !valid.ok()) return context(valid);
   return *table;
 }
 
-}  // namespace
+KeyRanks RankKeys(std::span<const uint64_t> keys) {
+  KeyRanks ranks;
+  ranks.rank.resize(keys.size());
+  if (std::adjacent_find(keys.begin(), keys.end(), std::greater_equal<uint64_t>()) ==
+      keys.end()) {
+    ranks.unique.assign(keys.begin(), keys.end());
+    std::iota(ranks.rank.begin(), ranks.rank.end(), int64_t{0});
+    return ranks;
+  }
+  std::vector<std::pair<uint64_t, int64_t>> order(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) order[i] = {keys[i], static_cast<int64_t>(i)};
+  std::sort(order.begin(), order.end());
+  ranks.unique.reserve(keys.size());
+  for (const auto& [key, position] : order) {
+    if (ranks.unique.empty() || ranks.unique.back() != key) ranks.unique.push_back(key);
+    ranks.rank[position] = static_cast<int64_t>(ranks.unique.size()) - 1;
+  }
+  return ranks;
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> OrderTakeAnswer(
+    std::shared_ptr<arrow::Table> table, std::span<const uint64_t> keys,
+    const KeyRanks& ranks, bool by_row_id, std::string_view what) {
+  const char* key_column = by_row_id ? kRowIdColumn : kRowOffsetColumn;
+  const std::vector<uint64_t>& unique = ranks.unique;
+  if (keys.empty()) {
+    ARROW_ASSIGN_OR_RAISE(table, table->Slice(0, 0)->CombineChunks());
+    return table->CombineChunksToBatch();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, table->CombineChunksToBatch());
+
+  // Where each asked-for key is in the answer: the answer's row of each distinct key.
+  std::vector<int64_t> row_of_unique(unique.size(), -1);
+  auto missing = [&](size_t i) {
+    return arrow::Status::IndexError(by_row_id ? "Row id " : "Offset ", keys[i],
+                                     " at position ", i, " is not a row of ", what);
+  };
+  if (rows->GetColumnByName(key_column) != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
+    const int64_t n = answer_keys->length();
+    const uint64_t* answered = answer_keys->raw_values();
+    if (n == static_cast<int64_t>(unique.size()) && answer_keys->null_count() == 0 &&
+        std::equal(unique.begin(), unique.end(), answered)) {
+      std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});  // as asked
+    } else {
+      // Any order, any repeats: both sides ascending, then one merge.
+      std::vector<std::pair<uint64_t, int64_t>> found;
+      found.reserve(n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (answer_keys->IsValid(i)) found.emplace_back(answered[i], i);
+      }
+      std::sort(found.begin(), found.end());
+      size_t f = 0;
+      for (size_t u = 0; u < unique.size(); ++u) {
+        while (f < found.size() && found[f].first < unique[u]) ++f;
+        if (f < found.size() && found[f].first == unique[u])
+          row_of_unique[u] = found[f].second;
+      }
+    }
+  } else if (by_row_id) {
+    return arrow::Status::Invalid("The server's answer to a take from ", what,
+                                  " has no column '", key_column, "'");
+  } else {
+    if (rows->num_rows() != static_cast<int64_t>(unique.size())) {
+      return arrow::Status::Invalid("The server answered ", rows->num_rows(),
+                                    " rows for a take of ", unique.size(),
+                                    " distinct offsets of ", what);
+    }
+    std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});
+  }
+  std::vector<int64_t> indices(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    indices[i] = row_of_unique[ranks.rank[i]];
+    if (indices[i] < 0) return missing(i);
+  }
+  bool identity = indices.size() == static_cast<size_t>(rows->num_rows());
+  for (size_t i = 0; identity && i < indices.size(); ++i) {
+    identity = indices[i] == static_cast<int64_t>(i);
+  }
+  if (identity) return rows;
+  std::vector<ChunkRow> refs(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) refs[i] = ChunkRow{0, indices[i]};
+  arrow::ArrayVector columns;
+  columns.reserve(rows->num_columns());
+  for (const auto& column : rows->columns()) {
+    ARROW_ASSIGN_OR_RAISE(auto gathered, GatherRows({column}, refs, /*pool=*/nullptr));
+    columns.push_back(std::move(gathered));
+  }
+  return arrow::RecordBatch::Make(rows->schema(), static_cast<int64_t>(keys.size()),
+                                  std::move(columns));
+}
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys) {
@@ -119,26 +219,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   }
   const char* key_column = take.by_row_id ? kRowIdColumn : kRowOffsetColumn;
   const std::string what = "table '" + take.name + "'";
-  // Each key once, ascending (a server may deduplicate and reorder: LanceDB's does), and
-  // where each asked-for key is among them: keys[i] == unique[rank[i]]. One sort of
-  // (key, position) pairs; none for keys already ascending and distinct.
-  std::vector<uint64_t> unique;
-  std::vector<int64_t> rank(keys.size());
-  if (std::adjacent_find(keys.begin(), keys.end(), std::greater_equal<uint64_t>()) ==
-      keys.end()) {
-    unique.assign(keys.begin(), keys.end());
-    std::iota(rank.begin(), rank.end(), int64_t{0});
-  } else {
-    std::vector<std::pair<uint64_t, int64_t>> order(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i)
-      order[i] = {keys[i], static_cast<int64_t>(i)};
-    std::sort(order.begin(), order.end());
-    unique.reserve(keys.size());
-    for (const auto& [key, position] : order) {
-      if (unique.empty() || unique.back() != key) unique.push_back(key);
-      rank[position] = static_cast<int64_t>(unique.size()) - 1;
-    }
-  }
+  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
+  const KeyRanks ranks = RankKeys(keys);
+  const std::vector<uint64_t>& unique = ranks.unique;
 
   // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
   // take asks for the answer's schema).
@@ -177,71 +260,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   if (answers.size() > 1) {
     ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
   }
-  if (keys.empty()) {
-    ARROW_ASSIGN_OR_RAISE(table, table->Slice(0, 0)->CombineChunks());
-    return table->CombineChunksToBatch();
-  }
-  ARROW_ASSIGN_OR_RAISE(auto rows, table->CombineChunksToBatch());
-
-  // Where each asked-for key is in the answer: the answer's row of each distinct key.
-  std::vector<int64_t> row_of_unique(unique.size(), -1);
-  auto missing = [&](size_t i) {
-    return arrow::Status::IndexError(take.by_row_id ? "Row id " : "Offset ", keys[i],
-                                     " at position ", i, " is not a row of ", what);
-  };
-  if (rows->GetColumnByName(key_column) != nullptr) {
-    ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
-    const int64_t n = answer_keys->length();
-    const uint64_t* answered = answer_keys->raw_values();
-    if (n == static_cast<int64_t>(unique.size()) && answer_keys->null_count() == 0 &&
-        std::equal(unique.begin(), unique.end(), answered)) {
-      std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});  // as asked
-    } else {
-      // Any order, any repeats: both sides ascending, then one merge.
-      std::vector<std::pair<uint64_t, int64_t>> found;
-      found.reserve(n);
-      for (int64_t i = 0; i < n; ++i) {
-        if (answer_keys->IsValid(i)) found.emplace_back(answered[i], i);
-      }
-      std::sort(found.begin(), found.end());
-      size_t f = 0;
-      for (size_t u = 0; u < unique.size(); ++u) {
-        while (f < found.size() && found[f].first < unique[u]) ++f;
-        if (f < found.size() && found[f].first == unique[u])
-          row_of_unique[u] = found[f].second;
-      }
-    }
-  } else if (take.by_row_id) {
-    return arrow::Status::Invalid("The server's answer to a take from ", what,
-                                  " has no column '", key_column, "'");
-  } else {
-    if (rows->num_rows() != static_cast<int64_t>(unique.size())) {
-      return arrow::Status::Invalid("The server answered ", rows->num_rows(),
-                                    " rows for a take of ", unique.size(),
-                                    " distinct offsets of ", what);
-    }
-    std::iota(row_of_unique.begin(), row_of_unique.end(), int64_t{0});
-  }
-  std::vector<int64_t> indices(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    indices[i] = row_of_unique[rank[i]];
-    if (indices[i] < 0) return missing(i);
-  }
-  bool identity = indices.size() == static_cast<size_t>(rows->num_rows());
-  for (size_t i = 0; identity && i < indices.size(); ++i) {
-    identity = indices[i] == static_cast<int64_t>(i);
-  }
-  if (identity) return rows;
-  std::vector<ChunkRow> refs(indices.size());
-  for (size_t i = 0; i < indices.size(); ++i) refs[i] = ChunkRow{0, indices[i]};
-  arrow::ArrayVector columns;
-  columns.reserve(rows->num_columns());
-  for (const auto& column : rows->columns()) {
-    ARROW_ASSIGN_OR_RAISE(auto gathered, GatherRows({column}, refs, /*pool=*/nullptr));
-    columns.push_back(std::move(gathered));
-  }
-  return arrow::RecordBatch::Make(rows->schema(), static_cast<int64_t>(keys.size()),
-                                  std::move(columns));
+  return OrderTakeAnswer(std::move(table), keys, ranks, take.by_row_id, what);
 }
 
 arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(

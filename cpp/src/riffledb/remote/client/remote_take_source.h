@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "riffledb/permutation/take_source.h"
@@ -76,6 +77,30 @@ struct RemoteTake {
 /// an error. IndexError naming the first key (and its position) the answer lacks.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys);
+
+/// The pieces of TakeRemoteRows, for tests and the fuzz target.
+
+/// The distinct keys, ascending, and where each key is among them:
+/// `keys[i] == unique[rank[i]]`.
+struct KeyRanks {
+  std::vector<uint64_t> unique;
+  std::vector<int64_t> rank;
+};
+KeyRanks RankKeys(std::span<const uint64_t> keys);
+
+/// A query's answer (`body`: an Arrow IPC file, or a stream when `content_type` says
+/// so) as one table, validated in full: its bytes are the server's. Invalid naming
+/// `what` for anything else.
+arrow::Result<std::shared_ptr<arrow::Table>> ReadQueryAnswer(
+    std::string body, const std::optional<std::string>& content_type,
+    std::string_view what);
+
+/// The rows of `answer` (the server's answer to a take of `ranks.unique`) for `keys`, in
+/// that order (see TakeRemoteRows). IndexError naming the first key the answer lacks and
+/// its position; Invalid for an answer that cannot be matched to the keys.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> OrderTakeAnswer(
+    std::shared_ptr<arrow::Table> answer, std::span<const uint64_t> keys,
+    const KeyRanks& ranks, bool by_row_id, std::string_view what);
 
 /// Takes from one version of a remote table over HttpClient, with the requests of spec
 /// §2.7: `{"filter": "_rowid in (...)", "with_row_id": true, "columns": [...]}` (and

@@ -282,3 +282,67 @@ TEST(RemoteTakeSource, APermutationReaderReadsThroughIt) {
 
 }  // namespace
 }  // namespace riffledb::remote
+
+namespace riffledb::remote {
+namespace {
+
+std::string IpcFileOf(const std::shared_ptr<arrow::RecordBatch>& batch) {
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = arrow::ipc::MakeFileWriter(sink, batch->schema()).ValueOrDie();
+  EXPECT_TRUE(writer->WriteRecordBatch(*batch).ok());
+  EXPECT_TRUE(writer->Close().ok());
+  return sink->Finish().ValueOrDie()->ToString();
+}
+
+// A server's answer is untrusted: an IPC file whose string offsets point past its data
+// is refused before anything reads it.
+TEST(TakeAnswer, AnswersAreValidatedBeforeTheyAreRead) {
+  const int32_t offsets[] = {0, 1, 1000};  // the second value ends far past the data
+  auto bad = arrow::ArrayData::Make(
+      arrow::utf8(), 2,
+      {nullptr, arrow::Buffer::Wrap(offsets, 3), arrow::Buffer::FromString("ab")});
+  auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
+  const std::string body =
+      IpcFileOf(arrow::RecordBatch::Make(schema, 2, {arrow::MakeArray(bad)}));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "The server's answer to a query of table 't' is not valid "
+                             "Arrow IPC",
+                             ReadQueryAnswer(body, std::nullopt, "table 't'"));
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "is not valid Arrow IPC",
+      ReadQueryAnswer("{\"error\": 1}", std::nullopt, "table 't'"));
+}
+
+TEST(TakeAnswer, RowsComeInTheOrderAskedForWhateverTheServersOrder) {
+  arrow::UInt64Builder ids;
+  arrow::Int64Builder values;
+  for (uint64_t id : {30, 10, 20}) {  // the server's order
+    ASSERT_OK(ids.Append(id));
+    ASSERT_OK(values.Append(static_cast<int64_t>(id) * 2));
+  }
+  auto schema = arrow::schema(
+      {arrow::field("v", arrow::int64()), arrow::field("_rowid", arrow::uint64())});
+  auto batch = arrow::RecordBatch::Make(
+      schema, 3, {values.Finish().ValueOrDie(), ids.Finish().ValueOrDie()});
+  ASSERT_OK_AND_ASSIGN(auto answer,
+                       ReadQueryAnswer(IpcFileOf(batch), std::nullopt, "table 't'"));
+  const uint64_t keys[] = {20, 30, 20, 10};
+  const KeyRanks ranks = RankKeys(keys);
+  EXPECT_EQ(ranks.unique, (std::vector<uint64_t>{10, 20, 30}));
+  EXPECT_EQ(ranks.rank, (std::vector<int64_t>{1, 2, 1, 0}));
+  ASSERT_OK_AND_ASSIGN(
+      auto rows, OrderTakeAnswer(answer, keys, ranks, /*by_row_id=*/true, "table 't'"));
+  EXPECT_EQ(rows->column(0)->ToString(), "[\n  40,\n  60,\n  40,\n  20\n]");
+  const uint64_t lost[] = {10, 99};
+  ASSERT_RAISES_WITH_MESSAGE(
+      IndexError, "Row id 99 at position 1 is not a row of table 't'",
+      OrderTakeAnswer(answer, lost, RankKeys(lost), /*by_row_id=*/true, "table 't'"));
+  // By offset without the key column: the answer must hold one row per distinct key.
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "The server answered 3 rows for a take of 2 distinct offsets",
+      OrderTakeAnswer(answer->SelectColumns({0}).ValueOrDie(), lost, RankKeys(lost),
+                      /*by_row_id=*/false, "table 't'"));
+}
+
+}  // namespace
+}  // namespace riffledb::remote
