@@ -32,25 +32,11 @@ char ToLower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ToLower(a[i]) != ToLower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // Whether the comma-separated header value `value` lists `token` (case-insensitive).
 bool ListsToken(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const size_t comma = value.find(',');
-    if (EqualsIgnoreCase(Trim(value.substr(0, comma)), token)) return true;
+    if (EqualsIgnoreCase(TrimBlanks(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -254,7 +240,7 @@ class ResponseReader {
 };
 
 arrow::Result<int64_t> ParseSize(std::string_view text, int base) {
-  text = Trim(text);
+  text = TrimBlanks(text);
   int64_t value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value, base);
   if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() ||
@@ -325,8 +311,8 @@ arrow::Status ReadHead(ResponseReader* reader, const ByteSource& source,
       return source.ReceiveError("bad header line '" + std::string(line.substr(0, 80)) +
                                  "'");
     }
-    response->headers.emplace_back(std::string(Trim(line.substr(0, colon))),
-                                   std::string(Trim(line.substr(colon + 1))));
+    response->headers.emplace_back(std::string(TrimBlanks(line.substr(0, colon))),
+                                   std::string(TrimBlanks(line.substr(colon + 1))));
   }
 }
 
@@ -349,7 +335,7 @@ arrow::Result<HttpResponse> ReadResponse(ResponseReader* reader, const ByteSourc
   }
   const auto encoding = response.Header("Transfer-Encoding");
   const auto length = response.Header("Content-Length");
-  if (encoding && EqualsIgnoreCase(Trim(*encoding), "chunked")) {
+  if (encoding && EqualsIgnoreCase(TrimBlanks(*encoding), "chunked")) {
     ARROW_RETURN_NOT_OK(ReadChunkedBody(reader, source, options, &response.body));
   } else if (encoding) {
     return source.ReceiveError("unsupported Transfer-Encoding '" + *encoding + "'");
@@ -394,6 +380,20 @@ class MemorySource : public ByteSource {
 
 // ---------------------------------------------------------------------------------------
 // Endpoint, HttpResponse, failures
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ToLower(a[i]) != ToLower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view TrimBlanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 std::string Endpoint::HostHeader() const {
   const bool ipv6 = host.find(':') != std::string::npos;

@@ -139,6 +139,11 @@ class HttpConnection {
   bool reusable_ = false;
 };
 
+/// ASCII case-insensitive equality (header names, tokens).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+/// `s` without leading and trailing spaces and tabs (header values).
+std::string_view TrimBlanks(std::string_view s);
+
 /// Parses one whole response to a `method` request from `bytes`, handed to the parser
 /// a few bytes at a time: for tests and the fuzz target. IOError naming `<memory>` for
 /// a malformed or truncated response.

@@ -26,23 +26,9 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ToLower(a[i]) != ToLower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // SigV4's Trimall: no leading or trailing blanks, runs of blanks as one space.
 std::string TrimAll(std::string_view s) {
-  s = Trim(s);
+  s = TrimBlanks(s);
   std::string out;
   out.reserve(s.size());
   bool blank = false;
@@ -178,7 +164,7 @@ std::string CanonicalRequest(const HttpRequest& request, std::string_view host,
   std::map<std::string, std::string> headers;
   headers["host"] = TrimAll(host);
   for (const auto& [name, value] : request.headers) {
-    std::string key = Lower(Trim(name));
+    std::string key = Lower(TrimBlanks(name));
     auto [it, inserted] = headers.emplace(key, TrimAll(value));
     if (!inserted) it->second += "," + TrimAll(value);
   }
