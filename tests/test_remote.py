@@ -384,6 +384,11 @@ def test_writes_are_sent_once_and_404_is_table_not_found():
             t.count_rows()
         # 404 is not retried either.
         assert sum("/count_rows/" in path for _, path, _, _ in mock.requests) == 1
+        # Takes go through the native path: the same error, named after the table.
+        with pytest.raises(riffledb.errors.TableNotFoundError, match="test"):
+            t.take_offsets([0]).to_arrow()
+        with pytest.raises(riffledb.errors.TableNotFoundError):
+            t.__getitems__([0])
 
 
 def test_request_shapes_of_lancedbs_tests():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import urllib.parse
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -246,8 +248,14 @@ class RemoteDBConnection:
         if body is not None:
             raw = json.dumps(body).encode()
             content_type = "application/json"
-        try:
+        with self._table_errors(name):
             return self._send("POST", path, raw, content_type, retry)
+
+    @contextlib.contextmanager
+    def _table_errors(self, name: str) -> Iterator[None]:
+        """A 404 from a table route is TableNotFoundError."""
+        try:
+            yield
         except HttpError as error:
             if error.status_code == 404:
                 raise TableNotFoundError(

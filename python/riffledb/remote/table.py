@@ -22,12 +22,13 @@ from ..errors import (
     InternalError,
     InvalidError,
     NotSupportedError,
+    RiffledbIndexError,
     RiffledbTypeError,
     TableNotFoundError,
 )
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
-from .db import ARROW_STREAM, _server_message, ipc_stream_bytes, read_ipc
+from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
 from .errors import HttpError
 
 if TYPE_CHECKING:
@@ -319,12 +320,12 @@ class RemoteTable:
 
         if not by_row_id and len(keys) and keys.min() < 0:
             position = int(np.argmax(keys < 0))
-            raise IndexError(
+            raise RiffledbIndexError(
                 f"Offset {int(keys[position])} at position {position} is out of range "
                 f"for table '{self._name}'"
             )
         conn = self._conn
-        try:
+        with conn._table_errors(self._name):
             batch = _riffledb.remote_take(
                 conn._client,
                 self._name,
@@ -336,17 +337,9 @@ class RemoteTable:
                 with_row_id,
                 conn._extra_headers(),
             )
-        except HttpError as error:
-            if error.status_code == 404:
-                raise TableNotFoundError(
-                    _server_message(error, self._name, conn.uri)
-                ) from error
-            raise
         batch = pa.RecordBatch._import_from_c_capsule(*batch)
         if by_row_id and not with_row_id and "_rowid" in batch.schema.names:
             batch = batch.drop_columns(["_rowid"])
-        if len(keys) == 0:
-            batch = batch.slice(0, 0)
         return batch
 
     def __getitems__(self, offsets) -> pa.Table:

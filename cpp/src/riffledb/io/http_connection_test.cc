@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/loopback.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::io {
@@ -26,15 +27,7 @@ class ScriptedServer {
  public:
   explicit ScriptedServer(std::vector<std::string> responses, bool close_after = true)
       : responses_(std::move(responses)), close_after_(close_after) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in addr {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(listen_fd_, 1), 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = testing::ListenOnLoopback(&port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~ScriptedServer() {

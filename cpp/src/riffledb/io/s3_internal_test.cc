@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/loopback.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::io::internal {
@@ -219,17 +220,7 @@ class CannedServer {
  public:
   explicit CannedServer(std::string response, bool read_request = true)
       : response_(std::move(response)), read_request_(read_request) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    EXPECT_GE(listen_fd_, 0);
-    struct sockaddr_in addr {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(listen_fd_, 1), 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = testing::ListenOnLoopback(&port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~CannedServer() {

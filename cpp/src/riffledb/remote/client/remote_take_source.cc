@@ -218,7 +218,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
                                   take.max_keys_per_request);
   }
   const char* key_column = take.by_row_id ? kRowIdColumn : kRowOffsetColumn;
-  const std::string what = "table '" + take.name + "'";
+  const std::string what =
+      take.description.empty() ? "table '" + take.name + "'" : take.description;
   // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
   const KeyRanks ranks = RankKeys(keys);
   const std::vector<uint64_t>& unique = ranks.unique;
@@ -348,19 +349,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
   take.headers = options_.headers;
   take.header_source = options_.header_source;
   take.max_keys_per_request = options_.max_keys_per_request;
+  take.description = ToString();             // with its version
   std::shared_ptr<arrow::RecordBatch> rows;  // null: nothing asked for, nothing sent
-  auto taken = keys.empty() ? arrow::Result<std::shared_ptr<arrow::RecordBatch>>(rows)
-                            : TakeRemoteRows(*client_, take, keys);
-  if (!taken.ok()) {
-    // Named as this source names itself (with its version).
-    const std::string ours = "table '" + options_.name + "'";
-    std::string message = taken.status().message();
-    if (const size_t at = message.rfind(ours); at != std::string::npos) {
-      message.replace(at, ours.size(), ToString());
-    }
-    return taken.status().WithMessage(message);
+  if (!keys.empty()) {
+    ARROW_ASSIGN_OR_RAISE(rows, TakeRemoteRows(*client_, take, keys));
   }
-  rows = *taken;
 
   // The projection's input: its needed columns, in NeededColumns order.
   const auto& input_schema = projection->input_schema();

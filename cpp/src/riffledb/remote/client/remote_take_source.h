@@ -45,8 +45,10 @@ struct RemoteTableOptions {
 
 /// One take from a remote table, whatever its schema (spec §2.7).
 struct RemoteTake {
-  /// The table's name, as the server knows it (for messages).
+  /// The table's name, as the server knows it.
   std::string name;
+  /// How messages name the table; empty: `table '<name>'`.
+  std::string description;
   /// `/v1/table/<name>/`, percent-encoded, with its trailing slash.
   std::string table_path;
   /// The version read; unset: the newest.
