@@ -119,9 +119,21 @@ def test_tables_read_like_local_ones(server, rows):
     # Offsets outside the table: an IndexError naming the first one and its position.
     with pytest.raises(IndexError, match=r"^Offset -1 at position 1 is out of range"):
         t.take_offsets([3, -1]).to_arrow()
-    # One past the end: the server's 400 says which (at its place in the request).
-    with pytest.raises(HttpError, match=rf"400 Bad Request: .*Offset {N} at position 1 "):
-        t.take_offsets([N, 2]).to_arrow()
+    # Past the end: the server's 400 names it at its place in the sorted request; the
+    # client names it at the caller's position, as a local take does.
+    with pytest.raises(
+        IndexError,
+        match=rf"^Offset {N + 5} at position 2 is out of range for table 'rows' of "
+        rf"{N} rows$",
+    ) as caught:
+        t.take_offsets([7, 2, N + 5, N]).to_arrow()
+    assert isinstance(caught.value.__cause__, HttpError)
+    assert caught.value.__cause__.status_code == 400
+    with pytest.raises(IndexError, match=rf"^Offset {N} at position 0 is out "):
+        t.__getitems__([N, 1])
+    # A 400 for another reason stands: the count finds no offset past the end.
+    with pytest.raises(HttpError, match="400 Bad Request: .*nope"):
+        t.take_offsets([1, 2]).select(["nope"]).to_arrow()
 
 
 FIRST_TAKES = """

@@ -29,7 +29,7 @@ from ..errors import (
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
 from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
-from .errors import HttpError
+from .errors import HttpError, RemoteError
 
 if TYPE_CHECKING:
     from .db import RemoteDBConnection
@@ -325,22 +325,44 @@ class RemoteTable:
                 f"for table '{self._name}'"
             )
         conn = self._conn
-        with conn._table_errors(self._name):
-            batch = _riffledb.remote_take(
-                conn._client,
-                self._name,
-                conn._table_path(self._name),
-                self._checkout_version,
-                np.ascontiguousarray(keys).view(np.uint64),
-                by_row_id,
-                list(columns),
-                with_row_id,
-                conn._extra_headers(),
-            )
+        try:
+            with conn._table_errors(self._name):
+                batch = _riffledb.remote_take(
+                    conn._client,
+                    self._name,
+                    conn._table_path(self._name),
+                    self._checkout_version,
+                    np.ascontiguousarray(keys).view(np.uint64),
+                    by_row_id,
+                    list(columns),
+                    with_row_id,
+                    conn._extra_headers(),
+                )
+        except HttpError as error:
+            if error.status_code == 400 and not by_row_id:
+                self._raise_offset_past_end(keys, error)
+            raise
         batch = pa.RecordBatch._import_from_c_capsule(*batch)
         if by_row_id and not with_row_id and "_rowid" in batch.schema.names:
             batch = batch.drop_columns(["_rowid"])
         return batch
+
+    def _raise_offset_past_end(self, offsets: np.ndarray, error: HttpError) -> None:
+        """After a take's 400: the IndexError a local take raises, naming the first
+        offset past the end and its position in the caller's list, when there is one
+        (the server names it at its place in the sorted request; one count is asked
+        for, on this failure path only)."""
+        try:
+            count = self.count_rows()
+        except RemoteError:
+            return  # the 400 stands
+        past = offsets >= count
+        if past.any():
+            position = int(np.argmax(past))
+            raise RiffledbIndexError(
+                f"Offset {int(offsets[position])} at position {position} is out of "
+                f"range for table '{self._name}' of {count} rows"
+            ) from error
 
     def __getitems__(self, offsets) -> pa.Table:
         """The rows at ``offsets`` as a ``pa.Table``, in order (torch's batched fetch)."""
