@@ -20,6 +20,20 @@ order in each of ``--repeats`` rounds:
   rows (the table is a Dataset with ``__getitems__``), ``num_workers=0`` and 2 fork
   workers, riffledb local and remote; every row seen exactly once.
 
+- **prefetched iteration**: a shuffled permutation (``permutation_builder(table)
+  .shuffle(seed)``, built untimed) read as ``iter(256, prefetch=8)`` in Arrow, every
+  row seen once: riffledb local and remote (two takes in flight, the prefetcher's
+  threads);
+- **one CPU**: riffledb local, riffledb remote and bare HTTP takes again, the client
+  process and a second server both pinned to CPU 0 (``sched_setaffinity``), so that no
+  answer waits for a sleeping CPU to be woken: the cost of the exchange itself;
+- **floors** of this machine, beside the remote cells: **bare HTTP**, the same take
+  requests as riffledb's client sends, from a minimal blocking socket client that reads
+  each answer whole and does nothing with it (the fastest any client of this server
+  could be, one take at a time); **TCP round trip**, a 64-byte ping-pong between two
+  processes on loopback (no server, no data), as rows/s if each 256-row take cost only
+  that round trip.
+
 Figures: median [min-max] of rows/s. Results: a Markdown table on stdout and
 ``benchmarks/results/remote-<rows>.json`` (git-ignored). The issue's target: remote
 takes >= 0.5x local rows/s.
@@ -45,6 +59,8 @@ from remote_load import start_server, stop_server  # noqa: E402
 DIM = 128
 SEED = 42
 BATCH = 256
+# The suffix of a system whose cell runs with its server on CPU 0 only, and pinned there.
+ONE_CPU = " (1 CPU)"
 
 # Runs in a fresh process: argv = json of {kind, uri, url, offsets file, ...}; prints a
 # JSON line {"seconds": ..., "rows": ...}.
@@ -52,6 +68,73 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 p = json.loads(sys.argv[1])
+if p["kind"] == "tcp":
+    import os, socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    if os.fork() == 0:
+        peer, _ = listener.accept()
+        peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while peer.recv(64):
+            peer.sendall(b"y" * 64)
+        os._exit(0)
+    sock = socket.create_connection(listener.getsockname())
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for i in range(p["takes"] * 10):
+        t0 = time.perf_counter()
+        sock.sendall(b"x" * 64)
+        assert sock.recv(64)
+        times.append(time.perf_counter() - t0)
+    sock.close()
+    os.wait()
+    # rows/s of 256-row takes that would cost the median round trip only
+    print(json.dumps({"seconds": float(np.median(times)), "rows": 256}))
+    sys.exit(0)
+if p["kind"] == "http":
+    import socket
+    from urllib.parse import urlsplit
+    url = urlsplit(p["url"])
+    every = np.load(p["offsets"])
+    batches = every[: min(p["takes"], len(every) - 1)]
+    def body(offsets):
+        keys = ",".join(map(str, np.sort(offsets).tolist()))
+        return json.dumps({"version": None, "prefilter": True, "k": 2**63 - 1,
+                           "vector": [], "filter": f"_rowoffset in ({keys})"}).encode()
+    head = (f"POST /v1/table/bench/query/ HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n").encode()
+    sock = socket.create_connection((url.hostname, url.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray(1 << 21)
+    view = memoryview(buf)
+    def exchange(request):
+        sock.sendall(request)
+        n = 0
+        while True:
+            got = sock.recv_into(view[n:])
+            assert got, "the server closed the connection"
+            n += got
+            end = buf.find(b"\r\n\r\n", 0, n)
+            if end >= 0:
+                break
+        assert buf.startswith(b"HTTP/1.1 200"), bytes(buf[:n])
+        head = bytes(view[:end]).lower()
+        at = head.find(b"content-length: ") + 16
+        total = end + 4 + int(head[at:head.find(b"\r\n", at)])
+        while n < total:
+            got = sock.recv_into(view[n:])
+            assert got, "the server closed the connection"
+            n += got
+        return total
+    requests = [head % len(b) + b for b in map(body, batches)]
+    exchange(head % len(body(every[-1])) + body(every[-1]))
+    t0 = time.perf_counter()
+    for request in requests:
+        assert exchange(request) > 256 * 520
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "rows": len(batches) * 256}))
+    sys.exit(0)
 if p["system"] == "lancedb":
     import lancedb
     db = lancedb.connect("db://bench", api_key="", host_override=p["url"])
@@ -62,6 +145,24 @@ else:
     else:
         db = riffledb.connect("db://bench", api_key="", host_override=p["url"])
 table = db.open_table("bench")
+if p["kind"] == "iter":
+    from riffledb.permutation import Permutation, permutation_builder
+    perm = Permutation.from_tables(
+        table, permutation_builder(table).shuffle(seed=7).execute()
+    ).with_format("arrow")
+    rows = table.count_rows()
+    seen = np.zeros(rows, np.int32)
+    ids = next(iter(perm.iter(256)))["id"].to_numpy()  # untimed, as the takes' warm-up
+    t0 = time.perf_counter()
+    n = 0
+    for batch in perm.iter(256, prefetch=8):
+        ids = batch["id"].to_numpy()
+        np.add.at(seen, ids, 1)
+        n += len(ids)
+    seconds = time.perf_counter() - t0
+    assert (seen == 1).all(), "rows not seen exactly once"
+    print(json.dumps({"seconds": seconds, "rows": n}))
+    sys.exit(0)
 if p["kind"] == "takes":
     every = np.load(p["offsets"])
     batches = every[: min(p["takes"], len(every) - 1)]
@@ -133,7 +234,9 @@ def make_table(path: str, rows: int) -> None:
             table.add(batch)
 
 
-def run_cell(python: str, params: dict, timeout: float) -> dict:
+def run_cell(
+    python: str, params: dict, timeout: float, cpus: set[int] | None = None
+) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
     if params["system"] == "lancedb":
         env.pop("PYTHONPATH")
@@ -143,6 +246,7 @@ def run_cell(python: str, params: dict, timeout: float) -> dict:
         text=True,
         timeout=timeout,
         env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:300]}
@@ -176,6 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     for system in ("riffledb-local", "riffledb-remote"):
         for workers in (0, 2):
             cells.append(("dataloader", system, workers))
+    for system in ("riffledb-local", "riffledb-remote"):
+        cells.append(("iter", system, 0))
+    cells.append(("http", "floor", 0))
+    cells.append(("tcp", "floor", 0))
+    # The same takes with the client and a second server on one CPU: where the wake-ups
+    # cost (a sleeping vCPU woken for each answer) is taken out of the comparison.
+    for system in ("riffledb-local", "riffledb-remote", "floor"):
+        cells.append(("takes" if system != "floor" else "http", system + ONE_CPU, 0))
     rates: dict[str, list[float]] = {f"{k} {s} w{w}": [] for k, s, w in cells}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="riffledb-remote-bench-") as tmp:
@@ -186,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         offsets_file = os.path.join(tmp, "offsets.npy")
         np.save(offsets_file, batches)
         proc, url = start_server(path, 16)
+        pinned, pinned_url = start_server(path, 16, cpus={0})
         try:
             for round_ in range(args.repeats):
                 shift = round_ % len(cells)
@@ -197,23 +310,27 @@ def main(argv: list[str] | None = None) -> int:
                     if system == "lancedb" and not os.path.exists(python):
                         errors[key] = f"no {python}"
                         continue
+                    one_cpu = system.endswith(ONE_CPU)
                     params = {
-                        "system": system,
+                        "system": system.removesuffix(ONE_CPU),
                         "kind": kind,
                         "path": path,
-                        "url": url,
+                        "url": pinned_url if one_cpu else url,
                         "offsets": offsets_file,
                         "takes": args.takes,
                         "epoch_rows": args.epoch_rows,
                         "workers": workers,
                     }
-                    out = run_cell(python, params, timeout=600)
+                    out = run_cell(
+                        python, params, timeout=600, cpus={0} if one_cpu else None
+                    )
                     if "error" in out:
                         errors[key] = out["error"]
                     else:
                         rates[key].append(out["rows"] / out["seconds"])
         finally:
             stop_server(proc)
+            stop_server(pinned)
 
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
@@ -226,15 +343,22 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for kind, system, workers in cells:
         key = f"{kind} {system} w{workers}"
-        local = rates.get(f"{kind} riffledb-local w{workers}") or []
+        # the floors are beside the takes: one 256-row take at a time
+        base = "takes" if system.startswith("floor") else kind
+        local_system = "riffledb-local" + (ONE_CPU if system.endswith(ONE_CPU) else "")
+        local = rates.get(f"{base} {local_system} w{workers}") or []
         ratio = (
             f"{statistics.median(rates[key]) / statistics.median(local):.2f}x"
             if rates[key] and local
             else ""
         )
-        label = (
-            f"{kind} (batch 256)" if kind == "takes" else f"DataLoader, {workers} workers"
-        )
+        label = {
+            "takes": "takes (batch 256)",
+            "dataloader": f"DataLoader, {workers} workers",
+            "iter": "prefetched iteration (batch 256)",
+            "http": "bare HTTP takes (minimal client)",
+            "tcp": "64-byte TCP round trip, as takes",
+        }[kind]
         cell = summary(rates[key]) if rates[key] else f"failed: {errors.get(key, '')}"
         print(f"| {label} | {system} | {cell} | {ratio} |")
     results = HERE / "results"

@@ -41,11 +41,16 @@ TABLE = "load"
 ID_BASE = 10**12
 
 
-def start_server(path: str, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    path: str, threads: int, cpus: set[int] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """``riffledb serve path`` on a free loopback port, with its threads on ``cpus``
+    (all when None); (process, url)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "riffledb.cli", "serve", path, "--port", "0"]
         + ["--threads", str(threads)],
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
