@@ -251,16 +251,22 @@ class RemoteDBConnection:
         with self._table_errors(name):
             return self._send("POST", path, raw, content_type, retry)
 
+    def _not_found(self, error: HttpError, name: str) -> TableNotFoundError | None:
+        """The TableNotFoundError a 404 from table ``name``'s routes is (None for any
+        other error)."""
+        if error.status_code != 404:
+            return None
+        return TableNotFoundError(_server_message(error, name, self.uri))
+
     @contextlib.contextmanager
     def _table_errors(self, name: str) -> Iterator[None]:
         """A 404 from a table route is TableNotFoundError."""
         try:
             yield
         except HttpError as error:
-            if error.status_code == 404:
-                raise TableNotFoundError(
-                    _server_message(error, name, self.uri)
-                ) from error
+            not_found = self._not_found(error, name)
+            if not_found is not None:
+                raise not_found from error
             raise
 
     def stats(self) -> dict[str, int]:

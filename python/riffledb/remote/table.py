@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from .. import _riffledb
 from .._args import UINT64_MAX, check_int, check_str, index_array
 from .._data import to_arrow_stream
 from ..errors import (
@@ -221,8 +222,6 @@ class RemoteTable:
         source, from the thread that sends it (with the GIL), so a credential that
         expires stays fresh for a long-lived reader.
         """
-        from .. import _riffledb
-
         if version is None:
             version = self.version
         conn = self._conn
@@ -315,30 +314,29 @@ class RemoteTable:
         repeats repeated: one ``_rowoffset in (...)`` / ``_rowid in (...)`` query of the
         distinct keys, ascending, whose answer is put in order natively
         (``_riffledb.remote_take``: the request is built, sent, parsed and reordered
-        without the GIL; a take of no key asks for one row, for the schema)."""
-        from .. import _riffledb
+        without the GIL; a take of no key asks for one row, for the schema). A negative
+        offset is an IndexError naming its position, raised before any request; so is
+        an offset past the end, after the server's 400.
 
-        if not by_row_id and len(keys) and keys.min() < 0:
-            position = int(np.argmax(keys < 0))
-            raise RiffledbIndexError(
-                f"Offset {int(keys[position])} at position {position} is out of range "
-                f"for table '{self._name}'"
-            )
+        Lean on purpose: a take's Python work runs once per batch of a DataLoader, on
+        caches the exchange has just cleared."""
         conn = self._conn
         try:
-            with conn._table_errors(self._name):
-                batch = _riffledb.remote_take(
-                    conn._client,
-                    self._name,
-                    conn._table_path(self._name),
-                    self._checkout_version,
-                    np.ascontiguousarray(keys).view(np.uint64),
-                    by_row_id,
-                    list(columns),
-                    with_row_id,
-                    conn._extra_headers(),
-                )
+            batch = _riffledb.remote_take(
+                conn._client,
+                self._name,
+                conn._table_path(self._name),
+                self._checkout_version,
+                np.ascontiguousarray(keys).view(np.uint64),
+                by_row_id,
+                columns,
+                with_row_id,
+                conn._extra_headers(),
+            )
         except HttpError as error:
+            not_found = conn._not_found(error, self._name)
+            if not_found is not None:
+                raise not_found from error
             if error.status_code == 400 and not by_row_id:
                 self._raise_offset_past_end(keys, error)
             raise

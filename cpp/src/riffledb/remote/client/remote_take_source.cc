@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <utility>
@@ -220,6 +221,17 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   const char* key_column = take.by_row_id ? kRowIdColumn : kRowOffsetColumn;
   const std::string what =
       take.description.empty() ? "table '" + take.name + "'" : take.description;
+  if (!take.by_row_id) {
+    // Offsets are int64 values (as unsigned here): a negative one is past INT64_MAX.
+    const auto negative = std::find_if(keys.begin(), keys.end(), [](uint64_t key) {
+      return key > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    });
+    if (negative != keys.end()) {
+      return arrow::Status::IndexError("Offset ", static_cast<int64_t>(*negative),
+                                       " at position ", negative - keys.begin(),
+                                       " is out of range for ", what);
+    }
+  }
   // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
   const KeyRanks ranks = RankKeys(keys);
   const std::vector<uint64_t>& unique = ranks.unique;

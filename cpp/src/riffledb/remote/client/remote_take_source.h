@@ -76,7 +76,8 @@ struct RemoteTake {
 /// and with whatever repeats the server chose; without it (a take by offset of every
 /// column) the server's rows are in ascending offset order, as LanceDB's scan order and
 /// riffledb's answer to ascending offsets are, and a row count other than the keys' is
-/// an error. IndexError naming the first key (and its position) the answer lacks.
+/// an error. IndexError naming the first key (and its position) the answer lacks, or
+/// the first negative offset (an offset past INT64_MAX as unsigned), before any request.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys);
 

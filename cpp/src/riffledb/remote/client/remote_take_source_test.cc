@@ -141,6 +141,11 @@ class MockTable {
     std::lock_guard<std::mutex> lock(mu_);
     return bodies_;
   }
+  std::shared_ptr<HttpClient> Client() const {
+    ClientOptions options;
+    options.base_url = "http://127.0.0.1:" + std::to_string(port_);
+    return HttpClient::Make(options).ValueOrDie();
+  }
   void Lose(int64_t row) { missing_row_ = row; }
   // The x-token header of every request so far ("" when it had none).
   std::vector<std::string> tokens() {
@@ -254,6 +259,21 @@ TEST(RemoteTakeSource, AMissingRowIdIsAnIndexErrorAndAnEmptyTakeSendsNothing) {
                        source->TakeRowIds(std::span<const uint64_t>(), TakeOptions{}));
   EXPECT_EQ(empty->num_rows(), 0);
   EXPECT_EQ(empty->schema()->ToString(), "id: int64\nx: double");
+  EXPECT_EQ(table.bodies().size(), before);
+}
+
+TEST(TakeRemoteRows, ANegativeOffsetIsAnIndexErrorBeforeAnyRequest) {
+  MockTable table;
+  table.Open();  // the server is up (a MockTable stopped before it listens hangs)
+  const size_t before = table.bodies().size();
+  RemoteTake take;
+  take.name = "t";
+  take.table_path = "/v1/table/t/";
+  // Offsets come as int64 values seen as unsigned: -2 is 2^64 - 2.
+  const uint64_t keys[] = {3, static_cast<uint64_t>(int64_t{-2}), 1};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError,
+                             "Offset -2 at position 1 is out of range for table 't'",
+                             TakeRemoteRows(*table.Client(), take, keys));
   EXPECT_EQ(table.bodies().size(), before);
 }
 
