@@ -65,4 +65,22 @@ inline constexpr bool kAllocatorIsForkUnsafe = false;
 inline constexpr bool kAllocatorIsForkUnsafe = false;
 #endif
 
+/// Whether this is a ThreadSanitizer build. GCC 12's TSan runtime can hang a child
+/// forked while another thread of the parent holds one of its internal locks (its
+/// malloc and thread interceptors): ForkSafety.ForkWhileThePoolIsBusy forks only while
+/// every busy thread is parked, as under ASan. (Gating every fork as under ASan would
+/// not do: TSan then reports "dup thread with used id" when a child's new thread reuses
+/// the stack of one of the parent's, in ForkSafety.PoolsCreatedBeforeAndAfterFork.)
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
 }  // namespace riffledb

@@ -38,8 +38,8 @@ constexpr int kTimedOut = 200;
 // every busy thread is parked inside a pool task (ForkWhileThePoolIsBusy):
 // kAllocatorIsForkUnsafe (riffledb/testing/testing.h).
 
-// Under ASan, waits (at most 10 s) until `pools` are idle: their workers finished freeing
-// the previous task's closures.
+// Under ASan, waits (at most 10 s) until `pools` are idle: their workers
+// finished freeing the previous task's closures.
 void SettleBeforeFork(std::initializer_list<ThreadPool*> pools) {
   if (!kAllocatorIsForkUnsafe) return;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -132,11 +132,13 @@ TEST(ForkSafety, ChildUsesTheDefaultPoolAfterTheParentUsedIt) {
 }
 
 // Four parent threads run ParallelFor loops on two pools while the main thread forks 50
-// times. Without ASan the loops run freely, so fork() lands at arbitrary points (inside
-// queue operations, between tasks, during thread start). Under ASan (see
-// kAllocatorIsForkUnsafe) each fork happens while every caller and every pool worker is
-// parked inside a task, a gate the tasks wait on; the gate opens between forks.
+// times. Without a sanitizer the loops run freely, so fork() lands at arbitrary points
+// (inside queue operations, between tasks, during thread start). Under ASan and TSan
+// (see kAllocatorIsForkUnsafe and kThreadSanitizer) each fork happens while every caller
+// and every pool worker is parked inside a task, a gate the tasks wait on; the gate opens
+// between forks.
 TEST(ForkSafety, ForkWhileThePoolIsBusy) {
+  const bool gated = kAllocatorIsForkUnsafe || kThreadSanitizer;
   ThreadPool* shared = ThreadPool::Default();
   ThreadPool four(4);
   std::atomic<bool> stop{false};
@@ -169,7 +171,7 @@ TEST(ForkSafety, ForkWhileThePoolIsBusy) {
   }
   while (parent_rounds.load() < 20) std::this_thread::yield();
   for (int i = 0; i < 50; ++i) {
-    if (kAllocatorIsForkUnsafe) {
+    if (gated) {
       // Threads that reach a task park; the others end up waiting (a caller whose
       // indexes are all claimed, a worker with nothing to run) without allocating. Wait
       // until the number of parked threads has been stable for 50 ms.
@@ -196,7 +198,7 @@ TEST(ForkSafety, ForkWhileThePoolIsBusy) {
           return CheckSubmit(&four);
         },
         /*settle=*/{});
-    if (kAllocatorIsForkUnsafe) {
+    if (gated) {
       const int64_t rounds = parent_rounds.load();
       gate_closed.store(false);
       while (parent_rounds.load() < rounds + 2) std::this_thread::yield();
