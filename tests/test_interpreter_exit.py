@@ -69,6 +69,7 @@ SESSION = textwrap.dedent(
 # A script file, not `-c`: spawn and forkserver workers re-import the main module.
 DATALOADER_SESSION = textwrap.dedent(
     """
+    import os
     import sys
 
     import pyarrow as pa
@@ -98,6 +99,12 @@ DATALOADER_SESSION = textwrap.dedent(
         return batch
 
 
+    def note_pid(_=None):
+        # The processes whose shared-memory segments the test looks for (argv[3]).
+        with open(sys.argv[3], "a") as pids:
+            print(os.getpid(), file=pids)
+
+
     def read_all(dataset, method, collate_fn=None):
         if collate_fn is None and not isinstance(dataset, Permutation):
             collate_fn = collate
@@ -108,12 +115,14 @@ DATALOADER_SESSION = textwrap.dedent(
             multiprocessing_context=method,
             timeout=120,
             collate_fn=collate_fn,
+            worker_init_fn=note_pid,
         )
         return sum(len(batch["id"]) for batch in loader)
 
 
     if __name__ == "__main__":
         method, root = sys.argv[1], sys.argv[2]
+        note_pid()
         data = pa.table({"id": list(range(100)), "x": [i * 0.5 for i in range(100)]})
         counts = []
         for uri in (root, "memory://"):
@@ -193,9 +202,15 @@ def nanobind_reports(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "nanobind" in line]
 
 
-def shared_memory_segments() -> set[str]:
-    """riffledb's DataLoader hand-off segments in /dev/shm (riffledb.formats._pack)."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith("riffledb-")}
+def shared_memory_segments(pids: set[int]) -> set[str]:
+    """riffledb's DataLoader hand-off segments in /dev/shm (riffledb.formats._pack,
+    ``riffledb-<pid>-<random>``) made by the processes ``pids``: other riffledb
+    processes on the machine may hold segments of their own meanwhile."""
+    return {
+        name
+        for name in os.listdir("/dev/shm")
+        if name.startswith("riffledb-") and int(name.split("-")[1]) in pids
+    }
 
 
 def run_python(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -226,12 +241,16 @@ def test_dataloader_workers_leak_nothing_at_exit(tmp_path: Path, method: str):
     pytest.importorskip("torch")
     script = tmp_path / "session.py"
     script.write_text(DATALOADER_SESSION)
-    segments_before = shared_memory_segments()
-    result = run_python([str(script), method, str(tmp_path / "db")], timeout=300)
+    pid_file = tmp_path / "pids"
+    result = run_python(
+        [str(script), method, str(tmp_path / "db"), str(pid_file)], timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done [81, 100, 81, 100, 50, 101]"
     assert nanobind_reports(result.stderr) == [], result.stderr
-    assert shared_memory_segments() - segments_before == set()
+    pids = {int(line) for line in pid_file.read_text().split()}
+    assert len(pids) == 1 + 2 * 6  # the session, then 2 workers for each of 6 loaders
+    assert shared_memory_segments(pids) == set()
 
 
 def test_objects_never_freed_release_their_handles_at_exit(tmp_path: Path):
