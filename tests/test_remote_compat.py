@@ -187,6 +187,36 @@ def test_header_provider_is_asked_before_every_request_and_wins():
     assert provider.calls == 3
 
 
+def test_header_provider_is_asked_again_before_each_retry():
+    # Spec §1.3: the provider's headers are applied before each attempt, so a retry
+    # after a token expired carries a fresh one (takes too, which are native).
+    answers = [503]  # the mock connection makes two attempts
+
+    def serve(request, body):
+        if answers:
+            return send_status(request, answers.pop(0), b"later")
+        if request.path == "/v1/table/test/query/":
+            return send_arrow(request, pa.table({"id": pa.array([0, 2], pa.int64())}))
+        send_json(request, {"tables": ["test"]})
+
+    provider = CountingProvider()
+    with mock_connection(serve, header_provider=provider) as (db, mock):
+        assert db.table_names() == ["test"]
+        assert [r.headers["X-Auth-Token"] for r in mock.requests] == [
+            "token-1",
+            "token-2",
+        ]
+        assert len({r.headers["x-request-id"] for r in mock.requests}) == 1
+        answers.append(429)
+        table = RemoteTable(db, "test")
+        assert table.take_offsets([2, 0]).to_arrow()["id"].to_pylist() == [2, 0]
+        takes = [r for r in mock.requests if r.path == "/v1/table/test/query/"]
+        assert [r.headers["X-Auth-Token"] for r in takes] == ["token-3", "token-4"]
+        # One header of that name per attempt: the provider's replaces, never adds.
+        assert all(len(r.headers.get_all("X-Auth-Token")) == 1 for r in mock.requests)
+    assert provider.calls == 4
+
+
 def test_static_header_provider_and_a_failing_one():
     provider = StaticHeaderProvider({"X-Session-Id": "sync-session-123"})
     assert provider.get_headers() == {"X-Session-Id": "sync-session-123"}

@@ -33,14 +33,19 @@ bool InterpreterIsGone() {
 #endif
 }
 
-// A Python `header_provider` as a RemoteTableOptions::header_source: called on whichever
-// thread sends a request (a prefetch thread, a DataLoader worker), so it takes the GIL
-// for the call, and for dropping its reference (the last copy of the source may die on
-// a thread without the GIL). Once the interpreter is finalizing, the reference is
-// leaked and calls fail: nothing may run Python then.
+// A Python `header_provider` as a header_source (RemoteTableOptions, HttpRequest):
+// called on whichever thread sends an attempt (a prefetch thread, a DataLoader worker),
+// so it takes the GIL for the call, and for dropping its reference (the last copy of the
+// source may die on a thread without the GIL). Once the interpreter is finalizing, the
+// reference is leaked and calls fail: nothing may run Python then.
+//
+// With `keep_error` (one synchronous call, whose caller rethrows), the provider's own
+// exception is kept for RethrowKept(): a call on the caller's behalf raises what the
+// provider raised, as LanceDB's client does.
 class PyHeaderSource {
  public:
-  explicit PyHeaderSource(nb::handle provider) : provider_(provider.inc_ref().ptr()) {}
+  explicit PyHeaderSource(nb::handle provider, bool keep_error = false)
+      : provider_(provider.inc_ref().ptr()), keep_error_(keep_error) {}
   PyHeaderSource(const PyHeaderSource&) = delete;
   PyHeaderSource& operator=(const PyHeaderSource&) = delete;
   ~PyHeaderSource() {
@@ -63,10 +68,14 @@ class PyHeaderSource {
                          nb::cast<std::string>(nb::str(item[1])));
       }
       return out;
-    } catch (const nb::python_error& e) {
+    } catch (nb::python_error& e) {
       const std::string kind =
           nb::cast<std::string>(nb::handle(e.type()).attr("__name__"));
       const std::string words = nb::cast<std::string>(nb::str(e.value()));
+      if (keep_error_) {  // after the message: a moved-from error is empty
+        kept_.reset();
+        kept_.emplace(std::move(e));
+      }
       return arrow::Status::Invalid("The header_provider's get_headers() raised ", kind,
                                     ": ", words);
     } catch (const std::exception& e) {
@@ -75,9 +84,35 @@ class PyHeaderSource {
     }
   }
 
+  // Raises the provider's exception kept by a failed call, if any (with the GIL).
+  void RethrowKept() {
+    if (!kept_) return;
+    nb::python_error error = std::move(*kept_);
+    kept_.reset();
+    throw error;
+  }
+
  private:
   PyObject* provider_;
+  const bool keep_error_;
+  // One request's calls are sequential: no lock.
+  mutable std::optional<nb::python_error> kept_;
 };
+
+// The header source of one synchronous request (None: none).
+std::shared_ptr<PyHeaderSource> RequestHeaderSource(nb::handle provider) {
+  if (provider.is_none()) return nullptr;
+  return std::make_shared<PyHeaderSource>(provider, /*keep_error=*/true);
+}
+
+// Runs `send` without the GIL; a failure caused by the provider raises the provider's
+// own exception.
+template <typename Fn>
+auto SendWithProvider(const std::shared_ptr<PyHeaderSource>& source, Fn&& send) {
+  auto result = WithoutGil(std::forward<Fn>(send));
+  if (!result.ok() && source != nullptr) source->RethrowKept();
+  return ValueOrThrow(std::move(result));
+}
 
 }  // namespace
 
@@ -121,7 +156,8 @@ void RegisterRemoteClient(nb::module_& m) {
           "send",
           [](const remote::HttpClient& client, const std::string& method,
              const std::string& path, std::optional<nb::bytes> body,
-             const std::string& content_type, bool retry, remote::HeaderList headers) {
+             const std::string& content_type, bool retry, remote::HeaderList headers,
+             nb::object header_provider) {
             remote::HttpRequest request;
             request.method = method;
             request.path = path;
@@ -129,8 +165,10 @@ void RegisterRemoteClient(nb::module_& m) {
             request.content_type = content_type;
             request.retry = retry;
             request.headers = std::move(headers);
+            auto source = RequestHeaderSource(header_provider);
+            if (source) request.header_source = [source] { return (*source)(); };
             remote::HttpResponse response =
-                ValueOrThrow(WithoutGil([&] { return client.Send(std::move(request)); }));
+                SendWithProvider(source, [&] { return client.Send(std::move(request)); });
             nb::dict reply_headers;
             for (const auto& [name, value] : response.headers) {
               reply_headers[nb::str(name.c_str(), name.size())] =
@@ -142,7 +180,8 @@ void RegisterRemoteClient(nb::module_& m) {
           },
           nb::arg("method"), nb::arg("path"), nb::arg("body").none(),
           nb::arg("content_type"), nb::arg("retry"),
-          nb::arg("headers") = remote::HeaderList{})
+          nb::arg("headers") = remote::HeaderList{},
+          nb::arg("header_provider").none() = nb::none())
       // This process's counters: requests, connections, reused, abandoned_fds,
       // abandoned_conns.
       .def("stats", [](const remote::HttpClient& client) {
@@ -165,7 +204,7 @@ void RegisterRemoteClient(nb::module_& m) {
          const std::string& table_path, std::optional<uint64_t> version,
          nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> keys,
          bool by_row_id, std::vector<std::string> columns, bool with_row_id,
-         remote::HeaderList headers) {
+         remote::HeaderList headers, nb::object header_provider) {
         remote::RemoteTake take;
         take.name = name;
         take.table_path = table_path;
@@ -174,14 +213,17 @@ void RegisterRemoteClient(nb::module_& m) {
         take.columns = std::move(columns);
         take.with_row_id = with_row_id;
         take.headers = std::move(headers);
+        auto source = RequestHeaderSource(header_provider);
+        if (source) take.header_source = [source] { return (*source)(); };
         const std::span<const uint64_t> wanted(keys.data(), keys.shape(0));
-        auto batch = ValueOrThrow(
-            WithoutGil([&] { return remote::TakeRemoteRows(client, take, wanted); }));
+        auto batch = SendWithProvider(
+            source, [&] { return remote::TakeRemoteRows(client, take, wanted); });
         return ExportBatch(batch);
       },
       nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
       nb::arg("version").none(), nb::arg("keys"), nb::arg("by_row_id"),
-      nb::arg("columns"), nb::arg("with_row_id"), nb::arg("headers"));
+      nb::arg("columns"), nb::arg("with_row_id"), nb::arg("headers"),
+      nb::arg("header_provider").none() = nb::none());
 
   // One version of a remote table as a source of permutation reads (a
   // PermutationReader.open base). `open` asks for the schema and the row count.

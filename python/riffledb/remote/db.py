@@ -209,12 +209,6 @@ class RemoteDBConnection:
         return f"RemoteConnect(name={self.db_name})"
 
     # -- requests ------------------------------------------------------------------------
-    def _extra_headers(self) -> list[tuple[str, str]]:
-        """The ``header_provider``'s headers now (none without one)."""
-        if self._header_provider is None:
-            return []
-        return [(str(k), str(v)) for k, v in self._header_provider.get_headers().items()]
-
     @staticmethod
     def _table_path(name: str) -> str:
         """The path of a table's routes, with its trailing slash."""
@@ -228,8 +222,10 @@ class RemoteDBConnection:
         content_type: str = "",
         retry: bool = True,
     ) -> tuple[int, dict[str, str], bytes, str]:
+        # The header_provider is asked before each attempt, natively (a retry after a
+        # token expired sends a fresh one); what it raises is raised here.
         return self._client.send(
-            method, path, body, content_type, retry, self._extra_headers()
+            method, path, body, content_type, retry, [], self._header_provider
         )
 
     def _table_send(

@@ -331,7 +331,8 @@ class RemoteTable:
                 by_row_id,
                 columns,
                 with_row_id,
-                conn._extra_headers(),
+                [],
+                conn._header_provider,
             )
         except HttpError as error:
             not_found = conn._not_found(error, self._name)

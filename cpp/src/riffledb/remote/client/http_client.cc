@@ -395,7 +395,8 @@ bool SafeInHeader(std::string_view text) {
 // x-request-id, the request's own (which replace the client's of the same name, compared
 // without case, as LanceDB's do), Content-Type and Content-Length.
 arrow::Result<std::string> HttpClient::RequestHead(const Impl& impl,
-                                                   const HttpRequest& request) {
+                                                   const HttpRequest& request,
+                                                   const HeaderList& dynamic) {
   if (!SafeInHeader(request.method) || !SafeInHeader(request.path) ||
       request.method.find(' ') != std::string::npos ||
       request.path.find(' ') != std::string::npos) {
@@ -417,14 +418,20 @@ arrow::Result<std::string> HttpClient::RequestHead(const Impl& impl,
     head.append(name).append(": ").append(value).append("\r\n");
     return arrow::Status::OK();
   };
+  auto named_in = [](const HeaderList& list, const std::string& name) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const auto& header) { return SameName(header.first, name); });
+  };
   for (const auto& [name, value] : impl.options.headers) {
-    bool replaced = false;
-    for (const auto& own : request.headers)
-      replaced = replaced || SameName(own.first, name);
-    if (!replaced) ARROW_RETURN_NOT_OK(add(name, value));
+    if (!named_in(request.headers, name) && !named_in(dynamic, name)) {
+      ARROW_RETURN_NOT_OK(add(name, value));
+    }
   }
   ARROW_RETURN_NOT_OK(add("x-request-id", request.request_id));
-  for (const auto& [name, value] : request.headers) ARROW_RETURN_NOT_OK(add(name, value));
+  for (const auto& [name, value] : request.headers) {
+    if (!named_in(dynamic, name)) ARROW_RETURN_NOT_OK(add(name, value));
+  }
+  for (const auto& [name, value] : dynamic) ARROW_RETURN_NOT_OK(add(name, value));
   if (!request.content_type.empty()) {
     ARROW_RETURN_NOT_OK(add("Content-Type", request.content_type));
   }
@@ -472,9 +479,17 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
                          std::make_shared<HttpErrorDetail>(error));
   };
 
-  ARROW_ASSIGN_OR_RAISE(const std::string head, RequestHead(impl, request));
+  // Without a header source the head is the same for every attempt.
+  std::string head;
+  if (!request.header_source) {
+    ARROW_ASSIGN_OR_RAISE(head, RequestHead(impl, request, {}));
+  }
   std::mt19937_64 jitter_rng(std::hash<std::string>{}(request.request_id));
   for (int attempt = 0;; ++attempt) {
+    if (request.header_source) {
+      ARROW_ASSIGN_OR_RAISE(const HeaderList dynamic, request.header_source());
+      ARROW_ASSIGN_OR_RAISE(head, RequestHead(impl, request, dynamic));
+    }
     double connect_s = options.connect_timeout_s, read_s = options.read_timeout_s;
     if (deadline) {
       const double left = std::chrono::duration<double>(*deadline - Clock::now()).count();

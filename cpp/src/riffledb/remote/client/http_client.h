@@ -8,6 +8,7 @@
 #include <arrow/status.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,11 @@ struct HttpRequest {
   /// The x-request-id (a fresh UUIDv4 when empty); the same for every attempt.
   std::string request_id;
   HeaderList headers;  ///< per request, after the client's own
+  /// When set, called before each attempt (a retry asks again: a token that expired
+  /// meanwhile is fresh), on the sending thread; its headers come last and replace
+  /// same-named ones of the client and of `headers` (spec §1.3, LanceDB's
+  /// `header_provider`). Its failure fails the request, unsent.
+  std::function<arrow::Result<HeaderList>()> header_source;
 };
 
 struct HttpResponse {
@@ -154,7 +160,8 @@ class HttpClient {
   struct Impl;
   explicit HttpClient(std::unique_ptr<Impl> impl);
   static arrow::Result<std::string> RequestHead(const Impl& impl,
-                                                const HttpRequest& request);
+                                                const HttpRequest& request,
+                                                const HeaderList& dynamic);
   std::unique_ptr<Impl> impl_;
 };
 

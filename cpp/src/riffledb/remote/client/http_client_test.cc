@@ -74,10 +74,26 @@ class TestServer {
     return last_headers_.count(name) ? last_headers_.find(name)->second : "";
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // The values of header `name` each request carried, joined by ", " (several headers
+  // of that name in one request show as one entry).
+  std::vector<std::string> values(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& headers : all_headers_) {
+      std::string joined;
+      auto [begin, end] = headers.equal_range(name);
+      for (auto it = begin; it != end; ++it) {
+        joined += (joined.empty() ? "" : ", ") + it->second;
+      }
+      out.push_back(joined);
+    }
+    return out;
+  }
 
  private:
   void Record(const httplib::Request& req) {
     std::lock_guard<std::mutex> lock(mu_);
+    all_headers_.push_back(req.headers);
     request_ids_.push_back(req.get_header_value("x-request-id"));
     remote_ports_.push_back(req.remote_port);
     last_headers_ = req.headers;
@@ -91,6 +107,7 @@ class TestServer {
   std::vector<std::string> request_ids_;
   std::vector<int> remote_ports_;
   httplib::Headers last_headers_;
+  std::vector<httplib::Headers> all_headers_;
 };
 
 ClientOptions FastOptions(const std::string& url) {
@@ -130,6 +147,34 @@ TEST(HttpClient, RetriesListedStatusesWithTheSameRequestId) {
   // One keep-alive connection served all three attempts.
   EXPECT_EQ(client->stats().connections, 1);
   EXPECT_EQ(client->stats().reused, 2);
+}
+
+TEST(HttpClient, TheHeaderSourceIsAskedBeforeEachAttemptAndWins) {
+  TestServer server;
+  ClientOptions options = FastOptions(server.url());
+  options.headers.emplace_back("x-token", "client");
+  ASSERT_OK_AND_ASSIGN(auto client, HttpClient::Make(options));
+  server.FailNext({503, 429});
+  int calls = 0;
+  HttpRequest request = ListTables();
+  request.headers = {{"X-Token", "request"}, {"x-extra", "e"}};
+  request.header_source = [&]() -> arrow::Result<HeaderList> {
+    return HeaderList{{"x-token", "fresh-" + std::to_string(++calls)}};
+  };
+  ASSERT_OK(client->Send(request).status());
+  // A retry asks again: each attempt carried the token of its moment, and only it.
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(server.values("x-token"),
+            (std::vector<std::string>{"fresh-1", "fresh-2", "fresh-3"}));
+  EXPECT_EQ(server.values("x-extra"), (std::vector<std::string>{"e", "e", "e"}));
+  EXPECT_EQ(server.last_header("x-api-key"), "k");
+  // A failing source fails the request before anything is sent.
+  const size_t sent = server.request_ids().size();
+  request.header_source = []() -> arrow::Result<HeaderList> {
+    return arrow::Status::Invalid("token expired");
+  };
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "token expired", client->Send(request));
+  EXPECT_EQ(server.request_ids().size(), sent);
 }
 
 TEST(HttpClient, ARequestsOwnHeadersReplaceTheClientsAndLineBreaksAreRefused) {

@@ -78,15 +78,16 @@ arrow::Result<std::shared_ptr<arrow::Array>> AsGathered(std::shared_ptr<arrow::A
 
 // POSTs `body` (JSON) to the `query/` route under `table_path`; the answer as one table.
 // `what` names the table in messages.
-arrow::Result<std::shared_ptr<arrow::Table>> Query(const HttpClient& client,
-                                                   const std::string& table_path,
-                                                   HeaderList headers, std::string body,
-                                                   std::string_view what) {
+arrow::Result<std::shared_ptr<arrow::Table>> Query(
+    const HttpClient& client, const std::string& table_path, HeaderList headers,
+    std::function<arrow::Result<HeaderList>()> header_source, std::string body,
+    std::string_view what) {
   HttpRequest request;
   request.path = table_path + "query/";
   request.body = std::move(body);
   request.content_type = "application/json";
   request.headers = std::move(headers);
+  request.header_source = std::move(header_source);
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, client.Send(std::move(request)));
   return ReadQueryAnswer(std::move(response.body), response.header("content-type"), what);
 }
@@ -258,14 +259,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   do {
     const auto chunk =
         std::span(unique).subspan(begin, std::min(step, unique.size() - begin));
-    HeaderList headers = take.headers;
-    if (take.header_source) {
-      ARROW_ASSIGN_OR_RAISE(HeaderList more, take.header_source());
-      headers.insert(headers.end(), std::make_move_iterator(more.begin()),
-                     std::make_move_iterator(more.end()));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto answer, Query(client, take.table_path, std::move(headers),
-                                             body(chunk), what));
+    ARROW_ASSIGN_OR_RAISE(auto answer, Query(client, take.table_path, take.headers,
+                                             take.header_source, body(chunk), what));
     answers.push_back(std::move(answer));
     begin += chunk.size();
   } while (begin < unique.size());
@@ -289,10 +284,10 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   // The schema: a one-row query (spec §2.9 step 2), whose answer carries it.
   nlohmann::json probe = BaseBody(source->options_.version);
   probe["k"] = 1;
-  ARROW_ASSIGN_OR_RAISE(auto probe_headers, source->RequestHeaders());
   ARROW_ASSIGN_OR_RAISE(
-      auto answer, Query(*source->client_, source->options_.table_path,
-                         std::move(probe_headers), probe.dump(), source->ToString()));
+      auto answer,
+      Query(*source->client_, source->options_.table_path, source->options_.headers,
+            source->options_.header_source, probe.dump(), source->ToString()));
   source->schema_ = answer->schema();
   ARROW_ASSIGN_OR_RAISE(source->all_columns_, Projection::All(source->schema_));
 
@@ -303,7 +298,8 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   request.path = source->options_.table_path + "count_rows/";
   request.body = count.dump();
   request.content_type = "application/json";
-  ARROW_ASSIGN_OR_RAISE(request.headers, source->RequestHeaders());
+  request.headers = source->options_.headers;
+  request.header_source = source->options_.header_source;
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, source->client_->Send(std::move(request)));
   const std::string& text = response.body;
   size_t begin = text.find_first_not_of(" \t\r\n");
@@ -320,16 +316,6 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   }
   source->num_rows_ = rows;
   return source;
-}
-
-arrow::Result<HeaderList> RemoteTakeSource::RequestHeaders() const {
-  HeaderList headers = options_.headers;
-  if (options_.header_source) {
-    ARROW_ASSIGN_OR_RAISE(HeaderList more, options_.header_source());
-    headers.insert(headers.end(), std::make_move_iterator(more.begin()),
-                   std::make_move_iterator(more.end()));
-  }
-  return headers;
 }
 
 std::string RemoteTakeSource::ToString() const {

@@ -33,10 +33,11 @@ struct RemoteTableOptions {
   std::optional<uint64_t> version;
   /// Sent with every request, after the client's own.
   HeaderList headers;
-  /// When set, called before every request for more headers, sent after `headers`: a
-  /// credential that expires (LanceDB's `header_provider`) stays fresh for a reader
-  /// that lives for hours. Called from whichever thread sends the request, so it must be
-  /// thread-safe; an error fails that request (its message names the provider).
+  /// When set, called before every attempt of every request for more headers, which
+  /// replace same-named ones (HttpRequest::header_source): a credential that expires
+  /// (LanceDB's `header_provider`) stays fresh for a reader that lives for hours, and
+  /// across a request's retries. Called from whichever thread sends the request, so it
+  /// must be thread-safe; an error fails that request (its message names the provider).
   std::function<arrow::Result<HeaderList>()> header_source;
   /// The most keys (`_rowid`s or offsets) in one `IN (...)` filter: a larger take is
   /// sent as several requests, one after the other.
@@ -61,7 +62,7 @@ struct RemoteTake {
   bool with_row_id = false;
   /// Sent with each request, after the client's own.
   HeaderList headers;
-  /// When set, called before each request for more headers, sent after `headers`
+  /// When set, called before each attempt for more headers, sent after `headers`
   /// (RemoteTableOptions::header_source).
   std::function<arrow::Result<HeaderList>()> header_source;
   /// The most keys in one `IN (...)` filter: more are sent as several requests.
@@ -143,8 +144,6 @@ class RemoteTakeSource final : public TakeSource {
 
  private:
   RemoteTakeSource() = default;
-  // options_.headers, then header_source's.
-  arrow::Result<HeaderList> RequestHeaders() const;
   // The rows whose key (`_rowid` if by_row_id, else `_rowoffset`) is keys[i], in that
   // order, projected.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Take(
