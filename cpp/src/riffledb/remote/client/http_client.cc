@@ -392,8 +392,9 @@ bool SafeInHeader(std::string_view text) {
 }  // namespace
 
 // The request line and headers of `request`, with the blank line: the client's headers,
-// x-request-id, the request's own (which replace the client's of the same name, compared
-// without case, as LanceDB's do), Content-Type and Content-Length.
+// x-request-id, the request's own, then `dynamic` (this attempt's from the header
+// source); each replaces the earlier ones of the same name, compared without case, as
+// LanceDB's do. Then Content-Type and Content-Length.
 arrow::Result<std::string> HttpClient::RequestHead(const Impl& impl,
                                                    const HttpRequest& request,
                                                    const HeaderList& dynamic) {
