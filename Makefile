@@ -95,10 +95,13 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 # ChildCanDestroyPoolsInheritedFromTheParent, where TSan's thread registry still holds the
 # parent's vanished threads and reports "dup thread with used id" when the child's new
 # thread reuses a stack (a TSan limitation after a multi-threaded fork, not a race).
-# Also excluded: table_test's threads appending to one table, where TSan reports Arrow's
-# lazily cached schema fingerprint (computed in one thread, published with an atomic
-# compare-exchange inside the uninstrumented libarrow, compared with memcmp in another) as
-# a race: it sees the memcmp but not the atomic (seen 1 run in 4).
+# Also excluded: table_test's threads appending to or committing into one table
+# directory, where TSan reports Arrow's lazily cached schema fingerprint (computed by
+# Schema::Equals in one thread, published with an atomic compare-exchange inside the
+# uninstrumented libarrow, compared with memcmp in another) as a race: it sees the memcmp
+# but not the atomic (about 1 run in 4 each; RacingCommitsBothLand/Directory was hidden
+# by a retry until the retry went). The frames inside libarrow have no usable names for
+# a suppression; comparing schemas field by field (no fingerprint) would remove the cause.
 # Arrow's allocator is the system one: its bundled mimalloc is not instrumented, and TSan
 # reports its thread-local setup and teardown as races (seen in TableDirTest.Threads*).
 TSAN_TARGETS := util_test io_test format_test table_test
@@ -107,7 +110,7 @@ TSAN_TESTS   := ThreadPool|Fork|PerProcess|Race|Racing|Concurrent
 # thread is parked (kThreadSanitizer, riffledb/testing/testing.h): a child forked at an
 # arbitrary point could hang in TSan's own locks (about one run in five, which a retry
 # used to hide). make test forks at arbitrary points.
-TSAN_SKIP    := ForkSafety.ChildCanDestroyPoolsInheritedFromTheParent|TableTest.ConcurrentAppendsFromThreads|CompactKeepsAnAppendThatRacesIt
+TSAN_SKIP    := ForkSafety.ChildCanDestroyPoolsInheritedFromTheParent|TableTest.ConcurrentAppendsFromThreads|CompactKeepsAnAppendThatRacesIt|RacingCommitsBothLand/Directory
 $(TSAN)/build.ninja: | $(STAMP)
 	cmake --preset tsan
 
