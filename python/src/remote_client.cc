@@ -148,23 +148,22 @@ void RegisterRemoteClient(nb::module_& m) {
           nb::arg("pool_idle_timeout"), nb::arg("retries"), nb::arg("connect_retries"),
           nb::arg("read_retries"), nb::arg("backoff_factor"), nb::arg("backoff_jitter"),
           nb::arg("statuses"), nb::arg("verify_tls"), nb::arg("ca_cert_path"))
-      // Sends one request (retried if `retry`; `headers` after the client's own) with
-      // the GIL released; returns (status,
-      // headers with lower-case names, body, request id) of a 2xx response, and raises
-      // riffledb.remote.errors.HttpError / RetryError otherwise.
+      // Sends one request (retried if `retry`; the `header_provider`'s headers asked
+      // for before each attempt, replacing the client's) with the GIL released; returns
+      // (status, headers with lower-case names, body, request id) of a 2xx response, and
+      // raises riffledb.remote.errors.HttpError / RetryError otherwise (or what the
+      // provider raised).
       .def(
           "send",
           [](const remote::HttpClient& client, const std::string& method,
              const std::string& path, std::optional<nb::bytes> body,
-             const std::string& content_type, bool retry, remote::HeaderList headers,
-             nb::object header_provider) {
+             const std::string& content_type, bool retry, nb::object header_provider) {
             remote::HttpRequest request;
             request.method = method;
             request.path = path;
             if (body) request.body.assign(body->c_str(), body->size());
             request.content_type = content_type;
             request.retry = retry;
-            request.headers = std::move(headers);
             auto source = RequestHeaderSource(header_provider);
             if (source) request.header_source = [source] { return (*source)(); };
             remote::HttpResponse response =
@@ -180,7 +179,6 @@ void RegisterRemoteClient(nb::module_& m) {
           },
           nb::arg("method"), nb::arg("path"), nb::arg("body").none(),
           nb::arg("content_type"), nb::arg("retry"),
-          nb::arg("headers") = remote::HeaderList{},
           nb::arg("header_provider").none() = nb::none())
       // This process's counters: requests, connections, reused, abandoned_fds,
       // abandoned_conns.
@@ -204,7 +202,7 @@ void RegisterRemoteClient(nb::module_& m) {
          const std::string& table_path, std::optional<uint64_t> version,
          nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> keys,
          bool by_row_id, std::vector<std::string> columns, bool with_row_id,
-         remote::HeaderList headers, nb::object header_provider) {
+         nb::object header_provider) {
         remote::RemoteTake take;
         take.name = name;
         take.table_path = table_path;
@@ -212,7 +210,6 @@ void RegisterRemoteClient(nb::module_& m) {
         take.by_row_id = by_row_id;
         take.columns = std::move(columns);
         take.with_row_id = with_row_id;
-        take.headers = std::move(headers);
         auto source = RequestHeaderSource(header_provider);
         if (source) take.header_source = [source] { return (*source)(); };
         const std::span<const uint64_t> wanted(keys.data(), keys.shape(0));
@@ -222,7 +219,7 @@ void RegisterRemoteClient(nb::module_& m) {
       },
       nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
       nb::arg("version").none(), nb::arg("keys"), nb::arg("by_row_id"),
-      nb::arg("columns"), nb::arg("with_row_id"), nb::arg("headers"),
+      nb::arg("columns"), nb::arg("with_row_id"),
       nb::arg("header_provider").none() = nb::none());
 
   // One version of a remote table as a source of permutation reads (a

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -225,7 +223,7 @@ class RemoteDBConnection:
         # The header_provider is asked before each attempt, natively (a retry after a
         # token expired sends a fresh one); what it raises is raised here.
         return self._client.send(
-            method, path, body, content_type, retry, [], self._header_provider
+            method, path, body, content_type, retry, self._header_provider
         )
 
     def _table_send(
@@ -244,26 +242,20 @@ class RemoteDBConnection:
         if body is not None:
             raw = json.dumps(body).encode()
             content_type = "application/json"
-        with self._table_errors(name):
-            return self._send("POST", path, raw, content_type, retry)
-
-    def _not_found(self, error: HttpError, name: str) -> TableNotFoundError | None:
-        """The TableNotFoundError a 404 from table ``name``'s routes is (None for any
-        other error)."""
-        if error.status_code != 404:
-            return None
-        return TableNotFoundError(_server_message(error, name, self.uri))
-
-    @contextlib.contextmanager
-    def _table_errors(self, name: str) -> Iterator[None]:
-        """A 404 from a table route is TableNotFoundError."""
         try:
-            yield
+            return self._send("POST", path, raw, content_type, retry)
         except HttpError as error:
             not_found = self._not_found(error, name)
             if not_found is not None:
                 raise not_found from error
             raise
+
+    def _not_found(self, error: HttpError, name: str) -> TableNotFoundError | None:
+        """The TableNotFoundError a 404 from table ``name``'s routes is (None for any
+        other error): for _table_send and the native takes."""
+        if error.status_code != 404:
+            return None
+        return TableNotFoundError(_server_message(error, name, self.uri))
 
     def stats(self) -> dict[str, int]:
         """This process's use of the connection's HTTP client: ``requests`` (attempts),

@@ -331,7 +331,6 @@ class RemoteTable:
                 by_row_id,
                 columns,
                 with_row_id,
-                [],
                 conn._header_provider,
             )
         except HttpError as error:

@@ -49,18 +49,19 @@
 
 namespace riffledb {
 
+// GCC 12 has no __has_feature (clang's way to ask for a sanitizer).
+#if defined(__has_feature)
+#define RIFFLEDB_HAS_FEATURE(x) __has_feature(x)
+#else
+#define RIFFLEDB_HAS_FEATURE(x) 0
+#endif
+
 /// Whether this build's allocator deadlocks a forked child when another thread of the
 /// parent was inside it at the fork: GCC 12's AddressSanitizer runtime has no atfork
 /// handlers for its allocator (added upstream in LLVM 18, llvm/llvm-project#75290; see
 /// llvm/llvm-project#63224). Tests fork only while no other thread can allocate then.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || RIFFLEDB_HAS_FEATURE(address_sanitizer)
 inline constexpr bool kAllocatorIsForkUnsafe = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kAllocatorIsForkUnsafe = true;
-#else
-inline constexpr bool kAllocatorIsForkUnsafe = false;
-#endif
 #else
 inline constexpr bool kAllocatorIsForkUnsafe = false;
 #endif
@@ -71,14 +72,8 @@ inline constexpr bool kAllocatorIsForkUnsafe = false;
 /// every busy thread is parked, as under ASan. (Gating every fork as under ASan would
 /// not do: TSan then reports "dup thread with used id" when a child's new thread reuses
 /// the stack of one of the parent's, in ForkSafety.PoolsCreatedBeforeAndAfterFork.)
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || RIFFLEDB_HAS_FEATURE(thread_sanitizer)
 inline constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kThreadSanitizer = true;
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
 #else
 inline constexpr bool kThreadSanitizer = false;
 #endif
