@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -45,14 +46,22 @@ std::vector<uint8_t> ReadAll(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// What the crash handler needs, set before each input is run. The handler only reads
-// them, and only calls async-signal-safe functions.
-struct Current {
+// What the crash handler writes for one input.
+struct InputRecord {
   const uint8_t* data = nullptr;
   size_t size = 0;
-  char path[4096] = {};    // where the input is written if it crashes
-  char report[4096] = {};  // RIFFLEDB_SOAK_REPORT, or empty
+  char path[4096] = {};  // where the input is written if it crashes
   char report_line[8192] = {};
+};
+
+// What the crash handler needs. The handler only reads it, and only calls
+// async-signal-safe functions. Each input's record is filled in the slot the handler
+// does not read, then published by switching `active`, so that a signal at any moment
+// sees one input's data, path and report line together, never a mix of two inputs.
+struct Current {
+  InputRecord records[2];
+  volatile sig_atomic_t active = 0;
+  char report[4096] = {};  // RIFFLEDB_SOAK_REPORT, or empty
   volatile sig_atomic_t dumped = 0;
 } g_current;
 
@@ -64,23 +73,26 @@ void WriteString(int fd, const char* text) {
 void DumpCurrentInput() {
   if (g_current.dumped) return;
   g_current.dumped = 1;
-  const int fd = ::open(g_current.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::atomic_signal_fence(std::memory_order_acquire);
+  const InputRecord& record = g_current.records[g_current.active];
+  if (record.path[0] == 0) return;  // before the first input
+  const int fd = ::open(record.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd >= 0) {
     size_t written = 0;
-    while (written < g_current.size) {
-      const ssize_t n = ::write(fd, g_current.data + written, g_current.size - written);
+    while (written < record.size) {
+      const ssize_t n = ::write(fd, record.data + written, record.size - written);
       if (n <= 0) break;
       written += static_cast<size_t>(n);
     }
     ::close(fd);
   }
   WriteString(2, "\nfuzz driver: CRASH; the input is in ");
-  WriteString(2, g_current.path);
+  WriteString(2, record.path);
   WriteString(2, "\n");
   if (g_current.report[0] != 0) {
     const int report = ::open(g_current.report, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (report >= 0) {
-      WriteString(report, g_current.report_line);
+      WriteString(report, record.report_line);
       ::close(report);
     }
   }
@@ -101,13 +113,25 @@ void InstallCrashHandlers() {
   }
 }
 
-// Names the file the current input goes to if it crashes.
+// Makes `input` (number `number`) what the crash handler writes: its record is filled
+// in the idle slot, then published.
 void SetCurrent(const std::vector<uint8_t>& input, const std::string& prefix,
-                int64_t number) {
-  g_current.data = input.data();
-  g_current.size = input.size();
-  std::snprintf(g_current.path, sizeof(g_current.path), "%s%lld", prefix.c_str(),
+                int64_t number, const std::string& target, int64_t mutations) {
+  const sig_atomic_t next = 1 - g_current.active;
+  InputRecord& record = g_current.records[next];
+  record.data = input.data();
+  record.size = input.size();
+  std::snprintf(record.path, sizeof(record.path), "%s%lld", prefix.c_str(),
                 static_cast<long long>(number));
+  if (g_current.report[0] != 0) {
+    std::snprintf(record.report_line, sizeof(record.report_line),
+                  "{\"loop\": \"fuzz %s\", \"rounds\": %lld, \"fuzz_inputs\": %lld, "
+                  "\"crash\": 1, \"input\": \"%s\"}\n",
+                  target.c_str(), static_cast<long long>(mutations),
+                  static_cast<long long>(number), record.path);
+  }
+  std::atomic_signal_fence(std::memory_order_release);
+  g_current.active = next;
 }
 
 void Mutate(std::vector<uint8_t>& input, const std::vector<std::vector<uint8_t>>& corpus,
@@ -206,14 +230,7 @@ int main(int argc, char** argv) {
   int64_t mutations = 0;  // of them, mutated ones
   // Runs one input, with what the crash handler writes if it crashes set first.
   auto run = [&](const std::vector<uint8_t>& input) {
-    SetCurrent(input, prefix, number);
-    if (g_current.report[0] != 0) {
-      std::snprintf(g_current.report_line, sizeof(g_current.report_line),
-                    "{\"loop\": \"fuzz %s\", \"rounds\": %lld, \"fuzz_inputs\": %lld, "
-                    "\"crash\": 1, \"input\": \"%s\"}\n",
-                    target.c_str(), static_cast<long long>(mutations),
-                    static_cast<long long>(number), g_current.path);
-    }
+    SetCurrent(input, prefix, number, target, mutations);
     LLVMFuzzerTestOneInput(input.data(), input.size());
     ++number;
   };
