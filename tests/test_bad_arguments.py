@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 import riffledb
-from riffledb import errors
+from riffledb import _riffledb, errors
+from riffledb._args import index_array
 from riffledb.permutation import Permutation
 
 BAD = {
@@ -290,3 +291,78 @@ def test_take_offsets_one_check_for_every_path(mem_db, path, offsets, cls, messa
     if cls is errors.RiffledbTypeError:
         message = f"offsets must be integers, {message}"
     assert str(info.value) == message
+
+
+class _Int(int):
+    pass
+
+
+class _List(list):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([], np.int64),
+        ([], np.uint64),
+        ([5, 0, 5, 3], np.int64),
+        ([-(2**63), 2**63 - 1, -1], np.int64),
+        ([0, 2**63, 2**64 - 1], np.uint64),
+        (np.random.default_rng(3).integers(0, 10**9, 1000).tolist(), np.int64),
+    ],
+)
+def test_index_array_takes_a_list_of_ints_natively(values, dtype):
+    # A list of exact ints is converted in one native pass (the DataLoader's batch of
+    # indices); the array is the one the general path makes from the same items.
+    unsigned = dtype == np.uint64
+    fast = _riffledb.exact_int_list(values, unsigned)
+    assert fast is not None
+    assert index_array(values, "offsets", dtype).dtype == dtype
+    general = index_array(tuple(values), "offsets", dtype)
+    assert fast.dtype == general.dtype == dtype
+    assert fast.tolist() == general.tolist() == values
+    assert (
+        fast.flags.c_contiguous and fast.flags.writeable and fast.flags.owndata is False
+    )
+    before = list(values)
+    if values:
+        fast[0] = 7  # its own memory: the list is not changed
+        assert fast[0] == 7 and values == before
+
+
+@pytest.mark.parametrize(
+    ("values", "unsigned"),
+    [
+        ((1, 2), False),  # not a list
+        (_List([1, 2]), False),  # a list subclass
+        ([1, True], False),  # a bool is not an index
+        ([1, np.int64(2)], False),  # NumPy integers: the general path converts them
+        ([1, _Int(2)], False),  # an int subclass
+        ([1, 2.0], False),
+        ([1, "2"], False),
+        ([2**63], False),  # past int64
+        ([-1], True),  # a negative row id
+        ([2**64], True),  # past uint64
+    ],
+)
+def test_index_array_leaves_anything_else_to_the_general_path(values, unsigned):
+    assert _riffledb.exact_int_list(values, unsigned) is None
+
+
+def test_index_array_general_path_still_takes_numpy_integers_in_a_list():
+    keys = index_array([1, np.int64(2), np.uint8(3)], "offsets")
+    assert keys.dtype == np.int64 and keys.tolist() == [1, 2, 3]
+
+
+def test_index_array_takes_row_ids_past_int64_beside_small_ones():
+    # Regression: NumPy reads (0, 2**63) as float64, and the general path refused these
+    # valid row ids with "must be a flat sequence of 64-bit integers".
+    for values in ((0, 2**63, 2**64 - 1), [0, np.uint64(2**63)]):
+        keys = index_array(values, "row_ids", np.uint64)
+        assert keys.dtype == np.uint64
+        assert keys.tolist() == [int(v) for v in values]
+    with pytest.raises(errors.RiffledbIndexError, match="Row id -1 at position 1"):
+        index_array((0, -1, 2**63), "row_ids", np.uint64)
+    with pytest.raises(errors.RiffledbTypeError, match="got bool at position 1"):
+        index_array((0, True, 2**63), "row_ids", np.uint64)

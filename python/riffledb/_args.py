@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import _riffledb
 from .errors import InvalidError, RiffledbIndexError, RiffledbTypeError
 
 INT64_MAX = 2**63 - 1
@@ -159,6 +160,12 @@ def index_array(values: Any, what: str, dtype: type = np.int64) -> np.ndarray:
             row id.
     """
     unsigned = dtype == np.uint64
+    if type(values) is list and (unsigned or dtype == np.int64):
+        # The common case (a DataLoader's batch of indices, a tolist()) in one native
+        # pass; None for anything the general path below must convert or report.
+        keys = _riffledb.exact_int_list(values, unsigned)
+        if keys is not None:
+            return keys
     original = None
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = values.to_numpy(zero_copy_only=False)
@@ -184,7 +191,12 @@ def index_array(values: Any, what: str, dtype: type = np.int64) -> np.ndarray:
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
         items = original if original is not None else values.tolist()
-        _raise_bad_index(items, what, unsigned)
+        if unsigned and bad_index(items, what, unsigned=True) is None:
+            # Valid row ids that NumPy read as float64 ([0, 2**63]: no integer type
+            # holds both signs' ranges); bools were refused by bad_index.
+            values = np.array([int(item) for item in items], dtype=np.uint64)
+        else:
+            _raise_bad_index(items, what, unsigned)
     if original is not None and bool in map(type, original):
         # NumPy reads [1, True] as integers: a bool is a mistake, as it is alone.
         _raise_bad_index(original, what, unsigned)

@@ -169,6 +169,40 @@ std::unique_ptr<uint8_t[]> NewBytes(int64_t size) {
       static_cast<size_t>(size > 0 ? size : 1));
 }
 
+// A list of exact Python ints as a new 1-D int64 (uint64 if `unsigned_keys`) NumPy
+// array, in one pass without NumPy's type discovery; None for anything else: not a list,
+// an item that is not exactly an int (a bool, a NumPy integer, a str), or a value
+// outside the type's range. The caller's general path then converts the value or names
+// what is wrong with it.
+nb::object ExactIntList(nb::handle values, bool unsigned_keys) {
+  if (!PyList_CheckExact(values.ptr())) return nb::none();
+  const Py_ssize_t n = PyList_GET_SIZE(values.ptr());
+  auto keys =
+      std::make_unique_for_overwrite<uint64_t[]>(static_cast<size_t>(n > 0 ? n : 1));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PyList_GET_ITEM(values.ptr(), i);
+    if (!PyLong_CheckExact(item)) return nb::none();
+    if (unsigned_keys) {
+      const unsigned long long key = PyLong_AsUnsignedLongLong(item);
+      if (key == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        PyErr_Clear();  // negative or too large
+        return nb::none();
+      }
+      keys[static_cast<size_t>(i)] = key;
+    } else {
+      int overflow = 0;
+      const long long key = PyLong_AsLongLongAndOverflow(item, &overflow);
+      if (overflow != 0) return nb::none();
+      keys[static_cast<size_t>(i)] = static_cast<uint64_t>(key);
+    }
+  }
+  NumpyForm form;
+  form.shape.assign(1, static_cast<size_t>(n));
+  form.dtype = unsigned_keys ? nb::dtype<uint64_t>() : nb::dtype<int64_t>();
+  void* data = keys.get();
+  return NumpyArray(form, data, Owner(std::move(keys)));
+}
+
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ImportStream(nb::handle obj) {
@@ -316,6 +350,7 @@ void RegisterArrow(nb::module_& m) {
       .def("schema", &NativeStream::schema)
       .def("read_next", &NativeStream::ReadNext)
       .def("read_all", &NativeStream::ReadAll);
+  m.def("exact_int_list", &ExactIntList, nb::arg("values"), nb::arg("unsigned_keys"));
   // A smoke path used by tests: round-trips any Arrow stream through C++.
   m.def("_roundtrip_stream", [](nb::handle obj) {
     auto reader = ValueOrThrow(ImportStream(obj));
