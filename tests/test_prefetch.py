@@ -96,6 +96,50 @@ def test_prefetch_follows_the_view_and_selection(permutation):
     assert sum(len(b["id"]) for b in fetched) == 1000
 
 
+@pytest.mark.parametrize("fmt", ["arrow", "python", "numpy_dict", "torch"])
+@pytest.mark.parametrize("batch_size, drop_last", [(64, False), (64, True), (300, False)])
+def test_coalesced_reads_are_split_into_the_plain_batches(
+    permutation, monkeypatch, fmt, batch_size, drop_last
+):
+    # The path of a remote table (reads of REMOTE_READ_ROWS // batch_size batches,
+    # handed out as zero-copy slices), taken here over a local one: the slices of the
+    # fixed-size list column "emb" too are the plain batches' rows.
+    import riffledb.permutation as module
+
+    p = permutation.with_skip(10).with_format(fmt)
+    if fmt == "torch":
+        p = p.select_columns(["id", "emb", "x"])
+    plain = list(p.iter(batch_size, skip_last_batch=drop_last))
+    monkeypatch.setattr(module, "is_remote", lambda table: True)
+    it = p.iter(batch_size, skip_last_batch=drop_last, prefetch=2)
+    fetched = list(it)
+    assert len(fetched) == len(plain)
+    assert ids_of(fetched, fmt) == ids_of(plain, fmt)
+    for a, b in zip(plain, fetched, strict=True):
+        if fmt == "arrow":
+            assert a.equals(b)
+        elif fmt == "python":
+            assert a == b
+        elif fmt == "numpy_dict":
+            np.testing.assert_array_equal(a["emb"], b["emb"])
+        else:  # torch: a dict of tensors per row
+            assert [r["emb"].tolist() for r in a] == [r["emb"].tolist() for r in b]
+    assert it.stats["batches"] == len(plain)
+    assert it.stats["rows"] == len(ids_of(plain, fmt))
+
+
+def test_a_native_batch_slices_without_a_copy(permutation):
+    reader = permutation._view()
+    bound, schema, _ = permutation._selection()
+    batch = reader.read_batch(0, 10, False, bound)
+    ids = batch.to_arrow(schema)["id"].to_pylist()
+    assert batch.slice(3, 4).to_arrow(schema)["id"].to_pylist() == ids[3:7]
+    assert batch.slice(8, 100).num_rows == 2  # clamped to the batch
+    assert batch.slice(10, 1).num_rows == batch.slice(50, 1).num_rows == 0
+    with pytest.raises(IndexError, match="must be >= 0"):
+        batch.slice(-1, 2)
+
+
 def test_stats_and_close(permutation):
     it = permutation.with_format("arrow").iter(100, prefetch=2)
     assert it.stats["batches"] == 0  # nothing read before the first next

@@ -15,7 +15,12 @@ from harness import hang
 from harness.remote_server import RiffledbServer
 
 import riffledb
-from riffledb.permutation import Permutation, Permutations, permutation_builder
+from riffledb.permutation import (
+    REMOTE_READ_ROWS,
+    Permutation,
+    Permutations,
+    permutation_builder,
+)
 
 N = 300
 
@@ -136,6 +141,43 @@ def test_formats_and_prefetch_over_remote(tables):
         for name in ("id", "x"):
             np.testing.assert_array_equal(a[name], b[name])
             np.testing.assert_array_equal(a[name], c[name])
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100, 256, 299, 300, 1024])
+@pytest.mark.parametrize("skip_last", [False, True])
+def test_prefetch_over_remote_coalesces_reads_into_the_same_batches(
+    tables, batch_size, skip_last
+):
+    # A prefetched iteration over a remote table asks for about REMOTE_READ_ROWS rows
+    # a request and hands them out batch by batch: the batches are the local ones.
+    remote, local = tables
+    perms = [
+        Permutation.from_tables(t, permutation_builder(t).shuffle(seed=4).execute())
+        .select_columns(["id", "text"])
+        .with_format("arrow")
+        for t in (remote, local)
+    ]
+    expected = list(perms[1].iter(batch_size, skip_last))
+    it = perms[0].iter(batch_size, skip_last, prefetch=3, prefetch_threads=2)
+    got = list(it)
+    assert [b.to_pydict() for b in got] == [b.to_pydict() for b in expected]
+    assert it.stats["batches"] == len(expected)
+    assert it.stats["rows"] == sum(b.num_rows for b in expected)
+
+
+def test_coalesced_prefetch_over_remote_closes_between_batches(tables):
+    remote, local = tables
+    r = Permutation.from_tables(remote).with_format("numpy_dict")
+    lo = Permutation.from_tables(local).with_format("numpy_dict")
+    it = r.iter(64, prefetch=2)
+    first = [next(it)["id"], next(it)["id"]]  # two slices of the first request
+    expected = list(lo.iter(64))
+    np.testing.assert_array_equal(first[0], expected[0]["id"])
+    np.testing.assert_array_equal(first[1], expected[1]["id"])
+    it.close()
+    with pytest.raises(StopIteration):
+        next(it)
+    assert it.stats["batches"] == 2
 
 
 def test_pickled_remote_permutation_reads_the_same_rows(tables):
@@ -280,7 +322,9 @@ def test_header_provider_is_asked_before_every_permutation_read(server, tables):
         # Every request carried a token, each a fresh one.
         assert len(sent) == tokens.calls
         assert sorted(sent) == list(range(1, tokens.calls + 1))
-        assert len(proxy.requests) - first == -(-len(perm) // 100)
+        # Prefetched reads are coalesced: REMOTE_READ_ROWS // 100 batches a request.
+        per_request = 100 * (REMOTE_READ_ROWS // 100)
+        assert len(proxy.requests) - first == -(-len(perm) // per_request)
         tokens.fail = True
         with pytest.raises(ValueError, match="header_provider.*token expired"):
             perm.take_offsets([0])

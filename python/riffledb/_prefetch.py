@@ -115,12 +115,20 @@ class PrefetchingIterator(Iterator[Any]):
         batches: int,
         max_bytes: int,
         threads: int,
+        split_rows: int = 0,
     ):
+        """``split_rows`` > 0: each read (of several batches, coalesced) is handed out
+        as consecutive slices of that many rows (the last one may be shorter), without
+        a copy; ``batches`` then bounds the reads ahead, not the slices."""
         self._reads = reads
         self._convert = convert
         self._batches = batches
         self._max_bytes = max_bytes
         self._threads = threads
+        self._split_rows = split_rows
+        self._rest: Any = None  # the read being sliced, when its rows are not all out
+        self._rest_at = 0
+        self._handed = 0  # batches handed out (the slices, when reads are split)
         self._prefetch: Prefetch | None = None
         self._done = False
 
@@ -135,20 +143,41 @@ class PrefetchingIterator(Iterator[Any]):
             prefetch = self._prefetch = Prefetch(
                 self._reads(), self._batches, self._max_bytes, self._threads
             )
-        item = prefetch.next()
-        if item is None:
+        batch = self._next_batch(prefetch)
+        if batch is None:
             self.close()
             raise StopIteration
         began = time.perf_counter()
-        out, converted = self._convert(item[1])
+        out, converted = self._convert(batch)
         done = time.perf_counter()
         prefetch.convert_s += converted - began
         prefetch.transform_s += done - converted
         return out
 
+    def _next_batch(self, prefetch: Prefetch) -> Any:
+        """The next native batch: a read, or the next slice of a coalesced one."""
+        split = self._split_rows
+        rest = self._rest
+        if rest is None:
+            item = prefetch.next()
+            if item is None:
+                return None
+            rest = item[1]
+            if split <= 0 or rest.num_rows <= split:
+                self._handed += 1
+                return rest
+            self._rest, self._rest_at = rest, 0
+        at = self._rest_at
+        self._rest_at = at + split
+        if self._rest_at >= rest.num_rows:
+            self._rest = None
+        self._handed += 1
+        return rest.slice(at, split)
+
     def close(self) -> None:
         """Stops the reads (the ones running finish); the iterator is then exhausted."""
         self._done = True
+        self._rest = None
         if self._prefetch is not None:
             self._prefetch.close()
 
@@ -165,4 +194,6 @@ class PrefetchingIterator(Iterator[Any]):
         """See :meth:`Prefetch.stats`; zeros before the first ``next``."""
         if self._prefetch is None:
             return dict.fromkeys(_STAT_KEYS, 0)
-        return self._prefetch.stats()
+        stats = self._prefetch.stats()
+        stats["batches"] = self._handed
+        return stats

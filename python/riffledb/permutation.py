@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from . import _riffledb
 from ._args import bad_index, index_array, offsets_for_take
-from ._base_table import base_source, check_base
+from ._base_table import base_source, check_base, is_remote
 from ._lifetime import release_at_exit
 from ._prefetch import (
     DEFAULT_PREFETCH_BYTES,
@@ -57,6 +57,9 @@ __all__ = [
 #: Rows per batch when iterating, unless ``with_batch_size`` says otherwise (HuggingFace
 #: uses 10).
 DEFAULT_BATCH_SIZE = 100
+#: Rows a prefetched iteration over a remote table asks for in one request (whole
+#: batches of them: ``iter(256, prefetch=...)`` reads 4 batches a request).
+REMOTE_READ_ROWS = 1024
 
 _ROWID = "_rowid"
 _INT64_MAX = 2**63 - 1
@@ -910,20 +913,23 @@ class Permutation:
         max_bytes: int,
         threads: int,
     ) -> PrefetchingIterator:
+        # A remote table's reads are coalesced: each request asks for the rows of
+        # `group` consecutive batches (about REMOTE_READ_ROWS), and the iterator hands
+        # them out batch by batch; a round trip costs more than the rows it carries.
+        group = 1
+        if is_remote(self.base_table):
+            group = max(1, REMOTE_READ_ROWS // batch_size)
+
         def reads():
             reader = self._view()
             bound = self._selection()[0]
-            total = reader.num_rows
-            count = reader.num_batches(batch_size, drop_last)
+            end = min(
+                reader.num_batches(batch_size, drop_last) * batch_size, reader.num_rows
+            )
+            step = batch_size * group
             return [
-                (
-                    reader,
-                    bound,
-                    i * batch_size,
-                    min(batch_size, total - i * batch_size),
-                    i,
-                )
-                for i in range(count)
+                (reader, bound, start, min(step, end - start), start // batch_size)
+                for start in range(0, end, step)
             ]
 
         def convert(batch):
@@ -939,7 +945,14 @@ class Permutation:
             converted = time.perf_counter()
             return transform(table), converted
 
-        return PrefetchingIterator(reads, convert, prefetch, max_bytes, threads)
+        return PrefetchingIterator(
+            reads,
+            convert,
+            -(-prefetch // group),
+            max_bytes,
+            threads,
+            split_rows=batch_size if group > 1 else 0,
+        )
 
     def _iter(self, batch_size: int, drop_last: bool) -> Iterator[Any]:
         reader = self._view()

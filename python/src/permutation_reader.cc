@@ -74,11 +74,22 @@ void RegisterPermutationReader(nb::module_& m) {
   keys["recipe"] = kRecipeMetadataKey;
   m.attr("PERMUTATION_METADATA_KEYS") = keys;
 
-  // A batch read from a permutation: `to_arrow(schema)` (schema: the selection's output
-  // schema as a pa.Schema), `numpy_columns()` (a list of NumPy arrays, or None when a
-  // column has no NumPy form), and the Arrow PyCapsule protocol.
+  // A batch read from a permutation: `slice(offset, length)`, `to_arrow(schema)` (schema:
+  // the selection's output schema as a pa.Schema), `numpy_columns()` (a list of NumPy
+  // arrays, or None when a column has no NumPy form), and the Arrow PyCapsule protocol.
   nb::class_<Batch>(m, "Batch")
       .def_prop_ro("num_rows", [](const Batch& b) { return b.batch->num_rows(); })
+      // Rows [offset, offset + length) (clamped to the batch), without a copy.
+      .def(
+          "slice",
+          [](const Batch& b, int64_t offset, int64_t length) {
+            if (offset < 0 || length < 0) {
+              throw nb::index_error("Batch.slice: offset and length must be >= 0");
+            }
+            const int64_t rows = b.batch->num_rows();
+            return Batch{b.batch->Slice(std::min(offset, rows), length)};
+          },
+          nb::arg("offset"), nb::arg("length"))
       .def("to_arrow", &ToArrow, nb::arg("schema"))
       .def("numpy_columns", [](const Batch& b) { return ExportNumpyColumns(b.batch); })
       .def(
