@@ -5,10 +5,7 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdlib>
-#include <random>
-#include <thread>
 #include <utility>
 
 #include "riffledb/io/file_cache.h"
@@ -38,11 +35,6 @@ constexpr std::array<std::string_view, 10> kKnownOptions = {
 constexpr int64_t kDefaultCacheSize = int64_t{10} << 30;
 
 constexpr char kDefaultRegion[] = "us-east-1";
-
-// Conditional PUTs answered 409 ConditionalRequestConflict (not applied) are retried
-// this many times, backing off from kConflictBackoff.
-constexpr int kConflictRetries = 4;
-constexpr std::chrono::milliseconds kConflictBackoff{20};
 
 std::optional<std::string> GetEnv(const std::string& name) {
   const char* value = std::getenv(name.c_str());
@@ -279,19 +271,8 @@ arrow::Status S3FileSystem::CreateExclusive(const std::string& path,
   }
 
   ARROW_ASSIGN_OR_RAISE(internal::S3RequestConfig request, config_->RequestConfig());
-  const std::string bucket = path.substr(0, slash);
-  const std::string key = path.substr(slash + 1);
-  std::minstd_rand jitter(
-      static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  for (int attempt = 0;; ++attempt) {
-    bool conflict = false;
-    arrow::Status st = internal::PutIfAbsent(request, bucket, key, data, &conflict);
-    if (!conflict || attempt == kConflictRetries) return st;
-    // Not applied: another conditional write to the key was in flight. Its outcome
-    // decides ours, so wait for it and ask again.
-    const auto backoff = kConflictBackoff * (1 << attempt);
-    std::this_thread::sleep_for(backoff + std::chrono::milliseconds(jitter() % 20));
-  }
+  return internal::CreateIfAbsent(request, path.substr(0, slash), path.substr(slash + 1),
+                                  data);
 }
 
 arrow::Result<std::shared_ptr<CachedFile>> S3FileSystem::OpenCached(

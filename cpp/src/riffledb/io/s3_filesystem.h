@@ -63,8 +63,11 @@ class S3FileSystem : public ArrowFileSystem {
   /// Whether `key` is an option name Make() accepts.
   static bool IsKnownOption(std::string_view key);
 
-  /// Creates `path` with a conditional PUT. A 409 ConditionalRequestConflict (another
-  /// conditional write to the key in flight, not applied) is retried a few times. The
+  /// Creates `path` with a conditional PUT (internal::CreateIfAbsent). A 409
+  /// ConditionalRequestConflict (another conditional write to the key in flight, not
+  /// applied) is retried a few times; so is an unknown outcome (a 5xx, a lost answer),
+  /// and when a retry then finds the object, it is read back: holding our bytes, it is
+  /// ours. The
   /// parent "directory" must exist (CreateDirs; any object under the prefix): as on local
   /// disks, a commit racing the drop of its table fails rather than recreate it, except
   /// in the moment between this check and the PUT.

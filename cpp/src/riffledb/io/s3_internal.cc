@@ -11,6 +11,8 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <random>
+#include <thread>
 
 namespace riffledb::io::internal {
 
@@ -314,8 +316,9 @@ std::string S3ErrorCode(std::string_view body) {
 
 arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& bucket,
                           const std::string& key, std::span<const uint8_t> data,
-                          bool* conflict) {
+                          bool* conflict, bool* unknown) {
   if (conflict != nullptr) *conflict = false;
+  if (unknown != nullptr) *unknown = false;
   const std::string path = bucket + "/" + key;
   HttpRequest request;
   request.method = "PUT";
@@ -327,6 +330,7 @@ arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& buck
 
   auto sent = SendHttpRequest(config.endpoint, request, config.http);
   if (!sent.ok()) {
+    if (unknown != nullptr) *unknown = true;
     return sent.status().WithMessage(
         "Conditional PUT of '", path,
         "' failed (the object may have been created): ", sent.status().message());
@@ -346,7 +350,49 @@ arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& buck
         "Conditional PUT of '", path, "' failed: ", described,
         " (a conflicting conditional write to the same key was in progress; retry)");
   }
+  if (response.status >= 500) {
+    if (unknown != nullptr) *unknown = true;
+    return arrow::Status::IOError(
+        "Conditional PUT of '", path,
+        "' failed (the object may have been created): ", described);
+  }
   return arrow::Status::IOError("Conditional PUT of '", path, "' failed: ", described);
+}
+
+arrow::Status CreateIfAbsent(const S3RequestConfig& config, const std::string& bucket,
+                             const std::string& key, std::span<const uint8_t> data,
+                             const CreateRetries& retries) {
+  std::minstd_rand jitter(
+      static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  int conflicts = 0;
+  int unknowns = 0;
+  for (int attempt = 0;; ++attempt) {
+    bool conflict = false;
+    bool unknown = false;
+    arrow::Status st = PutIfAbsent(config, bucket, key, data, &conflict, &unknown);
+    if (st.IsAlreadyExists() && unknowns > 0) {
+      // An earlier attempt may have created it: ours if it holds our bytes.
+      auto held = GetObject(config, bucket, key, static_cast<int64_t>(data.size()));
+      if (held.ok() && held->size() == data.size() &&
+          std::equal(data.begin(), data.end(),
+                     reinterpret_cast<const uint8_t*>(held->data()))) {
+        return arrow::Status::OK();
+      }
+      return st.WithMessage(st.message(), "; an earlier attempt's outcome was unknown",
+                            held.ok() ? " and the object holds other bytes"
+                                      : " and the object could not be read back: " +
+                                            held.status().message());
+    }
+    if (conflict && conflicts < retries.conflicts) {
+      ++conflicts;
+    } else if (unknown && unknowns < retries.unknowns) {
+      ++unknowns;
+    } else {
+      return st;
+    }
+    const auto backoff = retries.backoff * (1 << std::min(attempt, 10));
+    std::this_thread::sleep_for(backoff + std::chrono::milliseconds(jitter() % 20));
+  }
 }
 
 arrow::Result<std::string> GetRange(const S3RequestConfig& config,
@@ -382,6 +428,35 @@ arrow::Result<std::string> GetRange(const S3RequestConfig& config,
     return failed("the response has " + std::to_string(response.body.size()) +
                   " bytes instead of " + std::to_string(length) +
                   (response.status == 200 ? " (HTTP 200: the range was ignored)" : ""));
+  }
+  return std::move(response.body);
+}
+
+arrow::Result<std::string> GetObject(const S3RequestConfig& config,
+                                     const std::string& bucket, const std::string& key,
+                                     int64_t max_bytes) {
+  const std::string path = bucket + "/" + key;
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
+  const std::string host = config.endpoint.HostHeader();
+  SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
+  HttpOptions http = config.http;
+  http.max_body_bytes = std::max<int64_t>(max_bytes, 4096);  // and an error document
+  auto sent = SendHttpRequest(config.endpoint, request, http);
+  if (!sent.ok()) {
+    return arrow::Status::IOError("GET of '", path,
+                                  "' failed: ", sent.status().message());
+  }
+  HttpResponse& response = *sent;
+  if (response.status != 200) {
+    const std::string code = S3ErrorCode(response.body);
+    return arrow::Status::IOError("GET of '", path, "' failed: HTTP ", response.status,
+                                  code.empty() ? "" : " " + code);
+  }
+  if (static_cast<int64_t>(response.body.size()) > max_bytes) {
+    return arrow::Status::IOError("GET of '", path, "': the object is longer than ",
+                                  max_bytes, " bytes");
   }
   return std::move(response.body);
 }

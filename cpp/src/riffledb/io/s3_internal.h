@@ -12,6 +12,7 @@
 #include <arrow/status.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -132,11 +133,31 @@ std::string S3ErrorCode(std::string_view body);
 /// IOError for everything else, naming `path`, the HTTP status and the S3 error code —
 /// and for 409 ConditionalRequestConflict (a racing conditional write to the same key:
 /// not applied, worth retrying) the message says so and `*conflict` is set. An error
-/// sending or reading leaves the outcome unknown (the object may exist). Messages never
-/// include credentials.
+/// sending or reading, or a 5xx answer, leaves the outcome unknown (the object may
+/// exist): the message says so and `*unknown` is set. Messages never include
+/// credentials.
 arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& bucket,
                           const std::string& key, std::span<const uint8_t> data,
-                          bool* conflict = nullptr);
+                          bool* conflict = nullptr, bool* unknown = nullptr);
+
+/// How CreateIfAbsent retries.
+struct CreateRetries {
+  /// Attempts after a 409 ConditionalRequestConflict (not applied: a racing conditional
+  /// write's outcome decides ours).
+  int conflicts = 4;
+  /// Attempts after an unknown outcome (a 5xx, or a failure sending or reading).
+  int unknowns = 3;
+  /// The first wait; each retry doubles it (plus up to 20 ms of jitter).
+  std::chrono::milliseconds backoff{20};
+};
+
+/// PutIfAbsent, retried as `retries` says. When an attempt's outcome was unknown and a
+/// later one finds the object existing, the object is read back: if it holds `data`,
+/// the earlier attempt created it and the result is OK; otherwise AlreadyExists, whose
+/// message says an earlier attempt's outcome was unknown.
+arrow::Status CreateIfAbsent(const S3RequestConfig& config, const std::string& bucket,
+                             const std::string& key, std::span<const uint8_t> data,
+                             const CreateRetries& retries = {});
 
 /// `GET /bucket/key` of the `length` bytes at `offset` (a `Range` header; `length` > 0):
 /// exactly those bytes, from a 206 Partial Content (or a 200 whose body is the whole
@@ -146,5 +167,11 @@ arrow::Status PutIfAbsent(const S3RequestConfig& config, const std::string& buck
 arrow::Result<std::string> GetRange(const S3RequestConfig& config,
                                     const std::string& bucket, const std::string& key,
                                     int64_t offset, int64_t length);
+
+/// `GET /bucket/key`, the whole object: IOError naming `path` and the HTTP status and S3
+/// error code unless 200, or if the object is longer than `max_bytes`.
+arrow::Result<std::string> GetObject(const S3RequestConfig& config,
+                                     const std::string& bucket, const std::string& key,
+                                     int64_t max_bytes);
 
 }  // namespace riffledb::io::internal

@@ -214,24 +214,34 @@ TEST(Endpoint, RejectsWhatIsNotSchemeHostPort) {
 // -- HTTP, against a canned server on loopback
 // ---------------------------------------------
 
-// Accepts one connection on 127.0.0.1 (an ephemeral port), reads one request (headers
-// and a Content-Length body), records it, sends `response` and closes.
+// Accepts one connection on 127.0.0.1 (an ephemeral port) per response, in turn: reads
+// one request (headers and a Content-Length body), records it, sends the response (an
+// empty one: nothing) and closes.
 class CannedServer {
  public:
   explicit CannedServer(std::string response, bool read_request = true)
-      : response_(std::move(response)), read_request_(read_request) {
+      : CannedServer(std::vector<std::string>{std::move(response)}, read_request) {}
+  explicit CannedServer(std::vector<std::string> responses, bool read_request = true)
+      : responses_(std::move(responses)), read_request_(read_request) {
     listen_fd_ = testing::ListenOnLoopback(&port_);
-    thread_ = std::thread([this] { Serve(); });
+    thread_ = std::thread([this] {
+      for (const std::string& response : responses_) Serve(response);
+    });
   }
   ~CannedServer() {
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     ::close(listen_fd_);
   }
 
   int port() const { return port_; }
   Endpoint endpoint() const { return {"http", "127.0.0.1", port_}; }
-  // Valid once the client has its response.
+  // Valid once the client has its response (the first request's).
   const std::string& request_head() const { return head_; }
+  // The request line of every request served, once the server thread is joined.
+  const std::vector<std::string>& request_lines() {
+    if (thread_.joinable()) thread_.join();
+    return lines_;
+  }
   const std::string& request_body() const { return body_; }
   std::string RequestHeader(std::string_view name) const {
     const std::string needle = "\r\n" + std::string(name) + ": ";
@@ -242,7 +252,7 @@ class CannedServer {
   }
 
  private:
-  void Serve() {
+  void Serve(const std::string& response) {
     const int fd = ::accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) return;
     if (read_request_) {
@@ -254,9 +264,13 @@ class CannedServer {
         if (head_end == std::string::npos) {
           head_end = data.find("\r\n\r\n");
           if (head_end != std::string::npos) {
-            head_ = data.substr(0, head_end + 2);
-            const std::string cl = RequestHeader("Content-Length");
-            length = cl == "<missing>" ? 0 : std::stoul(cl);
+            const std::string head = data.substr(0, head_end + 2);
+            lines_.push_back(head.substr(0, head.find("\r\n")));
+            if (lines_.size() == 1) head_ = head;
+            const std::string needle = "\r\nContent-Length: ";
+            const size_t at = head.find(needle);
+            length =
+                at == std::string::npos ? 0 : std::stoul(head.substr(at + needle.size()));
           }
         }
         if (head_end != std::string::npos && data.size() >= head_end + 4 + length) break;
@@ -264,25 +278,28 @@ class CannedServer {
         if (n <= 0) break;
         data.append(buf, static_cast<size_t>(n));
       }
-      if (head_end != std::string::npos) body_ = data.substr(head_end + 4, length);
+      if (head_end != std::string::npos && lines_.size() == 1) {
+        body_ = data.substr(head_end + 4, length);
+      }
     }
     size_t sent = 0;
-    while (sent < response_.size()) {
+    while (sent < response.size()) {
       ssize_t n =
-          ::send(fd, response_.data() + sent, response_.size() - sent, MSG_NOSIGNAL);
+          ::send(fd, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }
     ::close(fd);
   }
 
-  std::string response_;
+  std::vector<std::string> responses_;
   bool read_request_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::thread thread_;
   std::string head_;
   std::string body_;
+  std::vector<std::string> lines_;
 };
 
 S3RequestConfig ConfigFor(const CannedServer& server) {
@@ -406,6 +423,121 @@ TEST(PutIfAbsent, ServerClosingWithoutAReplyLeavesTheOutcomeUnknown) {
   EXPECT_NE(st.message().find("closed before the end of the status line"),
             std::string::npos)
       << st.message();
+}
+
+// -- CreateIfAbsent: PutIfAbsent retried ------------------------------------------------
+
+CreateRetries FastRetries() {
+  CreateRetries retries;
+  retries.backoff = std::chrono::milliseconds(1);
+  return retries;
+}
+
+std::string Ok200(const std::string& body = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+const std::string kInternalError =
+    Response("HTTP/1.1 500 Internal Server Error", XmlError("InternalError"));
+const std::string kPreconditionFailed =
+    Response("HTTP/1.1 412 Precondition Failed", XmlError("PreconditionFailed"));
+
+TEST(PutIfAbsent, A5xxLeavesTheOutcomeUnknown) {
+  CannedServer server(kInternalError);
+  bool conflict = true;
+  bool unknown = false;
+  arrow::Status st =
+      PutIfAbsent(ConfigFor(server), "b", "k", Bytes("x"), &conflict, &unknown);
+  ASSERT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_FALSE(conflict);
+  EXPECT_TRUE(unknown);
+  EXPECT_NE(st.message().find("may have been created"), std::string::npos)
+      << st.message();
+}
+
+TEST(CreateIfAbsent, A5xxIsRetried) {
+  CannedServer server(std::vector<std::string>{
+      kInternalError, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"});
+  ASSERT_OK(CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries()));
+  EXPECT_EQ(server.request_lines(),
+            (std::vector<std::string>{"PUT /b/k HTTP/1.1", "PUT /b/k HTTP/1.1"}));
+}
+
+TEST(CreateIfAbsent, AnAnswerLostAfterTheObjectWasCreatedIsOursWhenItHoldsOurBytes) {
+  // The first PUT created the object but its answer was lost (a 500, then a closed
+  // connection); the retry finds the object, which is read back.
+  CannedServer server(
+      std::vector<std::string>{kInternalError, "", kPreconditionFailed, Ok200("data")});
+  ASSERT_OK(CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries()));
+  EXPECT_EQ(server.request_lines(),
+            (std::vector<std::string>{"PUT /b/k HTTP/1.1", "PUT /b/k HTTP/1.1",
+                                      "PUT /b/k HTTP/1.1", "GET /b/k HTTP/1.1"}));
+}
+
+TEST(CreateIfAbsent, AnObjectOfOtherBytesAfterAnUnknownOutcomeIsAnotherWriters) {
+  for (const std::string& held : {std::string("other"), std::string("data+more")}) {
+    CannedServer server(
+        std::vector<std::string>{kInternalError, kPreconditionFailed, Ok200(held)});
+    arrow::Status st =
+        CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries());
+    ASSERT_TRUE(st.IsAlreadyExists()) << st.ToString();
+    EXPECT_NE(st.message().find("an earlier attempt's outcome was unknown"),
+              std::string::npos)
+        << st.message();
+    EXPECT_EQ(server.request_lines().size(), 3u);
+  }
+}
+
+TEST(CreateIfAbsent, AnObjectThatCannotBeReadBackIsNotOurs) {
+  CannedServer server(std::vector<std::string>{
+      "", kPreconditionFailed,
+      Response("HTTP/1.1 403 Forbidden", XmlError("AccessDenied"))});
+  arrow::Status st =
+      CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries());
+  ASSERT_TRUE(st.IsAlreadyExists()) << st.ToString();
+  EXPECT_NE(st.message().find("could not be read back"), std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("HTTP 403 AccessDenied"), std::string::npos)
+      << st.message();
+}
+
+TEST(CreateIfAbsent, AnExistingObjectWithoutAnUnknownOutcomeIsNotReadBack) {
+  CannedServer server(std::vector<std::string>{kPreconditionFailed});
+  arrow::Status st =
+      CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries());
+  ASSERT_TRUE(st.IsAlreadyExists()) << st.ToString();
+  EXPECT_EQ(st.message().find("earlier attempt"), std::string::npos) << st.message();
+  EXPECT_EQ(server.request_lines().size(), 1u);
+}
+
+TEST(CreateIfAbsent, UnknownOutcomesAreRetriedABoundedNumberOfTimes) {
+  CreateRetries retries = FastRetries();
+  retries.unknowns = 2;
+  CannedServer server(
+      std::vector<std::string>{kInternalError, kInternalError, kInternalError});
+  arrow::Status st = CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), retries);
+  ASSERT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_NE(st.message().find("HTTP 500 InternalError"), std::string::npos)
+      << st.message();
+  EXPECT_EQ(server.request_lines().size(), 3u);
+}
+
+TEST(CreateIfAbsent, ConflictsAreRetried) {
+  const std::string conflict =
+      Response("HTTP/1.1 409 Conflict", XmlError("ConditionalRequestConflict"));
+  CannedServer server(
+      {conflict, conflict, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"});
+  ASSERT_OK(CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries()));
+  EXPECT_EQ(server.request_lines().size(), 3u);
+}
+
+TEST(CreateIfAbsent, OtherErrorsAreNotRetried) {
+  CannedServer server(Response("HTTP/1.1 403 Forbidden", XmlError("AccessDenied")));
+  arrow::Status st =
+      CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries());
+  ASSERT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_EQ(server.request_lines().size(), 1u);
 }
 
 TEST(SendHttpRequest, ChunkedBodyIsReassembled) {
