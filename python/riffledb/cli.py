@@ -267,6 +267,8 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
     if api_key is None:
         api_key = os.environ.get(API_KEY_ENV, "")
     db = connect(args.uri)
+    # This process only serves: keep megabyte answer buffers mapped between requests.
+    _riffledb.tune_allocator_for_serving()
     server = _riffledb.Server.start(
         native_database(db),
         args.host,

@@ -16,6 +16,8 @@ namespace nb = nanobind;
 namespace riffledb::python {
 
 void RegisterRemote(nb::module_& m) {
+  // Process-wide malloc settings for a serving process (see server.h).
+  m.def("tune_allocator_for_serving", &remote::TuneAllocatorForServing);
   // Serves a database until stopped. Construct it to start it: it listens at once.
   nb::class_<remote::Server>(m, "Server")
       .def_static(

@@ -1,6 +1,7 @@
 #include "riffledb/remote/server.h"
 
 #include <httplib.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -422,6 +424,23 @@ bool Server::Wait(std::optional<int64_t> timeout_ms) const {
     return true;
   }
   return impl_->finished_cv.wait_for(lock, std::chrono::milliseconds(*timeout_ms), done);
+}
+
+bool TuneAllocatorForServing() {
+#if defined(__GLIBC__)
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr ||
+      std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
+      (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr)) {
+    return false;
+  }
+  constexpr int kMmapThreshold = 16 << 20;
+  constexpr int kTrimThreshold = 32 << 20;
+  return mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 &&
+         mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace riffledb::remote
