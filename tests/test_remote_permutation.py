@@ -322,8 +322,10 @@ def test_header_provider_is_asked_before_every_permutation_read(server, tables):
         # Every request carried a token, each a fresh one.
         assert len(sent) == tokens.calls
         assert sorted(sent) == list(range(1, tokens.calls + 1))
-        # Prefetched reads are coalesced: REMOTE_READ_ROWS // 100 batches a request.
-        per_request = 100 * (REMOTE_READ_ROWS // 100)
+        # Prefetched reads are coalesced: REMOTE_READ_ROWS // 100 batches a request,
+        # but no more than prefetch=2 lets be read ahead.
+        per_request = 100 * min(2, REMOTE_READ_ROWS // 100)
+        assert per_request == 200
         assert len(proxy.requests) - first == -(-len(perm) // per_request)
         tokens.fail = True
         with pytest.raises(ValueError, match="header_provider.*token expired"):

@@ -58,7 +58,8 @@ __all__ = [
 #: uses 10).
 DEFAULT_BATCH_SIZE = 100
 #: Rows a prefetched iteration over a remote table asks for in one request (whole
-#: batches of them: ``iter(256, prefetch=...)`` reads 4 batches a request).
+#: batches of them, at most ``prefetch``: ``iter(256, prefetch=8)`` reads 4 batches a
+#: request, ``iter(256, prefetch=2)`` 2).
 REMOTE_READ_ROWS = 1024
 
 _ROWID = "_rowid"
@@ -914,11 +915,13 @@ class Permutation:
         threads: int,
     ) -> PrefetchingIterator:
         # A remote table's reads are coalesced: each request asks for the rows of
-        # `group` consecutive batches (about REMOTE_READ_ROWS), and the iterator hands
-        # them out batch by batch; a round trip costs more than the rows it carries.
+        # `group` consecutive batches (about REMOTE_READ_ROWS, never more batches than
+        # `prefetch` lets be read ahead, so memory stays what it allows), and the
+        # iterator hands them out batch by batch; a round trip costs more than the rows
+        # it carries.
         group = 1
         if is_remote(self.base_table):
-            group = max(1, REMOTE_READ_ROWS // batch_size)
+            group = max(1, min(prefetch, REMOTE_READ_ROWS // batch_size))
 
         def reads():
             reader = self._view()
