@@ -378,10 +378,17 @@ arrow::Status CreateIfAbsent(const S3RequestConfig& config, const std::string& b
                      reinterpret_cast<const uint8_t*>(held->data()))) {
         return arrow::Status::OK();
       }
-      return st.WithMessage(st.message(), "; an earlier attempt's outcome was unknown",
-                            held.ok() ? " and the object holds other bytes"
-                                      : " and the object could not be read back: " +
-                                            held.status().message());
+      if (held.ok() || held.status().IsCapacityError()) {  // other bytes: not ours
+        return st.WithMessage(st.message(),
+                              "; an earlier attempt's outcome was unknown and the "
+                              "object holds other bytes");
+      }
+      // Still unknown: the caller must not take the object for another writer's.
+      return arrow::Status::IOError(
+          "Conditional PUT of '", bucket, "/", key,
+          "' failed (the object may have been created): an earlier attempt's outcome "
+          "was unknown, a retry found the object, and it could not be read back: ",
+          held.status().message());
     }
     if (conflict && conflicts < retries.conflicts) {
       ++conflicts;
@@ -439,24 +446,28 @@ arrow::Result<std::string> GetObject(const S3RequestConfig& config,
   HttpRequest request;
   request.method = "GET";
   request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
+  // One byte more than allowed, at most: a longer object is told from a short one
+  // without reading it all.
+  request.headers.emplace_back("Range", "bytes=0-" + std::to_string(max_bytes));
   const std::string host = config.endpoint.HostHeader();
   SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
   HttpOptions http = config.http;
-  http.max_body_bytes = std::max<int64_t>(max_bytes, 4096);  // and an error document
+  http.max_body_bytes = std::max<int64_t>(max_bytes + 1, 4096);  // or an error document
   auto sent = SendHttpRequest(config.endpoint, request, http);
   if (!sent.ok()) {
     return arrow::Status::IOError("GET of '", path,
                                   "' failed: ", sent.status().message());
   }
   HttpResponse& response = *sent;
-  if (response.status != 200) {
+  if (response.status == 416) return std::string();  // an empty object has no byte 0
+  if (response.status != 200 && response.status != 206) {
     const std::string code = S3ErrorCode(response.body);
     return arrow::Status::IOError("GET of '", path, "' failed: HTTP ", response.status,
                                   code.empty() ? "" : " " + code);
   }
   if (static_cast<int64_t>(response.body.size()) > max_bytes) {
-    return arrow::Status::IOError("GET of '", path, "': the object is longer than ",
-                                  max_bytes, " bytes");
+    return arrow::Status::CapacityError("GET of '", path, "': the object is longer than ",
+                                        max_bytes, " bytes");
   }
   return std::move(response.body);
 }

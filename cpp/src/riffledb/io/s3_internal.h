@@ -153,8 +153,11 @@ struct CreateRetries {
 
 /// PutIfAbsent, retried as `retries` says. When an attempt's outcome was unknown and a
 /// later one finds the object existing, the object is read back: if it holds `data`,
-/// the earlier attempt created it and the result is OK; otherwise AlreadyExists, whose
-/// message says an earlier attempt's outcome was unknown.
+/// the earlier attempt created it and the result is OK; if it holds other bytes,
+/// AlreadyExists, whose message says an earlier attempt's outcome was unknown; if it
+/// cannot be read, the outcome is still unknown: an IOError saying the object may have
+/// been created (never AlreadyExists, which would let a commit delete what the object
+/// may reference).
 arrow::Status CreateIfAbsent(const S3RequestConfig& config, const std::string& bucket,
                              const std::string& key, std::span<const uint8_t> data,
                              const CreateRetries& retries = {});
@@ -168,8 +171,9 @@ arrow::Result<std::string> GetRange(const S3RequestConfig& config,
                                     const std::string& bucket, const std::string& key,
                                     int64_t offset, int64_t length);
 
-/// `GET /bucket/key`, the whole object: IOError naming `path` and the HTTP status and S3
-/// error code unless 200, or if the object is longer than `max_bytes`.
+/// `GET /bucket/key`, the whole object (asked for with `Range: bytes=0-<max_bytes>`):
+/// IOError naming `path` and the HTTP status and S3 error code unless 200 or 206 (416,
+/// an empty object, is ""); CapacityError if the object is longer than `max_bytes`.
 arrow::Result<std::string> GetObject(const S3RequestConfig& config,
                                      const std::string& bucket, const std::string& key,
                                      int64_t max_bytes);
