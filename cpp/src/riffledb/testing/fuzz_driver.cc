@@ -55,12 +55,16 @@ struct InputRecord {
 };
 
 // What the crash handler needs. The handler only reads it, and only calls
-// async-signal-safe functions. Each input's record is filled in the slot the handler
-// does not read, then published by switching `active`, so that a signal at any moment
-// sees one input's data, path and report line together, never a mix of two inputs.
+// async-signal-safe functions. Each input's record (and a mutated input's bytes, see
+// main) is filled in the slot the handler does not read, then published by switching
+// `active`, so that a signal at any moment sees one input's data, path and report line
+// together, never a mix of two inputs. (A handler running on another thread than the
+// driver's, for a fault in a target's own thread, could still see the driver publish
+// twice more meanwhile; the driver waits in the target then.)
 struct Current {
   InputRecord records[2];
-  volatile sig_atomic_t active = 0;
+  std::atomic<int> active{0};
+  static_assert(std::atomic<int>::is_always_lock_free);
   char report[4096] = {};  // RIFFLEDB_SOAK_REPORT, or empty
   volatile sig_atomic_t dumped = 0;
 } g_current;
@@ -73,8 +77,8 @@ void WriteString(int fd, const char* text) {
 void DumpCurrentInput() {
   if (g_current.dumped) return;
   g_current.dumped = 1;
-  std::atomic_signal_fence(std::memory_order_acquire);
-  const InputRecord& record = g_current.records[g_current.active];
+  const InputRecord& record =
+      g_current.records[g_current.active.load(std::memory_order_acquire)];
   if (record.path[0] == 0) return;  // before the first input
   const int fd = ::open(record.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd >= 0) {
@@ -113,11 +117,14 @@ void InstallCrashHandlers() {
   }
 }
 
+// The slot the next input's record goes to (the one the crash handler does not read).
+int IdleSlot() { return 1 - g_current.active.load(std::memory_order_relaxed); }
+
 // Makes `input` (number `number`) what the crash handler writes: its record is filled
 // in the idle slot, then published.
 void SetCurrent(const std::vector<uint8_t>& input, const std::string& prefix,
                 int64_t number, const std::string& target, int64_t mutations) {
-  const sig_atomic_t next = 1 - g_current.active;
+  const int next = IdleSlot();
   InputRecord& record = g_current.records[next];
   record.data = input.data();
   record.size = input.size();
@@ -130,8 +137,7 @@ void SetCurrent(const std::vector<uint8_t>& input, const std::string& prefix,
                   target.c_str(), static_cast<long long>(mutations),
                   static_cast<long long>(number), record.path);
   }
-  std::atomic_signal_fence(std::memory_order_release);
-  g_current.active = next;
+  g_current.active.store(next, std::memory_order_release);
 }
 
 void Mutate(std::vector<uint8_t>& input, const std::vector<std::vector<uint8_t>>& corpus,
@@ -241,6 +247,7 @@ int main(int argc, char** argv) {
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(seconds));
   std::mt19937_64 rng(seed);
+  std::vector<uint8_t> mutated[2];  // by slot of g_current.records
   for (;; ++mutations) {
     if (seconds > 0) {
       // A clock read per 64 inputs: some targets run an input in microseconds.
@@ -248,7 +255,10 @@ int main(int argc, char** argv) {
     } else if (mutations >= iterations) {
       break;
     }
-    std::vector<uint8_t> input = corpus[rng() % corpus.size()];
+    // Built in the idle slot's buffer: the published input's bytes stay intact until
+    // this one is published in its place.
+    std::vector<uint8_t>& input = mutated[IdleSlot()];
+    input = corpus[rng() % corpus.size()];
     Mutate(input, corpus, rng);
     run(input);
   }
