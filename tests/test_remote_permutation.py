@@ -7,6 +7,7 @@ the same recipe over the same rows in a local table."""
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -165,6 +166,33 @@ def test_prefetch_over_remote_coalesces_reads_into_the_same_batches(
     assert it.stats["rows"] == sum(b.num_rows for b in expected)
 
 
+@pytest.mark.parametrize(
+    ("prefetch", "threads", "per_read"), [(8, 2, 4), (5, 2, 2), (4, 4, 1), (1, 2, 1)]
+)
+def test_coalesced_reads_ahead_carry_at_most_prefetch_batches(
+    tables, prefetch, threads, per_read
+):
+    remote, local = tables
+    r = Permutation.from_tables(remote).select_columns(["id"]).with_format("arrow")
+    it = r.iter(32, prefetch=prefetch, prefetch_threads=threads)
+    first = next(it)
+    assert first["id"].to_pylist() == list(range(32))
+    deepest = 0
+    for _ in range(3):  # the reads ahead fill up while the loop waits
+        time.sleep(0.2)
+        deepest = max(deepest, it.stats["queued_batches"])
+        next(it)
+    # queued_batches counts requests of `per_read` batches each.
+    assert 1 <= deepest <= prefetch // per_read
+    assert deepest * per_read <= prefetch
+    rest = [b["id"].to_pylist() for b in it]
+    assert sum(map(len, rest)) == len(r) - 4 * 32
+    assert it.stats["batches"] == -(-len(r) // 32)
+    assert it.stats["rows"] == len(r)
+    # The requests: `per_read` batches of 32 rows each.
+    assert it._prefetch.native.stats()["batches"] == -(-len(r) // (32 * per_read))
+
+
 def test_coalesced_prefetch_over_remote_closes_between_batches(tables):
     remote, local = tables
     r = Permutation.from_tables(remote).with_format("numpy_dict")
@@ -316,15 +344,15 @@ def test_header_provider_is_asked_before_every_permutation_read(server, tables):
         perm = Permutation.from_tables(remote, perm_table).select_columns(["id"])
         perm = perm.with_format("numpy_dict")
         first = len(proxy.requests)
-        batches = [b["id"] for b in perm.iter(100, prefetch=2, prefetch_threads=2)]
+        batches = [b["id"] for b in perm.iter(100, prefetch=4, prefetch_threads=2)]
         assert sorted(np.concatenate(batches).tolist()) == list(range(len(perm)))
         sent = [int(h["x-token"]) for _, _, h, _ in proxy.requests]
         # Every request carried a token, each a fresh one.
         assert len(sent) == tokens.calls
         assert sorted(sent) == list(range(1, tokens.calls + 1))
-        # Prefetched reads are coalesced: REMOTE_READ_ROWS // 100 batches a request,
-        # but no more than prefetch=2 lets be read ahead.
-        per_request = 100 * min(2, REMOTE_READ_ROWS // 100)
+        # Prefetched reads are coalesced: up to REMOTE_READ_ROWS // 100 batches a
+        # request, and no more than prefetch // prefetch_threads = 2.
+        per_request = 100 * min(4 // 2, REMOTE_READ_ROWS // 100)
         assert per_request == 200
         assert len(proxy.requests) - first == -(-len(perm) // per_request)
         tokens.fail = True

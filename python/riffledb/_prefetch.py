@@ -119,7 +119,10 @@ class PrefetchingIterator(Iterator[Any]):
     ):
         """``split_rows`` > 0: each read (of several batches, coalesced) is handed out
         as consecutive slices of that many rows (the last one may be shorter), without
-        a copy; ``batches`` then bounds the reads ahead, not the slices."""
+        a copy; ``batches`` then bounds the reads ahead, not the slices, and the read
+        being handed out is held beside them. In :attr:`stats`, ``batches`` and
+        ``rows`` count what was handed out; ``bytes`` and the ``queued_*`` figures
+        count reads (a read's bytes once its first slice is out)."""
         self._reads = reads
         self._convert = convert
         self._batches = batches
@@ -129,6 +132,7 @@ class PrefetchingIterator(Iterator[Any]):
         self._rest: Any = None  # the read being sliced, when its rows are not all out
         self._rest_at = 0
         self._handed = 0  # batches handed out (the slices, when reads are split)
+        self._handed_rows = 0
         self._prefetch: Prefetch | None = None
         self._done = False
 
@@ -165,14 +169,17 @@ class PrefetchingIterator(Iterator[Any]):
             rest = item[1]
             if split <= 0 or rest.num_rows <= split:
                 self._handed += 1
+                self._handed_rows += rest.num_rows
                 return rest
             self._rest, self._rest_at = rest, 0
         at = self._rest_at
         self._rest_at = at + split
         if self._rest_at >= rest.num_rows:
             self._rest = None
+        batch = rest.slice(at, split)
         self._handed += 1
-        return rest.slice(at, split)
+        self._handed_rows += batch.num_rows
+        return batch
 
     def close(self) -> None:
         """Stops the reads (the ones running finish); the iterator is then exhausted."""
@@ -196,4 +203,5 @@ class PrefetchingIterator(Iterator[Any]):
             return dict.fromkeys(_STAT_KEYS, 0)
         stats = self._prefetch.stats()
         stats["batches"] = self._handed
+        stats["rows"] = self._handed_rows
         return stats

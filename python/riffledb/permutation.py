@@ -57,9 +57,9 @@ __all__ = [
 #: Rows per batch when iterating, unless ``with_batch_size`` says otherwise (HuggingFace
 #: uses 10).
 DEFAULT_BATCH_SIZE = 100
-#: Rows a prefetched iteration over a remote table asks for in one request (whole
-#: batches of them, at most ``prefetch``: ``iter(256, prefetch=8)`` reads 4 batches a
-#: request, ``iter(256, prefetch=2)`` 2).
+#: Rows a prefetched iteration over a remote table asks for in one request, at most
+#: (whole batches, and no more than ``prefetch // prefetch_threads`` of them:
+#: ``iter(256, prefetch=8)`` reads 4 batches a request, 2 requests ahead).
 REMOTE_READ_ROWS = 1024
 
 _ROWID = "_rowid"
@@ -915,13 +915,13 @@ class Permutation:
         threads: int,
     ) -> PrefetchingIterator:
         # A remote table's reads are coalesced: each request asks for the rows of
-        # `group` consecutive batches (about REMOTE_READ_ROWS, never more batches than
-        # `prefetch` lets be read ahead, so memory stays what it allows), and the
-        # iterator hands them out batch by batch; a round trip costs more than the rows
-        # it carries.
+        # `group` consecutive batches (about REMOTE_READ_ROWS), and the iterator hands
+        # them out batch by batch; a round trip costs more than the rows it carries.
+        # Requests read ahead carry at most `prefetch` batches in all, and there are
+        # as many as `threads` of them when `prefetch` allows, so that requests overlap.
         group = 1
         if is_remote(self.base_table):
-            group = max(1, min(prefetch, REMOTE_READ_ROWS // batch_size))
+            group = max(1, min(REMOTE_READ_ROWS // batch_size, prefetch // threads))
 
         def reads():
             reader = self._view()
@@ -951,7 +951,7 @@ class Permutation:
         return PrefetchingIterator(
             reads,
             convert,
-            -(-prefetch // group),
+            prefetch // group,
             max_bytes,
             threads,
             split_rows=batch_size if group > 1 else 0,
