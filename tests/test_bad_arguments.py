@@ -364,5 +364,25 @@ def test_index_array_takes_row_ids_past_int64_beside_small_ones():
         assert keys.tolist() == [int(v) for v in values]
     with pytest.raises(errors.RiffledbIndexError, match="Row id -1 at position 1"):
         index_array((0, -1, 2**63), "row_ids", np.uint64)
+    # Offsets mixing ints and NumPy uint64 (read as float64 too).
+    keys = index_array([1, np.uint64(2)], "offsets")
+    assert keys.dtype == np.int64 and keys.tolist() == [1, 2]
     with pytest.raises(errors.RiffledbTypeError, match="got bool at position 1"):
         index_array((0, True, 2**63), "row_ids", np.uint64)
+
+
+def test_index_array_takes_the_native_path_for_a_list_of_ints(monkeypatch):
+    import riffledb._args as args
+
+    calls = []
+    native = args._riffledb.exact_int_list
+
+    def spy(values, unsigned):
+        calls.append(unsigned)
+        return native(values, unsigned)
+
+    monkeypatch.setattr(args._riffledb, "exact_int_list", spy)
+    assert index_array([3, 1], "offsets").tolist() == [3, 1]
+    assert index_array([3, 1], "row_ids", np.uint64).dtype == np.uint64
+    assert index_array((3, 1), "offsets").tolist() == [3, 1]  # a tuple: NumPy's path
+    assert calls == [False, True]

@@ -191,10 +191,11 @@ def index_array(values: Any, what: str, dtype: type = np.int64) -> np.ndarray:
         if len(values) == 0:
             return np.empty(0, dtype=dtype)
         items = original if original is not None else values.tolist()
-        if unsigned and bad_index(items, what, unsigned=True) is None:
-            # Valid row ids that NumPy read as float64 ([0, 2**63]: no integer type
-            # holds both signs' ranges); bools were refused by bad_index.
-            values = np.array([int(item) for item in items], dtype=np.uint64)
+        if bad_index(items, what, unsigned=unsigned) is None:
+            # Valid keys that NumPy read as float64 (row ids [0, 2**63], offsets
+            # [1, np.uint64(2)]: no integer type holds both); bools were refused by
+            # bad_index.
+            values = np.array([int(item) for item in items], dtype=dtype)
         else:
             _raise_bad_index(items, what, unsigned)
     if original is not None and bool in map(type, original):

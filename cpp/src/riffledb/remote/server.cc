@@ -431,7 +431,9 @@ bool TuneAllocatorForServing() {
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr ||
       std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
-      (tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr)) {
+      (tunables != nullptr &&
+       (std::strstr(tunables, "glibc.malloc.mmap_threshold") != nullptr ||
+        std::strstr(tunables, "glibc.malloc.trim_threshold") != nullptr))) {
     return false;
   }
   constexpr int kMmapThreshold = 16 << 20;

@@ -88,8 +88,8 @@ class Server {
 
 /// Makes glibc's malloc keep freed memory of up to 16 MiB blocks for reuse in this
 /// process (M_MMAP_THRESHOLD 16 MiB, M_TRIM_THRESHOLD 32 MiB), unless the environment
-/// sets either (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, or GLIBC_TUNABLES naming
-/// glibc.malloc). Without it, the per-request buffers of a megabyte answer were mapped
+/// sets either (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, or their GLIBC_TUNABLES
+/// names). Without it, the per-request buffers of a megabyte answer were mapped
 /// and faulted in anew at each request (about 1,150 page faults for a 1 MB take: the
 /// connection threads' arenas are trimmed, and such blocks mmapped, every time).
 /// Process-wide: for a process that serves (`riffledb serve`), not a library user's.
