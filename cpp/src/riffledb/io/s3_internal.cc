@@ -402,6 +402,28 @@ arrow::Status CreateIfAbsent(const S3RequestConfig& config, const std::string& b
   }
 }
 
+namespace {
+
+// A signed `GET /bucket/key` with `Range: range`, with room for `max_body_bytes` (and an
+// error document).
+arrow::Result<HttpResponse> SignedRangeGet(const S3RequestConfig& config,
+                                           const std::string& bucket,
+                                           const std::string& key,
+                                           const std::string& range,
+                                           int64_t max_body_bytes) {
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
+  request.headers.emplace_back("Range", range);
+  const std::string host = config.endpoint.HostHeader();
+  SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
+  HttpOptions http = config.http;
+  http.max_body_bytes = std::max<int64_t>(max_body_bytes, 4096);
+  return SendHttpRequest(config.endpoint, request, http);
+}
+
+}  // namespace
+
 arrow::Result<std::string> GetRange(const S3RequestConfig& config,
                                     const std::string& bucket, const std::string& key,
                                     int64_t offset, int64_t length) {
@@ -413,17 +435,8 @@ arrow::Result<std::string> GetRange(const S3RequestConfig& config,
                                   ") failed: ", why);
   };
   if (offset < 0 || length <= 0) return failed("an empty or negative range");
-  HttpRequest request;
-  request.method = "GET";
-  request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
-  request.headers.emplace_back("Range", range);
-  const std::string host = config.endpoint.HostHeader();
-  SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
-
-  HttpOptions http = config.http;
-  // Room for the body asked for, and for an error document.
-  http.max_body_bytes = std::max<int64_t>(http.max_body_bytes, length);
-  auto sent = SendHttpRequest(config.endpoint, request, http);
+  auto sent = SignedRangeGet(config, bucket, key, range,
+                             std::max<int64_t>(config.http.max_body_bytes, length));
   if (!sent.ok()) return failed(sent.status().message());
   HttpResponse& response = *sent;
   if (response.status != 206 && !(response.status == 200 && offset == 0)) {
@@ -443,17 +456,10 @@ arrow::Result<std::string> GetObject(const S3RequestConfig& config,
                                      const std::string& bucket, const std::string& key,
                                      int64_t max_bytes) {
   const std::string path = bucket + "/" + key;
-  HttpRequest request;
-  request.method = "GET";
-  request.path = "/" + UriEncode(bucket, false) + "/" + UriEncode(key, true);
   // One byte more than allowed, at most: a longer object is told from a short one
   // without reading it all.
-  request.headers.emplace_back("Range", "bytes=0-" + std::to_string(max_bytes));
-  const std::string host = config.endpoint.HostHeader();
-  SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
-  HttpOptions http = config.http;
-  http.max_body_bytes = std::max<int64_t>(max_bytes + 1, 4096);  // or an error document
-  auto sent = SendHttpRequest(config.endpoint, request, http);
+  auto sent = SignedRangeGet(config, bucket, key, "bytes=0-" + std::to_string(max_bytes),
+                             max_bytes + 1);
   if (!sent.ok()) {
     return arrow::Status::IOError("GET of '", path,
                                   "' failed: ", sent.status().message());
