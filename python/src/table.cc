@@ -186,15 +186,6 @@ void RegisterTable(nb::module_& m) {
           nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"), nb::kw_only(),
           nb::arg("binary_views") = false)
       .def(
-          "take_offsets",
-          [](const Table& t, const std::vector<int64_t>& offsets,
-             const std::vector<std::string>& columns, bool with_row_id,
-             bool binary_views) {
-            return TakeOffsets(t, offsets, columns, with_row_id, binary_views);
-          },
-          nb::arg("offsets"), nb::arg("columns"), nb::arg("with_row_id"), nb::kw_only(),
-          nb::arg("binary_views") = false)
-      .def(
           "take_row_ids",
           [](const Table& t, UInt64Array ids, const std::vector<std::string>& columns,
              bool with_row_id, bool binary_views) {

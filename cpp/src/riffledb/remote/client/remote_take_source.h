@@ -62,8 +62,8 @@ struct RemoteTake {
   bool with_row_id = false;
   /// Sent with each request, after the client's own.
   HeaderList headers;
-  /// When set, called before each attempt for more headers, sent after `headers`
-  /// (RemoteTableOptions::header_source).
+  /// When set, called before each attempt for more headers, which replace same-named
+  /// ones of `headers` and the client's (RemoteTableOptions::header_source).
   std::function<arrow::Result<HeaderList>()> header_source;
   /// The most keys in one `IN (...)` filter: more are sent as several requests.
   int64_t max_keys_per_request = 8192;
