@@ -1,0 +1,175 @@
+#include "riffledb/util/busy_poll.h"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace riffledb {
+namespace {
+
+using std::chrono::microseconds;
+
+// Which of `waits` consecutive waits spun, as a string of 's' (spun) and '-' (blocked at
+// once), when every spin is in vain.
+std::string LostSpins(BusyPoll& poll, int waits) {
+  std::string pattern;
+  for (int i = 0; i < waits; ++i) {
+    bool called = false;
+    const int result = poll.Spin([&] {
+      called = true;
+      return 0;
+    });
+    EXPECT_EQ(result, 0);
+    pattern += called ? 's' : '-';
+  }
+  return pattern;
+}
+
+// Runs body() in a forked child and returns its exit code (0: passed).
+int RunInChild(int (*body)()) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return 254;
+  if (pid == 0) {
+    alarm(30);
+    _exit(body());
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define SKIP_ON_ONE_CPU()                                                \
+  if (BusyPoll::MaxSpinners() == 0) {                                    \
+    GTEST_SKIP() << "one usable CPU: a BusyPoll never spins (tested by " \
+                    "OneCpuNeverSpins)";                                 \
+  }
+
+TEST(BusyPoll, ZeroLimitNeverSpins) {
+  BusyPoll poll;
+  EXPECT_EQ(LostSpins(poll, 5), "-----");
+  EXPECT_EQ(poll.stats().spins, 0);
+}
+
+TEST(BusyPoll, ReturnsWhatReadyGave) {
+  SKIP_ON_ONE_CPU();
+  BusyPoll poll(microseconds(100'000));
+  int calls = 0;
+  EXPECT_EQ(poll.Spin([&] { return ++calls == 3 ? -1 : 0; }), -1);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(poll.Spin([] { return 7; }), 7);
+  EXPECT_EQ(poll.stats().spins, 2);
+  EXPECT_EQ(poll.stats().hits, 2);
+}
+
+TEST(BusyPoll, ALostSpinLastsItsLimit) {
+  SKIP_ON_ONE_CPU();
+  BusyPoll poll(microseconds(2000));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(poll.Spin([] { return 0; }), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, microseconds(2000));
+  EXPECT_EQ(poll.stats().spins, 1);
+  EXPECT_EQ(poll.stats().hits, 0);
+}
+
+TEST(BusyPoll, LostSpinsBackOffExponentiallyUpTo64Waits) {
+  SKIP_ON_ONE_CPU();
+  BusyPoll poll(microseconds(1));
+  std::string expected;
+  for (int skip : {1, 2, 4, 8, 16, 32, 64, 64}) expected.append(1, 's').append(skip, '-');
+  expected += "s";
+  EXPECT_EQ(LostSpins(poll, static_cast<int>(expected.size())), expected);
+  EXPECT_EQ(poll.stats().spins, 9);
+}
+
+TEST(BusyPoll, AHitEndsTheBackoff) {
+  SKIP_ON_ONE_CPU();
+  BusyPoll poll(microseconds(1));
+  EXPECT_EQ(LostSpins(poll, 10), "s-s--s----");
+  EXPECT_EQ(poll.Spin([] { return 1; }), 1);
+  EXPECT_EQ(poll.Spin([] { return 1; }), 1);
+  EXPECT_EQ(LostSpins(poll, 4), "s-s-");  // back to a skip of 1, then 2
+}
+
+TEST(BusyPoll, AtMostMaxSpinnersSpinAtOnce) {
+  SKIP_ON_ONE_CPU();
+  const int max = BusyPoll::MaxSpinners();
+  EXPECT_EQ(BusyPoll::Spinners(), 0);
+  // Spins nested `depth` deep on this thread hold `depth` slots.
+  std::vector<std::unique_ptr<BusyPoll>> polls;
+  for (int i = 0; i <= max; ++i) {
+    polls.push_back(std::make_unique<BusyPoll>(microseconds(100'000)));
+  }
+  int innermost_called = 0;
+  std::function<int(int)> nest = [&](int depth) -> int {
+    if (depth == max) {
+      EXPECT_EQ(BusyPoll::Spinners(), max);
+      // No slot left: the last one blocks at once, without calling its check.
+      return polls[depth]->Spin([&] { return ++innermost_called; }) == 0 ? 1 : -1;
+    }
+    return polls[depth]->Spin([&] { return nest(depth + 1); });
+  };
+  EXPECT_EQ(nest(0), 1);
+  EXPECT_EQ(innermost_called, 0);
+  EXPECT_EQ(polls[max]->stats().spins, 0);
+  EXPECT_EQ(BusyPoll::Spinners(), 0);
+  // A wait refused a slot is not a lost spin: it spins as soon as a slot is free.
+  EXPECT_EQ(polls[max]->Spin([] { return 2; }), 2);
+}
+
+std::atomic<bool> spinning{false};
+std::atomic<bool> release{false};
+
+TEST(BusyPoll, AForkedChildStartsWithNoSpinners) {
+  SKIP_ON_ONE_CPU();
+  // A thread of the parent spins at the moment of fork(): in the child it does not
+  // exist, and its slot must not count.
+  std::thread spinner([] {
+    BusyPoll poll(microseconds(30'000'000));
+    poll.Spin([] {
+      spinning.store(true);
+      return release.load() ? 1 : 0;
+    });
+  });
+  while (!spinning.load()) std::this_thread::yield();
+  EXPECT_EQ(BusyPoll::Spinners(), 1);
+  const int child = RunInChild([]() -> int {
+    if (BusyPoll::Spinners() != 0) return 1;
+    BusyPoll poll(microseconds(100'000));
+    if (poll.Spin([] { return BusyPoll::Spinners() == 1 ? 5 : 6; }) != 5) return 2;
+    return BusyPoll::Spinners() == 0 ? 0 : 3;
+  });
+  release.store(true);
+  spinner.join();
+  EXPECT_EQ(child, 0);
+  EXPECT_EQ(BusyPoll::Spinners(), 0);
+}
+
+TEST(BusyPoll, OneCpuNeverSpins) {
+  const int child = RunInChild([]() -> int {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0) return 1;
+    if (BusyPoll::MaxSpinners() != 0) return 2;
+    BusyPoll poll(microseconds(100'000));
+    bool called = false;
+    if (poll.Spin([&] { return called = true, 1; }) != 0 || called) return 3;
+    return poll.stats().spins == 0 ? 0 : 4;
+  });
+  EXPECT_EQ(child, 0);
+}
+
+}  // namespace
+}  // namespace riffledb
