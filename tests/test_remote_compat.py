@@ -108,6 +108,33 @@ def test_client_config_and_lancedbs_deprecated_connect_arguments():
         riffledb.connect("memory://", connection_timeout=42)
 
 
+def test_client_config_busy_poll(monkeypatch):
+    from riffledb.remote import native_client_arguments
+
+    monkeypatch.delenv("RIFFLEDB_BUSY_POLL_US", raising=False)
+    assert ClientConfig().busy_poll_us is None
+    assert native_client_arguments(ClientConfig())["busy_poll_us"] == 200
+    monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", "0")
+    assert native_client_arguments(ClientConfig())["busy_poll_us"] == 0
+    assert native_client_arguments(ClientConfig(busy_poll_us=50))["busy_poll_us"] == 50
+    monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", "fast")
+    with pytest.raises(ValueError, match="Invalid value for RIFFLEDB_BUSY_POLL_US"):
+        native_client_arguments(ClientConfig())
+    monkeypatch.delenv("RIFFLEDB_BUSY_POLL_US")
+    for bad in (-1, True, 1.5, "200"):
+        with pytest.raises(ValueError, match="busy_poll_us must be a whole number"):
+            ClientConfig(busy_poll_us=bad)
+    with pytest.raises(ValueError, match=r"busy_poll_us must be in \[0, 1000000\]"):
+        riffledb.connect(
+            "db://dev", api_key="k", client_config={"busy_poll_us": 1_000_001}
+        )
+    # It travels with a pickled connection, as the rest of the config does.
+    with mock_connection(table_server(count=3), busy_poll_us=7) as (db, _):
+        restored = pickle.loads(pickle.dumps(db.open_table("test")))
+        assert restored._conn.client_config.busy_poll_us == 7
+        assert restored.count_rows() == 3
+
+
 def test_reprs_are_lancedbs():
     with mock_connection(table_server()) as (db, _):
         assert repr(db) == "RemoteConnect(name=dev)"

@@ -700,6 +700,59 @@ def test_port_in_use_fails_with_a_message():
     assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="one usable CPU: nothing busy-polls"
+)
+def test_busy_polling_client_and_server(served):
+    """Each wait of riffledb's client for an answer starts with a busy-poll (1 s here:
+    every answer comes within it), counted in its stats; 0 turns it off. The server
+    polls too: a server that does not still answers (``--busy-poll-us 0``)."""
+    server, _ = served
+    db = riffledb.connect(
+        "db://x",
+        api_key=KEY,
+        host_override=server.url,
+        client_config={"busy_poll_us": 1_000_000},
+    )
+    table = db.open_table("base")
+    before = db.stats()
+    for _ in range(20):
+        assert table.take_offsets([3, 97]).to_arrow()["id"].to_pylist() == [3, 97]
+    after = db.stats()
+    polls = after["busy_polls"] - before["busy_polls"]
+    assert polls >= 20
+    assert after["busy_poll_hits"] - before["busy_poll_hits"] == polls
+    blocking = riffledb.connect(
+        "db://x", api_key=KEY, host_override=server.url, client_config={"busy_poll_us": 0}
+    )
+    assert blocking.open_table("base").count_rows() == 100
+    assert blocking.stats()["busy_polls"] == 0 and blocking.stats()["requests"] == 2
+
+    quiet = Server("memory://", "--busy-poll-us", "0")
+    try:
+        db = riffledb.connect("db://x", api_key="", host_override=quiet.url)
+        db.create_table("t", ids(0, 5))
+        assert db.open_table("t").count_rows() == 5
+    finally:
+        assert quiet.stop() == 0, quiet.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "1000001", "2.5", "fast"])
+def test_serve_refuses_a_bad_busy_poll(value):
+    result = subprocess.run(
+        [sys.executable, "-m", "riffledb.cli", "serve", "memory://"]
+        + ["--busy-poll-us", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        f"argument --busy-poll-us: expected microseconds from 0 to 1000000, got "
+        f"'{value}'" in result.stderr
+    )
+
+
 def test_read_after_insert_through_another_connection(served):
     """The server caches opened tables: a read on one connection after an insert on
     another (and after a write by another process) sees it."""

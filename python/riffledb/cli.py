@@ -8,7 +8,7 @@
                                      remove old versions and unreferenced files
     riffledb serve URI [--host H] [--port P] [--api-key K] [--threads N]
                        [--max-body-bytes N] [--max-decoded-bytes N]
-                       [--tls-cert PEM --tls-key PEM]
+                       [--tls-cert PEM --tls-key PEM] [--busy-poll-us N]
                                      serve the database over LanceDB's REST protocol
 
 Exit codes a script can use: 0 success; 1 damage found (verify) or the operation failed;
@@ -279,6 +279,7 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
         args.max_decoded_bytes,
         args.tls_cert or "",
         args.tls_key or "",
+        args.busy_poll_us,
     )
     stop = threading.Event()
     previous = {}
@@ -327,6 +328,18 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _busy_poll_us(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(
+            f"expected microseconds from 0 to 1000000, got {text!r}"
+        )
     return value
 
 
@@ -430,6 +443,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--tls-key", default=None, help="the PEM private key of --tls-cert"
+    )
+    serve.add_argument(
+        "--busy-poll-us",
+        type=_busy_poll_us,
+        default=200,
+        help="after each reply, poll for the connection's next request this long "
+        "before sleeping (default 200; 0: never): back-to-back requests are answered "
+        "by a thread still on its CPU",
     )
     serve.set_defaults(run=cmd_serve)
     return parser

@@ -25,7 +25,7 @@ void RegisterRemote(nb::module_& m) {
           [](std::shared_ptr<Database> db, const std::string& host, int port,
              const std::string& api_key, int threads, int64_t max_body_bytes,
              int64_t max_decoded_bytes, const std::string& tls_cert,
-             const std::string& tls_key) {
+             const std::string& tls_key, int busy_poll_us) {
             remote::ServerOptions options;
             options.host = host;
             options.port = port;
@@ -35,6 +35,7 @@ void RegisterRemote(nb::module_& m) {
             options.service.max_decoded_bytes = max_decoded_bytes;
             options.tls_cert_path = tls_cert;
             options.tls_key_path = tls_key;
+            options.busy_poll_us = busy_poll_us;
             return ValueOrThrow(WithoutGil([&] {
               return remote::Server::Start(std::move(db), std::move(options));
             }));
@@ -42,7 +43,8 @@ void RegisterRemote(nb::module_& m) {
           nb::arg("db"), nb::arg("host"), nb::arg("port"), nb::arg("api_key"),
           nb::arg("threads"), nb::arg("max_body_bytes"),
           nb::arg("max_decoded_bytes") = remote::ServiceOptions{}.max_decoded_bytes,
-          nb::arg("tls_cert") = "", nb::arg("tls_key") = "")
+          nb::arg("tls_cert") = "", nb::arg("tls_key") = "",
+          nb::arg("busy_poll_us") = remote::ServerOptions{}.busy_poll_us)
       .def_prop_ro("port", &remote::Server::port)
       .def_prop_ro("host", [](const remote::Server& s) { return s.options().host; })
       // "https" when serving TLS, else "http".

@@ -261,7 +261,8 @@ class RemoteDBConnection:
         """This process's use of the connection's HTTP client: ``requests`` (attempts),
         ``connections`` opened, ``reused`` (attempts on a pooled connection),
         ``abandoned_fds`` / ``abandoned_conns`` (inherited through fork, left to the
-        parent)."""
+        parent), ``busy_polls`` (waits for an answer that began with a busy-poll,
+        ``ClientConfig.busy_poll_us``) and ``busy_poll_hits`` (those the answer ended)."""
         return self._client.stats()
 
     # -- catalog -------------------------------------------------------------------------

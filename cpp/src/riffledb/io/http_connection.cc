@@ -466,7 +466,10 @@ arrow::Result<std::shared_ptr<const TlsContext>> TlsContext::Make(
 class HttpConnection::Impl : public ByteSource {
  public:
   Impl(Endpoint endpoint, HttpOptions options)
-      : endpoint_(std::move(endpoint)), options_(options), reader_(this) {}
+      : endpoint_(std::move(endpoint)),
+        options_(options),
+        busy_poll_(std::chrono::microseconds(options.busy_poll_us)),
+        reader_(this) {}
   ~Impl() override {
     if (ssl_ != nullptr) SSL_free(ssl_);  // no close_notify: the peer may be gone
     if (fd_ >= 0) ::close(fd_);
@@ -550,8 +553,17 @@ class HttpConnection::Impl : public ByteSource {
   }
 
   int fd() const { return fd_; }
+  BusyPoll::Stats busy_poll_stats() const { return busy_poll_.stats(); }
 
   arrow::Result<size_t> Receive(char* out, size_t size) override {
+    if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+      busy_poll_.Spin([this] {
+        struct pollfd pfd {
+          fd_, POLLIN, 0
+        };
+        return ::poll(&pfd, 1, 0);  // ready, or failed: the read below says which
+      });
+    }
     while (true) {
       if (ssl_ != nullptr) {
         size_t read = 0;
@@ -704,6 +716,7 @@ class HttpConnection::Impl : public ByteSource {
   int fd_ = -1;
   SSL* ssl_ = nullptr;
   double io_timeout_ = -1;
+  BusyPoll busy_poll_;
   ResponseReader reader_;
 };
 
@@ -736,6 +749,10 @@ arrow::Result<HttpResponse> HttpConnection::Receive(std::string_view method) {
 }
 
 bool HttpConnection::StillOpen() const { return impl_->StillOpen(); }
+
+BusyPoll::Stats HttpConnection::busy_poll_stats() const {
+  return impl_->busy_poll_stats();
+}
 
 void HttpConnection::Abandon() {
   impl_->Abandon();

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "riffledb/util/busy_poll.h"
+
 struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace riffledb::io {
@@ -52,6 +54,9 @@ struct HttpOptions {
   double io_timeout_seconds = 60;
   /// Bodies longer than this are an error.
   int64_t max_body_bytes = 16 << 20;
+  /// Before blocking for an answer, poll the socket for up to this long
+  /// (util/busy_poll.h: adaptive, never on one CPU). 0: block at once.
+  int64_t busy_poll_us = 0;
 };
 
 /// How an https connection checks the server. Made once and shared by connections
@@ -126,6 +131,8 @@ class HttpConnection {
   bool StillOpen() const;
 
   int fd() const { return fd_; }
+  /// What its busy-polling before each receive came to (HttpOptions::busy_poll_us).
+  BusyPoll::Stats busy_poll_stats() const;
   /// Forgets the socket and the TLS session without closing or freeing either: for a
   /// forked child, whose copies belong to the parent's connection (the caller closes
   /// its copy of the fd). The object may then be destroyed.

@@ -36,6 +36,8 @@ thread_local bool t_close_connection = false;
 // The headers cpp-httplib adds to every request it parses (REMOTE_ADDR, REMOTE_PORT,
 // LOCAL_ADDR, LOCAL_PORT), not counted against the client's limits.
 constexpr int kAddedHeaders = 4;
+// A spin longer than this would rather be a sleep.
+constexpr int kMaxBusyPollUs = 1'000'000;
 
 void SetReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
@@ -124,7 +126,8 @@ class ConnectionServer final : public httplib::Server {
         return true;
       }
     }
-    internal::SocketStream stream(sock, options_.io_timeout_ms, ssl.get());
+    internal::SocketStream stream(sock, options_.io_timeout_ms, ssl.get(),
+                                  options_.busy_poll_us);
     for (int served = 0; served < options_.keep_alive_max_requests; ++served) {
       if (!stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_)) break;
       const bool last = served + 1 == options_.keep_alive_max_requests ||
@@ -319,6 +322,10 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
   if (options.threads < 1) {
     return arrow::Status::Invalid("Invalid threads ", options.threads,
                                   ": at least 1 is needed");
+  }
+  if (options.busy_poll_us < 0 || options.busy_poll_us > kMaxBusyPollUs) {
+    return arrow::Status::Invalid("Invalid busy_poll_us ", options.busy_poll_us,
+                                  ": it must be in [0, ", kMaxBusyPollUs, "]");
   }
   if (options.max_body_bytes < 1) {
     return arrow::Status::Invalid("Invalid max_body_bytes ", options.max_body_bytes);

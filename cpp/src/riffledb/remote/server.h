@@ -44,6 +44,11 @@ struct ServerOptions {
   /// A client that sends nothing for this long in the middle of a request, or reads
   /// nothing of a response, is disconnected.
   int io_timeout_ms = 30000;
+  /// After each reply, a connection thread polls for the next request for up to this
+  /// long before blocking (0: never), so that a client sending requests back to back is
+  /// answered by a thread still on its CPU (util/busy_poll.h: it backs off on
+  /// connections whose requests come later, and at most usable CPUs - 1 threads spin).
+  int busy_poll_us = 200;
   /// When both are set (PEM files: the certificate chain, the private key), the server
   /// speaks HTTPS only (TLS 1.2 or newer, no client certificates).
   std::string tls_cert_path;

@@ -108,8 +108,11 @@ std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_
   return ssl;
 }
 
-SocketStream::SocketStream(int fd, int io_timeout_ms, SSL* ssl)
-    : fd_(fd), io_timeout_ms_(io_timeout_ms), ssl_(ssl) {
+SocketStream::SocketStream(int fd, int io_timeout_ms, SSL* ssl, int busy_poll_us)
+    : fd_(fd),
+      io_timeout_ms_(io_timeout_ms),
+      ssl_(ssl),
+      busy_poll_(std::chrono::microseconds(busy_poll_us)) {
   // Every blocking send and receive is bounded without a poll() before it.
   struct timeval tv {};
   tv.tv_sec = io_timeout_ms / 1000;
@@ -246,6 +249,9 @@ void SocketStream::get_local_ip_and_port(std::string& ip, int& port) const {
 bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping) {
   if (!Flush()) return false;
   if (begin_ < end_ || Pending()) return true;
+  if (const int ready = busy_poll_.Spin([this] { return Poll(POLLIN, 0); })) {
+    return ready > 0;
+  }
   // Short polls, so that a stop closes idle connections at once instead of after the
   // keep-alive timeout.
   constexpr int kStepMs = 50;

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "riffledb/util/busy_poll.h"
+
 namespace riffledb::remote::internal {
 
 /// Not thread-safe: one connection thread owns it. Does not own the socket, nor the
@@ -20,8 +22,9 @@ class SocketStream final : public httplib::Stream {
  public:
   /// With `ssl` (a session whose handshake is done, on `fd`: see AcceptTls), reads and
   /// writes go through TLS.
-  /// Sets the socket's send and receive timeouts to `io_timeout_ms`.
-  SocketStream(int fd, int io_timeout_ms, SSL* ssl = nullptr);
+  /// Sets the socket's send and receive timeouts to `io_timeout_ms`. WaitForRequest
+  /// busy-polls up to `busy_poll_us` first.
+  SocketStream(int fd, int io_timeout_ms, SSL* ssl = nullptr, int busy_poll_us = 0);
 
   bool is_readable() const override;
   bool is_writable() const override;
@@ -33,8 +36,11 @@ class SocketStream final : public httplib::Stream {
 
   /// Waits for the next request of a keep-alive connection: true once a byte (or the
   /// end of the stream) is there; false after `idle_ms` without one, or as soon as
-  /// `stopping` is set while nothing has arrived.
+  /// `stopping` is set while nothing has arrived. Busy-polls first (see the
+  /// constructor).
   bool WaitForRequest(int idle_ms, const std::atomic<bool>& stopping);
+  /// What WaitForRequest's busy-polls came to.
+  const BusyPoll::Stats& busy_poll_stats() const { return busy_poll_.stats(); }
   /// Sends what write() held back. Small writes (a reply's headers, a chunk's size line)
   /// are held until the next large one or this call, so that a reply leaves in one
   /// segment where it fits: a client woken by the headers alone would sleep again for
@@ -70,6 +76,7 @@ class SocketStream final : public httplib::Stream {
   std::array<char, 4096> buffer_{};
   size_t begin_ = 0;  // buffer_[begin_, end_) is read and not consumed yet
   size_t end_ = 0;
+  BusyPoll busy_poll_;
 };
 
 /// The server side of a TLS session on `fd` with its handshake done, or null (after at

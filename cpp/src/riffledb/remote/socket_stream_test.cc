@@ -4,7 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "riffledb/remote/socket_stream_internal.h"
 
@@ -55,6 +58,58 @@ TEST(SocketStream, SmallWritesWaitForTheNextLargeOneOrAFlush) {
   ASSERT_EQ(gone.write("x", 1), 1);
   EXPECT_FALSE(gone.Flush());
   ::close(fds[0]);
+}
+
+TEST(SocketStream, WaitForRequestBusyPollsFirst) {
+  if (BusyPoll::MaxSpinners() == 0) GTEST_SKIP() << "one usable CPU: no busy-polling";
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::atomic<bool> stopping{false};
+  {
+    // A request that comes within the spin is caught by it.
+    SocketStream stream(fds[0], 1000, nullptr, /*busy_poll_us=*/5'000'000);
+    std::thread client([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      ASSERT_EQ(::send(fds[1], "GET", 3, 0), 3);
+    });
+    EXPECT_TRUE(stream.WaitForRequest(10'000, stopping));
+    client.join();
+    EXPECT_EQ(stream.busy_poll_stats().spins, 1);
+    EXPECT_EQ(stream.busy_poll_stats().hits, 1);
+    char got[3];
+    ASSERT_EQ(stream.read(got, 3), 3);
+  }
+  {
+    // One that comes later is waited for as before, after a lost spin; an end of
+    // stream is "ready" too.
+    SocketStream stream(fds[0], 1000, nullptr, /*busy_poll_us=*/1000);
+    std::thread client([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      ::shutdown(fds[1], SHUT_WR);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(stream.WaitForRequest(10'000, stopping));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+    client.join();
+    EXPECT_EQ(stream.busy_poll_stats().spins, 1);
+    EXPECT_EQ(stream.busy_poll_stats().hits, 0);
+    char got;
+    EXPECT_EQ(stream.read(&got, 1), 0);
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(SocketStream, NoBusyPollByDefault) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::atomic<bool> stopping{false};
+  SocketStream stream(fds[0], 1000);
+  ASSERT_EQ(::send(fds[1], "G", 1, 0), 1);
+  EXPECT_TRUE(stream.WaitForRequest(1000, stopping));
+  EXPECT_EQ(stream.busy_poll_stats().spins, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace

@@ -24,6 +24,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A spin longer than this would rather be a sleep.
+constexpr int64_t kMaxBusyPollUs = 1'000'000;
+
 // One keep-alive connection, with the inode of its socket, so that a forked child can
 // close its copy of exactly that socket and nothing else.
 struct Connection {
@@ -31,6 +34,7 @@ struct Connection {
   uint64_t dev = 0;
   uint64_t ino = 0;
   Clock::time_point idle_since;
+  BusyPoll::Stats counted;  // its busy-polls already added to ClientStats
 };
 
 const char* ReasonPhrase(int status) {
@@ -256,6 +260,7 @@ struct HttpClient::Impl {
     http.connect_timeout_seconds = std::max(connect_s, 0.001);
     http.io_timeout_seconds = std::max(read_s, 0.001);
     http.max_body_bytes = std::numeric_limits<int64_t>::max();
+    http.busy_poll_us = options.busy_poll_us;
     conn = std::make_unique<Connection>();
     ARROW_ASSIGN_OR_RAISE(conn->http,
                           io::HttpConnection::Open(endpoint, http, tls_context));
@@ -278,6 +283,10 @@ struct HttpClient::Impl {
         conn->http->Abandon();
         return;
       }
+      const BusyPoll::Stats polled = conn->http->busy_poll_stats();
+      stats.busy_polls += polled.spins - conn->counted.spins;
+      stats.busy_poll_hits += polled.hits - conn->counted.hits;
+      conn->counted = polled;
       if (keep && static_cast<int>(idle.size()) < options.max_idle_connections) {
         conn->idle_since = Clock::now();
         idle.push_back(std::move(conn));
@@ -355,6 +364,10 @@ arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions option
   if (!(options.connect_timeout_s > 0) || !(options.read_timeout_s > 0) ||
       (options.timeout_s && !(*options.timeout_s > 0)))
     return arrow::Status::Invalid("timeout_config timeouts must be positive");
+  if (options.busy_poll_us < 0 || options.busy_poll_us > kMaxBusyPollUs) {
+    return arrow::Status::Invalid("busy_poll_us must be in [0, ", kMaxBusyPollUs,
+                                  "], not ", options.busy_poll_us);
+  }
   impl->endpoint = io::Endpoint{https ? "https" : "http", std::string(host), port};
   impl->where = impl->endpoint.host + ":" + std::to_string(port);
   impl->prefix = std::move(prefix);

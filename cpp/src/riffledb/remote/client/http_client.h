@@ -54,6 +54,11 @@ struct ClientOptions {
   /// For https: verify the server's certificate (against `ca_cert_path` if set).
   bool verify_tls = true;
   std::string ca_cert_path;
+  /// Before blocking for an answer, poll the socket for up to this long (0: never):
+  /// an answer that comes within it is read by a thread still on its CPU, hot, instead
+  /// of one woken (util/busy_poll.h; it backs off where it does not pay, and never spins
+  /// with one usable CPU).
+  int64_t busy_poll_us = 200;
 };
 
 struct HttpRequest {
@@ -124,6 +129,8 @@ struct ClientStats {
   int64_t reused = 0;           ///< attempts sent on a pooled connection
   int64_t abandoned_fds = 0;    ///< inherited sockets closed without shutdown
   int64_t abandoned_conns = 0;  ///< inherited connections left undestroyed
+  int64_t busy_polls = 0;       ///< waits for an answer that began with a busy-poll
+  int64_t busy_poll_hits = 0;   ///< ... in which the answer came
 };
 
 /// A pid-aware HTTP/1.1 client with a keep-alive pool (DESIGN.md decisions 9 and 12), on

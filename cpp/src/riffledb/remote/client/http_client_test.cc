@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "riffledb/testing/testing.h"
+#include "riffledb/util/busy_poll.h"
 
 namespace riffledb::remote {
 namespace {
@@ -51,6 +52,10 @@ class TestServer {
                  });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // Until it runs, stop() does nothing: a test that failed at once would hang in the
+    // destructor's join.
+    while (!server_.is_running())
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~TestServer() {
     server_.stop();
@@ -265,6 +270,36 @@ TEST(HttpClient, BadUrls) {
     SCOPED_TRACE(url);
     ASSERT_RAISES(Invalid, HttpClient::Make(options));
   }
+}
+
+TEST(HttpClient, BadBusyPoll) {
+  for (int64_t us : {int64_t{-1}, int64_t{1'000'001}}) {
+    ClientOptions options = FastOptions("http://127.0.0.1:1");
+    options.busy_poll_us = us;
+    ASSERT_RAISES_WITH_MESSAGE(
+        Invalid, "busy_poll_us must be in [0, 1000000], not " + std::to_string(us),
+        HttpClient::Make(options));
+  }
+}
+
+// Each wait for an answer begins with a busy-poll (one per receive that finds nothing
+// buffered), counted in the client's stats; 0 turns it off.
+TEST(HttpClient, BusyPollsBeforeEachAnswer) {
+  if (BusyPoll::MaxSpinners() == 0) GTEST_SKIP() << "one usable CPU: no busy-polling";
+  TestServer server;
+  ClientOptions options = FastOptions(server.url());
+  options.busy_poll_us = 1'000'000;  // the in-process server answers well within it
+  ASSERT_OK_AND_ASSIGN(auto client, HttpClient::Make(options));
+  for (int i = 0; i < 5; ++i) ASSERT_OK(client->Send(ListTables()).status());
+  ClientStats stats = client->stats();
+  EXPECT_GE(stats.busy_polls, 5);
+  EXPECT_EQ(stats.busy_poll_hits, stats.busy_polls);
+
+  options.busy_poll_us = 0;
+  ASSERT_OK_AND_ASSIGN(auto blocking, HttpClient::Make(options));
+  for (int i = 0; i < 5; ++i) ASSERT_OK(blocking->Send(ListTables()).status());
+  EXPECT_EQ(blocking->stats().requests, 5);
+  EXPECT_EQ(blocking->stats().busy_polls, 0);
 }
 
 // Waits for `pid` up to 20 s; its exit code, or -1 if it had to be killed.
