@@ -13,8 +13,10 @@ order in each of ``--repeats`` rounds:
 - **takes**: the rows in a shuffled order (fixed seed), cut into ``take_offsets`` of 256
   (the first ``--takes`` of them, after one untimed take of the last batch that warms
   the process's lazy imports), every ``id`` returned checked against its offset:
-  riffledb local (the directory), riffledb's client -> ``riffledb serve``, LanceDB
-  0.40's client (``--lancedb-python``, ``host_override``) -> ``riffledb serve``;
+  riffledb local (the directory), riffledb's client -> ``riffledb serve``, the same
+  with busy-polling off on both sides (``riffledb-remote-blocking``: a server started
+  with ``--busy-poll-us 0``, ``ClientConfig(busy_poll_us=0)``), LanceDB 0.40's client
+  (``--lancedb-python``, ``host_override``) -> ``riffledb serve``;
 - **DataLoader**: an epoch of ``torch.utils.data.DataLoader(table, batch_size=256,
   sampler=RandomSampler(seeded), collate_fn=identity)`` over the first ``--epoch-rows``
   rows (the table is a Dataset with ``__getitems__``), ``num_workers=0`` and 2 fork
@@ -28,11 +30,12 @@ order in each of ``--repeats`` rounds:
   process and a second server both pinned to CPU 0 (``sched_setaffinity``), so that no
   answer waits for a sleeping CPU to be woken: the cost of the exchange itself;
 - **floors** of this machine, beside the remote cells: **bare HTTP**, the same take
-  requests as riffledb's client sends, from a minimal blocking socket client that reads
-  each answer whole and does nothing with it (the fastest any client of this server
-  could be, one take at a time); **TCP round trip**, a 64-byte ping-pong between two
-  processes on loopback (no server, no data), as rows/s if each 256-row take cost only
-  that round trip.
+  requests as riffledb's client sends, from a minimal socket client that reads each
+  answer whole and does nothing with it (the fastest any client of this server could
+  be, one take at a time), polling a non-blocking socket as riffledb's client
+  busy-polls (blocking on one CPU, where riffledb's does not poll); **TCP round
+  trip**, a 64-byte ping-pong between two processes on loopback (no server, no data),
+  as rows/s if each 256-row take cost only that round trip.
 
 Figures: median [min-max] of rows/s. Results: a Markdown table on stdout and
 ``benchmarks/results/remote-<rows>.json`` (git-ignored). The issue's target: remote
@@ -61,6 +64,9 @@ SEED = 42
 BATCH = 256
 # The suffix of a system whose cell runs with its server on CPU 0 only, and pinned there.
 ONE_CPU = " (1 CPU)"
+# riffledb's client and server with busy-polling off (--busy-poll-us 0, ClientConfig
+# busy_poll_us=0): the remote takes as they were before it.
+BLOCKING = "riffledb-remote-blocking"
 
 # Runs in a fresh process: argv = json of {kind, uri, url, offsets file, ...}; prints a
 # JSON line {"seconds": ..., "rows": ...}.
@@ -68,6 +74,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 p = json.loads(sys.argv[1])
+BLOCKING = "riffledb-remote-blocking"
 if p["kind"] == "tcp":
     import os, socket
     listener = socket.socket()
@@ -108,11 +115,19 @@ if p["kind"] == "http":
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = bytearray(1 << 21)
     view = memoryview(buf)
+    def receive(n):
+        if not p["spin"]:
+            return sock.recv_into(view[n:])
+        while True:  # a non-blocking socket, polled until the answer is there
+            try:
+                return sock.recv_into(view[n:])
+            except BlockingIOError:
+                pass
     def exchange(request):
         sock.sendall(request)
         n = 0
         while True:
-            got = sock.recv_into(view[n:])
+            got = receive(n)
             assert got, "the server closed the connection"
             n += got
             end = buf.find(b"\r\n\r\n", 0, n)
@@ -123,12 +138,13 @@ if p["kind"] == "http":
         at = head.find(b"content-length: ") + 16
         total = end + 4 + int(head[at:head.find(b"\r\n", at)])
         while n < total:
-            got = sock.recv_into(view[n:])
+            got = receive(n)
             assert got, "the server closed the connection"
             n += got
         return total
     requests = [head % len(b) + b for b in map(body, batches)]
     exchange(head % len(body(every[-1])) + body(every[-1]))
+    sock.setblocking(not p["spin"])
     t0 = time.perf_counter()
     for request in requests:
         assert exchange(request) > 256 * 520
@@ -143,7 +159,10 @@ else:
     if p["system"] == "riffledb-local":
         db = riffledb.connect(p["path"])
     else:
-        db = riffledb.connect("db://bench", api_key="", host_override=p["url"])
+        config = {"busy_poll_us": 0} if p["system"] == BLOCKING else {}
+        db = riffledb.connect(
+            "db://bench", api_key="", host_override=p["url"], client_config=config
+        )
 table = db.open_table("bench")
 if p["kind"] == "iter":
     from riffledb.permutation import Permutation, permutation_builder
@@ -275,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args.epoch_rows = min(args.epoch_rows, args.rows)
 
     cells = []
-    for system in ("riffledb-local", "riffledb-remote", "lancedb"):
+    for system in ("riffledb-local", "riffledb-remote", BLOCKING, "lancedb"):
         cells.append(("takes", system, 0))
     for system in ("riffledb-local", "riffledb-remote"):
         for workers in (0, 2):
@@ -299,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         np.save(offsets_file, batches)
         proc, url = start_server(path, 16)
         pinned, pinned_url = start_server(path, 16, cpus={0})
+        blocking, blocking_url = start_server(path, 16, args=["--busy-poll-us", "0"])
         try:
             for round_ in range(args.repeats):
                 shift = round_ % len(cells)
@@ -315,7 +335,13 @@ def main(argv: list[str] | None = None) -> int:
                         "system": system.removesuffix(ONE_CPU),
                         "kind": kind,
                         "path": path,
-                        "url": pinned_url if one_cpu else url,
+                        "url": pinned_url
+                        if one_cpu
+                        else blocking_url
+                        if system == BLOCKING
+                        else url,
+                        # the floor polls as riffledb does: never on one CPU
+                        "spin": not one_cpu,
                         "offsets": offsets_file,
                         "takes": args.takes,
                         "epoch_rows": args.epoch_rows,
@@ -331,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_server(proc)
             stop_server(pinned)
+            stop_server(blocking)
 
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
@@ -356,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             "takes": "takes (batch 256)",
             "dataloader": f"DataLoader, {workers} workers",
             "iter": "prefetched iteration (batch 256)",
-            "http": "bare HTTP takes (minimal client)",
+            "http": "bare HTTP takes (minimal client)"
+            + ("" if system.endswith(ONE_CPU) else ", busy-polling"),
             "tcp": "64-byte TCP round trip, as takes",
         }[kind]
         cell = summary(rates[key]) if rates[key] else f"failed: {errors.get(key, '')}"

@@ -42,14 +42,14 @@ ID_BASE = 10**12
 
 
 def start_server(
-    path: str, threads: int, cpus: set[int] | None = None
+    path: str, threads: int, cpus: set[int] | None = None, args: list[str] = ()
 ) -> tuple[subprocess.Popen, str]:
-    """``riffledb serve path`` on a free loopback port, with its threads on ``cpus``
-    (all when None); (process, url)."""
+    """``riffledb serve path [args]`` on a free loopback port, with its threads on
+    ``cpus`` (all when None); (process, url)."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "riffledb.cli", "serve", path, "--port", "0"]
-        + ["--threads", str(threads)],
+        + ["--threads", str(threads), *args],
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
