@@ -74,7 +74,6 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 p = json.loads(sys.argv[1])
-BLOCKING = "riffledb-remote-blocking"
 if p["kind"] == "tcp":
     import os, socket
     listener = socket.socket()
@@ -159,7 +158,7 @@ else:
     if p["system"] == "riffledb-local":
         db = riffledb.connect(p["path"])
     else:
-        config = {"busy_poll_us": 0} if p["system"] == BLOCKING else {}
+        config = {"busy_poll_us": 0} if p["blocking"] else {}
         db = riffledb.connect(
             "db://bench", api_key="", host_override=p["url"], client_config=config
         )
@@ -340,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                         else blocking_url
                         if system == BLOCKING
                         else url,
+                        "blocking": system == BLOCKING,
                         # the floor polls as riffledb does: never on one CPU
-                        "spin": not one_cpu,
+                        "spin": not one_cpu and len(os.sched_getaffinity(0)) > 1,
                         "offsets": offsets_file,
                         "takes": args.takes,
                         "epoch_rows": args.epoch_rows,

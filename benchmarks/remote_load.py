@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ ID_BASE = 10**12
 
 
 def start_server(
-    path: str, threads: int, cpus: set[int] | None = None, args: list[str] = ()
+    path: str, threads: int, cpus: set[int] | None = None, args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen, str]:
     """``riffledb serve path [args]`` on a free loopback port, with its threads on
     ``cpus`` (all when None); (process, url)."""

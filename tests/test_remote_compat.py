@@ -111,23 +111,36 @@ def test_client_config_and_lancedbs_deprecated_connect_arguments():
 def test_client_config_busy_poll(monkeypatch):
     from riffledb.remote import native_client_arguments
 
+    def polls(config, worker=False):
+        arguments = native_client_arguments(config, worker=worker)
+        return arguments["busy_poll_us"], arguments["forked_busy_poll_us"]
+
     monkeypatch.delenv("RIFFLEDB_BUSY_POLL_US", raising=False)
     assert ClientConfig().busy_poll_us is None
-    assert native_client_arguments(ClientConfig())["busy_poll_us"] == 200
+    # By default the connecting process polls, its forked children and workers do not.
+    assert polls(ClientConfig()) == (200, 0)
+    assert polls(ClientConfig(), worker=True) == (0, 0)
+    # A value said applies everywhere, the config's before the environment's.
+    assert polls(ClientConfig(busy_poll_us=50), worker=True) == (50, 50)
     monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", "0")
-    assert native_client_arguments(ClientConfig())["busy_poll_us"] == 0
-    assert native_client_arguments(ClientConfig(busy_poll_us=50))["busy_poll_us"] == 50
-    monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", "fast")
-    with pytest.raises(ValueError, match="Invalid value for RIFFLEDB_BUSY_POLL_US"):
-        native_client_arguments(ClientConfig())
+    assert polls(ClientConfig()) == (0, 0)
+    monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", "300")
+    assert polls(ClientConfig(), worker=True) == (300, 300)
+    assert polls(ClientConfig(busy_poll_us=50)) == (50, 50)
+    for text in ("fast", "-5", "1000001", "2.5"):
+        monkeypatch.setenv("RIFFLEDB_BUSY_POLL_US", text)
+        with pytest.raises(
+            ValueError, match=rf"^Invalid value for RIFFLEDB_BUSY_POLL_US: '{text}'$"
+        ):
+            native_client_arguments(ClientConfig())
     monkeypatch.delenv("RIFFLEDB_BUSY_POLL_US")
-    for bad in (-1, True, 1.5, "200"):
-        with pytest.raises(ValueError, match="busy_poll_us must be a whole number"):
+    for bad in (-1, 1_000_001, True, 1.5, "200"):
+        with pytest.raises(
+            ValueError,
+            match=r"^busy_poll_us must be a whole number of microseconds from 0 to "
+            rf"1000000, not {bad!r}$",
+        ):
             ClientConfig(busy_poll_us=bad)
-    with pytest.raises(ValueError, match=r"busy_poll_us must be in \[0, 1000000\]"):
-        riffledb.connect(
-            "db://dev", api_key="k", client_config={"busy_poll_us": 1_000_001}
-        )
     # It travels with a pickled connection, as the rest of the config does.
     with mock_connection(table_server(count=3), busy_poll_us=7) as (db, _):
         restored = pickle.loads(pickle.dumps(db.open_table("test")))

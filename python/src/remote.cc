@@ -45,6 +45,14 @@ void RegisterRemote(nb::module_& m) {
           nb::arg("max_decoded_bytes") = remote::ServiceOptions{}.max_decoded_bytes,
           nb::arg("tls_cert") = "", nb::arg("tls_key") = "",
           nb::arg("busy_poll_us") = remote::ServerOptions{}.busy_poll_us)
+      .def("stats",
+           [](const remote::Server& server) {
+             const remote::Server::Stats s = server.stats();
+             nb::dict d;
+             d["busy_polls"] = s.busy_polls;
+             d["busy_poll_hits"] = s.busy_poll_hits;
+             return d;
+           })
       .def_prop_ro("port", &remote::Server::port)
       .def_prop_ro("host", [](const remote::Server& s) { return s.options().host; })
       // "https" when serving TLS, else "http".

@@ -125,7 +125,8 @@ void RegisterRemoteClient(nb::module_& m) {
              double connect_timeout, double read_timeout, std::optional<double> timeout,
              double pool_idle_timeout, int retries, int connect_retries, int read_retries,
              double backoff_factor, double backoff_jitter, std::vector<int> statuses,
-             bool verify_tls, const std::string& ca_cert_path, int64_t busy_poll_us) {
+             bool verify_tls, const std::string& ca_cert_path, int64_t busy_poll_us,
+             int64_t forked_busy_poll_us) {
             remote::ClientOptions options;
             options.base_url = base_url;
             options.headers = std::move(headers);
@@ -142,6 +143,7 @@ void RegisterRemoteClient(nb::module_& m) {
             options.verify_tls = verify_tls;
             options.ca_cert_path = ca_cert_path;
             options.busy_poll_us = busy_poll_us;
+            options.forked_busy_poll_us = forked_busy_poll_us;
             return ValueOrThrow(remote::HttpClient::Make(std::move(options)));
           },
           nb::arg("base_url"), nb::arg("headers"), nb::arg("connect_timeout"),
@@ -149,7 +151,7 @@ void RegisterRemoteClient(nb::module_& m) {
           nb::arg("pool_idle_timeout"), nb::arg("retries"), nb::arg("connect_retries"),
           nb::arg("read_retries"), nb::arg("backoff_factor"), nb::arg("backoff_jitter"),
           nb::arg("statuses"), nb::arg("verify_tls"), nb::arg("ca_cert_path"),
-          nb::arg("busy_poll_us"))
+          nb::arg("busy_poll_us"), nb::arg("forked_busy_poll_us"))
       // Sends one request (retried if `retry`; the `header_provider`'s headers asked
       // for before each attempt, replacing the client's) with the GIL released; returns
       // (status, headers with lower-case names, body, request id) of a 2xx response, and

@@ -103,6 +103,8 @@ class RemoteDBConnection:
         region: str = "us-east-1",
         host_override: str | None = None,
         client_config: ClientConfig | dict[str, Any] | None = None,
+        *,
+        _worker: bool = False,
     ):
         check_str(db_url, "uri")
         check_str(region, "region")
@@ -162,7 +164,9 @@ class RemoteDBConnection:
             merged[name.lower()] = (name, value)
         headers = list(merged.values())
         self._client = _riffledb.RemoteClient.make(
-            base_url=base_url, headers=headers, **native_client_arguments(config)
+            base_url=base_url,
+            headers=headers,
+            **native_client_arguments(config, worker=_worker),
         )
         self._config = config
         self._header_provider = config.header_provider
@@ -201,7 +205,9 @@ class RemoteDBConnection:
         return self._state_dict()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)
+        # Unpickled: in a spawn DataLoader worker, a Ray task... (no busy-polling by
+        # default, ClientConfig.busy_poll_us).
+        self.__init__(**state, _worker=True)
 
     def __repr__(self) -> str:
         return f"RemoteConnect(name={self.db_name})"
@@ -376,8 +382,9 @@ class RemoteDBConnection:
 
 def deserialize_conn(data: str | dict[str, Any], for_worker: bool = False):
     """Reopens a connection from :meth:`RemoteDBConnection.serialize` (LanceDB's
-    ``deserialize_conn``). ``for_worker`` is accepted for LanceDB compatibility: the
-    state has nothing worker-specific.
+    ``deserialize_conn``). ``for_worker``: the connection is for one of several worker
+    processes, and does not busy-poll unless its ``busy_poll_us`` (or
+    ``$RIFFLEDB_BUSY_POLL_US``) says so.
 
     Raises:
         riffledb.errors.InvalidError: ``data`` is not a serialized connection.
@@ -391,4 +398,6 @@ def deserialize_conn(data: str | dict[str, Any], for_worker: bool = False):
     if not isinstance(data, dict) or not str(data.get("db_url", "")).startswith("db://"):
         raise InvalidError("Not a serialized remote connection (no db:// db_url)")
     known = {"db_url", "api_key", "region", "host_override", "client_config"}
-    return RemoteDBConnection(**{k: v for k, v in data.items() if k in known})
+    return RemoteDBConnection(
+        **{k: v for k, v in data.items() if k in known}, _worker=for_worker
+    )

@@ -138,7 +138,8 @@ class RemoteTable:
 
         if not isinstance(state, dict) or state.get("kind") != "remote":
             raise InvalidError("Not the pickle state of a remote table")
-        self._connection = RemoteDBConnection(**state["connection"])
+        # Unpickled: a worker's connection (no busy-polling by default).
+        self._connection = RemoteDBConnection(**state["connection"], _worker=True)
         self._factory = None
         self._name = state["name"]
         self._checkout_version = state["version"]

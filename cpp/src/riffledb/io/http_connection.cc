@@ -561,7 +561,9 @@ class HttpConnection::Impl : public ByteSource {
         struct pollfd pfd {
           fd_, POLLIN, 0
         };
-        return ::poll(&pfd, 1, 0);  // ready, or failed: the read below says which
+        // Ready, or failed (the read below says how); a signal is not an answer.
+        const int ready = ::poll(&pfd, 1, 0);
+        return ready < 0 && errno == EINTR ? 0 : ready;
       });
     }
     while (true) {

@@ -54,8 +54,9 @@ struct HttpOptions {
   double io_timeout_seconds = 60;
   /// Bodies longer than this are an error.
   int64_t max_body_bytes = 16 << 20;
-  /// Before blocking for an answer, poll the socket for up to this long
-  /// (util/busy_poll.h: adaptive, never on one CPU). 0: block at once.
+  /// Before blocking for bytes of an answer, poll the socket for up to this long
+  /// (util/busy_poll.h: it backs off, and never spins with one usable CPU). 0: block at
+  /// once.
   int64_t busy_poll_us = 0;
 };
 
@@ -131,7 +132,7 @@ class HttpConnection {
   bool StillOpen() const;
 
   int fd() const { return fd_; }
-  /// What its busy-polling before each receive came to (HttpOptions::busy_poll_us).
+  /// What its busy-polling before receives came to (HttpOptions::busy_poll_us).
   BusyPoll::Stats busy_poll_stats() const;
   /// Forgets the socket and the TLS session without closing or freeing either: for a
   /// forked child, whose copies belong to the parent's connection (the caller closes

@@ -22,6 +22,7 @@
 
 #include "riffledb/remote/protocol.h"
 #include "riffledb/remote/socket_stream_internal.h"
+#include "riffledb/util/busy_poll.h"
 
 namespace riffledb::remote {
 
@@ -36,8 +37,6 @@ thread_local bool t_close_connection = false;
 // The headers cpp-httplib adds to every request it parses (REMOTE_ADDR, REMOTE_PORT,
 // LOCAL_ADDR, LOCAL_PORT), not counted against the client's limits.
 constexpr int kAddedHeaders = 4;
-// A spin longer than this would rather be a sleep.
-constexpr int kMaxBusyPollUs = 1'000'000;
 
 void SetReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
@@ -112,6 +111,10 @@ class ConnectionServer final : public httplib::Server {
   // see refused or retried connects. listen() again only resizes the queue.
   void RaiseBacklog() { ::listen(svr_sock_, 512); }
 
+  // Server::Stats, summed over the connections.
+  std::atomic<int64_t> busy_polls_{0};
+  std::atomic<int64_t> busy_poll_hits_{0};
+
  private:
   bool process_and_close_socket(socket_t sock) override {
     // A reply is written in two pieces (headers, body): without this, Nagle holds the
@@ -129,7 +132,12 @@ class ConnectionServer final : public httplib::Server {
     internal::SocketStream stream(sock, options_.io_timeout_ms, ssl.get(),
                                   options_.busy_poll_us);
     for (int served = 0; served < options_.keep_alive_max_requests; ++served) {
-      if (!stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_)) break;
+      const BusyPoll::Stats before = stream.busy_poll_stats();
+      const bool got = stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_);
+      const BusyPoll::Stats& after = stream.busy_poll_stats();
+      busy_polls_.fetch_add(after.spins - before.spins, std::memory_order_relaxed);
+      busy_poll_hits_.fetch_add(after.hits - before.hits, std::memory_order_relaxed);
+      if (!got) break;
       const bool last = served + 1 == options_.keep_alive_max_requests ||
                         stopping_.load(std::memory_order_acquire);
       bool closed_by_client = false;
@@ -313,6 +321,13 @@ const ServerOptions& Server::options() const { return impl_->options; }
 
 const char* Server::scheme() const { return impl_->tls ? "https" : "http"; }
 
+Server::Stats Server::stats() const {
+  Stats stats;
+  stats.busy_polls = impl_->http.busy_polls_.load(std::memory_order_relaxed);
+  stats.busy_poll_hits = impl_->http.busy_poll_hits_.load(std::memory_order_relaxed);
+  return stats;
+}
+
 arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> db,
                                                      ServerOptions options) {
   if (db == nullptr) return arrow::Status::Invalid("No database to serve");
@@ -323,9 +338,10 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
     return arrow::Status::Invalid("Invalid threads ", options.threads,
                                   ": at least 1 is needed");
   }
-  if (options.busy_poll_us < 0 || options.busy_poll_us > kMaxBusyPollUs) {
+  if (options.busy_poll_us < 0 || options.busy_poll_us > BusyPoll::kMaxLimit.count()) {
     return arrow::Status::Invalid("Invalid busy_poll_us ", options.busy_poll_us,
-                                  ": it must be in [0, ", kMaxBusyPollUs, "]");
+                                  ": it must be in [0, ", BusyPoll::kMaxLimit.count(),
+                                  "]");
   }
   if (options.max_body_bytes < 1) {
     return arrow::Status::Invalid("Invalid max_body_bytes ", options.max_body_bytes);

@@ -76,6 +76,14 @@ class Server {
   /// "https" with TLS, else "http".
   const char* scheme() const;
 
+  /// What the connection threads' busy-polls for a next request came to
+  /// (ServerOptions::busy_poll_us), for tests and diagnostics.
+  struct Stats {
+    int64_t busy_polls = 0;      ///< waits for a request that began with a spin
+    int64_t busy_poll_hits = 0;  ///< ... in which the request came
+  };
+  Stats stats() const;
+
   /// Stops gracefully and returns when done: no new connection is accepted, requests
   /// already received are answered (a write commits whole or not at all; none is cut
   /// short), idle keep-alive connections are closed, then the threads are joined.

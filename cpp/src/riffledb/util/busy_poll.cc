@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <fstream>
+#include <string>
 
 #include "riffledb/util/pid.h"
 
@@ -12,6 +15,7 @@ namespace riffledb {
 namespace {
 
 constexpr uint32_t kMaxBackoff = 64;
+static_assert(CPU_SETSIZE < 0xffff, "the spinner count has 16 bits");
 
 // The spinning threads of this process: ForkGeneration() in the high 48 bits, the count
 // in the low 16. A count stored by an ancestor (a thread that spun while the process
@@ -48,17 +52,65 @@ void GiveSpinnerSlot() {
   }
 }
 
+// The CPUs the cgroup's quota allows (v2's cpu.max, else v1's CFS quota), read once.
+std::optional<int> CgroupCpus() {
+  static const std::optional<int> cpus = []() -> std::optional<int> {
+    auto read = [](const char* path) -> std::optional<std::string> {
+      std::ifstream in(path);
+      if (!in) return std::nullopt;
+      std::string text;
+      std::getline(in, text);
+      return text;
+    };
+    if (auto v2 = read("/sys/fs/cgroup/cpu.max")) {
+      return internal::CpusOfCgroupQuota(*v2);
+    }
+    auto quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+    auto period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    if (!quota || !period || quota->rfind('-', 0) == 0) return std::nullopt;  // -1: none
+    return internal::CpusOfCgroupQuota(*quota + " " + *period);
+  }();
+  return cpus;
+}
+
 }  // namespace
 
 BusyPoll::BusyPoll(std::chrono::microseconds limit)
-    : limit_(limit), max_spinners_(limit.count() > 0 ? MaxSpinners() : 0) {}
+    : limit_(std::clamp(limit, std::chrono::microseconds(0), kMaxLimit)),
+      max_spinners_(limit_.count() > 0 ? MaxSpinners() : 0) {}
 
 int BusyPoll::MaxSpinners() {
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return 0;
-  return std::max(0, CPU_COUNT(&cpus) - 1);
+  int usable = CPU_COUNT(&cpus);
+  if (const auto quota = CgroupCpus()) usable = std::min(usable, *quota);
+  return std::max(0, usable - 1);
 }
+
+namespace internal {
+
+std::optional<int> CpusOfCgroupQuota(std::string_view cpu_max) {
+  const size_t space = cpu_max.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  int64_t quota = 0, period = 0;
+  auto parse = [](std::string_view text, int64_t* out) {
+    const auto [end, error] =
+        std::from_chars(text.data(), text.data() + text.size(), *out);
+    return error == std::errc() && end == text.data() + text.size() && *out > 0;
+  };
+  std::string_view period_text = cpu_max.substr(space + 1);
+  while (!period_text.empty() &&
+         (period_text.back() == '\n' || period_text.back() == ' ')) {
+    period_text.remove_suffix(1);
+  }
+  if (!parse(cpu_max.substr(0, space), &quota) || !parse(period_text, &period)) {
+    return std::nullopt;  // "max": no quota
+  }
+  return static_cast<int>(std::min<int64_t>((quota + period - 1) / period, 1 << 20));
+}
+
+}  // namespace internal
 
 bool BusyPoll::Yield() {
   sched_yield();

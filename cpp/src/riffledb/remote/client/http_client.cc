@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "riffledb/io/http_connection.h"
+#include "riffledb/util/busy_poll.h"
 #include "riffledb/util/fork_safe_mutex.h"
 #include "riffledb/util/pid.h"
 
@@ -24,8 +25,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A spin longer than this would rather be a sleep.
-constexpr int64_t kMaxBusyPollUs = 1'000'000;
+constexpr int64_t kMaxBusyPollUs = BusyPoll::kMaxLimit.count();
 
 // One keep-alive connection, with the inode of its socket, so that a forked child can
 // close its copy of exactly that socket and nothing else.
@@ -187,6 +187,7 @@ struct HttpClient::Impl {
   // close() of inherited sockets and the liveness peek of a pooled connection.
   mutable ForkSafeMutex mu;
   mutable uint64_t generation = ForkGeneration();         // guarded by mu
+  const uint64_t created_generation = ForkGeneration();   // the process that made it
   mutable std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
   mutable std::unordered_set<Connection*> live;           // guarded by mu
   mutable ClientStats stats;                              // guarded by mu
@@ -260,7 +261,9 @@ struct HttpClient::Impl {
     http.connect_timeout_seconds = std::max(connect_s, 0.001);
     http.io_timeout_seconds = std::max(read_s, 0.001);
     http.max_body_bytes = std::numeric_limits<int64_t>::max();
-    http.busy_poll_us = options.busy_poll_us;
+    http.busy_poll_us = ForkGeneration() == created_generation
+                            ? options.busy_poll_us
+                            : options.forked_busy_poll_us;
     conn = std::make_unique<Connection>();
     ARROW_ASSIGN_OR_RAISE(conn->http,
                           io::HttpConnection::Open(endpoint, http, tls_context));
@@ -364,9 +367,11 @@ arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions option
   if (!(options.connect_timeout_s > 0) || !(options.read_timeout_s > 0) ||
       (options.timeout_s && !(*options.timeout_s > 0)))
     return arrow::Status::Invalid("timeout_config timeouts must be positive");
-  if (options.busy_poll_us < 0 || options.busy_poll_us > kMaxBusyPollUs) {
-    return arrow::Status::Invalid("busy_poll_us must be in [0, ", kMaxBusyPollUs,
-                                  "], not ", options.busy_poll_us);
+  for (int64_t us : {options.busy_poll_us, options.forked_busy_poll_us}) {
+    if (us < 0 || us > kMaxBusyPollUs) {
+      return arrow::Status::Invalid("busy_poll_us must be in [0, ", kMaxBusyPollUs,
+                                    "], not ", us);
+    }
   }
   impl->endpoint = io::Endpoint{https ? "https" : "http", std::string(host), port};
   impl->where = impl->endpoint.host + ":" + std::to_string(port);

@@ -54,11 +54,15 @@ struct ClientOptions {
   /// For https: verify the server's certificate (against `ca_cert_path` if set).
   bool verify_tls = true;
   std::string ca_cert_path;
-  /// Before blocking for an answer, poll the socket for up to this long (0: never):
-  /// an answer that comes within it is read by a thread still on its CPU, hot, instead
-  /// of one woken (util/busy_poll.h; it backs off where it does not pay, and never spins
-  /// with one usable CPU).
+  /// Before blocking for bytes of an answer, poll the socket for up to this long (0:
+  /// never): an answer that comes within it is read by a thread still on its CPU, hot,
+  /// instead of one woken (util/busy_poll.h; it backs off where it does not pay, and
+  /// never spins with one usable CPU). In [0, 1000000].
   int64_t busy_poll_us = 200;
+  /// The same for the connections of a forked child (a DataLoader worker): several such
+  /// processes each have their own spinner slots, and their waits overlap each other's
+  /// work anyway.
+  int64_t forked_busy_poll_us = 0;
 };
 
 struct HttpRequest {
@@ -129,8 +133,8 @@ struct ClientStats {
   int64_t reused = 0;           ///< attempts sent on a pooled connection
   int64_t abandoned_fds = 0;    ///< inherited sockets closed without shutdown
   int64_t abandoned_conns = 0;  ///< inherited connections left undestroyed
-  int64_t busy_polls = 0;       ///< waits for an answer that began with a busy-poll
-  int64_t busy_poll_hits = 0;   ///< ... in which the answer came
+  int64_t busy_polls = 0;       ///< waits for an answer's bytes that began with a spin
+  int64_t busy_poll_hits = 0;   ///< ... in which the bytes came
 };
 
 /// A pid-aware HTTP/1.1 client with a keep-alive pool (DESIGN.md decisions 9 and 12), on
