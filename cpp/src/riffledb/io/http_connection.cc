@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 
 namespace riffledb::io {
@@ -27,6 +28,10 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 // What one receive into the head buffer asks for.
 constexpr size_t kReceiveChunk = 16 << 10;
+// A peer whose handshake took less than this (µs) gets a receive buffer of the size
+// below (HttpConnection::Impl::SizeReceiveBufferForANearbyPeer).
+constexpr uint32_t kNearbyRttMicros = 1000;
+constexpr int kNearbyReceiveBuffer = 1 << 20;
 
 char ToLower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -609,6 +614,25 @@ class HttpConnection::Impl : public ByteSource {
     return text;
   }
 
+  // Linux starts a connection's receive buffer at 128 KiB and grows it with the bytes
+  // read per round trip, which request-answer traffic hardly does. An answer bigger than
+  // the buffer (a 256-row take of 512-byte rows is 134 kB) then stalls its sender until
+  // we read, one more wake-up on each side: 256-row takes on loopback ran 25-35% faster
+  // with the buffer set to 1 MiB. A fixed size turns the kernel's tuning off, which would
+  // cap a long link's throughput (1 MiB a round trip), so it is set only for a peer
+  // whose handshake took under 1 ms (the same machine, a LAN).
+  static void SizeReceiveBufferForANearbyPeer(int fd) {
+    struct tcp_info info {};
+    socklen_t len = sizeof(info);
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_rtt) + sizeof(info.tcpi_rtt) ||
+        info.tcpi_rtt == 0 || info.tcpi_rtt >= kNearbyRttMicros) {
+      return;
+    }
+    const int bytes = kNearbyReceiveBuffer;  // the kernel allows up to net.core.rmem_max
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+  }
+
   arrow::Status ConnectSocket() {
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
@@ -663,6 +687,7 @@ class HttpConnection::Impl : public ByteSource {
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      SizeReceiveBufferForANearbyPeer(fd);
       fd_ = fd;
       SetIoTimeout(options_.io_timeout_seconds);
       return arrow::Status::OK();

@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,6 +160,26 @@ TEST(HttpConnection, WhatEndsWithTheConnectionIsNotReusable) {
     EXPECT_EQ(got.body, "bye") << response;
     EXPECT_FALSE(conn->reusable()) << response;
   }
+}
+
+// A loopback peer is nearby (a handshake of microseconds): the connection's receive
+// buffer is set to 1 MiB (what the kernel allows of it: it doubles the value, up to
+// net.core.rmem_max) instead of starting at 128 KiB, so that a 134 kB answer never
+// stalls its sender.
+TEST(HttpConnection, ANearbyPeerGetsAMegabyteReceiveBuffer) {
+  int64_t rmem_max = 0;
+  {
+    std::ifstream in("/proc/sys/net/core/rmem_max");
+    ASSERT_TRUE(in >> rmem_max);
+  }
+  ScriptedServer server({Sized("HTTP/1.1 200 OK", "hi")});
+  ASSERT_OK_AND_ASSIGN(auto conn, HttpConnection::Open(server.endpoint(), HttpOptions{}));
+  int bytes = 0;
+  socklen_t len = sizeof(bytes);
+  ASSERT_EQ(::getsockopt(conn->fd(), SOL_SOCKET, SO_RCVBUF, &bytes, &len), 0);
+  EXPECT_EQ(bytes, 2 * std::min<int64_t>(int64_t{1} << 20, rmem_max));
+  ASSERT_OK_AND_ASSIGN(auto got, Exchange(*conn, ""));
+  EXPECT_EQ(got.body, "hi");
 }
 
 TEST(HttpConnection, FailuresNameTheirStep) {
