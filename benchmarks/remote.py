@@ -30,12 +30,12 @@ order in each of ``--repeats`` rounds:
   process and a second server both pinned to CPU 0 (``sched_setaffinity``), so that no
   answer waits for a sleeping CPU to be woken: the cost of the exchange itself;
 - **floors** of this machine, beside the remote cells: **bare HTTP**, the same take
-  requests as riffledb's client sends, from a minimal socket client that reads each
-  answer whole and does nothing with it (the fastest any client of this server could
-  be, one take at a time), polling a non-blocking socket as riffledb's client
-  busy-polls (blocking on one CPU, where riffledb's does not poll); **TCP round
-  trip**, a 64-byte ping-pong between two processes on loopback (no server, no data),
-  as rows/s if each 256-row take cost only that round trip.
+  requests as riffledb's client sends, from a minimal blocking socket client that reads
+  each answer whole into a 2 MiB buffer and does nothing with it (the fastest any
+  client of this server could be, one take at a time; polling a non-blocking socket
+  from Python made it slower); **TCP round trip**, a 64-byte ping-pong between two
+  processes on loopback (no server, no data), as rows/s if each 256-row take cost only
+  that round trip.
 
 Figures: median [min-max] of rows/s. Results: a Markdown table on stdout and
 ``benchmarks/results/remote-<rows>.json`` (git-ignored). The issue's target: remote
@@ -115,13 +115,7 @@ if p["kind"] == "http":
     buf = bytearray(1 << 21)
     view = memoryview(buf)
     def receive(n):
-        if not p["spin"]:
-            return sock.recv_into(view[n:])
-        while True:  # a non-blocking socket, polled until the answer is there
-            try:
-                return sock.recv_into(view[n:])
-            except BlockingIOError:
-                pass
+        return sock.recv_into(view[n:])
     def exchange(request):
         sock.sendall(request)
         n = 0
@@ -143,7 +137,6 @@ if p["kind"] == "http":
         return total
     requests = [head % len(b) + b for b in map(body, batches)]
     exchange(head % len(body(every[-1])) + body(every[-1]))
-    sock.setblocking(not p["spin"])
     t0 = time.perf_counter()
     for request in requests:
         assert exchange(request) > 256 * 520
@@ -340,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
                         if system == BLOCKING
                         else url,
                         "blocking": system == BLOCKING,
-                        # the floor polls as riffledb does: never on one CPU
-                        "spin": not one_cpu and len(os.sched_getaffinity(0)) > 1,
                         "offsets": offsets_file,
                         "takes": args.takes,
                         "epoch_rows": args.epoch_rows,
@@ -383,8 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             "takes": "takes (batch 256)",
             "dataloader": f"DataLoader, {workers} workers",
             "iter": "prefetched iteration (batch 256)",
-            "http": "bare HTTP takes (minimal client)"
-            + ("" if system.endswith(ONE_CPU) else ", busy-polling"),
+            "http": "bare HTTP takes (minimal client)",
             "tcp": "64-byte TCP round trip, as takes",
         }[kind]
         cell = summary(rates[key]) if rates[key] else f"failed: {errors.get(key, '')}"
