@@ -119,7 +119,7 @@ class ClientConfig:
             ``$RIFFLEDB_BUSY_POLL_US``, else 200 in the process that connected and 0 in
             workers: forked children, and connections unpickled or deserialized
             ``for_worker``). An answer that comes meanwhile is read by a thread still on
-            its CPU: on loopback, 256-row takes ran 2.4x faster in one benchmark run.
+            its CPU: on loopback, 256-row takes ran 1.8-2.4x faster in benchmark runs.
             It backs off where answers come later, and never spins with one usable
             CPU (docs/remote.md, "Busy-polling").
     """
