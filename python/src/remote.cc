@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "errors.h"
 #include "riffledb/remote/server.h"
+#include "riffledb/util/busy_poll.h"
 
 namespace nb = nanobind;
 
@@ -18,6 +19,8 @@ namespace riffledb::python {
 void RegisterRemote(nb::module_& m) {
   // Process-wide malloc settings for a serving process (see server.h).
   m.def("tune_allocator_for_serving", &remote::TuneAllocatorForServing);
+  // How many threads of this process may busy-poll at once (0: none, one usable CPU).
+  m.def("busy_poll_max_spinners", &BusyPoll::MaxSpinners);
   // Serves a database until stopped. Construct it to start it: it listens at once.
   nb::class_<remote::Server>(m, "Server")
       .def_static(

@@ -114,14 +114,15 @@ class ClientConfig:
             asked before every request (permutation reads included). A connection or
             table with one cannot be pickled (ValueError).
         user_id: Sent as ``x-lancedb-user-id`` (default ``$LANCEDB_USER_ID``).
-        busy_poll_us: riffledb's own: before blocking for an answer, poll the socket
-            for up to this many microseconds, 0 to 1,000,000 (default
+        busy_poll_us: riffledb's own: before blocking for an answer, poll the socket for
+            up to this many microseconds, 0 to 1,000,000 (default
             ``$RIFFLEDB_BUSY_POLL_US``, else 200 in the process that connected and 0 in
-            workers: forked children, and connections unpickled or deserialized
-            ``for_worker``). An answer that comes meanwhile is read by a thread still on
-            its CPU: on loopback, 256-row takes ran 1.8-2.4x faster in benchmark runs.
-            It backs off where answers come later, and never spins with one usable
-            CPU (docs/remote.md, "Busy-polling").
+            workers: forked children, processes started by ``multiprocessing``
+            (DataLoader workers), and connections unpickled in another process or
+            deserialized ``for_worker``). An answer that comes meanwhile is read by a
+            thread still on its CPU: on loopback, 256-row takes ran 1.8-2.4x faster in
+            benchmark runs. It backs off where answers come later, and never spins with
+            one usable CPU (docs/remote.md, "Busy-polling").
     """
 
     user_agent: str | None = None
@@ -288,7 +289,11 @@ def native_client_arguments(config: ClientConfig, worker: bool = False) -> dict[
 def _busy_poll_arguments(config: ClientConfig, worker: bool) -> dict[str, int]:
     """The busy-poll of the connecting process and of its forked children: the same
     when set (config, environment); by default 200 µs in a process that connected for
-    itself, 0 in workers."""
+    itself, 0 in workers: ``worker``, or any process multiprocessing started (a
+    DataLoader worker, a Pool's), whose waits overlap its siblings' work."""
+    import multiprocessing
+
+    worker = worker or multiprocessing.parent_process() is not None
     told = _pick(
         config.busy_poll_us,
         "RIFFLEDB_BUSY_POLL_US",

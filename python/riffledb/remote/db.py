@@ -202,12 +202,14 @@ class RemoteDBConnection:
         return json.dumps(self._state_dict())
 
     def __getstate__(self) -> dict[str, Any]:
-        return self._state_dict()
+        return {**self._state_dict(), "_pid": os.getpid()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Unpickled: in a spawn DataLoader worker, a Ray task... (no busy-polling by
-        # default, ClientConfig.busy_poll_us).
-        self.__init__(**state, _worker=True)
+        state = dict(state)
+        # Unpickled in another process (a spawn DataLoader worker, a Ray task): a
+        # worker's connection, which does not busy-poll by default.
+        pid = state.pop("_pid", None)
+        self.__init__(**state, _worker=pid is not None and pid != os.getpid())
 
     def __repr__(self) -> str:
         return f"RemoteConnect(name={self.db_name})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -129,6 +130,7 @@ class RemoteTable:
         return {
             "kind": "remote",
             "connection": self._conn._state_dict(),
+            "pid": os.getpid(),
             "name": self._name,
             "version": self._checkout_version,
         }
@@ -138,8 +140,11 @@ class RemoteTable:
 
         if not isinstance(state, dict) or state.get("kind") != "remote":
             raise InvalidError("Not the pickle state of a remote table")
-        # Unpickled: a worker's connection (no busy-polling by default).
-        self._connection = RemoteDBConnection(**state["connection"], _worker=True)
+        # Unpickled in another process: a worker's connection (no busy-polling by
+        # default).
+        pid = state.get("pid")
+        worker = pid is not None and pid != os.getpid()
+        self._connection = RemoteDBConnection(**state["connection"], _worker=worker)
         self._factory = None
         self._name = state["name"]
         self._checkout_version = state["version"]

@@ -162,11 +162,10 @@ TEST(HttpConnection, WhatEndsWithTheConnectionIsNotReusable) {
   }
 }
 
-// A loopback peer is nearby (a handshake of microseconds): the connection's receive
-// buffer is set to 1 MiB (what the kernel allows of it: it doubles the value, up to
-// net.core.rmem_max) instead of starting at 128 KiB, so that a 134 kB answer never
-// stalls its sender.
-TEST(HttpConnection, ANearbyPeerGetsAMegabyteReceiveBuffer) {
+// A connection to a loopback address gets a receive buffer of 1 MiB (what the kernel
+// allows of it: it doubles the value, up to net.core.rmem_max) instead of starting at
+// 128 KiB, so that a 134 kB answer never stalls its sender.
+TEST(HttpConnection, ALoopbackPeerGetsAMegabyteReceiveBuffer) {
   int64_t rmem_max = 0;
   {
     std::ifstream in("/proc/sys/net/core/rmem_max");

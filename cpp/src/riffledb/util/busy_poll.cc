@@ -112,10 +112,7 @@ std::optional<int> CpusOfCgroupQuota(std::string_view cpu_max) {
 
 }  // namespace internal
 
-bool BusyPoll::Yield() {
-  sched_yield();
-  return true;
-}
+void BusyPoll::Yield() { sched_yield(); }
 
 int BusyPoll::Spinners() {
   return static_cast<int>(

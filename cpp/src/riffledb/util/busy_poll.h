@@ -50,7 +50,10 @@ class BusyPoll {
     if (result != 0 || !ShouldSpin()) return result;
     SpinnerSlot slot(this);
     const auto until = Clock::now() + limit_;
-    while (result == 0 && Yield() && Clock::now() < until) result = ready();
+    do {  // checked again at least once, however long the yield took
+      Yield();
+      result = ready();
+    } while (result == 0 && Clock::now() < until);
     slot.hit = result != 0;
     return result;
   }
@@ -73,8 +76,8 @@ class BusyPoll {
   using Clock = std::chrono::steady_clock;
 
   // sched_yield(): between two checks, a thread waiting for this CPU (the peer, when
-  // the machine is busy) runs at once. Always true.
-  static bool Yield();
+  // the machine is busy) runs at once.
+  static void Yield();
 
   // Whether this wait spins; when true, a spinner slot is taken (Done gives it back).
   bool ShouldSpin();

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/testing.h"
+
 namespace riffledb {
 namespace {
 
@@ -192,6 +194,10 @@ std::atomic<bool> release{false};
 
 TEST(BusyPoll, AForkedChildStartsWithNoSpinners) {
   SKIP_ON_ONE_CPU();
+  if (kAllocatorIsForkUnsafe || kThreadSanitizer) {
+    // Forks while another thread runs (testing.h): only where that is safe.
+    GTEST_SKIP() << "forking beside a running thread can hang a sanitizer's child";
+  }
   // A thread of the parent spins at the moment of fork(): in the child it does not
   // exist, and its slot must not count.
   std::thread spinner([] {
