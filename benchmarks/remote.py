@@ -114,13 +114,11 @@ if p["kind"] == "http":
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = bytearray(1 << 21)
     view = memoryview(buf)
-    def receive(n):
-        return sock.recv_into(view[n:])
     def exchange(request):
         sock.sendall(request)
         n = 0
         while True:
-            got = receive(n)
+            got = sock.recv_into(view[n:])
             assert got, "the server closed the connection"
             n += got
             end = buf.find(b"\r\n\r\n", 0, n)
@@ -131,7 +129,7 @@ if p["kind"] == "http":
         at = head.find(b"content-length: ") + 16
         total = end + 4 + int(head[at:head.find(b"\r\n", at)])
         while n < total:
-            got = receive(n)
+            got = sock.recv_into(view[n:])
             assert got, "the server closed the connection"
             n += got
         return total

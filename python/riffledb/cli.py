@@ -311,36 +311,28 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _port(text: str) -> int:
+def _int_in(text: str, low: int, high: int | None, expected: str) -> int:
+    """``text`` as an int in [low, high] (no upper bound if ``high`` is None); else the
+    argparse error "expected <expected>, got '<text>'"."""
     try:
         value = int(text)
     except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {text!r}")
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    return _int_in(text, 0, 65535, "a port 0..65535")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _int_in(text, 1, None, "a positive integer")
 
 
 def _busy_poll_us(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(
-            f"expected microseconds from 0 to 1000000, got {text!r}"
-        )
-    return value
+    return _int_in(text, 0, 1_000_000, "microseconds from 0 to 1000000")
 
 
 def _parser() -> argparse.ArgumentParser:

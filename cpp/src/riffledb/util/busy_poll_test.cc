@@ -2,12 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/fork.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb {
@@ -38,21 +36,6 @@ std::string LostSpins(BusyPoll& poll, int waits) {
 // A check that finds the event at its second call: a spin that catches it.
 auto SecondCallHits() {
   return [calls = 0]() mutable { return ++calls >= 2 ? 1 : 0; };
-}
-
-// Runs body() in a forked child and returns its exit code (0: passed).
-int RunInChild(int (*body)()) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) return 254;
-  if (pid == 0) {
-    alarm(30);
-    _exit(body());
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 #define SKIP_ON_ONE_CPU()                                                \
@@ -210,7 +193,7 @@ TEST(BusyPoll, AForkedChildStartsWithNoSpinners) {
   });
   while (!spinning.load()) std::this_thread::yield();
   EXPECT_EQ(BusyPoll::Spinners(), 1);
-  const int child = RunInChild([]() -> int {
+  const int child = testing::RunInForkedChild([]() -> int {
     if (BusyPoll::Spinners() != 0) return 1;
     BusyPoll poll(microseconds(100'000));
     int calls = 0;
@@ -228,7 +211,7 @@ TEST(BusyPoll, AForkedChildStartsWithNoSpinners) {
 }
 
 TEST(BusyPoll, OneCpuNeverSpins) {
-  const int child = RunInChild([]() -> int {
+  const int child = testing::RunInForkedChild([]() -> int {
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(sched_getcpu(), &one);

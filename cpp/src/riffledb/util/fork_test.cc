@@ -2,6 +2,8 @@
 // parent with a deadline (and has an alarm() as a backstop), so a hang fails the test
 // instead of hanging it. Children report through their exit code; they never use gtest
 // assertions.
+#include "riffledb/testing/fork.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -28,8 +30,6 @@ namespace {
 
 using arrow::Status;
 
-constexpr int kTimedOut = 200;
-
 // GCC 12's AddressSanitizer runtime is not fork-safe: its allocator has no atfork
 // handlers (added upstream in LLVM 18, llvm/llvm-project#75290), so a child deadlocks in
 // malloc if another thread of the parent was inside ASan's allocator at the moment of
@@ -50,40 +50,12 @@ void SettleBeforeFork(std::initializer_list<ThreadPool*> pools) {
   }
 }
 
-// Waits for `pid` at most `timeout`; kills it after that. Returns its exit code,
-// 128 + signal if a signal killed it, kTimedOut if it had to be killed.
-int ReapWithDeadline(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      return 128 + WTERMSIG(status);
-    }
-    if (r < 0 && errno != EINTR) return 255;
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return kTimedOut;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
-
 // Runs body() in a forked child, which _exit()s with its result (0 = pass). `settle`:
 // the pools to let settle first (see kAllocatorIsForkUnsafe).
 int RunInChild(const std::function<int()>& body,
                std::initializer_list<ThreadPool*> settle = {ThreadPool::Default()}) {
   SettleBeforeFork(settle);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) return 254;
-  if (pid == 0) {
-    alarm(30);
-    _exit(body());
-  }
-  return ReapWithDeadline(pid);
+  return testing::RunInForkedChild(body);
 }
 
 // 0 if ParallelFor(n) on `pool` covers [0, n) once: the sum of indexes is right.

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/fork.h"
 #include "riffledb/testing/testing.h"
 #include "riffledb/util/busy_poll.h"
 
@@ -309,20 +310,6 @@ TEST(HttpClient, BusyPollsBeforeEachAnswer) {
   EXPECT_EQ(blocking->stats().busy_polls, 0);
 }
 
-// Waits for `pid` up to 20 s; its exit code, or -1 if it had to be killed.
-int Reap(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  int wstatus = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, &wstatus, WNOHANG) == pid)
-      return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &wstatus, 0);
-  return -1;
-}
-
 // The regression test of the seed's known limitation: a child that inherits a client
 // with a pooled keep-alive connection opens its own, and leaves the parent's alone.
 TEST(HttpClient, ForkedChildNeverUsesTheParentsConnection) {
@@ -344,7 +331,7 @@ TEST(HttpClient, ForkedChildNeverUsesTheParentsConnection) {
     if (code == 0 && (stats.connections != 1 || stats.reused != 2)) code = 3;
     _exit(code);
   }
-  ASSERT_EQ(Reap(pid), 0);
+  ASSERT_EQ(testing::ReapWithDeadline(pid), 0);
   std::vector<int> ports = server.remote_ports();
   ASSERT_EQ(ports.size(), 4u);
   for (size_t i = 1; i < ports.size(); ++i) EXPECT_NE(ports[i], parent_port);
@@ -380,7 +367,7 @@ TEST(HttpClient, AForkedChildBusyPollsWithItsOwnSetting) {
       const int64_t polls = client->stats().busy_polls;
       _exit(forked == 0 ? (polls == 0 ? 0 : 2) : (polls >= 1 ? 0 : 3));
     }
-    EXPECT_EQ(Reap(pid), 0);
+    EXPECT_EQ(testing::ReapWithDeadline(pid), 0);
   }
 }
 
@@ -405,7 +392,7 @@ TEST(HttpClient, ForkWhileRequestsAreInFlight) {
       alarm(20);
       _exit(client->Send(ListTables()).ok() ? 0 : 1);
     }
-    EXPECT_EQ(Reap(pid), 0) << "child " << i;
+    EXPECT_EQ(testing::ReapWithDeadline(pid), 0) << "child " << i;
   }
   stop.store(true);
   for (auto& thread : busy) thread.join();
