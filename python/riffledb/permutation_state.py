@@ -500,19 +500,13 @@ def _check_remote_state(state: dict[str, Any]) -> None:
     """Checks the pickle state of a remote base table (see
     :meth:`riffledb.remote.table.RemoteTable.__getstate__`)."""
     what = _where("base_table_state")
-    _check_keys(
-        state,
-        {"kind", "connection", "name", "version", "pid"},
-        "base_table_state.",
-        optional=frozenset({"pid"}),  # the pickling process (absent before d6fa6d3)
-    )
+    _check_keys(state, {"kind", "connection", "name", "version"}, "base_table_state.")
     if not isinstance(state["connection"], dict):
         raise RiffledbTypeError(
             f"{what} key 'connection' must be a dict, got {describe(state['connection'])}"
         )
     check_str(state["name"], f"{what} key 'name'")
     check_int(state["version"], f"{what} key 'version'", minimum=1, none_ok=True)
-    check_int(state.get("pid"), f"{what} key 'pid'", minimum=0, none_ok=True)
 
 
 def _split_rows(reader: Any) -> pa.Table:

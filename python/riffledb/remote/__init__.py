@@ -120,7 +120,7 @@ class ClientConfig:
             workers: forked children, processes started by ``multiprocessing``
             (DataLoader workers), and connections unpickled in another process or
             deserialized ``for_worker``). An answer that comes meanwhile is read by a
-            thread still on its CPU: on loopback, 256-row takes ran 1.8-2.4x faster in
+            thread still on its CPU: on loopback, 256-row takes ran 1.8-2.5x faster in
             benchmark runs. It backs off where answers come later, and never spins with
             one usable CPU (docs/remote.md, "Busy-polling").
     """

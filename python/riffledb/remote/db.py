@@ -205,11 +205,7 @@ class RemoteDBConnection:
         return {**self._state_dict(), "_pid": os.getpid()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        # Unpickled in another process (a spawn DataLoader worker, a Ray task): a
-        # worker's connection, which does not busy-poll by default.
-        pid = state.pop("_pid", None)
-        self.__init__(**state, _worker=pid is not None and pid != os.getpid())
+        self.__init__(**reopen_arguments(state))
 
     def __repr__(self) -> str:
         return f"RemoteConnect(name={self.db_name})"
@@ -380,6 +376,15 @@ class RemoteDBConnection:
         except TableNotFoundError:
             if not ignore_missing:
                 raise
+
+
+def reopen_arguments(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``RemoteDBConnection`` arguments of a pickled connection's state
+    (``__getstate__``): unpickled in another process (a spawn DataLoader worker, a Ray
+    task), it is a worker's connection, which does not busy-poll by default."""
+    state = dict(state)
+    pid = state.pop("_pid", None)
+    return {**state, "_worker": pid is not None and pid != os.getpid()}
 
 
 def deserialize_conn(data: str | dict[str, Any], for_worker: bool = False):

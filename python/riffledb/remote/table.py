@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -129,22 +128,17 @@ class RemoteTable:
         """Raises ValueError for a connection with a ``header_provider``."""
         return {
             "kind": "remote",
-            "connection": self._conn._state_dict(),
-            "pid": os.getpid(),
+            "connection": self._conn.__getstate__(),
             "name": self._name,
             "version": self._checkout_version,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from .db import RemoteDBConnection
+        from .db import RemoteDBConnection, reopen_arguments
 
         if not isinstance(state, dict) or state.get("kind") != "remote":
             raise InvalidError("Not the pickle state of a remote table")
-        # Unpickled in another process: a worker's connection (no busy-polling by
-        # default).
-        pid = state.get("pid")
-        worker = pid is not None and pid != os.getpid()
-        self._connection = RemoteDBConnection(**state["connection"], _worker=worker)
+        self._connection = RemoteDBConnection(**reopen_arguments(state["connection"]))
         self._factory = None
         self._name = state["name"]
         self._checkout_version = state["version"]
