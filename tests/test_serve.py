@@ -270,6 +270,20 @@ def test_takes_by_offset_and_row_id_in_request_order(conn):
         },
     )
     assert rows.to_pydict() == {"label": ["r65", "r7"], "_rowid": [second + 5, 7]}
+    # Repeats repeated, in the order asked for, as every answer says (riffledb's client
+    # then asks for its keys as they are: remote/client/http_client.h).
+    status, headers, data = call(
+        conn,
+        "POST",
+        "/v1/table/base/query/",
+        {"filter": f"_rowid in (7,{second + 5},7)", "with_row_id": True},
+    )
+    assert status == 200 and headers["X-Riffledb-Take-Order"] == "asked"
+    rows = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    assert rows["_rowid"].to_pylist() == [7, second + 5, 7]
+    assert rows["id"].to_pylist() == [7, 65, 7]
+    status, headers, _ = call(conn, "GET", "/v1/table/")
+    assert status == 200 and headers["X-Riffledb-Take-Order"] == "asked"
     # The permutation reader's id scan: `_rowid` only, as uint64, chunked.
     scan = query(conn, "base", {"columns": ["_rowid"]})
     assert scan["_rowid"].to_pylist() == list(range(60)) + [second + i for i in range(40)]

@@ -38,8 +38,16 @@ thread_local bool t_close_connection = false;
 // LOCAL_ADDR, LOCAL_PORT), not counted against the client's limits.
 constexpr int kAddedHeaders = 4;
 
+// Every reply says that this server answers a take (a `_rowoffset` / `_rowid in (...)`
+// query) with the rows in the order of the list, repeats repeated (Service::Query):
+// riffledb's client, once it has seen this, asks for keys as they are rather than
+// distinct and ascending, and has no answer to reorder (client/http_client.h,
+// kTakeOrderHeader). LanceDB's client ignores it.
+constexpr char kTakeOrderReplyHeader[] = "X-Riffledb-Take-Order";
+
 void SetReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
+  res.set_header(kTakeOrderReplyHeader, "asked");
   if (reply.stream != nullptr) {
     // Chunked, all of it in one call of the provider: cpp-httplib's loop around the
     // provider ends early, as if the answer were complete, once a stop begins, and a

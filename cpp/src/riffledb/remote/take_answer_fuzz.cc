@@ -1,6 +1,6 @@
 // Fuzz target: what riffledb's client does with a server's answer to a take
 // (remote/client/remote_take_source.h): ReadQueryAnswer on arbitrary bytes, then
-// OrderTakeAnswer for a few keys. A server (or whatever answers on its address) controls
+// AnswerAsAsked (a riffledb server's answer) and OrderTakeAnswer for a few keys. A server (or whatever answers on its address) controls
 // every byte: no input may crash, read past the answer's buffers, or return a batch
 // whose row count is not the keys'.
 //
@@ -29,6 +29,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!answer.ok()) {
     if (!answer.status().IsInvalid()) std::abort();
     return 0;
+  }
+  auto as_asked = AnswerAsAsked(*answer, keys, by_row_id, "table 'fuzz'");
+  if (as_asked.ok() && *as_asked != nullptr &&
+      (*as_asked)->num_rows() != static_cast<int64_t>(keys.size())) {
+    std::abort();
   }
   const KeyRanks ranks = RankKeys(keys);
   if (ranks.rank.size() != keys.size()) std::abort();

@@ -191,6 +191,8 @@ struct HttpClient::Impl {
   mutable std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
   mutable std::unordered_set<Connection*> live;           // guarded by mu
   mutable ClientStats stats;                              // guarded by mu
+  // Set once an answer said kTakeOrderHeader: asked (HttpClient::TakesInAskedOrder).
+  mutable std::atomic<bool> takes_in_asked_order{false};
 
   // Closes this process's copy of `conn`'s socket if `conn` still names it.
   static bool CloseInherited(const Connection& conn) {
@@ -392,6 +394,10 @@ ClientStats HttpClient::stats() const {
   return impl_->stats;
 }
 
+bool HttpClient::TakesInAskedOrder() const {
+  return impl_->takes_in_asked_order.load(std::memory_order_relaxed);
+}
+
 namespace {
 
 bool SameName(std::string_view a, std::string_view b) {
@@ -553,8 +559,13 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
         response.status = res.status;
         response.body = std::move(res.body);
         response.request_id = request.request_id;
-        for (auto& [name, value] : res.headers)
+        for (auto& [name, value] : res.headers) {
           response.headers.emplace_back(Lower(std::move(name)), std::move(value));
+          if (response.headers.back().first == kTakeOrderHeader &&
+              response.headers.back().second == kTakeOrderAsked) {
+            impl.takes_in_asked_order.store(true, std::memory_order_relaxed);
+          }
+        }
         return response;
       }
       error.status_code = res.status;

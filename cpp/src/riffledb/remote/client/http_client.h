@@ -167,6 +167,12 @@ class HttpClient {
   /// This process's counters.
   ClientStats stats() const;
 
+  /// Whether a 2xx answer of this client's server said `x-riffledb-take-order: asked`
+  /// (kTakeOrderHeader): the server answers a take's rows in the order of its `IN (...)`
+  /// list, repeats repeated, so a take may ask for its keys as they are
+  /// (TakeRemoteRows). Learned from the first answer that says so, and kept.
+  bool TakesInAskedOrder() const;
+
  private:
   struct Impl;
   explicit HttpClient(std::unique_ptr<Impl> impl);
@@ -175,6 +181,14 @@ class HttpClient {
                                                 const HeaderList& dynamic);
   std::unique_ptr<Impl> impl_;
 };
+
+/// The header of a riffledb server's answers (lower case, as HttpResponse::headers
+/// holds names) saying that its takes answer rows in the order asked for; its value is
+/// kTakeOrderAsked. LanceDB's servers do not send it: a client then asks for the distinct
+/// keys ascending and puts the answer in order itself. (The server sets it in
+/// remote/server.cc; remote_test and test_remote_server.py check both ends.)
+inline constexpr char kTakeOrderHeader[] = "x-riffledb-take-order";
+inline constexpr char kTakeOrderAsked[] = "asked";
 
 /// A random UUIDv4 (fresh per call, distinct in forked children).
 std::string NewRequestId();

@@ -213,6 +213,32 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> OrderTakeAnswer(
                                   std::move(columns));
 }
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> AnswerAsAsked(
+    const std::shared_ptr<arrow::Table>& answer, std::span<const uint64_t> keys,
+    bool by_row_id, std::string_view what) {
+  const char* key_column = by_row_id ? kRowIdColumn : kRowOffsetColumn;
+  ARROW_ASSIGN_OR_RAISE(auto rows, answer->CombineChunksToBatch());
+  if (rows->GetColumnByName(key_column) == nullptr) {
+    if (by_row_id) {
+      return arrow::Status::Invalid("The server's answer to a take from ", what,
+                                    " has no column '", key_column, "'");
+    }
+    if (rows->num_rows() != static_cast<int64_t>(keys.size())) {
+      return arrow::Status::Invalid("The server answered ", rows->num_rows(),
+                                    " rows for a take of ", keys.size(), " offsets of ",
+                                    what);
+    }
+    return rows;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto answer_keys, KeyColumn(*rows, key_column));
+  if (answer_keys->length() == static_cast<int64_t>(keys.size()) &&
+      answer_keys->null_count() == 0 &&
+      std::equal(keys.begin(), keys.end(), answer_keys->raw_values())) {
+    return rows;
+  }
+  return nullptr;
+}
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys) {
   if (take.max_keys_per_request < 1) {
@@ -233,9 +259,13 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
                                        " is out of range for ", what);
     }
   }
-  // Each key once, ascending: a server may deduplicate and reorder (LanceDB's does).
-  const KeyRanks ranks = RankKeys(keys);
-  const std::vector<uint64_t>& unique = ranks.unique;
+  // A riffledb server answers the keys as asked (HttpClient::TakesInAskedOrder); any
+  // other may deduplicate and reorder (LanceDB's does), so it is asked for each key
+  // once, ascending, and its answer is put in order here.
+  const bool as_asked = client.TakesInAskedOrder() && !keys.empty();
+  KeyRanks ranks;
+  if (!as_asked) ranks = RankKeys(keys);
+  const std::span<const uint64_t> asked = as_asked ? keys : std::span(ranks.unique);
 
   // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
   // take asks for the answer's schema).
@@ -257,16 +287,20 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   const size_t step = static_cast<size_t>(take.max_keys_per_request);
   size_t begin = 0;
   do {
-    const auto chunk =
-        std::span(unique).subspan(begin, std::min(step, unique.size() - begin));
+    const auto chunk = asked.subspan(begin, std::min(step, asked.size() - begin));
     ARROW_ASSIGN_OR_RAISE(auto answer, Query(client, take.table_path, take.headers,
                                              take.header_source, body(chunk), what));
     answers.push_back(std::move(answer));
     begin += chunk.size();
-  } while (begin < unique.size());
+  } while (begin < asked.size());
   std::shared_ptr<arrow::Table> table = answers[0];
   if (answers.size() > 1) {
     ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
+  }
+  if (as_asked) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, AnswerAsAsked(table, keys, take.by_row_id, what));
+    if (rows != nullptr) return rows;
+    ranks = RankKeys(keys);  // not in the order asked for after all: matched here
   }
   return OrderTakeAnswer(std::move(table), keys, ranks, take.by_row_id, what);
 }

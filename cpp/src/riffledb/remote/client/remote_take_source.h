@@ -71,14 +71,22 @@ struct RemoteTake {
 
 /// The rows whose key is `keys[i]`, in that order, repeats repeated, with the columns of
 /// the server's answer: one `<key> in (...)` query (LanceDB's clients' spelling up to
-/// 0.34, which every server understands) per `max_keys_per_request` distinct keys,
-/// ascending, and the answer put in the order asked for. The answer's key column
-/// (`_rowid`, or `_rowoffset` if asked for) says where each row is, in whatever order
-/// and with whatever repeats the server chose; without it (a take by offset of every
-/// column) the server's rows are in ascending offset order, as LanceDB's scan order and
-/// riffledb's answer to ascending offsets are, and a row count other than the keys' is
-/// an error. IndexError naming the first key (and its position) the answer lacks, or
-/// the first negative offset (an offset past INT64_MAX as unsigned), before any request.
+/// 0.34, which every server understands) per `max_keys_per_request` keys.
+///
+/// A riffledb server (HttpClient::TakesInAskedOrder) is asked for the keys as they are,
+/// and its answer, in that order, is taken as it is: checked against its key column when
+/// it has one (`_rowid`, or `_rowoffset` if asked for) and matched as below if that
+/// differs; without one, a row count other than the keys' is an error.
+///
+/// Any other server is asked for the distinct keys, ascending, and its answer is put in
+/// the order asked for here. The answer's key column says where each row is, in
+/// whatever order and with whatever repeats the server chose; without it (a take by
+/// offset of every column) the server's rows are in ascending offset order, as LanceDB's
+/// scan order and riffledb's answer to ascending offsets are, and a row count other than
+/// the distinct keys' is an error.
+///
+/// IndexError naming the first key (and its position) the answer lacks, or the first
+/// negative offset (an offset past INT64_MAX as unsigned), before any request.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     const HttpClient& client, const RemoteTake& take, std::span<const uint64_t> keys);
 
@@ -105,6 +113,15 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadQueryAnswer(
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> OrderTakeAnswer(
     std::shared_ptr<arrow::Table> answer, std::span<const uint64_t> keys,
     const KeyRanks& ranks, bool by_row_id, std::string_view what);
+
+/// The answer of a riffledb server to a take of `keys` as asked (TakeRemoteRows), as one
+/// batch, when its key column holds exactly `keys`, or it has none and as many rows as
+/// `keys` for a take by offset; null when the key column differs (the answer is then
+/// matched by OrderTakeAnswer). Invalid for a take by row id without `_rowid`, or a row
+/// count that cannot be the keys'.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> AnswerAsAsked(
+    const std::shared_ptr<arrow::Table>& answer, std::span<const uint64_t> keys,
+    bool by_row_id, std::string_view what);
 
 /// Takes from one version of a remote table over HttpClient, with the requests of spec
 /// §2.7: `{"filter": "_rowid in (...)", "with_row_id": true, "columns": [...]}` (and

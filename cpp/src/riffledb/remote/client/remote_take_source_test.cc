@@ -69,12 +69,21 @@ std::string IpcFile(const std::vector<std::string>& names,
   return sink->Finish().ValueOrDie()->ToString();
 }
 
+// How the mock answers a take.
+enum class Answers {
+  kDescendingDistinct,  // its own order: every matching row once, descending
+  kAsAsked,             // a riffledb server's: the list's order, repeats repeated, and
+                        // the x-riffledb-take-order header on every answer
+  kDescendingSaysAsked  // its own order, but with the header (a server that lies)
+};
+
 class MockTable {
  public:
-  MockTable() {
+  explicit MockTable(Answers answers = Answers::kDescendingDistinct) : answers_(answers) {
     server_.Post("/v1/table/t/count_rows/",
                  [this](const httplib::Request& req, httplib::Response& res) {
                    Record(req);
+                   SayOrder(res);
                    res.set_content(std::to_string(kRows), "application/json");
                  });
     server_.Post("/v1/table/t/query/", [this](const httplib::Request& req,
@@ -96,8 +105,7 @@ class MockTable {
       if (!body.contains("filter")) {
         rows = {0};  // the schema probe
       } else {
-        // "_rowid in (1,2)" or "_rowoffset in (1,2)": every matching row once, in
-        // descending order.
+        // "_rowid in (1,2)" or "_rowoffset in (1,2)".
         std::string filter = body["filter"];
         const bool by_id = filter.rfind("_rowid", 0) == 0;
         std::string list = filter.substr(filter.find('(') + 1);
@@ -110,9 +118,12 @@ class MockTable {
           pos = end + (list[end] == ',' ? 1 : 0);
           if (list[end] == ')') break;
         }
-        std::sort(rows.rbegin(), rows.rend());
-        rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        if (answers_ != Answers::kAsAsked) {
+          std::sort(rows.rbegin(), rows.rend());
+          rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        }
       }
+      SayOrder(res);
       res.set_content(IpcFile(names, rows), "application/vnd.apache.arrow.file");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
@@ -158,7 +169,13 @@ class MockTable {
     std::lock_guard<std::mutex> lock(mu_);
     tokens_.push_back(req.get_header_value("x-token"));
   }
+  void SayOrder(httplib::Response& res) const {
+    if (answers_ != Answers::kDescendingDistinct) {
+      res.set_header("X-Riffledb-Take-Order", "asked");
+    }
+  }
 
+  const Answers answers_;
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;
@@ -275,6 +292,89 @@ TEST(TakeRemoteRows, ANegativeOffsetIsAnIndexErrorBeforeAnyRequest) {
                              "Offset -2 at position 1 is out of range for table 't'",
                              TakeRemoteRows(*table.Client(), take, keys));
   EXPECT_EQ(table.bodies().size(), before);
+}
+
+TEST(RemoteTakeSource, AServerThatAnswersAsAskedIsAskedForTheKeysAsTheyAre) {
+  MockTable table(Answers::kAsAsked);
+  auto source = table.Open();  // the schema probe's answer carries the header
+  const uint64_t ids[] = {105, 101, 109, 101};
+  ASSERT_OK_AND_ASSIGN(auto batch, source->TakeRowIds(ids, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{5, 1, 9, 1}));
+  EXPECT_EQ(batch->schema()->ToString(), "id: int64\nx: double");
+  EXPECT_EQ(table.bodies().back()["filter"], "_rowid in (105,101,109,101)");
+
+  const int64_t offsets[] = {3, 0, 3};
+  ASSERT_OK_AND_ASSIGN(batch, source->TakeOffsets(offsets, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{3, 0, 3}));
+  EXPECT_EQ(table.bodies().back()["filter"], "_rowoffset in (3,0,3)");
+
+  // Split into requests of three keys, as asked, repeats included.
+  auto split = table.Open(/*max_keys=*/3);
+  const uint64_t many[] = {109, 100, 109, 101, 107};
+  ASSERT_OK_AND_ASSIGN(batch, split->TakeRowIds(many, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{9, 0, 9, 1, 7}));
+  const auto bodies = table.bodies();
+  EXPECT_EQ(bodies[bodies.size() - 2]["filter"], "_rowid in (109,100,109)");
+  EXPECT_EQ(bodies.back()["filter"], "_rowid in (101,107)");
+
+  // A lost row is still an IndexError naming its position.
+  table.Lose(4);
+  const uint64_t lost[] = {101, 104};
+  ASSERT_RAISES_WITH_MESSAGE(IndexError,
+                             "Row id 104 at position 1 is not a row of remote table 't'",
+                             source->TakeRowIds(lost, TakeOptions{}));
+}
+
+TEST(RemoteTakeSource, AnAnswerThatIsNotAsAskedAfterAllIsPutInOrderHere) {
+  MockTable table(Answers::kDescendingSaysAsked);
+  auto source = table.Open();
+  const uint64_t ids[] = {105, 101, 109, 101};
+  ASSERT_OK_AND_ASSIGN(auto batch, source->TakeRowIds(ids, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{5, 1, 9, 1}));
+  EXPECT_EQ(table.bodies().back()["filter"], "_rowid in (105,101,109,101)");
+  const int64_t offsets[] = {3, 0, 3};  // the source asks for _rowoffset: matched by it
+  ASSERT_OK_AND_ASSIGN(batch, source->TakeOffsets(offsets, TakeOptions{}));
+  EXPECT_EQ(Ids(*batch), (std::vector<int64_t>{3, 0, 3}));
+
+  // Without a key column to match by, a row count other than the keys' is an error.
+  RemoteTake take;
+  take.name = "t";
+  take.table_path = "/v1/table/t/";
+  take.columns = {"id"};
+  auto client = table.Client();
+  ASSERT_OK(TakeRemoteRows(*client, take, std::span<const uint64_t>()).status());
+  EXPECT_TRUE(client->TakesInAskedOrder());
+  const uint64_t keys[] = {3, 0, 3};
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "The server answered 2 rows for a take of 3 offsets of "
+                             "table 't'",
+                             TakeRemoteRows(*client, take, keys));
+}
+
+TEST(RemoteTakeSource, AClientLearnsTheOrderFromAnyAnswer) {
+  MockTable plain;
+  plain.Open();  // answers without the header
+  auto client = plain.Client();
+  HttpRequest count;
+  count.path = "/v1/table/t/count_rows/";
+  count.body = "{}";
+  ASSERT_OK(client->Send(count).status());
+  EXPECT_FALSE(client->TakesInAskedOrder());
+  MockTable asked(Answers::kAsAsked);
+  auto learner = asked.Client();
+  EXPECT_FALSE(learner->TakesInAskedOrder());
+  ASSERT_OK(learner->Send(count).status());
+  EXPECT_TRUE(learner->TakesInAskedOrder());
+  // A take before it knows asks for distinct keys, ascending.
+  RemoteTake take;
+  take.name = "t";
+  take.table_path = "/v1/table/t/";
+  take.by_row_id = true;
+  const uint64_t keys[] = {103, 101, 103};
+  ASSERT_OK(TakeRemoteRows(*asked.Client(), take, keys).status());
+  EXPECT_EQ(asked.bodies().back()["filter"], "_rowid in (101,103)");
+  ASSERT_OK(TakeRemoteRows(*learner, take, keys).status());
+  EXPECT_EQ(asked.bodies().back()["filter"], "_rowid in (103,101,103)");
 }
 
 TEST(RemoteTakeSource, APermutationReaderReadsThroughIt) {
