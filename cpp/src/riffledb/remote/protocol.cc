@@ -467,15 +467,18 @@ arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body) {
 }
 
 std::optional<TakeFilter> MatchTakeFilter(std::string_view filter) {
+  // ASCII classes, inline: the list of a 1024-row take is some 7,000 characters.
+  auto is_space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
   size_t i = 0;
   auto skip_space = [&] {
-    while (i < filter.size() && std::isspace(static_cast<unsigned char>(filter[i]))) ++i;
+    while (i < filter.size() && is_space(filter[i])) ++i;
   };
   auto word = [&](std::string_view w, bool ignore_case) {
     if (filter.size() - i < w.size()) return false;
     for (size_t j = 0; j < w.size(); ++j) {
       char c = filter[i + j];
-      if (ignore_case) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (ignore_case && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
       if (c != w[j]) return false;
     }
     i += w.size();
@@ -491,9 +494,7 @@ std::optional<TakeFilter> MatchTakeFilter(std::string_view filter) {
     return std::nullopt;
   }
   // The column name must end here (not `_rowidx`).
-  if (i >= filter.size() || !std::isspace(static_cast<unsigned char>(filter[i]))) {
-    return std::nullopt;
-  }
+  if (i >= filter.size() || !is_space(filter[i])) return std::nullopt;
   skip_space();
   if (!word("in", true)) return std::nullopt;
   skip_space();
@@ -503,13 +504,13 @@ std::optional<TakeFilter> MatchTakeFilter(std::string_view filter) {
   if (i < filter.size() && filter[i] == ')') {
     ++i;
   } else {
+    // At most one value per two characters left ("1,"): one allocation.
+    take.values.reserve((filter.size() - i) / 2 + 1);
     for (;;) {
       skip_space();
-      if (i >= filter.size() || !std::isdigit(static_cast<unsigned char>(filter[i]))) {
-        return std::nullopt;
-      }
+      if (i >= filter.size() || !is_digit(filter[i])) return std::nullopt;
       uint64_t value = 0;
-      while (i < filter.size() && std::isdigit(static_cast<unsigned char>(filter[i]))) {
+      while (i < filter.size() && is_digit(filter[i])) {
         uint64_t digit = static_cast<uint64_t>(filter[i] - '0');
         if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
           return std::nullopt;  // out of range: left to the filter language's error

@@ -164,6 +164,10 @@ TEST(RemoteTakeFilter, BothSpellingsOfLanceDbTakes) {
   take = MatchTakeFilter("_rowid IN ()");
   ASSERT_TRUE(take.has_value());
   EXPECT_TRUE(take->values.empty());
+  // Whitespace is C's (space, \t \n \v \f \r), IN any case.
+  take = MatchTakeFilter("\v_rowid\fiN\r(3,\n4)\t");
+  ASSERT_TRUE(take.has_value());
+  EXPECT_THAT(take->values, ElementsAre(3u, 4u));
 }
 
 TEST(RemoteTakeFilter, AnythingElseIsAGeneralFilter) {
@@ -171,7 +175,8 @@ TEST(RemoteTakeFilter, AnythingElseIsAGeneralFilter) {
        {"_rowoffset in (0,2) AND id > 1", "_rowid = 5", "_rowidx IN (1)",
         "_rowid IN (1,)", "_rowid IN (-1)", "_rowid IN (1.5)", "_rowid IN (1",
         "_rowid IN (18446744073709551616)", "_ROWID IN (1)", "id IN (1, 2)", "",
-        "_rowid NOT IN (1)", "_rowid IN (1) OR _rowid IN (2)"}) {
+        "_rowid NOT IN (1)", "_rowid IN (1) OR _rowid IN (2)",
+        "_rowid\xa0IN (1)", "_rowid IN (\xd9\xa1)", "_rowid I\xceN (1)"}) {
     EXPECT_FALSE(MatchTakeFilter(filter).has_value()) << filter;
   }
 }
