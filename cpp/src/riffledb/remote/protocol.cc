@@ -386,8 +386,51 @@ arrow::Result<ReadRequest> ParseReadRequest(std::string_view body) {
   return request;
 }
 
-arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body) {
-  ARROW_ASSIGN_OR_RAISE(auto doc, ParseObject(body, "query"));
+namespace {
+
+// The end of the JSON string whose opening quote is at `open` (its closing quote's
+// index; npos if it has none), and whether it is plain: printable ASCII, no escape.
+size_t EndOfString(std::string_view text, size_t open, bool* plain) {
+  *plain = true;
+  size_t i = open + 1;
+  // Eight bytes at a time while none is a quote, a backslash, a control or non-ASCII
+  // byte (SWAR: a byte's high bit set in `special` marks one of those).
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  while (i + 8 <= text.size()) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    const uint64_t quote = word ^ (kOnes * '"'), slash = word ^ (kOnes * '\\');
+    const uint64_t special = ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
+                             (word - kOnes * 0x20) | word;
+    if ((special & kHigh) != 0) break;
+    i += 8;
+  }
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"') return i;
+    if (c == '\\') {
+      *plain = false;
+      ++i;  // the escaped character
+    } else if (c < 0x20 || c >= 0x80) {
+      *plain = false;
+    }
+  }
+  return std::string_view::npos;
+}
+
+size_t SkipJsonSpace(std::string_view text, size_t i) {
+  while (i < text.size() &&
+         (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) {
+    ++i;
+  }
+  return i;
+}
+
+arrow::Result<QueryRequest> ParseQueryRequestFrom(std::string_view body, bool lift) {
+  std::optional<internal::LiftedFilter> lifted;
+  if (lift) lifted = internal::LiftFilter(body);
+  ARROW_ASSIGN_OR_RAISE(
+      auto doc, ParseObject(lifted ? std::string_view(lifted->rest) : body, "query"));
   QueryRequest request;
   ARROW_ASSIGN_OR_RAISE(request.version, OptionalUnsigned(doc, "version"));
   // k: the limit. isize::MAX (or anything past int64) and 0 mean none (spec §6.1).
@@ -414,6 +457,7 @@ arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body) {
     request.offset = static_cast<int64_t>(*offset);
   }
   ARROW_ASSIGN_OR_RAISE(request.filter, OptionalString(doc, "filter"));
+  if (lifted) request.filter = std::string(lifted->filter);  // was "" in `rest`
   ARROW_ASSIGN_OR_RAISE(request.with_row_id, OptionalBool(doc, "with_row_id"));
   if (auto columns = doc.find("columns"); columns != doc.end() && !columns->is_null()) {
     if (columns->is_array()) {
@@ -465,6 +509,65 @@ arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body) {
   }
   return request;
 }
+
+}  // namespace
+
+arrow::Result<QueryRequest> ParseQueryRequest(std::string_view body) {
+  return ParseQueryRequestFrom(body, /*lift=*/true);
+}
+
+namespace internal {
+
+arrow::Result<QueryRequest> ParseQueryRequestWhole(std::string_view body) {
+  return ParseQueryRequestFrom(body, /*lift=*/false);
+}
+
+std::optional<LiftedFilter> LiftFilter(std::string_view body) {
+  constexpr std::string_view kKey = "filter";
+  // nlohmann's parser takes a NUL byte for the end of the input: what follows one is
+  // not part of the body it parses.
+  if (body.find('\0') != std::string_view::npos) return std::nullopt;
+  size_t value_open = std::string_view::npos, value_close = 0;
+  int depth = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == '"') {
+      bool plain = false;
+      const size_t close = EndOfString(body, i, &plain);
+      if (close == std::string_view::npos) return std::nullopt;
+      if (depth == 1) {
+        if (!plain) return std::nullopt;
+        const size_t colon = SkipJsonSpace(body, close + 1);
+        if (body.substr(i + 1, close - i - 1) == kKey && colon < body.size() &&
+            body[colon] == ':') {
+          const size_t open = SkipJsonSpace(body, colon + 1);
+          if (open >= body.size() || body[open] != '"') return std::nullopt;
+          if (value_open != std::string_view::npos) return std::nullopt;  // twice
+          const size_t end = EndOfString(body, open, &plain);
+          if (end == std::string_view::npos || !plain) return std::nullopt;
+          value_open = open;
+          value_close = end;
+          i = end;
+          continue;
+        }
+      }
+      i = close;
+    }
+  }
+  if (value_open == std::string_view::npos) return std::nullopt;
+  LiftedFilter lifted;
+  lifted.rest.reserve(body.size() - (value_close - value_open - 1));
+  lifted.rest.append(body.substr(0, value_open + 1));
+  lifted.rest.append(body.substr(value_close));
+  lifted.filter = body.substr(value_open + 1, value_close - value_open - 1);
+  return lifted;
+}
+
+}  // namespace internal
 
 std::optional<TakeFilter> MatchTakeFilter(std::string_view filter) {
   // ASCII classes, inline: the list of a 1024-row take is some 7,000 characters.
