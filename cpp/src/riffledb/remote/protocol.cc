@@ -46,8 +46,11 @@ arrow::Result<OrderedJson> ParseObject(std::string_view body, std::string_view w
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return OrderedJson::object();
   }
-  OrderedJson doc = OrderedJson::parse(body.begin(), body.end(), nullptr,
-                                       /*allow_exceptions=*/false);
+  // nlohmann's parser would end the input at a NUL byte and ignore what follows.
+  const bool nul = body.find('\0') != std::string_view::npos;
+  OrderedJson doc = nul ? OrderedJson(OrderedJson::value_t::discarded)
+                        : OrderedJson::parse(body.begin(), body.end(), nullptr,
+                                             /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     return arrow::Status::Invalid("Invalid ", what, " request body: not valid JSON");
   }

@@ -208,12 +208,16 @@ TEST(RemoteRequest, TheFilterIsLiftedOnlyWhenThatChangesNothing) {
       EXPECT_EQ(fast.status().ToString(), whole.status().ToString()) << body;
     }
   }
-  // nlohmann's parser stops at a NUL byte: what follows one is never lifted (found by
-  // request_fuzz).
+  // nlohmann's parser stops at a NUL byte: a body with one is not valid JSON, and
+  // nothing after one is lifted (found by request_fuzz).
   using namespace std::string_literals;  // NOLINT(build/namespaces)
   for (const std::string& body : {"{\"k\":1}\0\0{\"filter\":\"_rowid IN (3)\"}"s,
                                   "{\"filter\":\"_rowid IN (3)\"}\0"s}) {
     EXPECT_FALSE(LiftFilter(body).has_value());
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid query request body: not valid JSON",
+                               ParseQueryRequest(body));
+    ASSERT_RAISES_WITH_MESSAGE(Invalid, "Invalid read request body: not valid JSON",
+                               ParseReadRequest(body));
     auto fast = ParseQueryRequest(body);
     auto whole = internal::ParseQueryRequestWhole(body);
     ASSERT_EQ(fast.ok(), whole.ok()) << body;
