@@ -445,7 +445,17 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
     if (latest.ok() && *latest == cached->version() && !cached->detached()) {
       return cached;
     }
+    // Newer versions (appends, by this server or another writer): the cached handle moves
+    // to the newest in place, keeping the fragments it opened, so that its writers stay
+    // on it. One request at a time: those arriving meanwhile find it moved. Anything
+    // else (an older or damaged newest version: a drop and create elsewhere) reopens.
+    if (latest.ok() && *latest > cached->version() && !cached->detached()) {
+      std::lock_guard<std::mutex> refresh(refresh_mu_);
+      if (cached->version() < *latest) (void)cached->CheckoutLatest();
+      if (cached->version() >= *latest && !cached->detached()) return cached;
+    }
   }
+  table_opens_.fetch_add(1, std::memory_order_relaxed);
   ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (generation == generation_) {

@@ -8,6 +8,7 @@
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,6 +100,10 @@ class Service {
   /// replaced by "<db>" in messages.
   Reply Handle(std::string_view method, std::string_view target, std::string body) const;
 
+  /// Tables opened from their store so far (a cached handle moving to a newer version is
+  /// not an open): for tests and diagnostics.
+  int64_t table_opens() const { return table_opens_.load(std::memory_order_relaxed); }
+
  private:
   arrow::Result<Reply> Dispatch(std::string_view method, const Route& route,
                                 std::string body) const;
@@ -125,6 +130,9 @@ class Service {
   const ServiceOptions options_;
 
   mutable std::mutex cache_mu_;
+  // Held while a cached handle moves to a newer version (OpenLatest).
+  mutable std::mutex refresh_mu_;
+  mutable std::atomic<int64_t> table_opens_{0};
   // Guarded by cache_mu_: handles at (at least) the version they were found newest at.
   mutable std::unordered_map<std::string, std::shared_ptr<Table>> tables_;
   // Guarded by cache_mu_: bumped by Evict.

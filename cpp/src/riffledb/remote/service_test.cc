@@ -206,6 +206,45 @@ TEST(ServiceDirectory, CachedTablesFollowEveryWriter) {
   EXPECT_EQ(post("/v1/table/t/count_rows/").status, 404);
 }
 
+// Appends, by the service or another writer, move the cached handle to the newest
+// version without opening the table again (an open reads the version list and every
+// fragment's metadata: under a stream of small appends, a reopen at every version took
+// most of the server's time). An older newest version (dropped and created again)
+// still reopens.
+TEST(ServiceDirectory, AppendsMoveTheCachedTableWithoutAReopen) {
+  riffledb::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect(dir.path()));
+  Service service(db);
+  auto post = [&](const std::string& target, std::string body = "") {
+    return service.Handle("POST", target, std::move(body));
+  };
+  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 10)})).status, 200);
+  const std::string take = R"j({"filter":"_rowoffset in (11,0)","columns":["id"]})j";
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "10");
+  const int64_t opens = service.table_opens();
+  EXPECT_EQ(opens, 1);
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir.path()));
+  ASSERT_OK_AND_ASSIGN(auto other, db2->OpenTable("t"));
+  for (int64_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(post("/v1/table/t/insert/", StreamBody({IdBatch(10 + 2 * i, 1)})).status,
+              200);
+    auto more = arrow::RecordBatchReader::Make({IdBatch(11 + 2 * i, 1)}).ValueOrDie();
+    ASSERT_OK(other->Append(more.get()).status());  // another writer
+    EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), std::to_string(12 + 2 * i));
+    EXPECT_EQ(Ids(FileRows(post("/v1/table/t/query/", take))),
+              (std::vector<int64_t>{11, 0}));
+  }
+  EXPECT_EQ(Json::parse(BodyText(post("/v1/table/t/describe/")))["version"], 9);
+  EXPECT_EQ(service.table_opens(), opens);
+  // Dropped and created again by another writer: an older newest version, reopened.
+  ASSERT_OK(db2->DropTable("t", false));
+  auto rows = arrow::RecordBatchReader::Make({IdBatch(0, 3)}).ValueOrDie();
+  ASSERT_OK(
+      db2->CreateTable("t", nullptr, rows.get(), CreateMode::kCreate, false).status());
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "3");
+  EXPECT_GT(service.table_opens(), opens);
+}
+
 TEST_F(ServiceTest, DescribeCountInsertAndVersions) {
   Reply describe = Post("/v1/table/t/describe/");
   ASSERT_EQ(describe.status, 200);

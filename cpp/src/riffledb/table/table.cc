@@ -401,7 +401,15 @@ arrow::Status Table::Checkout(uint64_t version) {
 arrow::Status Table::CheckoutLatest() {
   ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest());
   const uint64_t version = manifest.version;
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
+  // The fragments the handle's snapshot has opened are reused where the newest version
+  // still has them (all of them after appends).
+  std::shared_ptr<const Snapshot> previous;
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    if (snapshot_.ok()) previous = *snapshot_;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto snapshot,
+                        Snapshot::Open(store_, std::move(manifest), previous.get()));
   SetSnapshot(std::move(snapshot), version, false);
   return arrow::Status::OK();
 }
