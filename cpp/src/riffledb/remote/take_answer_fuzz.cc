@@ -1,8 +1,8 @@
 // Fuzz target: what riffledb's client does with a server's answer to a take
 // (remote/client/remote_take_source.h): ReadQueryAnswer on arbitrary bytes, then
-// AnswerAsAsked (a riffledb server's answer) and OrderTakeAnswer for a few keys. A server (or whatever answers on its address) controls
-// every byte: no input may crash, read past the answer's buffers, or return a batch
-// whose row count is not the keys'.
+// AnswerAsAsked (a riffledb server's answer) and OrderTakeAnswer for a few keys. A server
+// (or whatever answers on its address) controls every byte: no input may crash, read past
+// the answer's buffers, or return a batch whose row count is not the keys'.
 //
 // Input: byte 0: bit 0 the answer is an IPC stream (else a file), bit 1 a take by row id;
 // byte 1: the number of keys k (mod 16); the next k bytes: the keys; the rest: the body.
