@@ -610,8 +610,9 @@ std::optional<TakeFilter> MatchTakeFilter(std::string_view filter) {
   if (i < filter.size() && filter[i] == ')') {
     ++i;
   } else {
-    // At most one value per two characters left ("1,"): one allocation.
-    take.values.reserve((filter.size() - i) / 2 + 1);
+    // At most one value per two characters left ("1,"): one allocation for the lists
+    // of usual takes, whatever a huge filter holds.
+    take.values.reserve(std::min<size_t>((filter.size() - i) / 2 + 1, size_t{1} << 16));
     for (;;) {
       skip_space();
       if (i >= filter.size() || !is_digit(filter[i])) return std::nullopt;

@@ -431,7 +431,7 @@ arrow::Result<Reply> Service::Dispatch(std::string_view method, const Route& rou
 arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& name) const {
   // Bounds the cache: a server of many tables reopens some of them.
   constexpr size_t kMaxCachedTables = 256;
-  std::shared_ptr<Table> cached;
+  CachedTable cached;
   uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
@@ -439,28 +439,28 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
     if (it != tables_.end()) cached = it->second;
     generation = generation_;
   }
-  if (cached != nullptr) {
+  if (cached.table != nullptr) {
+    const std::shared_ptr<Table>& table = cached.table;
     // Two stats on a directory; an error (the table was dropped) reopens, which reports.
-    auto latest = cached->store()->LatestVersion();
-    if (latest.ok() && *latest == cached->version() && !cached->detached()) {
-      return cached;
-    }
+    auto latest = table->store()->LatestVersion();
+    if (latest.ok() && *latest == table->version() && !table->detached()) return table;
     // Newer versions (appends, by this server or another writer): the cached handle moves
     // to the newest in place, keeping the fragments it opened, so that its writers stay
-    // on it. One request at a time: those arriving meanwhile find it moved. Anything
-    // else (an older or damaged newest version: a drop and create elsewhere) reopens.
-    if (latest.ok() && *latest > cached->version() && !cached->detached()) {
-      std::lock_guard<std::mutex> refresh(refresh_mu_);
-      if (cached->version() < *latest) (void)cached->CheckoutLatest();
-      if (cached->version() >= *latest && !cached->detached()) return cached;
+    // on it. One request of the table at a time: those arriving meanwhile find it moved.
+    // Anything else (an older or damaged newest version: a drop and create elsewhere)
+    // reopens.
+    if (latest.ok() && *latest > table->version() && !table->detached()) {
+      std::lock_guard<std::mutex> refresh(*cached.refresh);
+      if (table->version() < *latest) (void)table->CheckoutLatest();
+      if (table->version() >= *latest && !table->detached()) return table;
     }
   }
-  table_opens_.fetch_add(1, std::memory_order_relaxed);
   ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
+  table_opens_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (generation == generation_) {
     if (tables_.size() >= kMaxCachedTables && !tables_.contains(name)) tables_.clear();
-    tables_[name] = table;
+    tables_[name] = {table, std::make_shared<std::mutex>()};
   }
   return table;
 }
@@ -474,16 +474,33 @@ void Service::Evict(const std::string& name) const {
 arrow::Result<std::shared_ptr<Table>> Service::OpenAt(
     const std::string& name, std::optional<uint64_t> version) const {
   ARROW_ASSIGN_OR_RAISE(auto table, OpenLatest(name));
-  if (version && *version != table->version()) {
-    // An older version: a handle of its own (the cached one stays at the newest).
-    ARROW_ASSIGN_OR_RAISE(table, db_->OpenTable(name));
-    arrow::Status st = table->Checkout(*version);
-    if (st.IsInvalid() && !GetErrorKind(st)) {
-      return WithErrorKind(st, ErrorKind::kTableNotFound);
-    }
-    ARROW_RETURN_NOT_OK(st);
-  }
+  if (version && *version != table->version()) return OpenVersion(name, *version);
   return table;
+}
+
+arrow::Result<std::shared_ptr<Table>> Service::OpenVersion(const std::string& name,
+                                                           uint64_t version) const {
+  // A handle of its own (the cached one stays at the newest).
+  ARROW_ASSIGN_OR_RAISE(auto table, db_->OpenTable(name));
+  arrow::Status st = table->Checkout(version);
+  if (st.IsInvalid() && !GetErrorKind(st)) {
+    return WithErrorKind(st, ErrorKind::kTableNotFound);
+  }
+  ARROW_RETURN_NOT_OK(st);
+  return table;
+}
+
+arrow::Result<std::shared_ptr<const Snapshot>> Service::SnapshotAt(
+    const std::string& name, std::optional<uint64_t> version) const {
+  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(name, version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  // The cached handle is shared: another request may have moved it to a newer version
+  // between OpenAt's check and this read.
+  if (version && snapshot->version() != *version) {
+    ARROW_ASSIGN_OR_RAISE(table, OpenVersion(name, *version));
+    ARROW_ASSIGN_OR_RAISE(snapshot, table->snapshot());
+  }
+  return snapshot;
 }
 
 arrow::Result<Reply> Service::ListTables(const Route& route) const {
@@ -539,19 +556,17 @@ arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) 
 
 arrow::Result<Reply> Service::Describe(const Route& route, std::string_view body) const {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
-  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
   ARROW_ASSIGN_OR_RAISE(auto schema, SchemaToJson(*snapshot->schema()));
   Json out = Json::object();
-  out["version"] = table->version();
+  out["version"] = snapshot->version();
   out["schema"] = Json::parse(schema);
   return JsonReply(out);
 }
 
 arrow::Result<Reply> Service::CountRows(const Route& route, std::string_view body) const {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
-  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
   std::shared_ptr<const Filter> filter;
   if (request.predicate) {
     ARROW_ASSIGN_OR_RAISE(filter, Filter::Make(snapshot->schema(), *request.predicate));
@@ -578,8 +593,7 @@ arrow::Result<Reply> Service::Insert(const Route& route, std::string body) const
 
 arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) const {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseQueryRequest(body));
-  ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, request.version));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
+  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
 
   bool with_row_id = request.with_row_id;
   for (const auto& [name, source] : request.columns) {

@@ -119,6 +119,13 @@ class Service {
   // Invalid with ErrorKind::kTableNotFound, answered 404 as LanceDB's checkout expects.
   arrow::Result<std::shared_ptr<Table>> OpenAt(const std::string& name,
                                                std::optional<uint64_t> version) const;
+  // A handle of its own at `version` (errors as OpenAt's).
+  arrow::Result<std::shared_ptr<Table>> OpenVersion(const std::string& name,
+                                                    uint64_t version) const;
+  // What a read of `version` (the newest if none) reads: the snapshot of OpenAt's handle,
+  // at `version` also when another request moves the cached handle meanwhile.
+  arrow::Result<std::shared_ptr<const Snapshot>> SnapshotAt(
+      const std::string& name, std::optional<uint64_t> version) const;
   // The table at its newest version: the cached handle if that is still the newest.
   arrow::Result<std::shared_ptr<Table>> OpenLatest(const std::string& name) const;
   // Forgets `name` (created, overwritten or dropped): a handle being opened meanwhile
@@ -129,12 +136,17 @@ class Service {
   const std::shared_ptr<Database> db_;
   const ServiceOptions options_;
 
+  // A table's cached handle, and the mutex held while it moves to a newer version
+  // (OpenLatest).
+  struct CachedTable {
+    std::shared_ptr<Table> table;
+    std::shared_ptr<std::mutex> refresh;
+  };
+
   mutable std::mutex cache_mu_;
-  // Held while a cached handle moves to a newer version (OpenLatest).
-  mutable std::mutex refresh_mu_;
   mutable std::atomic<int64_t> table_opens_{0};
   // Guarded by cache_mu_: handles at (at least) the version they were found newest at.
-  mutable std::unordered_map<std::string, std::shared_ptr<Table>> tables_;
+  mutable std::unordered_map<std::string, CachedTable> tables_;
   // Guarded by cache_mu_: bumped by Evict.
   mutable uint64_t generation_ = 0;
 };

@@ -7,8 +7,10 @@
 #include <arrow/util/byte_size.h>
 #include <gmock/gmock.h>
 
+#include <atomic>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
@@ -243,6 +245,36 @@ TEST(ServiceDirectory, AppendsMoveTheCachedTableWithoutAReopen) {
       db2->CreateTable("t", nullptr, rows.get(), CreateMode::kCreate, false).status());
   EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "3");
   EXPECT_GT(service.table_opens(), opens);
+}
+
+// A read of an asked-for version reads that version, also when it is the newest and
+// another request moves the shared cached handle on meanwhile (appends through the
+// service, one after the other, beside reads of the version just seen newest).
+TEST_F(ServiceTest, AVersionAskedForIsReadWhileAppendsMoveTheCache) {
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const Json newest = Json::parse(BodyText(Post("/v1/table/t/describe/")));
+      const uint64_t v = newest["version"];
+      const std::string asked = "{\"version\":" + std::to_string(v) + "}";
+      // Version v holds 10 + (v - 1) rows: one row an append.
+      if (BodyText(Post("/v1/table/t/count_rows/", asked)) != std::to_string(9 + v)) {
+        ++wrong;
+      }
+      if (Json::parse(BodyText(Post("/v1/table/t/describe/", asked)))["version"] != v) {
+        ++wrong;
+      }
+      ++reads;
+    }
+  });
+  for (int64_t i = 0; i < 300; ++i) {
+    ASSERT_EQ(Post("/v1/table/t/insert/", StreamBody({IdBatch(10 + i, 1)})).status, 200);
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(wrong.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "310");
 }
 
 TEST_F(ServiceTest, DescribeCountInsertAndVersions) {

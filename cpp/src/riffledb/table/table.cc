@@ -213,6 +213,11 @@ bool Table::detached() const {
 void Table::SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                         uint64_t version, bool detached) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
+  SetSnapshotLocked(std::move(snapshot), version, detached);
+}
+
+void Table::SetSnapshotLocked(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
+                              uint64_t version, bool detached) {
   snapshot_ = std::move(snapshot);
   unopened_.reset();
   version_ = version;
@@ -404,13 +409,20 @@ arrow::Status Table::CheckoutLatest() {
   // The fragments the handle's snapshot has opened are reused where the newest version
   // still has them (all of them after appends).
   std::shared_ptr<const Snapshot> previous;
+  uint64_t moves = 0;
   {
     std::lock_guard<ForkSafeMutex> lock(mu_);
     if (snapshot_.ok()) previous = *snapshot_;
+    moves = moves_;
   }
+  // Opening reads files: not under mu_.
   ARROW_ASSIGN_OR_RAISE(auto snapshot,
                         Snapshot::Open(store_, std::move(manifest), previous.get()));
-  SetSnapshot(std::move(snapshot), version, false);
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  // A commit through this handle meanwhile moved it to that version or a newer one:
+  // it stays there rather than go back.
+  if (moves_ != moves && !detached_ && version_ >= version) return arrow::Status::OK();
+  SetSnapshotLocked(std::move(snapshot), version, false);
   return arrow::Status::OK();
 }
 

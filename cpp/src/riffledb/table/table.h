@@ -236,6 +236,9 @@ class Table {
       const std::function<void()>& on_abandon);
   void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                    uint64_t version, bool detached);
+  // SetSnapshot's move, with mu_ held.
+  void SetSnapshotLocked(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
+                         uint64_t version, bool detached);
   // Moves the handle to `manifest`, just committed by it. Its snapshot is opened by the
   // first snapshot() call: a run of writes that reads nothing opens none, so a write
   // costs the same at 10 fragments or 10,000 (a snapshot lays out every fragment).

@@ -77,11 +77,12 @@ arrow::Result<std::shared_ptr<arrow::Array>> AsGathered(std::shared_ptr<arrow::A
 }
 
 // POSTs `body` (JSON) to the `query/` route under `table_path`; the answer as one table.
-// `what` names the table in messages.
+// `what` names the table in messages. `said_asked`, if given, is set to whether the
+// answer said kTakeOrderHeader: asked.
 arrow::Result<std::shared_ptr<arrow::Table>> Query(
     const HttpClient& client, const std::string& table_path, HeaderList headers,
     std::function<arrow::Result<HeaderList>()> header_source, std::string body,
-    std::string_view what) {
+    std::string_view what, bool* said_asked = nullptr) {
   HttpRequest request;
   request.path = table_path + "query/";
   request.body = std::move(body);
@@ -89,6 +90,8 @@ arrow::Result<std::shared_ptr<arrow::Table>> Query(
   request.headers = std::move(headers);
   request.header_source = std::move(header_source);
   ARROW_ASSIGN_OR_RAISE(HttpResponse response, client.Send(std::move(request)));
+  if (said_asked != nullptr)
+    *said_asked = response.header(kTakeOrderHeader) == kTakeOrderAsked;
   return ReadQueryAnswer(std::move(response.body), response.header("content-type"), what);
 }
 
@@ -259,14 +262,6 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
                                        " is out of range for ", what);
     }
   }
-  // A riffledb server answers the keys as asked (HttpClient::TakesInAskedOrder); any
-  // other may deduplicate and reorder (LanceDB's does), so it is asked for each key
-  // once, ascending, and its answer is put in order here.
-  const bool as_asked = client.TakesInAskedOrder() && !keys.empty();
-  KeyRanks ranks;
-  if (!as_asked) ranks = RankKeys(keys);
-  const std::span<const uint64_t> asked = as_asked ? keys : std::span(ranks.unique);
-
   // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
   // take asks for the answer's schema).
   std::string version = take.version ? std::to_string(*take.version) : "null";
@@ -282,26 +277,45 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     out += "}";
     return out;
   };
+  // The answers to the queries of `list`, max_keys_per_request keys each, as one table;
+  // `said_asked` (if given): whether every answer said kTakeOrderHeader: asked.
+  auto ask = [&](std::span<const uint64_t> list,
+                 bool* said_asked) -> arrow::Result<std::shared_ptr<arrow::Table>> {
+    std::vector<std::shared_ptr<arrow::Table>> answers;
+    const size_t step = static_cast<size_t>(take.max_keys_per_request);
+    size_t begin = 0;
+    do {
+      const auto chunk = list.subspan(begin, std::min(step, list.size() - begin));
+      bool said = false;
+      ARROW_ASSIGN_OR_RAISE(
+          auto answer, Query(client, take.table_path, take.headers, take.header_source,
+                             body(chunk), what, &said));
+      if (said_asked != nullptr) *said_asked = *said_asked && said;
+      answers.push_back(std::move(answer));
+      begin += chunk.size();
+    } while (begin < list.size());
+    if (answers.size() == 1) return answers[0];
+    return arrow::ConcatenateTables(answers);
+  };
 
-  std::vector<std::shared_ptr<arrow::Table>> answers;
-  const size_t step = static_cast<size_t>(take.max_keys_per_request);
-  size_t begin = 0;
-  do {
-    const auto chunk = asked.subspan(begin, std::min(step, asked.size() - begin));
-    ARROW_ASSIGN_OR_RAISE(auto answer, Query(client, take.table_path, take.headers,
-                                             take.header_source, body(chunk), what));
-    answers.push_back(std::move(answer));
-    begin += chunk.size();
-  } while (begin < asked.size());
-  std::shared_ptr<arrow::Table> table = answers[0];
-  if (answers.size() > 1) {
-    ARROW_ASSIGN_OR_RAISE(table, arrow::ConcatenateTables(answers));
+  // A riffledb server (HttpClient::TakesInAskedOrder) is asked for the keys as they are,
+  // and answers them in that order, as its every answer says. If one of the answers does
+  // not say so (the address now reaches another server), the take is asked again as of
+  // any server: each key once, ascending (a server may deduplicate and reorder:
+  // LanceDB's does), the answer put in order here.
+  if (client.TakesInAskedOrder() && !keys.empty()) {
+    bool said_asked = true;
+    ARROW_ASSIGN_OR_RAISE(auto table, ask(keys, &said_asked));
+    if (said_asked) {
+      ARROW_ASSIGN_OR_RAISE(auto rows, AnswerAsAsked(table, keys, take.by_row_id, what));
+      if (rows != nullptr) return rows;
+      // Not in the order asked for after all: matched by its key column here.
+      return OrderTakeAnswer(std::move(table), keys, RankKeys(keys), take.by_row_id,
+                             what);
+    }
   }
-  if (as_asked) {
-    ARROW_ASSIGN_OR_RAISE(auto rows, AnswerAsAsked(table, keys, take.by_row_id, what));
-    if (rows != nullptr) return rows;
-    ranks = RankKeys(keys);  // not in the order asked for after all: matched here
-  }
+  const KeyRanks ranks = RankKeys(keys);
+  ARROW_ASSIGN_OR_RAISE(auto table, ask(ranks.unique, nullptr));
   return OrderTakeAnswer(std::move(table), keys, ranks, take.by_row_id, what);
 }
 

@@ -76,7 +76,9 @@ struct RemoteTake {
 /// A riffledb server (HttpClient::TakesInAskedOrder) is asked for the keys as they are,
 /// and its answer, in that order, is taken as it is: checked against its key column when
 /// it has one (`_rowid`, or `_rowoffset` if asked for) and matched as below if that
-/// differs; without one, a row count other than the keys' is an error.
+/// differs; without one, a row count other than the keys' is an error. Each of its
+/// answers must say kTakeOrderHeader too: if one does not (the address reaches another
+/// server now), the take is asked again as of any other server.
 ///
 /// Any other server is asked for the distinct keys, ascending, and its answer is put in
 /// the order asked for here. The answer's key column says where each row is, in

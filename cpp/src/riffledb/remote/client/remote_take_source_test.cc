@@ -71,10 +71,13 @@ std::string IpcFile(const std::vector<std::string>& names,
 
 // How the mock answers a take.
 enum class Answers {
-  kDescendingDistinct,  // its own order: every matching row once, descending
-  kAsAsked,             // a riffledb server's: the list's order, repeats repeated, and
-                        // the x-riffledb-take-order header on every answer
-  kDescendingSaysAsked  // its own order, but with the header (a server that lies)
+  kDescendingDistinct,     // its own order: every matching row once, descending
+  kAsAsked,                // a riffledb server's: the list's order, repeats repeated, and
+                           // the x-riffledb-take-order header on every answer
+  kDescendingSaysAsked,    // its own order, but with the header (a server that lies)
+  kAskedUntilTheFirstTake  // the header on the count and the schema probe only, then
+                           // matching rows once in scan (ascending) order, as
+                           // LanceDB's server (another server behind the address)
 };
 
 class MockTable {
@@ -118,12 +121,17 @@ class MockTable {
           pos = end + (list[end] == ',' ? 1 : 0);
           if (list[end] == ')') break;
         }
-        if (answers_ != Answers::kAsAsked) {
+        if (answers_ == Answers::kAskedUntilTheFirstTake) {
+          std::sort(rows.begin(), rows.end());
+          rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        } else if (answers_ != Answers::kAsAsked) {
           std::sort(rows.rbegin(), rows.rend());
           rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
         }
       }
-      SayOrder(res);
+      if (answers_ != Answers::kAskedUntilTheFirstTake || !body.contains("filter")) {
+        SayOrder(res);
+      }
       res.set_content(IpcFile(names, rows), "application/vnd.apache.arrow.file");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
@@ -349,6 +357,32 @@ TEST(RemoteTakeSource, AnAnswerThatIsNotAsAskedAfterAllIsPutInOrderHere) {
                              "The server answered 2 rows for a take of 3 offsets of "
                              "table 't'",
                              TakeRemoteRows(*client, take, keys));
+}
+
+// A take's own answers must say the order too: if one does not, the take is asked
+// again as of any server (distinct keys, ascending), which a take by offset of every
+// column (no key column to match by) needs to come back right.
+TEST(RemoteTakeSource, ATakeWhoseAnswerDoesNotSayTheOrderIsAskedAgain) {
+  MockTable table(Answers::kAskedUntilTheFirstTake);
+  table.Open();
+  auto client = table.Client();
+  HttpRequest count;
+  count.path = "/v1/table/t/count_rows/";
+  count.body = "{}";
+  ASSERT_OK(client->Send(count).status());
+  ASSERT_TRUE(client->TakesInAskedOrder());
+  RemoteTake take;
+  take.name = "t";
+  take.table_path = "/v1/table/t/";
+  take.columns = {"id"};
+  const size_t before = table.bodies().size();
+  const uint64_t keys[] = {3, 0, 3, 5};
+  ASSERT_OK_AND_ASSIGN(auto rows, TakeRemoteRows(*client, take, keys));
+  EXPECT_EQ(Ids(*rows), (std::vector<int64_t>{3, 0, 3, 5}));
+  const auto bodies = table.bodies();
+  ASSERT_EQ(bodies.size() - before, 2u);
+  EXPECT_EQ(bodies[before]["filter"], "_rowoffset in (3,0,3,5)");
+  EXPECT_EQ(bodies.back()["filter"], "_rowoffset in (0,3,5)");
 }
 
 TEST(RemoteTakeSource, AClientLearnsTheOrderFromAnyAnswer) {
