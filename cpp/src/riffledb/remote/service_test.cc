@@ -173,19 +173,28 @@ TEST_F(ServiceTest, DecompressionBombIs413AndWritesNothing) {
 
 // Tables are cached between requests: reads must still see every commit, whoever made
 // it, and a table dropped or created again must not be served from the old handle.
-TEST(ServiceDirectory, CachedTablesFollowEveryWriter) {
-  riffledb::testing::TempDir dir;
-  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect(dir.path()));
-  Service service(db);
-  auto post = [&](const std::string& target, std::string body = "") {
-    return service.Handle("POST", target, std::move(body));
-  };
-  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 10)})).status, 200);
+// A service on a directory database holding table `t` (ids 0..9).
+class ServiceDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(db_, Database::Connect(dir_.path()));
+    service_ = std::make_unique<Service>(db_);
+    ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 10)})).status, 200);
+  }
+  Reply post(const std::string& target, std::string body = "") {
+    return service_->Handle("POST", target, std::move(body));
+  }
+  riffledb::testing::TempDir dir_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<Service> service_;
+};
+
+TEST_F(ServiceDirectoryTest, CachedTablesFollowEveryWriter) {
   EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "10");
   // Through the service, then by another handle on the same directory.
   ASSERT_EQ(post("/v1/table/t/insert/", StreamBody({IdBatch(10, 5)})).status, 200);
   EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "15");
-  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir.path()));
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir_.path()));
   ASSERT_OK_AND_ASSIGN(auto other, db2->OpenTable("t"));
   auto more = arrow::RecordBatchReader::Make({IdBatch(15, 3)}).ValueOrDie();
   ASSERT_OK(other->Append(more.get()).status());
@@ -213,19 +222,12 @@ TEST(ServiceDirectory, CachedTablesFollowEveryWriter) {
 // fragment's metadata: under a stream of small appends, a reopen at every version took
 // most of the server's time). An older newest version (dropped and created again)
 // still reopens.
-TEST(ServiceDirectory, AppendsMoveTheCachedTableWithoutAReopen) {
-  riffledb::testing::TempDir dir;
-  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect(dir.path()));
-  Service service(db);
-  auto post = [&](const std::string& target, std::string body = "") {
-    return service.Handle("POST", target, std::move(body));
-  };
-  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(0, 10)})).status, 200);
+TEST_F(ServiceDirectoryTest, AppendsMoveTheCachedTableWithoutAReopen) {
   const std::string take = R"j({"filter":"_rowoffset in (11,0)","columns":["id"]})j";
   EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "10");
-  const int64_t opens = service.table_opens();
+  const int64_t opens = service_->table_opens();
   EXPECT_EQ(opens, 1);
-  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir.path()));
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir_.path()));
   ASSERT_OK_AND_ASSIGN(auto other, db2->OpenTable("t"));
   for (int64_t i = 0; i < 4; ++i) {
     ASSERT_EQ(post("/v1/table/t/insert/", StreamBody({IdBatch(10 + 2 * i, 1)})).status,
@@ -237,14 +239,14 @@ TEST(ServiceDirectory, AppendsMoveTheCachedTableWithoutAReopen) {
               (std::vector<int64_t>{11, 0}));
   }
   EXPECT_EQ(Json::parse(BodyText(post("/v1/table/t/describe/")))["version"], 9);
-  EXPECT_EQ(service.table_opens(), opens);
+  EXPECT_EQ(service_->table_opens(), opens);
   // Dropped and created again by another writer: an older newest version, reopened.
   ASSERT_OK(db2->DropTable("t", false));
   auto rows = arrow::RecordBatchReader::Make({IdBatch(0, 3)}).ValueOrDie();
   ASSERT_OK(
       db2->CreateTable("t", nullptr, rows.get(), CreateMode::kCreate, false).status());
   EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/")), "3");
-  EXPECT_GT(service.table_opens(), opens);
+  EXPECT_GT(service_->table_opens(), opens);
 }
 
 // A read of an asked-for version reads that version, also when it is the newest and

@@ -193,6 +193,14 @@ class MockTable {
   int64_t missing_row_ = -1;
 };
 
+// A count_rows request of table `t`.
+HttpRequest CountRequest() {
+  HttpRequest count;
+  count.path = "/v1/table/t/count_rows/";
+  count.body = "{}";
+  return count;
+}
+
 std::vector<int64_t> Ids(const arrow::RecordBatch& batch) {
   const auto& ids = static_cast<const arrow::Int64Array&>(*batch.GetColumnByName("id"));
   return std::vector<int64_t>(ids.raw_values(), ids.raw_values() + ids.length());
@@ -366,10 +374,7 @@ TEST(RemoteTakeSource, ATakeWhoseAnswerDoesNotSayTheOrderIsAskedAgain) {
   MockTable table(Answers::kAskedUntilTheFirstTake);
   table.Open();
   auto client = table.Client();
-  HttpRequest count;
-  count.path = "/v1/table/t/count_rows/";
-  count.body = "{}";
-  ASSERT_OK(client->Send(count).status());
+  ASSERT_OK(client->Send(CountRequest()).status());
   ASSERT_TRUE(client->TakesInAskedOrder());
   RemoteTake take;
   take.name = "t";
@@ -389,15 +394,12 @@ TEST(RemoteTakeSource, AClientLearnsTheOrderFromAnyAnswer) {
   MockTable plain;
   plain.Open();  // answers without the header
   auto client = plain.Client();
-  HttpRequest count;
-  count.path = "/v1/table/t/count_rows/";
-  count.body = "{}";
-  ASSERT_OK(client->Send(count).status());
+  ASSERT_OK(client->Send(CountRequest()).status());
   EXPECT_FALSE(client->TakesInAskedOrder());
   MockTable asked(Answers::kAsAsked);
   auto learner = asked.Client();
   EXPECT_FALSE(learner->TakesInAskedOrder());
-  ASSERT_OK(learner->Send(count).status());
+  ASSERT_OK(learner->Send(CountRequest()).status());
   EXPECT_TRUE(learner->TakesInAskedOrder());
   // A take before it knows asks for distinct keys, ascending.
   RemoteTake take;
