@@ -114,10 +114,10 @@ namespace internal {
 /// escape), split around that string: `rest` is the body with `""` in its place and
 /// `filter` the string (a view into the body). Nullopt for any other body: no such
 /// member or two of them, a top-level string with an escape (a key could spell
-/// "filter" with escapes), a value that is not a plain string, or a NUL byte anywhere
-/// (nlohmann's parser ends the input there). ParseQueryRequest
-/// parses `rest`: nlohmann's lexer costs some 5 ns a byte, and a take's `IN (...)`
-/// list is most of its body (7,000 characters for 1,024 rows).
+/// "filter" with escapes), or a value that is not a plain string. (A NUL byte, which
+/// no plain string holds, stays in `rest`, where ParseObject refuses it.)
+/// ParseQueryRequest parses `rest`: nlohmann's lexer costs some 5 ns a byte, and a take's
+/// `IN (...)` list is most of its body (7,000 characters for 1,024 rows).
 struct LiftedFilter {
   std::string rest;
   std::string_view filter;

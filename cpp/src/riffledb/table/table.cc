@@ -192,12 +192,18 @@ arrow::Result<std::shared_ptr<const Snapshot>> Table::snapshot() const {
   return opened;  // the handle moved on meanwhile: the version current at the call
 }
 
-void Table::SetCommitted(format::Manifest manifest) {
+void Table::SetCommitted(format::Manifest manifest, uint64_t moves) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
+  if (MovedPastLocked(moves, manifest.version)) return;
   version_ = manifest.version;
   detached_ = false;
   unopened_ = std::move(manifest);
   ++moves_;
+}
+
+uint64_t Table::MovesNow() const {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  return moves_;
 }
 
 uint64_t Table::version() const {
@@ -404,24 +410,23 @@ arrow::Status Table::Checkout(uint64_t version) {
 }
 
 arrow::Status Table::CheckoutLatest() {
+  // Where the handle is before the newest version is read: a commit through it after
+  // that point may be newer than what is read.
+  const uint64_t moves = MovesNow();
   ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest());
   const uint64_t version = manifest.version;
   // The fragments the handle's snapshot has opened are reused where the newest version
   // still has them (all of them after appends).
   std::shared_ptr<const Snapshot> previous;
-  uint64_t moves = 0;
   {
     std::lock_guard<ForkSafeMutex> lock(mu_);
     if (snapshot_.ok()) previous = *snapshot_;
-    moves = moves_;
   }
   // Opening reads files: not under mu_.
   ARROW_ASSIGN_OR_RAISE(auto snapshot,
                         Snapshot::Open(store_, std::move(manifest), previous.get()));
   std::lock_guard<ForkSafeMutex> lock(mu_);
-  // A commit through this handle meanwhile moved it to that version or a newer one:
-  // it stays there rather than go back.
-  if (moves_ != moves && !detached_ && version_ >= version) return arrow::Status::OK();
+  if (MovedPastLocked(moves, version)) return arrow::Status::OK();
   SetSnapshotLocked(std::move(snapshot), version, false);
   return arrow::Status::OK();
 }
@@ -438,6 +443,7 @@ arrow::Status Table::CheckWritable() const {
 arrow::Result<uint64_t> Table::CommitWithRetry(
     const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
     const std::function<void()>& on_abandon) {
+  const uint64_t moves = MovesNow();
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     auto latest = LatestManifest();
     if (!latest.ok()) {
@@ -467,7 +473,7 @@ arrow::Result<uint64_t> Table::CommitWithRetry(
     const uint64_t version = next->version;
     // The version is committed: failing to open it (files removed by a racing drop,
     // EIO) must not report the write as failed; reads report the problem.
-    SetCommitted(std::move(*next));
+    SetCommitted(std::move(*next), moves);
     return version;
   }
   on_abandon();

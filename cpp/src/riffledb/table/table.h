@@ -239,10 +239,19 @@ class Table {
   // SetSnapshot's move, with mu_ held.
   void SetSnapshotLocked(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                          uint64_t version, bool detached);
-  // Moves the handle to `manifest`, just committed by it. Its snapshot is opened by the
-  // first snapshot() call: a run of writes that reads nothing opens none, so a write
-  // costs the same at 10 fragments or 10,000 (a snapshot lays out every fragment).
-  void SetCommitted(format::Manifest manifest);
+  // Moves the handle to `manifest`, just committed by it from where the handle was at
+  // `moves` (MovedPastLocked). Its snapshot is opened by the first snapshot() call: a
+  // run of writes that reads nothing opens none, so a write costs the same at 10
+  // fragments or 10,000 (a snapshot lays out every fragment).
+  void SetCommitted(format::Manifest manifest, uint64_t moves);
+  // moves_, read under mu_: where a move that reads files outside the lock starts from.
+  uint64_t MovesNow() const;
+  // With mu_ held: whether the handle moved since `moves` to `version` or a newer one,
+  // so that a move to `version` must not happen (it would go back). Commits through one
+  // handle can finish out of order, and a commit can finish while CheckoutLatest reads.
+  bool MovedPastLocked(uint64_t moves, uint64_t version) const {
+    return moves_ != moves && !detached_ && version_ >= version;
+  }
 
   const std::string name_;
   const std::shared_ptr<Store> store_;

@@ -494,6 +494,37 @@ TEST_P(TableTest, ConcurrentAppendsFromThreadsLoseNothing) {
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 401u);
 }
 
+// Commits through one handle may finish out of order (one commits version 5, another 6
+// and moves the handle first): the handle never goes back, and ends at the newest.
+TEST_P(TableTest, ConcurrentAppendsFromThreadsNeverMoveTheHandleBack) {
+  auto table = CreateWithIds(1);
+  std::atomic<bool> done{false};
+  std::atomic<int> backwards{0};
+  std::thread watcher([&] {
+    uint64_t seen = 0;
+    while (!done.load()) {
+      const uint64_t now = table->version();
+      if (now < seen) ++backwards;
+      seen = std::max(seen, now);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto reader = ReaderOf({IdBatch(1000 * (t + 1) + i, 1)});
+        ASSERT_OK(table->Append(reader.get()));
+        ASSERT_OK(table->CheckoutLatest());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  done = true;
+  watcher.join();
+  EXPECT_EQ(backwards.load(), 0);
+  EXPECT_EQ(table->version(), 201u);
+}
+
 // A handle's appends move it to each new version while other threads read through it:
 // every snapshot a reader gets is one whole version (its rows are exactly the first
 // `version` ids), and a reader never sees the versions go backwards.

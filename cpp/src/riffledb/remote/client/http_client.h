@@ -186,7 +186,8 @@ class HttpClient {
 /// holds names) saying that its takes answer rows in the order asked for; its value is
 /// kTakeOrderAsked. LanceDB's servers do not send it: a client then asks for the distinct
 /// keys ascending and puts the answer in order itself. (The server sets it in
-/// remote/server.cc; remote_test and test_remote_server.py check both ends.)
+/// remote/server.cc; tests/test_serve.py checks its replies, remote_client_test the
+/// client against mocks that send it or not.)
 inline constexpr char kTakeOrderHeader[] = "x-riffledb-take-order";
 inline constexpr char kTakeOrderAsked[] = "asked";
 
