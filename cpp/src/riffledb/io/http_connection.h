@@ -27,6 +27,10 @@ struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace riffledb::io {
 
+/// The reason phrase of the statuses riffledb's server and the REST protocol use (spec
+/// §1.5), "" for others.
+const char* ReasonPhrase(int status);
+
 /// Where requests go: `http(s)://host[:port]`.
 struct Endpoint {
   std::string scheme;  ///< "http" or "https"

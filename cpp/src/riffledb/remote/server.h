@@ -53,6 +53,11 @@ struct ServerOptions {
   /// speaks HTTPS only (TLS 1.2 or newer, no client certificates).
   std::string tls_cert_path;
   std::string tls_key_path;
+  /// Plain (not TLS) requests whose head the server parses itself (a well-formed,
+  /// authorized POST with a Content-Length within the limits) are read and answered
+  /// without cpp-httplib, with the same replies. False sends every request through
+  /// cpp-httplib (tests compare the two).
+  bool plain_path = true;
   ServiceOptions service;
 };
 
@@ -81,6 +86,7 @@ class Server {
   struct Stats {
     int64_t busy_polls = 0;      ///< waits for a request that began with a spin
     int64_t busy_poll_hits = 0;  ///< ... in which the request came
+    int64_t plain_requests = 0;  ///< answered without cpp-httplib (plain_path)
   };
   Stats stats() const;
 

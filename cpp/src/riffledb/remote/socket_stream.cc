@@ -246,6 +246,23 @@ void SocketStream::get_local_ip_and_port(std::string& ip, int& port) const {
   port = local_port_;
 }
 
+bool SocketStream::ReceiveMore() {
+  if (ssl_ != nullptr) return false;
+  if (begin_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == buffer_.size()) return false;
+  ssize_t n;
+  do {
+    n = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  end_ += static_cast<size_t>(n);
+  return true;
+}
+
 bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping) {
   if (!Flush()) return false;
   if (begin_ < end_ || Pending()) return true;

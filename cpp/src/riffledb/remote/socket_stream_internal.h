@@ -6,11 +6,13 @@
 #include <httplib.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "riffledb/util/busy_poll.h"
 
@@ -39,6 +41,18 @@ class SocketStream final : public httplib::Stream {
   /// `stopping` is set while nothing has arrived. Busy-polls first (see the
   /// constructor).
   bool WaitForRequest(int idle_ms, const std::atomic<bool>& stopping);
+  /// Not TLS: the plain path (server.cc) reads the request head itself.
+  bool plain() const { return ssl_ == nullptr; }
+  /// The bytes received and not read yet (a plain stream's).
+  std::string_view buffered() const {
+    return std::string_view(buffer_.data() + begin_, end_ - begin_);
+  }
+  /// Receives more after buffered() (moved to the start of the buffer first), waiting
+  /// up to the I/O timeout: false, with nothing received, if the buffer is full, the peer
+  /// closed, or the receive failed or timed out. Plain streams only.
+  bool ReceiveMore();
+  /// Marks the first `n` bytes of buffered() read.
+  void Consume(size_t n) { begin_ += std::min(n, end_ - begin_); }
   /// What WaitForRequest's busy-polls came to.
   const BusyPoll::Stats& busy_poll_stats() const { return busy_poll_.stats(); }
   /// Sends what write() held back. Small writes (a reply's headers, a chunk's size line)

@@ -37,39 +37,6 @@ struct Connection {
   BusyPoll::Stats counted;  // its busy-polls already added to ClientStats
 };
 
-const char* ReasonPhrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Payload Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "";
-  }
-}
-
 std::string Lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
@@ -569,8 +536,9 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
         return response;
       }
       error.status_code = res.status;
-      const std::string reason =
-          *ReasonPhrase(res.status) != '\0' ? ReasonPhrase(res.status) : res.reason;
+      const std::string reason = *io::ReasonPhrase(res.status) != '\0'
+                                     ? io::ReasonPhrase(res.status)
+                                     : res.reason;
       error.message = "Http error: (request_id=" + request.request_id + ") " +
                       std::to_string(res.status) + " " + reason + ": " + res.body;
       const bool listed = std::find(retry.statuses.begin(), retry.statuses.end(),

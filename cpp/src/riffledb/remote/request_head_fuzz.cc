@@ -1,0 +1,50 @@
+// Fuzz target: any bytes as the start of a request on a plain connection
+// (internal::ParseRequestHead, request_head_internal.h). Nothing may crash; a head
+// parsed as ours lies within the bytes, ends with its blank line, and is within the
+// limits; an incomplete one is a prefix of what could become ours (starting like `POST `,
+// no bare LF), so that the server never waits for a head cpp-httplib would answer.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "riffledb/remote/request_head_internal.h"
+
+using riffledb::remote::internal::HeadParse;
+using riffledb::remote::internal::ParseRequestHead;
+using riffledb::remote::internal::RequestHead;
+using riffledb::remote::internal::RequestHeadLimits;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  RequestHeadLimits limits;
+  limits.max_headers = 8;
+  limits.max_header_bytes = 512;
+  limits.max_body_bytes = 4096;
+  for (const std::string_view key : {std::string_view(), std::string_view("k3y")}) {
+    limits.api_key = key;
+    RequestHead head;
+    const HeadParse parsed = ParseRequestHead(bytes, limits, &head);
+    if (parsed == HeadParse::kOurs) {
+      if (head.size < 4 || head.size > bytes.size() ||
+          bytes.substr(head.size - 4, 4) != "\r\n\r\n" ||
+          bytes.substr(0, head.size - 4).find("\r\n\r\n") != std::string_view::npos ||
+          head.content_length > limits.max_body_bytes || head.target.empty() ||
+          head.target.front() != '/' || head.target.data() < bytes.data() ||
+          head.target.data() + head.target.size() > bytes.data() + head.size ||
+          bytes.substr(0, 5) != "POST ") {
+        std::abort();
+      }
+    } else if (parsed == HeadParse::kIncomplete) {
+      const size_t start = bytes.size() < 5 ? bytes.size() : 5;
+      if (bytes.substr(0, start) != std::string_view("POST ").substr(0, start) ||
+          bytes.find("\r\n\r\n") != std::string_view::npos) {
+        std::abort();
+      }
+      for (size_t at = bytes.find('\n'); at != std::string_view::npos;
+           at = bytes.find('\n', at + 1)) {
+        if (at == 0 || bytes[at - 1] != '\r') std::abort();
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,51 @@
+// The request heads the server parses itself (server.cc's plain path): a well-formed
+// HTTP/1.1 POST with a Content-Length, which is what both clients send for every table
+// route and the takes a training job repeats. Anything else is left to cpp-httplib, which
+// parses it and gives the transport's refusals (Server::Impl::Admit), so that an odd or
+// hostile request is judged by one parser and answered the same way as before.
+//
+// Pure: no I/O, for tests and the fuzz target (request_head_fuzz.cc).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace riffledb::remote::internal {
+
+/// What the plain path needs of a request head.
+struct RequestHead {
+  std::string_view target;      ///< as sent (Service::Handle parses it)
+  uint64_t content_length = 0;  ///< the body's bytes
+  /// The first Connection header is exactly `close` (as cpp-httplib reads it, which
+  /// keeps a connection open for `keep-alive, close`): the connection's last request.
+  bool close = false;
+  size_t size = 0;  ///< of the head, through its blank line
+};
+
+/// The limits of Server::Impl::Admit that a head must be within to be parsed here.
+struct RequestHeadLimits {
+  int max_headers = 0;
+  int64_t max_header_bytes = 0;
+  uint64_t max_body_bytes = 0;
+  /// The server's API key: a head without it, or with another one, is not parsed here
+  /// (cpp-httplib's path answers it 401). Empty: none is asked for.
+  std::string_view api_key;
+};
+
+enum class HeadParse {
+  kIncomplete,  ///< no blank line yet: more bytes may make it a head of ours
+  kOurs,        ///< `*head` is set
+  kNotOurs,     ///< any other request, or a malformed one: cpp-httplib's
+};
+
+/// Parses the head at the start of `bytes` (the bytes received so far). kOurs only for
+/// `POST <target> HTTP/1.1` (a target of visible ASCII starting with '/'), header lines
+/// of a token name, a colon and a value of visible ASCII, spaces and tabs (no folded
+/// lines), exactly one Content-Length of at most 18 digits and at most
+/// `limits.max_body_bytes`, no Transfer-Encoding or Expect, the headers within the
+/// limits, and the API key if the server has one (compared in constant time).
+HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limits,
+                           RequestHead* head);
+
+}  // namespace riffledb::remote::internal
