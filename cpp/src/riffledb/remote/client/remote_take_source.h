@@ -104,7 +104,8 @@ KeyRanks RankKeys(std::span<const uint64_t> keys);
 
 /// A query's answer (`body`: an Arrow IPC file, or a stream when `content_type` says
 /// so) as one table, validated in full: its bytes are the server's. Invalid naming
-/// `what` for anything else.
+/// `what` for anything else. A file is read from the stream inside it, with the
+/// schema of the thread's previous answer when its message has the same bytes.
 arrow::Result<std::shared_ptr<arrow::Table>> ReadQueryAnswer(
     std::string body, const std::optional<std::string>& content_type,
     std::string_view what);

@@ -7,11 +7,13 @@
 #include <arrow/api.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
+#include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -467,6 +469,59 @@ TEST(TakeAnswer, AnswersAreValidatedBeforeTheyAreRead) {
   ASSERT_RAISES_WITH_MESSAGE(
       Invalid, "is not valid Arrow IPC",
       ReadQueryAnswer("{\"error\": 1}", std::nullopt, "table 't'"));
+}
+
+std::shared_ptr<arrow::RecordBatch> BatchOf(const std::string& name,
+                                            std::shared_ptr<arrow::DataType> type,
+                                            const std::string& json) {
+  auto array = arrow::json::ArrayFromJSONString(type, json).ValueOrDie();
+  return arrow::RecordBatch::Make(arrow::schema({arrow::field(name, type)}),
+                                  array->length(), {array});
+}
+
+void ExpectRows(const std::string& body, const arrow::RecordBatch& expected) {
+  ASSERT_OK_AND_ASSIGN(auto answer, ReadQueryAnswer(body, std::nullopt, "table 't'"));
+  ASSERT_OK_AND_ASSIGN(auto rows, answer->CombineChunksToBatch());
+  EXPECT_TRUE(rows->Equals(expected, /*check_metadata=*/true))
+      << rows->ToString() << " != " << expected.ToString();
+}
+
+// An answer is read from the IPC stream inside the file, with the schema of the answer
+// before it when its bytes are the same: answers of other schemas in between, with the
+// same names or not, are read with their own.
+TEST(TakeAnswer, EachAnswerIsReadWithItsOwnSchema) {
+  const auto ints = BatchOf("id", arrow::int64(), "[1, 2, 3]");
+  const auto same_name = BatchOf("id", arrow::int32(), "[4, 5]");
+  const auto lists =
+      BatchOf("v", arrow::fixed_size_list(arrow::float32(), 2), "[[1, 2], null]");
+  const auto dictionary =
+      BatchOf("d", arrow::dictionary(arrow::int8(), arrow::utf8()), R"(["a", "b", "a"])");
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& batch : {ints, ints, same_name, lists, dictionary, ints}) {
+      ExpectRows(IpcFileOf(batch), *batch);
+    }
+  }
+}
+
+// The file's footer frames its stream: a stream without its end-of-stream marker ends
+// where the footer begins, and a footer whose length does not fit leaves the answer to
+// the file reader, which says what is wrong.
+TEST(TakeAnswer, TheFootersLengthFramesTheStream) {
+  const auto batch = BatchOf("id", arrow::int64(), "[7, 8]");
+  std::string file = IpcFileOf(batch);
+  int32_t footer = 0;
+  std::memcpy(&footer, file.data() + file.size() - 10, 4);
+  const size_t stream_end = file.size() - 10 - static_cast<size_t>(footer);
+  ASSERT_EQ(file.substr(stream_end - 8, 8), std::string("\xff\xff\xff\xff\0\0\0\0", 8));
+  ExpectRows(file.substr(0, stream_end - 8) + file.substr(stream_end), *batch);
+  for (const int32_t wrong : {-1, static_cast<int32_t>(file.size())}) {
+    std::string bad = file;
+    std::memcpy(bad.data() + bad.size() - 10, &wrong, 4);
+    ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                               "The server's answer to a query of table 't' is not "
+                               "valid Arrow IPC",
+                               ReadQueryAnswer(bad, std::nullopt, "table 't'"));
+  }
 }
 
 TEST(TakeAnswer, RowsComeInTheOrderAskedForWhateverTheServersOrder) {
