@@ -72,13 +72,26 @@ void SetReply(const Reply& reply, httplib::Response& res) {
         });
     return;
   }
-  if (reply.body == nullptr) return;
-  // The body is written from the buffer the service built, without a copy.
-  std::shared_ptr<arrow::Buffer> body = reply.body;
+  if (reply.body.empty()) return;
+  // The body is written from the buffers the service built, without a copy: from
+  // `offset` to the end, in one call.
+  arrow::BufferVector body = reply.body;
   res.set_content_provider(
-      static_cast<size_t>(body->size()), reply.content_type,
-      [body](size_t offset, size_t length, httplib::DataSink& sink) {
-        return sink.write(reinterpret_cast<const char*>(body->data()) + offset, length);
+      static_cast<size_t>(BodySize(reply)), reply.content_type,
+      [body](size_t offset, size_t, httplib::DataSink& sink) {
+        for (const auto& piece : body) {
+          const auto size = static_cast<size_t>(piece->size());
+          if (offset >= size) {
+            offset -= size;
+            continue;
+          }
+          if (!sink.write(reinterpret_cast<const char*>(piece->data()) + offset,
+                          size - offset)) {
+            return false;
+          }
+          offset = 0;
+        }
+        return true;
       });
 }
 
@@ -373,10 +386,10 @@ struct Server::Impl {
     if (close) out.append("Connection: close\r\n");
     if (reply.stream == nullptr) {
       out.append("Content-Length: ")
-          .append(std::to_string(reply.body == nullptr ? 0 : reply.body->size()))
+          .append(std::to_string(BodySize(reply)))
           .append("\r\n");
     }
-    if (reply.stream != nullptr || reply.body != nullptr) {
+    if (reply.stream != nullptr || !reply.body.empty()) {
       out.append("Content-Type: ").append(reply.content_type).append("\r\n");
     }
     if (!close) {
@@ -388,7 +401,19 @@ struct Server::Impl {
     }
     if (reply.stream != nullptr) out.append("Transfer-Encoding: chunked\r\n");
     out.append(kTakeOrderReplyHeader).append(": asked\r\n\r\n");
-    // Held back (socket_stream_internal.h): it leaves with the body, in one sendmsg.
+    if (reply.stream == nullptr) {
+      // The head and the body's buffers, from where they are, in one sendmsg.
+      std::vector<std::string_view> parts;
+      parts.reserve(reply.body.size() + 1);
+      parts.push_back(out);
+      for (const auto& piece : reply.body) {
+        parts.emplace_back(reinterpret_cast<const char*>(piece->data()),
+                           static_cast<size_t>(piece->size()));
+      }
+      if (!stream.SendAll(parts)) return Plain::kFailed;
+      return close ? Plain::kClose : Plain::kServed;
+    }
+    // Held back (socket_stream_internal.h): it leaves with the first chunk.
     if (stream.write(out.data(), out.size()) < 0) return Plain::kFailed;
     auto write_all = [&stream](std::string_view bytes) {
       while (!bytes.empty()) {
@@ -398,23 +423,16 @@ struct Server::Impl {
       }
       return true;
     };
-    if (reply.stream != nullptr) {
-      // Chunked. On a failure the last chunk is never sent and the connection closes:
-      // the client sees a truncated answer, never a short valid one.
-      const arrow::Status written = reply.stream->WriteTo([&](std::string_view piece) {
-        if (piece.empty()) return true;  // a zero-size chunk would end the body
-        char size[32];
-        const int n = std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
-        return write_all(std::string_view(size, static_cast<size_t>(n))) &&
-               write_all(piece) && write_all("\r\n");
-      });
-      if (!written.ok() || !write_all("0\r\n\r\n")) return Plain::kFailed;
-    } else if (reply.body != nullptr) {
-      if (!write_all(std::string_view(reinterpret_cast<const char*>(reply.body->data()),
-                                      static_cast<size_t>(reply.body->size())))) {
-        return Plain::kFailed;
-      }
-    }
+    // Chunked. On a failure the last chunk is never sent and the connection closes: the
+    // client sees a truncated answer, never a short valid one.
+    const arrow::Status written = reply.stream->WriteTo([&](std::string_view piece) {
+      if (piece.empty()) return true;  // a zero-size chunk would end the body
+      char size[32];
+      const int n = std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
+      return write_all(std::string_view(size, static_cast<size_t>(n))) &&
+             write_all(piece) && write_all("\r\n");
+    });
+    if (!written.ok() || !write_all("0\r\n\r\n")) return Plain::kFailed;
     return close ? Plain::kClose : Plain::kServed;
   }
 

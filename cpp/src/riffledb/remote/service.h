@@ -49,11 +49,17 @@ class BodyStream {
 struct Reply {
   int status = 200;
   std::string content_type = kJsonType;
-  std::shared_ptr<arrow::Buffer> body;  ///< null: no body (or `stream`)
+  /// The body, in pieces sent one after the other (none: no body, or `stream`): a
+  /// query answer's large buffers are the ones its take gathered into, sent from there.
+  arrow::BufferVector body;
   /// Set instead of `body` for an answer too large to build whole: the transport sends
   /// it as it is written (HTTP/1.1 chunked). Only with status 200.
   std::shared_ptr<BodyStream> stream;
 };
+
+/// The bytes of a reply's body, and their number.
+int64_t BodySize(const Reply& reply);
+std::string BodyText(const Reply& reply);
 
 /// A reply of `status` with body `{"error": message}`.
 Reply ErrorReply(int status, std::string_view message);

@@ -39,16 +39,13 @@ std::string StreamBody(const std::vector<std::shared_ptr<arrow::RecordBatch>>& b
   return sink->Finish().ValueOrDie()->ToString();
 }
 
-std::string BodyText(const Reply& reply) {
-  return reply.body == nullptr ? std::string() : reply.body->ToString();
-}
-
 // The rows of an IPC file reply, as one table.
 std::shared_ptr<arrow::Table> FileRows(const Reply& reply) {
   EXPECT_EQ(reply.status, 200) << BodyText(reply);
   EXPECT_EQ(reply.content_type, kArrowFileType);
   auto reader = arrow::ipc::RecordBatchFileReader::Open(
-                    std::make_shared<arrow::io::BufferReader>(reply.body))
+                    std::make_shared<arrow::io::BufferReader>(
+                        arrow::Buffer::FromString(BodyText(reply))))
                     .ValueOrDie();
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   for (int i = 0; i < reader->num_record_batches(); ++i) {
@@ -107,7 +104,7 @@ TEST_F(ServiceTest, CreateModes) {
   EXPECT_THAT(BodyText(again), HasSubstr("already exists"));
   EXPECT_EQ(Post("/v1/table/t/create/?mode=exist_ok", StreamBody({IdBatch(0, 2)})).status,
             200);
-  EXPECT_EQ(Post("/v1/table/t/count_rows/").body->ToString(), "10");
+  EXPECT_EQ(BodyText(Post("/v1/table/t/count_rows/")), "10");
   EXPECT_EQ(
       Post("/v1/table/t/create/?mode=overwrite", StreamBody({IdBatch(100, 2)})).status,
       200);
@@ -388,9 +385,9 @@ TEST_F(ServiceTest, StreamedAnswersAreTheFilesSentWhole) {
     Reply streamed = streaming.Handle("POST", "/v1/table/t/query/", body);
     ASSERT_EQ(streamed.status, 200) << BodyText(streamed);
     EXPECT_EQ(streamed.content_type, kArrowFileType);
-    EXPECT_EQ(streamed.body, nullptr);
+    EXPECT_TRUE(streamed.body.empty());
     arrow::Status status;
-    EXPECT_EQ(Drain(streamed, &status), whole.body->ToString());
+    EXPECT_EQ(Drain(streamed, &status), BodyText(whole));
     EXPECT_OK(status);
   }
   // An answer that ends within the bound is whole, also there.
@@ -495,6 +492,44 @@ TEST(ServiceDirectory, MessagesDoNotRevealTheDatabasePath) {
 
 namespace riffledb::remote {
 namespace {
+
+// A take's large buffers (8 KiB and more) are pieces of the reply as the take gathered
+// them, not copied into it; small ones and the IPC metadata are copied together.
+TEST(QueryAnswer, LargeBuffersAreSentFromWhereTheTakePutThem) {
+  constexpr int32_t kDim = 64;
+  arrow::FloatBuilder values;
+  for (int i = 0; i < 100 * kDim; ++i) ASSERT_OK(values.Append(static_cast<float>(i)));
+  ASSERT_OK_AND_ASSIGN(auto vec, arrow::FixedSizeListArray::FromArrays(
+                                     values.Finish().ValueOrDie(), kDim));
+  auto ids = IdBatch(0, 100)->column(0);
+  auto schema = arrow::schema(
+      {arrow::field("id", arrow::int64()), arrow::field("vec", vec->type())});
+  auto batch = arrow::RecordBatch::Make(schema, 100, {ids, vec});
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect("memory://"));
+  Service service(db);
+  ASSERT_EQ(service.Handle("POST", "/v1/table/t/create/", StreamBody({batch})).status,
+            200);
+  for (const int rows : {2, 40}) {
+    std::string list;
+    for (int i = 0; i < rows; ++i) list += (i ? "," : "") + std::to_string(99 - i);
+    Reply reply =
+        service.Handle("POST", "/v1/table/t/query/",
+                       R"({"k":1000,"filter":"_rowoffset in ()" + list + ")\"}");
+    auto table = FileRows(reply);
+    ASSERT_EQ(table->num_rows(), rows);
+    EXPECT_EQ(Ids(table, "id").front(), 99);
+    const int64_t vec_bytes = int64_t{rows} * kDim * 4;
+    if (vec_bytes < 8192) {
+      EXPECT_EQ(reply.body.size(), 1u);  // all copied together
+    } else {
+      // metadata and ids, the gathered vectors, the footer
+      ASSERT_EQ(reply.body.size(), 3u);
+      EXPECT_EQ(reply.body[1]->size(), vec_bytes);
+      const auto* floats = reinterpret_cast<const float*>(reply.body[1]->data());
+      EXPECT_EQ(floats[0], 99.0f * kDim);  // row 99's first value
+    }
+  }
+}
 
 // The answer buffer's size hint: computed for fixed widths (a little more than the
 // buffers: the validity bits), measured exactly for anything else.

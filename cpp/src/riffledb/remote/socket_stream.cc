@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <vector>
 
 #include "riffledb/remote/socket_stream_internal.h"
 
@@ -213,6 +215,50 @@ ssize_t SocketStream::SendWithPending(const char* data, size_t size) {
     }
     done_held += sent;
   }
+}
+
+bool SocketStream::SendAll(std::span<const std::string_view> parts) {
+  if (ssl_ != nullptr) {
+    for (std::string_view part : parts) {
+      while (!part.empty()) {
+        const ssize_t n = write(part.data(), part.size());
+        if (n < 0) return false;
+        part.remove_prefix(static_cast<size_t>(n));
+      }
+    }
+    return Flush();
+  }
+  std::vector<struct iovec> iov;
+  iov.reserve(parts.size() + 1);
+  if (!pending_.empty()) iov.push_back({pending_.data(), pending_.size()});
+  for (std::string_view part : parts) {
+    if (!part.empty()) iov.push_back({const_cast<char*>(part.data()), part.size()});
+  }
+  size_t first = 0;  // iov[first] is the first part not sent whole
+  bool ok = true;
+  while (ok && first < iov.size()) {
+    struct msghdr msg {};
+    msg.msg_iov = iov.data() + first;
+    msg.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
+    // The send timeout bounds each call (set in the constructor).
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      ok = errno == EINTR;
+      continue;
+    }
+    for (auto sent = static_cast<size_t>(n); first < iov.size();) {
+      struct iovec& part = iov[first];
+      if (sent < part.iov_len) {
+        part.iov_base = static_cast<char*>(part.iov_base) + sent;
+        part.iov_len -= sent;
+        break;
+      }
+      sent -= part.iov_len;
+      ++first;
+    }
+  }
+  pending_.clear();
+  return ok;
 }
 
 bool SocketStream::Flush() {

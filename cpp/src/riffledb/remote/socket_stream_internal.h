@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,10 @@ class SocketStream final : public httplib::Stream {
   /// segment where it fits: a client woken by the headers alone would sleep again for
   /// the body. False if the connection failed.
   bool Flush();
+  /// Sends what write() held back, then `parts`, all of them: on a plain socket in one
+  /// sendmsg where the socket takes it (a reply's head and the buffers of its body,
+  /// from where they are). False if the connection failed.
+  bool SendAll(std::span<const std::string_view> parts);
 
   /// Closes our side (after a TLS close_notify), then reads and drops what the client
   /// still sends (up to a few seconds and megabytes) before closing: closing a socket
