@@ -30,6 +30,11 @@ ARROW_FILE = "application/vnd.apache.arrow.file"
 _DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
+def table_path(name: str) -> str:
+    """The path of a table's routes, with its trailing slash."""
+    return f"/v1/table/{urllib.parse.quote(name, safe='$')}/"
+
+
 def _user_agent() -> str:
     from .. import __version__
 
@@ -211,10 +216,7 @@ class RemoteDBConnection:
         return f"RemoteConnect(name={self.db_name})"
 
     # -- requests ------------------------------------------------------------------------
-    @staticmethod
-    def _table_path(name: str) -> str:
-        """The path of a table's routes, with its trailing slash."""
-        return f"/v1/table/{urllib.parse.quote(name, safe='$')}/"
+    _table_path = staticmethod(table_path)
 
     def _send(
         self,

@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
-from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc
+from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc, table_path
 from .errors import HttpError, RemoteError
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class RemoteTable:
         self._connection: RemoteDBConnection | None = connection
         self._factory: Any = None
         self._name = name
+        self._path = table_path(name)
         self._checkout_version = version
 
     @classmethod
@@ -107,6 +108,7 @@ class RemoteTable:
         table._connection = None
         table._factory = factory
         table._name = name
+        table._path = table_path(name)
         table._checkout_version = version
         return table
 
@@ -141,6 +143,7 @@ class RemoteTable:
         self._connection = RemoteDBConnection(**reopen_arguments(state["connection"]))
         self._factory = None
         self._name = state["name"]
+        self._path = table_path(self._name)
         self._checkout_version = state["version"]
 
     # -- metadata -----------------------------------------------------------------------
@@ -229,7 +232,7 @@ class RemoteTable:
             return _riffledb.RemoteTakeSource.open(
                 conn._client,
                 self._name,
-                conn._table_path(self._name),
+                self._path,
                 version,
                 header_provider=conn._header_provider,
             )
@@ -292,9 +295,9 @@ class RemoteTable:
         return RemoteQuery(self).limit(check_int(n, "n")).to_arrow()
 
     def take_offsets(self, offsets) -> TakeQuery:
-        """Rows at these offsets, in this order, repeats included (one ``_rowoffset in
-        (...)`` query of the distinct offsets, ascending; unlike LanceDB's client, which
-        returns a remote table's rows in ascending offset order)."""
+        """Rows at these offsets, in this order, repeats included, in one ``_rowoffset
+        in (...)`` query (unlike LanceDB's client, which returns a remote table's rows
+        in ascending offset order). See :meth:`_take` for what is sent."""
         return TakeQuery(self, index_array(offsets, "offsets", np.int64), False)
 
     def take_row_ids(self, row_ids) -> TakeQuery:
@@ -311,10 +314,11 @@ class RemoteTable:
         binary_views: bool = False,
     ) -> pa.RecordBatch:
         """The rows of ``keys`` (offsets, or row ids if ``by_row_id``), in that order,
-        repeats repeated: one ``_rowoffset in (...)`` / ``_rowid in (...)`` query of the
-        distinct keys, ascending, whose answer is put in order natively
-        (``_riffledb.remote_take``: the request is built, sent, parsed and reordered
-        without the GIL; a take of no key asks for one row, for the schema). A negative
+        repeats repeated: one ``_rowoffset in (...)`` / ``_rowid in (...)`` query, built,
+        sent and read natively without the GIL (``_riffledb.remote_take``): to a
+        server that says it answers takes in the order asked (``riffledb serve``), the
+        keys as they are; to any other, the distinct keys, ascending, the answer put in
+        order here. A take of no key asks for one row, for the schema. A negative
         offset is an IndexError naming its position, raised before any request; so is
         an offset past the end, after the server's 400.
 
@@ -325,9 +329,9 @@ class RemoteTable:
             batch = _riffledb.remote_take(
                 conn._client,
                 self._name,
-                conn._table_path(self._name),
+                self._path,
                 self._checkout_version,
-                np.ascontiguousarray(keys).view(np.uint64),
+                keys.view(np.uint64),  # index_array's: contiguous
                 by_row_id,
                 columns,
                 with_row_id,

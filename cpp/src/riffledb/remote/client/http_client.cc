@@ -476,7 +476,9 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
   if (!request.header_source) {
     ARROW_ASSIGN_OR_RAISE(head, RequestHead(impl, request, {}));
   }
-  std::mt19937_64 jitter_rng(std::hash<std::string>{}(request.request_id));
+  // Seeded on the first retry: seeding a Mersenne Twister fills 312 words, which every
+  // request would pay for.
+  std::optional<std::mt19937_64> jitter_rng;
   for (int attempt = 0;; ++attempt) {
     if (request.header_source) {
       ARROW_ASSIGN_OR_RAISE(const HeaderList dynamic, request.header_source());
@@ -552,7 +554,9 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
         error.request_failures + error.connect_failures + error.read_failures;
     double wait = retry.backoff_factor * std::pow(2.0, failures);
     if (retry.backoff_jitter > 0) {
-      wait += std::uniform_real_distribution<double>(0, retry.backoff_jitter)(jitter_rng);
+      if (!jitter_rng) jitter_rng.emplace(std::hash<std::string>{}(request.request_id));
+      wait +=
+          std::uniform_real_distribution<double>(0, retry.backoff_jitter)(*jitter_rng);
     }
     if (deadline) {
       const double left = std::chrono::duration<double>(*deadline - Clock::now()).count();
