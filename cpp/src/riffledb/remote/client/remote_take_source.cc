@@ -107,6 +107,15 @@ arrow::Result<std::shared_ptr<arrow::Table>> Query(
 // nullptr (nothing read) for a file it does not read this way (no magic, a dictionary
 // in the schema, a message other than record batches in the stream) or one its footer
 // does not frame: the file reader reads those, and says what is wrong.
+// How an answer is read: its buffers point into it, unless one is not aligned for its
+// type (an odd metadata length or buffer offset puts them anywhere), which is then
+// copied: the client reads the values typed (the take's key column, and its caller).
+arrow::ipc::IpcReadOptions AnswerReadOptions() {
+  auto options = arrow::ipc::IpcReadOptions::Defaults();
+  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
+  return options;
+}
+
 bool HasDictionary(const arrow::DataType& type) {
   if (type.id() == arrow::Type::DICTIONARY) return true;
   return std::any_of(type.fields().begin(), type.fields().end(),
@@ -156,7 +165,7 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFileStream(
     if (HasDictionary(*field->type())) return nullptr;
   }
   arrow::RecordBatchVector batches;
-  const auto options = arrow::ipc::IpcReadOptions::Defaults();
+  const arrow::ipc::IpcReadOptions options = AnswerReadOptions();
   while (true) {
     ARROW_ASSIGN_OR_RAISE(message, messages->ReadNextMessage());
     if (message == nullptr) break;  // its end-of-stream marker, or the footer's start
@@ -182,13 +191,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadQueryAnswer(
   };
   arrow::Result<std::shared_ptr<arrow::Table>> table;
   if (content_type && content_type->rfind(kArrowStream, 0) == 0) {
-    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input);
+    auto reader = arrow::ipc::RecordBatchStreamReader::Open(input, AnswerReadOptions());
     if (!reader.ok()) return context(reader.status());
     table = (*reader)->ToTable();
   } else if (table = ReadFileStream(buffer); table.ok() && *table != nullptr) {
     // read from the file's stream
   } else {
-    auto reader = arrow::ipc::RecordBatchFileReader::Open(input);
+    auto reader = arrow::ipc::RecordBatchFileReader::Open(input, AnswerReadOptions());
     if (!reader.ok()) return context(reader.status());
     table = (*reader)->ToTable();
   }
