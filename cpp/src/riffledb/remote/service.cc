@@ -164,6 +164,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> OpenIpcStream(
   DecodeBudgetPool* pool = DecodeBudgetPool::Make(max_decoded);
   auto options = arrow::ipc::IpcReadOptions::Defaults();
   options.memory_pool = pool;
+  // A client decides where the buffers start: one not aligned for its type is copied
+  // (into the budget), never read in place.
+  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
   auto reader = arrow::ipc::RecordBatchStreamReader::Open(input, options);
   if (!reader.ok()) {
     const bool exceeded = pool->exceeded();

@@ -493,6 +493,28 @@ TEST(ServiceDirectory, MessagesDoNotRevealTheDatabasePath) {
 namespace riffledb::remote {
 namespace {
 
+// A client decides where a body's buffers start: a record batch whose body starts 4 bytes
+// late (its metadata said 4 bytes longer) is read from aligned copies.
+TEST(CreateBody, MisalignedBuffersAreCopiedToAlignedMemory) {
+  const std::string stream = StreamBody({IdBatch(0, 5)}, /*lz4=*/false);
+  int32_t schema_bytes = 0;
+  std::memcpy(&schema_bytes, stream.data() + 4, 4);
+  const size_t message = 8 + static_cast<size_t>(schema_bytes);  // the batch's
+  ASSERT_EQ(stream.substr(message, 4), "\xff\xff\xff\xff");
+  int32_t metadata_bytes = 0;
+  std::memcpy(&metadata_bytes, stream.data() + message + 4, 4);
+  std::string shifted = stream;
+  const int32_t longer = metadata_bytes + 4;
+  std::memcpy(shifted.data() + message + 4, &longer, 4);
+  shifted.insert(message + 8 + static_cast<size_t>(metadata_bytes), 4, '\0');
+  ASSERT_OK_AND_ASSIGN(auto db, Database::Connect("memory://"));
+  Service service(db);
+  Reply created = service.Handle("POST", "/v1/table/t/create/", shifted);
+  ASSERT_EQ(created.status, 200) << BodyText(created);
+  auto rows = FileRows(service.Handle("POST", "/v1/table/t/query/", R"({"k":10})"));
+  EXPECT_THAT(Ids(rows, "id"), ElementsAre(0, 1, 2, 3, 4));
+}
+
 // A take's large buffers (8 KiB and more) are pieces of the reply as the take gathered
 // them, not copied into it; small ones and the IPC metadata are copied together.
 TEST(QueryAnswer, LargeBuffersAreSentFromWhereTheTakePutThem) {
