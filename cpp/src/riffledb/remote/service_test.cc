@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/ipc_bytes.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::remote {
@@ -496,17 +497,9 @@ namespace {
 // A client decides where a body's buffers start: a record batch whose body starts 4 bytes
 // late (its metadata said 4 bytes longer) is read from aligned copies.
 TEST(CreateBody, MisalignedBuffersAreCopiedToAlignedMemory) {
-  const std::string stream = StreamBody({IdBatch(0, 5)}, /*lz4=*/false);
-  int32_t schema_bytes = 0;
-  std::memcpy(&schema_bytes, stream.data() + 4, 4);
-  const size_t message = 8 + static_cast<size_t>(schema_bytes);  // the batch's
-  ASSERT_EQ(stream.substr(message, 4), "\xff\xff\xff\xff");
-  int32_t metadata_bytes = 0;
-  std::memcpy(&metadata_bytes, stream.data() + message + 4, 4);
-  std::string shifted = stream;
-  const int32_t longer = metadata_bytes + 4;
-  std::memcpy(shifted.data() + message + 4, &longer, 4);
-  shifted.insert(message + 8 + static_cast<size_t>(metadata_bytes), 4, '\0');
+  const std::string shifted = riffledb::testing::WithMisalignedBatchBody(
+      StreamBody({IdBatch(0, 5)}, /*lz4=*/false), /*stream_start=*/0);
+  ASSERT_FALSE(shifted.empty());
   ASSERT_OK_AND_ASSIGN(auto db, Database::Connect("memory://"));
   Service service(db);
   Reply created = service.Handle("POST", "/v1/table/t/create/", shifted);
@@ -533,7 +526,10 @@ TEST(QueryAnswer, LargeBuffersAreSentFromWhereTheTakePutThem) {
             200);
   for (const int rows : {2, 40}) {
     std::string list;
-    for (int i = 0; i < rows; ++i) list += (i ? "," : "") + std::to_string(99 - i);
+    for (int i = 0; i < rows; ++i) {
+      if (i > 0) list += ',';
+      list += std::to_string(99 - i);
+    }
     Reply reply =
         service.Handle("POST", "/v1/table/t/query/",
                        R"({"k":1000,"filter":"_rowoffset in ()" + list + ")\"}");

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "riffledb/permutation/reader.h"
+#include "riffledb/testing/ipc_bytes.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::remote {
@@ -529,17 +530,9 @@ TEST(TakeAnswer, TheFootersLengthFramesTheStream) {
 // memory, never read in place (UBSan found the misaligned reads, take_answer_fuzz).
 TEST(TakeAnswer, MisalignedBuffersAreCopiedToAlignedMemory) {
   const auto batch = BatchOf("id", arrow::uint64(), "[5, 6, 7]");
-  const std::string file = IpcFileOf(batch);
-  int32_t schema_bytes = 0;
-  std::memcpy(&schema_bytes, file.data() + 12, 4);
-  const size_t message = 8 + 8 + static_cast<size_t>(schema_bytes);  // the batch's
-  ASSERT_EQ(file.substr(message, 4), "\xff\xff\xff\xff");
-  int32_t metadata_bytes = 0;
-  std::memcpy(&metadata_bytes, file.data() + message + 4, 4);
-  std::string shifted = file;
-  const int32_t longer = metadata_bytes + 4;
-  std::memcpy(shifted.data() + message + 4, &longer, 4);
-  shifted.insert(message + 8 + static_cast<size_t>(metadata_bytes), 4, '\0');
+  const std::string shifted =
+      riffledb::testing::WithMisalignedBatchBody(IpcFileOf(batch), /*stream_start=*/8);
+  ASSERT_FALSE(shifted.empty());
   ASSERT_OK_AND_ASSIGN(auto answer, ReadQueryAnswer(shifted, std::nullopt, "table 't'"));
   ASSERT_OK_AND_ASSIGN(auto rows, answer->CombineChunksToBatch());
   EXPECT_TRUE(rows->Equals(*batch));
