@@ -44,43 +44,14 @@ std::string_view TrimBlanks(std::string_view text) {
 
 HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limits,
                            RequestHead* head) {
-  // Not ours as soon as the bytes say so, rather than once a blank line comes: a head of
-  // another method, or with bare LF line ends, may never have a CRLF CRLF to wait for.
+  // Each line is judged as soon as it is complete, so that a head that cannot be ours is
+  // said so before its blank line comes: cpp-httplib answers a bad request line at once,
+  // and a head with bare LF line ends has no CRLF CRLF to wait for.
   const size_t start = std::min(bytes.size(), kRequestStart.size());
   if (bytes.substr(0, start) != kRequestStart.substr(0, start)) {
     return HeadParse::kNotOurs;
   }
-  const size_t end = bytes.find("\r\n\r\n");
-  const std::string_view seen =
-      end == std::string_view::npos ? bytes : bytes.substr(0, end + 4);
-  for (size_t at = seen.find('\n'); at != std::string_view::npos;
-       at = seen.find('\n', at + 1)) {
-    if (at == 0 || seen[at - 1] != '\r') return HeadParse::kNotOurs;
-  }
-  if (end == std::string_view::npos) return HeadParse::kIncomplete;
-
-  std::string_view rest = bytes.substr(0, end + 2);  // every line with its CRLF
-  auto next_line = [&rest] {
-    const size_t eol = rest.find("\r\n");
-    const std::string_view line = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    return line;
-  };
-
-  // The request line: POST <target> HTTP/1.1
-  std::string_view line = next_line();
-  line.remove_prefix(kRequestStart.size());
-  if (line.size() <= kVersion.size() ||
-      line.substr(line.size() - kVersion.size()) != kVersion) {
-    return HeadParse::kNotOurs;
-  }
-  const std::string_view target = line.substr(0, line.size() - kVersion.size());
-  if (target.empty() || target.front() != '/' ||
-      !std::all_of(target.begin(), target.end(),
-                   [](unsigned char c) { return c > 0x20 && c < 0x7F; })) {
-    return HeadParse::kNotOurs;
-  }
-
+  std::string_view target;
   int headers = 0;
   int64_t header_bytes = 0;
   int lengths = 0;
@@ -89,8 +60,39 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
   std::string_view key;
   int connections = 0;
   bool close = false;
-  while (!rest.empty()) {
-    line = next_line();
+  size_t at = 0;  // where the next line starts
+  while (true) {
+    const size_t lf = bytes.find('\n', at);
+    if (lf == std::string_view::npos) {
+      // The line so far: a bare CR in it is not ours either way.
+      if (bytes.find('\r', at) < bytes.size() - 1) return HeadParse::kNotOurs;
+      return HeadParse::kIncomplete;
+    }
+    if (lf == at || bytes[lf - 1] != '\r') return HeadParse::kNotOurs;  // a bare LF
+    const std::string_view line = bytes.substr(at, lf - 1 - at);
+    at = lf + 1;
+    if (line.find('\r') != std::string_view::npos) return HeadParse::kNotOurs;
+    if (target.empty()) {
+      // The request line: POST <target> HTTP/1.1, a target cpp-httplib keeps as it is
+      // (no fragment, one query string at most).
+      std::string_view rest = line.substr(kRequestStart.size());
+      if (rest.size() <= kVersion.size() ||
+          rest.substr(rest.size() - kVersion.size()) != kVersion) {
+        return HeadParse::kNotOurs;
+      }
+      target = rest.substr(0, rest.size() - kVersion.size());
+      const size_t query = target.find('?');
+      if (target.empty() || target.front() != '/' ||
+          !std::all_of(target.begin(), target.end(),
+                       [](unsigned char c) { return c > 0x20 && c < 0x7F; }) ||
+          target.find('#') != std::string_view::npos ||
+          (query != std::string_view::npos &&
+           target.find('?', query + 1) != std::string_view::npos)) {
+        return HeadParse::kNotOurs;
+      }
+      continue;
+    }
+    if (line.empty()) break;  // the blank line: the head is complete
     const size_t colon = line.find(':');
     if (colon == 0 || colon == std::string_view::npos) return HeadParse::kNotOurs;
     const std::string_view name = line.substr(0, colon);
@@ -100,30 +102,39 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
       return HeadParse::kNotOurs;  // a folded line starts with a blank: not a token
     }
     const std::string_view value = TrimBlanks(raw_value);
-    ++headers;
+    // cpp-httplib percent-decodes header values and drops empty ones: left to it.
+    if (value.empty() || value.find('%') != std::string_view::npos) {
+      return HeadParse::kNotOurs;
+    }
+    if (++headers > limits.max_headers) return HeadParse::kNotOurs;
     header_bytes += static_cast<int64_t>(name.size() + value.size() + 4);
+    if (header_bytes > limits.max_header_bytes) return HeadParse::kNotOurs;
     if (IEquals(name, "content-length")) {
-      if (++lengths > 1 || value.empty() || value.size() > 18 ||
+      if (++lengths > 1 || value.size() > 18 ||
           !std::all_of(value.begin(), value.end(),
                        [](char c) { return c >= '0' && c <= '9'; })) {
         return HeadParse::kNotOurs;
       }
       length = 0;
       for (char c : value) length = length * 10 + static_cast<uint64_t>(c - '0');
-    } else if (IEquals(name, "transfer-encoding") || IEquals(name, "expect")) {
+      if (length > limits.max_body_bytes) return HeadParse::kNotOurs;
+    } else if (IEquals(name, "transfer-encoding") || IEquals(name, "expect") ||
+               IEquals(name, "content-encoding") || IEquals(name, "range")) {
+      // Bodies cpp-httplib decodes (chunked, gzip), and what it answers itself.
       return HeadParse::kNotOurs;
+    } else if (IEquals(name, "content-type")) {
+      if (value.size() >= 10 && IEquals(value.substr(0, 10), "multipart/")) {
+        return HeadParse::kNotOurs;  // cpp-httplib parses those bodies
+      }
     } else if (IEquals(name, "connection")) {
       // As cpp-httplib reads it: the first one, exactly `close`.
       if (++connections == 1) close = value == "close";
     } else if (IEquals(name, "x-api-key")) {
-      ++keys;
+      if (++keys > 1) return HeadParse::kNotOurs;
       key = value;
     }
   }
-  if (lengths != 1 || length > limits.max_body_bytes || headers > limits.max_headers ||
-      header_bytes > limits.max_header_bytes) {
-    return HeadParse::kNotOurs;
-  }
+  if (lengths != 1) return HeadParse::kNotOurs;
   if (!limits.api_key.empty() &&
       (keys != 1 || !ConstantTimeEquals(key, limits.api_key))) {
     return HeadParse::kNotOurs;
@@ -131,7 +142,7 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
   head->target = target;
   head->content_length = length;
   head->close = close;
-  head->size = end + 4;
+  head->size = at;
   return HeadParse::kOurs;
 }
 

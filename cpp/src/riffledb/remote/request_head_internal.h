@@ -40,11 +40,15 @@ enum class HeadParse {
 };
 
 /// Parses the head at the start of `bytes` (the bytes received so far). kOurs only for
-/// `POST <target> HTTP/1.1` (a target of visible ASCII starting with '/'), header lines
-/// of a token name, a colon and a value of visible ASCII, spaces and tabs (no folded
-/// lines), exactly one Content-Length of at most 18 digits and at most
-/// `limits.max_body_bytes`, no Transfer-Encoding or Expect, the headers within the
-/// limits, and the API key if the server has one (compared in constant time).
+/// `POST <target> HTTP/1.1` (a target of visible ASCII starting with '/', without a
+/// fragment or a second '?'), header lines of a token name, a colon and a non-empty
+/// value of visible ASCII, spaces and tabs without '%' (no folded lines; cpp-httplib
+/// percent-decodes values and drops empty ones), exactly one Content-Length of at most
+/// 18 digits and at most `limits.max_body_bytes`, no Transfer-Encoding, Content-Encoding,
+/// Expect, Range or multipart Content-Type (what cpp-httplib decodes or answers itself),
+/// the headers within the limits, and the API key if the server has one (one, compared
+/// in constant time). Each line is judged once complete: kNotOurs comes as soon as a line
+/// rules the head out, kIncomplete only while the complete lines are all ours.
 HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limits,
                            RequestHead* head);
 

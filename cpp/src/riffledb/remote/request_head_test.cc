@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 #include "riffledb/remote/request_head_internal.h"
@@ -104,6 +105,15 @@ TEST(RequestHeadTest, LeavesEverythingElseToCppHttplib) {
       "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A: b\x01\r\n\r\n",
       "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A: caf\xc3\xa9\r\n\r\n",
       "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A: b\rc\r\n\r\n",
+      // what cpp-httplib decodes or answers itself, values it rewrites, targets it cuts
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Encoding: gzip\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nRange: bytes=0-1\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Type: Multipart/form-data\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A: a%20b\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A:\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nX-A:  \r\n\r\n",
+      "POST /a#b HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+      "POST /a?b?c HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
   };
   for (const char* request : others) {
     EXPECT_EQ(Parse(request), HeadParse::kNotOurs) << request;
@@ -119,6 +129,15 @@ TEST(RequestHeadTest, ItSaysNotOursBeforeTheHeadEnds) {
   EXPECT_EQ(Parse("POST / HTTP/1.1\n"), HeadParse::kNotOurs);
   EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 1\n\n"), HeadParse::kNotOurs);
   EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 1\r\n"), HeadParse::kIncomplete);
+  EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 1\r"), HeadParse::kIncomplete);
+  // A line that rules the head out, before the blank line: a bad request line (which
+  // cpp-httplib answers at once), framing, a bare CR.
+  EXPECT_EQ(Parse("POST /a b HTTP/1.1\r\n"), HeadParse::kNotOurs);
+  EXPECT_EQ(Parse("POST / HTTP/1.0\r\n"), HeadParse::kNotOurs);
+  EXPECT_EQ(Parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"),
+            HeadParse::kNotOurs);
+  EXPECT_EQ(Parse("POST / HTTP/1.1\r\nX-A: b\rc"), HeadParse::kNotOurs);
+  EXPECT_EQ(Parse("POST /\r HTTP"), HeadParse::kNotOurs);
   // A bare LF in the body is the body's.
   EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb"), HeadParse::kOurs);
 }
@@ -133,6 +152,21 @@ TEST(RequestHeadTest, HeadersWithinAdmitsLimits) {
   const size_t room = 1000 - (14 + 1 + 4) - (5 + 4);  // what the value may take
   EXPECT_EQ(Parse(head + std::string(room, 'v') + "\r\n\r\n"), HeadParse::kOurs);
   EXPECT_EQ(Parse(head + std::string(room + 1, 'v') + "\r\n\r\n"), HeadParse::kNotOurs);
+}
+
+// Lengths of more than 18 digits are refused before they are read (20 digits would wrap
+// around 2^64 to 1), whatever the body limit.
+TEST(RequestHeadTest, LongLengthsAreNotRead) {
+  auto limits = Limits();
+  limits.max_body_bytes = UINT64_MAX;
+  RequestHead head;
+  EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\n", &head,
+                  limits),
+            HeadParse::kOurs);
+  EXPECT_EQ(head.content_length, 999999999999999999u);
+  EXPECT_EQ(Parse("POST / HTTP/1.1\r\nContent-Length: 18446744073709551617\r\n\r\n",
+                  &head, limits),
+            HeadParse::kNotOurs);
 }
 
 TEST(RequestHeadTest, TheApiKeyMustBeThere) {

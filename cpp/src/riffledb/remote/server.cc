@@ -73,27 +73,39 @@ void SetReply(const Reply& reply, httplib::Response& res) {
     return;
   }
   if (reply.body.empty()) return;
-  // The body is written from the buffers the service built, without a copy: from
-  // `offset` to the end, in one call.
+  // The body is written from the buffers the service built, without a copy: the
+  // `length` bytes from `offset` asked for, in one call (false, which ends the reply,
+  // for bytes past the end).
   arrow::BufferVector body = reply.body;
   res.set_content_provider(
       static_cast<size_t>(BodySize(reply)), reply.content_type,
-      [body](size_t offset, size_t, httplib::DataSink& sink) {
+      [body](size_t offset, size_t length, httplib::DataSink& sink) {
+        bool wrote = false;
         for (const auto& piece : body) {
           const auto size = static_cast<size_t>(piece->size());
+          if (length == 0) break;
           if (offset >= size) {
             offset -= size;
             continue;
           }
-          if (!sink.write(reinterpret_cast<const char*>(piece->data()) + offset,
-                          size - offset)) {
+          const size_t n = std::min(size - offset, length);
+          if (!sink.write(reinterpret_cast<const char*>(piece->data()) + offset, n)) {
             return false;
           }
+          wrote = true;
+          length -= n;
           offset = 0;
         }
-        return true;
+        return wrote;
       });
 }
+
+// What the plain path adds to a request body's memory at a time.
+constexpr size_t kBodyChunk = size_t{1} << 20;
+
+// The answer to a request body that could not be read whole.
+constexpr char kUnreadBody[] =
+    "Could not read the request body (malformed chunked encoding?)";
 
 // Answers `status` and closes the connection afterwards (the body is not read).
 void Refuse(httplib::Response& res, int status, std::string_view message) {
@@ -284,6 +296,11 @@ struct Server::Impl {
              "Transfer-Encoding: chunked, not both");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // cpp-httplib would answer a range of a reply itself: no route serves one.
+    if (req.has_header("Range")) {
+      Refuse(res, 416, "Range requests are not supported");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!options.api_key.empty()) {
       if (!req.has_header("x-api-key")) {
         Refuse(res, 401, "Missing API key: send it in the x-api-key header");
@@ -335,7 +352,7 @@ struct Server::Impl {
       return;
     }
     if (!read) {
-      Refuse(res, 400, "Could not read the request body (malformed chunked encoding?)");
+      Refuse(res, 400, kUnreadBody);
       return;
     }
     SetReply(service.Handle("POST", req.target, std::move(body)), res);
@@ -362,28 +379,54 @@ struct Server::Impl {
     // The head's bytes are reused once the body is received: keep the target.
     const std::string target(head.target);
     stream.Consume(head.size);
-    std::string body(static_cast<size_t>(head.content_length), '\0');
-    for (size_t got = 0; got < body.size();) {
-      const ssize_t n = stream.read(body.data() + got, body.size() - got);
-      if (n <= 0) return Plain::kFailed;
-      got += static_cast<size_t>(n);
-    }
     Reply reply;
+    bool refused = false;  // as Refuse() answers: Connection: close, set by the handler
     try {
-      reply = service.Handle("POST", target, std::move(body));
+      // Grown as the bytes come, as cpp-httplib's path does: a head alone commits no
+      // memory for the body it announces.
+      std::string body;
+      const auto length = static_cast<size_t>(head.content_length);
+      body.reserve(std::min(length, kBodyChunk));
+      bool whole = true;
+      while (body.size() < length) {
+        const size_t got = body.size();
+        body.resize(got + std::min(length - got, kBodyChunk));
+        const ssize_t n = stream.read(body.data() + got, body.size() - got);
+        if (n <= 0) {
+          whole = false;
+          break;
+        }
+        body.resize(got + static_cast<size_t>(n));
+      }
+      if (whole) {
+        reply = service.Handle("POST", target, std::move(body));
+      } else {
+        // HandlePost's answer to a body cut short, and the connection closes.
+        reply = ErrorReply(400, kUnreadBody);
+        refused = true;
+      }
     } catch (const std::exception& e) {
       reply = ErrorReply(500, std::string("Internal error: ") + e.what());
+    } catch (...) {
+      reply = ErrorReply(500, "Internal error: unknown error");
     }
-    const bool close = head.close || last;
     // cpp-httplib's reply head, byte for byte: the same headers, in its (sorted) order.
     std::string out;
     out.reserve(256);
+    // cpp-httplib's text for a status it does not know.
+    const char* reason = *io::ReasonPhrase(reply.status) != '\0'
+                             ? io::ReasonPhrase(reply.status)
+                             : "Internal Server Error";
     out.append("HTTP/1.1 ")
         .append(std::to_string(reply.status))
         .append(" ")
-        .append(io::ReasonPhrase(reply.status))
+        .append(reason)
         .append("\r\n");
-    if (close) out.append("Connection: close\r\n");
+    // cpp-httplib's own close (the connection's last request, or one asking for it)
+    // says Connection: close in place of Keep-Alive; a refusal adds Connection: close
+    // to whatever cpp-httplib says.
+    const bool close = head.close || last;
+    if (close || refused) out.append("Connection: close\r\n");
     if (reply.stream == nullptr) {
       out.append("Content-Length: ")
           .append(std::to_string(BodySize(reply)))
@@ -411,7 +454,7 @@ struct Server::Impl {
                            static_cast<size_t>(piece->size()));
       }
       if (!stream.SendAll(parts)) return Plain::kFailed;
-      return close ? Plain::kClose : Plain::kServed;
+      return close || refused ? Plain::kClose : Plain::kServed;
     }
     // Held back (socket_stream_internal.h): it leaves with the first chunk.
     if (stream.write(out.data(), out.size()) < 0) return Plain::kFailed;
@@ -433,7 +476,7 @@ struct Server::Impl {
              write_all(piece) && write_all("\r\n");
     });
     if (!written.ok() || !write_all("0\r\n\r\n")) return Plain::kFailed;
-    return close ? Plain::kClose : Plain::kServed;
+    return close || refused ? Plain::kClose : Plain::kServed;
   }
 
   std::string TooLarge() const {

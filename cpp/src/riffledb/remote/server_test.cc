@@ -179,6 +179,35 @@ TEST_F(PlainPathTest, OtherRequestsReachCppHttplibWhole) {
   Same({"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"}, 0);
 }
 
+// What cpp-httplib decodes or answers itself goes to it: ranges (refused, 416: no
+// route serves one, and its provider would be asked for bytes past the end), encoded
+// bodies, and a body cut short (400, as the POST handler answers, and the connection
+// closes).
+TEST_F(PlainPathTest, RangesEncodingsAndShortBodies) {
+  std::string replies = Same(
+      {Create("t", 3) + Post("/v1/table/t/count_rows/", "{}", "Range: bytes=0-0\r\n") +
+       "GET /v1/table/ HTTP/1.1\r\nHost: x\r\nRange: bytes=0-100000\r\n\r\n"},
+      1);
+  EXPECT_NE(replies.find("HTTP/1.1 416"), std::string::npos) << replies;
+  Same({Create("t", 3) +
+        Post("/v1/table/t/count_rows/", "not gzip", "Content-Encoding: gzip\r\n")},
+       1);
+  const std::string head =
+      "POST /v1/table/t/count_rows/ HTTP/1.1\r\nContent-Length: 100\r\n\r\n";
+  replies = Same({Create("t", 3) + head + "{}"}, 2);
+  EXPECT_NE(replies.find("HTTP/1.1 400"), std::string::npos) << replies;
+  EXPECT_NE(replies.find("Could not read the request body"), std::string::npos);
+}
+
+// A head the plain path rules out at its first line reaches cpp-httplib whole, however
+// it is cut.
+TEST_F(PlainPathTest, ABadRequestLineReachesCppHttplib) {
+  for (const char* line : {"POST /a b HTTP/1.1\r\n", "POST / HTTP/1.0x\r\n"}) {
+    const std::string replies = Same({line, "Content-Length: 0\r\n", "\r\n"}, 0);
+    EXPECT_EQ(replies.rfind("HTTP/1.1 400", 0), 0u) << line << replies;
+  }
+}
+
 TEST_F(PlainPathTest, TheApiKeyIsChecked) {
   ServerOptions options;
   options.api_key = "k3y";

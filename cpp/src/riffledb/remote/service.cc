@@ -191,9 +191,11 @@ class PieceSink final : public arrow::io::OutputStream {
   }
   // The IPC writer hands over each body buffer whole: a large one is kept as it is, a
   // piece of its own, so that a take's gathered columns are sent from where the take
-  // put them (a 256-row take of 520-byte rows: 133 kB not copied).
+  // put them (a 256-row take of 520-byte rows: 133 kB not copied). Not a slice of a
+  // larger buffer (a scan's batch of a fragment's pages): that would be held whole
+  // while counted as the slice (held()), so it is copied.
   arrow::Status Write(const std::shared_ptr<arrow::Buffer>& data) override {
-    if (data->size() < kReferencedBytes || !data->is_cpu()) {
+    if (data->size() < kReferencedBytes || !data->is_cpu() || data->parent() != nullptr) {
       return Write(data->data(), data->size());
     }
     EndPending();
@@ -223,6 +225,8 @@ class PieceSink final : public arrow::io::OutputStream {
  private:
   void EndPending() {
     if (pending_.empty()) return;
+    // Reserve() may have made room for buffers that were then kept by reference.
+    if (pending_.capacity() > 2 * pending_.size() + 4096) pending_.shrink_to_fit();
     held_ += static_cast<int64_t>(pending_.size());
     pieces_.push_back(arrow::Buffer::FromString(std::exchange(pending_, std::string())));
   }

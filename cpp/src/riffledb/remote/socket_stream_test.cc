@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "riffledb/remote/socket_stream_internal.h"
 
@@ -105,6 +107,47 @@ TEST(SocketStream, NoBusyPollByDefault) {
   ASSERT_EQ(::send(fds[1], "G", 1, 0), 1);
   EXPECT_TRUE(stream.WaitForRequest(1000, stopping));
   EXPECT_EQ(stream.busy_poll_stats().spins, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+// SendAll sends what was held and every part, in order, however many parts there are
+// (more than one sendmsg takes: IOV_MAX) and however little the socket takes at a time
+// (a small send buffer, a slow reader: partial sends end inside parts).
+TEST(SocketStream, SendAllSendsEveryPartInOrder) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  const int small = 4096;
+  ASSERT_EQ(::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  std::vector<std::string> owned;
+  std::string expected = "held";
+  for (int i = 0; i < 3000; ++i) {  // 3000 parts of 1-97 bytes, and some empty
+    owned.push_back(
+        std::string(static_cast<size_t>(i % 97), static_cast<char>('a' + i % 26)));
+    expected += owned.back();
+  }
+  owned.push_back(std::string(300000, 'z'));  // larger than the buffer
+  expected += owned.back();
+  std::vector<std::string_view> parts(owned.begin(), owned.end());
+  std::string received;
+  std::thread reader([&] {
+    char buf[1000];
+    while (true) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      const ssize_t n = ::recv(fds[1], buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      received.append(buf, static_cast<size_t>(n));
+    }
+  });
+  {
+    SocketStream stream(fds[0], 10000);
+    ASSERT_EQ(stream.write("held", 4), 4);
+    EXPECT_TRUE(stream.SendAll(parts));
+    ::shutdown(fds[0], SHUT_WR);
+  }
+  reader.join();
+  EXPECT_EQ(received.size(), expected.size());
+  EXPECT_TRUE(received == expected);
   ::close(fds[0]);
   ::close(fds[1]);
 }

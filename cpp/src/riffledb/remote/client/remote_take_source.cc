@@ -105,8 +105,10 @@ arrow::Result<std::shared_ptr<arrow::Table>> Query(
 // hot caches), for the footer's and the schema's parses.
 //
 // nullptr (nothing read) for a file it does not read this way (no magic, a dictionary
-// in the schema, a message other than record batches in the stream) or one its footer
-// does not frame: the file reader reads those, and says what is wrong.
+// in the schema, another byte order, a message other than record batches in the
+// stream) or one its footer does not frame: the file reader reads those, and says what
+// is wrong. The footer itself is not read: a file whose stream is whole is read whatever
+// its footer holds (the batches are validated in full either way).
 // How an answer is read: its buffers point into it, unless one is not aligned for its
 // type (an odd metadata length or buffer offset puts them anywhere), which is then
 // copied: the client reads the values typed (the take's key column, and its caller).
@@ -161,6 +163,9 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFileStream(
     cache.schema = std::move(schema);
   }
   std::shared_ptr<arrow::Schema> schema = cache.schema;
+  // Dictionaries, and byte orders other than this machine's (the record batch reader
+  // below does not swap), are the file reader's.
+  if (!schema->is_native_endian()) return nullptr;
   for (const auto& field : schema->fields()) {
     if (HasDictionary(*field->type())) return nullptr;
   }
