@@ -216,7 +216,6 @@ class RemoteDBConnection:
         return f"RemoteConnect(name={self.db_name})"
 
     # -- requests ------------------------------------------------------------------------
-    _table_path = staticmethod(table_path)
 
     def _send(
         self,
@@ -244,7 +243,7 @@ class RemoteDBConnection:
         query: str = "",
     ) -> tuple[int, dict[str, str], bytes, str]:
         """A request to a table route; a 404 is TableNotFoundError."""
-        path = f"{self._table_path(name)}{action}/{query}"
+        path = f"{table_path(name)}{action}/{query}"
         if body is not None:
             raw = json.dumps(body).encode()
             content_type = "application/json"

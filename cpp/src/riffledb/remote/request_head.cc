@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "riffledb/io/http_connection.h"
 #include "riffledb/remote/protocol.h"
 #include "riffledb/remote/request_head_internal.h"
 
@@ -20,33 +21,13 @@ bool IsTokenChar(unsigned char c) {
 
 bool IsValueChar(unsigned char c) { return (c >= 0x20 && c <= 0x7E) || c == '\t'; }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) {
-             return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-           };
-           return lower(x) == lower(y);
-         });
-}
-
-std::string_view TrimBlanks(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
 }  // namespace
 
 HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limits,
                            RequestHead* head) {
-  // Each line is judged as soon as it is complete, so that a head that cannot be ours is
-  // said so before its blank line comes: cpp-httplib answers a bad request line at once,
-  // and a head with bare LF line ends has no CRLF CRLF to wait for.
+  // Each line is judged as soon as it is complete, so that a head that cannot be ours
+  // goes to cpp-httplib before its blank line comes: a head with bare LF line ends has
+  // no CRLF CRLF to wait for, and cpp-httplib reads no more of a head than it must.
   const size_t start = std::min(bytes.size(), kRequestStart.size());
   if (bytes.substr(0, start) != kRequestStart.substr(0, start)) {
     return HeadParse::kNotOurs;
@@ -101,7 +82,7 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
         !std::all_of(raw_value.begin(), raw_value.end(), IsValueChar)) {
       return HeadParse::kNotOurs;  // a folded line starts with a blank: not a token
     }
-    const std::string_view value = TrimBlanks(raw_value);
+    const std::string_view value = io::TrimBlanks(raw_value);
     // cpp-httplib percent-decodes header values and drops empty ones: left to it.
     if (value.empty() || value.find('%') != std::string_view::npos) {
       return HeadParse::kNotOurs;
@@ -109,7 +90,7 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
     if (++headers > limits.max_headers) return HeadParse::kNotOurs;
     header_bytes += static_cast<int64_t>(name.size() + value.size() + 4);
     if (header_bytes > limits.max_header_bytes) return HeadParse::kNotOurs;
-    if (IEquals(name, "content-length")) {
+    if (io::EqualsIgnoreCase(name, "content-length")) {
       if (++lengths > 1 || value.size() > 18 ||
           !std::all_of(value.begin(), value.end(),
                        [](char c) { return c >= '0' && c <= '9'; })) {
@@ -118,18 +99,20 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
       length = 0;
       for (char c : value) length = length * 10 + static_cast<uint64_t>(c - '0');
       if (length > limits.max_body_bytes) return HeadParse::kNotOurs;
-    } else if (IEquals(name, "transfer-encoding") || IEquals(name, "expect") ||
-               IEquals(name, "content-encoding") || IEquals(name, "range")) {
+    } else if (io::EqualsIgnoreCase(name, "transfer-encoding") ||
+               io::EqualsIgnoreCase(name, "expect") ||
+               io::EqualsIgnoreCase(name, "content-encoding") ||
+               io::EqualsIgnoreCase(name, "range")) {
       // Bodies cpp-httplib decodes (chunked, gzip), and what it answers itself.
       return HeadParse::kNotOurs;
-    } else if (IEquals(name, "content-type")) {
-      if (value.size() >= 10 && IEquals(value.substr(0, 10), "multipart/")) {
+    } else if (io::EqualsIgnoreCase(name, "content-type")) {
+      if (value.size() >= 10 && io::EqualsIgnoreCase(value.substr(0, 10), "multipart/")) {
         return HeadParse::kNotOurs;  // cpp-httplib parses those bodies
       }
-    } else if (IEquals(name, "connection")) {
+    } else if (io::EqualsIgnoreCase(name, "connection")) {
       // As cpp-httplib reads it: the first one, exactly `close`.
       if (++connections == 1) close = value == "close";
-    } else if (IEquals(name, "x-api-key")) {
+    } else if (io::EqualsIgnoreCase(name, "x-api-key")) {
       if (++keys > 1) return HeadParse::kNotOurs;
       key = value;
     }

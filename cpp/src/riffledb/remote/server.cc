@@ -120,14 +120,6 @@ bool AllDigits(const std::string& text) {
                      [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // cpp-httplib's server, with its keep-alive loop replaced by ours: a handler can close
 // the connection after its reply (t_close_connection), idle connections close as soon
 // as a stop begins, and every wait is bounded (SocketStream).
@@ -289,7 +281,7 @@ struct Server::Impl {
         req.get_header_value_count("Transfer-Encoding") > 1 ||
         (has_length && !AllDigits(req.get_header_value("Content-Length"))) ||
         (has_encoding &&
-         !IEquals(req.get_header_value("Transfer-Encoding"), "chunked")) ||
+         !io::EqualsIgnoreCase(req.get_header_value("Transfer-Encoding"), "chunked")) ||
         (has_length && has_encoding)) {
       Refuse(res, 400,
              "Invalid request framing: one Content-Length of digits, or "

@@ -5,7 +5,6 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/memory_pool.h>
 #include <arrow/record_batch.h>
-#include <arrow/util/byte_size.h>
 #include <arrow/util/logging.h>
 
 #include <algorithm>
@@ -225,8 +224,6 @@ class PieceSink final : public arrow::io::OutputStream {
  private:
   void EndPending() {
     if (pending_.empty()) return;
-    // Reserve() may have made room for buffers that were then kept by reference.
-    if (pending_.capacity() > 2 * pending_.size() + 4096) pending_.shrink_to_fit();
     held_ += static_cast<int64_t>(pending_.size());
     pieces_.push_back(arrow::Buffer::FromString(std::exchange(pending_, std::string())));
   }
@@ -237,55 +234,6 @@ class PieceSink final : public arrow::io::OutputStream {
   int64_t position_ = 0;
   bool closed_ = false;
 };
-
-// The bits a value of `type` takes in a record batch's buffers when that is the same for
-// every value (fixed-width types, and fixed-size lists and structs of them; the
-// children's validity bits counted, not the value's own), else nullopt.
-std::optional<int64_t> FixedBitsPerValue(const arrow::DataType& type) {
-  if (type.id() == arrow::Type::FIXED_SIZE_LIST) {
-    const auto& list = static_cast<const arrow::FixedSizeListType&>(type);
-    const auto child = FixedBitsPerValue(*list.value_type());
-    int64_t bits = 0;
-    if (!child || __builtin_mul_overflow(*child + 1, int64_t{list.list_size()}, &bits)) {
-      return std::nullopt;
-    }
-    return bits;
-  }
-  if (type.id() == arrow::Type::STRUCT) {
-    int64_t bits = 0;
-    for (const auto& field : type.fields()) {
-      const auto child = FixedBitsPerValue(*field->type());
-      if (!child || __builtin_add_overflow(bits, *child + 1, &bits)) return std::nullopt;
-    }
-    return bits;
-  }
-  // A dictionary's indices have a fixed width, its values are sent apart.
-  const auto* fixed = dynamic_cast<const arrow::FixedWidthType*>(&type);
-  if (fixed == nullptr || type.id() == arrow::Type::DICTIONARY) return std::nullopt;
-  return fixed->bit_width();
-}
-
-}  // namespace
-
-namespace internal {
-
-arrow::Result<int64_t> AnswerBufferBytes(const arrow::RecordBatch& batch) {
-  int64_t bits = 0;
-  for (const auto& field : batch.schema()->fields()) {
-    const auto per_value = FixedBitsPerValue(*field->type());
-    int64_t column = 0;
-    if (!per_value ||
-        __builtin_mul_overflow(*per_value + 1, batch.num_rows(), &column) ||  // validity
-        __builtin_add_overflow(bits, column, &bits)) {
-      return arrow::util::ReferencedBufferSize(batch);
-    }
-  }
-  return (bits + 7) / 8;
-}
-
-}  // namespace internal
-
-namespace {
 
 // The batches of an answer, then null.
 using BatchSource = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>()>;
@@ -339,12 +287,9 @@ class IpcFileAnswer final : public BodyStream {
     }
     for (int64_t start = 0; start < batch->num_rows(); start += max_rows_) {
       auto slice = batch->Slice(start, std::min(max_rows_, batch->num_rows() - start));
-      // Room for the slice's message, its small buffers and the footer after it, so
-      // that they are appended without being copied again as they grow (large buffers
-      // are kept by reference: PieceSink).
-      ARROW_ASSIGN_OR_RAISE(int64_t bytes, internal::AnswerBufferBytes(*slice));
-      sink_->Reserve(std::min<size_t>(static_cast<size_t>(bytes), kMaxReserved) +
-                     kMessageRoom + 64 * static_cast<size_t>(slice->num_columns()));
+      // Room for the slice's metadata and the footer after it (large buffers are kept
+      // by reference, small ones grow the copied bytes as they come: PieceSink).
+      sink_->Reserve(kMessageRoom + 64 * static_cast<size_t>(slice->num_columns()));
       ARROW_RETURN_NOT_OK(writer_->WriteRecordBatch(*slice));
     }
     return arrow::Status::OK();
@@ -362,8 +307,6 @@ class IpcFileAnswer final : public BodyStream {
 
   // Metadata, padding and footer beyond the buffers, generously.
   static constexpr size_t kMessageRoom = 4096;
-  // Of the buffers' bytes: more would be large buffers, not copied.
-  static constexpr size_t kMaxReserved = 64 << 10;
 
   BatchSource source_;
   const int64_t max_rows_;

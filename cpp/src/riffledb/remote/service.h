@@ -157,16 +157,4 @@ class Service {
   mutable uint64_t generation_ = 0;
 };
 
-namespace internal {
-
-/// About the bytes of `batch`'s buffers in an IPC message, padding aside, to size the
-/// answer's buffer before it is written: computed from the types where every value has
-/// the same width (fixed-width types, fixed-size lists and structs of them, with their
-/// validity bits), which is cheap; else (or on overflow) measured with
-/// ReferencedBufferSize, which builds every buffer's ranges (~6% of the server's time
-/// for a 256-row take when it was used for every answer).
-arrow::Result<int64_t> AnswerBufferBytes(const arrow::RecordBatch& batch);
-
-}  // namespace internal
-
 }  // namespace riffledb::remote

@@ -4,7 +4,6 @@
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
-#include <arrow/util/byte_size.h>
 #include <gmock/gmock.h>
 
 #include <atomic>
@@ -546,58 +545,6 @@ TEST(QueryAnswer, LargeBuffersAreSentFromWhereTheTakePutThem) {
       const auto* floats = reinterpret_cast<const float*>(reply.body[1]->data());
       EXPECT_EQ(floats[0], 99.0f * kDim);  // row 99's first value
     }
-  }
-}
-
-// The answer buffer's size hint: computed for fixed widths (a little more than the
-// buffers: the validity bits), measured exactly for anything else.
-TEST(AnswerBufferBytes, ComputedForFixedWidthsMeasuredOtherwise) {
-  constexpr int64_t kRows = 100;
-  auto batch_of = [](std::shared_ptr<arrow::DataType> type) {
-    auto array = arrow::MakeArrayOfNull(type, kRows).ValueOrDie();
-    return arrow::RecordBatch::Make(arrow::schema({arrow::field("c", type)}), kRows,
-                                    {array});
-  };
-  auto measured = [](const std::shared_ptr<arrow::RecordBatch>& batch) {
-    return arrow::util::ReferencedBufferSize(*batch).ValueOrDie();
-  };
-  struct Case {
-    std::shared_ptr<arrow::DataType> type;
-    int64_t bits_per_row;  // 0: not fixed, measured
-  };
-  const Case cases[] = {
-      {arrow::int64(), 65},
-      {arrow::boolean(), 2},
-      {arrow::fixed_size_list(arrow::float32(), 128), (32 + 1) * 128 + 1},
-      {arrow::struct_(
-           {arrow::field("a", arrow::int32()), arrow::field("b", arrow::int8())}),
-       (32 + 1) + (8 + 1) + 1},
-      {arrow::fixed_size_list(arrow::fixed_size_list(arrow::int8(), int32_t{1} << 30),
-                              int32_t{1} << 30),
-       0},  // bits that overflow
-      {arrow::utf8(), 0},
-      {arrow::dictionary(arrow::int32(), arrow::utf8()), 0},
-  };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.type->ToString());
-    if (c.bits_per_row == 0) {
-      // Overflowing widths are never allocated: a zero-row batch is enough.
-      auto batch =
-          c.type->id() == arrow::Type::FIXED_SIZE_LIST
-              ? arrow::RecordBatch::MakeEmpty(arrow::schema({arrow::field("c", c.type)}))
-                    .ValueOrDie()
-              : batch_of(c.type);
-      ASSERT_OK_AND_ASSIGN(int64_t hint, internal::AnswerBufferBytes(*batch));
-      EXPECT_EQ(hint, measured(batch));
-      continue;
-    }
-    auto batch = batch_of(c.type);
-    ASSERT_OK_AND_ASSIGN(int64_t hint, internal::AnswerBufferBytes(*batch));
-    EXPECT_EQ(hint, (c.bits_per_row * kRows + 7) / 8);
-    // The buffers, give or take each one's rounding to whole bytes, plus the children's
-    // validity bits where the children have none.
-    EXPECT_GE(hint, measured(batch) - 4);
-    EXPECT_LE(hint, measured(batch) * 11 / 10 + 16);
   }
 }
 

@@ -194,27 +194,9 @@ ssize_t SocketStream::SendWithPending(const char* data, size_t size) {
     }
     return size == 0 ? 0 : send_tls(data, size);
   }
-  // The send timeout bounds each call (set in the constructor).
-  size_t held = pending_.size();
-  size_t done_held = 0;
-  while (true) {
-    struct iovec parts[2] = {{pending_.data() + done_held, held - done_held},
-                             {const_cast<char*>(data), size}};
-    struct msghdr msg {};
-    msg.msg_iov = held > done_held ? parts : parts + 1;
-    msg.msg_iovlen = held > done_held ? 2 : 1;
-    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    const size_t sent = static_cast<size_t>(n);
-    if (done_held + sent >= held) {
-      pending_.clear();
-      return static_cast<ssize_t>(done_held + sent - held);
-    }
-    done_held += sent;
-  }
+  // All of `data`, after what is held, in one sendmsg where the socket takes it.
+  const std::string_view part(data, size);
+  return SendAll(std::span(&part, 1)) ? static_cast<ssize_t>(size) : -1;
 }
 
 bool SocketStream::SendAll(std::span<const std::string_view> parts) {

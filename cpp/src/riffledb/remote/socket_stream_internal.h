@@ -81,8 +81,8 @@ class SocketStream final : public httplib::Stream {
     return ssl_ != nullptr && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1);
   }
 
-  // Sends `pending_` then `data` (for plain sockets in one sendmsg where the socket
-  // takes it): the bytes of `data` sent (all of pending_ is sent first), -1 on failure.
+  // Sends `pending_` then `data` (for plain sockets all of it, through SendAll): the
+  // bytes of `data` sent (all of pending_ is sent first), -1 on failure.
   ssize_t SendWithPending(const char* data, size_t size);
 
   const int fd_;

@@ -367,14 +367,6 @@ bool HttpClient::TakesInAskedOrder() const {
 
 namespace {
 
-bool SameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool SafeInHeader(std::string_view text) {
   return text.find_first_of("\r\n", 0) == std::string_view::npos &&
          text.find('\0') == std::string_view::npos;
@@ -406,13 +398,14 @@ arrow::Result<std::string> HttpClient::RequestHead(const Impl& impl,
       return arrow::Status::Invalid("Invalid HTTP header '", name.substr(0, 100),
                                     "': names and values may not hold line breaks");
     }
-    user_agent = user_agent || SameName(name, "User-Agent");
+    user_agent = user_agent || io::EqualsIgnoreCase(name, "User-Agent");
     head.append(name).append(": ").append(value).append("\r\n");
     return arrow::Status::OK();
   };
   auto named_in = [](const HeaderList& list, const std::string& name) {
-    return std::any_of(list.begin(), list.end(),
-                       [&](const auto& header) { return SameName(header.first, name); });
+    return std::any_of(list.begin(), list.end(), [&](const auto& header) {
+      return io::EqualsIgnoreCase(header.first, name);
+    });
   };
   for (const auto& [name, value] : impl.options.headers) {
     if (!named_in(request.headers, name) && !named_in(dynamic, name)) {

@@ -147,10 +147,13 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFileStream(
   if (message == nullptr || message->type() != arrow::ipc::MessageType::SCHEMA) {
     return nullptr;
   }
-  // One schema per thread, compared by its message's bytes.
+  // One schema per thread, compared by its message's bytes. Dictionaries, and byte
+  // orders other than this machine's (the record batch reader below does not swap), are
+  // the file reader's.
   struct SchemaCache {
     std::string metadata;
     std::shared_ptr<arrow::Schema> schema;
+    bool readable = false;
   };
   thread_local SchemaCache cache;
   const std::string_view metadata(
@@ -160,15 +163,14 @@ arrow::Result<std::shared_ptr<arrow::Table>> ReadFileStream(
   if (cache.schema == nullptr || metadata != cache.metadata) {
     ARROW_ASSIGN_OR_RAISE(auto schema, arrow::ipc::ReadSchema(*message, &memo));
     cache.metadata.assign(metadata);
+    cache.readable =
+        schema->is_native_endian() &&
+        std::none_of(schema->fields().begin(), schema->fields().end(),
+                     [](const auto& f) { return HasDictionary(*f->type()); });
     cache.schema = std::move(schema);
   }
+  if (!cache.readable) return nullptr;
   std::shared_ptr<arrow::Schema> schema = cache.schema;
-  // Dictionaries, and byte orders other than this machine's (the record batch reader
-  // below does not swap), are the file reader's.
-  if (!schema->is_native_endian()) return nullptr;
-  for (const auto& field : schema->fields()) {
-    if (HasDictionary(*field->type())) return nullptr;
-  }
   arrow::RecordBatchVector batches;
   const arrow::ipc::IpcReadOptions options = AnswerReadOptions();
   while (true) {
