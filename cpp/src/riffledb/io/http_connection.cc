@@ -596,29 +596,45 @@ class HttpConnection::Impl : public ByteSource {
   BusyPoll::Stats busy_poll_stats() const { return busy_poll_.stats(); }
 
   arrow::Result<size_t> Receive(char* out, size_t size) override {
-    if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
-      busy_poll_.Spin([this] {
-        struct pollfd pfd {
-          fd_, POLLIN, 0
-        };
-        // Ready, or failed (the read below says how); a signal is not an answer.
-        const int ready = ::poll(&pfd, 1, 0);
-        return ready < 0 && errno == EINTR ? 0 : ready;
-      });
-    }
-    while (true) {
-      if (ssl_ != nullptr) {
-        size_t read = 0;
-        if (SSL_read_ex(ssl_, out, size, &read) == 1) return read;
-        const int err = SSL_get_error(ssl_, 0);
-        if (err == SSL_ERROR_ZERO_RETURN) return 0;
-        return ReceiveError(TlsFailure());
+    if (ssl_ != nullptr) {
+      if (SSL_pending(ssl_) == 0) {
+        busy_poll_.Spin([this] {
+          struct pollfd pfd {
+            fd_, POLLIN, 0
+          };
+          // Ready, or failed (the read below says how); a signal is not an answer.
+          const int ready = ::poll(&pfd, 1, 0);
+          return ready < 0 && errno == EINTR ? 0 : ready;
+        });
       }
-      const ssize_t n = ::recv(fd_, out, size, 0);
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno == EINTR) continue;
-      return ReceiveError(ErrnoText(errno));
+      size_t read = 0;
+      if (SSL_read_ex(ssl_, out, size, &read) == 1) return read;
+      const int err = SSL_get_error(ssl_, 0);
+      if (err == SSL_ERROR_ZERO_RETURN) return 0;
+      return ReceiveError(TlsFailure());
     }
+    // Plain TCP: the check that spins is the read itself, without blocking (no poll()
+    // before it: one system call for bytes already there, which the later reads of an
+    // answer usually find; a few µs each on a virtual machine).
+    ssize_t n = -1;
+    int err = EAGAIN;  // nothing read yet (Spin may not try)
+    auto nothing_yet = [&] {
+      return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+    };
+    busy_poll_.Spin([&] {
+      n = ::recv(fd_, out, size, MSG_DONTWAIT);
+      err = n < 0 ? errno : 0;
+      // Bytes, the end, or a failure (returned below); a signal is not an answer.
+      return nothing_yet() ? 0 : 1;
+    });
+    if (nothing_yet()) {
+      do {
+        n = ::recv(fd_, out, size, 0);  // bounded by SO_RCVTIMEO: EAGAIN when it passes
+      } while (n < 0 && errno == EINTR);
+      err = n < 0 ? errno : 0;
+    }
+    if (n >= 0) return static_cast<size_t>(n);
+    return ReceiveError(ErrnoText(err));
   }
 
   arrow::Status Error(HttpFailure failure, std::string_view what,

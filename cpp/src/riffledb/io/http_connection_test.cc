@@ -206,14 +206,29 @@ TEST(HttpConnection, FailuresNameTheirStep) {
     EXPECT_EQ(GetHttpFailure(cut.status())->step, HttpFailure::kReceive);
     EXPECT_FALSE(conn->reusable());
   }
-  {  // no answer within the receive timeout; the server waits for our close
+  // No answer within the receive timeout (the server waits for our close), blocking at
+  // once or after a spin of non-blocking reads that find nothing.
+  for (int64_t busy_poll_us : {0, 2000}) {
+    SCOPED_TRACE(busy_poll_us);
     ScriptedServer server({}, /*close_after=*/false);
     HttpOptions options;
     options.io_timeout_seconds = 0.2;
+    options.busy_poll_us = busy_poll_us;
     ASSERT_OK_AND_ASSIGN(auto conn, HttpConnection::Open(server.endpoint(), options));
     auto late = Exchange(*conn, "");
     ASSERT_RAISES_WITH_MESSAGE(IOError, "timed out", late);
     EXPECT_EQ(GetHttpFailure(late.status())->step, HttpFailure::kReceive);
+  }
+  // The end of the connection found by a spin's read is the end, not a timeout.
+  for (int64_t busy_poll_us : {0, 1'000'000}) {
+    SCOPED_TRACE(busy_poll_us);
+    ScriptedServer server({""});  // closes without an answer
+    HttpOptions options;
+    options.busy_poll_us = busy_poll_us;
+    ASSERT_OK_AND_ASSIGN(auto conn, HttpConnection::Open(server.endpoint(), options));
+    auto closed = Exchange(*conn, "");
+    ASSERT_RAISES_WITH_MESSAGE(IOError, "closed before", closed);
+    EXPECT_EQ(GetHttpFailure(closed.status())->step, HttpFailure::kReceive);
   }
   {  // not HTTP
     ScriptedServer server({"SSH-2.0-OpenSSH\r\n\r\n"});

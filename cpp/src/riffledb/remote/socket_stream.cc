@@ -294,9 +294,21 @@ bool SocketStream::ReceiveMore() {
 bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping) {
   if (!Flush()) return false;
   if (begin_ < end_ || Pending()) return true;
-  if (const int ready = busy_poll_.Spin([this] { return Poll(POLLIN, 0); })) {
-    return ready > 0;
-  }
+  // Without TLS the check that spins is the read itself, without blocking: the request's
+  // bytes in one system call instead of a poll() and a recv() (a few µs each on a
+  // virtual machine). The end of the stream or a failure is "ready" too: the read that
+  // follows sees it again.
+  auto check = [this] {
+    if (ssl_ != nullptr) return Poll(POLLIN, 0);
+    const ssize_t n = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      begin_ = 0;
+      end_ = static_cast<size_t>(n);
+      return 1;
+    }
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : 1;
+  };
+  if (const int ready = busy_poll_.Spin(check)) return ready > 0;
   // Short polls, so that a stop closes idle connections at once instead of after the
   // keep-alive timeout.
   constexpr int kStepMs = 50;

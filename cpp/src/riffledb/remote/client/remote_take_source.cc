@@ -39,19 +39,22 @@ nlohmann::json BaseBody(const std::optional<uint64_t>& version) {
   return body;
 }
 
-// `column in (1,2,3)`: the spelling of LanceDB's clients up to 0.34, which every server
-// and mock understands (spec §2.7).
-std::string InList(const char* column, std::span<const uint64_t> keys) {
-  std::string out = column;
-  out += " in (";
-  char digits[24];
+// Appends `column in (1,2,3)` to `out`: the spelling of LanceDB's clients up to 0.34,
+// which every server and mock understands (spec §2.7). Room for the longest keys is
+// reserved first: the digits are written in place, without a reallocation.
+void AppendInList(const char* column, std::span<const uint64_t> keys, std::string* out) {
+  constexpr size_t kMaxKeyBytes = 21;  // 20 digits and a comma
+  const size_t start = out->size();
+  out->resize(start + std::strlen(column) + 5 + keys.size() * kMaxKeyBytes + 1);
+  char* p = out->data() + start;
+  p = std::copy_n(column, std::strlen(column), p);
+  p = std::copy_n(" in (", 5, p);
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (i > 0) out += ',';
-    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), keys[i]);
-    out.append(digits, end);
+    if (i > 0) *p++ = ',';
+    p = std::to_chars(p, p + 20, keys[i]).ptr;
   }
-  out += ')';
-  return out;
+  *p++ = ')';
+  out->resize(static_cast<size_t>(p - out->data()));
 }
 
 // The column `name` of `rows` as a uint64 array.
@@ -364,7 +367,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
     out += ",\"vector\":[]";
     if (!names.empty()) out += ",\"columns\":" + names;
     if (take.with_row_id || take.by_row_id) out += ",\"with_row_id\":true";
-    if (!chunk.empty()) out += ",\"filter\":\"" + InList(key_column, chunk) + "\"";
+    if (!chunk.empty()) {
+      out += ",\"filter\":\"";
+      AppendInList(key_column, chunk, &out);
+      out += '"';
+    }
     out += "}";
     return out;
   };

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -119,8 +120,8 @@ class MockTable {
         size_t pos = 0;
         while (pos < list.size() && list[pos] != ')') {
           size_t end = list.find_first_of(",)", pos);
-          int64_t key = std::stoll(list.substr(pos, end - pos));
-          int64_t row = by_id ? key - static_cast<int64_t>(kFirstId) : key;
+          const uint64_t key = std::stoull(list.substr(pos, end - pos));
+          const auto row = static_cast<int64_t>(by_id ? key - kFirstId : key);
           if (row >= 0 && row < kRows && row != missing_row_) rows.push_back(row);
           pos = end + (list[end] == ',' ? 1 : 0);
           if (list[end] == ')') break;
@@ -232,6 +233,16 @@ TEST(RemoteTakeSource, RowIdTakesComeBackInTheOrderAskedForWithDuplicates) {
   EXPECT_EQ(body["with_row_id"], true);
   EXPECT_EQ(body["version"], 3);
   EXPECT_EQ(body["columns"], nlohmann::json::array({"id", "x"}));
+}
+
+TEST(RemoteTakeSource, KeysOfTwentyDigitsAreWrittenWhole) {
+  MockTable table;
+  auto source = table.Open();
+  const uint64_t ids[] = {std::numeric_limits<uint64_t>::max(), 0,
+                          10'000'000'000'000'000'000u, 7};
+  (void)source->TakeRowIds(ids, TakeOptions{});  // the mock has none of the long ones
+  EXPECT_EQ(table.bodies().back()["filter"],
+            "_rowid in (0,7,10000000000000000000,18446744073709551615)");
 }
 
 TEST(RemoteTakeSource, OffsetTakesAskOnlyForNeededColumnsAndProjectHere) {
