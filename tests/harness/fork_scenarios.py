@@ -159,7 +159,7 @@ def fork_shared_table_scenarios(db_path: str, forks: int):
             for i in range(forks):
                 pid = os.fork()
                 if pid == 0:
-                    code = 1
+                    code = 1  # raised: the traceback is on stderr
                     try:
                         ids = _latest(shared).to_arrow()["id"].to_pylist()
                         problem = _whole_version(ids)
@@ -168,13 +168,15 @@ def fork_shared_table_scenarios(db_path: str, forks: int):
                             code = 2
                         else:
                             code = 0
+                    except BaseException:
+                        traceback.print_exc()
                     finally:
                         os._exit(code)
                 try:
                     code = wait_child(pid, timeout=20)
                 except AssertionError as error:
                     raise AssertionError(f"fork {i}: {error}") from None
-                assert code == 0, f"fork {i}: child exited with {code}"
+                assert code == 0, f"fork {i}: child exited with {code} (see stderr)"
         finally:
             stop.set()
             for t in threads:
