@@ -573,3 +573,35 @@ def test_take_offsets_matches_arrow_take_memory(history, data):
 @given(history=_histories(), data=st.data())
 def test_take_offsets_matches_arrow_take_disk(tmp_path_factory, history, data):
     _run_history(riffledb.connect(tmp_path_factory.mktemp("prop")), *history, data)
+
+
+def test_a_table_of_more_fragments_than_open_files_reads_whole(tmp_path):
+    """Every fragment of a version is mapped to be read, and a map holds no file
+    descriptor: 300 one-row appends read under a limit of 64 open files (a table of
+    1,100 appends could not be read under the usual 1024: each map kept its descriptor,
+    "Failed to open local file"), in a child process, whose limit this is."""
+    import subprocess
+    import sys
+
+    db = riffledb.connect(tmp_path / "db")
+    table = db.create_table("t", pa.table({"id": [0]}))
+    for i in range(1, 300):
+        table.add(pa.table({"id": [i]}))
+    child = """
+import resource, sys
+import riffledb
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+table = riffledb.connect(sys.argv[1]).open_table("t")
+ids = table.to_arrow()["id"].to_pylist()
+assert ids == list(range(300)), ids[:10]
+assert table.take_offsets([299, 0, 150]).to_arrow()["id"].to_pylist() == [299, 0, 150]
+print(len(ids))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "300"

@@ -1,12 +1,16 @@
 #include "riffledb/io/mapped_file.h"
 
+#include <arrow/io/memory.h>
 #include <arrow/util/future.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -127,10 +131,56 @@ class GuardedBuffer : public arrow::Buffer {
   std::shared_ptr<const Registration> registration_;
 };
 
+// A read-only map of a whole file, unmapped when the last buffer sliced from it is gone.
+// The file's descriptor is closed as soon as it is mapped: a process may map far more
+// files than it may hold open (a table of 1,100 one-row appends could not be read under
+// the usual `ulimit -n` of 1024 while each map kept its descriptor, as
+// arrow::io::MemoryMappedFile does).
+class MappedRegion final : public arrow::Buffer {
+ public:
+  MappedRegion(const uint8_t* data, int64_t size) : arrow::Buffer(data, size) {}
+  ~MappedRegion() override {
+    ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+  }
+  MappedRegion(const MappedRegion&) = delete;
+  MappedRegion& operator=(const MappedRegion&) = delete;
+};
+
+arrow::Status MapError(int err, const std::string& path) {
+  return arrow::Status::IOError("Cannot map '", path, "': ", std::strerror(err));
+}
+
+// The bytes of the file at `path`, mapped (an empty buffer for an empty file).
+arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return MapError(errno, path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return MapError(err, path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return MapError(EISDIR, path);
+  }
+  if (st.st_size == 0) {
+    ::close(fd);
+    return std::make_shared<arrow::Buffer>(std::string_view());
+  }
+  void* data =
+      ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  const int err = errno;
+  ::close(fd);  // the map keeps the file
+  if (data == MAP_FAILED) return MapError(err, path);
+  return std::make_shared<MappedRegion>(static_cast<const uint8_t*>(data),
+                                        static_cast<int64_t>(st.st_size));
+}
+
 // A memory-mapped file whose region stays registered while any of its memory is in use.
 class GuardedMap : public arrow::io::RandomAccessFile {
  public:
-  GuardedMap(std::string path, std::shared_ptr<arrow::io::MemoryMappedFile> file,
+  GuardedMap(std::string path, std::shared_ptr<arrow::io::BufferReader> file,
              std::shared_ptr<const Registration> registration)
       : path_(std::move(path)),
         file_(std::move(file)),
@@ -188,7 +238,7 @@ class GuardedMap : public arrow::io::RandomAccessFile {
   }
 
   const std::string path_;
-  const std::shared_ptr<arrow::io::MemoryMappedFile> file_;
+  const std::shared_ptr<arrow::io::BufferReader> file_;
   const std::shared_ptr<const Registration> registration_;
 };
 
@@ -196,16 +246,12 @@ class GuardedMap : public arrow::io::RandomAccessFile {
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
     const std::string& path) {
-  auto opened = arrow::io::MemoryMappedFile::Open(path, arrow::io::FileMode::READ);
-  if (!opened.ok()) {
-    return arrow::Status::IOError("Cannot map '", path, "': ", opened.status().message());
-  }
-  std::shared_ptr<arrow::io::MemoryMappedFile> file = *opened;
-  ARROW_ASSIGN_OR_RAISE(int64_t size, file->GetSize());
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole, MapWholeFile(path));
+  const int64_t size = whole->size();
+  const auto start = reinterpret_cast<uintptr_t>(whole->data());
+  auto file = std::make_shared<arrow::io::BufferReader>(std::move(whole));
   size_t slot = Registration::kNoSlot;
   if (size > 0) {
-    ARROW_ASSIGN_OR_RAISE(auto whole, file->ReadAt(0, size));  // the map itself
-    const auto start = reinterpret_cast<uintptr_t>(whole->data());
     std::lock_guard<std::mutex> lock(g_mu);
     InstallLocked();
     if (!g_free.empty()) {

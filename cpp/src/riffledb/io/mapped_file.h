@@ -10,7 +10,9 @@
 // handler (faulthandler's, or the default action).
 //
 // A map stays registered while any of its memory is in use (the file object, or any
-// buffer read from it: arrays handed out zero-copy keep it guarded).
+// buffer read from it: arrays handed out zero-copy keep it guarded). It holds no file
+// descriptor (closed once the file is mapped): a table may have more fragments than the
+// process may hold files open.
 //
 // Limits: data handed out zero-copy (binary views, scan batches) and read after the
 // check sees zeros; the handler is re-installed on top whenever a new file is mapped, so
@@ -28,7 +30,8 @@
 
 namespace riffledb::io {
 
-/// Maps `path` read-only, registered with the SIGBUS guard for its lifetime.
+/// Maps `path` read-only, registered with the SIGBUS guard for its lifetime. IOError
+/// "Cannot map '<path>': <the system's reason>".
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
     const std::string& path);
 
