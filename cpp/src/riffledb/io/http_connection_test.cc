@@ -218,6 +218,11 @@ TEST(HttpConnection, FailuresNameTheirStep) {
     auto late = Exchange(*conn, "");
     ASSERT_RAISES_WITH_MESSAGE(IOError, "timed out", late);
     EXPECT_EQ(GetHttpFailure(late.status())->step, HttpFailure::kReceive);
+    if (busy_poll_us > 0 && BusyPoll::MaxSpinners() > 0) {
+      EXPECT_EQ(conn->busy_poll_stats().spins,
+                1);  // it spun, found nothing, then blocked
+      EXPECT_EQ(conn->busy_poll_stats().hits, 0);
+    }
   }
   // The end of the connection found by a spin's read is the end, not a timeout.
   for (int64_t busy_poll_us : {0, 1'000'000}) {
@@ -226,9 +231,13 @@ TEST(HttpConnection, FailuresNameTheirStep) {
     HttpOptions options;
     options.busy_poll_us = busy_poll_us;
     ASSERT_OK_AND_ASSIGN(auto conn, HttpConnection::Open(server.endpoint(), options));
+    const auto start = std::chrono::steady_clock::now();
     auto closed = Exchange(*conn, "");
     ASSERT_RAISES_WITH_MESSAGE(IOError, "closed before", closed);
     EXPECT_EQ(GetHttpFailure(closed.status())->step, HttpFailure::kReceive);
+    // Seen when it came: not after the spin's second (an end taken for "nothing yet").
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+    EXPECT_EQ(conn->busy_poll_stats().hits, conn->busy_poll_stats().spins);
   }
   {  // not HTTP
     ScriptedServer server({"SSH-2.0-OpenSSH\r\n\r\n"});

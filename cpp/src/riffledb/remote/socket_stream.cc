@@ -297,7 +297,8 @@ bool SocketStream::WaitForRequest(int idle_ms, const std::atomic<bool>& stopping
   // Without TLS the check that spins is the read itself, without blocking: the request's
   // bytes in one system call instead of a poll() and a recv() (a few µs each on a
   // virtual machine). The end of the stream or a failure is "ready" too: the read that
-  // follows sees it again.
+  // follows sees the end again (a failure's error is used up here, and it then reads the
+  // end: the connection closes either way).
   auto check = [this] {
     if (ssl_ != nullptr) return Poll(POLLIN, 0);
     const ssize_t n = ::recv(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT);

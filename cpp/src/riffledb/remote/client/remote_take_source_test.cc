@@ -238,11 +238,14 @@ TEST(RemoteTakeSource, RowIdTakesComeBackInTheOrderAskedForWithDuplicates) {
 TEST(RemoteTakeSource, KeysOfTwentyDigitsAreWrittenWhole) {
   MockTable table;
   auto source = table.Open();
-  const uint64_t ids[] = {std::numeric_limits<uint64_t>::max(), 0,
-                          10'000'000'000'000'000'000u, 7};
-  (void)source->TakeRowIds(ids, TakeOptions{});  // the mock has none of the long ones
+  // Every key of the longest spelling: room for fewer digits would not hold them.
+  const uint64_t ids[] = {std::numeric_limits<uint64_t>::max(),
+                          10'000'000'000'000'000'000u, 12'345'678'901'234'567'890u,
+                          18'000'000'000'000'000'001u};
+  (void)source->TakeRowIds(ids, TakeOptions{});  // the mock has none of them
   EXPECT_EQ(table.bodies().back()["filter"],
-            "_rowid in (0,7,10000000000000000000,18446744073709551615)");
+            "_rowid in (10000000000000000000,12345678901234567890,18000000000000000001,"
+            "18446744073709551615)");
 }
 
 TEST(RemoteTakeSource, OffsetTakesAskOnlyForNeededColumnsAndProjectHere) {
