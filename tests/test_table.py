@@ -1,6 +1,8 @@
 """riffledb.table.Table: versions, reads, writes, row ids, offsets and takes."""
 
 import datetime
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -580,9 +582,6 @@ def test_a_table_of_more_fragments_than_open_files_reads_whole(tmp_path):
     descriptor: 300 one-row appends read under a limit of 64 open files (a table of
     1,100 appends could not be read under the usual 1024: each map kept its descriptor,
     "Failed to open local file"), in a child process, whose limit this is."""
-    import subprocess
-    import sys
-
     db = riffledb.connect(tmp_path / "db")
     table = db.create_table("t", pa.table({"id": [0]}))
     for i in range(1, 300):
