@@ -312,11 +312,8 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> LocalFileSystem::ReadFile(
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::OpenInput(
     const std::string& path) {
-  // Checked first so that the common failures get the uniform message.
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "Cannot open", path);
-  if (S_ISDIR(st.st_mode)) return ErrnoError(EISDIR, "Cannot map", path);
-  // Guarded: a file truncated under its readers is an error, not a SIGBUS.
+  // Guarded: a file truncated under its readers is an error, not a SIGBUS. Its errors
+  // are "Cannot open '<path>': <reason>" and "Cannot map ...".
   return OpenGuardedMap(path);
 }
 

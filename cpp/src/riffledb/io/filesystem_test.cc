@@ -243,6 +243,11 @@ TEST_F(LocalFileSystemTest, ErrorsNameThePath) {
   ASSERT_RAISES_WITH_MESSAGE(IOError, Path("missing"), fs_->SyncDir(Path("missing")));
   ASSERT_RAISES_WITH_MESSAGE(IOError, dir_, fs_->ReadFile(dir_));
   ASSERT_RAISES_WITH_MESSAGE(IOError, dir_, fs_->OpenInput(dir_));
+  ASSERT_RAISES_WITH_MESSAGE(IOError,
+                             "Cannot open '" + Path("missing") + "': No such file",
+                             fs_->OpenInput(Path("missing")));
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "Cannot map '" + dir_ + "': Is a directory",
+                             fs_->OpenInput(dir_));
   ASSERT_OK(testing::WriteFile(Path("file"), "x"));
   ASSERT_RAISES_WITH_MESSAGE(IOError, Path("file"),
                              fs_->CreateExclusive(Path("file/under"), Bytes("x")));

@@ -146,23 +146,23 @@ class MappedRegion final : public arrow::Buffer {
   MappedRegion& operator=(const MappedRegion&) = delete;
 };
 
-arrow::Status MapError(int err, const std::string& path) {
-  return arrow::Status::IOError("Cannot map '", path, "': ", std::strerror(err));
+arrow::Status MapError(int err, const char* what, const std::string& path) {
+  return arrow::Status::IOError(what, " '", path, "': ", std::strerror(err));
 }
 
 // The bytes of the file at `path`, mapped (an empty buffer for an empty file).
 arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return MapError(errno, path);
+  if (fd < 0) return MapError(errno, "Cannot open", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return MapError(err, path);
+    return MapError(err, "Cannot stat", path);
   }
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
-    return MapError(EISDIR, path);
+    return MapError(EISDIR, "Cannot map", path);
   }
   if (st.st_size == 0) {
     ::close(fd);
@@ -172,7 +172,7 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& pa
       ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
   const int err = errno;
   ::close(fd);  // the map keeps the file
-  if (data == MAP_FAILED) return MapError(err, path);
+  if (data == MAP_FAILED) return MapError(err, "Cannot map", path);
   return std::make_shared<MappedRegion>(static_cast<const uint8_t*>(data),
                                         static_cast<int64_t>(st.st_size));
 }

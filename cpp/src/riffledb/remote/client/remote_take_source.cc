@@ -43,15 +43,17 @@ nlohmann::json BaseBody(const std::optional<uint64_t>& version) {
 // which every server and mock understands (spec §2.7). Room for the longest keys is
 // reserved first: the digits are written in place, without a reallocation.
 void AppendInList(const char* column, std::span<const uint64_t> keys, std::string* out) {
-  constexpr size_t kMaxKeyBytes = 21;  // 20 digits and a comma
+  constexpr size_t kMaxDigits = 20;  // of a uint64
+  constexpr std::string_view kIn = " in (";
+  const std::string_view name(column);
   const size_t start = out->size();
-  out->resize(start + std::strlen(column) + 5 + keys.size() * kMaxKeyBytes + 1);
+  out->resize(start + name.size() + kIn.size() + keys.size() * (kMaxDigits + 1) + 1);
   char* p = out->data() + start;
-  p = std::copy_n(column, std::strlen(column), p);
-  p = std::copy_n(" in (", 5, p);
+  p = std::copy(name.begin(), name.end(), p);
+  p = std::copy(kIn.begin(), kIn.end(), p);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (i > 0) *p++ = ',';
-    p = std::to_chars(p, p + 20, keys[i]).ptr;
+    p = std::to_chars(p, p + kMaxDigits, keys[i]).ptr;
   }
   *p++ = ')';
   out->resize(static_cast<size_t>(p - out->data()));
