@@ -322,26 +322,39 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
     std::memcpy(file->meta_ + offsetof(MetaHeader, boot_id), boot_id, sizeof(boot_id));
   }
 
-  // The data file: sized (a hole) while the .meta lock is held, so nobody maps it short.
-  file->data_fd_ = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (file->data_fd_ < 0) {
-    ::flock(meta_fd, LOCK_UN);
+  // The data file: sized (a hole) and mapped while the .meta lock is held, so nobody
+  // maps it short and the map is of the file the .meta describes. Fetched blocks are
+  // written through the (shared, writable) map: no descriptor is held, since a process
+  // may cache more files than it may hold open, and a file evicted while in use still
+  // takes its blocks (written to the unlinked file its map keeps).
+  const int data_fd = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  auto unlock = [&] {
+    ::flock(meta_fd, LOCK_UN);  // explicitly: the map holds the open .meta file
     ::close(meta_fd);
-    return Errno("Cannot open the cache file", data_path);
+    if (data_fd >= 0) ::close(data_fd);
+  };
+  if (data_fd < 0) {
+    const arrow::Status error = Errno("Cannot open the cache file", data_path);
+    unlock();
+    return error;
   }
   struct stat st;
-  if (::fstat(file->data_fd_, &st) != 0 ||
-      (st.st_size != size &&
-       ::ftruncate(file->data_fd_, static_cast<off_t>(size)) != 0)) {
-    ::flock(meta_fd, LOCK_UN);
-    ::close(meta_fd);
-    return Errno("Cannot size the cache file", data_path);
+  if (::fstat(data_fd, &st) != 0 ||
+      (st.st_size != size && ::ftruncate(data_fd, static_cast<off_t>(size)) != 0)) {
+    const arrow::Status error = Errno("Cannot size the cache file", data_path);
+    unlock();
+    return error;
   }
-  // Unlocked explicitly: the map holds the open file, so closing would not release it.
-  ::flock(meta_fd, LOCK_UN);
-  ::close(meta_fd);
   if (size > 0) {
-    ARROW_ASSIGN_OR_RAISE(file->map_, OpenGuardedMap(data_path));
+    auto map = OpenGuardedMap(data_path, data_fd, MapMode::kReadWrite);
+    if (!map.ok()) {
+      unlock();
+      return map.status();
+    }
+    file->map_ = *std::move(map);
+  }
+  unlock();
+  if (size > 0) {
     ARROW_ASSIGN_OR_RAISE(auto whole, file->map_->ReadAt(0, size));
     file->data_ = whole->data();
   }
@@ -371,7 +384,6 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
 
 CachedFile::~CachedFile() {
   if (meta_ != nullptr) ::munmap(meta_, meta_size_);
-  if (data_fd_ >= 0) ::close(data_fd_);
 }
 
 CachedFile::BlockMeta* CachedFile::block(int64_t b) const {
@@ -448,14 +460,7 @@ arrow::Status CachedFile::Fetch(int64_t first, int64_t last, uint64_t token) {
     if (state.load(std::memory_order_acquire) != kAbsent) continue;
     const char* src = bytes.data() + (b - first) * block_size_;
     const int64_t n = BlockLength(b);
-    int64_t done = 0;
-    while (done < n) {
-      const ssize_t w = ::pwrite(data_fd_, src + done, static_cast<size_t>(n - done),
-                                 static_cast<off_t>(b * block_size_ + done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return Errno("Cannot write to the cache file of", name_);
-      done += w;
-    }
+    ARROW_RETURN_NOT_OK(Store(b, src, n));
     std::atomic_ref<uint32_t>(meta->crc).store(Crc32c(src, static_cast<size_t>(n)),
                                                std::memory_order_relaxed);
     state.store(BootId().empty() ? kPresent : kChecked, std::memory_order_release);
@@ -464,6 +469,31 @@ arrow::Status CachedFile::Fetch(int64_t first, int64_t last, uint64_t token) {
   }
   if (stored > 0) cache_->Added(stored, hash_);
   return arrow::Status::OK();
+}
+
+arrow::Status CachedFile::Store(int64_t b, const char* src, int64_t n) {
+  uint8_t* dst = const_cast<uint8_t*>(data_) + b * block_size_;
+  // The block's pages are made writable first, in one call that reports a failure
+  // (the disk full, a file system error) as an error: a plain write to a hole of the
+  // map that the file system cannot back raises SIGBUS. The guard (mapped_file.h)
+  // still catches a page lost meanwhile, a file truncated under the map.
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto from = reinterpret_cast<uintptr_t>(dst) & ~(page - 1);
+  const auto to = reinterpret_cast<uintptr_t>(dst) + static_cast<uintptr_t>(n);
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE) != 0 &&
+      errno != EINVAL) {  // EINVAL: a kernel before 5.14, which writes on fault
+    const int err = errno;
+    return arrow::Status::IOError(
+        "Cannot write to the cache file of '", name_, "'",
+        err == EFAULT ? ": its pages cannot be backed (the cache's disk full, or the "
+                        "cache file truncated)"
+                      : std::string(": ") + std::strerror(err));
+  }
+  std::memcpy(dst, src, static_cast<size_t>(n));
+  return CheckMapping(*map_);
 }
 
 arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges, uint64_t token,

@@ -7,13 +7,13 @@
 // reused under another content, so a name can never hold stale bytes; nothing is ever
 // invalidated):
 //
-//   <hash>.data   a sparse file of the remote file's size, memory-mapped read-only; a
-//                 block's bytes are written once, when first fetched.
+//   <hash>.data   a sparse file of the remote file's size, memory-mapped shared; a
+//                 block's bytes are written once, through the map, when first fetched.
 //   <hash>.meta   a header and, per block, its state (absent or present) and the CRC-32C
 //                 of its bytes, memory-mapped shared: every process using the cache sees
 //                 the blocks the others fetched.
 //
-// A fetched block is written with pwrite, then its CRC is stored, then it is marked
+// A fetched block is written to the map, then its CRC is stored, then it is marked
 // checked (a release store on the shared map). The header records the boot of the
 // machine its checked blocks were checked in: the first process to open the file after
 // a reboot (when a crash may have kept a block's state but not its bytes) demotes them,
@@ -116,8 +116,9 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
 /// One remote file through its cache, as a random-access file: ReadAt fetches what is
 /// absent and returns a zero-copy slice of the map. Readers that read many small ranges
 /// (a take's rows) first Ensure() them all, in one call, then read the map directly.
-/// Thread-safe; survives fork() (its maps and descriptors are shared with the child,
-/// which fetches with its own threads and connections).
+/// Holds no file descriptor (a process may use more cached files than it may hold open).
+/// Thread-safe; survives fork() (its maps are shared with the child, which fetches with
+/// its own threads and connections).
 class CachedFile : public arrow::io::RandomAccessFile {
  public:
   ~CachedFile() override;
@@ -174,6 +175,9 @@ class CachedFile : public arrow::io::RandomAccessFile {
   // Fetches blocks [first, last], stores the absent ones, and releases the claims of
   // `token` on them (whether or not the fetch succeeded).
   arrow::Status Fetch(int64_t first, int64_t last, uint64_t token);
+  // Writes the `n` bytes of block `b` at `src` into the map; IOError naming the file if
+  // its file system cannot store them.
+  arrow::Status Store(int64_t b, const char* src, int64_t n);
   // Appends to `requests` the [first, last] blocks to fetch for `ranges`, claiming their
   // absent blocks for `token`, and to `waits` the absent blocks another request of this
   // process has claimed (being fetched: wait for them rather than fetch them again).
@@ -193,8 +197,8 @@ class CachedFile : public arrow::io::RandomAccessFile {
   int64_t size_ = 0;
   int64_t block_size_ = 0;
   int64_t num_blocks_ = 0;
-  int data_fd_ = -1;
-  std::shared_ptr<arrow::io::RandomAccessFile> map_;  // read-only, of the .data file
+  // The shared, writable map of the .data file (no descriptor is kept).
+  std::shared_ptr<arrow::io::RandomAccessFile> map_;
   const uint8_t* data_ = nullptr;
   uint8_t* meta_ = nullptr;  // the shared map of the .meta file
   size_t meta_size_ = 0;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -457,6 +458,78 @@ TEST_F(FileCacheTest, EvictsTheLeastRecentlyOpenedFilesBeyondItsCapacity) {
   EXPECT_EQ(a_again->PresentBlocks(), 0);
   ASSERT_OK_AND_ASSIGN(auto b_again, cache->Open("b", "b", size, remote_.Fetcher()));
   EXPECT_EQ(b_again->PresentBlocks(), 4);
+}
+
+TEST_F(FileCacheTest, HoldsNoFileDescriptorPerFile) {
+  // A table on an object store may have more fragments than a process may hold files
+  // open (often 1,024): each cached file used to keep its .data file open to write the
+  // blocks it fetched.
+  auto open_fds = [] {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      (void)entry;
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
+  const int64_t size = static_cast<int64_t>(remote_.bytes.size());
+  const ByteRange some{kBlock + 5, 3 * kBlock};
+  const int before = open_fds();
+  std::vector<std::shared_ptr<CachedFile>> files;
+  for (int i = 0; i < 100; ++i) {
+    const std::string name = "f" + std::to_string(i);
+    ASSERT_OK_AND_ASSIGN(auto file, cache->Open(name, name, size, remote_.Fetcher()));
+    ASSERT_OK(file->Ensure({&some, 1}));
+    files.push_back(std::move(file));
+  }
+  EXPECT_EQ(open_fds(), before);
+  for (const auto& file : files) {
+    EXPECT_EQ(file->PresentBlocks(), 4);
+    EXPECT_EQ(Read(*file, some.offset, some.length), Source(some.offset, some.length));
+  }
+  // What was written through the maps is in the files: another cache reads it.
+  ASSERT_OK_AND_ASSIGN(auto again, Open(Options(), "f42"));
+  EXPECT_EQ(again->PresentBlocks(), 4);
+  const size_t asked = remote_.Asked();
+  ASSERT_OK(again->Ensure({&some, 1}));
+  EXPECT_EQ(remote_.Asked(), asked);
+  EXPECT_EQ(Read(*again, some.offset, some.length), Source(some.offset, some.length));
+}
+
+TEST_F(FileCacheTest, AFileDeletedWhileInUseStillStoresWhatItFetches) {
+  // Evicted by another process (or this one) while in use: its blocks go to the
+  // unlinked file its map keeps, and nothing is created under its names again.
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  const ByteRange first{0, kBlock};
+  ASSERT_OK(file->Ensure({&first, 1}));
+  for (const std::string& name : testing::ListNames(dir_)) {
+    ASSERT_EQ(::unlink(JoinPath(dir_, name).c_str()), 0) << name;
+  }
+  const ByteRange later{6 * kBlock + 7, 2 * kBlock};
+  ASSERT_OK(file->Ensure({&later, 1}));
+  EXPECT_EQ(file->PresentBlocks(), 4);
+  EXPECT_EQ(Read(*file, later.offset, later.length), Source(later.offset, later.length));
+  EXPECT_EQ(Read(*file, 0, kBlock), Source(0, kBlock));
+  EXPECT_TRUE(testing::ListNames(dir_).empty());
+}
+
+TEST_F(FileCacheTest, ACacheFileTruncatedUnderItsMapIsAnErrorNotACrash) {
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  const ByteRange first{0, kBlock};
+  ASSERT_OK(file->Ensure({&first, 1}));
+  const auto names = testing::ListNames(dir_);
+  const auto data = std::find_if(names.begin(), names.end(), [](const std::string& n) {
+    return n.ends_with(".data");
+  });
+  ASSERT_NE(data, names.end());
+  ASSERT_EQ(::truncate(JoinPath(dir_, *data).c_str(), kBlock), 0);
+  // Block 6 lies beyond the file's new end: its pages cannot be written.
+  const ByteRange later{6 * kBlock, kBlock};
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "Cannot write to the cache file of 'bucket/f'",
+                             file->Ensure({&later, 1}));
+  EXPECT_EQ(file->PresentBlocks(), 1);
+  EXPECT_EQ(Read(*file, 0, kBlock), Source(0, kBlock));
 }
 
 TEST_F(FileCacheTest, RejectsBadOptions) {

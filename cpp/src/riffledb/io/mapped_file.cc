@@ -24,6 +24,7 @@ struct Slot {
   std::atomic<uintptr_t> start{0};
   std::atomic<uintptr_t> end{0};
   std::atomic<bool> faulted{false};
+  std::atomic<bool> writable{false};  // set before `end` is published
 };
 
 constexpr size_t kMaxSlots = 1 << 16;
@@ -62,10 +63,14 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
       const uintptr_t end = g_slots[i].end.load(std::memory_order_acquire);
       const uintptr_t start = g_slots[i].start.load(std::memory_order_relaxed);
       if (addr < start || addr >= end) continue;
-      // A zero page over the missing one: the read completes; the map is marked.
+      // A zero page over the missing one: the read (or write) completes; the map is
+      // marked.
       void* page = reinterpret_cast<void*>(addr & ~(g_page_size - 1));
-      if (mmap(page, g_page_size, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
-               0) != MAP_FAILED) {
+      const int prot = g_slots[i].writable.load(std::memory_order_relaxed)
+                           ? PROT_READ | PROT_WRITE
+                           : PROT_READ;
+      if (mmap(page, g_page_size, prot, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
+          MAP_FAILED) {
         g_slots[i].faulted.store(true, std::memory_order_release);
         g_faults.fetch_add(1, std::memory_order_acq_rel);
         return;
@@ -105,6 +110,7 @@ class Registration {
     g_slots[slot_].end.store(0, std::memory_order_release);
     g_slots[slot_].start.store(0, std::memory_order_relaxed);
     g_slots[slot_].faulted.store(false, std::memory_order_relaxed);
+    g_slots[slot_].writable.store(false, std::memory_order_relaxed);
     g_free.push_back(slot_);
   }
   Registration(const Registration&) = delete;
@@ -131,7 +137,7 @@ class GuardedBuffer : public arrow::Buffer {
   std::shared_ptr<const Registration> registration_;
 };
 
-// A read-only map of a whole file, unmapped when the last buffer sliced from it is gone.
+// A map of a whole file, unmapped when the last buffer sliced from it is gone.
 // The file's descriptor is closed as soon as it is mapped: a process may map far more
 // files than it may hold open (a table of 1,100 one-row appends could not be read under
 // the usual `ulimit -n` of 1024 while each map kept its descriptor, as
@@ -150,31 +156,31 @@ arrow::Status MapError(int err, const char* what, const std::string& path) {
   return arrow::Status::IOError(what, " '", path, "': ", std::strerror(err));
 }
 
-// The bytes of the file at `path`, mapped (an empty buffer for an empty file).
-arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return MapError(errno, "Cannot open", path);
+// The bytes of the file open as `fd` (`path` names it in messages), mapped: an empty
+// buffer for an empty file. `fd` stays open.
+arrow::Result<std::shared_ptr<arrow::Buffer>> MapDescriptor(const std::string& path,
+                                                            int fd, MapMode mode) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return MapError(err, "Cannot stat", path);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    return MapError(EISDIR, "Cannot map", path);
-  }
-  if (st.st_size == 0) {
-    ::close(fd);
-    return std::make_shared<arrow::Buffer>(std::string_view());
-  }
-  void* data =
-      ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-  const int err = errno;
-  ::close(fd);  // the map keeps the file
-  if (data == MAP_FAILED) return MapError(err, "Cannot map", path);
+  if (::fstat(fd, &st) != 0) return MapError(errno, "Cannot stat", path);
+  if (S_ISDIR(st.st_mode)) return MapError(EISDIR, "Cannot map", path);
+  if (st.st_size == 0) return std::make_shared<arrow::Buffer>(std::string_view());
+  const int prot = mode == MapMode::kReadWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* data = ::mmap(nullptr, static_cast<size_t>(st.st_size), prot, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) return MapError(errno, "Cannot map", path);
   return std::make_shared<MappedRegion>(static_cast<const uint8_t*>(data),
                                         static_cast<int64_t>(st.st_size));
+}
+
+// The bytes of the file at `path`, mapped; its descriptor is closed (the map keeps the
+// file).
+arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path,
+                                                           MapMode mode) {
+  const int flags = mode == MapMode::kReadWrite ? O_RDWR : O_RDONLY;
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return MapError(errno, "Cannot open", path);
+  auto mapped = MapDescriptor(path, fd, mode);
+  ::close(fd);
+  return mapped;
 }
 
 // A memory-mapped file whose region stays registered while any of its memory is in use.
@@ -242,11 +248,10 @@ class GuardedMap : public arrow::io::RandomAccessFile {
   const std::shared_ptr<const Registration> registration_;
 };
 
-}  // namespace
-
-arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
-    const std::string& path) {
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole, MapWholeFile(path));
+// `whole`, the map of `path`, registered with the guard.
+std::shared_ptr<arrow::io::RandomAccessFile> Guarded(const std::string& path,
+                                                     std::shared_ptr<arrow::Buffer> whole,
+                                                     MapMode mode) {
   const int64_t size = whole->size();
   const auto start = reinterpret_cast<uintptr_t>(whole->data());
   auto file = std::make_shared<arrow::io::BufferReader>(std::move(whole));
@@ -263,6 +268,8 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
     // With every slot taken the map works unguarded (as any map did before).
     if (slot != Registration::kNoSlot) {
       g_slots[slot].faulted.store(false, std::memory_order_relaxed);
+      g_slots[slot].writable.store(mode == MapMode::kReadWrite,
+                                   std::memory_order_relaxed);
       g_slots[slot].start.store(start, std::memory_order_relaxed);
       g_slots[slot].end.store(start + static_cast<uintptr_t>(size),
                               std::memory_order_release);
@@ -273,6 +280,21 @@ arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
   }
   return std::make_shared<GuardedMap>(path, std::move(file),
                                       std::make_shared<const Registration>(slot));
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path, MapMode mode) {
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole, MapWholeFile(path, mode));
+  return Guarded(path, std::move(whole), mode);
+}
+
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path, int fd, MapMode mode) {
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole,
+                        MapDescriptor(path, fd, mode));
+  return Guarded(path, std::move(whole), mode);
 }
 
 uint64_t FaultedMappings() { return g_faults.load(std::memory_order_acquire); }

@@ -30,10 +30,22 @@
 
 namespace riffledb::io {
 
-/// Maps `path` read-only, registered with the SIGBUS guard for its lifetime. IOError
-/// "Cannot map '<path>': <the system's reason>".
+/// How a file is mapped.
+enum class MapMode {
+  kRead,
+  /// Shared and writable as well: what is written to the map goes to the file (the file
+  /// cache stores fetched blocks this way, without holding a descriptor). A page found
+  /// truncated is replaced by a writable zero page, so that a write to it completes.
+  kReadWrite,
+};
+
+/// Maps `path` (read-only by default), registered with the SIGBUS guard for its
+/// lifetime. IOError "Cannot map '<path>': <the system's reason>".
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
-    const std::string& path);
+    const std::string& path, MapMode mode = MapMode::kRead);
+/// The same for the file open as `fd`, which stays open; `path` names it in messages.
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path, int fd, MapMode mode);
 
 /// How many mapped pages were found truncated so far in this process (0 almost always:
 /// readers skip their checks while it is).
