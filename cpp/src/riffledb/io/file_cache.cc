@@ -488,8 +488,8 @@ arrow::Status CachedFile::Store(int64_t b, const char* src, int64_t n) {
     const int err = errno;
     return arrow::Status::IOError(
         "Cannot write to the cache file of '", name_, "'",
-        err == EFAULT ? ": its pages cannot be backed (the cache's disk full, or the "
-                        "cache file truncated)"
+        err == EFAULT ? ": its pages cannot be backed (is the cache's disk full, or "
+                        "the cache file truncated?)"
                       : std::string(": ") + std::strerror(err));
   }
   std::memcpy(dst, src, static_cast<size_t>(n));

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -464,18 +463,10 @@ TEST_F(FileCacheTest, HoldsNoFileDescriptorPerFile) {
   // A table on an object store may have more fragments than a process may hold files
   // open (often 1,024): each cached file used to keep its .data file open to write the
   // blocks it fetched.
-  auto open_fds = [] {
-    int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-      (void)entry;
-      ++n;
-    }
-    return n;
-  };
   ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(Options()));
   const int64_t size = static_cast<int64_t>(remote_.bytes.size());
   const ByteRange some{kBlock + 5, 3 * kBlock};
-  const int before = open_fds();
+  const int before = testing::OpenFileDescriptors();
   std::vector<std::shared_ptr<CachedFile>> files;
   for (int i = 0; i < 100; ++i) {
     const std::string name = "f" + std::to_string(i);
@@ -483,7 +474,7 @@ TEST_F(FileCacheTest, HoldsNoFileDescriptorPerFile) {
     ASSERT_OK(file->Ensure({&some, 1}));
     files.push_back(std::move(file));
   }
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(testing::OpenFileDescriptors(), before);
   for (const auto& file : files) {
     EXPECT_EQ(file->PresentBlocks(), 4);
     EXPECT_EQ(Read(*file, some.offset, some.length), Source(some.offset, some.length));

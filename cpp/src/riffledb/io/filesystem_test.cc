@@ -267,32 +267,24 @@ TEST_F(LocalFileSystemTest, OpenInputMapsZeroCopy) {
 // A map holds no file descriptor: a process may keep more files mapped than it may hold
 // open (a table of 1,100 one-row appends could not be read under `ulimit -n` 1024).
 TEST_F(LocalFileSystemTest, MapsHoldNoFileDescriptor) {
-  auto open_fds = [] {
-    int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-      (void)entry;
-      ++n;
-    }
-    return n;
-  };
   constexpr int kFiles = 200;
   for (int i = 0; i < kFiles; ++i) {
     ASSERT_OK(
         testing::WriteFile(Path("f" + std::to_string(i)), "file " + std::to_string(i)));
   }
-  const int before = open_fds();
+  const int before = testing::OpenFileDescriptors();
   std::vector<std::shared_ptr<arrow::io::RandomAccessFile>> maps;
   for (int i = 0; i < kFiles; ++i) {
     ASSERT_OK_AND_ASSIGN(auto file, fs_->OpenInput(Path("f" + std::to_string(i))));
     maps.push_back(std::move(file));
   }
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(testing::OpenFileDescriptors(), before);
   // The maps keep their bytes, the files' names gone or not.
   ASSERT_OK(fs_->DeleteFile(Path("f7")));
   ASSERT_OK_AND_ASSIGN(auto bytes, maps[7]->ReadAt(0, 100));
   EXPECT_EQ(bytes->ToString(), "file 7");
   maps.clear();
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(testing::OpenFileDescriptors(), before);
   // An empty file maps to no bytes.
   ASSERT_OK(testing::WriteFile(Path("empty"), ""));
   ASSERT_OK_AND_ASSIGN(auto empty, fs_->OpenInput(Path("empty")));

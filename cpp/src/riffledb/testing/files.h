@@ -1,6 +1,7 @@
 // File helpers for tests, on the local storage seam.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,16 @@ inline arrow::Status WriteFile(const std::string& path, std::string_view data) {
   ARROW_ASSIGN_OR_RAISE(auto out, io::Local()->CreateOutput(path));
   ARROW_RETURN_NOT_OK(out->Write(data.data(), static_cast<int64_t>(data.size())));
   return out->Close();
+}
+
+/// How many file descriptors this process holds open now.
+inline int OpenFileDescriptors() {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace riffledb::testing
