@@ -35,7 +35,14 @@ order in each of ``--repeats`` rounds:
   client of this server could be, one take at a time; polling a non-blocking socket
   from Python made it slower); **TCP round trip**, a 64-byte ping-pong between two
   processes on loopback (no server, no data), as rows/s if each 256-row take cost only
-  that round trip.
+  that round trip; **take-sized exchange**, the same ping-pong with a take's request
+  and answer sizes (measured from the server once: ~1.7 kB out, ~134 kB back), the
+  kernel's cost of moving a take's bytes with nothing computed on either side.
+
+Below the table, the **ceiling** of one-at-a-time remote takes on this machine: a
+remote take still does what the local one does (the gather, on the server; the rest,
+in the client), and moves the bytes besides, so it cannot take less than the local
+take's time plus the exchange's.
 
 Figures: median [min-max] of rows/s. Results: a Markdown table on stdout and
 ``benchmarks/results/remote-<rows>.json`` (git-ignored). The issue's target: remote
@@ -74,24 +81,41 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 p = json.loads(sys.argv[1])
-if p["kind"] == "tcp":
+EXCHANGE_ASK, EXCHANGE_ANSWER = p.get("exchange", (0, 0))
+if p["kind"] in ("tcp", "exchange"):
     import os, socket
+    # tcp: 64 bytes each way; exchange: a take's request and answer sizes.
+    ask, answer = (64, 64) if p["kind"] == "tcp" else (EXCHANGE_ASK, EXCHANGE_ANSWER)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     if os.fork() == 0:
         peer, _ = listener.accept()
         peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while peer.recv(64):
-            peer.sendall(b"y" * 64)
-        os._exit(0)
+        inbox = bytearray(ask)
+        reply = b"y" * answer
+        while True:
+            n = 0
+            while n < ask:
+                got = peer.recv_into(memoryview(inbox)[n:])
+                if not got:
+                    os._exit(0)
+                n += got
+            peer.sendall(reply)
     sock = socket.create_connection(listener.getsockname())
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = b"x" * ask
+    inbox = bytearray(answer)
+    view = memoryview(inbox)
     times = []
-    for i in range(p["takes"] * 10):
+    for i in range(p["takes"] * (10 if p["kind"] == "tcp" else 3)):
         t0 = time.perf_counter()
-        sock.sendall(b"x" * 64)
-        assert sock.recv(64)
+        sock.sendall(request)
+        n = 0
+        while n < answer:
+            got = sock.recv_into(view[n:])
+            assert got
+            n += got
         times.append(time.perf_counter() - t0)
     sock.close()
     os.wait()
@@ -262,6 +286,39 @@ def run_cell(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def take_sizes(url: str, offsets) -> tuple[int, int]:
+    """Bytes of a take request for ``offsets`` (as the bare HTTP cell sends it) and of
+    the server's whole answer to it (head and body): the exchange cell's sizes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    keys = ",".join(map(str, sorted(int(o) for o in offsets)))
+    body = json.dumps(
+        {
+            "version": None,
+            "prefilter": True,
+            "k": 2**63 - 1,
+            "vector": [],
+            "filter": f"_rowoffset in ({keys})",
+        }
+    ).encode()
+    request = (
+        f"POST /v1/table/bench/query/ HTTP/1.1\r\nHost: {where.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((where.hostname, where.port)) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(1 << 20):
+            answer += chunk
+    if not answer.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"take for the exchange's sizes failed: {answer[:200]!r}")
+    # The client's request also carries User-Agent, x-request-id and the like.
+    return len(request) + 120, len(answer)
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "failed"
@@ -293,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         cells.append(("iter", system, 0))
     cells.append(("http", "floor", 0))
     cells.append(("tcp", "floor", 0))
+    cells.append(("exchange", "floor", 0))
     # The same takes with the client and a second server on one CPU: where the wake-ups
     # cost (a sleeping vCPU woken for each answer) is taken out of the comparison.
     for system in ("riffledb-local", "riffledb-remote", "floor"):
@@ -310,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         pinned, pinned_url = start_server(path, 16, cpus={0})
         blocking, blocking_url = start_server(path, 16, args=["--busy-poll-us", "0"])
         try:
+            exchange = take_sizes(url, batches[0])
             for round_ in range(args.repeats):
                 shift = round_ % len(cells)
                 for kind, system, workers in cells[shift:] + cells[:shift]:
@@ -335,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                         "takes": args.takes,
                         "epoch_rows": args.epoch_rows,
                         "workers": workers,
+                        "exchange": exchange,
                     }
                     out = run_cell(
                         python, params, timeout=600, cpus={0} if one_cpu else None
@@ -374,9 +434,20 @@ def main(argv: list[str] | None = None) -> int:
             "iter": "prefetched iteration (batch 256)",
             "http": "bare HTTP takes (minimal client)",
             "tcp": "64-byte TCP round trip, as takes",
+            "exchange": "take-sized TCP exchange (no server), as takes",
         }[kind]
         cell = summary(rates[key]) if rates[key] else f"failed: {errors.get(key, '')}"
         print(f"| {label} | {system} | {cell} | {ratio} |")
+    local = rates["takes riffledb-local w0"]
+    moved = rates["exchange floor w0"]
+    if local and moved:
+        # A take one at a time cannot beat the local take's work plus moving its bytes.
+        a, b = statistics.median(local), statistics.median(moved)
+        print(
+            f"\nCeiling of a remote take here, one at a time: the local take's time plus "
+            f"the take-sized exchange's ({exchange[0]:,} -> {exchange[1]:,} bytes), "
+            f"{1 / (1 / a + 1 / b):,.0f} rows/s = {b / (a + b):.2f}x local."
+        )
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     out = {
@@ -387,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": revision,
         "rates": rates,
         "errors": errors,
+        "exchange_bytes": exchange,
     }
     (results / f"remote-{args.rows}.json").write_text(json.dumps(out, indent=2))
     return 0
