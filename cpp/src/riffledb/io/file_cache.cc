@@ -198,13 +198,33 @@ arrow::Status FileCache::Evict(const std::string& keep) {
   for (const auto& e : entries) {
     if (total <= options_.capacity) break;
     if (e.hash == keep) continue;
-    // Meta first: a process opening it meanwhile starts a new pair. Processes using
-    // the pair keep their maps of the unlinked files.
-    ::unlink(JoinPath(options_.dir, e.hash + ".meta").c_str());
-    ::unlink(JoinPath(options_.dir, e.hash + ".data").c_str());
-    total -= e.bytes;
+    if (RemovePair(JoinPath(options_.dir, e.hash + ".meta"),
+                   JoinPath(options_.dir, e.hash + ".data"))) {
+      total -= e.bytes;
+    }
   }
   return arrow::Status::OK();
+}
+
+bool FileCache::RemovePair(const std::string& meta_path, const std::string& data_path) {
+  // Under the .meta lock, which Open holds from opening the .meta to mapping the .data:
+  // an Open never sees half a pair, nor maps a .data this removes (it finds its locked
+  // .meta unlinked and starts again). A pair being opened is skipped. Processes using
+  // the pair keep their maps of the unlinked files.
+  const int fd = ::open(meta_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat locked, named;
+  const bool ours = ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &locked) == 0 &&
+                    ::stat(meta_path.c_str(), &named) == 0 &&
+                    locked.st_dev == named.st_dev && locked.st_ino == named.st_ino;
+  if (ours) {
+    // The .data first: a .meta left alone by a crash here is found by Open, which
+    // starts a new pair (a .meta whose .data is gone says nothing true).
+    ::unlink(data_path.c_str());
+    ::unlink(meta_path.c_str());
+  }
+  ::close(fd);
+  return ours;
 }
 
 void FileCache::Added(int64_t bytes, const std::string& hash) {
@@ -231,7 +251,8 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
   // of processes opening a new pair at once one writes the header and the others read it.
   int meta_fd = -1;
   bool reset_checks = false;  // checked in another boot: check again
-  for (int attempt = 0;; ++attempt) {
+  bool fresh = false;         // this Open wrote the .meta: every block absent
+  for (int attempt = 0, removed = 0;; ++attempt) {
     meta_fd = ::open(meta_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (meta_fd < 0) return Errno("Cannot open the cache file", meta_path);
     if (::flock(meta_fd, LOCK_EX) != 0) {
@@ -243,6 +264,16 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
       ::close(meta_fd);
       return Errno("Cannot stat the cache file", meta_path);
     }
+    if (st.st_nlink == 0) {  // removed (RemovePair) while this waited for the lock
+      ::close(meta_fd);
+      if (++removed == 100) {
+        return arrow::Status::IOError("Cannot open the cache file '", meta_path,
+                                      "': removed again at each of 100 attempts");
+      }
+      --attempt;
+      continue;
+    }
+    fresh = st.st_size == 0;
     bool valid = false;
     if (st.st_size == 0) {
       MetaHeader header = {};
@@ -286,8 +317,8 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
     if (valid) break;
     // Damaged, or written with another block size: start a new pair (users of the old
     // one keep their maps of it).
-    ::unlink(meta_path.c_str());
     ::unlink(data_path.c_str());
+    ::unlink(meta_path.c_str());
     ::close(meta_fd);
     if (attempt == 2) {
       return arrow::Status::IOError("Cannot initialize the cache file '", meta_path, "'");
@@ -327,7 +358,19 @@ arrow::Result<std::shared_ptr<CachedFile>> FileCache::Open(const std::string& na
   // written through the (shared, writable) map: no descriptor is held, since a process
   // may cache more files than it may hold open, and a file evicted while in use still
   // takes its blocks (written to the unlinked file its map keeps).
-  const int data_fd = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // A .meta that describes blocks has its .data, unless a removal was cut short
+  // between the two unlinks: then the .meta is dropped and the pair started again.
+  int data_fd = ::open(data_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (data_fd < 0 && errno == ENOENT && !fresh) {
+    ::munmap(file->meta_, file->meta_size_);
+    file->meta_ = nullptr;
+    ::unlink(meta_path.c_str());
+    ::close(meta_fd);
+    return Open(name, identity, size, std::move(file->fetch_));
+  }
+  if (data_fd < 0 && errno == ENOENT) {
+    data_fd = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
   auto unlock = [&] {
     ::flock(meta_fd, LOCK_UN);  // explicitly: the map holds the open .meta file
     ::close(meta_fd);
@@ -471,29 +514,55 @@ arrow::Status CachedFile::Fetch(int64_t first, int64_t last, uint64_t token) {
   return arrow::Status::OK();
 }
 
-arrow::Status CachedFile::Store(int64_t b, const char* src, int64_t n) {
-  uint8_t* dst = const_cast<uint8_t*>(data_) + b * block_size_;
-  // The block's pages are made writable first, in one call that reports a failure
-  // (the disk full, a file system error) as an error: a plain write to a hole of the
-  // map that the file system cannot back raises SIGBUS. The guard (mapped_file.h)
-  // still catches a page lost meanwhile, a file truncated under the map.
-  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto from = reinterpret_cast<uintptr_t>(dst) & ~(page - 1);
-  const auto to = reinterpret_cast<uintptr_t>(dst) + static_cast<uintptr_t>(n);
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-  if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE) != 0 &&
-      errno != EINVAL) {  // EINVAL: a kernel before 5.14, which writes on fault
-    const int err = errno;
-    return arrow::Status::IOError(
-        "Cannot write to the cache file of '", name_, "'",
-        err == EFAULT ? ": its pages cannot be backed (is the cache's disk full, or "
-                        "the cache file truncated?)"
-                      : std::string(": ") + std::strerror(err));
+
+namespace {
+
+// Whether madvise(MADV_POPULATE_WRITE) exists (Linux 5.14): tried once on a page of
+// anonymous memory.
+bool CanPopulateWrite() {
+  static const bool can = [] {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    void* p =
+        ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    const bool ok = ::madvise(p, page, MADV_POPULATE_WRITE) == 0;
+    ::munmap(p, page);
+    return ok;
+  }();
+  return can;
+}
+
+}  // namespace
+
+arrow::Status CachedFile::Store(int64_t b, const char* src, int64_t n) {
+  uint8_t* dst = const_cast<uint8_t*>(data_) + b * block_size_;
+  auto failed = [&](const std::string& why) {
+    return arrow::Status::IOError("Cannot write to the cache file of '", name_,
+                                  "': ", why);
+  };
+  // The block's pages are made writable first, in one call that reports a failure
+  // (the disk full, a file system error) as an error: a plain write to a hole of the
+  // map that the file system cannot back raises SIGBUS. Where the call does not exist,
+  // and for a page lost meanwhile (a file truncated under the map), the guard
+  // (mapped_file.h) turns SIGBUS into an error; the map then stays marked as damaged.
+  if (CanPopulateWrite()) {
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto from = reinterpret_cast<uintptr_t>(dst) & ~(page - 1);
+    const auto to = reinterpret_cast<uintptr_t>(dst) + static_cast<uintptr_t>(n);
+    if (::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE) != 0) {
+      const int err = errno;
+      return failed(err == EFAULT ? "its pages cannot be backed (is the cache's disk "
+                                    "full, or the cache file truncated?)"
+                                  : std::strerror(err));
+    }
   }
   std::memcpy(dst, src, static_cast<size_t>(n));
-  return CheckMapping(*map_);
+  const arrow::Status mapped = CheckMapping(*map_);
+  if (!mapped.ok()) return failed(mapped.message());
+  return arrow::Status::OK();
 }
 
 arrow::Status CachedFile::Plan(std::span<const ByteRange> ranges, uint64_t token,

@@ -108,6 +108,8 @@ class FileCache : public std::enable_shared_from_this<FileCache> {
   explicit FileCache(FileCacheOptions options) : options_(std::move(options)) {}
   // Called by CachedFile after it stored `bytes` new bytes.
   void Added(int64_t bytes, const std::string& hash);
+  // Deletes a pair unless it is being opened; whether it did.
+  static bool RemovePair(const std::string& meta_path, const std::string& data_path);
 
   const FileCacheOptions options_;
   std::atomic<int64_t> added_since_evict_{0};

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <random>
 #include <string>
@@ -521,6 +523,77 @@ TEST_F(FileCacheTest, ACacheFileTruncatedUnderItsMapIsAnErrorNotACrash) {
                              file->Ensure({&later, 1}));
   EXPECT_EQ(file->PresentBlocks(), 1);
   EXPECT_EQ(Read(*file, 0, kBlock), Source(0, kBlock));
+}
+
+// The pair's files in dir_: {meta, data}.
+std::pair<std::string, std::string> PairOf(const std::string& dir) {
+  std::string meta, data;
+  for (const std::string& name : testing::ListNames(dir)) {
+    (name.ends_with(".meta") ? meta : data) = JoinPath(dir, name);
+  }
+  return {meta, data};
+}
+
+TEST_F(FileCacheTest, EvictionSkipsAPairBeingOpened) {
+  FileCacheOptions options = Options();
+  options.capacity = 0;  // keeps only what it must
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(options));
+  const int64_t size = static_cast<int64_t>(remote_.bytes.size());
+  const ByteRange four{0, 4 * kBlock};
+  ASSERT_OK_AND_ASSIGN(auto a, cache->Open("a", "a", size, remote_.Fetcher()));
+  ASSERT_OK(a->Ensure({&four, 1}));
+  ASSERT_EQ(testing::ListNames(dir_).size(), 2u);
+  const auto [meta, data] = PairOf(dir_);
+  // An Open of `a` elsewhere holds its .meta lock (from opening it to mapping its .data).
+  const int fd = ::open(meta.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  ASSERT_OK(cache->Evict());
+  EXPECT_EQ(testing::ListNames(dir_).size(), 2u);
+  ::close(fd);
+  ASSERT_OK(cache->Evict());
+  EXPECT_TRUE(testing::ListNames(dir_).empty());
+}
+
+TEST_F(FileCacheTest, AnOpenThatFindsItsPairRemovedStartsANewOne) {
+  const ByteRange four{0, 4 * kBlock};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&four, 1}));
+  }
+  const auto [meta, data] = PairOf(dir_);
+  // A removal holds the lock while an Open waits for it, and deletes the pair.
+  const int fd = ::open(meta.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  std::promise<std::shared_ptr<CachedFile>> opened;
+  std::thread opener([&] { opened.set_value(Open(Options()).ValueOrDie()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(::unlink(data.c_str()), 0);
+  ASSERT_EQ(::unlink(meta.c_str()), 0);
+  ::close(fd);
+  opener.join();
+  const auto file = opened.get_future().get();
+  // A new pair: the removed .meta's blocks are not taken as present in a new .data.
+  EXPECT_EQ(file->PresentBlocks(), 0);
+  ASSERT_OK(file->Ensure({&four, 1}));
+  EXPECT_EQ(Read(*file, 0, 4 * kBlock), Source(0, 4 * kBlock));
+  EXPECT_EQ(testing::ListNames(dir_).size(), 2u);
+}
+
+TEST_F(FileCacheTest, AMetaFileWithoutItsDataStartsANewPair) {
+  // A removal cut short between its two unlinks (the .data goes first).
+  const ByteRange four{0, 4 * kBlock};
+  {
+    ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+    ASSERT_OK(file->Ensure({&four, 1}));
+  }
+  ASSERT_EQ(::unlink(PairOf(dir_).second.c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
+  EXPECT_EQ(file->PresentBlocks(), 0);
+  ASSERT_OK(file->Ensure({&four, 1}));
+  EXPECT_EQ(Read(*file, 0, 4 * kBlock), Source(0, 4 * kBlock));
+  EXPECT_EQ(testing::ListNames(dir_).size(), 2u);
 }
 
 TEST_F(FileCacheTest, RejectsBadOptions) {
