@@ -211,7 +211,7 @@ bool FileCache::RemovePair(const std::string& meta_path, const std::string& data
   // an Open never sees half a pair, nor maps a .data this removes (it finds its locked
   // .meta unlinked and starts again). A pair being opened is skipped. Processes using
   // the pair keep their maps of the unlinked files.
-  const int fd = ::open(meta_path.c_str(), O_RDWR | O_CLOEXEC);
+  const int fd = ::open(meta_path.c_str(), O_RDONLY | O_CLOEXEC);  // flock needs no more
   if (fd < 0) return false;
   struct stat locked, named;
   const bool ours = ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &locked) == 0 &&
