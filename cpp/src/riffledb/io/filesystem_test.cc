@@ -3,6 +3,7 @@
 #include <arrow/filesystem/mockfs.h>
 #include <arrow/io/interfaces.h>
 #include <arrow/util/future.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/io/mapped_file.h"
 #include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
 
@@ -266,6 +268,29 @@ TEST_F(LocalFileSystemTest, OpenInputMapsZeroCopy) {
 
 // A map holds no file descriptor: a process may keep more files mapped than it may hold
 // open (a table of 1,100 one-row appends could not be read under `ulimit -n` 1024).
+TEST_F(LocalFileSystemTest, AWriteToATruncatedPageOfAWritableMapCompletes) {
+  // The guard's zero page over a page lost to truncation is writable for a writable
+  // map: the write completes (a read-only one would fault again, SIGSEGV) and the map
+  // reports the truncation.
+  const std::string path = Path("w");
+  ASSERT_OK(testing::WriteFile(path, std::string(3 * 4096, 'x')));
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  auto map = OpenGuardedMap(path, fd, MapMode::kReadWrite);
+  ::close(fd);
+  ASSERT_OK(map.status());
+  ASSERT_OK_AND_ASSIGN(auto whole, (*map)->ReadAt(0, 3 * 4096));
+  auto* bytes = const_cast<uint8_t*>(whole->data());
+  bytes[0] = 'a';  // through the map to the file
+  ASSERT_OK(CheckMapping(**map));
+  ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+  bytes[2 * 4096 + 5] = 'b';  // beyond the file's new end
+  EXPECT_EQ(bytes[2 * 4096 + 5], 'b');
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "shrank while mapped", CheckMapping(**map));
+  ASSERT_OK_AND_ASSIGN(auto back, fs_->ReadFile(path));
+  EXPECT_EQ(back->ToString(), "a" + std::string(4095, 'x'));
+}
+
 TEST_F(LocalFileSystemTest, MapsHoldNoFileDescriptor) {
   constexpr int kFiles = 200;
   for (int i = 0; i < kFiles; ++i) {

@@ -171,14 +171,12 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> MapDescriptor(const std::string& p
                                         static_cast<int64_t>(st.st_size));
 }
 
-// The bytes of the file at `path`, mapped; its descriptor is closed (the map keeps the
-// file).
-arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path,
-                                                           MapMode mode) {
-  const int flags = mode == MapMode::kReadWrite ? O_RDWR : O_RDONLY;
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+// The bytes of the file at `path`, mapped read-only; its descriptor is closed (the map
+// keeps the file).
+arrow::Result<std::shared_ptr<arrow::Buffer>> MapWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return MapError(errno, "Cannot open", path);
-  auto mapped = MapDescriptor(path, fd, mode);
+  auto mapped = MapDescriptor(path, fd, MapMode::kRead);
   ::close(fd);
   return mapped;
 }
@@ -285,9 +283,9 @@ std::shared_ptr<arrow::io::RandomAccessFile> Guarded(const std::string& path,
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
-    const std::string& path, MapMode mode) {
-  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole, MapWholeFile(path, mode));
-  return Guarded(path, std::move(whole), mode);
+    const std::string& path) {
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> whole, MapWholeFile(path));
+  return Guarded(path, std::move(whole), MapMode::kRead);
 }
 
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(

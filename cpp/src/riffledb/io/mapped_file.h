@@ -30,7 +30,12 @@
 
 namespace riffledb::io {
 
-/// How a file is mapped.
+/// Maps `path` read-only, registered with the SIGBUS guard for its lifetime. IOError
+/// "Cannot open '<path>': <the system's reason>" or "Cannot map ...".
+arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
+    const std::string& path);
+
+/// How OpenGuardedMap(path, fd, mode) maps a file.
 enum class MapMode {
   kRead,
   /// Shared and writable as well: what is written to the map goes to the file (the file
@@ -39,11 +44,8 @@ enum class MapMode {
   kReadWrite,
 };
 
-/// Maps `path` (read-only by default), registered with the SIGBUS guard for its
-/// lifetime. IOError "Cannot map '<path>': <the system's reason>".
-arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
-    const std::string& path, MapMode mode = MapMode::kRead);
-/// The same for the file open as `fd`, which stays open; `path` names it in messages.
+/// Maps the file open as `fd` (which stays open; `fd` must allow `mode`), registered
+/// with the guard; `path` names it in messages.
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenGuardedMap(
     const std::string& path, int fd, MapMode mode);
 
