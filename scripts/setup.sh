@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(g++ make libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+DEBS=(g++ make ccache libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
       libcpp-httplib-dev libssl-dev libxxhash-dev clang-format)
 missing=()
 for pkg in "${DEBS[@]}"; do
