@@ -10,9 +10,7 @@
 namespace riffledb::io {
 namespace {
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using riffledb::testing::Bytes;
 
 class FaultInjectionTest : public ::testing::Test {
  protected:

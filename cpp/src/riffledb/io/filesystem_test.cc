@@ -22,9 +22,7 @@
 namespace riffledb::io {
 namespace {
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using riffledb::testing::Bytes;
 
 std::string ReadString(const std::string& path) {
   auto buffer = Local()->ReadFile(path);

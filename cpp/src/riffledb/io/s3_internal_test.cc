@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/testing/files.h"
 #include "riffledb/testing/loopback.h"
 #include "riffledb/testing/testing.h"
 
@@ -22,9 +23,7 @@ std::string Hex(std::string_view text) {
   return HexEncode({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using riffledb::testing::Bytes;
 
 // -- Hashes
 // --------------------------------------------------------------------------------

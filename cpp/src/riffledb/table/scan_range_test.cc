@@ -9,6 +9,7 @@
 namespace riffledb {
 namespace {
 
+using riffledb::testing::CountingStore;
 using riffledb::testing::DeleteWhere;
 using riffledb::testing::FilterOf;
 using riffledb::testing::IdBatch;
@@ -17,19 +18,6 @@ using riffledb::testing::ReaderOf;
 using riffledb::testing::TempDir;
 using riffledb::testing::UInt64Column;
 using ::testing::ElementsAreArray;
-
-// A directory counting the fragments it opens.
-class CountingStore : public DirectoryStore {
- public:
-  using DirectoryStore::DirectoryStore;
-  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
-      const format::FragmentInfo& info,
-      const std::shared_ptr<arrow::Schema>& schema) override {
-    ++opened;
-    return DirectoryStore::OpenFragment(info, schema);
-  }
-  std::atomic<int> opened{0};
-};
 
 class ScanRangeTest : public ::testing::Test {
  protected:

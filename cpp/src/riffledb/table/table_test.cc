@@ -17,6 +17,7 @@
 namespace riffledb {
 namespace {
 
+using riffledb::testing::CountingStore;
 using riffledb::testing::DeleteWhere;
 using riffledb::testing::FilterOf;
 using riffledb::testing::IdBatch;
@@ -627,19 +628,6 @@ TEST(TableMemory, StreamFailingAfterAWholeFragmentKeepsNoFragment) {
   orphan.physical_rows = int64_t{1} << 20;
   ASSERT_RAISES(IOError, store->OpenFragment(orphan, bad->schema()));
 }
-
-// A directory store that counts the fragments it opens.
-class CountingStore : public DirectoryStore {
- public:
-  using DirectoryStore::DirectoryStore;
-  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
-      const format::FragmentInfo& info,
-      const std::shared_ptr<arrow::Schema>& schema) override {
-    ++opened;
-    return DirectoryStore::OpenFragment(info, schema);
-  }
-  std::atomic<int> opened{0};
-};
 
 // Writes that read nothing open no snapshot (its layout costs O(fragments)): the first
 // read after them opens the newest version, sharing what the one before had opened.

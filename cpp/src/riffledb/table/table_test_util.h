@@ -4,6 +4,7 @@
 #include <arrow/api.h>
 #include <arrow/json/from_string.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,19 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+/// A directory store that counts the fragments it opens.
+class CountingStore : public DirectoryStore {
+ public:
+  using DirectoryStore::DirectoryStore;
+  arrow::Result<std::shared_ptr<const FragmentData>> OpenFragment(
+      const format::FragmentInfo& info,
+      const std::shared_ptr<arrow::Schema>& schema) override {
+    ++opened;
+    return DirectoryStore::OpenFragment(info, schema);
+  }
+  std::atomic<int> opened{0};
 };
 
 /// {id int64, label int32}: id = start..start+n-1, label = id % 10.

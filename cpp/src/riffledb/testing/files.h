@@ -1,7 +1,9 @@
 // File helpers for tests, on the local storage seam.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +12,11 @@
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::testing {
+
+/// The bytes of `s`, as the storage seam writes them (valid while `s` is).
+inline std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 
 /// Names in `dir`, sorted; empty if it does not exist. Fails the test on an error.
 inline std::vector<std::string> ListNames(const std::string& dir) {
