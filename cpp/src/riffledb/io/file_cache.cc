@@ -497,21 +497,24 @@ arrow::Status CachedFile::Fetch(int64_t first, int64_t last, uint64_t token) {
                                   name_, "' returned ", bytes.size());
   }
   int64_t stored = 0;
+  arrow::Status status;
   for (int64_t b = first; b <= last; ++b) {
     BlockMeta* meta = block(b);
     std::atomic_ref<uint32_t> state(meta->state);
     if (state.load(std::memory_order_acquire) != kAbsent) continue;
     const char* src = bytes.data() + (b - first) * block_size_;
     const int64_t n = BlockLength(b);
-    ARROW_RETURN_NOT_OK(Store(b, src, n));
+    status = Store(b, src, n);
+    if (!status.ok()) break;
     std::atomic_ref<uint32_t>(meta->crc).store(Crc32c(src, static_cast<size_t>(n)),
                                                std::memory_order_relaxed);
     state.store(BootId().empty() ? kPresent : kChecked, std::memory_order_release);
     MarkVerified(b);
     stored += n;
   }
+  // The blocks stored before a failure stay, and count toward the capacity check.
   if (stored > 0) cache_->Added(stored, hash_);
-  return arrow::Status::OK();
+  return status;
 }
 
 #ifndef MADV_POPULATE_WRITE

@@ -525,6 +525,48 @@ TEST_F(FileCacheTest, ACacheFileTruncatedUnderItsMapIsAnErrorNotACrash) {
   EXPECT_EQ(Read(*file, 0, kBlock), Source(0, kBlock));
 }
 
+// A fetch whose blocks fail to store partway keeps those stored before, and counts them
+// toward the capacity: the eviction check they reach runs (until a fix, a failed fetch
+// counted nothing, and the cache could grow past its capacity by failed fetches).
+TEST_F(FileCacheTest, BlocksStoredBeforeAFailureCountTowardTheCapacity) {
+  const int64_t size = static_cast<int64_t>(remote_.bytes.size());
+  const ByteRange one{0, kBlock};
+  {
+    ASSERT_OK_AND_ASSIGN(auto filler, FileCache::Make(Options()));
+    ASSERT_OK_AND_ASSIGN(auto a, filler->Open("a", "a", size, remote_.Fetcher()));
+    ASSERT_OK(a->Ensure({&one, 1}));
+  }
+  const auto a_names = testing::ListNames(dir_);
+  ASSERT_EQ(a_names.size(), 2u);
+  // A cache whose capacity is what `a` and an empty `b` hold: opening `b` evicts nothing.
+  FileCacheOptions options = Options();
+  ASSERT_OK_AND_ASSIGN(auto sizer, FileCache::Make(options));
+  { ASSERT_OK_AND_ASSIGN(auto b, sizer->Open("b", "b", size, remote_.Fetcher())); }
+  ASSERT_OK_AND_ASSIGN(options.capacity, sizer->UsedBytes());
+  ASSERT_OK_AND_ASSIGN(auto cache, FileCache::Make(options));
+  ASSERT_OK_AND_ASSIGN(auto b, cache->Open("b", "b", size, remote_.Fetcher()));
+  ASSERT_EQ(testing::ListNames(dir_).size(), 4u);
+  std::string b_data;
+  for (const std::string& name : testing::ListNames(dir_)) {
+    if (name.ends_with(".data") && !std::ranges::count(a_names, name)) b_data = name;
+  }
+  ASSERT_FALSE(b_data.empty());
+  // Blocks 0 and 1 of `b` can be stored, block 2 lies beyond its file's new end.
+  ASSERT_EQ(::truncate(JoinPath(dir_, b_data).c_str(), 2 * kBlock), 0);
+  const ByteRange four{0, 4 * kBlock};
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "Cannot write to the cache file of 'b'",
+                             b->Ensure({&four, 1}));
+  EXPECT_EQ(b->PresentBlocks(), 2);
+  EXPECT_EQ(Read(*b, kBlock, kBlock), Source(kBlock, kBlock));
+  // The two blocks stored took the cache past its capacity and reached the check
+  // (a block's worth), which evicted `a`, the older pair.
+  const auto left = testing::ListNames(dir_);
+  for (const std::string& name : a_names) {
+    EXPECT_FALSE(std::ranges::count(left, name)) << name << " was not evicted";
+  }
+  EXPECT_EQ(left.size(), 2u);
+}
+
 // The pair's files in dir_: {meta, data}.
 std::pair<std::string, std::string> PairOf(const std::string& dir) {
   std::string meta, data;
