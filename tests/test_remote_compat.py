@@ -612,11 +612,13 @@ def test_retry_statuses_are_configurable_and_a_later_success_wins():
 
 def test_connection_refused_counts_connect_failures():
     with socket.socket() as s:
+        # Bound and not listening, for the whole test: a connection is refused, and no
+        # other process (pytest's other worker) can take the port meanwhile.
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed when the block ends: nothing listens
-    db = connect(f"http://127.0.0.1:{port}", retry_config={"connect_retries": 2})
-    with pytest.raises(RetryError) as info:
-        db.table_names()
+        port = s.getsockname()[1]
+        db = connect(f"http://127.0.0.1:{port}", retry_config={"connect_retries": 2})
+        with pytest.raises(RetryError) as info:
+            db.table_names()
     error = info.value
     assert (error.connect_failures, error.max_connect_failures) == (2, 2)
     assert (error.request_failures, error.read_failures) == (0, 0)
