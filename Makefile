@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/python
 PYTEST_ARGS ?=
 # The Python suite runs in this many processes (pytest-xdist), each test file whole in one
 # of them (--dist loadfile: a module's fixtures, a Ray cluster or a server, start once):
-# 498 -> 325 s on 2 cores. PYTEST_WORKERS=0 runs it in make's pytest process.
+# 498 -> 374 s in a clean CI run on 2 cores. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
