@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import uuid
 
 import riffledb
 from riffledb.streaming import StreamingDataset
@@ -21,19 +21,18 @@ SEED = 5
 CHECKPOINT_STEP = 7  # of NUM_ROWS // GLOBAL_BATCH = 20
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(world: int, db_uri: str, out: str, plan: list[str]) -> list[dict]:
     """Runs ``plan`` (scenario names, in order) on ``world`` ranks; returns each rank's
     results."""
     import torch.multiprocessing as mp
 
-    port = free_port()
-    mp.spawn(_rank_main, args=(world, port, db_uri, out, plan), nprocs=world, join=True)
+    # The ranks meet through a file of their own, not a port picked beforehand (freed,
+    # then bound by rank 0, another process, pytest's other worker say, could take it in
+    # between); gloo's connections between them bind ports of their own choosing.
+    rendezvous = os.path.join(out, f"rendezvous-{uuid.uuid4().hex}")
+    mp.spawn(
+        _rank_main, args=(world, rendezvous, db_uri, out, plan), nprocs=world, join=True
+    )
     results = []
     for rank in range(world):
         with open(os.path.join(out, f"rank{rank}.json")) as f:
@@ -41,12 +40,14 @@ def launch(world: int, db_uri: str, out: str, plan: list[str]) -> list[dict]:
     return results
 
 
-def _rank_main(rank: int, world: int, port: int, db_uri: str, out: str, plan) -> None:
+def _rank_main(
+    rank: int, world: int, rendezvous: str, db_uri: str, out: str, plan
+) -> None:
     import torch.distributed as dist
 
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world
     )
     try:
         table = riffledb.connect(db_uri).open_table("data")
