@@ -507,10 +507,13 @@ TEST_F(FileCacheTest, AFileDeletedWhileInUseStillStoresWhatItFetches) {
   EXPECT_TRUE(testing::ListNames(dir_).empty());
 }
 
+// Whether a page is a block: then truncating a cache file at a block boundary makes the
+// pages of the blocks after it unwritable (with larger pages, the rest of the page past
+// the new end would still be written).
+bool PagesAreBlocks() { return ::sysconf(_SC_PAGESIZE) == kBlock; }
+
 TEST_F(FileCacheTest, ACacheFileTruncatedUnderItsMapIsAnErrorNotACrash) {
-  // The truncation makes the pages past the new end unwritable: with pages larger than a
-  // block, the blocks after it in the same page would still be written.
-  if (::sysconf(_SC_PAGESIZE) != kBlock) GTEST_SKIP() << "needs pages of kBlock bytes";
+  if (!PagesAreBlocks()) GTEST_SKIP() << "needs pages of kBlock bytes";
   ASSERT_OK_AND_ASSIGN(auto file, Open(Options()));
   const ByteRange first{0, kBlock};
   ASSERT_OK(file->Ensure({&first, 1}));
@@ -532,9 +535,7 @@ TEST_F(FileCacheTest, ACacheFileTruncatedUnderItsMapIsAnErrorNotACrash) {
 // toward the capacity: the eviction check they reach runs (until a fix, a failed fetch
 // counted nothing, and the cache could grow past its capacity by failed fetches).
 TEST_F(FileCacheTest, BlocksStoredBeforeAFailureCountTowardTheCapacity) {
-  // The truncation makes the pages past the new end unwritable: with pages larger than a
-  // block, the blocks after it in the same page would still be written.
-  if (::sysconf(_SC_PAGESIZE) != kBlock) GTEST_SKIP() << "needs pages of kBlock bytes";
+  if (!PagesAreBlocks()) GTEST_SKIP() << "needs pages of kBlock bytes";
   const int64_t size = static_cast<int64_t>(remote_.bytes.size());
   const ByteRange one{0, kBlock};
   {

@@ -264,8 +264,6 @@ TEST_F(LocalFileSystemTest, OpenInputMapsZeroCopy) {
   EXPECT_TRUE(file->supports_zero_copy());
 }
 
-// A map holds no file descriptor: a process may keep more files mapped than it may hold
-// open (a table of 1,100 one-row appends could not be read under `ulimit -n` 1024).
 TEST_F(LocalFileSystemTest, AWriteToATruncatedPageOfAWritableMapCompletes) {
   // The guard's zero page over a page lost to truncation is writable for a writable
   // map: the write completes (a read-only one would fault again, SIGSEGV) and the map
@@ -289,6 +287,8 @@ TEST_F(LocalFileSystemTest, AWriteToATruncatedPageOfAWritableMapCompletes) {
   EXPECT_EQ(back->ToString(), "a" + std::string(4095, 'x'));
 }
 
+// A map holds no file descriptor: a process may keep more files mapped than it may hold
+// open (a table of 1,100 one-row appends could not be read under `ulimit -n` 1024).
 TEST_F(LocalFileSystemTest, MapsHoldNoFileDescriptor) {
   constexpr int kFiles = 200;
   for (int i = 0; i < kFiles; ++i) {
