@@ -1,0 +1,262 @@
+// The server under concurrent use, as `make test-tsan` runs it (the suite's name says
+// Concurrent): connection threads answering takes and counts from several clients while
+// another client appends (the table cache's handle moving to each new version in place,
+// Service::OpenLatest), and a Stop while requests are in flight. Each is run on the
+// server's own request parser and on cpp-httplib's, with and without busy-polling.
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/reader.h>
+#include <arrow/ipc/writer.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "riffledb/db/database.h"
+#include "riffledb/io/http_connection.h"
+#include "riffledb/remote/server.h"
+#include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/testing.h"
+
+namespace riffledb::remote {
+namespace {
+
+using riffledb::testing::IdBatch;
+using riffledb::testing::ReaderOf;
+
+constexpr int64_t kFirstRows = 500;  // rows 0..499, there before any client starts
+constexpr int64_t kAppendRows = 10;  // rows each insert adds
+
+// One keep-alive client connection, one request at a time.
+class Client {
+ public:
+  explicit Client(int port) {
+    io::HttpOptions options;
+    options.io_timeout_seconds = 30;
+    auto connection = io::HttpConnection::Open({"http", "127.0.0.1", port}, options);
+    if (connection.ok()) connection_ = std::move(*connection);
+    status_ = connection.status();
+  }
+
+  // The answer to a POST of `body` to `/v1/table/t/<action>/`; an error once the
+  // connection failed (then every later call fails too).
+  arrow::Result<io::HttpResponse> Post(const std::string& action, std::string_view body,
+                                       const char* content_type = "application/json") {
+    ARROW_RETURN_NOT_OK(status_);
+    const std::string head =
+        "POST /v1/table/t/" + action +
+        "/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " + content_type +
+        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    status_ = connection_->Send(head, body);
+    ARROW_RETURN_NOT_OK(status_);
+    auto response = connection_->Receive("POST");
+    status_ = response.status();
+    return response;
+  }
+
+ private:
+  std::unique_ptr<io::HttpConnection> connection_;
+  arrow::Status status_;
+};
+
+std::string AppendBody(int64_t start) {
+  auto batch = IdBatch(start, kAppendRows);
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = arrow::ipc::MakeStreamWriter(sink, batch->schema()).ValueOrDie();
+  EXPECT_OK(writer->WriteRecordBatch(*batch));
+  EXPECT_OK(writer->Close());
+  return sink->Finish().ValueOrDie()->ToString();
+}
+
+// The `id` column of an IPC file answer; a failure names what was wrong.
+std::vector<int64_t> AnswerIds(const io::HttpResponse& response) {
+  EXPECT_EQ(response.status, 200) << response.body;
+  auto reader =
+      arrow::ipc::RecordBatchFileReader::Open(std::make_shared<arrow::io::BufferReader>(
+          arrow::Buffer::FromString(response.body)));
+  EXPECT_OK(reader.status());
+  std::vector<int64_t> ids;
+  if (!reader.ok()) return ids;
+  for (int i = 0; i < (*reader)->num_record_batches(); ++i) {
+    auto batch = (*reader)->ReadRecordBatch(i).ValueOrDie();
+    const auto& column =
+        static_cast<const arrow::Int64Array&>(*batch->GetColumnByName("id"));
+    for (int64_t r = 0; r < column.length(); ++r) ids.push_back(column.Value(r));
+  }
+  return ids;
+}
+
+// A take of `offsets` as riffledb's client sends it (the order asked is kept).
+std::string TakeBody(const std::vector<int64_t>& offsets) {
+  std::string body =
+      R"({"version":null,"prefilter":true,"k":9223372036854775807,"vector":[],)"
+      R"("filter":"_rowoffset in ()";
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (i > 0) body += ',';
+    body += std::to_string(offsets[i]);
+  }
+  return body + ")\"}";
+}
+
+// What a client thread saw.
+struct Tally {
+  int64_t answered = 0;  // 200s, each checked
+  int64_t failed = 0;    // transport errors (a stopped server's closed connections)
+};
+
+// Takes random offsets of the first rows and counts rows, `requests` times or until
+// the connection fails: every answer is checked, and counts never go down and grow by
+// whole appends.
+Tally Read(int port, uint64_t seed, int requests, std::atomic<int64_t>* done) {
+  Tally tally;
+  Client client(port);
+  std::mt19937_64 rng(seed);
+  int64_t last_count = kFirstRows;
+  for (int i = 0; i < requests; ++i) {
+    arrow::Result<io::HttpResponse> response;
+    if (i % 4 == 3) {
+      response = client.Post("count_rows", "{}");
+      if (response.ok()) {
+        EXPECT_EQ(response->status, 200) << response->body;
+        const int64_t count = std::stoll(response->body);
+        EXPECT_GE(count, last_count);
+        EXPECT_EQ((count - kFirstRows) % kAppendRows, 0) << count;
+        last_count = count;
+      }
+    } else {
+      std::vector<int64_t> offsets(1 + rng() % 64);
+      for (auto& offset : offsets) offset = static_cast<int64_t>(rng() % kFirstRows);
+      response = client.Post("query", TakeBody(offsets));
+      if (response.ok()) {
+        EXPECT_EQ(AnswerIds(*response), offsets);
+      }
+    }
+    if (!response.ok()) {
+      ++tally.failed;
+      break;
+    }
+    ++tally.answered;
+    done->fetch_add(1, std::memory_order_relaxed);
+  }
+  return tally;
+}
+
+// Appends kAppendRows rows at a time (ids continuing the table's), `requests` times or
+// until the connection fails; a 200 says the rows are committed.
+Tally Append(int port, int requests, std::atomic<int64_t>* done) {
+  Tally tally;
+  Client client(port);
+  for (int i = 0; i < requests; ++i) {
+    auto response =
+        client.Post("insert", AppendBody(kFirstRows + tally.answered * kAppendRows),
+                    "application/vnd.apache.arrow.stream");
+    if (!response.ok()) {
+      ++tally.failed;
+      break;
+    }
+    EXPECT_EQ(response->status, 200) << response->body;
+    ++tally.answered;
+    done->fetch_add(1, std::memory_order_relaxed);
+  }
+  return tally;
+}
+
+// (plain_path, busy_poll_us)
+class ServerConcurrent : public ::testing::TestWithParam<std::tuple<bool, int>> {
+ protected:
+  void SetUp() override {
+    db_ = Database::Connect(dir_.path()).ValueOrDie();
+    ASSERT_OK(db_->CreateTable("t", nullptr, ReaderOf({IdBatch(0, kFirstRows)}).get(),
+                               CreateMode::kCreate, false)
+                  .status());
+    ServerOptions options;
+    options.threads = 4;
+    options.plain_path = std::get<0>(GetParam());
+    options.busy_poll_us = std::get<1>(GetParam());
+    server_ = Server::Start(db_, options).ValueOrDie();
+  }
+
+  // The table's ids as the database reads them now.
+  std::vector<int64_t> TableIds() {
+    return riffledb::testing::Ids(*db_->OpenTable("t").ValueOrDie());
+  }
+
+  riffledb::testing::TempDir dir_;
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_P(ServerConcurrent, TakesAndCountsWhileAnotherClientAppends) {
+  constexpr int kReaders = 3;
+  constexpr int kReads = 40;
+  constexpr int kAppends = 15;
+  std::atomic<int64_t> done{0};
+  std::vector<Tally> reads(kReaders);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] { reads[r] = Read(server_->port(), r, kReads, &done); });
+  }
+  Tally appends;
+  threads.emplace_back([&] { appends = Append(server_->port(), kAppends, &done); });
+  for (auto& thread : threads) thread.join();
+
+  for (const Tally& tally : reads) {
+    EXPECT_EQ(tally.answered, kReads);
+    EXPECT_EQ(tally.failed, 0);
+  }
+  EXPECT_EQ(appends.answered, kAppends);
+  EXPECT_EQ(TableIds(), riffledb::testing::Range(0, kFirstRows + kAppends * kAppendRows));
+  // The server's count agrees, on a new connection.
+  Client client(server_->port());
+  auto count = client.Post("count_rows", "{}");
+  ASSERT_OK(count.status());
+  EXPECT_EQ(count->body, std::to_string(kFirstRows + kAppends * kAppendRows));
+}
+
+TEST_P(ServerConcurrent, StopWhileRequestsAreInFlight) {
+  constexpr int kReaders = 2;
+  constexpr int kMany = 1 << 20;  // until the stop
+  std::atomic<int64_t> done{0};
+  std::vector<Tally> reads(kReaders);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back(
+        [&, r] { reads[r] = Read(server_->port(), 10 + r, kMany, &done); });
+  }
+  Tally appends;
+  threads.emplace_back([&] { appends = Append(server_->port(), kMany, &done); });
+  // Stops once every client has had answers (each counts into `done`).
+  while (done.load() < 30) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  server_->Stop();
+  for (auto& thread : threads) thread.join();
+
+  for (const Tally& tally : reads) {
+    EXPECT_GT(tally.answered, 0);
+    EXPECT_EQ(tally.failed, 1);  // the stop, and nothing before it
+  }
+  EXPECT_GT(appends.answered, 0);
+  EXPECT_EQ(appends.failed, 1);
+  // Every insert answered 200 is committed whole, and none that was not.
+  const auto ids = TableIds();
+  EXPECT_EQ(ids.size(), kFirstRows + appends.answered * kAppendRows)
+      << appends.answered << " inserts answered";
+  EXPECT_EQ(ids,
+            riffledb::testing::Range(0, kFirstRows + appends.answered * kAppendRows));
+  EXPECT_FALSE(Client(server_->port()).Post("count_rows", "{}").ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(PlainPathAndBusyPoll, ServerConcurrent,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(0, 200)),
+                         [](const ::testing::TestParamInfo<std::tuple<bool, int>>& info) {
+                           return std::string(std::get<0>(info.param) ? "Plain"
+                                                                      : "CppHttplib") +
+                                  (std::get<1>(info.param) ? "BusyPoll" : "Blocking");
+                         });
+
+}  // namespace
+}  // namespace riffledb::remote
