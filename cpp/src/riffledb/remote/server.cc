@@ -1,5 +1,6 @@
 #include "riffledb/remote/server.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -116,9 +117,27 @@ class ConnectionServer final : public httplib::Server {
   // Set before the server starts; owned by Server::Impl.
   void set_tls(SSL_CTX* ctx) { tls_ = ctx; }
 
+  ~ConnectionServer() override {
+    if (listener_ >= 0) ::close(listener_);
+  }
+
   // cpp-httplib listens with a backlog of 5 (compiled in); concurrent clients would
   // see refused or retried connects. listen() again only resizes the queue.
   void RaiseBacklog() { ::listen(svr_sock_, 512); }
+
+  // Keeps a descriptor of the bound listening socket of its own, for StopAccepting.
+  bool KeepListener() {
+    listener_ = ::fcntl(svr_sock_, F_DUPFD_CLOEXEC, 0);
+    return listener_ >= 0;
+  }
+
+  // Ends the accept loop: the listening socket is shut down, accept() fails, and the
+  // loop closes the socket and waits for the connection threads, which finish the
+  // requests they have (stopping_). Not cpp-httplib's stop(): it marks the server as
+  // shutting down, after which cpp-httplib no longer calls a reply's content provider,
+  // so that a streamed answer being sent was cut short (ServerConcurrent tests). Through
+  // a descriptor of its own: the loop's may be closed, and its number reused, by then.
+  void StopAccepting() { ::shutdown(listener_, SHUT_RDWR); }
 
   // How a request of a plain connection went on the plain path (set_plain_path).
   enum class Plain {
@@ -186,6 +205,7 @@ class ConnectionServer final : public httplib::Server {
 
   const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
+  int listener_ = -1;  // KeepListener's
   SSL_CTX* tls_ = nullptr;
   std::function<Plain(internal::SocketStream&, bool)> plain_path_;
 };
@@ -593,19 +613,18 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
                                   error != 0 ? std::strerror(error) : "");
   }
   http.RaiseBacklog();
+  if (!http.KeepListener()) {
+    return arrow::Status::IOError("Cannot listen on ", host, ":", impl->port, ": ",
+                                  std::strerror(errno));
+  }
   impl->thread = std::thread([self] {
     self->http.listen_after_bind();
     std::lock_guard<std::mutex> lock(self->mu);
     self->finished = true;
     self->finished_cv.notify_all();
   });
-  // stop() does nothing until the accept loop runs: wait for it, so that a Stop()
-  // right after Start() is not lost.
-  for (int i = 0; i < 10000 && !http.is_running(); ++i) {
-    std::unique_lock<std::mutex> lock(self->mu);
-    if (self->finished) break;
-    self->finished_cv.wait_for(lock, std::chrono::milliseconds(1));
-  }
+  // A Stop() before the accept loop runs is not lost: the loop finds the socket shut
+  // down.
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -613,9 +632,9 @@ void Server::Stop() {
   std::lock_guard<std::mutex> lock(impl_->stop_mu);
   if (!impl_->thread.joinable()) return;
   impl_->stopping.store(true, std::memory_order_release);
-  // Closes the listening socket; the accept loop ends, then waits for every
-  // connection thread to finish the requests it has.
-  impl_->http.stop();
+  // The accept loop ends, then waits for every connection thread to finish the
+  // requests it has (ConnectionServer::StopAccepting).
+  impl_->http.StopAccepting();
   impl_->thread.join();
 }
 
