@@ -320,8 +320,16 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
   }
   ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
   if (!exists) return NotFound(name);
-  return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_),
-                     version);
+  auto table =
+      Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_), version);
+  if (!table.ok()) {
+    // Dropped between the check and the open (and maybe being created again, without a
+    // committed version yet): not found, as if the check had come after the drop, not
+    // "has no committed version" or a missing manifest.
+    auto still = HasTable(name);
+    if (still.ok() && !*still) return NotFound(name);
+  }
+  return table;
 }
 
 arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {

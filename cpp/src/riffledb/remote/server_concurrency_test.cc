@@ -32,21 +32,17 @@ using riffledb::testing::ReaderOf;
 constexpr int64_t kFirstRows = 500;  // rows 0..499, there before any client starts
 constexpr int64_t kAppendRows = 10;  // rows each insert adds
 
-// One keep-alive client connection, one request at a time.
+// A keep-alive client, one request at a time: a new connection after an answer that
+// closes its connection (the server's last of keep_alive_max_requests), as clients do.
 class Client {
  public:
-  explicit Client(int port) {
-    io::HttpOptions options;
-    options.io_timeout_seconds = 30;
-    auto connection = io::HttpConnection::Open({"http", "127.0.0.1", port}, options);
-    if (connection.ok()) connection_ = std::move(*connection);
-    status_ = connection.status();
-  }
+  explicit Client(int port) : port_(port) { Connect(); }
 
-  // The answer to a POST of `body` to `/v1/table/t/<action>/`; an error once the
+  // The answer to a POST of `body` to `/v1/table/t/<action>/`; an error once a
   // connection failed (then every later call fails too).
   arrow::Result<io::HttpResponse> Post(const std::string& action, std::string_view body,
                                        const char* content_type = "application/json") {
+    if (status_.ok() && connection_ == nullptr) Connect();
     ARROW_RETURN_NOT_OK(status_);
     const std::string head =
         "POST /v1/table/t/" + action +
@@ -56,16 +52,27 @@ class Client {
     ARROW_RETURN_NOT_OK(status_);
     auto response = connection_->Receive("POST");
     status_ = response.status();
+    if (response.ok() && response->Header("Connection") == "close") connection_.reset();
     return response;
   }
 
  private:
+  void Connect() {
+    io::HttpOptions options;
+    options.io_timeout_seconds = 30;
+    auto connection = io::HttpConnection::Open({"http", "127.0.0.1", port_}, options);
+    if (connection.ok()) connection_ = std::move(*connection);
+    status_ = connection.status();
+  }
+
+  const int port_;
   std::unique_ptr<io::HttpConnection> connection_;
   arrow::Status status_;
 };
 
-std::string AppendBody(int64_t start) {
-  auto batch = IdBatch(start, kAppendRows);
+// An IPC stream of IdBatch(start, n): an insert's or a create's body.
+std::string RowsBody(int64_t start, int64_t n) {
+  auto batch = IdBatch(start, n);
   auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
   auto writer = arrow::ipc::MakeStreamWriter(sink, batch->schema()).ValueOrDie();
   EXPECT_OK(writer->WriteRecordBatch(*batch));
@@ -163,9 +170,9 @@ Tally Append(int port, int requests, std::atomic<int64_t>* done) {
   Tally tally;
   Client client(port);
   for (int i = 0; i < requests; ++i) {
-    auto response =
-        client.Post("insert", AppendBody(kFirstRows + tally.answered * kAppendRows),
-                    "application/vnd.apache.arrow.stream");
+    auto response = client.Post(
+        "insert", RowsBody(kFirstRows + tally.answered * kAppendRows, kAppendRows),
+        "application/vnd.apache.arrow.stream");
     if (!response.ok()) {
       ++tally.failed;
       tally.failure = response.status().message();
@@ -235,6 +242,57 @@ TEST_P(ServerConcurrent, TakesAndCountsWhileAnotherClientAppends) {
   auto count = client.Post("count_rows", "{}");
   ASSERT_OK(count.status());
   EXPECT_EQ(count->body, std::to_string(kFirstRows + kAppends * kAppendRows));
+}
+
+// One client drops the table and creates it again, over and over, while others take
+// from it: every take is answered with rows of one generation of the table, whole (ids
+// 1000 * generation + offset), or 404 while there is none; nothing else.
+TEST_P(ServerConcurrent, TakesWhileAnotherClientDropsAndCreates) {
+  Start();
+  constexpr int64_t kGenerations = 12;
+  constexpr int64_t kRows = 100;  // of each generation; the first has kFirstRows
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> answered{0};
+  std::atomic<int64_t> missing{0};
+  auto take = [&](uint64_t seed) {
+    Client client(server_->port());
+    std::mt19937_64 rng(seed);
+    while (!done.load()) {
+      std::vector<int64_t> offsets(1 + rng() % 32);
+      for (auto& offset : offsets) offset = static_cast<int64_t>(rng() % kRows);
+      auto response = client.Post("query", TakeBody(offsets));
+      ASSERT_OK(response.status());
+      if (response->status == 404) {
+        ++missing;
+        continue;
+      }
+      const std::vector<int64_t> ids = AnswerIds(*response);
+      ASSERT_EQ(ids.size(), offsets.size());
+      const int64_t generation = ids[0] / 1000;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ASSERT_EQ(ids[i], 1000 * generation + offsets[i]) << "at " << i;
+      }
+      ++answered;
+    }
+  };
+  std::vector<std::thread> readers;
+  for (uint64_t r = 0; r < 2; ++r) readers.emplace_back(take, 20 + r);
+  Client writer(server_->port());
+  for (int64_t generation = 1; generation <= kGenerations; ++generation) {
+    auto dropped = writer.Post("drop", "");
+    ASSERT_OK(dropped.status());
+    EXPECT_EQ(dropped->status, 200) << dropped->body;
+    auto created = writer.Post("create", RowsBody(1000 * generation, kRows),
+                               "application/vnd.apache.arrow.stream");
+    ASSERT_OK(created.status());
+    EXPECT_EQ(created->status, 200) << created->body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  done = true;
+  for (auto& reader : readers) reader.join();
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_EQ(TableIds(),
+            riffledb::testing::Range(1000 * kGenerations, 1000 * kGenerations + kRows));
 }
 
 // Takes of more than 10 rows are streamed (chunked), so that a stop meets both kinds of
