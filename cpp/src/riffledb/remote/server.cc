@@ -53,11 +53,11 @@ void SetReply(const Reply& reply, httplib::Response& res) {
   res.status = reply.status;
   res.set_header(kTakeOrderReplyHeader, "asked");
   if (reply.stream != nullptr) {
-    // Chunked, all of it in one call of the provider: cpp-httplib's loop around the
-    // provider ends early, as if the answer were complete, once a stop begins, and a
-    // stop must not cut an answer short. On a failure, false makes cpp-httplib return
-    // without the last chunk, and the connection is closed: the client sees a
-    // truncated answer, never a short valid one.
+    // Chunked, all of it in one call of the provider. (cpp-httplib stops calling a
+    // provider once its stop() has begun, which would cut an answer short: Server::Stop
+    // never calls it, see ConnectionServer::StopAccepting.) On a failure, false makes
+    // cpp-httplib return without the last chunk, and the connection is closed: the
+    // client sees a truncated answer, never a short valid one.
     std::shared_ptr<BodyStream> stream = reply.stream;
     res.set_chunked_content_provider(
         reply.content_type, [stream](size_t, httplib::DataSink& sink) {
@@ -74,12 +74,32 @@ void SetReply(const Reply& reply, httplib::Response& res) {
     return;
   }
   if (reply.body.empty()) return;
-  // A copy of the body, which cpp-httplib writes whole. Not a content provider (which
-  // would write it from the service's buffers): cpp-httplib does not call one once a
-  // stop has begun, and sends the head alone, so that a request answered during a stop
-  // (an insert committed) reached the client cut short (ServerConcurrent tests). The
-  // plain path, which serves most requests, sends the buffers without a copy.
-  res.set_content(BodyText(reply), reply.content_type);
+  // The body is written from the buffers the service built, without a copy: the
+  // `length` bytes from `offset` asked for, in one call (false, which ends the reply,
+  // for bytes past the end). A provider, not set_content: cpp-httplib compresses a body
+  // set that way when the client accepts gzip or br, which the plain path never does.
+  arrow::BufferVector body = reply.body;
+  res.set_content_provider(
+      static_cast<size_t>(BodySize(reply)), reply.content_type,
+      [body](size_t offset, size_t length, httplib::DataSink& sink) {
+        bool wrote = false;
+        for (const auto& piece : body) {
+          const auto size = static_cast<size_t>(piece->size());
+          if (length == 0) break;
+          if (offset >= size) {
+            offset -= size;
+            continue;
+          }
+          const size_t n = std::min(size - offset, length);
+          if (!sink.write(reinterpret_cast<const char*>(piece->data()) + offset, n)) {
+            return false;
+          }
+          wrote = true;
+          length -= n;
+          offset = 0;
+        }
+        return wrote;
+      });
 }
 
 // What the plain path adds to a request body's memory at a time.
@@ -113,30 +133,37 @@ class ConnectionServer final : public httplib::Server {
  public:
   ConnectionServer(const ServerOptions& options, const std::atomic<bool>& stopping)
       : options_(options), stopping_(stopping) {}
-
-  // Set before the server starts; owned by Server::Impl.
-  void set_tls(SSL_CTX* ctx) { tls_ = ctx; }
-
   ~ConnectionServer() override {
     if (listener_ >= 0) ::close(listener_);
   }
+
+  // Set before the server starts; owned by Server::Impl.
+  void set_tls(SSL_CTX* ctx) { tls_ = ctx; }
 
   // cpp-httplib listens with a backlog of 5 (compiled in); concurrent clients would
   // see refused or retried connects. listen() again only resizes the queue.
   void RaiseBacklog() { ::listen(svr_sock_, 512); }
 
-  // Keeps a descriptor of the bound listening socket of its own, for StopAccepting.
+  // Keeps a descriptor of the bound listening socket of its own, for StopAccepting;
+  // false (errno set) if it cannot, and then the socket is closed.
   bool KeepListener() {
     listener_ = ::fcntl(svr_sock_, F_DUPFD_CLOEXEC, 0);
+    if (listener_ < 0) {
+      const int error = errno;
+      ::close(svr_sock_.exchange(INVALID_SOCKET));
+      errno = error;
+    }
     return listener_ >= 0;
   }
 
-  // Ends the accept loop: the listening socket is shut down, accept() fails, and the
-  // loop closes the socket and waits for the connection threads, which finish the
-  // requests they have (stopping_). Not cpp-httplib's stop(): it marks the server as
-  // shutting down, after which cpp-httplib no longer calls a reply's content provider,
-  // so that a streamed answer being sent was cut short (ServerConcurrent tests). Through
-  // a descriptor of its own: the loop's may be closed, and its number reused, by then.
+  // Ends the accept loop: the listening socket is shut down (on Linux, accept() then
+  // fails with EINVAL), and the loop closes the socket and waits for the connection
+  // threads, which finish the requests they have (stopping_). Not cpp-httplib's stop():
+  // it marks the server as shutting down, after which cpp-httplib no longer calls a
+  // reply's content provider, so that the answers being sent were cut short
+  // (ServerConcurrent tests). Through a descriptor of its own: the loop's may be
+  // closed, and its number reused, by then. Idempotent; also makes the port refuse
+  // connections after a loop that ended on its own (an accept error).
   void StopAccepting() { ::shutdown(listener_, SHUT_RDWR); }
 
   // How a request of a plain connection went on the plain path (set_plain_path).
@@ -619,6 +646,7 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
   }
   impl->thread = std::thread([self] {
     self->http.listen_after_bind();
+    self->http.StopAccepting();  // connects refused, also when the loop failed
     std::lock_guard<std::mutex> lock(self->mu);
     self->finished = true;
     self->finished_cv.notify_all();

@@ -124,6 +124,18 @@ TEST_F(PlainPathTest, RepliesAsCppHttplibDoes) {
   EXPECT_NE(replies.find("X-Riffledb-Take-Order: asked\r\n"), std::string::npos);
 }
 
+// A client that accepts compressed answers gets them uncompressed on both paths
+// (cpp-httplib compresses a body set whole, with set_content, not a provider's).
+TEST_F(PlainPathTest, AnswersAreNotCompressed) {
+  const std::string accept = "Accept-Encoding: gzip, deflate, br\r\n";
+  const std::string replies = Same({Create("t", 20) + Query("t", R"j({"k":3})j", accept) +
+                                    Post("/v1/table/t/count_rows/", "{}",
+                                         "Content-Type: application/json\r\n" + accept)},
+                                   3);
+  EXPECT_EQ(replies.find("Content-Encoding"), std::string::npos) << replies;
+  EXPECT_EQ(replies.substr(replies.size() - 4), "\r\n20") << replies;
+}
+
 TEST_F(PlainPathTest, HeadsAndBodiesCutAnywhere) {
   const std::string create = Create("t", 20);
   const std::string take = Query("t", R"j({"filter":"_rowoffset in (19,0)","k":10})j");
