@@ -102,9 +102,10 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 # still holds the parent's vanished threads and reports "dup thread with used id" when
 # the child's new thread reuses a stack (a TSan limitation after a multi-threaded fork,
 # not a race). cpp/sanitizers/tsan.supp suppresses what the uninstrumented libraries
-# (libarrow's lazily cached schema fingerprints, cpp-httplib's connection threads) are
-# reported for, each explained there: table_test's threads appending to or committing
-# into one table directory, excluded until then (about 1 run in 4 each), pass 40 of 40.
+# are reported for (libarrow's lazily cached schema fingerprints, cpp-httplib's
+# connection threads), each line explained there. With it, table_test's threads
+# appending to or committing into one table directory, excluded before (reported in
+# about 1 run in 4 each), passed 40 runs of 40.
 # Arrow's allocator is the system one: its bundled mimalloc is not instrumented, and TSan
 # reports its thread-local setup and teardown as races (seen in TableDirTest.Threads*).
 TSAN_TARGETS := util_test io_test format_test table_test remote_test
