@@ -247,6 +247,37 @@ TEST(DropTest, CommittedWriteReportsItsVersionWhenTheSnapshotCannotOpen) {
   EXPECT_FALSE(table->snapshot().ok());
 }
 
+// Drops the table (`drop`) right after the first listing of its versions, which is
+// OpenTable's check that it exists: the open that follows finds it gone.
+class DropAfterFirstListing : public io::FaultInjectingFileSystem {
+ public:
+  explicit DropAfterFirstListing(std::function<void()> drop)
+      : FaultInjectingFileSystem(io::Local()), drop_(std::move(drop)) {}
+
+  arrow::Result<std::vector<std::string>> ListFileNames(const std::string& dir) override {
+    auto names = FaultInjectingFileSystem::ListFileNames(dir);
+    if (dir.ends_with("/_versions") && !ran_.exchange(true)) drop_();
+    return names;
+  }
+
+ private:
+  std::function<void()> drop_;
+  std::atomic<bool> ran_{false};
+};
+
+TEST(DropTest, ATableDroppedWhileItOpensIsNotFound) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  ThreeVersions(path, io::Local());
+  auto hooked = std::make_shared<DropAfterFirstListing>(
+      [&] { ASSERT_OK(Database::Connect(path).ValueOrDie()->DropTable("t", false)); });
+  auto db = Database::ConnectDirectory(path, hooked).ValueOrDie();
+  // Not "has no committed version": as if the check had come after the drop.
+  auto opened = db->OpenTable("t");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 't' was not found", opened.status());
+  EXPECT_EQ(GetErrorKind(opened.status()), ErrorKind::kTableNotFound);
+}
+
 TEST(CreateTest, FaultAtEveryOperationLeavesNoTableOrACompleteOne) {
   auto create = [](Database& db) {
     auto reader = ReaderOf({IdBatch(0, 50), IdBatch(50, 50)});
