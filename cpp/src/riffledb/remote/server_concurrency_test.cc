@@ -6,7 +6,6 @@
 #include <arrow/api.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
-#include <arrow/ipc/writer.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -23,6 +22,7 @@
 #include "riffledb/io/http_connection.h"
 #include "riffledb/remote/server.h"
 #include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/ipc_bytes.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::remote {
@@ -74,12 +74,7 @@ class Client {
 
 // An IPC stream of IdBatch(start, n): an insert's or a create's body.
 std::string RowsBody(int64_t start, int64_t n) {
-  auto batch = IdBatch(start, n);
-  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
-  auto writer = arrow::ipc::MakeStreamWriter(sink, batch->schema()).ValueOrDie();
-  EXPECT_OK(writer->WriteRecordBatch(*batch));
-  EXPECT_OK(writer->Close());
-  return sink->Finish().ValueOrDie()->ToString();
+  return riffledb::testing::IpcStream({IdBatch(start, n)});
 }
 
 // The `id` column of an IPC file answer; a failure names what was wrong.

@@ -6,8 +6,6 @@
 
 #include <arpa/inet.h>
 #include <arrow/api.h>
-#include <arrow/io/memory.h>
-#include <arrow/ipc/writer.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +19,7 @@
 
 #include "riffledb/db/database.h"
 #include "riffledb/table/table_test_util.h"
+#include "riffledb/testing/ipc_bytes.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::remote {
@@ -29,12 +28,7 @@ namespace {
 using riffledb::testing::IdBatch;
 
 std::string StreamBody(int64_t start, int64_t n) {
-  auto batch = IdBatch(start, n);
-  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
-  auto writer = arrow::ipc::MakeStreamWriter(sink, batch->schema()).ValueOrDie();
-  EXPECT_OK(writer->WriteRecordBatch(*batch));
-  EXPECT_OK(writer->Close());
-  return sink->Finish().ValueOrDie()->ToString();
+  return riffledb::testing::IpcStream({IdBatch(start, n)});
 }
 
 std::string Post(const std::string& target, const std::string& body,

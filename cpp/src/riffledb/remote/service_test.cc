@@ -3,7 +3,6 @@
 #include <arrow/api.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
-#include <arrow/ipc/writer.h>
 #include <gmock/gmock.h>
 
 #include <atomic>
@@ -26,17 +25,7 @@ using Json = nlohmann::json;
 // The batches as an Arrow IPC stream body, LZ4-compressed as LanceDB's client sends it.
 std::string StreamBody(const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
                        bool lz4 = true) {
-  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
-  auto options = arrow::ipc::IpcWriteOptions::Defaults();
-  if (lz4) {
-    options.codec =
-        arrow::util::Codec::Create(arrow::Compression::LZ4_FRAME).ValueOrDie();
-  }
-  auto writer =
-      arrow::ipc::MakeStreamWriter(sink, batches.front()->schema(), options).ValueOrDie();
-  for (const auto& batch : batches) EXPECT_OK(writer->WriteRecordBatch(*batch));
-  EXPECT_OK(writer->Close());
-  return sink->Finish().ValueOrDie()->ToString();
+  return riffledb::testing::IpcStream(batches, lz4);
 }
 
 // The rows of an IPC file reply, as one table.

@@ -1,11 +1,40 @@
-// Byte surgery on Arrow IPC data for tests of readers that take it from a peer.
+// Arrow IPC bytes for tests: request bodies, and byte surgery on IPC data for tests of
+// readers that take it from a peer.
 #pragma once
+
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/writer.h>
+#include <arrow/util/compression.h>
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace riffledb::testing {
+
+/// `batches` (at least one) as an Arrow IPC stream, LZ4-compressed if `lz4` (as
+/// LanceDB's client sends a create's or an insert's body). Throws on an Arrow error.
+inline std::string IpcStream(
+    const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches, bool lz4 = false) {
+  auto check = [](const arrow::Status& st) {
+    if (!st.ok()) throw std::runtime_error(st.ToString());
+  };
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto options = arrow::ipc::IpcWriteOptions::Defaults();
+  if (lz4) {
+    options.codec =
+        arrow::util::Codec::Create(arrow::Compression::LZ4_FRAME).ValueOrDie();
+  }
+  auto writer =
+      arrow::ipc::MakeStreamWriter(sink, batches.front()->schema(), options).ValueOrDie();
+  for (const auto& batch : batches) check(writer->WriteRecordBatch(*batch));
+  check(writer->Close());
+  return sink->Finish().ValueOrDie()->ToString();
+}
 
 /// `ipc` (a stream starting at `stream_start`: 0 for an IPC stream, 8 for a file) with
 /// its first record batch's body 4 bytes later: its metadata length says 4 bytes more
