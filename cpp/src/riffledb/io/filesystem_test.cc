@@ -17,6 +17,7 @@
 
 #include "riffledb/io/mapped_file.h"
 #include "riffledb/testing/files.h"
+#include "riffledb/testing/fork.h"
 #include "riffledb/testing/testing.h"
 
 namespace riffledb::io {
@@ -315,6 +316,32 @@ TEST_F(LocalFileSystemTest, MapsHoldNoFileDescriptor) {
   EXPECT_EQ(size, 0);
   ASSERT_OK_AND_ASSIGN(bytes, empty->ReadAt(0, 10));
   EXPECT_EQ(bytes->size(), 0);
+}
+
+// A fork while another thread holds the SIGBUS guard's registration lock (it maps a
+// file, or drops a map's last buffer) waits for it: the child, which maps files too,
+// never finds it held. It was a plain mutex: the child hung (test_fork.py's
+// shared-table scenario, once in a few runs of 300 forks). Not under the sanitizers,
+// whose allocators can hang a child forked while another thread allocates (testing.h).
+TEST_F(LocalFileSystemTest, AChildForkedWhileAnotherThreadMapsCanMap) {
+  if (kAllocatorIsForkUnsafe || kThreadSanitizer) {
+    GTEST_SKIP() << "fork() at an arbitrary point of another thread under a sanitizer";
+  }
+  ASSERT_OK(testing::WriteFile(Path("m"), std::string(8192, 'm')));
+  std::atomic<bool> held{false};
+  std::thread holder(
+      [&] { internal::HoldGuardLockForTesting(std::chrono::milliseconds(300), &held); });
+  while (!held.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto map = fs_->OpenInput(Path("m"));
+    _exit(map.ok() && (*map)->ReadAt(8191, 1).ValueOr(nullptr) != nullptr ? 0 : 1);
+  }
+  holder.join();
+  const int code = testing::ReapWithDeadline(pid, std::chrono::seconds(10));
+  EXPECT_EQ(code, 0) << (code == testing::kChildTimedOut ? "the child hung" : "");
 }
 
 // Arrow's IPC reader reads a file's footer with ReadAsync: on a map it must complete in

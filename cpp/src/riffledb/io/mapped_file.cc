@@ -12,7 +12,10 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
+
+#include "riffledb/util/fork_safe_mutex.h"
 
 namespace riffledb::io {
 
@@ -33,7 +36,11 @@ std::atomic<size_t> g_high_water{0};  // slots [0, g_high_water) may be in use
 std::atomic<uint64_t> g_faults{0};
 uintptr_t g_page_size = 4096;
 
-std::mutex g_mu;              // slot allocation and installation, never in the handler
+// Slot allocation and installation, never in the handler. A leaf lock fork() takes: a
+// thread mapping or unmapping a file at the moment another forks must not leave it held
+// in the child (which maps files too), and a map's last buffer can be released inside a
+// ForkSafeMutex section (a table's snapshot replaced).
+ForkSafeLeafMutex g_mu;
 std::vector<size_t> g_free;   // guarded by g_mu
 struct sigaction g_previous;  // guarded by g_mu; read by the handler
 bool g_installed = false;     // guarded by g_mu
@@ -106,7 +113,7 @@ class Registration {
   explicit Registration(size_t slot) : slot_(slot) {}
   ~Registration() {
     if (slot_ == kNoSlot) return;
-    std::lock_guard<std::mutex> lock(g_mu);
+    std::lock_guard<ForkSafeLeafMutex> lock(g_mu);
     g_slots[slot_].end.store(0, std::memory_order_release);
     g_slots[slot_].start.store(0, std::memory_order_relaxed);
     g_slots[slot_].faulted.store(false, std::memory_order_relaxed);
@@ -255,7 +262,7 @@ std::shared_ptr<arrow::io::RandomAccessFile> Guarded(const std::string& path,
   auto file = std::make_shared<arrow::io::BufferReader>(std::move(whole));
   size_t slot = Registration::kNoSlot;
   if (size > 0) {
-    std::lock_guard<std::mutex> lock(g_mu);
+    std::lock_guard<ForkSafeLeafMutex> lock(g_mu);
     InstallLocked();
     if (!g_free.empty()) {
       slot = g_free.back();
@@ -305,5 +312,13 @@ arrow::Status CheckMapping(const arrow::io::RandomAccessFile& file) {
       "' shrank while mapped (truncated or overwritten in place): its rows can no "
       "longer be read. Reopen the table");
 }
+
+namespace internal {
+void HoldGuardLockForTesting(std::chrono::milliseconds hold, std::atomic<bool>* held) {
+  std::lock_guard<ForkSafeLeafMutex> lock(g_mu);
+  held->store(true);
+  std::this_thread::sleep_for(hold);
+}
+}  // namespace internal
 
 }  // namespace riffledb::io

@@ -24,6 +24,8 @@
 #include <arrow/io/interfaces.h>
 #include <arrow/result.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,5 +58,11 @@ uint64_t FaultedMappings();
 /// IOError naming the file if `file` is a guarded map that was found truncated; OK for
 /// any other file.
 arrow::Status CheckMapping(const arrow::io::RandomAccessFile& file);
+
+namespace internal {
+/// For tests: holds the guard's registration lock for `hold`, setting `*held` once it
+/// has it (a fork() meanwhile must not leave the child with it held).
+void HoldGuardLockForTesting(std::chrono::milliseconds hold, std::atomic<bool>* held);
+}  // namespace internal
 
 }  // namespace riffledb::io

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -23,9 +25,42 @@ pthread_rwlock_t* NewGate() {
 
 pthread_rwlock_t* Gate();
 
-void PrepareFork() { pthread_rwlock_wrlock(Gate()); }
-void ParentAfterFork() { pthread_rwlock_unlock(Gate()); }
+// The ForkSafeLeafMutexes, in the order they registered (constant-initialized: a leaf
+// constructed during another file's static initialization finds them ready).
+constexpr int kMaxLeaves = 16;
+std::atomic<ForkSafeLeafMutex*> g_leaves[kMaxLeaves] = {};
+std::atomic<int> g_leaf_count{0};
+// What the last PrepareFork locked, for the handlers after fork().
+ForkSafeLeafMutex* g_locked[kMaxLeaves] = {};
+int g_locked_count = 0;
+
+void PrepareFork() {
+  pthread_rwlock_wrlock(Gate());
+  // No ForkSafeMutex section is in flight now, so no leaf section inside one: the
+  // leaves' holders are sections that wait on nothing.
+  const int count = std::min(g_leaf_count.load(std::memory_order_acquire), kMaxLeaves);
+  g_locked_count = 0;
+  for (int i = 0; i < count; ++i) {
+    ForkSafeLeafMutex* leaf = g_leaves[i].load(std::memory_order_acquire);
+    if (leaf == nullptr) continue;  // still registering: not in use yet
+    leaf->lock();
+    g_locked[g_locked_count++] = leaf;
+  }
+}
+
+void UnlockLeaves() {
+  while (g_locked_count > 0) g_locked[--g_locked_count]->unlock();
+}
+
+void ParentAfterFork() {
+  UnlockLeaves();
+  pthread_rwlock_unlock(Gate());
+}
+
 void ChildAfterFork() {
+  // The child's only thread is the one that locked the leaves (a plain mutex has no
+  // owner check): unlocked, they are free.
+  UnlockLeaves();
   // Only the forking thread exists, and it holds the gate: re-create it, free.
   pthread_rwlock_t* gate = Gate();
   gate->~pthread_rwlock_t();
@@ -51,6 +86,13 @@ pthread_rwlock_t* Gate() {
 [[maybe_unused]] const bool g_initialized_at_load = (Gate(), true);
 
 }  // namespace
+
+ForkSafeLeafMutex::ForkSafeLeafMutex() {
+  Gate();  // the fork handlers are registered
+  const int i = g_leaf_count.fetch_add(1, std::memory_order_acq_rel);
+  if (i >= kMaxLeaves) std::abort();
+  g_leaves[i].store(this, std::memory_order_release);
+}
 
 void ForkSafeMutex::lock() {
   pthread_rwlock_rdlock(Gate());

@@ -36,4 +36,26 @@ class ForkSafeMutex {
   std::mutex mu_;
 };
 
+/// A process-wide std::mutex for leaf critical sections that may run inside a
+/// ForkSafeMutex's (a destructor run under one) as well as outside any, where a
+/// ForkSafeMutex would deadlock a fork() waiting on the gate (its sections may not nest).
+/// fork() takes every such mutex after the gate, once no ForkSafeMutex section is in
+/// flight, and releases them in the parent and in the child: a child never finds one
+/// held. Its sections are short, take no other lock and never block. For objects that
+/// live as long as the process (namespace-scope statics): it registers itself for fork()
+/// and stays registered; at most 16 exist.
+class ForkSafeLeafMutex {
+ public:
+  ForkSafeLeafMutex();
+  ForkSafeLeafMutex(const ForkSafeLeafMutex&) = delete;
+  ForkSafeLeafMutex& operator=(const ForkSafeLeafMutex&) = delete;
+
+  void lock() { mu_.lock(); }
+  bool try_lock() { return mu_.try_lock(); }
+  void unlock() { mu_.unlock(); }
+
+ private:
+  std::mutex mu_;
+};
+
 }  // namespace riffledb
