@@ -251,3 +251,36 @@ def test_creators_racing_in_processes(tmp_path, exist_ok):
             assert sorted(r for r in results if r[0] == "err") == [
                 ["err", "TableExistsError"]
             ] * (len(pids) - 1)
+
+
+@pytest.mark.parametrize("new_versions", [1, INITIAL, INITIAL + 2])
+def test_handles_of_a_table_dropped_and_created_again_see_the_new_one(
+    tmp_path, new_versions
+):
+    """Regression: a handle opened before another connection dropped the table and
+    created it again with as many versions appended to the old table's fragment list
+    (its store's cached manifest) as the new table's next version, whose files were
+    gone: the new table's newest version no longer read ("No such file"). And
+    checkout_latest() stayed on the old table."""
+    path = str(tmp_path)
+    db = _create(path)
+    writer, reader = db.open_table("t"), db.open_table("t")
+    other = riffledb.connect(path)
+    other.drop_table("t")
+    new = other.create_table("t", pa.table({"id": pa.array([100, 101], pa.int64())}))
+    for v in range(1, new_versions):
+        new.add(pa.table({"id": pa.array([100 + 2 * v, 101 + 2 * v], pa.int64())}))
+    new_ids = list(range(100, 100 + 2 * new_versions))
+
+    reader.checkout_latest()
+    assert reader.version == new_versions
+    assert reader.to_arrow()["id"].to_pylist() == new_ids
+
+    writer.add(pa.table({"id": pa.array([7], pa.int64())}))
+    assert writer.version == new_versions + 1
+    fresh = riffledb.connect(path).open_table("t")
+    assert fresh.version == new_versions + 1
+    assert fresh.to_arrow()["id"].to_pylist() == new_ids + [7]
+    versions = fresh.list_versions()
+    assert [v["version"] for v in versions] == list(range(1, new_versions + 2))
+    assert not any("damaged" in v for v in versions)

@@ -15,6 +15,7 @@
 
 #include "riffledb/db/database.h"
 #include "riffledb/io/fault_injection.h"
+#include "riffledb/table/snapshot.h"
 #include "riffledb/table/table_test_util.h"
 #include "riffledb/testing/testing.h"
 #include "riffledb/util/status.h"
@@ -276,6 +277,94 @@ TEST(DropTest, ATableDroppedWhileItOpensIsNotFound) {
   auto opened = db->OpenTable("t");
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "Table 't' was not found", opened.status());
   EXPECT_EQ(GetErrorKind(opened.status()), ErrorKind::kTableNotFound);
+}
+
+// Drops "t" in `path` and creates it again with `versions` versions, through a connection
+// of its own (as another process would): version v holds ids 1000..1000 + 100 * v.
+void Recreate(const std::string& path, int64_t versions) {
+  auto db = Database::Connect(path).ValueOrDie();
+  ASSERT_OK(db->DropTable("t", false));
+  auto first = ReaderOf({IdBatch(1000, 100)});
+  ASSERT_OK_AND_ASSIGN(auto table, db->CreateTable("t", first->schema(), first.get(),
+                                                   CreateMode::kCreate, false));
+  for (int64_t v = 2; v <= versions; ++v) {
+    auto more = ReaderOf({IdBatch(1000 + 100 * (v - 1), 100)});
+    ASSERT_OK(table->Append(more.get()).status());
+  }
+}
+
+// A table dropped and created again under its name is another table: a handle of the old
+// one never writes the old table's files into the new one's versions, whichever has more
+// versions (the handle's store had the old one's manifests cached).
+class RecreateTest : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(RecreateTest, AnAppendThroughAHandleOfTheOldTableGoesToTheNewOne) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  auto db = ThreeVersions(path, io::Local());
+  ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t"));
+  const int64_t versions = GetParam();
+  ASSERT_NO_FATAL_FAILURE(Recreate(path, versions));
+  auto more = ReaderOf({IdBatch(300, 10)});
+  ASSERT_OK_AND_ASSIGN(uint64_t version, old->Append(more.get()));
+  EXPECT_EQ(version, static_cast<uint64_t>(versions + 1));
+
+  auto fresh = Database::Connect(path).ValueOrDie();
+  for (int64_t v = 1; v <= versions; ++v) {
+    ASSERT_OK_AND_ASSIGN(auto table, fresh->OpenTable("t", v));
+    EXPECT_EQ(Ids(*table), Range(1000, 1000 + 100 * v)) << "version " << v;
+  }
+  ASSERT_OK_AND_ASSIGN(auto latest, fresh->OpenTable("t"));
+  EXPECT_EQ(latest->version(), static_cast<uint64_t>(versions + 1));
+  std::vector<int64_t> expected = Range(1000, 1000 + 100 * versions);
+  for (int64_t id : Range(300, 310)) expected.push_back(id);
+  EXPECT_EQ(Ids(*latest), expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(NewTableVersions, RecreateTest, ::testing::Values(1, 3, 5));
+
+// Checkouts through handles of the old table, of a version or the newest (the new table
+// having as many versions as the old one), are of the new table, not of the manifests the
+// handles' store had cached (the old one's, whose files it still maps).
+TEST(RecreateTest, CheckoutsThroughHandlesOfTheOldTableAreOfTheNewOne) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  auto db = ThreeVersions(path, io::Local());
+  ASSERT_OK_AND_ASSIGN(auto at_version, db->OpenTable("t"));
+  ASSERT_OK_AND_ASSIGN(auto at_latest, db->OpenTable("t"));
+  ASSERT_NO_FATAL_FAILURE(Recreate(path, 3));
+  ASSERT_OK(at_version->Checkout(2));
+  EXPECT_EQ(Ids(*at_version), Range(1000, 1200));
+  ASSERT_OK(at_latest->CheckoutLatest());
+  EXPECT_EQ(Ids(*at_latest), Range(1000, 1300));
+}
+
+// A read of the old table whose files are opened after the new one took its name (a
+// snapshot of more than Snapshot::kEagerFragments fragments opens them as rows are read)
+// is not "No such file": it says what happened, and the newest version is the new one's.
+TEST(RecreateTest, AReadOfTheOldTablesFilesSaysItWasDroppedAndCreatedAgain) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  auto db = Database::Connect(path).ValueOrDie();
+  auto first = ReaderOf({IdBatch(0, 1)});
+  ASSERT_OK_AND_ASSIGN(auto table, db->CreateTable("t", first->schema(), first.get(),
+                                                   CreateMode::kCreate, false));
+  constexpr int64_t kFragments = Snapshot::kEagerFragments + 1;
+  for (int64_t id = 1; id < kFragments; ++id) {
+    auto more = ReaderOf({IdBatch(id, 1)});
+    ASSERT_OK(table->Append(more.get()).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t"));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, old->snapshot());  // no file opened yet
+  ASSERT_NO_FATAL_FAILURE(Recreate(path, 1));
+  auto read = snapshot->Scan({});
+  arrow::Status st = read.status();
+  if (read.ok()) st = (*read)->ToTable().status();
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "' was dropped and created again since it was read",
+                             st);
+  EXPECT_EQ(GetErrorKind(st), ErrorKind::kTableNotFound);
+  ASSERT_OK(old->CheckoutLatest());
+  EXPECT_EQ(Ids(*old), Range(1000, 1100));
 }
 
 TEST(CreateTest, FaultAtEveryOperationLeavesNoTableOrACompleteOne) {

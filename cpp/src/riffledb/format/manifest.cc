@@ -235,12 +235,22 @@ size_t FirstUnchecked(const CowVector<Entry>& list, const CowVector<Entry>& stor
   return list.extends(stored) ? stored.size() : 0;
 }
 
+bool IsTableId(std::string_view id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
 arrow::Status ValidateManifest(const Manifest& m, const ManifestError& err) {
   if (m.version < 1) return err.Invalid("'version' is 0, must be at least 1");
   if (m.timestamp_ms < 0) {
     return err.Invalid("'timestamp_ms' is ", m.timestamp_ms, ", must be at least 0");
   }
   if (m.schema == nullptr) return err.Invalid("manifest has no schema");
+  if (!m.table_id.empty() && !IsTableId(m.table_id)) {
+    return err.Invalid("'table_id' must be 32 lowercase hexadecimal digits, got '",
+                       m.table_id.substr(0, 64), "'");
+  }
   // A stored prefix was validated when read or committed: its ids are unique and below
   // stored_next_fragment_id, so appended fragments with ids from there on cannot
   // collide with it. Anything else is checked in full.
@@ -596,6 +606,9 @@ arrow::Result<Manifest> ParseJson(std::string_view text, const ManifestError& er
                         GetInt(err, doc, "next_fragment_id", "next_fragment_id", 0,
                                std::numeric_limits<uint32_t>::max()));
   m.next_fragment_id = static_cast<uint32_t>(next_id);
+  if (Find(doc, "table_id") != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(m.table_id, GetString(err, doc, "table_id", "table_id"));
+  }
 
   if (format_version == 1) {
     const Json* fragments = Find(doc, "fragments");
@@ -715,6 +728,7 @@ arrow::Result<std::string> SerializeManifest(const Manifest& manifest) {
     // Throws (caught below) on invalid UTF-8: failing beats writing a damaged name.
     body += line("operation", manifest.operation);
     body += line("next_fragment_id", manifest.next_fragment_id);
+    if (!manifest.table_id.empty()) body += line("table_id", manifest.table_id);
     body +=
         "  \"fragments\": " +
         ListJson(manifest.fragment_segments, manifest.fragments.span(), FragmentJson) +

@@ -135,6 +135,11 @@ struct Manifest {
   std::shared_ptr<arrow::Schema> schema;  ///< with field and schema metadata
   CowVector<FragmentInfo> fragments;      ///< in scan order; copies share it
   uint32_t next_fragment_id = 0;          ///< greater than every fragment id ever used
+  /// Which table this is (optional): 32 lowercase hex digits drawn when the table is
+  /// created and carried by every later version, so that a table dropped and created
+  /// again under the same name is told from the one a reader held. Empty in manifests
+  /// written before riffledb wrote it.
+  std::string table_id;
   /// The versions before this one that it descends from, ascending (format 2; empty in
   /// format-1 manifests). A commit appends its base version's record.
   CowVector<VersionRecord> history;

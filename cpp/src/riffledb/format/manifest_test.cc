@@ -149,6 +149,28 @@ TEST(Manifest, DocumentedKeys) {
   EXPECT_EQ(back.format_version, 2);
 }
 
+// A table's id is written when it has one and read back; a manifest without one (written
+// before riffledb wrote them) reads as "".
+TEST(Manifest, TableIdRoundTripsAndIsOptional) {
+  Manifest m = SampleManifest();
+  m.table_id = "0123456789abcdef0123456789abcdef";
+  ASSERT_OK_AND_ASSIGN(std::string text, SerializeManifest(m));
+  EXPECT_EQ(Json::parse(text)["table_id"], m.table_id);
+  ASSERT_OK_AND_ASSIGN(Manifest back, ParseManifest(text, "v3.json"));
+  EXPECT_EQ(back.table_id, m.table_id);
+
+  m.table_id.clear();
+  ASSERT_OK_AND_ASSIGN(text, SerializeManifest(m));
+  EXPECT_FALSE(Json::parse(text).contains("table_id"));
+  ASSERT_OK_AND_ASSIGN(back, ParseManifest(text, "v3.json"));
+  EXPECT_EQ(back.table_id, "");
+
+  m.table_id = "../../etc/passwd";
+  ASSERT_RAISES_WITH_MESSAGE(Invalid,
+                             "'table_id' must be 32 lowercase hexadecimal digits",
+                             SerializeManifest(m));
+}
+
 // Format 1 manifests (written before checksums) stay readable.
 TEST(Manifest, ReadsFormat1) {
   Manifest m = SampleManifest();
@@ -457,6 +479,14 @@ TEST(Manifest, GoldenRejections) {
        "'timestamp_ms' is -5"},
       {"operation number", [](Json d) { return Set(d, "/operation", 1); },
        "'operation' must be a string"},
+      {"table_id number", [](Json d) { return Set(d, "/table_id", 5); },
+       "'table_id' must be a string, got number"},
+      {"table_id upper case",
+       [](Json d) { return Set(d, "/table_id", "0123456789ABCDEF0123456789abcdef"); },
+       "'table_id' must be 32 lowercase hexadecimal digits, got "
+       "'0123456789ABCDEF0123456789abcdef'"},
+      {"table_id short", [](Json d) { return Set(d, "/table_id", "abc"); },
+       "'table_id' must be 32 lowercase hexadecimal digits, got 'abc'"},
       {"bad base64", [](Json d) { return Set(d, "/schema", "!!!not base64!!!"); },
        "not valid base64"},
       {"empty schema", [](Json d) { return Set(d, "/schema", ""); }, "'schema' is empty"},

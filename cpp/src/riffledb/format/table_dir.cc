@@ -118,6 +118,16 @@ arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
   return manifest;
 }
 
+arrow::Result<std::optional<std::string>> TableDir::ReadTableId(uint64_t version) const {
+  const std::string path =
+      Resolve(std::string(kVersionsDir) + "/" + ManifestName(version));
+  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
+  if (type == io::EntryType::kNotFound) return std::nullopt;
+  ARROW_ASSIGN_OR_RAISE(auto data, fs_->ReadFile(path));
+  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
+  return std::move(manifest.table_id);
+}
+
 template <typename Entry, typename Parse>
 arrow::Status TableDir::ReadSegment(
     Segment<Entry>* segment,

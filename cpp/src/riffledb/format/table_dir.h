@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ class TableDir {
   /// Invalid("Version N does not exist in table <path>; versions: 1..M"). A damaged
   /// manifest or segment is ErrorKind::kCorruption naming the file.
   arrow::Result<Manifest> ReadManifest(uint64_t version) const;
+  /// The `table_id` of one version's manifest, validated as ReadManifest does but with
+  /// its segments unread ("" when it has none); nullopt when the version does not exist.
+  arrow::Result<std::optional<std::string>> ReadTableId(uint64_t version) const;
   arrow::Result<Manifest> ReadLatestManifest() const;
 
   /// Publishes `manifest` as version `manifest.version` with an exclusive create. Returns

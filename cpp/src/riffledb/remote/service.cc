@@ -587,7 +587,21 @@ arrow::Result<Reply> Service::Insert(const Route& route, std::string body) const
 }
 
 arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) const {
-  ARROW_ASSIGN_OR_RAISE(auto request, ParseQueryRequest(body));
+  ARROW_ASSIGN_OR_RAISE(const QueryRequest request, ParseQueryRequest(body));
+  auto reply = QueryOnce(route, request);
+  // A query of the newest version whose table was dropped and created again meanwhile
+  // (by another client: the files of the version it found are gone) is a query of the
+  // new table, asked again once; a table that is gone is still "not found".
+  if (!reply.ok() && !request.version &&
+      GetErrorKind(reply.status()) == ErrorKind::kTableNotFound) {
+    Evict(route.table);
+    reply = QueryOnce(route, request);
+  }
+  return reply;
+}
+
+arrow::Result<Reply> Service::QueryOnce(const Route& route,
+                                        const QueryRequest& request) const {
   ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
 
   bool with_row_id = request.with_row_id;

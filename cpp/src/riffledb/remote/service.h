@@ -119,6 +119,7 @@ class Service {
   arrow::Result<Reply> CountRows(const Route& route, std::string_view body) const;
   arrow::Result<Reply> Insert(const Route& route, std::string body) const;
   arrow::Result<Reply> Query(const Route& route, std::string_view body) const;
+  arrow::Result<Reply> QueryOnce(const Route& route, const QueryRequest& request) const;
   arrow::Result<Reply> DropTable(const Route& route) const;
   arrow::Result<Reply> ListVersions(const Route& route) const;
   // The table at `version` (the newest if none); a version it does not have is

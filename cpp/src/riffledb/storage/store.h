@@ -106,6 +106,12 @@ class Store {
 /// write: only the commit of version 1 creates `_versions/`, and once this store has seen
 /// the table exist, a write or listing that finds `_versions/` gone fails with
 /// Invalid "The table at '<path>' was dropped" (ErrorKind::kTableNotFound).
+///
+/// Nor does it mix two tables that had the same name: a table dropped and created again
+/// (by another handle, another process) has another `table_id` (docs/format.md). A read
+/// that fails on a file of the old table says it was "dropped and created again" (also
+/// kTableNotFound), and a commit built on the old table's manifest is refused as one
+/// that lost a race (AlreadyExists: Table's commits rebase on the newest version).
 class DirectoryStore : public Store {
  public:
   explicit DirectoryStore(std::string path,
@@ -151,8 +157,21 @@ class DirectoryStore : public Store {
   // Whether this store has seen a version and `_versions/` is now gone.
   bool Dropped();
   arrow::Status DroppedError(const std::string& cause) const;
-  // `cause` as the "was dropped" error if the table was dropped, else `cause`.
+  // Whether the newest manifest is another table's than the one this store read (the
+  // table was dropped and created again). Reads it: for failure paths.
+  bool Replaced();
+  // `cause` as the "was dropped" error if the table was dropped (or dropped and created
+  // again), else `cause`.
   arrow::Status IfDropped(const arrow::Status& cause);
+  // OK if `manifest` builds on the table's version before it; AlreadyExists (a lost
+  // race: rebase) if that version is another table's or gone. One manifest read.
+  arrow::Status CheckBase(const format::Manifest& manifest);
+  // Takes the table_id of a manifest read from storage or committed: the first one seen
+  // is this store's table; another one (the table was created again under its name)
+  // replaces it, and the manifests cached of the old one are forgotten.
+  void NoteTable(const format::Manifest& manifest);
+  // Forgets the cached manifests and the table_id (a commit found another table).
+  void ForgetTable();
   // OK if the table exists or is being created (this store has seen no version yet).
   arrow::Status CheckNotDropped();
 
@@ -168,6 +187,9 @@ class DirectoryStore : public Store {
   std::map<std::string, std::weak_ptr<const FragmentData>> fragments_;
   std::map<std::string, std::weak_ptr<const std::vector<uint32_t>>> deletions_;
   std::map<uint64_t, std::shared_ptr<const format::Manifest>> manifests_;
+  // The table_id of the table the manifests are of ("": none seen yet, or the table's
+  // manifests have none: written before riffledb wrote one).
+  std::string table_id_;
 };
 
 /// A table held in process memory (`memory://`). Versions and files are kept for the life

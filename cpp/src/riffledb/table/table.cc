@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "riffledb/io/filesystem.h"
 #include "riffledb/table/adapt.h"
 #include "riffledb/table/delete_internal.h"
 #include "riffledb/util/status.h"
@@ -77,6 +78,8 @@ void ReuseFragmentSegments(const format::Manifest& from, format::Manifest* next)
 // Makes `next` descend from `base`: base's history plus base itself, and base's segments
 // offered for reuse.
 void DescendFrom(const format::Manifest& base, format::Manifest* next) {
+  // A table created before riffledb wrote table ids gets one at its next commit.
+  next->table_id = base.table_id.empty() ? io::RandomId() : base.table_id;
   next->history = base.history;
   next->history.push_back(base.record());
   next->history_segments = base.history_segments;
@@ -152,6 +155,7 @@ arrow::Result<std::shared_ptr<Table>> Table::Create(std::string name,
   manifest.timestamp_ms = NowMs();
   manifest.operation = "create";
   manifest.schema = schema;
+  manifest.table_id = io::RandomId();
   AddFragments(&manifest, written);
   arrow::Status status = store->Commit(manifest);
   if (!status.ok()) {
@@ -413,8 +417,12 @@ arrow::Status Table::CheckoutLatest() {
   // Where the handle is before the newest version is read: a commit through it after
   // that point may be newer than what is read.
   const uint64_t moves = MovesNow();
-  ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest());
-  const uint64_t version = manifest.version;
+  ARROW_ASSIGN_OR_RAISE(uint64_t version, LatestManifest().Map([](const auto& latest) {
+    return latest.version;
+  }));
+  // Read again from storage, not the store's cache: the table may have been dropped and
+  // created again with as many versions, and the cached manifest be the old table's.
+  ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version, /*from_storage=*/true));
   // The fragments the handle's snapshot has opened are reused where the newest version
   // still has them (all of them after appends).
   std::shared_ptr<const Snapshot> previous;
