@@ -7,6 +7,7 @@ import pytest
 
 import riffledb
 from riffledb.db import DBConnection
+from riffledb.errors import TableNotFoundError
 from riffledb.table import Table
 
 
@@ -527,6 +528,18 @@ def test_drop_then_recreate(db):
     assert tbl.version == 1
     assert tbl.to_arrow().equals(other)
     assert len(tbl.list_versions()) == 1
+
+
+def test_a_handle_of_a_dropped_table_reads_but_does_not_write(db):
+    """Regression: the handle of a dropped memory:// table went on committing appends
+    to a table no longer listed (a directory table's raised)."""
+    tbl = db.create_table("t", SIMPLE)
+    db.drop_table("t")
+    with pytest.raises(TableNotFoundError, match="was dropped"):
+        tbl.add(SIMPLE)
+    assert tbl.version == 1
+    assert tbl.to_arrow().equals(SIMPLE)
+    assert db.table_names() == []
 
 
 def test_reopen_after_writes(tmp_path):

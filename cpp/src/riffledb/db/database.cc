@@ -336,7 +336,12 @@ arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) 
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (in_memory_) {
     std::lock_guard<ForkSafeMutex> lock(mu_);
-    if (memory_tables_.erase(name) == 0 && !ignore_missing) return NotFound(name);
+    auto it = memory_tables_.find(name);
+    if (it == memory_tables_.end()) {
+      return ignore_missing ? arrow::Status::OK() : NotFound(name);
+    }
+    it->second->MarkDropped();  // handles still holding it no longer commit
+    memory_tables_.erase(it);
     return arrow::Status::OK();
   }
   RemoveTombstones();

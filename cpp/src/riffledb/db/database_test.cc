@@ -53,6 +53,22 @@ TEST_P(DatabaseTest, CreateListOpenDrop) {
   ASSERT_OK(db->DropTable("a", true));
 }
 
+// A handle kept across a drop reads what it had, and fails to write, in memory as in a
+// directory (a memory table's handle once went on committing to the dropped table).
+TEST_P(DatabaseTest, WritesThroughAHandleOfADroppedTableFail) {
+  auto db = Connect();
+  auto table = Create(*db, "a");
+  ASSERT_OK(db->DropTable("a", false));
+  EXPECT_EQ(table->snapshot().ValueOrDie()->num_rows(), 3);
+  auto more = ReaderOf({IdBatch(3, 2)});
+  auto appended = table->Append(more.get());
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "was dropped", appended.status());
+  EXPECT_EQ(GetErrorKind(appended.status()), ErrorKind::kTableNotFound);
+  EXPECT_EQ(table->version(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto names, db->TableNames());
+  EXPECT_THAT(names, ::testing::IsEmpty());
+}
+
 TEST_P(DatabaseTest, OpenTableAtAVersion) {
   auto db = Connect();
   auto table = Create(*db, "t", 3);

@@ -380,8 +380,18 @@ arrow::Result<format::Manifest> MemoryStore::ReadManifest(uint64_t version) {
   return it->second;
 }
 
+void MemoryStore::MarkDropped() {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  dropped_ = true;
+}
+
 arrow::Status MemoryStore::Commit(const format::Manifest& manifest) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
+  if (dropped_) {
+    return WithErrorKind(
+        arrow::Status::Invalid("The table at '", location_, "' was dropped"),
+        ErrorKind::kTableNotFound);
+  }
   if (!versions_.emplace(manifest.version, manifest).second) {
     return arrow::Status::AlreadyExists("Version ", manifest.version, " of ", location_,
                                         " was committed concurrently");

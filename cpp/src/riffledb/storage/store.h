@@ -198,6 +198,11 @@ class MemoryStore : public Store {
  public:
   explicit MemoryStore(std::string location) : location_(std::move(location)) {}
 
+  /// Its database dropped it: commits through handles still holding it fail with
+  /// Invalid "The table at '<location>' was dropped" (ErrorKind::kTableNotFound), as a
+  /// directory table's do; what they read stays readable.
+  void MarkDropped();
+
   const std::string& location() const override { return location_; }
   arrow::Result<std::vector<uint64_t>> ListVersions() override;
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
@@ -237,6 +242,7 @@ class MemoryStore : public Store {
   // grace period of cleanup protects in-flight writers of memory tables too.
   std::map<std::string, int64_t> created_ms_;
   uint64_t next_file_ = 0;
+  bool dropped_ = false;
 };
 
 }  // namespace riffledb
