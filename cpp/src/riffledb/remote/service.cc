@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <ctime>
 #include <functional>
 #include <limits>
@@ -23,6 +24,12 @@
 namespace riffledb::remote {
 
 namespace {
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 using Json = nlohmann::json;
 
@@ -438,7 +445,20 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
     const std::shared_ptr<Table>& table = cached.table;
     // Two stats on a directory; an error (the table was dropped) reopens, which reports.
     auto latest = table->store()->LatestVersion();
-    if (latest.ok() && *latest == table->version() && !table->detached()) return table;
+    if (latest.ok() && *latest == table->version() && !table->detached()) {
+      // Still the same table? Checked once in a while only: a manifest read.
+      const int64_t now = SteadyMs();
+      if (now - cached.checked_ms->load(std::memory_order_relaxed) <
+          options_.table_check_interval_ms) {
+        return table;
+      }
+      auto same = table->store()->SameTableAt(*latest);
+      if (same.ok() && *same) {
+        cached.checked_ms->store(now, std::memory_order_relaxed);
+        return table;
+      }
+      // Dropped and created again by another process: reopened below.
+    }
     // Newer versions (appends, by this server or another writer): the cached handle moves
     // to the newest in place, keeping the fragments it opened, so that its writers stay
     // on it. One request of the table at a time: those arriving meanwhile find it moved.
@@ -455,7 +475,8 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (generation == generation_) {
     if (tables_.size() >= kMaxCachedTables && !tables_.contains(name)) tables_.clear();
-    tables_[name] = {table, std::make_shared<std::mutex>()};
+    tables_[name] = {table, std::make_shared<std::mutex>(),
+                     std::make_shared<std::atomic<int64_t>>(SteadyMs())};
   }
   return table;
 }

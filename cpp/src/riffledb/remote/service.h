@@ -84,6 +84,12 @@ struct ServiceOptions {
   /// LZ4-compressed IPC body of zeros expands about 250 times): more is answered 413.
   /// Uncompressed bodies are read in place and never reach it.
   int64_t max_decoded_bytes = int64_t{1} << 30;
+  /// A cached table whose newest version is still the one it holds is checked to still be
+  /// the same table (Store::SameTableAt: one manifest read) at most this often, in
+  /// milliseconds: a table dropped and created again by another process, with as many
+  /// versions, is served from the old one's files (still mapped) until then. 0: at every
+  /// request.
+  int64_t table_check_interval_ms = 1000;
 };
 
 /// The endpoints on one database. Thread-safe: requests run concurrently. Every request
@@ -148,6 +154,8 @@ class Service {
   struct CachedTable {
     std::shared_ptr<Table> table;
     std::shared_ptr<std::mutex> refresh;
+    // When the table was last found to be the same (steady clock, ms): SameTableAt.
+    std::shared_ptr<std::atomic<int64_t>> checked_ms;
   };
 
   mutable std::mutex cache_mu_;

@@ -235,6 +235,37 @@ TEST_F(ServiceDirectoryTest, AppendsMoveTheCachedTableWithoutAReopen) {
   EXPECT_GT(service_->table_opens(), opens);
 }
 
+// Dropped and created again by another process with as many versions (1): the newest
+// version number is the cached one's, so only the table's id tells them apart. A
+// service checking at every request serves the new table; one checking once an hour
+// still serves the old one's files (mapped), the staleness its interval allows.
+TEST_F(ServiceDirectoryTest, ATableCreatedAgainWithAsManyVersionsIsServedOnceChecked) {
+  const std::string take = R"j({"filter":"_rowoffset in (1,0)","columns":["id"]})j";
+  ServiceOptions every_request;
+  every_request.table_check_interval_ms = 0;
+  Service checking(db_, every_request);
+  ServiceOptions hourly;
+  hourly.table_check_interval_ms = 3'600'000;
+  Service lazy(db_, hourly);
+  for (const Service* service : {&checking, &lazy}) {
+    EXPECT_EQ(Ids(FileRows(service->Handle("POST", "/v1/table/t/query/", take))),
+              (std::vector<int64_t>{1, 0}));
+  }
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir_.path()));
+  ASSERT_OK(db2->DropTable("t", false));
+  auto rows = arrow::RecordBatchReader::Make({IdBatch(100, 3)}).ValueOrDie();
+  ASSERT_OK(
+      db2->CreateTable("t", nullptr, rows.get(), CreateMode::kCreate, false).status());
+
+  EXPECT_EQ(Ids(FileRows(checking.Handle("POST", "/v1/table/t/query/", take))),
+            (std::vector<int64_t>{101, 100}));
+  EXPECT_EQ(BodyText(checking.Handle("POST", "/v1/table/t/count_rows/", "")), "3");
+  EXPECT_EQ(checking.table_opens(), 2);
+  EXPECT_EQ(Ids(FileRows(lazy.Handle("POST", "/v1/table/t/query/", take))),
+            (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(lazy.table_opens(), 1);
+}
+
 // A read of an asked-for version reads that version, also when it is the newest and
 // another request moves the shared cached handle on meanwhile (appends through the
 // service, one after the other, beside reads of the version just seen newest).

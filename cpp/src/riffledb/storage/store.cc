@@ -72,6 +72,18 @@ arrow::Status DirectoryStore::IfDropped(const arrow::Status& cause) {
       ErrorKind::kTableNotFound);
 }
 
+arrow::Result<bool> DirectoryStore::SameTableAt(uint64_t version) {
+  std::string known;
+  {
+    std::lock_guard<ForkSafeMutex> lock(mu_);
+    known = table_id_;
+  }
+  if (known.empty()) return true;  // nothing to compare with
+  auto id = dir_.ReadTableId(version);
+  if (!id.ok()) return IfDropped(id.status());
+  return id->has_value() && ((*id)->empty() || **id == known);
+}
+
 arrow::Status DirectoryStore::CheckBase(const format::Manifest& manifest) {
   if (manifest.version <= 1 || manifest.table_id.empty()) return arrow::Status::OK();
   auto base = dir_.ReadTableId(manifest.version - 1);

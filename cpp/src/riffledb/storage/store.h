@@ -55,6 +55,11 @@ class Store {
   virtual arrow::Result<format::Manifest> ReadStoredManifest(uint64_t version) {
     return ReadManifest(version);
   }
+  /// Whether `version` on storage is still of the table this store has read: false once
+  /// the table was dropped and another one created under its name (`table_id`), or the
+  /// version is gone. One manifest read (for a directory); true where a table cannot be
+  /// replaced under its store (memory).
+  virtual arrow::Result<bool> SameTableAt(uint64_t version) { return true; }
   /// Publishes `manifest` as its version; AlreadyExists if that version exists.
   virtual arrow::Status Commit(const format::Manifest& manifest) = 0;
 
@@ -127,6 +132,7 @@ class DirectoryStore : public Store {
   arrow::Result<uint64_t> LatestVersion() override;
   arrow::Result<format::Manifest> ReadManifest(uint64_t version) override;
   arrow::Result<format::Manifest> ReadStoredManifest(uint64_t version) override;
+  arrow::Result<bool> SameTableAt(uint64_t version) override;
   arrow::Status Commit(const format::Manifest& manifest) override;
   arrow::Result<std::vector<format::WrittenFragment>> WriteFragments(
       const std::shared_ptr<arrow::Schema>& schema,
