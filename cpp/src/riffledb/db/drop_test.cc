@@ -339,6 +339,49 @@ TEST(RecreateTest, CheckoutsThroughHandlesOfTheOldTableAreOfTheNewOne) {
   EXPECT_EQ(Ids(*at_latest), Range(1000, 1300));
 }
 
+// A restore through a handle of the old table, which still maps the old table's files
+// (its snapshot), restores the new table's version: never the old one's fragments,
+// whose files are gone, as the new table's newest version.
+TEST(RecreateTest, ARestoreThroughAHandleOfTheOldTableRestoresTheNewOnesVersion) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  auto db = ThreeVersions(path, io::Local());
+  ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t"));
+  for (int64_t start : {300, 400}) {  // versions 4 and 5, cached by the handle's store
+    auto more = ReaderOf({IdBatch(start, 100)});
+    ASSERT_OK(old->Append(more.get()).status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto held, old->snapshot());  // keeps the old files mapped
+  ASSERT_NO_FATAL_FAILURE(Recreate(path, 5));
+  ASSERT_OK_AND_ASSIGN(uint64_t restored, old->Restore(4));
+  EXPECT_EQ(restored, 6u);
+  auto fresh = Database::Connect(path).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto latest, fresh->OpenTable("t"));
+  EXPECT_EQ(latest->version(), 6u);
+  EXPECT_EQ(Ids(*latest), Range(1000, 1400));
+  EXPECT_EQ(held->num_rows(), 500);
+}
+
+// The table dropped and created again (with more versions) while a restore commits: the
+// restore fails, saying so, rather than restoring the old table's version into the new.
+TEST(RecreateTest, ARestoreRacingADropAndCreateFails) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  ThreeVersions(path, io::Local());
+  auto hooked = std::make_shared<HookFileSystem>(
+      [&] { ASSERT_NO_FATAL_FAILURE(Recreate(path, 5)); }, /*after=*/false);
+  auto db = Database::ConnectDirectory(path, hooked).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t"));
+  auto restored = old->Restore(2);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "dropped and created again meanwhile",
+                             restored.status());
+  EXPECT_EQ(GetErrorKind(restored.status()), ErrorKind::kTableNotFound);
+  auto fresh = Database::Connect(path).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto latest, fresh->OpenTable("t"));
+  EXPECT_EQ(latest->version(), 5u);
+  EXPECT_EQ(Ids(*latest), Range(1000, 1500));
+}
+
 // A read of the old table whose files are opened after the new one took its name (a
 // snapshot of more than Snapshot::kEagerFragments fragments opens them as rows are read)
 // is not "No such file": it says what happened, and the newest version is the new one's.

@@ -354,7 +354,10 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
     return arrow::Status::Invalid("Cannot restore version ", version, " of table '",
                                   name_, "': it does not exist");
   }
-  ARROW_ASSIGN_OR_RAISE(format::Manifest target, ReadVersion(version));
+  // From storage: the store's cached copy may be of a table dropped and created again
+  // under this name since, whose files (still mapped by a snapshot) would be restored.
+  ARROW_ASSIGN_OR_RAISE(format::Manifest target,
+                        ReadVersion(version, /*from_storage=*/true));
   // Restoring a version whose files do not open would only move the damage forward.
   ARROW_ASSIGN_OR_RAISE(auto check, Snapshot::Open(store_, target));
   ARROW_RETURN_NOT_OK(check->OpenAll());
@@ -374,6 +377,12 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
         DescendFrom(*manifest, &next);
         ReuseFragmentSegments(target, &next);
       }
+    }
+    if (!target.table_id.empty() && next.table_id != target.table_id) {
+      return WithErrorKind(
+          arrow::Status::Invalid("Cannot restore version ", version, " of table '", name_,
+                                 "': the table was dropped and created again meanwhile"),
+          ErrorKind::kTableNotFound);
     }
     next.version = versions.back() + 1;
     next.timestamp_ms = NowMs();
