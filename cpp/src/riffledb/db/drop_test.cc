@@ -333,6 +333,8 @@ TEST(RecreateTest, CheckoutsThroughHandlesOfTheOldTableAreOfTheNewOne) {
   ASSERT_OK_AND_ASSIGN(auto at_version, db->OpenTable("t"));
   ASSERT_OK_AND_ASSIGN(auto at_latest, db->OpenTable("t"));
   ASSERT_NO_FATAL_FAILURE(Recreate(path, 3));
+  ASSERT_OK(at_version->Checkout(3));  // the version the handle opened, cached
+  EXPECT_EQ(Ids(*at_version), Range(1000, 1300));
   ASSERT_OK(at_version->Checkout(2));
   EXPECT_EQ(Ids(*at_version), Range(1000, 1200));
   ASSERT_OK(at_latest->CheckoutLatest());

@@ -416,7 +416,8 @@ arrow::Status Table::Checkout(uint64_t version) {
     return arrow::Status::Invalid("Version ", version, " of table '", name_,
                                   "' does not exist; versions: ", listed);
   }
-  ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version));
+  // From storage, as CheckoutLatest: not a cached copy of a table dropped since.
+  ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version, /*from_storage=*/true));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, Snapshot::Open(store_, std::move(manifest)));
   SetSnapshot(std::move(snapshot), version, version != versions.back());
   return arrow::Status::OK();
