@@ -335,13 +335,19 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
 arrow::Status Database::DropTable(const std::string& name, bool ignore_missing) {
   ARROW_RETURN_NOT_OK(ValidateTableName(name));
   if (in_memory_) {
-    std::lock_guard<ForkSafeMutex> lock(mu_);
-    auto it = memory_tables_.find(name);
-    if (it == memory_tables_.end()) {
-      return ignore_missing ? arrow::Status::OK() : NotFound(name);
+    std::shared_ptr<MemoryStore> dropped;
+    {
+      std::lock_guard<ForkSafeMutex> lock(mu_);
+      auto it = memory_tables_.find(name);
+      if (it == memory_tables_.end()) {
+        return ignore_missing ? arrow::Status::OK() : NotFound(name);
+      }
+      dropped = std::move(it->second);
+      memory_tables_.erase(it);
     }
-    it->second->MarkDropped();  // handles still holding it no longer commit
-    memory_tables_.erase(it);
+    // Outside mu_: ForkSafeMutex sections may not nest. Handles still holding the store
+    // no longer commit.
+    dropped->MarkDropped();
     return arrow::Status::OK();
   }
   RemoveTombstones();

@@ -248,29 +248,30 @@ TEST(DropTest, CommittedWriteReportsItsVersionWhenTheSnapshotCannotOpen) {
   EXPECT_FALSE(table->snapshot().ok());
 }
 
-// Drops the table (`drop`) right after the first listing of its versions, which is
-// OpenTable's check that it exists: the open that follows finds it gone.
-class DropAfterFirstListing : public io::FaultInjectingFileSystem {
+// Runs `hook` right after the `nth` listing of the table's versions (the first is
+// OpenTable's check that it exists), which returns what it found before the hook.
+class HookAfterListing : public io::FaultInjectingFileSystem {
  public:
-  explicit DropAfterFirstListing(std::function<void()> drop)
-      : FaultInjectingFileSystem(io::Local()), drop_(std::move(drop)) {}
+  explicit HookAfterListing(std::function<void()> hook, int nth = 1)
+      : FaultInjectingFileSystem(io::Local()), hook_(std::move(hook)), nth_(nth) {}
 
   arrow::Result<std::vector<std::string>> ListFileNames(const std::string& dir) override {
     auto names = FaultInjectingFileSystem::ListFileNames(dir);
-    if (dir.ends_with("/_versions") && !ran_.exchange(true)) drop_();
+    if (dir.ends_with("/_versions") && ++listings_ == nth_) hook_();
     return names;
   }
 
  private:
-  std::function<void()> drop_;
-  std::atomic<bool> ran_{false};
+  std::function<void()> hook_;
+  const int nth_;
+  std::atomic<int> listings_{0};
 };
 
 TEST(DropTest, ATableDroppedWhileItOpensIsNotFound) {
   TempDir dir;
   const std::string path = dir.path() + "/db";
   ThreeVersions(path, io::Local());
-  auto hooked = std::make_shared<DropAfterFirstListing>(
+  auto hooked = std::make_shared<HookAfterListing>(
       [&] { ASSERT_OK(Database::Connect(path).ValueOrDie()->DropTable("t", false)); });
   auto db = Database::ConnectDirectory(path, hooked).ValueOrDie();
   // Not "has no committed version": as if the check had come after the drop.
@@ -364,24 +365,63 @@ TEST(RecreateTest, ARestoreThroughAHandleOfTheOldTableRestoresTheNewOnesVersion)
   EXPECT_EQ(held->num_rows(), 500);
 }
 
-// The table dropped and created again (with more versions) while a restore commits: the
-// restore fails, saying so, rather than restoring the old table's version into the new.
-TEST(RecreateTest, ARestoreRacingADropAndCreateFails) {
+// Runs `write` through a handle of "t" (three versions) opened on a file system made by
+// `hooked` from a hook that drops "t" and creates it again with `versions` versions: the
+// write fails with kTableNotFound saying `message`, and leaves the new table as created.
+void ExpectRacedWriteFails(
+    const std::function<std::shared_ptr<io::FileSystem>(std::function<void()>)>& hooked,
+    int64_t versions, const std::function<arrow::Status(Table&)>& write,
+    const std::string& message) {
   TempDir dir;
   const std::string path = dir.path() + "/db";
   ThreeVersions(path, io::Local());
-  auto hooked = std::make_shared<HookFileSystem>(
-      [&] { ASSERT_NO_FATAL_FAILURE(Recreate(path, 5)); }, /*after=*/false);
-  auto db = Database::ConnectDirectory(path, hooked).ValueOrDie();
+  auto db = Database::ConnectDirectory(
+                path, hooked([&] { ASSERT_NO_FATAL_FAILURE(Recreate(path, versions)); }))
+                .ValueOrDie();
   ASSERT_OK_AND_ASSIGN(auto old, db->OpenTable("t"));
-  auto restored = old->Restore(2);
-  ASSERT_RAISES_WITH_MESSAGE(Invalid, "dropped and created again meanwhile",
-                             restored.status());
-  EXPECT_EQ(GetErrorKind(restored.status()), ErrorKind::kTableNotFound);
+  const arrow::Status st = write(*old);
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, message, st);
+  EXPECT_EQ(GetErrorKind(st), ErrorKind::kTableNotFound);
   auto fresh = Database::Connect(path).ValueOrDie();
   ASSERT_OK_AND_ASSIGN(auto latest, fresh->OpenTable("t"));
-  EXPECT_EQ(latest->version(), 5u);
-  EXPECT_EQ(Ids(*latest), Range(1000, 1500));
+  EXPECT_EQ(latest->version(), static_cast<uint64_t>(versions));
+  EXPECT_EQ(Ids(*latest), Range(1000, 1000 + 100 * versions));
+}
+
+// At the commit's exclusive create.
+std::shared_ptr<io::FileSystem> HookAtCommit(std::function<void()> hook) {
+  return std::make_shared<HookFileSystem>(std::move(hook), /*after=*/false);
+}
+
+// The table dropped and created again (with more versions) between a write's files and
+// its commit. An append's files went with the old directory: it fails, rather than
+// rebase on the new table and commit a version naming files it does not have. A restore
+// fails too, rather than restore the old table's version into the new one.
+TEST(RecreateTest, WritesRacingADropAndCreateFail) {
+  ASSERT_NO_FATAL_FAILURE(ExpectRacedWriteFails(
+      HookAtCommit, 5,
+      [](Table& t) {
+        auto more = ReaderOf({IdBatch(300, 10)});
+        return t.Append(more.get()).status();
+      },
+      "was dropped and created again during this write"));
+  ASSERT_NO_FATAL_FAILURE(ExpectRacedWriteFails(
+      HookAtCommit, 5, [](Table& t) { return t.Restore(2).status(); },
+      "dropped and created again meanwhile"));
+}
+
+// The same for a restore, the new table having fewer versions than the version restored
+// (no later version to tell it by): it fails at once, not after every commit attempt.
+TEST(RecreateTest, ARestoreRacingADropAndCreateOfFewerVersionsFails) {
+  // After the restore's second listing (OpenTable lists twice; the restore's first is
+  // its check that the version exists, before it reads it).
+  auto fourth_listing =
+      [](std::function<void()> hook) -> std::shared_ptr<io::FileSystem> {
+    return std::make_shared<HookAfterListing>(std::move(hook), /*nth=*/4);
+  };
+  ASSERT_NO_FATAL_FAILURE(ExpectRacedWriteFails(
+      fourth_listing, 1, [](Table& t) { return t.Restore(2).status(); },
+      "dropped and created again meanwhile"));
 }
 
 // A read of the old table whose files are opened after the new one took its name (a

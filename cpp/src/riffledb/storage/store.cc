@@ -55,7 +55,9 @@ bool DirectoryStore::Replaced() {
   }
   if (known.empty()) return false;
   auto versions = dir_.ListVersions();
-  if (!versions.ok() || versions->empty()) return false;
+  if (!versions.ok()) return false;
+  // `_versions/` there and empty: another table is being created under the name.
+  if (versions->empty()) return true;
   auto id = dir_.ReadTableId(versions->back());
   return id.ok() && id->has_value() && !(*id)->empty() && **id != known;
 }
@@ -98,18 +100,27 @@ arrow::Status DirectoryStore::CheckBase(const format::Manifest& manifest) {
   // table dropped since (the cache of this store, a handle's snapshot), and another
   // one has taken its name. Forget the old one; the caller rebases on the new.
   ForgetTable();
-  return arrow::Status::AlreadyExists(
-      "Version ", manifest.version - 1, " of the table at '", dir_.path(),
-      "' is not the one this commit was built on: the table was dropped and created "
-      "again");
+  // AlreadyExists: a lost race, which commits rebase; kTableNotFound: of a replaced
+  // table, for those that cannot rebase (a restore).
+  return WithErrorKind(
+      arrow::Status::AlreadyExists(
+          "Version ", manifest.version - 1, " of the table at '", dir_.path(),
+          "' is not the one this commit was built on: the table was dropped and created "
+          "again"),
+      ErrorKind::kTableNotFound);
+}
+
+void DirectoryStore::NoteTableLocked(const format::Manifest& manifest) {
+  if (manifest.table_id.empty() || table_id_ == manifest.table_id) return;
+  // Cached before: the old table's, or this table's from before it had an id (whose
+  // successor may be another table).
+  manifests_.clear();
+  table_id_ = manifest.table_id;
 }
 
 void DirectoryStore::NoteTable(const format::Manifest& manifest) {
-  if (manifest.table_id.empty()) return;
   std::lock_guard<ForkSafeMutex> lock(mu_);
-  if (table_id_ == manifest.table_id) return;
-  if (!table_id_.empty()) manifests_.clear();  // the old table's
-  table_id_ = manifest.table_id;
+  NoteTableLocked(manifest);
 }
 
 void DirectoryStore::ForgetTable() {
@@ -177,6 +188,7 @@ arrow::Result<std::vector<uint64_t>> DirectoryStore::ListVersions() {
 
 void DirectoryStore::CacheManifest(format::Manifest manifest) {
   std::lock_guard<ForkSafeMutex> lock(mu_);
+  NoteTableLocked(manifest);
   const uint64_t version = manifest.version;
   manifests_[version] = std::make_shared<const format::Manifest>(std::move(manifest));
   while (manifests_.size() > kCachedManifests) manifests_.erase(manifests_.begin());
@@ -191,8 +203,7 @@ arrow::Result<format::Manifest> DirectoryStore::ReadManifest(uint64_t version) {
   auto manifest = dir_.ReadManifest(version);
   if (!manifest.ok()) return IfDropped(manifest.status());  // listed, then dropped
   SawVersion(version);
-  NoteTable(*manifest);
-  CacheManifest(*manifest);
+  CacheManifest(*manifest);  // noting its table_id
   return manifest;
 }
 
@@ -209,7 +220,6 @@ arrow::Status DirectoryStore::Commit(const format::Manifest& manifest) {
   arrow::Status st = dir_.Commit(manifest, &committed);
   if (st.ok()) {
     SawVersion(manifest.version);
-    NoteTable(committed);
     CacheManifest(std::move(committed));
     return st;
   }

@@ -176,6 +176,7 @@ class DirectoryStore : public Store {
   // is this store's table; another one (the table was created again under its name)
   // replaces it, and the manifests cached of the old one are forgotten.
   void NoteTable(const format::Manifest& manifest);
+  void NoteTableLocked(const format::Manifest& manifest);  // requires mu_
   // Forgets the cached manifests and the table_id (a commit found another table).
   void ForgetTable();
   // OK if the table exists or is being created (this store has seen no version yet).
@@ -248,7 +249,7 @@ class MemoryStore : public Store {
   // grace period of cleanup protects in-flight writers of memory tables too.
   std::map<std::string, int64_t> created_ms_;
   uint64_t next_file_ = 0;
-  bool dropped_ = false;
+  bool dropped_ = false;  // guarded by mu_
 };
 
 }  // namespace riffledb

@@ -361,6 +361,12 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
   // Restoring a version whose files do not open would only move the damage forward.
   ARROW_ASSIGN_OR_RAISE(auto check, Snapshot::Open(store_, target));
   ARROW_RETURN_NOT_OK(check->OpenAll());
+  auto replaced = [&] {
+    return WithErrorKind(
+        arrow::Status::Invalid("Cannot restore version ", version, " of table '", name_,
+                               "': the table was dropped and created again meanwhile"),
+        ErrorKind::kTableNotFound);
+  };
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(versions, store_->ListVersions());
     format::Manifest next = target;
@@ -378,16 +384,14 @@ arrow::Result<uint64_t> Table::Restore(uint64_t version) {
         ReuseFragmentSegments(target, &next);
       }
     }
-    if (!target.table_id.empty() && next.table_id != target.table_id) {
-      return WithErrorKind(
-          arrow::Status::Invalid("Cannot restore version ", version, " of table '", name_,
-                                 "': the table was dropped and created again meanwhile"),
-          ErrorKind::kTableNotFound);
-    }
+    if (!target.table_id.empty() && next.table_id != target.table_id) return replaced();
     next.version = versions.back() + 1;
     next.timestamp_ms = NowMs();
     next.operation = "restore";
     arrow::Status status = store_->Commit(next);
+    if (status.IsAlreadyExists() && GetErrorKind(status) == ErrorKind::kTableNotFound) {
+      return replaced();  // the newest version is another table's (CheckBase)
+    }
     if (status.IsAlreadyExists()) continue;  // another writer won: rebase
     ARROW_RETURN_NOT_OK(status);
     const uint64_t committed = next.version;
@@ -460,13 +464,32 @@ arrow::Status Table::CheckWritable() const {
 
 arrow::Result<uint64_t> Table::CommitWithRetry(
     const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
-    const std::function<void()>& on_abandon) {
+    const std::function<void()>& on_abandon, const std::vector<std::string>& files) {
   const uint64_t moves = MovesNow();
+  std::optional<std::string> first_id;  // of the first base
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     auto latest = LatestManifest();
     if (!latest.ok()) {
       on_abandon();
       return latest.status();
+    }
+    if (!first_id) first_id = latest->table_id;
+    if (latest->table_id != *first_id) {
+      // Dropped and created again since the first attempt: the files written before it
+      // went with the old directory unless they were written into the new one.
+      for (const std::string& path : files) {
+        auto there = store_->HasFile(path);
+        if (!there.ok() || !*there) {
+          on_abandon();
+          return WithErrorKind(
+              arrow::Status::Invalid("Table '", name_,
+                                     "' was dropped and created again during this "
+                                     "write, with the files it wrote: nothing was "
+                                     "committed"),
+              ErrorKind::kTableNotFound);
+        }
+      }
+      first_id = latest->table_id;
     }
     auto next = make(*latest);
     if (!next.ok()) {
@@ -517,7 +540,7 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
         AddFragments(&next, written);
         return next;
       },
-      [&] { store_->RemoveUnreferenced(PathsOf(written)); });
+      [&] { store_->RemoveUnreferenced(PathsOf(written)); }, PathsOf(written));
 }
 
 arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
@@ -536,7 +559,7 @@ arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
         AddFragments(&next, written);
         return next;
       },
-      [&] { store_->RemoveUnreferenced(PathsOf(written)); });
+      [&] { store_->RemoveUnreferenced(PathsOf(written)); }, PathsOf(written));
 }
 
 arrow::Result<uint64_t> Table::Delete(const Filter& filter) {

@@ -230,10 +230,14 @@ class Table {
   arrow::Result<format::Manifest> ReadVersion(uint64_t version,
                                               bool from_storage = false) const;
   // Commits what `make` builds from the newest manifest, retrying when another writer
-  // commits first. `make` sets everything but version and timestamp.
+  // commits first. `make` sets everything but version and timestamp. `files`: what the
+  // write put in the table's directory before committing; should the table be dropped
+  // and created again meanwhile (another table_id at a retry), they must still be there
+  // (written into the new table's directory), or the write fails, kTableNotFound.
   arrow::Result<uint64_t> CommitWithRetry(
       const std::function<arrow::Result<format::Manifest>(const format::Manifest&)>& make,
-      const std::function<void()>& on_abandon);
+      const std::function<void()>& on_abandon,
+      const std::vector<std::string>& files = {});
   void SetSnapshot(arrow::Result<std::shared_ptr<const Snapshot>> snapshot,
                    uint64_t version, bool detached);
   // SetSnapshot's move, with mu_ held.
