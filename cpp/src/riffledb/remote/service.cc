@@ -448,15 +448,15 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
     if (latest.ok() && *latest == table->version() && !table->detached()) {
       // Still the same table? Checked once in a while only: a manifest read.
       const int64_t now = SteadyMs();
-      if (now - cached.checked_ms->load(std::memory_order_relaxed) <
-          options_.table_check_interval_ms) {
+      int64_t last = cached.checked_ms->load(std::memory_order_relaxed);
+      // One request checks; those arriving meanwhile use the handle.
+      if (now - last < options_.table_check_interval_ms ||
+          !cached.checked_ms->compare_exchange_strong(last, now,
+                                                      std::memory_order_relaxed)) {
         return table;
       }
       auto same = table->store()->SameTableAt(*latest);
-      if (same.ok() && *same) {
-        cached.checked_ms->store(now, std::memory_order_relaxed);
-        return table;
-      }
+      if (same.ok() && *same) return table;
       // Dropped and created again by another process: reopened below.
     }
     // Newer versions (appends, by this server or another writer): the cached handle moves
@@ -615,8 +615,11 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
   // new table, asked again once; a table that is gone is still "not found".
   if (!reply.ok() && !request.version &&
       GetErrorKind(reply.status()) == ErrorKind::kTableNotFound) {
-    Evict(route.table);
-    reply = QueryOnce(route, request);
+    auto exists = db_->HasTable(route.table);
+    if (exists.ok() && *exists) {
+      Evict(route.table);
+      reply = QueryOnce(route, request);
+    }
   }
   return reply;
 }
