@@ -297,9 +297,9 @@ void Recreate(const std::string& path, int64_t versions) {
 // A table dropped and created again under its name is another table: a handle of the old
 // one never writes the old table's files into the new one's versions, whichever has more
 // versions (the handle's store had the old one's manifests cached).
-class RecreateTest : public ::testing::TestWithParam<int64_t> {};
+class RecreateWithVersionsTest : public ::testing::TestWithParam<int64_t> {};
 
-TEST_P(RecreateTest, AnAppendThroughAHandleOfTheOldTableGoesToTheNewOne) {
+TEST_P(RecreateWithVersionsTest, AnAppendThroughAHandleOfTheOldTableGoesToTheNewOne) {
   TempDir dir;
   const std::string path = dir.path() + "/db";
   auto db = ThreeVersions(path, io::Local());
@@ -322,7 +322,8 @@ TEST_P(RecreateTest, AnAppendThroughAHandleOfTheOldTableGoesToTheNewOne) {
   EXPECT_EQ(Ids(*latest), expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(NewTableVersions, RecreateTest, ::testing::Values(1, 3, 5));
+INSTANTIATE_TEST_SUITE_P(NewTableVersions, RecreateWithVersionsTest,
+                         ::testing::Values(1, 3, 5));
 
 // Checkouts through handles of the old table, of a version or the newest (the new table
 // having as many versions as the old one), are of the new table, not of the manifests the
