@@ -47,12 +47,13 @@ arrow::Status DirectoryStore::DroppedError(const std::string& cause) const {
       ErrorKind::kTableNotFound);
 }
 
+std::string DirectoryStore::KnownTableId() {
+  std::lock_guard<ForkSafeMutex> lock(mu_);
+  return table_id_;
+}
+
 bool DirectoryStore::Replaced() {
-  std::string known;
-  {
-    std::lock_guard<ForkSafeMutex> lock(mu_);
-    known = table_id_;
-  }
+  const std::string known = KnownTableId();
   if (known.empty()) return false;
   auto versions = dir_.ListVersions();
   if (!versions.ok()) return false;
@@ -75,11 +76,7 @@ arrow::Status DirectoryStore::IfDropped(const arrow::Status& cause) {
 }
 
 arrow::Result<bool> DirectoryStore::SameTableAt(uint64_t version) {
-  std::string known;
-  {
-    std::lock_guard<ForkSafeMutex> lock(mu_);
-    known = table_id_;
-  }
+  const std::string known = KnownTableId();
   if (known.empty()) return true;  // nothing to compare with
   auto id = dir_.ReadTableId(version);
   if (!id.ok()) return IfDropped(id.status());

@@ -179,6 +179,7 @@ class DirectoryStore : public Store {
   void NoteTableLocked(const format::Manifest& manifest);  // requires mu_
   // Forgets the cached manifests and the table_id (a commit found another table).
   void ForgetTable();
+  std::string KnownTableId();  // table_id_, under mu_
   // OK if the table exists or is being created (this store has seen no version yet).
   arrow::Status CheckNotDropped();
 

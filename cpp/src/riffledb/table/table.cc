@@ -235,14 +235,14 @@ void Table::SetSnapshotLocked(arrow::Result<std::shared_ptr<const Snapshot>> sna
   ++moves_;
 }
 
-arrow::Result<format::Manifest> Table::LatestManifest() const {
+arrow::Result<format::Manifest> Table::LatestManifest(bool from_storage) const {
   for (int attempt = 0;; ++attempt) {
     ARROW_ASSIGN_OR_RAISE(uint64_t latest, store_->LatestVersion());
     if (latest == 0) {
       return arrow::Status::Invalid("Table '", name_, "' at ", store_->location(),
                                     " has no committed version");
     }
-    auto manifest = ReadVersion(latest);
+    auto manifest = ReadVersion(latest, from_storage);
     if (manifest.ok() || attempt == 3) return manifest;
     // Between finding the newest version and reading it, another writer may have
     // committed a newer one and a cleanup removed this one: look again.
@@ -431,12 +431,10 @@ arrow::Status Table::CheckoutLatest() {
   // Where the handle is before the newest version is read: a commit through it after
   // that point may be newer than what is read.
   const uint64_t moves = MovesNow();
-  ARROW_ASSIGN_OR_RAISE(uint64_t version, LatestManifest().Map([](const auto& latest) {
-    return latest.version;
-  }));
-  // Read again from storage, not the store's cache: the table may have been dropped and
-  // created again with as many versions, and the cached manifest be the old table's.
-  ARROW_ASSIGN_OR_RAISE(auto manifest, ReadVersion(version, /*from_storage=*/true));
+  // From storage, not the store's cache: the table may have been dropped and created
+  // again with as many versions, and the cached manifest be the old table's.
+  ARROW_ASSIGN_OR_RAISE(auto manifest, LatestManifest(/*from_storage=*/true));
+  const uint64_t version = manifest.version;
   // The fragments the handle's snapshot has opened are reused where the newest version
   // still has them (all of them after appends).
   std::shared_ptr<const Snapshot> previous;

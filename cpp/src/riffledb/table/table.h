@@ -223,7 +223,9 @@ class Table {
   Table(std::string name, std::shared_ptr<Store> store,
         std::shared_ptr<const Snapshot> snapshot);
   arrow::Status CheckWritable() const;
-  arrow::Result<format::Manifest> LatestManifest() const;
+  // The newest version's manifest (looking again if a cleanup removed it meanwhile);
+  // `from_storage` as for ReadVersion.
+  arrow::Result<format::Manifest> LatestManifest(bool from_storage = false) const;
   // Reads one version's manifest; a damaged one is Invalid (kCorruption) naming the
   // table, the version and the file, and saying how to reach the others. With
   // `from_storage`, the store's cached copy is not used (see Store::ReadStoredManifest).
