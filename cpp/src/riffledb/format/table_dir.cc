@@ -121,10 +121,15 @@ arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
 arrow::Result<std::optional<std::string>> TableDir::ReadTableId(uint64_t version) const {
   const std::string path =
       Resolve(std::string(kVersionsDir) + "/" + ManifestName(version));
-  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
-  if (type == io::EntryType::kNotFound) return std::nullopt;
-  ARROW_ASSIGN_OR_RAISE(auto data, fs_->ReadFile(path));
-  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
+  // Read first, and look at the type only when the read fails: one request for the
+  // version that exists (every commit reads its base's id), two for one that does not.
+  auto data = fs_->ReadFile(path);
+  if (!data.ok()) {
+    ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
+    if (type == io::EntryType::kNotFound) return std::nullopt;
+    return data.status();
+  }
+  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest((*data)->ToString(), path));
   return std::move(manifest.table_id);
 }
 

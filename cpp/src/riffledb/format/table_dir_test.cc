@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "riffledb/format/fragment.h"
+#include "riffledb/io/fault_injection.h"
 #include "riffledb/io/filesystem.h"
 #include "riffledb/testing/files.h"
 #include "riffledb/testing/testing.h"
@@ -113,6 +114,48 @@ TEST_F(TableDirTest, CorruptManifestNamesTheFile) {
   std::string path = dir.Resolve("_versions/00000000000000000001.json");
   ASSERT_OK(testing::WriteFile(path, "{\"vers"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, path + ": invalid JSON", dir.ReadLatestManifest());
+}
+
+// Counts the reads and type lookups that reach the file system.
+class CountingFileSystem : public io::FaultInjectingFileSystem {
+ public:
+  CountingFileSystem() : FaultInjectingFileSystem(io::Local()) {}
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
+      const std::string& path) override {
+    ++reads;
+    return FaultInjectingFileSystem::ReadFile(path);
+  }
+  arrow::Result<io::EntryType> Type(const std::string& path) override {
+    ++types;
+    return FaultInjectingFileSystem::Type(path);
+  }
+  int reads = 0;
+  int types = 0;
+};
+
+TEST_F(TableDirTest, ReadTableIdIsOneReadOfAnExistingVersion) {
+  auto fs = std::make_shared<CountingFileSystem>();
+  TableDir dir(fs, table_);
+  Manifest m = MakeManifest(1, "create");
+  m.table_id = "0123456789abcdef0123456789abcdef";
+  ASSERT_OK(dir.Commit(m));
+  ASSERT_OK(dir.Commit(MakeManifest(2)));  // written before table ids: none
+  fs->reads = fs->types = 0;
+  ASSERT_OK_AND_ASSIGN(auto id, dir.ReadTableId(1));
+  EXPECT_EQ(id, std::optional<std::string>(m.table_id));
+  ASSERT_OK_AND_ASSIGN(id, dir.ReadTableId(2));
+  EXPECT_EQ(id, std::optional<std::string>(""));
+  // Each commit reads its base's id: one request (a GET on object storage), no HEAD.
+  EXPECT_EQ(fs->reads, 2);
+  EXPECT_EQ(fs->types, 0);
+  ASSERT_OK_AND_ASSIGN(id, dir.ReadTableId(3));
+  EXPECT_EQ(id, std::nullopt);
+  EXPECT_EQ(fs->types, 1);  // a failed read is told apart from a missing version
+  // A version there but unreadable or damaged is an error, not "missing".
+  ASSERT_OK(io::Local()->CreateDirs(dir.Resolve("_versions/00000000000000000003.json")));
+  EXPECT_FALSE(dir.ReadTableId(3).ok());
+  ASSERT_OK(testing::WriteFile(dir.Resolve("_versions/00000000000000000002.json"), "{"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "invalid JSON", dir.ReadTableId(2));
 }
 
 TEST_F(TableDirTest, ThreadsRacingOneVersionExactlyOneWins) {
