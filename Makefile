@@ -94,9 +94,9 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 	ctest --test-dir $(DEV) --output-on-failure -j2 --timeout 600
 
 # The thread-pool, fork, racing-writer and concurrent-reader tests (table_test: fragments
-# opened lazily by racing takes; remote_test: the server's connection threads under
-# concurrent takes, appends and a stop, ServerConcurrent) under ThreadSanitizer (`tsan`
-# preset): only the test binaries they live in are built. They fork while pool threads
+# opened lazily by racing takes), and every test of the server (its connection threads
+# under concurrent takes, appends and a stop), the remote client and the database, under
+# ThreadSanitizer (`tsan` preset): only the test binaries they live in are built. They fork while pool threads
 # run, and a child starts threads again: TSan forbids that unless die_after_fork=0.
 # Excluded: ChildCanDestroyPoolsInheritedFromTheParent, where TSan's thread registry
 # still holds the parent's vanished threads and reports "dup thread with used id" when
@@ -108,7 +108,12 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 # about 1 run in 4 each), passed 40 runs of 40.
 # Arrow's allocator is the system one: its bundled mimalloc is not instrumented, and TSan
 # reports its thread-local setup and teardown as races (seen in TableDirTest.Threads*).
-TSAN_TARGETS := util_test io_test format_test table_test remote_test
+# The server, the remote client and the database (drops and creates racing handles) are
+# run whole: all their tests start threads (a server's, a mock server's, a racing
+# writer's): 134 tests, ~80 s on 2 cores under TSan. Of the other binaries, the tests
+# named below.
+TSAN_WHOLE   := remote remote_client db
+TSAN_TARGETS := util_test io_test format_test table_test $(TSAN_WHOLE:%=%_test)
 TSAN_TESTS   := ThreadPool|Fork|PerProcess|Race|Racing|Concurrent
 # ForkSafety.ForkWhileThePoolIsBusy forks under TSan, as under ASan, only while every busy
 # thread is parked (kThreadSanitizer, riffledb/testing/testing.h): a child forked at an
@@ -118,13 +123,16 @@ TSAN_SKIP    := ForkSafety.ChildCanDestroyPoolsInheritedFromTheParent
 $(TSAN)/build.ninja: | $(STAMP)
 	cmake --preset tsan
 
+TSAN_ENV := TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 second_deadlock_stack=1 \
+  suppressions=$(CURDIR)/cpp/sanitizers/tsan.supp" ARROW_DEFAULT_MEMORY_POOL=system
+TSAN_CTEST := ctest --test-dir $(TSAN) --output-on-failure -j2 --timeout 600
+empty :=
+TSAN_WHOLE_LABELS := ^($(subst $(empty) $(empty),|,$(TSAN_WHOLE)))$$
+
 test-tsan: $(STAMP) $(TSAN)/build.ninja
 	cmake --build $(TSAN) --target $(TSAN_TARGETS)
-	TSAN_OPTIONS="die_after_fork=0 halt_on_error=1 second_deadlock_stack=1 \
-	  suppressions=$(CURDIR)/cpp/sanitizers/tsan.supp" \
-	  ARROW_DEFAULT_MEMORY_POOL=system \
-	  ctest --test-dir $(TSAN) --output-on-failure -j2 --timeout 600 \
-	  -R '$(TSAN_TESTS)' -E '$(TSAN_SKIP)'
+	$(TSAN_ENV) $(TSAN_CTEST) -R '$(TSAN_TESTS)' -E '$(TSAN_SKIP)' -LE '$(TSAN_WHOLE_LABELS)'
+	$(TSAN_ENV) $(TSAN_CTEST) -L '$(TSAN_WHOLE_LABELS)'
 
 # The fault-injection, kill -9, drop-race and bit-flip loops that `make test` runs briefly,
 # run for SOAK_MINUTES in total (default 10), then their counts (scripts/soak.py). Not
