@@ -17,7 +17,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: all setup build test test-cpp test-python test-wheel test-asan test-tsan demo format \
         lint clean bench soak bench-metadata bench-ingest bench-s3 bench-streaming \
-        bench-pipeline bench-s3-prefetch bench-remote
+        bench-pipeline bench-s3-prefetch bench-remote bench-remote-steps
 
 all: build
 
@@ -241,3 +241,8 @@ bench-remote: $(if $(wildcard python/riffledb/_riffledb*.so),,build) $(BENCH_STA
 	$(PY) benchmarks/remote.py --lancedb-python $(BENCH_VENV)/bin/python \
 	  $(if $(QUICK),--quick) $(if $(REMOTE_ROWS),--rows $(REMOTE_ROWS))
 	$(PY) benchmarks/remote_load.py --json benchmarks/results/remote-load.json
+
+# Where a one-at-a-time remote take's time goes (benchmarks/remote_steps.py): each step
+# of a local and a remote take timed in one process, beside the bare exchange.
+bench-remote-steps: $(if $(wildcard python/riffledb/_riffledb*.so),,build)
+	$(PY) benchmarks/remote_steps.py $(if $(REMOTE_ROWS),--rows $(REMOTE_ROWS))
