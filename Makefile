@@ -132,7 +132,7 @@ TSAN_WHOLE_LABELS := ^($(subst $(empty) $(empty),|,$(TSAN_WHOLE)))$$
 test-tsan: $(STAMP) $(TSAN)/build.ninja
 	cmake --build $(TSAN) --target $(TSAN_TARGETS)
 	$(TSAN_ENV) $(TSAN_CTEST) -R '$(TSAN_TESTS)' -E '$(TSAN_SKIP)' -LE '$(TSAN_WHOLE_LABELS)'
-	$(TSAN_ENV) $(TSAN_CTEST) -L '$(TSAN_WHOLE_LABELS)'
+	$(TSAN_ENV) $(TSAN_CTEST) -L '$(TSAN_WHOLE_LABELS)' -E '$(TSAN_SKIP)'
 
 # The fault-injection, kill -9, drop-race and bit-flip loops that `make test` runs briefly,
 # run for SOAK_MINUTES in total (default 10), then their counts (scripts/soak.py). Not

@@ -347,8 +347,11 @@ TEST(HttpClient, ForkedChildNeverUsesTheParentsConnection) {
 // workers do not spin), its parent's as busy_poll_us.
 TEST(HttpClient, AForkedChildBusyPollsWithItsOwnSetting) {
   if (BusyPoll::MaxSpinners() == 0) GTEST_SKIP() << "one usable CPU: no busy-polling";
-  // The server's threads may still be freeing a reply's memory at the fork.
-  if (kAllocatorIsForkUnsafe) GTEST_SKIP() << "ASan's allocator is not fork-safe";
+  // The server's threads may still be freeing a reply's memory at the fork: a child can
+  // hang in ASan's allocator, or in TSan's own locks (kThreadSanitizer).
+  if (kAllocatorIsForkUnsafe || kThreadSanitizer) {
+    GTEST_SKIP() << "the sanitizer's runtime is not fork-safe";
+  }
   TestServer server;
   for (int64_t forked : {int64_t{0}, int64_t{1'000'000}}) {
     SCOPED_TRACE(forked);
@@ -372,7 +375,11 @@ TEST(HttpClient, AForkedChildBusyPollsWithItsOwnSetting) {
 }
 
 TEST(HttpClient, ForkWhileRequestsAreInFlight) {
-  if (kAllocatorIsForkUnsafe) GTEST_SKIP() << "ASan's allocator is not fork-safe";
+  // Forks while two threads send: a child can hang in ASan's allocator, or in TSan's own
+  // locks (kThreadSanitizer). make test runs it.
+  if (kAllocatorIsForkUnsafe || kThreadSanitizer) {
+    GTEST_SKIP() << "the sanitizer's runtime is not fork-safe";
+  }
   TestServer server;
   ASSERT_OK_AND_ASSIGN(auto client, HttpClient::Make(FastOptions(server.url())));
   std::atomic<bool> stop{false};
