@@ -121,8 +121,9 @@ arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
 arrow::Result<std::optional<std::string>> TableDir::ReadTableId(uint64_t version) const {
   const std::string path =
       Resolve(std::string(kVersionsDir) + "/" + ManifestName(version));
-  // Read first, and look at the type only when the read fails: one request for the
-  // version that exists (every commit reads its base's id), two for one that does not.
+  // Read first, and look at the type only when the read fails: for the version that
+  // exists (every commit reads its base's id) no type lookup before the read (a HEAD on
+  // object storage, where arrow::fs's read is a HEAD and a GET: 2 requests, not 3).
   auto data = fs_->ReadFile(path);
   if (!data.ok()) {
     ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));

@@ -145,7 +145,7 @@ TEST_F(TableDirTest, ReadTableIdIsOneReadOfAnExistingVersion) {
   EXPECT_EQ(id, std::optional<std::string>(m.table_id));
   ASSERT_OK_AND_ASSIGN(id, dir.ReadTableId(2));
   EXPECT_EQ(id, std::optional<std::string>(""));
-  // Each commit reads its base's id: one request (a GET on object storage), no HEAD.
+  // Each commit reads its base's id: the read alone, no type lookup before it.
   EXPECT_EQ(fs->reads, 2);
   EXPECT_EQ(fs->types, 0);
   ASSERT_OK_AND_ASSIGN(id, dir.ReadTableId(3));
