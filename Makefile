@@ -96,8 +96,9 @@ test-asan: $(STAMP) $(DEV)/build.ninja
 # The thread-pool, fork, racing-writer and concurrent-reader tests (table_test: fragments
 # opened lazily by racing takes), and every test of the server (its connection threads
 # under concurrent takes, appends and a stop), the remote client and the database, under
-# ThreadSanitizer (`tsan` preset): only the test binaries they live in are built. They fork while pool threads
-# run, and a child starts threads again: TSan forbids that unless die_after_fork=0.
+# ThreadSanitizer (`tsan` preset): only the test binaries they live in are built. They
+# fork while pool threads run, and a child starts threads again: TSan forbids that
+# unless die_after_fork=0.
 # Excluded: ChildCanDestroyPoolsInheritedFromTheParent, where TSan's thread registry
 # still holds the parent's vanished threads and reports "dup thread with used id" when
 # the child's new thread reuses a stack (a TSan limitation after a multi-threaded fork,
