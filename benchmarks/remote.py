@@ -287,14 +287,13 @@ def run_cell(
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def take_sizes(url: str, offsets) -> tuple[int, int]:
-    """Bytes of a take request for ``offsets`` (as the bare HTTP cell sends it) and of
-    the server's whole answer to it (head and body): the exchange cell's sizes."""
-    import socket
+def take_request(url: str, offsets) -> bytes:
+    """The query riffledb's client sends for a take of ``offsets`` (in that order; spec
+    §2.7), as one HTTP request to table ``bench``."""
     from urllib.parse import urlsplit
 
     where = urlsplit(url)
-    keys = ",".join(map(str, sorted(int(o) for o in offsets)))
+    keys = ",".join(str(int(o)) for o in offsets)
     body = json.dumps(
         {
             "version": None,
@@ -304,10 +303,20 @@ def take_sizes(url: str, offsets) -> tuple[int, int]:
             "filter": f"_rowoffset in ({keys})",
         }
     ).encode()
-    request = (
+    return (
         f"POST /v1/table/bench/query/ HTTP/1.1\r\nHost: {where.netloc}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+def take_sizes(url: str, offsets) -> tuple[int, int]:
+    """Bytes of a take request for ``offsets`` (as the bare HTTP cell sends it) and of
+    the server's whole answer to it (head and body): the exchange cell's sizes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    request = take_request(url, sorted(int(o) for o in offsets))
     closing = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
     with socket.create_connection((where.hostname, where.port), timeout=60) as sock:
         sock.sendall(closing)

@@ -30,7 +30,6 @@ compare the rows of one run only.
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import tempfile
@@ -45,29 +44,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "python"))
 
-from remote import BATCH, SEED, make_table  # noqa: E402
+from remote import BATCH, SEED, make_table, take_request  # noqa: E402
 from remote_load import start_server, stop_server  # noqa: E402
 
 STEPS = ("index", "call", "import", "table", "check")
-
-
-def take_request(url: str, offsets: np.ndarray) -> bytes:
-    """The query riffledb's client sends for a take (spec §2.7), as one HTTP request."""
-    where = urlsplit(url)
-    keys = ",".join(map(str, offsets.tolist()))
-    body = json.dumps(
-        {
-            "version": None,
-            "prefilter": True,
-            "k": 2**63 - 1,
-            "vector": [],
-            "filter": f"_rowoffset in ({keys})",
-        }
-    ).encode()
-    return (
-        f"POST /v1/table/bench/query/ HTTP/1.1\r\nHost: {where.netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
 
 
 class BareClient:
