@@ -527,6 +527,7 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
   const auto schema = latest.schema;
   ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
   ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
+  const std::vector<std::string> paths = PathsOf(written);
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         if (!base.schema->Equals(*schema, /*check_metadata=*/false)) {
@@ -538,7 +539,7 @@ arrow::Result<uint64_t> Table::Append(arrow::RecordBatchReader* data) {
         AddFragments(&next, written);
         return next;
       },
-      [&] { store_->RemoveUnreferenced(PathsOf(written)); }, PathsOf(written));
+      [&] { store_->RemoveUnreferenced(paths); }, paths);
 }
 
 arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
@@ -548,6 +549,7 @@ arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
   ARROW_RETURN_NOT_OK(ValidateSchema(*schema));
   ARROW_ASSIGN_OR_RAISE(auto adapted, AdaptToSchema(data, schema, Describe(name_)));
   ARROW_ASSIGN_OR_RAISE(auto written, store_->WriteFragments(schema, adapted.get()));
+  const std::vector<std::string> paths = PathsOf(written);
   return CommitWithRetry(
       [&](const format::Manifest& base) -> arrow::Result<format::Manifest> {
         format::Manifest next;
@@ -557,7 +559,7 @@ arrow::Result<uint64_t> Table::Overwrite(arrow::RecordBatchReader* data,
         AddFragments(&next, written);
         return next;
       },
-      [&] { store_->RemoveUnreferenced(PathsOf(written)); }, PathsOf(written));
+      [&] { store_->RemoveUnreferenced(paths); }, paths);
 }
 
 arrow::Result<uint64_t> Table::Delete(const Filter& filter) {
