@@ -118,7 +118,7 @@ def test_client_config_busy_poll(monkeypatch):
     monkeypatch.delenv("RIFFLEDB_BUSY_POLL_US", raising=False)
     assert ClientConfig().busy_poll_us is None
     # By default the connecting process polls, its forked children and workers do not.
-    assert polls(ClientConfig()) == (200, 0)
+    assert polls(ClientConfig()) == (1000, 0)
     assert polls(ClientConfig(), worker=True) == (0, 0)
     # A value said applies everywhere, the config's before the environment's.
     assert polls(ClientConfig(busy_poll_us=50), worker=True) == (50, 50)

@@ -439,10 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--busy-poll-us",
         type=_busy_poll_us,
-        default=200,
+        default=_riffledb.DEFAULT_BUSY_POLL_US,
         help="after each reply, poll for the connection's next request this long "
-        "before sleeping (default 200; 0: never): back-to-back requests are answered "
-        "by a thread still on its CPU",
+        f"before sleeping (default {_riffledb.DEFAULT_BUSY_POLL_US}; 0: never): "
+        "back-to-back requests are answered by a thread still on its CPU",
     )
     serve.set_defaults(run=cmd_serve)
     return parser

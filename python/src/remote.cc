@@ -21,6 +21,8 @@ void RegisterRemote(nb::module_& m) {
   m.def("tune_allocator_for_serving", &remote::TuneAllocatorForServing);
   // How many threads of this process may busy-poll at once (0: none, one usable CPU).
   m.def("busy_poll_max_spinners", &BusyPoll::MaxSpinners);
+  // The client's and the server's default busy-poll, in µs.
+  m.attr("DEFAULT_BUSY_POLL_US") = BusyPoll::kDefaultLimitUs;
   // Serves a database until stopped. Construct it to start it: it listens at once.
   nb::class_<remote::Server>(m, "Server")
       .def_static(

@@ -14,6 +14,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
+from .. import _riffledb
 from .header import HeaderProvider, StaticHeaderProvider
 
 __all__ = [
@@ -116,7 +117,7 @@ class ClientConfig:
         user_id: Sent as ``x-lancedb-user-id`` (default ``$LANCEDB_USER_ID``).
         busy_poll_us: riffledb's own: before blocking for an answer, poll the socket for
             up to this many microseconds, 0 to 1,000,000 (default
-            ``$RIFFLEDB_BUSY_POLL_US``, else 200 in the process that connected and 0 in
+            ``$RIFFLEDB_BUSY_POLL_US``, else 1,000 in the process that connected and 0 in
             workers: forked children, processes started by ``multiprocessing``
             (DataLoader workers), and connections unpickled in another process or
             deserialized ``for_worker``). An answer that comes meanwhile is read by a
@@ -199,7 +200,7 @@ class ClientConfig:
 
 
 # The client's busy-poll before each answer, in µs (ClientConfig.busy_poll_us).
-DEFAULT_BUSY_POLL_US = 200
+DEFAULT_BUSY_POLL_US: int = _riffledb.DEFAULT_BUSY_POLL_US
 MAX_BUSY_POLL_US = 1_000_000
 
 
@@ -288,9 +289,10 @@ def native_client_arguments(config: ClientConfig, worker: bool = False) -> dict[
 
 def _busy_poll_arguments(config: ClientConfig, worker: bool) -> dict[str, int]:
     """The busy-poll of the connecting process and of its forked children: the same
-    when set (config, environment); by default 200 µs in a process that connected for
-    itself, 0 in workers: ``worker``, or any process multiprocessing started (a
-    DataLoader worker, a Pool's), whose waits overlap its siblings' work."""
+    when set (config, environment); by default ``DEFAULT_BUSY_POLL_US`` (1,000 µs) in
+    a process that connected for itself, 0 in workers: ``worker``, or any process
+    multiprocessing started (a DataLoader worker, a Pool's), whose waits overlap its
+    siblings' work."""
     import multiprocessing
 
     worker = worker or multiprocessing.parent_process() is not None

@@ -13,6 +13,7 @@
 
 #include "riffledb/db/database.h"
 #include "riffledb/remote/service.h"
+#include "riffledb/util/busy_poll.h"
 
 namespace riffledb::remote {
 
@@ -48,7 +49,7 @@ struct ServerOptions {
   /// long before blocking (0: never), so that a client sending requests back to back is
   /// answered by a thread still on its CPU (util/busy_poll.h: it backs off on
   /// connections whose requests come later, and at most usable CPUs - 1 threads spin).
-  int busy_poll_us = 200;
+  int busy_poll_us = BusyPoll::kDefaultLimitUs;
   /// When both are set (PEM files: the certificate chain, the private key), the server
   /// speaks HTTPS only (TLS 1.2 or newer, no client certificates).
   std::string tls_cert_path;

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "riffledb/util/busy_poll.h"
+
 namespace riffledb::remote {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -58,7 +60,7 @@ struct ClientOptions {
   /// never): an answer that comes within it is read by a thread still on its CPU, hot,
   /// instead of one woken (util/busy_poll.h; it backs off where it does not pay, and
   /// never spins with one usable CPU). In [0, 1000000].
-  int64_t busy_poll_us = 200;
+  int64_t busy_poll_us = BusyPoll::kDefaultLimitUs;
   /// The same for the connections of a forked child (a DataLoader worker): several such
   /// processes each have their own spinner slots, and their waits overlap each other's
   /// work anyway.
