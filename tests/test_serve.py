@@ -742,13 +742,16 @@ def test_port_in_use_fails_with_a_message():
 
 
 def test_busy_poll_defaults():
-    """The server's and the client's default spin: 1,000 µs (a 256-row take's answer on
-    loopback comes after 150-450 µs on the benchmarks' machines; 200 µs missed it)."""
+    """The client's default spin: 1,000 µs (a 256-row take's answer on loopback comes
+    after 150-450 µs on the benchmarks' machines; 200 µs missed it). The server's: 200
+    µs (1,000 cost a loaded server's clients CPU)."""
     from riffledb.cli import _parser
+    from riffledb.remote import DEFAULT_BUSY_POLL_US
 
-    assert _riffledb.DEFAULT_BUSY_POLL_US == 1000
+    assert DEFAULT_BUSY_POLL_US == _riffledb.DEFAULT_CLIENT_BUSY_POLL_US == 1000
+    assert _riffledb.DEFAULT_SERVE_BUSY_POLL_US == 200
     parser = _parser()
-    assert parser.parse_args(["serve", "memory://"]).busy_poll_us == 1000
+    assert parser.parse_args(["serve", "memory://"]).busy_poll_us == 200
     off = parser.parse_args(["serve", "memory://", "--busy-poll-us", "0"])
     assert off.busy_poll_us == 0
 

@@ -439,9 +439,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--busy-poll-us",
         type=_busy_poll_us,
-        default=_riffledb.DEFAULT_BUSY_POLL_US,
+        default=_riffledb.DEFAULT_SERVE_BUSY_POLL_US,
         help="after each reply, poll for the connection's next request this long "
-        f"before sleeping (default {_riffledb.DEFAULT_BUSY_POLL_US}; 0: never): "
+        f"before sleeping (default {_riffledb.DEFAULT_SERVE_BUSY_POLL_US}; 0: never): "
         "back-to-back requests are answered by a thread still on its CPU",
     )
     serve.set_defaults(run=cmd_serve)

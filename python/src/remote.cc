@@ -9,6 +9,7 @@
 
 #include "bindings.h"
 #include "errors.h"
+#include "riffledb/remote/client/http_client.h"
 #include "riffledb/remote/server.h"
 #include "riffledb/util/busy_poll.h"
 
@@ -21,8 +22,10 @@ void RegisterRemote(nb::module_& m) {
   m.def("tune_allocator_for_serving", &remote::TuneAllocatorForServing);
   // How many threads of this process may busy-poll at once (0: none, one usable CPU).
   m.def("busy_poll_max_spinners", &BusyPoll::MaxSpinners);
-  // The client's and the server's default busy-poll, in µs.
-  m.attr("DEFAULT_BUSY_POLL_US") = BusyPoll::kDefaultLimitUs;
+  // The default busy-polls, in µs: the server's, and the client's (in a process that
+  // connected for itself).
+  m.attr("DEFAULT_SERVE_BUSY_POLL_US") = remote::ServerOptions{}.busy_poll_us;
+  m.attr("DEFAULT_CLIENT_BUSY_POLL_US") = remote::ClientOptions{}.busy_poll_us;
   // Serves a database until stopped. Construct it to start it: it listens at once.
   nb::class_<remote::Server>(m, "Server")
       .def_static(

@@ -200,7 +200,7 @@ class ClientConfig:
 
 
 # The client's busy-poll before each answer, in µs (ClientConfig.busy_poll_us).
-DEFAULT_BUSY_POLL_US: int = _riffledb.DEFAULT_BUSY_POLL_US
+DEFAULT_BUSY_POLL_US: int = _riffledb.DEFAULT_CLIENT_BUSY_POLL_US
 MAX_BUSY_POLL_US = 1_000_000
 
 

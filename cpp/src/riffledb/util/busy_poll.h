@@ -33,13 +33,6 @@ class BusyPoll {
   /// The longest spin: a longer wait is better slept.
   static constexpr std::chrono::microseconds kMaxLimit{1'000'000};
 
-  /// The default spin of riffledb's client and server, in µs. A 256-row take answered
-  /// on loopback takes 150-450 µs on the 2-CPU virtual machines of the benchmarks, more
-  /// in their busy hours: a 200 µs spin missed those answers and backed off into
-  /// sleeping waits (remote takes at 0.32x local rows/s, against 0.44x with 1,000 µs,
-  /// docs/remote.md). A wait longer than this is a network's, not a loopback's.
-  static constexpr int kDefaultLimitUs = 1'000;
-
   /// Spins at most `limit` (clamped to [0, kMaxLimit]) before each wait; zero (the
   /// default) never spins. Reads the usable CPUs (MaxSpinners): with one, it never
   /// spins.
