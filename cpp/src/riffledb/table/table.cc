@@ -109,9 +109,18 @@ arrow::Result<std::shared_ptr<Table>> Table::Open(std::string name,
     return table;
   }
   ARROW_ASSIGN_OR_RAISE(auto versions, table->store_->ListVersions());
-  if (versions.empty()) return table->LatestManifest().status();  // the message
-  uint64_t latest = versions.back();
-  auto manifest = table->ReadVersion(latest);
+  arrow::Result<format::Manifest> manifest;
+  uint64_t latest = 0;
+  if (versions.empty()) {
+    // No version listed: the table is missing (the error says so), or was created since
+    // the listing (then its first version is opened).
+    manifest = table->LatestManifest();
+    if (!manifest.ok()) return manifest.status();
+    latest = manifest->version;
+  } else {
+    latest = versions.back();
+    manifest = table->ReadVersion(latest);
+  }
   if (!manifest.ok() && GetErrorKind(manifest.status()) != ErrorKind::kCorruption) {
     // Removed by a cleanup after a newer commit, between the listing and the read?
     auto newest = table->LatestManifest();
