@@ -157,6 +157,53 @@ def test_table_operations(s3_db, s3, uri, prefix):
     assert sum(k.endswith(".arrow") and "/_deletions/" in k for k in keys) == 2
 
 
+def requests_since(s3, mark: int, prefix: str) -> list[tuple[str, str]]:
+    """The requests the server had since ``mark`` that name ``prefix``, each as
+    ``("LIST", listed prefix)`` or ``(method, key)``, in order."""
+    from urllib.parse import parse_qs
+
+    seen = []
+    for method, path, query in s3.requests[mark:]:
+        if path == f"/{BUCKET}" and method == "GET":
+            listed = parse_qs(query).get("prefix", [""])[0]
+            if listed.startswith(prefix):
+                seen.append(("LIST", listed))
+        elif path.startswith(f"/{BUCKET}/{prefix}"):
+            seen.append((method, path[len(BUCKET) + 2 :]))
+    return seen
+
+
+def test_connect_and_open_send_few_requests(s3_db, s3, uri, prefix):
+    """Each request to S3 is a round trip: connecting lists the database once (no HEAD,
+    no second listing), opening lists the table's versions once and reads the newest
+    manifest, which arrow::fs does as a HEAD and a GET (no type lookup before it); the
+    data files are read through the cache, with GETs only. 12 requests, then 8."""
+    table = s3_db.create_table("t", data(10))
+    table.add(data(10, start=10))
+    mark = len(s3.requests)
+    db = riffledb.connect(uri, storage_options=s3.storage_options())
+    assert requests_since(s3, mark, prefix) == [("LIST", f"{prefix}/")]
+    mark = len(s3.requests)
+    opened = db.open_table("t")
+    assert opened.count_rows() == 20
+    seen = requests_since(s3, mark, prefix)
+    manifest = manifest_key(prefix, "t", 2)
+    assert [r for r in seen if "/data/" not in r[1]] == [
+        ("LIST", f"{prefix}/t.riffle/_versions/"),
+        ("HEAD", manifest),
+        ("GET", manifest),
+    ]
+    data_requests = [r for r in seen if "/data/" in r[1]]
+    assert data_requests and all(method == "GET" for method, _ in data_requests)
+
+
+def test_opening_a_missing_table_is_not_found_on_s3(s3_db):
+    s3_db.create_table("t", data(3))
+    with pytest.raises(ValueError, match="Table 'missing' was not found"):
+        s3_db.open_table("missing")
+    assert s3_db.open_table("t").count_rows() == 3
+
+
 def test_create_existing_table_fails(s3_db):
     s3_db.create_table("t", data(3))
     with pytest.raises(riffledb.errors.TableExistsError, match="'t' already exists"):

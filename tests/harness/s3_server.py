@@ -43,6 +43,9 @@ class S3Server:
         from werkzeug.serving import make_server
 
         self._lock = threading.Lock()
+        # Every request handled, as (method, path, query string), in order: what tests
+        # count (requests_of).
+        self.requests: list[tuple[str, str, str]] = []
         self._hooks: dict[str, Callable[[], None]] = {}
         self._hooks_lock = threading.Lock()
         server = self
@@ -154,6 +157,13 @@ class S3Server:
                 if hook is not None:
                     hook()  # outside the lock: it sends requests of its own
             with self._lock:
+                self.requests.append(
+                    (
+                        environ.get("REQUEST_METHOD", ""),
+                        environ.get("PATH_INFO", ""),
+                        environ.get("QUERY_STRING", ""),
+                    )
+                )
                 # The whole body inside the lock: moto builds it eagerly anyway.
                 return list(app(environ, start_response))
 

@@ -147,23 +147,35 @@ arrow::Result<std::shared_ptr<Database>> Database::ConnectDirectory(
 
 arrow::Result<std::shared_ptr<Database>> Database::Open(
     std::string uri, std::string path, std::shared_ptr<io::FileSystem> fs) {
-  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs->Type(path));
-  if (type == io::EntryType::kFile) {
-    return arrow::Status::IOError("Database path '", uri,
-                                  "' exists and is not a directory");
+  // Listed first: a database with tables is then known to be a directory, and the
+  // listing is the one RemoveTombstones needs. Only when nothing is listed (a file, no
+  // directory, an empty one) is the type asked. On object storage, one LIST instead of
+  // a HEAD and two LISTs (arrow::fs's type of a prefix is a HEAD and a LIST).
+  auto entries = fs->List(path);
+  if (!entries.ok() || entries->empty()) {
+    ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs->Type(path));
+    if (type == io::EntryType::kFile) {
+      return arrow::Status::IOError("Database path '", uri,
+                                    "' exists and is not a directory");
+    }
+    if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
+    if (!entries.ok()) entries = fs->List(path);  // what failed may be the type's
   }
-  if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
   std::shared_ptr<Database> db(
       new Database(std::move(uri), std::move(path), false, std::move(fs)));
-  db->RemoveTombstones();
+  if (entries.ok()) db->RemoveTombstones(*entries);
   return db;
 }
 
 void Database::RemoveTombstones() const {
   auto entries = fs_->List(path_);
   if (!entries.ok()) return;  // best effort: a later drop or connect tries again
+  RemoveTombstones(*entries);
+}
+
+void Database::RemoveTombstones(const std::vector<io::Entry>& entries) const {
   const std::string_view prefix = kTombstonePrefix;
-  for (const auto& entry : *entries) {
+  for (const auto& entry : entries) {
     if (entry.type != io::EntryType::kDirectory || !entry.name.starts_with(prefix)) {
       continue;
     }
@@ -318,16 +330,21 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
     }
     return Table::Open(name, std::move(store), version);
   }
-  ARROW_ASSIGN_OR_RAISE(bool exists, HasTable(name));
-  if (!exists) return NotFound(name);
-  auto table =
-      Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_), version);
-  if (!table.ok()) {
-    // Dropped between the check and the open (and maybe being created again, without a
-    // committed version yet): not found, as if the check had come after the drop, not
-    // "has no committed version" or a missing manifest.
-    auto still = HasTable(name);
-    if (still.ok() && !*still) return NotFound(name);
+  // Opened without asking first whether the table exists (a listing of its versions,
+  // which the open lists again): a failure asks. Missing, or dropped during the open:
+  // not found, not "has no committed version" or a missing manifest. There after all
+  // (created meanwhile, its first version committed since the open looked): opened
+  // again, once, as when the check came first.
+  auto open = [&] {
+    return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_),
+                       version);
+  };
+  auto table = open();
+  for (int attempt = 0; !table.ok(); ++attempt) {
+    auto exists = HasTable(name);
+    if (exists.ok() && !*exists) return NotFound(name);
+    if (!exists.ok() || attempt == 1) break;
+    table = open();
   }
   return table;
 }

@@ -119,8 +119,10 @@ class Database {
   std::string TablePath(const std::string& name) const;
   // DropTable on a store without rename (see DropTable).
   arrow::Status DropInPlace(const std::string& name, bool ignore_missing);
-  // Best effort: deletes the tombstones of drops that crashed or failed to delete.
+  // Best effort: deletes the tombstones of drops that crashed or failed to delete
+  // (among `entries`, the database directory's listing, when given).
   void RemoveTombstones() const;
+  void RemoveTombstones(const std::vector<io::Entry>& entries) const;
   arrow::Status NotFound(const std::string& name) const;
 
   const std::string uri_;

@@ -280,6 +280,24 @@ TEST(DropTest, ATableDroppedWhileItOpensIsNotFound) {
   EXPECT_EQ(GetErrorKind(opened.status()), ErrorKind::kTableNotFound);
 }
 
+// Created by another connection between the open's listing of its versions (none) and
+// its read of the newest one: the open finds the new table's first version. (It used to
+// abort the process: a Result made of the OK status of that read.)
+TEST(DropTest, ATableCreatedWhileItOpensIsOpened) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  ASSERT_OK(Database::Connect(path).status());
+  auto hooked = std::make_shared<HookAfterListing>([&] {
+    auto first = ReaderOf({IdBatch(0, 100)});
+    ASSERT_OK(Database::Connect(path).ValueOrDie()->CreateTable(
+        "t", first->schema(), first.get(), CreateMode::kCreate, false));
+  });
+  auto db = Database::ConnectDirectory(path, hooked).ValueOrDie();
+  ASSERT_OK_AND_ASSIGN(auto opened, db->OpenTable("t"));
+  EXPECT_EQ(opened->version(), 1u);
+  EXPECT_EQ(Ids(*opened), Range(0, 100));
+}
+
 // Drops "t" in `path` and creates it again with `versions` versions, through a connection
 // of its own (as another process would): version v holds ids 1000..1000 + 100 * v.
 void Recreate(const std::string& path, int64_t versions) {
@@ -414,14 +432,13 @@ TEST(RecreateTest, WritesRacingADropAndCreateFail) {
 // The same for a restore, the new table having fewer versions than the version restored
 // (no later version to tell it by): it fails at once, not after every commit attempt.
 TEST(RecreateTest, ARestoreRacingADropAndCreateOfFewerVersionsFails) {
-  // After the restore's second listing (OpenTable lists twice; the restore's first is
+  // After the restore's second listing (OpenTable lists once; the restore's first is
   // its check that the version exists, before it reads it).
-  auto fourth_listing =
-      [](std::function<void()> hook) -> std::shared_ptr<io::FileSystem> {
-    return std::make_shared<HookAfterListing>(std::move(hook), /*nth=*/4);
+  auto third_listing = [](std::function<void()> hook) -> std::shared_ptr<io::FileSystem> {
+    return std::make_shared<HookAfterListing>(std::move(hook), /*nth=*/3);
   };
   ASSERT_NO_FATAL_FAILURE(ExpectRacedWriteFails(
-      fourth_listing, 1, [](Table& t) { return t.Restore(2).status(); },
+      third_listing, 1, [](Table& t) { return t.Restore(2).status(); },
       "dropped and created again meanwhile"));
 }
 

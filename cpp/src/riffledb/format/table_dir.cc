@@ -98,14 +98,17 @@ arrow::Result<uint64_t> TableDir::LatestVersion() const {
 arrow::Result<Manifest> TableDir::ReadManifest(uint64_t version) const {
   std::string relative = std::string(kVersionsDir) + "/" + ManifestName(version);
   std::string path = Resolve(relative);
-  ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
-  if (type == io::EntryType::kNotFound) {
+  // Read first, and look at the type only when the read fails, as ReadTableId does: a
+  // version that exists costs no type lookup (a HEAD on object storage).
+  auto data = fs_->ReadFile(path);
+  if (!data.ok()) {
+    ARROW_ASSIGN_OR_RAISE(io::EntryType type, fs_->Type(path));
+    if (type != io::EntryType::kNotFound) return data.status();
     ARROW_ASSIGN_OR_RAISE(auto versions, ListVersions());
     return arrow::Status::Invalid("Version ", version, " does not exist in table ", path_,
                                   "; versions: ", DescribeVersions(versions));
   }
-  ARROW_ASSIGN_OR_RAISE(auto data, fs_->ReadFile(path));
-  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest(data->ToString(), path));
+  ARROW_ASSIGN_OR_RAISE(Manifest manifest, ParseManifest((*data)->ToString(), path));
   if (manifest.version != version) {
     return WithErrorKind(
         arrow::Status::Invalid(path, ": the manifest says version ", manifest.version,
