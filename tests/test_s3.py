@@ -529,3 +529,97 @@ def test_optimize_and_cleanup_on_s3(s3_db, s3, prefix):
         f"s3://{BUCKET}/{prefix}", storage_options=s3.storage_options()
     )
     assert fresh.open_table("t").to_arrow()["id"].to_pylist() == expected
+
+
+# -- serving an s3:// database (riffledb serve) -----------------------------------------
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    """The server's credentials and endpoint, in the environment `riffledb serve`
+    inherits."""
+    options = s3.storage_options()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", options["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", options["aws_secret_access_key"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", options["endpoint"])
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_REGION", options["region"])
+
+
+def remote_table(server, name: str):
+    db = riffledb.connect("db://s3", api_key="", host_override=server.url)
+    return db.open_table(name)
+
+
+def test_serving_s3_looks_for_new_versions_once_an_interval(
+    s3_db, s3, s3_env, uri, prefix
+):
+    """A take through `riffledb serve s3://...` used to ask the bucket for the newest
+    version first: two HEADs and a LIST per take. Between version checks (here 10
+    minutes) takes send the bucket nothing about versions; another writer's append is not
+    seen yet; an append through the server is, at once, with the other's."""
+    from harness.remote_server import RiffledbServer
+
+    s3_db.create_table("t", data(10))
+    server = RiffledbServer(uri, "--version-check-interval-ms", "600000")
+    try:
+        table = remote_table(server, "t")
+        assert table.take_offsets([0]).to_arrow()["id"].to_pylist() == [0]
+        mark = len(s3.requests)
+        for i in range(20):
+            got = table.take_offsets([i % 10, 9 - i % 10]).to_arrow()
+            assert got["id"].to_pylist() == [i % 10, 9 - i % 10]
+        assert [r for r in requests_since(s3, mark, prefix) if "_versions" in r[1]] == []
+        s3_db.open_table("t").add(data(5, start=10))  # another writer
+        assert table.count_rows() == 10
+        table.add(data(5, start=15))  # through the server
+        assert table.count_rows() == 20
+        assert sorted(table.to_arrow()["id"].to_pylist()) == list(range(20))
+    finally:
+        assert server.stop() == 0
+
+
+def test_serving_s3_with_checks_at_every_request_sees_other_writers_at_once(
+    s3_db, s3, s3_env, uri, prefix
+):
+    from harness.remote_server import RiffledbServer
+
+    s3_db.create_table("t", data(10))
+    server = RiffledbServer(uri, "--version-check-interval-ms", "0")
+    try:
+        table = remote_table(server, "t")
+        assert table.count_rows() == 10
+        mark = len(s3.requests)
+        assert table.take_offsets([3]).to_arrow()["id"].to_pylist() == [3]
+        asked = [r for r in requests_since(s3, mark, prefix) if "_versions" in r[1]]
+        assert asked, "a check at every request asks the bucket"
+        s3_db.open_table("t").add(data(5, start=10))
+        assert table.count_rows() == 15
+        assert table.take_offsets([12]).to_arrow()["id"].to_pylist() == [12]
+    finally:
+        assert server.stop() == 0
+
+
+def test_the_version_check_interval_defaults_by_where_the_database_is(s3_db, tmp_path):
+    """1 s on object storage (a check is several requests), every request (0) for a
+    directory, where it is two stats."""
+    from riffledb import _riffledb
+    from riffledb.db import native_database
+
+    for db, expected in ((s3_db, 1000), (riffledb.connect(str(tmp_path / "d")), 0)):
+        server = _riffledb.Server.start(native_database(db), "127.0.0.1", 0, "", 1, 1024)
+        try:
+            assert server.version_check_interval_ms == expected
+        finally:
+            server.stop()
+    with pytest.raises(ValueError, match="Invalid version_check_interval_ms -2"):
+        _riffledb.Server.start(
+            native_database(s3_db),
+            "127.0.0.1",
+            0,
+            "",
+            1,
+            1024,
+            version_check_interval_ms=-2,
+        )

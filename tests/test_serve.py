@@ -756,6 +756,19 @@ def test_busy_poll_defaults():
     assert off.busy_poll_us == 0
 
 
+def test_version_check_interval_option(capsys):
+    """`--version-check-interval-ms`: -1 (resolved by where the database is) unless
+    given; a negative value is a usage error naming it."""
+    from riffledb.cli import _parser, main
+
+    parser = _parser()
+    assert parser.parse_args(["serve", "memory://"]).version_check_interval_ms == -1
+    given = parser.parse_args(["serve", "memory://", "--version-check-interval-ms", "0"])
+    assert given.version_check_interval_ms == 0
+    assert main(["serve", "memory://", "--version-check-interval-ms", "-5"]) == 2
+    assert "expected an integer of at least 0, got '-5'" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(
     _riffledb.busy_poll_max_spinners() == 0, reason="one usable CPU: nothing busy-polls"
 )

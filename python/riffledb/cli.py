@@ -280,6 +280,7 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
         args.tls_cert or "",
         args.tls_key or "",
         args.busy_poll_us,
+        args.version_check_interval_ms,
     )
     stop = threading.Event()
     previous = {}
@@ -333,6 +334,10 @@ def _positive_int(text: str) -> int:
 
 def _busy_poll_us(text: str) -> int:
     return _int_in(text, 0, 1_000_000, "microseconds from 0 to 1000000")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_in(text, 0, None, "an integer of at least 0")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -443,6 +448,15 @@ def _parser() -> argparse.ArgumentParser:
         help="after each reply, poll for the connection's next request this long "
         f"before sleeping (default {_riffledb.DEFAULT_SERVE_BUSY_POLL_US}; 0: never): "
         "back-to-back requests are answered by a thread still on its CPU",
+    )
+    serve.add_argument(
+        "--version-check-interval-ms",
+        type=_non_negative_int,
+        default=-1,
+        help="look for versions committed by other writers at most this often, in ms "
+        "(0: at every request; default: 0 for a directory, 1000 on object storage, "
+        "where a look is a few requests); commits made through the server are seen at "
+        "once",
     )
     serve.set_defaults(run=cmd_serve)
     return parser

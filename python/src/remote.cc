@@ -33,7 +33,8 @@ void RegisterRemote(nb::module_& m) {
           [](std::shared_ptr<Database> db, const std::string& host, int port,
              const std::string& api_key, int threads, int64_t max_body_bytes,
              int64_t max_decoded_bytes, const std::string& tls_cert,
-             const std::string& tls_key, int busy_poll_us) {
+             const std::string& tls_key, int busy_poll_us,
+             int64_t version_check_interval_ms) {
             remote::ServerOptions options;
             options.host = host;
             options.port = port;
@@ -44,6 +45,7 @@ void RegisterRemote(nb::module_& m) {
             options.tls_cert_path = tls_cert;
             options.tls_key_path = tls_key;
             options.busy_poll_us = busy_poll_us;
+            options.service.version_check_interval_ms = version_check_interval_ms;
             return ValueOrThrow(WithoutGil([&] {
               return remote::Server::Start(std::move(db), std::move(options));
             }));
@@ -52,7 +54,10 @@ void RegisterRemote(nb::module_& m) {
           nb::arg("threads"), nb::arg("max_body_bytes"),
           nb::arg("max_decoded_bytes") = remote::ServiceOptions{}.max_decoded_bytes,
           nb::arg("tls_cert") = "", nb::arg("tls_key") = "",
-          nb::arg("busy_poll_us") = remote::ServerOptions{}.busy_poll_us)
+          nb::arg("busy_poll_us") = remote::ServerOptions{}.busy_poll_us,
+          // -1: 0 for a directory, 1,000 on object storage (service.h).
+          nb::arg("version_check_interval_ms") =
+              remote::ServiceOptions::kAutoVersionCheck)
       .def("stats",
            [](const remote::Server& server) {
              const remote::Server::Stats s = server.stats();
@@ -62,6 +67,8 @@ void RegisterRemote(nb::module_& m) {
              return d;
            })
       .def_prop_ro("port", &remote::Server::port)
+      .def_prop_ro("version_check_interval_ms",
+                   &remote::Server::version_check_interval_ms)
       .def_prop_ro("host", [](const remote::Server& s) { return s.options().host; })
       // "https" when serving TLS, else "http".
       .def_prop_ro("scheme", &remote::Server::scheme)

@@ -542,6 +542,10 @@ const ServerOptions& Server::options() const { return impl_->options; }
 
 const char* Server::scheme() const { return impl_->tls ? "https" : "http"; }
 
+int64_t Server::version_check_interval_ms() const {
+  return impl_->service.version_check_interval_ms();
+}
+
 Server::Stats Server::stats() const {
   Stats stats;
   stats.busy_polls = impl_->http.busy_polls_.load(std::memory_order_relaxed);
@@ -572,6 +576,12 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
       options.io_timeout_ms < 1 || options.max_headers < 1 ||
       options.max_header_bytes < 1 || options.service.max_batch_rows < 1) {
     return arrow::Status::Invalid("Invalid server limits: each must be at least 1");
+  }
+  if (options.service.version_check_interval_ms < 0 &&
+      options.service.version_check_interval_ms != ServiceOptions::kAutoVersionCheck) {
+    return arrow::Status::Invalid("Invalid version_check_interval_ms ",
+                                  options.service.version_check_interval_ms,
+                                  ": at least 0 (or kAutoVersionCheck)");
   }
   if (options.service.max_decoded_bytes < 1) {
     return arrow::Status::Invalid("Invalid max_decoded_bytes ",

@@ -83,6 +83,9 @@ class Server {
   const ServerOptions& options() const;
   /// "https" with TLS, else "http".
   const char* scheme() const;
+  /// How often a table served looks for newer versions, in ms (0: at every request):
+  /// ServiceOptions::version_check_interval_ms, resolved for the database.
+  int64_t version_check_interval_ms() const;
 
   /// What the connection threads' busy-polls for a next request came to
   /// (ServerOptions::busy_poll_us), for tests and diagnostics.

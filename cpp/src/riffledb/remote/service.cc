@@ -382,8 +382,22 @@ int HttpStatusOf(const arrow::Status& status) {
   return 500;
 }
 
+namespace {
+
+int64_t ResolveVersionCheck(const Database& db, int64_t interval_ms) {
+  if (interval_ms != ServiceOptions::kAutoVersionCheck) return interval_ms;
+  // A directory's uri is its path; object storage's has a scheme (s3://).
+  const bool object_store = !db.in_memory() && db.uri().find("://") != std::string::npos;
+  return object_store ? ServiceOptions::kObjectStoreVersionCheckMs : 0;
+}
+
+}  // namespace
+
 Service::Service(std::shared_ptr<Database> db, ServiceOptions options)
-    : db_(std::move(db)), options_(options) {
+    : db_(std::move(db)),
+      options_(options),
+      version_check_interval_ms_(
+          ResolveVersionCheck(*db_, options.version_check_interval_ms)) {
   ARROW_DCHECK_GT(options_.max_batch_rows, 0);
 }
 
@@ -443,6 +457,17 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
   }
   if (cached.table != nullptr) {
     const std::shared_ptr<Table>& table = cached.table;
+    if (version_check_interval_ms_ > 0 && !table->detached()) {
+      // Asked the store lately: the version held is the newest as far as this interval
+      // goes. One request asks; those arriving meanwhile use the handle.
+      const int64_t now = SteadyMs();
+      int64_t last = cached.version_checked_ms->load(std::memory_order_relaxed);
+      if (now - last < version_check_interval_ms_ ||
+          !cached.version_checked_ms->compare_exchange_strong(
+              last, now, std::memory_order_relaxed)) {
+        return table;
+      }
+    }
     // Two stats on a directory; an error (the table was dropped) reopens, which reports.
     auto latest = table->store()->LatestVersion();
     if (latest.ok() && *latest == table->version() && !table->detached()) {
@@ -475,8 +500,10 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenLatest(const std::string& nam
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (generation == generation_) {
     if (tables_.size() >= kMaxCachedTables && !tables_.contains(name)) tables_.clear();
+    const int64_t now = SteadyMs();
     tables_[name] = {table, std::make_shared<std::mutex>(),
-                     std::make_shared<std::atomic<int64_t>>(SteadyMs())};
+                     std::make_shared<std::atomic<int64_t>>(now),
+                     std::make_shared<std::atomic<int64_t>>(now)};
   }
   return table;
 }

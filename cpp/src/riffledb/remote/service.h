@@ -90,6 +90,17 @@ struct ServiceOptions {
   /// versions, is served from the old one's files (still mapped) until then. 0: at every
   /// request.
   int64_t table_check_interval_ms = 1000;
+  /// A cached table looks for versions newer than the one it holds (Store::LatestVersion)
+  /// at most this often, in milliseconds; in between, requests read the version it holds.
+  /// Commits made through this server are seen at once all the same (they move the
+  /// cached handle); other writers' within the interval. 0: at every request.
+  /// kAutoVersionCheck: 0 for a directory (two stats, ~2 µs) and
+  /// kObjectStoreVersionCheckMs on object storage, where the check is two HEADs and a
+  /// LIST, a round trip each, at every take.
+  int64_t version_check_interval_ms = kAutoVersionCheck;
+
+  static constexpr int64_t kAutoVersionCheck = -1;
+  static constexpr int64_t kObjectStoreVersionCheckMs = 1000;
 };
 
 /// The endpoints on one database. Thread-safe: requests run concurrently. Every request
@@ -115,6 +126,10 @@ class Service {
   /// Tables opened from their store so far (a cached handle moving to a newer version is
   /// not an open): for tests and diagnostics.
   int64_t table_opens() const { return table_opens_.load(std::memory_order_relaxed); }
+
+  /// ServiceOptions::version_check_interval_ms, kAutoVersionCheck resolved for the
+  /// database served.
+  int64_t version_check_interval_ms() const { return version_check_interval_ms_; }
 
  private:
   arrow::Result<Reply> Dispatch(std::string_view method, const Route& route,
@@ -148,6 +163,8 @@ class Service {
 
   const std::shared_ptr<Database> db_;
   const ServiceOptions options_;
+  // options_.version_check_interval_ms, kAutoVersionCheck resolved for db_.
+  const int64_t version_check_interval_ms_;
 
   // A table's cached handle, and the mutex held while it moves to a newer version
   // (OpenLatest).
@@ -156,6 +173,8 @@ class Service {
     std::shared_ptr<std::mutex> refresh;
     // When the table was last found to be the same (steady clock, ms): SameTableAt.
     std::shared_ptr<std::atomic<int64_t>> checked_ms;
+    // When the store was last asked for its newest version (steady clock, ms).
+    std::shared_ptr<std::atomic<int64_t>> version_checked_ms;
   };
 
   mutable std::mutex cache_mu_;

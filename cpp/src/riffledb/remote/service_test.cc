@@ -266,6 +266,35 @@ TEST_F(ServiceDirectoryTest, ATableCreatedAgainWithAsManyVersionsIsServedOnceChe
   EXPECT_EQ(lazy.table_opens(), 1);
 }
 
+// A service asking the store for newer versions once an hour (what object storage gets
+// by the second, where asking is three requests) serves the version its handle holds
+// meanwhile: another writer's append is not seen, its own insert is at once (and brings
+// the other writer's along, as the commit rebases). A service asking at every request
+// (a directory's default) sees the other writer's append at the next request.
+TEST_F(ServiceDirectoryTest, BetweenVersionChecksTheVersionHeldIsServed) {
+  ServiceOptions hourly_options;
+  hourly_options.version_check_interval_ms = 3'600'000;
+  Service hourly(db_, hourly_options);
+  Service every(db_);  // a directory: kAutoVersionCheck is every request
+  for (const Service* service : {&hourly, &every}) {
+    EXPECT_EQ(BodyText(service->Handle("POST", "/v1/table/t/count_rows/", "")), "10");
+  }
+  ASSERT_OK_AND_ASSIGN(auto db2, Database::Connect(dir_.path()));
+  ASSERT_OK_AND_ASSIGN(auto other, db2->OpenTable("t"));
+  auto more = arrow::RecordBatchReader::Make({IdBatch(10, 1)}).ValueOrDie();
+  ASSERT_OK(other->Append(more.get()).status());
+  EXPECT_EQ(BodyText(every.Handle("POST", "/v1/table/t/count_rows/", "")), "11");
+  EXPECT_EQ(BodyText(hourly.Handle("POST", "/v1/table/t/count_rows/", "")), "10");
+  EXPECT_EQ(Json::parse(
+                BodyText(hourly.Handle("POST", "/v1/table/t/describe/", "")))["version"],
+            1);
+  ASSERT_EQ(
+      hourly.Handle("POST", "/v1/table/t/insert/", StreamBody({IdBatch(11, 1)})).status,
+      200);
+  EXPECT_EQ(BodyText(hourly.Handle("POST", "/v1/table/t/count_rows/", "")), "12");
+  EXPECT_EQ(hourly.table_opens(), 1);
+}
+
 // A read of an asked-for version reads that version, also when it is the newest and
 // another request moves the shared cached handle on meanwhile (appends through the
 // service, one after the other, beside reads of the version just seen newest).
