@@ -333,8 +333,9 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
   // Opened without asking first whether the table exists (a listing of its versions,
   // which the open lists again): a failure asks. Missing, or dropped during the open:
   // not found, not "has no committed version" or a missing manifest. There after all
-  // (created meanwhile, its first version committed since the open looked): opened
-  // again, once, as when the check came first.
+  // (created meanwhile, its first version committed since the open looked): its newest
+  // version is opened again, once, as when the check came first (a version asked for
+  // that is not there stays an error).
   auto open = [&] {
     return Table::Open(name, std::make_shared<DirectoryStore>(TablePath(name), fs_),
                        version);
@@ -343,7 +344,7 @@ arrow::Result<std::shared_ptr<Table>> Database::OpenTable(
   for (int attempt = 0; !table.ok(); ++attempt) {
     auto exists = HasTable(name);
     if (exists.ok() && !*exists) return NotFound(name);
-    if (!exists.ok() || attempt == 1) break;
+    if (!exists.ok() || attempt == 1 || version.has_value()) break;
     table = open();
   }
   return table;
