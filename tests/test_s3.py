@@ -173,28 +173,53 @@ def requests_since(s3, mark: int, prefix: str) -> list[tuple[str, str]]:
     return seen
 
 
-def test_connect_and_open_send_few_requests(s3_db, s3, uri, prefix):
+def test_connect_and_open_send_few_requests(s3_db, s3, uri, prefix, tmp_path):
     """Each request to S3 is a round trip: connecting lists the database once (no HEAD,
     no second listing), opening lists the table's versions once and reads the newest
     manifest, which arrow::fs does as a HEAD and a GET (no type lookup before it); the
-    data files are read through the cache, with GETs only. 12 requests, then 8."""
+    deletion file, whose size the manifest gives, is one GET; the data files are read
+    through the cache, with GETs only. 12 requests, then 7."""
     table = s3_db.create_table("t", data(10))
     table.add(data(10, start=10))
+    table.delete("id < 3")
     mark = len(s3.requests)
-    db = riffledb.connect(uri, storage_options=s3.storage_options())
+    # A cache of its own: the data files are fetched, not found cached by the writes.
+    options = s3.storage_options(cache_dir=str(tmp_path / "cache"))
+    db = riffledb.connect(uri, storage_options=options)
     assert requests_since(s3, mark, prefix) == [("LIST", f"{prefix}/")]
     mark = len(s3.requests)
     opened = db.open_table("t")
-    assert opened.count_rows() == 20
+    assert opened.count_rows() == 17
     seen = requests_since(s3, mark, prefix)
-    manifest = manifest_key(prefix, "t", 2)
-    assert [r for r in seen if "/data/" not in r[1]] == [
+    manifest = manifest_key(prefix, "t", 3)
+    assert [r for r in seen if "/data/" not in r[1] and "/_deletions/" not in r[1]] == [
         ("LIST", f"{prefix}/t.riffle/_versions/"),
         ("HEAD", manifest),
         ("GET", manifest),
     ]
+    deletions = [r for r in seen if "/_deletions/" in r[1]]
+    assert [method for method, _ in deletions] == ["GET"]
     data_requests = [r for r in seen if "/data/" in r[1]]
     assert data_requests and all(method == "GET" for method, _ in data_requests)
+    assert sorted(opened.to_arrow()["id"].to_pylist()) == list(range(3, 20))
+
+
+def test_a_damaged_deletion_file_on_s3_is_told(s3_db, s3, prefix):
+    """Read without asking its size first (one GET of the size the manifest gives), a
+    deletion file that lost its tail is still found damaged: the CRC of what the GET
+    brought is not the manifest's."""
+    table = s3_db.create_table("t", data(10))
+    table.delete("id < 3")
+    (key,) = [
+        k for k in s3.keys(f"{prefix}/t.riffle/_deletions/") if k.endswith(".arrow")
+    ]
+    body = s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=body[:-5])
+    db = riffledb.connect(f"s3://{BUCKET}/{prefix}", storage_options=s3.storage_options())
+    with pytest.raises(Exception, match=key.rsplit("/", 1)[1]) as raised:
+        db.open_table("t").to_arrow()
+    assert "checksum mismatch" in str(raised.value)
+    assert raised.type.__name__ == "CorruptionError"
 
 
 def test_opening_a_missing_table_is_not_found_on_s3(s3_db):

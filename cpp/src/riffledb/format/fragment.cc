@@ -645,7 +645,8 @@ arrow::Status VerifyFile(io::FileSystem& fs, const std::string& path,
 arrow::Result<std::vector<uint32_t>> ReadDeletionFile(
     io::FileSystem& fs, const std::string& path, int64_t physical_rows,
     int64_t expected_count, const std::optional<FileDigest>& digest) {
-  ARROW_ASSIGN_OR_RAISE(auto data, fs.ReadFile(path));
+  ARROW_ASSIGN_OR_RAISE(
+      auto data, digest ? fs.ReadFileOfSize(path, digest->size) : fs.ReadFile(path));
   if (digest) ARROW_RETURN_NOT_OK(CheckDigest(*data, *digest, path));
   auto file = std::make_shared<arrow::io::BufferReader>(data);
   ARROW_ASSIGN_OR_RAISE(auto batches,

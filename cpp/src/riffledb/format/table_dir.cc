@@ -157,7 +157,7 @@ arrow::Status TableDir::ReadSegment(
                                "' is damaged or missing: ", cause.message()),
         ErrorKind::kCorruption);
   };
-  auto bytes = fs_->ReadFile(path);
+  auto bytes = fs_->ReadFileOfSize(path, segment->digest.size);
   if (!bytes.ok()) {
     auto type = fs_->Type(path);
     if (type.ok() && *type == io::EntryType::kNotFound) return damaged(bytes.status());

@@ -133,6 +133,11 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> FaultInjectingFileSystem::ReadFile
   return base_->ReadFile(path);
 }
 
+arrow::Result<std::shared_ptr<arrow::Buffer>> FaultInjectingFileSystem::ReadFileOfSize(
+    const std::string& path, int64_t size) {
+  return base_->ReadFileOfSize(path, size);
+}
+
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>>
 FaultInjectingFileSystem::OpenInput(const std::string& path) {
   return base_->OpenInput(path);

@@ -53,6 +53,8 @@ class FaultInjectingFileSystem : public FileSystem {
   std::string_view kind() const override { return "fault"; }
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
       const std::string& path) override;
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFileOfSize(const std::string& path,
+                                                               int64_t size) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
   arrow::Result<EntryType> Type(const std::string& path) override;

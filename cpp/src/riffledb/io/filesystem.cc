@@ -60,6 +60,19 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> ArrowFileSystem::ReadFile(
   return *data;
 }
 
+arrow::Result<std::shared_ptr<arrow::Buffer>> ArrowFileSystem::ReadFileOfSize(
+    const std::string& path, int64_t size) {
+  if (size <= 0) return ReadFile(path);  // an empty object has no byte to range over
+  ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());
+  arrow::fs::FileInfo info(path, arrow::fs::FileType::File);
+  info.set_size(size);
+  auto file = fs->OpenInputFile(info);
+  if (!file.ok()) return Annotate(file.status(), "Cannot open", path);
+  auto data = (*file)->ReadAt(0, size);
+  if (!data.ok()) return Annotate(data.status(), "Cannot read", path);
+  return *data;
+}
+
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> ArrowFileSystem::OpenInput(
     const std::string& path) {
   ARROW_ASSIGN_OR_RAISE(auto fs, arrow_fs());

@@ -53,6 +53,18 @@ class FileSystem {
   /// Reads a whole (small) file.
   virtual arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
       const std::string& path) = 0;
+  /// Reads a whole (small) file that should have `size` bytes (a manifest's digest says
+  /// so): where asking a file's size is a request of its own (object storage: arrow::fs
+  /// sends a HEAD before the GET), it is not asked, and at most `size` bytes are read;
+  /// elsewhere the whole file is (ReadFile). Callers check what comes back against the
+  /// digest's size and CRC: from object storage it is `size` bytes whatever the object
+  /// holds (a longer object's first `size` bytes; a shorter one's bytes and then a tail
+  /// that is not the object's, which arrow::fs's ranged read cannot tell apart: the
+  /// CRC finds it).
+  virtual arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFileOfSize(
+      const std::string& path, int64_t size) {
+    return ReadFile(path);
+  }
   /// Opens a file for random access. Local files are memory-mapped: reads are zero-copy
   /// and the map is safe to share across fork().
   virtual arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
@@ -120,6 +132,9 @@ class ArrowFileSystem : public FileSystem {
   std::string_view kind() const override { return kind_; }
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
       const std::string& path) override;
+  /// One GET of bytes [0, size) (no HEAD first: the size is given).
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFileOfSize(const std::string& path,
+                                                               int64_t size) override;
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
   arrow::Result<EntryType> Type(const std::string& path) override;
@@ -154,6 +169,11 @@ class LocalFileSystem : public ArrowFileSystem {
 
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFile(
       const std::string& path) override;
+  /// The whole file, as ReadFile: a size asks for nothing more here.
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadFileOfSize(const std::string& path,
+                                                               int64_t size) override {
+    return ReadFile(path);
+  }
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
   /// One opendir: a directory created or removed while it is listed is listed
