@@ -159,7 +159,8 @@ arrow::Result<std::shared_ptr<Database>> Database::Open(
                                     "' exists and is not a directory");
     }
     if (type == io::EntryType::kNotFound) ARROW_RETURN_NOT_OK(fs->CreateDirs(path));
-    if (!entries.ok()) entries = fs->List(path);  // what failed may be the type's
+    // A listing that failed before the directory was there (or made): once more.
+    if (!entries.ok()) entries = fs->List(path);
   }
   std::shared_ptr<Database> db(
       new Database(std::move(uri), std::move(path), false, std::move(fs)));
