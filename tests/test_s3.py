@@ -71,6 +71,19 @@ def s3_db(s3, uri):
     return riffledb.connect(uri, storage_options=s3.storage_options())
 
 
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    """The test server's credentials and endpoint in the environment, where
+    `riffledb.connect` without options and `riffledb serve` find them."""
+    options = s3.storage_options()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", options["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", options["aws_secret_access_key"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", options["endpoint"])
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_REGION", options["region"])
+
+
 def manifest_key(prefix: str, table: str, version: int) -> str:
     return f"{prefix}/{table}.riffle/_versions/{version:020d}.json"
 
@@ -88,13 +101,7 @@ def test_connect_names_the_bucket_and_prefix(s3, prefix):
     assert s3.secret_access_key not in repr(db)
 
 
-def test_connect_from_the_environment(s3, uri, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_access_key)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+def test_connect_from_the_environment(s3, s3_env, uri, monkeypatch):
     db = riffledb.connect(uri)
     db.create_table("t", data(5))
     # Options win over the environment: a wrong key in the environment is not used.
@@ -557,19 +564,6 @@ def test_optimize_and_cleanup_on_s3(s3_db, s3, prefix):
 
 
 # -- serving an s3:// database (riffledb serve) -----------------------------------------
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch):
-    """The server's credentials and endpoint, in the environment `riffledb serve`
-    inherits."""
-    options = s3.storage_options()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", options["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", options["aws_secret_access_key"])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", options["endpoint"])
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
-    monkeypatch.setenv("AWS_REGION", options["region"])
 
 
 def remote_table(server, name: str):

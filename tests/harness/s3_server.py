@@ -44,7 +44,7 @@ class S3Server:
 
         self._lock = threading.Lock()
         # Every request handled, as (method, path, query string), in order: what tests
-        # count (requests_of).
+        # count (test_s3.requests_since).
         self.requests: list[tuple[str, str, str]] = []
         self._hooks: dict[str, Callable[[], None]] = {}
         self._hooks_lock = threading.Lock()
