@@ -1,6 +1,6 @@
 // HttpConnection against a scripted server on loopback: keep-alive, framing, and the
-// step each failure is named by. (The parser's golden and truncation tests are in
-// s3_internal_test.cc, its fuzz target http_response_fuzz.cc.)
+// step each failure is named by; then HttpConnectionPool. (The parser's golden and
+// truncation tests are in s3_internal_test.cc, its fuzz target http_response_fuzz.cc.)
 #include "riffledb/io/http_connection.h"
 
 #include <arpa/inet.h>
@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "riffledb/io/http_pool.h"
+#include "riffledb/testing/fork.h"
 #include "riffledb/testing/loopback.h"
 #include "riffledb/testing/testing.h"
 
@@ -254,6 +256,109 @@ TEST(HttpConnection, AMissingCaFileIsACertificateFailure) {
   ASSERT_RAISES_WITH_MESSAGE(IOError, "'/nonexistent/ca.pem'", tls);
   EXPECT_EQ(GetHttpFailure(tls.status())->step, HttpFailure::kTlsCertificates);
   ASSERT_OK(TlsContext::Make(/*verify=*/false, "").status());
+}
+
+// The pool of keep-alive connections (http_pool.h), on the scripted server.
+
+HttpConnectionPool::Opener OpenerOf(const Endpoint& endpoint) {
+  return [endpoint] { return HttpConnection::Open(endpoint, HttpOptions{}); };
+}
+
+TEST(HttpConnectionPool, HandsAConnectionOutAgainWhileItStaysOpen) {
+  ScriptedServer server(
+      {Sized("HTTP/1.1 200 OK", "one"), Sized("HTTP/1.1 200 OK", "two")},
+      /*close_after=*/false);
+  HttpConnectionPool pool;
+  int first_fd = -1;
+  {
+    ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+    EXPECT_FALSE(lease.reused());
+    first_fd = lease.connection().fd();
+    ASSERT_OK_AND_ASSIGN(auto response, Exchange(lease.connection(), "a"));
+    EXPECT_EQ(response.body, "one");
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+    EXPECT_TRUE(lease.reused());
+    EXPECT_EQ(lease.connection().fd(), first_fd);
+    ASSERT_OK_AND_ASSIGN(auto response, Exchange(lease.connection(), "b"));
+    EXPECT_EQ(response.body, "two");
+  }
+  const HttpPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.requests, 2);
+  EXPECT_EQ(stats.connections, 1);
+  EXPECT_EQ(stats.reused, 1);
+}
+
+TEST(HttpConnectionPool, OpensAnewWhenTheConnectionCannotCarryAnotherRequest) {
+  HttpConnectionPool pool;
+  {  // the server said Connection: close
+    ScriptedServer server({Sized("HTTP/1.1 200 OK", "x", "Connection: close\r\n")});
+    ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+    ASSERT_OK(Exchange(lease.connection(), "").status());
+  }
+  {  // the server closed it while it was idle in the pool
+    ScriptedServer server({Sized("HTTP/1.1 200 OK", "y")});
+    {
+      ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+      EXPECT_FALSE(lease.reused());
+      ASSERT_OK(Exchange(lease.connection(), "").status());
+    }
+    ScriptedServer next({Sized("HTTP/1.1 200 OK", "z")});
+    ASSERT_OK_AND_ASSIGN(auto lease, [&] {
+      // Once the close is seen (the peek of Acquire), the pooled one is dropped.
+      for (int i = 0; i < 1000; ++i) {
+        auto got = pool.Acquire(OpenerOf(next.endpoint()));
+        if (!got.ok() || !got->reused()) return got;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return arrow::Result<HttpConnectionPool::Lease>(
+          arrow::Status::IOError("the closed connection was handed out for 10 s"));
+    }());
+    EXPECT_FALSE(lease.reused());
+    ASSERT_OK_AND_ASSIGN(auto response, Exchange(lease.connection(), ""));
+    EXPECT_EQ(response.body, "z");
+  }
+  EXPECT_EQ(pool.stats().reused, 0);
+}
+
+TEST(HttpConnectionPool, KeepsAtMostMaxIdleConnections) {
+  ScriptedServer a({Sized("HTTP/1.1 200 OK", "a")}, /*close_after=*/false);
+  ScriptedServer b({Sized("HTTP/1.1 200 OK", "b")}, /*close_after=*/false);
+  HttpConnectionPool pool(HttpConnectionPool::Options{.max_idle = 1});
+  {
+    ASSERT_OK_AND_ASSIGN(auto first, pool.Acquire(OpenerOf(a.endpoint())));
+    ASSERT_OK_AND_ASSIGN(auto second, pool.Acquire(OpenerOf(b.endpoint())));
+    ASSERT_OK(Exchange(first.connection(), "").status());
+    ASSERT_OK(Exchange(second.connection(), "").status());
+  }  // second given back first, then first: no room, closed
+  EXPECT_EQ(pool.stats().connections, 2);
+}
+
+TEST(HttpConnectionPool, AForkedChildLeavesTheParentsConnectionAlone) {
+  ScriptedServer server(
+      {Sized("HTTP/1.1 200 OK", "before"), Sized("HTTP/1.1 200 OK", "after")},
+      /*close_after=*/false);
+  HttpConnectionPool pool;
+  {
+    ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+    ASSERT_OK(Exchange(lease.connection(), "").status());
+  }
+  // The child closes its copy of the pooled socket (no shutdown) and opens its own: the
+  // server, busy with the parent's connection, never answers it, so the child only
+  // checks what it abandoned.
+  const int child = testing::RunInForkedChild([&] {
+    const HttpPoolStats stats = pool.stats();
+    return stats.abandoned_conns == 1 && stats.abandoned_fds == 1 &&
+                   stats.requests == 0 && stats.connections == 0
+               ? 0
+               : 1;
+  });
+  EXPECT_EQ(child, 0);
+  ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+  EXPECT_TRUE(lease.reused());
+  ASSERT_OK_AND_ASSIGN(auto response, Exchange(lease.connection(), ""));
+  EXPECT_EQ(response.body, "after");
 }
 
 }  // namespace

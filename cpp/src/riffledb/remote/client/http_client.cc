@@ -1,22 +1,17 @@
 #include "riffledb/remote/client/http_client.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_set>
 
 #include "riffledb/io/http_connection.h"
+#include "riffledb/io/http_pool.h"
 #include "riffledb/util/busy_poll.h"
-#include "riffledb/util/fork_safe_mutex.h"
 #include "riffledb/util/pid.h"
 
 namespace riffledb::remote {
@@ -26,16 +21,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kMaxBusyPollUs = BusyPoll::kMaxLimit.count();
-
-// One keep-alive connection, with the inode of its socket, so that a forked child can
-// close its copy of exactly that socket and nothing else.
-struct Connection {
-  std::unique_ptr<io::HttpConnection> http;
-  uint64_t dev = 0;
-  uint64_t ino = 0;
-  Clock::time_point idle_since;
-  BusyPoll::Stats counted;  // its busy-polls already added to ClientStats
-};
 
 std::string Lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -85,13 +70,6 @@ std::string TransportFailure(const io::HttpFailureInfo& failure,
       break;
   }
   return words + " [" + name + "]";
-}
-
-// The socket's device and inode.
-std::pair<uint64_t, uint64_t> SocketIdentity(int fd) {
-  struct stat st;
-  if (fd < 0 || ::fstat(fd, &st) != 0) return {0, 0};
-  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
 }  // namespace
@@ -149,142 +127,33 @@ struct HttpClient::Impl {
   arrow::Result<std::shared_ptr<const io::TlsContext>> tls =
       std::shared_ptr<const io::TlsContext>();
 
-  // The pool. A ForkSafeMutex: fork() waits for a critical section in flight, so a
-  // child always finds these consistent. Critical sections do no I/O but the child's
-  // close() of inherited sockets and the liveness peek of a pooled connection.
-  mutable ForkSafeMutex mu;
-  mutable uint64_t generation = ForkGeneration();         // guarded by mu
-  const uint64_t created_generation = ForkGeneration();   // the process that made it
-  mutable std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
-  mutable std::unordered_set<Connection*> live;           // guarded by mu
-  mutable ClientStats stats;                              // guarded by mu
+  // The keep-alive connections (pid-aware: io/http_pool.h).
+  std::unique_ptr<io::HttpConnectionPool> pool;
+  const uint64_t created_generation = ForkGeneration();  // the process that made it
   // Set once an answer said kTakeOrderHeader: asked (HttpClient::TakesInAskedOrder).
   mutable std::atomic<bool> takes_in_asked_order{false};
 
-  // Closes this process's copy of `conn`'s socket if `conn` still names it.
-  static bool CloseInherited(const Connection& conn) {
-    const int fd = conn.http->fd();
-    if (fd < 0) return false;
-    struct stat st;
-    if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        static_cast<uint64_t>(st.st_dev) == conn.dev &&
-        static_cast<uint64_t>(st.st_ino) == conn.ino) {
-      ::close(fd);  // never shutdown(): that would cut the parent's connection
-      return true;
-    }
-    return false;
-  }
-
-  // In a process that inherited the pool, forgets it: closes this process's copies of
-  // the inherited sockets (after checking each fd is still that socket) without
-  // shutdown, and never frees an inherited TLS session or sends its close_notify.
-  // Requires mu.
-  void AdoptLocked() const {
-    const uint64_t current = ForkGeneration();
-    if (generation == current) return;
-    ClientStats fresh;
-    for (Connection* conn : live) {
-      // Checked out by a thread of an ancestor: nothing here owns the object.
-      if (CloseInherited(*conn)) ++fresh.abandoned_fds;
-      ++fresh.abandoned_conns;
-    }
-    for (auto& conn : idle) {
-      if (CloseInherited(*conn)) ++fresh.abandoned_fds;
-      ++fresh.abandoned_conns;
-      conn->http->Abandon();  // now safe to destroy
-    }
-    idle.clear();
-    live.clear();
-    generation = current;
-    stats = fresh;
-  }
-
   // A pooled connection that is still open, else a new one (connect_s: its connect
   // timeout). An IOError with an io::HttpFailure when connecting fails.
-  arrow::Result<std::unique_ptr<Connection>> Acquire(double connect_s,
-                                                     double read_s) const {
-    std::vector<std::unique_ptr<Connection>> dropped;  // destroyed outside the lock
-    std::unique_ptr<Connection> conn;
-    {
-      std::lock_guard<ForkSafeMutex> lock(mu);
-      AdoptLocked();
-      const auto now = Clock::now();
-      const auto max_idle = std::chrono::duration<double>(options.pool_idle_timeout_s);
-      while (!idle.empty() && conn == nullptr) {
-        std::unique_ptr<Connection> candidate = std::move(idle.back());
-        idle.pop_back();
-        // The server may have closed it (its keep-alive timeout, a request limit).
-        if (now - candidate->idle_since > max_idle || !candidate->http->StillOpen()) {
-          live.erase(candidate.get());
-          dropped.push_back(std::move(candidate));
-        } else {
-          conn = std::move(candidate);
-          ++stats.reused;
-        }
-      }
-      ++stats.requests;
-    }
-    if (conn != nullptr) return conn;
-    ARROW_ASSIGN_OR_RAISE(auto tls_context, tls);
-    io::HttpOptions http;
-    http.connect_timeout_seconds = std::max(connect_s, 0.001);
-    http.io_timeout_seconds = std::max(read_s, 0.001);
-    http.max_body_bytes = std::numeric_limits<int64_t>::max();
-    http.busy_poll_us = ForkGeneration() == created_generation
-                            ? options.busy_poll_us
-                            : options.forked_busy_poll_us;
-    conn = std::make_unique<Connection>();
-    ARROW_ASSIGN_OR_RAISE(conn->http,
-                          io::HttpConnection::Open(endpoint, http, tls_context));
-    std::tie(conn->dev, conn->ino) = SocketIdentity(conn->http->fd());
-    std::lock_guard<ForkSafeMutex> lock(mu);
-    AdoptLocked();
-    live.insert(conn.get());
-    ++stats.connections;
-    return conn;
-  }
-
-  void Release(std::unique_ptr<Connection> conn) const {
-    const bool keep = conn->http->reusable();
-    {
-      std::lock_guard<ForkSafeMutex> lock(mu);
-      AdoptLocked();
-      if (live.count(conn.get()) == 0) {
-        // Not this process's (cannot happen: a thread stays in its process); never
-        // close or free what may be an ancestor's.
-        conn->http->Abandon();
-        return;
-      }
-      const BusyPoll::Stats polled = conn->http->busy_poll_stats();
-      stats.busy_polls += polled.spins - conn->counted.spins;
-      stats.busy_poll_hits += polled.hits - conn->counted.hits;
-      conn->counted = polled;
-      if (keep && static_cast<int>(idle.size()) < options.max_idle_connections) {
-        conn->idle_since = Clock::now();
-        idle.push_back(std::move(conn));
-        return;
-      }
-      live.erase(conn.get());
-    }
-    conn.reset();  // this process's own: closed normally
+  arrow::Result<io::HttpConnectionPool::Lease> Acquire(double connect_s,
+                                                       double read_s) const {
+    return pool->Acquire([&]() -> arrow::Result<std::unique_ptr<io::HttpConnection>> {
+      ARROW_ASSIGN_OR_RAISE(auto tls_context, tls);
+      io::HttpOptions http;
+      http.connect_timeout_seconds = std::max(connect_s, 0.001);
+      http.io_timeout_seconds = std::max(read_s, 0.001);
+      http.max_body_bytes = std::numeric_limits<int64_t>::max();
+      http.busy_poll_us = ForkGeneration() == created_generation
+                              ? options.busy_poll_us
+                              : options.forked_busy_poll_us;
+      return io::HttpConnection::Open(endpoint, http, tls_context);
+    });
   }
 };
 
 HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpClient::~HttpClient() {
-  // A client destroyed in a process that inherited it must not close the parent's
-  // connections: adopt first (closes this process's copies of the inherited sockets
-  // without shutdown, frees no inherited TLS session).
-  std::vector<std::unique_ptr<Connection>> idle;
-  {
-    std::lock_guard<ForkSafeMutex> lock(impl_->mu);
-    impl_->AdoptLocked();
-    idle = std::move(impl_->idle);
-    impl_->idle.clear();
-    impl_->live.clear();
-  }
-}
+HttpClient::~HttpClient() = default;
 
 arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
@@ -349,17 +218,17 @@ arrow::Result<std::shared_ptr<HttpClient>> HttpClient::Make(ClientOptions option
     // A CA file that cannot be loaded fails each request, as a connect failure.
     impl->tls = io::TlsContext::Make(options.verify_tls, options.ca_cert_path);
   }
+  io::HttpConnectionPool::Options pool;
+  pool.max_idle = options.max_idle_connections;
+  pool.idle_timeout_s = options.pool_idle_timeout_s;
+  impl->pool = std::make_unique<io::HttpConnectionPool>(pool);
   impl->options = std::move(options);
   return std::shared_ptr<HttpClient>(new HttpClient(std::move(impl)));
 }
 
 const ClientOptions& HttpClient::options() const { return impl_->options; }
 
-ClientStats HttpClient::stats() const {
-  std::lock_guard<ForkSafeMutex> lock(impl_->mu);
-  impl_->AdoptLocked();
-  return impl_->stats;
-}
+ClientStats HttpClient::stats() const { return impl_->pool->stats(); }
 
 bool HttpClient::TakesInAskedOrder() const {
   return impl_->takes_in_asked_order.load(std::memory_order_relaxed);
@@ -484,14 +353,13 @@ arrow::Result<HttpResponse> HttpClient::Send(HttpRequest request) const {
       read_s = std::min(read_s, left);
     }
     arrow::Result<io::HttpResponse> result = [&]() -> arrow::Result<io::HttpResponse> {
-      ARROW_ASSIGN_OR_RAISE(auto conn, impl.Acquire(connect_s, read_s));
-      conn->http->SetIoTimeout(std::max(read_s, 0.001));
-      const arrow::Status written = conn->http->Send(head, request.body);
-      arrow::Result<io::HttpResponse> got =
-          written.ok() ? conn->http->Receive(request.method)
-                       : arrow::Result<io::HttpResponse>(written);
-      impl.Release(std::move(conn));  // pooled again only if whole and keep-alive
-      return got;
+      // Given back when it goes: pooled again only if whole and keep-alive.
+      ARROW_ASSIGN_OR_RAISE(auto lease, impl.Acquire(connect_s, read_s));
+      io::HttpConnection& conn = lease.connection();
+      conn.SetIoTimeout(std::max(read_s, 0.001));
+      const arrow::Status written = conn.Send(head, request.body);
+      return written.ok() ? conn.Receive(request.method)
+                          : arrow::Result<io::HttpResponse>(written);
     }();
     const bool sent = result.ok();
     io::HttpFailureInfo transport{io::HttpFailure::kReceive, ""};

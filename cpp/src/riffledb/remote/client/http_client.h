@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "riffledb/io/http_pool.h"
+
 namespace riffledb::remote {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -129,16 +131,9 @@ class HttpErrorDetail : public arrow::StatusDetail {
 /// The detail of a status returned by HttpClient::Send, if any.
 const HttpErrorDetail* GetHttpErrorDetail(const arrow::Status& status);
 
-/// Counters of one process's use of a client (for tests and diagnostics).
-struct ClientStats {
-  int64_t requests = 0;         ///< attempts sent
-  int64_t connections = 0;      ///< connections opened
-  int64_t reused = 0;           ///< attempts sent on a pooled connection
-  int64_t abandoned_fds = 0;    ///< inherited sockets closed without shutdown
-  int64_t abandoned_conns = 0;  ///< inherited connections left undestroyed
-  int64_t busy_polls = 0;       ///< waits for an answer's bytes that began with a spin
-  int64_t busy_poll_hits = 0;   ///< ... in which the bytes came
-};
+/// Counters of one process's use of a client (for tests and diagnostics): `requests`
+/// counts attempts sent, `reused` those sent on a pooled connection.
+using ClientStats = io::HttpPoolStats;
 
 /// A pid-aware HTTP/1.1 client with a keep-alive pool (DESIGN.md decisions 9 and 12), on
 /// io::HttpConnection (plain or TLS).
