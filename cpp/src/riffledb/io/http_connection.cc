@@ -527,6 +527,8 @@ class HttpConnection::Impl : public ByteSource {
     return arrow::Status::OK();
   }
 
+  void SetMaxBodyBytes(int64_t bytes) { options_.max_body_bytes = bytes; }
+
   void SetIoTimeout(double seconds) {
     if (seconds == io_timeout_) return;
     io_timeout_ = seconds;
@@ -791,7 +793,7 @@ class HttpConnection::Impl : public ByteSource {
   }
 
   const Endpoint endpoint_;
-  const HttpOptions options_;
+  HttpOptions options_;  // max_body_bytes changes (SetMaxBodyBytes)
   std::shared_ptr<const TlsContext> tls_;
   int fd_ = -1;
   SSL* ssl_ = nullptr;
@@ -814,6 +816,8 @@ arrow::Result<std::unique_ptr<HttpConnection>> HttpConnection::Open(
 }
 
 void HttpConnection::SetIoTimeout(double seconds) { impl_->SetIoTimeout(seconds); }
+
+void HttpConnection::SetMaxBodyBytes(int64_t bytes) { impl_->SetMaxBodyBytes(bytes); }
 
 arrow::Status HttpConnection::Send(std::string_view head, std::string_view body) {
   reusable_ = false;

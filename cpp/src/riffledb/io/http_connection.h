@@ -120,6 +120,8 @@ class HttpConnection {
 
   /// The timeout of each send and receive from now on.
   void SetIoTimeout(double seconds);
+  /// The longest body a response may have from now on (HttpOptions::max_body_bytes).
+  void SetMaxBodyBytes(int64_t bytes);
   /// Sends `head` (request line and headers, with the blank line) then `body`: one
   /// system call for both when they fit the socket's buffer. HttpFailure::kSend.
   arrow::Status Send(std::string_view head, std::string_view body);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "riffledb/io/file_cache.h"
+#include "riffledb/io/http_pool.h"
 #include "riffledb/io/s3_internal.h"
 #include "riffledb/util/crc32c.h"
 #include "riffledb/util/pid.h"
@@ -72,6 +73,10 @@ struct S3FileSystem::Config {
   PerProcess<arrow::fs::FileSystem> arrow_fs;
   FileCacheOptions cache;
   PerProcess<FileCache> file_cache;
+  // Keep-alive connections of the ranged GETs (pid-aware: a forked child opens its own).
+  // S3 closes a connection idle for about 20 s: one idle longer is not handed out.
+  std::shared_ptr<HttpConnectionPool> pool = std::make_shared<HttpConnectionPool>(
+      HttpConnectionPool::Options{.max_idle = 16, .idle_timeout_s = 15});
 
   // What a signed request of ours is sent with. Static credentials, or else the default
   // chain's current ones, through the client arrow::fs built for this process.
@@ -80,6 +85,7 @@ struct S3FileSystem::Config {
     request.endpoint = endpoint;
     request.region = region;
     request.http = http;
+    request.pool = pool;
     if (!credentials.access_key_id.empty()) {
       request.credentials = credentials;
     } else {

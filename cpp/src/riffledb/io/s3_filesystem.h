@@ -34,6 +34,7 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 ///
 /// Thread-safe. Fork-safe: the arrow::fs client (and its HTTP connection pool) is built
 /// once per process, so a forked child never shares its parent's connections; the
+/// ranged GETs of the cache keep theirs in a pid-aware pool (io/http_pool.h); the
 /// conditional PUT opens a connection per request. What the child cannot repair is the
 /// AWS SDK's process-wide state, which it inherits as it is (docs/object-storage.md).
 class S3FileSystem : public ArrowFileSystem {

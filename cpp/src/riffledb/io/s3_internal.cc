@@ -286,10 +286,11 @@ arrow::Result<Endpoint> ParseEndpoint(std::string_view url) {
   return endpoint;
 }
 
-arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
-                                            const HttpRequest& request,
-                                            const HttpOptions& options) {
-  ARROW_ASSIGN_OR_RAISE(auto conn, HttpConnection::Open(endpoint, options));
+namespace {
+
+// The request line and headers of `request`, with the blank line.
+std::string RequestHead(const Endpoint& endpoint, const HttpRequest& request,
+                        bool close) {
   std::string head = request.method + " " + request.Target() + " HTTP/1.1\r\n";
   head += "Host: " + endpoint.HostHeader() + "\r\n";
   for (const auto& [name, value] : request.headers) head += name + ": " + value + "\r\n";
@@ -297,9 +298,43 @@ arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
     head += "Content-Length: " + std::to_string(request.body.size()) + "\r\n";
   }
   head += "User-Agent: riffledb\r\n";
-  head += "Connection: close\r\n\r\n";
-  ARROW_RETURN_NOT_OK(conn->Send(head, request.body));
+  if (close) head += "Connection: close\r\n";
+  head += "\r\n";
+  return head;
+}
+
+}  // namespace
+
+arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
+                                            const HttpRequest& request,
+                                            const HttpOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto conn, HttpConnection::Open(endpoint, options));
+  ARROW_RETURN_NOT_OK(
+      conn->Send(RequestHead(endpoint, request, /*close=*/true), request.body));
   return conn->Receive(request.method);
+}
+
+arrow::Result<HttpResponse> SendHttpRequest(HttpConnectionPool& pool,
+                                            const Endpoint& endpoint,
+                                            const HttpRequest& request,
+                                            const HttpOptions& options) {
+  const std::string head = RequestHead(endpoint, request, /*close=*/false);
+  const bool repeatable = request.method == "GET" || request.method == "HEAD";
+  // A failure on a pooled connection is worth another try on a GET; each failed one
+  // leaves the pool, so the tries end on a new connection, whose failure is returned.
+  constexpr int kMaxTries = 4;
+  for (int tries = 1;; ++tries) {
+    ARROW_ASSIGN_OR_RAISE(auto lease, pool.Acquire([&] {
+      return HttpConnection::Open(endpoint, options);
+    }));
+    HttpConnection& conn = lease.connection();
+    conn.SetIoTimeout(options.io_timeout_seconds);
+    conn.SetMaxBodyBytes(options.max_body_bytes);
+    const arrow::Status sent = conn.Send(head, request.body);
+    arrow::Result<HttpResponse> got =
+        sent.ok() ? conn.Receive(request.method) : arrow::Result<HttpResponse>(sent);
+    if (got.ok() || !lease.reused() || !repeatable || tries == kMaxTries) return got;
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -419,6 +454,8 @@ arrow::Result<HttpResponse> SignedRangeGet(const S3RequestConfig& config,
   SignRequest(config.credentials, config.region, "s3", AmzDateNow(), host, &request);
   HttpOptions http = config.http;
   http.max_body_bytes = std::max<int64_t>(max_body_bytes, 4096);
+  if (config.pool != nullptr)
+    return SendHttpRequest(*config.pool, config.endpoint, request, http);
   return SendHttpRequest(config.endpoint, request, http);
 }
 

@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,11 +23,13 @@
 #include <vector>
 
 #include "riffledb/io/http_connection.h"
+#include "riffledb/io/http_pool.h"
 
 namespace riffledb::io::internal {
 
 // The HTTP/1.1 client (http_connection.h), by the names this header has always used.
 using io::Endpoint;
+using io::HttpConnectionPool;
 using io::HttpOptions;
 using io::HttpResponse;
 using io::ParseHttpResponse;
@@ -114,6 +117,15 @@ arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
                                             const HttpRequest& request,
                                             const HttpOptions& options = {});
 
+/// The same on a keep-alive connection of `pool` (without `Connection: close`): a pooled
+/// one still open, else a new one, given back to the pool after a whole response. A GET
+/// or HEAD that fails on a pooled connection (the server may have closed it since its
+/// last response) is sent again on another; any other request is sent once.
+arrow::Result<HttpResponse> SendHttpRequest(HttpConnectionPool& pool,
+                                            const Endpoint& endpoint,
+                                            const HttpRequest& request,
+                                            const HttpOptions& options);
+
 // -- The conditional PUT
 // -----------------------------------------------------------------
 
@@ -123,6 +135,9 @@ struct S3RequestConfig {
   std::string region;
   Credentials credentials;
   HttpOptions http;
+  /// Where GETs find keep-alive connections to `endpoint` (null: a connection each).
+  /// Never used by the conditional PUT, which is sent once on a new connection.
+  std::shared_ptr<HttpConnectionPool> pool;
 };
 
 /// `<Code>` of an S3 XML error body, or empty.

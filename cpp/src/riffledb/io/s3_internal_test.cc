@@ -309,7 +309,9 @@ class CannedServer {
   std::vector<std::string> lines_;
 };
 
-S3RequestConfig ConfigFor(const CannedServer& server) {
+// For a CannedServer or a KeepAliveServer (below).
+template <typename Server>
+S3RequestConfig ConfigFor(const Server& server) {
   S3RequestConfig config;
   config.endpoint = server.endpoint();
   config.region = "us-east-1";
@@ -571,6 +573,117 @@ TEST(CreateIfAbsent, OtherErrorsAreNotRetried) {
       CreateIfAbsent(ConfigFor(server), "b", "k", Bytes("data"), FastRetries());
   ASSERT_TRUE(st.IsIOError()) << st.ToString();
   EXPECT_EQ(server.request_lines().size(), 1u);
+}
+
+// Serves `script[i]` on the i-th connection it accepts: for each response in turn, reads
+// one request (head only: the GETs here have no body) and sends it; an empty response
+// closes the connection instead (a server dropping an idle keep-alive connection as the
+// request arrives). Records the request lines of each connection.
+class KeepAliveServer {
+ public:
+  explicit KeepAliveServer(std::vector<std::vector<std::string>> script)
+      : script_(std::move(script)), lines_(script_.size()) {
+    listen_fd_ = testing::ListenOnLoopback(&port_, /*backlog=*/4);
+    thread_ = std::thread([this] {
+      for (size_t i = 0; i < script_.size(); ++i) {
+        pollfd listening{listen_fd_, POLLIN, 0};
+        if (::poll(&listening, 1, 10000) != 1) return;
+        const int fd = ::accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        std::string data;
+        char buf[4096];
+        for (const std::string& response : script_[i]) {
+          size_t end;
+          while ((end = data.find("\r\n\r\n")) == std::string::npos) {
+            const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+            if (n <= 0) break;
+            data.append(buf, static_cast<size_t>(n));
+          }
+          if (end == std::string::npos) break;
+          lines_[i].push_back(data.substr(0, end + 4));
+          data.erase(0, end + 4);
+          if (response.empty()) break;
+          ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+        }
+        ::close(fd);
+      }
+    });
+  }
+  ~KeepAliveServer() {
+    if (thread_.joinable()) thread_.join();
+    ::close(listen_fd_);
+  }
+  Endpoint endpoint() const { return {"http", "127.0.0.1", port_}; }
+  // The request heads of each connection, once every connection was served.
+  const std::vector<std::vector<std::string>>& heads() {
+    if (thread_.joinable()) thread_.join();
+    return lines_;
+  }
+
+ private:
+  std::vector<std::vector<std::string>> script_;
+  std::vector<std::vector<std::string>> lines_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+S3RequestConfig PooledConfigFor(const KeepAliveServer& server) {
+  S3RequestConfig config = ConfigFor(server);
+  config.pool = std::make_shared<HttpConnectionPool>();
+  return config;
+}
+
+TEST(GetRange, RangedGetsOfAPoolShareAKeepAliveConnection) {
+  KeepAliveServer server({{Response("HTTP/1.1 206 Partial Content", "abc"),
+                           Response("HTTP/1.1 206 Partial Content", "defg")}});
+  S3RequestConfig config = PooledConfigFor(server);
+  ASSERT_OK_AND_ASSIGN(std::string first, GetRange(config, "b", "k", 0, 3));
+  ASSERT_OK_AND_ASSIGN(std::string second, GetRange(config, "b", "k", 3, 4));
+  EXPECT_EQ(first, "abc");
+  EXPECT_EQ(second, "defg");
+  const HttpPoolStats stats = config.pool->stats();
+  config.pool.reset();  // closes the idle connection: the server's thread ends
+  const auto& heads = server.heads();
+  ASSERT_EQ(heads.size(), 1u);
+  ASSERT_EQ(heads[0].size(), 2u);
+  EXPECT_NE(heads[0][1].find("Range: bytes=3-6\r\n"), std::string::npos);
+  for (const std::string& head : heads[0]) {
+    EXPECT_EQ(head.find("Connection: close"), std::string::npos) << head;
+  }
+  EXPECT_EQ(stats.connections, 1);
+  EXPECT_EQ(stats.reused, 1);
+}
+
+TEST(GetRange, AGetThatFailsOnAPooledConnectionIsSentAgainOnANewOne) {
+  // The first connection is closed as the second GET arrives on it.
+  KeepAliveServer server({{Response("HTTP/1.1 206 Partial Content", "abc"), ""},
+                          {Response("HTTP/1.1 206 Partial Content", "xyz")}});
+  S3RequestConfig config = PooledConfigFor(server);
+  ASSERT_OK_AND_ASSIGN(std::string first, GetRange(config, "b", "k", 0, 3));
+  ASSERT_OK_AND_ASSIGN(std::string second, GetRange(config, "b", "k", 10, 3));
+  EXPECT_EQ(first, "abc");
+  EXPECT_EQ(second, "xyz");
+  const HttpPoolStats stats = config.pool->stats();
+  EXPECT_EQ(stats.connections, 2);
+  EXPECT_EQ(stats.reused, 1);
+  config.pool.reset();
+  const auto& heads = server.heads();
+  ASSERT_EQ(heads.size(), 2u);
+  EXPECT_EQ(heads[0].size(), 2u);  // the second GET, unanswered
+  ASSERT_EQ(heads[1].size(), 1u);  // ... sent again
+  EXPECT_NE(heads[1][0].find("Range: bytes=10-12\r\n"), std::string::npos);
+}
+
+TEST(PutIfAbsent, IsSentOnAConnectionOfItsOwnWhateverThePool) {
+  CannedServer server(Response("HTTP/1.1 200 OK", ""));
+  S3RequestConfig config = ConfigFor(server);
+  config.pool = std::make_shared<HttpConnectionPool>();
+  const std::string data = "bytes";
+  ASSERT_OK(PutIfAbsent(config, "b", "k",
+                        {reinterpret_cast<const uint8_t*>(data.data()), data.size()}));
+  EXPECT_EQ(server.RequestHeader("Connection"), "close");
+  EXPECT_EQ(config.pool->stats().requests, 0);
 }
 
 TEST(SendHttpRequest, ChunkedBodyIsReassembled) {
