@@ -198,7 +198,12 @@ def to_arrow_stream(data: Any) -> Any:
         )
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         return _from_iterable(data)
-    raise RiffledbTypeError(
+    raise unsupported_data(data)
+
+
+def unsupported_data(data: Any) -> RiffledbTypeError:
+    """The error for ``data`` of a type no table takes."""
+    return RiffledbTypeError(
         f"Unsupported data of type {type(data).__name__}: pass a pyarrow Table, "
         "RecordBatch or RecordBatchReader, a pandas DataFrame, a list of dicts, a dict "
         "of lists, an iterable of record batches, or an object with __arrow_c_stream__"

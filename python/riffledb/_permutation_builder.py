@@ -9,7 +9,6 @@ does and wraps the result as a table.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,8 @@ from . import _riffledb
 from ._base_table import is_remote
 from ._lifetime import release_at_exit
 from .errors import InternalError, InvalidError, RiffledbTypeError
-from .remote.errors import HttpError
+from .remote.errors import HttpError, server_words
+from .remote.table import filter_text
 from .table import Table, reference
 
 __all__ = ["PermutationBuilder", "permutation_builder"]
@@ -74,20 +74,6 @@ def _snapshot(table: Any, version: int | None = None):
 #: Names of the columns of the local stand-in of a remote table (see _RemoteBuilder).
 _SPLIT = "__riffledb_split"
 _POSITION = "__riffledb_position"
-
-
-def _server_words(error: HttpError) -> str:
-    """The ``{"error": ...}`` of an HttpError's body, else its whole message."""
-    text = str(error)
-    at = text.find(": {")
-    if at >= 0:
-        try:
-            words = json.loads(text[at + 2 :]).get("error")
-        except (ValueError, AttributeError):
-            words = None
-        if isinstance(words, str) and words:
-            return words
-    return text
 
 
 class _RemoteBuilder:
@@ -167,7 +153,7 @@ class _RemoteBuilder:
             "vector": [],
         }
         if self._filter is not None:
-            body["filter"] = self._filter
+            body["filter"] = filter_text(self._filter)
         try:
             return self._table._query(body)
         except HttpError as error:
@@ -175,7 +161,7 @@ class _RemoteBuilder:
             # InvalidError: the server's own words (riffledb serve's name the column).
             if error.status_code != 400:
                 raise
-            raise InvalidError(_server_words(error)) from error
+            raise InvalidError(server_words(error) or str(error)) from error
 
     def execute(self) -> Any:
         from . import connect

@@ -16,11 +16,12 @@ from .._data import _Source, to_arrow_stream
 from ..db import check_create_table_args
 from ..errors import (
     InvalidError,
+    NotSupportedError,
     TableExistsError,
     TableNotFoundError,
 )
 from . import ClientConfig, native_client_arguments
-from .errors import HttpError
+from .errors import HttpError, server_words
 
 if TYPE_CHECKING:
     from .table import RemoteTable
@@ -43,8 +44,9 @@ def _user_agent() -> str:
 
 def ipc_stream_bytes(data: Any, schema: pa.Schema | None = None) -> bytes:
     """``data`` (anything ``create_table`` takes) as an Arrow IPC stream body; with
-    ``schema``, the data's columns matched to it by name and cast; no data: ``schema``
-    and one zero-row batch, as LanceDB's client sends an empty create."""
+    ``schema``, the data's columns matched to it by name and cast, a nullable column the
+    data lacks all nulls (as a local create fills it); no data: ``schema`` and one
+    zero-row batch, as LanceDB's client sends an empty create."""
     stream = None if data is None else to_arrow_stream(data)
     if stream is None:
         if schema is None:
@@ -55,9 +57,15 @@ def ipc_stream_bytes(data: Any, schema: pa.Schema | None = None) -> bytes:
     else:
         table = pa.RecordBatchReader.from_stream(stream).read_all()
     if schema is not None and stream is not None:
-        missing = [name for name in schema.names if name not in table.column_names]
-        if missing:
-            raise InvalidError(f"data lacks the schema's columns {missing}")
+        missing = [f for f in schema if f.name not in table.column_names]
+        required = [f"'{f.name}' ({f.type})" for f in missing if not f.nullable]
+        if required:
+            raise InvalidError(
+                "The data does not match the schema: missing non-nullable columns: "
+                + ", ".join(required)
+            )
+        for field in missing:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
         try:
             table = table.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
@@ -81,14 +89,7 @@ def read_ipc(body: bytes, content_type: str | None) -> pa.Table:
 
 def _server_message(error: HttpError, name: str, uri: str) -> str:
     """The server's own words for a 404 (``{"error": ...}``), else LanceDB's."""
-    text = str(error)
-    try:
-        message = json.loads(text[text.index(": {") + 2 :]).get("error")
-    except (ValueError, AttributeError):
-        message = None
-    if isinstance(message, str) and message:
-        return message
-    return f"Table '{name}' was not found in {uri}"
+    return server_words(error) or f"Table '{name}' was not found in {uri}"
 
 
 class RemoteDBConnection:
@@ -342,6 +343,8 @@ class RemoteDBConnection:
                 raise TableExistsError(f"Table '{name}' already exists") from error
             if error.status_code == 400:
                 raise InvalidError(str(error)) from error
+            if error.status_code == 501:  # a type the protocol's schema cannot name
+                raise NotSupportedError(server_words(error) or str(error)) from error
             raise
         return RemoteTable(self, name)
 

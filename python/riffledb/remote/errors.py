@@ -15,9 +15,17 @@ with all their fields.
 
 from __future__ import annotations
 
-from ..errors import RiffledbError
+import json
 
-__all__ = ["LanceDBClientError", "RemoteError", "HttpError", "RetryError"]
+from ..errors import InvalidError, RiffledbError
+
+__all__ = [
+    "LanceDBClientError",
+    "RemoteError",
+    "HttpError",
+    "BadRequestError",
+    "RetryError",
+]
 
 
 class RemoteError(RiffledbError, RuntimeError):
@@ -50,6 +58,13 @@ LanceDBClientError = RemoteError
 class HttpError(RemoteError):
     """A request got a response it cannot use (or none): ``"Http error:
     (request_id=...) 404 Not Found: <body>"``."""
+
+
+class BadRequestError(HttpError, InvalidError):
+    """A 400: the server refused what the request asks (a filter it cannot parse, a
+    column the table does not have, rows that do not fit the table's schema): an
+    :class:`HttpError` with LanceDB's fields, and a ``ValueError`` as the
+    :class:`riffledb.errors.InvalidError` a local table raises for the same call."""
 
 
 class RetryError(RemoteError):
@@ -97,3 +112,17 @@ class RetryError(RemoteError):
                 self.status_code,
             ),
         )
+
+
+def server_words(error: RemoteError) -> str | None:
+    """The ``{"error": ...}`` of an error's answer body (a server's own words), if
+    its message holds one."""
+    text = str(error)
+    at = text.find(": {")
+    if at < 0:
+        return None
+    try:
+        words = json.loads(text[at + 2 :]).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return words if isinstance(words, str) and words else None

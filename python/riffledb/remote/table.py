@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .. import _riffledb
 from .._args import UINT64_MAX, check_int, check_str, index_array
-from .._data import to_arrow_stream
+from .._data import to_arrow_stream, unsupported_data
 from ..errors import (
     InternalError,
     InvalidError,
@@ -30,13 +30,42 @@ from ..errors import (
 from ..query import Query, TakeQuery
 from ._schema import schema_from_json
 from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc, table_path
-from .errors import HttpError, RemoteError
+from .errors import HttpError, RemoteError, server_words
 
 if TYPE_CHECKING:
     from .db import RemoteDBConnection
 
 #: What LanceDB's client sends as ``k`` for "no limit" (isize::MAX).
 NO_LIMIT = 9223372036854775807
+
+
+_VIEWS = {
+    pa.binary(): pa.binary_view(),
+    pa.large_binary(): pa.binary_view(),
+    pa.string(): pa.string_view(),
+    pa.large_string(): pa.string_view(),
+}
+
+
+def _with_views(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its top-level binary and string columns as views (what a local
+    take's ``with_binary_views()`` returns)."""
+    return pa.schema(
+        [f.with_type(_VIEWS.get(f.type, f.type)) for f in schema], schema.metadata
+    )
+
+
+def filter_text(where: str) -> str:
+    """A user's filter as sent: parenthesized when it begins with ``_rowoffset`` or
+    ``_rowid``, the same filter, which no server reads as a take. A query whose filter
+    is exactly ``_rowoffset in (...)`` or ``_rowid in (...)`` IS a take on the wire
+    (spec §2.7, LanceDB's ``take_offsets``): its rows come in the order of the list,
+    repeats repeated, and a key past the end is a 400, where a filter gives the matching
+    rows once each, in scan order. Other filters are sent as they are."""
+    stripped = where.lstrip().lower()
+    if stripped.startswith(("_rowoffset", "_rowid")):
+        return f"({where})"
+    return where
 
 
 class RemoteQuery(Query):
@@ -53,7 +82,7 @@ class RemoteQuery(Query):
         if self._offset:
             body["offset"] = self._offset
         if self._where is not None:
-            body["filter"] = self._where
+            body["filter"] = filter_text(self._where)
         if self._columns:
             if isinstance(self._columns[0], tuple):
                 body["columns"] = dict(self._columns)
@@ -70,9 +99,16 @@ class RemoteQuery(Query):
 
     def to_reader(self, batch_size: int | None = None) -> pa.RecordBatchReader:
         """The result (fetched whole: the protocol has no streaming), re-chunked to
-        ``batch_size`` rows."""
+        ``batch_size`` rows: batches of exactly that many but the last, as a local
+        query's (the server's own batches are merged first)."""
         batch_size = check_int(batch_size, "batch_size", minimum=1, none_ok=True)
         table = self.to_arrow()
+        if (
+            batch_size is not None
+            and table.num_columns
+            and table.column(0).num_chunks > 1
+        ):
+            table = table.combine_chunks()
         return pa.RecordBatchReader.from_batches(
             table.schema, table.to_batches(max_chunksize=batch_size)
         )
@@ -343,11 +379,25 @@ class RemoteTable:
                 raise not_found from error
             if error.status_code == 400 and not by_row_id:
                 self._raise_offset_past_end(keys, error)
+            if error.status_code == 400 and by_row_id:
+                self._raise_unknown_row_id(error)
             raise
         batch = pa.RecordBatch._import_from_c_capsule(*batch)
         if by_row_id and not with_row_id and "_rowid" in batch.schema.names:
             batch = batch.drop_columns(["_rowid"])
+        if binary_views:
+            batch = batch.cast(_with_views(batch.schema))
         return batch
+
+    @staticmethod
+    def _raise_unknown_row_id(error: HttpError) -> None:
+        """After a row-id take's 400: the IndexError a local take raises, in the
+        server's words, when they say a row id is not a row (riffledb serve names it
+        and its position in the keys sent, which are the caller's: it answers takes in
+        the order asked)."""
+        words = server_words(error) or ""
+        if words.startswith("Row id ") and " is not a row" in words:
+            raise RiffledbIndexError(words) from error
 
     def _raise_offset_past_end(self, offsets: np.ndarray, error: HttpError) -> None:
         """After a take's 400: the IndexError a local take raises, naming the first
@@ -386,7 +436,10 @@ class RemoteTable:
         if mode not in ("append", "overwrite"):
             raise InvalidError(f"Invalid mode {mode!r}: expected 'append' or 'overwrite'")
         self._check_writable()
-        if data is None or to_arrow_stream(data) is None:
+        if data is None:
+            # As a local add: None is not data (an empty list or table is no rows).
+            raise unsupported_data(data)
+        if to_arrow_stream(data) is None:
             if mode == "overwrite":
                 raise InvalidError(
                     f"Cannot overwrite table '{self._name}' with empty data: it has no "

@@ -245,19 +245,42 @@ class PieceSink final : public arrow::io::OutputStream {
 // The batches of an answer, then null.
 using BatchSource = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>()>;
 
+// Whether `type` is, or holds, a dictionary.
+bool HasDictionary(const arrow::DataType& type) {
+  if (type.id() == arrow::Type::DICTIONARY) return true;
+  return std::any_of(type.fields().begin(), type.fields().end(),
+                     [](const auto& field) { return HasDictionary(*field->type()); });
+}
+
 // A query answer: an IPC file of the source's batches, each split to at most `max_rows`
 // rows, written a batch at a time. Query() writes it up to the buffered-answer bound;
 // what remains is written while it is sent, so at most about one batch is held at once.
+//
+// An IPC stream instead when the schema has a dictionary: the batches of two fragments
+// have dictionaries of their own, which a file cannot hold (it allows one dictionary per
+// field) and a stream can (a replacement). LanceDB's clients read a stream labelled as
+// one since 0.37.1 (spec §2.6); riffledb's always.
 class IpcFileAnswer final : public BodyStream {
  public:
   static arrow::Result<std::shared_ptr<IpcFileAnswer>> Make(
       const std::shared_ptr<arrow::Schema>& schema, BatchSource source,
       int64_t max_rows) {
     std::shared_ptr<IpcFileAnswer> answer(new IpcFileAnswer(std::move(source), max_rows));
-    ARROW_ASSIGN_OR_RAISE(answer->writer_,
-                          arrow::ipc::MakeFileWriter(answer->sink_, schema));
+    answer->stream_ =
+        std::any_of(schema->fields().begin(), schema->fields().end(),
+                    [](const auto& field) { return HasDictionary(*field->type()); });
+    if (answer->stream_) {
+      ARROW_ASSIGN_OR_RAISE(answer->writer_,
+                            arrow::ipc::MakeStreamWriter(answer->sink_, schema));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(answer->writer_,
+                            arrow::ipc::MakeFileWriter(answer->sink_, schema));
+    }
     return answer;
   }
+
+  /// kArrowStreamType or kArrowFileType.
+  const char* content_type() const { return stream_ ? kArrowStreamType : kArrowFileType; }
 
   bool done() const { return done_; }
 
@@ -319,6 +342,7 @@ class IpcFileAnswer final : public BodyStream {
   const int64_t max_rows_;
   const std::shared_ptr<PieceSink> sink_ = std::make_shared<PieceSink>();
   std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  bool stream_ = false;
   bool done_ = false;
 };
 
@@ -589,6 +613,9 @@ arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) 
   }
   ARROW_ASSIGN_OR_RAISE(
       auto reader, OpenIpcStream(std::move(body), "create", options_.max_decoded_bytes));
+  // A table that describe could not name would be served to no client: refused before
+  // anything is written.
+  ARROW_RETURN_NOT_OK(SchemaToJson(*reader->schema()).status());
   Evict(route.table);
   auto table = db_->CreateTable(route.table, reader->schema(), reader.get(), create_mode,
                                 exist_ok);
@@ -627,6 +654,9 @@ arrow::Result<Reply> Service::Insert(const Route& route, std::string body) const
   ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(route.table, std::nullopt));
   ARROW_ASSIGN_OR_RAISE(
       auto reader, OpenIpcStream(std::move(body), "insert", options_.max_decoded_bytes));
+  // An overwrite's schema becomes the table's: one describe cannot name is refused, as
+  // on create.
+  if (mode == "overwrite") ARROW_RETURN_NOT_OK(SchemaToJson(*reader->schema()).status());
   // Append and Overwrite commit all of the body or nothing (table.h).
   ARROW_ASSIGN_OR_RAISE(uint64_t version, mode == "overwrite"
                                               ? table->Overwrite(reader.get())
@@ -755,7 +785,7 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
   // failure is an error reply; a larger one is streamed.
   ARROW_RETURN_NOT_OK(answer->Fill(options_.max_buffered_answer_bytes));
   Reply reply;
-  reply.content_type = kArrowFileType;
+  reply.content_type = answer->content_type();
   if (answer->done()) {
     reply.body = answer->TakePending();
   } else {
