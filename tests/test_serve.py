@@ -672,6 +672,12 @@ assert len(perm) == 12
 assert perm.take_offsets([5, 2]) == [{"id": 5, "x": 2.5}, {"id": 2, "x": 1.0}]
 rows = [r for batch in perm.iter(4, skip_last_batch=False) for r in batch]
 assert [r["id"] for r in rows] == list(range(10)) + [100, 101], rows
+# `for batch in perm` keeps the batches of exactly its batch size (100): the server's
+# `_rowid` scan comes in batches of 100 (it gave 1024-row ones, so none were kept).
+big = db.create_table("big", pa.table({"id": pa.array(range(250), pa.int64())}))
+sizes = [len(batch) for batch in Permutation.identity(big)]
+assert sizes == [100, 100], sizes
+db.drop_table("big")
 try:
     db.open_table("nope")
     raise AssertionError("opened a missing table")

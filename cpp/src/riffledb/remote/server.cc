@@ -37,6 +37,8 @@ namespace {
 // request. A connection is served start to end by one thread (ConnectionServer), which
 // is the thread its handlers run on.
 thread_local bool t_close_connection = false;
+// The connection being served by this thread: Admit ends its head's read deadline.
+thread_local internal::SocketStream* t_stream = nullptr;
 
 // The headers cpp-httplib adds to every request it parses (REMOTE_ADDR, REMOTE_PORT,
 // LOCAL_ADDR, LOCAL_PORT), not counted against the client's limits.
@@ -201,6 +203,7 @@ class ConnectionServer final : public httplib::Server {
     }
     internal::SocketStream stream(sock, options_.io_timeout_ms, ssl.get(),
                                   options_.busy_poll_us);
+    t_stream = &stream;
     for (int served = 0; served < options_.keep_alive_max_requests; ++served) {
       const BusyPoll::Stats before = stream.busy_poll_stats();
       const bool got = stream.WaitForRequest(options_.keep_alive_timeout_ms, stopping_);
@@ -208,6 +211,9 @@ class ConnectionServer final : public httplib::Server {
       busy_polls_.fetch_add(after.spins - before.spins, std::memory_order_relaxed);
       busy_poll_hits_.fetch_add(after.hits - before.hits, std::memory_order_relaxed);
       if (!got) break;
+      // Until its head is parsed (ServePlain, or Admit on cpp-httplib's path).
+      stream.SetReadDeadline(std::chrono::steady_clock::now() +
+                             std::chrono::milliseconds(options_.head_timeout_ms));
       const bool last = served + 1 == options_.keep_alive_max_requests ||
                         stopping_.load(std::memory_order_acquire);
       bool closed_by_client = false;
@@ -222,10 +228,12 @@ class ConnectionServer final : public httplib::Server {
       if (plain == Plain::kServed || plain == Plain::kClose) {
         plain_requests_.fetch_add(1, std::memory_order_relaxed);
       }
+      stream.SetReadDeadline(std::nullopt);
       if (!stream.Flush()) break;  // the reply's last held-back bytes
       if (!ok || closed_by_client || last || t_close_connection) break;
     }
     t_close_connection = false;
+    t_stream = nullptr;
     stream.LingeringClose();
     return true;
   }
@@ -287,6 +295,7 @@ struct Server::Impl {
   // API key. Refused requests close their connection.
   httplib::Server::HandlerResponse Admit(const httplib::Request& req,
                                          httplib::Response& res) const {
+    if (t_stream != nullptr) t_stream->SetReadDeadline(std::nullopt);  // the head came
     if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
       Refuse(res, 405, "Method " + req.method.substr(0, 20) + " is not allowed");
       return httplib::Server::HandlerResponse::Handled;
@@ -316,8 +325,11 @@ struct Server::Impl {
              "Transfer-Encoding: chunked, not both");
       return httplib::Server::HandlerResponse::Handled;
     }
-    // cpp-httplib would answer a range of a reply itself: no route serves one.
+    // cpp-httplib would answer a range of a reply itself: no route serves one. (Nor of
+    // this refusal: it would cut it to the range asked for. The request is cpp-httplib's
+    // own object, not a constant.)
     if (req.has_header("Range")) {
+      const_cast<httplib::Request&>(req).ranges.clear();
       Refuse(res, 416, "Range requests are not supported");
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -434,6 +446,7 @@ struct Server::Impl {
       // Full, closed or timed out: cpp-httplib reads what there is and says so.
       if (!stream.ReceiveMore()) return Plain::kNotOurs;
     }
+    stream.SetReadDeadline(std::nullopt);  // the body's reads are bounded by each wait
     // The head's bytes are reused once the body is received: keep the target.
     const std::string target(head.target);
     stream.Consume(head.size);
@@ -623,6 +636,24 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
                          const httplib::ContentReader& reader) {
     self->HandlePost(req, res, reader);
   });
+  // cpp-httplib answers a request it cannot parse (a request line or a header line it
+  // refuses, a URI over 8 KiB, a malformed Range) itself, with no body, and would keep
+  // the connection: what follows the bad head, its body included, would then be read as
+  // the next request (a request smuggled in a body). Those answers get a JSON body and
+  // close the connection. Our own replies (a body, or a provider) are left as they are.
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty() || res.content_provider_) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        const char* reason = io::ReasonPhrase(res.status);
+        res.set_content(ErrorJson(std::string("Malformed request: ") +
+                                  (*reason != '\0' ? reason : "Bad Request")),
+                        kJsonType);
+        res.set_header("Connection", "close");
+        t_close_connection = true;
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
         std::string what = "unknown error";

@@ -44,6 +44,10 @@ struct ServerOptions {
   /// A client that sends nothing for this long in the middle of a request, or reads
   /// nothing of a response, is disconnected.
   int io_timeout_ms = 30000;
+  /// A request's head (its line and headers) must come whole within this long of its
+  /// first byte, or the connection is closed: a client sending a byte at a time, each
+  /// within io_timeout_ms, would otherwise hold a connection thread for hours.
+  int head_timeout_ms = 10000;
   /// After each reply, a connection thread polls for the next request for up to this
   /// long before blocking (0: never), so that a client sending requests back to back is
   /// answered by a thread still on its CPU (util/busy_poll.h: it backs off on

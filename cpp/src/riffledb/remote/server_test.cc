@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -228,6 +229,97 @@ TEST_F(PlainPathTest, TheApiKeyIsChecked) {
   EXPECT_NE(replies.find("HTTP/1.1 401"), std::string::npos);
   replies = Same({create + Post("/v1/table/t/count_rows/", "{}", key)}, 2, options);
   EXPECT_EQ(replies.find("HTTP/1.1 401"), std::string::npos);
+}
+
+// A request cpp-httplib cannot parse is answered with a JSON error and its connection
+// closes: what followed the bad head was read as the next request, so a request in the
+// body of one with an unknown method ran (here, a drop).
+TEST_F(PlainPathTest, ARequestCppHttplibCannotParseClosesItsConnection) {
+  const std::string drop = "POST /v1/table/t/drop/ HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+  const std::string smuggler =
+      "FOO /v1/table/ HTTP/1.1\r\nContent-Length: " + std::to_string(drop.size()) +
+      "\r\n\r\n" + drop;
+  for (const std::string& bad :
+       {smuggler, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n" + drop,
+        "GET / HTTP/1.1\r\nX: " + std::string(100000, 'b') + "\r\n\r\n" + drop}) {
+    const std::string replies = Same({Create("t", 3) + bad}, 1);
+    ASSERT_EQ(replies.find("HTTP/1.1 ", replies.find("HTTP/1.1 ") + 1),
+              replies.rfind("HTTP/1.1 "))
+        << "two replies, then none: " << replies;
+    const size_t last = replies.rfind("HTTP/1.1 ");
+    EXPECT_TRUE(replies.compare(last, 12, "HTTP/1.1 400") == 0 ||
+                replies.compare(last, 12, "HTTP/1.1 414") == 0)
+        << replies.substr(last);
+    EXPECT_NE(replies.find("Connection: close\r\n", last), std::string::npos);
+    EXPECT_NE(replies.find("{\"error\":\"Malformed request: ", last), std::string::npos)
+        << replies.substr(last);
+  }
+}
+
+// A refusal of a Range request is whole: cpp-httplib cut it to the range asked for.
+TEST_F(PlainPathTest, ARangeRefusalIsWhole) {
+  const std::string replies =
+      Same({"GET /v1/table/ HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n"}, 0);
+  EXPECT_EQ(replies.rfind("HTTP/1.1 416", 0), 0u) << replies;
+  EXPECT_NE(replies.find("\r\n\r\n{\"error\":\"Range requests are not supported\"}"),
+            std::string::npos)
+      << replies;
+  EXPECT_EQ(replies.find("Content-Range"), std::string::npos) << replies;
+}
+
+// Sends `head` a byte every 20 ms and returns how long until the server closed (or
+// answered) while it was still sending; nullopt if it never did.
+std::optional<std::chrono::milliseconds> CutOffAfter(int port, const std::string& head) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<std::chrono::milliseconds> cut;
+  for (const char c : head) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) > 0 || ::send(fd, &c, 1, MSG_NOSIGNAL) != 1) {
+      cut = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - start);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::close(fd);
+  return cut;
+}
+
+// A head trickling in a byte at a time, each within the I/O timeout, is cut off at
+// head_timeout_ms (it held a connection thread for as long as it went on); a body may
+// come slower than that (each wait is bounded, not the whole).
+TEST(ServerTest, AHeadMustComeWithinTheHeadTimeout) {
+  ServerOptions options;
+  options.head_timeout_ms = 300;
+  auto db = Database::Connect("memory://").ValueOrDie();
+  auto server = Server::Start(db, options).ValueOrDie();
+  // The plain path's head (a POST), then cpp-httplib's (a GET): 100 bytes, 2 s.
+  const std::string pad = "X-Pad: " + std::string(100, 'p');
+  for (const std::string& head :
+       {"POST /v1/table/t/count_rows/ HTTP/1.1\r\nContent-Length: 2\r\n" + pad,
+        "GET /v1/table/ HTTP/1.1\r\nHost: x\r\n" + pad}) {
+    const auto cut = CutOffAfter(server->port(), head.substr(0, 100));
+    ASSERT_TRUE(cut.has_value()) << "not cut off: " << head.substr(0, 20);
+    EXPECT_GE(cut->count(), 250) << head.substr(0, 20);
+    EXPECT_LT(cut->count(), 1500) << head.substr(0, 20);
+  }
+  // A head within the timeout, then a body slower than it: served.
+  const std::string create = Create("t", 3);
+  const size_t body = create.find("\r\n\r\n") + 4;
+  std::vector<std::string> pieces{create.substr(0, body)};
+  const size_t step = (create.size() - body) / 25 + 1;
+  for (size_t at = body; at < create.size(); at += step) {
+    pieces.push_back(create.substr(at, step));  // 20 ms apart: 500 ms
+  }
+  const std::string replies = Exchange(server->port(), pieces);
+  EXPECT_EQ(replies.rfind("HTTP/1.1 200", 0), 0u) << replies;
+  server->Stop();
 }
 
 }  // namespace

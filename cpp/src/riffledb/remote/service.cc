@@ -242,6 +242,10 @@ class PieceSink final : public arrow::io::OutputStream {
   bool closed_ = false;
 };
 
+// The rows of each batch of a scan of `_rowid` alone: LanceDB's Permutation's default
+// batch size (QueryOnce).
+constexpr int64_t kRowIdScanBatchRows = 100;
+
 // The batches of an answer, then null.
 using BatchSource = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>()>;
 
@@ -704,6 +708,7 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
 
   std::shared_ptr<arrow::Schema> schema;
   BatchSource source;
+  int64_t batch_rows = options_.max_batch_rows;  // the answer's batches' most rows
   std::optional<TakeFilter> take;
   if (request.filter) take = MatchTakeFilter(*request.filter);
   if (take) {
@@ -774,13 +779,23 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
     options.offset = request.offset;
     options.limit = request.limit;
     options.max_batch_rows = options_.max_batch_rows;
+    // A scan of `_rowid` alone is how LanceDB's identity Permutation reads a table (spec
+    // §2.9): it takes one batch per batch of the answer, and `for batch in perm` keeps
+    // only those of exactly its default batch size (100 rows), so 1024-row batches gave
+    // it none. (Its builder's scan, of `_rowid` alone too, sorts the ids itself.)
+    if (request.columns_are_names && request.columns.size() == 1 &&
+        request.columns[0].first == kRowIdColumn) {
+      options.max_batch_rows =
+          std::min<int64_t>(options.max_batch_rows, kRowIdScanBatchRows);
+    }
+    batch_rows = options.max_batch_rows;
     ARROW_ASSIGN_OR_RAISE(schema, snapshot->ScanSchema(options));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatchReader> reader,
                           snapshot->Scan(options));
     source = [reader = std::move(reader)] { return reader->Next(); };
   }
-  ARROW_ASSIGN_OR_RAISE(auto answer, IpcFileAnswer::Make(schema, std::move(source),
-                                                         options_.max_batch_rows));
+  ARROW_ASSIGN_OR_RAISE(auto answer,
+                        IpcFileAnswer::Make(schema, std::move(source), batch_rows));
   // A small answer (the usual take or page) is sent whole, with its length, and any
   // failure is an error reply; a larger one is streamed.
   ARROW_RETURN_NOT_OK(answer->Fill(options_.max_buffered_answer_bytes));

@@ -127,8 +127,21 @@ int SocketStream::Poll(short events, int timeout_ms) const {
   return PollFd(fd_, events, timeout_ms);
 }
 
+int SocketStream::ReadWaitMs() const {
+  if (!read_deadline_) return io_timeout_ms_;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+      *read_deadline_ - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, io_timeout_ms_));
+}
+
+bool SocketStream::WaitToRead() const {
+  if (!read_deadline_) return true;
+  const int wait = ReadWaitMs();
+  return wait > 0 && Poll(POLLIN, wait) > 0;  // 0: the deadline has passed
+}
+
 bool SocketStream::is_readable() const {
-  return begin_ < end_ || Pending() || Poll(POLLIN, io_timeout_ms_) > 0;
+  return begin_ < end_ || Pending() || Poll(POLLIN, ReadWaitMs()) > 0;
 }
 
 bool SocketStream::is_writable() const { return Poll(POLLOUT, io_timeout_ms_) > 0; }
@@ -136,7 +149,8 @@ bool SocketStream::is_writable() const { return Poll(POLLOUT, io_timeout_ms_) > 
 ssize_t SocketStream::read(char* ptr, size_t size) {
   if (ssl_ != nullptr) {
     // OpenSSL buffers what it decrypted; our buffer is not needed.
-    if (!Pending() && Poll(POLLIN, io_timeout_ms_) <= 0) return -1;
+    if (read_deadline_ && ReadWaitMs() == 0) return -1;
+    if (!Pending() && Poll(POLLIN, ReadWaitMs()) <= 0) return -1;
     const int n = SSL_read(ssl_, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
     if (n > 0) return n;
     const int error = SSL_get_error(ssl_, n);
@@ -147,6 +161,7 @@ ssize_t SocketStream::read(char* ptr, size_t size) {
     // The receive timeout bounds the wait (a timeout is -1, EAGAIN).
     // Small reads (httplib reads request lines a byte at a time) go through the buffer;
     // large ones straight into the caller's memory.
+    if (!WaitToRead()) return -1;
     if (size >= buffer_.size()) {
       ssize_t n;
       do {
@@ -281,7 +296,7 @@ bool SocketStream::ReceiveMore() {
     end_ -= begin_;
     begin_ = 0;
   }
-  if (end_ == buffer_.size()) return false;
+  if (end_ == buffer_.size() || !WaitToRead()) return false;
   ssize_t n;
   do {
     n = ::recv(fd_, buffer_.data() + end_, buffer_.size() - end_, 0);

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +38,13 @@ class SocketStream final : public httplib::Stream {
   void get_remote_ip_and_port(std::string& ip, int& port) const override;
   void get_local_ip_and_port(std::string& ip, int& port) const override;
   socket_t socket() const override { return fd_; }
+
+  /// Until `deadline` (none: no limit but the I/O timeout's on each wait), reads wait no
+  /// longer than it and fail once it has passed: a request head must come whole in
+  /// time however its bytes trickle in, each of which would restart the I/O timeout.
+  void SetReadDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
+    read_deadline_ = deadline;
+  }
 
   /// Waits for the next request of a keep-alive connection: true once a byte (or the
   /// end of the stream) is there; false after `idle_ms` without one, or as soon as
@@ -75,6 +84,12 @@ class SocketStream final : public httplib::Stream {
  private:
   // poll() for `events` up to `timeout_ms`: >0 ready, 0 timed out, <0 error.
   int Poll(short events, int timeout_ms) const;
+  // How long a read may wait now: the I/O timeout, cut to the read deadline (0 once it
+  // has passed).
+  int ReadWaitMs() const;
+  // With a read deadline, polls for bytes up to ReadWaitMs(): false if none came (the
+  // deadline passed). True without one (the receive timeout bounds the wait).
+  bool WaitToRead() const;
 
   // Bytes decrypted and not yet read by us (TLS only).
   bool Pending() const {
@@ -96,6 +111,7 @@ class SocketStream final : public httplib::Stream {
   size_t begin_ = 0;  // buffer_[begin_, end_) is read and not consumed yet
   size_t end_ = 0;
   BusyPoll busy_poll_;
+  std::optional<std::chrono::steady_clock::time_point> read_deadline_;
 };
 
 /// The server side of a TLS session on `fd` with its handshake done, or null (after at
