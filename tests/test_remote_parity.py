@@ -7,6 +7,7 @@ sizes."""
 
 from __future__ import annotations
 
+import http.client
 import itertools
 
 import pyarrow as pa
@@ -30,11 +31,20 @@ def served(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("served") / "db")
     riffledb.connect(path)  # the directory exists before the server opens it
     server = RiffledbServer(path)
-    yield (
-        riffledb.connect("db://parity", api_key="", host_override=server.url),
-        riffledb.connect(path),
-    )
+    remote = riffledb.connect("db://parity", api_key="", host_override=server.url)
+    remote.url = server.url  # for the tests that look at the wire
+    yield remote, riffledb.connect(path)
     assert server.stop() == 0
+
+
+def content_type_of_scan(url: str, table: str) -> str:
+    """The Content-Type of the server's answer to a scan of ``table``."""
+    connection = http.client.HTTPConnection(url.split("//")[1])
+    connection.request("POST", f"/v1/table/{table}/query/", body=b'{"k": 0}')
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.getheader("Content-Type")
 
 
 _numbers = itertools.count()
@@ -61,7 +71,14 @@ def test_scans_of_a_dictionary_column_of_two_fragments(served):
     t = remote.create_table(
         "dict", pa.table({"d": pa.array(["a", "b"]).dictionary_encode()})
     )
+    # One fragment: an IPC file, which LanceDB's clients before 0.37.1 read (a stream
+    # only when the batches may have dictionaries of their own).
+    assert content_type_of_scan(remote.url, "dict") == "application/vnd.apache.arrow.file"
+    assert t.to_arrow()["d"].to_pylist() == ["a", "b"]
     t.add(pa.table({"d": pa.array(["c"]).dictionary_encode()}))
+    assert (
+        content_type_of_scan(remote.url, "dict") == "application/vnd.apache.arrow.stream"
+    )
     expected = local.open_table("dict").to_arrow()["d"].to_pylist()
     assert expected == ["a", "b", "c"]
     assert t.to_arrow()["d"].to_pylist() == expected

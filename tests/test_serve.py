@@ -1116,3 +1116,81 @@ def test_tls_needs_a_matching_key(tmp_path):
         )
         assert result.returncode != 0
         assert "TLS" in result.stderr, result.stderr
+
+
+def _trickle(sock, data: bytes, seconds_per_byte: float = 0.05) -> bool:
+    """Sends ``data`` a byte at a time; True if the server answered (an error) or closed
+    the connection before all of it was sent."""
+    for byte in data:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            return True
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return True
+        time.sleep(seconds_per_byte)
+    return False
+
+
+def test_tls_heads_and_handshakes_must_come_within_the_head_timeout(tmp_path):
+    """--head-timeout-ms bounds a TLS handshake, and a request head sent as one TLS
+    record trickled a byte at a time: each byte came within the I/O timeout, and the
+    record's bytes were waited for inside OpenSSL with only that timeout (a thread was
+    held for as long as they came)."""
+    import ssl
+
+    ca, cert, key = certificates(tmp_path)
+    server = Server(
+        str(tmp_path / "db"),
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--head-timeout-ms",
+        "300",
+        ca=ca,
+    )
+    try:
+        # A handshake whose ClientHello trickles in: 100 bytes, 5 s.
+        client = ssl.create_default_context(cafile=ca)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with pytest.raises(ssl.SSLWantReadError):
+            tls.do_handshake()
+        hello = outgoing.read()
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            assert _trickle(sock, hello[:100]), "a trickled handshake was not cut off"
+        # A head in one record, trickled after a handshake at full speed.
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.settimeout(TIMEOUT)
+            tls = client.wrap_bio(
+                incoming := ssl.MemoryBIO(),
+                outgoing := ssl.MemoryBIO(),
+                server_hostname="localhost",
+            )
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    incoming.write(sock.recv(65536))
+            sock.sendall(outgoing.read())
+            # The session tickets TLS 1.3 sends after the handshake, read first.
+            sock.settimeout(0.3)
+            try:
+                while chunk := sock.recv(65536):
+                    incoming.write(chunk)
+            except TimeoutError:
+                pass
+            tls.write(b"GET /v1/table/ HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 80)
+            record = outgoing.read()
+            assert _trickle(sock, record), "a trickled record was not cut off"
+        # Served as usual meanwhile, and afterwards.
+        conn = server.connect()
+        conn.request("GET", "/v1/table/")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        assert server.stop() == 0

@@ -281,6 +281,7 @@ def cmd_serve(args, out: TextIO, err: TextIO) -> int:
         args.tls_key or "",
         args.busy_poll_us,
         args.version_check_interval_ms,
+        args.head_timeout_ms,
     )
     stop = threading.Event()
     previous = {}
@@ -457,6 +458,15 @@ def _parser() -> argparse.ArgumentParser:
         "(0: at every request; default: 0 for a directory, 1000 on object storage, "
         "where a look is a few requests); commits made through the server are seen at "
         "once",
+    )
+    serve.add_argument(
+        "--head-timeout-ms",
+        type=_positive_int,
+        default=_riffledb.DEFAULT_SERVE_HEAD_TIMEOUT_MS,
+        help="close a connection whose request head (or TLS handshake) has not come "
+        "whole this long after it began, in ms (default "
+        f"{_riffledb.DEFAULT_SERVE_HEAD_TIMEOUT_MS}): a client trickling bytes would "
+        "hold a connection thread",
     )
     serve.set_defaults(run=cmd_serve)
     return parser

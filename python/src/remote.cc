@@ -25,6 +25,7 @@ void RegisterRemote(nb::module_& m) {
   // The default busy-polls, in µs: the server's, and the client's (in a process that
   // connected for itself).
   m.attr("DEFAULT_SERVE_BUSY_POLL_US") = remote::ServerOptions{}.busy_poll_us;
+  m.attr("DEFAULT_SERVE_HEAD_TIMEOUT_MS") = remote::ServerOptions{}.head_timeout_ms;
   m.attr("DEFAULT_CLIENT_BUSY_POLL_US") = remote::ClientOptions{}.busy_poll_us;
   // Serves a database until stopped. Construct it to start it: it listens at once.
   nb::class_<remote::Server>(m, "Server")
@@ -34,7 +35,7 @@ void RegisterRemote(nb::module_& m) {
              const std::string& api_key, int threads, int64_t max_body_bytes,
              int64_t max_decoded_bytes, const std::string& tls_cert,
              const std::string& tls_key, int busy_poll_us,
-             int64_t version_check_interval_ms) {
+             int64_t version_check_interval_ms, int head_timeout_ms) {
             remote::ServerOptions options;
             options.host = host;
             options.port = port;
@@ -46,6 +47,7 @@ void RegisterRemote(nb::module_& m) {
             options.tls_key_path = tls_key;
             options.busy_poll_us = busy_poll_us;
             options.service.version_check_interval_ms = version_check_interval_ms;
+            options.head_timeout_ms = head_timeout_ms;
             return ValueOrThrow(WithoutGil([&] {
               return remote::Server::Start(std::move(db), std::move(options));
             }));
@@ -57,7 +59,8 @@ void RegisterRemote(nb::module_& m) {
           nb::arg("busy_poll_us") = remote::ServerOptions{}.busy_poll_us,
           // -1: 0 for a directory, 1,000 on object storage (service.h).
           nb::arg("version_check_interval_ms") =
-              remote::ServiceOptions::kAutoVersionCheck)
+              remote::ServiceOptions::kAutoVersionCheck,
+          nb::arg("head_timeout_ms") = remote::ServerOptions{}.head_timeout_ms)
       .def("stats",
            [](const remote::Server& server) {
              const remote::Server::Stats s = server.stats();

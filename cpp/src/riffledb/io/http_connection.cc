@@ -538,6 +538,8 @@ class HttpConnection::Impl : public ByteSource {
   }
 
   arrow::Status Send(std::string_view head, std::string_view body) {
+    response_started_ = false;
+    timed_out_ = false;
     if (ssl_ != nullptr) {
       SigpipeBlock no_sigpipe(true);
       // One record for a small request.
@@ -610,9 +612,13 @@ class HttpConnection::Impl : public ByteSource {
         });
       }
       size_t read = 0;
-      if (SSL_read_ex(ssl_, out, size, &read) == 1) return read;
+      if (SSL_read_ex(ssl_, out, size, &read) == 1) {
+        response_started_ = true;
+        return read;
+      }
       const int err = SSL_get_error(ssl_, 0);
       if (err == SSL_ERROR_ZERO_RETURN) return 0;
+      timed_out_ = err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK);
       return ReceiveError(TlsFailure());
     }
     // Plain TCP: the check that spins is the read itself, without blocking (no poll()
@@ -635,9 +641,14 @@ class HttpConnection::Impl : public ByteSource {
       } while (n < 0 && errno == EINTR);
       err = n < 0 ? errno : 0;
     }
+    if (n > 0) response_started_ = true;
     if (n >= 0) return static_cast<size_t>(n);
+    timed_out_ = err == EAGAIN || err == EWOULDBLOCK;
     return ReceiveError(ErrnoText(err));
   }
+
+  bool response_started() const { return response_started_; }
+  bool timed_out() const { return timed_out_; }
 
   arrow::Status Error(HttpFailure failure, std::string_view what,
                       const std::string& detail) const override {
@@ -800,6 +811,8 @@ class HttpConnection::Impl : public ByteSource {
   double io_timeout_ = -1;
   BusyPoll busy_poll_;
   ResponseReader reader_;
+  bool response_started_ = false;  // a byte of the last request's response came
+  bool timed_out_ = false;         // the last receive failed by the I/O timeout
 };
 
 HttpConnection::HttpConnection(std::unique_ptr<Impl> impl)
@@ -833,6 +846,10 @@ arrow::Result<HttpResponse> HttpConnection::Receive(std::string_view method) {
 }
 
 bool HttpConnection::StillOpen() const { return impl_->StillOpen(); }
+
+bool HttpConnection::StaleFailure() const {
+  return !impl_->response_started() && !impl_->timed_out();
+}
 
 BusyPoll::Stats HttpConnection::busy_poll_stats() const {
   return impl_->busy_poll_stats();

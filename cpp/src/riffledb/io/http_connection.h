@@ -136,6 +136,10 @@ class HttpConnection {
   /// Whether an idle connection is still open: the peer has not closed it and sent
   /// nothing unasked (one non-blocking peek).
   bool StillOpen() const;
+  /// After the last request failed: whether it failed as on a connection the server had
+  /// closed (the send failed, or the connection closed or reset before any byte of the
+  /// response came), not by a timeout or a response cut short.
+  bool StaleFailure() const;
 
   int fd() const { return fd_; }
   /// What its busy-polling before receives came to (HttpOptions::busy_poll_us).

@@ -332,7 +332,32 @@ TEST(HttpConnectionPool, KeepsAtMostMaxIdleConnections) {
     ASSERT_OK(Exchange(first.connection(), "").status());
     ASSERT_OK(Exchange(second.connection(), "").status());
   }  // second given back first, then first: no room, closed
-  EXPECT_EQ(pool.stats().connections, 2);
+  auto refused = [] {
+    return arrow::Result<std::unique_ptr<HttpConnection>>(
+        arrow::Status::IOError("no new connection"));
+  };
+  ASSERT_OK_AND_ASSIGN(auto kept, pool.Acquire(refused));
+  EXPECT_TRUE(kept.reused());
+  // One connection was kept: the next one is opened (here, refused).
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "no new connection", pool.Acquire(refused));
+  EXPECT_EQ(pool.stats().reused, 1);
+}
+
+TEST(HttpConnectionPool, AFreshAcquireOpensANewConnection) {
+  ScriptedServer server({Sized("HTTP/1.1 200 OK", "a")}, /*close_after=*/false);
+  HttpConnectionPool pool;
+  {
+    ASSERT_OK_AND_ASSIGN(auto lease, pool.Acquire(OpenerOf(server.endpoint())));
+    ASSERT_OK(Exchange(lease.connection(), "").status());
+  }
+  auto refused = [] {
+    return arrow::Result<std::unique_ptr<HttpConnection>>(
+        arrow::Status::IOError("no new connection"));
+  };
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "no new connection",
+                             pool.Acquire(refused, /*fresh=*/true));
+  ASSERT_OK_AND_ASSIGN(auto pooled, pool.Acquire(refused));  // still there
+  EXPECT_TRUE(pooled.reused());
 }
 
 TEST(HttpConnectionPool, AForkedChildLeavesTheParentsConnectionAlone) {

@@ -147,7 +147,8 @@ HttpConnectionPool::~HttpConnectionPool() {
   }
 }
 
-arrow::Result<HttpConnectionPool::Lease> HttpConnectionPool::Acquire(const Opener& open) {
+arrow::Result<HttpConnectionPool::Lease> HttpConnectionPool::Acquire(const Opener& open,
+                                                                     bool fresh) {
   Impl& impl = *impl_;
   std::vector<std::unique_ptr<Entry>> dropped;  // destroyed outside the lock
   {
@@ -155,7 +156,7 @@ arrow::Result<HttpConnectionPool::Lease> HttpConnectionPool::Acquire(const Opene
     impl.AdoptLocked();
     const auto now = Clock::now();
     const auto max_idle = std::chrono::duration<double>(impl.options.idle_timeout_s);
-    while (!impl.idle.empty()) {
+    while (!fresh && !impl.idle.empty()) {
       std::unique_ptr<Entry> candidate = std::move(impl.idle.back());
       impl.idle.pop_back();
       // The server may have closed it (its keep-alive timeout, a request limit).

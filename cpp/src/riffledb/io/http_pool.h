@@ -55,8 +55,9 @@ class HttpConnectionPool {
     Lease& operator=(Lease&& other) noexcept;
     ~Lease();
     HttpConnection& connection() const;
-    /// A pooled connection (which the server may have closed since: worth one retry on
-    /// a new connection when an idempotent request fails on it).
+    /// A pooled connection (which the server may have closed since: a request that
+    /// fails on it as on a closed connection, HttpConnection::StaleFailure, is worth one
+    /// retry on a new connection when it may be sent twice).
     bool reused() const { return reused_; }
 
    private:
@@ -79,8 +80,9 @@ class HttpConnectionPool {
   HttpConnectionPool& operator=(const HttpConnectionPool&) = delete;
 
   /// An idle pooled connection that is still open (one non-blocking peek), else a new
-  /// one from `open`, whose error is returned as it is.
-  arrow::Result<Lease> Acquire(const Opener& open);
+  /// one from `open`, whose error is returned as it is. `fresh`: a new one in any case
+  /// (the retry of a request that failed on a pooled one).
+  arrow::Result<Lease> Acquire(const Opener& open, bool fresh = false);
   /// This process's counters.
   HttpPoolStats stats() const;
 

@@ -320,20 +320,19 @@ arrow::Result<HttpResponse> SendHttpRequest(HttpConnectionPool& pool,
                                             const HttpOptions& options) {
   const std::string head = RequestHead(endpoint, request, /*close=*/false);
   const bool repeatable = request.method == "GET" || request.method == "HEAD";
-  // A failure on a pooled connection is worth another try on a GET; each failed one
-  // leaves the pool, so the tries end on a new connection, whose failure is returned.
-  constexpr int kMaxTries = 4;
-  for (int tries = 1;; ++tries) {
-    ARROW_ASSIGN_OR_RAISE(auto lease, pool.Acquire([&] {
-      return HttpConnection::Open(endpoint, options);
-    }));
+  auto open = [&] { return HttpConnection::Open(endpoint, options); };
+  // A GET that fails on a pooled connection as on one the server closed meanwhile (its
+  // idle limit) is sent once more, on a new connection; a timeout or an answer cut
+  // short is not sent again.
+  for (bool fresh = false;; fresh = true) {
+    ARROW_ASSIGN_OR_RAISE(auto lease, pool.Acquire(open, fresh));
     HttpConnection& conn = lease.connection();
     conn.SetIoTimeout(options.io_timeout_seconds);
     conn.SetMaxBodyBytes(options.max_body_bytes);
     const arrow::Status sent = conn.Send(head, request.body);
     arrow::Result<HttpResponse> got =
         sent.ok() ? conn.Receive(request.method) : arrow::Result<HttpResponse>(sent);
-    if (got.ok() || !lease.reused() || !repeatable || tries == kMaxTries) return got;
+    if (got.ok() || !lease.reused() || !repeatable || !conn.StaleFailure()) return got;
   }
 }
 

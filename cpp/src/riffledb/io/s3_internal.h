@@ -119,8 +119,9 @@ arrow::Result<HttpResponse> SendHttpRequest(const Endpoint& endpoint,
 
 /// The same on a keep-alive connection of `pool` (without `Connection: close`): a pooled
 /// one still open, else a new one, given back to the pool after a whole response. A GET
-/// or HEAD that fails on a pooled connection (the server may have closed it since its
-/// last response) is sent again on another; any other request is sent once.
+/// or HEAD that fails on a pooled connection as on one the server closed since its last
+/// response (HttpConnection::StaleFailure: not a timeout, nor an answer cut short) is
+/// sent once more on a new connection; any other request, or failure, is not.
 arrow::Result<HttpResponse> SendHttpRequest(HttpConnectionPool& pool,
                                             const Endpoint& endpoint,
                                             const HttpRequest& request,

@@ -578,9 +578,12 @@ TEST(CreateIfAbsent, OtherErrorsAreNotRetried) {
 // Serves `script[i]` on the i-th connection it accepts: for each response in turn, reads
 // one request (head only: the GETs here have no body) and sends it; an empty response
 // closes the connection instead (a server dropping an idle keep-alive connection as the
-// request arrives). Records the request lines of each connection.
+// request arrives), and kHold answers nothing until the client closes. Records the
+// request lines of each connection.
 class KeepAliveServer {
  public:
+  static constexpr char kHold[] = "<hold>";
+
   explicit KeepAliveServer(std::vector<std::vector<std::string>> script)
       : script_(std::move(script)), lines_(script_.size()) {
     listen_fd_ = testing::ListenOnLoopback(&port_, /*backlog=*/4);
@@ -603,6 +606,11 @@ class KeepAliveServer {
           lines_[i].push_back(data.substr(0, end + 4));
           data.erase(0, end + 4);
           if (response.empty()) break;
+          if (response == kHold) {  // until the client closes
+            while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+            }
+            break;
+          }
           ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
         }
         ::close(fd);
@@ -673,6 +681,22 @@ TEST(GetRange, AGetThatFailsOnAPooledConnectionIsSentAgainOnANewOne) {
   EXPECT_EQ(heads[0].size(), 2u);  // the second GET, unanswered
   ASSERT_EQ(heads[1].size(), 1u);  // ... sent again
   EXPECT_NE(heads[1][0].find("Range: bytes=10-12\r\n"), std::string::npos);
+}
+
+TEST(GetRange, AGetThatTimesOutOnAPooledConnectionIsNotSentAgain) {
+  // The second GET is read and never answered: a slow server, not a closed connection.
+  KeepAliveServer server(
+      {{Response("HTTP/1.1 206 Partial Content", "abc"), KeepAliveServer::kHold}});
+  S3RequestConfig config = PooledConfigFor(server);
+  config.http.io_timeout_seconds = 0.2;
+  ASSERT_OK(GetRange(config, "b", "k", 0, 3).status());
+  auto second = GetRange(config, "b", "k", 3, 3);
+  ASSERT_RAISES_WITH_MESSAGE(IOError, "timed out", second.status());
+  const HttpPoolStats stats = config.pool->stats();
+  EXPECT_EQ(stats.connections, 1);  // no second connection: not sent again
+  EXPECT_EQ(stats.reused, 1);
+  config.pool.reset();
+  EXPECT_EQ(server.heads().size(), 1u);
 }
 
 TEST(PutIfAbsent, IsSentOnAConnectionOfItsOwnWhateverThePool) {

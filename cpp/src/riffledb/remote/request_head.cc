@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <string>
 
 #include "riffledb/io/http_connection.h"
 #include "riffledb/remote/protocol.h"
@@ -20,6 +22,11 @@ bool IsTokenChar(unsigned char c) {
 }
 
 bool IsValueChar(unsigned char c) { return (c >= 0x20 && c <= 0x7E) || c == '\t'; }
+
+std::string Hex2(unsigned char c) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  return {kDigits[c >> 4], kDigits[c & 0xF]};
+}
 
 }  // namespace
 
@@ -127,6 +134,47 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
   head->close = close;
   head->size = at;
   return HeadParse::kOurs;
+}
+
+bool HeaderLinesAreWellFormed(std::string_view head, std::string* why) {
+  auto bad = [&](std::string_view what, std::string_view line) {
+    if (why != nullptr) {
+      // Its start, up to a colon: never a value (it may be a key).
+      *why = std::string(what) + ": '";
+      for (const char c : line.substr(0, std::min<size_t>(line.find(':'), 40))) {
+        const auto u = static_cast<unsigned char>(c);
+        *why += u >= 0x20 && u < 0x7F ? std::string(1, c) : "\\x" + Hex2(u);
+      }
+      *why += "'";
+    }
+    return false;
+  };
+  size_t at = head.find('\n');  // after the request line
+  while (at != std::string_view::npos && at + 1 < head.size()) {
+    const size_t begin = at + 1;
+    at = head.find('\n', begin);
+    std::string_view line = head.substr(
+        begin, at == std::string_view::npos ? std::string_view::npos : at - begin);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return true;  // the blank line: the head ends
+    if (line.front() == ' ' || line.front() == '\t') {
+      return bad("A folded header line", line);
+    }
+    const size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos ||
+        !std::all_of(line.begin(), line.begin() + static_cast<ptrdiff_t>(colon),
+                     [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); })) {
+      return bad("A header line that is not a name, a colon and a value", line);
+    }
+    const std::string_view value = line.substr(colon + 1);
+    if (!std::all_of(value.begin(), value.end(), [](char c) {
+          const auto u = static_cast<unsigned char>(c);
+          return IsValueChar(u) || u >= 0x80;  // obs-text
+        })) {
+      return bad("A header value with a control character", line);
+    }
+  }
+  return true;  // no blank line yet: the parser judges a head that is cut short
 }
 
 }  // namespace riffledb::remote::internal

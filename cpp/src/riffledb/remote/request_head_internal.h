@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace riffledb::remote::internal {
@@ -51,5 +52,16 @@ enum class HeadParse {
 /// rules the head out, kIncomplete only while the complete lines are all ours.
 HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limits,
                            RequestHead* head);
+
+/// Whether the header lines of `head` (a request head as received, through its blank
+/// line; what follows it is not looked at) are each a token name, a colon right after
+/// it, and a value of visible characters, spaces and tabs: RFC 9112 §5 and what a proxy
+/// in front would agree with. cpp-httplib drops a line it cannot read (`Content-Length :
+/// 5`, a name without a colon) and serves the request without it, so that a body the
+/// line announced would be read as the next request. Lines may end in CRLF or a bare LF
+/// (as cpp-httplib reads them); a CR elsewhere, a NUL, another control byte or a folded
+/// line (starting with a blank) is not well formed. The request line is cpp-httplib's to
+/// judge. `*why` (when not null) says what is wrong.
+bool HeaderLinesAreWellFormed(std::string_view head, std::string* why = nullptr);
 
 }  // namespace riffledb::remote::internal

@@ -195,7 +195,8 @@ class ConnectionServer final : public httplib::Server {
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     std::unique_ptr<SSL, internal::SslDeleter> ssl;
     if (tls_ != nullptr) {
-      ssl = internal::AcceptTls(tls_, sock, options_.io_timeout_ms);
+      ssl = internal::AcceptTls(tls_, sock, options_.io_timeout_ms,
+                                options_.head_timeout_ms);
       if (ssl == nullptr) {  // not TLS, or not finished in time
         ::close(sock);
         return true;
@@ -212,8 +213,8 @@ class ConnectionServer final : public httplib::Server {
       busy_poll_hits_.fetch_add(after.hits - before.hits, std::memory_order_relaxed);
       if (!got) break;
       // Until its head is parsed (ServePlain, or Admit on cpp-httplib's path).
-      stream.SetReadDeadline(std::chrono::steady_clock::now() +
-                             std::chrono::milliseconds(options_.head_timeout_ms));
+      stream.BeginHead(std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(options_.head_timeout_ms));
       const bool last = served + 1 == options_.keep_alive_max_requests ||
                         stopping_.load(std::memory_order_acquire);
       bool closed_by_client = false;
@@ -228,7 +229,7 @@ class ConnectionServer final : public httplib::Server {
       if (plain == Plain::kServed || plain == Plain::kClose) {
         plain_requests_.fetch_add(1, std::memory_order_relaxed);
       }
-      stream.SetReadDeadline(std::nullopt);
+      stream.EndHead();
       if (!stream.Flush()) break;  // the reply's last held-back bytes
       if (!ok || closed_by_client || last || t_close_connection) break;
     }
@@ -295,7 +296,24 @@ struct Server::Impl {
   // API key. Refused requests close their connection.
   httplib::Server::HandlerResponse Admit(const httplib::Request& req,
                                          httplib::Response& res) const {
-    if (t_stream != nullptr) t_stream->SetReadDeadline(std::nullopt);  // the head came
+    if (t_stream != nullptr) {
+      // The head came. A line cpp-httplib dropped (`Content-Length : 5`) would leave
+      // what it announced to be read as the next request: refused, and the connection
+      // closes.
+      std::string why;
+      const bool whole = t_stream->head().size() < internal::SocketStream::kMaxHeadBytes;
+      const bool well_formed =
+          whole && internal::HeaderLinesAreWellFormed(t_stream->head(), &why);
+      t_stream->EndHead();
+      if (!whole) {
+        Refuse(res, 431, "Request head too large");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (!well_formed) {
+        Refuse(res, 400, "Malformed request: " + why);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.method != "GET" && req.method != "HEAD" && req.method != "POST") {
       Refuse(res, 405, "Method " + req.method.substr(0, 20) + " is not allowed");
       return httplib::Server::HandlerResponse::Handled;
@@ -446,7 +464,7 @@ struct Server::Impl {
       // Full, closed or timed out: cpp-httplib reads what there is and says so.
       if (!stream.ReceiveMore()) return Plain::kNotOurs;
     }
-    stream.SetReadDeadline(std::nullopt);  // the body's reads are bounded by each wait
+    stream.EndHead();  // the body's reads are bounded by each wait only
     // The head's bytes are reused once the body is received: keep the target.
     const std::string target(head.target);
     stream.Consume(head.size);
@@ -586,8 +604,9 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
     return arrow::Status::Invalid("Invalid max_body_bytes ", options.max_body_bytes);
   }
   if (options.keep_alive_max_requests < 1 || options.keep_alive_timeout_ms < 1 ||
-      options.io_timeout_ms < 1 || options.max_headers < 1 ||
-      options.max_header_bytes < 1 || options.service.max_batch_rows < 1) {
+      options.io_timeout_ms < 1 || options.head_timeout_ms < 1 ||
+      options.max_headers < 1 || options.max_header_bytes < 1 ||
+      options.service.max_batch_rows < 1) {
     return arrow::Status::Invalid("Invalid server limits: each must be at least 1");
   }
   if (options.service.version_check_interval_ms < 0 &&
@@ -642,14 +661,30 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
   // the next request (a request smuggled in a body). Those answers get a JSON body and
   // close the connection. Our own replies (a body, or a provider) are left as they are.
   http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
+      [](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty() || res.content_provider_) {
           return httplib::Server::HandlerResponse::Unhandled;
         }
-        const char* reason = io::ReasonPhrase(res.status);
-        res.set_content(ErrorJson(std::string("Malformed request: ") +
-                                  (*reason != '\0' ? reason : "Bad Request")),
-                        kJsonType);
+        std::string message;
+        switch (res.status) {
+          case 400:
+            message =
+                "Malformed request: a request line or header line that cannot "
+                "be parsed";
+            break;
+          case 414:
+            message = "Malformed request: the request line is over 8 KiB";
+            break;
+          case 416:
+            message = "Malformed request: a Range header that cannot be parsed";
+            break;
+          default:
+            message = "The request could not be served (HTTP " +
+                      std::to_string(res.status) + ")";
+        }
+        // Whole, not cut to a Range the request may carry (cpp-httplib would apply it).
+        const_cast<httplib::Request&>(req).ranges.clear();
+        res.set_content(ErrorJson(message), kJsonType);
         res.set_header("Connection", "close");
         t_close_connection = true;
         return httplib::Server::HandlerResponse::Handled;

@@ -239,9 +239,19 @@ TEST_F(PlainPathTest, ARequestCppHttplibCannotParseClosesItsConnection) {
   const std::string smuggler =
       "FOO /v1/table/ HTTP/1.1\r\nContent-Length: " + std::to_string(drop.size()) +
       "\r\n\r\n" + drop;
+  // Header lines cpp-httplib drops without a word, serving the request without them: a
+  // body announced by one would be the next request.
+  auto announcing = [&](const std::string& line) {
+    return "POST /v1/table/t/count_rows/ HTTP/1.1\r\n" + line + "\r\n\r\n" + drop;
+  };
+  const std::string length = std::to_string(drop.size());
   for (const std::string& bad :
        {smuggler, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n" + drop,
-        "GET / HTTP/1.1\r\nX: " + std::string(100000, 'b') + "\r\n\r\n" + drop}) {
+        "GET / HTTP/1.1\r\nX: " + std::string(100000, 'b') + "\r\n\r\n" + drop,
+        announcing("Content-Length : " + length), announcing("Content-Length"),
+        announcing("X: a" + std::string(1, '\0') + "b\r\nContent-Length: " + length),
+        announcing("X: a\r\n folded: " + length),
+        announcing("Transfer-Encoding : chunked")}) {
     const std::string replies = Same({Create("t", 3) + bad}, 1);
     ASSERT_EQ(replies.find("HTTP/1.1 ", replies.find("HTTP/1.1 ") + 1),
               replies.rfind("HTTP/1.1 "))
@@ -258,13 +268,17 @@ TEST_F(PlainPathTest, ARequestCppHttplibCannotParseClosesItsConnection) {
 
 // A refusal of a Range request is whole: cpp-httplib cut it to the range asked for.
 TEST_F(PlainPathTest, ARangeRefusalIsWhole) {
-  const std::string replies =
-      Same({"GET /v1/table/ HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n"}, 0);
-  EXPECT_EQ(replies.rfind("HTTP/1.1 416", 0), 0u) << replies;
-  EXPECT_NE(replies.find("\r\n\r\n{\"error\":\"Range requests are not supported\"}"),
-            std::string::npos)
-      << replies;
-  EXPECT_EQ(replies.find("Content-Range"), std::string::npos) << replies;
+  for (const char* range : {"bytes=0-3", "bytes=0-3,5-2"}) {  // one it cannot parse
+    const std::string replies =
+        Same({"GET /v1/table/ HTTP/1.1\r\nHost: x\r\nRange: " + std::string(range) +
+              "\r\n\r\n"},
+             0);
+    EXPECT_EQ(replies.rfind("HTTP/1.1 416", 0), 0u) << replies;
+    const size_t body = replies.find("\r\n\r\n{\"error\":\"");
+    ASSERT_NE(body, std::string::npos) << replies;
+    EXPECT_EQ(replies.back(), '}') << replies;
+    EXPECT_EQ(replies.find("Content-Range"), std::string::npos) << replies;
+  }
 }
 
 // Sends `head` a byte every 20 ms and returns how long until the server closed (or
@@ -305,9 +319,8 @@ TEST(ServerTest, AHeadMustComeWithinTheHeadTimeout) {
        {"POST /v1/table/t/count_rows/ HTTP/1.1\r\nContent-Length: 2\r\n" + pad,
         "GET /v1/table/ HTTP/1.1\r\nHost: x\r\n" + pad}) {
     const auto cut = CutOffAfter(server->port(), head.substr(0, 100));
-    ASSERT_TRUE(cut.has_value()) << "not cut off: " << head.substr(0, 20);
-    EXPECT_GE(cut->count(), 250) << head.substr(0, 20);
-    EXPECT_LT(cut->count(), 1500) << head.substr(0, 20);
+    // Cut off while it was still being sent (2 s; the timeout is 300 ms).
+    EXPECT_TRUE(cut.has_value()) << "not cut off: " << head.substr(0, 20);
   }
   // A head within the timeout, then a body slower than it: served.
   const std::string create = Create("t", 3);

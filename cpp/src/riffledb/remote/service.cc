@@ -260,20 +260,19 @@ bool HasDictionary(const arrow::DataType& type) {
 // rows, written a batch at a time. Query() writes it up to the buffered-answer bound;
 // what remains is written while it is sent, so at most about one batch is held at once.
 //
-// An IPC stream instead when the schema has a dictionary: the batches of two fragments
-// have dictionaries of their own, which a file cannot hold (it allows one dictionary per
-// field) and a stream can (a replacement). LanceDB's clients read a stream labelled as
-// one since 0.37.1 (spec §2.6); riffledb's always.
+// With `stream`, an IPC stream instead: for an answer with a dictionary column whose
+// batches may each have a dictionary of their own (two fragments', two takes'), which a
+// file cannot hold (one dictionary per field) and a stream can (a replacement). LanceDB's
+// clients read a stream labelled as one since 0.37.1 (spec §2.6), older ones files only,
+// so a file whenever it can hold the answer; riffledb's read both.
 class IpcFileAnswer final : public BodyStream {
  public:
   static arrow::Result<std::shared_ptr<IpcFileAnswer>> Make(
-      const std::shared_ptr<arrow::Schema>& schema, BatchSource source,
-      int64_t max_rows) {
+      const std::shared_ptr<arrow::Schema>& schema, BatchSource source, int64_t max_rows,
+      bool stream) {
     std::shared_ptr<IpcFileAnswer> answer(new IpcFileAnswer(std::move(source), max_rows));
-    answer->stream_ =
-        std::any_of(schema->fields().begin(), schema->fields().end(),
-                    [](const auto& field) { return HasDictionary(*field->type()); });
-    if (answer->stream_) {
+    answer->stream_ = stream;
+    if (stream) {
       ARROW_ASSIGN_OR_RAISE(answer->writer_,
                             arrow::ipc::MakeStreamWriter(answer->sink_, schema));
     } else {
@@ -709,6 +708,9 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
   std::shared_ptr<arrow::Schema> schema;
   BatchSource source;
   int64_t batch_rows = options_.max_batch_rows;  // the answer's batches' most rows
+  // Whether the answer's batches may have dictionaries of their own: several takes, or a
+  // scan of several fragments (one fragment's batches share its file's dictionaries).
+  bool several_batches = false;
   std::optional<TakeFilter> take;
   if (request.filter) take = MatchTakeFilter(*request.filter);
   if (take) {
@@ -758,6 +760,7 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
     }
     // The first group is taken now, also when it is empty: its schema is the answer's.
     const size_t first_n = std::min(group, end - start);
+    several_batches = end - start > group;
     ARROW_ASSIGN_OR_RAISE(auto first, take_range(start, first_n));
     schema = first->schema();
     source = [first = std::move(first), take_range = std::move(take_range),
@@ -789,13 +792,18 @@ arrow::Result<Reply> Service::QueryOnce(const Route& route,
           std::min<int64_t>(options.max_batch_rows, kRowIdScanBatchRows);
     }
     batch_rows = options.max_batch_rows;
+    several_batches = snapshot->manifest().fragments.size() > 1;
     ARROW_ASSIGN_OR_RAISE(schema, snapshot->ScanSchema(options));
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::RecordBatchReader> reader,
                           snapshot->Scan(options));
     source = [reader = std::move(reader)] { return reader->Next(); };
   }
-  ARROW_ASSIGN_OR_RAISE(auto answer,
-                        IpcFileAnswer::Make(schema, std::move(source), batch_rows));
+  const bool dictionaries =
+      several_batches &&
+      std::any_of(schema->fields().begin(), schema->fields().end(),
+                  [](const auto& f) { return HasDictionary(*f->type()); });
+  ARROW_ASSIGN_OR_RAISE(auto answer, IpcFileAnswer::Make(schema, std::move(source),
+                                                         batch_rows, dictionaries));
   // A small answer (the usual take or page) is sent whole, with its length, and any
   // failure is an error reply; a larger one is streamed.
   ARROW_RETURN_NOT_OK(answer->Fill(options_.max_buffered_answer_bytes));

@@ -43,17 +43,31 @@ int PollFd(int fd, short events, int timeout_ms) {
   return ready;
 }
 
+using Clock = std::chrono::steady_clock;
+
+// How long a wait may last: `io_timeout_ms`, cut to `deadline` (0 once it has passed).
+int WaitMs(int io_timeout_ms, const std::optional<Clock::time_point>& deadline) {
+  if (!deadline) return io_timeout_ms;
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(left, 0, io_timeout_ms));
+}
+
 // The socket of a TLS session: a BIO of our own instead of OpenSSL's socket BIO, so that
-// every wait is bounded and writes use MSG_NOSIGNAL.
+// every wait is bounded (by the I/O timeout, and by the deadline of the handshake or of
+// a request's head: a record trickling in a byte at a time is cut off there) and writes
+// use MSG_NOSIGNAL.
 struct TlsSocket {
   int fd;
   int io_timeout_ms;
+  std::optional<Clock::time_point> deadline;
 };
 
 int TlsWrite(BIO* bio, const char* data, int size) {
   const auto* socket = static_cast<const TlsSocket*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
-  if (PollFd(socket->fd, POLLOUT, socket->io_timeout_ms) <= 0) return -1;
+  const int wait = WaitMs(socket->io_timeout_ms, socket->deadline);
+  if (wait == 0 || PollFd(socket->fd, POLLOUT, wait) <= 0) return -1;
   ssize_t n;
   do {
     n = ::send(socket->fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
@@ -64,7 +78,8 @@ int TlsWrite(BIO* bio, const char* data, int size) {
 int TlsRead(BIO* bio, char* data, int size) {
   const auto* socket = static_cast<const TlsSocket*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
-  if (PollFd(socket->fd, POLLIN, socket->io_timeout_ms) <= 0) return -1;
+  const int wait = WaitMs(socket->io_timeout_ms, socket->deadline);
+  if (wait == 0 || PollFd(socket->fd, POLLIN, wait) <= 0) return -1;
   ssize_t n;
   do {
     n = ::recv(socket->fd, data, static_cast<size_t>(size), 0);
@@ -93,21 +108,44 @@ const BIO_METHOD* TlsSocketMethod() {
   return method;
 }
 
+// The deadline of the waits of `ssl`'s socket (a session of AcceptTls).
+void SetTlsDeadline(SSL* ssl, std::optional<Clock::time_point> deadline) {
+  static_cast<TlsSocket*>(BIO_get_data(SSL_get_rbio(ssl)))->deadline = deadline;
+}
+
 }  // namespace
 
-std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms) {
+std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms,
+                                           int handshake_timeout_ms) {
   std::unique_ptr<SSL, SslDeleter> ssl(SSL_new(ctx));
   if (ssl == nullptr) return nullptr;
   BIO* bio = BIO_new(TlsSocketMethod());
   if (bio == nullptr) return nullptr;
-  BIO_set_data(bio, new TlsSocket{fd, io_timeout_ms});
+  BIO_set_data(
+      bio, new TlsSocket{fd, io_timeout_ms,
+                         Clock::now() + std::chrono::milliseconds(handshake_timeout_ms)});
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl.get(), bio, bio);  // the session owns the BIO
   if (SSL_accept(ssl.get()) != 1) {
     ERR_clear_error();  // the error queue is per thread: leave it clean
     return nullptr;
   }
+  SetTlsDeadline(ssl.get(), std::nullopt);
   return ssl;
+}
+
+void SocketStream::BeginHead(Clock::time_point deadline) {
+  read_deadline_ = deadline;
+  if (ssl_ != nullptr) SetTlsDeadline(ssl_, deadline);
+  head_.clear();
+  in_head_ = true;
+}
+
+void SocketStream::EndHead() {
+  read_deadline_.reset();
+  if (ssl_ != nullptr) SetTlsDeadline(ssl_, std::nullopt);
+  in_head_ = false;
+  head_.clear();
 }
 
 SocketStream::SocketStream(int fd, int io_timeout_ms, SSL* ssl, int busy_poll_us)
@@ -127,12 +165,7 @@ int SocketStream::Poll(short events, int timeout_ms) const {
   return PollFd(fd_, events, timeout_ms);
 }
 
-int SocketStream::ReadWaitMs() const {
-  if (!read_deadline_) return io_timeout_ms_;
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-      *read_deadline_ - std::chrono::steady_clock::now());
-  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, io_timeout_ms_));
-}
+int SocketStream::ReadWaitMs() const { return WaitMs(io_timeout_ms_, read_deadline_); }
 
 bool SocketStream::WaitToRead() const {
   if (!read_deadline_) return true;
@@ -147,6 +180,14 @@ bool SocketStream::is_readable() const {
 bool SocketStream::is_writable() const { return Poll(POLLOUT, io_timeout_ms_) > 0; }
 
 ssize_t SocketStream::read(char* ptr, size_t size) {
+  const ssize_t n = ReadSome(ptr, size);
+  if (in_head_ && n > 0 && head_.size() < kMaxHeadBytes) {
+    head_.append(ptr, std::min(static_cast<size_t>(n), kMaxHeadBytes - head_.size()));
+  }
+  return n;
+}
+
+ssize_t SocketStream::ReadSome(char* ptr, size_t size) {
   if (ssl_ != nullptr) {
     // OpenSSL buffers what it decrypted; our buffer is not needed.
     if (read_deadline_ && ReadWaitMs() == 0) return -1;

@@ -39,12 +39,18 @@ class SocketStream final : public httplib::Stream {
   void get_local_ip_and_port(std::string& ip, int& port) const override;
   socket_t socket() const override { return fd_; }
 
-  /// Until `deadline` (none: no limit but the I/O timeout's on each wait), reads wait no
-  /// longer than it and fail once it has passed: a request head must come whole in
-  /// time however its bytes trickle in, each of which would restart the I/O timeout.
-  void SetReadDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) {
-    read_deadline_ = deadline;
-  }
+  /// A request's head begins: until EndHead(), reads wait no longer than `deadline` and
+  /// fail once it has passed (a head must come whole in time however its bytes trickle
+  /// in, each of which would restart the I/O timeout), and the bytes read() returns are
+  /// kept, up to kMaxHeadBytes, for head() (cpp-httplib's parser, which reads heads
+  /// through read(), drops lines it cannot parse: Server::Impl::Admit checks them).
+  /// Over TLS the deadline bounds the waits for the records too.
+  void BeginHead(std::chrono::steady_clock::time_point deadline);
+  /// The head has been read: reads are bounded by the I/O timeout only, and not kept.
+  void EndHead();
+  /// What read() returned since BeginHead(), at most kMaxHeadBytes of it.
+  std::string_view head() const { return head_; }
+  static constexpr size_t kMaxHeadBytes = size_t{256} << 10;
 
   /// Waits for the next request of a keep-alive connection: true once a byte (or the
   /// end of the stream) is there; false after `idle_ms` without one, or as soon as
@@ -82,6 +88,8 @@ class SocketStream final : public httplib::Stream {
   void LingeringClose();
 
  private:
+  // read() without keeping the head's bytes.
+  ssize_t ReadSome(char* ptr, size_t size);
   // poll() for `events` up to `timeout_ms`: >0 ready, 0 timed out, <0 error.
   int Poll(short events, int timeout_ms) const;
   // How long a read may wait now: the I/O timeout, cut to the read deadline (0 once it
@@ -112,15 +120,20 @@ class SocketStream final : public httplib::Stream {
   size_t end_ = 0;
   BusyPoll busy_poll_;
   std::optional<std::chrono::steady_clock::time_point> read_deadline_;
+  bool in_head_ = false;
+  std::string head_;  // read() since BeginHead, while in_head_
 };
 
-/// The server side of a TLS session on `fd` with its handshake done, or null (after at
-/// most a few `io_timeout_ms` waits) if the client did not complete it. The session
-/// reads and writes `fd` with every wait bounded by `io_timeout_ms` and without SIGPIPE
-/// (OpenSSL's socket BIO uses write(), which raises it on a closed connection).
+/// The server side of a TLS session on `fd` with its handshake done, or null if the
+/// client did not complete it within `handshake_timeout_ms` (a client trickling its
+/// hello would otherwise hold the thread, each byte within the I/O timeout). The session
+/// reads and writes `fd` with every wait bounded by `io_timeout_ms` (and by a head's
+/// deadline, SocketStream::BeginHead) and without SIGPIPE (OpenSSL's socket BIO uses
+/// write(), which raises it on a closed connection).
 struct SslDeleter {
   void operator()(SSL* ssl) const { SSL_free(ssl); }
 };
-std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms);
+std::unique_ptr<SSL, SslDeleter> AcceptTls(SSL_CTX* ctx, int fd, int io_timeout_ms,
+                                           int handshake_timeout_ms);
 
 }  // namespace riffledb::remote::internal
