@@ -1,10 +1,12 @@
 // Fuzz target: any bytes as the start of a request on a plain connection
-// (internal::ParseRequestHead, request_head_internal.h). Nothing may crash; a head
+// (internal::ParseRequestHead and internal::HeaderLinesAreWellFormed,
+// request_head_internal.h). Nothing may crash; a head
 // parsed as ours lies within the bytes, ends with its blank line, and is within the
 // limits; an incomplete one is a prefix of what could become ours (starting like `POST `,
 // no bare LF), so that the server never waits for a head cpp-httplib would answer.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "riffledb/remote/request_head_internal.h"
@@ -44,6 +46,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
            at = bytes.find('\n', at + 1)) {
         if (at == 0 || bytes[at - 1] != '\r') std::abort();
       }
+    }
+  }
+  // The header-line check of heads cpp-httplib parses (Server::Impl::Admit): nothing
+  // may crash, a refusal says why, and never quotes past a colon (a value may be a key).
+  std::string why;
+  if (!riffledb::remote::internal::HeaderLinesAreWellFormed(bytes, &why)) {
+    const size_t quote = why.find(": '");
+    if (quote == std::string::npos || why.find(':', quote + 3) != std::string::npos) {
+      std::abort();
     }
   }
   return 0;
