@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import pickle
 
 import pyarrow as pa
 import pytest
@@ -20,8 +21,9 @@ from riffledb.errors import (
     NotSupportedError,
     RiffledbIndexError,
     RiffledbTypeError,
+    TableNotFoundError,
 )
-from riffledb.permutation import permutation_builder
+from riffledb.permutation import Permutation, permutation_builder
 from riffledb.remote.errors import BadRequestError, HttpError
 
 
@@ -221,3 +223,39 @@ def test_to_batches_gives_batches_of_the_asked_size(served):
     for db in (remote, local):
         sizes = [len(b) for b in db.open_table("batches").search().to_batches(7000)]
         assert sizes == [7000, 3000]
+
+
+def test_a_pinned_version_of_a_table_dropped_and_created_again_is_not_read(served):
+    """A version read before is not read again from another table of the name: the
+    first was dropped and another one created up to the same version number. A local
+    handle keeps reading the dropped table's mapped files; a remote one cannot, and used
+    to read the new table's rows as if they were the old ones: now its reads of that
+    version are refused (the server compares the version's table_id with the one the
+    client's describe gave)."""
+    remote, _ = served
+    remote.create_table("again", pa.table({"id": pa.array(range(10))}))
+    pinned = remote.open_table("again")
+    pinned.checkout(1)
+    latest = remote.open_table("again")
+    perm = Permutation.identity(latest)  # pinned at version 1
+    pickled = pickle.dumps(pinned)
+    assert ids(pinned.take_offsets([0, 1]).to_arrow()) == [0, 1]
+    # Through the server, which forgets the table at once (another process's drop is
+    # seen within a second: until then the server still reads the dropped table's
+    # files, which it holds open, and answers the version read before, rightly).
+    remote.drop_table("again")
+    remote.create_table("again", pa.table({"id": pa.array(range(100, 105))}))
+    for read in (
+        lambda: pinned.take_offsets([0, 1]).to_arrow(),
+        lambda: pinned.to_arrow(),
+        lambda: pinned.count_rows(),
+        lambda: pinned.schema,
+        lambda: pickle.loads(pickled).to_arrow(),
+    ):
+        with pytest.raises(TableNotFoundError, match="dropped and created again"):
+            read()
+    with pytest.raises(HttpError, match="dropped and created again") as info:
+        perm.take_offsets([0, 1])
+    assert info.value.status_code == 404
+    # A handle of the newest version reads the new table, as before.
+    assert ids(latest.to_arrow()) == list(range(100, 105))

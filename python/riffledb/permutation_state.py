@@ -500,13 +500,21 @@ def _check_remote_state(state: dict[str, Any]) -> None:
     """Checks the pickle state of a remote base table (see
     :meth:`riffledb.remote.table.RemoteTable.__getstate__`)."""
     what = _where("base_table_state")
-    _check_keys(state, {"kind", "connection", "name", "version"}, "base_table_state.")
+    # table_id: which table of the name the version is of (optional: states pickled
+    # before it, or of a server that gives none).
+    _check_keys(
+        state,
+        {"kind", "connection", "name", "version", "table_id"},
+        "base_table_state.",
+        optional=frozenset({"table_id"}),
+    )
     if not isinstance(state["connection"], dict):
         raise RiffledbTypeError(
             f"{what} key 'connection' must be a dict, got {describe(state['connection'])}"
         )
     check_str(state["name"], f"{what} key 'name'")
     check_int(state["version"], f"{what} key 'version'", minimum=1, none_ok=True)
+    check_str(state.get("table_id"), f"{what} key 'table_id'", none_ok=True)
 
 
 def _split_rows(reader: Any) -> pa.Table:

@@ -208,11 +208,12 @@ void RegisterRemoteClient(nb::module_& m) {
          const std::string& table_path, std::optional<uint64_t> version,
          nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> keys,
          bool by_row_id, std::vector<std::string> columns, bool with_row_id,
-         nb::object header_provider) {
+         nb::object header_provider, const std::string& table_id) {
         remote::RemoteTake take;
         take.name = name;
         take.table_path = table_path;
         take.version = version;
+        take.table_id = table_id;
         take.by_row_id = by_row_id;
         take.columns = std::move(columns);
         take.with_row_id = with_row_id;
@@ -226,7 +227,7 @@ void RegisterRemoteClient(nb::module_& m) {
       nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
       nb::arg("version").none(), nb::arg("keys"), nb::arg("by_row_id"),
       nb::arg("columns"), nb::arg("with_row_id"),
-      nb::arg("header_provider").none() = nb::none());
+      nb::arg("header_provider").none() = nb::none(), nb::arg("table_id") = "");
 
   // One version of a remote table as a source of permutation reads (a
   // PermutationReader.open base). `open` asks for the schema and the row count.
@@ -236,11 +237,12 @@ void RegisterRemoteClient(nb::module_& m) {
           [](std::shared_ptr<remote::HttpClient> client, const std::string& name,
              const std::string& table_path, std::optional<uint64_t> version,
              remote::HeaderList headers, int64_t max_keys_per_request,
-             nb::object header_provider) {
+             nb::object header_provider, const std::string& table_id) {
             remote::RemoteTableOptions options;
             options.name = name;
             options.table_path = table_path;
             options.version = version;
+            options.table_id = table_id;
             options.headers = std::move(headers);
             if (!header_provider.is_none()) {
               auto source = std::make_shared<const PyHeaderSource>(header_provider);
@@ -255,7 +257,8 @@ void RegisterRemoteClient(nb::module_& m) {
           },
           nb::arg("client"), nb::arg("name"), nb::arg("table_path"),
           nb::arg("version").none(), nb::arg("headers") = remote::HeaderList{},
-          nb::arg("max_keys_per_request") = 8192, nb::arg("header_provider") = nb::none())
+          nb::arg("max_keys_per_request") = 8192, nb::arg("header_provider") = nb::none(),
+          nb::arg("table_id") = "")
       .def_prop_ro("version",
                    [](const remote::RemoteTakeSource& s) { return s.options().version; });
 }

@@ -135,6 +135,10 @@ class RemoteTable:
         self._name = name
         self._path = table_path(name)
         self._checkout_version = version
+        # The table_id each version had when a describe of it answered (riffledb's
+        # servers give one): sent back with reads of that version, which a riffledb
+        # server then refuses (404) if the version is of another table of this name.
+        self._table_ids: dict[int, str] = {}
 
     @classmethod
     def _from_factory(cls, factory: Any, name: str, version: int | None) -> RemoteTable:
@@ -146,6 +150,7 @@ class RemoteTable:
         table._name = name
         table._path = table_path(name)
         table._checkout_version = version
+        table._table_ids = {}
         return table
 
     @property
@@ -169,6 +174,7 @@ class RemoteTable:
             "connection": self._conn.__getstate__(),
             "name": self._name,
             "version": self._checkout_version,
+            "table_id": self._table_ids.get(self._checkout_version),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -181,6 +187,9 @@ class RemoteTable:
         self._name = state["name"]
         self._path = table_path(self._name)
         self._checkout_version = state["version"]
+        self._table_ids = {}
+        if state["version"] is not None and isinstance(state.get("table_id"), str):
+            self._table_ids[state["version"]] = state["table_id"]
 
     # -- metadata -----------------------------------------------------------------------
     @property
@@ -195,14 +204,28 @@ class RemoteTable:
         return f"RemoteTable({self._conn.db_name}.{self._name})"
 
     def _describe(self, version: int | None, open_request: bool = False) -> dict:
-        _, _, body, _ = self._conn._table_send(
-            self._name, "describe", None if open_request else {"version": version}
-        )
+        request = None if open_request else self._identified({"version": version})
+        _, _, body, _ = self._conn._table_send(self._name, "describe", request)
         try:
             answer = json.loads(body) if body else {}
         except ValueError:
             answer = {}
-        return answer if isinstance(answer, dict) else {}
+        if not isinstance(answer, dict):
+            return {}
+        if isinstance(answer.get("table_id"), str) and isinstance(
+            answer.get("version"), int
+        ):
+            self._table_ids[answer["version"]] = answer["table_id"]
+        return answer
+
+    def _identified(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the ``table_id`` of the version it reads, when it names one
+        and a describe of it gave one (riffledb's servers refuse a version of another
+        table; others ignore the field)."""
+        table_id = self._table_ids.get(body.get("version"))
+        if table_id is not None:
+            body["table_id"] = table_id
+        return body
 
     @property
     def schema(self) -> pa.Schema:
@@ -271,6 +294,7 @@ class RemoteTable:
                 self._path,
                 version,
                 header_provider=conn._header_provider,
+                table_id=self._table_ids.get(version, ""),
             )
         except HttpError as error:
             if error.status_code == 404:
@@ -284,11 +308,14 @@ class RemoteTable:
         """The pickle state of this table checked out at ``version``."""
         state = self.__getstate__()
         state["version"] = version
+        state["table_id"] = self._table_ids.get(version)
         return state
 
     # -- reads --------------------------------------------------------------------------
     def _query(self, body: dict[str, Any]) -> pa.Table:
-        _, headers, answer, _ = self._conn._table_send(self._name, "query", body)
+        _, headers, answer, _ = self._conn._table_send(
+            self._name, "query", self._identified(body)
+        )
         return read_ipc(answer, headers.get("content-type"))
 
     def count_rows(self, filter: str | None = None) -> int:
@@ -296,7 +323,9 @@ class RemoteTable:
         body: dict[str, Any] = {"version": self._checkout_version}
         if check_str(filter, "filter", none_ok=True) is not None:
             body["predicate"] = filter
-        _, _, answer, _ = self._conn._table_send(self._name, "count_rows", body)
+        _, _, answer, _ = self._conn._table_send(
+            self._name, "count_rows", self._identified(body)
+        )
         return int(json.loads(answer))
 
     def __len__(self) -> int:
@@ -372,6 +401,7 @@ class RemoteTable:
                 columns,
                 with_row_id,
                 conn._header_provider,
+                self._table_ids.get(self._checkout_version, ""),
             )
         except HttpError as error:
             not_found = conn._not_found(error, self._name)

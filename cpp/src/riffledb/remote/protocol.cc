@@ -386,6 +386,7 @@ arrow::Result<ReadRequest> ParseReadRequest(std::string_view body) {
   ReadRequest request;
   ARROW_ASSIGN_OR_RAISE(request.version, OptionalUnsigned(doc, "version"));
   ARROW_ASSIGN_OR_RAISE(request.predicate, OptionalString(doc, "predicate"));
+  ARROW_ASSIGN_OR_RAISE(request.table_id, OptionalString(doc, "table_id"));
   return request;
 }
 
@@ -461,6 +462,7 @@ arrow::Result<QueryRequest> ParseQueryRequestFrom(std::string_view body, bool li
   }
   ARROW_ASSIGN_OR_RAISE(request.filter, OptionalString(doc, "filter"));
   if (lifted) request.filter = std::string(lifted->filter);  // was "" in `rest`
+  ARROW_ASSIGN_OR_RAISE(request.table_id, OptionalString(doc, "table_id"));
   ARROW_ASSIGN_OR_RAISE(request.with_row_id, OptionalBool(doc, "with_row_id"));
   if (auto columns = doc.find("columns"); columns != doc.end() && !columns->is_null()) {
     if (columns->is_array()) {

@@ -67,6 +67,10 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 struct ReadRequest {
   std::optional<uint64_t> version;
   std::optional<std::string> predicate;
+  /// riffledb's: the `table_id` the client read with `version` (its describe's), so that
+  /// a version of another table of the same name (dropped and created again) is not read
+  /// as if it were of the first. LanceDB's servers ignore it.
+  std::optional<std::string> table_id;
 };
 arrow::Result<ReadRequest> ParseReadRequest(std::string_view body);
 
@@ -84,6 +88,7 @@ struct QueryRequest {
   /// `columns` was a list (plain names, never SQL) rather than an object.
   bool columns_are_names = true;
   bool with_row_id = false;
+  std::optional<std::string> table_id;  ///< as ReadRequest::table_id
 
   bool operator==(const QueryRequest&) const = default;
 };

@@ -100,6 +100,16 @@ TEST(RemoteRequest, ReadRequests) {
                              ParseReadRequest(R"({"version": "7"})"));
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "'predicate'",
                              ParseReadRequest(R"({"predicate": 3})"));
+  // riffledb's client sends the table id a describe of the version gave.
+  ASSERT_OK_AND_ASSIGN(request, ParseReadRequest(R"({"version": 2, "table_id": "ab"})"));
+  EXPECT_EQ(request.table_id, "ab");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'table_id'",
+                             ParseReadRequest(R"({"table_id": 5})"));
+  ASSERT_OK_AND_ASSIGN(auto query,
+                       ParseQueryRequest(R"({"version": 2, "table_id": "cd", "k": 1})"));
+  EXPECT_EQ(query.table_id, "cd");
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "'table_id'",
+                             ParseQueryRequest(R"({"table_id": [], "k": 1})"));
 }
 
 TEST(RemoteRequest, QueryRequestAsLanceDbSendsIt) {

@@ -81,6 +81,19 @@ std::string Exchange(int port, const std::vector<std::string>& pieces) {
   return received;
 }
 
+// `replies` with the (random) table ids of describe answers blanked out.
+std::string WithoutTableIds(std::string replies) {
+  const std::string key = "\"table_id\":\"";
+  for (size_t at = replies.find(key); at != std::string::npos;
+       at = replies.find(key, at + 1)) {
+    const size_t begin = at + key.size();
+    const size_t end = replies.find('"', begin);
+    if (end == std::string::npos) break;
+    replies.replace(begin, end - begin, "ID");
+  }
+  return replies;
+}
+
 class PlainPathTest : public ::testing::Test {
  protected:
   // What a server of each kind (a fresh memory database each) sends back for `pieces`;
@@ -93,7 +106,7 @@ class PlainPathTest : public ::testing::Test {
       options.plain_path = plain_path;
       auto db = Database::Connect("memory://").ValueOrDie();
       auto server = Server::Start(db, options).ValueOrDie();
-      replies[plain_path] = Exchange(server->port(), pieces);
+      replies[plain_path] = WithoutTableIds(Exchange(server->port(), pieces));
       server->Stop();
       EXPECT_EQ(server->stats().plain_requests, plain_path ? plain : 0);
     }

@@ -561,7 +561,8 @@ arrow::Result<std::shared_ptr<Table>> Service::OpenVersion(const std::string& na
 }
 
 arrow::Result<std::shared_ptr<const Snapshot>> Service::SnapshotAt(
-    const std::string& name, std::optional<uint64_t> version) const {
+    const std::string& name, std::optional<uint64_t> version,
+    const std::optional<std::string>& table_id) const {
   ARROW_ASSIGN_OR_RAISE(auto table, OpenAt(name, version));
   ARROW_ASSIGN_OR_RAISE(auto snapshot, table->snapshot());
   // The cached handle is shared: another request may have moved it to a newer version
@@ -569,6 +570,16 @@ arrow::Result<std::shared_ptr<const Snapshot>> Service::SnapshotAt(
   if (version && snapshot->version() != *version) {
     ARROW_ASSIGN_OR_RAISE(table, OpenVersion(name, *version));
     ARROW_ASSIGN_OR_RAISE(snapshot, table->snapshot());
+  }
+  // A version of another table of this name (the one read was dropped and another one
+  // created up to this version): not found, as a local handle of the dropped table.
+  const std::string& id = snapshot->manifest().table_id;
+  if (table_id && !id.empty() && *table_id != id) {
+    return WithErrorKind(
+        arrow::Status::Invalid("Table '", name, "' version ", snapshot->version(),
+                               " is of another table than the one read before: it was "
+                               "dropped and created again"),
+        ErrorKind::kTableNotFound);
   }
   return snapshot;
 }
@@ -629,17 +640,24 @@ arrow::Result<Reply> Service::CreateTable(const Route& route, std::string body) 
 
 arrow::Result<Reply> Service::Describe(const Route& route, std::string_view body) const {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot,
+                        SnapshotAt(route.table, request.version, request.table_id));
   ARROW_ASSIGN_OR_RAISE(auto schema, SchemaToJson(*snapshot->schema()));
   Json out = Json::object();
   out["version"] = snapshot->version();
   out["schema"] = Json::parse(schema);
+  // riffledb's: which table this version is of (a client sends it back with its reads
+  // of the version: ReadRequest::table_id). LanceDB's clients ignore unknown fields.
+  if (const std::string& id = snapshot->manifest().table_id; !id.empty()) {
+    out["table_id"] = id;
+  }
   return JsonReply(out);
 }
 
 arrow::Result<Reply> Service::CountRows(const Route& route, std::string_view body) const {
   ARROW_ASSIGN_OR_RAISE(auto request, ParseReadRequest(body));
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot,
+                        SnapshotAt(route.table, request.version, request.table_id));
   std::shared_ptr<const Filter> filter;
   if (request.predicate) {
     ARROW_ASSIGN_OR_RAISE(filter, Filter::Make(snapshot->schema(), *request.predicate));
@@ -686,7 +704,8 @@ arrow::Result<Reply> Service::Query(const Route& route, std::string_view body) c
 
 arrow::Result<Reply> Service::QueryOnce(const Route& route,
                                         const QueryRequest& request) const {
-  ARROW_ASSIGN_OR_RAISE(auto snapshot, SnapshotAt(route.table, request.version));
+  ARROW_ASSIGN_OR_RAISE(auto snapshot,
+                        SnapshotAt(route.table, request.version, request.table_id));
 
   bool with_row_id = request.with_row_id;
   for (const auto& [name, source] : request.columns) {

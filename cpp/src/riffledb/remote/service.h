@@ -153,7 +153,8 @@ class Service {
   // What a read of `version` (the newest if none) reads: the snapshot of OpenAt's handle,
   // at `version` also when another request moves the cached handle meanwhile.
   arrow::Result<std::shared_ptr<const Snapshot>> SnapshotAt(
-      const std::string& name, std::optional<uint64_t> version) const;
+      const std::string& name, std::optional<uint64_t> version,
+      const std::optional<std::string>& table_id = std::nullopt) const;
   // The table at its newest version: the cached handle if that is still the newest.
   arrow::Result<std::shared_ptr<Table>> OpenLatest(const std::string& name) const;
   // Forgets `name` (created, overwritten or dropped): a handle being opened meanwhile

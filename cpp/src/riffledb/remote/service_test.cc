@@ -266,6 +266,38 @@ TEST_F(ServiceDirectoryTest, ATableCreatedAgainWithAsManyVersionsIsServedOnceChe
   EXPECT_EQ(lazy.table_opens(), 1);
 }
 
+// A read of a version that names the table id its describe gave is refused (404) once
+// that version is of another table of the name; without an id, as LanceDB's clients
+// read, the version is read whatever table it is of.
+TEST_F(ServiceDirectoryTest, AReadNamingATableIdIsOfThatTable) {
+  const Json described = Json::parse(BodyText(post("/v1/table/t/describe/", "")));
+  ASSERT_TRUE(described.contains("table_id")) << described.dump();
+  const std::string old_id = described["table_id"];
+  ASSERT_EQ(old_id.size(), 32u);
+  auto take = [&](const std::string& id) {
+    return post("/v1/table/t/query/",
+                R"j({"version":1,"filter":"_rowoffset in (1,0)","columns":["id"],)j"
+                R"j("table_id":")j" +
+                    id + "\"}");
+  };
+  EXPECT_EQ(Ids(FileRows(take(old_id))), (std::vector<int64_t>{1, 0}));
+  ASSERT_EQ(post("/v1/table/t/drop/").status, 200);
+  ASSERT_EQ(post("/v1/table/t/create/", StreamBody({IdBatch(100, 3)})).status, 200);
+  const Reply refused = take(old_id);
+  EXPECT_EQ(refused.status, 404);
+  EXPECT_NE(BodyText(refused).find("is of another table than the one read before"),
+            std::string::npos)
+      << BodyText(refused);
+  const std::string read = R"j({"version":1,"table_id":")j" + old_id + "\"}";
+  EXPECT_EQ(post("/v1/table/t/count_rows/", read).status, 404);
+  EXPECT_EQ(post("/v1/table/t/describe/", read).status, 404);
+  const std::string new_id =
+      Json::parse(BodyText(post("/v1/table/t/describe/", "")))["table_id"];
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(Ids(FileRows(take(new_id))), (std::vector<int64_t>{101, 100}));
+  EXPECT_EQ(BodyText(post("/v1/table/t/count_rows/", R"({"version":1})")), "3");
+}
+
 // A service asking the store for newer versions once an hour (what object storage gets
 // by the second, where asking is three requests) serves the version its handle holds
 // meanwhile: another writer's append is not seen, its own insert is at once (and brings

@@ -30,9 +30,11 @@ namespace {
 constexpr int64_t kNoLimit = 9223372036854775807;
 constexpr char kArrowStream[] = "application/vnd.apache.arrow.stream";
 
-nlohmann::json BaseBody(const std::optional<uint64_t>& version) {
+nlohmann::json BaseBody(const std::optional<uint64_t>& version,
+                        const std::string& table_id) {
   nlohmann::json body;
   body["version"] = version ? nlohmann::json(*version) : nlohmann::json(nullptr);
+  if (!table_id.empty()) body["table_id"] = table_id;
   body["prefilter"] = true;
   body["k"] = kNoLimit;
   body["vector"] = nlohmann::json::array();
@@ -361,6 +363,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> TakeRemoteRows(
   // The body of a query, as LanceDB's client writes it; no filter: one row (an empty
   // take asks for the answer's schema).
   std::string version = take.version ? std::to_string(*take.version) : "null";
+  if (!take.table_id.empty()) {
+    version += ",\"table_id\":" + nlohmann::json(take.table_id).dump();
+  }
   std::string names;
   if (!take.columns.empty()) names = nlohmann::json(take.columns).dump();
   auto body = [&](std::span<const uint64_t> chunk) {
@@ -430,7 +435,7 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   source->client_ = std::move(client);
   source->options_ = std::move(options);
   // The schema: a one-row query (spec §2.9 step 2), whose answer carries it.
-  nlohmann::json probe = BaseBody(source->options_.version);
+  nlohmann::json probe = BaseBody(source->options_.version, source->options_.table_id);
   probe["k"] = 1;
   ARROW_ASSIGN_OR_RAISE(
       auto answer,
@@ -442,6 +447,7 @@ arrow::Result<std::shared_ptr<const RemoteTakeSource>> RemoteTakeSource::Open(
   nlohmann::json count;
   count["version"] = source->options_.version ? nlohmann::json(*source->options_.version)
                                               : nlohmann::json(nullptr);
+  if (!source->options_.table_id.empty()) count["table_id"] = source->options_.table_id;
   HttpRequest request;
   request.path = source->options_.table_path + "count_rows/";
   request.body = count.dump();
@@ -487,6 +493,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> RemoteTakeSource::Take(
   take.name = options_.name;
   take.table_path = options_.table_path;
   take.version = options_.version;
+  take.table_id = options_.table_id;
   take.by_row_id = by_row_id;
   for (int c : needed.columns) take.columns.push_back(schema_->field(c)->name());
   if (needed.row_id && !by_row_id) take.columns.push_back(kRowIdColumn);

@@ -31,6 +31,11 @@ struct RemoteTableOptions {
   /// The version every request reads (spec §2.8's `"version"`); unset: the newest
   /// version at each request, which a reader should not want (see RemoteTakeSource).
   std::optional<uint64_t> version;
+  /// The `table_id` a describe of `version` gave (riffledb's servers give one), sent
+  /// with every request: a riffledb server answers 404 instead of reading that version
+  /// of another table of the name (the first dropped and another created up to it).
+  /// Empty: none sent.
+  std::string table_id;
   /// Sent with every request, after the client's own.
   HeaderList headers;
   /// When set, called before every attempt of every request for more headers, which
@@ -54,6 +59,8 @@ struct RemoteTake {
   std::string table_path;
   /// The version read; unset: the newest.
   std::optional<uint64_t> version;
+  /// As RemoteTableOptions::table_id.
+  std::string table_id;
   /// By `_rowid` (else by `_rowoffset`).
   bool by_row_id = false;
   /// The columns asked for (`"columns"`); empty: the server's default, every column.
