@@ -257,5 +257,9 @@ def test_a_pinned_version_of_a_table_dropped_and_created_again_is_not_read(serve
     with pytest.raises(HttpError, match="dropped and created again") as info:
         perm.take_offsets([0, 1])
     assert info.value.status_code == 404
-    # A handle of the newest version reads the new table, as before.
+    # A handle of the newest version reads the new table, as before; so does one that
+    # checks the version out again (of the table the name holds now).
     assert ids(latest.to_arrow()) == list(range(100, 105))
+    pinned.checkout_latest()
+    pinned.checkout(1)
+    assert ids(pinned.to_arrow()) == list(range(100, 105))

@@ -169,13 +169,16 @@ class RemoteTable:
     # -- pickling -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         """Raises ValueError for a connection with a ``header_provider``."""
-        return {
+        state = {
             "kind": "remote",
             "connection": self._conn.__getstate__(),
             "name": self._name,
             "version": self._checkout_version,
-            "table_id": self._table_ids.get(self._checkout_version),
         }
+        # Only when known: a state without it is also what riffledb before it reads.
+        if self._table_ids.get(self._checkout_version) is not None:
+            state["table_id"] = self._table_ids[self._checkout_version]
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from .db import RemoteDBConnection, reopen_arguments
@@ -245,6 +248,9 @@ class RemoteTable:
         """Reads ``version`` from now on (checked with a describe); writes fail until
         :meth:`checkout_latest`."""
         version = check_int(version, "version", maximum=UINT64_MAX)
+        # The table the name holds now: a version checked out again is of it, whichever
+        # table an earlier describe of that version was of.
+        self._table_ids.pop(version, None)
         self._describe(version)
         self._checkout_version = version
 
@@ -308,7 +314,9 @@ class RemoteTable:
         """The pickle state of this table checked out at ``version``."""
         state = self.__getstate__()
         state["version"] = version
-        state["table_id"] = self._table_ids.get(version)
+        state.pop("table_id", None)
+        if self._table_ids.get(version) is not None:
+            state["table_id"] = self._table_ids[version]
         return state
 
     # -- reads --------------------------------------------------------------------------
