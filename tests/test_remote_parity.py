@@ -25,6 +25,7 @@ from riffledb.errors import (
 )
 from riffledb.permutation import Permutation, permutation_builder
 from riffledb.remote.errors import BadRequestError, HttpError
+from riffledb.streaming import StreamingDataset
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +264,22 @@ def test_a_pinned_version_of_a_table_dropped_and_created_again_is_not_read(serve
     pinned.checkout_latest()
     pinned.checkout(1)
     assert ids(pinned.to_arrow()) == list(range(100, 105))
+
+
+def test_a_streaming_dataset_keeps_the_table_of_its_version(served):
+    """A StreamingDataset pins a version; pickled (into a spawn worker), or after the
+    handle's describe saw the name's new table at that version, its reads said no table
+    id and read the new table's rows as its own."""
+    remote, _ = served
+    remote.create_table("streamed", pa.table({"id": pa.array(range(10))}))
+    table = remote.open_table("streamed")
+    ds = StreamingDataset(table, num_splits=1, shuffle=False)
+    assert sorted(row["id"] for row in ds) == list(range(10))
+    pickled = pickle.dumps(ds)
+    remote.drop_table("streamed")
+    remote.create_table("streamed", pa.table({"id": pa.array(range(100, 110))}))
+    assert table.version == 1  # a describe that sees the new table at version 1
+    for dataset in (pickle.loads(pickled), ds):
+        dataset._splits = None  # a new epoch's permutation, as a worker builds it
+        with pytest.raises(TableNotFoundError, match="dropped and created again"):
+            list(dataset)
