@@ -551,7 +551,7 @@ class StreamingDataset(IterableDataset):
         self._version = table.version
         # A remote table's: which table of the name the version is of (the describe
         # behind `version` said), kept beside it for this process and its workers.
-        self._table_id = table._table_ids.get(self._version) if is_remote(table) else None
+        self._table_id = table._table_id(self._version) if is_remote(table) else None
         self._num_splits = num_splits
         self._shuffle = check_bool(shuffle, "shuffle")
         self._shuffle_seed = shuffle_seed
@@ -681,7 +681,7 @@ class StreamingDataset(IterableDataset):
             # Its reads of the version say which table it is of (a worker's table was
             # reopened without it; another describe of the handle may have seen the
             # name's new table at that version): a version of another table is refused.
-            self._table._table_ids[self._version] = self._table_id
+            self._table._pin_table_id(self._version, self._table_id)
         builder = PermutationBuilder(self._table, version=self._version)
         if self._filter is not None:
             builder.filter(self._filter)

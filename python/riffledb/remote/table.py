@@ -221,6 +221,15 @@ class RemoteTable:
             self._table_ids[answer["version"]] = answer["table_id"]
         return answer
 
+    def _table_id(self, version: int) -> str | None:
+        """The table_id a describe of ``version`` gave, if any."""
+        return self._table_ids.get(version)
+
+    def _pin_table_id(self, version: int, table_id: str) -> None:
+        """Reads of ``version`` say it is of ``table_id`` (an object that pinned the
+        version keeps the id it saw, whatever a later describe says)."""
+        self._table_ids[version] = table_id
+
     def _identified(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with the ``table_id`` of the version it reads, when it names one
         and a describe of it gave one (riffledb's servers refuse a version of another

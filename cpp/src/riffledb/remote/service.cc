@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "riffledb/expr/projection.h"
+#include "riffledb/table/gather.h"
 #include "riffledb/util/status.h"
 
 namespace riffledb::remote {
@@ -248,13 +249,6 @@ constexpr int64_t kRowIdScanBatchRows = 100;
 
 // The batches of an answer, then null.
 using BatchSource = std::function<arrow::Result<std::shared_ptr<arrow::RecordBatch>>()>;
-
-// Whether `type` is, or holds, a dictionary.
-bool HasDictionary(const arrow::DataType& type) {
-  if (type.id() == arrow::Type::DICTIONARY) return true;
-  return std::any_of(type.fields().begin(), type.fields().end(),
-                     [](const auto& field) { return HasDictionary(*field->type()); });
-}
 
 // A query answer: an IPC file of the source's batches, each split to at most `max_rows`
 // rows, written a batch at a time. Query() writes it up to the buffered-answer bound;

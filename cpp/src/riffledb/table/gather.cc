@@ -376,6 +376,12 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
 
 }  // namespace
 
+bool HasDictionary(const arrow::DataType& type) {
+  if (type.id() == arrow::Type::DICTIONARY) return true;
+  return std::any_of(type.fields().begin(), type.fields().end(),
+                     [](const auto& field) { return HasDictionary(*field->type()); });
+}
+
 std::shared_ptr<arrow::DataType> GatheredType(
     const std::shared_ptr<arrow::DataType>& type, bool binary_views) {
   if (!binary_views) return type;

@@ -25,6 +25,10 @@ struct ChunkRow {
 std::shared_ptr<arrow::DataType> GatheredType(
     const std::shared_ptr<arrow::DataType>& type, bool binary_views);
 
+/// Whether `type` is, or holds, a dictionary (IPC answers of such columns may carry a
+/// dictionary per batch).
+bool HasDictionary(const arrow::DataType& type);
+
 /// Returns an array whose i-th value is `chunks[refs[i].chunk]` at `refs[i].row`.
 ///
 /// Fixed-width values (numbers, temporals, decimals, fixed-size binary, and fixed-size

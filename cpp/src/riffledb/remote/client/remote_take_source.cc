@@ -125,12 +125,6 @@ arrow::ipc::IpcReadOptions AnswerReadOptions() {
   return options;
 }
 
-bool HasDictionary(const arrow::DataType& type) {
-  if (type.id() == arrow::Type::DICTIONARY) return true;
-  return std::any_of(type.fields().begin(), type.fields().end(),
-                     [](const auto& field) { return HasDictionary(*field->type()); });
-}
-
 arrow::Result<std::shared_ptr<arrow::Table>> ReadFileStream(
     const std::shared_ptr<arrow::Buffer>& file) {
   constexpr std::string_view kMagic("ARROW1\0\0", 8);
