@@ -186,3 +186,47 @@ def test_permutation_reads_views_equal_to_the_plain_values(blobs):
     assert restored.take_offsets([0]).column("s").type == pa.string_view()
     with pytest.raises(TypeError, match="enabled must be a bool, got int"):
         views.with_binary_views(1)
+
+
+def test_columns_stored_as_views_filter_delete_and_compact(tmp_path):
+    """A table whose columns are string_view/binary_view (as polars writes strings):
+    filters that Arrow has no view kernel for (IN, LIKE, lower(), length), deletions
+    and optimize. Each of them failed with "array_take has no kernel"."""
+    words = ["apple", None, "a much longer value, not inlined", "banana", "", "avocado"]
+    data = pa.table(
+        {
+            "id": pa.array(range(6), pa.int64()),
+            "s": pa.array(words, pa.string_view()),
+            "b": pa.array(
+                [w.encode() if w is not None else None for w in words], pa.binary_view()
+            ),
+        }
+    )
+    t = riffledb.connect(tmp_path).create_table("v", data)
+
+    def where(expr):
+        return t.search().where(expr).to_arrow()["id"].to_pylist()
+
+    assert where("s LIKE 'a%'") == [0, 2, 5]
+    assert where("s IN ('banana', 'apple')") == [0, 3]
+    assert where("lower(s) = 'avocado'") == [5]
+    assert where("s = 'banana'") == [3]
+    assert where("s IS NULL") == [1]
+    assert where("length(s) > 6") == [2, 5]
+    got = t.search().where("s LIKE 'a%'").to_arrow()
+    assert got.schema == data.schema
+    assert got["s"].to_pylist() == [words[0], words[2], words[5]]
+    assert got["b"].to_pylist() == [w.encode() for w in (words[0], words[2], words[5])]
+
+    t.add(data)
+    t.delete("id IN (0, 3)")
+    expected = [w for i, w in enumerate(words) if i not in (0, 3)] * 2
+    assert t.to_arrow()["s"].to_pylist() == expected
+    assert t.take_offsets([5, 0]).to_arrow()["s"].to_pylist() == [words[2], words[1]]
+    t.optimize()
+    after = t.to_arrow()
+    assert after.schema == data.schema
+    assert after["s"].to_pylist() == expected
+    assert after["b"].to_pylist() == [
+        w.encode() if w is not None else None for w in expected
+    ]

@@ -289,6 +289,18 @@ void CoerceLiteral(const Expression& other, Expression* literal,
 
 // Lowers `%` and coerces literals, bottom-up. The result is unbound.
 Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
+  if (expr.field_ref() != nullptr) {
+    // Arrow's kernels mostly lack view types (IN, LIKE, lower(), length(), ...): a
+    // string_view or binary_view column is read as its large_ type.
+    auto type = TypeOf(expr, schema);
+    if (type.ok() && (*type)->id() == arrow::Type::STRING_VIEW) {
+      return cp::call("cast", {expr}, cp::CastOptions::Safe(arrow::large_utf8()));
+    }
+    if (type.ok() && (*type)->id() == arrow::Type::BINARY_VIEW) {
+      return cp::call("cast", {expr}, cp::CastOptions::Safe(arrow::large_binary()));
+    }
+    return expr;
+  }
   const Expression::Call* call = expr.call();
   if (call == nullptr) return expr;
   std::vector<Expression> args;

@@ -316,6 +316,71 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBinaryViews(
       arrow::ArrayData::Make(std::move(type), n, std::move(buffers), null_count));
 }
 
+// binary_view/string_view chunks: the views, with each value longer than a view inlines
+// copied into a data buffer of the result's own, so that the result holds the bytes of
+// its rows only, not every data buffer of the chunks (an IPC answer would send those
+// whole). Arrow's Take has no kernel for view types.
+arrow::Result<std::shared_ptr<arrow::Array>> GatherViews(
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs) {
+  using View = arrow::BinaryViewType::c_type;
+  const auto n = static_cast<int64_t>(refs.size());
+  std::shared_ptr<arrow::Buffer> validity;
+  int64_t null_count = 0;
+  ARROW_RETURN_NOT_OK(GatherValidity(chunks, refs, &validity, &null_count));
+  const uint8_t* valid = validity ? validity->data() : nullptr;
+  auto view_of = [&](int64_t i) -> const View& {
+    return chunks[refs[i].chunk]->data()->GetValues<View>(1)[refs[i].row];
+  };
+  // The long values' bytes, in data buffers of at most kMaxViewBytes (a view's offset is
+  // an int32): sizes first, then one allocation each.
+  std::vector<int64_t> sizes{0};
+  for (int64_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !arrow::bit_util::GetBit(valid, i)) continue;
+    const View& view = view_of(i);
+    if (view.is_inline()) continue;
+    if (sizes.back() + view.size() > kMaxViewBytes) sizes.push_back(0);
+    sizes.back() += view.size();
+  }
+  arrow::BufferVector buffers(2);
+  buffers[0] = std::move(validity);
+  ARROW_ASSIGN_OR_RAISE(buffers[1], arrow::AllocateBuffer(n * sizeof(View)));
+  std::vector<uint8_t*> data;
+  for (const int64_t size : sizes) {
+    if (size == 0) continue;
+    ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateBuffer(size));
+    data.push_back(buffer->mutable_data());
+    buffers.push_back(std::move(buffer));
+  }
+  auto* out = reinterpret_cast<View*>(buffers[1]->mutable_data());
+  int32_t index = 0;
+  int64_t used = 0;  // bytes of data buffer `index` written
+  for (int64_t i = 0; i < n; ++i) {
+    if (valid != nullptr && !arrow::bit_util::GetBit(valid, i)) {
+      out[i] = View{};  // size 0, zeroed as the format asks of inline bytes
+      continue;
+    }
+    const View& view = view_of(i);
+    if (view.is_inline()) {
+      out[i] = view;
+      continue;
+    }
+    const auto& source = *chunks[refs[i].chunk]->data();
+    const uint8_t* value =
+        source.buffers[2 + view.ref.buffer_index]->data() + view.ref.offset;
+    if (used + view.size() > kMaxViewBytes) {
+      ++index;
+      used = 0;
+    }
+    std::memcpy(data[index] + used, value, static_cast<size_t>(view.size()));
+    out[i] = arrow::util::ToNonInlineBinaryView(data[index] + used, view.size(), index,
+                                                static_cast<int32_t>(used));
+    used += view.size();
+  }
+  return arrow::MakeArray(
+      arrow::ArrayData::Make(chunks[0]->type(), n, std::move(buffers), null_count));
+}
+
 arrow::Result<std::shared_ptr<arrow::Array>> GatherBoolean(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
     std::span<const ChunkRow> refs) {
@@ -434,9 +499,19 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherRows(
     case arrow::Type::LARGE_STRING:
     case arrow::Type::LARGE_BINARY:
       return GatherBinary<int64_t>(chunks, refs, pool);
+    case arrow::Type::STRING_VIEW:
+    case arrow::Type::BINARY_VIEW:
+      return GatherViews(chunks, refs);
     default:
       return GatherWithTake(chunks, refs);
   }
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> TakeRows(
+    const std::shared_ptr<arrow::Array>& array, std::span<const int64_t> rows) {
+  std::vector<ChunkRow> refs(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) refs[i] = {0, rows[i]};
+  return GatherRows({array}, refs, /*pool=*/nullptr);
 }
 
 }  // namespace riffledb

@@ -53,4 +53,10 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherRows(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
     std::span<const ChunkRow> refs, ThreadPool* pool, bool binary_views = false);
 
+/// The rows `rows` of `array` (in range, in any order, repeats allowed): GatherRows of
+/// one chunk. Unlike Arrow's Take, it reads binary_view/string_view columns (compacted:
+/// the result holds its own rows' bytes only).
+arrow::Result<std::shared_ptr<arrow::Array>> TakeRows(
+    const std::shared_ptr<arrow::Array>& array, std::span<const int64_t> rows);
+
 }  // namespace riffledb

@@ -258,6 +258,79 @@ TEST(GatherViews, OtherTypesAreGatheredAsWithoutViews) {
   }
 }
 
+// Columns stored as binary_view/string_view (Arrow's Take has no kernel for them): the
+// values in request order, and a result that holds its rows' long values only.
+TEST(GatherViewColumns, ViewChunksAreGatheredIntoACompactCopy) {
+  ASSERT_OK(EnsureArrowComputeInitialized());
+  for (const auto& [plain_type, view_type] :
+       {std::pair{arrow::utf8(), arrow::utf8_view()},
+        std::pair{arrow::binary(), arrow::binary_view()}}) {
+    std::vector<std::shared_ptr<arrow::Array>> chunks, plain_chunks;
+    for (int c = 0; c < 3; ++c) {
+      // Inline (<= 12 bytes), long, empty and null values; each chunk a concatenation
+      // of two arrays, so its long values live in two data buffers.
+      std::vector<std::shared_ptr<arrow::Array>> parts;
+      for (int part = 0; part < 2; ++part) {
+        arrow::StringBuilder builder;
+        for (int i = 0; i < 6; ++i) {
+          if (i == 4) {
+            ASSERT_OK(builder.AppendNull());
+          } else {
+            const std::string value =
+                i == 3 ? ""
+                       : "c" + std::to_string(c) + "p" + std::to_string(part) +
+                             std::string(i % 2 == 0 ? 20 + i : 1, 'a' + i);
+            ASSERT_OK(builder.Append(value));
+          }
+        }
+        ASSERT_OK_AND_ASSIGN(auto strings, builder.Finish());
+        ASSERT_OK_AND_ASSIGN(auto part_array, arrow::compute::Cast(*strings, plain_type));
+        ASSERT_OK_AND_ASSIGN(auto as_view, arrow::compute::Cast(*part_array, view_type));
+        parts.push_back(as_view);
+      }
+      ASSERT_OK_AND_ASSIGN(auto chunk, arrow::Concatenate(parts));
+      if (c == 1) chunk = chunk->Slice(2);  // array offsets are honoured
+      ASSERT_GE(chunk->data()->buffers.size(), 3u);
+      chunks.push_back(chunk);
+      ASSERT_OK_AND_ASSIGN(auto plain, arrow::compute::Cast(*chunk, plain_type));
+      plain_chunks.push_back(plain);
+    }
+    std::mt19937 rng(11);
+    std::vector<ChunkRow> refs;
+    for (int i = 0; i < 100; ++i) {
+      const auto chunk = static_cast<int32_t>(rng() % 3);
+      refs.push_back({chunk, static_cast<int64_t>(rng() % chunks[chunk]->length())});
+    }
+    ASSERT_OK_AND_ASSIGN(auto actual, GatherRows(chunks, refs, nullptr));
+    ASSERT_OK(actual->ValidateFull());
+    ASSERT_TRUE(actual->type()->Equals(*view_type));
+    ASSERT_OK_AND_ASSIGN(auto expected, GatherRows(plain_chunks, refs, nullptr));
+    ASSERT_OK_AND_ASSIGN(auto actual_plain, arrow::compute::Cast(*actual, plain_type));
+    EXPECT_TRUE(actual_plain->Equals(*expected)) << actual_plain->ToString();
+    // One data buffer, of exactly the long values taken.
+    int64_t long_bytes = 0;
+    const auto& binary = static_cast<const arrow::BinaryArray&>(*expected);
+    for (int64_t i = 0; i < binary.length(); ++i) {
+      if (binary.IsValid(i) && binary.value_length(i) > 12) {
+        long_bytes += binary.value_length(i);
+      }
+    }
+    ASSERT_GT(long_bytes, 0);
+    ASSERT_EQ(actual->data()->buffers.size(), 3u);
+    EXPECT_EQ(actual->data()->buffers[2]->size(), long_bytes);
+
+    // TakeRows: one chunk, any order, repeats.
+    const std::vector<int64_t> rows = {5, 0, 5, 3};
+    ASSERT_OK_AND_ASSIGN(auto taken, TakeRows(chunks[1], rows));
+    ASSERT_OK(taken->ValidateFull());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_OK_AND_ASSIGN(auto got, taken->GetScalar(static_cast<int64_t>(i)));
+      ASSERT_OK_AND_ASSIGN(auto want, chunks[1]->GetScalar(rows[i]));
+      EXPECT_TRUE(got->Equals(*want)) << i << ": " << got->ToString();
+    }
+  }
+}
+
 // An anonymous mapping that reserves address space without committing memory: only
 // the pages a test writes or reads are ever backed.
 class Reservation : public arrow::Buffer {

@@ -23,11 +23,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <span>
 #include <unordered_set>
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/references.h"
 #include "riffledb/io/mapped_file.h"
+#include "riffledb/table/gather.h"
 #include "riffledb/table/table.h"
 #include "riffledb/util/arrow_init.h"
 #include "riffledb/util/status.h"
@@ -162,9 +164,15 @@ class GroupReader : public arrow::RecordBatchReader {
             keep.UnsafeAppend(row - start);
           }
           ARROW_ASSIGN_OR_RAISE(auto indices, keep.Finish());
-          ARROW_ASSIGN_OR_RAISE(arrow::Datum taken,
-                                arrow::compute::Take(arrow::Datum(batch), indices));
-          batch = taken.record_batch();
+          // Column by column (TakeRows): Arrow's Take has no kernel for view types.
+          const std::span<const int64_t> rows(indices->data()->GetValues<int64_t>(1),
+                                              static_cast<size_t>(indices->length()));
+          arrow::ArrayVector columns;
+          for (const auto& column : batch->columns()) {
+            ARROW_ASSIGN_OR_RAISE(columns.emplace_back(), TakeRows(column, rows));
+          }
+          batch = arrow::RecordBatch::Make(
+              batch->schema(), static_cast<int64_t>(rows.size()), std::move(columns));
         }
       }
       if (batch->num_rows() == 0) continue;
