@@ -7,6 +7,7 @@ Every wait has a deadline; a server that does not stop is killed and the test fa
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -188,6 +189,9 @@ def test_create_describe_count_insert_versions_drop(conn):
     # riffledb's: which table of the name version 1 is of (32 hex digits).
     table_id = described.pop("table_id")
     assert len(table_id) == 32 and int(table_id, 16) >= 0
+    # riffledb's: the exact schema, as a base64 Arrow IPC schema message.
+    arrow_schema = base64.b64decode(described.pop("arrow_schema"))
+    assert pa.ipc.read_schema(pa.py_buffer(arrow_schema)) == ids(0, 5).schema
     assert described == {
         "version": 1,
         "schema": {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pyarrow as pa
@@ -103,3 +104,19 @@ def schema_from_json(data: Any) -> pa.Schema:
         )
     except (KeyError, TypeError, ValueError, pa.ArrowException) as error:
         raise InvalidError(f"Cannot read the remote table's schema: {error}") from error
+
+
+def schema_of_describe(answer: dict) -> pa.Schema:
+    """The schema of a describe answer. riffledb's servers send it exactly, as a base64
+    Arrow IPC schema message (``arrow_schema``), beside the JSON one, which names only
+    the types of LanceDB's format (a string_view column is "string" there); other
+    servers send the JSON one only. An ``arrow_schema`` that does not read is ignored
+    for the JSON one."""
+    encoded = answer.get("arrow_schema")
+    if isinstance(encoded, str):
+        try:
+            message = base64.b64decode(encoded, validate=True)
+            return pa.ipc.read_schema(pa.py_buffer(message))
+        except (ValueError, pa.ArrowException):
+            pass
+    return schema_from_json(answer["schema"])

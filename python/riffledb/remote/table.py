@@ -28,7 +28,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..query import Query, TakeQuery
-from ._schema import schema_from_json
+from ._schema import schema_of_describe
 from .db import ARROW_STREAM, ipc_stream_bytes, read_ipc, table_path
 from .errors import HttpError, RemoteError, server_words
 
@@ -244,7 +244,7 @@ class RemoteTable:
         answer = self._describe(self._checkout_version)
         if "schema" not in answer:
             raise InternalError(f"The server's describe of '{self._name}' has no schema")
-        return schema_from_json(answer["schema"])
+        return schema_of_describe(answer)
 
     @property
     def version(self) -> int:

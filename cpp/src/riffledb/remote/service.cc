@@ -5,6 +5,7 @@
 #include <arrow/ipc/writer.h>
 #include <arrow/memory_pool.h>
 #include <arrow/record_batch.h>
+#include <arrow/util/base64.h>
 #include <arrow/util/logging.h>
 
 #include <algorithm>
@@ -640,6 +641,12 @@ arrow::Result<Reply> Service::Describe(const Route& route, std::string_view body
   Json out = Json::object();
   out["version"] = snapshot->version();
   out["schema"] = Json::parse(schema);
+  // riffledb's: the schema exactly, as a base64 Arrow IPC schema message. The JSON one
+  // names only the types of LanceDB's format: a string_view column is "string" there.
+  // LanceDB's clients ignore unknown fields.
+  ARROW_ASSIGN_OR_RAISE(auto ipc, arrow::ipc::SerializeSchema(*snapshot->schema()));
+  out["arrow_schema"] = arrow::util::base64_encode(
+      std::string_view(reinterpret_cast<const char*>(ipc->data()), ipc->size()));
   // riffledb's: which table this version is of (a client sends it back with its reads
   // of the version: ReadRequest::table_id). LanceDB's clients ignore unknown fields.
   if (const std::string& id = snapshot->manifest().table_id; !id.empty()) {
