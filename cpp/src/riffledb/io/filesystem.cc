@@ -323,6 +323,15 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> LocalFileSystem::ReadFile(
   return std::shared_ptr<arrow::Buffer>(std::move(buffer));
 }
 
+arrow::Result<EntryType> LocalFileSystem::Type(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return EntryType::kNotFound;
+    return ErrnoError(errno, "Cannot stat", path);
+  }
+  return S_ISDIR(st.st_mode) ? EntryType::kDirectory : EntryType::kFile;
+}
+
 arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> LocalFileSystem::OpenInput(
     const std::string& path) {
   // Guarded: a file truncated under its readers is an error, not a SIGBUS. Its errors

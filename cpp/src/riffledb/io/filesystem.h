@@ -176,6 +176,9 @@ class LocalFileSystem : public ArrowFileSystem {
   }
   arrow::Result<std::shared_ptr<arrow::io::RandomAccessFile>> OpenInput(
       const std::string& path) override;
+  /// One stat(2), as arrow::fs's GetFileInfo does, without building its FileInfo: a
+  /// served table's version check makes two per request.
+  arrow::Result<EntryType> Type(const std::string& path) override;
   /// One opendir: a directory created or removed while it is listed is listed
   /// complete or empty (arrow::fs's listing stats it first and can fail in between).
   arrow::Result<std::vector<Entry>> List(const std::string& dir) override;

@@ -190,6 +190,27 @@ TEST_F(LocalFileSystemTest, TypeCreateDirsDeleteTree) {
   EXPECT_EQ(type, EntryType::kNotFound);
 }
 
+// Type is one stat(2): it follows symbolic links, a path through a file is not found,
+// and other failures are errors naming the path.
+TEST_F(LocalFileSystemTest, TypeFollowsLinksAndNamesThePathOfAFailure) {
+  ASSERT_OK(testing::WriteFile(Path("file"), "data"));
+  ASSERT_EQ(::symlink(Path("file").c_str(), Path("link").c_str()), 0);
+  ASSERT_EQ(::symlink(Path("gone").c_str(), Path("dangling").c_str()), 0);
+  ASSERT_EQ(::symlink(dir_.c_str(), Path("dirlink").c_str()), 0);
+  const std::vector<std::pair<std::string, EntryType>> cases = {
+      {"link", EntryType::kFile},
+      {"dangling", EntryType::kNotFound},
+      {"dirlink", EntryType::kDirectory},
+      {"file/below", EntryType::kNotFound},  // ENOTDIR
+  };
+  for (const auto& [name, expected] : cases) {
+    ASSERT_OK_AND_ASSIGN(auto type, fs_->Type(Path(name)));
+    EXPECT_EQ(type, expected) << name;
+  }
+  const std::string too_long = Path(std::string(300, 'n'));  // ENAMETOOLONG
+  ASSERT_RAISES_WITH_MESSAGE(IOError, too_long, fs_->Type(too_long));
+}
+
 TEST_F(LocalFileSystemTest, CreateOutputIsExclusiveAndMakesParents) {
   ASSERT_OK_AND_ASSIGN(auto out, fs_->CreateOutput(Path("new/dir/f")));
   ASSERT_OK(out->Write("abc", 3));
