@@ -467,6 +467,55 @@ def test_chunked_upload_and_malformed_framing(conn):
     assert call(conn, "POST", "/v1/table/base/count_rows/")[2] == b"100"
 
 
+def test_chunked_bodies_are_read_strictly_and_at_once(conn):
+    """A chunk size that is not 1-16 hex digits is a 400, and one past the body limit a
+    413, both at once: cpp-httplib's reader waited out the 30 s I/O timeout for the data
+    of a `-2` or `7FFFFFFF` chunk, and took `0x5` or ` 5` for 5. Trailer fields are
+    read and dropped, and a request after a chunked one on the same connection is
+    served."""
+    auth = f"x-api-key: {KEY}\r\n".encode()
+    head = (
+        b"POST /v1/table/base/count_rows/ HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+
+    def raw(request: bytes) -> bytes:
+        # 5 s: an answer that waits for the I/O timeout (30 s) fails here.
+        with socket.create_connection(("127.0.0.1", conn.port), timeout=5) as s:
+            s.sendall(request)  # the connection stays open: nothing ends the body
+            received = b""
+            while chunk := s.recv(65536):
+                received += chunk
+                if received.count(b"HTTP/1.1 ") >= request.count(b"HTTP/1.1\r\n"):
+                    if received.endswith(b"}") or received.endswith(b"100"):
+                        break
+            return received
+
+    for size, status in [
+        (b"-2", 400),
+        (b"0x5", 400),
+        (b" 5", 400),
+        (b"5 ", 400),
+        (b"7FFFFFFF", 413),
+        (b"FFFFFFFFFFFFFFFF", 413),
+    ]:
+        reply = raw(head + size + b"\r\nhello\r\n")
+        assert reply.startswith(b"HTTP/1.1 %d" % status), (size, reply[:200])
+        assert b"Connection: close" in reply.split(b"\r\n\r\n")[0], size
+    body = b'{"version": null}'
+    chunked = b"%x;ext=1\r\n%s\r\n0\r\nX-Checksum: 7\r\n\r\n" % (len(body), body)
+    count = b"POST /v1/table/base/count_rows/ HTTP/1.1\r\nHost: x\r\n" + auth
+    reply = raw(head + chunked + count + b"Content-Length: 0\r\n\r\n")
+    assert reply.count(b"HTTP/1.1 200 OK") == 2, reply[:400]
+    assert reply.endswith(b"100"), reply[-200:]
+    # A GET has no body: one cpp-httplib would read itself is refused.
+    get = b"GET /v1/table/ HTTP/1.1\r\nHost: x\r\n" + auth
+    reply = raw(get + b"Transfer-Encoding: chunked\r\n\r\n-2\r\n")
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"has no body" in reply
+
+
 # -- Transport
 
 

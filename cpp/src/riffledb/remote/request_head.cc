@@ -177,4 +177,118 @@ bool HeaderLinesAreWellFormed(std::string_view head, std::string* why) {
   return true;  // no blank line yet: the parser judges a head that is cut short
 }
 
+ChunkedBody ReadChunkedBody(const std::function<ssize_t(char*, size_t)>& read,
+                            uint64_t max_bytes, size_t max_line_bytes, std::string* body,
+                            std::string* why) {
+  auto malformed = [&](std::string what) {
+    *why = std::move(what);
+    return ChunkedBody::kMalformed;
+  };
+  // One CRLF-ended line, without its CRLF, into `line`; false at the end of the stream.
+  // `budget`: the bytes the line may take, reduced by what it took.
+  std::string line;
+  auto read_line = [&](size_t* budget, ChunkedBody* failed) {
+    line.clear();
+    while (true) {
+      char c;
+      if (read(&c, 1) <= 0) {
+        *failed = ChunkedBody::kCut;
+        return false;
+      }
+      if (*budget == 0) {
+        *failed = malformed("a line of the chunked body is too long");
+        return false;
+      }
+      --*budget;
+      if (c == '\n') {
+        if (line.empty() || line.back() != '\r') {
+          *failed = malformed("a line of the chunked body does not end in CRLF");
+          return false;
+        }
+        line.pop_back();
+        return true;
+      }
+      line.push_back(c);
+    }
+  };
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  ChunkedBody failed = ChunkedBody::kCut;
+  while (true) {
+    size_t budget = max_line_bytes;
+    if (!read_line(&budget, &failed)) return failed;
+    size_t digits = 0;
+    uint64_t size = 0;
+    while (digits < line.size() && hex(line[digits]) >= 0) {
+      if (digits == 16) return malformed("a chunk size of more than 16 hex digits");
+      size = size * 16 + static_cast<uint64_t>(hex(line[digits]));
+      ++digits;
+    }
+    if (digits == 0) {
+      std::string quoted;
+      for (const char c : line.substr(0, std::min<size_t>(line.size(), 20))) {
+        const auto u = static_cast<unsigned char>(c);
+        quoted += u >= 0x20 && u < 0x7F ? std::string(1, c) : "\\x" + Hex2(u);
+      }
+      return malformed("a chunk size that is not hex digits: '" + quoted + "'");
+    }
+    // Chunk extensions: blanks, then `;` and visible characters; ignored.
+    size_t at = digits;
+    while (at < line.size() && (line[at] == ' ' || line[at] == '\t')) ++at;
+    if (at < line.size() &&
+        (line[at] != ';' ||
+         !std::all_of(line.begin() + static_cast<ptrdiff_t>(at), line.end(), [](char c) {
+           return IsValueChar(static_cast<unsigned char>(c));
+         }))) {
+      return malformed("a chunk size followed by other than a chunk extension");
+    }
+    if (at == line.size() && at != digits) {
+      return malformed("a chunk size followed by blanks");
+    }
+    if (size == 0) break;
+    if (size > max_bytes - std::min<uint64_t>(max_bytes, body->size())) {
+      return ChunkedBody::kTooLarge;
+    }
+    const size_t start = body->size();
+    body->resize(start + static_cast<size_t>(size));
+    size_t filled = 0;
+    while (filled < size) {
+      const ssize_t n = read(body->data() + start + filled, size - filled);
+      if (n <= 0) {
+        body->resize(start + filled);
+        return ChunkedBody::kCut;
+      }
+      filled += static_cast<size_t>(n);
+    }
+    char crlf[2];
+    for (char& c : crlf) {
+      if (read(&c, 1) <= 0) return ChunkedBody::kCut;
+    }
+    if (crlf[0] != '\r' || crlf[1] != '\n') {
+      return malformed("a chunk's data is not followed by CRLF");
+    }
+  }
+  // Trailer fields, up to a blank line: each a header line, all within the budget.
+  size_t budget = max_line_bytes;
+  while (true) {
+    if (!read_line(&budget, &failed)) return failed;
+    if (line.empty()) return ChunkedBody::kWhole;
+    const size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string::npos ||
+        !std::all_of(line.begin(), line.begin() + static_cast<ptrdiff_t>(colon),
+                     [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); }) ||
+        !std::all_of(line.begin() + static_cast<ptrdiff_t>(colon) + 1, line.end(),
+                     [](char c) {
+                       const auto u = static_cast<unsigned char>(c);
+                       return IsValueChar(u) || u >= 0x80;
+                     })) {
+      return malformed("a trailer line that is not a name, a colon and a value");
+    }
+  }
+}
+
 }  // namespace riffledb::remote::internal

@@ -1,9 +1,11 @@
 // Fuzz target: any bytes as the start of a request on a plain connection
 // (internal::ParseRequestHead and internal::HeaderLinesAreWellFormed,
-// request_head_internal.h). Nothing may crash; a head
-// parsed as ours lies within the bytes, ends with its blank line, and is within the
-// limits; an incomplete one is a prefix of what could become ours (starting like `POST `,
-// no bare LF), so that the server never waits for a head cpp-httplib would answer.
+// request_head_internal.h), and as a chunked body (internal::ReadChunkedBody). Nothing
+// may crash; a head parsed as ours lies within the bytes, ends with its blank line, and
+// is within the limits; an incomplete one is a prefix of what could become ours (starting
+// like `POST `, no bare LF), so that the server never waits for a head cpp-httplib would
+// answer.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -54,6 +56,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!riffledb::remote::internal::HeaderLinesAreWellFormed(bytes, &why)) {
     const size_t quote = why.find(": '");
     if (quote == std::string::npos || why.find(':', quote + 3) != std::string::npos) {
+      std::abort();
+    }
+  }
+  // A chunked body: nothing may crash; a whole body is within the limit and no longer
+  // than the bytes; a refusal says why.
+  for (const size_t piece : {size_t{1}, size_t{4096}}) {
+    size_t at = 0;
+    auto read = [&](char* out, size_t n) -> ssize_t {
+      n = std::min({n, piece, bytes.size() - at});
+      bytes.copy(out, n, at);
+      at += n;
+      return static_cast<ssize_t>(n);
+    };
+    std::string body, chunk_why;
+    const auto result = riffledb::remote::internal::ReadChunkedBody(
+        read, /*max_bytes=*/1024, /*max_line_bytes=*/256, &body, &chunk_why);
+    using riffledb::remote::internal::ChunkedBody;
+    if ((result == ChunkedBody::kWhole && (body.size() > 1024 || body.size() > at)) ||
+        (result == ChunkedBody::kMalformed && chunk_why.empty()) || at > bytes.size()) {
       std::abort();
     }
   }

@@ -7,8 +7,11 @@
 // Pure: no I/O, for tests and the fuzz target (request_head_fuzz.cc).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -63,5 +66,27 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
 /// line (starting with a blank) is not well formed. The request line is cpp-httplib's to
 /// judge. `*why` (when not null) says what is wrong.
 bool HeaderLinesAreWellFormed(std::string_view head, std::string* why = nullptr);
+
+/// How reading a chunked request body ended.
+enum class ChunkedBody {
+  kWhole,      ///< `*body` holds it; the stream is at the next request
+  kTooLarge,   ///< a chunk's size takes the body past `max_bytes` (said before its data)
+  kMalformed,  ///< not RFC 9112 §7.1 chunked framing: `*why` says what
+  kCut,        ///< the stream ended or failed first
+};
+
+/// Reads a chunked request body (RFC 9112 §7.1) through `read` (a stream's read(): bytes
+/// or <= 0 for the end or a failure), never past its end: its lines a byte at a time,
+/// its data by exact lengths, so that a pipelined next request stays unread. Strict, so
+/// that a proxy in front cannot frame the body otherwise: a chunk size is 1 to 16 hex
+/// digits, optionally followed by chunk extensions (`;` and visible characters, which are
+/// ignored), and every line ends in CRLF; a size of `-2`, `0x5` or ` 5` (which
+/// cpp-httplib's strtoul-based reader took, or waited 30 s on for data that never came)
+/// is malformed. A size that takes the body past `max_bytes` is kTooLarge at once, before
+/// its data. Trailer fields are read, checked as header lines, and dropped; lines (a
+/// chunk size's, the trailers together) are bounded by `max_line_bytes`.
+ChunkedBody ReadChunkedBody(const std::function<ssize_t(char*, size_t)>& read,
+                            uint64_t max_bytes, size_t max_line_bytes, std::string* body,
+                            std::string* why);
 
 }  // namespace riffledb::remote::internal

@@ -186,3 +186,97 @@ TEST(RequestHeadTest, TheApiKeyMustBeThere) {
 
 }  // namespace
 }  // namespace riffledb::remote::internal
+
+namespace riffledb::remote::internal {
+namespace {
+
+// ReadChunkedBody over `bytes`, as a stream that gives at most `piece` bytes a read.
+struct Chunked {
+  ChunkedBody result;
+  std::string body;
+  std::string why;
+  std::string unread;  // what the reader left of `bytes`
+};
+
+Chunked ReadChunked(std::string_view bytes, uint64_t max = 100, size_t piece = 1000,
+                    size_t max_line = 64) {
+  Chunked out;
+  size_t at = 0;
+  auto read = [&](char* dest, size_t n) -> ssize_t {
+    n = std::min({n, piece, bytes.size() - at});
+    bytes.copy(dest, n, at);
+    at += n;
+    return static_cast<ssize_t>(n);
+  };
+  out.result = ReadChunkedBody(read, max, max_line, &out.body, &out.why);
+  out.unread = std::string(bytes.substr(at));
+  return out;
+}
+
+TEST(ReadChunkedBody, ReadsTheBodyAndNothingAfterIt) {
+  for (const size_t piece : {size_t{1}, size_t{3}, size_t{1000}}) {
+    const Chunked c = ReadChunked(
+        "5\r\nhello\r\nA;name=value; x\r\n, world!!!\r\n1 ;e\r\n.\r\n"
+        "0\r\nExpires: never\r\nX-Sum: 1\r\n\r\nPOST /next HTTP/1.1\r\n",
+        100, piece);
+    EXPECT_EQ(c.result, ChunkedBody::kWhole) << c.why;
+    EXPECT_EQ(c.body, "hello, world!!!.");
+    EXPECT_EQ(c.unread, "POST /next HTTP/1.1\r\n");  // a pipelined request stays
+  }
+  const Chunked empty = ReadChunked("0\r\n\r\n");
+  EXPECT_EQ(empty.result, ChunkedBody::kWhole);
+  EXPECT_EQ(empty.body, "");
+  const Chunked upper = ReadChunked("0000F\r\n0123456789abcde\r\n0\r\n\r\n");
+  EXPECT_EQ(upper.result, ChunkedBody::kWhole) << upper.why;
+  EXPECT_EQ(upper.body, "0123456789abcde");
+}
+
+TEST(ReadChunkedBody, MalformedFramingIsRefusedWithWhy) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"-2\r\nhello\r\n0\r\n\r\n", "not hex digits: '-2'"},
+      {"0x5\r\nhello\r\n0\r\n\r\n", "other than a chunk extension"},
+      {" 5\r\nhello\r\n0\r\n\r\n", "not hex digits: ' 5'"},
+      {"5 \r\nhello\r\n0\r\n\r\n", "followed by blanks"},
+      {"5\nhello\r\n0\r\n\r\n", "does not end in CRLF"},
+      {"5\r\nhelloXY0\r\n\r\n", "not followed by CRLF"},
+      {"\r\n", "not hex digits: ''"},
+      {"\xff\r\n", "not hex digits: '\\xff'"},
+      {"00000000000000001\r\nx\r\n0\r\n\r\n", "more than 16 hex digits"},
+      {"5;\x01\r\nhello\r\n0\r\n\r\n", "other than a chunk extension"},
+      {"0\r\nno colon\r\n\r\n", "a trailer line"},
+      {"0\r\n: empty name\r\n\r\n", "a trailer line"},
+      {std::string(70, '1') + "\r\n", "too long"},
+      {"0\r\nX: " + std::string(70, 'v') + "\r\n\r\n", "too long"},
+  };
+  for (const auto& [bytes, why] : cases) {
+    const Chunked c = ReadChunked(bytes);
+    EXPECT_EQ(c.result, ChunkedBody::kMalformed) << bytes;
+    EXPECT_NE(c.why.find(why), std::string::npos) << bytes << ": " << c.why;
+  }
+}
+
+TEST(ReadChunkedBody, ASizePastTheLimitIsRefusedBeforeItsData) {
+  // The data is never waited for: the stream holds none of it.
+  for (const std::string size : {"7FFFFFFF", "FFFFFFFFFFFFFFFF", "65"}) {
+    const Chunked c = ReadChunked(size + "\r\n", 100);
+    EXPECT_EQ(c.result, ChunkedBody::kTooLarge) << size;
+  }
+  // The limit is of the whole body: 60 + 41 bytes.
+  const Chunked c = ReadChunked("3c\r\n" + std::string(60, 'a') + "\r\n29\r\n", 100);
+  EXPECT_EQ(c.result, ChunkedBody::kTooLarge);
+  const Chunked exact = ReadChunked("3c\r\n" + std::string(60, 'a') + "\r\n28\r\n" +
+                                    std::string(40, 'b') + "\r\n0\r\n\r\n");
+  EXPECT_EQ(exact.result, ChunkedBody::kWhole) << exact.why;
+  EXPECT_EQ(exact.body.size(), 100u);
+}
+
+TEST(ReadChunkedBody, AStreamThatEndsFirstIsCut) {
+  for (const std::string bytes : {"", "5", "5\r", "5\r\nhel", "5\r\nhello",
+                                  "5\r\nhello\r", "0\r\n", "0\r\nX: 1\r\n"}) {
+    const Chunked c = ReadChunked(bytes);
+    EXPECT_EQ(c.result, ChunkedBody::kCut) << bytes;
+  }
+}
+
+}  // namespace
+}  // namespace riffledb::remote::internal

@@ -318,6 +318,12 @@ struct Server::Impl {
       Refuse(res, 405, "Method " + req.method.substr(0, 20) + " is not allowed");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // No route reads the body of a GET: cpp-httplib would read a chunked one itself,
+    // with its lenient reader (HandlePost reads those of POSTs).
+    if (req.method != "POST" && req.has_header("Transfer-Encoding")) {
+      Refuse(res, 400, "A " + req.method + " request has no body");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     int64_t header_bytes = 0;
     for (const auto& [key, value] : req.headers) {
       header_bytes += static_cast<int64_t>(key.size() + value.size() + 4);
@@ -387,6 +393,28 @@ struct Server::Impl {
     if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
       SetReply(service.Handle("POST", req.target, std::string()), res);
       return;
+    }
+    if (req.has_header("Transfer-Encoding") && t_stream != nullptr) {
+      // Read here, strictly (internal::ReadChunkedBody), not by cpp-httplib's reader,
+      // which took `0x5` or ` 5` for sizes and waited out the I/O timeout on a size of
+      // `-2` or `7FFFFFFF`.
+      std::string why;
+      const auto read = [](char* out, size_t n) { return t_stream->read(out, n); };
+      switch (internal::ReadChunkedBody(
+          read, max, static_cast<size_t>(options.max_header_bytes), &body, &why)) {
+        case internal::ChunkedBody::kWhole:
+          SetReply(service.Handle("POST", req.target, std::move(body)), res);
+          return;
+        case internal::ChunkedBody::kTooLarge:
+          Refuse(res, 413, TooLarge());
+          return;
+        case internal::ChunkedBody::kMalformed:
+          Refuse(res, 400, "Malformed chunked request body: " + why);
+          return;
+        case internal::ChunkedBody::kCut:
+          Refuse(res, 400, kUnreadBody);
+          return;
+      }
     }
     bool too_large = false;
     const bool read = content_reader([&](const char* data, size_t n) {
