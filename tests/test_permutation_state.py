@@ -193,6 +193,8 @@ def test_unknown_key_is_named(state):
         ("repeat", 0, ValueError, r"'repeat' must be in \[1, "),
         ("binary_views", "yes", TypeError, "'binary_views' must be a bool"),
         ("connection_factory", "f", TypeError, "'connection_factory' must be callable"),
+        ("base_table_id", 7, TypeError, "'base_table_id' must be a str"),
+        ("base_table_id", "ab", ValueError, "'base_table_id' is set, but the state is"),
     ],
 )
 def test_wrong_value_is_named(state, key, value, error, message):

@@ -8,6 +8,7 @@ sizes."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import itertools
 import pickle
@@ -25,7 +26,7 @@ from riffledb.errors import (
     TableNotFoundError,
 )
 from riffledb.permutation import Permutation, permutation_builder
-from riffledb.remote.errors import BadRequestError, HttpError
+from riffledb.remote.errors import BadRequestError, HttpError, NotFoundError
 from riffledb.streaming import StreamingDataset
 
 
@@ -280,6 +281,11 @@ def test_a_pinned_version_of_a_table_dropped_and_created_again_is_not_read(serve
     latest = remote.open_table("again")
     perm = Permutation.identity(latest)  # pinned at version 1
     pickled = pickle.dumps(pinned)
+    # Reopened by a connection factory in the worker: the pickle carries the table id
+    # (it did not, and the worker read the new table's rows).
+    factory = functools.partial(_open_remote, remote.url)
+    with_factory = pickle.dumps(perm.with_connection_factory(factory))
+    assert perm.with_connection_factory(factory).__getstate__()["base_table_id"]
     assert ids(pinned.take_offsets([0, 1]).to_arrow()) == [0, 1]
     # Through the server, which forgets the table at once (another process's drop is
     # seen within a second: until then the server still reads the dropped table's
@@ -295,15 +301,25 @@ def test_a_pinned_version_of_a_table_dropped_and_created_again_is_not_read(serve
     ):
         with pytest.raises(TableNotFoundError, match="dropped and created again"):
             read()
-    with pytest.raises(HttpError, match="dropped and created again") as info:
+    # The native reader's 404 is an HttpError with LanceDB's fields and, as the
+    # table's own reads say, a TableNotFoundError (it was an HttpError only).
+    with pytest.raises(NotFoundError, match="dropped and created again") as info:
         perm.take_offsets([0, 1])
     assert info.value.status_code == 404
+    assert isinstance(info.value, TableNotFoundError)
+    assert isinstance(info.value, HttpError)
+    with pytest.raises(TableNotFoundError, match="dropped and created again"):
+        pickle.loads(with_factory).take_offsets([0, 1])
     # A handle of the newest version reads the new table, as before; so does one that
     # checks the version out again (of the table the name holds now).
     assert ids(latest.to_arrow()) == list(range(100, 105))
     pinned.checkout_latest()
     pinned.checkout(1)
     assert ids(pinned.to_arrow()) == list(range(100, 105))
+
+
+def _open_remote(url: str, name: str):
+    return riffledb.connect("db://parity", api_key="", host_override=url).open_table(name)
 
 
 def test_a_streaming_dataset_keeps_the_table_of_its_version(served):

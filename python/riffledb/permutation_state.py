@@ -254,6 +254,7 @@ _KEYS = frozenset(
         "binary_views",
         "connection_factory",
         "base_remote",
+        "base_table_id",
     }
 )
 
@@ -282,6 +283,11 @@ class PermutationState:
         base_remote: With a connection factory, whether the base table is a remote
             one (the factory then returns a ``RemoteTable``; it is called on first
             use, as for a local table).
+        base_table_id: With a connection factory and a remote base, which table of the
+            name ``base_version`` is of, when a describe of it gave one: the reopened
+            table's reads of that version say it, so that a table dropped and created
+            again up to that version is refused rather than read as the pinned one
+            (``base_table_state`` carries it otherwise). None: not known.
     """
 
     base_table_name: str
@@ -298,6 +304,7 @@ class PermutationState:
     binary_views: bool = False
     connection_factory: Callable[[str], Table] | None = None
     base_remote: bool = False
+    base_table_id: str | None = None
 
     @classmethod
     def from_permutation(
@@ -344,6 +351,9 @@ class PermutationState:
                 base_version=base_version,
                 permutation_data=split_data(),
                 base_remote=factory is not None,
+                base_table_id=None
+                if factory is None or base_version is None
+                else base._table_id(base_version),
                 **settings,
             )
         ref = reference(base)
@@ -389,6 +399,8 @@ class PermutationState:
             del state["base_table_state"]
             if self.base_remote:
                 state["base_remote"] = True
+            if self.base_table_id is not None:
+                state["base_table_id"] = self.base_table_id
         return state
 
     @classmethod
@@ -420,7 +432,9 @@ class PermutationState:
         # base_table_state is left out with a factory; its absence without one gets
         # the message below, which says what else would do.
         _check_keys(
-            state, set(_KEYS), optional=frozenset({"base_table_state", "base_remote"})
+            state,
+            set(_KEYS),
+            optional=frozenset({"base_table_state", "base_remote", "base_table_id"}),
         )
         name = check_str(state["base_table_name"], _where("base_table_name"))
         table_state = state.get("base_table_state")
@@ -446,6 +460,15 @@ class PermutationState:
                     f"-> {describe(value)}"
                 )
         data = state["permutation_data"]
+        base_remote = check_bool(state.get("base_remote", False), _where("base_remote"))
+        table_id = check_str(
+            state.get("base_table_id"), _where("base_table_id"), none_ok=True
+        )
+        if table_id is not None and not base_remote:
+            raise InvalidError(
+                f"{_where('base_table_id')} is set, but the state is not of a remote "
+                "base table opened by a connection_factory (base_remote)"
+            )
         return cls(
             base_table_name=name,
             base_table_state=None if table_state is None else dict(table_state),
@@ -462,9 +485,8 @@ class PermutationState:
             repeat=check_int(state["repeat"], _where("repeat"), minimum=1),
             binary_views=check_bool(state["binary_views"], _where("binary_views")),
             connection_factory=factory,
-            base_remote=check_bool(
-                state.get("base_remote", False), _where("base_remote")
-            ),
+            base_remote=base_remote,
+            base_table_id=table_id,
         )
 
     def open_base_table(self) -> Table:
@@ -473,9 +495,12 @@ class PermutationState:
         if self.connection_factory is not None and self.base_remote:
             from .remote.table import RemoteTable
 
-            return RemoteTable._from_factory(
+            table = RemoteTable._from_factory(
                 self.connection_factory, self.base_table_name, self.base_version
             )
+            if self.base_table_id is not None and self.base_version is not None:
+                table._pin_table_id(self.base_version, self.base_table_id)
+            return table
         if self.connection_factory is not None:
             return table_from_state(
                 {

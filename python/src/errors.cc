@@ -81,15 +81,18 @@ PyObject* ClassFor(const arrow::Status& status) {
 namespace {
 
 // A failed request of the remote client: riffledb.remote.errors.HttpError
-// (BadRequestError for a 400), or RetryError whose __cause__ is the last attempt's
-// HttpError, with LanceDB's fields.
+// (BadRequestError for a 400, NotFoundError for a 404), or RetryError whose __cause__ is
+// the last attempt's HttpError, with LanceDB's fields.
 [[noreturn]] void RaiseHttpError(const arrow::Status& status,
                                  const remote::HttpErrorDetail& detail) {
   const remote::HttpErrorDetail::Fields& f = detail.fields();
   nb::module_ errors = nb::module_::import_("riffledb.remote.errors");
   nb::object code = f.status_code ? nb::cast(*f.status_code) : nb::none();
-  // A 400 is also a ValueError (BadRequestError), as a local table's InvalidError.
-  const char* type = f.status_code == 400 ? "BadRequestError" : "HttpError";
+  // A 400 is also a ValueError (BadRequestError), as a local table's InvalidError; a
+  // 404 also a TableNotFoundError (NotFoundError), as the remote table's own reads say.
+  const char* type = f.status_code == 400   ? "BadRequestError"
+                     : f.status_code == 404 ? "NotFoundError"
+                                            : "HttpError";
   nb::object http = errors.attr(type)(nb::str(f.message.c_str(), f.message.size()),
                                       nb::str(f.request_id.c_str()), code);
   if (!f.retries_exhausted) {

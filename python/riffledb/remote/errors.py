@@ -6,7 +6,9 @@ that failed once and is not worth a retry (a non-2xx status not in the retried l
 write, a transport error of a write), ``RetryError`` when a retried request exhausted
 its retries; its ``__cause__`` is the last attempt's ``HttpError``. Table routes turn a
 404 into :class:`riffledb.errors.TableNotFoundError` (a ``ValueError``, as LanceDB's
-``TableNotFound``), chained to the ``HttpError``.
+``TableNotFound``), chained to the ``HttpError``; reads of the native reader (a
+permutation's, a ``StreamingDataset``'s) raise :class:`NotFoundError` for one, which is
+both.
 
 Every class can be built from its message alone, so that torch's ``DataLoader``
 re-raises a worker's error as the same class (``type(e)(str(e))``); instances pickle
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import json
 
-from ..errors import InvalidError, RiffledbError
+from ..errors import InvalidError, RiffledbError, TableNotFoundError
 
 __all__ = [
     "LanceDBClientError",
     "RemoteError",
     "HttpError",
     "BadRequestError",
+    "NotFoundError",
     "RetryError",
 ]
 
@@ -65,6 +68,14 @@ class BadRequestError(HttpError, InvalidError):
     column the table does not have, rows that do not fit the table's schema): an
     :class:`HttpError` with LanceDB's fields, and a ``ValueError`` as the
     :class:`riffledb.errors.InvalidError` a local table raises for the same call."""
+
+
+class NotFoundError(HttpError, TableNotFoundError):
+    """A 404 to a read of the native reader (a permutation's, a ``StreamingDataset``'s):
+    the table, or the version read, is not there (a version of a table dropped and
+    created again since it was pinned among them). An :class:`HttpError` with LanceDB's
+    fields, and the :class:`riffledb.errors.TableNotFoundError` (a ``ValueError``) that
+    the remote table's own methods raise for a 404."""
 
 
 class RetryError(RemoteError):

@@ -314,7 +314,8 @@ class RemoteTable:
         except HttpError as error:
             if error.status_code == 404:
                 raise TableNotFoundError(
-                    f"Table '{self._name}' (version {version}) was not found in "
+                    server_words(error)
+                    or f"Table '{self._name}' (version {version}) was not found in "
                     f"{conn.uri}"
                 ) from error
             raise
