@@ -230,3 +230,38 @@ def test_columns_stored_as_views_filter_delete_and_compact(tmp_path):
     assert after["b"].to_pylist() == [
         w.encode() if w is not None else None for w in expected
     ]
+
+
+def test_views_nested_in_lists_and_structs(tmp_path):
+    """Views inside a list or a struct (polars writes ``list[str]`` as
+    ``large_list<string_view>``): takes, filters, deletions and optimize (each failed
+    with "array_take has no kernel"), and projections keep their types."""
+    data = pa.table(
+        {
+            "id": pa.array(range(4), pa.int64()),
+            "l": pa.array(
+                [["a", "x" * 20], None, [], ["b", None]], pa.large_list(pa.string_view())
+            ),
+            "st": pa.array(
+                [{"n": "p" * 15}, {"n": None}, None, {"n": "q"}],
+                pa.struct([("n", pa.string_view())]),
+            ),
+            "s": pa.array(["a", None, "c" * 30, "d"], pa.string_view()),
+        }
+    )
+    t = riffledb.connect(tmp_path).create_table("nested", data)
+    rows = data.to_pylist()
+    assert t.take_offsets([3, 0]).to_arrow().to_pylist() == [rows[3], rows[0]]
+    got = t.search().where("id > 0").to_arrow()
+    assert got.schema == data.schema
+    assert got.to_pylist() == rows[1:]
+    # A column alone keeps its type; in a call it is read as large_string.
+    projected = t.search().select({"n": "st.n", "x": "`s`", "y": "s"}).to_arrow()
+    assert projected.schema.types == [pa.string_view()] * 3
+    assert t.search().where("s IS NULL").to_arrow()["id"].to_pylist() == [1]
+    t.delete("id = 0")
+    assert t.to_arrow().to_pylist() == rows[1:]
+    t.optimize()
+    after = t.to_arrow()
+    assert after.schema == data.schema
+    assert after.to_pylist() == rows[1:]

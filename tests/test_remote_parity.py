@@ -339,3 +339,14 @@ def test_a_streaming_dataset_keeps_the_table_of_its_version(served):
         dataset._splits = None  # a new epoch's permutation, as a worker builds it
         with pytest.raises(TableNotFoundError, match="dropped and created again"):
             list(dataset)
+
+
+def test_a_404_of_a_route_that_is_not_a_table_s_is_an_http_error(served):
+    """Only the native reader's 404s (a table's, or a version's) are NotFoundError; a
+    404 of another route (a server without the route, a wrong base path) is not a
+    TableNotFoundError."""
+    remote, _ = served
+    with pytest.raises(HttpError) as info:
+        remote._send("GET", "/v1/no/such/route/")
+    assert info.value.status_code == 404
+    assert not isinstance(info.value, TableNotFoundError)

@@ -509,11 +509,33 @@ def test_chunked_bodies_are_read_strictly_and_at_once(conn):
     reply = raw(head + chunked + count + b"Content-Length: 0\r\n\r\n")
     assert reply.count(b"HTTP/1.1 200 OK") == 2, reply[:400]
     assert reply.endswith(b"100"), reply[-200:]
-    # A GET has no body: one cpp-httplib would read itself is refused.
+    # A GET or HEAD has no body: one would be read as the next request (a proxy in
+    # front takes it for part of this one), here a drop of the table. Refused.
+    drop = b"POST /v1/table/base/drop/ HTTP/1.1\r\nHost: x\r\n" + auth
+    drop += b"Content-Length: 0\r\n\r\n"
+    for method in (b"GET", b"HEAD"):
+        get = method + b" /v1/table/ HTTP/1.1\r\nHost: x\r\n" + auth
+        for framing in (
+            b"Content-Length: %d\r\n" % len(drop),
+            b"Transfer-Encoding: chunked\r\n",
+        ):
+            body = (
+                drop
+                if framing.startswith(b"Content")
+                else b"%x\r\n%s\r\n0\r\n\r\n" % (len(drop), drop)
+            )
+            reply = raw(get + framing + b"\r\n" + body)
+            assert reply.startswith(b"HTTP/1.1 400"), (method, framing, reply[:200])
+            assert reply.count(b"HTTP/1.1 ") == 1, reply
+            assert b"has no body" in reply or method == b"HEAD"
+    assert call(conn, "POST", "/v1/table/base/count_rows/")[2] == b"100"
     get = b"GET /v1/table/ HTTP/1.1\r\nHost: x\r\n" + auth
-    reply = raw(get + b"Transfer-Encoding: chunked\r\n\r\n-2\r\n")
-    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
-    assert b"has no body" in reply
+    assert raw(get + b"Content-Length: 0\r\n\r\n").startswith(b"HTTP/1.1 200")
+    # A chunked body with a Content-Encoding (which this reader does not decode).
+    reply = raw(
+        head.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n") + chunked
+    )
+    assert reply.startswith(b"HTTP/1.1 415"), reply[:200]
 
 
 # -- Transport

@@ -21,7 +21,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from . import ClientConfig, native_client_arguments
-from .errors import HttpError, server_words
+from .errors import HttpError, NotFoundError, server_words
 
 if TYPE_CHECKING:
     from .table import RemoteTable
@@ -228,9 +228,15 @@ class RemoteDBConnection:
     ) -> tuple[int, dict[str, str], bytes, str]:
         # The header_provider is asked before each attempt, natively (a retry after a
         # token expired sends a fresh one); what it raises is raised here.
-        return self._client.send(
-            method, path, body, content_type, retry, self._header_provider
-        )
+        try:
+            return self._client.send(
+                method, path, body, content_type, retry, self._header_provider
+            )
+        except NotFoundError as error:
+            # The native client's 404 says "table not found" (the reads of a
+            # permutation); here it is of any route: _table_send says which are a
+            # table's.
+            raise HttpError(str(error), error.request_id, error.status_code) from None
 
     def _table_send(
         self,

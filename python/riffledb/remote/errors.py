@@ -71,7 +71,8 @@ class BadRequestError(HttpError, InvalidError):
 
 
 class NotFoundError(HttpError, TableNotFoundError):
-    """A 404 to a read of the native reader (a permutation's, a ``StreamingDataset``'s):
+    """A 404 to a read of the native reader (a permutation's, a ``StreamingDataset``'s;
+    other requests raise :class:`HttpError`, or ``TableNotFoundError`` for a table's):
     the table, or the version read, is not there (a version of a table dropped and
     created again since it was pinned among them). An :class:`HttpError` with LanceDB's
     fields, and the :class:`riffledb.errors.TableNotFoundError` (a ``ValueError``) that

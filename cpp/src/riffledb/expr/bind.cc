@@ -288,26 +288,35 @@ void CoerceLiteral(const Expression& other, Expression* literal,
 }
 
 // Lowers `%` and coerces literals, bottom-up. The result is unbound.
-Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
-  if (expr.field_ref() != nullptr) {
-    // Arrow's kernels mostly lack view types (IN, LIKE, lower(), length(), ...): a
-    // string_view or binary_view column is read as its large_ type.
-    auto type = TypeOf(expr, schema);
-    if (type.ok() && (*type)->id() == arrow::Type::STRING_VIEW) {
-      return cp::call("cast", {expr}, cp::CastOptions::Safe(arrow::large_utf8()));
-    }
-    if (type.ok() && (*type)->id() == arrow::Type::BINARY_VIEW) {
-      return cp::call("cast", {expr}, cp::CastOptions::Safe(arrow::large_binary()));
-    }
-    return expr;
+// `arg` of a call, read as its large_ type when it is a string_view or binary_view
+// column: Arrow's kernels mostly lack view types (IN, LIKE, lower(), length(), ...).
+// A column alone (a projection of it) keeps its type.
+Expression WithoutView(Expression arg, const arrow::Schema& schema) {
+  if (arg.field_ref() == nullptr) return arg;
+  auto type = TypeOf(arg, schema);
+  if (type.ok() && (*type)->id() == arrow::Type::STRING_VIEW) {
+    return cp::call("cast", {std::move(arg)}, cp::CastOptions::Safe(arrow::large_utf8()));
   }
+  if (type.ok() && (*type)->id() == arrow::Type::BINARY_VIEW) {
+    return cp::call("cast", {std::move(arg)},
+                    cp::CastOptions::Safe(arrow::large_binary()));
+  }
+  return arg;
+}
+
+Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
   const Expression::Call* call = expr.call();
   if (call == nullptr) return expr;
+  // These read validity only, for views too: no copy of the column's bytes.
+  const bool any_type = call->function_name == "is_null" ||
+                        call->function_name == "is_valid" ||
+                        call->function_name == "true_unless_null";
   std::vector<Expression> args;
   args.reserve(call->arguments.size());
   for (const Expression& arg : call->arguments) {
     ARROW_ASSIGN_OR_RAISE(Expression lowered, Lower(arg, schema));
-    args.push_back(std::move(lowered));
+    args.push_back(any_type ? std::move(lowered)
+                            : WithoutView(std::move(lowered), schema));
   }
   if (call->function_name == kModFunctionName) {
     if (args.size() != 2) return Status::Invalid("% takes two operands");

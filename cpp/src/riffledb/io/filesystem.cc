@@ -324,9 +324,15 @@ arrow::Result<std::shared_ptr<arrow::Buffer>> LocalFileSystem::ReadFile(
 }
 
 arrow::Result<EntryType> LocalFileSystem::Type(const std::string& path) {
+  if (path.find('\0') != std::string::npos) {
+    return arrow::Status::Invalid("Cannot stat '", path, "': the path has a NUL byte");
+  }
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return EntryType::kNotFound;
+    // As arrow::fs's: a path through a file, or a loop of links, is not there.
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+      return EntryType::kNotFound;
+    }
     return ErrnoError(errno, "Cannot stat", path);
   }
   return S_ISDIR(st.st_mode) ? EntryType::kDirectory : EntryType::kFile;

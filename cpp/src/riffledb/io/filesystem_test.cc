@@ -197,11 +197,13 @@ TEST_F(LocalFileSystemTest, TypeFollowsLinksAndNamesThePathOfAFailure) {
   ASSERT_EQ(::symlink(Path("file").c_str(), Path("link").c_str()), 0);
   ASSERT_EQ(::symlink(Path("gone").c_str(), Path("dangling").c_str()), 0);
   ASSERT_EQ(::symlink(dir_.c_str(), Path("dirlink").c_str()), 0);
+  ASSERT_EQ(::symlink(Path("loop").c_str(), Path("loop").c_str()), 0);
   const std::vector<std::pair<std::string, EntryType>> cases = {
       {"link", EntryType::kFile},
       {"dangling", EntryType::kNotFound},
       {"dirlink", EntryType::kDirectory},
       {"file/below", EntryType::kNotFound},  // ENOTDIR
+      {"loop", EntryType::kNotFound},        // ELOOP, as arrow::fs says
   };
   for (const auto& [name, expected] : cases) {
     ASSERT_OK_AND_ASSIGN(auto type, fs_->Type(Path(name)));
@@ -209,6 +211,9 @@ TEST_F(LocalFileSystemTest, TypeFollowsLinksAndNamesThePathOfAFailure) {
   }
   const std::string too_long = Path(std::string(300, 'n'));  // ENAMETOOLONG
   ASSERT_RAISES_WITH_MESSAGE(IOError, too_long, fs_->Type(too_long));
+  // Not the path before the NUL (`file`), as stat(2) would see it.
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "NUL byte",
+                             fs_->Type(Path("file") + std::string("\0x", 2)));
 }
 
 TEST_F(LocalFileSystemTest, CreateOutputIsExclusiveAndMakesParents) {

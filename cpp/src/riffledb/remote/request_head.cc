@@ -253,16 +253,20 @@ ChunkedBody ReadChunkedBody(const std::function<ssize_t(char*, size_t)>& read,
     if (size > max_bytes - std::min<uint64_t>(max_bytes, body->size())) {
       return ChunkedBody::kTooLarge;
     }
-    const size_t start = body->size();
-    body->resize(start + static_cast<size_t>(size));
-    size_t filled = 0;
-    while (filled < size) {
-      const ssize_t n = read(body->data() + start + filled, size - filled);
+    // Grown as the data comes, a piece at a time: a size line alone commits no
+    // memory for the data it announces.
+    constexpr size_t kPiece = size_t{1} << 20;
+    uint64_t left = size;
+    while (left > 0) {
+      const size_t start = body->size();
+      body->resize(start + static_cast<size_t>(std::min<uint64_t>(left, kPiece)));
+      const ssize_t n = read(body->data() + start, body->size() - start);
       if (n <= 0) {
-        body->resize(start + filled);
+        body->resize(start);
         return ChunkedBody::kCut;
       }
-      filled += static_cast<size_t>(n);
+      body->resize(start + static_cast<size_t>(n));
+      left -= static_cast<uint64_t>(n);
     }
     char crlf[2];
     for (char& c : crlf) {

@@ -270,6 +270,21 @@ TEST(ReadChunkedBody, ASizePastTheLimitIsRefusedBeforeItsData) {
   EXPECT_EQ(exact.body.size(), 100u);
 }
 
+TEST(ReadChunkedBody, MemoryComesWithTheData) {
+  // A size line of 100 MiB and 3 bytes: the body does not hold 100 MiB (it did, zeroed,
+  // until the I/O timeout: two such connections took 200 MB of the server's memory).
+  const Chunked c = ReadChunked("6400000\r\nabc", uint64_t{1} << 30);
+  EXPECT_EQ(c.result, ChunkedBody::kCut);
+  EXPECT_LE(c.body.capacity(), size_t{2} << 20);
+  // A body larger than the pieces it is read in comes whole.
+  const std::string data(3 << 20, 'd');
+  const Chunked big =
+      ReadChunked("300000\r\n" + data + "\r\n0\r\n\r\n", uint64_t{1} << 30,
+                  /*piece=*/1 << 16);
+  EXPECT_EQ(big.result, ChunkedBody::kWhole) << big.why;
+  EXPECT_EQ(big.body, data);
+}
+
 TEST(ReadChunkedBody, AStreamThatEndsFirstIsCut) {
   for (const std::string bytes : {"", "5", "5\r", "5\r\nhel", "5\r\nhello",
                                   "5\r\nhello\r", "0\r\n", "0\r\nX: 1\r\n"}) {

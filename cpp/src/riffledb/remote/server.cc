@@ -318,9 +318,14 @@ struct Server::Impl {
       Refuse(res, 405, "Method " + req.method.substr(0, 20) + " is not allowed");
       return httplib::Server::HandlerResponse::Handled;
     }
-    // No route reads the body of a GET: cpp-httplib would read a chunked one itself,
-    // with its lenient reader (HandlePost reads those of POSTs).
-    if (req.method != "POST" && req.has_header("Transfer-Encoding")) {
+    // No route reads the body of a GET or a HEAD, nor does cpp-httplib: what one
+    // carried would be read as the next request, which a proxy in front took for part
+    // of this one.
+    if (req.method != "POST" &&
+        (req.has_header("Transfer-Encoding") ||
+         (req.has_header("Content-Length") &&
+          req.get_header_value("Content-Length").find_first_not_of('0') !=
+              std::string::npos))) {
       Refuse(res, 400, "A " + req.method + " request has no body");
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -392,6 +397,12 @@ struct Server::Impl {
     // body-less POSTs so). cpp-httplib would read it until the connection closes.
     if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
       SetReply(service.Handle("POST", req.target, std::string()), res);
+      return;
+    }
+    if (req.has_header("Transfer-Encoding") && req.has_header("Content-Encoding")) {
+      Refuse(res, 415,
+             "A chunked request body with a Content-Encoding is not supported: send "
+             "a compressed body with its Content-Length");
       return;
     }
     if (req.has_header("Transfer-Encoding") && t_stream != nullptr) {
@@ -523,9 +534,13 @@ struct Server::Impl {
         refused = true;
       }
     } catch (const std::exception& e) {
+      // Perhaps amid the body (an allocation for it failed): what is left of it must
+      // not be read as the next request.
       reply = ErrorReply(500, std::string("Internal error: ") + e.what());
+      refused = true;
     } catch (...) {
       reply = ErrorReply(500, "Internal error: unknown error");
+      refused = true;
     }
     const bool close = head.close || last;
     const std::string out = PlainReplyHead(reply, close, refused);
@@ -726,7 +741,11 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
           what = e.what();
         } catch (...) {
         }
+        // Perhaps amid the body: what is left of it must not be read as the next
+        // request.
         SetReply(ErrorReply(500, "Internal error: " + what), res);
+        res.set_header("Connection", "close");
+        t_close_connection = true;
       });
 
   const std::string& host = impl->options.host;

@@ -3,6 +3,7 @@
 #include <arrow/array/concatenate.h>
 #include <arrow/buffer.h>
 #include <arrow/compute/api_vector.h>
+#include <arrow/compute/cast.h>
 #include <arrow/util/binary_view_util.h>
 #include <arrow/util/bit_util.h>
 
@@ -400,8 +401,53 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherBoolean(
       chunks[0]->type(), n, {std::move(validity), std::move(values)}, null_count));
 }
 
-// Any type: Take from each chunk, concatenate, and restore the requested order.
+// `type` with every string_view/binary_view in it made large_string/large_binary (for
+// Arrow's Take, which has no kernel for views, nested in a list or struct or not).
+std::shared_ptr<arrow::DataType> WithoutViews(
+    const std::shared_ptr<arrow::DataType>& type) {
+  if (type->id() == arrow::Type::STRING_VIEW) return arrow::large_utf8();
+  if (type->id() == arrow::Type::BINARY_VIEW) return arrow::large_binary();
+  if (!ContainsView(*type)) return type;
+  arrow::FieldVector fields;
+  for (const auto& field : type->fields()) {
+    fields.push_back(field->WithType(WithoutViews(field->type())));
+  }
+  switch (type->id()) {
+    case arrow::Type::LIST:
+      return arrow::list(fields[0]);
+    case arrow::Type::LARGE_LIST:
+      return arrow::large_list(fields[0]);
+    case arrow::Type::FIXED_SIZE_LIST:
+      return arrow::fixed_size_list(
+          fields[0], static_cast<const arrow::FixedSizeListType&>(*type).list_size());
+    case arrow::Type::STRUCT:
+      return arrow::struct_(fields);
+    default:
+      return type;  // a map, a union, ...: Take says what it cannot do
+  }
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTakeOf(
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs);
+
+// Any type: Take from each chunk, concatenate, and restore the requested order. Views
+// nested in a list or a struct are taken as their large_ types and cast back.
 arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
+    const std::vector<std::shared_ptr<arrow::Array>>& chunks,
+    std::span<const ChunkRow> refs) {
+  const auto& type = chunks[0]->type();
+  const auto plain = WithoutViews(type);
+  if (plain == type) return GatherWithTakeOf(chunks, refs);
+  std::vector<std::shared_ptr<arrow::Array>> cast;
+  for (const auto& chunk : chunks) {
+    ARROW_ASSIGN_OR_RAISE(cast.emplace_back(), arrow::compute::Cast(*chunk, plain));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto taken, GatherWithTakeOf(cast, refs));
+  return arrow::compute::Cast(*taken, type);
+}
+
+arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTakeOf(
     const std::vector<std::shared_ptr<arrow::Array>>& chunks,
     std::span<const ChunkRow> refs) {
   const auto n = static_cast<int64_t>(refs.size());
@@ -440,6 +486,14 @@ arrow::Result<std::shared_ptr<arrow::Array>> GatherWithTake(
 }
 
 }  // namespace
+
+bool ContainsView(const arrow::DataType& type) {
+  if (type.id() == arrow::Type::STRING_VIEW || type.id() == arrow::Type::BINARY_VIEW) {
+    return true;
+  }
+  return std::any_of(type.fields().begin(), type.fields().end(),
+                     [](const auto& field) { return ContainsView(*field->type()); });
+}
 
 bool HasDictionary(const arrow::DataType& type) {
   if (type.id() == arrow::Type::DICTIONARY) return true;

@@ -25,6 +25,10 @@ struct ChunkRow {
 std::shared_ptr<arrow::DataType> GatheredType(
     const std::shared_ptr<arrow::DataType>& type, bool binary_views);
 
+/// Whether `type` is, or holds, a string_view or binary_view (Arrow's Take and Filter
+/// have no kernel for those: TakeRows reads them).
+bool ContainsView(const arrow::DataType& type);
+
 /// Whether `type` is, or holds, a dictionary (IPC answers of such columns may carry a
 /// dictionary per batch).
 bool HasDictionary(const arrow::DataType& type);

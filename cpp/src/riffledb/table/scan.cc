@@ -38,10 +38,8 @@ arrow::Status FilterColumns(const std::shared_ptr<arrow::Schema>& schema,
     return arrow::Status::OK();
   }
   const bool views =
-      std::any_of(columns->begin(), columns->end(), [](const auto& column) {
-        return column->type_id() == arrow::Type::STRING_VIEW ||
-               column->type_id() == arrow::Type::BINARY_VIEW;
-      });
+      std::any_of(columns->begin(), columns->end(),
+                  [](const auto& column) { return ContainsView(*column->type()); });
   if (!views) {
     auto batch = arrow::RecordBatch::Make(schema, *length, std::move(*columns));
     ARROW_ASSIGN_OR_RAISE(auto out, cp::Filter(batch, mask));
@@ -49,17 +47,16 @@ arrow::Status FilterColumns(const std::shared_ptr<arrow::Schema>& schema,
     *length = selected;
     return arrow::Status::OK();
   }
-  // Arrow's Filter has no kernel for view types: those are taken (TakeRows), the others
-  // filtered as above, column by column. A null in the mask drops its row, as Filter's
-  // default does.
+  // Arrow's Filter has no kernel for view types (nested or not): those columns are taken
+  // (TakeRows), the others filtered as above, column by column. A null in the mask drops
+  // its row, as Filter's default does.
   std::vector<int64_t> rows;
   rows.reserve(static_cast<size_t>(selected));
   for (int64_t row = 0; row < *length; ++row) {
     if (mask.IsValid(row) && mask.Value(row)) rows.push_back(row);
   }
   for (auto& column : *columns) {
-    if (column->type_id() == arrow::Type::STRING_VIEW ||
-        column->type_id() == arrow::Type::BINARY_VIEW) {
+    if (ContainsView(*column->type())) {
       ARROW_ASSIGN_OR_RAISE(column, TakeRows(column, rows));
     } else {
       ARROW_ASSIGN_OR_RAISE(auto out, cp::Filter(column, mask));
