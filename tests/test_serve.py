@@ -531,6 +531,10 @@ def test_chunked_bodies_are_read_strictly_and_at_once(conn):
     assert call(conn, "POST", "/v1/table/base/count_rows/")[2] == b"100"
     get = b"GET /v1/table/ HTTP/1.1\r\nHost: x\r\n" + auth
     assert raw(get + b"Content-Length: 0\r\n\r\n").startswith(b"HTTP/1.1 200")
+    # HTTP/1.0 has no chunked framing (RFC 9112 §6.1): refused, not read as chunked.
+    reply = raw(head.replace(b"HTTP/1.1", b"HTTP/1.0") + chunked)
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"HTTP/1.0 request" in reply
     # A chunked body with a Content-Encoding (which this reader does not decode).
     reply = raw(
         head.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n") + chunked

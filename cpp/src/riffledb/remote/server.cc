@@ -354,6 +354,13 @@ struct Server::Impl {
              "Transfer-Encoding: chunked, not both");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // HTTP/1.0 has no chunked framing: such a message's framing is faulty (RFC 9112
+    // §6.1), and a proxy in front may frame it otherwise.
+    if (has_encoding && req.version == "HTTP/1.0") {
+      Refuse(res, 400,
+             "Invalid request framing: Transfer-Encoding in an HTTP/1.0 request");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // cpp-httplib would answer a range of a reply itself: no route serves one. (Nor of
     // this refusal: it would cut it to the range asked for. The request is cpp-httplib's
     // own object, not a constant.)
