@@ -542,6 +542,64 @@ def test_chunked_bodies_are_read_strictly_and_at_once(conn):
     assert reply.startswith(b"HTTP/1.1 415"), reply[:200]
 
 
+def test_expect_connection_and_key_headers_are_read_as_http_means_them(conn):
+    """`Expect: 100-continue`: 100 Continue comes before the body is sent (it was held
+    back with the reply until the body's 30 s I/O timeout), and a refused request is
+    refused without it; another expectation is a 417. `Connection: close` in any case,
+    list or header closes (a request after `Connection: CLOSE` was served). Two
+    x-api-key headers are refused (the first won)."""
+    auth = f"x-api-key: {KEY}\r\n".encode()
+    body = b'{"version": null}'
+    count = b"POST /v1/table/base/count_rows/ HTTP/1.1\r\nHost: x\r\n"
+    with socket.create_connection(("127.0.0.1", conn.port), timeout=5) as s:
+        s.sendall(
+            count
+            + auth
+            + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        assert s.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        reply = s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"100"), reply
+    with socket.create_connection(("127.0.0.1", conn.port), timeout=5) as s:
+        s.sendall(count + b"Expect: 100-continue\r\nContent-Length: 17\r\n\r\n")
+        reply = s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 401"), reply  # no 100 Continue first
+
+    def raw(request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", conn.port), timeout=5) as s:
+            s.sendall(request)
+            received = b""
+            while chunk := s.recv(65536):
+                received += chunk
+            return received
+
+    reply = raw(count + auth + b"Expect: 200-ok\r\nContent-Length: 0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 417"), reply[:200]
+    drop = b"POST /v1/table/base/drop/ HTTP/1.1\r\nHost: x\r\n" + auth
+    drop += b"Content-Length: 0\r\n\r\n"
+    for connection in (
+        b"CLOSE",
+        b"Close",
+        b"keep-alive, close",
+        b"a\r\nConnection: close",
+    ):
+        request = count + auth + b"Connection: " + connection + b"\r\n"
+        reply = raw(request + b"Content-Length: %d\r\n\r\n" % len(body) + body + drop)
+        assert reply.count(b"HTTP/1.1 ") == 1, (connection, reply)
+        assert reply.startswith(b"HTTP/1.1 200") and b"Connection: close" in reply
+    keys = auth + f"x-api-key: {KEY}x\r\n".encode()
+    reply = raw(count + keys + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert reply.startswith(b"HTTP/1.1 400") and b"More than one x-api-key" in reply
+    # The HTTP/1.0 connection closes after its answer, keep-alive or not.
+    http10 = (
+        count.replace(b"HTTP/1.1", b"HTTP/1.0") + auth + b"Connection: Keep-Alive\r\n"
+    )
+    reply = raw(http10 + b"Content-Length: %d\r\n\r\n" % len(body) + body + drop)
+    assert reply.count(b"HTTP/1.1 ") == 1, reply
+    assert call(conn, "POST", "/v1/table/base/count_rows/")[2] == b"100"
+
+
 # -- Transport
 
 

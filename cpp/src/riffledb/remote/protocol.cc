@@ -303,6 +303,13 @@ arrow::Result<std::vector<std::pair<std::string, std::string>>> ParseQueryString
       return arrow::Status::Invalid("Invalid query string: parameter '", *key,
                                     "': ", value.status().message());
     }
+    // A parameter given twice would be read one way here (the last) and maybe another
+    // by a proxy or gateway in front (`mode=create&mode=overwrite`): refused.
+    if (!key->empty() && std::any_of(params.begin(), params.end(),
+                                     [&](const auto& p) { return p.first == *key; })) {
+      return arrow::Status::Invalid("Invalid query string: parameter '", *key,
+                                    "' is given more than once");
+    }
     params.emplace_back(std::move(*key), std::move(*value));
   }
   return params;
@@ -329,6 +336,12 @@ arrow::Result<Route> ParseRoute(std::string_view target) {
     return arrow::Status::KeyError("No such route: '", std::string(path.substr(0, 200)),
                                    "'");
   };
+  // One spelling per route: `/v1/table//t/drop/` or a fragment is what a path rule of a
+  // proxy in front would not match.
+  if (path.find("//") != std::string_view::npos ||
+      path.find('#') != std::string_view::npos) {
+    return no_route();
+  }
   if (path.starts_with(kNamespacePrefix)) {
     // `/v1/namespace/{id}/table/list`: only the root namespace (the delimiter, `$`).
     std::string_view rest = path.substr(kNamespacePrefix.size());

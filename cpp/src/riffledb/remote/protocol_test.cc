@@ -49,6 +49,14 @@ TEST(RemoteRoute, UnknownRoutesAreKeyErrors) {
   ASSERT_RAISES(KeyError, ParseRoute("/v1/table/t/"));
   ASSERT_RAISES_WITH_MESSAGE(KeyError, "No such namespace: 'ns'",
                              ParseRoute("/v1/namespace/ns/table/list"));
+  // One spelling per route (a proxy's path rules match that one): no empty segment, no
+  // fragment. `/v1/table//t/drop/` dropped t.
+  for (const char* target :
+       {"/v1/table//t/drop/", "/v1/table/t/drop//", "//v1/table/t/drop/",
+        "/v1/table/t/drop/#x", "/v1/table/t#/drop/"}) {
+    EXPECT_TRUE(ParseRoute(target).status().IsKeyError()) << target;
+  }
+  ASSERT_OK(ParseRoute("/v1/table/t/drop/?a=b//c").status());  // a query may have them
 }
 
 TEST(RemoteRoute, PathTraversalNamesAreRefused) {
@@ -72,6 +80,12 @@ TEST(RemoteRoute, MalformedQueryStringsNameTheParameter) {
   ASSERT_RAISES_WITH_MESSAGE(Invalid, "parameter 'limit'", ParseQueryString("limit=%4"));
   ASSERT_OK_AND_ASSIGN(auto params, ParseQueryString("&&a=1&b&=c&"));
   EXPECT_THAT(params, ElementsAre(Pair("a", "1"), Pair("b", ""), Pair("", "c")));
+  // Given twice, as the same name however encoded: which one counts is ambiguous.
+  ASSERT_RAISES_WITH_MESSAGE(
+      Invalid, "parameter 'mode' is given more than once",
+      ParseRoute("/v1/table/t/create/?mode=create&mode=overwrite"));
+  ASSERT_RAISES_WITH_MESSAGE(Invalid, "parameter 'mode' is given more than once",
+                             ParseQueryString("mode=a&%6Dode=b"));
 }
 
 TEST(RemoteAuth, ConstantTimeEquals) {

@@ -48,6 +48,7 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
   std::string_view key;
   int connections = 0;
   bool close = false;
+  bool asks_to_close = false;
   size_t at = 0;  // where the next line starts
   while (true) {
     const size_t lf = bytes.find('\n', at);
@@ -117,8 +118,10 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
         return HeadParse::kNotOurs;  // cpp-httplib parses those bodies
       }
     } else if (io::EqualsIgnoreCase(name, "connection")) {
-      // As cpp-httplib reads it: the first one, exactly `close`.
-      if (++connections == 1) close = value == "close";
+      // cpp-httplib reads the first one, exactly `close`; the option may be in any of
+      // them, in any case, in a list (Server::Impl::Admit closes for those too).
+      if (++connections == 1 && value == "close") close = true;
+      asks_to_close = asks_to_close || AsksToClose(value);
     } else if (io::EqualsIgnoreCase(name, "x-api-key")) {
       if (++keys > 1) return HeadParse::kNotOurs;
       key = value;
@@ -132,8 +135,21 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
   head->target = target;
   head->content_length = length;
   head->close = close;
+  head->asks_to_close = asks_to_close;
   head->size = at;
   return HeadParse::kOurs;
+}
+
+bool AsksToClose(std::string_view connection) {
+  while (!connection.empty()) {
+    const size_t comma = connection.find(',');
+    if (io::EqualsIgnoreCase(io::TrimBlanks(connection.substr(0, comma)), "close")) {
+      return true;
+    }
+    if (comma == std::string_view::npos) break;
+    connection.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 bool HeaderLinesAreWellFormed(std::string_view head, std::string* why) {
@@ -155,7 +171,17 @@ bool HeaderLinesAreWellFormed(std::string_view head, std::string* why) {
     at = head.find('\n', begin);
     std::string_view line = head.substr(
         begin, at == std::string_view::npos ? std::string_view::npos : at - begin);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (at != std::string_view::npos) {
+      // cpp-httplib reads a line that ends in a bare LF, and drops it if it is a
+      // header: a proxy in front that takes it (`Content-Length: 63\n`) frames the
+      // body otherwise.
+      if (line.empty() || line.back() != '\r') {
+        return bad("A header line that does not end in CRLF", line);
+      }
+      line.remove_suffix(1);
+    } else if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
     if (line.empty()) return true;  // the blank line: the head ends
     if (line.front() == ' ' || line.front() == '\t') {
       return bad("A folded header line", line);
@@ -172,6 +198,14 @@ bool HeaderLinesAreWellFormed(std::string_view head, std::string* why) {
           return IsValueChar(u) || u >= 0x80;  // obs-text
         })) {
       return bad("A header value with a control character", line);
+    }
+    // cpp-httplib drops a header whose value is empty: framing a proxy would read (an
+    // empty Content-Length, taken for 0 or refused) that this server would not.
+    const std::string_view name = line.substr(0, colon);
+    if (io::TrimBlanks(value).empty() &&
+        (io::EqualsIgnoreCase(name, "content-length") ||
+         io::EqualsIgnoreCase(name, "transfer-encoding"))) {
+      return bad("A framing header with an empty value", line);
     }
   }
   return true;  // no blank line yet: the parser judges a head that is cut short

@@ -21,9 +21,12 @@ namespace riffledb::remote::internal {
 struct RequestHead {
   std::string_view target;      ///< as sent (Service::Handle parses it)
   uint64_t content_length = 0;  ///< the body's bytes
-  /// The first Connection header is exactly `close` (as cpp-httplib reads it, which
-  /// keeps a connection open for `keep-alive, close`): the connection's last request.
+  /// The first Connection header is exactly `close`, as cpp-httplib reads it (its
+  /// answer then says Connection: close in place of Keep-Alive).
   bool close = false;
+  /// A Connection header has the `close` option (AsksToClose), `close` or not: the
+  /// connection's last request.
+  bool asks_to_close = false;
   size_t size = 0;  ///< of the head, through its blank line
 };
 
@@ -61,11 +64,17 @@ HeadParse ParseRequestHead(std::string_view bytes, const RequestHeadLimits& limi
 /// it, and a value of visible characters, spaces and tabs: RFC 9112 §5 and what a proxy
 /// in front would agree with. cpp-httplib drops a line it cannot read (`Content-Length :
 /// 5`, a name without a colon) and serves the request without it, so that a body the
-/// line announced would be read as the next request. Lines may end in CRLF or a bare LF
-/// (as cpp-httplib reads them); a CR elsewhere, a NUL, another control byte or a folded
-/// line (starting with a blank) is not well formed. The request line is cpp-httplib's to
-/// judge. `*why` (when not null) says what is wrong.
+/// line announced would be read as the next request. Each line must end in CRLF
+/// (cpp-httplib drops a header line that ends in a bare LF, which a proxy may take); a
+/// CR elsewhere, a NUL, another control byte, a folded line (starting with a blank), or
+/// a Content-Length or Transfer-Encoding with an empty value (which cpp-httplib drops)
+/// is not well formed. The request line is cpp-httplib's to judge. `*why` (when not
+/// null) says what is wrong.
 bool HeaderLinesAreWellFormed(std::string_view head, std::string* why = nullptr);
+
+/// Whether a Connection header's value has the `close` option (RFC 9110 §7.6.1: a list
+/// of case-insensitive tokens).
+bool AsksToClose(std::string_view connection);
 
 /// How reading a chunked request body ended.
 enum class ChunkedBody {

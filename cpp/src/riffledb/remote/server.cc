@@ -37,6 +37,10 @@ namespace {
 // request. A connection is served start to end by one thread (ConnectionServer), which
 // is the thread its handlers run on.
 thread_local bool t_close_connection = false;
+// The request was admitted already (Server::Impl::Admit, run by cpp-httplib's Expect:
+// 100-continue handler before it says 100 Continue): its pre-routing call returns at
+// once.
+thread_local bool t_admitted = false;
 // The connection being served by this thread: Admit ends its head's read deadline.
 thread_local internal::SocketStream* t_stream = nullptr;
 
@@ -219,6 +223,7 @@ class ConnectionServer final : public httplib::Server {
                         stopping_.load(std::memory_order_acquire);
       bool closed_by_client = false;
       t_close_connection = false;
+      t_admitted = false;
       const Plain plain =
           stream.plain() && plain_path_ ? plain_path_(stream, last) : Plain::kNotOurs;
       bool ok = plain != Plain::kFailed;
@@ -296,6 +301,8 @@ struct Server::Impl {
   // API key. Refused requests close their connection.
   httplib::Server::HandlerResponse Admit(const httplib::Request& req,
                                          httplib::Response& res) const {
+    if (t_admitted) return httplib::Server::HandlerResponse::Unhandled;
+    t_admitted = true;
     if (t_stream != nullptr) {
       // The head came. A line cpp-httplib dropped (`Content-Length : 5`) would leave
       // what it announced to be read as the next request: refused, and the connection
@@ -361,6 +368,13 @@ struct Server::Impl {
              "Invalid request framing: Transfer-Encoding in an HTTP/1.0 request");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // An expectation other than 100-continue (which cpp-httplib meets, after Admit: see
+    // Start) cannot be met (RFC 9110 §10.1.1).
+    if (req.has_header("Expect") &&
+        !io::EqualsIgnoreCase(req.get_header_value("Expect"), "100-continue")) {
+      Refuse(res, 417, "Only the 100-continue expectation is supported");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // cpp-httplib would answer a range of a reply itself: no route serves one. (Nor of
     // this refusal: it would cut it to the range asked for. The request is cpp-httplib's
     // own object, not a constant.)
@@ -369,7 +383,24 @@ struct Server::Impl {
       Refuse(res, 416, "Range requests are not supported");
       return httplib::Server::HandlerResponse::Handled;
     }
+    // The connection's last request: asked in any case or list (cpp-httplib closes only
+    // for a first Connection header of exactly `close`, and keeps HTTP/1.0 connections
+    // that ask for keep-alive without saying so in its answer).
+    bool last = req.version == "HTTP/1.0";
+    for (size_t i = 0; i < req.get_header_value_count("Connection"); ++i) {
+      last = last || internal::AsksToClose(req.get_header_value("Connection", i));
+    }
+    if (last) {
+      if (req.get_header_value("Connection") != "close") {
+        res.set_header("Connection", "close");  // else cpp-httplib says it
+      }
+      t_close_connection = true;
+    }
     if (!options.api_key.empty()) {
+      if (req.get_header_value_count("x-api-key") > 1) {
+        Refuse(res, 400, "More than one x-api-key header");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!req.has_header("x-api-key")) {
         Refuse(res, 401, "Missing API key: send it in the x-api-key header");
         return httplib::Server::HandlerResponse::Handled;
@@ -550,6 +581,9 @@ struct Server::Impl {
       refused = true;
     }
     const bool close = head.close || last;
+    // Asked in another form than cpp-httplib reads: answered as Admit answers it on
+    // cpp-httplib's path (Connection: close beside its Keep-Alive), and closed.
+    refused = refused || head.asks_to_close;
     const std::string out = PlainReplyHead(reply, close, refused);
     if (reply.stream == nullptr) {
       // The head and the body's buffers, from where they are, in one sendmsg.
@@ -698,6 +732,14 @@ arrow::Result<std::unique_ptr<Server>> Server::Start(std::shared_ptr<Database> d
       [self](const httplib::Request& req, httplib::Response& res) {
         return self->Admit(req, res);
       });
+  // A client that sends `Expect: 100-continue` waits for 100 Continue before its body:
+  // the request is admitted (or refused, its body never sent) first, as cpp-httplib
+  // answers 100 before its pre-routing handler runs.
+  http.set_expect_100_continue_handler([self](const httplib::Request& req,
+                                              httplib::Response& res) {
+    return self->Admit(req, res) == httplib::Server::HandlerResponse::Handled ? res.status
+                                                                              : 100;
+  });
   http.Get(".*", [self](const httplib::Request& req, httplib::Response& res) {
     self->HandleGet(req, res);
   });

@@ -166,16 +166,29 @@ TEST_F(PlainPathTest, LargeAnswersAreChunked) {
 
 TEST_F(PlainPathTest, ItClosesWhenAskedAndAfterTheLastRequest) {
   const std::string count = Post("/v1/table/t/count_rows/", "{}");
-  // Nothing after a request that says close is answered (`keep-alive, close` does not
-  // close, as cpp-httplib reads it).
+  // Nothing after a request that says close is answered.
   std::string replies =
       Same({Create("t", 3) +
-            Post("/v1/table/t/count_rows/", "{}", "Connection: keep-alive, close\r\n") +
             Post("/v1/table/t/count_rows/", "{}", "Connection: close\r\n") + count},
-           3);
+           2);
   EXPECT_NE(replies.find("Connection: close\r\n"), std::string::npos);
   EXPECT_EQ(replies.find("Keep-Alive", replies.find("Connection: close")),
             std::string::npos);
+  // Nor after one that says it in another form: in a list, in another case, in a second
+  // header (cpp-httplib kept those open, and a request after one was served, which a
+  // proxy in front took for no request at all).
+  for (const char* connection :
+       {"keep-alive, close", "Close", "CLOSE", "keep-alive\r\nConnection: close"}) {
+    replies = Same({Create("t", 3) +
+                    Post("/v1/table/t/count_rows/", "{}",
+                         std::string("Connection: ") + connection + "\r\n") +
+                    count},
+                   2);
+    const size_t second = replies.find("HTTP/1.1 ", 1);
+    EXPECT_NE(replies.find("Connection: close\r\n", second), std::string::npos)
+        << connection;
+    EXPECT_EQ(replies.find("HTTP/1.1 ", second + 1), std::string::npos) << replies;
+  }
   ServerOptions options;
   options.keep_alive_max_requests = 2;
   replies = Same({Create("t", 3) + count + count}, 2, options);
@@ -264,7 +277,15 @@ TEST_F(PlainPathTest, ARequestCppHttplibCannotParseClosesItsConnection) {
         announcing("Content-Length : " + length), announcing("Content-Length"),
         announcing("X: a" + std::string(1, '\0') + "b\r\nContent-Length: " + length),
         announcing("X: a\r\n folded: " + length),
-        announcing("Transfer-Encoding : chunked")}) {
+        announcing("Transfer-Encoding : chunked"),
+        // A header line that ends in a bare LF (cpp-httplib drops it), last or not, and
+        // framing headers with an empty value (dropped too).
+        announcing("Content-Length: " + length + "\n"),
+        announcing("Content-Length: " + length + "\nX-A: b"),
+        announcing("Transfer-Encoding: chunked\n"), announcing("Connection: close\n"),
+        announcing("Content-Length: "), announcing("Content-Length:\t"),
+        announcing("Content-Length: \r\nContent-Length: 2"),
+        announcing("Transfer-Encoding: ")}) {
     const std::string replies = Same({Create("t", 3) + bad}, 1);
     ASSERT_EQ(replies.find("HTTP/1.1 ", replies.find("HTTP/1.1 ") + 1),
               replies.rfind("HTTP/1.1 "))

@@ -226,7 +226,12 @@ ssize_t SocketStream::ReadSome(char* ptr, size_t size) {
 
 ssize_t SocketStream::write(const char* ptr, size_t size) {
   constexpr size_t kHeld = 4096;  // writes smaller than this may be held back
-  if (size < kHeld && pending_.size() + size <= 4 * kHeld) {
+  // Not an interim 100 Continue: its client waits for it before it sends the body
+  // (held back, it left with the reply, after the body's 30 s I/O timeout).
+  constexpr std::string_view kContinue = "HTTP/1.1 100 ";
+  const bool interim =
+      std::string_view(ptr, size).substr(0, kContinue.size()) == kContinue;
+  if (!interim && size < kHeld && pending_.size() + size <= 4 * kHeld) {
     pending_.append(ptr, size);
     return static_cast<ssize_t>(size);
   }
