@@ -287,7 +287,6 @@ void CoerceLiteral(const Expression& other, Expression* literal,
   *literal = cp::literal(*cast);
 }
 
-// Lowers `%` and coerces literals, bottom-up. The result is unbound.
 // `arg` of a call, read as its large_ type when it is a string_view or binary_view
 // column: Arrow's kernels mostly lack view types (IN, LIKE, lower(), length(), ...).
 // A column alone (a projection of it) keeps its type.
@@ -304,6 +303,7 @@ Expression WithoutView(Expression arg, const arrow::Schema& schema) {
   return arg;
 }
 
+// Lowers `%` and coerces literals, bottom-up. The result is unbound.
 Result<Expression> Lower(const Expression& expr, const arrow::Schema& schema) {
   const Expression::Call* call = expr.call();
   if (call == nullptr) return expr;

@@ -18,13 +18,12 @@
 //    cleanup removed manifests are read again before any file is removed, which closes
 //    all but a window between that re-read and the deletes; restoring a version while it
 //    is being cleaned up is unsupported (docs/tables.md).
-#include <arrow/builder.h>
 #include <arrow/compute/api.h>
 
 #include <algorithm>
 #include <chrono>
-#include <span>
 #include <unordered_set>
+#include <vector>
 
 #include "riffledb/format/fragment.h"
 #include "riffledb/format/references.h"
@@ -153,20 +152,17 @@ class GroupReader : public arrow::RecordBatchReader {
             std::lower_bound(first, deleted_->end(), static_cast<uint64_t>(end),
                              [](uint32_t row, uint64_t bound) { return row < bound; });
         if (first != last) {
-          arrow::Int64Builder keep;
-          ARROW_RETURN_NOT_OK(keep.Reserve(end - start - (last - first)));
+          std::vector<int64_t> rows;  // the batch's rows kept
+          rows.reserve(static_cast<size_t>(end - start - (last - first)));
           auto next_deleted = first;
           for (int64_t row = start; row < end; ++row) {
             if (next_deleted != last && *next_deleted == row) {
               ++next_deleted;
               continue;
             }
-            keep.UnsafeAppend(row - start);
+            rows.push_back(row - start);
           }
-          ARROW_ASSIGN_OR_RAISE(auto indices, keep.Finish());
           // Column by column (TakeRows): Arrow's Take has no kernel for view types.
-          const std::span<const int64_t> rows(indices->data()->GetValues<int64_t>(1),
-                                              static_cast<size_t>(indices->length()));
           arrow::ArrayVector columns;
           for (const auto& column : batch->columns()) {
             ARROW_ASSIGN_OR_RAISE(columns.emplace_back(), TakeRows(column, rows));
